@@ -1,0 +1,235 @@
+//! Per-sender duplicate detection, with a bounded table of senders.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    num::NonZeroU64,
+};
+
+use super::NodeId;
+
+/// Remembers which of a sender's most recent sequence numbers are settled (delivered or given up).
+///
+/// The window covers the `size` sequence numbers ending at the highest one settled so far;
+/// anything older is treated as settled, because it can no longer be told apart from a replay.
+#[derive(Debug)]
+pub(super) struct DedupWindow {
+    highest: Option<u64>,
+    size: NonZeroU64,
+    /// One bit per sequence number in the window, at position `seq % size`.
+    settled: Vec<u64>,
+}
+
+impl DedupWindow {
+    pub(super) fn new(size: NonZeroU64) -> Self {
+        let words = usize::try_from(size.get().div_ceil(64)).unwrap_or(usize::MAX);
+        Self {
+            highest: None,
+            size,
+            settled: vec![0; words],
+        }
+    }
+
+    /// Whether `seq` is neither settled nor too old to tell.
+    pub(super) fn is_new(&self, seq: u64) -> bool {
+        let Some(highest) = self.highest else {
+            return true;
+        };
+        if seq > highest {
+            return true;
+        }
+        highest - seq < self.size.get() && !self.bit(seq)
+    }
+
+    /// Records `seq` as settled, sliding the window forward if `seq` is the highest yet.
+    pub(super) fn settle(&mut self, seq: u64) {
+        match self.highest {
+            Some(highest) if seq <= highest => {
+                if highest - seq < self.size.get() {
+                    self.set_bit(seq, true);
+                }
+            }
+            Some(highest) if seq - highest < self.size.get() => {
+                // The slots of the sequence numbers entering the window still hold old ones.
+                for entering in highest + 1..seq {
+                    self.set_bit(entering, false);
+                }
+                self.set_bit(seq, true);
+                self.highest = Some(seq);
+            }
+            _ => {
+                self.settled.fill(0);
+                self.set_bit(seq, true);
+                self.highest = Some(seq);
+            }
+        }
+    }
+
+    fn slot(&self, seq: u64) -> (usize, u64) {
+        let position = seq % self.size;
+        let word = usize::try_from(position / 64).unwrap_or(usize::MAX);
+        (word, 1 << (position % 64))
+    }
+
+    fn bit(&self, seq: u64) -> bool {
+        let (word, mask) = self.slot(seq);
+        self.settled.get(word).is_some_and(|bits| bits & mask != 0)
+    }
+
+    fn set_bit(&mut self, seq: u64, value: bool) {
+        let (word, mask) = self.slot(seq);
+        if let Some(bits) = self.settled.get_mut(word) {
+            if value { *bits |= mask } else { *bits &= !mask }
+        }
+    }
+}
+
+/// The dedup windows of at most `capacity` senders; the least recently heard is evicted first.
+#[derive(Debug)]
+pub(super) struct SenderTable {
+    senders: HashMap<NodeId, Sender>,
+    /// Senders by the tick they were last heard at, least recent first.
+    by_recency: BTreeMap<u64, NodeId>,
+    /// Counts datagrams; orders senders by recency independently of the caller's clock.
+    ticks: u64,
+    capacity: usize,
+    window_size: NonZeroU64,
+}
+
+#[derive(Debug)]
+struct Sender {
+    window: DedupWindow,
+    last_heard: u64,
+}
+
+impl SenderTable {
+    pub(super) fn new(capacity: usize, window_size: NonZeroU64) -> Self {
+        Self {
+            senders: HashMap::new(),
+            by_recency: BTreeMap::new(),
+            ticks: 0,
+            capacity: capacity.max(1),
+            window_size,
+        }
+    }
+
+    /// Notes that `sender` was just heard, adding it if new. Returns the sender evicted to make
+    /// room, if any.
+    pub(super) fn touch(&mut self, sender: NodeId) -> Option<NodeId> {
+        self.ticks += 1;
+        let tick = self.ticks;
+        if let Some(known) = self.senders.get_mut(&sender) {
+            self.by_recency.remove(&known.last_heard);
+            known.last_heard = tick;
+            self.by_recency.insert(tick, sender);
+            return None;
+        }
+        let full = self.senders.len() >= self.capacity;
+        let evicted = full
+            .then(|| self.by_recency.pop_first())
+            .flatten()
+            .map(|(_, id)| id);
+        if let Some(evicted) = evicted {
+            self.senders.remove(&evicted);
+        }
+        let window = DedupWindow::new(self.window_size);
+        self.senders.insert(
+            sender,
+            Sender {
+                window,
+                last_heard: tick,
+            },
+        );
+        self.by_recency.insert(tick, sender);
+        evicted
+    }
+
+    /// Whether message `seq` of `sender` has not been settled yet (always true for unknown senders).
+    pub(super) fn is_new(&self, sender: NodeId, seq: u64) -> bool {
+        self.senders
+            .get(&sender)
+            .is_none_or(|known| known.window.is_new(seq))
+    }
+
+    /// Marks message `seq` of `sender` as settled, so later copies count as duplicates.
+    pub(super) fn settle(&mut self, sender: NodeId, seq: u64) {
+        if let Some(known) = self.senders.get_mut(&sender) {
+            known.window.settle(seq);
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.senders.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(size: u64) -> DedupWindow {
+        DedupWindow::new(NonZeroU64::new(size).unwrap())
+    }
+
+    #[test]
+    fn window_edges() {
+        let mut window = window(4);
+        assert!(window.is_new(10));
+        window.settle(10);
+        assert!(!window.is_new(10));
+        assert!(window.is_new(11) && window.is_new(u64::MAX));
+        // 7..=10 is the window; 6 and below are too old.
+        assert!(window.is_new(7));
+        assert!(!window.is_new(6));
+        assert!(!window.is_new(0));
+        window.settle(7);
+        assert!(!window.is_new(7));
+        window.settle(6); // too old: no effect, and no panic
+        assert!(window.is_new(8) && window.is_new(9));
+    }
+
+    #[test]
+    fn sliding_forward_forgets_the_slots_it_reuses() {
+        let mut window = window(4);
+        for seq in [0, 1, 2, 3] {
+            window.settle(seq);
+        }
+        // Slots of 4 and 5 held 0 and 1; they must read as new.
+        window.settle(6);
+        assert!(window.is_new(4) && window.is_new(5));
+        assert!(!window.is_new(3) && !window.is_new(6));
+        assert!(!window.is_new(2), "2 left the window");
+        // A jump larger than the window clears everything.
+        window.settle(100);
+        assert!((97..100).all(|seq| window.is_new(seq)));
+        assert!(!window.is_new(96));
+    }
+
+    #[test]
+    fn window_of_one_only_remembers_the_highest() {
+        let mut window = window(1);
+        window.settle(5);
+        assert!(!window.is_new(5) && !window.is_new(4) && window.is_new(6));
+        window.settle(u64::MAX);
+        assert!(!window.is_new(u64::MAX));
+    }
+
+    #[test]
+    fn sender_table_evicts_the_least_recently_heard() {
+        let mut table = SenderTable::new(2, NonZeroU64::new(8).unwrap());
+        assert_eq!(table.touch(NodeId(1)), None);
+        assert_eq!(table.touch(NodeId(2)), None);
+        table.settle(NodeId(1), 0);
+        assert_eq!(table.touch(NodeId(1)), None);
+        assert_eq!(table.touch(NodeId(3)), Some(NodeId(2)));
+        assert_eq!(table.len(), 2);
+        assert!(
+            !table.is_new(NodeId(1), 0),
+            "the recently heard sender kept its window"
+        );
+        assert_eq!(table.touch(NodeId(4)), Some(NodeId(1)));
+        assert!(
+            table.is_new(NodeId(1), 0),
+            "an evicted sender starts afresh"
+        );
+    }
+}
