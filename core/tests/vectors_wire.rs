@@ -11,8 +11,7 @@ use sixcast::{
     Error, NodeId,
     wire::{
         self, DEFAULT_DATAGRAM_SIZE, DEFAULT_MAX_MESSAGE_SIZE, Datagram, FRAGMENT_HEADER_LEN,
-        HEADER_LEN, Inbox, InboxLimits, MAGIC, MAX_MESSAGE_SIZE_LIMIT, MIN_DATAGRAM_SIZE, Packer,
-        VERSION,
+        HEADER_LEN, Inbox, InboxLimits, MAGIC, MAX_MESSAGE_SIZE_LIMIT, MIN_DATAGRAM_SIZE, VERSION,
     },
 };
 
@@ -448,17 +447,8 @@ fn decode_outcome(datagram: &[u8]) -> Map<String, Value> {
 }
 
 fn pack(sender: u64, first_seq: u64, max_datagram: usize, messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut packer = Packer::new(NodeId(sender), max_datagram, DEFAULT_MAX_MESSAGE_SIZE)
-        .expect("vector sizes are valid")
-        .with_first_seq(first_seq);
-    let mut ready = Vec::new();
-    for message in messages {
-        packer
-            .push(message, &mut ready)
-            .expect("vector messages fit");
-    }
-    packer.flush(&mut ready);
-    ready
+    let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    wire::pack(NodeId(sender), first_seq, max_datagram, &messages).expect("vector messages pack")
 }
 
 /// Decodes and reassembles `datagrams` in order, as a receiver would: `(seq, payload)` pairs.

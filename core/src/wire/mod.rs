@@ -20,7 +20,7 @@ use std::{
 use crate::error::{Error, ErrorKind};
 
 pub use inbox::{Delivery, Inbox, InboxLimits, InboxStats, MAX_DEDUP_WINDOW};
-pub use packer::Packer;
+pub use packer::{Packer, pack};
 
 /// The first two bytes of every datagram: `"6c"`.
 pub const MAGIC: [u8; 2] = *b"6c";

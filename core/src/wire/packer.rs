@@ -163,6 +163,32 @@ impl Packer {
     }
 }
 
+/// Packs `messages` the way one sender whose next sequence number is `first_seq` would, with
+/// datagrams of at most `max_datagram` bytes, and returns every datagram in order. Messages
+/// may be as large as the format allows ([`MAX_MESSAGE_SIZE_LIMIT`]).
+///
+/// This is the encode side of the shared conformance vectors, exposed so that tools and every
+/// language's tests can produce reference datagrams.
+pub fn pack(
+    sender: NodeId,
+    first_seq: u64,
+    max_datagram: usize,
+    messages: &[&[u8]],
+) -> crate::Result<Vec<Vec<u8>>> {
+    let largest = messages
+        .iter()
+        .map(|message| message.len())
+        .max()
+        .unwrap_or(0);
+    let mut packer = Packer::new(sender, max_datagram, largest)?.with_first_seq(first_seq);
+    let mut datagrams = Vec::new();
+    for message in messages {
+        packer.push(message, &mut datagrams)?;
+    }
+    packer.flush(&mut datagrams);
+    Ok(datagrams)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,854 @@
+//! The library API: a [`Context`] owns one socket and hands out [`Channel`]s by name.
+//!
+//! One background thread per context receives every datagram, decodes it and queues the
+//! messages on the channel its destination group belongs to; applications pull them with
+//! [`Channel::recv`], [`Channel::recv_timeout`] or [`Channel::try_recv`]. A second thread sends
+//! partly filled datagrams once they have waited [`Config::linger`]. No thread exists per channel,
+//! so a context can serve thousands of channels.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    fmt,
+    net::{Ipv6Addr, SocketAddrV6},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use tracing::{debug, trace, warn};
+
+use crate::{
+    addr,
+    config::Config,
+    error::{Error, ErrorKind, Result},
+    socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
+    wire::{self, Inbox, InboxLimits, NodeId, Packer},
+};
+
+/// How often the receive thread looks for fragmented messages that will never complete.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A message received on a channel, with where it came from and how it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The application bytes.
+    pub payload: Vec<u8>,
+    /// Address and UDP port the datagram came from.
+    pub source: SocketAddrV6,
+    /// The group the datagram was sent to: the channel's group, or its relayed form.
+    pub group: Ipv6Addr,
+    /// Index of the interface the datagram arrived on.
+    pub interface: u32,
+    /// Name of that interface (resolved when the datagram arrived, in the receiving host's
+    /// network namespace).
+    pub interface_name: Arc<str>,
+    /// The sending context's node id (zero for the headerless librecast profile).
+    pub sender: NodeId,
+    /// The sender's sequence number of this message on this channel (for the librecast
+    /// profile, which carries none, a local arrival counter).
+    pub seq: u64,
+    /// Whether a relay or gateway re-sent this message (it arrived on the relayed group).
+    pub relayed: bool,
+}
+
+/// Counters of a channel, or of a whole context (the sum of its channels plus what could not be
+/// attributed to any channel).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages accepted by `send`.
+    pub messages_sent: u64,
+    /// Payload bytes accepted by `send`.
+    pub bytes_sent: u64,
+    /// Datagrams handed to the kernel (once per interface).
+    pub datagrams_sent: u64,
+    /// Messages delivered to the application's queue.
+    pub messages_received: u64,
+    /// Payload bytes delivered to the application's queue.
+    pub bytes_received: u64,
+    /// Datagrams received from the network, including dropped ones.
+    pub datagrams_received: u64,
+    /// Messages dropped because they had been delivered already.
+    pub duplicates: u64,
+    /// Datagrams dropped because they did not decode.
+    pub malformed: u64,
+    /// Datagrams of this context's own sending, heard back through multicast loopback.
+    pub own_dropped: u64,
+    /// Messages dropped because the application did not take them and the queue was full.
+    pub queue_overflow: u64,
+    /// Fragmented messages given up (timed out, inconsistent, or over the memory bound).
+    pub reassembly_dropped: u64,
+    /// Datagrams for a group no channel of this context has (context totals only).
+    pub unknown_group: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, other: Self) {
+        self.messages_sent += other.messages_sent;
+        self.bytes_sent += other.bytes_sent;
+        self.datagrams_sent += other.datagrams_sent;
+        self.messages_received += other.messages_received;
+        self.bytes_received += other.bytes_received;
+        self.datagrams_received += other.datagrams_received;
+        self.duplicates += other.duplicates;
+        self.malformed += other.malformed;
+        self.own_dropped += other.own_dropped;
+        self.queue_overflow += other.queue_overflow;
+        self.reassembly_dropped += other.reassembly_dropped;
+        self.unknown_group += other.unknown_group;
+    }
+}
+
+/// Lock-free counters behind [`Stats`].
+#[derive(Default)]
+struct Counters {
+    messages_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    datagrams_sent: AtomicU64,
+    messages_received: AtomicU64,
+    bytes_received: AtomicU64,
+    datagrams_received: AtomicU64,
+    malformed: AtomicU64,
+    own_dropped: AtomicU64,
+    queue_overflow: AtomicU64,
+    unknown_group: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+impl Counters {
+    fn snapshot(&self) -> Stats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            messages_sent: get(&self.messages_sent),
+            bytes_sent: get(&self.bytes_sent),
+            datagrams_sent: get(&self.datagrams_sent),
+            messages_received: get(&self.messages_received),
+            bytes_received: get(&self.bytes_received),
+            datagrams_received: get(&self.datagrams_received),
+            malformed: get(&self.malformed),
+            own_dropped: get(&self.own_dropped),
+            queue_overflow: get(&self.queue_overflow),
+            unknown_group: get(&self.unknown_group),
+            duplicates: 0,
+            reassembly_dropped: 0,
+        }
+    }
+}
+
+/// A context: one socket, one node id, any number of channels. Cheap to clone; all clones
+/// share the same context. Dropping the last handle (contexts and channels alike) sends what is
+/// still packed, leaves every group and stops the background threads.
+#[derive(Clone)]
+pub struct Context {
+    shared: Arc<Shared>,
+}
+
+/// A named channel of a [`Context`]. Cheap to clone; clones share the receive queue.
+#[derive(Clone)]
+pub struct Channel {
+    shared: Arc<Shared>,
+    state: Arc<ChannelState>,
+}
+
+/// Owned by the user-facing handles; its drop stops the threads.
+struct Shared {
+    core: Arc<Core>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Everything the background threads need.
+struct Core {
+    config: Config,
+    node: NodeId,
+    socket: McastSocket,
+    waker: Waker,
+    interfaces: Vec<Interface>,
+    by_group: RwLock<HashMap<Ipv6Addr, Arc<ChannelState>>>,
+    by_name: Mutex<HashMap<Vec<u8>, Arc<ChannelState>>>,
+    counters: Counters,
+    closed: AtomicBool,
+    flush_queue: Mutex<VecDeque<(Instant, Arc<ChannelState>)>>,
+    flush_wanted: Condvar,
+}
+
+struct ChannelState {
+    name: Vec<u8>,
+    group: Ipv6Addr,
+    relayed_group: Option<Ipv6Addr>,
+    outbox: Mutex<Outbox>,
+    inbox: Mutex<Inbox>,
+    queue: Mutex<VecDeque<Message>>,
+    arrived: Condvar,
+    membership: Mutex<Membership>,
+    counters: Counters,
+    /// Arrival counter standing in for sequence numbers where the profile carries none.
+    raw_seq: AtomicU64,
+}
+
+struct Outbox {
+    packer: Packer,
+    /// When the open (partly filled) datagram received its first message.
+    opened_at: Option<Instant>,
+    ready: Vec<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Membership {
+    any_source: bool,
+    sources: Vec<Ipv6Addr>,
+}
+
+impl Context {
+    /// Opens a context: validates `config`, binds the UDP port and starts the receive and flush
+    /// threads. Fails with [`ErrorKind::UnknownInterface`] when no usable interface exists.
+    pub fn new(config: Config) -> Result<Self> {
+        config.validate()?;
+        let interfaces = socket::select_interfaces(&config.interfaces)?;
+        let socket = McastSocket::bind(&SocketOptions {
+            port: config.effective_port(),
+            hop_limit: config.hop_limit,
+            loopback: config.loopback,
+            recv_buffer: config.recv_buffer,
+        })?;
+        let core = Arc::new(Core {
+            node: NodeId::random(),
+            socket,
+            waker: Waker::new()?,
+            interfaces,
+            by_group: RwLock::default(),
+            by_name: Mutex::default(),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            flush_queue: Mutex::default(),
+            flush_wanted: Condvar::new(),
+            config,
+        });
+        let spawn = |name: &str, body: fn(&Core)| {
+            let core = Arc::clone(&core);
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || body(&core))
+                .map_err(|err| Error::io("starting a sixcast thread", err))
+        };
+        let receiver = spawn("sixcast-recv", Core::receive_loop)?;
+        let flusher = match spawn("sixcast-flush", Core::flush_loop) {
+            Ok(handle) => handle,
+            Err(err) => {
+                core.shutdown();
+                let _ = receiver.join();
+                return Err(err);
+            }
+        };
+        debug!(node = %core.node, port = core.socket.port(), "context opened");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                core,
+                threads: Mutex::new(vec![receiver, flusher]),
+            }),
+        })
+    }
+
+    /// The configuration this context was opened with.
+    pub fn config(&self) -> &Config {
+        &self.shared.core.config
+    }
+
+    /// This context's node id, carried in every datagram it sends.
+    pub fn node_id(&self) -> NodeId {
+        self.shared.core.node
+    }
+
+    /// The UDP port the context is bound to.
+    pub fn port(&self) -> u16 {
+        self.shared.core.socket.port()
+    }
+
+    /// The names of the interfaces the context joins and sends on.
+    pub fn interfaces(&self) -> Vec<String> {
+        self.shared
+            .core
+            .interfaces
+            .iter()
+            .map(|interface| interface.name.to_string())
+            .collect()
+    }
+
+    /// The channel called `name`, created on first use. The same name always gives a handle to
+    /// the same channel.
+    pub fn channel(&self, name: impl AsRef<[u8]>) -> Result<Channel> {
+        let core = &self.shared.core;
+        core.check_open()?;
+        let name = name.as_ref();
+        let mut by_name = core.by_name.lock();
+        if let Some(state) = by_name.get(name) {
+            return Ok(Channel {
+                shared: Arc::clone(&self.shared),
+                state: Arc::clone(state),
+            });
+        }
+        let profile = &core.config.profile;
+        let group = addr::group_addr(name, profile, core.config.scope)?;
+        let relayed_group = addr::relayed_addr(group, profile).ok();
+        let mut by_group = core.by_group.write();
+        if let Some(other) = by_group.get(&group) {
+            return Err(Error::new(
+                ErrorKind::InvalidName,
+                format!(
+                    "channel {:?} maps to group {group}, which channel {:?} already uses in the \
+                     {} profile; choose another name",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(&other.name),
+                    profile.name()
+                ),
+            ));
+        }
+        let state = Arc::new(ChannelState {
+            name: name.to_vec(),
+            group,
+            relayed_group,
+            outbox: Mutex::new(Outbox {
+                packer: Packer::new(
+                    core.node,
+                    core.config.max_datagram_size,
+                    core.config.max_message_size,
+                )?,
+                opened_at: None,
+                ready: Vec::new(),
+            }),
+            inbox: Mutex::new(Inbox::new(InboxLimits {
+                max_message: core.config.max_message_size,
+                reassembly_timeout: core.config.reassembly_timeout,
+                reassembly_memory: core.config.reassembly_memory,
+                ..InboxLimits::default()
+            })),
+            queue: Mutex::default(),
+            arrived: Condvar::new(),
+            membership: Mutex::default(),
+            counters: Counters::default(),
+            raw_seq: AtomicU64::new(0),
+        });
+        by_group.insert(group, Arc::clone(&state));
+        if let Some(relayed) = relayed_group {
+            by_group.insert(relayed, Arc::clone(&state));
+        }
+        by_name.insert(name.to_vec(), Arc::clone(&state));
+        Ok(Channel {
+            shared: Arc::clone(&self.shared),
+            state,
+        })
+    }
+
+    /// Counters summed over every channel, plus datagrams no channel claimed.
+    pub fn stats(&self) -> Stats {
+        let core = &self.shared.core;
+        let mut total = core.counters.snapshot();
+        for state in core.by_name.lock().values() {
+            total += state.stats();
+        }
+        total
+    }
+
+    /// Sends what is still packed, leaves every group and stops the background threads. Blocked
+    /// receives return [`ErrorKind::Closed`]; later calls fail with it. Closing twice is harmless.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.core.closed.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("node", &self.node_id())
+            .field("port", &self.port())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channel {
+    /// The channel's name.
+    pub fn name(&self) -> &[u8] {
+        &self.state.name
+    }
+
+    /// The group address original traffic of this channel is sent to.
+    pub fn group(&self) -> Ipv6Addr {
+        self.state.group
+    }
+
+    /// The group relays and gateways re-send this channel's traffic to, if the profile has one.
+    pub fn relayed_group(&self) -> Option<Ipv6Addr> {
+        self.state.relayed_group
+    }
+
+    /// Starts receiving the channel from any source on every configured interface.
+    pub fn join(&self) -> Result<()> {
+        let core = &self.shared.core;
+        core.check_open()?;
+        let mut membership = self.state.membership.lock();
+        if membership.any_source {
+            return Ok(());
+        }
+        if !membership.sources.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "the channel is joined source-specifically; leave() before joining any source",
+            ));
+        }
+        core.for_each_interface(
+            |interface| core.socket.join(self.state.group, interface),
+            |interface| core.socket.leave(self.state.group, interface),
+        )?;
+        membership.any_source = true;
+        debug!(group = %self.state.group, "joined");
+        Ok(())
+    }
+
+    /// Starts receiving the channel from `source` only (source-specific multicast, RFC 4607).
+    /// Several sources may be joined one by one.
+    pub fn join_source(&self, source: Ipv6Addr) -> Result<()> {
+        let core = &self.shared.core;
+        core.check_open()?;
+        if source.is_multicast() || source.is_unspecified() {
+            return Err(Error::new(
+                ErrorKind::InvalidAddress,
+                format!("{source} cannot be a multicast source; give the sender's unicast address"),
+            ));
+        }
+        let mut membership = self.state.membership.lock();
+        if membership.any_source {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "the channel is joined for any source; leave() before joining a single source",
+            ));
+        }
+        if membership.sources.contains(&source) {
+            return Ok(());
+        }
+        let group = self.state.group;
+        core.for_each_interface(
+            |interface| core.socket.join_source(group, source, interface),
+            |interface| core.socket.leave_source(group, source, interface),
+        )?;
+        membership.sources.push(source);
+        debug!(%group, %source, "joined source-specifically");
+        Ok(())
+    }
+
+    /// Stops receiving the channel (every membership: any-source and source-specific).
+    pub fn leave(&self) -> Result<()> {
+        let core = &self.shared.core;
+        core.check_open()?;
+        let mut membership = self.state.membership.lock();
+        let group = self.state.group;
+        let mut first_error = None;
+        for interface in &core.interfaces {
+            if membership.any_source {
+                if let Err(err) = core.socket.leave(group, interface) {
+                    first_error.get_or_insert(err);
+                }
+            }
+            for source in &membership.sources {
+                if let Err(err) = core.socket.leave_source(group, *source, interface) {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        *membership = Membership::default();
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Queues `payload` for the channel. Small messages are packed together and leave within
+    /// [`Config::linger`] or at [`flush`](Self::flush); large ones are fragmented and sent at once.
+    pub fn send(&self, payload: &[u8]) -> Result<()> {
+        let core = &self.shared.core;
+        core.check_open()?;
+        if !core.config.profile.has_header() {
+            return self.send_raw(payload);
+        }
+        let mut outbox = self.state.outbox.lock();
+        let outbox = &mut *outbox;
+        outbox.packer.push(payload, &mut outbox.ready)?;
+        bump(&self.state.counters.messages_sent, 1);
+        bump(&self.state.counters.bytes_sent, payload.len() as u64);
+        if core.config.linger.is_zero() {
+            outbox.packer.flush(&mut outbox.ready);
+        }
+        if !outbox.ready.is_empty() {
+            outbox.opened_at = None;
+            core.transmit(&self.state, &mut outbox.ready)?;
+        }
+        if outbox.packer.pending() > 0 && outbox.opened_at.is_none() {
+            let now = Instant::now();
+            outbox.opened_at = Some(now);
+            core.schedule_flush(now + core.config.linger, &self.state);
+        }
+        Ok(())
+    }
+
+    /// One datagram per message, no header: the librecast profile's format.
+    fn send_raw(&self, payload: &[u8]) -> Result<()> {
+        let core = &self.shared.core;
+        let limit = core.config.max_message_size.min(wire::MAX_DATAGRAM_SIZE);
+        if payload.len() > limit {
+            return Err(Error::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "{} bytes do not fit one datagram of the {} profile (at most {limit} bytes)",
+                    payload.len(),
+                    core.config.profile.name()
+                ),
+            ));
+        }
+        let mut ready = vec![payload.to_vec()];
+        core.transmit(&self.state, &mut ready)?;
+        bump(&self.state.counters.messages_sent, 1);
+        bump(&self.state.counters.bytes_sent, payload.len() as u64);
+        Ok(())
+    }
+
+    /// Sends the partly filled datagram now instead of waiting for the linger timer.
+    pub fn flush(&self) -> Result<()> {
+        let core = &self.shared.core;
+        core.check_open()?;
+        core.flush_channel(&self.state)
+    }
+
+    /// Waits for the next message.
+    pub fn recv(&self) -> Result<Message> {
+        self.wait(None)
+    }
+
+    /// Waits at most `timeout` for the next message; fails with [`ErrorKind::Timeout`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
+        // A deadline beyond what Instant can represent is as good as no deadline.
+        self.wait(Instant::now().checked_add(timeout))
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&self) -> Result<Option<Message>> {
+        let mut queue = self.state.queue.lock();
+        match queue.pop_front() {
+            Some(message) => Ok(Some(message)),
+            None if self.shared.core.closed.load(Ordering::Acquire) => Err(Error::closed()),
+            None => Ok(None),
+        }
+    }
+
+    fn wait(&self, deadline: Option<Instant>) -> Result<Message> {
+        let mut queue = self.state.queue.lock();
+        loop {
+            if let Some(message) = queue.pop_front() {
+                return Ok(message);
+            }
+            if self.shared.core.closed.load(Ordering::Acquire) {
+                return Err(Error::closed());
+            }
+            match deadline {
+                None => self.state.arrived.wait(&mut queue),
+                Some(deadline) => {
+                    if self
+                        .state
+                        .arrived
+                        .wait_until(&mut queue, deadline)
+                        .timed_out()
+                        && queue.is_empty()
+                    {
+                        return Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!("no message arrived on {} in time", self.state.group),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// This channel's counters.
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("name", &String::from_utf8_lossy(&self.state.name))
+            .field("group", &self.state.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChannelState {
+    fn stats(&self) -> Stats {
+        let mut stats = self.counters.snapshot();
+        let inbox = self.inbox.lock().stats();
+        stats.duplicates = inbox.duplicates;
+        stats.reassembly_dropped = inbox.reassembly_expired + inbox.reassembly_rejected;
+        stats
+    }
+
+    fn enqueue(&self, messages: Vec<Message>, capacity: usize) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut queue = self.queue.lock();
+        for message in messages {
+            if queue.len() >= capacity {
+                bump(&self.counters.queue_overflow, 1);
+                continue;
+            }
+            bump(&self.counters.messages_received, 1);
+            bump(&self.counters.bytes_received, message.payload.len() as u64);
+            queue.push_back(message);
+        }
+        drop(queue);
+        self.arrived.notify_all();
+    }
+}
+
+impl Shared {
+    fn close(&self) {
+        if self.core.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.core.flush_all();
+        self.core.shutdown();
+        for handle in self.threads.lock().drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Core {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Applies `apply` on every interface; on the first failure undoes the ones that succeeded.
+    fn for_each_interface(
+        &self,
+        apply: impl Fn(&Interface) -> Result<()>,
+        undo: impl Fn(&Interface) -> Result<()>,
+    ) -> Result<()> {
+        for (done, interface) in self.interfaces.iter().enumerate() {
+            if let Err(err) = apply(interface) {
+                for earlier in &self.interfaces[..done] {
+                    let _ = undo(earlier);
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the ready datagrams of `state` on every interface and empties `ready`.
+    fn transmit(&self, state: &ChannelState, ready: &mut Vec<Vec<u8>>) -> Result<()> {
+        let result = self.interfaces.iter().try_for_each(|interface| {
+            self.socket.send_batch(ready, state.group, interface)?;
+            bump(&state.counters.datagrams_sent, ready.len() as u64);
+            Ok(())
+        });
+        ready.clear();
+        result
+    }
+
+    fn flush_channel(&self, state: &ChannelState) -> Result<()> {
+        let mut outbox = state.outbox.lock();
+        let outbox = &mut *outbox;
+        outbox.packer.flush(&mut outbox.ready);
+        outbox.opened_at = None;
+        if outbox.ready.is_empty() {
+            Ok(())
+        } else {
+            self.transmit(state, &mut outbox.ready)
+        }
+    }
+
+    fn flush_all(&self) {
+        let states: Vec<_> = self.by_name.lock().values().cloned().collect();
+        for state in states {
+            if let Err(err) = self.flush_channel(&state) {
+                warn!(group = %state.group, "sending packed messages at close failed: {err}");
+            }
+        }
+    }
+
+    fn schedule_flush(&self, deadline: Instant, state: &Arc<ChannelState>) {
+        let mut queue = self.flush_queue.lock();
+        queue.push_back((deadline, Arc::clone(state)));
+        // Deadlines are queued in order, so the flusher needs waking only when it sleeps idle.
+        if queue.len() == 1 {
+            self.flush_wanted.notify_one();
+        }
+    }
+
+    /// Sends partly filled datagrams once they have lingered long enough.
+    fn flush_loop(&self) {
+        loop {
+            let due = {
+                let mut queue = self.flush_queue.lock();
+                loop {
+                    if self.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    match queue.front() {
+                        Some(&(deadline, _)) if deadline <= Instant::now() => {
+                            break queue.pop_front();
+                        }
+                        Some(&(deadline, _)) => {
+                            self.flush_wanted.wait_until(&mut queue, deadline);
+                        }
+                        None => self.flush_wanted.wait(&mut queue),
+                    }
+                }
+            };
+            let Some((_, state)) = due else { continue };
+            let mut outbox = state.outbox.lock();
+            let outbox = &mut *outbox;
+            // A datagram opened after this entry was queued has an entry of its own.
+            let expired = outbox
+                .opened_at
+                .is_some_and(|opened| opened + self.config.linger <= Instant::now());
+            if expired {
+                outbox.packer.flush(&mut outbox.ready);
+                outbox.opened_at = None;
+                if let Err(err) = self.transmit(&state, &mut outbox.ready) {
+                    warn!(group = %state.group, "sending a lingering datagram failed: {err}");
+                }
+            }
+        }
+    }
+
+    /// Receives, decodes and dispatches datagrams until the context closes.
+    fn receive_loop(&self) {
+        let mut batch = RecvBatch::new();
+        let mut last_expiry = Instant::now();
+        loop {
+            match self
+                .socket
+                .recv_batch(&mut batch, &self.waker, Some(EXPIRY_INTERVAL))
+            {
+                Ok(Wait::Woken) => return,
+                Ok(Wait::Received(_)) => {
+                    let now = Instant::now();
+                    for (meta, datagram) in batch.iter() {
+                        self.dispatch(meta, datagram, now);
+                    }
+                }
+                Ok(Wait::TimedOut) => {}
+                Err(err) => {
+                    if self.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    warn!("{err}");
+                    // A persistent error must not become a hot loop.
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            if last_expiry.elapsed() >= EXPIRY_INTERVAL {
+                last_expiry = Instant::now();
+                for state in self.by_group.read().values() {
+                    state.inbox.lock().expire(last_expiry);
+                }
+            }
+        }
+    }
+
+    fn dispatch(&self, meta: &RecvMeta, datagram: &[u8], now: Instant) {
+        let Some(state) = self.by_group.read().get(&meta.destination).cloned() else {
+            bump(&self.counters.datagrams_received, 1);
+            bump(&self.counters.unknown_group, 1);
+            trace!(destination = %meta.destination, "datagram for no channel of this context");
+            return;
+        };
+        bump(&state.counters.datagrams_received, 1);
+        let relayed = Some(meta.destination) == state.relayed_group;
+        let interface_name = self.interface_name(meta.interface);
+        let message = |sender, seq, payload| Message {
+            payload,
+            source: meta.source,
+            group: meta.destination,
+            interface: meta.interface,
+            interface_name: Arc::clone(&interface_name),
+            sender,
+            seq,
+            relayed,
+        };
+        if !self.config.profile.has_header() {
+            let seq = state.raw_seq.fetch_add(1, Ordering::Relaxed);
+            state.enqueue(
+                vec![message(NodeId(0), seq, datagram.to_vec())],
+                self.config.queue_capacity,
+            );
+            return;
+        }
+        let decoded = match wire::decode(datagram) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                bump(&state.counters.malformed, 1);
+                debug!(source = %meta.source, group = %meta.destination, "dropped a malformed datagram: {err}");
+                return;
+            }
+        };
+        if decoded.sender() == self.node {
+            bump(&state.counters.own_dropped, 1);
+            return;
+        }
+        let mut messages = Vec::new();
+        state.inbox.lock().accept(&decoded, now, &mut |delivery| {
+            messages.push(message(delivery.sender, delivery.seq, delivery.payload));
+        });
+        state.enqueue(messages, self.config.queue_capacity);
+    }
+
+    /// The name of interface `index`: from the joined interfaces, or asked of the kernel for
+    /// the rare datagram that arrives elsewhere.
+    fn interface_name(&self, index: u32) -> Arc<str> {
+        match self
+            .interfaces
+            .iter()
+            .find(|interface| interface.index == index)
+        {
+            Some(interface) => Arc::clone(&interface.name),
+            None => socket::interface_name(index).unwrap_or_default().into(),
+        }
+    }
+
+    fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.waker.wake();
+        // Taking each lock before notifying guarantees no waiter misses the wake-up.
+        drop(self.flush_queue.lock());
+        self.flush_wanted.notify_all();
+        for state in self.by_name.lock().values() {
+            drop(state.queue.lock());
+            state.arrived.notify_all();
+        }
+        debug!(node = %self.node, "context closed");
+    }
+}

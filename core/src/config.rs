@@ -1,0 +1,185 @@
+//! Configuration of a [`Context`](crate::Context).
+
+use std::time::Duration;
+
+use crate::{
+    addr::{Profile, Scope},
+    error::{Error, ErrorKind, Result},
+    wire,
+};
+
+/// The hop limit of sent multicast datagrams unless configured: enough to cross the routers of
+/// a campus or a provider's core, where the kernel's default of 1 never leaves the link.
+pub const DEFAULT_HOP_LIMIT: u8 = 64;
+
+/// How long a partly filled datagram may wait for more messages before it is sent.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(1);
+
+/// How many received messages a channel holds for the application before it drops new ones.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+
+/// The kernel receive buffer requested for the context's socket.
+pub const DEFAULT_RECV_BUFFER: usize = 8 << 20;
+
+/// Settings of a [`Context`](crate::Context). Start from [`Config::default`] and change fields:
+///
+/// ```
+/// let mut config = sixcast::Config::default();
+/// config.scope = sixcast::Scope::Site;
+/// config.hop_limit = 8;
+/// config.validate()?;
+/// # Ok::<(), sixcast::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// How channel names map to groups and whether datagrams carry the sixcast header.
+    pub profile: Profile,
+    /// The multicast scope of channel groups.
+    pub scope: Scope,
+    /// The UDP port; `None` means the profile's default port.
+    pub port: Option<u16>,
+    /// Interfaces (by name) to join and send on; empty means every interface that is up and can
+    /// carry multicast, except loopback.
+    pub interfaces: Vec<String>,
+    /// Hop limit of sent datagrams (1 keeps them on the link).
+    pub hop_limit: u8,
+    /// Whether other sockets of this host receive what this context sends. A context never
+    /// delivers its own messages to itself either way.
+    pub loopback: bool,
+    /// Largest UDP payload sent, in bytes. The default fits the IPv6 minimum MTU of 1280 bytes.
+    pub max_datagram_size: usize,
+    /// Largest message accepted by `send` and reassembled on receipt.
+    pub max_message_size: usize,
+    /// How long small messages wait to be packed with others; zero sends every message at once.
+    pub linger: Duration,
+    /// Received messages held per channel until the application takes them.
+    pub queue_capacity: usize,
+    /// Kernel receive buffer size requested for the socket, in bytes.
+    pub recv_buffer: usize,
+    /// How long the pieces of a fragmented message are kept while waiting for the rest.
+    pub reassembly_timeout: Duration,
+    /// Upper bound on memory held by partly received messages, per channel, in bytes.
+    pub reassembly_memory: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            profile: Profile::default(),
+            scope: Scope::default(),
+            port: None,
+            interfaces: Vec::new(),
+            hop_limit: DEFAULT_HOP_LIMIT,
+            loopback: true,
+            max_datagram_size: wire::DEFAULT_DATAGRAM_SIZE,
+            max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
+            linger: DEFAULT_LINGER,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            recv_buffer: DEFAULT_RECV_BUFFER,
+            reassembly_timeout: Duration::from_secs(5),
+            reassembly_memory: 32 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// The UDP port in effect: the configured one or the profile's default.
+    pub fn effective_port(&self) -> u16 {
+        self.port.unwrap_or_else(|| self.profile.default_port())
+    }
+
+    /// Checks every field, returning an [`ErrorKind::InvalidConfig`] error that names the field.
+    pub fn validate(&self) -> Result<()> {
+        self.profile.validate()?;
+        let invalid = |message: String| Err(Error::new(ErrorKind::InvalidConfig, message));
+        if self.port == Some(0) {
+            return invalid(
+                "port 0 is not a usable UDP port; leave it unset for the default".into(),
+            );
+        }
+        if self.hop_limit == 0 {
+            return invalid("hop_limit 0 would never leave the host; use 1 or more".into());
+        }
+        let datagram_range = wire::MIN_DATAGRAM_SIZE..=wire::MAX_DATAGRAM_SIZE;
+        if !datagram_range.contains(&self.max_datagram_size) {
+            return invalid(format!(
+                "max_datagram_size {} is outside {}..={} bytes",
+                self.max_datagram_size,
+                datagram_range.start(),
+                datagram_range.end()
+            ));
+        }
+        if self.max_message_size > wire::MAX_MESSAGE_SIZE_LIMIT {
+            return invalid(format!(
+                "max_message_size {} exceeds the protocol limit of {} bytes",
+                self.max_message_size,
+                wire::MAX_MESSAGE_SIZE_LIMIT
+            ));
+        }
+        // The packer knows which size pairs the fragment format can carry.
+        wire::Packer::new(
+            wire::NodeId(0),
+            self.max_datagram_size,
+            self.max_message_size,
+        )?;
+        if self.queue_capacity == 0 {
+            return invalid("queue_capacity must be at least 1 message".into());
+        }
+        if self.reassembly_memory < self.max_message_size {
+            return invalid(format!(
+                "reassembly_memory ({} bytes) must hold at least one message of max_message_size ({} bytes)",
+                self.reassembly_memory, self.max_message_size
+            ));
+        }
+        if self.reassembly_timeout.is_zero() {
+            return invalid("reassembly_timeout must be longer than zero".into());
+        }
+        if let Some(empty) = self.interfaces.iter().find(|name| name.is_empty()) {
+            return invalid(format!("interface name {empty:?} is empty"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+        assert_eq!(
+            Config::default().effective_port(),
+            crate::addr::DEFAULT_PORT
+        );
+    }
+
+    /// A change that makes a configuration invalid, and the field its error must name.
+    type BadChange = (fn(&mut Config), &'static str);
+
+    #[test]
+    fn bad_values_name_the_field() {
+        let cases: Vec<BadChange> = vec![
+            (|c| c.port = Some(0), "port"),
+            (|c| c.hop_limit = 0, "hop_limit"),
+            (|c| c.max_datagram_size = 10, "max_datagram_size"),
+            (|c| c.max_datagram_size = 70_000, "max_datagram_size"),
+            (|c| c.max_message_size = usize::MAX, "max_message_size"),
+            (|c| c.queue_capacity = 0, "queue_capacity"),
+            (|c| c.reassembly_memory = 1, "reassembly_memory"),
+            (
+                |c| c.reassembly_timeout = Duration::ZERO,
+                "reassembly_timeout",
+            ),
+            (|c| c.interfaces = vec![String::new()], "interface"),
+        ];
+        for (change, field) in cases {
+            let mut config = Config::default();
+            change(&mut config);
+            let err = config.validate().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{field}");
+            assert!(err.message().contains(field), "{field}: {}", err.message());
+        }
+    }
+}
