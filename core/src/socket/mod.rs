@@ -15,15 +15,24 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::error::{Error, ErrorKind, Result};
 
+#[cfg(not(unix))]
+compile_error!(
+    "sixcast's socket layer supports Unix systems so far; Windows needs a socket/windows.rs"
+);
+
+mod unix;
+
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[path = "linux.rs"]
 mod imp;
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-compile_error!(
-    "sixcast's socket layer supports Linux and Android so far; \
-     other platforms need a socket/<platform>.rs beside socket/linux.rs"
-);
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+#[path = "portable.rs"]
+mod imp;
+
+// Linux builds the portable implementation too, so that its tests keep it honest.
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod portable;
 
 pub(crate) use imp::Waker;
 
@@ -164,6 +173,9 @@ impl McastSocket {
         interface: &Interface,
     ) -> Result<()> {
         imp::source_membership(&self.socket, group, source, interface.index, true).map_err(|err| {
+            if err.kind() == std::io::ErrorKind::Unsupported {
+                return Error::new(ErrorKind::Unsupported, err.to_string());
+            }
             Error::io(
                 format_args!("joining ({source}, {group}) on {}", interface.name),
                 err,
@@ -233,7 +245,7 @@ fn is_link_scoped(group: Ipv6Addr) -> bool {
 /// Every interface that is up and can carry multicast, loopback excepted (Linux does not deliver
 /// multicast over `lo`).
 pub(crate) fn multicast_interfaces() -> Result<Vec<Interface>> {
-    imp::interfaces()
+    unix::interfaces()
         .map_err(|err| Error::io("listing network interfaces", err))
         .map(|all| {
             all.into_iter()
@@ -256,7 +268,7 @@ pub(crate) fn select_interfaces(names: &[String]) -> Result<Vec<Interface>> {
         }
         return Ok(all);
     }
-    let all = imp::interfaces().map_err(|err| Error::io("listing network interfaces", err))?;
+    let all = unix::interfaces().map_err(|err| Error::io("listing network interfaces", err))?;
     names
         .iter()
         .map(|name| {
@@ -286,5 +298,150 @@ pub(crate) fn select_interfaces(names: &[String]) -> Result<Vec<Interface>> {
 
 /// The name of interface `index`, if it exists.
 pub(crate) fn interface_name(index: u32) -> Option<String> {
-    imp::interface_name(index)
+    unix::interface_name(index)
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+mod tests {
+    //! Both implementations over loopback unicast (Linux carries no multicast on `lo`).
+
+    use std::time::Instant;
+
+    use super::*;
+
+    fn loopback() -> Interface {
+        let index = unix::interfaces()
+            .unwrap()
+            .into_iter()
+            .find(|found| &*found.interface.name == "lo")
+            .map(|found| found.interface.index)
+            .expect("a loopback interface");
+        Interface {
+            name: "lo".into(),
+            index,
+        }
+    }
+
+    fn options(port: u16) -> SocketOptions {
+        SocketOptions {
+            port,
+            hop_limit: 1,
+            loopback: true,
+            recv_buffer: 1 << 20,
+        }
+    }
+
+    /// A socket2 socket bound to [::1] with `configure` applied by the implementation under test.
+    fn bound(configure: fn(&Socket, &SocketOptions) -> Result<()>) -> (Socket, u16) {
+        let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        configure(&socket, &options(0)).unwrap();
+        socket
+            .bind(&SockAddr::from(SocketAddrV6::new(
+                Ipv6Addr::LOCALHOST,
+                0,
+                0,
+                0,
+            )))
+            .unwrap();
+        let port = socket
+            .local_addr()
+            .unwrap()
+            .as_socket_ipv6()
+            .unwrap()
+            .port();
+        (socket, port)
+    }
+
+    type SendBatch = fn(RawFdOf, &[Vec<u8>], SocketAddrV6, u32) -> std::io::Result<()>;
+    type RawFdOf = std::os::fd::RawFd;
+
+    fn exchange<W>(
+        configure: fn(&Socket, &SocketOptions) -> Result<()>,
+        send_batch: SendBatch,
+        recv_batch: fn(RawFdOf, &mut RecvBatch, &W, Option<Duration>) -> std::io::Result<Wait>,
+        waker: &W,
+    ) {
+        let (receiver, port) = bound(configure);
+        let (sender, sender_port) = bound(configure);
+        let lo = loopback();
+        let datagrams: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        let target = SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0);
+        send_batch(sender.as_raw_fd(), &datagrams, target, lo.index).unwrap();
+        let mut batch = RecvBatch::new();
+        let mut received = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while received.len() < datagrams.len() && Instant::now() < deadline {
+            if let Wait::Received(_) = recv_batch(
+                receiver.as_raw_fd(),
+                &mut batch,
+                waker,
+                Some(Duration::from_millis(100)),
+            )
+            .unwrap()
+            {
+                for (meta, datagram) in batch.iter() {
+                    assert_eq!(meta.destination, Ipv6Addr::LOCALHOST);
+                    assert_eq!(meta.interface, lo.index);
+                    assert_eq!(
+                        meta.source,
+                        SocketAddrV6::new(Ipv6Addr::LOCALHOST, sender_port, 0, 0)
+                    );
+                    received.push(datagram.to_vec());
+                }
+            }
+        }
+        assert_eq!(received, datagrams);
+        let quiet = recv_batch(
+            receiver.as_raw_fd(),
+            &mut batch,
+            waker,
+            Some(Duration::from_millis(20)),
+        );
+        assert_eq!(quiet.unwrap(), Wait::TimedOut);
+    }
+
+    #[test]
+    fn linux_batches_carry_destination_and_interface() {
+        let waker = Waker::new().unwrap();
+        exchange(imp::configure, imp::send_batch, imp::recv_batch, &waker);
+    }
+
+    #[test]
+    fn portable_datagrams_carry_destination_and_interface() {
+        let waker = portable::Waker::new().unwrap();
+        exchange(
+            portable::configure,
+            portable::send_batch,
+            portable::recv_batch,
+            &waker,
+        );
+    }
+
+    #[test]
+    fn a_woken_wait_returns_at_once_on_every_implementation() {
+        let (socket, _) = bound(imp::configure);
+        let mut batch = RecvBatch::new();
+        let waker = Waker::new().unwrap();
+        waker.wake();
+        let outcome = imp::recv_batch(socket.as_raw_fd(), &mut batch, &waker, None).unwrap();
+        assert_eq!(outcome, Wait::Woken);
+        let waker = portable::Waker::new().unwrap();
+        waker.wake();
+        let outcome = portable::recv_batch(socket.as_raw_fd(), &mut batch, &waker, None).unwrap();
+        assert_eq!(outcome, Wait::Woken);
+    }
+
+    #[test]
+    fn source_specific_joins_are_refused_where_unsupported() {
+        let (socket, _) = bound(portable::configure);
+        let err = portable::source_membership(
+            &socket,
+            "ff3e::8000:1".parse().unwrap(),
+            Ipv6Addr::LOCALHOST,
+            1,
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    }
 }
