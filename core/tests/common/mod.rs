@@ -1,3 +1,3 @@
 //! Helpers shared by the integration tests that check conformance vectors.
 
-pub mod vectors;
+pub(crate) mod vectors;

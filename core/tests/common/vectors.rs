@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 /// The folder that holds the shared vector files.
-pub fn vectors_dir() -> PathBuf {
+pub(crate) fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/vectors")
 }
 
 /// Fails when `tests/conformance/vectors/<file>` differs from `generated`, telling how to refresh.
-pub fn check_or_update(file: &str, generated: &serde_json::Value) {
+pub(crate) fn check_or_update(file: &str, generated: &serde_json::Value) {
     let path = vectors_dir().join(file);
     let mut text = serde_json::to_string_pretty(generated).expect("vectors serialize");
     text.push('\n');

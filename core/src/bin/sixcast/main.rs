@@ -1,0 +1,309 @@
+//! The `sixcast` command: print channel addresses, listen, send, and run a self-contained demo.
+//!
+//! Exit codes: 0 success, 1 an error (the message says what to do), 2 bad usage, 3 a timeout
+//! (`listen` got fewer messages than `--count` before `--timeout`).
+
+mod demo;
+
+use std::{
+    io::{BufRead, Write},
+    net::Ipv6Addr,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use clap::{Args, Parser, Subcommand};
+use sixcast::{Config, Context, ErrorKind, Message, Scope, addr};
+
+/// Exit code for a `listen` that ran out of time.
+const EXIT_TIMEOUT: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "sixcast",
+    version,
+    about = "IPv6 multicast channels by name, from the command line"
+)]
+struct Cli {
+    /// Log more (-v: debug, -vv: trace) to standard error.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the group address a channel name maps to.
+    Addr {
+        /// The channel name.
+        name: String,
+        #[command(flatten)]
+        addressing: Addressing,
+        /// Print the relayed form of the address (the one relays and gateways send to).
+        #[arg(long)]
+        relayed: bool,
+    },
+    /// Join a channel and print each message that arrives.
+    Listen {
+        /// The channel name.
+        channel: String,
+        /// Exit successfully after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Give up after this many seconds (exit code 3 if `--count` messages have not arrived).
+        #[arg(long)]
+        timeout: Option<f64>,
+        /// Receive only what this sender address sends (source-specific join).
+        #[arg(long)]
+        source: Option<Ipv6Addr>,
+        /// Print one JSON object per message, with its metadata.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        network: Network,
+    },
+    /// Send MESSAGE, or every line of standard input when MESSAGE is absent.
+    Send {
+        /// The channel name.
+        channel: String,
+        /// The message; without it each line of standard input is one message.
+        message: Option<String>,
+        #[command(flatten)]
+        network: Network,
+    },
+    /// Build a private network-namespace world, run several nodes in it and show what arrives
+    /// where. Needs root or unprivileged user namespaces; never touches the host's own network.
+    Demo,
+}
+
+/// How names map to addresses.
+#[derive(Args, Clone)]
+struct Addressing {
+    /// Addressing profile: sixcast, ssm, embedded-rp or librecast.
+    #[arg(long, default_value = "sixcast")]
+    profile: String,
+    /// The rendezvous point of the embedded-rp profile, as ADDRESS/PREFIX-LENGTH.
+    #[arg(long)]
+    rp: Option<String>,
+    /// Multicast scope: link, site, org or global.
+    #[arg(long, default_value = "global")]
+    scope: String,
+}
+
+/// Options of commands that open a context.
+#[derive(Args)]
+struct Network {
+    #[command(flatten)]
+    addressing: Addressing,
+    /// Interface to join and send on (repeatable); default: every multicast interface.
+    #[arg(long = "iface")]
+    interfaces: Vec<String>,
+    /// UDP port; default: the profile's port.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Hop limit of sent datagrams.
+    #[arg(long = "hops")]
+    hop_limit: Option<u8>,
+    /// Do not loop sent datagrams back to other listeners on this host.
+    #[arg(long)]
+    no_loopback: bool,
+}
+
+impl Addressing {
+    fn resolve(&self) -> sixcast::Result<(addr::Profile, Scope)> {
+        Ok((
+            addr::parse_profile(&self.profile, self.rp.as_deref())?,
+            self.scope.parse()?,
+        ))
+    }
+}
+
+impl Network {
+    fn config(&self) -> sixcast::Result<Config> {
+        let (profile, scope) = self.addressing.resolve()?;
+        let mut config = Config::default();
+        config.profile = profile;
+        config.scope = scope;
+        config.interfaces.clone_from(&self.interfaces);
+        config.port = self.port;
+        config.loopback = !self.no_loopback;
+        if let Some(hop_limit) = self.hop_limit {
+            config.hop_limit = hop_limit;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let outcome = match cli.command {
+        Command::Addr {
+            name,
+            addressing,
+            relayed,
+        } => print_addr(&name, &addressing, relayed),
+        Command::Listen {
+            channel,
+            count,
+            timeout,
+            source,
+            json,
+            network,
+        } => listen(&channel, count, timeout, source, json, &network),
+        Command::Send {
+            channel,
+            message,
+            network,
+        } => send(&channel, message, &network),
+        Command::Demo => demo::run(),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("sixcast: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIXCAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn print_addr(name: &str, addressing: &Addressing, relayed: bool) -> sixcast::Result<ExitCode> {
+    let (profile, scope) = addressing.resolve()?;
+    let mut group = addr::group_addr(name.as_bytes(), &profile, scope)?;
+    if relayed {
+        group = addr::relayed_addr(group, &profile)?;
+    }
+    println!("{group}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn listen(
+    name: &str,
+    count: Option<u64>,
+    timeout: Option<f64>,
+    source: Option<Ipv6Addr>,
+    json: bool,
+    network: &Network,
+) -> sixcast::Result<ExitCode> {
+    let deadline = match timeout {
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Some(Instant::now() + Duration::from_secs_f64(seconds))
+        }
+        Some(seconds) => {
+            return Err(sixcast::Error::new(
+                ErrorKind::InvalidConfig,
+                format!("--timeout {seconds} is not a number of seconds >= 0"),
+            ));
+        }
+        None => None,
+    };
+    let context = Context::new(network.config()?)?;
+    let channel = context.channel(name)?;
+    match source {
+        Some(source) => channel.join_source(source)?,
+        None => channel.join()?,
+    }
+    // Scripts and tests wait for this line before they start sending.
+    eprintln!(
+        "sixcast: listening to {name:?} on [{}]:{} via {}",
+        channel.group(),
+        context.port(),
+        context.interfaces().join(",")
+    );
+    let mut stdout = std::io::stdout().lock();
+    let mut received = 0;
+    while count.is_none_or(|count| received < count) {
+        let next = match deadline {
+            Some(deadline) => {
+                channel.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => channel.recv(),
+        };
+        let message = match next {
+            Ok(message) => message,
+            Err(err) if err.kind() == ErrorKind::Timeout => {
+                eprintln!(
+                    "sixcast: timed out after {received} message(s){}; is the sender on a network \
+                     that carries multicast to this host?",
+                    count
+                        .map(|count| format!(" of {count}"))
+                        .unwrap_or_default()
+                );
+                return Ok(ExitCode::from(EXIT_TIMEOUT));
+            }
+            Err(err) => return Err(err),
+        };
+        received += 1;
+        let line = if json {
+            message_json(name, &message)
+        } else {
+            message_text(&message)
+        };
+        if writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            // The reader went away (a closed pipe): nothing left to print to.
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn message_text(message: &Message) -> String {
+    String::from_utf8_lossy(&message.payload).into_owned()
+}
+
+fn message_json(channel: &str, message: &Message) -> String {
+    serde_json::json!({
+        "channel": channel,
+        "payload": String::from_utf8_lossy(&message.payload),
+        "size": message.payload.len(),
+        "source": message.source.to_string(),
+        "group": message.group.to_string(),
+        "interface": &*message.interface_name,
+        "sender": message.sender.to_string(),
+        "seq": message.seq,
+        "path": if message.relayed { "relayed" } else { "native" },
+    })
+    .to_string()
+}
+
+fn send(name: &str, message: Option<String>, network: &Network) -> sixcast::Result<ExitCode> {
+    let context = Context::new(network.config()?)?;
+    let channel = context.channel(name)?;
+    match message {
+        Some(message) => channel.send(message.as_bytes())?,
+        None => {
+            for line in std::io::stdin().lock().lines() {
+                let line = line.map_err(|err| sixcast::Error::io("reading standard input", err))?;
+                channel.send(line.as_bytes())?;
+            }
+        }
+    }
+    channel.flush()?;
+    let stats = channel.stats();
+    tracing::debug!(
+        messages = stats.messages_sent,
+        datagrams = stats.datagrams_sent,
+        "sent"
+    );
+    context.close();
+    Ok(ExitCode::SUCCESS)
+}

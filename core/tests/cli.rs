@@ -1,0 +1,219 @@
+//! The `sixcast` command's contract: output formats and exit codes, with real processes in
+//! network-namespace hosts.
+
+mod harness;
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use harness::{World, world};
+
+const SIXCAST: &str = env!("CARGO_BIN_EXE_sixcast");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(SIXCAST)
+        .args(args)
+        .output()
+        .expect("run sixcast");
+    (
+        output.status.code().expect("exit code"),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn addr_prints_each_profile_and_scope() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["addr", "webservers"],
+            "ff1e:c0:1acf:916c:691a:a851:5b62:1339",
+        ),
+        (
+            &["addr", "webservers", "--scope", "site"],
+            "ff15:c0:1acf:916c:691a:a851:5b62:1339",
+        ),
+        (
+            &["addr", "webservers", "--relayed"],
+            "ff1e:1c0:1acf:916c:691a:a851:5b62:1339",
+        ),
+        (
+            &["addr", "webservers", "--profile", "librecast"],
+            "ff1e:81b4:7fc5:feea:3ac9:7831:f88c:46c",
+        ),
+    ];
+    for (args, expected) in cases {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(stdout.trim(), *expected, "{args:?}");
+    }
+    let (code, stdout, _) = run(&["addr", "webservers", "--profile", "ssm"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("ff3e::"), "{stdout}");
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_exit_code() {
+    let long_name = "n".repeat(sixcast::addr::MAX_NAME_LEN + 1);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["addr", "x", "--scope", "galaxy"], 1, "galaxy"),
+        (&["addr", "x", "--profile", "nope"], 1, "nope"),
+        (&["addr", "x", "--profile", "embedded-rp"], 1, "rp"),
+        (&["addr", &long_name], 1, "4096"),
+        (&["listen", "x", "--iface", "no-such-if0"], 1, "no-such-if0"),
+        (&["listen", "x", "--timeout=-1"], 1, "timeout"),
+        (&["frobnicate"], 2, "frobnicate"),
+    ];
+    for (args, expected_code, mention) in cases {
+        let (code, _, stderr) = run(args);
+        let shown: Vec<_> = args.iter().map(|arg| &arg[..arg.len().min(20)]).collect();
+        assert_eq!(code, *expected_code, "{shown:?}: {stderr}");
+        assert!(
+            stderr.contains(mention),
+            "{shown:?} should mention {mention:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// A `sixcast listen` process and the thread collecting the rest of its standard error.
+struct Listener {
+    child: std::process::Child,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Starts `sixcast listen` in a host and waits until it has joined.
+fn start_listener(world: &World, host: &str, args: &[&str]) -> Listener {
+    let mut child = world
+        .host(host)
+        .command(SIXCAST)
+        .arg("listen")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start listener");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("listening to"), "listener said: {line}");
+    // Keep draining: a closed pipe would make the listener's later messages fail.
+    let stderr = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        rest
+    });
+    Listener { child, stderr }
+}
+
+/// Waits for the listener to exit; returns its exit code, standard output and standard error.
+fn finish(listener: Listener, within: Duration) -> (i32, String, String) {
+    let Listener { mut child, stderr } = listener;
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stdout = String::new();
+            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+            return (status.code().unwrap_or(-1), stdout, stderr.join().unwrap());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("process did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn listen_and_send_across_a_lan() {
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    let json = start_listener(
+        &world,
+        "h2",
+        &["chat", "--count", "3", "--timeout", "10", "--json"],
+    );
+    let text = start_listener(&world, "h3", &["chat", "--count", "3", "--timeout", "10"]);
+    let status = world
+        .host("h1")
+        .command(SIXCAST)
+        .args(["send", "chat", "hello"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut piped = world
+        .host("h1")
+        .command(SIXCAST)
+        .args(["send", "chat"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    piped
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"second line\nthird line\n")
+        .unwrap();
+    assert!(piped.wait().unwrap().success());
+
+    let (code, stdout, _) = finish(text, Duration::from_secs(10));
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "hello\nsecond line\nthird line\n");
+
+    let (code, stdout, _) = finish(json, Duration::from_secs(10));
+    assert_eq!(code, 0);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let sender = world.host("h1").addr().to_string();
+    let group = "ff1e:".to_string();
+    for (line, payload) in lines.iter().zip(["hello", "second line", "third line"]) {
+        assert_eq!(line["payload"], payload);
+        assert_eq!(line["channel"], "chat");
+        assert_eq!(line["path"], "native");
+        assert_eq!(line["interface"], "eth0");
+        assert!(line["source"].as_str().unwrap().contains(&sender), "{line}");
+        assert!(
+            line["group"].as_str().unwrap().starts_with(&group),
+            "{line}"
+        );
+        assert_eq!(line["sender"].as_str().unwrap().len(), 16);
+    }
+    // Two senders (two processes), each starting its own sequence at zero.
+    assert_eq!(lines[0]["seq"], 0);
+    assert_eq!(
+        (lines[1]["seq"].as_u64(), lines[2]["seq"].as_u64()),
+        (Some(0), Some(1))
+    );
+}
+
+#[test]
+fn listen_times_out_with_exit_code_3_where_multicast_is_not_routed() {
+    let Some(world) = world(World::routed_nomcast, false) else {
+        return;
+    };
+    let far = start_listener(&world, "b1", &["alerts", "--count", "1", "--timeout", "1"]);
+    let status = world
+        .host("a1")
+        .command(SIXCAST)
+        .args(["send", "alerts", "disk full"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let began = Instant::now();
+    let (code, stdout, stderr) = finish(far, Duration::from_secs(5));
+    assert_eq!(code, 3);
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("timed out after 0 message(s) of 1"),
+        "{stderr}"
+    );
+    assert!(began.elapsed() < Duration::from_secs(3));
+}

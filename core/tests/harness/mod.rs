@@ -1,0 +1,75 @@
+//! Helpers for tests that run sixcast nodes inside network-namespace worlds.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::{
+    sync::{Arc, Barrier},
+    time::{Duration, Instant},
+};
+
+use sixcast::{Channel, Config, Context, ErrorKind, Message};
+pub(crate) use sixcast_netlab::World;
+
+/// Builds a world, or explains why this machine cannot. Skipping is allowed only outside CI:
+/// there a missing capability is a broken setup, not a reason to pass.
+pub(crate) fn world(
+    build: fn() -> sixcast_netlab::Result<World>,
+    needs_smcroute: bool,
+) -> Option<World> {
+    if let Err(reason) = sixcast_netlab::check_environment(needs_smcroute) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to build test worlds: {reason}"
+        );
+        eprintln!("skipped: {reason}");
+        return None;
+    }
+    Some(build().expect("building the test world"))
+}
+
+/// A configuration for test worlds: enough hops to cross one router.
+pub(crate) fn config() -> Config {
+    let mut config = Config::default();
+    config.hop_limit = 8;
+    config
+}
+
+/// Joins `channel` with `config` on the current host and returns both.
+pub(crate) fn joined(config: Config, channel: &str) -> (Context, Channel) {
+    let context = Context::new(config).expect("context");
+    let channel = context.channel(channel).expect("channel");
+    channel.join().expect("join");
+    (context, channel)
+}
+
+/// Receives until `count` messages arrived or `within` passed.
+pub(crate) fn collect(channel: &Channel, count: usize, within: Duration) -> Vec<Message> {
+    let deadline = Instant::now() + within;
+    let mut received = Vec::new();
+    while received.len() < count {
+        match channel.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(message) => received.push(message),
+            Err(err) if err.kind() == ErrorKind::Timeout => break,
+            Err(err) => panic!("receiving failed: {err}"),
+        }
+    }
+    received
+}
+
+/// Asserts that nothing more arrives within `quiet`.
+pub(crate) fn assert_quiet(channel: &Channel, quiet: Duration) {
+    match channel.recv_timeout(quiet) {
+        Err(err) if err.kind() == ErrorKind::Timeout => {}
+        Ok(message) => panic!("unexpected extra message: {message:?}"),
+        Err(err) => panic!("receiving failed: {err}"),
+    }
+}
+
+/// A barrier for `parties` threads: listeners wait on it after joining, the sender before
+/// sending, so nothing is sent before every listener is in its group.
+pub(crate) fn start_line(parties: usize) -> Arc<Barrier> {
+    Arc::new(Barrier::new(parties))
+}
+
+/// Time for MLD reports to reach a multicast router after a join (bridges need none).
+pub(crate) const ROUTER_JOIN_DELAY: Duration = Duration::from_millis(300);
