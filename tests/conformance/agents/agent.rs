@@ -33,7 +33,9 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> sixcast::Result<ExitCode> {
-    eprintln!("usage: agent send <channel> <label> | agent recv <channel> <count> <timeout-seconds>");
+    eprintln!(
+        "usage: agent send <channel> <label> | agent recv <channel> <count> <timeout-seconds>"
+    );
     Ok(ExitCode::from(2))
 }
 
@@ -58,7 +60,8 @@ fn recv(channel: &str, count: usize, timeout: Duration) -> sixcast::Result<ExitC
     let deadline = Instant::now() + timeout;
     let large = large_message();
     for _ in 0..count {
-        let message = match channel.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let message = match channel.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             Ok(message) => message,
             Err(err) if err.kind() == ErrorKind::Timeout => return Ok(ExitCode::from(3)),
             Err(err) => return Err(err),
