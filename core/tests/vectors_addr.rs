@@ -410,16 +410,10 @@ fn verify_vectors(vectors: &Value) -> Vec<String> {
     problems
 }
 
-fn read_checked_in_vectors() -> Value {
-    let path = common::vectors::vectors_dir().join(FILE);
-    let text = std::fs::read_to_string(&path).expect("the vectors file is readable");
-    serde_json::from_str(&text).expect("the vectors file is JSON")
-}
-
 #[test]
 fn addresses_json_is_fresh_and_every_case_holds() {
     common::vectors::check_or_update(FILE, &generate_vectors());
-    let problems = verify_vectors(&read_checked_in_vectors());
+    let problems = verify_vectors(&common::vectors::read(FILE));
     assert!(
         problems.is_empty(),
         "{FILE} disagrees with the library:\n{}",

@@ -8,6 +8,13 @@ pub(crate) fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/vectors")
 }
 
+/// The checked-in `tests/conformance/vectors/<file>`, parsed.
+pub(crate) fn read(file: &str) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(vectors_dir().join(file)).expect("the vectors file is readable");
+    serde_json::from_str(&text).expect("the vectors file is JSON")
+}
+
 /// Fails when `tests/conformance/vectors/<file>` differs from `generated`, telling how to refresh.
 pub(crate) fn check_or_update(file: &str, generated: &serde_json::Value) {
     let path = vectors_dir().join(file);
