@@ -166,7 +166,10 @@ fn generate() -> Value {
 #[test]
 fn errors_json_is_fresh_and_every_case_holds() {
     common::vectors::check_or_update("errors.json", &generate());
-    for case in common::vectors::read("errors.json")["cases"].as_array().unwrap() {
+    for case in common::vectors::read("errors.json")["cases"]
+        .as_array()
+        .unwrap()
+    {
         let expected = case["error"]
             .as_str()
             .map(|name| ErrorKind::from_name(name).unwrap());
