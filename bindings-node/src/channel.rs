@@ -1,0 +1,432 @@
+//! `Context` and `Channel` (the core's `channel` module) with Node's ways to receive: a promise
+//! (`recv`), a poll (`tryRecv`), async iteration and a callback subscription.
+//!
+//! The core receives on blocking calls. Each waiting `recv` runs on napi-rs's Tokio blocking
+//! pool, never on libuv's four-thread pool, so any number of pending receives leaves `fs`,
+//! `dns` and `crypto` work alone; each subscription has one thread of its own.
+
+use std::{
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use napi::{
+    Env, Result, Status,
+    bindgen_prelude::{AsyncGenerator, Buffer, Either, Function, Object, PromiseRaw},
+    threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
+};
+use napi_derive::napi;
+use sixcast::ErrorKind;
+
+use crate::{
+    addr::{bytes_of, parse_address},
+    config::{config_from_js, millis_or_forever},
+    error::OrThrow,
+};
+
+/// A context: one socket, one node id, any number of channels. Close it when done; a script
+/// whose contexts are closed exits by itself.
+#[napi]
+pub struct Context {
+    inner: sixcast::Context,
+}
+
+#[napi]
+impl Context {
+    /// Opens a context: validates the options, binds the UDP port and starts receiving.
+    #[napi(constructor, ts_args_type = "options?: ContextOptions")]
+    pub fn new(env: Env, options: Option<Object>) -> Result<Self> {
+        let config = config_from_js(&env, options)?;
+        let inner = sixcast::Context::new(config).or_throw(&env)?;
+        Ok(Self { inner })
+    }
+
+    /// The channel called `name` (a string is taken as UTF-8), created on first use.
+    #[napi]
+    pub fn channel(&self, env: Env, name: Either<String, &[u8]>) -> Result<Channel> {
+        let inner = self.inner.channel(bytes_of(&name)).or_throw(&env)?;
+        Ok(Channel { inner })
+    }
+
+    /// Sends what is still packed, leaves every group and stops receiving. Pending receives
+    /// reject with ERR_SIXCAST_CLOSED, iterations end, subscriptions stop. Closing twice is
+    /// harmless.
+    #[napi]
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Whether `close()` was called.
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// This context's node id (16 hex digits), carried in every datagram it sends.
+    #[napi(getter)]
+    pub fn node_id(&self) -> String {
+        self.inner.node_id().to_string()
+    }
+
+    /// The UDP port the context is bound to.
+    #[napi(getter)]
+    pub fn port(&self) -> u16 {
+        self.inner.port()
+    }
+
+    /// The names of the interfaces the context joins and sends on.
+    #[napi(getter)]
+    pub fn interfaces(&self) -> Vec<String> {
+        self.inner.interfaces()
+    }
+
+    /// Counters summed over every channel, plus datagrams no channel claimed.
+    #[napi]
+    pub fn stats(&self) -> Stats {
+        self.inner.stats().into()
+    }
+}
+
+/// A named channel of a context. `for await (const message of channel)` receives until the
+/// context closes.
+#[napi(async_iterator)]
+pub struct Channel {
+    inner: sixcast::Channel,
+}
+
+#[napi]
+impl Channel {
+    /// The channel's name.
+    #[napi(getter)]
+    pub fn name(&self) -> Buffer {
+        self.inner.name().to_vec().into()
+    }
+
+    /// The group address original traffic of this channel is sent to.
+    #[napi(getter)]
+    pub fn group(&self) -> String {
+        self.inner.group().to_string()
+    }
+
+    /// The group relays re-send this channel's traffic to, or null if the profile has none.
+    #[napi(getter)]
+    pub fn relayed_group(&self) -> Option<String> {
+        self.inner.relayed_group().map(|group| group.to_string())
+    }
+
+    /// Starts receiving the channel from any source on every interface of the context.
+    #[napi]
+    pub fn join(&self, env: Env) -> Result<()> {
+        self.inner.join().or_throw(&env)
+    }
+
+    /// Starts receiving the channel from `source` only (source-specific multicast).
+    #[napi]
+    pub fn join_source(&self, env: Env, source: String) -> Result<()> {
+        parse_address(&source)
+            .and_then(|source| self.inner.join_source(source))
+            .or_throw(&env)
+    }
+
+    /// Stops receiving the channel.
+    #[napi]
+    pub fn leave(&self, env: Env) -> Result<()> {
+        self.inner.leave().or_throw(&env)
+    }
+
+    /// Queues a message (a string is sent as UTF-8). Small messages are packed together and
+    /// leave within `lingerMs` or at `flush()`; large ones are fragmented and sent at once.
+    /// Never waits for receivers.
+    #[napi]
+    pub fn send(&self, env: Env, data: Either<String, &[u8]>) -> Result<()> {
+        self.inner.send(bytes_of(&data)).or_throw(&env)
+    }
+
+    /// Sends the partly filled datagram now.
+    #[napi]
+    pub fn flush(&self, env: Env) -> Result<()> {
+        self.inner.flush().or_throw(&env)
+    }
+
+    /// The next message. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when
+    /// unset) and with ERR_SIXCAST_CLOSED when the context closes.
+    #[napi(ts_return_type = "Promise<Message>")]
+    pub fn recv<'env>(
+        &self,
+        env: &'env Env,
+        timeout_ms: Option<f64>,
+    ) -> Result<PromiseRaw<'env, Message>> {
+        let timeout = timeout_ms.map_or(Ok(None), |ms| millis_or_forever("timeoutMs", ms));
+        let channel = self.inner.clone();
+        let received = async move {
+            match timeout {
+                Ok(timeout) => receive(channel, timeout).await,
+                Err(err) => Ok(Err(err)),
+            }
+        };
+        env.spawn_future_with_callback(received, |env, message| {
+            message.map(Message::from).or_throw(env)
+        })
+    }
+
+    /// The next message if one is waiting, else null.
+    #[napi]
+    pub fn try_recv(&self, env: Env) -> Result<Option<Message>> {
+        let message = self.inner.try_recv().or_throw(&env)?;
+        Ok(message.map(Message::from))
+    }
+
+    /// Calls `callback` with each message until `stop()` or until the context closes. While
+    /// active, the subscription keeps the process alive. Messages go to one taker each: do not
+    /// mix a subscription with `recv()` on the same channel unless that is what you want.
+    #[napi(ts_args_type = "callback: (message: Message) => void")]
+    pub fn subscribe(&self, callback: Function<Message, ()>) -> Result<Subscription> {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let delivered = Arc::clone(&in_flight);
+        let callback: MessageCallback = callback
+            .build_threadsafe_function::<sixcast::Message>()
+            .build_callback(move |call| {
+                delivered.fetch_sub(1, Ordering::AcqRel);
+                Ok(Message::from(call.value))
+            })?;
+        let subscription = Subscription {
+            callback: Arc::new(Mutex::new(Some(callback))),
+        };
+        let pump = Pump {
+            channel: self.inner.clone(),
+            callback: Arc::clone(&subscription.callback),
+            in_flight,
+        };
+        thread::Builder::new()
+            .name("sixcast-subscription".into())
+            .spawn(move || pump.run())
+            .map_err(|err| napi::Error::from_reason(format!("cannot start a thread: {err}")))?;
+        Ok(subscription)
+    }
+
+    /// This channel's counters.
+    #[napi]
+    pub fn stats(&self) -> Stats {
+        self.inner.stats().into()
+    }
+}
+
+#[napi]
+impl AsyncGenerator for Channel {
+    type Yield = Message;
+    type Next = ();
+    type Return = ();
+
+    fn next(
+        &mut self,
+        _value: Option<Self::Next>,
+    ) -> impl Future<Output = Result<Option<Self::Yield>>> + Send + 'static {
+        let channel = self.inner.clone();
+        async move {
+            let received = receive(channel, None).await?;
+            match received {
+                Ok(message) => Ok(Some(message.into())),
+                Err(err) if err.kind() == ErrorKind::Closed => Ok(None),
+                // A receive without a deadline fails only when the context closes. Should the
+                // core add a failure, it still surfaces, though without a `code`: that needs
+                // the JavaScript thread, which napi-rs does not lend to generators.
+                Err(err) => Err(napi::Error::new(Status::GenericFailure, err.to_string())),
+            }
+        }
+    }
+}
+
+/// Waits for the next message on the Tokio blocking pool (see the module documentation); no
+/// `timeout` waits until a message arrives or the context closes.
+async fn receive(
+    channel: sixcast::Channel,
+    timeout: Option<Duration>,
+) -> Result<sixcast::Result<sixcast::Message>> {
+    napi::tokio::task::spawn_blocking(move || match timeout {
+        Some(timeout) => channel.recv_timeout(timeout),
+        None => channel.recv(),
+    })
+    .await
+    .map_err(|err| napi::Error::from_reason(format!("the receive task failed: {err}")))
+}
+
+/// The subscriber's callback, called on the JavaScript thread with each message.
+type MessageCallback = ThreadsafeFunction<sixcast::Message, (), Message, Status, false>;
+
+/// How long a subscription's thread waits for a message before it looks whether it was stopped.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Messages handed to the JavaScript thread but not yet passed to the callback, at most. Beyond
+/// that the subscription leaves messages in the channel's queue, whose capacity bounds memory
+/// (and counts what overflows) as it does for `recv()`.
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// A running `subscribe()`.
+#[napi]
+pub struct Subscription {
+    /// `None` once stopped or ended.
+    callback: Arc<Mutex<Option<MessageCallback>>>,
+}
+
+#[napi]
+impl Subscription {
+    /// Stops the subscription: the callback is not called again, and the process no longer
+    /// stays alive for it. Messages already taken from the channel but not yet delivered are
+    /// dropped. Stopping twice is harmless.
+    #[napi]
+    pub fn stop(&self) {
+        if let Some(callback) = lock(&self.callback).take() {
+            // Abort, not release: a release would still run the calls already queued, and stop()
+            // promises that none runs after it returns.
+            #[allow(deprecated)]
+            let _ = callback.abort();
+        }
+    }
+
+    /// Whether the subscription still delivers messages (false after `stop()` or once the
+    /// context closed).
+    #[napi(getter)]
+    pub fn active(&self) -> bool {
+        lock(&self.callback).is_some()
+    }
+}
+
+/// The thread behind a subscription: moves messages from the channel to the callback.
+struct Pump {
+    channel: sixcast::Channel,
+    callback: Arc<Mutex<Option<MessageCallback>>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Pump {
+    fn run(self) {
+        loop {
+            if self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+                if lock(&self.callback).is_none() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            match self.channel.recv_timeout(STOP_POLL) {
+                Ok(message) => {
+                    let callback = lock(&self.callback);
+                    let Some(callback) = callback.as_ref() else {
+                        return;
+                    };
+                    self.in_flight.fetch_add(1, Ordering::AcqRel);
+                    callback.call(message, ThreadsafeFunctionCallMode::NonBlocking);
+                }
+                Err(err) if err.kind() == ErrorKind::Timeout => {
+                    if lock(&self.callback).is_none() {
+                        return;
+                    }
+                }
+                Err(_closed) => {
+                    // Releasing (dropping) the callback lets the calls already queued run, then
+                    // lets the process exit.
+                    lock(&self.callback).take();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Locks `mutex`; a panic elsewhere while holding it leaves only an `Option` behind, which is
+/// still consistent.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A received message with where it came from and how it arrived.
+#[napi(object, object_from_js = false)]
+pub struct Message {
+    /// The application bytes.
+    pub payload: Buffer,
+    /// The address the datagram came from.
+    pub source: String,
+    /// The UDP port the datagram came from.
+    pub source_port: u16,
+    /// The group the datagram was sent to: the channel's group or its relayed form.
+    pub group: String,
+    /// Index of the interface the datagram arrived on.
+    pub interface: u32,
+    /// Name of that interface.
+    pub interface_name: String,
+    /// The sending context's node id, 16 hex digits.
+    pub sender: String,
+    /// The sender's sequence number of this message on this channel (exact below 2^53).
+    pub seq: f64,
+    /// Whether a relay or gateway re-sent this message.
+    pub relayed: bool,
+}
+
+impl From<sixcast::Message> for Message {
+    fn from(message: sixcast::Message) -> Self {
+        Self {
+            payload: message.payload.into(),
+            source: message.source.ip().to_string(),
+            source_port: message.source.port(),
+            group: message.group.to_string(),
+            interface: message.interface,
+            interface_name: message.interface_name.to_string(),
+            sender: message.sender.to_string(),
+            seq: message.seq as f64,
+            relayed: message.relayed,
+        }
+    }
+}
+
+/// Counters of a channel or a whole context; every datagram is accounted for.
+#[napi(object, object_from_js = false)]
+pub struct Stats {
+    /// Messages accepted by `send`.
+    pub messages_sent: f64,
+    /// Payload bytes accepted by `send`.
+    pub bytes_sent: f64,
+    /// Datagrams handed to the kernel (once per interface).
+    pub datagrams_sent: f64,
+    /// Messages delivered to the receive queue.
+    pub messages_received: f64,
+    /// Payload bytes delivered to the receive queue.
+    pub bytes_received: f64,
+    /// Datagrams received, including dropped ones.
+    pub datagrams_received: f64,
+    /// Messages dropped as already delivered.
+    pub duplicates: f64,
+    /// Datagrams dropped because they did not decode.
+    pub malformed: f64,
+    /// Datagrams of this context's own sending heard back through loopback.
+    pub own_dropped: f64,
+    /// Messages dropped because the receive queue was full.
+    pub queue_overflow: f64,
+    /// Fragmented messages given up.
+    pub reassembly_dropped: f64,
+    /// Datagrams for a group no channel of this context has (context totals only).
+    pub unknown_group: f64,
+}
+
+impl From<sixcast::Stats> for Stats {
+    fn from(stats: sixcast::Stats) -> Self {
+        // Counters become JavaScript numbers, exact below 2^53.
+        Self {
+            messages_sent: stats.messages_sent as f64,
+            bytes_sent: stats.bytes_sent as f64,
+            datagrams_sent: stats.datagrams_sent as f64,
+            messages_received: stats.messages_received as f64,
+            bytes_received: stats.bytes_received as f64,
+            datagrams_received: stats.datagrams_received as f64,
+            duplicates: stats.duplicates as f64,
+            malformed: stats.malformed as f64,
+            own_dropped: stats.own_dropped as f64,
+            queue_overflow: stats.queue_overflow as f64,
+            reassembly_dropped: stats.reassembly_dropped as f64,
+            unknown_group: stats.unknown_group as f64,
+        }
+    }
+}

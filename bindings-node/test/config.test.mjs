@@ -1,0 +1,100 @@
+// Tests of the binding's `config` module: Context options as JavaScript callers write them.
+// Nothing here opens a context successfully (that would bind a socket on the host).
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+
+import * as sixcast from '../index.js'
+import { sixcastError } from './support.mjs'
+
+const invalidConfig = sixcastError('InvalidConfig')
+
+const everyOption = {
+  profile: 'embedded-rp',
+  rp: '2001:db8:5c::5/64',
+  scope: 'site',
+  port: 7000,
+  interfaces: ['eth0'],
+  hopLimit: 8,
+  loopback: false,
+  maxDatagramSize: 1400,
+  maxMessageSize: 65536,
+  lingerMs: 0.5,
+  queueCapacity: 100,
+  recvBuffer: 1 << 20,
+  reassemblyTimeoutMs: 2000,
+  reassemblyMemory: 1 << 20,
+}
+
+test('every option at once, no options, and null are valid', () => {
+  sixcast.validateOptions(everyOption)
+  sixcast.validateOptions()
+  sixcast.validateOptions({})
+  sixcast.validateOptions(null)
+})
+
+test('an unknown option is an error that lists the known ones', () => {
+  assert.throws(() => sixcast.validateOptions({ hoplimit: 1 }), {
+    ...invalidConfig,
+    message: /unknown option "hoplimit".*hopLimit/,
+  })
+})
+
+const wholeNumberOptions = {
+  port: 65535,
+  hopLimit: 255,
+  maxDatagramSize: null,
+  maxMessageSize: null,
+  queueCapacity: null,
+  recvBuffer: null,
+  reassemblyMemory: null,
+}
+
+for (const [name, max] of Object.entries(wholeNumberOptions)) {
+  test(`${name} must be a whole number in range`, () => {
+    for (const bad of [1.5, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+      assert.throws(() => sixcast.validateOptions({ [name]: bad }), {
+        ...invalidConfig,
+        message: new RegExp(`^${name} must be a whole number`),
+      })
+    }
+    if (max !== null) {
+      assert.throws(() => sixcast.validateOptions({ [name]: max + 1 }), {
+        ...invalidConfig,
+        message: new RegExp(`from 0 to ${max}, not ${max + 1}`),
+      })
+    }
+  })
+}
+
+for (const name of ['lingerMs', 'reassemblyTimeoutMs']) {
+  test(`${name} must be a finite, non-negative number of milliseconds`, () => {
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => sixcast.validateOptions({ [name]: bad }), invalidConfig)
+    }
+  })
+}
+
+test('a value of the wrong type is an InvalidConfig error naming the option', () => {
+  assert.throws(() => sixcast.validateOptions({ port: '6446' }), { ...invalidConfig, message: /port/ })
+  assert.throws(() => sixcast.validateOptions({ loopback: 1 }), { ...invalidConfig, message: /loopback/ })
+  assert.throws(() => sixcast.validateOptions({ interfaces: 'eth0' }), {
+    ...invalidConfig,
+    message: /interfaces/,
+  })
+})
+
+test('the core checks what fits the types but not the protocol', () => {
+  assert.throws(() => sixcast.validateOptions({ port: 0 }), invalidConfig)
+  assert.throws(() => sixcast.validateOptions({ hopLimit: 0 }), invalidConfig)
+  assert.throws(() => sixcast.validateOptions({ maxDatagramSize: 100 }), invalidConfig)
+  assert.throws(() => sixcast.validateOptions({ reassemblyTimeoutMs: 0 }), invalidConfig)
+  assert.throws(() => sixcast.validateOptions({ rp: '2001:db8:5c::5/64' }), invalidConfig)
+  assert.throws(() => sixcast.validateOptions({ profile: 'embedded-rp' }), invalidConfig)
+  assert.throws(() => sixcast.validateOptions({ scope: 'galaxy' }), invalidConfig)
+})
+
+test('new Context checks options the same way before it opens anything', () => {
+  assert.throws(() => new sixcast.Context({ hopLimit: 0 }), invalidConfig)
+  assert.throws(() => new sixcast.Context({ bogus: true }), invalidConfig)
+  assert.throws(() => new sixcast.Context({ interfaces: ['no-such-if0'] }), sixcastError('UnknownInterface'))
+})

@@ -1,0 +1,167 @@
+// Tests of the binding's `channel` module (core/src/channel.rs). They need a network, so they
+// start node processes in the namespace hosts of a sixcast-netlab world (`sixcast-netlab run
+// lan:3 -- node --test test/world.test.mjs`; bindings-node/run-tests does that) and never touch
+// the host's own interfaces. Without a world they skip, except under CI, where that fails.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { createInterface } from 'node:readline'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+import { groupAddress } from '../index.js'
+
+const world = process.env.SIXCAST_WORLD ? JSON.parse(process.env.SIXCAST_WORLD) : null
+const noWorld = 'needs a namespace world: run under `sixcast-netlab run lan:3 --` (bindings-node/run-tests does)'
+const peerScript = fileURLToPath(new URL('./world/peer.mjs', import.meta.url))
+const agentScript = fileURLToPath(new URL('./agent.mjs', import.meta.url))
+
+function worldTest(name, body) {
+  if (world) return test(name, { timeout: 30_000 }, body)
+  if (process.env.CI) return test(name, () => assert.fail(noWorld))
+  return test(name, { skip: noWorld }, body)
+}
+
+const host = (name) => world.hosts.find((candidate) => candidate.name === name)
+
+/** A fresh channel name per test, so that tests never hear each other. */
+const freshChannel = (label) => `node-${label}-${randomBytes(4).toString('hex')}`
+
+/**
+ * Starts `script ARGS` with node inside host `hostName`. `nextLine()` and `next()` (parsed as
+ * JSON) read its output line by line; `exit` resolves with {code, stderr, elapsed} once it has
+ * exited.
+ */
+function startIn(hostName, script, args) {
+  const started = Date.now()
+  const child = spawn('ip', ['netns', 'exec', host(hostName).netns, process.execPath, script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stderr = ''
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]()
+  const exit = new Promise((resolve) =>
+    child.on('close', (code) => resolve({ code, stderr, elapsed: Date.now() - started })),
+  )
+  const nextLine = async () => {
+    const { value, done } = await lines.next()
+    if (done) {
+      const { code, stderr: reason } = await exit
+      assert.fail(`${hostName} ${args[0]} ended early (exit ${code}): ${reason}`)
+    }
+    return value
+  }
+  return { exit, nextLine, next: async () => JSON.parse(await nextLine()) }
+}
+
+const peer = (hostName, ...args) => startIn(hostName, peerScript, args)
+
+/** Runs a peer role to its end and checks that it succeeded within `limitMs`. */
+async function succeeds(started, limitMs) {
+  const { code, stderr, elapsed } = await started.exit
+  assert.equal(code, 0, `exit ${code}: ${stderr}`)
+  assert.ok(elapsed < limitMs, `took ${elapsed} ms, more than ${limitMs}`)
+}
+
+worldTest('two processes in two hosts exchange messages with their metadata', async () => {
+  const channel = freshChannel('exchange')
+  const receiver = peer('h2', 'recv', channel, '3', '10000')
+  assert.deepEqual(await receiver.next(), { ready: true })
+  const sender = peer('h1', 'send', channel, 'text:hello from h1', 'empty', 'mib')
+  const { sender: senderId, port, interfaces } = await sender.next()
+  await succeeds(sender, 10_000)
+  assert.deepEqual(interfaces, [host('h1').ifname])
+
+  const received = [await receiver.next(), await receiver.next(), await receiver.next()]
+  const metadata = {
+    source: host('h1').addr,
+    sourcePort: port,
+    group: groupAddress(channel),
+    interface: host('h2').ifindex,
+    interfaceName: host('h2').ifname,
+    sender: senderId,
+    relayed: false,
+  }
+  for (const [seq, { size, sha256, text, ...rest }] of received.entries()) {
+    assert.deepEqual(rest, { ...metadata, seq })
+  }
+  assert.equal(received[0].text, 'hello from h1')
+  assert.equal(received[1].size, 0)
+  assert.equal(received[1].text, '')
+  assert.equal(received[2].size, 1 << 20)
+  const mib = createHash('sha256').update(Buffer.alloc(1 << 20, 0x5a)).digest('hex')
+  assert.equal(received[2].sha256, mib)
+  const { stats } = await receiver.next()
+  assert.equal(stats.messagesReceived, 3)
+  assert.equal(stats.malformed, 0)
+  await succeeds(receiver, 15_000)
+})
+
+worldTest('a third host receives the same messages (one send, many receivers)', async () => {
+  const channel = freshChannel('fanout')
+  const receivers = ['h2', 'h3'].map((name) => peer(name, 'recv', channel, '2', '10000'))
+  for (const receiver of receivers) assert.deepEqual(await receiver.next(), { ready: true })
+  await succeeds(peer('h1', 'send', channel, 'text:one', 'text:two'), 10_000)
+  for (const receiver of receivers) {
+    assert.deepEqual([(await receiver.next()).text, (await receiver.next()).text], ['one', 'two'])
+    await receiver.next()
+    await succeeds(receiver, 15_000)
+  }
+})
+
+worldTest('for await iterates over messages and ends when the context closes', async () => {
+  const channel = freshChannel('iterate')
+  const receiver = peer('h2', 'iterate', channel, '2')
+  assert.deepEqual(await receiver.next(), { ready: true })
+  await succeeds(peer('h1', 'send', channel, 'text:first', 'text:second'), 10_000)
+  assert.equal((await receiver.next()).text, 'first')
+  assert.equal((await receiver.next()).text, 'second')
+  assert.deepEqual(await receiver.next(), { ended: true, received: 2 })
+  await succeeds(receiver, 15_000)
+})
+
+worldTest('a subscription delivers until stop(), and stop() lets the process exit', async () => {
+  const channel = freshChannel('subscribe')
+  const receiver = peer('h2', 'subscribe', channel, '2')
+  assert.deepEqual(await receiver.next(), { ready: true })
+  // More messages than the subscriber takes: the rest arrive after stop() and must not reach it.
+  await succeeds(peer('h1', 'send', channel, 'text:a', 'text:b', 'text:c', 'text:d'), 10_000)
+  assert.equal((await receiver.next()).text, 'a')
+  assert.equal((await receiver.next()).text, 'b')
+  assert.deepEqual(await receiver.next(), { stopped: true })
+  await succeeds(receiver, 15_000)
+})
+
+worldTest('a process exits by itself once it closed its context', async () => {
+  const closing = peer('h1', 'exit-after-close', freshChannel('exit'))
+  assert.deepEqual(await closing.next(), { closed: true })
+  assert.deepEqual(await closing.next(), { ended: true })
+  const closedAt = Date.now()
+  await succeeds(closing, 10_000)
+  const lingered = Date.now() - closedAt
+  assert.ok(lingered < 2000, `the process lived ${lingered} ms after closing its context`)
+})
+
+for (const role of ['timeout', 'closed', 'too-large', 'thread-pool', 'local']) {
+  worldTest(`in one host: ${role}`, async () => {
+    await succeeds(peer('h1', role, freshChannel(role)), 15_000)
+  })
+}
+
+worldTest('the conformance agent sends to agents in two other hosts', async () => {
+  const channel = freshChannel('agent')
+  const receivers = ['h2', 'h3'].map((name) => startIn(name, agentScript, ['recv', channel, '3', '10']))
+  for (const receiver of receivers) assert.equal(await receiver.nextLine(), 'READY')
+  await succeeds(startIn('h1', agentScript, ['send', channel, 'h1']), 10_000)
+  for (const receiver of receivers) {
+    const lines = [await receiver.next(), await receiver.next(), await receiver.next()]
+    const sender = lines[0].sender
+    assert.match(sender, /^[0-9a-f]{16}$/)
+    assert.deepEqual(lines, [
+      { size: 13, text: 'hello from h1', pattern_ok: false, seq: 0, sender },
+      { size: 0, text: '', pattern_ok: false, seq: 1, sender },
+      { size: 1 << 20, text: null, pattern_ok: true, seq: 2, sender },
+    ])
+    await succeeds(receiver, 15_000)
+  }
+})

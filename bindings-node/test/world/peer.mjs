@@ -1,0 +1,230 @@
+// One sixcast node for the world tests, run inside a namespace host by test/world.test.mjs:
+//   peer.mjs ROLE CHANNEL [ARGS..]
+// It prints one JSON object per line (flushed at once: stdout is a pipe) and exits 0 when its
+// role succeeded; it reports failures on stderr and exits 1.
+import assert from 'node:assert/strict'
+import { createHash, pbkdf2 } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { promisify } from 'node:util'
+
+import { Context, MAX_MESSAGE_SIZE_LIMIT } from '../../index.js'
+
+const [role, channelName, ...args] = process.argv.slice(2)
+const print = (object) => process.stdout.write(`${JSON.stringify(object)}\n`)
+const milliseconds = (since) => Number(process.hrtime.bigint() - since) / 1e6
+
+/** What the world test compares: the payload in short or as size and digest, and metadata. */
+function describe(message) {
+  const { payload, ...metadata } = message
+  return {
+    ...metadata,
+    size: payload.length,
+    sha256: createHash('sha256').update(payload).digest('hex'),
+    text: payload.length <= 64 ? payload.toString('utf8') : null,
+  }
+}
+
+const roles = {
+  /** Sends each argument (`text:...`, `empty` or `mib`) and reports who sent them. */
+  async send(...payloads) {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    for (const payload of payloads) {
+      if (payload === 'empty') channel.send(Buffer.alloc(0))
+      else if (payload === 'mib') channel.send(Buffer.alloc(1 << 20, 0x5a))
+      else channel.send(payload.replace(/^text:/, ''))
+    }
+    channel.flush()
+    print({ sender: context.nodeId, port: context.port, interfaces: context.interfaces })
+    context.close()
+  },
+
+  /** Receives COUNT messages with recv(TIMEOUT_MS) and prints each. */
+  async recv(count, timeoutMs) {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.join()
+    print({ ready: true })
+    for (let i = 0; i < Number(count); i += 1) print(describe(await channel.recv(Number(timeoutMs))))
+    print({ stats: channel.stats() })
+    context.close()
+  },
+
+  /** Iterates with for await; closes the context after COUNT messages and expects the loop to end. */
+  async iterate(count) {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.join()
+    print({ ready: true })
+    let received = 0
+    for await (const message of channel) {
+      print(describe(message))
+      received += 1
+      if (received === Number(count)) setTimeout(() => context.close(), 50)
+    }
+    print({ ended: true, received })
+  },
+
+  /** Subscribes; after COUNT messages stops and checks that no callback follows. Does not close
+   * the context: stopping alone must let the process exit. */
+  async subscribe(count) {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.join()
+    let received = 0
+    let stopped = false
+    const subscription = channel.subscribe((message) => {
+      assert.equal(stopped, false, 'a callback after stop()')
+      received += 1
+      print(describe(message))
+      if (received === Number(count)) {
+        subscription.stop()
+        stopped = true
+        assert.equal(subscription.active, false)
+        print({ stopped: true })
+      }
+    })
+    assert.equal(subscription.active, true)
+    print({ ready: true })
+  },
+
+  /** Leaves a recv, an iteration and a subscription pending, then closes the context: each must
+   * end, and the process must exit by itself. */
+  async 'exit-after-close'() {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.join()
+    const pending = channel.recv()
+    const iteration = (async () => {
+      for await (const message of channel) throw new Error(`unexpected ${message.payload}`)
+    })()
+    const subscription = channel.subscribe(() => assert.fail('unexpected message'))
+    setTimeout(() => {
+      context.close()
+      print({ closed: true })
+    }, 200)
+    await assert.rejects(pending, { code: 'ERR_SIXCAST_CLOSED', kind: 'Closed' })
+    await iteration
+    assert.equal(subscription.active, false, 'the subscription ended with the context')
+    print({ ended: true })
+  },
+
+  /** recv with a timeout rejects with TIMEOUT, and the event loop runs meanwhile. */
+  async timeout() {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.join()
+    let ticks = 0
+    const ticker = setInterval(() => (ticks += 1), 10)
+    const started = process.hrtime.bigint()
+    await assert.rejects(channel.recv(300), { code: 'ERR_SIXCAST_TIMEOUT', kind: 'Timeout' })
+    const waited = milliseconds(started)
+    clearInterval(ticker)
+    assert.ok(waited >= 290, `rejected after ${waited} ms`)
+    assert.ok(ticks >= 5, `only ${ticks} timer ticks while receiving: the event loop was blocked`)
+    assert.equal(channel.tryRecv(), null)
+    await assert.rejects(channel.recv(-1), { code: 'ERR_SIXCAST_INVALID_CONFIG' })
+    context.close()
+    print({ waited, ticks })
+  },
+
+  /** Every call after close fails with CLOSED. */
+  async closed() {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.join()
+    context.close()
+    context.close()
+    assert.equal(context.closed, true)
+    const closed = { code: 'ERR_SIXCAST_CLOSED', kind: 'Closed' }
+    assert.throws(() => context.channel('another'), closed)
+    assert.throws(() => channel.join(), closed)
+    assert.throws(() => channel.leave(), closed)
+    assert.throws(() => channel.send('late'), closed)
+    assert.throws(() => channel.flush(), closed)
+    assert.throws(() => channel.tryRecv(), closed)
+    await assert.rejects(channel.recv(), closed)
+    await assert.rejects(channel.recv(1000), closed)
+    print({ closed: true })
+  },
+
+  /** Messages above maxMessageSize, and configurations above the protocol limit, are refused. */
+  async 'too-large'() {
+    const context = new Context({ maxMessageSize: 1000 })
+    const channel = context.channel(channelName)
+    const tooLarge = { code: 'ERR_SIXCAST_MESSAGE_TOO_LARGE', kind: 'MessageTooLarge' }
+    channel.send(Buffer.alloc(1000))
+    assert.throws(() => channel.send(Buffer.alloc(1001)), tooLarge)
+    assert.throws(() => new Context({ maxMessageSize: MAX_MESSAGE_SIZE_LIMIT + 1 }), {
+      code: 'ERR_SIXCAST_INVALID_CONFIG',
+    })
+    context.close()
+    const defaults = new Context()
+    assert.throws(() => defaults.channel(channelName).send(Buffer.alloc((1 << 20) + 1)), tooLarge)
+    defaults.close()
+    print({ refused: true })
+  },
+
+  /** Many pending receives must leave libuv's thread pool (fs, crypto, dns) free. */
+  async 'thread-pool'() {
+    const context = new Context()
+    const channels = Array.from({ length: 16 }, (_, i) => context.channel(`${channelName}-${i}`))
+    const pending = channels.map((channel) => channel.recv(3000))
+    const started = process.hrtime.bigint()
+    await Promise.all([
+      ...Array.from({ length: 8 }, () => promisify(pbkdf2)('secret', 'salt', 1000, 32, 'sha256')),
+      readFile(new URL(import.meta.url)),
+    ])
+    const poolWork = milliseconds(started)
+    assert.ok(poolWork < 1500, `thread-pool work took ${poolWork} ms behind 16 pending receives`)
+    context.close()
+    const results = await Promise.allSettled(pending)
+    assert.ok(results.every((result) => result.reason?.code === 'ERR_SIXCAST_CLOSED'))
+    print({ poolWork })
+  },
+
+  /** Two contexts on one host: the channel API and the counters, through multicast loopback. */
+  async local() {
+    const sender = new Context({ lingerMs: 0 })
+    const receiver = new Context()
+    const outgoing = sender.channel(channelName)
+    const incoming = receiver.channel(Buffer.from(channelName))
+    assert.equal(incoming.name.toString(), channelName)
+    assert.equal(incoming.group, outgoing.group)
+    assert.match(incoming.relayedGroup, /^ff1e:1/)
+    assert.match(sender.nodeId, /^[0-9a-f]{16}$/)
+    assert.notEqual(sender.nodeId, receiver.nodeId)
+    assert.equal(receiver.channel(channelName).group, incoming.group, 'same name, same channel')
+    incoming.join()
+    incoming.join()
+    outgoing.send('one')
+    outgoing.send(new Uint8Array([0x74, 0x77, 0x6f]))
+    const first = await incoming.recv(2000)
+    const second = await incoming.recv(2000)
+    assert.deepEqual([first.payload.toString(), second.payload.toString()], ['one', 'two'])
+    assert.deepEqual([first.seq, second.seq], [0, 1])
+    assert.equal(first.sender, sender.nodeId)
+    const stats = incoming.stats()
+    assert.equal(stats.messagesReceived, 2)
+    assert.equal(stats.bytesReceived, 6)
+    assert.equal(outgoing.stats().messagesSent, 2)
+    assert.ok(receiver.stats().datagramsReceived >= 2)
+    incoming.leave()
+    assert.throws(() => incoming.joinSource('not-an-address'), { code: 'ERR_SIXCAST_INVALID_ADDRESS' })
+    sender.close()
+    receiver.close()
+    print({ local: true })
+  },
+}
+
+const run = roles[role]
+if (!run || !channelName) {
+  process.stderr.write(`usage: peer.mjs <${Object.keys(roles).join('|')}> CHANNEL [ARGS..]\n`)
+  process.exit(64)
+}
+try {
+  await run(...args)
+} catch (err) {
+  process.stderr.write(`peer ${role}: ${err.stack ?? err}\n`)
+  process.exitCode = 1
+}

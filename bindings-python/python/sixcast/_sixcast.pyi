@@ -1,0 +1,310 @@
+"""Type stubs of the extension module; the public names are re-exported by ``sixcast``."""
+
+import builtins
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from types import TracebackType
+from typing import Literal, final
+
+from typing_extensions import Buffer, Self, TypeAlias
+
+_BytesLike: TypeAlias = str | Buffer
+
+__version__: str
+
+# Addressing (the core's `addr` module).
+DEFAULT_PORT: int
+LIBRECAST_PORT: int
+MAX_NAME_LEN: int
+FLAG_RELAYED: int
+
+# Wire format (the core's `wire` module).
+MAGIC: bytes
+PROTOCOL_VERSION: int
+HEADER_LEN: int
+FRAGMENT_HEADER_LEN: int
+MIN_DATAGRAM_SIZE: int
+DEFAULT_DATAGRAM_SIZE: int
+MAX_DATAGRAM_SIZE: int
+DEFAULT_MAX_MESSAGE_SIZE: int
+MAX_MESSAGE_SIZE_LIMIT: int
+
+# Configuration defaults (the core's `config` module).
+DEFAULT_HOP_LIMIT: int
+DEFAULT_LINGER: float
+DEFAULT_QUEUE_CAPACITY: int
+DEFAULT_RECV_BUFFER: int
+
+class Error(Exception):
+    """Base class of every sixcast error."""
+
+    kind: str | None
+    """The stable name of the error's category, for example "Timeout"."""
+    message: str
+    """What went wrong and what to do."""
+
+class InvalidNameError(Error):
+    """A channel name is not acceptable (for example longer than MAX_NAME_LEN bytes)."""
+
+class InvalidConfigError(Error):
+    """A configuration value is out of range or inconsistent with the rest."""
+
+class InvalidAddressError(Error):
+    """An address is not of the form the operation needs."""
+
+class UnknownInterfaceError(Error):
+    """A named network interface does not exist or cannot carry multicast."""
+
+class MessageTooLargeError(Error):
+    """A message is larger than the configured maximum message size."""
+
+class MalformedError(Error):
+    """Bytes do not form a valid sixcast datagram."""
+
+    reason: str | None
+    """The first rule the bytes break, for example "truncated" (set by decode_datagram)."""
+
+class TimeoutError(Error, builtins.TimeoutError):
+    """A blocking call did not complete in time."""
+
+class ClosedError(Error):
+    """The context has been closed."""
+
+class IoError(Error, OSError):
+    """The operating system refused a network operation."""
+
+class UnsupportedError(Error):
+    """The platform or the chosen profile does not support the operation."""
+
+_Profile = Literal["sixcast", "ssm", "embedded-rp", "librecast"]
+_Scope = Literal["link", "site", "org", "organization", "global"]
+
+@final
+class Config:
+    """Settings of a Context; every field is a keyword argument."""
+
+    def __new__(
+        cls,
+        *,
+        profile: _Profile | None = None,
+        rp: str | None = None,
+        scope: _Scope | None = None,
+        port: int | None = None,
+        interfaces: Sequence[str] | None = None,
+        hop_limit: int | None = None,
+        loopback: bool | None = None,
+        max_datagram_size: int | None = None,
+        max_message_size: int | None = None,
+        linger: float | None = None,
+        queue_capacity: int | None = None,
+        recv_buffer: int | None = None,
+        reassembly_timeout: float | None = None,
+        reassembly_memory: int | None = None,
+    ) -> Self: ...
+    def validate(self) -> None:
+        """Checks every field; raises InvalidConfigError naming the first bad one."""
+    @property
+    def profile(self) -> _Profile: ...
+    @property
+    def rp(self) -> str | None: ...
+    @property
+    def scope(self) -> Literal["link", "site", "org", "global"]: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def effective_port(self) -> int:
+        """``port``, or the profile's default when it is None."""
+    @property
+    def interfaces(self) -> list[str]: ...
+    @property
+    def hop_limit(self) -> int: ...
+    @property
+    def loopback(self) -> bool: ...
+    @property
+    def max_datagram_size(self) -> int: ...
+    @property
+    def max_message_size(self) -> int: ...
+    @property
+    def linger(self) -> float: ...
+    @property
+    def queue_capacity(self) -> int: ...
+    @property
+    def recv_buffer(self) -> int: ...
+    @property
+    def reassembly_timeout(self) -> float: ...
+    @property
+    def reassembly_memory(self) -> int: ...
+
+@final
+class Message:
+    """A message received on a channel, with where it came from and how it arrived."""
+
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def source_port(self) -> int: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def interface(self) -> int: ...
+    @property
+    def interface_name(self) -> str: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def relayed(self) -> bool: ...
+    def __bytes__(self) -> bytes: ...
+
+@final
+class Stats:
+    """Counters of a channel, or of a whole context."""
+
+    @property
+    def messages_sent(self) -> int: ...
+    @property
+    def bytes_sent(self) -> int: ...
+    @property
+    def datagrams_sent(self) -> int: ...
+    @property
+    def messages_received(self) -> int: ...
+    @property
+    def bytes_received(self) -> int: ...
+    @property
+    def datagrams_received(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def malformed(self) -> int: ...
+    @property
+    def own_dropped(self) -> int: ...
+    @property
+    def queue_overflow(self) -> int: ...
+    @property
+    def reassembly_dropped(self) -> int: ...
+    @property
+    def unknown_group(self) -> int: ...
+    def as_dict(self) -> dict[str, int]: ...
+
+@final
+class Channel:
+    """A named channel of a Context."""
+
+    @property
+    def name(self) -> bytes: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def relayed_group(self) -> str | None: ...
+    def join(self) -> None: ...
+    def join_source(self, source: str) -> None: ...
+    def leave(self) -> None: ...
+    def send(self, data: _BytesLike) -> None: ...
+    def flush(self) -> None: ...
+    def recv(self, timeout: float | None = None) -> Message: ...
+    def try_recv(self) -> Message | None: ...
+    def recv_async(self, timeout: float | None = None) -> Awaitable[Message]: ...
+    def stats(self) -> Stats: ...
+    def __iter__(self) -> Iterator[Message]: ...
+    def __next__(self) -> Message: ...
+    def __aiter__(self) -> AsyncIterator[Message]: ...
+    def __anext__(self) -> Awaitable[Message]: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool: ...
+
+@final
+class Context:
+    """One UDP socket, one node id and any number of channels."""
+
+    def __new__(
+        cls,
+        config: Config | None = None,
+        *,
+        profile: _Profile | None = None,
+        rp: str | None = None,
+        scope: _Scope | None = None,
+        port: int | None = None,
+        interfaces: Sequence[str] | None = None,
+        hop_limit: int | None = None,
+        loopback: bool | None = None,
+        max_datagram_size: int | None = None,
+        max_message_size: int | None = None,
+        linger: float | None = None,
+        queue_capacity: int | None = None,
+        recv_buffer: int | None = None,
+        reassembly_timeout: float | None = None,
+        reassembly_memory: int | None = None,
+    ) -> Self: ...
+    def channel(self, name: _BytesLike) -> Channel: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def interfaces(self) -> list[str]: ...
+    @property
+    def config(self) -> Config: ...
+    def stats(self) -> Stats: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool: ...
+
+@final
+class MessageBatch:
+    """A decoded datagram of whole messages."""
+
+    @property
+    def type(self) -> Literal["messages"]: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def first_seq(self) -> int: ...
+    @property
+    def messages(self) -> list[tuple[int, bytes]]: ...
+
+@final
+class Fragment:
+    """A decoded datagram that carries one piece of a large message."""
+
+    @property
+    def type(self) -> Literal["fragment"]: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def total_len(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def chunk(self) -> bytes: ...
+
+def group_address(
+    name: _BytesLike,
+    profile: _Profile = "sixcast",
+    scope: _Scope = "global",
+    rp: str | None = None,
+) -> str: ...
+def relayed_address(group: str, profile: _Profile = "sixcast", rp: str | None = None) -> str: ...
+def decode_datagram(data: _BytesLike) -> MessageBatch | Fragment: ...
+def pack_messages(
+    sender: str, first_seq: int, max_datagram: int, messages: Sequence[_BytesLike]
+) -> list[bytes]: ...

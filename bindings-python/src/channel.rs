@@ -1,0 +1,541 @@
+//! `Context`, `Channel`, `Message` and `Stats`: the library API, as in the core's `channel`
+//! module, with Python's idioms on top: `with` blocks, `for` and `async for` loops, and blocking
+//! calls that release the GIL and let Ctrl-C through.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+use pyo3::{
+    IntoPyObjectExt,
+    exceptions::{PyTypeError, PyValueError},
+    prelude::*,
+    sync::PyOnceLock,
+    types::{PyBytes, PyDict},
+};
+use sixcast::ErrorKind;
+
+use crate::{
+    addr::parse_address,
+    bytes_or_text,
+    config::PyConfig,
+    error::{OrRaise, to_py_err},
+};
+
+/// The longest a blocking receive waits before it checks for Ctrl-C, and the longest an asyncio
+/// receive holds an executor thread (so a cancelled await frees its thread this soon).
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// A sixcast context: one UDP socket, one node id and any number of channels. Opening it binds
+/// the port and starts the background threads; close it (or leave its ``with`` block) to send
+/// what is still packed, leave every group and stop the threads::
+///
+///     with sixcast.Context(scope="site") as context:
+///         channel = context.channel("webservers")
+///
+/// Takes a Config, or the Config fields as keyword arguments.
+#[pyclass(module = "sixcast", name = "Context", frozen)]
+pub(crate) struct PyContext {
+    inner: sixcast::Context,
+    /// One Channel object per name, so every handle sees the messages an asyncio receive set
+    /// aside (see `PyChannel::set_aside`).
+    channels: Mutex<HashMap<Vec<u8>, Py<PyChannel>>>,
+}
+
+#[pymethods]
+impl PyContext {
+    #[new]
+    #[pyo3(signature = (config = None, **fields))]
+    fn new(
+        py: Python<'_>,
+        config: Option<&Bound<'_, PyConfig>>,
+        fields: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let config = match (config, fields) {
+            (Some(_), Some(fields)) if !fields.is_empty() => {
+                return Err(PyTypeError::new_err(
+                    "Context() takes a Config or keyword fields, not both",
+                ));
+            }
+            (Some(config), _) => config.get().inner.clone(),
+            (None, Some(fields)) => PyConfig::from_fields(fields)?.inner,
+            (None, None) => sixcast::Config::default(),
+        };
+        let inner = py.detach(|| sixcast::Context::new(config)).or_raise()?;
+        Ok(Self {
+            inner,
+            channels: Mutex::default(),
+        })
+    }
+
+    /// The channel called ``name`` (str, taken as UTF-8, or bytes). The same name always gives
+    /// the same Channel object.
+    fn channel(&self, name: &Bound<'_, PyAny>) -> PyResult<Py<PyChannel>> {
+        let py = name.py();
+        let name = bytes_or_text(name, "name")?.to_vec();
+        let channel = self.inner.channel(&name).or_raise()?;
+        if let Some(existing) = self.channels.lock().get(&name) {
+            return Ok(existing.clone_ref(py));
+        }
+        // Made outside the lock: allocating may run the garbage collector, and so Python code.
+        let created = Py::new(py, PyChannel::new(channel))?;
+        let mut channels = self.channels.lock();
+        Ok(channels.entry(name).or_insert(created).clone_ref(py))
+    }
+
+    /// Sends what is still packed, leaves every group and stops the background threads.
+    /// Blocked receives raise ClosedError (and loops over channels end); closing twice is
+    /// harmless.
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| self.inner.close());
+    }
+
+    /// Whether close() was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// This context's node id (16 hexadecimal digits), carried in every datagram it sends.
+    #[getter]
+    fn node_id(&self) -> String {
+        self.inner.node_id().to_string()
+    }
+
+    /// The UDP port the context is bound to.
+    #[getter]
+    fn port(&self) -> u16 {
+        self.inner.port()
+    }
+
+    /// The names of the interfaces the context joins and sends on.
+    #[getter]
+    fn interfaces(&self) -> Vec<String> {
+        self.inner.interfaces()
+    }
+
+    /// The configuration the context was opened with.
+    #[getter]
+    fn config(&self) -> PyConfig {
+        PyConfig {
+            inner: self.inner.config().clone(),
+        }
+    }
+
+    /// Counters summed over every channel, plus datagrams no channel claimed.
+    fn stats(&self) -> PyStats {
+        self.inner.stats().into()
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc_value: &Bound<'_, PyAny>,
+        _traceback: &Bound<'_, PyAny>,
+    ) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let node = self.inner.node_id();
+        Ok(if self.inner.is_closed() {
+            format!("<sixcast.Context node_id={node} closed>")
+        } else {
+            format!(
+                "<sixcast.Context node_id={node} port={} interfaces={}>",
+                self.inner.port(),
+                self.interfaces().into_bound_py_any(py)?.repr()?
+            )
+        })
+    }
+}
+
+/// A named channel of a Context. Join it to receive; anyone may send.
+///
+/// Receive with ``recv(timeout=None)`` (blocks; raises sixcast.TimeoutError), ``try_recv()``
+/// (None when nothing waits), ``for message in channel`` (ends when the context closes),
+/// ``await channel.recv_async()`` or ``async for message in channel``. ``with channel:`` joins
+/// on entry and leaves on exit.
+#[pyclass(module = "sixcast", name = "Channel", frozen)]
+pub(crate) struct PyChannel {
+    inner: sixcast::Channel,
+    /// Messages taken from the core by an asyncio receive on an executor thread. The thread
+    /// never hands a message to its awaiter directly: if the await was cancelled meanwhile, the
+    /// message would be lost. Every receive takes these first.
+    set_aside: Mutex<VecDeque<sixcast::Message>>,
+}
+
+impl PyChannel {
+    fn new(inner: sixcast::Channel) -> Self {
+        Self {
+            inner,
+            set_aside: Mutex::default(),
+        }
+    }
+
+    /// Blocks until a message arrives or `deadline` passes, in slices so that signal handlers
+    /// run in between: the outer error is such a handler's (KeyboardInterrupt), the inner
+    /// result the core's.
+    fn wait(
+        &self,
+        py: Python<'_>,
+        deadline: Option<Instant>,
+    ) -> PyResult<sixcast::Result<sixcast::Message>> {
+        loop {
+            if let Some(message) = self.set_aside.lock().pop_front() {
+                return Ok(Ok(message));
+            }
+            let slice = deadline.map_or(WAIT_SLICE, |deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(WAIT_SLICE)
+            });
+            match py.detach(|| self.inner.recv_timeout(slice)) {
+                Err(err)
+                    if err.kind() == ErrorKind::Timeout
+                        && deadline.is_none_or(|deadline| Instant::now() < deadline) =>
+                {
+                    py.check_signals()?;
+                }
+                result => return Ok(result),
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PyChannel {
+    /// The channel's name, as bytes.
+    #[getter]
+    fn name<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.name())
+    }
+
+    /// The group address the channel's traffic is sent to.
+    #[getter]
+    fn group(&self) -> String {
+        self.inner.group().to_string()
+    }
+
+    /// The group relays and gateways re-send the channel's traffic to; None for profiles
+    /// without one (librecast).
+    #[getter]
+    fn relayed_group(&self) -> Option<String> {
+        self.inner.relayed_group().map(|group| group.to_string())
+    }
+
+    /// Starts receiving the channel from any source on every interface of the context.
+    fn join(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.join()).or_raise()
+    }
+
+    /// Starts receiving the channel from ``source`` (an IPv6 address) only: source-specific
+    /// multicast. Several sources may be joined one by one.
+    fn join_source(&self, py: Python<'_>, source: &str) -> PyResult<()> {
+        let source = parse_address(source, "source")?;
+        py.detach(|| self.inner.join_source(source)).or_raise()
+    }
+
+    /// Stops receiving the channel (every membership: any-source and source-specific).
+    fn leave(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.leave()).or_raise()
+    }
+
+    /// Queues ``data`` (bytes-like, or str sent as UTF-8) as one message. Small messages are
+    /// packed together and leave within the context's linger time or at flush(); large ones are
+    /// fragmented and sent at once. Raises MessageTooLargeError above max_message_size.
+    fn send(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let payload = bytes_or_text(data, "data")?;
+        data.py().detach(|| self.inner.send(&payload)).or_raise()
+    }
+
+    /// Sends the partly filled datagram now instead of waiting for the linger time.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.flush()).or_raise()
+    }
+
+    /// Waits for the next message, at most ``timeout`` seconds if given; raises
+    /// sixcast.TimeoutError when none arrives in time and ClosedError once the context is
+    /// closed. Releases the GIL while waiting; Ctrl-C interrupts it.
+    #[pyo3(signature = (timeout = None))]
+    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<PyMessage> {
+        let message = self.wait(py, deadline(timeout)?)?.or_raise()?;
+        Ok(PyMessage::new(py, message))
+    }
+
+    /// The next message if one is waiting, else None.
+    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<PyMessage>> {
+        let set_aside = self.set_aside.lock().pop_front();
+        let message = match set_aside {
+            Some(message) => Some(message),
+            None => self.inner.try_recv().or_raise()?,
+        };
+        Ok(message.map(|message| PyMessage::new(py, message)))
+    }
+
+    /// Awaitable recv() for asyncio: waits on an executor thread, so the event loop keeps
+    /// running. Cancelling the await loses no message.
+    #[pyo3(signature = (timeout = None))]
+    fn recv_async<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // Checked now, so a bad timeout raises at the call rather than at the first await.
+        timeout.map(seconds).transpose()?;
+        static RECV: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        RECV.import(slf.py(), "sixcast._asyncio", "recv")?
+            .call1((slf, timeout))
+    }
+
+    /// Waits at most ``timeout`` seconds, and never longer than 0.1 s, for a message and sets it
+    /// aside for the next receive. The asyncio receive runs this on an executor thread.
+    #[pyo3(name = "_wait_for_message", signature = (timeout = None))]
+    fn wait_for_message(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+        let slice = timeout
+            .map(seconds)
+            .transpose()?
+            .map_or(WAIT_SLICE, |timeout| timeout.min(WAIT_SLICE));
+        match py.detach(|| self.inner.recv_timeout(slice)) {
+            Ok(message) => {
+                self.set_aside.lock().push_back(message);
+                Ok(())
+            }
+            Err(err) if err.kind() == ErrorKind::Timeout => Ok(()),
+            Err(err) => Err(to_py_err(err)),
+        }
+    }
+
+    /// This channel's counters.
+    fn stats(&self) -> PyStats {
+        self.inner.stats().into()
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<PyMessage>> {
+        match self.wait(py, None)? {
+            Ok(message) => Ok(Some(PyMessage::new(py, message))),
+            Err(err) if err.kind() == ErrorKind::Closed => Ok(None),
+            Err(err) => Err(to_py_err(err)),
+        }
+    }
+
+    fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        static NEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        NEXT.import(slf.py(), "sixcast._asyncio", "next_message")?
+            .call1((slf,))
+    }
+
+    /// Joins the channel.
+    fn __enter__(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        slf.get().join(slf.py())?;
+        Ok(slf)
+    }
+
+    /// Leaves the channel, unless the context was closed, which left it already.
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc_value: &Bound<'_, PyAny>,
+        _traceback: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        match py.detach(|| self.inner.leave()) {
+            Err(err) if err.kind() != ErrorKind::Closed => Err(to_py_err(err)),
+            _ => Ok(false),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<sixcast.Channel {} group={}>",
+            self.name(py).repr()?,
+            self.inner.group()
+        ))
+    }
+}
+
+/// The deadline `timeout` seconds from now; None waits forever, and so does a timeout too far
+/// in the future to represent.
+fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    Ok(match timeout {
+        Some(timeout) => Instant::now().checked_add(seconds(timeout)?),
+        None => None,
+    })
+}
+
+fn seconds(timeout: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(timeout).map_err(|_| {
+        PyValueError::new_err(format!(
+            "timeout must be a non-negative number of seconds or None, not {timeout}"
+        ))
+    })
+}
+
+/// A message received on a channel, with where it came from and how it arrived.
+#[pyclass(module = "sixcast", name = "Message", frozen, get_all)]
+pub(crate) struct PyMessage {
+    /// The application bytes.
+    payload: Py<PyBytes>,
+    /// The IPv6 address the datagram came from.
+    source: String,
+    /// The UDP port the datagram came from.
+    source_port: u16,
+    /// The group the datagram was sent to: the channel's group, or its relayed form.
+    group: String,
+    /// The index of the interface the datagram arrived on.
+    interface: u32,
+    /// The name of that interface.
+    interface_name: String,
+    /// The sending context's node id, 16 hexadecimal digits (all zero for the librecast
+    /// profile, which carries none).
+    sender: String,
+    /// The sender's sequence number of this message on this channel.
+    seq: u64,
+    /// Whether a relay or gateway re-sent this message.
+    relayed: bool,
+}
+
+impl PyMessage {
+    fn new(py: Python<'_>, message: sixcast::Message) -> Self {
+        Self {
+            payload: PyBytes::new(py, &message.payload).unbind(),
+            source: message.source.ip().to_string(),
+            source_port: message.source.port(),
+            group: message.group.to_string(),
+            interface: message.interface,
+            interface_name: message.interface_name.to_string(),
+            sender: message.sender.to_string(),
+            seq: message.seq,
+            relayed: message.relayed,
+        }
+    }
+}
+
+/// Payloads longer than this are shown by length only in a Message's repr.
+const REPR_PAYLOAD_LIMIT: usize = 32;
+
+#[pymethods]
+impl PyMessage {
+    fn __bytes__(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.payload.clone_ref(py)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let payload = self.payload.bind(py);
+        let len = payload.as_bytes().len();
+        let payload = if len <= REPR_PAYLOAD_LIMIT {
+            payload.repr()?.to_string()
+        } else {
+            format!("<{len} bytes>")
+        };
+        Ok(format!(
+            "Message(payload={payload}, source='{}', source_port={}, group='{}', interface_name='{}', \
+             sender='{}', seq={}{})",
+            self.source,
+            self.source_port,
+            self.group,
+            self.interface_name,
+            self.sender,
+            self.seq,
+            if self.relayed { ", relayed=True" } else { "" },
+        ))
+    }
+}
+
+/// Declares `PyStats` with one `int` attribute per counter of `sixcast::Stats`, the conversion
+/// from it, and the list of names, so each counter is named once.
+macro_rules! stats {
+    ($($(#[doc = $doc:expr])* $field:ident,)*) => {
+        /// Counters of a channel, or of a whole context. Every datagram is accounted for:
+        /// sent, received, duplicates, malformed, own loopback, queue overflow, reassembly drops.
+        #[pyclass(module = "sixcast", name = "Stats", frozen, get_all, eq)]
+        #[derive(PartialEq)]
+        pub(crate) struct PyStats {
+            $($(#[doc = $doc])* $field: u64,)*
+        }
+
+        impl From<sixcast::Stats> for PyStats {
+            fn from(stats: sixcast::Stats) -> Self {
+                Self { $($field: stats.$field,)* }
+            }
+        }
+
+        impl PyStats {
+            fn counters(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($field), self.$field),)*]
+            }
+        }
+    };
+}
+
+stats! {
+    /// Messages accepted by send().
+    messages_sent,
+    /// Payload bytes accepted by send().
+    bytes_sent,
+    /// Datagrams handed to the kernel (once per interface).
+    datagrams_sent,
+    /// Messages delivered to the application's queue.
+    messages_received,
+    /// Payload bytes delivered to the application's queue.
+    bytes_received,
+    /// Datagrams received from the network, including dropped ones.
+    datagrams_received,
+    /// Messages dropped because they had been delivered already.
+    duplicates,
+    /// Datagrams dropped because they did not decode.
+    malformed,
+    /// Datagrams of this context's own sending, heard back through multicast loopback.
+    own_dropped,
+    /// Messages dropped because the application did not take them and the queue was full.
+    queue_overflow,
+    /// Fragmented messages given up (timed out, inconsistent, or over the memory bound).
+    reassembly_dropped,
+    /// Datagrams for a group no channel of this context has (context totals only).
+    unknown_group,
+}
+
+#[pymethods]
+impl PyStats {
+    /// The counters as a dict from name to value.
+    fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for (name, value) in self.counters() {
+            dict.set_item(name, value)?;
+        }
+        Ok(dict)
+    }
+
+    fn __repr__(&self) -> String {
+        let counters: Vec<String> = self
+            .counters()
+            .into_iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        format!("Stats({})", counters.join(", "))
+    }
+}
+
+/// Adds the library classes to the module.
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<PyContext>()?;
+    module.add_class::<PyChannel>()?;
+    module.add_class::<PyMessage>()?;
+    module.add_class::<PyStats>()?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+"""Behaviour of Context, Channel and Message (the core's `channel` module) with real multicast:
+processes in the hosts of a sixcast-netlab world (never on this machine's own interfaces) run
+world_probe.py, which reports what it observed, and the tests judge it."""
+
+import errno
+import json
+import pathlib
+import re
+import signal
+import tempfile
+import time
+
+import pytest
+import sixcast
+from conftest import TESTS
+from world_probe import describe_payload, pattern
+
+PAYLOADS = [
+    ("text:hello", b"hello"),
+    ("empty", b""),
+    ("pattern:1048576", pattern(1 << 20)),
+    ("text:grüße", "grüße".encode()),
+]
+
+
+def json_lines(lines):
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.parametrize("mode", ["recv", "iterate", "async"])
+def test_two_hosts_exchange_messages(world, mode):
+    channel = f"exchange-{mode}"
+    receiver = world.start("h2", "world_probe.py", "recv", channel, len(PAYLOADS), 20, mode)
+    receiver.wait_ready()
+    code, lines, stderr = world.run("h1", "world_probe.py", "send", channel, *dict(PAYLOADS))
+    assert code == 0, stderr
+    (sent,) = json_lines(lines)
+    code, lines, stderr = receiver.finish()
+    assert code == 0, stderr
+    records = json_lines(lines)
+    messages = [record["message"] for record in records if "message" in record]
+    summary = records[-1]["summary"]
+
+    assert len(messages) == len(PAYLOADS)
+    sender_host, receiver_host = world.hosts["h1"], world.hosts["h2"]
+    for seq, (message, (_, payload)) in enumerate(zip(messages, PAYLOADS)):
+        assert message["payload"] == describe_payload(payload)
+        assert message["bytes_equal_payload"]
+        assert message["seq"] == seq
+        assert message["sender"] == sent["node_id"]
+        assert re.fullmatch("[0-9a-f]{16}", message["sender"])
+        assert message["source"] == sender_host["addr"]
+        assert message["source_port"] == sent["port"] == sixcast.DEFAULT_PORT
+        assert message["group"] == sixcast.group_address(channel)
+        assert message["interface_name"] == receiver_host["ifname"]
+        assert message["interface"] == receiver_host["ifindex"]
+        assert message["relayed"] is False
+    assert messages[2]["repr"].startswith("Message(payload=<1048576 bytes>, source=")
+
+    total = sum(len(payload) for _, payload in PAYLOADS)
+    assert sent["stats"]["messages_sent"] == len(PAYLOADS)
+    assert sent["stats"]["bytes_sent"] == total
+    assert summary["stats"]["messages_received"] == len(PAYLOADS)
+    assert summary["stats"]["bytes_received"] == total
+    assert summary["context_stats"]["messages_received"] == len(PAYLOADS)
+    if mode == "iterate":
+        assert summary["after_close"] == []
+        assert summary["ended_after"] < 2
+
+
+def test_recv_timeout_raises_timeout_error(world):
+    code, lines, stderr = world.run("h1", "world_probe.py", "timeout")
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+
+    raised = report["recv"]["raised"]
+    assert raised["class"] == "TimeoutError" and raised["module"] == "sixcast"
+    assert raised["kind"] == "Timeout"
+    assert raised["is_sixcast_error"] and raised["is_builtin_timeout"]
+    assert 0.25 < report["recv_seconds"] < 2
+
+    awaited = report["recv_async"]
+    assert awaited["raised"]["class"] == "TimeoutError"
+    assert awaited["raised"]["kind"] == "Timeout"
+    assert 0.45 < awaited["seconds"] < 2
+    # The event loop kept running while the receive waited.
+    assert awaited["ticks"] >= 10
+    assert awaited["longest_gap"] < 0.25
+
+    assert report["try_recv"] == {"returned": "None"}
+    assert report["negative_timeout"]["raised"]["class"] == "ValueError"
+
+
+def test_use_after_close_raises_closed_error(world):
+    code, lines, stderr = world.run("h1", "world_probe.py", "closed")
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+
+    assert report["closed"] is True
+    assert report["repr"].endswith(" closed>")
+    # A receive blocked when the context closed wakes up with ClosedError.
+    assert report["blocked_recv"]["raised"]["class"] == "ClosedError"
+    assert report["blocked_recv"]["seconds"] < 2
+    for call in ("send", "flush", "recv", "try_recv", "join", "channel"):
+        raised = report[call]["raised"]
+        assert (raised["class"], raised["kind"]) == ("ClosedError", "Closed"), call
+        assert raised["is_sixcast_error"]
+    assert report["iterate"] == {"returned": "[]"}
+    assert report["close_again"] == {"returned": "None"}
+    assert report["with_block_closes"] is True
+
+
+def test_send_too_large_raises_message_too_large_error(world):
+    code, lines, stderr = world.run("h1", "world_probe.py", "too-large")
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+    for case in ("configured", "default"):
+        raised = report[case]["raised"]
+        assert (raised["class"], raised["kind"]) == ("MessageTooLargeError", "MessageTooLarge")
+    assert report["at_limit"] == {"returned": "None"}
+
+
+def test_os_errors_raise_io_error_with_errno(world):
+    code, lines, stderr = world.run("h1", "world_probe.py", "io-error")
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+    raised = report["open"]["raised"]
+    assert (raised["class"], raised["kind"]) == ("IoError", "Io")
+    assert raised["is_os_error"] and raised["is_sixcast_error"]
+    assert raised["errno"] == errno.EADDRINUSE
+    assert raised["str"] == f"[Errno {errno.EADDRINUSE}] {raised['message']}"
+
+
+def test_cancelled_async_receive_loses_no_message(world):
+    code, lines, stderr = world.run("h1", "world_probe.py", "async-cancel")
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+    assert report["cancelled"] is True
+    assert report["message"]["payload"]["text"] == "after the cancel"
+
+
+def test_ctrl_c_interrupts_a_blocking_recv(world):
+    receiver = world.start("h2", "world_probe.py", "recv", "quiet", 1, 60, "recv")
+    receiver.wait_ready()
+    time.sleep(0.3)
+    interrupted = time.monotonic()
+    receiver.popen.send_signal(signal.SIGINT)
+    _, _, stderr = receiver.finish(timeout=10)
+    assert "KeyboardInterrupt" in stderr
+    assert time.monotonic() - interrupted < 2
+
+
+def test_conformance_agent(world):
+    receivers = [world.start(host, "agent.py", "recv", "agents", 3, 20) for host in ("h2", "h3")]
+    for receiver in receivers:
+        receiver.wait_ready()
+    code, _, stderr = world.run("h1", "agent.py", "send", "agents", "python")
+    assert code == 0, stderr
+    for receiver in receivers:
+        code, lines, stderr = receiver.finish()
+        assert code == 0, stderr
+        received = json_lines(lines)
+        sender = received[0]["sender"]
+        assert re.fullmatch("[0-9a-f]{16}", sender)
+        assert received == [
+            {
+                "size": 17,
+                "text": "hello from python",
+                "pattern_ok": False,
+                "seq": 0,
+                "sender": sender,
+            },
+            {"size": 0, "text": "", "pattern_ok": False, "seq": 1, "sender": sender},
+            {"size": 1 << 20, "text": None, "pattern_ok": True, "seq": 2, "sender": sender},
+        ]
+
+
+def test_conformance_agent_exits_3_on_timeout(world):
+    code, lines, _ = world.run("h1", "agent.py", "recv", "nobody-sends", 1, 0.5)
+    assert (code, lines) == (3, ["READY"])
+
+
+def test_readme_example_runs(world):
+    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    # Not pytest's tmp_path: rootless runs are root in their user namespace, and pytest refuses
+    # a /tmp/pytest-of-root that the real root made.
+    with tempfile.TemporaryDirectory() as folder:
+        script = pathlib.Path(folder, "readme_example.py")
+        script.write_text(example, encoding="utf-8")
+        code, lines, stderr = world.run("h1", script)
+    assert code == 0, stderr
+    assert lines == ["nobody else is on the channel yet"]

@@ -1,0 +1,145 @@
+"""Tests of sixcast.Config (the core's `config` module): keyword fields, defaults, validation."""
+
+import pytest
+import sixcast
+
+FIELDS = {
+    "profile": "ssm",
+    "scope": "site",
+    "port": 7000,
+    "interfaces": ["eth0", "eth1"],
+    "hop_limit": 8,
+    "loopback": False,
+    "max_datagram_size": 1400,
+    "max_message_size": 65536,
+    "linger": 0.005,
+    "queue_capacity": 100,
+    "recv_buffer": 1 << 20,
+    "reassembly_timeout": 2.5,
+    "reassembly_memory": 1 << 24,
+}
+
+
+def test_defaults():
+    config = sixcast.Config()
+    assert config.profile == "sixcast"
+    assert config.rp is None
+    assert config.scope == "global"
+    assert config.port is None
+    assert config.effective_port == sixcast.DEFAULT_PORT
+    assert config.interfaces == []
+    assert config.hop_limit == sixcast.DEFAULT_HOP_LIMIT
+    assert config.loopback is True
+    assert config.max_datagram_size == sixcast.DEFAULT_DATAGRAM_SIZE
+    assert config.max_message_size == sixcast.DEFAULT_MAX_MESSAGE_SIZE
+    assert config.linger == sixcast.DEFAULT_LINGER
+    assert config.queue_capacity == sixcast.DEFAULT_QUEUE_CAPACITY
+    assert config.recv_buffer == sixcast.DEFAULT_RECV_BUFFER
+    config.validate()
+
+
+def test_every_field_is_set_and_readable():
+    config = sixcast.Config(**FIELDS)
+    for name, value in FIELDS.items():
+        assert getattr(config, name) == value, name
+    config.validate()
+
+
+def test_none_keeps_the_default():
+    assert sixcast.Config(**{name: None for name in FIELDS}) == sixcast.Config()
+
+
+def test_embedded_rp_profile_takes_its_rp():
+    config = sixcast.Config(profile="embedded-rp", rp="2001:db8:5c::5/64", scope="org")
+    assert (config.profile, config.rp, config.scope) == ("embedded-rp", "2001:db8:5c::5/64", "org")
+
+
+def test_organization_is_another_spelling_of_org():
+    assert sixcast.Config(scope="organization").scope == "org"
+
+
+def test_unknown_keyword_is_a_type_error():
+    with pytest.raises(TypeError, match="hop_limits"):
+        sixcast.Config(hop_limits=3)
+
+
+def test_fields_are_keyword_only():
+    with pytest.raises(TypeError):
+        sixcast.Config("ssm")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"hop_limit": "8"}, {"loopback": "yes"}, {"interfaces": "eth0"}, {"linger": "1"}],
+    ids=lambda fields: next(iter(fields)),
+)
+def test_wrong_types_are_type_errors(fields):
+    with pytest.raises(TypeError):
+        sixcast.Config(**fields)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"profile": "bogus"},
+        {"profile": "embedded-rp"},
+        {"rp": "2001:db8:5c::5/64"},
+        {"scope": "galaxy"},
+        {"hop_limit": 256},
+        {"port": -1},
+        {"port": 65536},
+        {"queue_capacity": -1},
+        {"linger": -0.1},
+        {"reassembly_timeout": float("nan")},
+    ],
+    ids=lambda fields: "-".join(f"{key}={value}" for key, value in fields.items()),
+)
+def test_unrepresentable_values_are_rejected_at_construction(fields):
+    with pytest.raises(sixcast.InvalidConfigError) as raised:
+        sixcast.Config(**fields)
+    assert next(iter(fields)) in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"port": 0}, "port"),
+        ({"hop_limit": 0}, "hop_limit"),
+        ({"max_datagram_size": 10}, "max_datagram_size"),
+        ({"max_message_size": 16 * 1024 * 1024 + 1}, "max_message_size"),
+        ({"queue_capacity": 0}, "queue_capacity"),
+        ({"reassembly_timeout": 0}, "reassembly_timeout"),
+        ({"reassembly_memory": 1024}, "reassembly_memory"),
+        ({"interfaces": [""]}, "interface"),
+    ],
+    ids=lambda value: str(value),
+)
+def test_validate_names_the_bad_field(fields, named):
+    config = sixcast.Config(**fields)
+    with pytest.raises(sixcast.InvalidConfigError) as raised:
+        config.validate()
+    assert named in raised.value.message
+
+
+def test_equality():
+    assert sixcast.Config(**FIELDS) == sixcast.Config(**FIELDS)
+    assert sixcast.Config(hop_limit=1) != sixcast.Config(hop_limit=2)
+
+
+def test_repr_evaluates_to_an_equal_config():
+    for config in (
+        sixcast.Config(),
+        sixcast.Config(**FIELDS),
+        sixcast.Config(profile="embedded-rp", rp="2001:db8:5c::5/64"),
+    ):
+        assert eval(repr(config), {"Config": sixcast.Config}) == config
+
+
+def test_context_takes_a_config_or_fields_but_not_both():
+    # Both raise before a socket is opened.
+    with pytest.raises(TypeError, match="not both"):
+        sixcast.Context(sixcast.Config(), hop_limit=1)
+    with pytest.raises(TypeError, match="hop_limits"):
+        sixcast.Context(hop_limits=1)
+    with pytest.raises(TypeError):
+        sixcast.Context({"hop_limit": 1})

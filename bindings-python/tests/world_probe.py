@@ -1,0 +1,295 @@
+"""Runs inside one host of a sixcast-netlab world for test_channel.py: does one thing with the
+public API and prints what it observed as JSON lines, for the test to judge.
+
+    world_probe.py send CHANNEL PAYLOAD...          PAYLOAD: text:WORDS | empty | pattern:SIZE
+    world_probe.py recv CHANNEL COUNT TIMEOUT MODE  MODE: recv | iterate | async
+    world_probe.py timeout | closed | too-large | async-cancel | io-error
+"""
+
+import asyncio
+import builtins
+import hashlib
+import json
+import socket
+import sys
+import threading
+import time
+
+import sixcast
+
+
+def emit(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def pattern(size):
+    """The conformance agents' large payload: byte i is i % 251."""
+    return bytes(i % 251 for i in range(size))
+
+
+def payload_from_spec(spec):
+    kind, _, value = spec.partition(":")
+    if kind == "text":
+        return value
+    if kind == "empty":
+        return b""
+    if kind == "pattern":
+        return pattern(int(value))
+    raise SystemExit(f"unknown payload spec {spec!r}")
+
+
+def describe_payload(payload):
+    return {
+        "size": len(payload),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "text": payload.decode() if len(payload) <= 64 else None,
+    }
+
+
+def describe_message(message):
+    return {
+        "payload": describe_payload(message.payload),
+        "bytes_equal_payload": bytes(message) == message.payload,
+        "source": message.source,
+        "source_port": message.source_port,
+        "group": message.group,
+        "interface": message.interface,
+        "interface_name": message.interface_name,
+        "sender": message.sender,
+        "seq": message.seq,
+        "relayed": message.relayed,
+        "repr": repr(message),
+    }
+
+
+def describe_error(err):
+    return {
+        "class": type(err).__name__,
+        "module": type(err).__module__,
+        "kind": getattr(err, "kind", None),
+        "message": getattr(err, "message", str(err)),
+        "is_sixcast_error": isinstance(err, sixcast.Error),
+        "is_builtin_timeout": isinstance(err, builtins.TimeoutError),
+        "is_os_error": isinstance(err, OSError),
+        "errno": getattr(err, "errno", None),
+        "str": str(err),
+    }
+
+
+def outcome(action):
+    """What calling `action` did: its result, or the error it raised."""
+    try:
+        return {"returned": repr(action())}
+    except Exception as err:  # the probe reports every outcome; the test judges
+        return {"raised": describe_error(err)}
+
+
+def send(channel_name, *specs):
+    with sixcast.Context() as context:
+        channel = context.channel(channel_name)
+        for spec in specs:
+            channel.send(payload_from_spec(spec))
+        channel.flush()
+        emit(node_id=context.node_id, port=context.port, stats=channel.stats().as_dict())
+
+
+def receive(channel_name, count, timeout, mode):
+    count, timeout = int(count), float(timeout)
+    with sixcast.Context() as context, context.channel(channel_name) as channel:
+        print("READY", flush=True)
+        if mode == "recv":
+            summary = receive_blocking(channel, count, timeout)
+        elif mode == "iterate":
+            summary = receive_iterating(context, channel, count, timeout)
+        elif mode == "async":
+            summary = asyncio.run(receive_async(channel, count, timeout))
+        else:
+            raise SystemExit(f"unknown mode {mode!r}")
+        summary["stats"] = channel.stats().as_dict()
+        summary["context_stats"] = context.stats().as_dict()
+        emit(summary=summary)
+    sys.exit(0 if summary["received"] == count else 3)
+
+
+def receive_blocking(channel, count, timeout):
+    deadline = time.monotonic() + timeout
+    for received in range(count):
+        try:
+            message = channel.recv(timeout=max(0.0, deadline - time.monotonic()))
+        except sixcast.TimeoutError:
+            return {"received": received}
+        emit(message=describe_message(message))
+    return {"received": count}
+
+
+def receive_iterating(context, channel, count, timeout):
+    """`for message in channel` until `count` messages arrived, then once more to see the loop
+    end when another thread closes the context."""
+    closer = threading.Timer(timeout, context.close)
+    closer.start()
+    received = 0
+    for message in channel:
+        emit(message=describe_message(message))
+        received += 1
+        if received == count:
+            break
+    closer.cancel()
+    if received < count:
+        return {"received": received}
+    threading.Timer(0.2, context.close).start()
+    started = time.monotonic()
+    extra = [describe_message(message) for message in channel]
+    return {"received": received, "after_close": extra, "ended_after": time.monotonic() - started}
+
+
+async def receive_async(channel, count, timeout):
+    """`async for message in channel` until `count` messages arrived or `timeout` passed."""
+    received = 0
+
+    async def consume():
+        nonlocal received
+        async for message in channel:
+            emit(message=describe_message(message))
+            received += 1
+            if received == count:
+                return
+
+    try:
+        await asyncio.wait_for(consume(), timeout)
+    except asyncio.TimeoutError:
+        pass
+    return {"received": received}
+
+
+async def await_with_ticker(awaitable):
+    """Awaits while a task ticks every 10 ms; reports the outcome, the ticks and the longest gap
+    between ticks (as long as the wait if the await blocked the event loop)."""
+    ticks = []
+
+    async def tick():
+        while True:
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.ensure_future(tick())
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    try:
+        result = {"returned": repr(await awaitable)}
+    except Exception as err:  # reported, not judged, as in outcome()
+        result = {"raised": describe_error(err)}
+    result["seconds"] = time.monotonic() - started
+    ticker.cancel()
+    result["ticks"] = len(ticks)
+    gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:])]
+    result["longest_gap"] = max(gaps, default=result["seconds"])
+    return result
+
+
+def check_timeout():
+    with sixcast.Context() as context, context.channel("probe-timeout") as channel:
+        started = time.monotonic()
+        blocking = outcome(lambda: channel.recv(timeout=0.3))
+        blocking_seconds = time.monotonic() - started
+        emit(
+            recv=blocking,
+            recv_seconds=blocking_seconds,
+            recv_async=asyncio.run(await_with_ticker(channel.recv_async(timeout=0.5))),
+            try_recv=outcome(channel.try_recv),
+            negative_timeout=outcome(lambda: channel.recv(timeout=-1)),
+        )
+
+
+def check_closed():
+    context = sixcast.Context()
+    channel = context.channel("probe-closed")
+    channel.join()
+    blocked = {}
+
+    def receive_until_closed():
+        started = time.monotonic()
+        blocked.update(outcome(channel.recv))
+        blocked["seconds"] = time.monotonic() - started
+
+    receiver = threading.Thread(target=receive_until_closed)
+    receiver.start()
+    time.sleep(0.2)
+    context.close()
+    receiver.join(5)
+    emit(
+        closed=context.closed,
+        repr=repr(context),
+        blocked_recv=blocked,
+        send=outcome(lambda: channel.send(b"late")),
+        flush=outcome(channel.flush),
+        recv=outcome(lambda: channel.recv(timeout=1)),
+        try_recv=outcome(channel.try_recv),
+        join=outcome(channel.join),
+        channel=outcome(lambda: context.channel("another")),
+        iterate=outcome(lambda: list(channel)),
+        close_again=outcome(context.close),
+        with_block_closes=with_block_closes(),
+    )
+
+
+def with_block_closes():
+    with sixcast.Context() as context:
+        pass
+    return context.closed
+
+
+def check_too_large():
+    with sixcast.Context(max_message_size=1000) as small, sixcast.Context() as default:
+        emit(
+            configured=outcome(lambda: small.channel("probe-large").send(bytes(1001))),
+            at_limit=outcome(lambda: small.channel("probe-large").send(bytes(1000))),
+            default=outcome(
+                lambda: default.channel("probe-large").send(
+                    bytes(sixcast.DEFAULT_MAX_MESSAGE_SIZE + 1)
+                )
+            ),
+        )
+
+
+def check_async_cancel():
+    """Cancels an asyncio receive, has another context send right away, and receives again:
+    the message must arrive, whether the cancelled receive's executor thread took it or not."""
+    with sixcast.Context() as receiver, sixcast.Context() as sender:
+        channel = receiver.channel("probe-cancel")
+        channel.join()
+
+        async def scenario():
+            try:
+                await asyncio.wait_for(channel.recv_async(), 0.15)
+                cancelled = False
+            except asyncio.TimeoutError:
+                cancelled = True
+            sender.channel("probe-cancel").send(b"after the cancel")
+            sender.channel("probe-cancel").flush()
+            message = await channel.recv_async(timeout=5)
+            return cancelled, message
+
+        cancelled, message = asyncio.run(scenario())
+        emit(cancelled=cancelled, message=describe_message(message))
+
+
+def check_io_error():
+    """Opens a context on a UDP port that a socket without SO_REUSEADDR holds."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as holder:
+        holder.bind(("::", 0))
+        port = holder.getsockname()[1]
+        emit(open=outcome(lambda: sixcast.Context(port=port)))
+
+
+COMMANDS = {
+    "send": send,
+    "recv": receive,
+    "timeout": check_timeout,
+    "closed": check_closed,
+    "too-large": check_too_large,
+    "async-cancel": check_async_cancel,
+    "io-error": check_io_error,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])
