@@ -86,6 +86,9 @@ def run_round(world, agents, index):
     )
     results = {}
     for label, (process, _, reader, lines) in receivers.items():
+        if sent.returncode != 0:
+            # Nothing is coming: do not wait out the receive timeout.
+            process.kill()
         try:
             process.wait(timeout=RECEIVE_TIMEOUT + 10)
         except subprocess.TimeoutExpired:
@@ -114,7 +117,7 @@ def main(argv):
     labels = [label for label, _ in agents]
     width = max(len(label) for label in labels) + 2
     print("cross-language matrix: rows send, columns receive (text, empty and 1 MiB messages)")
-    print("sender \\ receiver".ljust(width + 4) + "".join(label.ljust(width) for label in labels))
+    print("sender \\ receiver".ljust(max(width + 4, 20)) + "".join(label.ljust(width) for label in labels))
     failures = 0
     for sender in labels:
         cells = []
@@ -125,7 +128,7 @@ def main(argv):
             result = matrix[sender][receiver]
             failures += result != "ok"
             cells.append(result.ljust(width) if result == "ok" else "FAIL".ljust(width))
-        print(sender.ljust(width + 4) + "".join(cells))
+        print(sender.ljust(max(width + 4, 20)) + "".join(cells))
     for sender in labels:
         for receiver, result in matrix[sender].items():
             if result != "ok":
