@@ -1,0 +1,235 @@
+// Tests of the binding's `channel` module (bindings-uniffi/src/channel.rs) that need a network.
+// They run only inside a namespace world (bindings-uniffi/run-tests starts them in host h1 of
+// `sixcast-netlab run lan:3`), never on the machine's own interfaces.
+package dev.sixcast
+
+import com.google.gson.JsonParser
+import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeoutOrNull
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotEquals
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeEach
+import org.junit.jupiter.api.Tag
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInfo
+import kotlin.concurrent.thread
+
+@Tag("world")
+class ChannelTest {
+    companion object {
+        // Computed once; while it throws (no world), each test reports the skip or failure.
+        private val world: World by lazy(World::require)
+    }
+
+    @BeforeEach
+    fun enterWorld() {
+        check(world.peers.isNotEmpty()) { "the world needs at least two hosts" }
+    }
+
+    /** Runs [body] with an open context, and closes the context afterwards. */
+    private fun withContext(config: Config = Config(), body: (Context) -> Unit) = Context(config).use { context ->
+        body(context)
+        context.shutdown()
+    }
+
+    /** A channel name of its own per test, so that no test hears another's traffic. */
+    private fun channelName(test: TestInfo) = "kotlin-${test.testMethod.get().name}-${System.nanoTime()}"
+
+    @Test
+    fun aPeersMessagesArriveWithTheirMetadata(test: TestInfo) = withContext { context ->
+        val name = channelName(test)
+        val channel = context.channel(name)
+        channel.join()
+        val peer = world.peers.first()
+        Peer(peer, "send", name, peer.name).use { assertEquals(0, it.exitCode()) }
+
+        val messages = List(3) { channel.recv(10_000u) }
+        agentMessages(peer.name).zip(messages).forEach { (sent, received) ->
+            assertArrayEquals(sent, received.payload)
+        }
+        assertEquals(listOf(0uL, 1uL, 2uL), messages.map { it.seq })
+        for (message in messages) {
+            assertEquals(peer.addr, message.source)
+            assertEquals(context.port(), message.sourcePort)
+            assertEquals(groupAddress(name), message.group)
+            assertEquals(world.self.ifindex, message.interfaceIndex)
+            assertEquals(world.self.ifname, message.interfaceName)
+            assertTrue(message.sender.matches(Regex("[0-9a-f]{16}")), message.sender)
+            assertNotEquals(context.nodeId(), message.sender)
+            assertFalse(message.relayed)
+        }
+        assertEquals(1, messages.map { it.sender }.toSet().size)
+        assertNull(channel.tryRecv())
+        val stats = channel.stats()
+        assertEquals(3uL, stats.messagesReceived)
+        assertEquals(LARGE_MESSAGE.size.toULong() + peer.name.length.toULong() + 11uL, stats.bytesReceived)
+        assertEquals(stats.messagesReceived, context.stats().messagesReceived)
+    }
+
+    @Test
+    fun ourMessagesReachEveryOtherHost(test: TestInfo) = withContext { context ->
+        val name = channelName(test)
+        val receivers = world.peers.map { Peer(it, "recv", name, "3", "30") }
+        try {
+            receivers.forEach { assertEquals("READY", it.nextLine()) }
+            val channel = context.channel(name)
+            agentMessages(world.self.name).forEach(channel::send)
+            channel.flush()
+            for (receiver in receivers) {
+                val lines = List(3) { JsonParser.parseString(receiver.nextLine()).asJsonObject }
+                assertEquals(listOf(world.self.name.length + 11, 0, LARGE_MESSAGE.size), lines.map { it["size"].asInt })
+                assertEquals("hello from ${world.self.name}", lines[0]["text"].asString)
+                assertEquals("", lines[1]["text"].asString)
+                assertTrue(lines[2]["text"].isJsonNull)
+                assertEquals(listOf(false, false, true), lines.map { it["pattern_ok"].asBoolean })
+                assertEquals(listOf(0L, 1L, 2L), lines.map { it["seq"].asLong })
+                lines.forEach { assertEquals(context.nodeId(), it["sender"].asString) }
+                assertEquals(0, receiver.exitCode())
+            }
+            assertEquals(3uL, channel.stats().messagesSent)
+        } finally {
+            receivers.forEach(Peer::close)
+        }
+    }
+
+    @Test
+    fun theContextDescribesItself() = withContext { context ->
+        assertTrue(context.nodeId().matches(Regex("[0-9a-f]{16}")), context.nodeId())
+        assertEquals(listOf(world.self.ifname), context.interfaces())
+        assertFalse(context.isClosed())
+        val channel = context.channel("webservers")
+        assertEquals("webservers", channel.name())
+        assertEquals(groupAddress("webservers"), channel.group())
+        assertEquals(relayedAddress(channel.group()), channel.relayedGroup())
+    }
+
+    @Test
+    fun everyProfileBindsItsPortAndNamesItsGroups() {
+        val cases = Vectors.load("addresses.json").getAsJsonArray("cases").map { it.asJsonObject }
+        val globalTextCases = cases.filter { it["scope"].asString == "global" && it.stringOrNull("name_utf8") != null }
+        for ((profileAndRp, group) in globalTextCases.groupBy { it["profile"].asString to it.stringOrNull("rp") }) {
+            val (profile, rp) = profileAndRp
+            withContext(Config(profile = profile, rp = rp)) { context ->
+                assertEquals(group.first()["port"].asInt.toUShort(), context.port(), profile)
+                for (case in group) {
+                    val channel = context.channel(case["name_utf8"].asString)
+                    assertEquals(ipv6Bytes(case["address"].asString), ipv6Bytes(channel.group()), "$profile $case")
+                    assertEquals(case.stringOrNull("relayed_address")?.let(::ipv6Bytes), channel.relayedGroup()?.let(::ipv6Bytes))
+                }
+            }
+        }
+    }
+
+    @Test
+    fun membershipsFollowTheCoreRules(test: TestInfo) = withContext(Config(profile = "ssm")) { context ->
+        val channel = context.channel(channelName(test))
+        val peer = world.peers.first()
+        assertThrowsKind("InvalidAddress", "text that is no address") { channel.joinSource("h2") }
+        assertThrowsKind("InvalidAddress", "a multicast source") { channel.joinSource(channel.group()) }
+        channel.joinSource(peer.addr)
+        assertThrowsKind("InvalidConfig", "any source after a source") { channel.join() }
+        channel.leave()
+        channel.join()
+        channel.leave()
+    }
+
+    @Test
+    fun aWaitWithoutMessagesTimesOut(test: TestInfo) = withContext { context ->
+        val channel = context.channel(channelName(test))
+        channel.join()
+        val started = System.nanoTime()
+        assertThrowsKind("Timeout", "recv(200)") { channel.recv(200u) }
+        assertTrue(System.nanoTime() - started >= 200_000_000, "returned before the timeout")
+        assertNull(channel.tryRecv())
+    }
+
+    @Test
+    fun aMessageOverTheMaximumIsRefused(test: TestInfo) = withContext(Config(maxMessageSize = 1000u)) { context ->
+        val channel = context.channel(channelName(test))
+        channel.send(ByteArray(1000))
+        assertThrowsKind("MessageTooLarge", "1001 bytes") { channel.send(ByteArray(1001)) }
+        assertEquals(1uL, channel.stats().messagesSent)
+    }
+
+    @Test
+    fun theDefaultMaximumIsOneMebibyte(test: TestInfo) = withContext { context ->
+        val channel = context.channel(channelName(test))
+        assertThrowsKind("MessageTooLarge", "1 MiB + 1") { channel.send(ByteArray((1 shl 20) + 1)) }
+    }
+
+    @Test
+    fun everyCallAfterShutdownFailsWithClosed(test: TestInfo) = withContext { context ->
+        val channel = context.channel(channelName(test))
+        channel.join()
+        context.shutdown()
+        context.shutdown()
+        assertTrue(context.isClosed())
+        assertThrowsKind("Closed", "send") { channel.send(byteArrayOf(1)) }
+        assertThrowsKind("Closed", "flush") { channel.flush() }
+        assertThrowsKind("Closed", "join") { channel.join() }
+        assertThrowsKind("Closed", "recv") { channel.recv(100u) }
+        assertThrowsKind("Closed", "tryRecv") { channel.tryRecv() }
+        assertThrowsKind("Closed", "recvAsync") { runBlocking { channel.recvAsync(100u) } }
+        assertThrowsKind("Closed", "channel") { context.channel("another") }
+    }
+
+    @Test
+    fun shutdownWakesABlockedReceive(test: TestInfo) = withContext { context ->
+        val channel = context.channel(channelName(test))
+        channel.join()
+        var outcome: Throwable? = null
+        val receiver = thread { outcome = runCatching { channel.recv(null) }.exceptionOrNull() }
+        Thread.sleep(200)
+        context.shutdown()
+        receiver.join(5_000)
+        assertFalse(receiver.isAlive, "recv(null) still blocks after shutdown")
+        assertEquals("Closed", outcome?.let { it::class.simpleName })
+    }
+
+    @Test
+    fun aSuspendingReceiveLeavesItsThreadFree(test: TestInfo) {
+        val name = channelName(test)
+        withContext { sender ->
+            withContext { receiver ->
+                val inbox = receiver.channel(name)
+                inbox.join()
+                // runBlocking has one thread: the send below runs only if recvAsync suspends.
+                val message = runBlocking {
+                    val pending = async { inbox.recvAsync(10_000u) }
+                    delay(100)
+                    val outbox = sender.channel(name)
+                    outbox.send("from a coroutine".toByteArray())
+                    outbox.flush()
+                    pending.await()
+                }
+                assertEquals("from a coroutine", message.payload.decodeToString())
+                assertEquals(sender.nodeId(), message.sender)
+                assertThrowsKind("Timeout", "recvAsync(100)") { runBlocking { inbox.recvAsync(100u) } }
+            }
+        }
+    }
+
+    @Test
+    fun aCancelledReceiveLeavesLaterMessagesAlone(test: TestInfo) {
+        val name = channelName(test)
+        withContext { sender ->
+            withContext { receiver ->
+                val inbox = receiver.channel(name)
+                inbox.join()
+                assertNull(runBlocking { withTimeoutOrNull(200) { inbox.recvAsync(null) } })
+                // The abandoned wait notices within 100 ms; give it ample time to stop.
+                Thread.sleep(500)
+                val outbox = sender.channel(name)
+                outbox.send("after the cancel".toByteArray())
+                outbox.flush()
+                assertEquals("after the cancel", inbox.recv(5_000u).payload.decodeToString())
+            }
+        }
+    }
+}

@@ -1,0 +1,143 @@
+"""The cheap always-on check of the UniFFI layer: the generated Python module (`sixcast_ffi`,
+from the same library as Kotlin and Swift) against the shared address vectors, the error kinds
+table and every errors.json case. Needs no network and no JVM.
+
+Run it after `bindings-uniffi/generate python`: `python3 test_uniffi_python.py` (or pytest).
+"""
+
+import ipaddress
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, os.environ.get("SIXCAST_FFI_PYTHON", str(HERE / "generated")))
+VECTORS = Path(os.environ.get("SIXCAST_VECTORS", HERE.parents[1] / "tests" / "conformance" / "vectors"))
+
+import sixcast_ffi as ffi  # noqa: E402  (the generated module, found through sys.path above)
+
+
+def load(name):
+    return json.loads((VECTORS / name).read_text())
+
+
+ERRORS = load("errors.json")
+ADDRESSES = load("addresses.json")
+EXCEPTION_NAMES = {kind["name"]: kind["uniffi"] for kind in ERRORS["kinds"]}
+
+
+def name_bytes(case):
+    if "name_hex" in case:
+        return bytes.fromhex(case["name_hex"])
+    if case.get("name_utf8") is not None:
+        return case["name_utf8"].encode()
+    repeat = case["name_repeat"]
+    return bytes.fromhex(repeat["byte_hex"]) * repeat["count"]
+
+
+def same_address(a, b):
+    return ipaddress.IPv6Address(a) == ipaddress.IPv6Address(b)
+
+
+def raises_kind(kind, call, *args, **kwargs):
+    """Calls `call` and checks it raises the SixcastError case errors.json names for `kind`."""
+    expected = getattr(ffi.SixcastError, EXCEPTION_NAMES[kind])
+    try:
+        call(*args, **kwargs)
+    except ffi.SixcastError as error:
+        assert type(error) is expected, f"{call.__name__}{args}: {type(error).__name__}: {error}"
+        return error
+    raise AssertionError(f"{call.__name__}{args}: expected SixcastError.{expected.__name__}")
+
+
+def test_every_name_maps_to_its_group_and_relayed_group():
+    assert len(ADDRESSES["cases"]) >= 100
+    for case in ADDRESSES["cases"]:
+        profile, scope, rp = case["profile"], case["scope"], case["rp"]
+        group = ffi.group_address_bytes(name_bytes(case), profile, scope, rp)
+        assert same_address(group, case["address"]), case
+        if case.get("name_utf8") is not None:
+            assert ffi.group_address(case["name_utf8"], profile, scope, rp) == group
+        if case["relayed_address"] is None:
+            raises_kind("Unsupported", ffi.relayed_address, group, profile, rp)
+        else:
+            assert same_address(ffi.relayed_address(group, profile, rp), case["relayed_address"]), case
+
+
+def test_every_invalid_address_input_fails_with_its_kind():
+    for case in ADDRESSES["invalid"]:
+        raises_kind(
+            case["error"], ffi.group_address_bytes, name_bytes(case), case["profile"], case["scope"], case["rp"]
+        )
+
+
+def test_there_is_one_error_class_per_kind():
+    cases = {
+        name
+        for name, value in vars(ffi.SixcastError).items()
+        if isinstance(value, type) and issubclass(value, ffi.SixcastError)
+    }
+    assert cases == set(EXCEPTION_NAMES.values()), cases
+
+
+def test_every_kind_arrives_as_its_own_class_with_its_message():
+    for kind in EXCEPTION_NAMES:
+        error = raises_kind(kind, ffi.raise_error_kind, kind)
+        assert kind in str(error), error
+    raises_kind("InvalidConfig", ffi.raise_error_kind, "NoSuchKind")
+
+
+def run_error_case(case):
+    """Performs an errors.json `op` through the public API."""
+    op = case["op"]
+    if op == "group_address":
+        ffi.group_address_bytes(name_bytes(case), case["profile"], case["scope"], case["rp"])
+    elif op == "parse_profile":
+        ffi.validate_config(ffi.Config(profile=case["profile"], rp=case["rp"]))
+    elif op == "parse_scope":
+        ffi.validate_config(ffi.Config(scope=case["scope"]))
+    elif op == "config":
+        ffi.validate_config(ffi.Config(**case["set"]))
+    elif op == "open_context":
+        # Refused before a socket exists: nothing touches the network.
+        ffi.Context(ffi.Config(**case["set"])).close()
+    elif op == "decode":
+        ffi.decode_datagram(bytes.fromhex(case["hex"]))
+    elif op == "pack":
+        messages = [bytes.fromhex(message) for message in case["messages_hex"]]
+        ffi.pack_messages("0000000000000001", 0, case["max_datagram"], messages)
+    else:
+        raise AssertionError(f"errors.json has an op this check does not know: {op}")
+
+
+def test_every_errors_case_fails_with_its_kind_or_succeeds():
+    for case in ERRORS["cases"]:
+        if case["error"] is None:
+            run_error_case(case)
+        else:
+            raises_kind(case["error"], run_error_case, case)
+
+
+def test_the_record_defaults_are_the_core_defaults():
+    assert ffi.Config() == ffi.default_config()
+    ffi.validate_config(ffi.Config())
+
+
+def main():
+    tests = [value for name, value in sorted(globals().items()) if name.startswith("test_")]
+    failed = 0
+    for test in tests:
+        try:
+            test()
+        except Exception:  # noqa: BLE001  (report every failing check, then exit non-zero)
+            failed += 1
+            print(f"FAIL {test.__name__}")
+            traceback.print_exc()
+    print(f"uniffi-python: {len(tests) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

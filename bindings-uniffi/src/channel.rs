@@ -1,0 +1,297 @@
+//! [`Context`] and [`Channel`]: the core's objects behind UniFFI handles, and the records
+//! they return.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use sixcast::ErrorKind;
+
+use crate::{addr::parse_address, config::Config, error::Result};
+
+/// How often a [`Channel::recv_async`] that nobody waits for any more notices and stops.
+const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A message received on a channel, with where it came from and how it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Message {
+    /// The application bytes.
+    pub payload: Vec<u8>,
+    /// The address the datagram came from (without a scope id; see `interface`).
+    pub source: String,
+    /// The UDP port the datagram came from.
+    pub source_port: u16,
+    /// The group the datagram was sent to: the channel's group, or its relayed form.
+    pub group: String,
+    /// Index of the interface the datagram arrived on (`interfaceIndex` in Kotlin, where
+    /// `interface` is a keyword).
+    pub interface: u32,
+    /// Name of that interface.
+    pub interface_name: String,
+    /// The sending context's node id, 16 hex digits (all zero for the librecast profile).
+    pub sender: String,
+    /// The sender's sequence number of this message on this channel.
+    pub seq: u64,
+    /// Whether a relay or gateway re-sent this message (it arrived on the relayed group).
+    pub relayed: bool,
+}
+
+impl From<sixcast::Message> for Message {
+    fn from(message: sixcast::Message) -> Self {
+        Self {
+            payload: message.payload,
+            source: message.source.ip().to_string(),
+            source_port: message.source.port(),
+            group: message.group.to_string(),
+            interface: message.interface,
+            interface_name: message.interface_name.to_string(),
+            sender: message.sender.to_string(),
+            seq: message.seq,
+            relayed: message.relayed,
+        }
+    }
+}
+
+/// Counters of a channel, or of a whole context (the sum of its channels plus what no channel
+/// claimed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct Stats {
+    /// Messages accepted by `send`.
+    pub messages_sent: u64,
+    /// Payload bytes accepted by `send`.
+    pub bytes_sent: u64,
+    /// Datagrams handed to the kernel (once per interface).
+    pub datagrams_sent: u64,
+    /// Messages delivered to the application's queue.
+    pub messages_received: u64,
+    /// Payload bytes delivered to the application's queue.
+    pub bytes_received: u64,
+    /// Datagrams received from the network, including dropped ones.
+    pub datagrams_received: u64,
+    /// Messages dropped because they had been delivered already.
+    pub duplicates: u64,
+    /// Datagrams dropped because they did not decode.
+    pub malformed: u64,
+    /// Datagrams of this context's own sending, heard back through multicast loopback.
+    pub own_dropped: u64,
+    /// Messages dropped because the application did not take them and the queue was full.
+    pub queue_overflow: u64,
+    /// Fragmented messages given up (timed out, inconsistent, or over the memory bound).
+    pub reassembly_dropped: u64,
+    /// Datagrams for a group no channel of this context has (context totals only).
+    pub unknown_group: u64,
+}
+
+impl From<sixcast::Stats> for Stats {
+    fn from(stats: sixcast::Stats) -> Self {
+        Self {
+            messages_sent: stats.messages_sent,
+            bytes_sent: stats.bytes_sent,
+            datagrams_sent: stats.datagrams_sent,
+            messages_received: stats.messages_received,
+            bytes_received: stats.bytes_received,
+            datagrams_received: stats.datagrams_received,
+            duplicates: stats.duplicates,
+            malformed: stats.malformed,
+            own_dropped: stats.own_dropped,
+            queue_overflow: stats.queue_overflow,
+            reassembly_dropped: stats.reassembly_dropped,
+            unknown_group: stats.unknown_group,
+        }
+    }
+}
+
+/// A context: one socket, one node id, any number of channels. Thread-safe.
+///
+/// The context stays open until `close` (`shutdown()` in Kotlin, where `close()`
+/// only releases the handle) or until every handle to it and its channels is released.
+#[derive(Debug, uniffi::Object)]
+pub struct Context {
+    inner: sixcast::Context,
+}
+
+#[uniffi::export]
+impl Context {
+    /// Opens a context: validates `config`, binds the UDP port and starts the background
+    /// threads. Fails with `InvalidConfig`/`InvalidAddress` for a bad configuration and with
+    /// `UnknownInterface` when a named interface, or any usable one, is missing.
+    #[uniffi::constructor]
+    pub fn new(config: Config) -> Result<Self> {
+        let config = sixcast::Config::try_from(&config)?;
+        Ok(Self {
+            inner: sixcast::Context::new(config)?,
+        })
+    }
+
+    /// The channel called `name`, created on first use; the same name gives the same channel.
+    /// Fails with `InvalidName` for a name over 4096 bytes and `Closed` after `close`.
+    pub fn channel(&self, name: String) -> Result<Arc<Channel>> {
+        Ok(Arc::new(Channel {
+            inner: self.inner.channel(name)?,
+        }))
+    }
+
+    /// Sends what is still packed, leaves every group and stops the background threads. Blocked
+    /// receives fail with `Closed`, and so do later calls. Closing twice is harmless.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// This context's node id (16 hex digits), carried in every datagram it sends.
+    pub fn node_id(&self) -> String {
+        self.inner.node_id().to_string()
+    }
+
+    /// The UDP port the context is bound to.
+    pub fn port(&self) -> u16 {
+        self.inner.port()
+    }
+
+    /// The names of the interfaces the context joins and sends on.
+    pub fn interfaces(&self) -> Vec<String> {
+        self.inner.interfaces()
+    }
+
+    /// Counters summed over every channel, plus datagrams no channel claimed.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats().into()
+    }
+}
+
+/// A named channel of a `Context`. Thread-safe; handles to the same name share one queue.
+#[derive(Debug, uniffi::Object)]
+pub struct Channel {
+    inner: sixcast::Channel,
+}
+
+#[uniffi::export]
+impl Channel {
+    /// The channel's name.
+    pub fn name(&self) -> String {
+        // Channels are created from strings here, so the bytes are always UTF-8.
+        String::from_utf8_lossy(self.inner.name()).into_owned()
+    }
+
+    /// The group this channel's traffic is sent to.
+    pub fn group(&self) -> String {
+        self.inner.group().to_string()
+    }
+
+    /// The group relays re-send this channel's traffic to; null for the librecast profile.
+    pub fn relayed_group(&self) -> Option<String> {
+        self.inner.relayed_group().map(|group| group.to_string())
+    }
+
+    /// Starts receiving the channel from any source on every configured interface.
+    pub fn join(&self) -> Result<()> {
+        Ok(self.inner.join()?)
+    }
+
+    /// Starts receiving the channel from `source` (a unicast IPv6 address) only. Several
+    /// sources may be joined one by one.
+    pub fn join_source(&self, source: String) -> Result<()> {
+        Ok(self.inner.join_source(parse_address(&source)?)?)
+    }
+
+    /// Stops receiving the channel (any-source and source-specific memberships alike).
+    pub fn leave(&self) -> Result<()> {
+        Ok(self.inner.leave()?)
+    }
+
+    /// Queues `data` for the channel. Small messages are packed together and leave within the
+    /// configured linger time or at `flush`. Fails with `MessageTooLarge` above
+    /// the configured maximum message size.
+    pub fn send(&self, data: Vec<u8>) -> Result<()> {
+        Ok(self.inner.send(&data)?)
+    }
+
+    /// Sends the partly filled datagram now.
+    pub fn flush(&self) -> Result<()> {
+        Ok(self.inner.flush()?)
+    }
+
+    /// Waits for the next message, at most `timeout_ms` milliseconds (null: no limit). Blocks
+    /// the calling thread; fails with `Timeout`, or `Closed` when the context closes.
+    pub fn recv(&self, timeout_ms: Option<u64>) -> Result<Message> {
+        let message = match timeout_ms {
+            None => self.inner.recv(),
+            Some(ms) => self.inner.recv_timeout(Duration::from_millis(ms)),
+        };
+        Ok(message?.into())
+    }
+
+    /// The next message if one is waiting, else null. Fails with `Closed` once the context is
+    /// closed and the queue is empty.
+    pub fn try_recv(&self) -> Result<Option<Message>> {
+        Ok(self.inner.try_recv()?.map(Message::from))
+    }
+
+    /// This channel's counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats().into()
+    }
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl Channel {
+    /// `recv` without blocking the caller: a Kotlin `suspend` function, a Swift
+    /// `async` one. The wait runs on a blocking-thread pool.
+    ///
+    /// Cancelling it (cancelling the coroutine or task) stops the wait within 100 ms; a message
+    /// that arrives in that window may still be taken and dropped.
+    pub async fn recv_async(&self, timeout_ms: Option<u64>) -> Result<Message> {
+        let channel = self.inner.clone();
+        let deadline = timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _on_cancel = SetOnDrop(Arc::clone(&abandoned));
+        let wait = tokio::task::spawn_blocking(move || wait_until(&channel, deadline, &abandoned));
+        match wait.await {
+            Ok(message) => Ok(message?.into()),
+            Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
+        }
+    }
+}
+
+/// Sets its flag when dropped: the future of `recv_async` was dropped, so nobody waits.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Receives like `recv`, but in short slices so that an abandoned wait ends soon. The core's
+/// wait cannot be interrupted from outside except by closing the whole context.
+fn wait_until(
+    channel: &sixcast::Channel,
+    deadline: Option<Instant>,
+    abandoned: &AtomicBool,
+) -> sixcast::Result<sixcast::Message> {
+    loop {
+        let slice = match deadline {
+            None => CANCEL_CHECK_INTERVAL,
+            Some(deadline) => deadline
+                .saturating_duration_since(Instant::now())
+                .min(CANCEL_CHECK_INTERVAL),
+        };
+        match channel.recv_timeout(slice) {
+            Err(err) if err.kind() == ErrorKind::Timeout => {
+                let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+                if expired || abandoned.load(Ordering::Acquire) {
+                    return Err(err);
+                }
+            }
+            result => return result,
+        }
+    }
+}

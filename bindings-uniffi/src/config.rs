@@ -1,0 +1,195 @@
+//! [`Config`]: the settings of a context, as a plain record.
+
+use std::time::Duration;
+
+use crate::{
+    addr::{parse_profile, parse_scope, profile_rp},
+    error::{Result, SixcastError},
+};
+
+/// Settings of a `Context`. Every field has the core's default, so set only what differs.
+///
+/// Names and sizes are checked when the configuration is used (or by `validate_config`);
+/// errors name the field.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Config {
+    /// How channel names map to groups: `sixcast`, `ssm`, `embedded-rp` or `librecast`.
+    #[uniffi(default = "sixcast")]
+    pub profile: String,
+    /// The rendezvous point of the `embedded-rp` profile as `address/prefix-length`, such as
+    /// `2001:db8:5c::5/64`; null for the other profiles.
+    #[uniffi(default = None)]
+    pub rp: Option<String>,
+    /// How far channel groups reach: `link`, `site`, `org` or `global`.
+    #[uniffi(default = "global")]
+    pub scope: String,
+    /// The UDP port; null means the profile's default (6446, or 4242 for `librecast`).
+    #[uniffi(default = None)]
+    pub port: Option<u16>,
+    /// Interfaces (by name) to join and send on; empty means every interface that is up and can
+    /// carry multicast, except loopback.
+    #[uniffi(default = [])]
+    pub interfaces: Vec<String>,
+    /// Hop limit of sent datagrams (1 keeps them on the link).
+    #[uniffi(default = 64)]
+    pub hop_limit: u8,
+    /// Whether other sockets of this host receive what this context sends. A context never
+    /// delivers its own messages to itself either way.
+    #[uniffi(default = true)]
+    pub loopback: bool,
+    /// Largest UDP payload sent, in bytes.
+    #[uniffi(default = 1232)]
+    pub max_datagram_size: u64,
+    /// Largest message accepted by `send` and reassembled on receipt, in bytes.
+    #[uniffi(default = 1048576)]
+    pub max_message_size: u64,
+    /// How long small messages wait to be packed with others, in milliseconds; 0 sends every
+    /// message at once.
+    #[uniffi(default = 1)]
+    pub linger_ms: u64,
+    /// Received messages held per channel until the application takes them.
+    #[uniffi(default = 65536)]
+    pub queue_capacity: u64,
+    /// Kernel receive buffer size requested for the socket, in bytes.
+    #[uniffi(default = 8388608)]
+    pub recv_buffer: u64,
+    /// How long the pieces of a fragmented message are kept while waiting for the rest, in
+    /// milliseconds.
+    #[uniffi(default = 5000)]
+    pub reassembly_timeout_ms: u64,
+    /// Upper bound on memory held by partly received messages, per channel, in bytes.
+    #[uniffi(default = 33554432)]
+    pub reassembly_memory: u64,
+}
+
+/// The core's default configuration. Equal to a `Config` built with no arguments; the bindings'
+/// tests check that the two agree.
+#[uniffi::export]
+pub fn default_config() -> Config {
+    Config::from(&sixcast::Config::default())
+}
+
+/// Checks every field as opening a context would, without opening one. Fails with
+/// `InvalidConfig` (or `InvalidAddress` for a bad RP) naming the field.
+#[uniffi::export]
+pub fn validate_config(config: Config) -> Result<()> {
+    sixcast::Config::try_from(&config)?.validate()?;
+    Ok(())
+}
+
+impl From<&sixcast::Config> for Config {
+    fn from(config: &sixcast::Config) -> Self {
+        Self {
+            profile: config.profile.name().to_owned(),
+            rp: profile_rp(&config.profile),
+            scope: config.scope.name().to_owned(),
+            port: config.port,
+            interfaces: config.interfaces.clone(),
+            hop_limit: config.hop_limit,
+            loopback: config.loopback,
+            max_datagram_size: widen(config.max_datagram_size),
+            max_message_size: widen(config.max_message_size),
+            linger_ms: millis(config.linger),
+            queue_capacity: widen(config.queue_capacity),
+            recv_buffer: widen(config.recv_buffer),
+            reassembly_timeout_ms: millis(config.reassembly_timeout),
+            reassembly_memory: widen(config.reassembly_memory),
+        }
+    }
+}
+
+impl TryFrom<&Config> for sixcast::Config {
+    type Error = SixcastError;
+
+    /// Parses the text fields; range checks are left to [`sixcast::Config::validate`].
+    fn try_from(config: &Config) -> Result<Self> {
+        let mut core = Self::default();
+        core.profile = parse_profile(&config.profile, config.rp.as_deref())?;
+        core.scope = parse_scope(&config.scope)?;
+        core.port = config.port;
+        core.interfaces.clone_from(&config.interfaces);
+        core.hop_limit = config.hop_limit;
+        core.loopback = config.loopback;
+        core.max_datagram_size = narrow(config.max_datagram_size, "max_datagram_size")?;
+        core.max_message_size = narrow(config.max_message_size, "max_message_size")?;
+        core.linger = Duration::from_millis(config.linger_ms);
+        core.queue_capacity = narrow(config.queue_capacity, "queue_capacity")?;
+        core.recv_buffer = narrow(config.recv_buffer, "recv_buffer")?;
+        core.reassembly_timeout = Duration::from_millis(config.reassembly_timeout_ms);
+        core.reassembly_memory = narrow(config.reassembly_memory, "reassembly_memory")?;
+        Ok(core)
+    }
+}
+
+fn widen(value: usize) -> u64 {
+    u64::try_from(value).unwrap_or(u64::MAX)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Converts a size to `usize`, which only fails on 32-bit targets for sizes no host can hold.
+fn narrow(value: u64, field: &str) -> Result<usize> {
+    usize::try_from(value).map_err(|_| {
+        SixcastError::InvalidConfig(format!(
+            "{field} {value} does not fit this platform's memory"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_record_converts_to_the_core_default() {
+        let core = sixcast::Config::try_from(&default_config()).unwrap();
+        assert_eq!(core, sixcast::Config::default());
+        validate_config(default_config()).unwrap();
+    }
+
+    #[test]
+    fn every_field_reaches_the_core() {
+        let record = Config {
+            profile: "embedded-rp".into(),
+            rp: Some("2001:db8:5c::5/64".into()),
+            scope: "site".into(),
+            port: Some(7000),
+            interfaces: vec!["eth0".into()],
+            hop_limit: 3,
+            loopback: false,
+            max_datagram_size: 1400,
+            max_message_size: 4096,
+            linger_ms: 0,
+            queue_capacity: 10,
+            recv_buffer: 1 << 16,
+            reassembly_timeout_ms: 250,
+            reassembly_memory: 1 << 20,
+        };
+        let core = sixcast::Config::try_from(&record).unwrap();
+        core.validate().unwrap();
+        assert_eq!(Config::from(&core), record);
+    }
+
+    #[test]
+    fn bad_text_fields_fail_with_the_core_kinds() {
+        let with_scope = Config {
+            scope: "galaxy".into(),
+            ..default_config()
+        };
+        assert!(matches!(
+            validate_config(with_scope),
+            Err(SixcastError::InvalidConfig(_))
+        ));
+        let with_bad_rp = Config {
+            profile: "embedded-rp".into(),
+            rp: Some("not-an-address/64".into()),
+            ..default_config()
+        };
+        assert!(matches!(
+            validate_config(with_bad_rp),
+            Err(SixcastError::InvalidAddress(_))
+        ));
+    }
+}

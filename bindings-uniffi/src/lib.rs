@@ -1,0 +1,23 @@
+//! UniFFI bindings of sixcast for Kotlin, Swift and Python.
+//!
+//! This crate only converts: text for addresses, profiles and scopes, plain records for
+//! configuration, messages and counters, and one [`SixcastError`] case per core `ErrorKind`.
+//! All behaviour lives in the core. The modules mirror the core's: [`addr`], [`channel`],
+//! [`config`], [`wire`] and [`error`].
+//!
+//! The foreign sources are generated from the built library by the `uniffi-bindgen` binary of
+//! this crate (feature `bindgen`); see `bindings-uniffi/README.md`.
+
+pub mod addr;
+pub mod channel;
+pub mod config;
+pub mod error;
+pub mod wire;
+
+pub use addr::{group_address, group_address_bytes, relayed_address};
+pub use channel::{Channel, Context, Message, Stats};
+pub use config::{Config, default_config, validate_config};
+pub use error::{SixcastError, raise_error_kind};
+pub use wire::{BatchRecord, Datagram, decode_datagram, pack_messages};
+
+uniffi::setup_scaffolding!();

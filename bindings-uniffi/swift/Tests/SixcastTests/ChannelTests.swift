@@ -1,0 +1,51 @@
+// Tests of the binding's `channel` module (bindings-uniffi/src/channel.rs) on this machine:
+// two contexts of this process, link scope and hop limit 1, so nothing leaves the link.
+import Foundation
+import Sixcast
+import XCTest
+
+final class ChannelTests: XCTestCase {
+    private let config = Config(scope: "link", hopLimit: 1)
+
+    func testAMessageSentLocallyArrivesWithItsMetadata() async throws {
+        let sender = try Context(config: config)
+        let receiver = try Context(config: config)
+        defer {
+            sender.close()
+            receiver.close()
+        }
+        let name = "swift-\(UUID().uuidString)"
+        let inbox = try receiver.channel(name: name)
+        try inbox.join()
+        let outbox = try sender.channel(name: name)
+        try outbox.send(data: Data("hello from swift".utf8))
+        try outbox.send(data: Data())
+        try outbox.flush()
+
+        let first = try await inbox.recvAsync(timeoutMs: 5000)
+        let second = try inbox.recv(timeoutMs: 5000)
+        XCTAssertEqual(first.payload, Data("hello from swift".utf8))
+        XCTAssertEqual(second.payload, Data())
+        XCTAssertEqual([first.seq, second.seq], [0, 1])
+        for message in [first, second] {
+            XCTAssertEqual(message.sender, sender.nodeId())
+            XCTAssertEqual(message.group, try groupAddress(name: name, scope: "link"))
+            XCTAssertEqual(message.sourcePort, sender.port())
+            XCTAssertFalse(message.relayed)
+        }
+        XCTAssertEqual(inbox.stats().messagesReceived, 2)
+    }
+
+    func testTimeoutTooLargeAndClosed() throws {
+        let context = try Context(config: Config(scope: "link", hopLimit: 1, maxMessageSize: 1000))
+        let channel = try context.channel(name: "swift-\(UUID().uuidString)")
+        try channel.join()
+        assertThrowsKind("Timeout", "recv(100)") { _ = try channel.recv(timeoutMs: 100) }
+        XCTAssertNil(try channel.tryRecv())
+        assertThrowsKind("MessageTooLarge", "1001 bytes") { try channel.send(data: Data(count: 1001)) }
+        context.close()
+        XCTAssertTrue(context.isClosed())
+        assertThrowsKind("Closed", "send") { try channel.send(data: Data([1])) }
+        assertThrowsKind("Closed", "channel") { _ = try context.channel(name: "another") }
+    }
+}
