@@ -242,23 +242,17 @@ fn is_link_scoped(group: Ipv6Addr) -> bool {
     matches!(group.octets()[1] & 0x0f, 1 | 2)
 }
 
-/// Every interface that is up and can carry multicast, loopback excepted (Linux does not deliver
-/// multicast over `lo`).
-pub(crate) fn multicast_interfaces() -> Result<Vec<Interface>> {
-    unix::interfaces()
-        .map_err(|err| Error::io("listing network interfaces", err))
-        .map(|all| {
-            all.into_iter()
-                .filter(|found| found.usable)
-                .map(|found| found.interface)
-                .collect()
-        })
-}
-
-/// The interfaces named in the configuration, or all multicast interfaces when none are named.
+/// The interfaces named in the configuration, or when none are named every interface that is up
+/// with multicast enabled, loopback excepted: only some systems (macOS) carry multicast over
+/// loopback, so it is used only when named.
 pub(crate) fn select_interfaces(names: &[String]) -> Result<Vec<Interface>> {
+    let all = unix::interfaces().map_err(|err| Error::io("listing network interfaces", err))?;
     if names.is_empty() {
-        let all = multicast_interfaces()?;
+        let all: Vec<_> = all
+            .into_iter()
+            .filter(|found| found.multicast && !found.loopback)
+            .map(|found| found.interface)
+            .collect();
         if all.is_empty() {
             return Err(Error::new(
                 ErrorKind::UnknownInterface,
@@ -268,7 +262,6 @@ pub(crate) fn select_interfaces(names: &[String]) -> Result<Vec<Interface>> {
         }
         return Ok(all);
     }
-    let all = unix::interfaces().map_err(|err| Error::io("listing network interfaces", err))?;
     names
         .iter()
         .map(|name| {
@@ -285,10 +278,10 @@ pub(crate) fn select_interfaces(names: &[String]) -> Result<Vec<Interface>> {
                         ),
                     )
                 })?;
-            if !found.usable {
+            if !found.multicast {
                 return Err(Error::new(
                     ErrorKind::UnknownInterface,
-                    format!("interface {name:?} is down, is loopback, or has multicast disabled"),
+                    format!("interface {name:?} is down or has multicast disabled"),
                 ));
             }
             Ok(found.interface.clone())

@@ -162,10 +162,12 @@ pub(super) fn wait_readable(
     Ok(None)
 }
 
-/// An interface as enumerated, with whether it can carry multicast.
+/// An interface as enumerated, with what it can do.
 pub(super) struct FoundInterface {
     pub(super) interface: Interface,
-    pub(super) usable: bool,
+    /// Up, with multicast enabled.
+    pub(super) multicast: bool,
+    pub(super) loopback: bool,
 }
 
 /// Lists the host's interfaces (once each) with `getifaddrs`.
@@ -200,15 +202,10 @@ pub(super) fn interfaces() -> io::Result<Vec<FoundInterface>> {
             continue;
         }
         let flags = ifaddr.ifa_flags as libc::c_int;
-        let usable = flags & libc::IFF_UP != 0
-            && flags & libc::IFF_MULTICAST != 0
-            && flags & libc::IFF_LOOPBACK == 0;
         found.push(FoundInterface {
-            interface: Interface {
-                name: name.into(),
-                index,
-            },
-            usable,
+            interface: Interface { name: name.into(), index },
+            multicast: flags & libc::IFF_UP != 0 && flags & libc::IFF_MULTICAST != 0,
+            loopback: flags & libc::IFF_LOOPBACK != 0,
         });
     }
     // SAFETY: `list` came from getifaddrs and is freed exactly once.

@@ -1,11 +1,12 @@
 // Tests of the binding's `channel` module (bindings-uniffi/src/channel.rs) on this machine:
-// two contexts of this process, link scope and hop limit 1, so nothing leaves the link.
+// two contexts of this process on the loopback interface lo0 (macOS carries multicast there),
+// so nothing is sent on the machine's real network.
 import Foundation
 import Sixcast
 import XCTest
 
 final class ChannelTests: XCTestCase {
-    private let config = Config(scope: "link", hopLimit: 1)
+    private let config = Config(scope: "link", interfaces: ["lo0"], hopLimit: 1)
 
     func testAMessageSentLocallyArrivesWithItsMetadata() async throws {
         let sender = try Context(config: config)
@@ -37,7 +38,7 @@ final class ChannelTests: XCTestCase {
     }
 
     func testTimeoutTooLargeAndClosed() throws {
-        let context = try Context(config: Config(scope: "link", hopLimit: 1, maxMessageSize: 1000))
+        let context = try Context(config: Config(scope: "link", interfaces: ["lo0"], hopLimit: 1, maxMessageSize: 1000))
         let channel = try context.channel(name: "swift-\(UUID().uuidString)")
         try channel.join()
         assertThrowsKind("Timeout", "recv(100)") { _ = try channel.recv(timeoutMs: 100) }
