@@ -203,7 +203,10 @@ pub(super) fn interfaces() -> io::Result<Vec<FoundInterface>> {
         }
         let flags = ifaddr.ifa_flags as libc::c_int;
         found.push(FoundInterface {
-            interface: Interface { name: name.into(), index },
+            interface: Interface {
+                name: name.into(),
+                index,
+            },
             multicast: flags & libc::IFF_UP != 0 && flags & libc::IFF_MULTICAST != 0,
             loopback: flags & libc::IFF_LOOPBACK != 0,
         });
