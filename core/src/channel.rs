@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use tracing::{debug, trace, warn};
 
 use crate::{
@@ -547,29 +547,45 @@ impl Channel {
         }
     }
 
+    /// Waits until a message is waiting or `timeout` passes (`None`: no limit), without taking
+    /// it: `Ok(true)` when [`try_recv`](Self::try_recv) will return a message. Bindings wait
+    /// with this in short slices so that a cancelled wait never takes a message it cannot hand on.
+    pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let mut queue = self.state.queue.lock();
+        self.wait_for_message(&mut queue, deadline)
+    }
+
     fn wait(&self, deadline: Option<Instant>) -> Result<Message> {
         let mut queue = self.state.queue.lock();
+        self.wait_for_message(&mut queue, deadline)?;
+        queue.pop_front().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!("no message arrived on {} in time", self.state.group),
+            )
+        })
+    }
+
+    /// Waits, with the queue locked, until it holds a message (`true`) or `deadline` passes
+    /// (`false`). Messages still queued when the context closes are handed out first.
+    fn wait_for_message(
+        &self,
+        queue: &mut MutexGuard<'_, VecDeque<Message>>,
+        deadline: Option<Instant>,
+    ) -> Result<bool> {
         loop {
-            if let Some(message) = queue.pop_front() {
-                return Ok(message);
+            if !queue.is_empty() {
+                return Ok(true);
             }
             if self.shared.core.closed.load(Ordering::Acquire) {
                 return Err(Error::closed());
             }
             match deadline {
-                None => self.state.arrived.wait(&mut queue),
+                None => self.state.arrived.wait(queue),
                 Some(deadline) => {
-                    if self
-                        .state
-                        .arrived
-                        .wait_until(&mut queue, deadline)
-                        .timed_out()
-                        && queue.is_empty()
-                    {
-                        return Err(Error::new(
-                            ErrorKind::Timeout,
-                            format!("no message arrived on {} in time", self.state.group),
-                        ));
+                    if self.state.arrived.wait_until(queue, deadline).timed_out() {
+                        return Ok(!queue.is_empty());
                     }
                 }
             }

@@ -447,3 +447,37 @@ fn closing_wakes_a_blocked_receiver() {
         .join()
         .unwrap();
 }
+
+#[test]
+fn waiting_for_a_message_does_not_take_it() {
+    let Some(world) = world(|| World::lan(1), false) else {
+        return;
+    };
+    world
+        .host("h1")
+        .spawn(|| {
+            let (context, inbox) = joined(config(), "readiness");
+            assert!(
+                !inbox
+                    .wait_readable(Some(Duration::from_millis(100)))
+                    .unwrap()
+            );
+            // A second context of the same host hears the first through multicast loopback.
+            let sender = Context::new(config()).unwrap();
+            let outbox = sender.channel("readiness").unwrap();
+            outbox.send(b"ready?").unwrap();
+            outbox.flush().unwrap();
+            assert!(inbox.wait_readable(Some(WAIT)).unwrap());
+            assert!(
+                inbox.wait_readable(Some(Duration::ZERO)).unwrap(),
+                "still there"
+            );
+            assert_eq!(inbox.try_recv().unwrap().unwrap().payload, b"ready?");
+            assert!(!inbox.wait_readable(Some(Duration::ZERO)).unwrap());
+            context.close();
+            let err = inbox.wait_readable(None).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Closed);
+        })
+        .join()
+        .unwrap();
+}
