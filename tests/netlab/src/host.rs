@@ -44,7 +44,8 @@ impl Interface {
         self.link_local
     }
 
-    /// The segment (link) the interface is attached to: `"lan"`, `"a"` or `"b"`.
+    /// The segment (link) the interface is attached to: `"lan"`, `"a"`, `"b"`, `"core"`,
+    /// `"island"`, `"island-a"` or `"island-b"`.
     pub fn segment(&self) -> &str {
         &self.segment
     }
@@ -60,8 +61,9 @@ impl Interface {
     }
 }
 
-/// A host of a [`crate::World`]: its own network namespace, with one interface (`eth0`), or two
-/// for the router (`eth0` on segment a, `eth1` on segment b).
+/// A host of a [`crate::World`]: its own network namespace, with one interface (`eth0`), or one per
+/// segment for the router (`eth0` on segment a or the core, `eth1` on segment b or the (first)
+/// island, `eth2` on the second island of stratum2).
 ///
 /// A clone stays usable only while its world exists; afterwards entering it fails with
 /// [`NetlabError::EnterNamespace`].
@@ -91,7 +93,8 @@ impl Host {
         netns::netns_path(&self.netns)
     }
 
-    /// The host's segment: `"lan"`, `"a"`, `"b"`, or `"core"` for the router.
+    /// The host's segment: `"lan"`, `"a"`, `"b"`, `"core"`, `"island"`, `"island-a"` or
+    /// `"island-b"`; always `"core"` for the router.
     pub fn segment(&self) -> &str {
         &self.segment
     }

@@ -10,6 +10,15 @@
 //! - [`World::routed_mcast`]: segments a (`a1`, `a2`) and b (`b1`, `b2`) joined by router `r`,
 //!   which forwards unicast and, through smcroute, multicast ([`ROUTED_GROUP_PREFIXES`]).
 //! - [`World::routed_nomcast`]: the same, with a router that forwards unicast only.
+//! - [`World::routed_ssm`]: the same, with a router that forwards unicast and only
+//!   source-specific multicast ([`SSM_GROUP_PREFIX`], from each segment's own hosts).
+//! - [`World::stratum`]: a core segment (Stratum 0 `s0`, relays `r1`, `r2`, hosts `c1`, `c2`) and
+//!   an island (`i1`, `i2`) behind router `r`, which forwards unicast only until
+//!   [`World::set_router_multicast`] switches multicast routing on.
+//! - [`World::stratum2`]: the same core and two islands (`i1`, `i2` and `j1`, `j2`) behind one
+//!   three-legged router `r`.
+//!
+//! The address plan is documented on [`Topology`].
 //!
 //! Code enters a host with [`Host::spawn`] (a thread inside the host), [`Host::run`] (the current
 //! thread, briefly) or [`Host::command`] (a process inside the host). Nothing is configured in
@@ -35,13 +44,16 @@
 //!
 //! ## Timing
 //!
-//! Measured on the project's 2-core machine: a 3-host LAN comes up in ~30-40 ms, routed-nomcast
-//! in ~40-80 ms, routed-mcast (with smcroute) in ~90-130 ms; teardown takes a few ms.
+//! Measured on the project's 2-core machine: a 3-host LAN comes up in ~15-70 ms, routed-nomcast
+//! in ~20-120 ms, routed-mcast and routed-ssm (with smcroute) in ~45-110 ms, stratum in
+//! ~25-110 ms, stratum2 in ~30-130 ms; teardown takes a few ms. [`World::set_router_multicast`]
+//! takes ~25 ms to switch on (the first datagram crosses right after it returns) and ~1 ms to
+//! switch off.
 //!
 //! ## The `sixcast-netlab` binary
 //!
-//! For tests in other languages: `sixcast-netlab run <lan[:N]|routed-mcast|routed-nomcast> --
-//! <command> [args..]` builds the world, runs the command with the world's JSON
+//! For tests in other languages: `sixcast-netlab run <topology> -- <command> [args..]` (a
+//! topology name as [`Topology::from_str`](std::str::FromStr) parses it) builds the world, runs the command with the world's JSON
 //! ([`World::to_json`]) in `SIXCAST_WORLD` and in the file named by `SIXCAST_WORLD_FILE`, tears
 //! the world down (also on SIGINT/SIGTERM/SIGHUP) and exits with the command's code.
 //! `sixcast-netlab check [topology]` prints `ok` (exit 0) or `skip: <reason>` (exit 77).
@@ -50,7 +62,7 @@
 //!
 //! Needs CAP_NET_ADMIN and CAP_SYS_ADMIN (root, or rootless under
 //! `unshare -rnm --propagation private` with a tmpfs mounted on `/run`), iproute2, and smcroute
-//! for routed-mcast; [`check_environment`] says whether the machine can, and why not.
+//! for routed-mcast, routed-ssm and [`World::set_router_multicast`]; [`check_environment`] says whether the machine can, and why not.
 
 mod error;
 mod exec;
@@ -63,7 +75,10 @@ use std::{ffi::OsStr, fs, path::Path, thread};
 
 pub use error::{NetlabError, Result};
 pub use host::{Host, Interface};
-pub use topology::{DEFAULT_LAN_HOSTS, MAX_LAN_HOSTS, ROUTED_GROUP_PREFIXES, Topology};
+pub use topology::{
+    DEFAULT_LAN_HOSTS, MAX_LAN_HOSTS, ROUTED_GROUP_PREFIXES, SSM_GROUP_PREFIX,
+    STRATUM_GROUP_PREFIXES, Topology,
+};
 pub use world::{NAME_PREFIX, World};
 
 /// Capability bits as numbered in `/proc/self/status`.

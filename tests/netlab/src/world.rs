@@ -2,9 +2,13 @@
 
 use std::{
     fs,
+    net::Ipv6Addr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicU32, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -13,7 +17,9 @@ use serde_json::{Value, json};
 
 use crate::{
     Host, Interface, NetlabError, Result, Topology, exec, netns,
-    topology::{HostPlan, ROUTED_GROUP_PREFIXES, plan},
+    topology::{
+        HostPlan, ROUTED_GROUP_PREFIXES, SSM_GROUP_PREFIX, STRATUM_GROUP_PREFIXES, plan, segments,
+    },
 };
 
 /// Every namespace and state directory the harness creates starts with this, followed by the
@@ -45,11 +51,56 @@ const QUIET_IPV6_SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv6.conf.default.addr_gen_mode", "1"),
 ];
 
-/// The running smcroute daemon of a routed-mcast world.
+/// One multicast route of a router's smcroute configuration: datagrams to a group in `group`
+/// (from a source in `source`, or any) arriving on `from` are forwarded out of every `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mroute {
+    from: String,
+    source: Option<String>,
+    group: &'static str,
+    to: Vec<String>,
+}
+
+impl Mroute {
+    /// The route as a line of smcroute.conf.
+    fn conf_line(&self) -> String {
+        let source = self
+            .source
+            .as_ref()
+            .map(|source| format!(" source {source}"))
+            .unwrap_or_default();
+        format!(
+            "mroute from {}{source} group {} to {}",
+            self.from,
+            self.group,
+            self.to.join(" ")
+        )
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "from": self.from,
+            "source": self.source,
+            "group": self.group,
+            "to": self.to,
+        })
+    }
+}
+
+/// A running smcroute daemon in the router. Dropping it stops the daemon.
 #[derive(Debug)]
 struct Smcroute {
     child: Child,
     log: PathBuf,
+    routes: Vec<Mroute>,
+}
+
+impl Drop for Smcroute {
+    fn drop(&mut self) {
+        // Teardown stops the daemon first and reports failures; this covers every other path
+        // (a failed start, a panic while switching the router).
+        let _ = exec::terminate(&mut self.child, PROCESS_EXIT_TIMEOUT);
+    }
 }
 
 /// A disposable set of emulated hosts, each in its own network namespace, cabled to Linux bridges
@@ -67,7 +118,8 @@ pub struct World {
     /// Every namespace the world created (or tried to), switch first.
     namespaces: Vec<String>,
     state_dir: PathBuf,
-    smcroute: Option<Smcroute>,
+    /// The router's smcroute daemon, while one runs.
+    smcroute: Mutex<Option<Smcroute>>,
     ip: PathBuf,
     torn_down: bool,
 }
@@ -89,6 +141,32 @@ impl World {
     /// The same two segments as [`World::routed_mcast`], with a router that forwards unicast only.
     pub fn routed_nomcast() -> Result<Self> {
         Self::build(Topology::RoutedNomcast)
+    }
+
+    /// The same two segments as [`World::routed_mcast`], with a router that forwards unicast and,
+    /// with smcroute, only source-specific multicast: groups in [`SSM_GROUP_PREFIX`]
+    /// (`ff3e::/32`) from sources on segment a to segment b, and from sources on b to a. Other
+    /// groups (`ff1e::/16`, `ff15::/16`, ...) are not forwarded. Returns once smcroute's routes are
+    /// installed. Receivers join (S, G) with `MCAST_JOIN_SOURCE_GROUP`; senders need a hop limit
+    /// of at least 2.
+    pub fn routed_ssm() -> Result<Self> {
+        Self::build(Topology::RoutedSsm)
+    }
+
+    /// A core segment (`fd5c:c::/64`: Stratum 0 `s0`, relays `r1` and `r2`, core hosts `c1` and
+    /// `c2`) and an island segment (`fd5c:1a::/64`: `i1`, `i2`) joined by router `r`, which
+    /// forwards unicast only. Multicast reaches the hosts of the same segment and never crosses,
+    /// until [`World::set_router_multicast`] turns multicast routing on.
+    pub fn stratum() -> Result<Self> {
+        Self::build(Topology::Stratum)
+    }
+
+    /// The core of [`World::stratum`] and two islands: a (`fd5c:1a::/64`: `i1`, `i2`) and b
+    /// (`fd5c:1b::/64`: `j1`, `j2`), all three behind one router `r` with three legs (`eth0` core,
+    /// `eth1` island a, `eth2` island b) that forwards unicast only (until
+    /// [`World::set_router_multicast`]).
+    pub fn stratum2() -> Result<Self> {
+        Self::build(Topology::Stratum2)
     }
 
     /// Builds a world of shape `topology`. Leftovers of dead harness processes are swept first.
@@ -128,7 +206,7 @@ impl World {
             switch_netns,
             namespaces,
             state_dir,
-            smcroute: None,
+            smcroute: Mutex::new(None),
             ip,
             torn_down: false,
         };
@@ -137,13 +215,18 @@ impl World {
         world.configure_hosts(&plans)?;
         world.hosts = world.wait_until_links_ready(&plans)?;
         if let Some((smcrouted, smcroutectl)) = smcroute_tools {
-            world.start_smcroute(&smcrouted, &smcroutectl)?;
+            let smcroute = world.start_smcroute(&smcrouted, &smcroutectl)?;
+            *world
+                .smcroute
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner) = Some(smcroute);
         }
         tracing::debug!(world = %world.id, %topology, elapsed = ?started.elapsed(), "world up");
         Ok(world)
     }
 
-    /// The topology's name: `"lan"`, `"routed-mcast"` or `"routed-nomcast"`.
+    /// The topology's name: `"lan"`, `"routed-mcast"`, `"routed-nomcast"`, `"routed-ssm"`,
+    /// `"stratum"` or `"stratum2"`.
     pub fn topology(&self) -> &str {
         self.topology.name()
     }
@@ -170,7 +253,9 @@ impl World {
         self.hosts.iter().find(|host| host.name == name)
     }
 
-    /// All hosts: `h1`..`hN` for a LAN; `a1`, `a2`, `b1`, `b2`, `r` for the routed worlds.
+    /// All hosts: `h1`..`hN` for a LAN; `a1`, `a2`, `b1`, `b2`, `r` for the routed worlds;
+    /// `s0`, `r1`, `r2`, `c1`, `c2`, `i1`, `i2`, (`j1`, `j2`,) `r` for the stratum worlds. The
+    /// router is always last.
     pub fn hosts(&self) -> &[Host] {
         &self.hosts
     }
@@ -190,21 +275,92 @@ impl World {
         &self.state_dir
     }
 
-    /// The pid of the router's smcroute daemon (routed-mcast worlds only).
+    /// The pid of the router's smcroute daemon while one runs (routed-mcast and routed-ssm
+    /// worlds, and stratum worlds while [`World::set_router_multicast`] has it on).
     pub fn smcroute_pid(&self) -> Option<u32> {
-        self.smcroute.as_ref().map(|smcroute| smcroute.child.id())
+        self.smcroute_slot()
+            .as_ref()
+            .map(|smcroute| smcroute.child.id())
+    }
+
+    /// Whether the router currently routes multicast (smcroute runs in it).
+    pub fn router_multicast(&self) -> bool {
+        self.smcroute_slot().is_some()
     }
 
     /// The world as JSON:
-    /// `{topology, id, switch_netns, hosts: [{name, netns, ifname, ifindex, addr, link_local,
-    /// segment, interfaces: [{ifname, ifindex, addr, link_local, segment}]}]}`.
+    /// `{topology, id, switch_netns, segments: [{name, prefix, bridge, router}],
+    /// multicast_routes: [{from, source, group, to}], hosts: [{name, netns, ifname, ifindex,
+    /// addr, link_local, segment, interfaces: [{ifname, ifindex, addr, link_local, segment}]}]}`.
+    ///
+    /// `segments[].router` is the router's address on the segment (null on a LAN);
+    /// `multicast_routes` lists the router's smcroute routes at the time of the call (`source` is
+    /// null for any-source routes; `from` and `to` are the router's interface names), empty while
+    /// the router forwards no multicast.
     pub fn to_json(&self) -> Value {
+        let routed = self.hosts.iter().any(|host| host.name == "r");
+        let segments: Vec<Value> = segments(self.topology)
+            .iter()
+            .map(|segment| {
+                json!({
+                    "name": segment.name,
+                    "prefix": segment.subnet(),
+                    "bridge": segment.bridge,
+                    "router": routed.then(|| segment.router_addr().to_string()),
+                })
+            })
+            .collect();
+        let routes: Vec<Value> = self
+            .smcroute_slot()
+            .as_ref()
+            .map(|smcroute| smcroute.routes.iter().map(Mroute::to_json).collect())
+            .unwrap_or_default();
         json!({
             "topology": self.topology(),
             "id": self.id,
             "switch_netns": self.switch_netns,
+            "segments": segments,
+            "multicast_routes": routes,
             "hosts": self.hosts.iter().map(Host::to_json).collect::<Vec<_>>(),
         })
+    }
+
+    /// Turns multicast routing in the router of a stratum or stratum2 world on or off at run
+    /// time: on starts smcroute with routes for [`STRATUM_GROUP_PREFIXES`] (`ff15::/16`,
+    /// `ff1e::/16`, `ff3e::/16`) from every router leg to all the others (core to island and back),
+    /// and returns once they are installed; off stops smcroute, which empties the kernel's
+    /// multicast routing table. Doing what is already done is a no-op. Unicast forwarding is
+    /// never affected. Multicast needs a hop limit of at least 2 to cross the router.
+    ///
+    /// Needs smcroute ([`NetlabError::MissingTool`] otherwise); other topologies give
+    /// [`NetlabError::InvalidArgument`].
+    pub fn set_router_multicast(&self, on: bool) -> Result<()> {
+        if !self.topology.has_switchable_router() {
+            return Err(NetlabError::InvalidArgument(format!(
+                "the router of a {} world cannot be switched; only stratum and stratum2 routers can",
+                self.topology.name()
+            )));
+        }
+        let mut slot = self.smcroute_slot();
+        if !on {
+            if let Some(mut smcroute) = slot.take() {
+                exec::terminate(&mut smcroute.child, PROCESS_EXIT_TIMEOUT)
+                    .map_err(|source| NetlabError::io("cannot stop smcroute", source))?;
+                self.wait_until_router_multicast_off()?;
+            }
+            return Ok(());
+        }
+        if let Some(smcroute) = slot.as_mut() {
+            if matches!(smcroute.child.try_wait(), Ok(None)) {
+                return Ok(());
+            }
+            // The daemon died: start a new one.
+            *slot = None;
+        }
+        let smcrouted = exec::require(exec::SMCROUTED)?;
+        let smcroutectl = exec::require(exec::SMCROUTECTL)?;
+        *slot = Some(self.start_smcroute(&smcrouted, &smcroutectl)?);
+        Ok(())
     }
 
     /// Cuts (`silent = true`) or restores the cables of `host` at the switch, by setting its bridge
@@ -445,27 +601,84 @@ impl World {
         })
     }
 
-    /// Starts smcroute in the router and waits until it lists all its routes.
-    fn start_smcroute(&mut self, smcrouted: &Path, smcroutectl: &Path) -> Result<()> {
-        let router = self
-            .get_host("r")
-            .ok_or_else(|| self.unknown_host("r"))?
-            .clone();
+    fn smcroute_slot(&self) -> std::sync::MutexGuard<'_, Option<Smcroute>> {
+        self.smcroute.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn router(&self) -> Result<&Host> {
+        self.get_host("r").ok_or_else(|| self.unknown_host("r"))
+    }
+
+    /// The multicast routes smcroute installs in the router of this world.
+    fn router_mroutes(&self, router: &Host) -> Vec<Mroute> {
+        let legs = router.interfaces();
+        let others = |from: &Interface| -> Vec<String> {
+            legs.iter()
+                .filter(|leg| leg.name != from.name)
+                .map(|leg| leg.name.clone())
+                .collect()
+        };
+        let any_source = |groups: &[&'static str]| -> Vec<Mroute> {
+            groups
+                .iter()
+                .flat_map(|group| {
+                    legs.iter().map(move |from| Mroute {
+                        from: from.name.clone(),
+                        source: None,
+                        group,
+                        to: others(from),
+                    })
+                })
+                .collect()
+        };
+        match self.topology {
+            Topology::RoutedSsm => legs
+                .iter()
+                .map(|from| Mroute {
+                    from: from.name.clone(),
+                    // Only sources of the segment the datagram arrives from.
+                    source: Some(format!("{}/64", subnet_of(from.addr))),
+                    group: SSM_GROUP_PREFIX,
+                    to: others(from),
+                })
+                .collect(),
+            Topology::Stratum | Topology::Stratum2 => any_source(&STRATUM_GROUP_PREFIXES),
+            _ => any_source(&ROUTED_GROUP_PREFIXES),
+        }
+    }
+
+    /// Starts smcroute in the router with [`World::router_mroutes`] and waits until it lists all
+    /// its routes. On failure the daemon is stopped again.
+    fn start_smcroute(&self, smcrouted: &Path, smcroutectl: &Path) -> Result<Smcroute> {
+        let router = self.router()?;
+        let routes = self.router_mroutes(router);
         let mut config = String::new();
         for interface in router.interfaces() {
             config.push_str(&format!("phyint {} enable\n", interface.name()));
         }
-        let expected_routes = ROUTED_GROUP_PREFIXES.len() * 2;
-        for group in ROUTED_GROUP_PREFIXES {
-            config.push_str(&format!("mroute from eth0 group {group} to eth1\n"));
-            config.push_str(&format!("mroute from eth1 group {group} to eth0\n"));
+        for route in &routes {
+            config.push_str(&route.conf_line());
+            config.push('\n');
         }
         let file = |name: &str| self.state_dir.join(name);
-        let (config_path, socket, log) = (
+        let (config_path, socket, log, pid_file) = (
             file("smcroute.conf"),
             file("smcroute.sock"),
             file("smcroute.log"),
+            file("smcroute.pid"),
         );
+        // A daemon stopped earlier (set_router_multicast) may have left its socket behind.
+        for stale in [&socket, &pid_file] {
+            match fs::remove_file(stale) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(NetlabError::io(
+                        format!("cannot remove {}", stale.display()),
+                        err,
+                    ));
+                }
+                _ => {}
+            }
+        }
         fs::write(&config_path, config).map_err(|source| {
             NetlabError::io(format!("cannot write {}", config_path.display()), source)
         })?;
@@ -485,7 +698,7 @@ impl World {
             .arg("-u")
             .arg(&socket)
             .arg("-P")
-            .arg(file("smcroute.pid"))
+            .arg(&pid_file)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_clone);
@@ -493,11 +706,13 @@ impl World {
         let child = command
             .spawn()
             .map_err(|source| NetlabError::io(format!("cannot start `{description}`"), source))?;
-        let smcroute = self.smcroute.insert(Smcroute {
+        // From here on, an early return drops (and so stops) the daemon.
+        let mut smcroute = Smcroute {
             child,
             log: log.clone(),
-        });
-
+            routes,
+        };
+        let expected_routes = smcroute.routes.len();
         let deadline = Instant::now() + SMCROUTE_READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = smcroute.child.try_wait() {
@@ -514,14 +729,11 @@ impl World {
             // Until the daemon listens, smcroutectl fails; that is the normal start-up state.
             let last_seen = match exec::run(show, None, Duration::from_secs(2)) {
                 Ok(listing) => {
-                    let installed = listing
-                        .lines()
-                        .filter(|line| line.starts_with("(*,"))
-                        .count();
+                    let installed = count_listed_routes(&listing, &smcroute.routes);
                     if installed == expected_routes {
-                        return Ok(());
+                        return Ok(smcroute);
                     }
-                    format!("{installed} of {expected_routes} routes installed")
+                    format!("{installed} of {expected_routes} routes installed: {listing}")
                 }
                 Err(err) => err.to_string(),
             };
@@ -533,6 +745,30 @@ impl World {
                 });
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the router's kernel no longer forwards multicast (no multicast routing socket
+    /// is open, so the kernel has flushed its routes).
+    fn wait_until_router_multicast_off(&self) -> Result<()> {
+        const SYSCTL: &str = "/proc/sys/net/ipv6/conf/all/mc_forwarding";
+        let router = self.router()?;
+        let deadline = Instant::now() + PROCESS_EXIT_TIMEOUT;
+        loop {
+            let value = router
+                .run(|| fs::read_to_string(SYSCTL))?
+                .map_err(|source| NetlabError::io(format!("cannot read {SYSCTL}"), source))?;
+            if value.trim() == "0" {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(NetlabError::NotReady {
+                    what: "the router without multicast routing".into(),
+                    timeout: PROCESS_EXIT_TIMEOUT,
+                    detail: format!("{SYSCTL} is still {}", value.trim()),
+                });
+            }
+            thread::sleep(Duration::from_millis(5));
         }
     }
 
@@ -549,7 +785,12 @@ impl World {
                 first_error.get_or_insert(err);
             }
         };
-        if let Some(mut smcroute) = self.smcroute.take() {
+        let smcroute = self
+            .smcroute
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut smcroute) = smcroute {
             note(
                 exec::terminate(&mut smcroute.child, PROCESS_EXIT_TIMEOUT)
                     .map_err(|source| NetlabError::io("cannot stop smcroute", source)),
@@ -626,10 +867,88 @@ fn wait_until_interface_ready(
     }
 }
 
+/// The /64 prefix `addr` belongs to.
+fn subnet_of(addr: Ipv6Addr) -> Ipv6Addr {
+    let bits = u128::from(addr) & !((1u128 << 64) - 1);
+    Ipv6Addr::from(bits)
+}
+
+/// How many of `routes` `smcroutectl -p -t show routes` lists. It prints one line per configured
+/// route, `(SOURCE, GROUP) IIF OIF..` with SOURCE `*` for any-source routes, followed by the kernel's
+/// (S,G) entries learnt from traffic, which must not count.
+fn count_listed_routes(listing: &str, routes: &[Mroute]) -> usize {
+    let listed: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    routes
+        .iter()
+        .filter(|route| {
+            let source = format!("({},", route.source.as_deref().unwrap_or("*"));
+            let group = format!("{})", route.group);
+            let mut expected = vec![source.as_str(), group.as_str(), route.from.as_str()];
+            expected.extend(route.to.iter().map(String::as_str));
+            listed.contains(&expected)
+        })
+        .count()
+}
+
 fn read_log(path: &Path) -> String {
     match fs::read_to_string(path) {
         Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
         Ok(_) => "(empty)".into(),
         Err(err) => format!("(unreadable: {err})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(from: &str, source: Option<&str>, group: &'static str, to: &str) -> Mroute {
+        Mroute {
+            from: from.into(),
+            source: source.map(str::to_owned),
+            group,
+            to: vec![to.into()],
+        }
+    }
+
+    #[test]
+    fn only_configured_routes_count_as_installed() {
+        // `smcroutectl -p -t show routes` of smcroute 2.5.6, after traffic created kernel entries.
+        let listing = "\
+(*, ff15::/16)                             eth0  eth1
+(*, ff15::/16)                             eth1  eth0
+(fd5c:a::/64, ff3e::/32)                   eth0  eth1
+(fd5c:a::11, ff1e::99)                     eth0  eth1
+(fd5c:a::11, ff15::98)                     eth0  eth1
+";
+        let routes = [
+            route("eth0", None, "ff15::/16", "eth1"),
+            route("eth1", None, "ff15::/16", "eth0"),
+            route("eth0", Some("fd5c:a::/64"), "ff3e::/32", "eth1"),
+            route("eth1", Some("fd5c:b::/64"), "ff3e::/32", "eth0"),
+            route("eth0", None, "ff1e::/16", "eth1"),
+        ];
+        assert_eq!(count_listed_routes(listing, &routes), 3);
+        assert_eq!(count_listed_routes(listing, &routes[..3]), 3);
+        assert_eq!(count_listed_routes("", &routes), 0);
+        assert_eq!(
+            routes[2].conf_line(),
+            "mroute from eth0 source fd5c:a::/64 group ff3e::/32 to eth1"
+        );
+        assert_eq!(
+            routes[0].conf_line(),
+            "mroute from eth0 group ff15::/16 to eth1"
+        );
+    }
+
+    #[test]
+    fn subnet_of_keeps_the_prefix() {
+        assert_eq!(
+            subnet_of("fd5c:1b::12".parse().unwrap()),
+            "fd5c:1b::".parse::<Ipv6Addr>().unwrap()
+        );
     }
 }

@@ -77,6 +77,36 @@ fn run_hands_over_the_world_and_returns_the_exit_code() {
 }
 
 #[test]
+fn run_builds_the_reachability_worlds() {
+    if !environment_ready(true) {
+        return;
+    }
+    for (topology, hosts, first_addr) in [
+        ("stratum", 8, "fd5c:c::10"),
+        ("stratum2", 10, "fd5c:c::10"),
+        ("routed-ssm", 5, "fd5c:a::11"),
+    ] {
+        let copy = scratch_file(&format!("{topology}.json"));
+        let script = format!("cp \"$SIXCAST_WORLD_FILE\" {}", copy.display());
+        let status = Command::new(BINARY)
+            .args(["run", topology, "--", "sh", "-c", &script])
+            .status()
+            .expect("running sixcast-netlab");
+        assert_eq!(status.code(), Some(0), "{topology}");
+        let world: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&copy).expect("world copy")).unwrap();
+        let _ = std::fs::remove_file(&copy);
+        assert_eq!(world["topology"], topology);
+        assert_eq!(world["hosts"].as_array().map(Vec::len), Some(hosts));
+        assert_eq!(world["hosts"][0]["addr"], first_addr);
+        let routes = world["multicast_routes"].as_array().map(Vec::len);
+        let expected_routes = if topology == "routed-ssm" { 2 } else { 0 };
+        assert_eq!(routes, Some(expected_routes), "{topology}'s routes");
+        assert_gone(&world_namespaces(&world));
+    }
+}
+
+#[test]
 fn run_tears_down_on_sigterm() {
     if !environment_ready(true) {
         return;

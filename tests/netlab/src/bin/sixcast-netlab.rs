@@ -2,7 +2,7 @@
 //! world's description, and tears the world down afterwards, also on Ctrl-C or SIGTERM.
 //!
 //! ```text
-//! sixcast-netlab run <lan[:N]|routed-mcast|routed-nomcast> -- <command> [args..]
+//! sixcast-netlab run <topology> -- <command> [args..]
 //! sixcast-netlab check [topology]
 //! sixcast-netlab sweep
 //! ```
@@ -24,7 +24,7 @@ use std::{
 use sixcast_netlab::{Topology, World, check_environment};
 
 const USAGE: &str = "\
-usage: sixcast-netlab run <lan[:N]|routed-mcast|routed-nomcast> -- <command> [args..]
+usage: sixcast-netlab run <topology> -- <command> [args..]
        sixcast-netlab check [topology]
        sixcast-netlab sweep
 
@@ -34,6 +34,18 @@ run    builds the world, runs the command in the caller's namespace with SIXCAST
        (128+N if it died of signal N).
 check  prints `ok` (exit 0) or `skip: <reason>` (exit 77) for the topology (default lan).
 sweep  removes namespaces left behind by dead harness processes.
+
+topologies (`r` is the router, on every segment as ::1; the others route via it):
+  lan[:N]         hosts h1..hN on one segment (fd5c:1::/64; N defaults to 3)
+  routed-mcast    segments a (a1, a2; fd5c:a::/64) and b (b1, b2; fd5c:b::/64),
+                  router r routes unicast and multicast
+  routed-nomcast  the same, router r routes unicast only
+  routed-ssm      the same, router r routes unicast and only source-specific multicast
+                  (ff3e::/32 from a's hosts to b and from b's hosts to a)
+  stratum         core (s0, r1, r2, c1, c2; fd5c:c::/64) and island (i1, i2; fd5c:1a::/64),
+                  router r routes unicast only
+  stratum2        the core and islands a (i1, i2; fd5c:1a::/64) and b (j1, j2; fd5c:1b::/64)
+                  behind one three-legged router r that routes unicast only
 
 exit codes of the harness itself: 64 usage error, 70 world could not be built or torn down,
 77 this machine cannot build worlds (skip).";
