@@ -5,7 +5,11 @@
 //! [`Packer`] per channel; receivers [`decode`] each datagram and feed it to an [`Inbox`], which
 //! drops duplicates and reassembles fragments within fixed memory limits. Time is always passed
 //! in, never read. The byte layout is specified in `docs/wire-format.md`.
+//!
+//! The reachability protocol's control messages (probes, relay requests, the relay tunnel) have
+//! their own codec in [`control`], with its own magic so that both kinds can share a socket.
 
+pub mod control;
 mod dedup;
 mod inbox;
 mod packer;
@@ -115,6 +119,8 @@ impl FromStr for NodeId {
 ///
 /// [`reason`](Self::reason) gives each variant a stable name, used by the conformance vectors.
 /// Decoding checks, in this order: header length, magic, version, type, then the type's body.
+/// Both [`decode`] and [`control::decode`] report it; the variants after `TooLarge` come only
+/// from control messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -126,18 +132,31 @@ pub enum DecodeError {
     UnsupportedVersion(u8),
     /// The datagram type is neither messages nor fragment.
     UnknownType(u8),
-    /// A message batch with count 0, or a fragment whose header count is not 0.
+    /// A message batch with count 0, a fragment whose header count is not 0, or a control JOIN
+    /// or LEAVE naming no group or more than [`control::MAX_GROUPS_PER_MESSAGE`].
     BadCount,
     /// The sequence number of a batch's last message does not fit in 64 bits.
     SequenceOverflow,
     /// A record length is longer than 4 bytes or not minimally encoded.
     BadVarint,
-    /// Bytes follow the last record a batch announces.
+    /// Bytes follow the last record a batch announces, or the last field of a control message.
     TrailingBytes,
     /// Fragment fields contradict each other (see [`Fragment`] for the rules).
     BadFragment,
     /// A fragment announces a message larger than [`MAX_MESSAGE_SIZE_LIMIT`].
     TooLarge,
+    /// A control message that is padded because its sender's address is unverified (PROBE,
+    /// RELAY_REQUEST, HELLO) is shorter than [`control::UNVERIFIED_MIN_LEN`].
+    ShortUnverified,
+    /// The padding of a control message is not all zero.
+    BadPadding,
+    /// A control message field holds a value its type does not allow (a boolean other than 0 or
+    /// 1).
+    BadField,
+    /// A control message names a group address that is not multicast.
+    NotMulticast,
+    /// A control datagram is longer than [`MAX_DATAGRAM_SIZE`].
+    Oversized,
 }
 
 impl DecodeError {
@@ -154,6 +173,11 @@ impl DecodeError {
             Self::TrailingBytes => "trailing_bytes",
             Self::BadFragment => "bad_fragment",
             Self::TooLarge => "too_large",
+            Self::ShortUnverified => "short_unverified",
+            Self::BadPadding => "bad_padding",
+            Self::BadField => "bad_field",
+            Self::NotMulticast => "not_multicast",
+            Self::Oversized => "oversized",
         }
     }
 }
@@ -180,6 +204,17 @@ impl fmt::Display for DecodeError {
                     f,
                     "the fragment announces a message over {MAX_MESSAGE_SIZE_LIMIT} bytes"
                 )
+            }
+            Self::ShortUnverified => write!(
+                f,
+                "a message from an unverified address is not padded to {} bytes",
+                control::UNVERIFIED_MIN_LEN
+            ),
+            Self::BadPadding => f.write_str("the padding is not all zero"),
+            Self::BadField => f.write_str("a field holds a value its type does not allow"),
+            Self::NotMulticast => f.write_str("a group address is not multicast"),
+            Self::Oversized => {
+                write!(f, "the datagram is longer than {MAX_DATAGRAM_SIZE} bytes")
             }
         }
     }

@@ -1,0 +1,1435 @@
+//! The control-message codec of the reachability protocol: probes, relay requests and the relay
+//! tunnel (`docs/reachability.md`, section "Control messages (wire)"). No I/O happens here.
+//!
+//! Control datagrams start with [`MAGIC`] (`"6r"`), data datagrams with [`super::MAGIC`]
+//! (`"6c"`), so one socket can carry both: [`is_control`] tells them apart. Every control
+//! datagram is an 8-byte header (magic, version, type, flags, 3 reserved bytes) and a body of
+//! big-endian fields; addresses are 16 raw bytes, ports two.
+//!
+//! **Amplification.** The messages a party sends before its address is verified (PROBE,
+//! RELAY_REQUEST, HELLO) are zero-padded to [`UNVERIFIED_MIN_LEN`] bytes, and every answer to
+//! them is at most that long, so an unverified address never receives more bytes than it sent.
+//!
+//! **Verification.** [`mac`] is the stateless return-routability cookie of AMT (RFC 7450,
+//! §5.3.5): a keyed hash of the peer's address, port and nonce under a secret only the verifier
+//! knows. The verifier rotates its secret and accepts MACs under the current and the previous
+//! one; compare with [`mac_matches`], which takes constant time.
+//!
+//! **Encoding** checks what decoding checks: [`Control::encode`] refuses exactly the messages
+//! [`decode`] could not give back, so whatever encodes round-trips. Only JOIN, LEAVE and DATA
+//! can break a rule (group count, multicast groups, datagram length), and only by a mistake of
+//! their builder; every other message always encodes.
+
+use std::net::{Ipv6Addr, SocketAddrV6};
+
+use super::{DecodeError, MAX_DATAGRAM_SIZE, Reader};
+use crate::error::{Error, ErrorKind};
+
+/// The first two bytes of every control datagram: `"6r"`.
+pub const MAGIC: [u8; 2] = *b"6r";
+/// The control protocol version this codec writes and accepts.
+pub const VERSION: u8 = 1;
+/// Length of the header every control datagram starts with.
+pub const HEADER_LEN: usize = 8;
+/// PROBE, RELAY_REQUEST and HELLO are padded to at least this many bytes, and no answer to them
+/// is longer.
+pub const UNVERIFIED_MIN_LEN: usize = 64;
+/// The most groups one JOIN or LEAVE may name.
+pub const MAX_GROUPS_PER_MESSAGE: usize = 64;
+/// Length of a [`Mac`].
+pub const MAC_LEN: usize = 16;
+/// Length of the secret a [`mac`] is computed with.
+pub const SECRET_LEN: usize = 32;
+/// Flag bit of OFFER and CHALLENGE: the relay takes no new clients.
+pub const FLAG_LIMIT: u8 = 0x01;
+/// Bytes a DATA message adds in front of the sixcast datagram it carries: header and group.
+pub const DATA_OVERHEAD: usize = HEADER_LEN + ADDR_LEN;
+/// The largest sixcast datagram a DATA message can carry.
+pub const MAX_DATA_DATAGRAM: usize = MAX_DATAGRAM_SIZE - DATA_OVERHEAD;
+
+/// A message authentication code: a cookie from Stratum 0 or a relay's challenge.
+pub type Mac = [u8; MAC_LEN];
+
+const ADDR_LEN: usize = 16;
+const SOCKET_ADDR_LEN: usize = ADDR_LEN + 2;
+const NONCE_LEN: usize = 8;
+const COUNT_LEN: usize = 2;
+
+const TYPE_PROBE: u8 = 1;
+const TYPE_ECHO: u8 = 2;
+const TYPE_BEACON: u8 = 3;
+const TYPE_PROBE_REPLY: u8 = 4;
+const TYPE_RELAY_REQUEST: u8 = 5;
+const TYPE_COOKIE: u8 = 6;
+const TYPE_SOLICIT: u8 = 7;
+const TYPE_OFFER: u8 = 8;
+const TYPE_HELLO: u8 = 9;
+const TYPE_CHALLENGE: u8 = 10;
+const TYPE_JOIN: u8 = 11;
+const TYPE_LEAVE: u8 = 12;
+const TYPE_DATA: u8 = 13;
+const TYPE_KEEPALIVE: u8 = 14;
+const TYPE_TEARDOWN: u8 = 15;
+
+/// Length of the body fields of a JOIN or LEAVE before its group list.
+const GROUP_LIST_FIXED_LEN: usize = NONCE_LEN + MAC_LEN + COUNT_LEN;
+
+// The largest JOIN still fits a datagram that IPv6 never fragments.
+const _: () = assert!(
+    HEADER_LEN + GROUP_LIST_FIXED_LEN + MAX_GROUPS_PER_MESSAGE * ADDR_LEN
+        <= super::DEFAULT_DATAGRAM_SIZE
+);
+const _: () = assert!(MAX_GROUPS_PER_MESSAGE <= u16::MAX as usize);
+
+/// One control message. DATA borrows the datagram it carries.
+///
+/// Socket addresses travel as address and port only: their flow info and scope id are not sent
+/// and decode as 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control<'a> {
+    /// Type 1, node → Stratum 0 (padded): asks for an ECHO on the probe group, and whether
+    /// Stratum 0 heard the BEACON with `beacon_nonce` (0 = no beacon to ask about).
+    Probe {
+        /// Chosen by the node; echoed in ECHO and PROBE_REPLY.
+        nonce: u64,
+        /// The nonce of a BEACON the node sent, or 0.
+        beacon_nonce: u64,
+    },
+    /// Type 2, Stratum 0 → probe group: proves that multicast reaches the node.
+    Echo {
+        /// The PROBE's nonce.
+        nonce: u64,
+    },
+    /// Type 3, node → probe group: proves that the node's multicast reaches the core.
+    Beacon {
+        /// Chosen by the node; asked about in a later PROBE.
+        nonce: u64,
+    },
+    /// Type 4, Stratum 0 → node: the answer to a PROBE.
+    ProbeReply {
+        /// The PROBE's nonce.
+        nonce: u64,
+        /// Whether Stratum 0 heard the BEACON the PROBE asked about.
+        heard_beacon: bool,
+        /// The source address and port Stratum 0 saw, for NAT detection.
+        observed: SocketAddrV6,
+    },
+    /// Type 5, node → Stratum 0 (padded): asks for relays.
+    RelayRequest {
+        /// Chosen by the node.
+        nonce: u64,
+        /// All zero on the first try, then the COOKIE's.
+        cookie: Mac,
+    },
+    /// Type 6, Stratum 0 → node: `mac(secret, node address, nonce)`, to send back.
+    Cookie {
+        /// The RELAY_REQUEST's nonce.
+        nonce: u64,
+        /// The cookie.
+        cookie: Mac,
+    },
+    /// Type 7, Stratum 0 → relay group: a verified node wants relays.
+    Solicit {
+        /// The RELAY_REQUEST's nonce.
+        nonce: u64,
+        /// Where the node sent the request from, and where relays send their offers.
+        node: SocketAddrV6,
+    },
+    /// Type 8, relay → node: an offer to relay.
+    Offer {
+        /// The SOLICIT's nonce.
+        nonce: u64,
+        /// Where to open the tunnel.
+        relay: SocketAddrV6,
+        /// Per mille of the relay's capacity in use.
+        load: u16,
+        /// Flag [`FLAG_LIMIT`]: the relay takes no new clients.
+        limit: bool,
+    },
+    /// Type 9, node → relay (padded): opens a tunnel.
+    Hello {
+        /// Chosen by the node.
+        nonce: u64,
+    },
+    /// Type 10, relay → node: `mac(relay secret, node address, nonce)`, to send back in JOIN,
+    /// LEAVE and TEARDOWN.
+    Challenge {
+        /// The HELLO's nonce.
+        nonce: u64,
+        /// The MAC.
+        mac: Mac,
+        /// How often the node must refresh its membership, in seconds.
+        refresh_secs: u16,
+        /// Flag [`FLAG_LIMIT`]: the relay takes no new clients.
+        limit: bool,
+    },
+    /// Type 11, node → relay: groups to receive (1 to [`MAX_GROUPS_PER_MESSAGE`] multicast
+    /// addresses).
+    Join {
+        /// The HELLO's nonce.
+        nonce: u64,
+        /// The CHALLENGE's MAC.
+        mac: Mac,
+        /// The groups.
+        groups: Vec<Ipv6Addr>,
+    },
+    /// Type 12, node → relay: groups to stop receiving (1 to [`MAX_GROUPS_PER_MESSAGE`]
+    /// multicast addresses).
+    Leave {
+        /// The HELLO's nonce.
+        nonce: u64,
+        /// The CHALLENGE's MAC.
+        mac: Mac,
+        /// The groups.
+        groups: Vec<Ipv6Addr>,
+    },
+    /// Type 13, both ways: one sixcast datagram of a multicast group.
+    Data {
+        /// The group the datagram was or is to be sent to.
+        group: Ipv6Addr,
+        /// The sixcast datagram: 1 to [`MAX_DATA_DATAGRAM`] bytes.
+        datagram: &'a [u8],
+    },
+    /// Type 14, both ways: keeps the tunnel (and any NAT binding) alive.
+    Keepalive {
+        /// Chosen by the sender.
+        nonce: u64,
+    },
+    /// Type 15, node → relay, from the node's new address: closes the tunnel of its old address
+    /// (NAT rebinding, AMT §5.1.7).
+    Teardown {
+        /// The nonce of the old tunnel's HELLO.
+        nonce: u64,
+        /// The MAC the relay issued for the old address.
+        mac: Mac,
+        /// The old address and port.
+        old: SocketAddrV6,
+    },
+}
+
+impl Control<'_> {
+    /// The message type's name in lower snake case (`"probe_reply"`), as in the vectors.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::Probe { .. } => "probe",
+            Self::Echo { .. } => "echo",
+            Self::Beacon { .. } => "beacon",
+            Self::ProbeReply { .. } => "probe_reply",
+            Self::RelayRequest { .. } => "relay_request",
+            Self::Cookie { .. } => "cookie",
+            Self::Solicit { .. } => "solicit",
+            Self::Offer { .. } => "offer",
+            Self::Hello { .. } => "hello",
+            Self::Challenge { .. } => "challenge",
+            Self::Join { .. } => "join",
+            Self::Leave { .. } => "leave",
+            Self::Data { .. } => "data",
+            Self::Keepalive { .. } => "keepalive",
+            Self::Teardown { .. } => "teardown",
+        }
+    }
+
+    /// The type byte of the message.
+    pub const fn type_code(&self) -> u8 {
+        match self {
+            Self::Probe { .. } => TYPE_PROBE,
+            Self::Echo { .. } => TYPE_ECHO,
+            Self::Beacon { .. } => TYPE_BEACON,
+            Self::ProbeReply { .. } => TYPE_PROBE_REPLY,
+            Self::RelayRequest { .. } => TYPE_RELAY_REQUEST,
+            Self::Cookie { .. } => TYPE_COOKIE,
+            Self::Solicit { .. } => TYPE_SOLICIT,
+            Self::Offer { .. } => TYPE_OFFER,
+            Self::Hello { .. } => TYPE_HELLO,
+            Self::Challenge { .. } => TYPE_CHALLENGE,
+            Self::Join { .. } => TYPE_JOIN,
+            Self::Leave { .. } => TYPE_LEAVE,
+            Self::Data { .. } => TYPE_DATA,
+            Self::Keepalive { .. } => TYPE_KEEPALIVE,
+            Self::Teardown { .. } => TYPE_TEARDOWN,
+        }
+    }
+
+    /// Whether the message is sent to addresses that have not proven they receive there, and so
+    /// is padded to [`UNVERIFIED_MIN_LEN`] bytes.
+    pub const fn is_padded(&self) -> bool {
+        is_padded_type(self.type_code())
+    }
+
+    /// The number of bytes [`encode`](Self::encode) writes (for a valid message).
+    pub fn encoded_len(&self) -> usize {
+        let unpadded = HEADER_LEN + self.body_len();
+        if self.is_padded() {
+            unpadded.max(UNVERIFIED_MIN_LEN)
+        } else {
+            unpadded
+        }
+    }
+
+    /// Checks the rules [`encode`](Self::encode) enforces, without encoding. `Ok` exactly for
+    /// the messages [`decode`] can give back.
+    ///
+    /// Only three messages can break a rule, and only by a mistake of their builder: a JOIN or
+    /// LEAVE with no group or more than [`MAX_GROUPS_PER_MESSAGE`]
+    /// ([`ErrorKind::InvalidConfig`]), a JOIN, LEAVE or DATA naming a group that is not
+    /// multicast ([`ErrorKind::InvalidAddress`]), and a DATA whose datagram is empty
+    /// ([`ErrorKind::InvalidConfig`]) or longer than [`MAX_DATA_DATAGRAM`]
+    /// ([`ErrorKind::MessageTooLarge`]).
+    pub fn validate(&self) -> crate::Result<()> {
+        match self {
+            Self::Join { groups, .. } | Self::Leave { groups, .. } => {
+                if groups.is_empty() || groups.len() > MAX_GROUPS_PER_MESSAGE {
+                    return Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        format!(
+                            "a {} names 1 to {MAX_GROUPS_PER_MESSAGE} groups, not {}; split \
+                             longer lists over several messages",
+                            self.name(),
+                            groups.len()
+                        ),
+                    ));
+                }
+                groups.iter().try_for_each(|group| check_multicast(*group))
+            }
+            Self::Data { group, datagram } => {
+                check_multicast(*group)?;
+                if datagram.is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::InvalidConfig,
+                        "a data message carries a datagram of at least 1 byte",
+                    ));
+                }
+                if datagram.len() > MAX_DATA_DATAGRAM {
+                    return Err(Error::new(
+                        ErrorKind::MessageTooLarge,
+                        format!(
+                            "a data message carries at most {MAX_DATA_DATAGRAM} bytes, not {}",
+                            datagram.len()
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends the encoded message to `out`.
+    ///
+    /// Fails, leaving `out` unchanged, only for a message that [`validate`](Self::validate)
+    /// rejects: a JOIN, LEAVE or DATA its builder got wrong. Every other message always encodes.
+    pub fn encode(&self, out: &mut Vec<u8>) -> crate::Result<()> {
+        self.validate()?;
+        self.write(out);
+        Ok(())
+    }
+
+    /// The encoded message in a new vector of exactly [`encoded_len`](Self::encoded_len) bytes;
+    /// fails as [`encode`](Self::encode) does.
+    pub fn to_vec(&self) -> crate::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode(&mut out)?;
+        Ok(out)
+    }
+
+    /// Writes the fields as they are, valid or not. For a message that
+    /// [`validate`](Self::validate) rejects, the bytes are ones [`decode`] rejects too.
+    fn write(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.reserve(self.encoded_len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&[VERSION, self.type_code(), self.flags(), 0, 0, 0]);
+        match self {
+            Self::Probe {
+                nonce,
+                beacon_nonce,
+            } => {
+                put_u64(out, *nonce);
+                put_u64(out, *beacon_nonce);
+            }
+            Self::Echo { nonce }
+            | Self::Beacon { nonce }
+            | Self::Hello { nonce }
+            | Self::Keepalive { nonce } => put_u64(out, *nonce),
+            Self::ProbeReply {
+                nonce,
+                heard_beacon,
+                observed,
+            } => {
+                put_u64(out, *nonce);
+                out.push(u8::from(*heard_beacon));
+                put_socket_addr(out, *observed);
+            }
+            Self::RelayRequest { nonce, cookie } | Self::Cookie { nonce, cookie } => {
+                put_u64(out, *nonce);
+                out.extend_from_slice(cookie);
+            }
+            Self::Solicit { nonce, node } => {
+                put_u64(out, *nonce);
+                put_socket_addr(out, *node);
+            }
+            Self::Offer {
+                nonce, relay, load, ..
+            } => {
+                put_u64(out, *nonce);
+                put_socket_addr(out, *relay);
+                out.extend_from_slice(&load.to_be_bytes());
+            }
+            Self::Challenge {
+                nonce,
+                mac,
+                refresh_secs,
+                ..
+            } => {
+                put_u64(out, *nonce);
+                out.extend_from_slice(mac);
+                out.extend_from_slice(&refresh_secs.to_be_bytes());
+            }
+            Self::Join { nonce, mac, groups } | Self::Leave { nonce, mac, groups } => {
+                put_u64(out, *nonce);
+                out.extend_from_slice(mac);
+                // Saturating keeps an (invalid) over-long list invalid: 65535 > 64.
+                let count = u16::try_from(groups.len()).unwrap_or(u16::MAX);
+                out.extend_from_slice(&count.to_be_bytes());
+                for group in groups {
+                    out.extend_from_slice(&group.octets());
+                }
+            }
+            Self::Data { group, datagram } => {
+                out.extend_from_slice(&group.octets());
+                out.extend_from_slice(datagram);
+            }
+            Self::Teardown { nonce, mac, old } => {
+                put_u64(out, *nonce);
+                out.extend_from_slice(mac);
+                put_socket_addr(out, *old);
+            }
+        }
+        if self.is_padded() {
+            out.resize(start + UNVERIFIED_MIN_LEN, 0);
+        }
+    }
+
+    /// The flags byte: [`FLAG_LIMIT`] for OFFER and CHALLENGE, otherwise 0.
+    const fn flags(&self) -> u8 {
+        match self {
+            Self::Offer { limit: true, .. } | Self::Challenge { limit: true, .. } => FLAG_LIMIT,
+            _ => 0,
+        }
+    }
+
+    /// Length of the body fields, without padding.
+    fn body_len(&self) -> usize {
+        match self {
+            Self::Probe { .. } => 2 * NONCE_LEN,
+            Self::Echo { .. }
+            | Self::Beacon { .. }
+            | Self::Hello { .. }
+            | Self::Keepalive { .. } => NONCE_LEN,
+            Self::ProbeReply { .. } => NONCE_LEN + 1 + SOCKET_ADDR_LEN,
+            Self::RelayRequest { .. } | Self::Cookie { .. } => NONCE_LEN + MAC_LEN,
+            Self::Solicit { .. } => NONCE_LEN + SOCKET_ADDR_LEN,
+            Self::Offer { .. } => NONCE_LEN + SOCKET_ADDR_LEN + 2,
+            Self::Challenge { .. } => NONCE_LEN + MAC_LEN + 2,
+            Self::Join { groups, .. } | Self::Leave { groups, .. } => {
+                GROUP_LIST_FIXED_LEN + groups.len().saturating_mul(ADDR_LEN)
+            }
+            Self::Data { datagram, .. } => ADDR_LEN + datagram.len(),
+            Self::Teardown { .. } => NONCE_LEN + MAC_LEN + SOCKET_ADDR_LEN,
+        }
+    }
+}
+
+/// Whether `datagram` starts with the control [`MAGIC`] (and so is not a data datagram). Checks
+/// only the magic; [`decode`] checks the rest.
+pub fn is_control(datagram: &[u8]) -> bool {
+    datagram.starts_with(&MAGIC)
+}
+
+/// Parses and validates one received control datagram.
+///
+/// Checks, in this order, and fails at the first broken rule: at least [`HEADER_LEN`] bytes
+/// (`truncated`), [`MAGIC`] (`bad_magic`), [`VERSION`] (`unsupported_version`), a known type
+/// (`unknown_type`), at most 65507 bytes (`oversized`), at least [`UNVERIFIED_MIN_LEN`] bytes for
+/// padded types (`short_unverified`); then the body fields in order, each checked as it is read:
+/// present (`truncated`), heard_beacon 0 or 1 (`bad_field`), group count 1 to
+/// [`MAX_GROUPS_PER_MESSAGE`] (`bad_count`), group addresses multicast (`not_multicast`); then
+/// what follows the fields: all zero for padded types (`bad_padding`), at least one byte for DATA
+/// (`truncated`), nothing for the others (`trailing_bytes`). Flags other than [`FLAG_LIMIT`] on
+/// OFFER and CHALLENGE, and the reserved bytes, are ignored.
+///
+/// Never panics; allocates only the group list of a JOIN or LEAVE (at most 64 addresses).
+pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
+    if datagram.len() < HEADER_LEN {
+        return Err(DecodeError::Truncated);
+    }
+    let mut reader = Reader::new(datagram);
+    if reader.array::<2>()? != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let version = reader.u8()?;
+    if version != VERSION {
+        return Err(DecodeError::UnsupportedVersion(version));
+    }
+    let kind = reader.u8()?;
+    let limit = reader.u8()? & FLAG_LIMIT != 0;
+    // Reserved for future use: ignored so that older receivers keep accepting what sets them.
+    let _reserved = reader.array::<3>()?;
+    if !(TYPE_PROBE..=TYPE_TEARDOWN).contains(&kind) {
+        return Err(DecodeError::UnknownType(kind));
+    }
+    if datagram.len() > MAX_DATAGRAM_SIZE {
+        return Err(DecodeError::Oversized);
+    }
+    let padded = is_padded_type(kind);
+    if padded && datagram.len() < UNVERIFIED_MIN_LEN {
+        return Err(DecodeError::ShortUnverified);
+    }
+    let message = match kind {
+        TYPE_PROBE => Control::Probe {
+            nonce: reader.u64()?,
+            beacon_nonce: reader.u64()?,
+        },
+        TYPE_ECHO => Control::Echo {
+            nonce: reader.u64()?,
+        },
+        TYPE_BEACON => Control::Beacon {
+            nonce: reader.u64()?,
+        },
+        TYPE_PROBE_REPLY => Control::ProbeReply {
+            nonce: reader.u64()?,
+            heard_beacon: match reader.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError::BadField),
+            },
+            observed: read_socket_addr(&mut reader)?,
+        },
+        TYPE_RELAY_REQUEST => Control::RelayRequest {
+            nonce: reader.u64()?,
+            cookie: reader.array()?,
+        },
+        TYPE_COOKIE => Control::Cookie {
+            nonce: reader.u64()?,
+            cookie: reader.array()?,
+        },
+        TYPE_SOLICIT => Control::Solicit {
+            nonce: reader.u64()?,
+            node: read_socket_addr(&mut reader)?,
+        },
+        TYPE_OFFER => Control::Offer {
+            nonce: reader.u64()?,
+            relay: read_socket_addr(&mut reader)?,
+            load: reader.u16()?,
+            limit,
+        },
+        TYPE_HELLO => Control::Hello {
+            nonce: reader.u64()?,
+        },
+        TYPE_CHALLENGE => Control::Challenge {
+            nonce: reader.u64()?,
+            mac: reader.array()?,
+            refresh_secs: reader.u16()?,
+            limit,
+        },
+        TYPE_JOIN => Control::Join {
+            nonce: reader.u64()?,
+            mac: reader.array()?,
+            groups: read_groups(&mut reader)?,
+        },
+        TYPE_LEAVE => Control::Leave {
+            nonce: reader.u64()?,
+            mac: reader.array()?,
+            groups: read_groups(&mut reader)?,
+        },
+        TYPE_DATA => {
+            let group = read_group(&mut reader)?;
+            if reader.rest.is_empty() {
+                return Err(DecodeError::Truncated);
+            }
+            let datagram = reader.rest;
+            reader.rest = &[];
+            Control::Data { group, datagram }
+        }
+        TYPE_KEEPALIVE => Control::Keepalive {
+            nonce: reader.u64()?,
+        },
+        TYPE_TEARDOWN => Control::Teardown {
+            nonce: reader.u64()?,
+            mac: reader.array()?,
+            old: read_socket_addr(&mut reader)?,
+        },
+        other => return Err(DecodeError::UnknownType(other)),
+    };
+    if padded {
+        if reader.rest.iter().any(|&byte| byte != 0) {
+            return Err(DecodeError::BadPadding);
+        }
+    } else if !reader.rest.is_empty() {
+        return Err(DecodeError::TrailingBytes);
+    }
+    Ok(message)
+}
+
+/// The cookie or challenge MAC for `peer` and `nonce`: the first [`MAC_LEN`] bytes of
+/// `blake3::keyed_hash(secret, ip (16) || port (2, BE) || nonce (8, BE))`.
+///
+/// The peer's flow info and scope id do not enter the MAC.
+pub fn mac(secret: &[u8; SECRET_LEN], peer: SocketAddrV6, nonce: u64) -> Mac {
+    let mut input = [0; SOCKET_ADDR_LEN + NONCE_LEN];
+    input[..ADDR_LEN].copy_from_slice(&peer.ip().octets());
+    input[ADDR_LEN..SOCKET_ADDR_LEN].copy_from_slice(&peer.port().to_be_bytes());
+    input[SOCKET_ADDR_LEN..].copy_from_slice(&nonce.to_be_bytes());
+    let hash = blake3::keyed_hash(secret, &input);
+    let mut out = [0; MAC_LEN];
+    out.copy_from_slice(&hash.as_bytes()[..MAC_LEN]);
+    out
+}
+
+/// Whether two MACs are equal, in time that does not depend on where they differ.
+pub fn mac_matches(a: &Mac, b: &Mac) -> bool {
+    // blake3::Hash compares in constant time; zero-extend both MACs to use it.
+    let widen = |mac: &Mac| {
+        let mut wide = [0; blake3::OUT_LEN];
+        wide[..MAC_LEN].copy_from_slice(mac);
+        wide
+    };
+    blake3::Hash::from_bytes(widen(a)) == widen(b)
+}
+
+const fn is_padded_type(kind: u8) -> bool {
+    matches!(kind, TYPE_PROBE | TYPE_RELAY_REQUEST | TYPE_HELLO)
+}
+
+fn check_multicast(group: Ipv6Addr) -> crate::Result<()> {
+    if group.is_multicast() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidAddress,
+            format!("{group} is not a multicast group address"),
+        ))
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+fn put_socket_addr(out: &mut Vec<u8>, addr: SocketAddrV6) {
+    out.extend_from_slice(&addr.ip().octets());
+    out.extend_from_slice(&addr.port().to_be_bytes());
+}
+
+fn read_socket_addr(reader: &mut Reader<'_>) -> Result<SocketAddrV6, DecodeError> {
+    let ip = Ipv6Addr::from(reader.array::<ADDR_LEN>()?);
+    Ok(SocketAddrV6::new(ip, reader.u16()?, 0, 0))
+}
+
+fn read_group(reader: &mut Reader<'_>) -> Result<Ipv6Addr, DecodeError> {
+    let group = Ipv6Addr::from(reader.array::<ADDR_LEN>()?);
+    if group.is_multicast() {
+        Ok(group)
+    } else {
+        Err(DecodeError::NotMulticast)
+    }
+}
+
+fn read_groups(reader: &mut Reader<'_>) -> Result<Vec<Ipv6Addr>, DecodeError> {
+    let count = usize::from(reader.u16()?);
+    if count == 0 || count > MAX_GROUPS_PER_MESSAGE {
+        return Err(DecodeError::BadCount);
+    }
+    let mut groups = Vec::with_capacity(count);
+    for _ in 0..count {
+        groups.push(read_group(reader)?);
+    }
+    Ok(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONCE: u64 = 0x0102_0304_0506_0708;
+    const MAC: Mac = [0xab; MAC_LEN];
+    const GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0, 0x42);
+    const DATAGRAM: &[u8] = b"6c-datagram";
+
+    fn node() -> SocketAddrV6 {
+        SocketAddrV6::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7), 40_000, 0, 0)
+    }
+
+    /// One message of every type (two for those with a LIMIT flag).
+    fn samples() -> Vec<Control<'static>> {
+        vec![
+            Control::Probe {
+                nonce: NONCE,
+                beacon_nonce: 0,
+            },
+            Control::Echo { nonce: NONCE },
+            Control::Beacon { nonce: NONCE },
+            Control::ProbeReply {
+                nonce: NONCE,
+                heard_beacon: true,
+                observed: node(),
+            },
+            Control::RelayRequest {
+                nonce: NONCE,
+                cookie: [0; MAC_LEN],
+            },
+            Control::Cookie {
+                nonce: NONCE,
+                cookie: MAC,
+            },
+            Control::Solicit {
+                nonce: NONCE,
+                node: node(),
+            },
+            Control::Offer {
+                nonce: NONCE,
+                relay: node(),
+                load: 250,
+                limit: false,
+            },
+            Control::Offer {
+                nonce: NONCE,
+                relay: node(),
+                load: 1000,
+                limit: true,
+            },
+            Control::Hello { nonce: NONCE },
+            Control::Challenge {
+                nonce: NONCE,
+                mac: MAC,
+                refresh_secs: 60,
+                limit: false,
+            },
+            Control::Challenge {
+                nonce: NONCE,
+                mac: MAC,
+                refresh_secs: 60,
+                limit: true,
+            },
+            Control::Join {
+                nonce: NONCE,
+                mac: MAC,
+                groups: vec![GROUP, Ipv6Addr::new(0xff1e, 0x8000, 0, 0, 0, 0, 0, 0x42)],
+            },
+            Control::Leave {
+                nonce: NONCE,
+                mac: MAC,
+                groups: vec![GROUP],
+            },
+            Control::Data {
+                group: GROUP,
+                datagram: DATAGRAM,
+            },
+            Control::Keepalive { nonce: NONCE },
+            Control::Teardown {
+                nonce: NONCE,
+                mac: MAC,
+                old: node(),
+            },
+        ]
+    }
+
+    fn encoded(message: &Control<'_>) -> Vec<u8> {
+        message.to_vec().expect("a valid message encodes")
+    }
+
+    fn reason(bytes: &[u8]) -> &'static str {
+        decode(bytes).expect_err("must be rejected").reason()
+    }
+
+    /// A header of `kind` followed by `body`, written independently of the encoder.
+    fn raw(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![b'6', b'r', VERSION, kind, 0, 0, 0, 0];
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn padded(mut bytes: Vec<u8>) -> Vec<u8> {
+        bytes.resize(UNVERIFIED_MIN_LEN, 0);
+        bytes
+    }
+
+    /// A JOIN (type 11) body with `count` in the count field and `groups` after it.
+    fn join_body(count: u16, groups: &[Ipv6Addr]) -> Vec<u8> {
+        let mut body = NONCE.to_be_bytes().to_vec();
+        body.extend_from_slice(&MAC);
+        body.extend_from_slice(&count.to_be_bytes());
+        for group in groups {
+            body.extend_from_slice(&group.octets());
+        }
+        body
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        let mut seen = Vec::new();
+        for message in samples() {
+            let bytes = encoded(&message);
+            assert_eq!(bytes.len(), message.encoded_len(), "{message:?}");
+            assert_eq!(&bytes[..2], b"6r");
+            assert_eq!((bytes[2], bytes[3]), (VERSION, message.type_code()));
+            assert_eq!(decode(&bytes), Ok(message.clone()));
+            assert!(is_control(&bytes));
+            seen.push(message.type_code());
+        }
+        seen.dedup();
+        assert_eq!(seen, (TYPE_PROBE..=TYPE_TEARDOWN).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn encoded_layout_matches_the_documentation() {
+        let probe = encoded(&Control::Probe {
+            nonce: NONCE,
+            beacon_nonce: 0x1112_1314_1516_1718,
+        });
+        let mut expected = raw(TYPE_PROBE, &NONCE.to_be_bytes());
+        expected.extend_from_slice(&0x1112_1314_1516_1718u64.to_be_bytes());
+        assert_eq!(probe, padded(expected));
+
+        let offer = encoded(&Control::Offer {
+            nonce: NONCE,
+            relay: node(),
+            load: 0x0102,
+            limit: true,
+        });
+        let mut expected = raw(TYPE_OFFER, &NONCE.to_be_bytes());
+        expected[4] = FLAG_LIMIT;
+        expected.extend_from_slice(&node().ip().octets());
+        expected.extend_from_slice(&[0x9c, 0x40, 0x01, 0x02]);
+        assert_eq!(offer, expected);
+
+        let reply = encoded(&Control::ProbeReply {
+            nonce: NONCE,
+            heard_beacon: true,
+            observed: node(),
+        });
+        assert_eq!(reply[16], 1);
+        assert_eq!(&reply[17..33], &node().ip().octets());
+    }
+
+    #[test]
+    fn encoded_lengths_match_the_size_table() {
+        let lengths: Vec<(&str, usize)> = samples()
+            .iter()
+            .map(|message| (message.name(), encoded(message).len()))
+            .collect();
+        let expected = [
+            ("probe", 64),
+            ("echo", 16),
+            ("beacon", 16),
+            ("probe_reply", 35),
+            ("relay_request", 64),
+            ("cookie", 32),
+            ("solicit", 34),
+            ("offer", 36),
+            ("offer", 36),
+            ("hello", 64),
+            ("challenge", 34),
+            ("challenge", 34),
+            ("join", 34 + 2 * 16),
+            ("leave", 34 + 16),
+            ("data", 24 + DATAGRAM.len()),
+            ("keepalive", 16),
+            ("teardown", 50),
+        ];
+        assert_eq!(lengths, expected);
+        let largest_join = Control::Join {
+            nonce: 0,
+            mac: MAC,
+            groups: vec![GROUP; MAX_GROUPS_PER_MESSAGE],
+        };
+        assert_eq!(encoded(&largest_join).len(), 1058);
+    }
+
+    /// The amplification promise: every answer to a message from an unverified address is at
+    /// most as long as the (padded) message it answers, whatever its field values.
+    #[test]
+    fn answers_to_unverified_senders_are_never_longer_than_the_request() {
+        let requests = [
+            Control::Probe {
+                nonce: 0,
+                beacon_nonce: 0,
+            },
+            Control::RelayRequest {
+                nonce: 0,
+                cookie: [0; MAC_LEN],
+            },
+            Control::Hello { nonce: 0 },
+        ];
+        for request in &requests {
+            assert!(request.is_padded());
+            assert_eq!(encoded(request).len(), UNVERIFIED_MIN_LEN, "{request:?}");
+        }
+        let far = SocketAddrV6::new(Ipv6Addr::from(u128::MAX), u16::MAX, 0, 0);
+        // The answers with every field at its largest; only JOIN, LEAVE and DATA vary in length.
+        let answers = [
+            Control::ProbeReply {
+                nonce: u64::MAX,
+                heard_beacon: true,
+                observed: far,
+            },
+            Control::Echo { nonce: u64::MAX },
+            Control::Cookie {
+                nonce: u64::MAX,
+                cookie: [0xff; MAC_LEN],
+            },
+            Control::Offer {
+                nonce: u64::MAX,
+                relay: far,
+                load: u16::MAX,
+                limit: true,
+            },
+            Control::Challenge {
+                nonce: u64::MAX,
+                mac: [0xff; MAC_LEN],
+                refresh_secs: u16::MAX,
+                limit: true,
+            },
+        ];
+        for answer in &answers {
+            assert!(!answer.is_padded());
+            let len = encoded(answer).len();
+            assert!(
+                len <= UNVERIFIED_MIN_LEN,
+                "{} is {len} bytes",
+                answer.name()
+            );
+        }
+    }
+
+    #[test]
+    fn header_errors() {
+        let valid = encoded(&Control::Keepalive { nonce: 1 });
+        assert_eq!(reason(&[]), "truncated");
+        assert_eq!(reason(&valid[..HEADER_LEN - 1]), "truncated");
+        let with = |position: usize, byte: u8| {
+            let mut bytes = valid.clone();
+            bytes[position] = byte;
+            bytes
+        };
+        assert_eq!(decode(&with(1, b'c')), Err(DecodeError::BadMagic));
+        assert_eq!(decode(&with(2, 2)), Err(DecodeError::UnsupportedVersion(2)));
+        assert_eq!(decode(&with(3, 0)), Err(DecodeError::UnknownType(0)));
+        assert_eq!(decode(&with(3, 16)), Err(DecodeError::UnknownType(16)));
+        assert_eq!(reason(&raw(99, &[0; 100])), "unknown_type");
+        // A data datagram is not a control datagram.
+        let data = super::super::pack(super::super::NodeId(1), 0, 128, &[b"x"]).unwrap();
+        assert!(!is_control(&data[0]));
+        assert_eq!(reason(&data[0]), "bad_magic");
+        assert!(!is_control(b"6"));
+        assert!(is_control(b"6r"));
+    }
+
+    #[test]
+    fn flags_and_reserved_bytes_are_ignored_except_limit() {
+        for message in samples() {
+            let mut bytes = encoded(&message);
+            bytes[4] |= 0xfe;
+            bytes[5..8].copy_from_slice(&[0xff; 3]);
+            assert_eq!(decode(&bytes), Ok(message.clone()), "{message:?}");
+        }
+        let mut limited = encoded(&Control::Hello { nonce: 3 });
+        limited[4] = 0xff;
+        assert_eq!(decode(&limited), Ok(Control::Hello { nonce: 3 }));
+    }
+
+    #[test]
+    fn padding_rules() {
+        for message in samples().iter().filter(|message| message.is_padded()) {
+            let bytes = encoded(message);
+            assert_eq!(bytes.len(), UNVERIFIED_MIN_LEN);
+            assert_eq!(reason(&bytes[..UNVERIFIED_MIN_LEN - 1]), "short_unverified");
+            assert_eq!(reason(&bytes[..HEADER_LEN]), "short_unverified");
+            let mut dirty = bytes.clone();
+            dirty[UNVERIFIED_MIN_LEN - 1] = 1;
+            assert_eq!(reason(&dirty), "bad_padding");
+            let mut longer = bytes.clone();
+            longer.extend_from_slice(&[0; 100]);
+            assert_eq!(decode(&longer), Ok(message.clone()));
+            longer.push(7);
+            assert_eq!(reason(&longer), "bad_padding");
+        }
+        // The first padding byte right after the fields counts too.
+        let mut hello = encoded(&Control::Hello { nonce: 5 });
+        hello[HEADER_LEN + NONCE_LEN] = 0x80;
+        assert_eq!(reason(&hello), "bad_padding");
+    }
+
+    #[test]
+    fn fixed_length_messages_must_have_exactly_their_length() {
+        for message in samples() {
+            if message.is_padded() || matches!(message, Control::Data { .. }) {
+                continue;
+            }
+            let bytes = encoded(&message);
+            assert_eq!(
+                reason(&bytes[..bytes.len() - 1]),
+                "truncated",
+                "{message:?}"
+            );
+            assert_eq!(reason(&bytes[..HEADER_LEN]), "truncated", "{message:?}");
+            let mut longer = bytes;
+            longer.push(0);
+            assert_eq!(reason(&longer), "trailing_bytes", "{message:?}");
+        }
+    }
+
+    #[test]
+    fn heard_beacon_is_0_or_1() {
+        let mut bytes = encoded(&Control::ProbeReply {
+            nonce: NONCE,
+            heard_beacon: false,
+            observed: node(),
+        });
+        assert_eq!(bytes[HEADER_LEN + NONCE_LEN], 0);
+        bytes[HEADER_LEN + NONCE_LEN] = 2;
+        assert_eq!(reason(&bytes), "bad_field");
+    }
+
+    #[test]
+    fn group_list_rules() {
+        for kind in [TYPE_JOIN, TYPE_LEAVE] {
+            assert!(decode(&raw(kind, &join_body(1, &[GROUP]))).is_ok());
+            assert_eq!(reason(&raw(kind, &join_body(0, &[]))), "bad_count");
+            let most = vec![GROUP; MAX_GROUPS_PER_MESSAGE];
+            assert!(decode(&raw(kind, &join_body(64, &most))).is_ok());
+            let too_many = vec![GROUP; MAX_GROUPS_PER_MESSAGE + 1];
+            assert_eq!(reason(&raw(kind, &join_body(65, &too_many))), "bad_count");
+            assert_eq!(reason(&raw(kind, &join_body(2, &[GROUP]))), "truncated");
+            assert_eq!(
+                reason(&raw(kind, &join_body(1, &[GROUP, GROUP]))),
+                "trailing_bytes"
+            );
+            let unicast = *node().ip();
+            assert_eq!(
+                reason(&raw(kind, &join_body(2, &[GROUP, unicast]))),
+                "not_multicast"
+            );
+        }
+    }
+
+    #[test]
+    fn data_rules() {
+        let bytes = encoded(&Control::Data {
+            group: GROUP,
+            datagram: b"x",
+        });
+        assert_eq!(bytes.len(), DATA_OVERHEAD + 1);
+        assert_eq!(reason(&bytes[..DATA_OVERHEAD]), "truncated");
+        assert_eq!(reason(&bytes[..DATA_OVERHEAD - 1]), "truncated");
+        let mut unicast = bytes.clone();
+        unicast[HEADER_LEN] = 0x20;
+        assert_eq!(reason(&unicast), "not_multicast");
+
+        let largest = vec![0x55; MAX_DATA_DATAGRAM];
+        let message = Control::Data {
+            group: GROUP,
+            datagram: &largest,
+        };
+        let bytes = encoded(&message);
+        assert_eq!(bytes.len(), MAX_DATAGRAM_SIZE);
+        assert_eq!(decode(&bytes), Ok(message));
+        let mut oversized = bytes;
+        oversized.push(0);
+        assert_eq!(reason(&oversized), "oversized");
+    }
+
+    #[test]
+    fn encode_refuses_what_decode_rejects() {
+        let unicast = *node().ip();
+        let oversized = vec![0; MAX_DATA_DATAGRAM + 1];
+        let cases = [
+            (
+                Control::Join {
+                    nonce: 1,
+                    mac: MAC,
+                    groups: Vec::new(),
+                },
+                ErrorKind::InvalidConfig,
+                "bad_count",
+            ),
+            (
+                Control::Leave {
+                    nonce: 1,
+                    mac: MAC,
+                    groups: vec![GROUP; MAX_GROUPS_PER_MESSAGE + 1],
+                },
+                ErrorKind::InvalidConfig,
+                "bad_count",
+            ),
+            (
+                Control::Join {
+                    nonce: 1,
+                    mac: MAC,
+                    groups: vec![GROUP, unicast],
+                },
+                ErrorKind::InvalidAddress,
+                "not_multicast",
+            ),
+            (
+                Control::Data {
+                    group: unicast,
+                    datagram: b"x",
+                },
+                ErrorKind::InvalidAddress,
+                "not_multicast",
+            ),
+            (
+                Control::Data {
+                    group: GROUP,
+                    datagram: b"",
+                },
+                ErrorKind::InvalidConfig,
+                "truncated",
+            ),
+            (
+                Control::Data {
+                    group: GROUP,
+                    datagram: &oversized,
+                },
+                ErrorKind::MessageTooLarge,
+                "oversized",
+            ),
+        ];
+        for (message, kind, reason_name) in cases {
+            let mut out = b"kept".to_vec();
+            let err = message.encode(&mut out).expect_err("must be refused");
+            assert_eq!(err.kind(), kind, "{message:?}: {err}");
+            assert_eq!(out, b"kept", "{message:?}");
+            assert_eq!(message.validate().map_err(|err| err.kind()), Err(kind));
+            assert!(message.to_vec().is_err());
+            // Written anyway, the fields make bytes every receiver rejects.
+            let mut unchecked = Vec::new();
+            message.write(&mut unchecked);
+            assert_eq!(unchecked.len(), message.encoded_len());
+            assert_eq!(reason(&unchecked), reason_name, "{message:?}");
+        }
+    }
+
+    #[test]
+    fn encode_appends() {
+        let mut out = b"kept".to_vec();
+        Control::Echo { nonce: 1 }.encode(&mut out).unwrap();
+        Control::Hello { nonce: 2 }.encode(&mut out).unwrap();
+        assert_eq!(out.len(), 4 + 16 + UNVERIFIED_MIN_LEN);
+        assert_eq!(&out[..4], b"kept");
+        assert_eq!(decode(&out[4..20]), Ok(Control::Echo { nonce: 1 }));
+        assert_eq!(decode(&out[20..]), Ok(Control::Hello { nonce: 2 }));
+    }
+
+    #[test]
+    fn every_control_reason_has_a_failing_case_and_reasons_are_distinct() {
+        let cases: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            raw(TYPE_ECHO, &[1])[..2].to_vec(),
+            b"6c\x01\x0e\0\0\0\0\0\0\0\0\0\0\0\0".to_vec(),
+            {
+                let mut bytes = raw(TYPE_ECHO, &[0; 8]);
+                bytes[2] = 9;
+                bytes
+            },
+            raw(0, &[0; 8]),
+            raw(TYPE_JOIN, &join_body(0, &[])),
+            raw(TYPE_ECHO, &[0; 9]),
+            raw(TYPE_HELLO, &[0; 8]),
+            padded(raw(TYPE_HELLO, &[0; 9]))
+                .into_iter()
+                .chain([1])
+                .collect(),
+            raw(TYPE_PROBE_REPLY, &[9; 27]),
+            raw(TYPE_DATA, &[0x20; 17]),
+            raw(TYPE_DATA, &vec![0xff; MAX_DATAGRAM_SIZE]),
+        ];
+        let mut reasons: Vec<&str> = cases.iter().map(|bytes| reason(bytes)).collect();
+        reasons.sort_unstable();
+        reasons.dedup();
+        let mut expected = vec![
+            "truncated",
+            "bad_magic",
+            "unsupported_version",
+            "unknown_type",
+            "bad_count",
+            "trailing_bytes",
+            "short_unverified",
+            "bad_padding",
+            "bad_field",
+            "not_multicast",
+            "oversized",
+        ];
+        expected.sort_unstable();
+        assert_eq!(reasons, expected);
+
+        let all = [
+            DecodeError::Truncated,
+            DecodeError::BadMagic,
+            DecodeError::UnsupportedVersion(2),
+            DecodeError::UnknownType(0),
+            DecodeError::BadCount,
+            DecodeError::SequenceOverflow,
+            DecodeError::BadVarint,
+            DecodeError::TrailingBytes,
+            DecodeError::BadFragment,
+            DecodeError::TooLarge,
+            DecodeError::ShortUnverified,
+            DecodeError::BadPadding,
+            DecodeError::BadField,
+            DecodeError::NotMulticast,
+            DecodeError::Oversized,
+        ];
+        let mut names: Vec<_> = all.iter().map(DecodeError::reason).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        for err in all {
+            assert_eq!(Error::from(err).kind(), ErrorKind::Malformed);
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn mac_depends_on_every_bit_of_its_inputs() {
+        let secret = [7; SECRET_LEN];
+        let base = mac(&secret, node(), NONCE);
+        assert_eq!(base, mac(&secret, node(), NONCE));
+        // Flow info and scope id are not part of the MAC.
+        let scoped = SocketAddrV6::new(*node().ip(), node().port(), 9, 3);
+        assert_eq!(base, mac(&secret, scoped, NONCE));
+        let mut macs = vec![base];
+        for bit in 0..128 {
+            let ip = Ipv6Addr::from(u128::from(*node().ip()) ^ (1 << bit));
+            macs.push(mac(
+                &secret,
+                SocketAddrV6::new(ip, node().port(), 0, 0),
+                NONCE,
+            ));
+        }
+        for bit in 0..16 {
+            let peer = SocketAddrV6::new(*node().ip(), node().port() ^ (1 << bit), 0, 0);
+            macs.push(mac(&secret, peer, NONCE));
+        }
+        for bit in 0..64 {
+            macs.push(mac(&secret, node(), NONCE ^ (1 << bit)));
+        }
+        for bit in 0..SECRET_LEN * 8 {
+            let mut flipped = secret;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            macs.push(mac(&flipped, node(), NONCE));
+        }
+        let total = macs.len();
+        assert_eq!(total, 1 + 128 + 16 + 64 + 256);
+        macs.sort_unstable();
+        macs.dedup();
+        assert_eq!(macs.len(), total, "two inputs gave the same MAC");
+    }
+
+    #[test]
+    fn mac_is_the_truncated_keyed_blake3_of_address_port_and_nonce() {
+        let secret = [0x42; SECRET_LEN];
+        let mut input = node().ip().octets().to_vec();
+        input.extend_from_slice(&node().port().to_be_bytes());
+        input.extend_from_slice(&NONCE.to_be_bytes());
+        let full = blake3::keyed_hash(&secret, &input);
+        assert_eq!(mac(&secret, node(), NONCE)[..], full.as_bytes()[..MAC_LEN]);
+    }
+
+    #[test]
+    fn mac_matches_compares_every_byte() {
+        let a = mac(&[1; SECRET_LEN], node(), 1);
+        assert!(mac_matches(&a, &a));
+        for position in 0..MAC_LEN {
+            let mut b = a;
+            b[position] ^= 0x01;
+            assert!(!mac_matches(&a, &b), "byte {position}");
+            assert!(!mac_matches(&b, &a), "byte {position}");
+        }
+        assert!(mac_matches(&[0; MAC_LEN], &[0; MAC_LEN]));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn socket_addr() -> impl Strategy<Value = SocketAddrV6> {
+            (any::<u128>(), any::<u16>())
+                .prop_map(|(ip, port)| SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0))
+        }
+
+        fn group() -> impl Strategy<Value = Ipv6Addr> {
+            any::<u128>().prop_map(|bits| Ipv6Addr::from(bits | (0xff << 120)))
+        }
+
+        /// Field values for any message type; `build` picks the ones its type needs.
+        #[derive(Debug, Clone)]
+        struct Fields {
+            kind: u8,
+            nonce: u64,
+            other_nonce: u64,
+            flag: bool,
+            number: u16,
+            mac: Mac,
+            addr: SocketAddrV6,
+            groups: Vec<Ipv6Addr>,
+            datagram: Vec<u8>,
+        }
+
+        fn fields(groups: impl Strategy<Value = Vec<Ipv6Addr>>) -> impl Strategy<Value = Fields> {
+            (
+                TYPE_PROBE..=TYPE_TEARDOWN,
+                any::<u64>(),
+                any::<u64>(),
+                any::<bool>(),
+                any::<u16>(),
+                any::<Mac>(),
+                socket_addr(),
+                groups,
+                proptest::collection::vec(any::<u8>(), 0..300),
+            )
+                .prop_map(
+                    |(kind, nonce, other_nonce, flag, number, mac, addr, groups, datagram)| {
+                        Fields {
+                            kind,
+                            nonce,
+                            other_nonce,
+                            flag,
+                            number,
+                            mac,
+                            addr,
+                            groups,
+                            datagram,
+                        }
+                    },
+                )
+        }
+
+        fn build(f: &Fields) -> Control<'_> {
+            let nonce = f.nonce;
+            match f.kind {
+                TYPE_PROBE => Control::Probe {
+                    nonce,
+                    beacon_nonce: f.other_nonce,
+                },
+                TYPE_ECHO => Control::Echo { nonce },
+                TYPE_BEACON => Control::Beacon { nonce },
+                TYPE_PROBE_REPLY => Control::ProbeReply {
+                    nonce,
+                    heard_beacon: f.flag,
+                    observed: f.addr,
+                },
+                TYPE_RELAY_REQUEST => Control::RelayRequest {
+                    nonce,
+                    cookie: f.mac,
+                },
+                TYPE_COOKIE => Control::Cookie {
+                    nonce,
+                    cookie: f.mac,
+                },
+                TYPE_SOLICIT => Control::Solicit {
+                    nonce,
+                    node: f.addr,
+                },
+                TYPE_OFFER => Control::Offer {
+                    nonce,
+                    relay: f.addr,
+                    load: f.number,
+                    limit: f.flag,
+                },
+                TYPE_HELLO => Control::Hello { nonce },
+                TYPE_CHALLENGE => Control::Challenge {
+                    nonce,
+                    mac: f.mac,
+                    refresh_secs: f.number,
+                    limit: f.flag,
+                },
+                TYPE_JOIN => Control::Join {
+                    nonce,
+                    mac: f.mac,
+                    groups: f.groups.clone(),
+                },
+                TYPE_LEAVE => Control::Leave {
+                    nonce,
+                    mac: f.mac,
+                    groups: f.groups.clone(),
+                },
+                TYPE_DATA => Control::Data {
+                    group: f.groups.first().copied().unwrap_or(*f.addr.ip()),
+                    datagram: &f.datagram,
+                },
+                TYPE_KEEPALIVE => Control::Keepalive { nonce },
+                _ => Control::Teardown {
+                    nonce,
+                    mac: f.mac,
+                    old: f.addr,
+                },
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn decoding_arbitrary_bytes_never_panics(
+                bytes in proptest::collection::vec(any::<u8>(), 0..200),
+            ) {
+                let _ = decode(&bytes);
+            }
+
+            #[test]
+            fn decoding_arbitrary_bodies_never_panics_and_re_encodes(
+                kind in 0u8..18,
+                flags in any::<u8>(),
+                body in proptest::collection::vec(any::<u8>(), 0..120),
+            ) {
+                let mut bytes = raw(kind, &body);
+                bytes[4] = flags;
+                if let Ok(message) = decode(&bytes) {
+                    let again = message.to_vec().expect("a decoded message encodes");
+                    prop_assert_eq!(decode(&again), Ok(message));
+                }
+            }
+
+            #[test]
+            fn valid_messages_round_trip(f in fields(proptest::collection::vec(group(), 1..=64))) {
+                let mut f = f;
+                f.datagram.push(0x36);
+                let message = build(&f);
+                let bytes = message.to_vec().expect("valid");
+                prop_assert_eq!(bytes.len(), message.encoded_len());
+                prop_assert!(is_control(&bytes));
+                prop_assert_eq!(decode(&bytes), Ok(message));
+            }
+
+            #[test]
+            fn every_message_round_trips_or_is_refused_by_both_validate_and_decode(
+                f in fields(proptest::collection::vec(
+                    prop_oneof![group(), any::<u128>().prop_map(Ipv6Addr::from)],
+                    0..70,
+                )),
+            ) {
+                let message = build(&f);
+                let mut bytes = Vec::new();
+                message.write(&mut bytes);
+                prop_assert_eq!(bytes.len(), message.encoded_len());
+                match message.to_vec() {
+                    Ok(encoded) => {
+                        prop_assert_eq!(&encoded, &bytes);
+                        prop_assert_eq!(decode(&bytes), Ok(message));
+                    }
+                    Err(err) => {
+                        let variable = matches!(
+                            message,
+                            Control::Join { .. } | Control::Leave { .. } | Control::Data { .. }
+                        );
+                        prop_assert!(variable);
+                        prop_assert!(err.kind() != ErrorKind::Malformed);
+                        prop_assert!(decode(&bytes).is_err());
+                    }
+                }
+            }
+        }
+    }
+}
