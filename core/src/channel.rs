@@ -24,13 +24,22 @@ use tracing::{debug, trace, warn};
 use crate::{
     addr,
     config::Config,
+    discovery::{ProbeReport, ProbeSettings, ThreadBody},
     error::{Error, ErrorKind, Result},
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
-    wire::{self, Inbox, InboxLimits, NodeId, Packer},
+    tunnel::{self, RelayOffer, Tunnel},
+    wire::{
+        self, Inbox, InboxLimits, NodeId, Packer,
+        control::{self, Control},
+    },
 };
 
 /// How often the receive thread looks for fragmented messages that will never complete.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a node with native reachability probes again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(30);
+/// How soon a node without a way to the core tries again.
+const RETRY_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A message received on a channel, with where it came from and how it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +185,41 @@ struct Core {
     closed: AtomicBool,
     flush_queue: Mutex<VecDeque<(Instant, Arc<ChannelState>)>>,
     flush_wanted: Condvar,
+    /// The way to the core through a relay, when a Stratum 0 is configured.
+    relay_link: Option<RelayLink>,
+}
+
+/// A node's link to the multicast core through Stratum 0 and relays.
+struct RelayLink {
+    /// Unicast socket for Stratum 0 and the tunnel.
+    socket: McastSocket,
+    settings: ProbeSettings,
+    state: Mutex<LinkState>,
+}
+
+#[derive(Default)]
+struct LinkState {
+    report: Option<ProbeReport>,
+    tunnel: Option<Tunnel>,
+    /// Every offer of the last relay request, best first.
+    offers: Vec<RelayOffer>,
+    /// Offered relays not yet tried since the last request.
+    spares: Vec<RelayOffer>,
+    last_error: Option<String>,
+}
+
+/// Where a context stands with the multicast core, as far as it has found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reachability {
+    /// The latest probe of native reachability, once one has completed.
+    pub probe: Option<ProbeReport>,
+    /// The relay whose tunnel carries this context's channels, if any.
+    pub relay: Option<SocketAddrV6>,
+    /// The relays that offered to serve this context at the last request, best first.
+    pub offers: Vec<RelayOffer>,
+    /// Why the last attempt to reach the core failed, if it did.
+    pub last_error: Option<String>,
 }
 
 struct ChannelState {
@@ -212,15 +256,37 @@ impl Context {
         config.validate()?;
         let interfaces = socket::select_interfaces(&config.interfaces)?;
         let socket = McastSocket::bind(&SocketOptions {
+            address: Ipv6Addr::UNSPECIFIED,
             port: config.effective_port(),
             hop_limit: config.hop_limit,
             loopback: config.loopback,
             recv_buffer: config.recv_buffer,
         })?;
+        let relay_link = match config.stratum0 {
+            Some(stratum0) => Some(RelayLink {
+                socket: McastSocket::bind(&SocketOptions {
+                    address: Ipv6Addr::UNSPECIFIED,
+                    port: 0,
+                    hop_limit: config.hop_limit,
+                    loopback: false,
+                    recv_buffer: config.recv_buffer,
+                })?,
+                settings: ProbeSettings {
+                    stratum0,
+                    scope: config.scope,
+                    hop_limit: config.hop_limit,
+                    interfaces: interfaces.clone(),
+                    within: config.probe_timeout,
+                },
+                state: Mutex::default(),
+            }),
+            None => None,
+        };
         let core = Arc::new(Core {
             node: NodeId::random(),
             socket,
             waker: Waker::new()?,
+            relay_link,
             interfaces,
             by_group: RwLock::default(),
             by_name: Mutex::default(),
@@ -237,20 +303,31 @@ impl Context {
                 .spawn(move || body(&core))
                 .map_err(|err| Error::io("starting a sixcast thread", err))
         };
-        let receiver = spawn("sixcast-recv", Core::receive_loop)?;
-        let flusher = match spawn("sixcast-flush", Core::flush_loop) {
-            Ok(handle) => handle,
-            Err(err) => {
-                core.shutdown();
-                let _ = receiver.join();
-                return Err(err);
+        let mut bodies: Vec<ThreadBody<Core>> = vec![
+            ("sixcast-recv", Core::receive_loop),
+            ("sixcast-flush", Core::flush_loop),
+        ];
+        if core.relay_link.is_some() {
+            bodies.push(("sixcast-reach", Core::reach_loop));
+        }
+        let mut threads = Vec::new();
+        for (name, body) in bodies {
+            match spawn(name, body) {
+                Ok(handle) => threads.push(handle),
+                Err(err) => {
+                    core.shutdown();
+                    threads
+                        .into_iter()
+                        .for_each(|thread: JoinHandle<()>| drop(thread.join()));
+                    return Err(err);
+                }
             }
-        };
+        }
         debug!(node = %core.node, port = core.socket.port(), "context opened");
         Ok(Self {
             shared: Arc::new(Shared {
                 core,
-                threads: Mutex::new(vec![receiver, flusher]),
+                threads: Mutex::new(threads),
             }),
         })
     }
@@ -345,6 +422,19 @@ impl Context {
         })
     }
 
+    /// What the context knows of its path to the multicast core: `None` without a configured
+    /// Stratum 0.
+    pub fn reachability(&self) -> Option<Reachability> {
+        let link = self.shared.core.relay_link.as_ref()?;
+        let state = link.state.lock();
+        Some(Reachability {
+            probe: state.report.clone(),
+            relay: state.tunnel.as_ref().map(|tunnel| tunnel.relay),
+            offers: state.offers.clone(),
+            last_error: state.last_error.clone(),
+        })
+    }
+
     /// Counters summed over every channel, plus datagrams no channel claimed.
     pub fn stats(&self) -> Stats {
         let core = &self.shared.core;
@@ -407,10 +497,23 @@ impl Channel {
                 "the channel is joined source-specifically; leave() before joining any source",
             ));
         }
-        core.for_each_interface(
-            |interface| core.socket.join(self.state.group, interface),
-            |interface| core.socket.leave(self.state.group, interface),
-        )?;
+        // The relayed twin carries copies from relays and gateways; duplicates are dropped.
+        let groups = self.state.groups();
+        for (done, group) in groups.iter().enumerate() {
+            let joined = core.for_each_interface(
+                |interface| core.socket.join(*group, interface),
+                |interface| core.socket.leave(*group, interface),
+            );
+            if let Err(err) = joined {
+                for earlier in &groups[..done] {
+                    core.interfaces
+                        .iter()
+                        .for_each(|interface| drop(core.socket.leave(*earlier, interface)));
+                }
+                return Err(err);
+            }
+        }
+        core.tunnel_join(&groups);
         membership.any_source = true;
         debug!(group = %self.state.group, "joined");
         Ok(())
@@ -454,10 +557,15 @@ impl Channel {
         let mut membership = self.state.membership.lock();
         let group = self.state.group;
         let mut first_error = None;
+        if membership.any_source {
+            core.tunnel_leave(&self.state.groups());
+        }
         for interface in &core.interfaces {
             if membership.any_source {
-                if let Err(err) = core.socket.leave(group, interface) {
-                    first_error.get_or_insert(err);
+                for joined in self.state.groups() {
+                    if let Err(err) = core.socket.leave(joined, interface) {
+                        first_error.get_or_insert(err);
+                    }
                 }
             }
             for source in &membership.sources {
@@ -608,6 +716,13 @@ impl fmt::Debug for Channel {
 }
 
 impl ChannelState {
+    /// The channel's group and, where the profile has one, its relayed twin.
+    fn groups(&self) -> Vec<Ipv6Addr> {
+        std::iter::once(self.group)
+            .chain(self.relayed_group)
+            .collect()
+    }
+
     fn stats(&self) -> Stats {
         let mut stats = self.counters.snapshot();
         let inbox = self.inbox.lock().stats();
@@ -680,15 +795,200 @@ impl Core {
         Ok(())
     }
 
-    /// Sends the ready datagrams of `state` on every interface and empties `ready`.
+    /// Sends the ready datagrams of `state` on every interface, and up the tunnel where this
+    /// node's multicast does not reach the core, and empties `ready`.
     fn transmit(&self, state: &ChannelState, ready: &mut Vec<Vec<u8>>) -> Result<()> {
         let result = self.interfaces.iter().try_for_each(|interface| {
             self.socket.send_batch(ready, state.group, interface)?;
             bump(&state.counters.datagrams_sent, ready.len() as u64);
             Ok(())
         });
+        if let (Some(link), Some(relayed)) = (&self.relay_link, state.relayed_group) {
+            let mut link_state = link.state.lock();
+            let native_up = link_state
+                .report
+                .as_ref()
+                .is_some_and(|report| report.native_up);
+            if let (Some(tunnel), false) = (link_state.tunnel.as_mut(), native_up) {
+                // The relay re-sends it on the core to the relayed twin.
+                for datagram in ready.iter() {
+                    if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
+                        debug!("sending up the tunnel: {err}");
+                    }
+                }
+            }
+        }
         ready.clear();
         result
+    }
+
+    /// Every group the joined channels need: what a new tunnel must join.
+    fn joined_groups(&self) -> Vec<Ipv6Addr> {
+        self.by_name
+            .lock()
+            .values()
+            .filter(|state| state.membership.lock().any_source)
+            .flat_map(|state| state.groups())
+            .collect()
+    }
+
+    fn tunnel_join(&self, groups: &[Ipv6Addr]) {
+        let Some(link) = &self.relay_link else { return };
+        if let Some(tunnel) = link.state.lock().tunnel.as_mut()
+            && let Err(err) = tunnel.join(&link.socket, groups)
+        {
+            debug!("joining through the tunnel: {err}");
+        }
+    }
+
+    fn tunnel_leave(&self, groups: &[Ipv6Addr]) {
+        let Some(link) = &self.relay_link else { return };
+        if let Some(tunnel) = link.state.lock().tunnel.as_mut()
+            && let Err(err) = tunnel.leave(&link.socket, groups)
+        {
+            debug!("leaving through the tunnel: {err}");
+        }
+    }
+
+    /// Keeps the path to the core: probes, opens a tunnel where native multicast falls short,
+    /// dispatches what comes down it, and fails over to a spare relay when it goes silent.
+    fn reach_loop(&self) {
+        let Some(link) = &self.relay_link else { return };
+        let mut batch = RecvBatch::new();
+        let mut next_attempt = Instant::now();
+        while !self.closed.load(Ordering::Acquire) {
+            let needs_attempt =
+                link.state.lock().tunnel.is_none() && Instant::now() >= next_attempt;
+            if needs_attempt {
+                next_attempt = Instant::now() + self.attempt(link);
+            }
+            match link
+                .socket
+                .recv_batch(&mut batch, &self.waker, Some(Duration::from_millis(250)))
+            {
+                Ok(Wait::Woken) => break,
+                Ok(Wait::Received(_)) => {
+                    let now = Instant::now();
+                    for (meta, datagram) in batch.iter() {
+                        self.handle_relay_datagram(link, meta, datagram, now);
+                    }
+                }
+                Ok(Wait::TimedOut) => {}
+                Err(err) => {
+                    warn!("{err}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            self.maintain_tunnel(link);
+        }
+        let state = link.state.lock();
+        if let (Some(tunnel), Some(report)) = (&state.tunnel, &state.report)
+            && let Some(observed) = report.observed
+        {
+            tunnel.close(&link.socket, observed);
+        }
+    }
+
+    /// Probes and, if needed, opens a tunnel; returns how long to wait before the next attempt.
+    fn attempt(&self, link: &RelayLink) -> Duration {
+        match tunnel::connect(
+            &link.socket,
+            &self.waker,
+            &link.settings,
+            &self.joined_groups(),
+        ) {
+            Ok(connected) => {
+                let native = connected.report.native();
+                let mut state = link.state.lock();
+                state.report = Some(connected.report);
+                state.last_error = None;
+                if let Some(tunnel) = connected.tunnel {
+                    state.spares = connected
+                        .offers
+                        .iter()
+                        .filter(|offer| offer.address != tunnel.relay)
+                        .cloned()
+                        .collect();
+                    state.offers = connected.offers;
+                    state.tunnel = Some(tunnel);
+                }
+                if native {
+                    PROBE_INTERVAL
+                } else {
+                    RETRY_INTERVAL
+                }
+            }
+            Err(err) => {
+                warn!("reaching the multicast core: {err}");
+                link.state.lock().last_error = Some(err.to_string());
+                RETRY_INTERVAL
+            }
+        }
+    }
+
+    fn handle_relay_datagram(
+        &self,
+        link: &RelayLink,
+        meta: &RecvMeta,
+        datagram: &[u8],
+        now: Instant,
+    ) {
+        let mut state = link.state.lock();
+        let Some(tunnel) = state
+            .tunnel
+            .as_mut()
+            .filter(|tunnel| tunnel.relay == meta.source)
+        else {
+            return;
+        };
+        match control::decode(datagram) {
+            Ok(Control::Data { group, datagram }) => {
+                tunnel.last_heard = now;
+                drop(state);
+                let relayed = RecvMeta {
+                    destination: group,
+                    interface: 0,
+                    len: datagram.len(),
+                    ..*meta
+                };
+                self.dispatch(&relayed, datagram, now, true);
+            }
+            Ok(Control::Keepalive { .. }) => tunnel.last_heard = now,
+            _ => {}
+        }
+    }
+
+    fn maintain_tunnel(&self, link: &RelayLink) {
+        let mut spares = {
+            let mut state = link.state.lock();
+            let Some(tunnel) = state.tunnel.as_mut() else {
+                return;
+            };
+            if let Err(err) = tunnel.maintain(&link.socket) {
+                debug!("keeping the tunnel up: {err}");
+            }
+            if !tunnel.is_silent() {
+                return;
+            }
+            warn!(relay = %tunnel.relay, "relay went silent; failing over to a spare");
+            state.tunnel = None;
+            std::mem::take(&mut state.spares)
+        };
+        // No lock is held while handshaking: channels keep sending natively meanwhile, and
+        // collecting the joined groups takes channel locks that joins hold before this one.
+        let groups = self.joined_groups();
+        while !spares.is_empty() {
+            let spare = spares.remove(0);
+            match tunnel::open(&link.socket, &self.waker, spare.address, &groups) {
+                Ok(tunnel) => {
+                    let mut state = link.state.lock();
+                    state.tunnel = Some(tunnel);
+                    state.spares = spares;
+                    return;
+                }
+                Err(err) => debug!(relay = %spare.address, "spare unusable: {err}"),
+            }
+        }
     }
 
     fn flush_channel(&self, state: &ChannelState) -> Result<()> {
@@ -771,7 +1071,7 @@ impl Core {
                 Ok(Wait::Received(_)) => {
                     let now = Instant::now();
                     for (meta, datagram) in batch.iter() {
-                        self.dispatch(meta, datagram, now);
+                        self.dispatch(meta, datagram, now, false);
                     }
                 }
                 Ok(Wait::TimedOut) => {}
@@ -793,7 +1093,7 @@ impl Core {
         }
     }
 
-    fn dispatch(&self, meta: &RecvMeta, datagram: &[u8], now: Instant) {
+    fn dispatch(&self, meta: &RecvMeta, datagram: &[u8], now: Instant, via_relay: bool) {
         let Some(state) = self.by_group.read().get(&meta.destination).cloned() else {
             bump(&self.counters.datagrams_received, 1);
             bump(&self.counters.unknown_group, 1);
@@ -801,7 +1101,7 @@ impl Core {
             return;
         };
         bump(&state.counters.datagrams_received, 1);
-        let relayed = Some(meta.destination) == state.relayed_group;
+        let relayed = via_relay || Some(meta.destination) == state.relayed_group;
         let interface_name = self.interface_name(meta.interface);
         let message = |sender, seq, payload| Message {
             payload,

@@ -1,6 +1,6 @@
 //! Configuration of a [`Context`](crate::Context).
 
-use std::time::Duration;
+use std::{net::SocketAddrV6, time::Duration};
 
 use crate::{
     addr::{Profile, Scope},
@@ -61,6 +61,12 @@ pub struct Config {
     pub reassembly_timeout: Duration,
     /// Upper bound on memory held by partly received messages, per channel, in bytes.
     pub reassembly_memory: usize,
+    /// The Stratum 0 service of the multicast core. When set, the context probes whether
+    /// native multicast reaches the core both ways and, where it does not, carries its channels
+    /// through a relay.
+    pub stratum0: Option<SocketAddrV6>,
+    /// How long a probe of native reachability may take.
+    pub probe_timeout: Duration,
 }
 
 impl Default for Config {
@@ -79,6 +85,8 @@ impl Default for Config {
             recv_buffer: DEFAULT_RECV_BUFFER,
             reassembly_timeout: Duration::from_secs(5),
             reassembly_memory: 32 << 20,
+            stratum0: None,
+            probe_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -135,6 +143,18 @@ impl Config {
         if self.reassembly_timeout.is_zero() {
             return invalid("reassembly_timeout must be longer than zero".into());
         }
+        if self.probe_timeout.is_zero() {
+            return invalid("probe_timeout must be longer than zero".into());
+        }
+        if let Some(stratum0) = self.stratum0
+            && (stratum0.port() == 0
+                || stratum0.ip().is_unspecified()
+                || stratum0.ip().is_multicast())
+        {
+            return invalid(format!(
+                "stratum0 {stratum0} is not a unicast address and port; give the core's Stratum 0"
+            ));
+        }
         if let Some(empty) = self.interfaces.iter().find(|name| name.is_empty()) {
             return invalid(format!("interface name {empty:?} is empty"));
         }
@@ -173,6 +193,11 @@ mod tests {
                 "reassembly_timeout",
             ),
             (|c| c.interfaces = vec![String::new()], "interface"),
+            (|c| c.probe_timeout = Duration::ZERO, "probe_timeout"),
+            (
+                |c| c.stratum0 = Some("[ff1e::1]:6447".parse().unwrap()),
+                "stratum0",
+            ),
         ];
         for (change, field) in cases {
             let mut config = Config::default();

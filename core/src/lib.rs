@@ -29,12 +29,15 @@
 pub mod addr;
 pub mod channel;
 pub mod config;
+pub mod discovery;
 pub mod error;
+pub mod relay;
 mod socket;
+pub mod tunnel;
 pub mod wire;
 
 pub use addr::{Profile, Scope};
-pub use channel::{Channel, Context, Message, Stats};
+pub use channel::{Channel, Context, Message, Reachability, Stats};
 pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use wire::NodeId;

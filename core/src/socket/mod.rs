@@ -45,6 +45,8 @@ const RECV_BUFFER_LEN: usize = 65_536;
 /// Socket settings taken from the context's configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct SocketOptions {
+    /// Local address to bind; unspecified for every address of the host.
+    pub(crate) address: Ipv6Addr,
     pub(crate) port: u16,
     pub(crate) hop_limit: u8,
     pub(crate) loopback: bool,
@@ -112,7 +114,8 @@ pub(crate) struct McastSocket {
 }
 
 impl McastSocket {
-    /// Binds `[::]:port` so that several processes of the host can listen to the same channels.
+    /// Binds `[address]:port` (usually `[::]`) so that several processes of the host can listen
+    /// to the same channels.
     pub(crate) fn bind(options: &SocketOptions) -> Result<Self> {
         let socket = Socket::new(Domain::IPV6, Type::DGRAM.cloexec(), Some(Protocol::UDP))
             .map_err(|err| Error::io("creating a UDP/IPv6 socket", err))?;
@@ -131,13 +134,10 @@ impl McastSocket {
             socket.set_multicast_loop_v6(options.loopback),
         )?;
         imp::configure(&socket, options)?;
-        let local = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, options.port, 0, 0);
-        socket.bind(&SockAddr::from(local)).map_err(|err| {
-            Error::io(
-                format_args!("binding UDP port {} on [::]", options.port),
-                err,
-            )
-        })?;
+        let local = SocketAddrV6::new(options.address, options.port, 0, 0);
+        socket
+            .bind(&SockAddr::from(local))
+            .map_err(|err| Error::io(format_args!("binding UDP {local}"), err))?;
         let port = socket
             .local_addr()
             .ok()
@@ -223,6 +223,14 @@ impl McastSocket {
                 )
             },
         )
+    }
+
+    /// Sends one datagram to a unicast peer.
+    pub(crate) fn send_to(&self, datagram: &[u8], target: SocketAddrV6) -> Result<()> {
+        self.socket
+            .send_to(datagram, &SockAddr::from(target))
+            .map(drop)
+            .map_err(|err| Error::io(format_args!("sending to {target}"), err))
     }
 
     /// Waits until datagrams arrive, `waker` fires or `timeout` passes, then receives a batch.
@@ -317,6 +325,7 @@ mod tests {
 
     fn options(port: u16) -> SocketOptions {
         SocketOptions {
+            address: Ipv6Addr::UNSPECIFIED,
             port,
             hop_limit: 1,
             loopback: true,

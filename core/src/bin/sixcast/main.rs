@@ -7,13 +7,17 @@ mod demo;
 
 use std::{
     io::{BufRead, Write},
-    net::Ipv6Addr,
+    net::{Ipv6Addr, SocketAddrV6},
     process::ExitCode,
     time::{Duration, Instant},
 };
 
 use clap::{Args, Parser, Subcommand};
-use sixcast::{Config, Context, ErrorKind, Message, Scope, addr};
+use sixcast::{
+    Config, Context, ErrorKind, Message, Scope, addr,
+    discovery::{self, Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig},
+};
 
 /// Exit code for a `listen` that ran out of time.
 const EXIT_TIMEOUT: u8 = 3;
@@ -75,6 +79,44 @@ enum Command {
     /// Build a private network-namespace world, run several nodes in it and show what arrives
     /// where. Needs root or unprivileged user namespaces; never touches the host's own network.
     Demo,
+    /// Run a Stratum 0 service on a host of the multicast core (until interrupted).
+    Stratum0 {
+        /// Address and port to answer on.
+        #[arg(long, default_value_t = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, discovery::STRATUM0_PORT, 0, 0))]
+        listen: SocketAddrV6,
+        #[command(flatten)]
+        core: CoreSide,
+    },
+    /// Run a relay on a host of the multicast core (until interrupted).
+    Relay {
+        /// Address and port to accept tunnels on.
+        #[arg(long, default_value_t = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, discovery::RELAY_PORT, 0, 0))]
+        listen: SocketAddrV6,
+        #[command(flatten)]
+        core: CoreSide,
+    },
+    /// Report whether native multicast reaches the core, the relays offered, and the path taken.
+    Probe {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        network: Network,
+    },
+}
+
+/// Options of the services that run on the multicast core.
+#[derive(Args)]
+struct CoreSide {
+    /// Core interface to multicast on (repeatable); default: every multicast interface.
+    #[arg(long = "iface")]
+    interfaces: Vec<String>,
+    /// Scope of the probe and relay groups: link, site, org or global.
+    #[arg(long, default_value = "global")]
+    scope: String,
+    /// Hop limit of what the service multicasts.
+    #[arg(long = "hops")]
+    hop_limit: Option<u8>,
 }
 
 /// How names map to addresses.
@@ -108,6 +150,10 @@ struct Network {
     /// Do not loop sent datagrams back to other listeners on this host.
     #[arg(long)]
     no_loopback: bool,
+    /// The core's Stratum 0, ADDRESS:PORT: reach the core through a relay where native
+    /// multicast does not.
+    #[arg(long)]
+    stratum0: Option<SocketAddrV6>,
 }
 
 impl Addressing {
@@ -131,6 +177,7 @@ impl Network {
         if let Some(hop_limit) = self.hop_limit {
             config.hop_limit = hop_limit;
         }
+        config.stratum0 = self.stratum0;
         config.validate()?;
         Ok(config)
     }
@@ -159,6 +206,9 @@ fn main() -> ExitCode {
             network,
         } => send(&channel, message, &network),
         Command::Demo => demo::run(),
+        Command::Stratum0 { listen, core } => run_stratum0(listen, &core),
+        Command::Relay { listen, core } => run_relay(listen, &core),
+        Command::Probe { json, network } => probe(json, &network),
     };
     match outcome {
         Ok(code) => code,
@@ -280,7 +330,7 @@ fn message_json(channel: &str, message: &Message) -> String {
         "interface": &*message.interface_name,
         "sender": message.sender.to_string(),
         "seq": message.seq,
-        "path": if message.relayed { "relayed" } else { "native" },
+        "path": if message.relayed { "relay" } else { "native" },
     })
     .to_string()
 }
@@ -306,4 +356,129 @@ fn send(name: &str, message: Option<String>, network: &Network) -> sixcast::Resu
     );
     context.close();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Blocks until the process is interrupted; the services run on their own threads.
+fn serve_forever(what: &str, port: u16) -> ! {
+    // Scripts and tests wait for this line before they rely on the service.
+    eprintln!("sixcast: {what} running on UDP port {port}; Ctrl-C to stop");
+    loop {
+        std::thread::park();
+    }
+}
+
+fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCode> {
+    let mut config = Stratum0Config::default();
+    config.listen = listen;
+    config.interfaces.clone_from(&core.interfaces);
+    config.scope = core.scope.parse()?;
+    if let Some(hop_limit) = core.hop_limit {
+        config.hop_limit = hop_limit;
+    }
+    let service = Stratum0::spawn(config)?;
+    serve_forever("stratum 0", service.port())
+}
+
+fn run_relay(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCode> {
+    let mut config = RelayConfig::default();
+    config.listen = listen;
+    config.interfaces.clone_from(&core.interfaces);
+    config.scope = core.scope.parse()?;
+    if let Some(hop_limit) = core.hop_limit {
+        config.hop_limit = hop_limit;
+    }
+    let relay = Relay::spawn(config)?;
+    serve_forever("relay", relay.port())
+}
+
+fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
+    let config = network.config()?;
+    if config.stratum0.is_none() {
+        return Err(sixcast::Error::new(
+            ErrorKind::InvalidConfig,
+            "probe needs --stratum0 ADDRESS:PORT, the core's Stratum 0",
+        ));
+    }
+    let limit = config.probe_timeout * 3 + Duration::from_secs(3);
+    let context = Context::new(config)?;
+    let started = Instant::now();
+    // The context settles on a path (or an error) in the background; wait for it, bounded.
+    let mut reachability = context.reachability();
+    while let Some(reach) = &reachability {
+        let settled = reach.last_error.is_some()
+            || reach.relay.is_some()
+            || reach.probe.as_ref().is_some_and(|probe| probe.native());
+        if settled || started.elapsed() > limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        reachability = context.reachability();
+    }
+    let Some(reachability) = reachability else {
+        return Err(sixcast::Error::new(
+            ErrorKind::InvalidConfig,
+            "no Stratum 0 configured",
+        ));
+    };
+    let path = match (&reachability.relay, &reachability.probe) {
+        (Some(relay), _) => format!("relay {relay}"),
+        (None, Some(probe)) if probe.native() => "native".to_owned(),
+        _ => "none".to_owned(),
+    };
+    let probe = reachability.probe.as_ref();
+    if json {
+        let offers: Vec<_> = reachability
+            .offers
+            .iter()
+            .map(|offer| serde_json::json!({"relay": offer.address.to_string(), "rtt_ms": offer.rtt.as_secs_f64() * 1e3, "load": offer.load}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "stratum0": context.config().stratum0.map(|address| address.to_string()),
+                "answered": probe.is_some_and(|probe| probe.answered),
+                "rtt_ms": probe.and_then(|probe| probe.rtt).map(|rtt| rtt.as_secs_f64() * 1e3),
+                "native_down": probe.is_some_and(|probe| probe.native_down),
+                "native_up": probe.is_some_and(|probe| probe.native_up),
+                "offers": offers,
+                "path": path,
+                "error": reachability.last_error,
+            })
+        );
+    } else {
+        match probe {
+            Some(probe) => {
+                println!(
+                    "stratum 0 {} answered in {:?}",
+                    probe.stratum0,
+                    probe.rtt.unwrap_or_default()
+                );
+                println!(
+                    "native multicast from the core: {}",
+                    if probe.native_down { "yes" } else { "no" }
+                );
+                println!(
+                    "native multicast to the core:   {}",
+                    if probe.native_up { "yes" } else { "no" }
+                );
+            }
+            None => println!("stratum 0 did not answer"),
+        }
+        for offer in &reachability.offers {
+            println!(
+                "relay {} offered: round trip {:?}, load {}‰",
+                offer.address, offer.rtt, offer.load
+            );
+        }
+        println!("path: {path}");
+        if let Some(error) = &reachability.last_error {
+            println!("error: {error}");
+        }
+    }
+    context.close();
+    Ok(if path == "none" {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -1,0 +1,542 @@
+//! The relay: a process on the multicast core that carries channel traffic to and from nodes
+//! whose network does not route multicast, through UDP tunnels (see `docs/reachability.md`).
+//!
+//! The relay knows nothing of channels, only groups: a tunnel client JOINs the groups it wants
+//! (a channel's group and its relayed twin), the relay joins them natively on the core and
+//! forwards what arrives there to every client joined to the group. What a client sends up is
+//! multicast on the core to the group the client names (its relayed twin) and passed to the
+//! relay's other clients of that group, never back to the sender. Before a client has proven
+//! it receives at its address (the CHALLENGE's MAC echoed in JOIN) the relay sends it nothing
+//! larger than what it received, and it caps clients and groups.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::{Ipv6Addr, SocketAddrV6},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+use tracing::{debug, warn};
+
+use crate::{
+    addr::{self, Scope},
+    discovery::{
+        self, CONTROL_PORT, RELAY_PORT, Secrets, ThreadBody, send_control, serve, spawn_named,
+    },
+    error::Result,
+    socket::{self, Interface, McastSocket, SocketOptions, Waker},
+    wire::control::{self, Control, MAX_GROUPS_PER_MESSAGE},
+};
+
+/// Settings of a [`Relay`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RelayConfig {
+    /// Address and port to accept tunnels on.
+    pub listen: SocketAddrV6,
+    /// Core interfaces to join and multicast on; empty means every multicast interface.
+    pub interfaces: Vec<String>,
+    /// Scope of the relay group that Stratum 0 solicits on.
+    pub scope: Scope,
+    /// UDP port of channel traffic on the core.
+    pub data_port: u16,
+    /// Hop limit of what the relay multicasts on the core.
+    pub hop_limit: u8,
+    /// Most tunnel clients served at once; more are refused (the LIMIT flag).
+    pub max_tunnels: usize,
+    /// Most groups one client may join.
+    pub max_groups_per_tunnel: usize,
+    /// How often clients must refresh their joins; a client silent for three intervals is
+    /// dropped.
+    pub refresh: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, RELAY_PORT, 0, 0),
+            interfaces: Vec::new(),
+            scope: Scope::Global,
+            data_port: addr::DEFAULT_PORT,
+            hop_limit: crate::config::DEFAULT_HOP_LIMIT,
+            max_tunnels: 1024,
+            max_groups_per_tunnel: MAX_GROUPS_PER_MESSAGE,
+            refresh: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters of a [`Relay`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayStats {
+    /// Tunnel clients now served.
+    pub tunnels: u64,
+    /// Offers sent in answer to Stratum 0's solicitations.
+    pub offers: u64,
+    /// Challenges sent to HELLOs.
+    pub challenges: u64,
+    /// JOINs refused: a MAC that does not match, or no room for another client.
+    pub refused: u64,
+    /// Datagrams forwarded from the core down tunnels (once per client).
+    pub datagrams_down: u64,
+    /// Datagrams received up tunnels and passed on.
+    pub datagrams_up: u64,
+    /// Payload bytes forwarded down tunnels.
+    pub bytes_down: u64,
+    /// Payload bytes received up tunnels.
+    pub bytes_up: u64,
+    /// Datagrams dropped: malformed, from unknown clients, or for groups the client never joined.
+    pub rejected: u64,
+}
+
+#[derive(Default)]
+struct RelayCounters {
+    offers: AtomicU64,
+    challenges: AtomicU64,
+    refused: AtomicU64,
+    datagrams_down: AtomicU64,
+    datagrams_up: AtomicU64,
+    bytes_down: AtomicU64,
+    bytes_up: AtomicU64,
+    rejected: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// A relay service. Runs on background threads until [`close`](Self::close) or drop.
+pub struct Relay {
+    service: Arc<RelayService>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+struct RelayService {
+    config: RelayConfig,
+    interfaces: Vec<Interface>,
+    /// Tunnel control and data, unicast.
+    tunnels_socket: McastSocket,
+    /// Channel traffic on the core.
+    core: McastSocket,
+    /// Stratum 0's solicitations on the relay group.
+    solicitations: McastSocket,
+    state: Mutex<Tunnels>,
+    secrets: Mutex<Secrets>,
+    counters: RelayCounters,
+    waker: Waker,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Tunnels {
+    clients: HashMap<SocketAddrV6, Client>,
+    /// Which clients want each group; a group is joined on the core while it has any.
+    members: HashMap<Ipv6Addr, HashSet<SocketAddrV6>>,
+}
+
+struct Client {
+    groups: HashSet<Ipv6Addr>,
+    last_heard: Instant,
+}
+
+impl Relay {
+    /// Binds the relay's sockets, joins the relay group and starts serving.
+    pub fn spawn(config: RelayConfig) -> Result<Self> {
+        let interfaces = socket::select_interfaces(&config.interfaces)?;
+        let options = |address, port, loopback| SocketOptions {
+            address,
+            port,
+            hop_limit: config.hop_limit,
+            loopback,
+            recv_buffer: 8 << 20,
+        };
+        let tunnels_socket =
+            McastSocket::bind(&options(*config.listen.ip(), config.listen.port(), false))?;
+        // The relay must not hear its own injections back, or it would forward them twice.
+        let core = McastSocket::bind(&options(Ipv6Addr::UNSPECIFIED, config.data_port, false))?;
+        let solicitations =
+            McastSocket::bind(&options(Ipv6Addr::UNSPECIFIED, CONTROL_PORT, false))?;
+        for interface in &interfaces {
+            solicitations.join(discovery::relay_group(config.scope), interface)?;
+        }
+        let service = Arc::new(RelayService {
+            config,
+            interfaces,
+            tunnels_socket,
+            core,
+            solicitations,
+            state: Mutex::default(),
+            secrets: Mutex::new(Secrets::new()),
+            counters: RelayCounters::default(),
+            waker: Waker::new()?,
+            closed: AtomicBool::new(false),
+        });
+        let mut threads = Vec::new();
+        let bodies: [ThreadBody<RelayService>; 3] = [
+            ("sixcast-relay", RelayService::tunnel_loop),
+            ("sixcast-relay-core", RelayService::core_loop),
+            ("sixcast-relay-offers", RelayService::offer_loop),
+        ];
+        for (name, body) in bodies {
+            match spawn_named(name, &service, body) {
+                Ok(thread) => threads.push(thread),
+                Err(err) => {
+                    service.shutdown();
+                    threads
+                        .into_iter()
+                        .for_each(|thread: JoinHandle<()>| drop(thread.join()));
+                    return Err(err);
+                }
+            }
+        }
+        debug!(listen = %service.config.listen, "relay started");
+        Ok(Self { service, threads })
+    }
+
+    /// The port tunnels are accepted on.
+    pub fn port(&self) -> u16 {
+        self.service.tunnels_socket.port()
+    }
+
+    /// The relay's counters.
+    pub fn stats(&self) -> RelayStats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counters = &self.service.counters;
+        RelayStats {
+            tunnels: self.service.state.lock().clients.len() as u64,
+            offers: get(&counters.offers),
+            challenges: get(&counters.challenges),
+            refused: get(&counters.refused),
+            datagrams_down: get(&counters.datagrams_down),
+            datagrams_up: get(&counters.datagrams_up),
+            bytes_down: get(&counters.bytes_down),
+            bytes_up: get(&counters.bytes_up),
+            rejected: get(&counters.rejected),
+        }
+    }
+
+    /// Stops the relay, dropping every tunnel. Closing twice is harmless.
+    pub fn close(&mut self) {
+        self.service.shutdown();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl RelayService {
+    fn tunnel_loop(&self) {
+        serve(
+            &self.tunnels_socket,
+            &self.waker,
+            &self.closed,
+            |source, _, datagram| self.handle_client(source, datagram),
+            || self.expire_silent_clients(),
+        );
+    }
+
+    fn send(&self, message: &Control<'_>, to: SocketAddrV6) {
+        if let Err(err) = send_control(&self.tunnels_socket, message, to) {
+            debug!("sending {} to {to}: {err}", message.name());
+        }
+    }
+
+    fn handle_client(&self, source: SocketAddrV6, datagram: &[u8]) {
+        match control::decode(datagram) {
+            Ok(Control::Hello { nonce }) => {
+                add(&self.counters.challenges, 1);
+                let mac = self.secrets.lock().mac(source, nonce);
+                let limit = self.state.lock().clients.len() >= self.config.max_tunnels;
+                let refresh_secs = u16::try_from(self.config.refresh.as_secs()).unwrap_or(u16::MAX);
+                self.send(
+                    &Control::Challenge {
+                        nonce,
+                        mac,
+                        refresh_secs,
+                        limit,
+                    },
+                    source,
+                );
+            }
+            Ok(Control::Join { nonce, mac, groups }) => {
+                if !self.secrets.lock().verify(source, nonce, &mac) || !self.join(source, &groups) {
+                    add(&self.counters.refused, 1);
+                    return;
+                }
+                // The first KEEPALIVE tells the client its tunnel is up.
+                self.send(&Control::Keepalive { nonce }, source);
+            }
+            Ok(Control::Leave { nonce, mac, groups })
+                if self.secrets.lock().verify(source, nonce, &mac) =>
+            {
+                self.leave(source, &groups);
+            }
+            // The MAC was issued to the old address, which a client behind a rebinding NAT has lost.
+            Ok(Control::Teardown { nonce, mac, old })
+                if self.secrets.lock().verify(old, nonce, &mac) =>
+            {
+                self.drop_client(old);
+            }
+            Ok(Control::Keepalive { nonce }) => {
+                if self.touch(source) {
+                    self.send(&Control::Keepalive { nonce }, source);
+                } else {
+                    add(&self.counters.rejected, 1);
+                }
+            }
+            Ok(Control::Data { group, datagram }) => self.forward_up(source, group, datagram),
+            Ok(other) => {
+                add(&self.counters.rejected, 1);
+                debug!(%source, kind = other.name(), "a relay does not take this message");
+            }
+            Err(err) => {
+                add(&self.counters.rejected, 1);
+                debug!(%source, "malformed tunnel datagram: {err}");
+            }
+        }
+    }
+
+    /// Adds `groups` to the client at `source` (creating it if there is room); false if refused.
+    fn join(&self, source: SocketAddrV6, groups: &[Ipv6Addr]) -> bool {
+        if groups.iter().any(|group| !group.is_multicast()) {
+            return false;
+        }
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if !state.clients.contains_key(&source) && state.clients.len() >= self.config.max_tunnels {
+            return false;
+        }
+        let client = state.clients.entry(source).or_insert_with(|| Client {
+            groups: HashSet::new(),
+            last_heard: Instant::now(),
+        });
+        client.last_heard = Instant::now();
+        let new: Vec<Ipv6Addr> = groups
+            .iter()
+            .copied()
+            .filter(|group| !client.groups.contains(group))
+            .collect();
+        if client.groups.len() + new.len() > self.config.max_groups_per_tunnel {
+            return false;
+        }
+        for group in new {
+            client.groups.insert(group);
+            let members = state.members.entry(group).or_default();
+            if members.is_empty() {
+                for interface in &self.interfaces {
+                    if let Err(err) = self.core.join(group, interface) {
+                        warn!("joining {group} for a tunnel client: {err}");
+                    }
+                }
+            }
+            members.insert(source);
+        }
+        true
+    }
+
+    fn leave(&self, source: SocketAddrV6, groups: &[Ipv6Addr]) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if let Some(client) = state.clients.get_mut(&source) {
+            for group in groups {
+                if client.groups.remove(group) {
+                    self.forget_member(&mut state.members, *group, source);
+                }
+            }
+        }
+    }
+
+    fn forget_member(
+        &self,
+        members: &mut HashMap<Ipv6Addr, HashSet<SocketAddrV6>>,
+        group: Ipv6Addr,
+        client: SocketAddrV6,
+    ) {
+        let Some(clients) = members.get_mut(&group) else {
+            return;
+        };
+        clients.remove(&client);
+        if clients.is_empty() {
+            members.remove(&group);
+            for interface in &self.interfaces {
+                if let Err(err) = self.core.leave(group, interface) {
+                    debug!("leaving {group}: {err}");
+                }
+            }
+        }
+    }
+
+    fn drop_client(&self, address: SocketAddrV6) {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if let Some(client) = state.clients.remove(&address) {
+            for group in client.groups {
+                self.forget_member(&mut state.members, group, address);
+            }
+            debug!(%address, "tunnel client dropped");
+        }
+    }
+
+    /// Notes that a client was heard; false if it is not a client.
+    fn touch(&self, source: SocketAddrV6) -> bool {
+        match self.state.lock().clients.get_mut(&source) {
+            Some(client) => {
+                client.last_heard = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expire_silent_clients(&self) {
+        let silent = self.config.refresh * 3;
+        let expired: Vec<SocketAddrV6> = self
+            .state
+            .lock()
+            .clients
+            .iter()
+            .filter(|(_, client)| client.last_heard.elapsed() > silent)
+            .map(|(address, _)| *address)
+            .collect();
+        for address in expired {
+            self.drop_client(address);
+        }
+    }
+
+    /// A datagram a client sends up: multicast on the core and passed to the group's other
+    /// clients.
+    fn forward_up(&self, source: SocketAddrV6, group: Ipv6Addr, datagram: &[u8]) {
+        let others: Vec<SocketAddrV6> = {
+            let mut state = self.state.lock();
+            let Some(client) = state.clients.get_mut(&source) else {
+                add(&self.counters.rejected, 1);
+                return;
+            };
+            if !client.groups.contains(&group) {
+                add(&self.counters.rejected, 1);
+                return;
+            }
+            client.last_heard = Instant::now();
+            let members = state.members.get(&group);
+            members
+                .map(|members| {
+                    members
+                        .iter()
+                        .copied()
+                        .filter(|member| *member != source)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        add(&self.counters.datagrams_up, 1);
+        add(&self.counters.bytes_up, datagram.len() as u64);
+        let copy = vec![datagram.to_vec()];
+        for interface in &self.interfaces {
+            if let Err(err) = self.core.send_batch(&copy, group, interface) {
+                warn!("multicasting a tunnelled datagram to {group}: {err}");
+            }
+        }
+        self.forward_down(group, datagram, &others);
+    }
+
+    fn forward_down(&self, group: Ipv6Addr, datagram: &[u8], clients: &[SocketAddrV6]) {
+        if clients.is_empty() {
+            return;
+        }
+        let message = match (Control::Data { group, datagram }).to_vec() {
+            Ok(message) => message,
+            Err(err) => {
+                // An empty or oversized datagram: nothing a client could use.
+                debug!("not forwarding a datagram for {group}: {err}");
+                add(&self.counters.rejected, 1);
+                return;
+            }
+        };
+        for client in clients {
+            if self.tunnels_socket.send_to(&message, *client).is_ok() {
+                add(&self.counters.datagrams_down, 1);
+                add(&self.counters.bytes_down, datagram.len() as u64);
+            }
+        }
+    }
+
+    /// Channel traffic heard on the core, passed down to the clients of its group.
+    fn core_loop(&self) {
+        serve(
+            &self.core,
+            &self.waker,
+            &self.closed,
+            |_, group, datagram| {
+                let clients: Vec<SocketAddrV6> = self
+                    .state
+                    .lock()
+                    .members
+                    .get(&group)
+                    .map(|members| members.iter().copied().collect())
+                    .unwrap_or_default();
+                self.forward_down(group, datagram, &clients);
+            },
+            || {},
+        );
+    }
+
+    /// Answers Stratum 0's solicitations with an offer sent straight to the node.
+    fn offer_loop(&self) {
+        serve(
+            &self.solicitations,
+            &self.waker,
+            &self.closed,
+            |source, _, datagram| match control::decode(datagram) {
+                Ok(Control::Solicit { nonce, node }) => {
+                    let (clients, limit) = {
+                        let state = self.state.lock();
+                        (
+                            state.clients.len(),
+                            state.clients.len() >= self.config.max_tunnels,
+                        )
+                    };
+                    let load = (clients * 1000 / self.config.max_tunnels.max(1)).min(1000) as u16;
+                    let relay = SocketAddrV6::new(
+                        *self.config.listen.ip(),
+                        self.tunnels_socket.port(),
+                        0,
+                        0,
+                    );
+                    add(&self.counters.offers, 1);
+                    self.send(
+                        &Control::Offer {
+                            nonce,
+                            relay,
+                            load,
+                            limit,
+                        },
+                        node,
+                    );
+                }
+                _ => {
+                    add(&self.counters.rejected, 1);
+                    debug!(%source, "unexpected datagram on the relay group");
+                }
+            },
+            || {},
+        );
+    }
+
+    fn shutdown(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+}

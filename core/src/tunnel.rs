@@ -1,0 +1,320 @@
+//! A node's side of the relay fallback: probe the core, and where native multicast does not
+//! reach it, obtain relays through Stratum 0 and keep a tunnel to the best one, with the others
+//! as spares (see `docs/reachability.md`).
+//!
+//! This module only speaks the control protocol; the channel layer decides what to send up the
+//! tunnel and dispatches what comes down it.
+
+use std::{
+    collections::HashSet,
+    net::{Ipv6Addr, SocketAddrV6},
+    time::{Duration, Instant},
+};
+
+use tracing::{debug, info};
+
+use crate::{
+    discovery::{self, ProbeReport, ProbeSettings, send_control},
+    error::{Error, ErrorKind, Result},
+    socket::{McastSocket, RecvBatch, Wait, Waker},
+    wire::control::{self, Control, Mac},
+};
+
+/// How long a node collects relay offers after the first one arrives.
+const OFFER_WINDOW: Duration = Duration::from_millis(200);
+/// How long a node waits for Stratum 0's cookie and the relays' offers.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a handshake with one relay may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Keepalives are sent this often on an otherwise quiet tunnel.
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
+/// A relay not heard for this long is considered gone, and a spare takes over.
+pub(crate) const SILENCE_LIMIT: Duration = Duration::from_secs(3);
+
+/// A relay that offered to serve this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayOffer {
+    /// Where to open the tunnel: the offer's source address.
+    pub address: SocketAddrV6,
+    /// From the relay request to the offer's arrival.
+    pub rtt: Duration,
+    /// Share of the relay's capacity in use, in per mille.
+    pub load: u16,
+}
+
+/// An open tunnel to a relay.
+#[derive(Debug)]
+pub(crate) struct Tunnel {
+    pub(crate) relay: SocketAddrV6,
+    nonce: u64,
+    mac: Mac,
+    groups: HashSet<Ipv6Addr>,
+    pub(crate) last_heard: Instant,
+    last_sent: Instant,
+    refresh: Duration,
+    last_refresh: Instant,
+}
+
+/// Asks Stratum 0 for relays (answering its cookie first) and collects the offers, best first.
+pub(crate) fn request_relays(
+    socket: &McastSocket,
+    waker: &Waker,
+    stratum0: SocketAddrV6,
+) -> Result<Vec<RelayOffer>> {
+    let nonce = discovery::nonce();
+    let mut batch = RecvBatch::new();
+    let started = Instant::now();
+    let deadline = started + REQUEST_TIMEOUT;
+    send_control(
+        socket,
+        &Control::RelayRequest {
+            nonce,
+            cookie: [0; control::MAC_LEN],
+        },
+        stratum0,
+    )?;
+    let mut offers: Vec<RelayOffer> = Vec::new();
+    let mut first_offer: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let until = first_offer.map_or(deadline, |first| (first + OFFER_WINDOW).min(deadline));
+        if now >= until {
+            break;
+        }
+        if let Wait::Received(_) = socket.recv_batch(&mut batch, waker, Some(until - now))? {
+            for (meta, datagram) in batch.iter() {
+                match control::decode(datagram) {
+                    Ok(Control::Cookie {
+                        nonce: echoed,
+                        cookie,
+                    }) if echoed == nonce && meta.source == stratum0 => {
+                        send_control(socket, &Control::RelayRequest { nonce, cookie }, stratum0)?;
+                    }
+                    Ok(Control::Offer {
+                        nonce: echoed,
+                        load,
+                        limit,
+                        ..
+                    }) if echoed == nonce && !limit => {
+                        first_offer.get_or_insert_with(Instant::now);
+                        if !offers.iter().any(|offer| offer.address == meta.source) {
+                            offers.push(RelayOffer {
+                                address: meta.source,
+                                rtt: started.elapsed(),
+                                load,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if offers.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no relay offered to serve this node within {REQUEST_TIMEOUT:?}; is a relay \
+                 running on the core, next to Stratum 0 at {stratum0}?"
+            ),
+        ));
+    }
+    // Lowest round trip first; among similar ones (within 1 ms) the least loaded.
+    offers.sort_by_key(|offer| (offer.rtt.as_millis(), offer.load));
+    Ok(offers)
+}
+
+/// Opens a tunnel to `relay` with the return-routability handshake and joins `groups`.
+pub(crate) fn open(
+    socket: &McastSocket,
+    waker: &Waker,
+    relay: SocketAddrV6,
+    groups: &[Ipv6Addr],
+) -> Result<Tunnel> {
+    let nonce = discovery::nonce();
+    let mut batch = RecvBatch::new();
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    send_control(socket, &Control::Hello { nonce }, relay)?;
+    let mut tunnel: Option<Tunnel> = None;
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Wait::Received(_) = socket.recv_batch(&mut batch, waker, Some(left))? else {
+            continue;
+        };
+        for (meta, datagram) in batch.iter() {
+            if meta.source != relay {
+                continue;
+            }
+            match control::decode(datagram) {
+                Ok(Control::Challenge {
+                    nonce: echoed,
+                    mac,
+                    refresh_secs,
+                    limit,
+                }) if echoed == nonce => {
+                    if limit {
+                        return Err(Error::new(
+                            ErrorKind::Unsupported,
+                            format!("relay {relay} takes no more clients"),
+                        ));
+                    }
+                    let now = Instant::now();
+                    let mut opened = Tunnel {
+                        relay,
+                        nonce,
+                        mac,
+                        groups: HashSet::new(),
+                        last_heard: now,
+                        last_sent: now,
+                        refresh: Duration::from_secs(u64::from(refresh_secs.max(1))),
+                        last_refresh: now,
+                    };
+                    opened.join(socket, groups)?;
+                    tunnel = Some(opened);
+                }
+                // The relay acknowledges the JOIN with a keepalive: the tunnel is up.
+                Ok(Control::Keepalive { nonce: echoed }) if echoed == nonce => {
+                    if let Some(tunnel) = tunnel {
+                        info!(%relay, "tunnel open");
+                        return Ok(tunnel);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Timeout,
+        format!("relay {relay} did not complete the tunnel handshake within {HANDSHAKE_TIMEOUT:?}"),
+    ))
+}
+
+impl Tunnel {
+    /// Asks the relay for `groups` as well (a JOIN covers at most 64 groups).
+    pub(crate) fn join(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
+        self.groups.extend(groups.iter().copied());
+        self.send_joins(socket, groups)
+    }
+
+    fn send_joins(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
+        for chunk in groups.chunks(control::MAX_GROUPS_PER_MESSAGE) {
+            let join = Control::Join {
+                nonce: self.nonce,
+                mac: self.mac,
+                groups: chunk.to_vec(),
+            };
+            send_control(socket, &join, self.relay)?;
+        }
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    /// Asks the relay to stop sending `groups`.
+    pub(crate) fn leave(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
+        for group in groups {
+            self.groups.remove(group);
+        }
+        for chunk in groups.chunks(control::MAX_GROUPS_PER_MESSAGE) {
+            let leave = Control::Leave {
+                nonce: self.nonce,
+                mac: self.mac,
+                groups: chunk.to_vec(),
+            };
+            send_control(socket, &leave, self.relay)?;
+        }
+        Ok(())
+    }
+
+    /// Sends one channel datagram up the tunnel, for `group` (the channel's relayed twin).
+    pub(crate) fn send_data(
+        &mut self,
+        socket: &McastSocket,
+        group: Ipv6Addr,
+        datagram: &[u8],
+    ) -> Result<()> {
+        send_control(socket, &Control::Data { group, datagram }, self.relay)?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    /// Keepalives and join refreshes that are due.
+    pub(crate) fn maintain(&mut self, socket: &McastSocket) -> Result<()> {
+        if self.last_refresh.elapsed() >= self.refresh {
+            self.last_refresh = Instant::now();
+            let groups: Vec<Ipv6Addr> = self.groups.iter().copied().collect();
+            self.send_joins(socket, &groups)?;
+        }
+        if self.last_sent.elapsed() >= KEEPALIVE_INTERVAL {
+            send_control(
+                socket,
+                &Control::Keepalive { nonce: self.nonce },
+                self.relay,
+            )?;
+            self.last_sent = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Whether the relay has been silent for too long.
+    pub(crate) fn is_silent(&self) -> bool {
+        self.last_heard.elapsed() >= SILENCE_LIMIT
+    }
+
+    /// Ends the tunnel politely (best effort: the relay also forgets silent clients). `old` is
+    /// this node's address as the core sees it.
+    pub(crate) fn close(&self, socket: &McastSocket, old: SocketAddrV6) {
+        let teardown = Control::Teardown {
+            nonce: self.nonce,
+            mac: self.mac,
+            old,
+        };
+        if let Err(err) = send_control(socket, &teardown, self.relay) {
+            debug!("tearing down the tunnel to {}: {err}", self.relay);
+        }
+    }
+}
+
+/// What [`connect`] found: the probe, and where native multicast falls short, the tunnel and
+/// every offer received (the tunnel's relay among them).
+pub(crate) struct Connected {
+    pub(crate) report: ProbeReport,
+    pub(crate) tunnel: Option<Tunnel>,
+    pub(crate) offers: Vec<RelayOffer>,
+}
+
+/// Probes, and opens a tunnel when native multicast does not work both ways: to the best relay
+/// that completes the handshake.
+pub(crate) fn connect(
+    socket: &McastSocket,
+    waker: &Waker,
+    settings: &ProbeSettings,
+    groups: &[Ipv6Addr],
+) -> Result<Connected> {
+    let report = discovery::probe(settings, socket, waker)?;
+    if report.native() {
+        return Ok(Connected {
+            report,
+            tunnel: None,
+            offers: Vec::new(),
+        });
+    }
+    let offers = request_relays(socket, waker, settings.stratum0)?;
+    let mut last_error = None;
+    for offer in &offers {
+        match open(socket, waker, offer.address, groups) {
+            Ok(tunnel) => {
+                return Ok(Connected {
+                    report,
+                    tunnel: Some(tunnel),
+                    offers,
+                });
+            }
+            Err(err) => {
+                debug!(relay = %offer.address, "{err}");
+                last_error = Some(err);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| Error::new(ErrorKind::Timeout, "no relay could be reached")))
+}

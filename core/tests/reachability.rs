@@ -1,0 +1,345 @@
+//! The relay fallback with real packets: Stratum 0 and relays on the core segment, nodes on
+//! islands behind routers that forward unicast only.
+
+mod harness;
+
+use std::{
+    net::SocketAddrV6,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use harness::{World, collect, config, joined, start_line, world};
+use sixcast::{
+    Config, Context,
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig, RelayStats},
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Stratum 0 and relays of a world, running until dropped.
+struct CoreServices {
+    stratum0: Stratum0,
+    relays: Vec<(String, Relay)>,
+    address: SocketAddrV6,
+}
+
+/// Starts Stratum 0 on `s0_host` and a relay on each of `relay_hosts`.
+fn core_services(world: &World, s0_host: &str, relay_hosts: &[&str]) -> CoreServices {
+    let stratum0 = world
+        .host(s0_host)
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            Stratum0::spawn(s0).unwrap()
+        })
+        .unwrap();
+    let relays = relay_hosts
+        .iter()
+        .map(|host| {
+            let relay = world
+                .host(host)
+                .run(|| {
+                    let mut relay = RelayConfig::default();
+                    relay.hop_limit = 8;
+                    Relay::spawn(relay).unwrap()
+                })
+                .unwrap();
+            (host.to_string(), relay)
+        })
+        .collect();
+    let address = SocketAddrV6::new(world.host(s0_host).addr(), stratum0.port(), 0, 0);
+    CoreServices {
+        stratum0,
+        relays,
+        address,
+    }
+}
+
+impl CoreServices {
+    fn relay_stats(&self) -> Vec<RelayStats> {
+        self.relays.iter().map(|(_, relay)| relay.stats()).collect()
+    }
+
+    /// The host whose relay listens at `address`.
+    fn relay_host(&self, world: &World, address: SocketAddrV6) -> String {
+        let found = self.relays.iter().find(|(host, relay)| {
+            world.host(host).addr() == *address.ip() && relay.port() == address.port()
+        });
+        found
+            .map(|(host, _)| host.clone())
+            .expect("a relay of this world")
+    }
+}
+
+fn island_config(stratum0: SocketAddrV6) -> Config {
+    let mut config = config();
+    config.stratum0 = Some(stratum0);
+    config
+}
+
+/// Waits until the context has a tunnel (its relay) or has settled on native (None).
+fn wait_for_path(context: &Context) -> Option<SocketAddrV6> {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if let Some(reach) = context.reachability()
+            && (reach.relay.is_some() || reach.probe.as_ref().is_some_and(|probe| probe.native()))
+        {
+            return reach.relay;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no path settled: {:?}", context.reachability());
+}
+
+fn payloads(messages: &[sixcast::Message]) -> Vec<&[u8]> {
+    messages
+        .iter()
+        .map(|message| message.payload.as_slice())
+        .collect()
+}
+
+#[test]
+fn an_island_reaches_the_core_through_a_relay_both_ways() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world, "s0", &["r1", "r2"]);
+    let s0 = services.address;
+    let start = start_line(3);
+    let island = {
+        let start = Arc::clone(&start);
+        world.host("i1").spawn(move || {
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("alerts").unwrap();
+            channel.join().unwrap();
+            let joined_at = Instant::now();
+            let relay = wait_for_path(&context).expect("the island needs a relay");
+            let settled = joined_at.elapsed();
+            start.wait();
+            let received = collect(&channel, 3, WAIT);
+            channel.send(b"island to core").unwrap();
+            channel.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            (received, relay, settled, context.reachability().unwrap())
+        })
+    };
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("c2").spawn(move || {
+            let (_context, channel) = joined(config(), "alerts");
+            start.wait();
+            collect(&channel, 4, WAIT)
+        })
+    };
+    world
+        .host("c1")
+        .spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("alerts").unwrap();
+            start.wait();
+            for text in ["disk full", "load high", "all clear"] {
+                channel.send(text.as_bytes()).unwrap();
+                channel.flush().unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    let (received, used_relay, settled, reach) = island.join().unwrap();
+    assert_eq!(
+        payloads(&received),
+        [&b"disk full"[..], b"load high", b"all clear"],
+        "{reach:?}"
+    );
+    assert!(received.iter().all(|message| message.relayed));
+    let probe = reach.probe.unwrap();
+    assert!(!probe.native_down && !probe.native_up, "{probe:?}");
+    assert_eq!(
+        reach.offers.len(),
+        2,
+        "both relays offered: {:?}",
+        reach.offers
+    );
+    eprintln!("join to relayed path: {settled:?} via {used_relay}");
+    let at_core = listener.join().unwrap();
+    assert_eq!(
+        payloads(&at_core),
+        [
+            &b"disk full"[..],
+            b"load high",
+            b"all clear",
+            b"island to core"
+        ],
+        "the core hears everything once"
+    );
+    let stats = services.relay_stats();
+    assert_eq!(
+        stats.iter().map(|stats| stats.datagrams_up).sum::<u64>(),
+        1,
+        "{stats:?}"
+    );
+    // The island's context has closed: its TEARDOWN removes the tunnel (within a moment).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while services.relay_stats().iter().any(|stats| stats.tunnels > 0) && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = services.relay_stats();
+    assert!(stats.iter().all(|stats| stats.tunnels == 0), "{stats:?}");
+}
+
+#[test]
+fn islands_reach_each_other_through_relays() {
+    let Some(world) = world(World::stratum2, false) else {
+        return;
+    };
+    let services = core_services(&world, "s0", &["r1"]);
+    let s0 = services.address;
+    let start = start_line(2);
+    let receiver = {
+        let start = Arc::clone(&start);
+        world.host("j1").spawn(move || {
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("chat").unwrap();
+            channel.join().unwrap();
+            wait_for_path(&context).expect("island b needs a relay");
+            start.wait();
+            let received = collect(&channel, 2, WAIT);
+            harness::assert_quiet(&channel, Duration::from_millis(300));
+            received
+        })
+    };
+    world
+        .host("i1")
+        .spawn(move || {
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("chat").unwrap();
+            channel.join().unwrap();
+            wait_for_path(&context).expect("island a needs a relay");
+            start.wait();
+            channel.send(b"hello from island a").unwrap();
+            channel.send(b"").unwrap();
+            channel.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        })
+        .join()
+        .unwrap();
+    let received = receiver.join().unwrap();
+    assert_eq!(payloads(&received), [&b"hello from island a"[..], b""]);
+}
+
+#[test]
+fn a_silent_relay_is_replaced_by_a_spare_within_five_seconds() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world, "s0", &["r1", "r2"]);
+    let s0 = services.address;
+    let (relay_tx, relay_rx) = std::sync::mpsc::channel();
+    let island = world.host("i1").spawn(move || {
+        let context = Context::new(island_config(s0)).unwrap();
+        let channel = context.channel("heartbeat").unwrap();
+        channel.join().unwrap();
+        relay_tx
+            .send(wait_for_path(&context).expect("a relay"))
+            .unwrap();
+        // Arrival time of each heartbeat, by its number.
+        let mut arrivals = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(12);
+        while Instant::now() < deadline {
+            if let Ok(message) = channel.recv_timeout(Duration::from_millis(100)) {
+                let number: u32 = String::from_utf8_lossy(&message.payload).parse().unwrap();
+                arrivals.push((number, Instant::now()));
+            }
+        }
+        (arrivals, context.reachability().unwrap())
+    });
+    let first_relay = relay_rx.recv_timeout(WAIT).unwrap();
+    let first_host = services.relay_host(&world, first_relay);
+    let sender = world.host("c1").spawn(|| {
+        let context = Context::new(config()).unwrap();
+        let channel = context.channel("heartbeat").unwrap();
+        for number in 0..100u32 {
+            channel.send(number.to_string().as_bytes()).unwrap();
+            channel.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    world.set_link_silent(&first_host, true).unwrap();
+    let cut_at = Instant::now();
+    let (arrivals, reach) = island.join().unwrap();
+    sender.join().unwrap();
+    let resumed = arrivals
+        .iter()
+        .find(|(_, at)| *at > cut_at + Duration::from_millis(300))
+        .map(|(_, at)| at.duration_since(cut_at))
+        .expect("traffic resumed after the cut");
+    eprintln!("failover: traffic resumed {resumed:?} after the relay went silent");
+    assert!(resumed <= Duration::from_secs(5), "took {resumed:?}");
+    assert_ne!(
+        reach.relay,
+        Some(first_relay),
+        "moved to the spare: {reach:?}"
+    );
+    let numbers: Vec<u32> = arrivals.iter().map(|(number, _)| *number).collect();
+    let mut unique = numbers.clone();
+    unique.dedup();
+    assert_eq!(numbers, unique, "no heartbeat twice");
+}
+
+#[test]
+fn where_multicast_is_native_no_relay_carries_anything() {
+    for build in [(|| World::lan(3)) as fn() -> _, World::routed_mcast] {
+        let Some(world) = world(build, true) else {
+            return;
+        };
+        // Stratum 0 and the relay on one host, a sender beside it, a listener further away.
+        let (core, near, far) = if world.get_host("h1").is_some() {
+            ("h1", "h2", "h3")
+        } else {
+            ("a1", "a2", "b1")
+        };
+        let services = core_services(&world, core, &[core]);
+        let s0 = services.address;
+        let listener = world.host(far).spawn(move || {
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("metrics").unwrap();
+            channel.join().unwrap();
+            assert_eq!(wait_for_path(&context), None, "native: no tunnel");
+            std::thread::sleep(Duration::from_millis(300));
+            collect(&channel, 2, WAIT)
+        });
+        world
+            .host(near)
+            .spawn(move || {
+                let context = Context::new(island_config(s0)).unwrap();
+                let channel = context.channel("metrics").unwrap();
+                assert_eq!(wait_for_path(&context), None);
+                std::thread::sleep(Duration::from_millis(600));
+                channel.send(b"cpu 3%").unwrap();
+                channel.send(b"cpu 4%").unwrap();
+                channel.flush().unwrap();
+            })
+            .join()
+            .unwrap();
+        let received = listener.join().unwrap();
+        assert_eq!(
+            payloads(&received),
+            [&b"cpu 3%"[..], b"cpu 4%"],
+            "{}",
+            world.topology()
+        );
+        assert!(received.iter().all(|message| !message.relayed));
+        let stats = services.relay_stats();
+        assert!(
+            stats
+                .iter()
+                .all(|s| (s.tunnels, s.datagrams_down, s.datagrams_up) == (0, 0, 0)),
+            "{}: {stats:?}",
+            world.topology()
+        );
+        assert!(services.stratum0.stats().probes >= 2);
+    }
+}
