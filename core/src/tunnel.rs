@@ -170,6 +170,12 @@ pub(crate) fn open(
                         refresh: Duration::from_secs(u64::from(refresh_secs.max(1))),
                         last_refresh: now,
                     };
+                    if groups.is_empty() {
+                        // Nothing to join yet: the relay keeps no state for this node until its
+                        // first JOIN, which a channel's join sends.
+                        info!(%relay, "tunnel ready");
+                        return Ok(opened);
+                    }
                     opened.join(socket, groups)?;
                     tunnel = Some(opened);
                 }
@@ -193,6 +199,10 @@ pub(crate) fn open(
 impl Tunnel {
     /// Asks the relay for `groups` as well (a JOIN covers at most 64 groups).
     pub(crate) fn join(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
+        if self.groups.is_empty() {
+            // The relay's silence is measured from its first client state on.
+            self.last_heard = Instant::now();
+        }
         self.groups.extend(groups.iter().copied());
         self.send_joins(socket, groups)
     }
@@ -238,8 +248,12 @@ impl Tunnel {
         Ok(())
     }
 
-    /// Keepalives and join refreshes that are due.
+    /// Keepalives and join refreshes that are due (none while nothing is joined: the relay has
+    /// no state for this node then).
     pub(crate) fn maintain(&mut self, socket: &McastSocket) -> Result<()> {
+        if self.groups.is_empty() {
+            return Ok(());
+        }
         if self.last_refresh.elapsed() >= self.refresh {
             self.last_refresh = Instant::now();
             let groups: Vec<Ipv6Addr> = self.groups.iter().copied().collect();
@@ -258,7 +272,7 @@ impl Tunnel {
 
     /// Whether the relay has been silent for too long.
     pub(crate) fn is_silent(&self) -> bool {
-        self.last_heard.elapsed() >= SILENCE_LIMIT
+        !self.groups.is_empty() && self.last_heard.elapsed() >= SILENCE_LIMIT
     }
 
     /// Ends the tunnel politely (best effort: the relay also forgets silent clients). `old` is

@@ -217,3 +217,106 @@ fn listen_times_out_with_exit_code_3_where_multicast_is_not_routed() {
     );
     assert!(began.elapsed() < Duration::from_secs(3));
 }
+
+/// A service process (`sixcast stratum0`/`relay`), killed when dropped.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `sixcast <command>` in `host` and waits for its "running" line.
+fn start_service(world: &World, host: &str, command: &str) -> Service {
+    let mut child = world
+        .host(host)
+        .command(SIXCAST)
+        .args([command, "--hops", "8"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the service");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("running"), "{command} said: {line}");
+    // Keep draining, so that the service never blocks on (or fails writing to) a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    Service(child)
+}
+
+#[test]
+fn an_island_probes_and_listens_through_a_relay() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let _stratum0 = start_service(&world, "s0", "stratum0");
+    let _relay = start_service(&world, "r1", "relay");
+    let s0 = format!("[{}]:6447", world.host("s0").addr());
+
+    let probe = world
+        .host("i1")
+        .command(SIXCAST)
+        .args(["probe", "--stratum0", &s0, "--json", "--hops", "8"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(report["answered"], true, "{report}");
+    assert_eq!(report["native_down"], false, "{report}");
+    assert_eq!(report["native_up"], false, "{report}");
+    let relay = format!("[{}]:6448", world.host("r1").addr());
+    assert_eq!(report["path"], format!("relay {relay}"), "{report}");
+    assert_eq!(report["offers"][0]["relay"], relay, "{report}");
+
+    let core_probe = world
+        .host("c1")
+        .command(SIXCAST)
+        .args(["probe", "--stratum0", &s0, "--json", "--hops", "8"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&core_probe.stdout).unwrap();
+    assert_eq!(report["path"], "native", "{report}");
+
+    let mut listener = start_listener(
+        &world,
+        "i1",
+        &[
+            "ops",
+            "--count",
+            "1",
+            "--timeout",
+            "15",
+            "--json",
+            "--stratum0",
+            &s0,
+            "--hops",
+            "8",
+        ],
+    );
+    // The listener reaches the core through the relay once its probe has settled (~2 s):
+    // send until it has a message (it exits after one), at most 10 s.
+    for _ in 0..20 {
+        let status = world
+            .host("c1")
+            .command(SIXCAST)
+            .args(["send", "ops", "deploy done", "--hops", "8"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(500));
+        if listener.child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let (code, stdout, stderr) = finish(listener, Duration::from_secs(15));
+    assert_eq!(code, 0, "{stderr}");
+    let message: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(message["payload"], "deploy done");
+    assert_eq!(message["path"], "relay");
+}
