@@ -2,6 +2,7 @@
 //! thread per host, each inside its host's namespace) and prints what arrived where.
 
 use std::{
+    net::SocketAddrV6,
     os::unix::process::CommandExt,
     process::{Command, ExitCode},
     sync::mpsc,
@@ -9,7 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sixcast::{Config, Context, ErrorKind, Message};
+use sixcast::{
+    Config, Context, ErrorKind, Message,
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig},
+};
 use sixcast_netlab::{Host, World};
 
 /// Set in the re-executed demo so it does not try to enter a user namespace twice.
@@ -40,7 +45,7 @@ pub(crate) fn run() -> sixcast::Result<ExitCode> {
         Vec::new(),
         big,
     ];
-    exchange(&world, "h1", &["h2", "h3"], &messages)?;
+    exchange(&world, "h1", &["h2", "h3"], &messages, None)?;
     drop(world);
 
     match sixcast_netlab::check_environment(true) {
@@ -50,7 +55,7 @@ pub(crate) fn run() -> sixcast::Result<ExitCode> {
             println!(
                 "\nWorld 2: two segments joined by a router that routes multicast (smcroute)."
             );
-            exchange(&world, "a1", &["a2", "b1"], &messages[..2])?;
+            exchange(&world, "a1", &["a2", "b1"], &messages[..2], None)?;
         }
         Err(reason) => println!("\nWorld 2 (multicast routing) skipped: {reason}"),
     }
@@ -58,10 +63,47 @@ pub(crate) fn run() -> sixcast::Result<ExitCode> {
     let world = World::routed_nomcast()
         .map_err(|err| fail(format!("building the unicast-only world: {err}")))?;
     println!("\nWorld 3: the same two segments, but the router forwards unicast only.");
-    exchange(&world, "a1", &["a2", "b1"], &messages[..2])?;
-    println!("\nHosts behind a router without multicast routing hear nothing natively;");
-    println!("on such networks sixcast is meant to fall back to unicast relays.");
+    exchange(&world, "a1", &["a2", "b1"], &messages[..2], None)?;
+    println!("  b1 is behind a router without multicast routing: nothing arrives natively.");
+    drop(world);
+
+    let world = World::stratum().map_err(|err| fail(format!("building the relay world: {err}")))?;
+    println!(
+        "\nWorld 4: the same gap, bridged. On the core segment run Stratum 0 (s0) and a relay"
+    );
+    println!("(r1); the island's router (to i1) still forwards unicast only. Every node is told");
+    println!("where Stratum 0 is; i1 finds that native multicast does not reach the core and");
+    println!("opens a tunnel to the relay.");
+    let services = start_core_services(&world)?;
+    let stratum0 = SocketAddrV6::new(world.host("s0").addr(), services.0.port(), 0, 0);
+    exchange(&world, "c1", &["c2", "i1"], &messages[..2], Some(stratum0))?;
+    let relayed = services.1.stats();
+    println!(
+        "  the relay carried {} datagram(s) down its tunnel and {} up",
+        relayed.datagrams_down, relayed.datagrams_up
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stratum 0 on s0 and a relay on r1, running until dropped.
+fn start_core_services(world: &World) -> sixcast::Result<(Stratum0, Relay)> {
+    let stratum0 = world
+        .host("s0")
+        .run(|| {
+            let mut config = Stratum0Config::default();
+            config.hop_limit = 8;
+            Stratum0::spawn(config)
+        })
+        .map_err(|err| fail(format!("entering s0: {err}")))??;
+    let relay = world
+        .host("r1")
+        .run(|| {
+            let mut config = RelayConfig::default();
+            config.hop_limit = 8;
+            Relay::spawn(config)
+        })
+        .map_err(|err| fail(format!("entering r1: {err}")))??;
+    Ok((stratum0, relay))
 }
 
 fn fail(message: String) -> sixcast::Error {
@@ -85,11 +127,13 @@ fn reexec_in_user_namespace() -> sixcast::Result<ExitCode> {
 }
 
 /// Starts listeners on `receivers`, sends `messages` from `sender`, and prints what arrived.
+/// With `stratum0`, every node may reach the core through a relay.
 fn exchange(
     world: &World,
     sender: &str,
     receivers: &[&str],
     messages: &[Vec<u8>],
+    stratum0: Option<SocketAddrV6>,
 ) -> sixcast::Result<()> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let listeners: Vec<(String, JoinHandle<sixcast::Result<Vec<Message>>>)> = receivers
@@ -99,21 +143,23 @@ fn exchange(
             let expected = messages.len();
             (
                 name.to_string(),
-                world.host(name).spawn(move || listen(expected, &ready)),
+                world
+                    .host(name)
+                    .spawn(move || listen(expected, stratum0, &ready)),
             )
         })
         .collect();
     drop(ready_tx);
     for _ in receivers {
         ready_rx
-            .recv_timeout(Duration::from_secs(5))
+            .recv_timeout(Duration::from_secs(15))
             .map_err(|_| fail("a listener did not start".into()))??;
     }
     let host: &Host = world.host(sender);
     let to_send = messages.to_vec();
     let sent = host
         .spawn(move || -> sixcast::Result<()> {
-            let context = Context::new(demo_config())?;
+            let context = Context::new(demo_config(stratum0))?;
             let channel = context.channel(CHANNEL)?;
             for message in &to_send {
                 channel.send(message)?;
@@ -139,10 +185,22 @@ fn exchange(
         }
         for message in received {
             println!(
-                "    {name}: seq {} from [{}] via {}: {}",
+                "    {name}: seq {} {}: {}",
                 message.seq,
-                message.source.ip(),
-                message.interface_name,
+                if message.relayed {
+                    // The datagram's source is the relay; the sender is known by its node id.
+                    format!(
+                        "from node {} through the relay [{}]",
+                        message.sender,
+                        message.source.ip()
+                    )
+                } else {
+                    format!(
+                        "from [{}] via {}",
+                        message.source.ip(),
+                        message.interface_name
+                    )
+                },
                 describe(&message.payload)
             );
         }
@@ -150,21 +208,24 @@ fn exchange(
     Ok(())
 }
 
-fn demo_config() -> Config {
+fn demo_config(stratum0: Option<SocketAddrV6>) -> Config {
     let mut config = Config::default();
     // Routed worlds have one router between segments.
     config.hop_limit = 8;
+    config.stratum0 = stratum0;
     config
 }
 
 /// A listener on the current host: joins, reports readiness, collects until the time is up.
 fn listen(
     expected: usize,
+    stratum0: Option<SocketAddrV6>,
     ready: &mpsc::Sender<sixcast::Result<()>>,
 ) -> sixcast::Result<Vec<Message>> {
-    let joined = Context::new(demo_config()).and_then(|context| {
+    let joined = Context::new(demo_config(stratum0)).and_then(|context| {
         let channel = context.channel(CHANNEL)?;
         channel.join()?;
+        wait_for_path(&context);
         Ok((context, channel))
     });
     let (_context, channel) = match joined {
@@ -187,6 +248,20 @@ fn listen(
         }
     }
     Ok(received)
+}
+
+/// With a Stratum 0, waits (at most 10 s) until the context knows its path to the core.
+fn wait_for_path(context: &Context) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(reach) = context.reachability() {
+        let settled = reach.relay.is_some()
+            || reach.last_error.is_some()
+            || reach.probe.as_ref().is_some_and(|probe| probe.native());
+        if settled || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn describe(payload: &[u8]) -> String {
