@@ -14,6 +14,7 @@ use sixcast::{
     Config, Context,
     discovery::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig, RelayStats},
+    wire::control::{self, Control},
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -342,4 +343,81 @@ fn where_multicast_is_native_no_relay_carries_anything() {
         );
         assert!(services.stratum0.stats().probes >= 2);
     }
+}
+
+/// A UDP socket of the current host that sends with a source address it does not own.
+fn spoofing_socket(spoofed: SocketAddrV6) -> std::net::UdpSocket {
+    let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).unwrap();
+    let on: libc::c_int = 1;
+    for option in [libc::IPV6_FREEBIND, libc::IPV6_TRANSPARENT] {
+        // SAFETY: the option value is a live c_int and its size is passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::IPPROTO_IPV6,
+                option,
+                std::ptr::from_ref(&on).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "spoofing needs CAP_NET_ADMIN in the namespace");
+    }
+    socket.bind(&spoofed.into()).unwrap();
+    socket.into()
+}
+
+#[test]
+fn a_spoofed_relay_request_draws_no_traffic_to_the_spoofed_address() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world, "s0", &["r1", "r2"]);
+    let s0 = services.address;
+    let victim = SocketAddrV6::new(world.host("i2").addr(), 40_000, 0, 0);
+    let inbox = world
+        .host("i2")
+        .run(|| std::net::UdpSocket::bind(victim).unwrap())
+        .unwrap();
+    inbox
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // The attacker on i1 claims to be the victim, with and without a made-up cookie.
+    let sent: usize = world
+        .host("i1")
+        .run(|| {
+            let attacker = spoofing_socket(victim);
+            let mut sent = 0;
+            for (nonce, cookie) in [(1u64, [0u8; 16]), (2, [0x5c; 16]), (3, [0; 16])] {
+                let request = Control::RelayRequest { nonce, cookie }.to_vec().unwrap();
+                sent += attacker.send_to(&request, s0).unwrap();
+            }
+            sent
+        })
+        .unwrap();
+    let mut received = 0;
+    let mut datagrams = Vec::new();
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let mut buffer = [0u8; 2048];
+    while Instant::now() < deadline {
+        if let Ok((len, from)) = inbox.recv_from(&mut buffer) {
+            received += len;
+            datagrams.push((from, control::decode(&buffer[..len]).map(|m| m.name())));
+        }
+    }
+    assert!(
+        received <= sent,
+        "amplified: {received} bytes back for {sent} sent: {datagrams:?}"
+    );
+    assert!(
+        datagrams.iter().all(|(_, kind)| *kind == Ok("cookie")),
+        "only cookies may reach an unverified address: {datagrams:?}"
+    );
+    assert_eq!(services.stratum0.stats().solicitations, 0);
+    let offers: u64 = services
+        .relay_stats()
+        .iter()
+        .map(|stats| stats.offers)
+        .sum();
+    assert_eq!(offers, 0, "no relay was asked to offer to the victim");
+    eprintln!("spoofed requests: {sent} bytes sent, {received} bytes reached the victim");
 }
