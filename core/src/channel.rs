@@ -918,6 +918,8 @@ impl Core {
                     RETRY_INTERVAL
                 }
             }
+            // Closing interrupted the attempt: nothing went wrong.
+            Err(err) if err.kind() == ErrorKind::Closed => RETRY_INTERVAL,
             Err(err) => {
                 warn!("reaching the multicast core: {err}");
                 link.state.lock().last_error = Some(err.to_string());

@@ -293,6 +293,22 @@ pub(crate) fn spawn_named<S: Send + Sync + 'static>(
         .map_err(|err| Error::io("starting a sixcast thread", err))
 }
 
+/// Waits for datagrams on `socket` for at most `timeout`: `Ok(true)` when the batch holds some,
+/// `Ok(false)` when none came, and [`ErrorKind::Closed`] when the owner is shutting down, so
+/// that a probe or handshake in progress ends at once.
+pub(crate) fn receive(
+    socket: &McastSocket,
+    batch: &mut RecvBatch,
+    waker: &Waker,
+    timeout: Duration,
+) -> Result<bool> {
+    match socket.recv_batch(batch, waker, Some(timeout))? {
+        Wait::Received(_) => Ok(true),
+        Wait::TimedOut => Ok(false),
+        Wait::Woken => Err(Error::closed()),
+    }
+}
+
 /// Encodes `message` and sends it to a unicast peer.
 pub(crate) fn send_control(
     socket: &McastSocket,
@@ -542,7 +558,7 @@ pub(crate) fn probe(
             let slice = round_end
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(20));
-            if let Wait::Received(_) = unicast.recv_batch(&mut batch, waker, Some(slice))? {
+            if receive(unicast, &mut batch, waker, slice)? {
                 for (meta, datagram) in batch.iter() {
                     if meta.source != settings.stratum0 {
                         continue;
@@ -561,9 +577,7 @@ pub(crate) fn probe(
                     }
                 }
             }
-            if let Wait::Received(_) =
-                listener.recv_batch(&mut batch, waker, Some(Duration::ZERO))?
-            {
+            if receive(&listener, &mut batch, waker, Duration::ZERO)? {
                 for (_, datagram) in batch.iter() {
                     if let Ok(Control::Echo { nonce: echoed }) = control::decode(datagram) {
                         report.native_down |= sent_nonces.contains(&echoed);

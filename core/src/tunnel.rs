@@ -16,7 +16,7 @@ use tracing::{debug, info};
 use crate::{
     discovery::{self, ProbeReport, ProbeSettings, send_control},
     error::{Error, ErrorKind, Result},
-    socket::{McastSocket, RecvBatch, Wait, Waker},
+    socket::{McastSocket, RecvBatch, Waker},
     wire::control::{self, Control, Mac},
 };
 
@@ -82,7 +82,7 @@ pub(crate) fn request_relays(
         if now >= until {
             break;
         }
-        if let Wait::Received(_) = socket.recv_batch(&mut batch, waker, Some(until - now))? {
+        if discovery::receive(socket, &mut batch, waker, until - now)? {
             for (meta, datagram) in batch.iter() {
                 match control::decode(datagram) {
                     Ok(Control::Cookie {
@@ -139,9 +139,9 @@ pub(crate) fn open(
     let mut tunnel: Option<Tunnel> = None;
     while Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Wait::Received(_) = socket.recv_batch(&mut batch, waker, Some(left))? else {
+        if !discovery::receive(socket, &mut batch, waker, left)? {
             continue;
-        };
+        }
         for (meta, datagram) in batch.iter() {
             if meta.source != relay {
                 continue;
