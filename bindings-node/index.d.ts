@@ -97,8 +97,8 @@ export declare class Context {
 export declare class Subscription {
   /**
    * Stops the subscription: the callback is not called again, and the process no longer
-   * stays alive for it. Messages already taken from the channel but not yet delivered are
-   * dropped. Stopping twice is harmless.
+   * stays alive for it. Messages not yet passed to the callback stay in the channel for the
+   * next receive. Stopping twice is harmless.
    */
   stop(): void
   /**

@@ -3,13 +3,11 @@
 //!
 //! The core receives on blocking calls. Each waiting `recv` runs on napi-rs's Tokio blocking
 //! pool, never on libuv's four-thread pool, so any number of pending receives leaves `fs`,
-//! `dns` and `crypto` work alone; each subscription has one thread of its own.
+//! `dns` and `crypto` work alone; each subscription has one thread of its own, which waits for
+//! messages but leaves taking them to the JavaScript thread.
 
 use std::{
-    sync::{
-        Arc, Mutex, PoisonError,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
     thread,
     time::Duration,
 };
@@ -184,28 +182,26 @@ impl Channel {
     /// active, the subscription keeps the process alive. Messages go to one taker each: do not
     /// mix a subscription with `recv()` on the same channel unless that is what you want.
     #[napi(ts_args_type = "callback: (message: Message) => void")]
-    pub fn subscribe(&self, callback: Function<Message, ()>) -> Result<Subscription> {
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let delivered = Arc::clone(&in_flight);
-        let callback: MessageCallback = callback
-            .build_threadsafe_function::<sixcast::Message>()
-            .build_callback(move |call| {
-                delivered.fetch_sub(1, Ordering::AcqRel);
-                Ok(Message::from(call.value))
-            })?;
-        let subscription = Subscription {
-            callback: Arc::new(Mutex::new(Some(callback))),
-        };
-        let pump = Pump {
-            channel: self.inner.clone(),
-            callback: Arc::clone(&subscription.callback),
-            in_flight,
-        };
+    pub fn subscribe(&self, env: &Env, callback: Function<Message, ()>) -> Result<Subscription> {
+        let callback = callback.create_ref()?;
+        let shared = Arc::new(Shared::default());
+        let (channel, delivering) = (self.inner.clone(), Arc::clone(&shared));
+        // Runs on the JavaScript thread when the thread below signals that messages wait.
+        let deliver = env.create_function_from_closure("deliver", move |call| {
+            let delivered = callback
+                .borrow_back(call.env)
+                .and_then(|callback| delivering.deliver(&channel, &callback));
+            lock(&delivering.state).signalled = false;
+            delivering.changed.notify_all();
+            delivered
+        })?;
+        lock(&shared.state).signal = Some(deliver.build_threadsafe_function().build()?);
+        let (channel, signalling) = (self.inner.clone(), Arc::clone(&shared));
         thread::Builder::new()
             .name("sixcast-subscription".into())
-            .spawn(move || pump.run())
+            .spawn(move || signalling.signal_until_stopped(&channel))
             .map_err(|err| napi::Error::from_reason(format!("cannot start a thread: {err}")))?;
-        Ok(subscription)
+        Ok(Subscription { shared })
     }
 
     /// This channel's counters.
@@ -254,36 +250,36 @@ async fn receive(
     .map_err(|err| napi::Error::from_reason(format!("the receive task failed: {err}")))
 }
 
-/// The subscriber's callback, called on the JavaScript thread with each message.
-type MessageCallback = ThreadsafeFunction<sixcast::Message, (), Message, Status, false>;
+/// Calls `deliver` (see `Channel::subscribe`) on the JavaScript thread.
+type Signal = ThreadsafeFunction<(), (), (), Status, false>;
 
 /// How long a subscription's thread waits for a message before it looks whether it was stopped.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
-/// Messages handed to the JavaScript thread but not yet passed to the callback, at most. Beyond
-/// that the subscription leaves messages in the channel's queue, whose capacity bounds memory
+/// Messages passed to the callback per signal, at most, so that a busy channel leaves the event
+/// loop time for other work. The rest wait in the channel's queue, whose capacity bounds memory
 /// (and counts what overflows) as it does for `recv()`.
-const MAX_IN_FLIGHT: usize = 1024;
+const MAX_BATCH: usize = 1024;
 
 /// A running `subscribe()`.
 #[napi]
 pub struct Subscription {
-    /// `None` once stopped or ended.
-    callback: Arc<Mutex<Option<MessageCallback>>>,
+    shared: Arc<Shared>,
 }
 
 #[napi]
 impl Subscription {
     /// Stops the subscription: the callback is not called again, and the process no longer
-    /// stays alive for it. Messages already taken from the channel but not yet delivered are
-    /// dropped. Stopping twice is harmless.
+    /// stays alive for it. Messages not yet passed to the callback stay in the channel for the
+    /// next receive. Stopping twice is harmless.
     #[napi]
     pub fn stop(&self) {
-        if let Some(callback) = lock(&self.callback).take() {
-            // Abort, not release: a release would still run the calls already queued, and stop()
-            // promises that none runs after it returns.
+        let signal = lock(&self.shared.state).signal.take();
+        self.shared.changed.notify_all();
+        if let Some(signal) = signal {
+            // Abort, not release: a release would still run the delivery already queued.
             #[allow(deprecated)]
-            let _ = callback.abort();
+            let _ = signal.abort();
         }
     }
 
@@ -291,55 +287,82 @@ impl Subscription {
     /// context closed).
     #[napi(getter)]
     pub fn active(&self) -> bool {
-        lock(&self.callback).is_some()
+        lock(&self.shared.state).signal.is_some()
     }
 }
 
-/// The thread behind a subscription: moves messages from the channel to the callback.
-struct Pump {
-    channel: sixcast::Channel,
-    callback: Arc<Mutex<Option<MessageCallback>>>,
-    in_flight: Arc<AtomicUsize>,
+/// What a subscription's thread and the JavaScript thread share.
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Notified when a delivery ends or the subscription stops.
+    changed: Condvar,
 }
 
-impl Pump {
-    fn run(self) {
+#[derive(Default)]
+struct State {
+    /// `None` once stopped or ended.
+    signal: Option<Signal>,
+    /// Whether a delivery is queued or running; the subscription's thread waits for its end
+    /// before it looks for messages again.
+    signalled: bool,
+}
+
+impl Shared {
+    /// The subscription's thread: signals the JavaScript thread whenever messages wait, until
+    /// the subscription is stopped or the context closes. It never takes a message itself.
+    fn signal_until_stopped(&self, channel: &sixcast::Channel) {
         loop {
-            if self.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
-                if lock(&self.callback).is_none() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(1));
-                continue;
+            let mut state = lock(&self.state);
+            while state.signalled && state.signal.is_some() {
+                state = self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
-            match self.channel.recv_timeout(STOP_POLL) {
-                Ok(message) => {
-                    let callback = lock(&self.callback);
-                    let Some(callback) = callback.as_ref() else {
-                        return;
-                    };
-                    self.in_flight.fetch_add(1, Ordering::AcqRel);
-                    callback.call(message, ThreadsafeFunctionCallMode::NonBlocking);
-                }
-                Err(err) if err.kind() == ErrorKind::Timeout => {
-                    if lock(&self.callback).is_none() {
-                        return;
+            if state.signal.is_none() {
+                return;
+            }
+            drop(state);
+            match channel.wait_readable(Some(STOP_POLL)) {
+                Ok(false) => {}
+                Ok(true) => {
+                    let state = &mut *lock(&self.state);
+                    if let Some(signal) = &state.signal {
+                        signal.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                        state.signalled = true;
                     }
                 }
                 Err(_closed) => {
-                    // Releasing (dropping) the callback lets the calls already queued run, then
-                    // lets the process exit.
-                    lock(&self.callback).take();
+                    // Releasing (dropping) the signal lets a queued delivery run, then lets the
+                    // process exit.
+                    lock(&self.state).signal.take();
                     return;
                 }
             }
         }
     }
+
+    /// Passes waiting messages to `callback` while the subscription is active: messages are
+    /// taken only here, so none is taken that the callback will not get.
+    fn deliver(&self, channel: &sixcast::Channel, callback: &Function<Message, ()>) -> Result<()> {
+        for _ in 0..MAX_BATCH {
+            if lock(&self.state).signal.is_none() {
+                break;
+            }
+            match channel.try_recv() {
+                Ok(Some(message)) => callback.call(message.into())?,
+                // Nothing waits, or the context closed (the subscription's thread ends it).
+                _ => break,
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Locks `mutex`; a panic elsewhere while holding it leaves only an `Option` behind, which is
-/// still consistent.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `mutex`; a panic elsewhere while holding it leaves only an `Option` and a flag behind,
+/// which are still consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

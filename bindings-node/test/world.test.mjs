@@ -132,6 +132,15 @@ worldTest('a subscription delivers until stop(), and stop() lets the process exi
   await succeeds(receiver, 15_000)
 })
 
+for (const when of ['in-callback', 'immediate']) {
+  worldTest(`stop() (${when}) while messages arrive loses none: recv() gets the rest`, async () => {
+    const receiver = peer('h1', 'stop-while-arriving', freshChannel('stop'), '300', when)
+    const { viaSubscription, viaRecv } = await receiver.next()
+    assert.ok(viaSubscription >= 100 && viaRecv > 0, `${viaSubscription} + ${viaRecv}`)
+    await succeeds(receiver, 15_000)
+  })
+}
+
 worldTest('a process exits by itself once it closed its context', async () => {
   const closing = peer('h1', 'exit-after-close', freshChannel('exit'))
   assert.deepEqual(await closing.next(), { closed: true })

@@ -3,7 +3,7 @@
 //! calls that release the GIL and let Ctrl-C through.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
@@ -39,8 +39,7 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 #[pyclass(module = "sixcast", name = "Context", frozen)]
 pub(crate) struct PyContext {
     inner: sixcast::Context,
-    /// One Channel object per name, so every handle sees the messages an asyncio receive set
-    /// aside (see `PyChannel::set_aside`).
+    /// One Channel object per name.
     channels: Mutex<HashMap<Vec<u8>, Py<PyChannel>>>,
 }
 
@@ -80,7 +79,7 @@ impl PyContext {
             return Ok(existing.clone_ref(py));
         }
         // Made outside the lock: allocating may run the garbage collector, and so Python code.
-        let created = Py::new(py, PyChannel::new(channel))?;
+        let created = Py::new(py, PyChannel { inner: channel })?;
         let mut channels = self.channels.lock();
         Ok(channels.entry(name).or_insert(created).clone_ref(py))
     }
@@ -167,20 +166,9 @@ impl PyContext {
 #[pyclass(module = "sixcast", name = "Channel", frozen)]
 pub(crate) struct PyChannel {
     inner: sixcast::Channel,
-    /// Messages taken from the core by an asyncio receive on an executor thread. The thread
-    /// never hands a message to its awaiter directly: if the await was cancelled meanwhile, the
-    /// message would be lost. Every receive takes these first.
-    set_aside: Mutex<VecDeque<sixcast::Message>>,
 }
 
 impl PyChannel {
-    fn new(inner: sixcast::Channel) -> Self {
-        Self {
-            inner,
-            set_aside: Mutex::default(),
-        }
-    }
-
     /// Blocks until a message arrives or `deadline` passes, in slices so that signal handlers
     /// run in between: the outer error is such a handler's (KeyboardInterrupt), the inner
     /// result the core's.
@@ -190,9 +178,6 @@ impl PyChannel {
         deadline: Option<Instant>,
     ) -> PyResult<sixcast::Result<sixcast::Message>> {
         loop {
-            if let Some(message) = self.set_aside.lock().pop_front() {
-                return Ok(Ok(message));
-            }
             let slice = deadline.map_or(WAIT_SLICE, |deadline| {
                 deadline
                     .saturating_duration_since(Instant::now())
@@ -273,11 +258,7 @@ impl PyChannel {
 
     /// The next message if one is waiting, else None.
     fn try_recv(&self, py: Python<'_>) -> PyResult<Option<PyMessage>> {
-        let set_aside = self.set_aside.lock().pop_front();
-        let message = match set_aside {
-            Some(message) => Some(message),
-            None => self.inner.try_recv().or_raise()?,
-        };
+        let message = self.inner.try_recv().or_raise()?;
         Ok(message.map(|message| PyMessage::new(py, message)))
     }
 
@@ -295,22 +276,17 @@ impl PyChannel {
             .call1((slf, timeout))
     }
 
-    /// Waits at most ``timeout`` seconds, and never longer than 0.1 s, for a message and sets it
-    /// aside for the next receive. The asyncio receive runs this on an executor thread.
-    #[pyo3(name = "_wait_for_message", signature = (timeout = None))]
-    fn wait_for_message(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
+    /// Waits at most ``timeout`` seconds, and never longer than 0.1 s, until a message is
+    /// waiting, without taking it: True when one is. The asyncio receive runs this on an executor
+    /// thread and takes the message itself, so a cancelled await leaves it in the channel.
+    #[pyo3(name = "_wait_readable", signature = (timeout = None))]
+    fn wait_readable(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let slice = timeout
             .map(seconds)
             .transpose()?
             .map_or(WAIT_SLICE, |timeout| timeout.min(WAIT_SLICE));
-        match py.detach(|| self.inner.recv_timeout(slice)) {
-            Ok(message) => {
-                self.set_aside.lock().push_back(message);
-                Ok(())
-            }
-            Err(err) if err.kind() == ErrorKind::Timeout => Ok(()),
-            Err(err) => Err(to_py_err(err)),
-        }
+        py.detach(|| self.inner.wait_readable(Some(slice)))
+            .or_raise()
     }
 
     /// This channel's counters.

@@ -4,11 +4,13 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py send CHANNEL PAYLOAD...          PAYLOAD: text:WORDS | empty | pattern:SIZE
     world_probe.py recv CHANNEL COUNT TIMEOUT MODE  MODE: recv | iterate | async
     world_probe.py timeout | closed | too-large | async-cancel | io-error
+    world_probe.py async-cancel-many COUNT
 """
 
 import asyncio
 import builtins
 import hashlib
+import itertools
 import json
 import socket
 import sys
@@ -273,6 +275,46 @@ def check_async_cancel():
         emit(cancelled=cancelled, message=describe_message(message))
 
 
+def check_async_cancel_many(count):
+    """Cancels asyncio receives over and over, after 1 to 20 ms, while another thread sends COUNT
+    messages 2 ms apart; then receives until the channel stays quiet. Reports the payloads in the
+    order they arrived: each message must arrive exactly once."""
+    count = int(count)
+    with sixcast.Context() as receiver, sixcast.Context() as sender:
+        channel = receiver.channel("probe-cancel-many")
+        channel.join()
+        outbox = sender.channel("probe-cancel-many")
+
+        def send_all():
+            for index in range(count):
+                outbox.send(str(index))
+                outbox.flush()
+                time.sleep(0.002)
+
+        async def scenario():
+            received, cancelled = [], 0
+            sending = threading.Thread(target=send_all)
+            sending.start()
+            for attempt in itertools.count():
+                if not sending.is_alive():
+                    break
+                timeout = (0.001, 0.005, 0.02)[attempt % 3]
+                try:
+                    message = await asyncio.wait_for(channel.recv_async(), timeout)
+                    received.append(message.payload.decode())
+                except asyncio.TimeoutError:
+                    cancelled += 1
+            sending.join()
+            while True:
+                try:
+                    received.append((await channel.recv_async(timeout=1)).payload.decode())
+                except sixcast.TimeoutError:
+                    return received, cancelled
+
+        received, cancelled = asyncio.run(scenario())
+        emit(received=received, cancelled=cancelled, stats=channel.stats().as_dict())
+
+
 def check_io_error():
     """Opens a context on a UDP port that a socket without SO_REUSEADDR holds."""
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as holder:
@@ -288,6 +330,7 @@ COMMANDS = {
     "closed": check_closed,
     "too-large": check_too_large,
     "async-cancel": check_async_cancel,
+    "async-cancel-many": check_async_cancel_many,
     "io-error": check_io_error,
 }
 

@@ -2,18 +2,13 @@
 //! they return.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use sixcast::ErrorKind;
-
 use crate::{addr::parse_address, config::Config, error::Result};
 
-/// How often a [`Channel::recv_async`] that nobody waits for any more notices and stops.
+/// The longest a [`Channel::recv_async`] that nobody waits for any more keeps its thread.
 const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A message received on a channel, with where it came from and how it arrived.
@@ -246,52 +241,31 @@ impl Channel {
     /// `recv` without blocking the caller: a Kotlin `suspend` function, a Swift
     /// `async` one. The wait runs on a blocking-thread pool.
     ///
-    /// Cancelling it (cancelling the coroutine or task) stops the wait within 100 ms; a message
-    /// that arrives in that window may still be taken and dropped.
+    /// Cancelling it (cancelling the coroutine or task) frees its thread within 100 ms and loses
+    /// no message: the wait only watches the queue, and the message is taken after it returns
+    /// (except that a cancel from another thread racing the return can still drop it).
     pub async fn recv_async(&self, timeout_ms: Option<u64>) -> Result<Message> {
-        let channel = self.inner.clone();
-        let deadline = timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
-        let abandoned = Arc::new(AtomicBool::new(false));
-        let _on_cancel = SetOnDrop(Arc::clone(&abandoned));
-        let wait = tokio::task::spawn_blocking(move || wait_until(&channel, deadline, &abandoned));
-        match wait.await {
-            Ok(message) => Ok(message?.into()),
-            Err(join_error) => std::panic::resume_unwind(join_error.into_panic()),
-        }
-    }
-}
-
-/// Sets its flag when dropped: the future of `recv_async` was dropped, so nobody waits.
-struct SetOnDrop(Arc<AtomicBool>);
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
-/// Receives like `recv`, but in short slices so that an abandoned wait ends soon. The core's
-/// wait cannot be interrupted from outside except by closing the whole context.
-fn wait_until(
-    channel: &sixcast::Channel,
-    deadline: Option<Instant>,
-    abandoned: &AtomicBool,
-) -> sixcast::Result<sixcast::Message> {
-    loop {
-        let slice = match deadline {
-            None => CANCEL_CHECK_INTERVAL,
-            Some(deadline) => deadline
-                .saturating_duration_since(Instant::now())
-                .min(CANCEL_CHECK_INTERVAL),
-        };
-        match channel.recv_timeout(slice) {
-            Err(err) if err.kind() == ErrorKind::Timeout => {
-                let expired = deadline.is_some_and(|deadline| Instant::now() >= deadline);
-                if expired || abandoned.load(Ordering::Acquire) {
-                    return Err(err);
-                }
+        // A deadline too far away to represent is as good as none.
+        let deadline =
+            timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
+        loop {
+            let remaining =
+                deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            if remaining == Some(Duration::ZERO) {
+                // The core's `Timeout`, unless a message arrived just now.
+                return Ok(self.inner.recv_timeout(Duration::ZERO)?.into());
             }
-            result => return result,
+            let slice = remaining.map_or(CANCEL_CHECK_INTERVAL, |remaining| {
+                remaining.min(CANCEL_CHECK_INTERVAL)
+            });
+            let channel = self.inner.clone();
+            tokio::task::spawn_blocking(move || channel.wait_readable(Some(slice)))
+                .await
+                .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))?;
+            // Taken here, not on the blocking thread: a cancelled future never gets this far.
+            if let Some(message) = self.inner.try_recv()? {
+                return Ok(message.into());
+            }
         }
     }
 }

@@ -88,6 +88,60 @@ const roles = {
     print({ ready: true })
   },
 
+  /** Subscribes while another context sends COUNT messages, five to a datagram, 1 ms apart;
+   * stops after a third of them, WHEN `in-callback` or on the next turn of the event loop
+   * (`immediate`), and receives the rest with recv(). Every message must arrive exactly once. */
+  async 'stop-while-arriving'(count, when) {
+    const total = Number(count)
+    const sender = new Context()
+    const receiver = new Context()
+    const outbox = sender.channel(channelName)
+    const inbox = receiver.channel(channelName)
+    inbox.join()
+    const received = []
+    let stopped = false
+    const sending = (async () => {
+      for (let i = 0; i < total; i += 1) {
+        outbox.send(String(i))
+        if (i % 5 === 4) {
+          outbox.flush()
+          await new Promise((resolve) => setTimeout(resolve, 1))
+        }
+      }
+      outbox.flush()
+    })()
+    await new Promise((resolve) => {
+      const stop = () => {
+        subscription.stop()
+        stopped = true
+        resolve()
+      }
+      const subscription = inbox.subscribe((message) => {
+        assert.equal(stopped, false, 'a callback after stop()')
+        received.push(Number(message.payload))
+        if (received.length !== Math.floor(total / 3)) return
+        if (when === 'in-callback') stop()
+        else setImmediate(stop)
+      })
+    })
+    const viaSubscription = received.length
+    await sending
+    for (;;) {
+      try {
+        received.push(Number((await inbox.recv(1000)).payload))
+      } catch (err) {
+        if (err.code !== 'ERR_SIXCAST_TIMEOUT') throw err
+        break
+      }
+    }
+    received.sort((a, b) => a - b)
+    assert.deepEqual(received, Array.from({ length: total }, (_, i) => i))
+    assert.equal(inbox.stats().messagesReceived, total)
+    sender.close()
+    receiver.close()
+    print({ viaSubscription, viaRecv: total - viaSubscription })
+  },
+
   /** Leaves a recv, an iteration and a subscription pending, then closes the context: each must
    * end, and the process must exit by itself. */
   async 'exit-after-close'() {

@@ -1,10 +1,9 @@
 """asyncio receive for sixcast channels (Channel.recv_async and ``async for``).
 
 The waiting happens on the event loop's default executor, in calls to
-``Channel._wait_for_message`` that each block at most 0.1 s and set any message aside inside the
-channel instead of returning it. So the event loop never blocks, a cancelled await holds its
-executor thread for at most 0.1 s more, and the message that thread may still receive is not
-lost: the channel's next receive returns it.
+``Channel._wait_readable`` that each block at most 0.1 s and never take a message: the coroutine
+takes it with ``try_recv`` once the wait returns. So the event loop never blocks, a cancelled
+await holds its executor thread for at most 0.1 s more, and loses no message.
 """
 
 import asyncio
@@ -24,7 +23,7 @@ async def recv(channel, timeout=None):
         if remaining is not None and remaining <= 0:
             # Raises the core's TimeoutError, unless a message arrived just now.
             return channel.recv(timeout=0)
-        await loop.run_in_executor(None, channel._wait_for_message, remaining)
+        await loop.run_in_executor(None, channel._wait_readable, remaining)
 
 
 async def next_message(channel):

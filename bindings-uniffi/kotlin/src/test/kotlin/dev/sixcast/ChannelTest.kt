@@ -5,7 +5,9 @@ package dev.sixcast
 
 import com.google.gson.JsonParser
 import kotlinx.coroutines.async
+import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeoutOrNull
 import org.junit.jupiter.api.Assertions.assertArrayEquals
@@ -223,12 +225,54 @@ class ChannelTest {
                 val inbox = receiver.channel(name)
                 inbox.join()
                 assertNull(runBlocking { withTimeoutOrNull(200) { inbox.recvAsync(null) } })
-                // The abandoned wait notices within 100 ms; give it ample time to stop.
-                Thread.sleep(500)
+                // Sent at once: the abandoned wait may still watch the queue, but takes nothing.
                 val outbox = sender.channel(name)
                 outbox.send("after the cancel".toByteArray())
                 outbox.flush()
                 assertEquals("after the cancel", inbox.recv(5_000u).payload.decodeToString())
+            }
+        }
+    }
+
+    @Test
+    fun receivesCancelledWhileMessagesArriveLoseNone(test: TestInfo) {
+        val name = channelName(test)
+        val count = 300
+        withContext { sender ->
+            withContext { receiver ->
+                val inbox = receiver.channel(name)
+                inbox.join()
+                val outbox = sender.channel(name)
+                val sending = thread {
+                    repeat(count) { index ->
+                        outbox.send(index.toString().toByteArray())
+                        outbox.flush()
+                        Thread.sleep(2)
+                    }
+                }
+                val received = mutableListOf<Int>()
+                var cancelled = 0
+                // Cancels receives over and over, after 1 to 20 ms, while the messages arrive. From
+                // this thread, not by wrapping recvAsync in withTimeoutOrNull: its timer thread may
+                // cancel just as recvAsync returns, and kotlinx then discards the returned message.
+                runBlocking {
+                    var attempt = 0
+                    while (sending.isAlive) {
+                        val receive = launch { received += inbox.recvAsync(null).payload.decodeToString().toInt() }
+                        if (withTimeoutOrNull(longArrayOf(1, 5, 20)[attempt++ % 3]) { receive.join() } == null) {
+                            cancelled++
+                            receive.cancelAndJoin()
+                        }
+                    }
+                }
+                sending.join()
+                while (true) {
+                    val message = runCatching { inbox.recv(1_000u) }.getOrNull() ?: break
+                    received += message.payload.decodeToString().toInt()
+                }
+                assertTrue(cancelled >= 10, "only $cancelled receives were cancelled")
+                assertEquals((0 until count).toList(), received.sorted(), "every message exactly once")
+                assertEquals(count.toULong(), inbox.stats().messagesReceived)
             }
         }
     }
