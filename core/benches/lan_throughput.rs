@@ -162,7 +162,22 @@ fn raw_socket() -> Socket {
     let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
     socket.set_reuse_address(true).unwrap();
     socket.set_multicast_all_v6(false).unwrap();
-    socket.set_recv_buffer_size(8 << 20).unwrap();
+    // The same 8 MiB receive buffer sixcast asks for: beyond net.core.rmem_max, which only
+    // SO_RCVBUFFORCE (root in the namespace) may exceed.
+    let size: libc::c_int = 8 << 20;
+    // SAFETY: the option value is a live c_int and its size is passed.
+    let forced = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            ptr::from_ref(&size).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if forced != 0 {
+        socket.set_recv_buffer_size(8 << 20).unwrap();
+    }
     socket
 }
 
