@@ -19,12 +19,12 @@ use std::{
 };
 
 use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
-use tracing::{debug, trace, warn};
+use tracing::{debug, info, trace, warn};
 
 use crate::{
     addr,
     config::Config,
-    discovery::{ProbeReport, ProbeSettings, ThreadBody},
+    discovery::{self, ProbeReport, ProbeSettings, ThreadBody},
     error::{Error, ErrorKind, Result},
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     tunnel::{self, RelayOffer, Tunnel},
@@ -36,8 +36,6 @@ use crate::{
 
 /// How often the receive thread looks for fragmented messages that will never complete.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
-/// How often a node with native reachability probes again.
-const PROBE_INTERVAL: Duration = Duration::from_secs(30);
 /// How soon a node without a way to the core tries again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -857,10 +855,14 @@ impl Core {
         let mut batch = RecvBatch::new();
         let mut next_attempt = Instant::now();
         while !self.closed.load(Ordering::Acquire) {
-            let needs_attempt =
-                link.state.lock().tunnel.is_none() && Instant::now() >= next_attempt;
-            if needs_attempt {
-                next_attempt = Instant::now() + self.attempt(link);
+            if Instant::now() >= next_attempt {
+                let tunnelled = link.state.lock().tunnel.is_some();
+                let wait = if tunnelled {
+                    self.reprobe(link)
+                } else {
+                    self.attempt(link)
+                };
+                next_attempt = Instant::now() + wait;
             }
             match link
                 .socket
@@ -912,8 +914,8 @@ impl Core {
                     state.offers = connected.offers;
                     state.tunnel = Some(tunnel);
                 }
-                if native {
-                    PROBE_INTERVAL
+                if native || state.tunnel.is_some() {
+                    self.config.probe_interval
                 } else {
                     RETRY_INTERVAL
                 }
@@ -926,6 +928,44 @@ impl Core {
                 RETRY_INTERVAL
             }
         }
+    }
+
+    /// Probes again while a tunnel is open; closes the tunnel when native multicast now works
+    /// both ways. Tunnel traffic arriving meanwhile is dispatched as usual.
+    fn reprobe(&self, link: &RelayLink) -> Duration {
+        // A keepalive now, so that its answer (during the probe) keeps the relay from looking
+        // silent while the probe holds this thread.
+        if let Some(tunnel) = link.state.lock().tunnel.as_mut()
+            && let Err(err) = tunnel.send_keepalive(&link.socket)
+        {
+            debug!("keeping the tunnel up: {err}");
+        }
+        let probed = discovery::probe(
+            &link.settings,
+            &link.socket,
+            &self.waker,
+            &mut |meta, datagram| {
+                self.handle_relay_datagram(link, meta, datagram, Instant::now());
+            },
+        );
+        match probed {
+            Ok(report) => {
+                let mut state = link.state.lock();
+                if report.native()
+                    && let Some(tunnel) = state.tunnel.take()
+                {
+                    info!(relay = %tunnel.relay, "native multicast reaches the core again; closing the tunnel");
+                    if let Some(observed) = report.observed {
+                        tunnel.close(&link.socket, observed);
+                    }
+                }
+                state.report = Some(report);
+            }
+            Err(err) if err.kind() == ErrorKind::Closed => {}
+            // Stratum 0 may be briefly unreachable; the tunnel stays as it is.
+            Err(err) => debug!("probing again: {err}"),
+        }
+        self.config.probe_interval
     }
 
     fn handle_relay_datagram(

@@ -67,6 +67,9 @@ pub struct Config {
     pub stratum0: Option<SocketAddrV6>,
     /// How long a probe of native reachability may take.
     pub probe_timeout: Duration,
+    /// How often the probe is repeated once a path is settled: a node on a tunnel moves back to
+    /// native multicast when it starts working both ways.
+    pub probe_interval: Duration,
 }
 
 impl Default for Config {
@@ -87,6 +90,7 @@ impl Default for Config {
             reassembly_memory: 32 << 20,
             stratum0: None,
             probe_timeout: Duration::from_secs(2),
+            probe_interval: Duration::from_secs(30),
         }
     }
 }
@@ -146,6 +150,12 @@ impl Config {
         if self.probe_timeout.is_zero() {
             return invalid("probe_timeout must be longer than zero".into());
         }
+        if self.probe_interval < self.probe_timeout {
+            return invalid(format!(
+                "probe_interval ({:?}) must be at least probe_timeout ({:?})",
+                self.probe_interval, self.probe_timeout
+            ));
+        }
         if let Some(stratum0) = self.stratum0
             && (stratum0.port() == 0
                 || stratum0.ip().is_unspecified()
@@ -194,6 +204,10 @@ mod tests {
             ),
             (|c| c.interfaces = vec![String::new()], "interface"),
             (|c| c.probe_timeout = Duration::ZERO, "probe_timeout"),
+            (
+                |c| c.probe_interval = Duration::from_millis(10),
+                "probe_interval",
+            ),
             (
                 |c| c.stratum0 = Some("[ff1e::1]:6447".parse().unwrap()),
                 "stratum0",

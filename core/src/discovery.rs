@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 use crate::{
     addr::{self, Profile, Scope},
     error::{Error, ErrorKind, Result},
-    socket::{self, Interface, McastSocket, RecvBatch, SocketOptions, Wait, Waker},
+    socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     wire::control::{self, Control},
 };
 
@@ -503,10 +503,13 @@ pub(crate) struct ProbeSettings {
 }
 
 /// Tests native reachability of the core in both directions, within `settings.within`.
+/// Datagrams on the unicast socket that are not Stratum 0's answers go to `other` (a tunnel's
+/// traffic, when probing while one is open).
 pub(crate) fn probe(
     settings: &ProbeSettings,
     unicast: &McastSocket,
     waker: &Waker,
+    other: &mut dyn FnMut(&RecvMeta, &[u8]),
 ) -> Result<ProbeReport> {
     // Loopback on, so that a Stratum 0 on this very host hears the beacon.
     let listener = McastSocket::bind(&SocketOptions {
@@ -561,6 +564,7 @@ pub(crate) fn probe(
             if receive(unicast, &mut batch, waker, slice)? {
                 for (meta, datagram) in batch.iter() {
                     if meta.source != settings.stratum0 {
+                        other(meta, datagram);
                         continue;
                     }
                     if let Ok(Control::ProbeReply {

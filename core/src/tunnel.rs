@@ -260,13 +260,22 @@ impl Tunnel {
             self.send_joins(socket, &groups)?;
         }
         if self.last_sent.elapsed() >= KEEPALIVE_INTERVAL {
-            send_control(
-                socket,
-                &Control::Keepalive { nonce: self.nonce },
-                self.relay,
-            )?;
-            self.last_sent = Instant::now();
+            self.send_keepalive(socket)?;
         }
+        Ok(())
+    }
+
+    /// Sends a keepalive now (the relay answers with one), if anything is joined.
+    pub(crate) fn send_keepalive(&mut self, socket: &McastSocket) -> Result<()> {
+        if self.groups.is_empty() {
+            return Ok(());
+        }
+        send_control(
+            socket,
+            &Control::Keepalive { nonce: self.nonce },
+            self.relay,
+        )?;
+        self.last_sent = Instant::now();
         Ok(())
     }
 
@@ -305,7 +314,8 @@ pub(crate) fn connect(
     settings: &ProbeSettings,
     groups: &[Ipv6Addr],
 ) -> Result<Connected> {
-    let report = discovery::probe(settings, socket, waker)?;
+    // No tunnel is open yet, so nothing else arrives on the socket.
+    let report = discovery::probe(settings, socket, waker, &mut |_, _| {})?;
     if report.native() {
         return Ok(Connected {
             report,

@@ -421,3 +421,76 @@ fn a_spoofed_relay_request_draws_no_traffic_to_the_spoofed_address() {
     assert_eq!(offers, 0, "no relay was asked to offer to the victim");
     eprintln!("spoofed requests: {sent} bytes sent, {received} bytes reached the victim");
 }
+
+#[test]
+fn a_tunnelled_node_returns_to_native_multicast_when_it_starts_working() {
+    let Some(world) = world(World::stratum, true) else {
+        return;
+    };
+    let services = core_services(&world, "s0", &["r1"]);
+    let s0 = services.address;
+    let (phase_tx, phase_rx) = std::sync::mpsc::channel::<&str>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let island = world.host("i1").spawn(move || {
+        let mut config = island_config(s0);
+        config.probe_interval = Duration::from_secs(3);
+        let context = Context::new(config).unwrap();
+        let channel = context.channel("ops").unwrap();
+        channel.join().unwrap();
+        assert!(wait_for_path(&context).is_some(), "starts on a tunnel");
+        phase_tx.send("tunnelled").unwrap();
+        let through_relay = collect(&channel, 1, WAIT);
+        phase_tx.send("received").unwrap();
+        // Wait for the re-probe to find native multicast and close the tunnel.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while context.reachability().unwrap().relay.is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let reach = context.reachability().unwrap();
+        phase_tx.send("native").unwrap();
+        let natively = collect(&channel, 1, WAIT);
+        done_tx.send(()).unwrap();
+        (through_relay, natively, reach)
+    });
+    let send = |text: &'static str| {
+        world
+            .host("c1")
+            .spawn(move || {
+                let context = Context::new(config()).unwrap();
+                let channel = context.channel("ops").unwrap();
+                channel.send(text.as_bytes()).unwrap();
+                channel.flush().unwrap();
+            })
+            .join()
+            .unwrap();
+    };
+    assert_eq!(phase_rx.recv_timeout(WAIT).unwrap(), "tunnelled");
+    send("via the relay");
+    assert_eq!(phase_rx.recv_timeout(WAIT).unwrap(), "received");
+    world.set_router_multicast(true).unwrap();
+    let switched_on = Instant::now();
+    assert_eq!(
+        phase_rx.recv_timeout(Duration::from_secs(20)).unwrap(),
+        "native"
+    );
+    let moved_back = switched_on.elapsed();
+    // Keep sending until the island confirms (its native join may take a moment to be routed).
+    for _ in 0..20 {
+        send("natively again");
+        if done_rx.recv_timeout(Duration::from_millis(250)).is_ok() {
+            break;
+        }
+    }
+    let (through_relay, natively, reach) = island.join().unwrap();
+    assert_eq!(payloads(&through_relay), [&b"via the relay"[..]]);
+    assert!(through_relay[0].relayed);
+    assert_eq!(reach.relay, None, "{reach:?}");
+    assert!(
+        reach.probe.as_ref().is_some_and(|probe| probe.native()),
+        "{reach:?}"
+    );
+    assert_eq!(payloads(&natively), [&b"natively again"[..]]);
+    assert!(!natively[0].relayed, "{:?}", natively[0]);
+    eprintln!("moved back to native multicast {moved_back:?} after it started working");
+    assert!(moved_back <= Duration::from_secs(10), "{moved_back:?}");
+}
