@@ -384,30 +384,13 @@ fn check_digest(entry: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks one entry of a vectors section, saying what is wrong with it.
-type CheckEntry = fn(&Value) -> Result<(), String>;
-
 /// Every problem found when checking a vectors document against the library.
 fn verify_vectors(vectors: &Value) -> Vec<String> {
-    let sections: [(&str, &Value, CheckEntry); 3] = [
+    common::vectors::check_sections(&[
         ("cases", &vectors["cases"], check_case),
         ("invalid", &vectors["invalid"], check_invalid),
         ("hash.digests", &vectors["hash"]["digests"], check_digest),
-    ];
-    let mut problems = Vec::new();
-    for (section, entries, check) in sections {
-        match entries.as_array() {
-            Some(entries) if !entries.is_empty() => {
-                for (index, entry) in entries.iter().enumerate() {
-                    if let Err(problem) = check(entry) {
-                        problems.push(format!("{section}[{index}]: {problem}"));
-                    }
-                }
-            }
-            _ => problems.push(format!("{section} is missing or empty")),
-        }
-    }
-    problems
+    ])
 }
 
 #[test]

@@ -1022,31 +1022,14 @@ fn check_mac(case: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks one entry of a vectors section, saying what is wrong with it.
-type CheckEntry = fn(&Value) -> Result<(), String>;
-
 /// Every problem found when checking a vectors document against the library.
 fn verify_vectors(vectors: &Value) -> Vec<String> {
-    let sections: [(&str, CheckEntry); 4] = [
-        ("encode", check_encode),
-        ("encode_refused", check_refused),
-        ("decode", check_decode),
-        ("mac", check_mac),
-    ];
-    let mut problems = Vec::new();
-    for (section, check) in sections {
-        match vectors[section].as_array() {
-            Some(entries) if !entries.is_empty() => {
-                for (index, entry) in entries.iter().enumerate() {
-                    if let Err(problem) = check(entry) {
-                        problems.push(format!("{section}[{index}] {}: {problem}", entry["name"]));
-                    }
-                }
-            }
-            _ => problems.push(format!("{section} is missing or empty")),
-        }
-    }
-    problems
+    common::vectors::check_sections(&[
+        ("encode", &vectors["encode"], check_encode),
+        ("encode_refused", &vectors["encode_refused"], check_refused),
+        ("decode", &vectors["decode"], check_decode),
+        ("mac", &vectors["mac"], check_mac),
+    ])
 }
 
 #[test]

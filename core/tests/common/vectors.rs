@@ -31,3 +31,29 @@ pub(crate) fn check_or_update(file: &str, generated: &serde_json::Value) {
         path.display(),
     );
 }
+
+/// Checks one vector entry: `Err` says what disagrees.
+pub(crate) type CheckEntry = fn(&serde_json::Value) -> Result<(), String>;
+
+/// Runs `check` over every entry of each named section (which must be a non-empty list) and
+/// returns every problem found, each naming its section, index and the entry's `name` if any.
+pub(crate) fn check_sections(sections: &[(&str, &serde_json::Value, CheckEntry)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (section, entries, check) in sections {
+        match entries.as_array() {
+            Some(entries) if !entries.is_empty() => {
+                for (index, entry) in entries.iter().enumerate() {
+                    if let Err(problem) = check(entry) {
+                        let name = entry["name"]
+                            .as_str()
+                            .map(|name| format!(" {name:?}"))
+                            .unwrap_or_default();
+                        problems.push(format!("{section}[{index}]{name}: {problem}"));
+                    }
+                }
+            }
+            _ => problems.push(format!("{section} is missing or empty")),
+        }
+    }
+    problems
+}
