@@ -294,13 +294,6 @@ impl Context {
             flush_wanted: Condvar::new(),
             config,
         });
-        let spawn = |name: &str, body: fn(&Core)| {
-            let core = Arc::clone(&core);
-            std::thread::Builder::new()
-                .name(name.into())
-                .spawn(move || body(&core))
-                .map_err(|err| Error::io("starting a sixcast thread", err))
-        };
         let mut bodies: Vec<ThreadBody<Core>> = vec![
             ("sixcast-recv", Core::receive_loop),
             ("sixcast-flush", Core::flush_loop),
@@ -308,19 +301,7 @@ impl Context {
         if core.relay_link.is_some() {
             bodies.push(("sixcast-reach", Core::reach_loop));
         }
-        let mut threads = Vec::new();
-        for (name, body) in bodies {
-            match spawn(name, body) {
-                Ok(handle) => threads.push(handle),
-                Err(err) => {
-                    core.shutdown();
-                    threads
-                        .into_iter()
-                        .for_each(|thread: JoinHandle<()>| drop(thread.join()));
-                    return Err(err);
-                }
-            }
-        }
+        let threads = discovery::start_threads(&core, &bodies, Core::shutdown)?;
         debug!(node = %core.node, port = core.socket.port(), "context opened");
         Ok(Self {
             shared: Arc::new(Shared {

@@ -227,21 +227,13 @@ impl Stratum0 {
             waker: Waker::new()?,
             closed: AtomicBool::new(false),
         });
-        let requests = spawn_named("sixcast-s0", &service, Stratum0Service::answer_loop)?;
-        let beacons =
-            match spawn_named("sixcast-s0-beacons", &service, Stratum0Service::beacon_loop) {
-                Ok(handle) => handle,
-                Err(err) => {
-                    service.shutdown();
-                    let _ = requests.join();
-                    return Err(err);
-                }
-            };
+        let bodies: [ThreadBody<Stratum0Service>; 2] = [
+            ("sixcast-s0", Stratum0Service::answer_loop),
+            ("sixcast-s0-beacons", Stratum0Service::beacon_loop),
+        ];
+        let threads = start_threads(&service, &bodies, Stratum0Service::shutdown)?;
         debug!(listen = %config.listen, "stratum 0 started");
-        Ok(Self {
-            service,
-            threads: vec![requests, beacons],
-        })
+        Ok(Self { service, threads })
     }
 
     /// The port the service answers on.
@@ -280,17 +272,31 @@ impl Drop for Stratum0 {
 /// A background thread's name and body.
 pub(crate) type ThreadBody<S> = (&'static str, fn(&S));
 
-/// Starts a named thread running `body` on a shared service.
-pub(crate) fn spawn_named<S: Send + Sync + 'static>(
-    name: &str,
+/// Starts one named thread per body on a shared service. If one cannot start, shuts the
+/// service down (`shutdown`), joins the threads already started and returns the error.
+pub(crate) fn start_threads<S: Send + Sync + 'static>(
     service: &Arc<S>,
-    body: fn(&S),
-) -> Result<JoinHandle<()>> {
-    let service = Arc::clone(service);
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || body(&service))
-        .map_err(|err| Error::io("starting a sixcast thread", err))
+    bodies: &[ThreadBody<S>],
+    shutdown: fn(&S),
+) -> Result<Vec<JoinHandle<()>>> {
+    let mut threads = Vec::new();
+    for &(name, body) in bodies {
+        let shared = Arc::clone(service);
+        let started = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || body(&shared));
+        match started {
+            Ok(thread) => threads.push(thread),
+            Err(err) => {
+                shutdown(service);
+                for thread in threads {
+                    let _ = thread.join();
+                }
+                return Err(Error::io("starting a sixcast thread", err));
+            }
+        }
+    }
+    Ok(threads)
 }
 
 /// Waits for datagrams on `socket` for at most `timeout`: `Ok(true)` when the batch holds some,

@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 use crate::{
     addr::{self, Scope},
     discovery::{
-        self, CONTROL_PORT, RELAY_PORT, Secrets, ThreadBody, send_control, serve, spawn_named,
+        self, CONTROL_PORT, RELAY_PORT, Secrets, ThreadBody, send_control, serve, start_threads,
     },
     error::Result,
     socket::{self, Interface, McastSocket, SocketOptions, Waker},
@@ -177,24 +177,12 @@ impl Relay {
             waker: Waker::new()?,
             closed: AtomicBool::new(false),
         });
-        let mut threads = Vec::new();
         let bodies: [ThreadBody<RelayService>; 3] = [
             ("sixcast-relay", RelayService::tunnel_loop),
             ("sixcast-relay-core", RelayService::core_loop),
             ("sixcast-relay-offers", RelayService::offer_loop),
         ];
-        for (name, body) in bodies {
-            match spawn_named(name, &service, body) {
-                Ok(thread) => threads.push(thread),
-                Err(err) => {
-                    service.shutdown();
-                    threads
-                        .into_iter()
-                        .for_each(|thread: JoinHandle<()>| drop(thread.join()));
-                    return Err(err);
-                }
-            }
-        }
+        let threads = start_threads(&service, &bodies, RelayService::shutdown)?;
         debug!(listen = %service.config.listen, "relay started");
         Ok(Self { service, threads })
     }
