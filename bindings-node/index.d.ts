@@ -91,6 +91,11 @@ export declare class Context {
   get interfaces(): Array<string>
   /** Counters summed over every channel, plus datagrams no channel claimed. */
   stats(): Stats
+  /**
+   * How the context reaches the multicast core through Stratum 0 (the latest probe, the
+   * relay in use, the offers, the last error); null without a `stratum0` option.
+   */
+  reachability(): Reachability | null
 }
 
 /** A running `subscribe()`. */
@@ -154,6 +159,65 @@ export interface ContextOptions {
   reassemblyTimeoutMs?: number
   /** Memory bound for partly received messages per channel, in bytes (default 32 MiB). */
   reassemblyMemory?: number
+  /**
+   * The core's Stratum 0 as `[address]:port`; when set, the context probes whether native
+   * multicast reaches the core and uses a relay where it does not. Unset: no probing.
+   */
+  stratum0?: string
+  /** How long a probe of native reachability may take, in ms (default 2000). */
+  probeTimeoutMs?: number
+}
+
+/** Length of a control message MAC or cookie. */
+export declare const CONTROL_MAC_LEN: number
+
+/** Length of the secret `controlMac` takes. */
+export declare const CONTROL_SECRET_LEN: number
+
+/**
+ * The 16-byte cookie or challenge MAC of peer `address` (IPv6 text) and `port` with `nonce`
+ * (16 hex digits) under the 32-byte `secret`.
+ */
+export declare function controlMac(secret: Uint8Array, address: string, port: number, nonce: string): Buffer
+
+/**
+ * A decoded control message (Stratum 0 probes, relay requests, the relay tunnel): `name` (for
+ * example `probe_reply`) and the fields of that message type; the others are absent. Nonces are
+ * 16 hex digits, socket addresses `[address]:port`, groups IPv6 address text.
+ */
+export interface ControlMessage {
+  /** The message type's name, for example `probe_reply`. */
+  name: string
+  /** The message's nonce, 16 hex digits. */
+  nonce?: string
+  /** PROBE: the nonce of the BEACON asked about (all zero for none). */
+  beaconNonce?: string
+  /** PROBE_REPLY: whether Stratum 0 heard the beacon. */
+  heardBeacon?: boolean
+  /** OFFER and CHALLENGE: the relay takes no new clients. */
+  limit?: boolean
+  /** PROBE_REPLY: the node's address and port as Stratum 0 saw them. */
+  observed?: string
+  /** SOLICIT: the node that asked for relays. */
+  node?: string
+  /** OFFER: where to open the tunnel. */
+  relay?: string
+  /** TEARDOWN: the old address and port. */
+  old?: string
+  /** RELAY_REQUEST and COOKIE: the cookie (16 bytes). */
+  cookie?: Buffer
+  /** CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes). */
+  mac?: Buffer
+  /** OFFER: per mille of the relay's capacity in use. */
+  load?: number
+  /** CHALLENGE: how often to refresh the membership, in seconds. */
+  refreshSecs?: number
+  /** JOIN and LEAVE: the groups. */
+  groups?: Array<string>
+  /** DATA: the group of the carried datagram. */
+  group?: string
+  /** DATA: the carried sixcast datagram. */
+  datagram?: Buffer
 }
 
 /**
@@ -173,6 +237,12 @@ export type Datagram =
     index: number; /** Number of fragments of the message. */
     count: number; /** The bytes of the message from `offset` on. */
   chunk: Buffer }
+
+/**
+ * Decodes one received control message. Throws ERR_SIXCAST_MALFORMED, with the stable
+ * `reason` (`truncated`, `short_unverified`, ...), when the bytes are not a valid one.
+ */
+export declare function decodeControl(datagram: Uint8Array): ControlMessage
 
 /**
  * Decodes one received datagram. Throws ERR_SIXCAST_MALFORMED, with the stable `reason`
@@ -259,6 +329,22 @@ export declare const MIN_DATAGRAM_SIZE: number
  */
 export declare function packMessages(sender: string, firstSeq: number, maxDatagram: number, messages: Array<string | Uint8Array>): Array<Buffer>
 
+/** The latest probe of native reachability through Stratum 0. */
+export interface ProbeReport {
+  /** The Stratum 0 asked, `[address]:port`. */
+  stratum0: string
+  /** Whether Stratum 0 answered at all. */
+  answered: boolean
+  /** Round trip of the first answered probe, in ms; absent when none was answered. */
+  rttMs?: number
+  /** Whether the core's multicast reaches this node. */
+  nativeDown: boolean
+  /** Whether this node's multicast reaches the core. */
+  nativeUp: boolean
+  /** This node's address and port as Stratum 0 saw them. */
+  observed?: string
+}
+
 /** The profile a relayed address is computed for. */
 export interface ProfileOptions {
   /** `sixcast` (default), `ssm`, `embedded-rp` (needs `rp`) or `librecast`. */
@@ -267,8 +353,30 @@ export interface ProfileOptions {
   rp?: string
 }
 
+/** How a context reaches the multicast core: the latest probe, the relay in use and the offers. */
+export interface Reachability {
+  /** The latest probe, once one has completed. */
+  probe?: ProbeReport
+  /** The relay whose tunnel carries the channels, `[address]:port`; absent when none does. */
+  relay?: string
+  /** The relays that offered at the last request, best first. */
+  offers: Array<RelayOffer>
+  /** Why the last attempt to reach the core failed, if it did. */
+  lastError?: string
+}
+
 /** The relayed form of `group` (the same group with its RELAYED bit set). */
 export declare function relayedAddress(group: string, options?: ProfileOptions | undefined | null): string
+
+/** A relay's offer to carry this context's channels. */
+export interface RelayOffer {
+  /** Where to open the tunnel, `[address]:port`. */
+  address: string
+  /** From the relay request to the offer's arrival, in ms. */
+  rttMs: number
+  /** Share of the relay's capacity in use, in per mille. */
+  load: number
+}
 
 /** Counters of a channel or a whole context; every datagram is accounted for. */
 export interface Stats {

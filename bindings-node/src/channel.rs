@@ -24,6 +24,7 @@ use crate::{
     addr::{bytes_of, parse_address},
     config::{config_from_js, millis_or_forever},
     error::OrThrow,
+    reachability::Reachability,
 };
 
 /// A context: one socket, one node id, any number of channels. Close it when done; a script
@@ -86,6 +87,13 @@ impl Context {
     #[napi]
     pub fn stats(&self) -> Stats {
         self.inner.stats().into()
+    }
+
+    /// How the context reaches the multicast core through Stratum 0 (the latest probe, the
+    /// relay in use, the offers, the last error); null without a `stratum0` option.
+    #[napi]
+    pub fn reachability(&self) -> Option<Reachability> {
+        self.inner.reachability().map(Reachability::from)
     }
 }
 

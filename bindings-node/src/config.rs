@@ -45,10 +45,15 @@ pub struct ContextOptions {
     pub reassembly_timeout_ms: Option<f64>,
     /// Memory bound for partly received messages per channel, in bytes (default 32 MiB).
     pub reassembly_memory: Option<f64>,
+    /// The core's Stratum 0 as `[address]:port`; when set, the context probes whether native
+    /// multicast reaches the core and uses a relay where it does not. Unset: no probing.
+    pub stratum0: Option<String>,
+    /// How long a probe of native reachability may take, in ms (default 2000).
+    pub probe_timeout_ms: Option<f64>,
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 14] = [
+const OPTION_KEYS: [&str; 16] = [
     "profile",
     "rp",
     "scope",
@@ -63,6 +68,8 @@ const OPTION_KEYS: [&str; 14] = [
     "recvBuffer",
     "reassemblyTimeoutMs",
     "reassemblyMemory",
+    "stratum0",
+    "probeTimeoutMs",
 ];
 
 /// Checks options the way `new Context(options)` does, without opening anything.
@@ -151,6 +158,16 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
     }
     if let Some(timeout) = options.reassembly_timeout_ms {
         config.reassembly_timeout = millis("reassemblyTimeoutMs", timeout)?;
+    }
+    if let Some(stratum0) = options.stratum0 {
+        config.stratum0 = Some(stratum0.parse().map_err(|_| {
+            invalid(format!(
+                "stratum0 {stratum0:?} is not an IPv6 socket address \"[address]:port\""
+            ))
+        })?);
+    }
+    if let Some(timeout) = options.probe_timeout_ms {
+        config.probe_timeout = millis("probeTimeoutMs", timeout)?;
     }
     Ok(config)
 }

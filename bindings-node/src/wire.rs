@@ -1,15 +1,23 @@
 //! The datagram codec (the core's `wire` module), for tools and tests; no I/O.
 
+use std::net::{Ipv6Addr, SocketAddrV6};
+
 use napi::{
     Env, Result,
     bindgen_prelude::{Buffer, Either},
 };
 use napi_derive::napi;
-use sixcast::{NodeId, wire};
+use sixcast::{
+    NodeId,
+    wire::{
+        self,
+        control::{self, Control},
+    },
+};
 
 use crate::{
-    addr::bytes_of,
-    config::whole,
+    addr::{bytes_of, parse_address},
+    config::{invalid, whole},
     error::{OrThrow, malformed_to_js},
 };
 
@@ -134,4 +142,206 @@ pub fn pack_messages(
     packed
         .map(|datagrams| datagrams.into_iter().map(Buffer::from).collect())
         .or_throw(&env)
+}
+
+/// Length of a control message MAC or cookie.
+#[napi]
+pub const CONTROL_MAC_LEN: u32 = control::MAC_LEN as u32;
+/// Length of the secret `controlMac` takes.
+#[napi]
+pub const CONTROL_SECRET_LEN: u32 = control::SECRET_LEN as u32;
+
+/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel): `name` (for
+/// example `probe_reply`) and the fields of that message type; the others are absent. Nonces are
+/// 16 hex digits, socket addresses `[address]:port`, groups IPv6 address text.
+#[napi(object, object_from_js = false)]
+#[derive(Default)]
+pub struct ControlMessage {
+    /// The message type's name, for example `probe_reply`.
+    pub name: String,
+    /// The message's nonce, 16 hex digits.
+    pub nonce: Option<String>,
+    /// PROBE: the nonce of the BEACON asked about (all zero for none).
+    pub beacon_nonce: Option<String>,
+    /// PROBE_REPLY: whether Stratum 0 heard the beacon.
+    pub heard_beacon: Option<bool>,
+    /// OFFER and CHALLENGE: the relay takes no new clients.
+    pub limit: Option<bool>,
+    /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
+    pub observed: Option<String>,
+    /// SOLICIT: the node that asked for relays.
+    pub node: Option<String>,
+    /// OFFER: where to open the tunnel.
+    pub relay: Option<String>,
+    /// TEARDOWN: the old address and port.
+    pub old: Option<String>,
+    /// RELAY_REQUEST and COOKIE: the cookie (16 bytes).
+    pub cookie: Option<Buffer>,
+    /// CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes).
+    pub mac: Option<Buffer>,
+    /// OFFER: per mille of the relay's capacity in use.
+    pub load: Option<u32>,
+    /// CHALLENGE: how often to refresh the membership, in seconds.
+    pub refresh_secs: Option<u32>,
+    /// JOIN and LEAVE: the groups.
+    pub groups: Option<Vec<String>>,
+    /// DATA: the group of the carried datagram.
+    pub group: Option<String>,
+    /// DATA: the carried sixcast datagram.
+    pub datagram: Option<Buffer>,
+}
+
+fn nonce_text(nonce: u64) -> Option<String> {
+    Some(format!("{nonce:016x}"))
+}
+
+fn addr_text(addr: SocketAddrV6) -> Option<String> {
+    Some(addr.to_string())
+}
+
+fn buffer(bytes: &[u8]) -> Option<Buffer> {
+    Some(bytes.to_vec().into())
+}
+
+fn group_texts(groups: &[Ipv6Addr]) -> Option<Vec<String>> {
+    Some(groups.iter().map(ToString::to_string).collect())
+}
+
+impl From<&Control<'_>> for ControlMessage {
+    fn from(message: &Control<'_>) -> Self {
+        let base = Self {
+            name: message.name().to_owned(),
+            ..Self::default()
+        };
+        match message {
+            Control::Probe {
+                nonce,
+                beacon_nonce,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                beacon_nonce: nonce_text(*beacon_nonce),
+                ..base
+            },
+            Control::Echo { nonce }
+            | Control::Beacon { nonce }
+            | Control::Hello { nonce }
+            | Control::Keepalive { nonce } => Self {
+                nonce: nonce_text(*nonce),
+                ..base
+            },
+            Control::ProbeReply {
+                nonce,
+                heard_beacon,
+                observed,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                heard_beacon: Some(*heard_beacon),
+                observed: addr_text(*observed),
+                ..base
+            },
+            Control::RelayRequest { nonce, cookie } | Control::Cookie { nonce, cookie } => Self {
+                nonce: nonce_text(*nonce),
+                cookie: buffer(cookie),
+                ..base
+            },
+            Control::Solicit { nonce, node } => Self {
+                nonce: nonce_text(*nonce),
+                node: addr_text(*node),
+                ..base
+            },
+            Control::Offer {
+                nonce,
+                relay,
+                load,
+                limit,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                relay: addr_text(*relay),
+                load: Some((*load).into()),
+                limit: Some(*limit),
+                ..base
+            },
+            Control::Challenge {
+                nonce,
+                mac,
+                refresh_secs,
+                limit,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: buffer(mac),
+                refresh_secs: Some((*refresh_secs).into()),
+                limit: Some(*limit),
+                ..base
+            },
+            Control::Join { nonce, mac, groups } | Control::Leave { nonce, mac, groups } => Self {
+                nonce: nonce_text(*nonce),
+                mac: buffer(mac),
+                groups: group_texts(groups),
+                ..base
+            },
+            Control::Data { group, datagram } => Self {
+                group: Some(group.to_string()),
+                datagram: buffer(datagram),
+                ..base
+            },
+            Control::Teardown { nonce, mac, old } => Self {
+                nonce: nonce_text(*nonce),
+                mac: buffer(mac),
+                old: addr_text(*old),
+                ..base
+            },
+            // A message type newer than this binding: its name, without fields.
+            _ => base,
+        }
+    }
+}
+
+/// Decodes one received control message. Throws ERR_SIXCAST_MALFORMED, with the stable
+/// `reason` (`truncated`, `short_unverified`, ...), when the bytes are not a valid one.
+#[napi]
+pub fn decode_control(env: Env, datagram: &[u8]) -> Result<ControlMessage> {
+    match control::decode(datagram) {
+        Ok(message) => Ok(ControlMessage::from(&message)),
+        Err(err) => Err(malformed_to_js(&env, err)),
+    }
+}
+
+/// The 16-byte cookie or challenge MAC of peer `address` (IPv6 text) and `port` with `nonce`
+/// (16 hex digits) under the 32-byte `secret`.
+#[napi]
+pub fn control_mac(
+    env: Env,
+    secret: &[u8],
+    address: String,
+    port: f64,
+    nonce: String,
+) -> Result<Buffer> {
+    let mac = (|| {
+        let secret: &[u8; control::SECRET_LEN] = secret.try_into().map_err(|_| {
+            invalid(format!(
+                "secret must be {} bytes, not {}",
+                control::SECRET_LEN,
+                secret.len()
+            ))
+        })?;
+        let ip = parse_address(&address)?;
+        let port = whole("port", port, u16::MAX)?;
+        let nonce = parse_nonce(&nonce)?;
+        Ok(control::mac(
+            secret,
+            SocketAddrV6::new(ip, port, 0, 0),
+            nonce,
+        ))
+    })();
+    mac.map(|mac| Buffer::from(mac.to_vec())).or_throw(&env)
+}
+
+/// A nonce given as exactly 16 hex digits, the way the vectors write them.
+fn parse_nonce(text: &str) -> sixcast::Result<u64> {
+    if text.len() == 16 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        if let Ok(nonce) = u64::from_str_radix(text, 16) {
+            return Ok(nonce);
+        }
+    }
+    Err(invalid(format!("nonce {text:?} is not 16 hex digits")))
 }

@@ -23,6 +23,8 @@ const everyOption = {
   recvBuffer: 1 << 20,
   reassemblyTimeoutMs: 2000,
   reassemblyMemory: 1 << 20,
+  stratum0: '[2001:db8::1]:6447',
+  probeTimeoutMs: 500,
 }
 
 test('every option at once, no options, and null are valid', () => {
@@ -66,7 +68,7 @@ for (const [name, max] of Object.entries(wholeNumberOptions)) {
   })
 }
 
-for (const name of ['lingerMs', 'reassemblyTimeoutMs']) {
+for (const name of ['lingerMs', 'reassemblyTimeoutMs', 'probeTimeoutMs']) {
   test(`${name} must be a finite, non-negative number of milliseconds`, () => {
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
       assert.throws(() => sixcast.validateOptions({ [name]: bad }), invalidConfig)
@@ -97,4 +99,34 @@ test('new Context checks options the same way before it opens anything', () => {
   assert.throws(() => new sixcast.Context({ hopLimit: 0 }), invalidConfig)
   assert.throws(() => new sixcast.Context({ bogus: true }), invalidConfig)
   assert.throws(() => new sixcast.Context({ interfaces: ['no-such-if0'] }), sixcastError('UnknownInterface'))
+})
+
+test('stratum0 must be "[address]:port" text naming a unicast address', () => {
+  for (const bad of [
+    '2001:db8::1',
+    '2001:db8::1:6447',
+    '[2001:db8::1]',
+    '[2001:db8::1]:65536',
+    '192.0.2.1:6447',
+    'stratum0.example:6447',
+    '',
+    '[ff1e::1]:6447',
+    '[::]:6447',
+    '[2001:db8::1]:0',
+  ]) {
+    assert.throws(() => sixcast.validateOptions({ stratum0: bad }), { ...invalidConfig, message: /stratum0/ }, bad)
+  }
+  assert.throws(() => sixcast.validateOptions({ stratum0: 6447 }), { ...invalidConfig, message: /stratum0/ })
+  assert.throws(() => sixcast.validateOptions({ probeTimeoutMs: 0 }), { ...invalidConfig, message: /probe_timeout/ })
+  assert.throws(() => new sixcast.Context({ stratum0: 'nowhere' }), { ...invalidConfig, message: /stratum0/ })
+})
+
+test('reachability() is null without a stratum0', () => {
+  // Binds a UDP port on this host but sends nothing: no channel is joined or sent to.
+  const context = new sixcast.Context()
+  try {
+    assert.equal(context.reachability(), null)
+  } finally {
+    context.close()
+  }
 })

@@ -97,6 +97,25 @@ worldTest('two processes in two hosts exchange messages with their metadata', as
   await succeeds(receiver, 15_000)
 })
 
+worldTest('reachability() reports a Stratum 0 that does not answer', async () => {
+  const stratum0 = `[${host('h2').addr}]:6447`
+  const probing = peer('h1', 'reachability', stratum0)
+  const { initial } = await probing.next()
+  assert.ok(initial, 'reachability() is null with a stratum0')
+  assert.equal(initial.relay ?? null, null)
+  const { settled } = await probing.next()
+  assert.ok(settled.probe || settled.lastError, JSON.stringify(settled))
+  if (settled.probe) {
+    assert.equal(settled.probe.stratum0, stratum0)
+    assert.equal(settled.probe.answered, false)
+    assert.equal(settled.probe.rttMs ?? null, null)
+    assert.equal(settled.probe.nativeUp, false)
+  }
+  assert.equal(settled.relay ?? null, null)
+  assert.ok(Array.isArray(settled.offers))
+  await succeeds(probing, 15_000)
+})
+
 worldTest('a third host receives the same messages (one send, many receivers)', async () => {
   const channel = freshChannel('fanout')
   const receivers = ['h2', 'h3'].map((name) => peer(name, 'recv', channel, '2', '10000'))

@@ -22,6 +22,7 @@ use crate::{
     bytes_or_text,
     config::PyConfig,
     error::{OrRaise, to_py_err},
+    reachability::PyReachability,
 };
 
 /// The longest a blocking receive waits before it checks for Ctrl-C, and the longest an asyncio
@@ -126,6 +127,15 @@ impl PyContext {
     /// Counters summed over every channel, plus datagrams no channel claimed.
     fn stats(&self) -> PyStats {
         self.inner.stats().into()
+    }
+
+    /// How the context reaches the multicast core through Stratum 0 (the latest probe, the
+    /// relay in use, the offers, the last error); None when the config has no ``stratum0``.
+    fn reachability(&self, py: Python<'_>) -> PyResult<Option<PyReachability>> {
+        self.inner
+            .reachability()
+            .map(|reachability| PyReachability::new(py, reachability))
+            .transpose()
     }
 
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

@@ -18,8 +18,10 @@ use crate::error::{OrRaise, to_py_err};
 /// "global"), ``port`` (``None`` for the profile's default), ``interfaces`` (names; empty for every
 /// multicast interface), ``hop_limit``, ``loopback``, ``max_datagram_size``,
 /// ``max_message_size``, ``linger`` (seconds), ``queue_capacity``, ``recv_buffer``,
-/// ``reassembly_timeout`` (seconds) and ``reassembly_memory``. Profile, RP and scope are checked
-/// here; :meth:`validate` (and opening a Context) checks the rest.
+/// ``reassembly_timeout`` (seconds), ``reassembly_memory``, ``stratum0`` (the core's Stratum 0
+/// as "[address]:port"; None for no reachability probing) and ``probe_timeout`` (seconds).
+/// Profile, RP, scope and stratum0 are checked here; :meth:`validate` (and opening a Context)
+/// checks the rest.
 #[pyclass(module = "sixcast", name = "Config", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub(crate) struct PyConfig {
@@ -45,6 +47,8 @@ impl PyConfig {
         recv_buffer = None,
         reassembly_timeout = None,
         reassembly_memory = None,
+        stratum0 = None,
+        probe_timeout = None,
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -65,6 +69,8 @@ impl PyConfig {
         recv_buffer: Option<i64>,
         reassembly_timeout: Option<f64>,
         reassembly_memory: Option<i64>,
+        stratum0: Option<&str>,
+        probe_timeout: Option<f64>,
     ) -> PyResult<Self> {
         let mut config = sixcast::Config::default();
         if profile.is_some() || rp.is_some() {
@@ -106,6 +112,16 @@ impl PyConfig {
             "reassembly_memory",
             reassembly_memory,
         )?;
+        if let Some(stratum0) = stratum0 {
+            config.stratum0 = Some(stratum0.parse().map_err(|_| {
+                invalid_config(format!(
+                    "stratum0 {stratum0:?} is not an IPv6 socket address \"[address]:port\""
+                ))
+            })?);
+        }
+        if let Some(timeout) = probe_timeout {
+            config.probe_timeout = seconds("probe_timeout", timeout)?;
+        }
         Ok(Self { inner: config })
     }
 
@@ -201,6 +217,18 @@ impl PyConfig {
         self.inner.reassembly_memory
     }
 
+    /// The core's Stratum 0 as "[address]:port"; None when the context does not probe.
+    #[getter]
+    fn stratum0(&self) -> Option<String> {
+        self.inner.stratum0.map(|stratum0| stratum0.to_string())
+    }
+
+    /// Seconds a probe of native reachability may take.
+    #[getter]
+    fn probe_timeout(&self) -> f64 {
+        self.inner.probe_timeout.as_secs_f64()
+    }
+
     /// The UDP port in effect: ``port``, or the profile's default when it is None.
     #[getter]
     fn effective_port(&self) -> u16 {
@@ -224,6 +252,8 @@ impl PyConfig {
         fields.set_item("recv_buffer", self.recv_buffer())?;
         fields.set_item("reassembly_timeout", self.reassembly_timeout())?;
         fields.set_item("reassembly_memory", self.reassembly_memory())?;
+        fields.set_item("stratum0", self.stratum0())?;
+        fields.set_item("probe_timeout", self.probe_timeout())?;
         let fields = fields
             .iter()
             .map(|(name, value)| Ok(format!("{name}={}", value.repr()?)))

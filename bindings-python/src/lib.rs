@@ -3,12 +3,14 @@
 //!
 //! The binding is thin: it converts types and errors and adds Python idioms (context managers,
 //! iteration, asyncio); everything else happens in the `sixcast` crate. Its modules mirror the
-//! crate's: `addr`, `channel` (Context, Channel, Message, Stats), `config`, `error`, `wire`.
+//! crate's: `addr`, `channel` (Context, Channel, Message, Stats), `config`, `error`, `reachability` (the core's
+//! `discovery` and `tunnel` reports), `wire`.
 
 mod addr;
 mod channel;
 mod config;
 mod error;
+mod reachability;
 mod wire;
 
 use pyo3::{
@@ -27,6 +29,7 @@ fn sixcast_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     addr::register(module)?;
     wire::register(module)?;
     channel::register(module)?;
+    reachability::register(module)?;
     Ok(())
 }
 

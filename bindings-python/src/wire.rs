@@ -1,13 +1,18 @@
-//! The datagram codec, for tools and tests: `decode_datagram`, `pack_messages` and the wire
-//! constants. No I/O.
+//! The datagram codec, for tools and tests: `decode_datagram`, `pack_messages`, the control
+//! messages (`decode_control`, `control_mac`) and the wire constants. No I/O.
+
+use std::net::SocketAddrV6;
 
 use pyo3::{
     prelude::*,
     types::{PyBytes, PyList},
 };
 use sixcast::{
-    NodeId,
-    wire::{self, Datagram},
+    Error, ErrorKind, NodeId,
+    wire::{
+        self, Datagram, DecodeError,
+        control::{self, Control},
+    },
 };
 
 use crate::{
@@ -127,12 +132,226 @@ fn decode_datagram<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>
             };
             Ok(Bound::new(py, fragment)?.into_any())
         }
-        Err(decode_error) => {
-            let err = to_py_err(decode_error.into());
-            err.value(py).setattr("reason", decode_error.reason())?;
-            Err(err)
+        Err(decode_error) => Err(malformed(py, decode_error)),
+    }
+}
+
+/// The MalformedError of `decode_error`, with its stable ``reason`` set.
+fn malformed(py: Python<'_>, decode_error: DecodeError) -> PyErr {
+    let err = to_py_err(decode_error.into());
+    match err.value(py).setattr("reason", decode_error.reason()) {
+        Ok(()) => err,
+        Err(failure) => failure,
+    }
+}
+
+/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel): ``name``
+/// (for example "probe_reply") and the fields of that message type; the fields it does not have
+/// are None. Nonces are 16 hexadecimal digits, socket addresses "[address]:port", groups IPv6
+/// address text.
+#[pyclass(module = "sixcast", name = "ControlMessage", frozen, get_all)]
+#[derive(Default)]
+pub(crate) struct PyControlMessage {
+    /// The message type's name, for example "probe_reply".
+    name: &'static str,
+    /// The message's nonce, 16 hexadecimal digits.
+    nonce: Option<String>,
+    /// PROBE: the nonce of the BEACON asked about (all zero for none).
+    beacon_nonce: Option<String>,
+    /// PROBE_REPLY: whether Stratum 0 heard the beacon.
+    heard_beacon: Option<bool>,
+    /// OFFER and CHALLENGE: the relay takes no new clients.
+    limit: Option<bool>,
+    /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
+    observed: Option<String>,
+    /// SOLICIT: the node that asked for relays.
+    node: Option<String>,
+    /// OFFER: where to open the tunnel.
+    relay: Option<String>,
+    /// TEARDOWN: the old address and port.
+    old: Option<String>,
+    /// RELAY_REQUEST and COOKIE: the cookie (16 bytes).
+    cookie: Option<Py<PyBytes>>,
+    /// CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes).
+    mac: Option<Py<PyBytes>>,
+    /// OFFER: per mille of the relay's capacity in use.
+    load: Option<u16>,
+    /// CHALLENGE: how often to refresh the membership, in seconds.
+    refresh_secs: Option<u16>,
+    /// JOIN and LEAVE: the groups.
+    groups: Option<Vec<String>>,
+    /// DATA: the group of the carried datagram.
+    group: Option<String>,
+    /// DATA: the carried sixcast datagram.
+    datagram: Option<Py<PyBytes>>,
+}
+
+#[pymethods]
+impl PyControlMessage {
+    fn __repr__(&self) -> String {
+        format!("ControlMessage(name='{}')", self.name)
+    }
+}
+
+fn nonce_text(nonce: u64) -> Option<String> {
+    Some(format!("{nonce:016x}"))
+}
+
+fn addr_text(addr: SocketAddrV6) -> Option<String> {
+    Some(addr.to_string())
+}
+
+impl PyControlMessage {
+    fn new(py: Python<'_>, message: &Control<'_>) -> Self {
+        let bytes = |data: &[u8]| Some(PyBytes::new(py, data).unbind());
+        let groups =
+            |groups: &[std::net::Ipv6Addr]| Some(groups.iter().map(ToString::to_string).collect());
+        let base = Self {
+            name: message.name(),
+            ..Self::default()
+        };
+        match message {
+            Control::Probe {
+                nonce,
+                beacon_nonce,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                beacon_nonce: nonce_text(*beacon_nonce),
+                ..base
+            },
+            Control::Echo { nonce }
+            | Control::Beacon { nonce }
+            | Control::Hello { nonce }
+            | Control::Keepalive { nonce } => Self {
+                nonce: nonce_text(*nonce),
+                ..base
+            },
+            Control::ProbeReply {
+                nonce,
+                heard_beacon,
+                observed,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                heard_beacon: Some(*heard_beacon),
+                observed: addr_text(*observed),
+                ..base
+            },
+            Control::RelayRequest { nonce, cookie } | Control::Cookie { nonce, cookie } => Self {
+                nonce: nonce_text(*nonce),
+                cookie: bytes(cookie),
+                ..base
+            },
+            Control::Solicit { nonce, node } => Self {
+                nonce: nonce_text(*nonce),
+                node: addr_text(*node),
+                ..base
+            },
+            Control::Offer {
+                nonce,
+                relay,
+                load,
+                limit,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                relay: addr_text(*relay),
+                load: Some(*load),
+                limit: Some(*limit),
+                ..base
+            },
+            Control::Challenge {
+                nonce,
+                mac,
+                refresh_secs,
+                limit,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: bytes(mac),
+                refresh_secs: Some(*refresh_secs),
+                limit: Some(*limit),
+                ..base
+            },
+            Control::Join {
+                nonce,
+                mac,
+                groups: list,
+            }
+            | Control::Leave {
+                nonce,
+                mac,
+                groups: list,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: bytes(mac),
+                groups: groups(list),
+                ..base
+            },
+            Control::Data { group, datagram } => Self {
+                group: Some(group.to_string()),
+                datagram: bytes(datagram),
+                ..base
+            },
+            Control::Teardown { nonce, mac, old } => Self {
+                nonce: nonce_text(*nonce),
+                mac: bytes(mac),
+                old: addr_text(*old),
+                ..base
+            },
+            // A message type newer than this binding: its name, without fields.
+            _ => base,
         }
     }
+}
+
+/// Decodes one received control message into a ControlMessage. Raises MalformedError, whose
+/// ``reason`` names the first rule the bytes break (for example "short_unverified").
+#[pyfunction]
+fn decode_control(data: &Bound<'_, PyAny>) -> PyResult<PyControlMessage> {
+    let py = data.py();
+    let data = bytes_or_text(data, "data")?;
+    match control::decode(&data) {
+        Ok(message) => Ok(PyControlMessage::new(py, &message)),
+        Err(decode_error) => Err(malformed(py, decode_error)),
+    }
+}
+
+/// The 16-byte cookie or challenge MAC of peer ``address`` (IPv6 text) and ``port`` with
+/// ``nonce`` (16 hexadecimal digits) under the 32-byte ``secret``.
+#[pyfunction]
+fn control_mac<'py>(
+    py: Python<'py>,
+    secret: &Bound<'py, PyAny>,
+    address: &str,
+    port: u16,
+    nonce: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let secret = bytes_or_text(secret, "secret")?;
+    let secret: &[u8; control::SECRET_LEN] = secret[..].try_into().map_err(|_| {
+        invalid_argument(format!(
+            "secret must be {} bytes, not {}",
+            control::SECRET_LEN,
+            secret.len()
+        ))
+    })?;
+    let ip = crate::addr::parse_address(address, "address")?;
+    let nonce = parse_nonce(nonce)?;
+    let mac = control::mac(secret, SocketAddrV6::new(ip, port, 0, 0), nonce);
+    Ok(PyBytes::new(py, &mac))
+}
+
+/// A nonce given as exactly 16 hexadecimal digits, the way the vectors write them.
+fn parse_nonce(text: &str) -> PyResult<u64> {
+    if text.len() == 16 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        if let Ok(nonce) = u64::from_str_radix(text, 16) {
+            return Ok(nonce);
+        }
+    }
+    Err(invalid_argument(format!(
+        "nonce {text:?} is not 16 hexadecimal digits"
+    )))
+}
+
+fn invalid_argument(message: String) -> PyErr {
+    to_py_err(Error::new(ErrorKind::InvalidConfig, message))
 }
 
 /// The datagrams a sender with node id ``sender`` (16 hex digits) whose next sequence number is
@@ -165,6 +384,12 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyFragment>()?;
     module.add_function(wrap_pyfunction!(decode_datagram, module)?)?;
     module.add_function(wrap_pyfunction!(pack_messages, module)?)?;
+    module.add_class::<PyControlMessage>()?;
+    module.add_function(wrap_pyfunction!(decode_control, module)?)?;
+    module.add_function(wrap_pyfunction!(control_mac, module)?)?;
+    module.add("CONTROL_MAGIC", PyBytes::new(py, &control::MAGIC))?;
+    module.add("CONTROL_MAC_LEN", control::MAC_LEN)?;
+    module.add("CONTROL_SECRET_LEN", control::SECRET_LEN)?;
     module.add("MAGIC", PyBytes::new(py, &wire::MAGIC))?;
     module.add("PROTOCOL_VERSION", wire::VERSION)?;
     module.add("HEADER_LEN", wire::HEADER_LEN)?;

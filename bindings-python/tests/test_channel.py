@@ -161,6 +161,26 @@ def test_ctrl_c_interrupts_a_blocking_recv(world):
     assert time.monotonic() - interrupted < 2
 
 
+def test_reachability_with_a_silent_stratum0(world):
+    stratum0 = "[{}]:6447".format(world.hosts["h2"]["addr"])
+    code, lines, stderr = world.run("h1", "world_probe.py", "reachability", stratum0)
+    assert code == 0, stderr
+    records = json_lines(lines)
+    assert records[0] == {"config_stratum0": stratum0, "probe_timeout": 0.3}
+    initial = records[1]["initial"]
+    assert initial is not None and initial["relay"] is None
+    settled = records[2]["settled"]
+    assert settled is not None, "reachability() is None with a stratum0"
+    assert settled["probe"] is not None or settled["last_error"] is not None, settled
+    if settled["probe"] is not None:
+        assert settled["probe"]["stratum0"] == stratum0
+        assert settled["probe"]["answered"] is False
+        assert settled["probe"]["rtt"] is None
+        assert settled["probe"]["native_up"] is False
+    assert settled["relay"] is None
+    assert settled["repr"].startswith("Reachability(")
+
+
 def test_conformance_agent(world):
     receivers = [world.start(host, "agent.py", "recv", "agents", 3, 20) for host in ("h2", "h3")]
     for receiver in receivers:

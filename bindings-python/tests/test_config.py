@@ -17,6 +17,8 @@ FIELDS = {
     "recv_buffer": 1 << 20,
     "reassembly_timeout": 2.5,
     "reassembly_memory": 1 << 24,
+    "stratum0": "[2001:db8::1]:6447",
+    "probe_timeout": 0.5,
 }
 
 
@@ -35,6 +37,8 @@ def test_defaults():
     assert config.linger == sixcast.DEFAULT_LINGER
     assert config.queue_capacity == sixcast.DEFAULT_QUEUE_CAPACITY
     assert config.recv_buffer == sixcast.DEFAULT_RECV_BUFFER
+    assert config.stratum0 is None
+    assert config.probe_timeout == 2.0
     config.validate()
 
 
@@ -91,6 +95,14 @@ def test_wrong_types_are_type_errors(fields):
         {"queue_capacity": -1},
         {"linger": -0.1},
         {"reassembly_timeout": float("nan")},
+        {"stratum0": "2001:db8::1"},
+        {"stratum0": "2001:db8::1:6447"},
+        {"stratum0": "[2001:db8::1]"},
+        {"stratum0": "[2001:db8::1]:65536"},
+        {"stratum0": "192.0.2.1:6447"},
+        {"stratum0": "stratum0.example:6447"},
+        {"stratum0": ""},
+        {"probe_timeout": -1.0},
     ],
     ids=lambda fields: "-".join(f"{key}={value}" for key, value in fields.items()),
 )
@@ -111,6 +123,10 @@ def test_unrepresentable_values_are_rejected_at_construction(fields):
         ({"reassembly_timeout": 0}, "reassembly_timeout"),
         ({"reassembly_memory": 1024}, "reassembly_memory"),
         ({"interfaces": [""]}, "interface"),
+        ({"probe_timeout": 0}, "probe_timeout"),
+        ({"stratum0": "[ff1e::1]:6447"}, "stratum0"),
+        ({"stratum0": "[::]:6447"}, "stratum0"),
+        ({"stratum0": "[2001:db8::1]:0"}, "stratum0"),
     ],
     ids=lambda value: str(value),
 )
@@ -143,3 +159,18 @@ def test_context_takes_a_config_or_fields_but_not_both():
         sixcast.Context(hop_limits=1)
     with pytest.raises(TypeError):
         sixcast.Context({"hop_limit": 1})
+
+
+def test_stratum0_text_round_trips():
+    config = sixcast.Config(stratum0="[2001:0db8::0001]:6447")
+    assert config.stratum0 == "[2001:db8::1]:6447"
+    assert "stratum0='[2001:db8::1]:6447'" in repr(config)
+    with pytest.raises(TypeError):
+        sixcast.Config(stratum0=6447)
+
+
+def test_reachability_is_none_without_stratum0():
+    # Binds a UDP port on this host but sends nothing: no channel is joined or sent to.
+    with sixcast.Context() as context:
+        assert context.config.stratum0 is None
+        assert context.reachability() is None

@@ -5,6 +5,7 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py recv CHANNEL COUNT TIMEOUT MODE  MODE: recv | iterate | async
     world_probe.py timeout | closed | too-large | async-cancel | io-error
     world_probe.py async-cancel-many COUNT
+    world_probe.py reachability STRATUM0             STRATUM0: "[address]:port" nobody serves
 """
 
 import asyncio
@@ -323,6 +324,47 @@ def check_io_error():
         emit(open=outcome(lambda: sixcast.Context(port=port)))
 
 
+def describe_reachability(reachability):
+    if reachability is None:
+        return None
+    probe = reachability.probe
+    return {
+        "probe": None
+        if probe is None
+        else {
+            "stratum0": probe.stratum0,
+            "answered": probe.answered,
+            "rtt": probe.rtt,
+            "native_down": probe.native_down,
+            "native_up": probe.native_up,
+            "observed": probe.observed,
+        },
+        "relay": reachability.relay,
+        "offers": [
+            {"address": offer.address, "rtt": offer.rtt, "load": offer.load}
+            for offer in reachability.offers
+        ],
+        "last_error": reachability.last_error,
+        "repr": repr(reachability),
+    }
+
+
+def check_reachability(stratum0):
+    """Opens a context whose Stratum 0 does not answer and reports what reachability() says
+    until a probe completes or an error is recorded (at most 10 s)."""
+    with sixcast.Context(stratum0=stratum0, probe_timeout=0.3) as context:
+        emit(config_stratum0=context.config.stratum0, probe_timeout=context.config.probe_timeout)
+        emit(initial=describe_reachability(context.reachability()))
+        deadline = time.monotonic() + 10
+        reachability = context.reachability()
+        while time.monotonic() < deadline and (
+            reachability.probe is None and reachability.last_error is None
+        ):
+            time.sleep(0.05)
+            reachability = context.reachability()
+        emit(settled=describe_reachability(reachability))
+
+
 COMMANDS = {
     "send": send,
     "recv": receive,
@@ -332,6 +374,7 @@ COMMANDS = {
     "async-cancel": check_async_cancel,
     "async-cancel-many": check_async_cancel_many,
     "io-error": check_io_error,
+    "reachability": check_reachability,
 }
 
 if __name__ == "__main__":

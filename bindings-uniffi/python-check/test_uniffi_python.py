@@ -125,6 +125,49 @@ def test_the_record_defaults_are_the_core_defaults():
     ffi.validate_config(ffi.Config())
 
 
+CONTROL = load("control.json")
+
+
+def control_received(case):
+    data = bytes.fromhex(case["datagram"])
+    repeat = case.get("datagram_repeat")
+    return data + bytes.fromhex(repeat["byte_hex"]) * repeat["count"] if repeat else data
+
+
+def test_every_control_case_decodes_or_is_malformed_with_its_reason():
+    for case in CONTROL["encode"] + CONTROL["decode"]:
+        expected = case.get("message") or case.get("decoded")
+        if expected is None:
+            error = raises_kind(case["error"], ffi.decode_control, control_received(case))
+            assert f"({case['reason']})" in str(error), (case["name"], str(error))
+            continue
+        message = ffi.decode_control(control_received(case))
+        assert message.name == expected["type"], case["name"]
+        for key, value in expected.items():
+            if key == "type":
+                continue
+            actual = getattr(message, key)
+            if isinstance(value, dict):
+                address, _, port = actual.rpartition(":")
+                assert same_address(address.strip("[]"), value["ip"]), (case["name"], key)
+                assert int(port) == value["port"], (case["name"], key)
+            elif key in ("cookie", "mac", "datagram"):
+                assert bytes(actual).hex() == value, (case["name"], key)
+            elif key == "groups":
+                assert len(actual) == len(value), (case["name"], key)
+                assert all(map(same_address, actual, value)), (case["name"], key)
+            elif key == "group":
+                assert same_address(actual, value), (case["name"], key)
+            else:
+                assert actual == value, (case["name"], key)
+
+
+def test_every_control_mac_matches():
+    for case in CONTROL["mac"]:
+        mac = ffi.control_mac(bytes.fromhex(case["secret"]), case["ip"], case["port"], case["nonce"])
+        assert bytes(mac).hex() == case["mac"], case["name"]
+
+
 def main():
     tests = [value for name, value in sorted(globals().items()) if name.startswith("test_")]
     failed = 0

@@ -160,6 +160,79 @@ impl Context {
     pub fn stats(&self) -> Stats {
         self.inner.stats().into()
     }
+
+    /// How the context reaches the multicast core through Stratum 0 (the latest probe, the
+    /// relay in use, the offers, the last error); null when the config has no `stratum0`.
+    pub fn reachability(&self) -> Option<Reachability> {
+        self.inner.reachability().map(Reachability::from)
+    }
+}
+
+/// The latest probe of native reachability through Stratum 0.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ProbeReport {
+    /// The Stratum 0 asked, `[address]:port`.
+    pub stratum0: String,
+    /// Whether Stratum 0 answered at all.
+    pub answered: bool,
+    /// Round trip of the first answered probe, in milliseconds; null when none was answered.
+    pub rtt_ms: Option<f64>,
+    /// Whether the core's multicast reaches this node.
+    pub native_down: bool,
+    /// Whether this node's multicast reaches the core.
+    pub native_up: bool,
+    /// This node's address and port as Stratum 0 saw them.
+    pub observed: Option<String>,
+}
+
+/// A relay's offer to carry this context's channels.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RelayOffer {
+    /// Where to open the tunnel, `[address]:port`.
+    pub address: String,
+    /// From the relay request to the offer's arrival, in milliseconds.
+    pub rtt_ms: f64,
+    /// Share of the relay's capacity in use, in per mille.
+    pub load: u16,
+}
+
+/// How a context reaches the multicast core: the latest probe, the relay in use and the offers.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Reachability {
+    /// The latest probe, once one has completed.
+    pub probe: Option<ProbeReport>,
+    /// The relay whose tunnel carries the channels, `[address]:port`; null when none does.
+    pub relay: Option<String>,
+    /// The relays that offered at the last request, best first.
+    pub offers: Vec<RelayOffer>,
+    /// Why the last attempt to reach the core failed, if it did.
+    pub last_error: Option<String>,
+}
+
+impl From<sixcast::Reachability> for Reachability {
+    fn from(reachability: sixcast::Reachability) -> Self {
+        Self {
+            probe: reachability.probe.map(|probe| ProbeReport {
+                stratum0: probe.stratum0.to_string(),
+                answered: probe.answered,
+                rtt_ms: probe.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
+                native_down: probe.native_down,
+                native_up: probe.native_up,
+                observed: probe.observed.map(|observed| observed.to_string()),
+            }),
+            relay: reachability.relay.map(|relay| relay.to_string()),
+            offers: reachability
+                .offers
+                .into_iter()
+                .map(|offer| RelayOffer {
+                    address: offer.address.to_string(),
+                    rtt_ms: offer.rtt.as_secs_f64() * 1000.0,
+                    load: offer.load,
+                })
+                .collect(),
+            last_error: reachability.last_error,
+        }
+    }
 }
 
 /// A named channel of a `Context`. Thread-safe; handles to the same name share one queue.

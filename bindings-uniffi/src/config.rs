@@ -60,6 +60,14 @@ pub struct Config {
     /// Upper bound on memory held by partly received messages, per channel, in bytes.
     #[uniffi(default = 33554432)]
     pub reassembly_memory: u64,
+    /// The core's Stratum 0 as `[address]:port`, such as `[2001:db8::1]:6447`; when set, the
+    /// context probes whether native multicast reaches the core and uses a relay where it does
+    /// not. Null: no probing. Text of another form fails with `InvalidConfig`.
+    #[uniffi(default = None)]
+    pub stratum0: Option<String>,
+    /// How long a probe of native reachability may take, in milliseconds.
+    #[uniffi(default = 2000)]
+    pub probe_timeout_ms: u64,
 }
 
 /// The core's default configuration. Equal to a `Config` built with no arguments; the bindings'
@@ -94,6 +102,8 @@ impl From<&sixcast::Config> for Config {
             recv_buffer: widen(config.recv_buffer),
             reassembly_timeout_ms: millis(config.reassembly_timeout),
             reassembly_memory: widen(config.reassembly_memory),
+            stratum0: config.stratum0.map(|stratum0| stratum0.to_string()),
+            probe_timeout_ms: millis(config.probe_timeout),
         }
     }
 }
@@ -117,6 +127,18 @@ impl TryFrom<&Config> for sixcast::Config {
         core.recv_buffer = narrow(config.recv_buffer, "recv_buffer")?;
         core.reassembly_timeout = Duration::from_millis(config.reassembly_timeout_ms);
         core.reassembly_memory = narrow(config.reassembly_memory, "reassembly_memory")?;
+        core.stratum0 = config
+            .stratum0
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    SixcastError::InvalidConfig(format!(
+                        "stratum0 {text:?} is not an IPv6 socket address \"[address]:port\""
+                    ))
+                })
+            })
+            .transpose()?;
+        core.probe_timeout = Duration::from_millis(config.probe_timeout_ms);
         Ok(core)
     }
 }
@@ -166,6 +188,8 @@ mod tests {
             recv_buffer: 1 << 16,
             reassembly_timeout_ms: 250,
             reassembly_memory: 1 << 20,
+            stratum0: Some("[2001:db8::1]:6447".into()),
+            probe_timeout_ms: 500,
         };
         let core = sixcast::Config::try_from(&record).unwrap();
         core.validate().unwrap();
@@ -191,5 +215,27 @@ mod tests {
             validate_config(with_bad_rp),
             Err(SixcastError::InvalidAddress(_))
         ));
+    }
+
+    #[test]
+    fn stratum0_must_be_a_unicast_socket_address() {
+        for bad in [
+            "2001:db8::1",
+            "[2001:db8::1]",
+            "[2001:db8::1]:65536",
+            "192.0.2.1:6447",
+            "",
+            "[ff1e::1]:6447",
+            "[2001:db8::1]:0",
+        ] {
+            let config = Config {
+                stratum0: Some(bad.into()),
+                ..default_config()
+            };
+            assert!(
+                matches!(validate_config(config), Err(SixcastError::InvalidConfig(m)) if m.contains("stratum0")),
+                "{bad}"
+            );
+        }
     }
 }

@@ -15,9 +15,12 @@ pub mod error;
 pub mod wire;
 
 pub use addr::{group_address, group_address_bytes, relayed_address};
-pub use channel::{Channel, Context, Message, Stats};
+pub use channel::{Channel, Context, Message, ProbeReport, Reachability, RelayOffer, Stats};
 pub use config::{Config, default_config, validate_config};
 pub use error::{SixcastError, raise_error_kind};
-pub use wire::{BatchRecord, Datagram, decode_datagram, pack_messages};
+pub use wire::{
+    BatchRecord, ControlMessage, Datagram, control_mac, decode_control, decode_datagram,
+    pack_messages,
+};
 
 uniffi::setup_scaffolding!();

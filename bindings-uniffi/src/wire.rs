@@ -1,8 +1,20 @@
-//! The datagram codec of the core's `wire` module, for tools and conformance tests.
+//! The datagram codec of the core's `wire` module, and its control messages
+//! (`wire::control`), for tools and conformance tests.
 
-use sixcast::{NodeId, wire};
+use std::net::{Ipv6Addr, SocketAddrV6};
 
-use crate::error::Result;
+use sixcast::{
+    NodeId,
+    wire::{
+        self,
+        control::{self, Control},
+    },
+};
+
+use crate::{
+    addr::parse_address,
+    error::{Result, SixcastError},
+};
 
 /// One decoded datagram.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -91,6 +103,183 @@ pub fn pack_messages(
     Ok(wire::pack(sender, first_seq, max_datagram, &messages)?)
 }
 
+/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel): `name` (for
+/// example `probe_reply`) and the fields of that message type; the others are null. Nonces are
+/// 16 hex digits, socket addresses `[address]:port`, groups IPv6 address text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct ControlMessage {
+    /// The message type's name, for example `probe_reply`.
+    pub name: String,
+    /// The message's nonce, 16 hex digits.
+    pub nonce: Option<String>,
+    /// PROBE: the nonce of the BEACON asked about (all zero for none).
+    pub beacon_nonce: Option<String>,
+    /// PROBE_REPLY: whether Stratum 0 heard the beacon.
+    pub heard_beacon: Option<bool>,
+    /// OFFER and CHALLENGE: the relay takes no new clients.
+    pub limit: Option<bool>,
+    /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
+    pub observed: Option<String>,
+    /// SOLICIT: the node that asked for relays.
+    pub node: Option<String>,
+    /// OFFER: where to open the tunnel.
+    pub relay: Option<String>,
+    /// TEARDOWN: the old address and port.
+    pub old: Option<String>,
+    /// RELAY_REQUEST and COOKIE: the cookie (16 bytes).
+    pub cookie: Option<Vec<u8>>,
+    /// CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes).
+    pub mac: Option<Vec<u8>>,
+    /// OFFER: per mille of the relay's capacity in use.
+    pub load: Option<u16>,
+    /// CHALLENGE: how often to refresh the membership, in seconds.
+    pub refresh_secs: Option<u16>,
+    /// JOIN and LEAVE: the groups.
+    pub groups: Option<Vec<String>>,
+    /// DATA: the group of the carried datagram.
+    pub group: Option<String>,
+    /// DATA: the carried sixcast datagram.
+    pub datagram: Option<Vec<u8>>,
+}
+
+fn nonce_text(nonce: u64) -> Option<String> {
+    Some(format!("{nonce:016x}"))
+}
+
+fn addr_text(addr: SocketAddrV6) -> Option<String> {
+    Some(addr.to_string())
+}
+
+fn group_texts(groups: &[Ipv6Addr]) -> Option<Vec<String>> {
+    Some(groups.iter().map(ToString::to_string).collect())
+}
+
+impl From<&Control<'_>> for ControlMessage {
+    fn from(message: &Control<'_>) -> Self {
+        let base = Self {
+            name: message.name().to_owned(),
+            ..Self::default()
+        };
+        match message {
+            Control::Probe {
+                nonce,
+                beacon_nonce,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                beacon_nonce: nonce_text(*beacon_nonce),
+                ..base
+            },
+            Control::Echo { nonce }
+            | Control::Beacon { nonce }
+            | Control::Hello { nonce }
+            | Control::Keepalive { nonce } => Self {
+                nonce: nonce_text(*nonce),
+                ..base
+            },
+            Control::ProbeReply {
+                nonce,
+                heard_beacon,
+                observed,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                heard_beacon: Some(*heard_beacon),
+                observed: addr_text(*observed),
+                ..base
+            },
+            Control::RelayRequest { nonce, cookie } | Control::Cookie { nonce, cookie } => Self {
+                nonce: nonce_text(*nonce),
+                cookie: Some(cookie.to_vec()),
+                ..base
+            },
+            Control::Solicit { nonce, node } => Self {
+                nonce: nonce_text(*nonce),
+                node: addr_text(*node),
+                ..base
+            },
+            Control::Offer {
+                nonce,
+                relay,
+                load,
+                limit,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                relay: addr_text(*relay),
+                load: Some(*load),
+                limit: Some(*limit),
+                ..base
+            },
+            Control::Challenge {
+                nonce,
+                mac,
+                refresh_secs,
+                limit,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: Some(mac.to_vec()),
+                refresh_secs: Some(*refresh_secs),
+                limit: Some(*limit),
+                ..base
+            },
+            Control::Join { nonce, mac, groups } | Control::Leave { nonce, mac, groups } => Self {
+                nonce: nonce_text(*nonce),
+                mac: Some(mac.to_vec()),
+                groups: group_texts(groups),
+                ..base
+            },
+            Control::Data { group, datagram } => Self {
+                group: Some(group.to_string()),
+                datagram: Some(datagram.to_vec()),
+                ..base
+            },
+            Control::Teardown { nonce, mac, old } => Self {
+                nonce: nonce_text(*nonce),
+                mac: Some(mac.to_vec()),
+                old: addr_text(*old),
+                ..base
+            },
+            // A message type newer than this binding: its name, without fields.
+            _ => base,
+        }
+    }
+}
+
+/// Decodes one received control message. Fails with `Malformed`, whose message names the stable
+/// reason in parentheses, for example `malformed datagram (short_unverified): ...`.
+#[uniffi::export]
+pub fn decode_control(datagram: Vec<u8>) -> Result<ControlMessage> {
+    let message = control::decode(&datagram).map_err(sixcast::Error::from)?;
+    Ok(ControlMessage::from(&message))
+}
+
+/// The 16-byte cookie or challenge MAC of peer `address` (IPv6 text) and `port` with `nonce`
+/// (16 hex digits) under the 32-byte `secret`. Fails with `InvalidConfig` for a secret of
+/// another length or a malformed nonce, `InvalidAddress` for a bad address.
+#[uniffi::export]
+pub fn control_mac(secret: Vec<u8>, address: String, port: u16, nonce: String) -> Result<Vec<u8>> {
+    let secret: &[u8; control::SECRET_LEN] = secret.as_slice().try_into().map_err(|_| {
+        SixcastError::InvalidConfig(format!(
+            "secret must be {} bytes, not {}",
+            control::SECRET_LEN,
+            secret.len()
+        ))
+    })?;
+    let ip = parse_address(&address)?;
+    let nonce = parse_nonce(&nonce)?;
+    Ok(control::mac(secret, SocketAddrV6::new(ip, port, 0, 0), nonce).to_vec())
+}
+
+/// A nonce given as exactly 16 hex digits, the way the vectors write them.
+fn parse_nonce(text: &str) -> Result<u64> {
+    if text.len() == 16 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        if let Ok(nonce) = u64::from_str_radix(text, 16) {
+            return Ok(nonce);
+        }
+    }
+    Err(SixcastError::InvalidConfig(format!(
+        "nonce {text:?} is not 16 hex digits"
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +316,37 @@ mod tests {
         );
         let bad_sender = pack_messages("xyz".into(), 0, 1232, vec![]);
         assert!(matches!(bad_sender, Err(SixcastError::InvalidConfig(_))));
+        let control = decode_control(vec![0x36, 0x72, 1]).unwrap_err();
+        assert!(
+            matches!(&control, SixcastError::Malformed(m) if m.contains("(truncated)")),
+            "{control:?}"
+        );
+    }
+
+    #[test]
+    fn control_mac_checks_its_arguments() {
+        let mac = control_mac(
+            vec![0; 32],
+            "2001:db8::7".into(),
+            40000,
+            "0102030405060708".into(),
+        );
+        assert_eq!(mac.unwrap().len(), 16);
+        for nonce in ["0102", "+102030405060708", "010203040506070g"] {
+            let bad = control_mac(vec![0; 32], "2001:db8::7".into(), 1, nonce.into());
+            assert!(
+                matches!(bad, Err(SixcastError::InvalidConfig(_))),
+                "{nonce}"
+            );
+        }
+        let short = control_mac(
+            vec![0; 31],
+            "2001:db8::7".into(),
+            1,
+            "0102030405060708".into(),
+        );
+        assert!(matches!(short, Err(SixcastError::InvalidConfig(_))));
+        let address = control_mac(vec![0; 32], "zz".into(), 1, "0102030405060708".into());
+        assert!(matches!(address, Err(SixcastError::InvalidAddress(_))));
     }
 }

@@ -25,6 +25,22 @@ function describe(message) {
 }
 
 const roles = {
+  /**
+   * `reachability STRATUM0`: opens a context whose Stratum 0 (the CHANNEL argument) does not
+   * answer, and reports `reachability()` at once and once a probe completed or failed (10 s).
+   */
+  async reachability() {
+    const context = new Context({ stratum0: channelName, probeTimeoutMs: 300 })
+    print({ initial: context.reachability() })
+    const deadline = Date.now() + 10_000
+    let reachability = context.reachability()
+    while (Date.now() < deadline && !reachability?.probe && !reachability?.lastError) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      reachability = context.reachability()
+    }
+    print({ settled: reachability })
+    context.close()
+  },
   /** Sends each argument (`text:...`, `empty` or `mib`) and reports who sent them. */
   async send(...payloads) {
     const context = new Context()

@@ -19,6 +19,9 @@ FLAG_RELAYED: int
 
 # Wire format (the core's `wire` module).
 MAGIC: bytes
+CONTROL_MAGIC: bytes
+CONTROL_MAC_LEN: int
+CONTROL_SECRET_LEN: int
 PROTOCOL_VERSION: int
 HEADER_LEN: int
 FRAGMENT_HEADER_LEN: int
@@ -99,6 +102,8 @@ class Config:
         recv_buffer: int | None = None,
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
+        stratum0: str | None = None,
+        probe_timeout: float | None = None,
     ) -> Self: ...
     def validate(self) -> None:
         """Checks every field; raises InvalidConfigError naming the first bad one."""
@@ -110,6 +115,12 @@ class Config:
     def scope(self) -> Literal["link", "site", "org", "global"]: ...
     @property
     def port(self) -> int | None: ...
+    @property
+    def stratum0(self) -> str | None:
+        """The core's Stratum 0, "[address]:port"; None when the context does not probe."""
+    @property
+    def probe_timeout(self) -> float:
+        """Seconds a probe of native reachability may take."""
     @property
     def effective_port(self) -> int:
         """``port``, or the profile's default when it is None."""
@@ -241,6 +252,8 @@ class Context:
         recv_buffer: int | None = None,
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
+        stratum0: str | None = None,
+        probe_timeout: float | None = None,
     ) -> Self: ...
     def channel(self, name: _BytesLike) -> Channel: ...
     def close(self) -> None: ...
@@ -255,6 +268,8 @@ class Context:
     @property
     def config(self) -> Config: ...
     def stats(self) -> Stats: ...
+    def reachability(self) -> Reachability | None:
+        """How the context reaches the multicast core; None without a ``stratum0``."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -297,6 +312,105 @@ class Fragment:
     @property
     def chunk(self) -> bytes: ...
 
+@final
+class ProbeReport:
+    """The latest probe of native reachability through Stratum 0."""
+
+    @property
+    def stratum0(self) -> str: ...
+    @property
+    def answered(self) -> bool: ...
+    @property
+    def rtt(self) -> float | None:
+        """Seconds; None when no probe was answered."""
+    @property
+    def native_down(self) -> bool: ...
+    @property
+    def native_up(self) -> bool: ...
+    @property
+    def observed(self) -> str | None: ...
+
+@final
+class RelayOffer:
+    """A relay's offer to carry the context's channels."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def rtt(self) -> float:
+        """Seconds from the relay request to the offer."""
+    @property
+    def load(self) -> int:
+        """Per mille of the relay's capacity in use."""
+
+@final
+class Reachability:
+    """How a context reaches the multicast core (Context.reachability())."""
+
+    @property
+    def probe(self) -> ProbeReport | None: ...
+    @property
+    def relay(self) -> str | None: ...
+    @property
+    def offers(self) -> list[RelayOffer]: ...
+    @property
+    def last_error(self) -> str | None: ...
+
+@final
+class ControlMessage:
+    """A decoded control message: ``name`` and its type's fields (None for the others)."""
+
+    @property
+    def name(self) -> Literal[
+        "probe",
+        "echo",
+        "beacon",
+        "probe_reply",
+        "relay_request",
+        "cookie",
+        "solicit",
+        "offer",
+        "hello",
+        "challenge",
+        "join",
+        "leave",
+        "data",
+        "keepalive",
+        "teardown",
+    ]: ...
+    @property
+    def nonce(self) -> str | None:
+        """16 hexadecimal digits."""
+    @property
+    def beacon_nonce(self) -> str | None: ...
+    @property
+    def heard_beacon(self) -> bool | None: ...
+    @property
+    def limit(self) -> bool | None: ...
+    @property
+    def observed(self) -> str | None:
+        """"[address]:port", as are node, relay and old."""
+    @property
+    def node(self) -> str | None: ...
+    @property
+    def relay(self) -> str | None: ...
+    @property
+    def old(self) -> str | None: ...
+    @property
+    def cookie(self) -> bytes | None: ...
+    @property
+    def mac(self) -> bytes | None: ...
+    @property
+    def load(self) -> int | None: ...
+    @property
+    def refresh_secs(self) -> int | None: ...
+    @property
+    def groups(self) -> list[str] | None: ...
+    @property
+    def group(self) -> str | None: ...
+    @property
+    def datagram(self) -> bytes | None: ...
+
 def group_address(
     name: _BytesLike,
     profile: _Profile = "sixcast",
@@ -305,6 +419,9 @@ def group_address(
 ) -> str: ...
 def relayed_address(group: str, profile: _Profile = "sixcast", rp: str | None = None) -> str: ...
 def decode_datagram(data: _BytesLike) -> MessageBatch | Fragment: ...
+def decode_control(data: _BytesLike) -> ControlMessage: ...
+def control_mac(secret: _BytesLike, address: str, port: int, nonce: str) -> bytes:
+    """16 bytes; ``nonce`` is 16 hexadecimal digits."""
 def pack_messages(
     sender: str, first_seq: int, max_datagram: int, messages: Sequence[_BytesLike]
 ) -> list[bytes]: ...

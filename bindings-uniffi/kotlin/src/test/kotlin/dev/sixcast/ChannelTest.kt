@@ -101,6 +101,29 @@ class ChannelTest {
     }
 
     @Test
+    fun reachabilityReportsAStratum0ThatDoesNotAnswer() {
+        val stratum0 = "[${world.peers.first().addr}]:6447"
+        withContext(Config(stratum0 = stratum0, probeTimeoutMs = 300u)) { context ->
+            var reachability = context.reachability()
+            assertTrue(reachability != null, "reachability() is null with a stratum0")
+            val deadline = System.nanoTime() + 10_000_000_000L
+            while (System.nanoTime() < deadline && reachability!!.probe == null && reachability.lastError == null) {
+                Thread.sleep(50)
+                reachability = context.reachability()
+            }
+            val settled = reachability!!
+            assertTrue(settled.probe != null || settled.lastError != null, settled.toString())
+            settled.probe?.let { probe ->
+                assertEquals(stratum0, probe.stratum0)
+                assertFalse(probe.answered)
+                assertNull(probe.rttMs)
+                assertFalse(probe.nativeUp)
+            }
+            assertNull(settled.relay)
+        }
+    }
+
+    @Test
     fun theContextDescribesItself() = withContext { context ->
         assertTrue(context.nodeId().matches(Regex("[0-9a-f]{16}")), context.nodeId())
         assertEquals(listOf(world.self.ifname), context.interfaces())

@@ -2,6 +2,7 @@
 package dev.sixcast
 
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
 
@@ -22,5 +23,27 @@ class ConfigTest {
     fun anEmbeddedRpProfileTakesItsRp() {
         validateConfig(Config(profile = "embedded-rp", rp = "2001:db8:5c::5/64"))
         assertThrowsKind("InvalidConfig", "embedded-rp without an RP") { validateConfig(Config(profile = "embedded-rp")) }
+    }
+
+    @Test
+    fun stratum0IsCheckedText() {
+        assertNull(Config().stratum0)
+        assertEquals(2000uL, Config().probeTimeoutMs)
+        validateConfig(Config(stratum0 = "[2001:db8::1]:6447", probeTimeoutMs = 500u))
+        for (bad in listOf("2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:65536", "192.0.2.1:6447", "", "[ff1e::1]:6447")) {
+            val error = assertThrowsKind("InvalidConfig", "stratum0 $bad") { validateConfig(Config(stratum0 = bad)) }
+            assertTrue(error.message!!.contains("stratum0"), error.message)
+        }
+        assertThrowsKind("InvalidConfig", "stratum0 in Context") { Context(Config(stratum0 = "nowhere")) }
+        assertThrowsKind("InvalidConfig", "probe timeout 0") { validateConfig(Config(probeTimeoutMs = 0u)) }
+    }
+
+    @Test
+    fun reachabilityIsNullWithoutStratum0() {
+        // Binds a UDP port on this host but sends nothing: no channel is joined or sent to.
+        Context(Config()).use { context ->
+            assertNull(context.reachability())
+            context.shutdown()
+        }
     }
 }
