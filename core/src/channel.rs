@@ -881,7 +881,7 @@ impl Core {
             &self.joined_groups(),
         ) {
             Ok(connected) => {
-                let native = connected.report.native();
+                let settled = connected.report.native() || connected.tunnel.is_some();
                 let mut state = link.state.lock();
                 state.report = Some(connected.report);
                 state.last_error = None;
@@ -894,8 +894,11 @@ impl Core {
                         .collect();
                     state.offers = connected.offers;
                     state.tunnel = Some(tunnel);
+                    drop(state);
+                    // Channels joined while the tunnel was being opened missed it: join them now.
+                    self.tunnel_join(&self.joined_groups());
                 }
-                if native || state.tunnel.is_some() {
+                if settled {
                     self.config.probe_interval
                 } else {
                     RETRY_INTERVAL
@@ -1007,6 +1010,9 @@ impl Core {
                     let mut state = link.state.lock();
                     state.tunnel = Some(tunnel);
                     state.spares = spares;
+                    drop(state);
+                    // Channels joined during the handshake missed it: join them now.
+                    self.tunnel_join(&self.joined_groups());
                     return;
                 }
                 Err(err) => debug!(relay = %spare.address, "spare unusable: {err}"),

@@ -198,13 +198,22 @@ pub(crate) fn open(
 
 impl Tunnel {
     /// Asks the relay for `groups` as well (a JOIN covers at most 64 groups).
+    /// Groups already joined are skipped, so joining the same list twice sends nothing.
     pub(crate) fn join(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
+        let new: Vec<Ipv6Addr> = groups
+            .iter()
+            .copied()
+            .filter(|group| !self.groups.contains(group))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
         if self.groups.is_empty() {
             // The relay's silence is measured from its first client state on.
             self.last_heard = Instant::now();
         }
-        self.groups.extend(groups.iter().copied());
-        self.send_joins(socket, groups)
+        self.groups.extend(new.iter().copied());
+        self.send_joins(socket, &new)
     }
 
     fn send_joins(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
