@@ -166,6 +166,11 @@ export interface ContextOptions {
   stratum0?: string
   /** How long a probe of native reachability may take, in ms (default 2000). */
   probeTimeoutMs?: number
+  /**
+   * How often the probe is repeated once a path is settled, in ms (default 30000; at least
+   * `probeTimeoutMs`).
+   */
+  probeIntervalMs?: number
 }
 
 /** Length of a control message MAC or cookie. */

@@ -50,10 +50,13 @@ pub struct ContextOptions {
     pub stratum0: Option<String>,
     /// How long a probe of native reachability may take, in ms (default 2000).
     pub probe_timeout_ms: Option<f64>,
+    /// How often the probe is repeated once a path is settled, in ms (default 30000; at least
+    /// `probeTimeoutMs`).
+    pub probe_interval_ms: Option<f64>,
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 16] = [
+const OPTION_KEYS: [&str; 17] = [
     "profile",
     "rp",
     "scope",
@@ -70,6 +73,7 @@ const OPTION_KEYS: [&str; 16] = [
     "reassemblyMemory",
     "stratum0",
     "probeTimeoutMs",
+    "probeIntervalMs",
 ];
 
 /// Checks options the way `new Context(options)` does, without opening anything.
@@ -168,6 +172,9 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
     }
     if let Some(timeout) = options.probe_timeout_ms {
         config.probe_timeout = millis("probeTimeoutMs", timeout)?;
+    }
+    if let Some(interval) = options.probe_interval_ms {
+        config.probe_interval = millis("probeIntervalMs", interval)?;
     }
     Ok(config)
 }

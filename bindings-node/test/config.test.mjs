@@ -25,6 +25,7 @@ const everyOption = {
   reassemblyMemory: 1 << 20,
   stratum0: '[2001:db8::1]:6447',
   probeTimeoutMs: 500,
+  probeIntervalMs: 10000,
 }
 
 test('every option at once, no options, and null are valid', () => {
@@ -68,7 +69,7 @@ for (const [name, max] of Object.entries(wholeNumberOptions)) {
   })
 }
 
-for (const name of ['lingerMs', 'reassemblyTimeoutMs', 'probeTimeoutMs']) {
+for (const name of ['lingerMs', 'reassemblyTimeoutMs', 'probeTimeoutMs', 'probeIntervalMs']) {
   test(`${name} must be a finite, non-negative number of milliseconds`, () => {
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
       assert.throws(() => sixcast.validateOptions({ [name]: bad }), invalidConfig)
@@ -119,6 +120,22 @@ test('stratum0 must be "[address]:port" text naming a unicast address', () => {
   assert.throws(() => sixcast.validateOptions({ stratum0: 6447 }), { ...invalidConfig, message: /stratum0/ })
   assert.throws(() => sixcast.validateOptions({ probeTimeoutMs: 0 }), { ...invalidConfig, message: /probe_timeout/ })
   assert.throws(() => new sixcast.Context({ stratum0: 'nowhere' }), { ...invalidConfig, message: /stratum0/ })
+})
+
+test('probeIntervalMs reaches the core, which wants it at least probeTimeoutMs', () => {
+  // The core compares the two exactly, so a value that arrived altered would show here.
+  sixcast.validateOptions({ probeTimeoutMs: 1500, probeIntervalMs: 1500 })
+  sixcast.validateOptions({ probeTimeoutMs: 1500.5, probeIntervalMs: 1500.5 })
+  sixcast.validateOptions({ probeIntervalMs: 2000 })
+  assert.throws(() => sixcast.validateOptions({ probeIntervalMs: 1999 }), {
+    ...invalidConfig,
+    message: /probe_interval/,
+  })
+  assert.throws(() => sixcast.validateOptions({ probeTimeoutMs: 5000, probeIntervalMs: 1000 }), {
+    ...invalidConfig,
+    message: /probe_interval/,
+  })
+  assert.throws(() => new sixcast.Context({ probeTimeoutMs: 5000, probeIntervalMs: 1000 }), invalidConfig)
 })
 
 test('reachability() is null without a stratum0', () => {

@@ -19,7 +19,8 @@ use crate::error::{OrRaise, to_py_err};
 /// multicast interface), ``hop_limit``, ``loopback``, ``max_datagram_size``,
 /// ``max_message_size``, ``linger`` (seconds), ``queue_capacity``, ``recv_buffer``,
 /// ``reassembly_timeout`` (seconds), ``reassembly_memory``, ``stratum0`` (the core's Stratum 0
-/// as "[address]:port"; None for no reachability probing) and ``probe_timeout`` (seconds).
+/// as "[address]:port"; None for no reachability probing), ``probe_timeout`` (seconds) and
+/// ``probe_interval`` (seconds, at least ``probe_timeout``).
 /// Profile, RP, scope and stratum0 are checked here; :meth:`validate` (and opening a Context)
 /// checks the rest.
 #[pyclass(module = "sixcast", name = "Config", frozen, eq)]
@@ -49,6 +50,7 @@ impl PyConfig {
         reassembly_memory = None,
         stratum0 = None,
         probe_timeout = None,
+        probe_interval = None,
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -71,6 +73,7 @@ impl PyConfig {
         reassembly_memory: Option<i64>,
         stratum0: Option<&str>,
         probe_timeout: Option<f64>,
+        probe_interval: Option<f64>,
     ) -> PyResult<Self> {
         let mut config = sixcast::Config::default();
         if profile.is_some() || rp.is_some() {
@@ -121,6 +124,9 @@ impl PyConfig {
         }
         if let Some(timeout) = probe_timeout {
             config.probe_timeout = seconds("probe_timeout", timeout)?;
+        }
+        if let Some(interval) = probe_interval {
+            config.probe_interval = seconds("probe_interval", interval)?;
         }
         Ok(Self { inner: config })
     }
@@ -229,6 +235,12 @@ impl PyConfig {
         self.inner.probe_timeout.as_secs_f64()
     }
 
+    /// Seconds between probes once a path is settled; at least ``probe_timeout``.
+    #[getter]
+    fn probe_interval(&self) -> f64 {
+        self.inner.probe_interval.as_secs_f64()
+    }
+
     /// The UDP port in effect: ``port``, or the profile's default when it is None.
     #[getter]
     fn effective_port(&self) -> u16 {
@@ -254,6 +266,7 @@ impl PyConfig {
         fields.set_item("reassembly_memory", self.reassembly_memory())?;
         fields.set_item("stratum0", self.stratum0())?;
         fields.set_item("probe_timeout", self.probe_timeout())?;
+        fields.set_item("probe_interval", self.probe_interval())?;
         let fields = fields
             .iter()
             .map(|(name, value)| Ok(format!("{name}={}", value.repr()?)))

@@ -19,6 +19,7 @@ FIELDS = {
     "reassembly_memory": 1 << 24,
     "stratum0": "[2001:db8::1]:6447",
     "probe_timeout": 0.5,
+    "probe_interval": 10.0,
 }
 
 
@@ -39,6 +40,7 @@ def test_defaults():
     assert config.recv_buffer == sixcast.DEFAULT_RECV_BUFFER
     assert config.stratum0 is None
     assert config.probe_timeout == 2.0
+    assert config.probe_interval == 30.0
     config.validate()
 
 
@@ -103,6 +105,7 @@ def test_wrong_types_are_type_errors(fields):
         {"stratum0": "stratum0.example:6447"},
         {"stratum0": ""},
         {"probe_timeout": -1.0},
+        {"probe_interval": -1.0},
     ],
     ids=lambda fields: "-".join(f"{key}={value}" for key, value in fields.items()),
 )
@@ -124,6 +127,7 @@ def test_unrepresentable_values_are_rejected_at_construction(fields):
         ({"reassembly_memory": 1024}, "reassembly_memory"),
         ({"interfaces": [""]}, "interface"),
         ({"probe_timeout": 0}, "probe_timeout"),
+        ({"probe_timeout": 5, "probe_interval": 1}, "probe_interval"),
         ({"stratum0": "[ff1e::1]:6447"}, "stratum0"),
         ({"stratum0": "[::]:6447"}, "stratum0"),
         ({"stratum0": "[2001:db8::1]:0"}, "stratum0"),
@@ -167,6 +171,21 @@ def test_stratum0_text_round_trips():
     assert "stratum0='[2001:db8::1]:6447'" in repr(config)
     with pytest.raises(TypeError):
         sixcast.Config(stratum0=6447)
+
+
+def test_probe_interval_round_trips():
+    config = sixcast.Config(probe_timeout=1.5, probe_interval=45.25)
+    assert config.probe_interval == 45.25
+    assert "probe_interval=45.25" in repr(config)
+    assert eval(repr(config), {"Config": sixcast.Config}) == config
+    config.validate()
+
+
+def test_probe_interval_shorter_than_the_timeout_is_invalid():
+    config = sixcast.Config(probe_timeout=3.0, probe_interval=2.0)
+    with pytest.raises(sixcast.InvalidConfigError) as raised:
+        config.validate()
+    assert "probe_interval" in raised.value.message
 
 
 def test_reachability_is_none_without_stratum0():

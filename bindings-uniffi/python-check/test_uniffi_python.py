@@ -125,6 +125,19 @@ def test_the_record_defaults_are_the_core_defaults():
     ffi.validate_config(ffi.Config())
 
 
+def test_probe_interval_round_trips_and_must_be_at_least_the_timeout():
+    assert ffi.Config().probe_interval_ms == 30000
+    config = ffi.Config(probe_timeout_ms=1500, probe_interval_ms=45250)
+    assert config.probe_interval_ms == 45250
+    ffi.validate_config(config)
+    error = raises_kind(
+        "InvalidConfig",
+        ffi.validate_config,
+        ffi.Config(probe_timeout_ms=3000, probe_interval_ms=2000),
+    )
+    assert "probe_interval" in str(error), str(error)
+
+
 CONTROL = load("control.json")
 
 

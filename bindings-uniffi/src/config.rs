@@ -68,6 +68,10 @@ pub struct Config {
     /// How long a probe of native reachability may take, in milliseconds.
     #[uniffi(default = 2000)]
     pub probe_timeout_ms: u64,
+    /// How often the probe is repeated once a path is settled, in milliseconds; at least
+    /// `probe_timeout_ms`.
+    #[uniffi(default = 30000)]
+    pub probe_interval_ms: u64,
 }
 
 /// The core's default configuration. Equal to a `Config` built with no arguments; the bindings'
@@ -104,6 +108,7 @@ impl From<&sixcast::Config> for Config {
             reassembly_memory: widen(config.reassembly_memory),
             stratum0: config.stratum0.map(|stratum0| stratum0.to_string()),
             probe_timeout_ms: millis(config.probe_timeout),
+            probe_interval_ms: millis(config.probe_interval),
         }
     }
 }
@@ -139,6 +144,7 @@ impl TryFrom<&Config> for sixcast::Config {
             })
             .transpose()?;
         core.probe_timeout = Duration::from_millis(config.probe_timeout_ms);
+        core.probe_interval = Duration::from_millis(config.probe_interval_ms);
         Ok(core)
     }
 }
@@ -190,10 +196,33 @@ mod tests {
             reassembly_memory: 1 << 20,
             stratum0: Some("[2001:db8::1]:6447".into()),
             probe_timeout_ms: 500,
+            probe_interval_ms: 10_000,
         };
         let core = sixcast::Config::try_from(&record).unwrap();
         core.validate().unwrap();
         assert_eq!(Config::from(&core), record);
+    }
+
+    #[test]
+    fn probe_interval_round_trips_and_must_be_at_least_the_timeout() {
+        let record = Config {
+            probe_timeout_ms: 1500,
+            probe_interval_ms: 45_250,
+            ..default_config()
+        };
+        let core = sixcast::Config::try_from(&record).unwrap();
+        assert_eq!(core.probe_interval, Duration::from_millis(45_250));
+        assert_eq!(Config::from(&core), record);
+        validate_config(record).unwrap();
+        let too_short = Config {
+            probe_timeout_ms: 3000,
+            probe_interval_ms: 2000,
+            ..default_config()
+        };
+        assert!(matches!(
+            validate_config(too_short),
+            Err(SixcastError::InvalidConfig(message)) if message.contains("probe_interval")
+        ));
     }
 
     #[test]

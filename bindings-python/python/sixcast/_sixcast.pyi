@@ -104,6 +104,7 @@ class Config:
         reassembly_memory: int | None = None,
         stratum0: str | None = None,
         probe_timeout: float | None = None,
+        probe_interval: float | None = None,
     ) -> Self: ...
     def validate(self) -> None:
         """Checks every field; raises InvalidConfigError naming the first bad one."""
@@ -121,6 +122,9 @@ class Config:
     @property
     def probe_timeout(self) -> float:
         """Seconds a probe of native reachability may take."""
+    @property
+    def probe_interval(self) -> float:
+        """Seconds between probes once a path is settled; at least ``probe_timeout``."""
     @property
     def effective_port(self) -> int:
         """``port``, or the profile's default when it is None."""
@@ -254,6 +258,7 @@ class Context:
         reassembly_memory: int | None = None,
         stratum0: str | None = None,
         probe_timeout: float | None = None,
+        probe_interval: float | None = None,
     ) -> Self: ...
     def channel(self, name: _BytesLike) -> Channel: ...
     def close(self) -> None: ...

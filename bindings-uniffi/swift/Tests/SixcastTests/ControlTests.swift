@@ -46,6 +46,13 @@ final class ControlTests: XCTestCase {
         XCTAssertNil(Config().stratum0)
         XCTAssertEqual(Config().probeTimeoutMs, 2000)
         try validateConfig(config: Config(stratum0: "[2001:db8::1]:6447", probeTimeoutMs: 500))
+        XCTAssertEqual(Config().probeIntervalMs, 30000)
+        let config = Config(probeTimeoutMs: 1500, probeIntervalMs: 45250)
+        XCTAssertEqual(config.probeIntervalMs, 45250)
+        try validateConfig(config: config)
+        assertThrowsKind("InvalidConfig", "probe interval below the timeout") {
+            try validateConfig(config: Config(probeTimeoutMs: 3000, probeIntervalMs: 2000))
+        }
         for bad in ["2001:db8::1", "[2001:db8::1]", "192.0.2.1:6447", "", "[ff1e::1]:6447"] {
             assertThrowsKind("InvalidConfig", "stratum0 \(bad)") { try validateConfig(config: Config(stratum0: bad)) }
         }

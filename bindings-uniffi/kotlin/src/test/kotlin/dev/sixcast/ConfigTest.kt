@@ -39,6 +39,19 @@ class ConfigTest {
     }
 
     @Test
+    fun probeIntervalRoundTripsAndMustBeAtLeastTheTimeout() {
+        assertEquals(30000uL, Config().probeIntervalMs)
+        val config = Config(probeTimeoutMs = 1500u, probeIntervalMs = 45250u)
+        assertEquals(45250uL, config.probeIntervalMs)
+        validateConfig(config)
+        validateConfig(Config(probeTimeoutMs = 1500u, probeIntervalMs = 1500u))
+        val error = assertThrowsKind("InvalidConfig", "probe interval below the timeout") {
+            validateConfig(Config(probeTimeoutMs = 3000u, probeIntervalMs = 2000u))
+        }
+        assertTrue(error.message!!.contains("probe_interval"), error.message)
+    }
+
+    @Test
     fun reachabilityIsNullWithoutStratum0() {
         // Binds a UDP port on this host but sends nothing: no channel is joined or sent to.
         Context(Config()).use { context ->
