@@ -8,6 +8,22 @@ pub(crate) fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/vectors")
 }
 
+/// The whole check of one vector file: it must equal what the library generates, and every
+/// entry of the checked-in file must hold when `verify` checks it against the library.
+pub(crate) fn check_file(
+    file: &str,
+    generated: &serde_json::Value,
+    verify: fn(&serde_json::Value) -> Vec<String>,
+) {
+    check_or_update(file, generated);
+    let problems = verify(&read(file));
+    assert!(
+        problems.is_empty(),
+        "{file} disagrees with the library:\n{}",
+        problems.join("\n")
+    );
+}
+
 /// The checked-in `tests/conformance/vectors/<file>`, parsed.
 pub(crate) fn read(file: &str) -> serde_json::Value {
     let text =
@@ -16,7 +32,7 @@ pub(crate) fn read(file: &str) -> serde_json::Value {
 }
 
 /// Fails when `tests/conformance/vectors/<file>` differs from `generated`, telling how to refresh.
-pub(crate) fn check_or_update(file: &str, generated: &serde_json::Value) {
+fn check_or_update(file: &str, generated: &serde_json::Value) {
     let path = vectors_dir().join(file);
     let mut text = serde_json::to_string_pretty(generated).expect("vectors serialize");
     text.push('\n');
