@@ -186,9 +186,10 @@ export declare const CONTROL_SECRET_LEN: number
 export declare function controlMac(secret: Uint8Array, address: string, port: number, nonce: string): Buffer
 
 /**
- * A decoded control message (Stratum 0 probes, relay requests, the relay tunnel): `name` (for
- * example `probe_reply`) and the fields of that message type; the others are absent. Nonces are
- * 16 hex digits, socket addresses `[address]:port`, groups IPv6 address text.
+ * A decoded control message (Stratum 0 probes, relay requests, the relay tunnel, gateway
+ * announcements): `name` (for example `probe_reply`) and the fields of that message type; the
+ * others are absent. Nonces are 16 hex digits, socket addresses `[address]:port`, groups IPv6
+ * address text.
  */
 export interface ControlMessage {
   /** The message type's name, for example `probe_reply`. */
@@ -217,7 +218,11 @@ export interface ControlMessage {
   load?: number
   /** CHALLENGE: how often to refresh the membership, in seconds. */
   refreshSecs?: number
-  /** JOIN and LEAVE: the groups. */
+  /** GATEWAY: the announcing gateway's node id, 16 hex digits. */
+  gateway?: string
+  /** GATEWAY: how long the announcement stays valid, in milliseconds (0: withdrawn). */
+  holdMs?: number
+  /** JOIN, LEAVE and GATEWAY: the groups. */
   groups?: Array<string>
   /** DATA: the group of the carried datagram. */
   group?: string

@@ -151,9 +151,10 @@ pub const CONTROL_MAC_LEN: u32 = control::MAC_LEN as u32;
 #[napi]
 pub const CONTROL_SECRET_LEN: u32 = control::SECRET_LEN as u32;
 
-/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel): `name` (for
-/// example `probe_reply`) and the fields of that message type; the others are absent. Nonces are
-/// 16 hex digits, socket addresses `[address]:port`, groups IPv6 address text.
+/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel, gateway
+/// announcements): `name` (for example `probe_reply`) and the fields of that message type; the
+/// others are absent. Nonces are 16 hex digits, socket addresses `[address]:port`, groups IPv6
+/// address text.
 #[napi(object, object_from_js = false)]
 #[derive(Default)]
 pub struct ControlMessage {
@@ -183,7 +184,11 @@ pub struct ControlMessage {
     pub load: Option<u32>,
     /// CHALLENGE: how often to refresh the membership, in seconds.
     pub refresh_secs: Option<u32>,
-    /// JOIN and LEAVE: the groups.
+    /// GATEWAY: the announcing gateway's node id, 16 hex digits.
+    pub gateway: Option<String>,
+    /// GATEWAY: how long the announcement stays valid, in milliseconds (0: withdrawn).
+    pub hold_ms: Option<u32>,
+    /// JOIN, LEAVE and GATEWAY: the groups.
     pub groups: Option<Vec<String>>,
     /// DATA: the group of the carried datagram.
     pub group: Option<String>,
@@ -288,6 +293,16 @@ impl From<&Control<'_>> for ControlMessage {
                 nonce: nonce_text(*nonce),
                 mac: buffer(mac),
                 old: addr_text(*old),
+                ..base
+            },
+            Control::Gateway {
+                gateway,
+                hold_ms,
+                groups,
+            } => Self {
+                gateway: nonce_text(gateway.0),
+                hold_ms: Some((*hold_ms).into()),
+                groups: group_texts(groups),
                 ..base
             },
             // A message type newer than this binding: its name, without fields.

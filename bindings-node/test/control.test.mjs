@@ -24,6 +24,8 @@ const fieldNames = {
   mac: 'mac',
   load: 'load',
   refresh_secs: 'refreshSecs',
+  gateway: 'gateway',
+  hold_ms: 'holdMs',
   groups: 'groups',
   group: 'group',
   datagram: 'datagram',

@@ -145,10 +145,10 @@ fn malformed(py: Python<'_>, decode_error: DecodeError) -> PyErr {
     }
 }
 
-/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel): ``name``
-/// (for example "probe_reply") and the fields of that message type; the fields it does not have
-/// are None. Nonces are 16 hexadecimal digits, socket addresses "[address]:port", groups IPv6
-/// address text.
+/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel, gateway
+/// announcements): ``name`` (for example "probe_reply") and the fields of that message type; the
+/// fields it does not have are None. Nonces are 16 hexadecimal digits, socket addresses
+/// "[address]:port", groups IPv6 address text.
 #[pyclass(module = "sixcast", name = "ControlMessage", frozen, get_all)]
 #[derive(Default)]
 pub(crate) struct PyControlMessage {
@@ -178,7 +178,11 @@ pub(crate) struct PyControlMessage {
     load: Option<u16>,
     /// CHALLENGE: how often to refresh the membership, in seconds.
     refresh_secs: Option<u16>,
-    /// JOIN and LEAVE: the groups.
+    /// GATEWAY: the announcing gateway's node id, 16 hexadecimal digits.
+    gateway: Option<String>,
+    /// GATEWAY: how long the announcement stays valid, in milliseconds (0: withdrawn).
+    hold_ms: Option<u16>,
+    /// JOIN, LEAVE and GATEWAY: the groups.
     groups: Option<Vec<String>>,
     /// DATA: the group of the carried datagram.
     group: Option<String>,
@@ -294,6 +298,16 @@ impl PyControlMessage {
                 nonce: nonce_text(*nonce),
                 mac: bytes(mac),
                 old: addr_text(*old),
+                ..base
+            },
+            Control::Gateway {
+                gateway,
+                hold_ms,
+                groups: list,
+            } => Self {
+                gateway: nonce_text(gateway.0),
+                hold_ms: Some(*hold_ms),
+                groups: groups(list),
                 ..base
             },
             // A message type newer than this binding: its name, without fields.

@@ -24,6 +24,8 @@ FIELDS = (
     "mac",
     "load",
     "refresh_secs",
+    "gateway",
+    "hold_ms",
     "groups",
     "group",
     "datagram",

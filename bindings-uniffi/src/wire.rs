@@ -103,9 +103,10 @@ pub fn pack_messages(
     Ok(wire::pack(sender, first_seq, max_datagram, &messages)?)
 }
 
-/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel): `name` (for
-/// example `probe_reply`) and the fields of that message type; the others are null. Nonces are
-/// 16 hex digits, socket addresses `[address]:port`, groups IPv6 address text.
+/// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel, gateway
+/// announcements): `name` (for example `probe_reply`) and the fields of that message type; the
+/// others are null. Nonces are 16 hex digits, socket addresses `[address]:port`, groups IPv6
+/// address text.
 #[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
 pub struct ControlMessage {
     /// The message type's name, for example `probe_reply`.
@@ -134,7 +135,11 @@ pub struct ControlMessage {
     pub load: Option<u16>,
     /// CHALLENGE: how often to refresh the membership, in seconds.
     pub refresh_secs: Option<u16>,
-    /// JOIN and LEAVE: the groups.
+    /// GATEWAY: the announcing gateway's node id, 16 hex digits.
+    pub gateway: Option<String>,
+    /// GATEWAY: how long the announcement stays valid, in milliseconds (0: withdrawn).
+    pub hold_ms: Option<u16>,
+    /// JOIN, LEAVE and GATEWAY: the groups.
     pub groups: Option<Vec<String>>,
     /// DATA: the group of the carried datagram.
     pub group: Option<String>,
@@ -235,6 +240,16 @@ impl From<&Control<'_>> for ControlMessage {
                 nonce: nonce_text(*nonce),
                 mac: Some(mac.to_vec()),
                 old: addr_text(*old),
+                ..base
+            },
+            Control::Gateway {
+                gateway,
+                hold_ms,
+                groups,
+            } => Self {
+                gateway: nonce_text(gateway.0),
+                hold_ms: Some(*hold_ms),
+                groups: group_texts(groups),
                 ..base
             },
             // A message type newer than this binding: its name, without fields.

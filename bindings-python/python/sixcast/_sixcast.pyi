@@ -410,6 +410,12 @@ class ControlMessage:
     @property
     def refresh_secs(self) -> int | None: ...
     @property
+    def gateway(self) -> str | None:
+        """GATEWAY: the announcing gateway's node id, 16 hexadecimal digits."""
+    @property
+    def hold_ms(self) -> int | None:
+        """GATEWAY: how long the announcement stays valid, in milliseconds (0: withdrawn)."""
+    @property
     def groups(self) -> list[str] | None: ...
     @property
     def group(self) -> str | None: ...

@@ -16,13 +16,13 @@
 //! one; compare with [`mac_matches`], which takes constant time.
 //!
 //! **Encoding** checks what decoding checks: [`Control::encode`] refuses exactly the messages
-//! [`decode`] could not give back, so whatever encodes round-trips. Only JOIN, LEAVE and DATA
-//! can break a rule (group count, multicast groups, datagram length), and only by a mistake of
-//! their builder; every other message always encodes.
+//! [`decode`] could not give back, so whatever encodes round-trips. Only JOIN, LEAVE, GATEWAY and
+//! DATA can break a rule (group count, multicast groups, datagram length), and only by a mistake
+//! of their builder; every other message always encodes.
 
 use std::net::{Ipv6Addr, SocketAddrV6};
 
-use super::{DecodeError, MAX_DATAGRAM_SIZE, Reader};
+use super::{DecodeError, MAX_DATAGRAM_SIZE, NodeId, Reader};
 use crate::error::{Error, ErrorKind};
 
 /// The first two bytes of every control datagram: `"6r"`.
@@ -70,9 +70,12 @@ const TYPE_LEAVE: u8 = 12;
 const TYPE_DATA: u8 = 13;
 const TYPE_KEEPALIVE: u8 = 14;
 const TYPE_TEARDOWN: u8 = 15;
+const TYPE_GATEWAY: u8 = 16;
 
 /// Length of the body fields of a JOIN or LEAVE before its group list.
 const GROUP_LIST_FIXED_LEN: usize = NONCE_LEN + MAC_LEN + COUNT_LEN;
+/// Length of the body fields of a GATEWAY before its group list: node id, hold, count.
+const GATEWAY_FIXED_LEN: usize = NONCE_LEN + 2 + COUNT_LEN;
 
 // The largest JOIN still fits a datagram that IPv6 never fragments.
 const _: () = assert!(
@@ -206,6 +209,16 @@ pub enum Control<'a> {
         /// The old address and port.
         old: SocketAddrV6,
     },
+    /// Type 16, Stratum 1 gateway → link-scope gateway group: the sender serves these channels
+    /// (1 to [`MAX_GROUPS_PER_MESSAGE`] channel groups) on its segment through its tunnel.
+    Gateway {
+        /// The gateway's node id: the lowest id among a segment's gateways of a channel wins.
+        gateway: NodeId,
+        /// How long, in milliseconds, the announcement stays valid; 0 withdraws it at once.
+        hold_ms: u16,
+        /// The groups of the channels served.
+        groups: Vec<Ipv6Addr>,
+    },
 }
 
 impl Control<'_> {
@@ -227,6 +240,7 @@ impl Control<'_> {
             Self::Data { .. } => "data",
             Self::Keepalive { .. } => "keepalive",
             Self::Teardown { .. } => "teardown",
+            Self::Gateway { .. } => "gateway",
         }
     }
 
@@ -248,6 +262,7 @@ impl Control<'_> {
             Self::Data { .. } => TYPE_DATA,
             Self::Keepalive { .. } => TYPE_KEEPALIVE,
             Self::Teardown { .. } => TYPE_TEARDOWN,
+            Self::Gateway { .. } => TYPE_GATEWAY,
         }
     }
 
@@ -270,15 +285,17 @@ impl Control<'_> {
     /// Checks the rules [`encode`](Self::encode) enforces, without encoding. `Ok` exactly for
     /// the messages [`decode`] can give back.
     ///
-    /// Only three messages can break a rule, and only by a mistake of their builder: a JOIN or
-    /// LEAVE with no group or more than [`MAX_GROUPS_PER_MESSAGE`]
-    /// ([`ErrorKind::InvalidConfig`]), a JOIN, LEAVE or DATA naming a group that is not
+    /// Only four messages can break a rule, and only by a mistake of their builder: a JOIN,
+    /// LEAVE or GATEWAY with no group or more than [`MAX_GROUPS_PER_MESSAGE`]
+    /// ([`ErrorKind::InvalidConfig`]), a JOIN, LEAVE, GATEWAY or DATA naming a group that is not
     /// multicast ([`ErrorKind::InvalidAddress`]), and a DATA whose datagram is empty
     /// ([`ErrorKind::InvalidConfig`]) or longer than [`MAX_DATA_DATAGRAM`]
     /// ([`ErrorKind::MessageTooLarge`]).
     pub fn validate(&self) -> crate::Result<()> {
         match self {
-            Self::Join { groups, .. } | Self::Leave { groups, .. } => {
+            Self::Join { groups, .. }
+            | Self::Leave { groups, .. }
+            | Self::Gateway { groups, .. } => {
                 if groups.is_empty() || groups.len() > MAX_GROUPS_PER_MESSAGE {
                     return Err(Error::new(
                         ErrorKind::InvalidConfig,
@@ -389,12 +406,7 @@ impl Control<'_> {
             Self::Join { nonce, mac, groups } | Self::Leave { nonce, mac, groups } => {
                 put_u64(out, *nonce);
                 out.extend_from_slice(mac);
-                // Saturating keeps an (invalid) over-long list invalid: 65535 > 64.
-                let count = u16::try_from(groups.len()).unwrap_or(u16::MAX);
-                out.extend_from_slice(&count.to_be_bytes());
-                for group in groups {
-                    out.extend_from_slice(&group.octets());
-                }
+                put_groups(out, groups);
             }
             Self::Data { group, datagram } => {
                 out.extend_from_slice(&group.octets());
@@ -404,6 +416,15 @@ impl Control<'_> {
                 put_u64(out, *nonce);
                 out.extend_from_slice(mac);
                 put_socket_addr(out, *old);
+            }
+            Self::Gateway {
+                gateway,
+                hold_ms,
+                groups,
+            } => {
+                put_u64(out, gateway.0);
+                out.extend_from_slice(&hold_ms.to_be_bytes());
+                put_groups(out, groups);
             }
         }
         if self.is_padded() {
@@ -437,6 +458,9 @@ impl Control<'_> {
             }
             Self::Data { datagram, .. } => ADDR_LEN + datagram.len(),
             Self::Teardown { .. } => NONCE_LEN + MAC_LEN + SOCKET_ADDR_LEN,
+            Self::Gateway { groups, .. } => {
+                GATEWAY_FIXED_LEN + groups.len().saturating_mul(ADDR_LEN)
+            }
         }
     }
 }
@@ -476,7 +500,7 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
     let limit = reader.u8()? & FLAG_LIMIT != 0;
     // Reserved for future use: ignored so that older receivers keep accepting what sets them.
     let _reserved = reader.array::<3>()?;
-    if !(TYPE_PROBE..=TYPE_TEARDOWN).contains(&kind) {
+    if !(TYPE_PROBE..=TYPE_GATEWAY).contains(&kind) {
         return Err(DecodeError::UnknownType(kind));
     }
     if datagram.len() > MAX_DATAGRAM_SIZE {
@@ -560,6 +584,11 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
             mac: reader.array()?,
             old: read_socket_addr(&mut reader)?,
         },
+        TYPE_GATEWAY => Control::Gateway {
+            gateway: NodeId(reader.u64()?),
+            hold_ms: reader.u16()?,
+            groups: read_groups(&mut reader)?,
+        },
         other => return Err(DecodeError::UnknownType(other)),
     };
     if padded {
@@ -615,6 +644,16 @@ fn check_multicast(group: Ipv6Addr) -> crate::Result<()> {
 
 fn put_u64(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&value.to_be_bytes());
+}
+
+/// A group list: its count, then each address.
+fn put_groups(out: &mut Vec<u8>, groups: &[Ipv6Addr]) {
+    // Saturating keeps an (invalid) over-long list invalid: 65535 > 64.
+    let count = u16::try_from(groups.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&count.to_be_bytes());
+    for group in groups {
+        out.extend_from_slice(&group.octets());
+    }
 }
 
 fn put_socket_addr(out: &mut Vec<u8>, addr: SocketAddrV6) {
@@ -732,6 +771,11 @@ mod tests {
                 mac: MAC,
                 old: node(),
             },
+            Control::Gateway {
+                gateway: NodeId(NONCE),
+                hold_ms: 1500,
+                groups: vec![GROUP],
+            },
         ]
     }
 
@@ -779,7 +823,7 @@ mod tests {
             seen.push(message.type_code());
         }
         seen.dedup();
-        assert_eq!(seen, (TYPE_PROBE..=TYPE_TEARDOWN).collect::<Vec<_>>());
+        assert_eq!(seen, (TYPE_PROBE..=TYPE_GATEWAY).collect::<Vec<_>>());
     }
 
     #[test]
@@ -837,6 +881,7 @@ mod tests {
             ("data", 24 + DATAGRAM.len()),
             ("keepalive", 16),
             ("teardown", 50),
+            ("gateway", 20 + 16),
         ];
         assert_eq!(lengths, expected);
         let largest_join = Control::Join {
@@ -916,10 +961,10 @@ mod tests {
         assert_eq!(decode(&with(1, b'c')), Err(DecodeError::BadMagic));
         assert_eq!(decode(&with(2, 2)), Err(DecodeError::UnsupportedVersion(2)));
         assert_eq!(decode(&with(3, 0)), Err(DecodeError::UnknownType(0)));
-        assert_eq!(decode(&with(3, 16)), Err(DecodeError::UnknownType(16)));
+        assert_eq!(decode(&with(3, 17)), Err(DecodeError::UnknownType(17)));
         assert_eq!(reason(&raw(99, &[0; 100])), "unknown_type");
         // A data datagram is not a control datagram.
-        let data = super::super::pack(super::super::NodeId(1), 0, 128, &[b"x"]).unwrap();
+        let data = super::super::pack(NodeId(1), 0, 128, &[b"x"]).unwrap();
         assert!(!is_control(&data[0]));
         assert_eq!(reason(&data[0]), "bad_magic");
         assert!(!is_control(b"6"));
@@ -1012,6 +1057,51 @@ mod tests {
                 "not_multicast"
             );
         }
+    }
+
+    #[test]
+    fn gateway_layout_and_group_list_rules() {
+        let bytes = encoded(&Control::Gateway {
+            gateway: NodeId(NONCE),
+            hold_ms: 0x0102,
+            groups: vec![GROUP],
+        });
+        let mut body = NONCE.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0x01, 0x02, 0x00, 0x01]);
+        body.extend_from_slice(&GROUP.octets());
+        assert_eq!(bytes, raw(TYPE_GATEWAY, &body));
+        let gateway_body = |count: u16, groups: &[Ipv6Addr]| {
+            let mut body = NONCE.to_be_bytes().to_vec();
+            body.extend_from_slice(&[0, 0]);
+            body.extend_from_slice(&count.to_be_bytes());
+            groups
+                .iter()
+                .for_each(|group| body.extend_from_slice(&group.octets()));
+            body
+        };
+        assert_eq!(
+            reason(&raw(TYPE_GATEWAY, &gateway_body(0, &[]))),
+            "bad_count"
+        );
+        let too_many = vec![GROUP; MAX_GROUPS_PER_MESSAGE + 1];
+        assert_eq!(
+            reason(&raw(TYPE_GATEWAY, &gateway_body(65, &too_many))),
+            "bad_count"
+        );
+        assert_eq!(
+            reason(&raw(TYPE_GATEWAY, &gateway_body(1, &[*node().ip()]))),
+            "not_multicast"
+        );
+        assert_eq!(
+            reason(&raw(TYPE_GATEWAY, &gateway_body(1, &[GROUP, GROUP]))),
+            "trailing_bytes"
+        );
+        let empty = Control::Gateway {
+            gateway: NodeId(1),
+            hold_ms: 0,
+            groups: Vec::new(),
+        };
+        assert_eq!(empty.to_vec().unwrap_err().kind(), ErrorKind::InvalidConfig);
     }
 
     #[test]
@@ -1281,7 +1371,7 @@ mod tests {
 
         fn fields(groups: impl Strategy<Value = Vec<Ipv6Addr>>) -> impl Strategy<Value = Fields> {
             (
-                TYPE_PROBE..=TYPE_TEARDOWN,
+                TYPE_PROBE..=TYPE_GATEWAY,
                 any::<u64>(),
                 any::<u64>(),
                 any::<bool>(),
@@ -1362,6 +1452,11 @@ mod tests {
                     datagram: &f.datagram,
                 },
                 TYPE_KEEPALIVE => Control::Keepalive { nonce },
+                TYPE_GATEWAY => Control::Gateway {
+                    gateway: NodeId(nonce),
+                    hold_ms: f.number,
+                    groups: f.groups.clone(),
+                },
                 _ => Control::Teardown {
                     nonce,
                     mac: f.mac,
@@ -1422,7 +1517,10 @@ mod tests {
                     Err(err) => {
                         let variable = matches!(
                             message,
-                            Control::Join { .. } | Control::Leave { .. } | Control::Data { .. }
+                            Control::Join { .. }
+                                | Control::Leave { .. }
+                                | Control::Data { .. }
+                                | Control::Gateway { .. }
                         );
                         prop_assert!(variable);
                         prop_assert!(err.kind() != ErrorKind::Malformed);

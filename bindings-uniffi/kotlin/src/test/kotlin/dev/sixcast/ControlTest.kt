@@ -94,6 +94,8 @@ class ControlTest {
             "mac" to mac?.toHex(),
             "load" to load?.toLong(),
             "refresh_secs" to refreshSecs?.toLong(),
+            "gateway" to gateway,
+            "hold_ms" to holdMs?.toLong(),
             "groups" to groups?.map(::ipv6Bytes),
             "group" to group?.let(::ipv6Bytes),
             "datagram" to datagram?.toHex(),
