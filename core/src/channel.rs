@@ -26,6 +26,7 @@ use crate::{
     config::Config,
     discovery::{self, ProbeReport, ProbeSettings, ThreadBody},
     error::{Error, ErrorKind, Result},
+    gateway::{self, Gateways, Path},
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     tunnel::{self, RelayOffer, Tunnel},
     wire::{
@@ -38,6 +39,8 @@ use crate::{
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How soon a node without a way to the core tries again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a node takes part in its segment's gateway election, at least.
+const ELECTION_TICK: Duration = Duration::from_millis(100);
 
 /// A message received on a channel, with where it came from and how it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,8 @@ pub struct Message {
     pub seq: u64,
     /// Whether a relay or gateway re-sent this message (it arrived on the relayed group).
     pub relayed: bool,
+    /// How the message arrived: natively, through a relay, or through this segment's gateway.
+    pub path: Path,
 }
 
 /// Counters of a channel, or of a whole context (the sum of its channels plus what could not be
@@ -193,6 +198,18 @@ struct RelayLink {
     socket: McastSocket,
     settings: ProbeSettings,
     state: Mutex<LinkState>,
+    segment: Segment,
+    /// Set when a joined channel has neither a gateway nor the tunnel: open one now.
+    tunnel_wanted: AtomicBool,
+}
+
+/// This node's side of the Stratum 1 gateways of its segment (see `gateway`).
+struct Segment {
+    /// Sends and hears announcements on the link-scope gateway group.
+    announcer: McastSocket,
+    /// Re-sends what the tunnel brings onto the segment, with hop limit 1 so it stays there.
+    resender: McastSocket,
+    gateways: Mutex<Gateways>,
 }
 
 #[derive(Default)]
@@ -204,6 +221,8 @@ struct LinkState {
     /// Offered relays not yet tried since the last request.
     spares: Vec<RelayOffer>,
     last_error: Option<String>,
+    /// Groups of the channels this node serves as its segment's gateway.
+    serving: Vec<Ipv6Addr>,
 }
 
 /// Where a context stands with the multicast core, as far as it has found out.
@@ -218,6 +237,11 @@ pub struct Reachability {
     pub offers: Vec<RelayOffer>,
     /// Why the last attempt to reach the core failed, if it did.
     pub last_error: Option<String>,
+    /// The Stratum 1 gateway of this segment that carries this context's channels (where its
+    /// announcements come from), if one does.
+    pub gateway: Option<SocketAddrV6>,
+    /// Groups of the channels this context serves as its segment's gateway.
+    pub serving: Vec<Ipv6Addr>,
 }
 
 struct ChannelState {
@@ -260,6 +284,7 @@ impl Context {
             loopback: config.loopback,
             recv_buffer: config.recv_buffer,
         })?;
+        let node = NodeId::random();
         let relay_link = match config.stratum0 {
             Some(stratum0) => Some(RelayLink {
                 socket: McastSocket::bind(&SocketOptions {
@@ -269,6 +294,8 @@ impl Context {
                     loopback: false,
                     recv_buffer: config.recv_buffer,
                 })?,
+                segment: Segment::open(&config, &interfaces, node)?,
+                tunnel_wanted: AtomicBool::new(false),
                 settings: ProbeSettings {
                     stratum0,
                     scope: config.scope,
@@ -281,7 +308,7 @@ impl Context {
             None => None,
         };
         let core = Arc::new(Core {
-            node: NodeId::random(),
+            node,
             socket,
             waker: Waker::new()?,
             relay_link,
@@ -300,6 +327,7 @@ impl Context {
         ];
         if core.relay_link.is_some() {
             bodies.push(("sixcast-reach", Core::reach_loop));
+            bodies.push(("sixcast-gateway", Core::gateway_loop));
         }
         let threads = discovery::start_threads(&core, &bodies, Core::shutdown)?;
         debug!(node = %core.node, port = core.socket.port(), "context opened");
@@ -404,13 +432,33 @@ impl Context {
     /// What the context knows of its path to the multicast core: `None` without a configured
     /// Stratum 0.
     pub fn reachability(&self) -> Option<Reachability> {
-        let link = self.shared.core.relay_link.as_ref()?;
+        let core = &self.shared.core;
+        let link = core.relay_link.as_ref()?;
+        let channels = core.joined_channels();
         let state = link.state.lock();
+        let gateway = if state.report.as_ref().is_some_and(|report| !report.native()) {
+            let gateways = link.segment.gateways.lock();
+            let now = Instant::now();
+            channels
+                .iter()
+                .filter(|channel| {
+                    !state
+                        .tunnel
+                        .as_ref()
+                        .is_some_and(|tunnel| tunnel.carries(channel.group))
+                })
+                .find_map(|channel| gateways.serving(channel.group, now))
+                .map(|heard| heard.address)
+        } else {
+            None
+        };
         Some(Reachability {
             probe: state.report.clone(),
             relay: state.tunnel.as_ref().map(|tunnel| tunnel.relay),
             offers: state.offers.clone(),
             last_error: state.last_error.clone(),
+            gateway,
+            serving: state.serving.clone(),
         })
     }
 
@@ -729,6 +777,59 @@ impl ChannelState {
     }
 }
 
+impl Segment {
+    fn open(config: &Config, interfaces: &[Interface], node: NodeId) -> Result<Self> {
+        // Hop limit 1: announcements and re-sends never leave the segment.
+        let options = |port| SocketOptions {
+            address: Ipv6Addr::UNSPECIFIED,
+            port,
+            hop_limit: 1,
+            loopback: config.loopback,
+            recv_buffer: 1 << 16,
+        };
+        let announcer = McastSocket::bind(&options(discovery::CONTROL_PORT))?;
+        for interface in interfaces {
+            announcer.join(gateway::gateway_group(), interface)?;
+        }
+        Ok(Self {
+            announcer,
+            // Bound to the data port, because multicast goes to the sending socket's port.
+            resender: McastSocket::bind(&options(config.effective_port()))?,
+            gateways: Mutex::new(Gateways::new(node, Instant::now())),
+        })
+    }
+
+    /// Announces `groups` (withdraws them when `hold` is zero) on the gateway group.
+    fn announce(
+        &self,
+        interfaces: &[Interface],
+        node: NodeId,
+        groups: &[Ipv6Addr],
+        hold: Duration,
+    ) {
+        for message in gateway::announcements(node, groups, hold) {
+            if let Err(err) = discovery::multicast_control(
+                &self.announcer,
+                interfaces,
+                &message,
+                gateway::gateway_group(),
+            ) {
+                debug!("announcing the gateway: {err}");
+            }
+        }
+    }
+
+    /// Re-sends a datagram that came down the tunnel onto the segment, to the relayed twin.
+    fn resend(&self, interfaces: &[Interface], relayed: Ipv6Addr, datagram: &[u8]) {
+        let copy = [datagram.to_vec()];
+        for interface in interfaces {
+            if let Err(err) = self.resender.send_batch(&copy, relayed, interface) {
+                debug!("re-sending onto the segment: {err}");
+            }
+        }
+    }
+}
+
 impl Shared {
     fn close(&self) {
         if self.core.closed.load(Ordering::Acquire) {
@@ -801,12 +902,26 @@ impl Core {
         result
     }
 
-    /// Every group the joined channels need: what a new tunnel must join.
-    fn joined_groups(&self) -> Vec<Ipv6Addr> {
+    /// The channels joined for any source. Takes channel locks: call it before locking the
+    /// link state, which joins take while they hold their channel's lock.
+    fn joined_channels(&self) -> Vec<Arc<ChannelState>> {
         self.by_name
             .lock()
             .values()
             .filter(|state| state.membership.lock().any_source)
+            .cloned()
+            .collect()
+    }
+
+    /// Every group of the joined channels that no gateway of the segment serves: what a new
+    /// tunnel must join.
+    fn unserved_groups(&self, link: &RelayLink) -> Vec<Ipv6Addr> {
+        let channels = self.joined_channels();
+        let gateways = link.segment.gateways.lock();
+        let now = Instant::now();
+        channels
+            .iter()
+            .filter(|state| gateways.serving(state.group, now).is_none())
             .flat_map(|state| state.groups())
             .collect()
     }
@@ -845,6 +960,14 @@ impl Core {
                 };
                 next_attempt = Instant::now() + wait;
             }
+            // The segment's gateway left (or never served a channel joined since): take over at
+            // once, on the probe's standing verdict.
+            if link.tunnel_wanted.swap(false, Ordering::AcqRel)
+                && link.state.lock().tunnel.is_none()
+                && !self.open_tunnel(link)
+            {
+                next_attempt = next_attempt.max(Instant::now() + RETRY_INTERVAL);
+            }
             match link
                 .socket
                 .recv_batch(&mut batch, &self.waker, Some(Duration::from_millis(250)))
@@ -872,44 +995,82 @@ impl Core {
         }
     }
 
-    /// Probes and, if needed, opens a tunnel; returns how long to wait before the next attempt.
+    /// Probes and, where native multicast falls short, relies on the segment's gateway or opens a
+    /// tunnel; returns how long to wait before the next attempt.
     fn attempt(&self, link: &RelayLink) -> Duration {
-        match tunnel::connect(
-            &link.socket,
-            &self.waker,
-            &link.settings,
-            &self.joined_groups(),
-        ) {
-            Ok(connected) => {
-                let settled = connected.report.native() || connected.tunnel.is_some();
-                let mut state = link.state.lock();
-                state.report = Some(connected.report);
-                state.last_error = None;
-                if let Some(tunnel) = connected.tunnel {
-                    state.spares = connected
-                        .offers
-                        .iter()
-                        .filter(|offer| offer.address != tunnel.relay)
-                        .cloned()
-                        .collect();
-                    state.offers = connected.offers;
-                    state.tunnel = Some(tunnel);
-                    drop(state);
-                    // Channels joined while the tunnel was being opened missed it: join them now.
-                    self.tunnel_join(&self.joined_groups());
+        // No tunnel is open yet, so nothing else arrives on the socket.
+        let report =
+            match discovery::probe(&link.settings, &link.socket, &self.waker, &mut |_, _| {}) {
+                Ok(report) => report,
+                // Closing interrupted the attempt: nothing went wrong.
+                Err(err) if err.kind() == ErrorKind::Closed => return RETRY_INTERVAL,
+                Err(err) => {
+                    warn!("reaching the multicast core: {err}");
+                    link.state.lock().last_error = Some(err.to_string());
+                    return RETRY_INTERVAL;
                 }
-                if settled {
-                    self.config.probe_interval
-                } else {
-                    RETRY_INTERVAL
-                }
+            };
+        let native = report.native();
+        {
+            let mut state = link.state.lock();
+            state.report = Some(report);
+            state.last_error = None;
+        }
+        if native || !self.tunnel_needed(link) || self.open_tunnel(link) {
+            self.config.probe_interval
+        } else {
+            RETRY_INTERVAL
+        }
+    }
+
+    /// Whether this node needs a tunnel of its own, once it has listened for the segment's
+    /// gateways: some joined channel has no gateway (or no channel is joined yet).
+    fn tunnel_needed(&self, link: &RelayLink) -> bool {
+        while !link.segment.gateways.lock().listened(Instant::now()) {
+            if self.closed.load(Ordering::Acquire) {
+                return false;
             }
-            // Closing interrupted the attempt: nothing went wrong.
-            Err(err) if err.kind() == ErrorKind::Closed => RETRY_INTERVAL,
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let channels: Vec<Ipv6Addr> = self
+            .joined_channels()
+            .iter()
+            .map(|state| state.group)
+            .collect();
+        channels.is_empty()
+            || link
+                .segment
+                .gateways
+                .lock()
+                .plan(&channels, |_| false, false, Instant::now())
+                .open_tunnel
+    }
+
+    /// Opens a tunnel to the best relay offered, for the joined channels no gateway serves (the
+    /// probe has found native multicast lacking); false if none could be opened.
+    fn open_tunnel(&self, link: &RelayLink) -> bool {
+        let groups = self.unserved_groups(link);
+        match tunnel::establish(&link.socket, &self.waker, link.settings.stratum0, &groups) {
+            Ok((tunnel, offers)) => {
+                let mut state = link.state.lock();
+                state.spares = offers
+                    .iter()
+                    .filter(|offer| offer.address != tunnel.relay)
+                    .cloned()
+                    .collect();
+                state.offers = offers;
+                state.tunnel = Some(tunnel);
+                state.last_error = None;
+                drop(state);
+                // Channels joined while the tunnel was being opened missed it: join them now.
+                self.tunnel_join(&self.unserved_groups(link));
+                true
+            }
+            Err(err) if err.kind() == ErrorKind::Closed => false,
             Err(err) => {
                 warn!("reaching the multicast core: {err}");
                 link.state.lock().last_error = Some(err.to_string());
-                RETRY_INTERVAL
+                false
             }
         }
     }
@@ -970,7 +1131,21 @@ impl Core {
         match control::decode(datagram) {
             Ok(Control::Data { group, datagram }) => {
                 tunnel.last_heard = now;
+                // As the segment's gateway, re-send it there on the relayed twin.
+                let cut_off = state
+                    .report
+                    .as_ref()
+                    .is_some_and(|report| !report.native_down);
+                let resend_to = self
+                    .by_group
+                    .read()
+                    .get(&group)
+                    .filter(|channel| cut_off && state.serving.contains(&channel.group))
+                    .and_then(|channel| channel.relayed_group);
                 drop(state);
+                if let Some(relayed) = resend_to {
+                    link.segment.resend(&self.interfaces, relayed, datagram);
+                }
                 let relayed = RecvMeta {
                     destination: group,
                     interface: 0,
@@ -1002,7 +1177,7 @@ impl Core {
         };
         // No lock is held while handshaking: channels keep sending natively meanwhile, and
         // collecting the joined groups takes channel locks that joins hold before this one.
-        let groups = self.joined_groups();
+        let groups = self.unserved_groups(link);
         while !spares.is_empty() {
             let spare = spares.remove(0);
             match tunnel::open(&link.socket, &self.waker, spare.address, &groups) {
@@ -1012,7 +1187,7 @@ impl Core {
                     state.spares = spares;
                     drop(state);
                     // Channels joined during the handshake missed it: join them now.
-                    self.tunnel_join(&self.joined_groups());
+                    self.tunnel_join(&self.unserved_groups(link));
                     return;
                 }
                 Err(err) => debug!(relay = %spare.address, "spare unusable: {err}"),
@@ -1131,6 +1306,12 @@ impl Core {
         };
         bump(&state.counters.datagrams_received, 1);
         let relayed = via_relay || Some(meta.destination) == state.relayed_group;
+        let path = match (via_relay, relayed) {
+            (true, _) => Path::Relay,
+            (false, true) if self.through_gateway(&state) => Path::Gateway,
+            (false, true) => Path::Relay,
+            (false, false) => Path::Native,
+        };
         let interface_name = self.interface_name(meta.interface);
         let message = |sender, seq, payload| Message {
             payload,
@@ -1141,6 +1322,7 @@ impl Core {
             sender,
             seq,
             relayed,
+            path,
         };
         if !self.config.profile.has_header() {
             let seq = state.raw_seq.fetch_add(1, Ordering::Relaxed);
@@ -1162,11 +1344,175 @@ impl Core {
             bump(&state.counters.own_dropped, 1);
             return;
         }
+        if path == Path::Native {
+            self.upload(&state, datagram);
+        }
         let mut messages = Vec::new();
         state.inbox.lock().accept(&decoded, now, &mut |delivery| {
             messages.push(message(delivery.sender, delivery.seq, delivery.payload));
         });
         state.enqueue(messages, self.config.queue_capacity);
+    }
+
+    /// Whether a relayed copy of `channel` heard natively came from this segment's gateway: a
+    /// gateway of the segment serves the channel, this node's tunnel does not carry it, and the
+    /// core's multicast (with the relays' copies) is not known to reach this node.
+    fn through_gateway(&self, channel: &ChannelState) -> bool {
+        let Some(link) = &self.relay_link else {
+            return false;
+        };
+        let state = link.state.lock();
+        let cut_off = state
+            .report
+            .as_ref()
+            .is_none_or(|report| !report.native_down);
+        let carried = state
+            .tunnel
+            .as_ref()
+            .is_some_and(|tunnel| tunnel.carries(channel.group));
+        drop(state);
+        cut_off
+            && !carried
+            && link
+                .segment
+                .gateways
+                .lock()
+                .serving(channel.group, Instant::now())
+                .is_some()
+    }
+
+    /// As its segment's gateway for `channel`, sends a datagram a neighbour multicast natively
+    /// on the channel's group up the tunnel, where this segment's multicast does not reach the
+    /// core. Copies on the relayed twin and what came down the tunnel are never uploaded, so
+    /// nothing loops.
+    fn upload(&self, channel: &ChannelState, datagram: &[u8]) {
+        let (Some(link), Some(relayed)) = (&self.relay_link, channel.relayed_group) else {
+            return;
+        };
+        let mut state = link.state.lock();
+        let state = &mut *state;
+        let native_up = state.report.as_ref().is_some_and(|report| report.native_up);
+        if native_up || !state.serving.contains(&channel.group) {
+            return;
+        }
+        if let Some(tunnel) = state.tunnel.as_mut()
+            && let Err(err) = tunnel.send_data(&link.socket, relayed, datagram)
+        {
+            debug!("uploading for the segment: {err}");
+        }
+    }
+
+    /// Hears the segment's gateway announcements, takes part in the election, and announces
+    /// the channels this node serves (withdrawing them when it stops, and when it closes).
+    fn gateway_loop(&self) {
+        let Some(link) = &self.relay_link else { return };
+        let segment = &link.segment;
+        let mut batch = RecvBatch::new();
+        let mut announced: Vec<Ipv6Addr> = Vec::new();
+        let mut next_announcement = Instant::now();
+        while !self.closed.load(Ordering::Acquire) {
+            match segment
+                .announcer
+                .recv_batch(&mut batch, &self.waker, Some(ELECTION_TICK))
+            {
+                Ok(Wait::Woken) => break,
+                Ok(Wait::Received(_)) => {
+                    let now = Instant::now();
+                    let mut gateways = segment.gateways.lock();
+                    for (meta, datagram) in batch.iter() {
+                        match control::decode(datagram) {
+                            Ok(announcement) => gateways.heard(meta.source, &announcement, now),
+                            Err(err) => {
+                                debug!(source = %meta.source, "on the gateway group: {err}");
+                            }
+                        }
+                    }
+                }
+                Ok(Wait::TimedOut) => {}
+                Err(err) => {
+                    warn!("{err}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            let serving = self.take_part(link);
+            if serving != announced || Instant::now() >= next_announcement {
+                let withdrawn: Vec<Ipv6Addr> = announced
+                    .iter()
+                    .filter(|group| !serving.contains(group))
+                    .copied()
+                    .collect();
+                segment.announce(&self.interfaces, self.node, &withdrawn, Duration::ZERO);
+                segment.announce(&self.interfaces, self.node, &serving, gateway::HOLD);
+                announced = serving;
+                next_announcement = Instant::now() + gateway::ANNOUNCE_INTERVAL;
+            }
+        }
+        segment.announce(&self.interfaces, self.node, &announced, Duration::ZERO);
+    }
+
+    /// One round of the election, for a node that needs the core: stops carrying channels a
+    /// better gateway serves (closing the tunnel when nothing is left in it), carries unserved
+    /// channels in the tunnel or asks for one, and returns the groups of the channels served.
+    fn take_part(&self, link: &RelayLink) -> Vec<Ipv6Addr> {
+        let channels: Vec<Arc<ChannelState>> = self
+            .joined_channels()
+            .into_iter()
+            .filter(|state| state.relayed_group.is_some())
+            .collect();
+        let groups: Vec<Ipv6Addr> = channels.iter().map(|state| state.group).collect();
+        let twins = |chosen: &[Ipv6Addr]| -> Vec<Ipv6Addr> {
+            channels
+                .iter()
+                .filter(|state| chosen.contains(&state.group))
+                .flat_map(|state| state.groups())
+                .collect()
+        };
+        let now = Instant::now();
+        let mut state = link.state.lock();
+        let state = &mut *state;
+        // Only a node that needs the core (the probe found native multicast lacking) takes part.
+        if state.report.as_ref().is_none_or(ProbeReport::native) {
+            state.serving.clear();
+            return Vec::new();
+        }
+        let plan = {
+            let mut gateways = link.segment.gateways.lock();
+            gateways.expire(now);
+            let tunnel = state.tunnel.as_ref();
+            let plan = gateways.plan(
+                &groups,
+                |group| tunnel.is_some_and(|tunnel| tunnel.carries(group)),
+                tunnel.is_some(),
+                now,
+            );
+            if plan.open_tunnel && gateways.listened(now) {
+                link.tunnel_wanted.store(true, Ordering::Release);
+            }
+            plan
+        };
+        if let Some(tunnel) = state.tunnel.as_mut() {
+            if !plan.stand_down.is_empty() {
+                info!(channels = ?plan.stand_down, "a better gateway serves the segment; standing down");
+                if let Err(err) = tunnel.leave(&link.socket, &twins(&plan.stand_down)) {
+                    debug!("leaving through the tunnel: {err}");
+                }
+            }
+            if let Err(err) = tunnel.join(&link.socket, &twins(&plan.carry)) {
+                debug!("joining through the tunnel: {err}");
+            }
+        }
+        let idle = state.tunnel.as_ref().is_some_and(Tunnel::is_idle);
+        if !plan.stand_down.is_empty()
+            && idle
+            && let Some(tunnel) = state.tunnel.take()
+        {
+            info!(relay = %tunnel.relay, "the segment's gateway carries every channel; closing the tunnel");
+            if let Some(observed) = state.report.as_ref().and_then(|report| report.observed) {
+                tunnel.close(&link.socket, observed);
+            }
+        }
+        state.serving.clone_from(&plan.serve);
+        plan.serve
     }
 
     /// The name of interface `index`: from the joined interfaces, or asked of the kernel for

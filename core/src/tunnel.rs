@@ -14,7 +14,7 @@ use std::{
 use tracing::{debug, info};
 
 use crate::{
-    discovery::{self, ProbeReport, ProbeSettings, send_control},
+    discovery::{self, send_control},
     error::{Error, ErrorKind, Result},
     socket::{McastSocket, RecvBatch, Waker},
     wire::control::{self, Control, Mac},
@@ -288,6 +288,16 @@ impl Tunnel {
         Ok(())
     }
 
+    /// Whether the tunnel carries `group`.
+    pub(crate) fn carries(&self, group: Ipv6Addr) -> bool {
+        self.groups.contains(&group)
+    }
+
+    /// Whether the tunnel carries no group (the relay keeps no state for it then).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.groups.is_empty()
+    }
+
     /// Whether the relay has been silent for too long.
     pub(crate) fn is_silent(&self) -> bool {
         !self.groups.is_empty() && self.last_heard.elapsed() >= SILENCE_LIMIT
@@ -307,42 +317,19 @@ impl Tunnel {
     }
 }
 
-/// What [`connect`] found: the probe, and where native multicast falls short, the tunnel and
-/// every offer received (the tunnel's relay among them).
-pub(crate) struct Connected {
-    pub(crate) report: ProbeReport,
-    pub(crate) tunnel: Option<Tunnel>,
-    pub(crate) offers: Vec<RelayOffer>,
-}
-
-/// Probes, and opens a tunnel when native multicast does not work both ways: to the best relay
-/// that completes the handshake.
-pub(crate) fn connect(
+/// Asks Stratum 0 for relays and opens a tunnel to the best one that completes the handshake;
+/// returns it with every offer received.
+pub(crate) fn establish(
     socket: &McastSocket,
     waker: &Waker,
-    settings: &ProbeSettings,
+    stratum0: SocketAddrV6,
     groups: &[Ipv6Addr],
-) -> Result<Connected> {
-    // No tunnel is open yet, so nothing else arrives on the socket.
-    let report = discovery::probe(settings, socket, waker, &mut |_, _| {})?;
-    if report.native() {
-        return Ok(Connected {
-            report,
-            tunnel: None,
-            offers: Vec::new(),
-        });
-    }
-    let offers = request_relays(socket, waker, settings.stratum0)?;
+) -> Result<(Tunnel, Vec<RelayOffer>)> {
+    let offers = request_relays(socket, waker, stratum0)?;
     let mut last_error = None;
     for offer in &offers {
         match open(socket, waker, offer.address, groups) {
-            Ok(tunnel) => {
-                return Ok(Connected {
-                    report,
-                    tunnel: Some(tunnel),
-                    offers,
-                });
-            }
+            Ok(tunnel) => return Ok((tunnel, offers)),
             Err(err) => {
                 debug!(relay = %offer.address, "{err}");
                 last_error = Some(err);

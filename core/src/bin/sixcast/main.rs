@@ -330,7 +330,7 @@ fn message_json(channel: &str, message: &Message) -> String {
         "interface": &*message.interface_name,
         "sender": message.sender.to_string(),
         "seq": message.seq,
-        "path": if message.relayed { "relay" } else { "native" },
+        "path": message.path.name(),
     })
     .to_string()
 }

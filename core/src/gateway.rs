@@ -1,0 +1,330 @@
+//! Stratum 1 gateways: a node that holds a relay tunnel serves its own segment, so that the
+//! other nodes there reach the core without tunnels of their own (see `docs/reachability.md`,
+//! section 6).
+//!
+//! Gateways announce the channels they serve on a link-scope group ([`gateway_group`]) every
+//! [`ANNOUNCE_INTERVAL`]; an announcement holds for [`HOLD`]. Per channel, the gateway with the
+//! lowest node id wins: a node that carries a channel in its tunnel and hears a lower id
+//! announce it stops carrying it. A node without a gateway for a joined channel carries it in its
+//! own tunnel (opening one if needed), so when the gateway leaves (a withdrawing announcement, or
+//! silence for [`HOLD`]) the others take over and elect again.
+//!
+//! This module holds the bookkeeping and the decisions; the channel layer does the I/O.
+
+use std::{
+    collections::HashMap,
+    net::{Ipv6Addr, SocketAddrV6},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    addr::{self, Profile, Scope},
+    wire::{
+        NodeId,
+        control::{Control, MAX_GROUPS_PER_MESSAGE},
+    },
+};
+
+/// How often a gateway announces the channels it serves.
+pub const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long an announcement stays valid: three intervals, so one or two lost announcements do
+/// not start a new election.
+pub const HOLD: Duration = Duration::from_millis(1500);
+/// How long a node listens for gateways before it opens a tunnel of its own: two intervals.
+pub const LISTEN_WINDOW: Duration = Duration::from_millis(1000);
+
+/// How a message reached this context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// Native multicast, on the channel's group.
+    Native,
+    /// Through a relay: down this context's tunnel, or re-sent on the core by a relay.
+    Relay,
+    /// Re-sent on this segment by its Stratum 1 gateway.
+    Gateway,
+}
+
+impl Path {
+    /// `"native"`, `"relay"` or `"gateway"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Relay => "relay",
+            Self::Gateway => "gateway",
+        }
+    }
+}
+
+/// The link-scope group gateways announce themselves on (at the control port).
+pub fn gateway_group() -> Ipv6Addr {
+    match addr::group_addr(b"sixcast/gateways", &Profile::Sixcast, Scope::Link) {
+        Ok(group) => group,
+        // A short constant name always maps; keep a valid link-scope group even if that changed.
+        Err(_) => Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 0, 0x5c),
+    }
+}
+
+/// The announcements a gateway sends for `groups` (several when it serves more than a message
+/// holds). `hold` of zero withdraws them.
+pub(crate) fn announcements(
+    me: NodeId,
+    groups: &[Ipv6Addr],
+    hold: Duration,
+) -> Vec<Control<'static>> {
+    let hold_ms = u16::try_from(hold.as_millis()).unwrap_or(u16::MAX);
+    groups
+        .chunks(MAX_GROUPS_PER_MESSAGE)
+        .map(|chunk| Control::Gateway {
+            gateway: me,
+            hold_ms,
+            groups: chunk.to_vec(),
+        })
+        .collect()
+}
+
+/// A gateway heard announcing a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Heard {
+    pub(crate) node: NodeId,
+    /// Where its announcements come from.
+    pub(crate) address: SocketAddrV6,
+    expires: Instant,
+}
+
+/// The gateways a node has heard on its segment, per channel group.
+#[derive(Debug)]
+pub(crate) struct Gateways {
+    me: NodeId,
+    heard: HashMap<Ipv6Addr, Vec<Heard>>,
+    listening_since: Instant,
+}
+
+/// What a node should do about its channels, given the gateways it hears (see [`Gateways::plan`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Channels this node carries but a lower id serves: stop carrying them.
+    pub(crate) stand_down: Vec<Ipv6Addr>,
+    /// Channels nobody serves that the open tunnel should carry.
+    pub(crate) carry: Vec<Ipv6Addr>,
+    /// Some channel has no gateway and there is no tunnel: open one.
+    pub(crate) open_tunnel: bool,
+    /// Channels this node serves as the segment's gateway: announce them.
+    pub(crate) serve: Vec<Ipv6Addr>,
+}
+
+impl Gateways {
+    pub(crate) fn new(me: NodeId, now: Instant) -> Self {
+        Self {
+            me,
+            heard: HashMap::new(),
+            listening_since: now,
+        }
+    }
+
+    /// Takes an announcement heard from `from`. Our own (heard back through loopback) is ignored.
+    pub(crate) fn heard(&mut self, from: SocketAddrV6, announcement: &Control<'_>, now: Instant) {
+        let Control::Gateway {
+            gateway,
+            hold_ms,
+            groups,
+        } = announcement
+        else {
+            return;
+        };
+        if *gateway == self.me {
+            return;
+        }
+        let expires = now + Duration::from_millis(u64::from(*hold_ms));
+        for group in groups {
+            let entries = self.heard.entry(*group).or_default();
+            entries.retain(|entry| entry.node != *gateway);
+            if *hold_ms > 0 {
+                entries.push(Heard {
+                    node: *gateway,
+                    address: from,
+                    expires,
+                });
+            }
+        }
+        self.heard.retain(|_, entries| !entries.is_empty());
+    }
+
+    /// Forgets announcements whose hold has passed.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        for entries in self.heard.values_mut() {
+            entries.retain(|entry| entry.expires > now);
+        }
+        self.heard.retain(|_, entries| !entries.is_empty());
+    }
+
+    /// The gateway serving `group` on this segment, other than this node: the lowest id heard.
+    pub(crate) fn serving(&self, group: Ipv6Addr, now: Instant) -> Option<Heard> {
+        self.heard
+            .get(&group)?
+            .iter()
+            .filter(|entry| entry.expires > now)
+            .min_by_key(|entry| entry.node)
+            .copied()
+    }
+
+    /// Whether this node has listened long enough to know the segment's gateways.
+    pub(crate) fn listened(&self, now: Instant) -> bool {
+        now.duration_since(self.listening_since) >= LISTEN_WINDOW
+    }
+
+    /// Decides, for a node that needs the core's multicast, which of its joined `channels`
+    /// (channel groups) it serves, which it leaves to a better gateway, and which still need a
+    /// tunnel. `carried` says whether the tunnel (if `tunnel`) carries a channel now.
+    pub(crate) fn plan(
+        &self,
+        channels: &[Ipv6Addr],
+        carried: impl Fn(Ipv6Addr) -> bool,
+        tunnel: bool,
+        now: Instant,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        for &channel in channels {
+            let gateway = self.serving(channel, now);
+            if tunnel && carried(channel) {
+                if gateway.is_some_and(|gateway| gateway.node < self.me) {
+                    plan.stand_down.push(channel);
+                } else {
+                    plan.serve.push(channel);
+                }
+            } else if gateway.is_none() {
+                if tunnel {
+                    plan.carry.push(channel);
+                } else {
+                    plan.open_tunnel = true;
+                }
+            }
+        }
+        plan
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::control;
+
+    const CHANNEL: Ipv6Addr = Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0x5c, 1);
+    const OTHER: Ipv6Addr = Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0x5c, 2);
+
+    fn from(last: u16) -> SocketAddrV6 {
+        SocketAddrV6::new(
+            Ipv6Addr::new(0xfd5c, 0x1a, 0, 0, 0, 0, 0, last),
+            40_000,
+            0,
+            0,
+        )
+    }
+
+    fn announce(node: u64, hold_ms: u16, groups: &[Ipv6Addr]) -> Control<'static> {
+        Control::Gateway {
+            gateway: NodeId(node),
+            hold_ms,
+            groups: groups.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_gateway_group_is_link_scoped_and_multicast() {
+        let group = gateway_group();
+        assert!(group.is_multicast());
+        assert_eq!(group.octets()[1] & 0x0f, 0x2, "{group}");
+    }
+
+    #[test]
+    fn announcements_split_long_lists_and_encode() {
+        let groups: Vec<Ipv6Addr> = (0..70u16)
+            .map(|i| Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0x5c, i))
+            .collect();
+        let sent = announcements(NodeId(7), &groups, HOLD);
+        assert_eq!(sent.len(), 2);
+        let mut back = Vec::new();
+        for message in &sent {
+            let bytes = message.to_vec().unwrap();
+            match control::decode(&bytes).unwrap() {
+                Control::Gateway {
+                    gateway,
+                    hold_ms,
+                    groups,
+                } => {
+                    assert_eq!((gateway, hold_ms), (NodeId(7), 1500));
+                    back.extend(groups);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, groups);
+        assert!(announcements(NodeId(7), &[], HOLD).is_empty());
+    }
+
+    #[test]
+    fn the_lowest_id_serves_and_announcements_expire_after_their_hold() {
+        let start = Instant::now();
+        let mut gateways = Gateways::new(NodeId(50), start);
+        gateways.heard(from(3), &announce(90, 1500, &[CHANNEL]), start);
+        gateways.heard(from(2), &announce(20, 1000, &[CHANNEL, OTHER]), start);
+        let serving = gateways.serving(CHANNEL, start).unwrap();
+        assert_eq!((serving.node, serving.address), (NodeId(20), from(2)));
+        // Node 20's hold (1 s) passes before node 90's (1.5 s).
+        let later = start + Duration::from_millis(1200);
+        assert_eq!(gateways.serving(CHANNEL, later).unwrap().node, NodeId(90));
+        gateways.expire(later);
+        assert_eq!(gateways.serving(OTHER, later), None);
+        gateways.expire(start + HOLD);
+        assert_eq!(gateways.serving(CHANNEL, start + HOLD), None);
+    }
+
+    #[test]
+    fn a_withdrawal_ends_a_gateway_at_once_and_own_announcements_are_ignored() {
+        let now = Instant::now();
+        let mut gateways = Gateways::new(NodeId(50), now);
+        gateways.heard(from(2), &announce(20, 1500, &[CHANNEL]), now);
+        gateways.heard(from(2), &announce(20, 0, &[CHANNEL]), now);
+        assert_eq!(gateways.serving(CHANNEL, now), None);
+        gateways.heard(from(9), &announce(50, 1500, &[CHANNEL]), now);
+        assert_eq!(gateways.serving(CHANNEL, now), None);
+        gateways.heard(from(9), &Control::Keepalive { nonce: 1 }, now);
+        assert_eq!(gateways.serving(CHANNEL, now), None);
+    }
+
+    #[test]
+    fn plans() {
+        let now = Instant::now();
+        let mut gateways = Gateways::new(NodeId(50), now);
+        assert!(!gateways.listened(now));
+        assert!(gateways.listened(now + LISTEN_WINDOW));
+        // Nobody serves: without a tunnel, open one; with one, carry the channel.
+        let plan = gateways.plan(&[CHANNEL], |_| false, false, now);
+        assert_eq!(
+            plan,
+            Plan {
+                open_tunnel: true,
+                ..Plan::default()
+            }
+        );
+        let plan = gateways.plan(&[CHANNEL], |_| false, true, now);
+        assert_eq!(plan.carry, [CHANNEL]);
+        // Carrying and unchallenged: serve.
+        let plan = gateways.plan(&[CHANNEL], |_| true, true, now);
+        assert_eq!(plan.serve, [CHANNEL]);
+        // A higher id announces too: keep serving (it stands down).
+        gateways.heard(from(3), &announce(90, 1500, &[CHANNEL]), now);
+        let plan = gateways.plan(&[CHANNEL], |_| true, true, now);
+        assert_eq!(plan.serve, [CHANNEL]);
+        // A lower id serves CHANNEL: stand down, and do not open a tunnel for it.
+        gateways.heard(from(2), &announce(20, 1500, &[CHANNEL]), now);
+        let plan = gateways.plan(&[CHANNEL, OTHER], |group| group == CHANNEL, true, now);
+        assert_eq!(plan.stand_down, [CHANNEL]);
+        assert!(plan.serve.is_empty());
+        assert_eq!(plan.carry, [OTHER]);
+        let plan = gateways.plan(&[CHANNEL], |_| false, false, now);
+        assert_eq!(plan, Plan::default(), "served by a gateway: no tunnel");
+        // Once every announcement has expired, the node needs a tunnel again.
+        let plan = gateways.plan(&[CHANNEL], |_| false, false, now + HOLD);
+        assert!(plan.open_tunnel);
+    }
+}

@@ -1,0 +1,543 @@
+//! Stratum 1 gateways with real packets: in the `stratum` world the island hosts `i1` and `i2`
+//! cannot reach the core's multicast; one of them holds a relay tunnel and serves the other
+//! through it, and the other takes over when the gateway leaves.
+
+mod harness;
+
+use std::{
+    net::SocketAddrV6,
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+use harness::{World, assert_quiet, collect, config, start_line, world};
+use sixcast::{
+    Config, Context, Message, Path, Reachability,
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig, RelayStats},
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+/// The documented bound on a takeover after the gateway leaves (docs/reachability.md §6).
+const TAKEOVER_BOUND: Duration = Duration::from_secs(5);
+
+/// Stratum 0 on `s0` and relays on `r1` and `r2`, running until dropped.
+struct CoreServices {
+    _stratum0: Stratum0,
+    relays: Vec<Relay>,
+    address: SocketAddrV6,
+}
+
+fn core_services(world: &World) -> CoreServices {
+    let stratum0 = world
+        .host("s0")
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            Stratum0::spawn(s0).unwrap()
+        })
+        .unwrap();
+    let relays = ["r1", "r2"]
+        .iter()
+        .map(|host| {
+            world
+                .host(host)
+                .run(|| {
+                    let mut relay = RelayConfig::default();
+                    relay.hop_limit = 8;
+                    Relay::spawn(relay).unwrap()
+                })
+                .unwrap()
+        })
+        .collect();
+    let address = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    CoreServices {
+        _stratum0: stratum0,
+        relays,
+        address,
+    }
+}
+
+impl CoreServices {
+    fn stats(&self) -> Vec<RelayStats> {
+        self.relays.iter().map(Relay::stats).collect()
+    }
+
+    fn tunnels(&self) -> u64 {
+        self.stats().iter().map(|stats| stats.tunnels).sum()
+    }
+
+    /// Waits (bounded) until the relays hold `count` tunnels in all; returns the count then.
+    fn settle_tunnels(&self, count: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.tunnels() != count && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.tunnels()
+    }
+}
+
+fn island_config(stratum0: SocketAddrV6) -> Config {
+    let mut config = config();
+    config.stratum0 = Some(stratum0);
+    config
+}
+
+/// Waits until `done` holds for the context's reachability, and returns it.
+fn wait_until(context: &Context, done: impl Fn(&Reachability) -> bool) -> Reachability {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reach = context.reachability().expect("a Stratum 0 is configured");
+        if done(&reach) {
+            return reach;
+        }
+        assert!(Instant::now() < deadline, "did not settle: {reach:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn is_gateway(reach: &Reachability) -> bool {
+    !reach.serving.is_empty() && reach.relay.is_some()
+}
+
+fn is_served(reach: &Reachability) -> bool {
+    reach.gateway.is_some() && reach.relay.is_none()
+}
+
+/// Receives until `count` messages other than the core's heartbeats arrived, or [`WAIT`] passed.
+fn collect_except_heartbeats(channel: &sixcast::Channel, count: usize) -> Vec<Message> {
+    let mut received = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while received.len() < count && Instant::now() < deadline {
+        if let Ok(message) = channel.recv_timeout(Duration::from_millis(100))
+            && message.payload != b"heartbeat"
+        {
+            received.push(message);
+        }
+    }
+    received
+}
+
+fn payloads(messages: &[Message]) -> Vec<&[u8]> {
+    messages
+        .iter()
+        .map(|message| message.payload.as_slice())
+        .collect()
+}
+
+#[test]
+fn a_second_island_host_receives_through_the_first_as_gateway() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world);
+    let s0 = services.address;
+    let start = start_line(4);
+    let (gateway_tx, gateway_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let gateway = {
+        let start = Arc::clone(&start);
+        world.host("i1").spawn(move || {
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("alerts").unwrap();
+            channel.join().unwrap();
+            let reach = wait_until(&context, is_gateway);
+            gateway_tx.send(reach).unwrap();
+            start.wait();
+            let received = collect_except_heartbeats(&channel, 4);
+            stop_rx.recv_timeout(WAIT).unwrap();
+            received
+        })
+    };
+    let gateway_reach = gateway_rx.recv_timeout(WAIT).unwrap();
+    // The core sends a heartbeat until the second host has heard one.
+    let heartbeat = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let beating = {
+        let heartbeat = Arc::clone(&heartbeat);
+        world.host("c1").spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("alerts").unwrap();
+            while heartbeat.load(std::sync::atomic::Ordering::Acquire) {
+                channel.send(b"heartbeat").unwrap();
+                channel.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let served = {
+        let start = Arc::clone(&start);
+        let heartbeat = Arc::clone(&heartbeat);
+        world.host("i2").spawn(move || {
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("alerts").unwrap();
+            let joined_at = Instant::now();
+            channel.join().unwrap();
+            let first = collect(&channel, 1, WAIT);
+            let first_after = joined_at.elapsed();
+            // Once its announcement is heard, what the gateway re-sends says so.
+            let labelled = loop {
+                let message = channel.recv_timeout(WAIT).unwrap();
+                if message.path == Path::Gateway {
+                    break joined_at.elapsed();
+                }
+            };
+            // Reachability names the gateway once the probe has found native multicast lacking.
+            let reach = wait_until(&context, is_served);
+            let served_after = joined_at.elapsed();
+            heartbeat.store(false, std::sync::atomic::Ordering::Release);
+            // Let the last heartbeats drain before the counted messages.
+            while channel.recv_timeout(Duration::from_millis(300)).is_ok() {}
+            start.wait();
+            let received = collect(&channel, 3, WAIT);
+            assert_quiet(&channel, Duration::from_millis(500));
+            channel.send(b"island 2 to core").unwrap();
+            channel.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            (
+                first,
+                [first_after, labelled, served_after],
+                received,
+                reach,
+            )
+        })
+    };
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("c2").spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("alerts").unwrap();
+            channel.join().unwrap();
+            std::thread::sleep(harness::ROUTER_JOIN_DELAY);
+            start.wait();
+            collect_except_heartbeats(&channel, 4)
+        })
+    };
+    beating.join().unwrap();
+    world
+        .host("c1")
+        .spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("alerts").unwrap();
+            start.wait();
+            for text in ["disk full", "load high", "all clear"] {
+                channel.send(text.as_bytes()).unwrap();
+                channel.flush().unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    let (first, [first_after, labelled, served_after], received, served_reach) =
+        served.join().unwrap();
+    let at_core = listener.join().unwrap();
+    stop_tx.send(()).unwrap();
+    let at_gateway = gateway.join().unwrap();
+
+    eprintln!(
+        "through the gateway, from join: first message {first_after:?} (path {:?}), first \
+         labelled gateway {labelled:?}, gateway in Reachability {served_after:?}",
+        first[0].path
+    );
+    assert!(first[0].relayed, "{:?}", first[0]);
+    assert_eq!(
+        payloads(&received),
+        [&b"disk full"[..], b"load high", b"all clear"],
+        "each core message exactly once: {served_reach:?}"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|message| message.path == Path::Gateway && message.relayed),
+        "{received:?}"
+    );
+    assert_eq!(served_reach.relay, None, "no tunnel of its own");
+    let gateway_address = served_reach.gateway.expect("a gateway");
+    assert_eq!(
+        *gateway_address.ip(),
+        world.host("i1").link_local(),
+        "announced on the link"
+    );
+    assert!(served_reach.serving.is_empty());
+    assert_eq!(gateway_reach.serving.len(), 1, "{gateway_reach:?}");
+    // The gateway's own messages come down its tunnel; its neighbour's natively.
+    let gateway_paths: Vec<(&[u8], Path)> = at_gateway
+        .iter()
+        .map(|message| (message.payload.as_slice(), message.path))
+        .collect();
+    assert_eq!(
+        gateway_paths,
+        [
+            (&b"disk full"[..], Path::Relay),
+            (b"load high", Path::Relay),
+            (b"all clear", Path::Relay),
+            (b"island 2 to core", Path::Native),
+        ]
+    );
+    assert_eq!(
+        payloads(&at_core),
+        [
+            &b"disk full"[..],
+            b"load high",
+            b"all clear",
+            b"island 2 to core"
+        ],
+        "the core hears the second host through the gateway, once"
+    );
+    assert_eq!(at_core[3].path, Path::Relay);
+    assert_eq!(
+        services.settle_tunnels(0),
+        0,
+        "the gateway's tunnel closed with it"
+    );
+    let stats = services.stats();
+    assert_eq!(
+        stats.iter().map(|stats| stats.challenges).sum::<u64>(),
+        1,
+        "one tunnel was ever opened for the island: {stats:?}"
+    );
+    assert_eq!(
+        stats.iter().map(|stats| stats.datagrams_up).sum::<u64>(),
+        1,
+        "only the second host's message went up: {stats:?}"
+    );
+}
+
+/// How the gateway host leaves in a takeover run.
+#[derive(Debug, Clone, Copy)]
+enum Leaving {
+    /// Its context closes: it withdraws its announcement and tears its tunnel down.
+    Closes,
+    /// Its link goes silent: its announcements stop.
+    CutOff,
+}
+
+/// One takeover run: `i1` serves, `i2` listens to a heartbeat from `c1`, the gateway leaves;
+/// returns how long after that the heartbeat resumed at `i2`.
+fn takeover(leaving: Leaving) -> Duration {
+    let world = World::stratum().expect("building the test world");
+    let services = core_services(&world);
+    let s0 = services.address;
+    let (gateway_up, gateway_ready) = mpsc::channel();
+    let (leave_tx, leave_rx) = mpsc::channel::<()>();
+    let gateway = world.host("i1").spawn(move || {
+        let context = Context::new(island_config(s0)).unwrap();
+        let channel = context.channel("heartbeat").unwrap();
+        channel.join().unwrap();
+        wait_until(&context, is_gateway);
+        gateway_up.send(()).unwrap();
+        leave_rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        context.close();
+    });
+    gateway_ready.recv_timeout(WAIT).unwrap();
+    let (served_tx, served_rx) = mpsc::channel();
+    let (collected_tx, collected_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let island = world.host("i2").spawn(move || {
+        let context = Context::new(island_config(s0)).unwrap();
+        let channel = context.channel("heartbeat").unwrap();
+        channel.join().unwrap();
+        wait_until(&context, is_served);
+        served_tx.send(()).unwrap();
+        let mut arrivals = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(message) = channel.recv_timeout(Duration::from_millis(100)) {
+                let number: usize = String::from_utf8_lossy(&message.payload).parse().unwrap();
+                arrivals.push((number, Instant::now(), message.path));
+            }
+        }
+        collected_tx
+            .send((arrivals, context.reachability().unwrap()))
+            .unwrap();
+        // The context stays open (with its tunnel) until the relays have been counted.
+        release_rx.recv_timeout(WAIT).unwrap();
+    });
+    served_rx.recv_timeout(WAIT).unwrap();
+    let sent_at = Arc::new(Mutex::new(Vec::new()));
+    let sender = {
+        let sent_at = Arc::clone(&sent_at);
+        world.host("c1").spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("heartbeat").unwrap();
+            for number in 0..90usize {
+                sent_at.lock().unwrap().push(Instant::now());
+                channel.send(number.to_string().as_bytes()).unwrap();
+                channel.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let left_at = Instant::now();
+    match leaving {
+        Leaving::Closes => leave_tx.send(()).unwrap(),
+        Leaving::CutOff => world.set_link_silent("i1", true).unwrap(),
+    }
+    let (arrivals, reach) = collected_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    let tunnels = services.settle_tunnels(1);
+    release_tx.send(()).unwrap();
+    island.join().unwrap();
+    sender.join().unwrap();
+    if let Leaving::CutOff = leaving {
+        leave_tx.send(()).unwrap();
+    }
+    gateway.join().unwrap();
+    let sent_at = sent_at.lock().unwrap().clone();
+    let numbers: Vec<usize> = arrivals.iter().map(|(number, _, _)| *number).collect();
+    let mut unique = numbers.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        numbers.len(),
+        "no heartbeat twice: {numbers:?}"
+    );
+    assert!(
+        arrivals
+            .iter()
+            .filter(|(number, _, _)| sent_at[*number] < left_at)
+            .all(|(_, _, path)| *path == Path::Gateway),
+        "through the gateway before it left: {arrivals:?}"
+    );
+    let resumed = arrivals
+        .iter()
+        .find(|(number, _, _)| sent_at[*number] > left_at)
+        .map(|(_, at, _)| at.duration_since(left_at))
+        .expect("the heartbeat resumed after the gateway left");
+    eprintln!("{leaving:?}: the heartbeat resumed {resumed:?} after the gateway left");
+    let after: Vec<usize> = arrivals
+        .iter()
+        .filter(|(number, _, _)| sent_at[*number] > left_at + resumed)
+        .map(|(number, _, _)| *number)
+        .collect();
+    assert!(
+        after.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "nothing lost once resumed: {after:?}"
+    );
+    assert!(
+        reach.relay.is_some() && !reach.serving.is_empty(),
+        "the second host took over: {reach:?}"
+    );
+    if let Leaving::Closes = leaving {
+        assert_eq!(
+            tunnels,
+            1,
+            "one tunnel for the island: {:?}",
+            services.stats()
+        );
+    }
+    assert!(resumed <= TAKEOVER_BOUND, "{leaving:?} took {resumed:?}");
+    resumed
+}
+
+#[test]
+fn the_second_host_takes_over_when_the_gateway_closes_or_goes_silent() {
+    if let Err(reason) = sixcast_netlab::check_environment(false) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must build worlds: {reason}"
+        );
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let runs: usize = std::env::var("SIXCAST_TAKEOVER_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(1);
+    for leaving in [Leaving::Closes, Leaving::CutOff] {
+        let times: Vec<Duration> = (0..runs).map(|_| takeover(leaving)).collect();
+        eprintln!("{leaving:?}: takeover times {times:?}");
+    }
+}
+
+#[test]
+fn one_gateway_per_segment_when_both_start_at_once() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world);
+    let s0 = services.address;
+    let together = start_line(2);
+    let send_line = start_line(3);
+    let counted = start_line(3);
+    let island_host = |host: &str| {
+        let together = Arc::clone(&together);
+        let send_line = Arc::clone(&send_line);
+        let counted = Arc::clone(&counted);
+        world.host(host).spawn(move || {
+            together.wait();
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("elect").unwrap();
+            channel.join().unwrap();
+            let reach = wait_until(&context, |reach| is_gateway(reach) || is_served(reach));
+            // Whoever lost the election has stood down by now; give its teardown a moment.
+            std::thread::sleep(gateway_settle());
+            let reach_after = context.reachability().unwrap();
+            send_line.wait();
+            let received = collect(&channel, 1, WAIT);
+            assert_quiet(&channel, Duration::from_millis(500));
+            // The context stays open (with any tunnel) until the relays have been counted.
+            counted.wait();
+            counted.wait();
+            (context.node_id(), reach, reach_after, received)
+        })
+    };
+    let first = island_host("i1");
+    let second = island_host("i2");
+    world
+        .host("c1")
+        .spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("elect").unwrap();
+            send_line.wait();
+            channel.send(b"to both").unwrap();
+            channel.flush().unwrap();
+        })
+        .join()
+        .unwrap();
+    counted.wait();
+    let tunnels = services.settle_tunnels(1);
+    counted.wait();
+    let hosts = [first.join().unwrap(), second.join().unwrap()];
+    let gateways: Vec<_> = hosts
+        .iter()
+        .filter(|(_, _, after, _)| is_gateway(after))
+        .collect();
+    assert_eq!(gateways.len(), 1, "exactly one gateway: {hosts:?}");
+    let lowest = hosts.iter().map(|(node, ..)| *node).min().unwrap();
+    assert_eq!(gateways[0].0, lowest, "the lowest node id wins");
+    for (_, first_path, after, received) in &hosts {
+        assert!(
+            is_gateway(after) || is_served(after),
+            "{first_path:?} then {after:?}"
+        );
+        assert_eq!(payloads(received), [&b"to both"[..]]);
+    }
+    assert_eq!(
+        tunnels,
+        1,
+        "one tunnel for the island: {:?}",
+        services.stats()
+    );
+    eprintln!(
+        "started together: {}",
+        hosts
+            .iter()
+            .map(|(node, first, after, _)| format!("{node}: {} then {}", role(first), role(after)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+/// "gateway" or "served", for the measurements printed.
+fn role(reach: &Reachability) -> &'static str {
+    if is_gateway(reach) {
+        "gateway"
+    } else {
+        "served"
+    }
+}
+
+/// Long enough for a losing gateway to hear the winner's announcement and stand down.
+fn gateway_settle() -> Duration {
+    sixcast::gateway::ANNOUNCE_INTERVAL * 3
+}
