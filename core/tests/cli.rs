@@ -320,3 +320,87 @@ fn an_island_probes_and_listens_through_a_relay() {
     assert_eq!(message["payload"], "deploy done");
     assert_eq!(message["path"], "relay");
 }
+
+#[test]
+fn a_second_island_host_listens_through_its_segments_gateway() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let _stratum0 = start_service(&world, "s0", "stratum0");
+    let _relay = start_service(&world, "r1", "relay");
+    let s0 = format!("[{}]:6447", world.host("s0").addr());
+    let island = |count: &'static str| {
+        [
+            "ops",
+            "--count",
+            count,
+            "--timeout",
+            "30",
+            "--json",
+            "--stratum0",
+            &s0,
+            "--hops",
+            "8",
+        ]
+        .map(str::to_owned)
+    };
+    let send = |text: &str| {
+        let status = world
+            .host("c1")
+            .command(SIXCAST)
+            .args(["send", "ops", text, "--hops", "8"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    // The first island host opens the tunnel and serves the segment; it runs until killed.
+    let Listener { mut child, .. } = start_listener(
+        &world,
+        "i1",
+        &island("1000")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let gateway = Service(child);
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut warm = None;
+    for _ in 0..20 {
+        send("warm up");
+        if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(500)) {
+            warm = Some(line);
+            break;
+        }
+    }
+    let warm: serde_json::Value =
+        serde_json::from_str(&warm.expect("the gateway hears the core")).expect("a JSON line");
+    assert_eq!(warm["path"], "relay", "{warm}");
+    let mut served = start_listener(
+        &world,
+        "i2",
+        &island("1").iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    // Time for the second host to hear the gateway's announcement (every 0.5 s).
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..20 {
+        send("deploy done");
+        std::thread::sleep(Duration::from_millis(500));
+        if served.child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let (code, stdout, stderr) = finish(served, Duration::from_secs(15));
+    assert_eq!(code, 0, "{stderr}");
+    let message: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(message["payload"], "deploy done");
+    assert_eq!(message["path"], "gateway", "{message}");
+    drop(gateway);
+}
