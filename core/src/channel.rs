@@ -1511,8 +1511,11 @@ impl Core {
                 tunnel.close(&link.socket, observed);
             }
         }
-        state.serving.clone_from(&plan.serve);
-        plan.serve
+        let mut serving = plan.serve;
+        // In a stable order, so that an unchanged set is announced only every interval.
+        serving.sort_unstable();
+        state.serving.clone_from(&serving);
+        serving
     }
 
     /// The name of interface `index`: from the joined interfaces, or asked of the kernel for

@@ -32,6 +32,9 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(500);
 pub const HOLD: Duration = Duration::from_millis(1500);
 /// How long a node listens for gateways before it opens a tunnel of its own: two intervals.
 pub const LISTEN_WINDOW: Duration = Duration::from_millis(1000);
+/// At most this many channels' gateways are remembered, so a flood of announcements cannot
+/// grow memory; announcements of further channels are ignored until some expire.
+const MAX_CHANNELS_HEARD: usize = 4096;
 
 /// How a message reached this context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,6 +139,12 @@ impl Gateways {
         }
         let expires = now + Duration::from_millis(u64::from(*hold_ms));
         for group in groups {
+            if self.heard.len() >= MAX_CHANNELS_HEARD && !self.heard.contains_key(group) {
+                self.expire(now);
+                if self.heard.len() >= MAX_CHANNELS_HEARD {
+                    continue;
+                }
+            }
             let entries = self.heard.entry(*group).or_default();
             entries.retain(|entry| entry.node != *gateway);
             if *hold_ms > 0 {
@@ -289,6 +298,25 @@ mod tests {
         assert_eq!(gateways.serving(CHANNEL, now), None);
         gateways.heard(from(9), &Control::Keepalive { nonce: 1 }, now);
         assert_eq!(gateways.serving(CHANNEL, now), None);
+    }
+
+    #[test]
+    fn memory_is_bounded_whatever_is_announced() {
+        let now = Instant::now();
+        let mut gateways = Gateways::new(NodeId(50), now);
+        let flood: Vec<Ipv6Addr> = (0..=MAX_CHANNELS_HEARD)
+            .map(|i| Ipv6Addr::from(0xff1e_u128 << 112 | i as u128))
+            .collect();
+        for (node, chunk) in flood.chunks(MAX_GROUPS_PER_MESSAGE).enumerate() {
+            gateways.heard(from(2), &announce(100 + node as u64, 1500, chunk), now);
+        }
+        assert_eq!(gateways.heard.len(), MAX_CHANNELS_HEARD);
+        assert_eq!(gateways.serving(flood[MAX_CHANNELS_HEARD], now), None);
+        // Once the flood has expired, new announcements are taken again.
+        let later = now + HOLD;
+        gateways.heard(from(2), &announce(1, 1500, &[CHANNEL]), later);
+        assert_eq!(gateways.serving(CHANNEL, later).unwrap().node, NodeId(1));
+        assert_eq!(gateways.heard.len(), 1);
     }
 
     #[test]
