@@ -327,6 +327,11 @@ export interface Message {
   seq: number
   /** Whether a relay or gateway re-sent this message. */
   relayed: boolean
+  /**
+   * How the message arrived: `native`, `relay` or `gateway` (re-sent by this segment's
+   * Stratum 1 gateway).
+   */
+  path: string
 }
 
 /** The smallest datagram size a context accepts. */
@@ -373,6 +378,13 @@ export interface Reachability {
   offers: Array<RelayOffer>
   /** Why the last attempt to reach the core failed, if it did. */
   lastError?: string
+  /**
+   * The segment's Stratum 1 gateway that carries the channels, `[address]:port`; absent when
+   * none does.
+   */
+  gateway?: string
+  /** Groups of the channels this context serves as its segment's gateway. */
+  serving: Array<string>
 }
 
 /** The relayed form of `group` (the same group with its RELAYED bit set). */

@@ -395,6 +395,9 @@ pub struct Message {
     pub seq: f64,
     /// Whether a relay or gateway re-sent this message.
     pub relayed: bool,
+    /// How the message arrived: `native`, `relay` or `gateway` (re-sent by this segment's
+    /// Stratum 1 gateway).
+    pub path: String,
 }
 
 impl From<sixcast::Message> for Message {
@@ -409,6 +412,7 @@ impl From<sixcast::Message> for Message {
             sender: message.sender.to_string(),
             seq: message.seq as f64,
             relayed: message.relayed,
+            path: message.path.name().to_owned(),
         }
     }
 }

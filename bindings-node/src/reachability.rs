@@ -43,6 +43,11 @@ pub struct Reachability {
     pub offers: Vec<RelayOffer>,
     /// Why the last attempt to reach the core failed, if it did.
     pub last_error: Option<String>,
+    /// The segment's Stratum 1 gateway that carries the channels, `[address]:port`; absent when
+    /// none does.
+    pub gateway: Option<String>,
+    /// Groups of the channels this context serves as its segment's gateway.
+    pub serving: Vec<String>,
 }
 
 impl From<sixcast::Reachability> for Reachability {
@@ -67,6 +72,12 @@ impl From<sixcast::Reachability> for Reachability {
                 })
                 .collect(),
             last_error: reachability.last_error,
+            gateway: reachability.gateway.map(|gateway| gateway.to_string()),
+            serving: reachability
+                .serving
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 }

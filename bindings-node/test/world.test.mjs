@@ -81,6 +81,7 @@ worldTest('two processes in two hosts exchange messages with their metadata', as
     interfaceName: host('h2').ifname,
     sender: senderId,
     relayed: false,
+    path: 'native',
   }
   for (const [seq, { size, sha256, text, ...rest }] of received.entries()) {
     assert.deepEqual(rest, { ...metadata, seq })
@@ -112,6 +113,8 @@ worldTest('reachability() reports a Stratum 0 that does not answer', async () =>
     assert.equal(settled.probe.nativeUp, false)
   }
   assert.equal(settled.relay ?? null, null)
+  assert.equal(settled.gateway ?? null, null)
+  assert.deepEqual(settled.serving, [])
   assert.ok(Array.isArray(settled.offers))
   await succeeds(probing, 15_000)
 })

@@ -394,6 +394,9 @@ pub(crate) struct PyMessage {
     seq: u64,
     /// Whether a relay or gateway re-sent this message.
     relayed: bool,
+    /// How the message arrived: "native", "relay" or "gateway" (re-sent by this segment's
+    /// Stratum 1 gateway).
+    path: &'static str,
 }
 
 impl PyMessage {
@@ -408,6 +411,7 @@ impl PyMessage {
             sender: message.sender.to_string(),
             seq: message.seq,
             relayed: message.relayed,
+            path: message.path.name(),
         }
     }
 }

@@ -68,19 +68,24 @@ pub(crate) struct PyReachability {
     offers: Vec<Py<PyRelayOffer>>,
     /// Why the last attempt to reach the core failed, if it did.
     last_error: Option<String>,
+    /// The segment's Stratum 1 gateway that carries the channels, "[address]:port"; else None.
+    gateway: Option<String>,
+    /// Groups of the channels this context serves as its segment's gateway.
+    serving: Vec<String>,
 }
 
 #[pymethods]
 impl PyReachability {
     fn __repr__(&self) -> String {
         format!(
-            "Reachability(probe={}, relay={:?}, offers=<{}>, last_error={:?})",
+            "Reachability(probe={}, relay={:?}, gateway={:?}, offers=<{}>, last_error={:?})",
             if self.probe.is_some() {
                 "<ProbeReport>"
             } else {
                 "None"
             },
             self.relay,
+            self.gateway,
             self.offers.len(),
             self.last_error,
         )
@@ -128,6 +133,12 @@ impl PyReachability {
             relay: reachability.relay.map(|relay| relay.to_string()),
             offers,
             last_error: reachability.last_error,
+            gateway: reachability.gateway.map(|gateway| gateway.to_string()),
+            serving: reachability
+                .serving
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         })
     }
 }

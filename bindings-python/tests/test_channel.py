@@ -55,6 +55,7 @@ def test_two_hosts_exchange_messages(world, mode):
         assert message["interface_name"] == receiver_host["ifname"]
         assert message["interface"] == receiver_host["ifindex"]
         assert message["relayed"] is False
+        assert message["path"] == "native"
     assert messages[2]["repr"].startswith("Message(payload=<1048576 bytes>, source=")
 
     total = sum(len(payload) for _, payload in PAYLOADS)
@@ -178,6 +179,8 @@ def test_reachability_with_a_silent_stratum0(world):
         assert settled["probe"]["rtt"] is None
         assert settled["probe"]["native_up"] is False
     assert settled["relay"] is None
+    assert settled["gateway"] is None
+    assert settled["serving"] == []
     assert settled["repr"].startswith("Reachability(")
 
 

@@ -61,6 +61,7 @@ def describe_message(message):
         "sender": message.sender,
         "seq": message.seq,
         "relayed": message.relayed,
+        "path": message.path,
         "repr": repr(message),
     }
 
@@ -345,6 +346,8 @@ def describe_reachability(reachability):
             for offer in reachability.offers
         ],
         "last_error": reachability.last_error,
+        "gateway": reachability.gateway,
+        "serving": reachability.serving,
         "repr": repr(reachability),
     }
 

@@ -33,6 +33,9 @@ pub struct Message {
     pub seq: u64,
     /// Whether a relay or gateway re-sent this message (it arrived on the relayed group).
     pub relayed: bool,
+    /// How the message arrived: `native`, `relay` or `gateway` (re-sent by this segment's
+    /// Stratum 1 gateway).
+    pub path: String,
 }
 
 impl From<sixcast::Message> for Message {
@@ -47,6 +50,7 @@ impl From<sixcast::Message> for Message {
             sender: message.sender.to_string(),
             seq: message.seq,
             relayed: message.relayed,
+            path: message.path.name().to_owned(),
         }
     }
 }
@@ -207,6 +211,11 @@ pub struct Reachability {
     pub offers: Vec<RelayOffer>,
     /// Why the last attempt to reach the core failed, if it did.
     pub last_error: Option<String>,
+    /// The segment's Stratum 1 gateway that carries the channels, `[address]:port`; null when
+    /// none does.
+    pub gateway: Option<String>,
+    /// Groups of the channels this context serves as its segment's gateway.
+    pub serving: Vec<String>,
 }
 
 impl From<sixcast::Reachability> for Reachability {
@@ -231,6 +240,12 @@ impl From<sixcast::Reachability> for Reachability {
                 })
                 .collect(),
             last_error: reachability.last_error,
+            gateway: reachability.gateway.map(|gateway| gateway.to_string()),
+            serving: reachability
+                .serving
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 }

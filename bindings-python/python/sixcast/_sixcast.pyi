@@ -171,6 +171,9 @@ class Message:
     def seq(self) -> int: ...
     @property
     def relayed(self) -> bool: ...
+    @property
+    def path(self) -> Literal["native", "relay", "gateway"]:
+        """How the message arrived; "gateway": re-sent by this segment's Stratum 1 gateway."""
     def __bytes__(self) -> bytes: ...
 
 @final
@@ -360,6 +363,12 @@ class Reachability:
     def offers(self) -> list[RelayOffer]: ...
     @property
     def last_error(self) -> str | None: ...
+    @property
+    def gateway(self) -> str | None:
+        """The segment's Stratum 1 gateway that carries the channels, "[address]:port"."""
+    @property
+    def serving(self) -> list[str]:
+        """Groups of the channels this context serves as its segment's gateway."""
 
 @final
 class ControlMessage:

@@ -33,6 +33,7 @@ final class ChannelTests: XCTestCase {
             XCTAssertEqual(message.group, try groupAddress(name: name, scope: "link"))
             XCTAssertEqual(message.sourcePort, sender.port())
             XCTAssertFalse(message.relayed)
+            XCTAssertEqual(message.path, "native")
         }
         XCTAssertEqual(inbox.stats().messagesReceived, 2)
     }

@@ -96,6 +96,8 @@ final class ControlTests: XCTestCase {
         fields["mac"] = message.mac.map(hex)
         fields["load"] = message.load.map { "\($0)" }
         fields["refresh_secs"] = message.refreshSecs.map { "\($0)" }
+        fields["gateway"] = message.gateway
+        fields["hold_ms"] = message.holdMs.map { "\($0)" }
         fields["groups"] = message.groups.map { $0.map { "\(ipv6Bytes($0))" }.joined(separator: ",") }
         fields["group"] = message.group.map { "\(ipv6Bytes($0))" }
         fields["datagram"] = message.datagram.map(hex)

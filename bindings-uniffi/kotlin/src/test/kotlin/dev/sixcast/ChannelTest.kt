@@ -65,6 +65,7 @@ class ChannelTest {
             assertTrue(message.sender.matches(Regex("[0-9a-f]{16}")), message.sender)
             assertNotEquals(context.nodeId(), message.sender)
             assertFalse(message.relayed)
+            assertEquals("native", message.path)
         }
         assertEquals(1, messages.map { it.sender }.toSet().size)
         assertNull(channel.tryRecv())
@@ -120,6 +121,8 @@ class ChannelTest {
                 assertFalse(probe.nativeUp)
             }
             assertNull(settled.relay)
+            assertNull(settled.gateway)
+            assertEquals(emptyList<String>(), settled.serving)
         }
     }
 
