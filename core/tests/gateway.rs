@@ -496,6 +496,7 @@ fn one_gateway_per_segment_when_both_start_at_once() {
         .unwrap();
     counted.wait();
     let tunnels = services.settle_tunnels(1);
+    let opened: u64 = services.stats().iter().map(|stats| stats.challenges).sum();
     counted.wait();
     let hosts = [first.join().unwrap(), second.join().unwrap()];
     let gateways: Vec<_> = hosts
@@ -519,7 +520,7 @@ fn one_gateway_per_segment_when_both_start_at_once() {
         services.stats()
     );
     eprintln!(
-        "started together: {}",
+        "started together: {opened} tunnel(s) opened, one left; {}",
         hosts
             .iter()
             .map(|(node, first, after, _)| format!("{node}: {} then {}", role(first), role(after)))
