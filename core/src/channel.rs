@@ -88,7 +88,9 @@ pub struct Stats {
     pub duplicates: u64,
     /// Datagrams dropped because they did not decode.
     pub malformed: u64,
-    /// Datagrams of this context's own sending, heard back through multicast loopback.
+    /// Datagrams of this context's own sending, heard back through multicast loopback (for a
+    /// segment's gateway, also every copy on the relayed group of a channel it serves: its
+    /// tunnel brings those).
     pub own_dropped: u64,
     /// Messages dropped because the application did not take them and the queue was full.
     pub queue_overflow: u64,
@@ -1306,11 +1308,16 @@ impl Core {
         };
         bump(&state.counters.datagrams_received, 1);
         let relayed = via_relay || Some(meta.destination) == state.relayed_group;
-        let path = match (via_relay, relayed) {
-            (true, _) => Path::Relay,
-            (false, true) if self.through_gateway(&state) => Path::Gateway,
-            (false, true) => Path::Relay,
-            (false, false) => Path::Native,
+        let path = if via_relay {
+            Path::Relay
+        } else if relayed {
+            let Some(path) = self.native_copy_path(&state) else {
+                bump(&state.counters.own_dropped, 1);
+                return;
+            };
+            path
+        } else {
+            Path::Native
         };
         let interface_name = self.interface_name(meta.interface);
         let message = |sender, seq, payload| Message {
@@ -1354,14 +1361,19 @@ impl Core {
         state.enqueue(messages, self.config.queue_capacity);
     }
 
-    /// Whether a relayed copy of `channel` heard natively came from this segment's gateway: a
+    /// How a relayed copy of `channel` heard natively came: from this segment's gateway (a
     /// gateway of the segment serves the channel, this node's tunnel does not carry it, and the
-    /// core's multicast (with the relays' copies) is not known to reach this node.
-    fn through_gateway(&self, channel: &ChannelState) -> bool {
+    /// core's multicast with the relays' copies is not known to reach this node), else from a
+    /// relay. `None` when this node is the channel's gateway: its tunnel brings everything, and
+    /// such copies are its own re-sends heard back (or a rival's during an election).
+    fn native_copy_path(&self, channel: &ChannelState) -> Option<Path> {
         let Some(link) = &self.relay_link else {
-            return false;
+            return Some(Path::Relay);
         };
         let state = link.state.lock();
+        if state.serving.contains(&channel.group) {
+            return None;
+        }
         let cut_off = state
             .report
             .as_ref()
@@ -1371,14 +1383,19 @@ impl Core {
             .as_ref()
             .is_some_and(|tunnel| tunnel.carries(channel.group));
         drop(state);
-        cut_off
+        let through_gateway = cut_off
             && !carried
             && link
                 .segment
                 .gateways
                 .lock()
                 .serving(channel.group, Instant::now())
-                .is_some()
+                .is_some();
+        Some(if through_gateway {
+            Path::Gateway
+        } else {
+            Path::Relay
+        })
     }
 
     /// As its segment's gateway for `channel`, sends a datagram a neighbour multicast natively

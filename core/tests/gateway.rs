@@ -146,7 +146,7 @@ fn a_second_island_host_receives_through_the_first_as_gateway() {
             start.wait();
             let received = collect_except_heartbeats(&channel, 4);
             stop_rx.recv_timeout(WAIT).unwrap();
-            received
+            (received, channel.stats())
         })
     };
     let gateway_reach = gateway_rx.recv_timeout(WAIT).unwrap();
@@ -193,11 +193,13 @@ fn a_second_island_host_receives_through_the_first_as_gateway() {
             channel.send(b"island 2 to core").unwrap();
             channel.flush().unwrap();
             std::thread::sleep(Duration::from_millis(300));
+            let stats = channel.stats();
             (
                 first,
                 [first_after, labelled, served_after],
                 received,
                 reach,
+                stats,
             )
         })
     };
@@ -209,7 +211,7 @@ fn a_second_island_host_receives_through_the_first_as_gateway() {
             channel.join().unwrap();
             std::thread::sleep(harness::ROUTER_JOIN_DELAY);
             start.wait();
-            collect_except_heartbeats(&channel, 4)
+            (collect_except_heartbeats(&channel, 4), channel.stats())
         })
     };
     beating.join().unwrap();
@@ -226,11 +228,17 @@ fn a_second_island_host_receives_through_the_first_as_gateway() {
         })
         .join()
         .unwrap();
-    let (first, [first_after, labelled, served_after], received, served_reach) =
+    let (first, [first_after, labelled, served_after], received, served_reach, served_stats) =
         served.join().unwrap();
-    let at_core = listener.join().unwrap();
+    let (at_core, core_stats) = listener.join().unwrap();
     stop_tx.send(()).unwrap();
-    let at_gateway = gateway.join().unwrap();
+    let (at_gateway, gateway_stats) = gateway.join().unwrap();
+    // Nothing arrived twice anywhere: no loops, and the gateway drops the copies of its own
+    // re-sends that multicast loopback brings back.
+    for stats in [served_stats, core_stats, gateway_stats] {
+        assert_eq!(stats.duplicates, 0, "{stats:?}");
+    }
+    assert!(gateway_stats.own_dropped >= 3, "{gateway_stats:?}");
 
     eprintln!(
         "through the gateway, from join: first message {first_after:?} (path {:?}), first \
