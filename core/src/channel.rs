@@ -1468,8 +1468,9 @@ impl Core {
     }
 
     /// One round of the election, for a node that needs the core: stops carrying channels a
-    /// better gateway serves (closing the tunnel when nothing is left in it), carries unserved
-    /// channels in the tunnel or asks for one, and returns the groups of the channels served.
+    /// better gateway serves (closing the tunnel when it carries none of the joined channels),
+    /// carries unserved channels in the tunnel or asks for one, and returns the groups of the
+    /// channels served.
     fn take_part(&self, link: &RelayLink) -> Vec<Ipv6Addr> {
         let channels: Vec<Arc<ChannelState>> = self
             .joined_channels()
@@ -1518,8 +1519,10 @@ impl Core {
                 debug!("joining through the tunnel: {err}");
             }
         }
+        // A tunnel that carries none of the joined channels (gateways serve them all) is closed:
+        // one kept idle would hold a MAC that expires, and a node on it would not be served.
         let idle = state.tunnel.as_ref().is_some_and(Tunnel::is_idle);
-        if !plan.stand_down.is_empty()
+        if !groups.is_empty()
             && idle
             && let Some(tunnel) = state.tunnel.take()
         {
