@@ -340,10 +340,11 @@ fn control_mac<'py>(
 
 /// A nonce given as exactly 16 hexadecimal digits, the way the vectors write them.
 fn parse_nonce(text: &str) -> PyResult<u64> {
-    if text.len() == 16 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        if let Ok(nonce) = u64::from_str_radix(text, 16) {
-            return Ok(nonce);
-        }
+    if text.len() == 16
+        && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+        && let Ok(nonce) = u64::from_str_radix(text, 16)
+    {
+        return Ok(nonce);
     }
     Err(invalid_argument(format!(
         "nonce {text:?} is not 16 hexadecimal digits"

@@ -270,10 +270,11 @@ pub fn control_mac(secret: Vec<u8>, address: String, port: u16, nonce: String) -
 
 /// A nonce given as exactly 16 hex digits, the way the vectors write them.
 fn parse_nonce(text: &str) -> Result<u64> {
-    if text.len() == 16 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        if let Ok(nonce) = u64::from_str_radix(text, 16) {
-            return Ok(nonce);
-        }
+    if text.len() == 16
+        && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+        && let Ok(nonce) = u64::from_str_radix(text, 16)
+    {
+        return Ok(nonce);
     }
     Err(SixcastError::InvalidConfig(format!(
         "nonce {text:?} is not 16 hex digits"

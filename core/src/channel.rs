@@ -26,6 +26,7 @@ use crate::{
     config::Config,
     discovery::{self, ProbeReport, ProbeSettings, ThreadBody},
     error::{Error, ErrorKind, Result},
+    locate::Stratum0Source,
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     tunnel::{self, RelayOffer, Tunnel},
     wire::{
@@ -191,12 +192,15 @@ struct Core {
 struct RelayLink {
     /// Unicast socket for Stratum 0 and the tunnel.
     socket: McastSocket,
-    settings: ProbeSettings,
+    /// Where Stratum 0 is found.
+    source: Stratum0Source,
     state: Mutex<LinkState>,
 }
 
 #[derive(Default)]
 struct LinkState {
+    /// Stratum 0 candidates from the source, the one in use first; found again when used up.
+    candidates: Vec<SocketAddrV6>,
     report: Option<ProbeReport>,
     tunnel: Option<Tunnel>,
     /// Every offer of the last relay request, best first.
@@ -210,6 +214,8 @@ struct LinkState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Reachability {
+    /// The Stratum 0 in use, once found (configured, from DNS, or the embedded RP).
+    pub stratum0: Option<SocketAddrV6>,
     /// The latest probe of native reachability, once one has completed.
     pub probe: Option<ProbeReport>,
     /// The relay whose tunnel carries this context's channels, if any.
@@ -260,8 +266,8 @@ impl Context {
             loopback: config.loopback,
             recv_buffer: config.recv_buffer,
         })?;
-        let relay_link = match config.stratum0 {
-            Some(stratum0) => Some(RelayLink {
+        let relay_link = match Stratum0Source::of(&config) {
+            Some(source) => Some(RelayLink {
                 socket: McastSocket::bind(&SocketOptions {
                     address: Ipv6Addr::UNSPECIFIED,
                     port: 0,
@@ -269,13 +275,7 @@ impl Context {
                     loopback: false,
                     recv_buffer: config.recv_buffer,
                 })?,
-                settings: ProbeSettings {
-                    stratum0,
-                    scope: config.scope,
-                    hop_limit: config.hop_limit,
-                    interfaces: interfaces.clone(),
-                    within: config.probe_timeout,
-                },
+                source,
                 state: Mutex::default(),
             }),
             None => None,
@@ -401,12 +401,13 @@ impl Context {
         })
     }
 
-    /// What the context knows of its path to the multicast core: `None` without a configured
-    /// Stratum 0.
+    /// What the context knows of its path to the multicast core: `None` when the configuration
+    /// names no Stratum 0 (no `stratum0`, no `domain`, not the embedded-RP profile).
     pub fn reachability(&self) -> Option<Reachability> {
         let link = self.shared.core.relay_link.as_ref()?;
         let state = link.state.lock();
         Some(Reachability {
+            stratum0: state.candidates.first().copied(),
             probe: state.report.clone(),
             relay: state.tunnel.as_ref().map(|tunnel| tunnel.relay),
             offers: state.offers.clone(),
@@ -872,14 +873,45 @@ impl Core {
         }
     }
 
+    /// How to probe the Stratum 0 at `stratum0`.
+    fn probe_settings(&self, stratum0: SocketAddrV6) -> ProbeSettings {
+        ProbeSettings {
+            stratum0,
+            scope: self.config.scope,
+            hop_limit: self.config.hop_limit,
+            interfaces: self.interfaces.clone(),
+            within: self.config.probe_timeout,
+        }
+    }
+
+    /// The Stratum 0 to use now: the first candidate, found from the source when none is left.
+    fn stratum0(&self, link: &RelayLink) -> Result<SocketAddrV6> {
+        if let Some(stratum0) = link.state.lock().candidates.first() {
+            return Ok(*stratum0);
+        }
+        let found = link.source.candidates(self.config.probe_timeout)?;
+        info!(source = %link.source, candidates = ?found, "found Stratum 0");
+        let first = found.first().copied().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("{} names no Stratum 0", link.source),
+            )
+        })?;
+        link.state.lock().candidates = found;
+        Ok(first)
+    }
+
     /// Probes and, if needed, opens a tunnel; returns how long to wait before the next attempt.
     fn attempt(&self, link: &RelayLink) -> Duration {
-        match tunnel::connect(
-            &link.socket,
-            &self.waker,
-            &link.settings,
-            &self.joined_groups(),
-        ) {
+        let connected = self.stratum0(link).and_then(|stratum0| {
+            tunnel::connect(
+                &link.socket,
+                &self.waker,
+                &self.probe_settings(stratum0),
+                &self.joined_groups(),
+            )
+        });
+        match connected {
             Ok(connected) => {
                 let settled = connected.report.native() || connected.tunnel.is_some();
                 let mut state = link.state.lock();
@@ -908,7 +940,12 @@ impl Core {
             Err(err) if err.kind() == ErrorKind::Closed => RETRY_INTERVAL,
             Err(err) => {
                 warn!("reaching the multicast core: {err}");
-                link.state.lock().last_error = Some(err.to_string());
+                let mut state = link.state.lock();
+                state.last_error = Some(err.to_string());
+                // The next attempt tries the next candidate (or finds them again).
+                if !state.candidates.is_empty() {
+                    state.candidates.remove(0);
+                }
                 RETRY_INTERVAL
             }
         }
@@ -924,8 +961,11 @@ impl Core {
         {
             debug!("keeping the tunnel up: {err}");
         }
+        let Some(stratum0) = link.state.lock().candidates.first().copied() else {
+            return RETRY_INTERVAL;
+        };
         let probed = discovery::probe(
-            &link.settings,
+            &self.probe_settings(stratum0),
             &link.socket,
             &self.waker,
             &mut |meta, datagram| {

@@ -31,6 +31,7 @@ pub mod channel;
 pub mod config;
 pub mod discovery;
 pub mod error;
+pub mod locate;
 pub mod relay;
 mod socket;
 pub mod tunnel;

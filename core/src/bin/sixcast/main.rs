@@ -154,6 +154,12 @@ struct Network {
     /// multicast does not.
     #[arg(long)]
     stratum0: Option<SocketAddrV6>,
+    /// Find Stratum 0 from the `_sixcast._udp.DOMAIN` SRV records (when --stratum0 is not given).
+    #[arg(long)]
+    domain: Option<String>,
+    /// The DNS server to ask for --domain, ADDRESS or [ADDRESS]:PORT; default: the system's.
+    #[arg(long, value_name = "SERVER")]
+    dns_server: Option<String>,
 }
 
 impl Addressing {
@@ -178,6 +184,12 @@ impl Network {
             config.hop_limit = hop_limit;
         }
         config.stratum0 = self.stratum0;
+        config.domain.clone_from(&self.domain);
+        config.dns_server = self
+            .dns_server
+            .as_deref()
+            .map(sixcast::locate::parse_dns_server)
+            .transpose()?;
         config.validate()?;
         Ok(config)
     }
@@ -393,10 +405,11 @@ fn run_relay(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCode>
 
 fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
     let config = network.config()?;
-    if config.stratum0.is_none() {
+    if sixcast::locate::Stratum0Source::of(&config).is_none() {
         return Err(sixcast::Error::new(
             ErrorKind::InvalidConfig,
-            "probe needs --stratum0 ADDRESS:PORT, the core's Stratum 0",
+            "probe needs the core's Stratum 0: --stratum0 ADDRESS:PORT, --domain DOMAIN, or the \
+             embedded-rp profile",
         ));
     }
     let limit = config.probe_timeout * 3 + Duration::from_secs(3);
@@ -435,7 +448,8 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
         println!(
             "{}",
             serde_json::json!({
-                "stratum0": context.config().stratum0.map(|address| address.to_string()),
+                "stratum0": reachability.stratum0.map(|address| address.to_string()),
+                "domain": context.config().domain,
                 "answered": probe.is_some_and(|probe| probe.answered),
                 "rtt_ms": probe.and_then(|probe| probe.rtt).map(|rtt| rtt.as_secs_f64() * 1e3),
                 "native_down": probe.is_some_and(|probe| probe.native_down),
