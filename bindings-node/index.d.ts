@@ -164,6 +164,16 @@ export interface ContextOptions {
    * multicast reaches the core and uses a relay where it does not. Unset: no probing.
    */
   stratum0?: string
+  /**
+   * A domain whose `_sixcast._udp.<domain>` SRV records name Stratum 0, used when
+   * `stratum0` is unset.
+   */
+  domain?: string
+  /**
+   * The DNS server asked for `domain`, `address` or `[address]:port` (port 53 when left
+   * out). Unset: the system's resolvers.
+   */
+  dnsServer?: string
   /** How long a probe of native reachability may take, in ms (default 2000). */
   probeTimeoutMs?: number
   /**

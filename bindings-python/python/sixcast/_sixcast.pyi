@@ -103,6 +103,8 @@ class Config:
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
         stratum0: str | None = None,
+        domain: str | None = None,
+        dns_server: str | None = None,
         probe_timeout: float | None = None,
         probe_interval: float | None = None,
     ) -> Self: ...
@@ -119,6 +121,12 @@ class Config:
     @property
     def stratum0(self) -> str | None:
         """The core's Stratum 0, "[address]:port"; None when the context does not probe."""
+    @property
+    def domain(self) -> str | None:
+        """The domain whose ``_sixcast._udp`` SRV records name Stratum 0; None for none."""
+    @property
+    def dns_server(self) -> str | None:
+        """The DNS server asked for ``domain``, "[address]:port"; None for the system's."""
     @property
     def probe_timeout(self) -> float:
         """Seconds a probe of native reachability may take."""
@@ -257,6 +265,8 @@ class Context:
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
         stratum0: str | None = None,
+        domain: str | None = None,
+        dns_server: str | None = None,
         probe_timeout: float | None = None,
         probe_interval: float | None = None,
     ) -> Self: ...
