@@ -219,6 +219,10 @@ export interface ControlMessage {
   relay?: string
   /** TEARDOWN: the old address and port. */
   old?: string
+  /** REBIND: the tunnel's nonce, 16 hex digits. */
+  oldNonce?: string
+  /** REBIND: the MAC the relay issued for the old address (16 bytes). */
+  oldMac?: Buffer
   /** RELAY_REQUEST and COOKIE: the cookie (16 bytes). */
   cookie?: Buffer
   /** CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes). */

@@ -9,7 +9,7 @@ const vectors = loadVectors('control')
 const hex = (bytes) => Buffer.from(bytes).toString('hex')
 
 const socketFields = ['observed', 'node', 'relay', 'old']
-const bytesFields = ['cookie', 'mac', 'datagram']
+const bytesFields = ['cookie', 'mac', 'old_mac', 'datagram']
 /** The vectors' snake_case field names and the binding's camelCase ones. */
 const fieldNames = {
   nonce: 'nonce',
@@ -20,6 +20,8 @@ const fieldNames = {
   node: 'node',
   relay: 'relay',
   old: 'old',
+  old_nonce: 'oldNonce',
+  old_mac: 'oldMac',
   cookie: 'cookie',
   mac: 'mac',
   load: 'load',

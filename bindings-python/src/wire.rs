@@ -170,6 +170,10 @@ pub(crate) struct PyControlMessage {
     relay: Option<String>,
     /// TEARDOWN: the old address and port.
     old: Option<String>,
+    /// REBIND: the tunnel's nonce, 16 hexadecimal digits.
+    old_nonce: Option<String>,
+    /// REBIND: the MAC the relay issued for the old address (16 bytes).
+    old_mac: Option<Py<PyBytes>>,
     /// RELAY_REQUEST and COOKIE: the cookie (16 bytes).
     cookie: Option<Py<PyBytes>>,
     /// CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes).
@@ -294,6 +298,18 @@ impl PyControlMessage {
                 nonce: nonce_text(*nonce),
                 mac: bytes(mac),
                 old: addr_text(*old),
+                ..base
+            },
+            Control::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: bytes(mac),
+                old_nonce: nonce_text(*old_nonce),
+                old_mac: bytes(old_mac),
                 ..base
             },
             // A message type newer than this binding: its name, without fields.

@@ -20,6 +20,8 @@ FIELDS = (
     "node",
     "relay",
     "old",
+    "old_nonce",
+    "old_mac",
     "cookie",
     "mac",
     "load",
@@ -48,7 +50,7 @@ def socket_address(text):
 def expected_field(name, value):
     if name in ("observed", "node", "relay", "old"):
         return ipaddress.IPv6Address(value["ip"]), value["port"]
-    if name in ("cookie", "mac", "datagram"):
+    if name in ("cookie", "mac", "old_mac", "datagram"):
         return bytes.fromhex(value)
     if name == "groups":
         return [ipaddress.IPv6Address(group) for group in value]

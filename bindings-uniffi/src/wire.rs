@@ -126,6 +126,10 @@ pub struct ControlMessage {
     pub relay: Option<String>,
     /// TEARDOWN: the old address and port.
     pub old: Option<String>,
+    /// REBIND: the tunnel's nonce, 16 hex digits.
+    pub old_nonce: Option<String>,
+    /// REBIND: the MAC the relay issued for the old address (16 bytes).
+    pub old_mac: Option<Vec<u8>>,
     /// RELAY_REQUEST and COOKIE: the cookie (16 bytes).
     pub cookie: Option<Vec<u8>>,
     /// CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes).
@@ -235,6 +239,18 @@ impl From<&Control<'_>> for ControlMessage {
                 nonce: nonce_text(*nonce),
                 mac: Some(mac.to_vec()),
                 old: addr_text(*old),
+                ..base
+            },
+            Control::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: Some(mac.to_vec()),
+                old_nonce: nonce_text(*old_nonce),
+                old_mac: Some(old_mac.to_vec()),
                 ..base
             },
             // A message type newer than this binding: its name, without fields.

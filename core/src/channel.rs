@@ -1019,8 +1019,12 @@ impl Core {
                 };
                 self.dispatch(&relayed, datagram, now, true);
             }
-            Ok(Control::Keepalive { .. }) => tunnel.last_heard = now,
-            _ => {}
+            Ok(message) => {
+                if let Err(err) = tunnel.on_control(&link.socket, &message, now) {
+                    debug!("answering the relay: {err}");
+                }
+            }
+            Err(_) => {}
         }
     }
 

@@ -93,6 +93,8 @@ pub struct RelayStats {
     pub bytes_up: u64,
     /// Datagrams dropped: malformed, from unknown clients, or for groups the client never joined.
     pub rejected: u64,
+    /// Tunnels moved to a client's new address after a NAT rebinding (proven by REBIND).
+    pub rebinds: u64,
 }
 
 #[derive(Default)]
@@ -105,6 +107,7 @@ struct RelayCounters {
     bytes_down: AtomicU64,
     bytes_up: AtomicU64,
     rejected: AtomicU64,
+    rebinds: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, by: u64) {
@@ -141,6 +144,10 @@ struct Tunnels {
 }
 
 struct Client {
+    /// The nonce and MAC of the client's handshake, accepted in its first JOIN: its tunnel's
+    /// credentials, which stay valid after the relay's secret has rotated.
+    nonce: u64,
+    mac: control::Mac,
     groups: HashSet<Ipv6Addr>,
     last_heard: Instant,
 }
@@ -206,6 +213,7 @@ impl Relay {
             bytes_down: get(&counters.bytes_down),
             bytes_up: get(&counters.bytes_up),
             rejected: get(&counters.rejected),
+            rebinds: get(&counters.rebinds),
         }
     }
 
@@ -259,16 +267,14 @@ impl RelayService {
                 );
             }
             Ok(Control::Join { nonce, mac, groups }) => {
-                if !self.secrets.lock().verify(source, nonce, &mac) || !self.join(source, &groups) {
+                if !self.verify(source, nonce, &mac) || !self.join(source, (nonce, mac), &groups) {
                     add(&self.counters.refused, 1);
                     return;
                 }
                 // The first KEEPALIVE tells the client its tunnel is up.
                 self.send(&Control::Keepalive { nonce }, source);
             }
-            Ok(Control::Leave { nonce, mac, groups })
-                if self.secrets.lock().verify(source, nonce, &mac) =>
-            {
+            Ok(Control::Leave { nonce, mac, groups }) if self.verify(source, nonce, &mac) => {
                 self.leave(source, &groups);
             }
             // The MAC was issued to the old address, which a client behind a rebinding NAT has lost.
@@ -276,6 +282,19 @@ impl RelayService {
                 if self.secrets.lock().verify(old, nonce, &mac) =>
             {
                 self.drop_client(old);
+            }
+            Ok(Control::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            }) => {
+                if self.rebind(source, (nonce, &mac), (old_nonce, &old_mac)) {
+                    // Sent only now that the new address is proven: the client's sign to switch.
+                    self.send(&Control::Keepalive { nonce }, source);
+                } else {
+                    add(&self.counters.refused, 1);
+                }
             }
             Ok(Control::Keepalive { nonce }) => {
                 if self.touch(source) {
@@ -296,8 +315,28 @@ impl RelayService {
         }
     }
 
+    /// Whether `mac` proves that `source` received our CHALLENGE to `nonce`: under a current
+    /// secret, or as the credentials of the client already at `source`.
+    fn verify(&self, source: SocketAddrV6, nonce: u64, mac: &control::Mac) -> bool {
+        self.secrets.lock().verify(source, nonce, mac) || self.is_credential(source, nonce, mac)
+    }
+
+    /// Whether (`nonce`, `mac`) are the credentials of the client at `address`.
+    fn is_credential(&self, address: SocketAddrV6, nonce: u64, mac: &control::Mac) -> bool {
+        self.state
+            .lock()
+            .clients
+            .get(&address)
+            .is_some_and(|client| client.nonce == nonce && control::mac_matches(&client.mac, mac))
+    }
+
     /// Adds `groups` to the client at `source` (creating it if there is room); false if refused.
-    fn join(&self, source: SocketAddrV6, groups: &[Ipv6Addr]) -> bool {
+    fn join(
+        &self,
+        source: SocketAddrV6,
+        (nonce, mac): (u64, control::Mac),
+        groups: &[Ipv6Addr],
+    ) -> bool {
         if groups.iter().any(|group| !group.is_multicast()) {
             return false;
         }
@@ -307,10 +346,14 @@ impl RelayService {
             return false;
         }
         let client = state.clients.entry(source).or_insert_with(|| Client {
+            nonce,
+            mac,
             groups: HashSet::new(),
             last_heard: Instant::now(),
         });
         client.last_heard = Instant::now();
+        // A client that shook hands again (same address) is known by its latest handshake.
+        (client.nonce, client.mac) = (nonce, mac);
         let new: Vec<Ipv6Addr> = groups
             .iter()
             .copied()
@@ -364,6 +407,51 @@ impl RelayService {
                 }
             }
         }
+    }
+
+    /// Moves a client's tunnel to `source` after a NAT rebinding, keeping its joins. `fresh` is
+    /// the nonce and MAC of a handshake with `source` (it receives there), `owned` those of the
+    /// tunnel being moved (it is that client). False, and nothing changes, unless both verify
+    /// and `source` is not another client already.
+    fn rebind(
+        &self,
+        source: SocketAddrV6,
+        (nonce, mac): (u64, &control::Mac),
+        (old_nonce, old_mac): (u64, &control::Mac),
+    ) -> bool {
+        if !self.secrets.lock().verify(source, nonce, mac) {
+            return false;
+        }
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        // The old credentials prove the sender is that client.
+        let old = state.clients.iter().find_map(|(address, client)| {
+            (client.nonce == old_nonce && control::mac_matches(&client.mac, old_mac))
+                .then_some(*address)
+        });
+        let Some(old) = old else {
+            return false;
+        };
+        if old != source && state.clients.contains_key(&source) {
+            return false;
+        }
+        let Some(mut client) = state.clients.remove(&old) else {
+            return false;
+        };
+        (client.nonce, client.mac) = (nonce, *mac);
+        client.last_heard = Instant::now();
+        for group in &client.groups {
+            if let Some(members) = state.members.get_mut(group) {
+                members.remove(&old);
+                members.insert(source);
+            }
+        }
+        state.clients.insert(source, client);
+        if old != source {
+            add(&self.counters.rebinds, 1);
+            debug!(%old, new = %source, "tunnel moved after a NAT rebinding");
+        }
+        true
     }
 
     fn drop_client(&self, address: SocketAddrV6) {

@@ -30,6 +30,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// A relay not heard for this long is considered gone, and a spare takes over.
 pub(crate) const SILENCE_LIMIT: Duration = Duration::from_secs(3);
+/// A relay not heard for this long may have lost this node to a NAT rebinding: the node proves
+/// its (possibly new) address again and asks the relay to move the tunnel there.
+pub(crate) const REBIND_AFTER: Duration = Duration::from_millis(1500);
+/// How often a rebinding HELLO is repeated while no CHALLENGE answers it.
+const REBIND_RETRY: Duration = Duration::from_millis(400);
 
 /// A relay that offered to serve this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +59,18 @@ pub(crate) struct Tunnel {
     last_sent: Instant,
     refresh: Duration,
     last_refresh: Instant,
+    /// A rebinding in progress.
+    rebinding: Option<Rebinding>,
+}
+
+/// A handshake from the node's current address that will move the tunnel there.
+#[derive(Debug)]
+struct Rebinding {
+    /// The nonce of its HELLO.
+    nonce: u64,
+    sent_at: Instant,
+    /// The CHALLENGE's MAC, once it came: the REBIND is sent, the relay's KEEPALIVE awaited.
+    mac: Option<Mac>,
 }
 
 /// Asks Stratum 0 for relays (answering its cookie first) and collects the offers, best first.
@@ -169,6 +186,7 @@ pub(crate) fn open(
                         last_sent: now,
                         refresh: Duration::from_secs(u64::from(refresh_secs.max(1))),
                         last_refresh: now,
+                        rebinding: None,
                     };
                     if groups.is_empty() {
                         // Nothing to join yet: the relay keeps no state for this node until its
@@ -270,6 +288,66 @@ impl Tunnel {
         }
         if self.last_sent.elapsed() >= KEEPALIVE_INTERVAL {
             self.send_keepalive(socket)?;
+        }
+        let retry_due = self
+            .rebinding
+            .as_ref()
+            .is_none_or(|rebinding| rebinding.sent_at.elapsed() >= REBIND_RETRY);
+        if self.last_heard.elapsed() >= REBIND_AFTER && retry_due {
+            let nonce = discovery::nonce();
+            send_control(socket, &Control::Hello { nonce }, self.relay)?;
+            self.rebinding = Some(Rebinding {
+                nonce,
+                sent_at: Instant::now(),
+                mac: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Handles a control message from the relay (DATA excepted): keepalives, and the steps of a
+    /// rebinding.
+    pub(crate) fn on_control(
+        &mut self,
+        socket: &McastSocket,
+        message: &Control<'_>,
+        now: Instant,
+    ) -> Result<()> {
+        match *message {
+            Control::Keepalive { nonce } => {
+                self.last_heard = now;
+                let Some(rebinding) = &self.rebinding else {
+                    return Ok(());
+                };
+                if let (true, Some(mac)) = (nonce == rebinding.nonce, rebinding.mac) {
+                    // The relay verified the new address and moved the tunnel there.
+                    info!(relay = %self.relay, "tunnel moved to this node's new address");
+                    (self.nonce, self.mac) = (nonce, mac);
+                    self.rebinding = None;
+                } else if nonce == self.nonce && rebinding.mac.is_none() {
+                    // The relay still hears the tunnel where it was: nothing to move.
+                    self.rebinding = None;
+                }
+            }
+            Control::Challenge {
+                nonce,
+                mac,
+                limit: false,
+                ..
+            } => {
+                let Some(rebinding) = self.rebinding.as_mut().filter(|r| r.nonce == nonce) else {
+                    return Ok(());
+                };
+                rebinding.mac = Some(mac);
+                let rebind = Control::Rebind {
+                    nonce,
+                    mac,
+                    old_nonce: self.nonce,
+                    old_mac: self.mac,
+                };
+                send_control(socket, &rebind, self.relay)?;
+            }
+            _ => {}
         }
         Ok(())
     }

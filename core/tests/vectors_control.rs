@@ -31,7 +31,8 @@ const COMMENT: [&str; 12] = [
      language reads them exactly; every JSON number is below 2^53.",
     "A message is an object with `type` (its name in `constants.types`) and its fields: `nonce` \
      and `beacon_nonce` (16 hex digits); `heard_beacon`, `limit` (booleans); `observed`, `node`, \
-     `relay`, `old` (socket addresses {ip, port}); `cookie`, `mac` (16 bytes hex); `load`, \
+     `relay`, `old` (socket addresses {ip, port}); `cookie`, `mac`, `old_mac` (16 bytes hex); \
+     `old_nonce` (16 hex digits); `load`, \
      `refresh_secs` (integers); `groups` (list of IPv6 addresses); `group` (IPv6 address); \
      `datagram` (hex).",
     "IPv6 addresses are text as Rust prints them (RFC 5952); parse them before comparing.",
@@ -44,7 +45,7 @@ const COMMENT: [&str; 12] = [
      `decoded` (a message); an invalid one has `error` (always \"Malformed\") and `reason`, the \
      stable name of the first rule it breaks. `why` explains the case for humans.",
     "Decoding order: at least 8 bytes (truncated), magic (bad_magic), version (\
-     unsupported_version), type 1..15 (unknown_type), at most 65507 bytes (oversized), padded \
+     unsupported_version), type 1..16 (unknown_type), at most 65507 bytes (oversized), padded \
      types at least 64 bytes (short_unverified); then the body fields in order, each checked as \
      it is read: present (truncated), heard_beacon 0 or 1 (bad_field), group count 1..64 \
      (bad_count), group addresses multicast (not_multicast); then padded types: the rest all \
@@ -66,7 +67,7 @@ const MAC: Mac = [
 ];
 const GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0x5c, 0x42);
 const RELAYED_GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0x8000, 0, 0, 0, 0, 0x5c, 0x42);
-const TYPE_NAMES: [&str; 15] = [
+const TYPE_NAMES: [&str; 16] = [
     "probe",
     "echo",
     "beacon",
@@ -82,6 +83,7 @@ const TYPE_NAMES: [&str; 15] = [
     "data",
     "keepalive",
     "teardown",
+    "rebind",
 ];
 
 /// The secret of the MAC examples: bytes 00, 01, ..., 1f.
@@ -184,6 +186,17 @@ fn message_json(message: &Control<'_>) -> Value {
             put("nonce", nonce_json(*nonce));
             put("mac", hex::encode(mac).into());
             put("old", socket_json(*old));
+        }
+        Control::Rebind {
+            nonce,
+            mac,
+            old_nonce,
+            old_mac,
+        } => {
+            put("nonce", nonce_json(*nonce));
+            put("mac", hex::encode(mac).into());
+            put("old_nonce", nonce_json(*old_nonce));
+            put("old_mac", hex::encode(old_mac).into());
         }
         other => panic!("the vectors do not know {}", other.name()),
     }
@@ -310,6 +323,12 @@ fn message_from_json<'a>(message: &Value, storage: &'a mut Vec<u8>) -> Result<Co
             nonce: nonce()?,
             mac: mac("mac")?,
             old: socket("old")?,
+        },
+        "rebind" => Control::Rebind {
+            nonce: nonce()?,
+            mac: mac("mac")?,
+            old_nonce: nonce_field("old_nonce")?,
+            old_mac: mac("old_mac")?,
         },
         other => return Err(format!("unknown message type {other:?}")),
     })
@@ -488,6 +507,15 @@ fn encode_cases(datagram: &[u8]) -> Vec<(&'static str, Control<'_>)> {
                 nonce: NONCE,
                 mac: MAC,
                 old: node(),
+            },
+        ),
+        (
+            "rebind",
+            Control::Rebind {
+                nonce: OTHER_NONCE,
+                mac: MAC,
+                old_nonce: NONCE,
+                old_mac: [0x5c; MAC_LEN],
             },
         ),
     ]
@@ -676,7 +704,7 @@ fn decode_cases() -> Vec<DecodeCase> {
             "unsupported_version",
         ),
         invalid("type_0", "type byte 0", with(3, 0), "unknown_type"),
-        invalid("type_16", "type byte 16", with(3, 16), "unknown_type"),
+        invalid("type_17", "type byte 17", with(3, 17), "unknown_type"),
         (
             "oversized",
             "a DATA of 65508 bytes, one more than a UDP datagram can hold",
@@ -777,6 +805,15 @@ fn decode_cases() -> Vec<DecodeCase> {
             "a teardown with one byte after the old port",
             raw(15, &nonce_then(&[&MAC, &socket_bytes(node()), &[0]])),
             "trailing_bytes",
+        ),
+        invalid(
+            "rebind_short",
+            "a rebind whose old MAC lacks its last byte",
+            raw(
+                16,
+                &nonce_then(&[&MAC, &NONCE.to_be_bytes(), &MAC[..MAC_LEN - 1]]),
+            ),
+            "truncated",
         ),
     ]
 }

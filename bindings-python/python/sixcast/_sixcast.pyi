@@ -392,6 +392,7 @@ class ControlMessage:
         "data",
         "keepalive",
         "teardown",
+        "rebind",
     ]: ...
     @property
     def nonce(self) -> str | None:
@@ -411,6 +412,11 @@ class ControlMessage:
     def relay(self) -> str | None: ...
     @property
     def old(self) -> str | None: ...
+    @property
+    def old_nonce(self) -> str | None:
+        """16 hexadecimal digits."""
+    @property
+    def old_mac(self) -> bytes | None: ...
     @property
     def cookie(self) -> bytes | None: ...
     @property

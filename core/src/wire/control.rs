@@ -70,6 +70,9 @@ const TYPE_LEAVE: u8 = 12;
 const TYPE_DATA: u8 = 13;
 const TYPE_KEEPALIVE: u8 = 14;
 const TYPE_TEARDOWN: u8 = 15;
+const TYPE_REBIND: u8 = 16;
+/// The highest type byte of this version.
+const TYPE_LAST: u8 = TYPE_REBIND;
 
 /// Length of the body fields of a JOIN or LEAVE before its group list.
 const GROUP_LIST_FIXED_LEN: usize = NONCE_LEN + MAC_LEN + COUNT_LEN;
@@ -206,6 +209,20 @@ pub enum Control<'a> {
         /// The old address and port.
         old: SocketAddrV6,
     },
+    /// Type 16, node → relay, from the node's new address after a NAT rebinding: moves the
+    /// tunnel, with its joins, to the new address. Proves both that the node receives at the new
+    /// address (a fresh HELLO's nonce and the CHALLENGE's MAC for the new address) and that it
+    /// owns the tunnel (the tunnel's nonce and the MAC issued for the old address).
+    Rebind {
+        /// The nonce of the HELLO just sent from the new address.
+        nonce: u64,
+        /// The CHALLENGE's MAC for the new address.
+        mac: Mac,
+        /// The tunnel's nonce (of the HELLO that opened it, or of the last rebinding).
+        old_nonce: u64,
+        /// The MAC the relay issued for the old address.
+        old_mac: Mac,
+    },
 }
 
 impl Control<'_> {
@@ -227,6 +244,7 @@ impl Control<'_> {
             Self::Data { .. } => "data",
             Self::Keepalive { .. } => "keepalive",
             Self::Teardown { .. } => "teardown",
+            Self::Rebind { .. } => "rebind",
         }
     }
 
@@ -248,6 +266,7 @@ impl Control<'_> {
             Self::Data { .. } => TYPE_DATA,
             Self::Keepalive { .. } => TYPE_KEEPALIVE,
             Self::Teardown { .. } => TYPE_TEARDOWN,
+            Self::Rebind { .. } => TYPE_REBIND,
         }
     }
 
@@ -405,6 +424,17 @@ impl Control<'_> {
                 out.extend_from_slice(mac);
                 put_socket_addr(out, *old);
             }
+            Self::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            } => {
+                put_u64(out, *nonce);
+                out.extend_from_slice(mac);
+                put_u64(out, *old_nonce);
+                out.extend_from_slice(old_mac);
+            }
         }
         if self.is_padded() {
             out.resize(start + UNVERIFIED_MIN_LEN, 0);
@@ -437,6 +467,7 @@ impl Control<'_> {
             }
             Self::Data { datagram, .. } => ADDR_LEN + datagram.len(),
             Self::Teardown { .. } => NONCE_LEN + MAC_LEN + SOCKET_ADDR_LEN,
+            Self::Rebind { .. } => 2 * (NONCE_LEN + MAC_LEN),
         }
     }
 }
@@ -476,7 +507,7 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
     let limit = reader.u8()? & FLAG_LIMIT != 0;
     // Reserved for future use: ignored so that older receivers keep accepting what sets them.
     let _reserved = reader.array::<3>()?;
-    if !(TYPE_PROBE..=TYPE_TEARDOWN).contains(&kind) {
+    if !(TYPE_PROBE..=TYPE_LAST).contains(&kind) {
         return Err(DecodeError::UnknownType(kind));
     }
     if datagram.len() > MAX_DATAGRAM_SIZE {
@@ -559,6 +590,12 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
             nonce: reader.u64()?,
             mac: reader.array()?,
             old: read_socket_addr(&mut reader)?,
+        },
+        TYPE_REBIND => Control::Rebind {
+            nonce: reader.u64()?,
+            mac: reader.array()?,
+            old_nonce: reader.u64()?,
+            old_mac: reader.array()?,
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -732,6 +769,12 @@ mod tests {
                 mac: MAC,
                 old: node(),
             },
+            Control::Rebind {
+                nonce: NONCE,
+                mac: MAC,
+                old_nonce: 0x1112_1314_1516_1718,
+                old_mac: [0xcd; MAC_LEN],
+            },
         ]
     }
 
@@ -779,7 +822,7 @@ mod tests {
             seen.push(message.type_code());
         }
         seen.dedup();
-        assert_eq!(seen, (TYPE_PROBE..=TYPE_TEARDOWN).collect::<Vec<_>>());
+        assert_eq!(seen, (TYPE_PROBE..=TYPE_LAST).collect::<Vec<_>>());
     }
 
     #[test]
@@ -837,6 +880,7 @@ mod tests {
             ("data", 24 + DATAGRAM.len()),
             ("keepalive", 16),
             ("teardown", 50),
+            ("rebind", 56),
         ];
         assert_eq!(lengths, expected);
         let largest_join = Control::Join {
@@ -916,7 +960,7 @@ mod tests {
         assert_eq!(decode(&with(1, b'c')), Err(DecodeError::BadMagic));
         assert_eq!(decode(&with(2, 2)), Err(DecodeError::UnsupportedVersion(2)));
         assert_eq!(decode(&with(3, 0)), Err(DecodeError::UnknownType(0)));
-        assert_eq!(decode(&with(3, 16)), Err(DecodeError::UnknownType(16)));
+        assert_eq!(decode(&with(3, 17)), Err(DecodeError::UnknownType(17)));
         assert_eq!(reason(&raw(99, &[0; 100])), "unknown_type");
         // A data datagram is not a control datagram.
         let data = super::super::pack(super::super::NodeId(1), 0, 128, &[b"x"]).unwrap();
@@ -1281,7 +1325,7 @@ mod tests {
 
         fn fields(groups: impl Strategy<Value = Vec<Ipv6Addr>>) -> impl Strategy<Value = Fields> {
             (
-                TYPE_PROBE..=TYPE_TEARDOWN,
+                TYPE_PROBE..=TYPE_LAST,
                 any::<u64>(),
                 any::<u64>(),
                 any::<bool>(),
@@ -1362,10 +1406,16 @@ mod tests {
                     datagram: &f.datagram,
                 },
                 TYPE_KEEPALIVE => Control::Keepalive { nonce },
-                _ => Control::Teardown {
+                TYPE_TEARDOWN => Control::Teardown {
                     nonce,
                     mac: f.mac,
                     old: f.addr,
+                },
+                _ => Control::Rebind {
+                    nonce,
+                    mac: f.mac,
+                    old_nonce: f.other_nonce,
+                    old_mac: f.mac,
                 },
             }
         }

@@ -90,6 +90,8 @@ class ControlTest {
             "node" to node?.let(::socketAddress),
             "relay" to relay?.let(::socketAddress),
             "old" to old?.let(::socketAddress),
+            "old_nonce" to oldNonce,
+            "old_mac" to oldMac?.toHex(),
             "cookie" to cookie?.toHex(),
             "mac" to mac?.toHex(),
             "load" to load?.toLong(),
