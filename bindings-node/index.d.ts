@@ -211,6 +211,8 @@ export interface ControlMessage {
   heardBeacon?: boolean
   /** OFFER and CHALLENGE: the relay takes no new clients. */
   limit?: boolean
+  /** OFFER: the offer comes from an SSM repeater. */
+  repeater?: boolean
   /** PROBE_REPLY: the node's address and port as Stratum 0 saw them. */
   observed?: string
   /** SOLICIT: the node that asked for relays. */

@@ -16,6 +16,7 @@ const fieldNames = {
   beacon_nonce: 'beaconNonce',
   heard_beacon: 'heardBeacon',
   limit: 'limit',
+  repeater: 'repeater',
   observed: 'observed',
   node: 'node',
   relay: 'relay',

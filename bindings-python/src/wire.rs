@@ -162,6 +162,8 @@ pub(crate) struct PyControlMessage {
     heard_beacon: Option<bool>,
     /// OFFER and CHALLENGE: the relay takes no new clients.
     limit: Option<bool>,
+    /// OFFER: the offer comes from an SSM repeater.
+    repeater: Option<bool>,
     /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
     observed: Option<String>,
     /// SOLICIT: the node that asked for relays.
@@ -255,11 +257,13 @@ impl PyControlMessage {
                 relay,
                 load,
                 limit,
+                repeater,
             } => Self {
                 nonce: nonce_text(*nonce),
                 relay: addr_text(*relay),
                 load: Some(*load),
                 limit: Some(*limit),
+                repeater: Some(*repeater),
                 ..base
             },
             Control::Challenge {

@@ -16,6 +16,7 @@ FIELDS = (
     "beacon_nonce",
     "heard_beacon",
     "limit",
+    "repeater",
     "observed",
     "node",
     "relay",

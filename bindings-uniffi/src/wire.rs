@@ -118,6 +118,8 @@ pub struct ControlMessage {
     pub heard_beacon: Option<bool>,
     /// OFFER and CHALLENGE: the relay takes no new clients.
     pub limit: Option<bool>,
+    /// OFFER: the offer comes from an SSM repeater.
+    pub repeater: Option<bool>,
     /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
     pub observed: Option<String>,
     /// SOLICIT: the node that asked for relays.
@@ -205,11 +207,13 @@ impl From<&Control<'_>> for ControlMessage {
                 relay,
                 load,
                 limit,
+                repeater,
             } => Self {
                 nonce: nonce_text(*nonce),
                 relay: addr_text(*relay),
                 load: Some(*load),
                 limit: Some(*limit),
+                repeater: Some(*repeater),
                 ..base
             },
             Control::Challenge {

@@ -230,6 +230,8 @@ struct ChannelState {
     name: Vec<u8>,
     group: Ipv6Addr,
     relayed_group: Option<Ipv6Addr>,
+    /// Where an SSM repeater re-sends the group and its relayed twin (profiles with a twin).
+    repeated_groups: Vec<Ipv6Addr>,
     outbox: Mutex<Outbox>,
     inbox: Mutex<Inbox>,
     queue: Mutex<VecDeque<Message>>,
@@ -352,6 +354,11 @@ impl Context {
         let profile = &core.config.profile;
         let group = addr::group_addr(name, profile, core.config.scope)?;
         let relayed_group = addr::relayed_addr(group, profile).ok();
+        let repeated_groups: Vec<Ipv6Addr> = relayed_group
+            .iter()
+            .chain([&group])
+            .filter_map(|group| addr::repeated_addr(*group).ok())
+            .collect();
         let mut by_group = core.by_group.write();
         if let Some(other) = by_group.get(&group) {
             return Err(Error::new(
@@ -369,6 +376,11 @@ impl Context {
             name: name.to_vec(),
             group,
             relayed_group,
+            repeated_groups: if relayed_group.is_some() {
+                repeated_groups.clone()
+            } else {
+                Vec::new()
+            },
             outbox: Mutex::new(Outbox {
                 packer: Packer::new(
                     core.node,
@@ -393,6 +405,9 @@ impl Context {
         by_group.insert(group, Arc::clone(&state));
         if let Some(relayed) = relayed_group {
             by_group.insert(relayed, Arc::clone(&state));
+            for repeated in repeated_groups {
+                by_group.insert(repeated, Arc::clone(&state));
+            }
         }
         by_name.insert(name.to_vec(), Arc::clone(&state));
         Ok(Channel {
@@ -789,13 +804,26 @@ impl Core {
                 .report
                 .as_ref()
                 .is_some_and(|report| report.native_up);
-            if let (Some(tunnel), false) = (link_state.tunnel.as_mut(), native_up) {
-                // The relay re-sends it on the core to the relayed twin.
-                for datagram in ready.iter() {
-                    if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
-                        debug!("sending up the tunnel: {err}");
+            match (link_state.tunnel.as_mut(), native_up) {
+                // A repeater takes it by SSM from this node, on the twin's repeated group.
+                (Some(tunnel), false) if tunnel.repeater => {
+                    if let Ok(repeated) = addr::repeated_addr(relayed) {
+                        for interface in &self.interfaces {
+                            if let Err(err) = self.socket.send_batch(ready, repeated, interface) {
+                                debug!("sending to the repeater: {err}");
+                            }
+                        }
                     }
                 }
+                // The relay re-sends it on the core to the relayed twin.
+                (Some(tunnel), false) => {
+                    for datagram in ready.iter() {
+                        if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
+                            debug!("sending up the tunnel: {err}");
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         ready.clear();
@@ -814,19 +842,71 @@ impl Core {
 
     fn tunnel_join(&self, groups: &[Ipv6Addr]) {
         let Some(link) = &self.relay_link else { return };
-        if let Some(tunnel) = link.state.lock().tunnel.as_mut()
-            && let Err(err) = tunnel.join(&link.socket, groups)
-        {
+        let mut state = link.state.lock();
+        let Some(tunnel) = state.tunnel.as_mut() else {
+            return;
+        };
+        if let Err(err) = tunnel.join(&link.socket, groups) {
             debug!("joining through the tunnel: {err}");
+        }
+        if tunnel.repeater {
+            self.repeated_membership(tunnel, groups, true);
         }
     }
 
     fn tunnel_leave(&self, groups: &[Ipv6Addr]) {
         let Some(link) = &self.relay_link else { return };
-        if let Some(tunnel) = link.state.lock().tunnel.as_mut()
-            && let Err(err) = tunnel.leave(&link.socket, groups)
-        {
+        let mut state = link.state.lock();
+        let Some(tunnel) = state.tunnel.as_mut() else {
+            return;
+        };
+        if let Err(err) = tunnel.leave(&link.socket, groups) {
             debug!("leaving through the tunnel: {err}");
+        }
+        if tunnel.repeater {
+            self.repeated_membership(tunnel, groups, false);
+        }
+    }
+
+    /// Leaves what a tunnel that is no longer used had joined on the context's socket.
+    fn retire(&self, tunnel: &mut Tunnel) {
+        let joined: Vec<Ipv6Addr> = tunnel.repeated.iter().copied().collect();
+        for repeated in joined {
+            for interface in &self.interfaces {
+                let _ = self
+                    .socket
+                    .leave_source(repeated, *tunnel.relay.ip(), interface);
+            }
+            tunnel.repeated.remove(&repeated);
+        }
+    }
+
+    /// Joins (or leaves) the repeated groups of `groups` from the repeater of `tunnel`, on the
+    /// context's socket: where the repeater's copies arrive.
+    fn repeated_membership(&self, tunnel: &mut Tunnel, groups: &[Ipv6Addr], join: bool) {
+        let source = *tunnel.relay.ip();
+        for repeated in groups
+            .iter()
+            .filter_map(|group| addr::repeated_addr(*group).ok())
+        {
+            if join == tunnel.repeated.contains(&repeated) {
+                continue;
+            }
+            let done = if join {
+                self.for_each_interface(
+                    |interface| self.socket.join_source(repeated, source, interface),
+                    |interface| self.socket.leave_source(repeated, source, interface),
+                )
+            } else {
+                self.interfaces
+                    .iter()
+                    .try_for_each(|interface| self.socket.leave_source(repeated, source, interface))
+            };
+            match done {
+                Ok(()) if join => drop(tunnel.repeated.insert(repeated)),
+                Ok(()) => drop(tunnel.repeated.remove(&repeated)),
+                Err(err) => debug!("({source}, {repeated}): {err}"),
+            }
         }
     }
 
@@ -976,8 +1056,9 @@ impl Core {
             Ok(report) => {
                 let mut state = link.state.lock();
                 if report.native()
-                    && let Some(tunnel) = state.tunnel.take()
+                    && let Some(mut tunnel) = state.tunnel.take()
                 {
+                    self.retire(&mut tunnel);
                     info!(relay = %tunnel.relay, "native multicast reaches the core again; closing the tunnel");
                     if let Some(observed) = report.observed {
                         tunnel.close(&link.socket, observed);
@@ -1041,6 +1122,7 @@ impl Core {
                 return;
             }
             warn!(relay = %tunnel.relay, "relay went silent; failing over to a spare");
+            self.retire(tunnel);
             state.tunnel = None;
             std::mem::take(&mut state.spares)
         };
@@ -1049,7 +1131,8 @@ impl Core {
         let groups = self.joined_groups();
         while !spares.is_empty() {
             let spare = spares.remove(0);
-            match tunnel::open(&link.socket, &self.waker, spare.address, &groups) {
+            let network = (self.config.scope, self.interfaces.as_slice());
+            match tunnel::open(&link.socket, &self.waker, &spare, &groups, network) {
                 Ok(tunnel) => {
                     let mut state = link.state.lock();
                     state.tunnel = Some(tunnel);
@@ -1174,7 +1257,9 @@ impl Core {
             return;
         };
         bump(&state.counters.datagrams_received, 1);
-        let relayed = via_relay || Some(meta.destination) == state.relayed_group;
+        let relayed = via_relay
+            || Some(meta.destination) == state.relayed_group
+            || state.repeated_groups.contains(&meta.destination);
         let interface_name = self.interface_name(meta.interface);
         let message = |sender, seq, payload| Message {
             payload,

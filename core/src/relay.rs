@@ -54,6 +54,11 @@ pub struct RelayConfig {
     /// How often clients must refresh their joins; a client silent for three intervals is
     /// dropped.
     pub refresh: Duration,
+    /// Serve as an SSM repeater instead of a relay: re-send the groups clients join as
+    /// source-specific multicast from this host (to [`addr::repeated_addr`]), take what clients
+    /// send to their own repeated groups, and answer them by SSM too (docs/reachability.md,
+    /// section 7). For networks that route SSM but not any-source multicast.
+    pub ssm_repeater: bool,
 }
 
 impl Default for RelayConfig {
@@ -67,6 +72,7 @@ impl Default for RelayConfig {
             max_tunnels: 1024,
             max_groups_per_tunnel: MAX_GROUPS_PER_MESSAGE,
             refresh: Duration::from_secs(10),
+            ssm_repeater: false,
         }
     }
 }
@@ -141,6 +147,8 @@ struct Tunnels {
     clients: HashMap<SocketAddrV6, Client>,
     /// Which clients want each group; a group is joined on the core while it has any.
     members: HashMap<Ipv6Addr, HashSet<SocketAddrV6>>,
+    /// A repeater's repeated groups, each with the group it repeats.
+    repeated: HashMap<Ipv6Addr, Ipv6Addr>,
 }
 
 struct Client {
@@ -249,6 +257,50 @@ impl RelayService {
         }
     }
 
+    /// A KEEPALIVE to a verified client: unicast from a relay; from a repeater, source-specific
+    /// multicast to the repeater group at the client's port, so that the client hears it only
+    /// where SSM from this host reaches it.
+    fn answer_keepalive(&self, nonce: u64, client: SocketAddrV6) {
+        let keepalive = Control::Keepalive { nonce };
+        if !self.config.ssm_repeater {
+            self.send(&keepalive, client);
+            return;
+        }
+        let Ok(datagram) = keepalive.to_vec() else {
+            return;
+        };
+        let group = SocketAddrV6::new(
+            discovery::repeater_group(self.config.scope),
+            client.port(),
+            0,
+            0,
+        );
+        for interface in &self.interfaces {
+            if let Err(err) = self.tunnels_socket.send_via(&datagram, group, interface) {
+                debug!("sending a keepalive to {group}: {err}");
+            }
+        }
+    }
+
+    /// Joins or leaves, on the core, the repeated group of `group` from `source`: where a
+    /// repeater's client sends its traffic.
+    fn client_source(&self, group: Ipv6Addr, source: Ipv6Addr, join: bool) {
+        let Ok(repeated) = addr::repeated_addr(group) else {
+            return;
+        };
+        for interface in &self.interfaces {
+            let done = if join {
+                self.core.join_source(repeated, source, interface)
+            } else {
+                self.core.leave_source(repeated, source, interface)
+            };
+            if let Err(err) = done {
+                // Another client of the same host may hold this membership already.
+                debug!("({source}, {repeated}) on {}: {err}", interface.name);
+            }
+        }
+    }
+
     fn handle_client(&self, source: SocketAddrV6, datagram: &[u8]) {
         match control::decode(datagram) {
             Ok(Control::Hello { nonce }) => {
@@ -272,7 +324,7 @@ impl RelayService {
                     return;
                 }
                 // The first KEEPALIVE tells the client its tunnel is up.
-                self.send(&Control::Keepalive { nonce }, source);
+                self.answer_keepalive(nonce, source);
             }
             Ok(Control::Leave { nonce, mac, groups }) if self.verify(source, nonce, &mac) => {
                 self.leave(source, &groups);
@@ -291,14 +343,14 @@ impl RelayService {
             }) => {
                 if self.rebind(source, (nonce, &mac), (old_nonce, &old_mac)) {
                     // Sent only now that the new address is proven: the client's sign to switch.
-                    self.send(&Control::Keepalive { nonce }, source);
+                    self.answer_keepalive(nonce, source);
                 } else {
                     add(&self.counters.refused, 1);
                 }
             }
             Ok(Control::Keepalive { nonce }) => {
                 if self.touch(source) {
-                    self.send(&Control::Keepalive { nonce }, source);
+                    self.answer_keepalive(nonce, source);
                 } else {
                     add(&self.counters.rejected, 1);
                 }
@@ -371,6 +423,14 @@ impl RelayService {
                         warn!("joining {group} for a tunnel client: {err}");
                     }
                 }
+                if self.config.ssm_repeater
+                    && let Ok(repeated) = addr::repeated_addr(group)
+                {
+                    state.repeated.insert(repeated, group);
+                }
+            }
+            if self.config.ssm_repeater && !members.iter().any(|m| m.ip() == source.ip()) {
+                self.client_source(group, *source.ip(), true);
             }
             members.insert(source);
         }
@@ -380,27 +440,30 @@ impl RelayService {
     fn leave(&self, source: SocketAddrV6, groups: &[Ipv6Addr]) {
         let mut state = self.state.lock();
         let state = &mut *state;
-        if let Some(client) = state.clients.get_mut(&source) {
-            for group in groups {
-                if client.groups.remove(group) {
-                    self.forget_member(&mut state.members, *group, source);
-                }
-            }
+        let Some(client) = state.clients.get_mut(&source) else {
+            return;
+        };
+        let left: Vec<Ipv6Addr> = groups
+            .iter()
+            .copied()
+            .filter(|group| client.groups.remove(group))
+            .collect();
+        for group in left {
+            self.forget_member(state, group, source);
         }
     }
 
-    fn forget_member(
-        &self,
-        members: &mut HashMap<Ipv6Addr, HashSet<SocketAddrV6>>,
-        group: Ipv6Addr,
-        client: SocketAddrV6,
-    ) {
-        let Some(clients) = members.get_mut(&group) else {
+    fn forget_member(&self, state: &mut Tunnels, group: Ipv6Addr, client: SocketAddrV6) {
+        let Some(clients) = state.members.get_mut(&group) else {
             return;
         };
         clients.remove(&client);
+        if self.config.ssm_repeater && !clients.iter().any(|m| m.ip() == client.ip()) {
+            self.client_source(group, *client.ip(), false);
+        }
         if clients.is_empty() {
-            members.remove(&group);
+            state.members.remove(&group);
+            state.repeated.retain(|_, repeated| *repeated != group);
             for interface in &self.interfaces {
                 if let Err(err) = self.core.leave(group, interface) {
                     debug!("leaving {group}: {err}");
@@ -443,6 +506,15 @@ impl RelayService {
         for group in &client.groups {
             if let Some(members) = state.members.get_mut(group) {
                 members.remove(&old);
+                let moved_host = old.ip() != source.ip();
+                if self.config.ssm_repeater && moved_host {
+                    if !members.iter().any(|m| m.ip() == old.ip()) {
+                        self.client_source(*group, *old.ip(), false);
+                    }
+                    if !members.iter().any(|m| m.ip() == source.ip()) {
+                        self.client_source(*group, *source.ip(), true);
+                    }
+                }
                 members.insert(source);
             }
         }
@@ -459,7 +531,7 @@ impl RelayService {
         let state = &mut *state;
         if let Some(client) = state.clients.remove(&address) {
             for group in client.groups {
-                self.forget_member(&mut state.members, group, address);
+                self.forget_member(state, group, address);
             }
             debug!(%address, "tunnel client dropped");
         }
@@ -531,6 +603,15 @@ impl RelayService {
         if clients.is_empty() {
             return;
         }
+        if self.config.ssm_repeater {
+            // One copy for every client, as SSM from this host.
+            if let Ok(repeated) = addr::repeated_addr(group) {
+                self.multicast(datagram, repeated);
+                add(&self.counters.datagrams_down, 1);
+                add(&self.counters.bytes_down, datagram.len() as u64);
+            }
+            return;
+        }
         let message = match (Control::Data { group, datagram }).to_vec() {
             Ok(message) => message,
             Err(err) => {
@@ -548,24 +629,65 @@ impl RelayService {
         }
     }
 
-    /// Channel traffic heard on the core, passed down to the clients of its group.
+    fn multicast(&self, datagram: &[u8], group: Ipv6Addr) {
+        let copy = vec![datagram.to_vec()];
+        for interface in &self.interfaces {
+            if let Err(err) = self.core.send_batch(&copy, group, interface) {
+                warn!("multicasting to {group}: {err}");
+            }
+        }
+    }
+
+    /// Channel traffic heard on the core, passed down to the clients of its group; for a
+    /// repeater also what its clients send to their repeated groups, passed up.
     fn core_loop(&self) {
         serve(
             &self.core,
             &self.waker,
             &self.closed,
-            |_, group, datagram| {
-                let clients: Vec<SocketAddrV6> = self
-                    .state
-                    .lock()
-                    .members
-                    .get(&group)
-                    .map(|members| members.iter().copied().collect())
-                    .unwrap_or_default();
-                self.forward_down(group, datagram, &clients);
+            |source, group, datagram| {
+                let (clients, repeats) = {
+                    let state = self.state.lock();
+                    let clients: Vec<SocketAddrV6> = state
+                        .members
+                        .get(&group)
+                        .map(|members| members.iter().copied().collect())
+                        .unwrap_or_default();
+                    (clients, state.repeated.get(&group).copied())
+                };
+                match repeats {
+                    Some(original) => self.repeat_up(source, group, original, datagram),
+                    None => self.forward_down(group, datagram, &clients),
+                }
             },
             || {},
         );
+    }
+
+    /// A datagram a repeater's client sent to `repeated`: multicast on the core to the group it
+    /// repeats, and again from this host to `repeated` for the other clients (the sender drops
+    /// its own).
+    fn repeat_up(
+        &self,
+        source: SocketAddrV6,
+        repeated: Ipv6Addr,
+        original: Ipv6Addr,
+        datagram: &[u8],
+    ) {
+        let from_client = self
+            .state
+            .lock()
+            .members
+            .get(&original)
+            .is_some_and(|members| members.iter().any(|m| m.ip() == source.ip()));
+        if !from_client {
+            add(&self.counters.rejected, 1);
+            return;
+        }
+        add(&self.counters.datagrams_up, 1);
+        add(&self.counters.bytes_up, datagram.len() as u64);
+        self.multicast(datagram, original);
+        self.multicast(datagram, repeated);
     }
 
     /// Answers Stratum 0's solicitations with an offer sent straight to the node.
@@ -597,6 +719,7 @@ impl RelayService {
                             relay,
                             load,
                             limit,
+                            repeater: self.config.ssm_repeater,
                         },
                         node,
                     );

@@ -14,9 +14,10 @@ use std::{
 use tracing::{debug, info};
 
 use crate::{
+    addr::Scope,
     discovery::{self, ProbeReport, ProbeSettings, send_control},
     error::{Error, ErrorKind, Result},
-    socket::{McastSocket, RecvBatch, Waker},
+    socket::{Interface, McastSocket, RecvBatch, Waker},
     wire::control::{self, Control, Mac},
 };
 
@@ -46,12 +47,19 @@ pub struct RelayOffer {
     pub rtt: Duration,
     /// Share of the relay's capacity in use, in per mille.
     pub load: u16,
+    /// Whether it is an SSM repeater: its traffic comes as source-specific multicast from its
+    /// address instead of down a tunnel.
+    pub repeater: bool,
 }
 
 /// An open tunnel to a relay.
 #[derive(Debug)]
 pub(crate) struct Tunnel {
     pub(crate) relay: SocketAddrV6,
+    /// Whether `relay` is an SSM repeater.
+    pub(crate) repeater: bool,
+    /// The repeated groups joined from the repeater.
+    pub(crate) repeated: HashSet<Ipv6Addr>,
     nonce: u64,
     mac: Mac,
     groups: HashSet<Ipv6Addr>,
@@ -112,6 +120,7 @@ pub(crate) fn request_relays(
                         nonce: echoed,
                         load,
                         limit,
+                        repeater,
                         ..
                     }) if echoed == nonce && !limit => {
                         first_offer.get_or_insert_with(Instant::now);
@@ -120,6 +129,7 @@ pub(crate) fn request_relays(
                                 address: meta.source,
                                 rtt: started.elapsed(),
                                 load,
+                                repeater,
                             });
                         }
                     }
@@ -137,18 +147,42 @@ pub(crate) fn request_relays(
             ),
         ));
     }
-    // Lowest round trip first; among similar ones (within 1 ms) the least loaded.
-    offers.sort_by_key(|offer| (offer.rtt.as_millis(), offer.load));
+    // Repeaters first (one copy serves every client), then the lowest round trip; among
+    // similar ones (within 1 ms) the least loaded.
+    offers.sort_by_key(|offer| (!offer.repeater, offer.rtt.as_millis(), offer.load));
     Ok(offers)
 }
 
-/// Opens a tunnel to `relay` with the return-routability handshake and joins `groups`.
+/// Opens a tunnel to the relay or repeater of `offer` with the return-routability handshake and
+/// joins `groups`. A repeater answers by SSM from its address on the repeater group, which
+/// `socket` joins on `interfaces` first: the tunnel opens only where that SSM arrives.
 pub(crate) fn open(
     socket: &McastSocket,
     waker: &Waker,
-    relay: SocketAddrV6,
+    offer: &RelayOffer,
     groups: &[Ipv6Addr],
+    (scope, interfaces): (Scope, &[Interface]),
 ) -> Result<Tunnel> {
+    let relay = offer.address;
+    // A repeater's JOIN acknowledgment (by SSM) is the proof that SSM from it arrives: a node
+    // with no channel yet joins the repeater group itself to get one.
+    let check = [discovery::repeater_group(scope)];
+    let groups = if offer.repeater && groups.is_empty() {
+        &check[..]
+    } else {
+        groups
+    };
+    if offer.repeater {
+        for interface in interfaces {
+            match socket.join_source(discovery::repeater_group(scope), *relay.ip(), interface) {
+                // Joined before, for an earlier attempt with this repeater.
+                Err(err)
+                    if err.io_error().and_then(std::io::Error::raw_os_error)
+                        == Some(libc::EADDRINUSE) => {}
+                joined => joined?,
+            }
+        }
+    }
     let nonce = discovery::nonce();
     let mut batch = RecvBatch::new();
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
@@ -179,6 +213,8 @@ pub(crate) fn open(
                     let now = Instant::now();
                     let mut opened = Tunnel {
                         relay,
+                        repeater: offer.repeater,
+                        repeated: HashSet::new(),
                         nonce,
                         mac,
                         groups: HashSet::new(),
@@ -413,7 +449,8 @@ pub(crate) fn connect(
     let offers = request_relays(socket, waker, settings.stratum0)?;
     let mut last_error = None;
     for offer in &offers {
-        match open(socket, waker, offer.address, groups) {
+        let network = (settings.scope, settings.interfaces.as_slice());
+        match open(socket, waker, offer, groups, network) {
             Ok(tunnel) => {
                 return Ok(Connected {
                     report,

@@ -240,19 +240,20 @@ impl Drop for Service {
     }
 }
 
-/// Starts `sixcast <command>` in `host` and waits for its "running" line.
-fn start_service(world: &World, host: &str, command: &str) -> Service {
+/// Starts `sixcast <command...>` in `host` and waits for its "running" line.
+fn start_service(world: &World, host: &str, command: &[&str]) -> Service {
     let mut child = world
         .host(host)
         .command(SIXCAST)
-        .args([command, "--hops", "8"])
+        .args(command)
+        .args(["--hops", "8"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the service");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("running"), "{command} said: {line}");
+    assert!(line.contains("running"), "{command:?} said: {line}");
     // Keep draining, so that the service never blocks on (or fails writing to) a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     Service(child)
@@ -263,8 +264,8 @@ fn an_island_probes_and_listens_through_a_relay() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let _stratum0 = start_service(&world, "s0", "stratum0");
-    let _relay = start_service(&world, "r1", "relay");
+    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
+    let _relay = start_service(&world, "r1", &["relay"]);
     let s0 = format!("[{}]:6447", world.host("s0").addr());
 
     let probe = world
@@ -338,8 +339,8 @@ fn probe_finds_stratum0_through_dns_srv() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let _stratum0 = start_service(&world, "s0", "stratum0");
-    let _relay = start_service(&world, "r1", "relay");
+    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
+    let _relay = start_service(&world, "r1", &["relay"]);
     let s0 = world.host("s0").addr();
     let Some(dns) = harness::dns::dnsmasq(
         &world,
@@ -397,4 +398,29 @@ fn probe_finds_stratum0_through_dns_srv() {
         error.contains("_sixcast._udp.other.sixcast.test"),
         "{report}"
     );
+}
+
+#[test]
+fn probe_reports_an_ssm_repeater_as_the_path() {
+    let Some(world) = world(World::routed_ssm, true) else {
+        return;
+    };
+    let _stratum0 = start_service(&world, "a1", &["stratum0"]);
+    let _repeater = start_service(&world, "a1", &["relay", "--ssm-repeater"]);
+    let s0 = format!("[{}]:6447", world.host("a1").addr());
+    let probe = world
+        .host("b1")
+        .command(SIXCAST)
+        .args(["probe", "--stratum0", &s0, "--json", "--hops", "8"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let repeater = format!("[{}]:6448", world.host("a1").addr());
+    assert_eq!(report["path"], format!("repeater {repeater}"), "{report}");
+    assert_eq!(report["offers"][0]["repeater"], true, "{report}");
 }

@@ -13,7 +13,7 @@ use sixcast::{
     wire::{
         self,
         control::{
-            self, Control, DATA_OVERHEAD, FLAG_LIMIT, HEADER_LEN, MAC_LEN, MAGIC,
+            self, Control, DATA_OVERHEAD, FLAG_LIMIT, FLAG_REPEATER, HEADER_LEN, MAC_LEN, MAGIC,
             MAX_DATA_DATAGRAM, MAX_GROUPS_PER_MESSAGE, Mac, SECRET_LEN, UNVERIFIED_MIN_LEN,
             VERSION,
         },
@@ -30,7 +30,7 @@ const COMMENT: [&str; 12] = [
     "Bytes are lowercase hex strings. 64-bit values (nonces) are 16 hex digits, so that every \
      language reads them exactly; every JSON number is below 2^53.",
     "A message is an object with `type` (its name in `constants.types`) and its fields: `nonce` \
-     and `beacon_nonce` (16 hex digits); `heard_beacon`, `limit` (booleans); `observed`, `node`, \
+     and `beacon_nonce` (16 hex digits); `heard_beacon`, `limit`, `repeater` (booleans); `observed`, `node`, \
      `relay`, `old` (socket addresses {ip, port}); `cookie`, `mac`, `old_mac` (16 bytes hex); \
      `old_nonce` (16 hex digits); `load`, \
      `refresh_secs` (integers); `groups` (list of IPv6 addresses); `group` (IPv6 address); \
@@ -51,8 +51,8 @@ const COMMENT: [&str; 12] = [
      (bad_count), group addresses multicast (not_multicast); then padded types: the rest all \
      zero (bad_padding), DATA: at least one datagram byte (truncated), the others: nothing left \
      (trailing_bytes).",
-    "Flag bits other than LIMIT (0x01, on offer and challenge only) and the 3 reserved header \
-     bytes are ignored by receivers; senders write them as 0.",
+    "Flag bits other than LIMIT (0x01, on offer and challenge only) and REPEATER (0x02, on offer \
+     only) and the 3 reserved header bytes are ignored by receivers; senders write them as 0.",
     "`mac`: the MAC of peer (`ip`, `port`) and `nonce` under the 32-byte `secret`: the first 16 \
      bytes of BLAKE3 keyed_hash(secret, ip (16 bytes) || port (2, big-endian) || nonce (8, \
      big-endian)).",
@@ -155,11 +155,13 @@ fn message_json(message: &Control<'_>) -> Value {
             relay,
             load,
             limit,
+            repeater,
         } => {
             put("nonce", nonce_json(*nonce));
             put("relay", socket_json(*relay));
             put("load", (*load).into());
             put("limit", (*limit).into());
+            put("repeater", (*repeater).into());
         }
         Control::Challenge {
             nonce,
@@ -289,6 +291,7 @@ fn message_from_json<'a>(message: &Value, storage: &'a mut Vec<u8>) -> Result<Co
             relay: socket("relay")?,
             load: number("load")?,
             limit: flag("limit")?,
+            repeater: flag("repeater")?,
         },
         "hello" => Control::Hello { nonce: nonce()? },
         "challenge" => Control::Challenge {
@@ -423,6 +426,7 @@ fn encode_cases(datagram: &[u8]) -> Vec<(&'static str, Control<'_>)> {
                 relay: relay(),
                 load: 250,
                 limit: false,
+                repeater: false,
             },
         ),
         (
@@ -432,6 +436,17 @@ fn encode_cases(datagram: &[u8]) -> Vec<(&'static str, Control<'_>)> {
                 relay: relay(),
                 load: 1000,
                 limit: true,
+                repeater: false,
+            },
+        ),
+        (
+            "offer_from_a_repeater",
+            Control::Offer {
+                nonce: NONCE,
+                relay: relay(),
+                load: 10,
+                limit: false,
+                repeater: true,
             },
         ),
         ("hello", Control::Hello { nonce: NONCE }),
@@ -650,7 +665,7 @@ fn decode_cases() -> Vec<DecodeCase> {
         ),
         valid(
             "offer_limit_with_unknown_flags",
-            "flags 0xff: LIMIT is set, the other bits are ignored",
+            "flags 0xff: LIMIT and REPEATER are set, the other bits are ignored",
             {
                 let mut bytes = header(1, 8, 0xff, [0; 3]);
                 bytes.extend(nonce_then(&[&socket_bytes(relay()), &[0x03, 0xe8]]));
@@ -661,6 +676,7 @@ fn decode_cases() -> Vec<DecodeCase> {
                 relay: relay(),
                 load: 1000,
                 limit: true,
+                repeater: true,
             },
         ),
         valid(
@@ -944,6 +960,7 @@ fn generate_vectors() -> Value {
             "mac_len": MAC_LEN,
             "secret_len": SECRET_LEN,
             "flag_limit": FLAG_LIMIT,
+            "flag_repeater": FLAG_REPEATER,
             "data_overhead": DATA_OVERHEAD,
             "max_data_datagram": MAX_DATA_DATAGRAM,
             "max_datagram_size": wire::MAX_DATAGRAM_SIZE,

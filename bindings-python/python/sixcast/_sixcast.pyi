@@ -404,6 +404,8 @@ class ControlMessage:
     @property
     def limit(self) -> bool | None: ...
     @property
+    def repeater(self) -> bool | None: ...
+    @property
     def observed(self) -> str | None:
         """"[address]:port", as are node, relay and old."""
     @property

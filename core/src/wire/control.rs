@@ -42,6 +42,9 @@ pub const MAC_LEN: usize = 16;
 pub const SECRET_LEN: usize = 32;
 /// Flag bit of OFFER and CHALLENGE: the relay takes no new clients.
 pub const FLAG_LIMIT: u8 = 0x01;
+/// Flag bit of OFFER: the offering service is an SSM repeater (its channel traffic comes as
+/// source-specific multicast from its address, not down a tunnel).
+pub const FLAG_REPEATER: u8 = 0x02;
 /// Bytes a DATA message adds in front of the sixcast datagram it carries: header and group.
 pub const DATA_OVERHEAD: usize = HEADER_LEN + ADDR_LEN;
 /// The largest sixcast datagram a DATA message can carry.
@@ -149,6 +152,8 @@ pub enum Control<'a> {
         load: u16,
         /// Flag [`FLAG_LIMIT`]: the relay takes no new clients.
         limit: bool,
+        /// Flag [`FLAG_REPEATER`]: an SSM repeater rather than a relay.
+        repeater: bool,
     },
     /// Type 9, node → relay (padded): opens a tunnel.
     Hello {
@@ -441,10 +446,14 @@ impl Control<'_> {
         }
     }
 
-    /// The flags byte: [`FLAG_LIMIT`] for OFFER and CHALLENGE, otherwise 0.
+    /// The flags byte: [`FLAG_LIMIT`] on OFFER and CHALLENGE, [`FLAG_REPEATER`] on OFFER,
+    /// otherwise 0.
     const fn flags(&self) -> u8 {
-        match self {
-            Self::Offer { limit: true, .. } | Self::Challenge { limit: true, .. } => FLAG_LIMIT,
+        match *self {
+            Self::Offer {
+                limit, repeater, ..
+            } => (limit as u8 * FLAG_LIMIT) | (repeater as u8 * FLAG_REPEATER),
+            Self::Challenge { limit, .. } => limit as u8 * FLAG_LIMIT,
             _ => 0,
         }
     }
@@ -488,7 +497,7 @@ pub fn is_control(datagram: &[u8]) -> bool {
 /// [`MAX_GROUPS_PER_MESSAGE`] (`bad_count`), group addresses multicast (`not_multicast`); then
 /// what follows the fields: all zero for padded types (`bad_padding`), at least one byte for DATA
 /// (`truncated`), nothing for the others (`trailing_bytes`). Flags other than [`FLAG_LIMIT`] on
-/// OFFER and CHALLENGE, and the reserved bytes, are ignored.
+/// OFFER and CHALLENGE and [`FLAG_REPEATER`] on OFFER, and the reserved bytes, are ignored.
 ///
 /// Never panics; allocates only the group list of a JOIN or LEAVE (at most 64 addresses).
 pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
@@ -504,7 +513,8 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
         return Err(DecodeError::UnsupportedVersion(version));
     }
     let kind = reader.u8()?;
-    let limit = reader.u8()? & FLAG_LIMIT != 0;
+    let flags = reader.u8()?;
+    let limit = flags & FLAG_LIMIT != 0;
     // Reserved for future use: ignored so that older receivers keep accepting what sets them.
     let _reserved = reader.array::<3>()?;
     if !(TYPE_PROBE..=TYPE_LAST).contains(&kind) {
@@ -554,6 +564,7 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
             relay: read_socket_addr(&mut reader)?,
             load: reader.u16()?,
             limit,
+            repeater: flags & FLAG_REPEATER != 0,
         },
         TYPE_HELLO => Control::Hello {
             nonce: reader.u64()?,
@@ -729,12 +740,21 @@ mod tests {
                 relay: node(),
                 load: 250,
                 limit: false,
+                repeater: false,
+            },
+            Control::Offer {
+                nonce: NONCE,
+                relay: node(),
+                load: 0,
+                limit: false,
+                repeater: true,
             },
             Control::Offer {
                 nonce: NONCE,
                 relay: node(),
                 load: 1000,
                 limit: true,
+                repeater: false,
             },
             Control::Hello { nonce: NONCE },
             Control::Challenge {
@@ -840,9 +860,10 @@ mod tests {
             relay: node(),
             load: 0x0102,
             limit: true,
+            repeater: true,
         });
         let mut expected = raw(TYPE_OFFER, &NONCE.to_be_bytes());
-        expected[4] = FLAG_LIMIT;
+        expected[4] = FLAG_LIMIT | FLAG_REPEATER;
         expected.extend_from_slice(&node().ip().octets());
         expected.extend_from_slice(&[0x9c, 0x40, 0x01, 0x02]);
         assert_eq!(offer, expected);
@@ -870,6 +891,7 @@ mod tests {
             ("relay_request", 64),
             ("cookie", 32),
             ("solicit", 34),
+            ("offer", 36),
             ("offer", 36),
             ("offer", 36),
             ("hello", 64),
@@ -928,6 +950,7 @@ mod tests {
                 relay: far,
                 load: u16::MAX,
                 limit: true,
+                repeater: true,
             },
             Control::Challenge {
                 nonce: u64::MAX,
@@ -971,10 +994,14 @@ mod tests {
     }
 
     #[test]
-    fn flags_and_reserved_bytes_are_ignored_except_limit() {
+    fn flags_and_reserved_bytes_are_ignored_except_limit_and_repeater() {
         for message in samples() {
             let mut bytes = encoded(&message);
-            bytes[4] |= 0xfe;
+            let meaningful = match message {
+                Control::Offer { .. } => FLAG_LIMIT | FLAG_REPEATER,
+                _ => FLAG_LIMIT,
+            };
+            bytes[4] |= !meaningful;
             bytes[5..8].copy_from_slice(&[0xff; 3]);
             assert_eq!(decode(&bytes), Ok(message.clone()), "{message:?}");
         }
@@ -1383,6 +1410,7 @@ mod tests {
                     relay: f.addr,
                     load: f.number,
                     limit: f.flag,
+                    repeater: f.nonce & 1 == 1,
                 },
                 TYPE_HELLO => Control::Hello { nonce },
                 TYPE_CHALLENGE => Control::Challenge {

@@ -86,6 +86,7 @@ class ControlTest {
             "beacon_nonce" to beaconNonce,
             "heard_beacon" to heardBeacon,
             "limit" to limit,
+            "repeater" to repeater,
             "observed" to observed?.let(::socketAddress),
             "node" to node?.let(::socketAddress),
             "relay" to relay?.let(::socketAddress),
