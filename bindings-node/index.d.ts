@@ -164,6 +164,16 @@ export interface ContextOptions {
    * multicast reaches the core and uses a relay where it does not. Unset: no probing.
    */
   stratum0?: string
+  /**
+   * A domain whose `_sixcast._udp.<domain>` SRV records name Stratum 0, used when
+   * `stratum0` is unset.
+   */
+  domain?: string
+  /**
+   * The DNS server asked for `domain`, `address` or `[address]:port` (port 53 when left
+   * out). Unset: the system's resolvers.
+   */
+  dnsServer?: string
   /** How long a probe of native reachability may take, in ms (default 2000). */
   probeTimeoutMs?: number
   /**
@@ -202,6 +212,8 @@ export interface ControlMessage {
   heardBeacon?: boolean
   /** OFFER and CHALLENGE: the relay takes no new clients. */
   limit?: boolean
+  /** OFFER: the offer comes from an SSM repeater. */
+  repeater?: boolean
   /** PROBE_REPLY: the node's address and port as Stratum 0 saw them. */
   observed?: string
   /** SOLICIT: the node that asked for relays. */
@@ -210,6 +222,10 @@ export interface ControlMessage {
   relay?: string
   /** TEARDOWN: the old address and port. */
   old?: string
+  /** REBIND: the tunnel's nonce, 16 hex digits. */
+  oldNonce?: string
+  /** REBIND: the MAC the relay issued for the old address (16 bytes). */
+  oldMac?: Buffer
   /** RELAY_REQUEST and COOKIE: the cookie (16 bytes). */
   cookie?: Buffer
   /** CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes). */

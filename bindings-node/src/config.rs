@@ -48,6 +48,12 @@ pub struct ContextOptions {
     /// The core's Stratum 0 as `[address]:port`; when set, the context probes whether native
     /// multicast reaches the core and uses a relay where it does not. Unset: no probing.
     pub stratum0: Option<String>,
+    /// A domain whose `_sixcast._udp.<domain>` SRV records name Stratum 0, used when
+    /// `stratum0` is unset.
+    pub domain: Option<String>,
+    /// The DNS server asked for `domain`, `address` or `[address]:port` (port 53 when left
+    /// out). Unset: the system's resolvers.
+    pub dns_server: Option<String>,
     /// How long a probe of native reachability may take, in ms (default 2000).
     pub probe_timeout_ms: Option<f64>,
     /// How often the probe is repeated once a path is settled, in ms (default 30000; at least
@@ -56,7 +62,7 @@ pub struct ContextOptions {
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 17] = [
+const OPTION_KEYS: [&str; 19] = [
     "profile",
     "rp",
     "scope",
@@ -72,6 +78,8 @@ const OPTION_KEYS: [&str; 17] = [
     "reassemblyTimeoutMs",
     "reassemblyMemory",
     "stratum0",
+    "domain",
+    "dnsServer",
     "probeTimeoutMs",
     "probeIntervalMs",
 ];
@@ -169,6 +177,10 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
                 "stratum0 {stratum0:?} is not an IPv6 socket address \"[address]:port\""
             ))
         })?);
+    }
+    config.domain = options.domain;
+    if let Some(server) = options.dns_server {
+        config.dns_server = Some(sixcast::locate::parse_dns_server(&server)?);
     }
     if let Some(timeout) = options.probe_timeout_ms {
         config.probe_timeout = millis("probeTimeoutMs", timeout)?;

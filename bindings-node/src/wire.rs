@@ -168,6 +168,8 @@ pub struct ControlMessage {
     pub heard_beacon: Option<bool>,
     /// OFFER and CHALLENGE: the relay takes no new clients.
     pub limit: Option<bool>,
+    /// OFFER: the offer comes from an SSM repeater.
+    pub repeater: Option<bool>,
     /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
     pub observed: Option<String>,
     /// SOLICIT: the node that asked for relays.
@@ -176,6 +178,10 @@ pub struct ControlMessage {
     pub relay: Option<String>,
     /// TEARDOWN: the old address and port.
     pub old: Option<String>,
+    /// REBIND: the tunnel's nonce, 16 hex digits.
+    pub old_nonce: Option<String>,
+    /// REBIND: the MAC the relay issued for the old address (16 bytes).
+    pub old_mac: Option<Buffer>,
     /// RELAY_REQUEST and COOKIE: the cookie (16 bytes).
     pub cookie: Option<Buffer>,
     /// CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes).
@@ -259,11 +265,13 @@ impl From<&Control<'_>> for ControlMessage {
                 relay,
                 load,
                 limit,
+                repeater,
             } => Self {
                 nonce: nonce_text(*nonce),
                 relay: addr_text(*relay),
                 load: Some((*load).into()),
                 limit: Some(*limit),
+                repeater: Some(*repeater),
                 ..base
             },
             Control::Challenge {
@@ -303,6 +311,18 @@ impl From<&Control<'_>> for ControlMessage {
                 gateway: nonce_text(gateway.0),
                 hold_ms: Some((*hold_ms).into()),
                 groups: group_texts(groups),
+                ..base
+            },
+            Control::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: buffer(mac),
+                old_nonce: nonce_text(*old_nonce),
+                old_mac: buffer(old_mac),
                 ..base
             },
             // A message type newer than this binding: its name, without fields.
@@ -353,10 +373,11 @@ pub fn control_mac(
 
 /// A nonce given as exactly 16 hex digits, the way the vectors write them.
 fn parse_nonce(text: &str) -> sixcast::Result<u64> {
-    if text.len() == 16 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        if let Ok(nonce) = u64::from_str_radix(text, 16) {
-            return Ok(nonce);
-        }
+    if text.len() == 16
+        && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+        && let Ok(nonce) = u64::from_str_radix(text, 16)
+    {
+        return Ok(nonce);
     }
     Err(invalid(format!("nonce {text:?} is not 16 hex digits")))
 }

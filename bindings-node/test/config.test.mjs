@@ -24,6 +24,8 @@ const everyOption = {
   reassemblyTimeoutMs: 2000,
   reassemblyMemory: 1 << 20,
   stratum0: '[2001:db8::1]:6447',
+  domain: 'example.org',
+  dnsServer: '[2001:db8::53]:5353',
   probeTimeoutMs: 500,
   probeIntervalMs: 10000,
 }
@@ -146,4 +148,25 @@ test('reachability() is null without a stratum0', () => {
   } finally {
     context.close()
   }
+})
+
+test('domain and dnsServer reach the core, which checks them', () => {
+  sixcast.validateOptions({ domain: 'example.org' })
+  sixcast.validateOptions({ domain: 'example.org.', dnsServer: '2001:db8::53' })
+  sixcast.validateOptions({ domain: 'example.org', dnsServer: '127.0.0.53:53' })
+  for (const bad of ['', 'a..b', 'x'.repeat(64)]) {
+    assert.throws(() => sixcast.validateOptions({ domain: bad }), { ...invalidConfig, message: /domain/ }, bad)
+  }
+  for (const bad of ['resolver.example', '[2001:db8::53]:99999', '[::]:53']) {
+    assert.throws(
+      () => sixcast.validateOptions({ domain: 'example.org', dnsServer: bad }),
+      { ...invalidConfig, message: /dns_server/ },
+      bad,
+    )
+  }
+  assert.throws(() => sixcast.validateOptions({ dnsServer: '2001:db8::53' }), {
+    ...invalidConfig,
+    message: /dns_server.*set domain/,
+  })
+  assert.throws(() => sixcast.validateOptions({ domain: 53 }), { ...invalidConfig, message: /domain/ })
 })

@@ -9,17 +9,20 @@ const vectors = loadVectors('control')
 const hex = (bytes) => Buffer.from(bytes).toString('hex')
 
 const socketFields = ['observed', 'node', 'relay', 'old']
-const bytesFields = ['cookie', 'mac', 'datagram']
+const bytesFields = ['cookie', 'mac', 'old_mac', 'datagram']
 /** The vectors' snake_case field names and the binding's camelCase ones. */
 const fieldNames = {
   nonce: 'nonce',
   beacon_nonce: 'beaconNonce',
   heard_beacon: 'heardBeacon',
   limit: 'limit',
+  repeater: 'repeater',
   observed: 'observed',
   node: 'node',
   relay: 'relay',
   old: 'old',
+  old_nonce: 'oldNonce',
+  old_mac: 'oldMac',
   cookie: 'cookie',
   mac: 'mac',
   load: 'load',

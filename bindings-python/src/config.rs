@@ -19,7 +19,9 @@ use crate::error::{OrRaise, to_py_err};
 /// multicast interface), ``hop_limit``, ``loopback``, ``max_datagram_size``,
 /// ``max_message_size``, ``linger`` (seconds), ``queue_capacity``, ``recv_buffer``,
 /// ``reassembly_timeout`` (seconds), ``reassembly_memory``, ``stratum0`` (the core's Stratum 0
-/// as "[address]:port"; None for no reachability probing), ``probe_timeout`` (seconds) and
+/// as "[address]:port"; None for no reachability probing), ``domain`` (find Stratum 0 from its
+/// ``_sixcast._udp`` SRV records when ``stratum0`` is None), ``dns_server`` (the DNS server for
+/// ``domain``, "address" or "[address]:port"; None for the system's), ``probe_timeout`` (seconds) and
 /// ``probe_interval`` (seconds, at least ``probe_timeout``).
 /// Profile, RP, scope and stratum0 are checked here; :meth:`validate` (and opening a Context)
 /// checks the rest.
@@ -49,6 +51,8 @@ impl PyConfig {
         reassembly_timeout = None,
         reassembly_memory = None,
         stratum0 = None,
+        domain = None,
+        dns_server = None,
         probe_timeout = None,
         probe_interval = None,
     ))]
@@ -72,6 +76,8 @@ impl PyConfig {
         reassembly_timeout: Option<f64>,
         reassembly_memory: Option<i64>,
         stratum0: Option<&str>,
+        domain: Option<String>,
+        dns_server: Option<&str>,
         probe_timeout: Option<f64>,
         probe_interval: Option<f64>,
     ) -> PyResult<Self> {
@@ -121,6 +127,10 @@ impl PyConfig {
                     "stratum0 {stratum0:?} is not an IPv6 socket address \"[address]:port\""
                 ))
             })?);
+        }
+        config.domain = domain;
+        if let Some(server) = dns_server {
+            config.dns_server = Some(sixcast::locate::parse_dns_server(server).or_raise()?);
         }
         if let Some(timeout) = probe_timeout {
             config.probe_timeout = seconds("probe_timeout", timeout)?;
@@ -229,6 +239,19 @@ impl PyConfig {
         self.inner.stratum0.map(|stratum0| stratum0.to_string())
     }
 
+    /// The domain whose ``_sixcast._udp`` SRV records name Stratum 0; None for none.
+    #[getter]
+    fn domain(&self) -> Option<String> {
+        self.inner.domain.clone()
+    }
+
+    /// The DNS server asked for ``domain``, "[address]:port" (IPv4 as "a.b.c.d:port"); None for
+    /// the system's resolvers.
+    #[getter]
+    fn dns_server(&self) -> Option<String> {
+        self.inner.dns_server.map(|server| server.to_string())
+    }
+
     /// Seconds a probe of native reachability may take.
     #[getter]
     fn probe_timeout(&self) -> f64 {
@@ -265,6 +288,8 @@ impl PyConfig {
         fields.set_item("reassembly_timeout", self.reassembly_timeout())?;
         fields.set_item("reassembly_memory", self.reassembly_memory())?;
         fields.set_item("stratum0", self.stratum0())?;
+        fields.set_item("domain", self.domain())?;
+        fields.set_item("dns_server", self.dns_server())?;
         fields.set_item("probe_timeout", self.probe_timeout())?;
         fields.set_item("probe_interval", self.probe_interval())?;
         let fields = fields

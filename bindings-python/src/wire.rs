@@ -162,6 +162,8 @@ pub(crate) struct PyControlMessage {
     heard_beacon: Option<bool>,
     /// OFFER and CHALLENGE: the relay takes no new clients.
     limit: Option<bool>,
+    /// OFFER: the offer comes from an SSM repeater.
+    repeater: Option<bool>,
     /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
     observed: Option<String>,
     /// SOLICIT: the node that asked for relays.
@@ -170,6 +172,10 @@ pub(crate) struct PyControlMessage {
     relay: Option<String>,
     /// TEARDOWN: the old address and port.
     old: Option<String>,
+    /// REBIND: the tunnel's nonce, 16 hexadecimal digits.
+    old_nonce: Option<String>,
+    /// REBIND: the MAC the relay issued for the old address (16 bytes).
+    old_mac: Option<Py<PyBytes>>,
     /// RELAY_REQUEST and COOKIE: the cookie (16 bytes).
     cookie: Option<Py<PyBytes>>,
     /// CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes).
@@ -255,11 +261,13 @@ impl PyControlMessage {
                 relay,
                 load,
                 limit,
+                repeater,
             } => Self {
                 nonce: nonce_text(*nonce),
                 relay: addr_text(*relay),
                 load: Some(*load),
                 limit: Some(*limit),
+                repeater: Some(*repeater),
                 ..base
             },
             Control::Challenge {
@@ -310,6 +318,18 @@ impl PyControlMessage {
                 groups: groups(list),
                 ..base
             },
+            Control::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: bytes(mac),
+                old_nonce: nonce_text(*old_nonce),
+                old_mac: bytes(old_mac),
+                ..base
+            },
             // A message type newer than this binding: its name, without fields.
             _ => base,
         }
@@ -354,10 +374,11 @@ fn control_mac<'py>(
 
 /// A nonce given as exactly 16 hexadecimal digits, the way the vectors write them.
 fn parse_nonce(text: &str) -> PyResult<u64> {
-    if text.len() == 16 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        if let Ok(nonce) = u64::from_str_radix(text, 16) {
-            return Ok(nonce);
-        }
+    if text.len() == 16
+        && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+        && let Ok(nonce) = u64::from_str_radix(text, 16)
+    {
+        return Ok(nonce);
     }
     Err(invalid_argument(format!(
         "nonce {text:?} is not 16 hexadecimal digits"

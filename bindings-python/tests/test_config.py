@@ -18,6 +18,8 @@ FIELDS = {
     "reassembly_timeout": 2.5,
     "reassembly_memory": 1 << 24,
     "stratum0": "[2001:db8::1]:6447",
+    "domain": "example.org",
+    "dns_server": "[2001:db8::53]:5353",
     "probe_timeout": 0.5,
     "probe_interval": 10.0,
 }
@@ -39,6 +41,8 @@ def test_defaults():
     assert config.queue_capacity == sixcast.DEFAULT_QUEUE_CAPACITY
     assert config.recv_buffer == sixcast.DEFAULT_RECV_BUFFER
     assert config.stratum0 is None
+    assert config.domain is None
+    assert config.dns_server is None
     assert config.probe_timeout == 2.0
     assert config.probe_interval == 30.0
     config.validate()
@@ -104,6 +108,8 @@ def test_wrong_types_are_type_errors(fields):
         {"stratum0": "192.0.2.1:6447"},
         {"stratum0": "stratum0.example:6447"},
         {"stratum0": ""},
+        {"dns_server": "resolver.example"},
+        {"dns_server": "[2001:db8::53]:99999"},
         {"probe_timeout": -1.0},
         {"probe_interval": -1.0},
     ],
@@ -131,6 +137,10 @@ def test_unrepresentable_values_are_rejected_at_construction(fields):
         ({"stratum0": "[ff1e::1]:6447"}, "stratum0"),
         ({"stratum0": "[::]:6447"}, "stratum0"),
         ({"stratum0": "[2001:db8::1]:0"}, "stratum0"),
+        ({"domain": ""}, "domain"),
+        ({"domain": "a..b"}, "domain"),
+        ({"dns_server": "2001:db8::53"}, "dns_server"),
+        ({"domain": "example.org", "dns_server": "[::]:53"}, "dns_server"),
     ],
     ids=lambda value: str(value),
 )
@@ -193,3 +203,14 @@ def test_reachability_is_none_without_stratum0():
     with sixcast.Context() as context:
         assert context.config.stratum0 is None
         assert context.reachability() is None
+
+
+def test_domain_and_dns_server_round_trip():
+    config = sixcast.Config(domain="example.org", dns_server="2001:db8::53")
+    assert config.domain == "example.org"
+    assert config.dns_server == "[2001:db8::53]:53", "a bare address means port 53"
+    assert "dns_server='[2001:db8::53]:53'" in repr(config)
+    assert eval(repr(config), {"Config": sixcast.Config}) == config
+    config.validate()
+    with pytest.raises(TypeError):
+        sixcast.Config(domain=53)

@@ -16,10 +16,13 @@ FIELDS = (
     "beacon_nonce",
     "heard_beacon",
     "limit",
+    "repeater",
     "observed",
     "node",
     "relay",
     "old",
+    "old_nonce",
+    "old_mac",
     "cookie",
     "mac",
     "load",
@@ -50,7 +53,7 @@ def socket_address(text):
 def expected_field(name, value):
     if name in ("observed", "node", "relay", "old"):
         return ipaddress.IPv6Address(value["ip"]), value["port"]
-    if name in ("cookie", "mac", "datagram"):
+    if name in ("cookie", "mac", "old_mac", "datagram"):
         return bytes.fromhex(value)
     if name == "groups":
         return [ipaddress.IPv6Address(group) for group in value]

@@ -65,6 +65,14 @@ pub struct Config {
     /// not. Null: no probing. Text of another form fails with `InvalidConfig`.
     #[uniffi(default = None)]
     pub stratum0: Option<String>,
+    /// A domain whose `_sixcast._udp.<domain>` SRV records name Stratum 0, used when
+    /// `stratum0` is null. Null: no DNS discovery.
+    #[uniffi(default = None)]
+    pub domain: Option<String>,
+    /// The DNS server asked for `domain`, `address` or `[address]:port` (port 53 when left
+    /// out). Null: the system's resolvers.
+    #[uniffi(default = None)]
+    pub dns_server: Option<String>,
     /// How long a probe of native reachability may take, in milliseconds.
     #[uniffi(default = 2000)]
     pub probe_timeout_ms: u64,
@@ -107,6 +115,8 @@ impl From<&sixcast::Config> for Config {
             reassembly_timeout_ms: millis(config.reassembly_timeout),
             reassembly_memory: widen(config.reassembly_memory),
             stratum0: config.stratum0.map(|stratum0| stratum0.to_string()),
+            domain: config.domain.clone(),
+            dns_server: config.dns_server.map(|server| server.to_string()),
             probe_timeout_ms: millis(config.probe_timeout),
             probe_interval_ms: millis(config.probe_interval),
         }
@@ -142,6 +152,12 @@ impl TryFrom<&Config> for sixcast::Config {
                     ))
                 })
             })
+            .transpose()?;
+        core.domain.clone_from(&config.domain);
+        core.dns_server = config
+            .dns_server
+            .as_deref()
+            .map(sixcast::locate::parse_dns_server)
             .transpose()?;
         core.probe_timeout = Duration::from_millis(config.probe_timeout_ms);
         core.probe_interval = Duration::from_millis(config.probe_interval_ms);
@@ -195,6 +211,8 @@ mod tests {
             reassembly_timeout_ms: 250,
             reassembly_memory: 1 << 20,
             stratum0: Some("[2001:db8::1]:6447".into()),
+            domain: Some("example.org".into()),
+            dns_server: Some("[2001:db8::53]:5353".into()),
             probe_timeout_ms: 500,
             probe_interval_ms: 10_000,
         };
@@ -264,6 +282,36 @@ mod tests {
             assert!(
                 matches!(validate_config(config), Err(SixcastError::InvalidConfig(m)) if m.contains("stratum0")),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn domain_and_dns_server_are_checked_by_the_core() {
+        let record = Config {
+            domain: Some("example.org".into()),
+            dns_server: Some("2001:db8::53".into()),
+            ..default_config()
+        };
+        let core = sixcast::Config::try_from(&record).unwrap();
+        assert_eq!(core.dns_server, Some("[2001:db8::53]:53".parse().unwrap()));
+        validate_config(record).unwrap();
+        let cases = [
+            (Some(""), None, "domain"),
+            (Some("a..b"), None, "domain"),
+            (Some("example.org"), Some("resolver.example"), "dns_server"),
+            (Some("example.org"), Some("[::]:53"), "dns_server"),
+            (None, Some("2001:db8::53"), "dns_server"),
+        ];
+        for (domain, dns_server, named) in cases {
+            let config = Config {
+                domain: domain.map(Into::into),
+                dns_server: dns_server.map(Into::into),
+                ..default_config()
+            };
+            assert!(
+                matches!(validate_config(config), Err(SixcastError::InvalidConfig(m)) if m.contains(named)),
+                "{domain:?} {dns_server:?}"
             );
         }
     }

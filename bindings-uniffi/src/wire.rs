@@ -119,6 +119,8 @@ pub struct ControlMessage {
     pub heard_beacon: Option<bool>,
     /// OFFER and CHALLENGE: the relay takes no new clients.
     pub limit: Option<bool>,
+    /// OFFER: the offer comes from an SSM repeater.
+    pub repeater: Option<bool>,
     /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
     pub observed: Option<String>,
     /// SOLICIT: the node that asked for relays.
@@ -127,6 +129,10 @@ pub struct ControlMessage {
     pub relay: Option<String>,
     /// TEARDOWN: the old address and port.
     pub old: Option<String>,
+    /// REBIND: the tunnel's nonce, 16 hex digits.
+    pub old_nonce: Option<String>,
+    /// REBIND: the MAC the relay issued for the old address (16 bytes).
+    pub old_mac: Option<Vec<u8>>,
     /// RELAY_REQUEST and COOKIE: the cookie (16 bytes).
     pub cookie: Option<Vec<u8>>,
     /// CHALLENGE, JOIN, LEAVE and TEARDOWN: the MAC (16 bytes).
@@ -206,11 +212,13 @@ impl From<&Control<'_>> for ControlMessage {
                 relay,
                 load,
                 limit,
+                repeater,
             } => Self {
                 nonce: nonce_text(*nonce),
                 relay: addr_text(*relay),
                 load: Some(*load),
                 limit: Some(*limit),
+                repeater: Some(*repeater),
                 ..base
             },
             Control::Challenge {
@@ -252,6 +260,18 @@ impl From<&Control<'_>> for ControlMessage {
                 groups: group_texts(groups),
                 ..base
             },
+            Control::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            } => Self {
+                nonce: nonce_text(*nonce),
+                mac: Some(mac.to_vec()),
+                old_nonce: nonce_text(*old_nonce),
+                old_mac: Some(old_mac.to_vec()),
+                ..base
+            },
             // A message type newer than this binding: its name, without fields.
             _ => base,
         }
@@ -285,10 +305,11 @@ pub fn control_mac(secret: Vec<u8>, address: String, port: u16, nonce: String) -
 
 /// A nonce given as exactly 16 hex digits, the way the vectors write them.
 fn parse_nonce(text: &str) -> Result<u64> {
-    if text.len() == 16 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
-        if let Ok(nonce) = u64::from_str_radix(text, 16) {
-            return Ok(nonce);
-        }
+    if text.len() == 16
+        && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+        && let Ok(nonce) = u64::from_str_radix(text, 16)
+    {
+        return Ok(nonce);
     }
     Err(SixcastError::InvalidConfig(format!(
         "nonce {text:?} is not 16 hex digits"

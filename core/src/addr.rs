@@ -348,6 +348,33 @@ pub fn is_relayed(group: Ipv6Addr, profile: &Profile) -> bool {
     relayed_mask(group, profile).is_ok_and(|mask| group.to_bits() & mask != 0)
 }
 
+/// The SSM group on which an SSM repeater re-sends the traffic of `group` (docs/reachability.md,
+/// section 7): `ff3X::/96`, X the scope of `group`, with a relayed group id cut from the SHA3-256
+/// of the 16 bytes of `group`. Every profile's group (original or relayed form) has its own
+/// repeated group; nodes join it from the repeater's address only.
+///
+/// Fails with [`ErrorKind::InvalidAddress`] when `group` is not multicast or has a scope
+/// sixcast does not use.
+pub fn repeated_addr(group: Ipv6Addr) -> Result<Ipv6Addr> {
+    let octets = group.octets();
+    let scope = Scope::from_nibble(octets[1] & 0x0f).filter(|_| group.is_multicast());
+    let Some(scope) = scope else {
+        return Err(Error::new(
+            ErrorKind::InvalidAddress,
+            format!(
+                "{group} is not a multicast group of a scope sixcast uses; give a channel's group"
+            ),
+        ));
+    };
+    let digest = name_digest(&octets);
+    let hash = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    let mut repeated = [0; 16];
+    repeated[..2].copy_from_slice(&multicast_prefix(FLAGS_SSM, scope));
+    repeated[GID_OFFSET..]
+        .copy_from_slice(&(GID_DYNAMIC | GID_RELAYED | hash & GID_HASH_BITS).to_be_bytes());
+    Ok(Ipv6Addr::from(repeated))
+}
+
 /// The rendezvous point embedded in an `ff7X` group (RFC 3956), or `None` when `group` is not
 /// an embedded-RP group or its RP fields are invalid (prefix length not 1 to 64, or RIID 0).
 pub fn embedded_rp(group: Ipv6Addr) -> Option<Ipv6Addr> {
@@ -861,6 +888,39 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn repeated_groups_are_relayed_ssm_groups_of_the_same_scope() {
+        for profile in [
+            Profile::Sixcast,
+            Profile::Ssm,
+            rp_profile("2001:db8:5c::5", 64),
+        ] {
+            for scope in [Scope::Site, Scope::Global] {
+                let original = group(b"repeat me", &profile, scope);
+                let relayed = relayed_addr(original, &profile).unwrap();
+                let (a, b) = (
+                    repeated_addr(original).unwrap(),
+                    repeated_addr(relayed).unwrap(),
+                );
+                assert_ne!(a, b, "each form has its own repeated group");
+                for repeated in [a, b] {
+                    let octets = repeated.octets();
+                    assert_eq!(octets[..2], multicast_prefix(FLAGS_SSM, scope));
+                    assert!(octets[2..GID_OFFSET].iter().all(|&byte| byte == 0));
+                    assert!(is_relayed(repeated, &Profile::Ssm), "{repeated}");
+                }
+            }
+        }
+        assert_eq!(
+            repeated_addr("ff1e::5c".parse().unwrap()).unwrap(),
+            repeated_addr("ff1e::5c".parse().unwrap()).unwrap()
+        );
+        for bad in ["2001:db8::1", "ff10::1", "ff13::1"] {
+            let err = repeated_addr(bad.parse().unwrap()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidAddress, "{bad}");
         }
     }
 }

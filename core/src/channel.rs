@@ -27,6 +27,7 @@ use crate::{
     discovery::{self, ProbeReport, ProbeSettings, ThreadBody},
     error::{Error, ErrorKind, Result},
     gateway::{self, Gateways, Path},
+    locate::Stratum0Source,
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     tunnel::{self, RelayOffer, Tunnel},
     wire::{
@@ -198,7 +199,8 @@ struct Core {
 struct RelayLink {
     /// Unicast socket for Stratum 0 and the tunnel.
     socket: McastSocket,
-    settings: ProbeSettings,
+    /// Where Stratum 0 is found.
+    source: Stratum0Source,
     state: Mutex<LinkState>,
     segment: Segment,
     /// Set when a joined channel has neither a gateway nor the tunnel: open one now.
@@ -216,6 +218,8 @@ struct Segment {
 
 #[derive(Default)]
 struct LinkState {
+    /// Stratum 0 candidates from the source, the one in use first; found again when used up.
+    candidates: Vec<SocketAddrV6>,
     report: Option<ProbeReport>,
     tunnel: Option<Tunnel>,
     /// Every offer of the last relay request, best first.
@@ -231,6 +235,8 @@ struct LinkState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Reachability {
+    /// The Stratum 0 in use, once found (configured, from DNS, or the embedded RP).
+    pub stratum0: Option<SocketAddrV6>,
     /// The latest probe of native reachability, once one has completed.
     pub probe: Option<ProbeReport>,
     /// The relay whose tunnel carries this context's channels, if any.
@@ -250,6 +256,8 @@ struct ChannelState {
     name: Vec<u8>,
     group: Ipv6Addr,
     relayed_group: Option<Ipv6Addr>,
+    /// Where an SSM repeater re-sends the group and its relayed twin (profiles with a twin).
+    repeated_groups: Vec<Ipv6Addr>,
     outbox: Mutex<Outbox>,
     inbox: Mutex<Inbox>,
     queue: Mutex<VecDeque<Message>>,
@@ -287,8 +295,8 @@ impl Context {
             recv_buffer: config.recv_buffer,
         })?;
         let node = NodeId::random();
-        let relay_link = match config.stratum0 {
-            Some(stratum0) => Some(RelayLink {
+        let relay_link = match Stratum0Source::of(&config) {
+            Some(source) => Some(RelayLink {
                 socket: McastSocket::bind(&SocketOptions {
                     address: Ipv6Addr::UNSPECIFIED,
                     port: 0,
@@ -298,13 +306,7 @@ impl Context {
                 })?,
                 segment: Segment::open(&config, &interfaces, node)?,
                 tunnel_wanted: AtomicBool::new(false),
-                settings: ProbeSettings {
-                    stratum0,
-                    scope: config.scope,
-                    hop_limit: config.hop_limit,
-                    interfaces: interfaces.clone(),
-                    within: config.probe_timeout,
-                },
+                source,
                 state: Mutex::default(),
             }),
             None => None,
@@ -382,6 +384,11 @@ impl Context {
         let profile = &core.config.profile;
         let group = addr::group_addr(name, profile, core.config.scope)?;
         let relayed_group = addr::relayed_addr(group, profile).ok();
+        let repeated_groups: Vec<Ipv6Addr> = relayed_group
+            .iter()
+            .chain([&group])
+            .filter_map(|group| addr::repeated_addr(*group).ok())
+            .collect();
         let mut by_group = core.by_group.write();
         if let Some(other) = by_group.get(&group) {
             return Err(Error::new(
@@ -399,6 +406,11 @@ impl Context {
             name: name.to_vec(),
             group,
             relayed_group,
+            repeated_groups: if relayed_group.is_some() {
+                repeated_groups.clone()
+            } else {
+                Vec::new()
+            },
             outbox: Mutex::new(Outbox {
                 packer: Packer::new(
                     core.node,
@@ -423,6 +435,9 @@ impl Context {
         by_group.insert(group, Arc::clone(&state));
         if let Some(relayed) = relayed_group {
             by_group.insert(relayed, Arc::clone(&state));
+            for repeated in repeated_groups {
+                by_group.insert(repeated, Arc::clone(&state));
+            }
         }
         by_name.insert(name.to_vec(), Arc::clone(&state));
         Ok(Channel {
@@ -431,8 +446,8 @@ impl Context {
         })
     }
 
-    /// What the context knows of its path to the multicast core: `None` without a configured
-    /// Stratum 0.
+    /// What the context knows of its path to the multicast core: `None` when the configuration
+    /// names no Stratum 0 (no `stratum0`, no `domain`, not the embedded-RP profile).
     pub fn reachability(&self) -> Option<Reachability> {
         let core = &self.shared.core;
         let link = core.relay_link.as_ref()?;
@@ -455,6 +470,7 @@ impl Context {
             None
         };
         Some(Reachability {
+            stratum0: state.candidates.first().copied(),
             probe: state.report.clone(),
             relay: state.tunnel.as_ref().map(|tunnel| tunnel.relay),
             offers: state.offers.clone(),
@@ -891,13 +907,26 @@ impl Core {
                 .report
                 .as_ref()
                 .is_some_and(|report| report.native_up);
-            if let (Some(tunnel), false) = (link_state.tunnel.as_mut(), native_up) {
-                // The relay re-sends it on the core to the relayed twin.
-                for datagram in ready.iter() {
-                    if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
-                        debug!("sending up the tunnel: {err}");
+            match (link_state.tunnel.as_mut(), native_up) {
+                // A repeater takes it by SSM from this node, on the twin's repeated group.
+                (Some(tunnel), false) if tunnel.repeater => {
+                    if let Ok(repeated) = addr::repeated_addr(relayed) {
+                        for interface in &self.interfaces {
+                            if let Err(err) = self.socket.send_batch(ready, repeated, interface) {
+                                debug!("sending to the repeater: {err}");
+                            }
+                        }
                     }
                 }
+                // The relay re-sends it on the core to the relayed twin.
+                (Some(tunnel), false) => {
+                    for datagram in ready.iter() {
+                        if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
+                            debug!("sending up the tunnel: {err}");
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         ready.clear();
@@ -930,19 +959,71 @@ impl Core {
 
     fn tunnel_join(&self, groups: &[Ipv6Addr]) {
         let Some(link) = &self.relay_link else { return };
-        if let Some(tunnel) = link.state.lock().tunnel.as_mut()
-            && let Err(err) = tunnel.join(&link.socket, groups)
-        {
+        let mut state = link.state.lock();
+        let Some(tunnel) = state.tunnel.as_mut() else {
+            return;
+        };
+        if let Err(err) = tunnel.join(&link.socket, groups) {
             debug!("joining through the tunnel: {err}");
+        }
+        if tunnel.repeater {
+            self.repeated_membership(tunnel, groups, true);
         }
     }
 
     fn tunnel_leave(&self, groups: &[Ipv6Addr]) {
         let Some(link) = &self.relay_link else { return };
-        if let Some(tunnel) = link.state.lock().tunnel.as_mut()
-            && let Err(err) = tunnel.leave(&link.socket, groups)
-        {
+        let mut state = link.state.lock();
+        let Some(tunnel) = state.tunnel.as_mut() else {
+            return;
+        };
+        if let Err(err) = tunnel.leave(&link.socket, groups) {
             debug!("leaving through the tunnel: {err}");
+        }
+        if tunnel.repeater {
+            self.repeated_membership(tunnel, groups, false);
+        }
+    }
+
+    /// Leaves what a tunnel that is no longer used had joined on the context's socket.
+    fn retire(&self, tunnel: &mut Tunnel) {
+        let joined: Vec<Ipv6Addr> = tunnel.repeated.iter().copied().collect();
+        for repeated in joined {
+            for interface in &self.interfaces {
+                let _ = self
+                    .socket
+                    .leave_source(repeated, *tunnel.relay.ip(), interface);
+            }
+            tunnel.repeated.remove(&repeated);
+        }
+    }
+
+    /// Joins (or leaves) the repeated groups of `groups` from the repeater of `tunnel`, on the
+    /// context's socket: where the repeater's copies arrive.
+    fn repeated_membership(&self, tunnel: &mut Tunnel, groups: &[Ipv6Addr], join: bool) {
+        let source = *tunnel.relay.ip();
+        for repeated in groups
+            .iter()
+            .filter_map(|group| addr::repeated_addr(*group).ok())
+        {
+            if join == tunnel.repeated.contains(&repeated) {
+                continue;
+            }
+            let done = if join {
+                self.for_each_interface(
+                    |interface| self.socket.join_source(repeated, source, interface),
+                    |interface| self.socket.leave_source(repeated, source, interface),
+                )
+            } else {
+                self.interfaces
+                    .iter()
+                    .try_for_each(|interface| self.socket.leave_source(repeated, source, interface))
+            };
+            match done {
+                Ok(()) if join => drop(tunnel.repeated.insert(repeated)),
+                Ok(()) => drop(tunnel.repeated.remove(&repeated)),
+                Err(err) => debug!("({source}, {repeated}): {err}"),
+            }
         }
     }
 
@@ -997,21 +1078,53 @@ impl Core {
         }
     }
 
+    /// How to probe the Stratum 0 at `stratum0`.
+    fn probe_settings(&self, stratum0: SocketAddrV6) -> ProbeSettings {
+        ProbeSettings {
+            stratum0,
+            scope: self.config.scope,
+            hop_limit: self.config.hop_limit,
+            interfaces: self.interfaces.clone(),
+            within: self.config.probe_timeout,
+        }
+    }
+
+    /// The Stratum 0 to use now: the first candidate, found from the source when none is left.
+    fn stratum0(&self, link: &RelayLink) -> Result<SocketAddrV6> {
+        if let Some(stratum0) = link.state.lock().candidates.first() {
+            return Ok(*stratum0);
+        }
+        let found = link.source.candidates(self.config.probe_timeout)?;
+        info!(source = %link.source, candidates = ?found, "found Stratum 0");
+        let first = found.first().copied().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("{} names no Stratum 0", link.source),
+            )
+        })?;
+        link.state.lock().candidates = found;
+        Ok(first)
+    }
+
     /// Probes and, where native multicast falls short, relies on the segment's gateway or opens a
     /// tunnel; returns how long to wait before the next attempt.
     fn attempt(&self, link: &RelayLink) -> Duration {
+        let stratum0 = match self.stratum0(link) {
+            Ok(stratum0) => stratum0,
+            Err(err) => {
+                self.attempt_failed(link, &err);
+                return RETRY_INTERVAL;
+            }
+        };
         // No tunnel is open yet, so nothing else arrives on the socket.
-        let report =
-            match discovery::probe(&link.settings, &link.socket, &self.waker, &mut |_, _| {}) {
-                Ok(report) => report,
-                // Closing interrupted the attempt: nothing went wrong.
-                Err(err) if err.kind() == ErrorKind::Closed => return RETRY_INTERVAL,
-                Err(err) => {
-                    warn!("reaching the multicast core: {err}");
-                    link.state.lock().last_error = Some(err.to_string());
-                    return RETRY_INTERVAL;
-                }
-            };
+        let settings = self.probe_settings(stratum0);
+        let report = match discovery::probe(&settings, &link.socket, &self.waker, &mut |_, _| {}) {
+            Ok(report) => report,
+            Err(err) => {
+                self.attempt_failed(link, &err);
+                return RETRY_INTERVAL;
+            }
+        };
         let native = report.native();
         {
             let mut state = link.state.lock();
@@ -1052,7 +1165,11 @@ impl Core {
     /// probe has found native multicast lacking); false if none could be opened.
     fn open_tunnel(&self, link: &RelayLink) -> bool {
         let groups = self.unserved_groups(link);
-        match tunnel::establish(&link.socket, &self.waker, link.settings.stratum0, &groups) {
+        let network = (self.config.scope, self.interfaces.as_slice());
+        let established = self.stratum0(link).and_then(|stratum0| {
+            tunnel::establish(&link.socket, &self.waker, stratum0, &groups, network)
+        });
+        match established {
             Ok((tunnel, offers)) => {
                 let mut state = link.state.lock();
                 state.spares = offers
@@ -1068,12 +1185,25 @@ impl Core {
                 self.tunnel_join(&self.unserved_groups(link));
                 true
             }
-            Err(err) if err.kind() == ErrorKind::Closed => false,
             Err(err) => {
-                warn!("reaching the multicast core: {err}");
-                link.state.lock().last_error = Some(err.to_string());
+                self.attempt_failed(link, &err);
                 false
             }
+        }
+    }
+
+    /// Records why reaching the core failed. The next attempt tries the next Stratum 0
+    /// candidate, or finds them again.
+    fn attempt_failed(&self, link: &RelayLink, err: &Error) {
+        // Closing interrupted the attempt: nothing went wrong.
+        if err.kind() == ErrorKind::Closed {
+            return;
+        }
+        warn!("reaching the multicast core: {err}");
+        let mut state = link.state.lock();
+        state.last_error = Some(err.to_string());
+        if !state.candidates.is_empty() {
+            state.candidates.remove(0);
         }
     }
 
@@ -1087,8 +1217,11 @@ impl Core {
         {
             debug!("keeping the tunnel up: {err}");
         }
+        let Some(stratum0) = link.state.lock().candidates.first().copied() else {
+            return RETRY_INTERVAL;
+        };
         let probed = discovery::probe(
-            &link.settings,
+            &self.probe_settings(stratum0),
             &link.socket,
             &self.waker,
             &mut |meta, datagram| {
@@ -1099,8 +1232,9 @@ impl Core {
             Ok(report) => {
                 let mut state = link.state.lock();
                 if report.native()
-                    && let Some(tunnel) = state.tunnel.take()
+                    && let Some(mut tunnel) = state.tunnel.take()
                 {
+                    self.retire(&mut tunnel);
                     info!(relay = %tunnel.relay, "native multicast reaches the core again; closing the tunnel");
                     if let Some(observed) = report.observed {
                         tunnel.close(&link.socket, observed);
@@ -1156,8 +1290,12 @@ impl Core {
                 };
                 self.dispatch(&relayed, datagram, now, true);
             }
-            Ok(Control::Keepalive { .. }) => tunnel.last_heard = now,
-            _ => {}
+            Ok(message) => {
+                if let Err(err) = tunnel.on_control(&link.socket, &message, now) {
+                    debug!("answering the relay: {err}");
+                }
+            }
+            Err(_) => {}
         }
     }
 
@@ -1174,6 +1312,7 @@ impl Core {
                 return;
             }
             warn!(relay = %tunnel.relay, "relay went silent; failing over to a spare");
+            self.retire(tunnel);
             state.tunnel = None;
             std::mem::take(&mut state.spares)
         };
@@ -1182,7 +1321,8 @@ impl Core {
         let groups = self.unserved_groups(link);
         while !spares.is_empty() {
             let spare = spares.remove(0);
-            match tunnel::open(&link.socket, &self.waker, spare.address, &groups) {
+            let network = (self.config.scope, self.interfaces.as_slice());
+            match tunnel::open(&link.socket, &self.waker, &spare, &groups, network) {
                 Ok(tunnel) => {
                     let mut state = link.state.lock();
                     state.tunnel = Some(tunnel);
@@ -1307,8 +1447,10 @@ impl Core {
             return;
         };
         bump(&state.counters.datagrams_received, 1);
-        let relayed = via_relay || Some(meta.destination) == state.relayed_group;
-        let path = if via_relay {
+        let repeated = state.repeated_groups.contains(&meta.destination);
+        let relayed = via_relay || repeated || Some(meta.destination) == state.relayed_group;
+        // An SSM repeater is a relay that re-sends by multicast instead of through a tunnel.
+        let path = if via_relay || repeated {
             Path::Relay
         } else if relayed {
             let Some(path) = self.native_copy_path(&state) else {
@@ -1489,7 +1631,9 @@ impl Core {
         let mut state = link.state.lock();
         let state = &mut *state;
         // Only a node that needs the core (the probe found native multicast lacking) takes part.
-        if state.report.as_ref().is_none_or(ProbeReport::native) {
+        // Nor does one served by an SSM repeater: its copies reach every node of the segment.
+        let repeated = state.tunnel.as_ref().is_some_and(|tunnel| tunnel.repeater);
+        if repeated || state.report.as_ref().is_none_or(ProbeReport::native) {
             state.serving.clear();
             return Vec::new();
         }

@@ -1,6 +1,9 @@
 //! Configuration of a [`Context`](crate::Context).
 
-use std::{net::SocketAddrV6, time::Duration};
+use std::{
+    net::{SocketAddr, SocketAddrV6},
+    time::Duration,
+};
 
 use crate::{
     addr::{Profile, Scope},
@@ -65,6 +68,11 @@ pub struct Config {
     /// native multicast reaches the core both ways and, where it does not, carries its channels
     /// through a relay.
     pub stratum0: Option<SocketAddrV6>,
+    /// A DNS domain whose `_sixcast._udp.<domain>` SRV records name the core's Stratum 0, used
+    /// when `stratum0` is not set (see [`crate::locate`] for the order of the sources).
+    pub domain: Option<String>,
+    /// The DNS server asked for `domain`'s records; `None` means the system's resolvers.
+    pub dns_server: Option<SocketAddr>,
     /// How long a probe of native reachability may take.
     pub probe_timeout: Duration,
     /// How often the probe is repeated once a path is settled: a node on a tunnel moves back to
@@ -89,6 +97,8 @@ impl Default for Config {
             reassembly_timeout: Duration::from_secs(5),
             reassembly_memory: 32 << 20,
             stratum0: None,
+            domain: None,
+            dns_server: None,
             probe_timeout: Duration::from_secs(2),
             probe_interval: Duration::from_secs(30),
         }
@@ -165,6 +175,21 @@ impl Config {
                 "stratum0 {stratum0} is not a unicast address and port; give the core's Stratum 0"
             ));
         }
+        if let Some(domain) = &self.domain {
+            crate::locate::srv_name(domain)?;
+        }
+        if let Some(server) = self.dns_server {
+            if self.domain.is_none() {
+                return invalid(format!(
+                    "dns_server {server} is only asked for a domain's SRV records; set domain too"
+                ));
+            }
+            if server.port() == 0 || server.ip().is_unspecified() || server.ip().is_multicast() {
+                return invalid(format!(
+                    "dns_server {server} is not a unicast address and port"
+                ));
+            }
+        }
         if let Some(empty) = self.interfaces.iter().find(|name| name.is_empty()) {
             return invalid(format!("interface name {empty:?} is empty"));
         }
@@ -211,6 +236,19 @@ mod tests {
             (
                 |c| c.stratum0 = Some("[ff1e::1]:6447".parse().unwrap()),
                 "stratum0",
+            ),
+            (|c| c.domain = Some(String::new()), "domain"),
+            (|c| c.domain = Some("a..b".into()), "domain"),
+            (
+                |c| c.dns_server = Some("[2001:db8::53]:53".parse().unwrap()),
+                "dns_server",
+            ),
+            (
+                |c| {
+                    c.domain = Some("example.org".into());
+                    c.dns_server = Some("[::]:53".parse().unwrap());
+                },
+                "dns_server",
             ),
         ];
         for (change, field) in cases {

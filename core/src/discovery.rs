@@ -51,6 +51,16 @@ pub fn relay_group(scope: Scope) -> Ipv6Addr {
     well_known_group(b"sixcast/relays", scope)
 }
 
+/// The SSM group on which an SSM repeater answers its clients' keepalives (at each client's
+/// port), so that a client learns whether SSM from the repeater reaches it.
+pub fn repeater_group(scope: Scope) -> Ipv6Addr {
+    match addr::group_addr(b"sixcast/repeater", &Profile::Ssm, scope) {
+        Ok(group) => group,
+        // A short constant name always maps; keep a valid SSM group even if that ever changed.
+        Err(_) => Ipv6Addr::new(0xff3e, 0, 0, 0, 0, 0, 0x8000, 0x5c),
+    }
+}
+
 fn well_known_group(name: &[u8], scope: Scope) -> Ipv6Addr {
     match addr::group_addr(name, &Profile::Sixcast, scope) {
         Ok(group) => group,

@@ -32,6 +32,7 @@ pub mod config;
 pub mod discovery;
 pub mod error;
 pub mod gateway;
+pub mod locate;
 pub mod relay;
 mod socket;
 pub mod tunnel;

@@ -54,6 +54,11 @@ pub struct RelayConfig {
     /// How often clients must refresh their joins; a client silent for three intervals is
     /// dropped.
     pub refresh: Duration,
+    /// Serve as an SSM repeater instead of a relay: re-send the groups clients join as
+    /// source-specific multicast from this host (to [`addr::repeated_addr`]), take what clients
+    /// send to their own repeated groups, and answer them by SSM too (docs/reachability.md,
+    /// section 7). For networks that route SSM but not any-source multicast.
+    pub ssm_repeater: bool,
 }
 
 impl Default for RelayConfig {
@@ -67,6 +72,7 @@ impl Default for RelayConfig {
             max_tunnels: 1024,
             max_groups_per_tunnel: MAX_GROUPS_PER_MESSAGE,
             refresh: Duration::from_secs(10),
+            ssm_repeater: false,
         }
     }
 }
@@ -93,6 +99,8 @@ pub struct RelayStats {
     pub bytes_up: u64,
     /// Datagrams dropped: malformed, from unknown clients, or for groups the client never joined.
     pub rejected: u64,
+    /// Tunnels moved to a client's new address after a NAT rebinding (proven by REBIND).
+    pub rebinds: u64,
 }
 
 #[derive(Default)]
@@ -105,6 +113,7 @@ struct RelayCounters {
     bytes_down: AtomicU64,
     bytes_up: AtomicU64,
     rejected: AtomicU64,
+    rebinds: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, by: u64) {
@@ -138,9 +147,15 @@ struct Tunnels {
     clients: HashMap<SocketAddrV6, Client>,
     /// Which clients want each group; a group is joined on the core while it has any.
     members: HashMap<Ipv6Addr, HashSet<SocketAddrV6>>,
+    /// A repeater's repeated groups, each with the group it repeats.
+    repeated: HashMap<Ipv6Addr, Ipv6Addr>,
 }
 
 struct Client {
+    /// The nonce and MAC of the client's handshake, accepted in its first JOIN: its tunnel's
+    /// credentials, which stay valid after the relay's secret has rotated.
+    nonce: u64,
+    mac: control::Mac,
     groups: HashSet<Ipv6Addr>,
     last_heard: Instant,
 }
@@ -206,6 +221,7 @@ impl Relay {
             bytes_down: get(&counters.bytes_down),
             bytes_up: get(&counters.bytes_up),
             rejected: get(&counters.rejected),
+            rebinds: get(&counters.rebinds),
         }
     }
 
@@ -241,6 +257,50 @@ impl RelayService {
         }
     }
 
+    /// A KEEPALIVE to a verified client: unicast from a relay; from a repeater, source-specific
+    /// multicast to the repeater group at the client's port, so that the client hears it only
+    /// where SSM from this host reaches it.
+    fn answer_keepalive(&self, nonce: u64, client: SocketAddrV6) {
+        let keepalive = Control::Keepalive { nonce };
+        if !self.config.ssm_repeater {
+            self.send(&keepalive, client);
+            return;
+        }
+        let Ok(datagram) = keepalive.to_vec() else {
+            return;
+        };
+        let group = SocketAddrV6::new(
+            discovery::repeater_group(self.config.scope),
+            client.port(),
+            0,
+            0,
+        );
+        for interface in &self.interfaces {
+            if let Err(err) = self.tunnels_socket.send_via(&datagram, group, interface) {
+                debug!("sending a keepalive to {group}: {err}");
+            }
+        }
+    }
+
+    /// Joins or leaves, on the core, the repeated group of `group` from `source`: where a
+    /// repeater's client sends its traffic.
+    fn client_source(&self, group: Ipv6Addr, source: Ipv6Addr, join: bool) {
+        let Ok(repeated) = addr::repeated_addr(group) else {
+            return;
+        };
+        for interface in &self.interfaces {
+            let done = if join {
+                self.core.join_source(repeated, source, interface)
+            } else {
+                self.core.leave_source(repeated, source, interface)
+            };
+            if let Err(err) = done {
+                // Another client of the same host may hold this membership already.
+                debug!("({source}, {repeated}) on {}: {err}", interface.name);
+            }
+        }
+    }
+
     fn handle_client(&self, source: SocketAddrV6, datagram: &[u8]) {
         match control::decode(datagram) {
             Ok(Control::Hello { nonce }) => {
@@ -259,16 +319,14 @@ impl RelayService {
                 );
             }
             Ok(Control::Join { nonce, mac, groups }) => {
-                if !self.secrets.lock().verify(source, nonce, &mac) || !self.join(source, &groups) {
+                if !self.verify(source, nonce, &mac) || !self.join(source, (nonce, mac), &groups) {
                     add(&self.counters.refused, 1);
                     return;
                 }
                 // The first KEEPALIVE tells the client its tunnel is up.
-                self.send(&Control::Keepalive { nonce }, source);
+                self.answer_keepalive(nonce, source);
             }
-            Ok(Control::Leave { nonce, mac, groups })
-                if self.secrets.lock().verify(source, nonce, &mac) =>
-            {
+            Ok(Control::Leave { nonce, mac, groups }) if self.verify(source, nonce, &mac) => {
                 self.leave(source, &groups);
             }
             // The MAC was issued to the old address, which a client behind a rebinding NAT has lost.
@@ -277,9 +335,22 @@ impl RelayService {
             {
                 self.drop_client(old);
             }
+            Ok(Control::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            }) => {
+                if self.rebind(source, (nonce, &mac), (old_nonce, &old_mac)) {
+                    // Sent only now that the new address is proven: the client's sign to switch.
+                    self.answer_keepalive(nonce, source);
+                } else {
+                    add(&self.counters.refused, 1);
+                }
+            }
             Ok(Control::Keepalive { nonce }) => {
                 if self.touch(source) {
-                    self.send(&Control::Keepalive { nonce }, source);
+                    self.answer_keepalive(nonce, source);
                 } else {
                     add(&self.counters.rejected, 1);
                 }
@@ -296,8 +367,28 @@ impl RelayService {
         }
     }
 
+    /// Whether `mac` proves that `source` received our CHALLENGE to `nonce`: under a current
+    /// secret, or as the credentials of the client already at `source`.
+    fn verify(&self, source: SocketAddrV6, nonce: u64, mac: &control::Mac) -> bool {
+        self.secrets.lock().verify(source, nonce, mac) || self.is_credential(source, nonce, mac)
+    }
+
+    /// Whether (`nonce`, `mac`) are the credentials of the client at `address`.
+    fn is_credential(&self, address: SocketAddrV6, nonce: u64, mac: &control::Mac) -> bool {
+        self.state
+            .lock()
+            .clients
+            .get(&address)
+            .is_some_and(|client| client.nonce == nonce && control::mac_matches(&client.mac, mac))
+    }
+
     /// Adds `groups` to the client at `source` (creating it if there is room); false if refused.
-    fn join(&self, source: SocketAddrV6, groups: &[Ipv6Addr]) -> bool {
+    fn join(
+        &self,
+        source: SocketAddrV6,
+        (nonce, mac): (u64, control::Mac),
+        groups: &[Ipv6Addr],
+    ) -> bool {
         if groups.iter().any(|group| !group.is_multicast()) {
             return false;
         }
@@ -307,10 +398,14 @@ impl RelayService {
             return false;
         }
         let client = state.clients.entry(source).or_insert_with(|| Client {
+            nonce,
+            mac,
             groups: HashSet::new(),
             last_heard: Instant::now(),
         });
         client.last_heard = Instant::now();
+        // A client that shook hands again (same address) is known by its latest handshake.
+        (client.nonce, client.mac) = (nonce, mac);
         let new: Vec<Ipv6Addr> = groups
             .iter()
             .copied()
@@ -328,6 +423,14 @@ impl RelayService {
                         warn!("joining {group} for a tunnel client: {err}");
                     }
                 }
+                if self.config.ssm_repeater
+                    && let Ok(repeated) = addr::repeated_addr(group)
+                {
+                    state.repeated.insert(repeated, group);
+                }
+            }
+            if self.config.ssm_repeater && !members.iter().any(|m| m.ip() == source.ip()) {
+                self.client_source(group, *source.ip(), true);
             }
             members.insert(source);
         }
@@ -337,27 +440,30 @@ impl RelayService {
     fn leave(&self, source: SocketAddrV6, groups: &[Ipv6Addr]) {
         let mut state = self.state.lock();
         let state = &mut *state;
-        if let Some(client) = state.clients.get_mut(&source) {
-            for group in groups {
-                if client.groups.remove(group) {
-                    self.forget_member(&mut state.members, *group, source);
-                }
-            }
+        let Some(client) = state.clients.get_mut(&source) else {
+            return;
+        };
+        let left: Vec<Ipv6Addr> = groups
+            .iter()
+            .copied()
+            .filter(|group| client.groups.remove(group))
+            .collect();
+        for group in left {
+            self.forget_member(state, group, source);
         }
     }
 
-    fn forget_member(
-        &self,
-        members: &mut HashMap<Ipv6Addr, HashSet<SocketAddrV6>>,
-        group: Ipv6Addr,
-        client: SocketAddrV6,
-    ) {
-        let Some(clients) = members.get_mut(&group) else {
+    fn forget_member(&self, state: &mut Tunnels, group: Ipv6Addr, client: SocketAddrV6) {
+        let Some(clients) = state.members.get_mut(&group) else {
             return;
         };
         clients.remove(&client);
+        if self.config.ssm_repeater && !clients.iter().any(|m| m.ip() == client.ip()) {
+            self.client_source(group, *client.ip(), false);
+        }
         if clients.is_empty() {
-            members.remove(&group);
+            state.members.remove(&group);
+            state.repeated.retain(|_, repeated| *repeated != group);
             for interface in &self.interfaces {
                 if let Err(err) = self.core.leave(group, interface) {
                     debug!("leaving {group}: {err}");
@@ -366,12 +472,66 @@ impl RelayService {
         }
     }
 
+    /// Moves a client's tunnel to `source` after a NAT rebinding, keeping its joins. `fresh` is
+    /// the nonce and MAC of a handshake with `source` (it receives there), `owned` those of the
+    /// tunnel being moved (it is that client). False, and nothing changes, unless both verify
+    /// and `source` is not another client already.
+    fn rebind(
+        &self,
+        source: SocketAddrV6,
+        (nonce, mac): (u64, &control::Mac),
+        (old_nonce, old_mac): (u64, &control::Mac),
+    ) -> bool {
+        if !self.secrets.lock().verify(source, nonce, mac) {
+            return false;
+        }
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        // The old credentials prove the sender is that client.
+        let old = state.clients.iter().find_map(|(address, client)| {
+            (client.nonce == old_nonce && control::mac_matches(&client.mac, old_mac))
+                .then_some(*address)
+        });
+        let Some(old) = old else {
+            return false;
+        };
+        if old != source && state.clients.contains_key(&source) {
+            return false;
+        }
+        let Some(mut client) = state.clients.remove(&old) else {
+            return false;
+        };
+        (client.nonce, client.mac) = (nonce, *mac);
+        client.last_heard = Instant::now();
+        for group in &client.groups {
+            if let Some(members) = state.members.get_mut(group) {
+                members.remove(&old);
+                let moved_host = old.ip() != source.ip();
+                if self.config.ssm_repeater && moved_host {
+                    if !members.iter().any(|m| m.ip() == old.ip()) {
+                        self.client_source(*group, *old.ip(), false);
+                    }
+                    if !members.iter().any(|m| m.ip() == source.ip()) {
+                        self.client_source(*group, *source.ip(), true);
+                    }
+                }
+                members.insert(source);
+            }
+        }
+        state.clients.insert(source, client);
+        if old != source {
+            add(&self.counters.rebinds, 1);
+            debug!(%old, new = %source, "tunnel moved after a NAT rebinding");
+        }
+        true
+    }
+
     fn drop_client(&self, address: SocketAddrV6) {
         let mut state = self.state.lock();
         let state = &mut *state;
         if let Some(client) = state.clients.remove(&address) {
             for group in client.groups {
-                self.forget_member(&mut state.members, group, address);
+                self.forget_member(state, group, address);
             }
             debug!(%address, "tunnel client dropped");
         }
@@ -443,6 +603,15 @@ impl RelayService {
         if clients.is_empty() {
             return;
         }
+        if self.config.ssm_repeater {
+            // One copy for every client, as SSM from this host.
+            if let Ok(repeated) = addr::repeated_addr(group) {
+                self.multicast(datagram, repeated);
+                add(&self.counters.datagrams_down, 1);
+                add(&self.counters.bytes_down, datagram.len() as u64);
+            }
+            return;
+        }
         let message = match (Control::Data { group, datagram }).to_vec() {
             Ok(message) => message,
             Err(err) => {
@@ -460,24 +629,65 @@ impl RelayService {
         }
     }
 
-    /// Channel traffic heard on the core, passed down to the clients of its group.
+    fn multicast(&self, datagram: &[u8], group: Ipv6Addr) {
+        let copy = vec![datagram.to_vec()];
+        for interface in &self.interfaces {
+            if let Err(err) = self.core.send_batch(&copy, group, interface) {
+                warn!("multicasting to {group}: {err}");
+            }
+        }
+    }
+
+    /// Channel traffic heard on the core, passed down to the clients of its group; for a
+    /// repeater also what its clients send to their repeated groups, passed up.
     fn core_loop(&self) {
         serve(
             &self.core,
             &self.waker,
             &self.closed,
-            |_, group, datagram| {
-                let clients: Vec<SocketAddrV6> = self
-                    .state
-                    .lock()
-                    .members
-                    .get(&group)
-                    .map(|members| members.iter().copied().collect())
-                    .unwrap_or_default();
-                self.forward_down(group, datagram, &clients);
+            |source, group, datagram| {
+                let (clients, repeats) = {
+                    let state = self.state.lock();
+                    let clients: Vec<SocketAddrV6> = state
+                        .members
+                        .get(&group)
+                        .map(|members| members.iter().copied().collect())
+                        .unwrap_or_default();
+                    (clients, state.repeated.get(&group).copied())
+                };
+                match repeats {
+                    Some(original) => self.repeat_up(source, group, original, datagram),
+                    None => self.forward_down(group, datagram, &clients),
+                }
             },
             || {},
         );
+    }
+
+    /// A datagram a repeater's client sent to `repeated`: multicast on the core to the group it
+    /// repeats, and again from this host to `repeated` for the other clients (the sender drops
+    /// its own).
+    fn repeat_up(
+        &self,
+        source: SocketAddrV6,
+        repeated: Ipv6Addr,
+        original: Ipv6Addr,
+        datagram: &[u8],
+    ) {
+        let from_client = self
+            .state
+            .lock()
+            .members
+            .get(&original)
+            .is_some_and(|members| members.iter().any(|m| m.ip() == source.ip()));
+        if !from_client {
+            add(&self.counters.rejected, 1);
+            return;
+        }
+        add(&self.counters.datagrams_up, 1);
+        add(&self.counters.bytes_up, datagram.len() as u64);
+        self.multicast(datagram, original);
+        self.multicast(datagram, repeated);
     }
 
     /// Answers Stratum 0's solicitations with an offer sent straight to the node.
@@ -509,6 +719,7 @@ impl RelayService {
                             relay,
                             load,
                             limit,
+                            repeater: self.config.ssm_repeater,
                         },
                         node,
                     );

@@ -14,9 +14,10 @@ use std::{
 use tracing::{debug, info};
 
 use crate::{
+    addr::Scope,
     discovery::{self, send_control},
     error::{Error, ErrorKind, Result},
-    socket::{McastSocket, RecvBatch, Waker},
+    socket::{Interface, McastSocket, RecvBatch, Waker},
     wire::control::{self, Control, Mac},
 };
 
@@ -30,6 +31,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// A relay not heard for this long is considered gone, and a spare takes over.
 pub(crate) const SILENCE_LIMIT: Duration = Duration::from_secs(3);
+/// A relay not heard for this long may have lost this node to a NAT rebinding: the node proves
+/// its (possibly new) address again and asks the relay to move the tunnel there.
+pub(crate) const REBIND_AFTER: Duration = Duration::from_millis(1500);
+/// How often a rebinding HELLO is repeated while no CHALLENGE answers it.
+const REBIND_RETRY: Duration = Duration::from_millis(400);
 
 /// A relay that offered to serve this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +47,19 @@ pub struct RelayOffer {
     pub rtt: Duration,
     /// Share of the relay's capacity in use, in per mille.
     pub load: u16,
+    /// Whether it is an SSM repeater: its traffic comes as source-specific multicast from its
+    /// address instead of down a tunnel.
+    pub repeater: bool,
 }
 
 /// An open tunnel to a relay.
 #[derive(Debug)]
 pub(crate) struct Tunnel {
     pub(crate) relay: SocketAddrV6,
+    /// Whether `relay` is an SSM repeater.
+    pub(crate) repeater: bool,
+    /// The repeated groups joined from the repeater.
+    pub(crate) repeated: HashSet<Ipv6Addr>,
     nonce: u64,
     mac: Mac,
     groups: HashSet<Ipv6Addr>,
@@ -54,6 +67,18 @@ pub(crate) struct Tunnel {
     last_sent: Instant,
     refresh: Duration,
     last_refresh: Instant,
+    /// A rebinding in progress.
+    rebinding: Option<Rebinding>,
+}
+
+/// A handshake from the node's current address that will move the tunnel there.
+#[derive(Debug)]
+struct Rebinding {
+    /// The nonce of its HELLO.
+    nonce: u64,
+    sent_at: Instant,
+    /// The CHALLENGE's MAC, once it came: the REBIND is sent, the relay's KEEPALIVE awaited.
+    mac: Option<Mac>,
 }
 
 /// Asks Stratum 0 for relays (answering its cookie first) and collects the offers, best first.
@@ -95,6 +120,7 @@ pub(crate) fn request_relays(
                         nonce: echoed,
                         load,
                         limit,
+                        repeater,
                         ..
                     }) if echoed == nonce && !limit => {
                         first_offer.get_or_insert_with(Instant::now);
@@ -103,6 +129,7 @@ pub(crate) fn request_relays(
                                 address: meta.source,
                                 rtt: started.elapsed(),
                                 load,
+                                repeater,
                             });
                         }
                     }
@@ -120,18 +147,42 @@ pub(crate) fn request_relays(
             ),
         ));
     }
-    // Lowest round trip first; among similar ones (within 1 ms) the least loaded.
-    offers.sort_by_key(|offer| (offer.rtt.as_millis(), offer.load));
+    // Repeaters first (one copy serves every client), then the lowest round trip; among
+    // similar ones (within 1 ms) the least loaded.
+    offers.sort_by_key(|offer| (!offer.repeater, offer.rtt.as_millis(), offer.load));
     Ok(offers)
 }
 
-/// Opens a tunnel to `relay` with the return-routability handshake and joins `groups`.
+/// Opens a tunnel to the relay or repeater of `offer` with the return-routability handshake and
+/// joins `groups`. A repeater answers by SSM from its address on the repeater group, which
+/// `socket` joins on `interfaces` first: the tunnel opens only where that SSM arrives.
 pub(crate) fn open(
     socket: &McastSocket,
     waker: &Waker,
-    relay: SocketAddrV6,
+    offer: &RelayOffer,
     groups: &[Ipv6Addr],
+    (scope, interfaces): (Scope, &[Interface]),
 ) -> Result<Tunnel> {
+    let relay = offer.address;
+    // A repeater's JOIN acknowledgment (by SSM) is the proof that SSM from it arrives: a node
+    // with no channel yet joins the repeater group itself to get one.
+    let check = [discovery::repeater_group(scope)];
+    let groups = if offer.repeater && groups.is_empty() {
+        &check[..]
+    } else {
+        groups
+    };
+    if offer.repeater {
+        for interface in interfaces {
+            match socket.join_source(discovery::repeater_group(scope), *relay.ip(), interface) {
+                // Joined before, for an earlier attempt with this repeater.
+                Err(err)
+                    if err.io_error().and_then(std::io::Error::raw_os_error)
+                        == Some(libc::EADDRINUSE) => {}
+                joined => joined?,
+            }
+        }
+    }
     let nonce = discovery::nonce();
     let mut batch = RecvBatch::new();
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
@@ -162,6 +213,8 @@ pub(crate) fn open(
                     let now = Instant::now();
                     let mut opened = Tunnel {
                         relay,
+                        repeater: offer.repeater,
+                        repeated: HashSet::new(),
                         nonce,
                         mac,
                         groups: HashSet::new(),
@@ -169,6 +222,7 @@ pub(crate) fn open(
                         last_sent: now,
                         refresh: Duration::from_secs(u64::from(refresh_secs.max(1))),
                         last_refresh: now,
+                        rebinding: None,
                     };
                     if groups.is_empty() {
                         // Nothing to join yet: the relay keeps no state for this node until its
@@ -271,6 +325,66 @@ impl Tunnel {
         if self.last_sent.elapsed() >= KEEPALIVE_INTERVAL {
             self.send_keepalive(socket)?;
         }
+        let retry_due = self
+            .rebinding
+            .as_ref()
+            .is_none_or(|rebinding| rebinding.sent_at.elapsed() >= REBIND_RETRY);
+        if self.last_heard.elapsed() >= REBIND_AFTER && retry_due {
+            let nonce = discovery::nonce();
+            send_control(socket, &Control::Hello { nonce }, self.relay)?;
+            self.rebinding = Some(Rebinding {
+                nonce,
+                sent_at: Instant::now(),
+                mac: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Handles a control message from the relay (DATA excepted): keepalives, and the steps of a
+    /// rebinding.
+    pub(crate) fn on_control(
+        &mut self,
+        socket: &McastSocket,
+        message: &Control<'_>,
+        now: Instant,
+    ) -> Result<()> {
+        match *message {
+            Control::Keepalive { nonce } => {
+                self.last_heard = now;
+                let Some(rebinding) = &self.rebinding else {
+                    return Ok(());
+                };
+                if let (true, Some(mac)) = (nonce == rebinding.nonce, rebinding.mac) {
+                    // The relay verified the new address and moved the tunnel there.
+                    info!(relay = %self.relay, "tunnel moved to this node's new address");
+                    (self.nonce, self.mac) = (nonce, mac);
+                    self.rebinding = None;
+                } else if nonce == self.nonce && rebinding.mac.is_none() {
+                    // The relay still hears the tunnel where it was: nothing to move.
+                    self.rebinding = None;
+                }
+            }
+            Control::Challenge {
+                nonce,
+                mac,
+                limit: false,
+                ..
+            } => {
+                let Some(rebinding) = self.rebinding.as_mut().filter(|r| r.nonce == nonce) else {
+                    return Ok(());
+                };
+                rebinding.mac = Some(mac);
+                let rebind = Control::Rebind {
+                    nonce,
+                    mac,
+                    old_nonce: self.nonce,
+                    old_mac: self.mac,
+                };
+                send_control(socket, &rebind, self.relay)?;
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -324,11 +438,12 @@ pub(crate) fn establish(
     waker: &Waker,
     stratum0: SocketAddrV6,
     groups: &[Ipv6Addr],
+    network: (Scope, &[Interface]),
 ) -> Result<(Tunnel, Vec<RelayOffer>)> {
     let offers = request_relays(socket, waker, stratum0)?;
     let mut last_error = None;
     for offer in &offers {
-        match open(socket, waker, offer.address, groups) {
+        match open(socket, waker, offer, groups, network) {
             Ok(tunnel) => return Ok((tunnel, offers)),
             Err(err) => {
                 debug!(relay = %offer.address, "{err}");

@@ -65,6 +65,18 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
         (&["addr", &long_name], 1, "4096"),
         (&["listen", "x", "--iface", "no-such-if0"], 1, "no-such-if0"),
         (&["listen", "x", "--timeout=-1"], 1, "timeout"),
+        (&["probe", "--domain", "a..b"], 1, "domain"),
+        (
+            &["probe", "--domain", "x.test", "--dns-server", "nope"],
+            1,
+            "dns_server",
+        ),
+        (
+            &["send", "x", "y", "--dns-server", "2001:db8::53"],
+            1,
+            "domain",
+        ),
+        (&["probe"], 1, "--domain"),
         (&["frobnicate"], 2, "frobnicate"),
     ];
     for (args, expected_code, mention) in cases {
@@ -228,19 +240,20 @@ impl Drop for Service {
     }
 }
 
-/// Starts `sixcast <command>` in `host` and waits for its "running" line.
-fn start_service(world: &World, host: &str, command: &str) -> Service {
+/// Starts `sixcast <command...>` in `host` and waits for its "running" line.
+fn start_service(world: &World, host: &str, command: &[&str]) -> Service {
     let mut child = world
         .host(host)
         .command(SIXCAST)
-        .args([command, "--hops", "8"])
+        .args(command)
+        .args(["--hops", "8"])
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the service");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("running"), "{command} said: {line}");
+    assert!(line.contains("running"), "{command:?} said: {line}");
     // Keep draining, so that the service never blocks on (or fails writing to) a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     Service(child)
@@ -251,8 +264,8 @@ fn an_island_probes_and_listens_through_a_relay() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let _stratum0 = start_service(&world, "s0", "stratum0");
-    let _relay = start_service(&world, "r1", "relay");
+    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
+    let _relay = start_service(&world, "r1", &["relay"]);
     let s0 = format!("[{}]:6447", world.host("s0").addr());
 
     let probe = world
@@ -326,8 +339,8 @@ fn a_second_island_host_listens_through_its_segments_gateway() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let _stratum0 = start_service(&world, "s0", "stratum0");
-    let _relay = start_service(&world, "r1", "relay");
+    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
+    let _relay = start_service(&world, "r1", &["relay"]);
     let s0 = format!("[{}]:6447", world.host("s0").addr());
     let island = |count: &'static str| {
         [
@@ -403,4 +416,95 @@ fn a_second_island_host_listens_through_its_segments_gateway() {
     assert_eq!(message["payload"], "deploy done");
     assert_eq!(message["path"], "gateway", "{message}");
     drop(gateway);
+}
+
+#[test]
+fn probe_finds_stratum0_through_dns_srv() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
+    let _relay = start_service(&world, "r1", &["relay"]);
+    let s0 = world.host("s0").addr();
+    let Some(dns) = harness::dns::dnsmasq(
+        &world,
+        "c1",
+        5300,
+        "sixcast.test",
+        &[harness::dns::Srv {
+            priority: 0,
+            weight: 0,
+            port: 6447,
+            target: "s0.sixcast.test",
+        }],
+        &[("s0.sixcast.test", s0)],
+    ) else {
+        return;
+    };
+    let server = dns.server.to_string();
+    let probe = world
+        .host("i1")
+        .command(SIXCAST)
+        .args(["probe", "--domain", "sixcast.test", "--dns-server", &server])
+        .args(["--json", "--hops", "8"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(report["stratum0"], format!("[{s0}]:6447"), "{report}");
+    assert_eq!(report["domain"], "sixcast.test", "{report}");
+    let relay = format!("[{}]:6448", world.host("r1").addr());
+    assert_eq!(report["path"], format!("relay {relay}"), "{report}");
+
+    // A domain that names no Stratum 0: a clear error and a failing exit code.
+    let probe = world
+        .host("i1")
+        .command(SIXCAST)
+        .args([
+            "probe",
+            "--domain",
+            "other.sixcast.test",
+            "--dns-server",
+            &server,
+        ])
+        .args(["--json", "--hops", "8"])
+        .output()
+        .unwrap();
+    assert!(!probe.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert_eq!(report["path"], "none", "{report}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("_sixcast._udp.other.sixcast.test"),
+        "{report}"
+    );
+}
+
+#[test]
+fn probe_reports_an_ssm_repeater_as_the_path() {
+    let Some(world) = world(World::routed_ssm, true) else {
+        return;
+    };
+    let _stratum0 = start_service(&world, "a1", &["stratum0"]);
+    let _repeater = start_service(&world, "a1", &["relay", "--ssm-repeater"]);
+    let s0 = format!("[{}]:6447", world.host("a1").addr());
+    let probe = world
+        .host("b1")
+        .command(SIXCAST)
+        .args(["probe", "--stratum0", &s0, "--json", "--hops", "8"])
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let repeater = format!("[{}]:6448", world.host("a1").addr());
+    assert_eq!(report["path"], format!("repeater {repeater}"), "{report}");
+    assert_eq!(report["offers"][0]["repeater"], true, "{report}");
 }

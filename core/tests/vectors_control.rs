@@ -13,7 +13,7 @@ use sixcast::{
     wire::{
         self,
         control::{
-            self, Control, DATA_OVERHEAD, FLAG_LIMIT, HEADER_LEN, MAC_LEN, MAGIC,
+            self, Control, DATA_OVERHEAD, FLAG_LIMIT, FLAG_REPEATER, HEADER_LEN, MAC_LEN, MAGIC,
             MAX_DATA_DATAGRAM, MAX_GROUPS_PER_MESSAGE, Mac, SECRET_LEN, UNVERIFIED_MIN_LEN,
             VERSION,
         },
@@ -31,10 +31,11 @@ const COMMENT: [&str; 12] = [
     "Bytes are lowercase hex strings. 64-bit values (nonces) are 16 hex digits, so that every \
      language reads them exactly; every JSON number is below 2^53.",
     "A message is an object with `type` (its name in `constants.types`) and its fields: `nonce` \
-     and `beacon_nonce` (16 hex digits); `heard_beacon`, `limit` (booleans); `observed`, `node`, \
-     `relay`, `old` (socket addresses {ip, port}); `cookie`, `mac` (16 bytes hex); `load`, \
-     `refresh_secs`, `hold_ms` (integers); `groups` (list of IPv6 addresses); `group` (IPv6 \
-     address); `datagram` (hex); `gateway` (a node id, 16 hex digits).",
+     and `beacon_nonce` (16 hex digits); `heard_beacon`, `limit`, `repeater` (booleans); \
+     `observed`, `node`, `relay`, `old` (socket addresses {ip, port}); `cookie`, `mac`, `old_mac` \
+     (16 bytes hex); `old_nonce` (16 hex digits); `load`, `refresh_secs`, `hold_ms` (integers); \
+     `groups` (list of IPv6 addresses); `group` (IPv6 address); `datagram` (hex); `gateway` (a \
+     node id, 16 hex digits).",
     "IPv6 addresses are text as Rust prints them (RFC 5952); parse them before comparing.",
     "`encode`: encoding `message` must give exactly `datagram`, and decoding `datagram` must give \
      back `message`.",
@@ -45,14 +46,14 @@ const COMMENT: [&str; 12] = [
      `decoded` (a message); an invalid one has `error` (always \"Malformed\") and `reason`, the \
      stable name of the first rule it breaks. `why` explains the case for humans.",
     "Decoding order: at least 8 bytes (truncated), magic (bad_magic), version (\
-     unsupported_version), type 1..16 (unknown_type), at most 65507 bytes (oversized), padded \
+     unsupported_version), type 1..17 (unknown_type), at most 65507 bytes (oversized), padded \
      types at least 64 bytes (short_unverified); then the body fields in order, each checked as \
      it is read: present (truncated), heard_beacon 0 or 1 (bad_field), group count 1..64 \
      (JOIN, LEAVE, GATEWAY: bad_count), group addresses multicast (not_multicast); then padded types: the rest all \
      zero (bad_padding), DATA: at least one datagram byte (truncated), the others: nothing left \
      (trailing_bytes).",
-    "Flag bits other than LIMIT (0x01, on offer and challenge only) and the 3 reserved header \
-     bytes are ignored by receivers; senders write them as 0.",
+    "Flag bits other than LIMIT (0x01, on offer and challenge only) and REPEATER (0x02, on offer \
+     only) and the 3 reserved header bytes are ignored by receivers; senders write them as 0.",
     "`mac`: the MAC of peer (`ip`, `port`) and `nonce` under the 32-byte `secret`: the first 16 \
      bytes of BLAKE3 keyed_hash(secret, ip (16 bytes) || port (2, big-endian) || nonce (8, \
      big-endian)).",
@@ -67,7 +68,7 @@ const MAC: Mac = [
 ];
 const GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0x5c, 0x42);
 const RELAYED_GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0x8000, 0, 0, 0, 0, 0x5c, 0x42);
-const TYPE_NAMES: [&str; 16] = [
+const TYPE_NAMES: [&str; 17] = [
     "probe",
     "echo",
     "beacon",
@@ -84,6 +85,7 @@ const TYPE_NAMES: [&str; 16] = [
     "keepalive",
     "teardown",
     "gateway",
+    "rebind",
 ];
 
 /// The secret of the MAC examples: bytes 00, 01, ..., 1f.
@@ -155,11 +157,13 @@ fn message_json(message: &Control<'_>) -> Value {
             relay,
             load,
             limit,
+            repeater,
         } => {
             put("nonce", nonce_json(*nonce));
             put("relay", socket_json(*relay));
             put("load", (*load).into());
             put("limit", (*limit).into());
+            put("repeater", (*repeater).into());
         }
         Control::Challenge {
             nonce,
@@ -196,6 +200,17 @@ fn message_json(message: &Control<'_>) -> Value {
             put("hold_ms", (*hold_ms).into());
             let groups: Vec<String> = groups.iter().map(ToString::to_string).collect();
             put("groups", groups.into());
+        }
+        Control::Rebind {
+            nonce,
+            mac,
+            old_nonce,
+            old_mac,
+        } => {
+            put("nonce", nonce_json(*nonce));
+            put("mac", hex::encode(mac).into());
+            put("old_nonce", nonce_json(*old_nonce));
+            put("old_mac", hex::encode(old_mac).into());
         }
         other => panic!("the vectors do not know {}", other.name()),
     }
@@ -288,6 +303,7 @@ fn message_from_json<'a>(message: &Value, storage: &'a mut Vec<u8>) -> Result<Co
             relay: socket("relay")?,
             load: number("load")?,
             limit: flag("limit")?,
+            repeater: flag("repeater")?,
         },
         "hello" => Control::Hello { nonce: nonce()? },
         "challenge" => Control::Challenge {
@@ -327,6 +343,12 @@ fn message_from_json<'a>(message: &Value, storage: &'a mut Vec<u8>) -> Result<Co
             gateway: NodeId(nonce_field("gateway")?),
             hold_ms: number("hold_ms")?,
             groups: groups()?,
+        },
+        "rebind" => Control::Rebind {
+            nonce: nonce()?,
+            mac: mac("mac")?,
+            old_nonce: nonce_field("old_nonce")?,
+            old_mac: mac("old_mac")?,
         },
         other => return Err(format!("unknown message type {other:?}")),
     })
@@ -421,6 +443,7 @@ fn encode_cases(datagram: &[u8]) -> Vec<(&'static str, Control<'_>)> {
                 relay: relay(),
                 load: 250,
                 limit: false,
+                repeater: false,
             },
         ),
         (
@@ -430,6 +453,17 @@ fn encode_cases(datagram: &[u8]) -> Vec<(&'static str, Control<'_>)> {
                 relay: relay(),
                 load: 1000,
                 limit: true,
+                repeater: false,
+            },
+        ),
+        (
+            "offer_from_a_repeater",
+            Control::Offer {
+                nonce: NONCE,
+                relay: relay(),
+                load: 10,
+                limit: false,
+                repeater: true,
             },
         ),
         ("hello", Control::Hello { nonce: NONCE }),
@@ -521,6 +555,15 @@ fn encode_cases(datagram: &[u8]) -> Vec<(&'static str, Control<'_>)> {
                 gateway: NodeId(NONCE),
                 hold_ms: 0,
                 groups: vec![GROUP, RELAYED_GROUP],
+            },
+        ),
+        (
+            "rebind",
+            Control::Rebind {
+                nonce: OTHER_NONCE,
+                mac: MAC,
+                old_nonce: NONCE,
+                old_mac: [0x5c; MAC_LEN],
             },
         ),
     ]
@@ -673,7 +716,7 @@ fn decode_cases() -> Vec<DecodeCase> {
         ),
         valid(
             "offer_limit_with_unknown_flags",
-            "flags 0xff: LIMIT is set, the other bits are ignored",
+            "flags 0xff: LIMIT and REPEATER are set, the other bits are ignored",
             {
                 let mut bytes = header(1, 8, 0xff, [0; 3]);
                 bytes.extend(nonce_then(&[&socket_bytes(relay()), &[0x03, 0xe8]]));
@@ -684,6 +727,7 @@ fn decode_cases() -> Vec<DecodeCase> {
                 relay: relay(),
                 load: 1000,
                 limit: true,
+                repeater: true,
             },
         ),
         valid(
@@ -727,7 +771,7 @@ fn decode_cases() -> Vec<DecodeCase> {
             "unsupported_version",
         ),
         invalid("type_0", "type byte 0", with(3, 0), "unknown_type"),
-        invalid("type_17", "type byte 17", with(3, 17), "unknown_type"),
+        invalid("type_18", "type byte 18", with(3, 18), "unknown_type"),
         (
             "oversized",
             "a DATA of 65508 bytes, one more than a UDP datagram can hold",
@@ -852,6 +896,15 @@ fn decode_cases() -> Vec<DecodeCase> {
             "a teardown with one byte after the old port",
             raw(15, &nonce_then(&[&MAC, &socket_bytes(node()), &[0]])),
             "trailing_bytes",
+        ),
+        invalid(
+            "rebind_short",
+            "a rebind whose old MAC lacks its last byte",
+            raw(
+                17,
+                &nonce_then(&[&MAC, &NONCE.to_be_bytes(), &MAC[..MAC_LEN - 1]]),
+            ),
+            "truncated",
         ),
     ]
 }
@@ -982,6 +1035,7 @@ fn generate_vectors() -> Value {
             "mac_len": MAC_LEN,
             "secret_len": SECRET_LEN,
             "flag_limit": FLAG_LIMIT,
+            "flag_repeater": FLAG_REPEATER,
             "data_overhead": DATA_OVERHEAD,
             "max_data_datagram": MAX_DATA_DATAGRAM,
             "max_datagram_size": wire::MAX_DATAGRAM_SIZE,

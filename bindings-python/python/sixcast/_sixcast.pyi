@@ -103,6 +103,8 @@ class Config:
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
         stratum0: str | None = None,
+        domain: str | None = None,
+        dns_server: str | None = None,
         probe_timeout: float | None = None,
         probe_interval: float | None = None,
     ) -> Self: ...
@@ -119,6 +121,12 @@ class Config:
     @property
     def stratum0(self) -> str | None:
         """The core's Stratum 0, "[address]:port"; None when the context does not probe."""
+    @property
+    def domain(self) -> str | None:
+        """The domain whose ``_sixcast._udp`` SRV records name Stratum 0; None for none."""
+    @property
+    def dns_server(self) -> str | None:
+        """The DNS server asked for ``domain``, "[address]:port"; None for the system's."""
     @property
     def probe_timeout(self) -> float:
         """Seconds a probe of native reachability may take."""
@@ -260,6 +268,8 @@ class Context:
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
         stratum0: str | None = None,
+        domain: str | None = None,
+        dns_server: str | None = None,
         probe_timeout: float | None = None,
         probe_interval: float | None = None,
     ) -> Self: ...
@@ -391,6 +401,7 @@ class ControlMessage:
         "data",
         "keepalive",
         "teardown",
+        "rebind",
     ]: ...
     @property
     def nonce(self) -> str | None:
@@ -402,6 +413,8 @@ class ControlMessage:
     @property
     def limit(self) -> bool | None: ...
     @property
+    def repeater(self) -> bool | None: ...
+    @property
     def observed(self) -> str | None:
         """"[address]:port", as are node, relay and old."""
     @property
@@ -410,6 +423,11 @@ class ControlMessage:
     def relay(self) -> str | None: ...
     @property
     def old(self) -> str | None: ...
+    @property
+    def old_nonce(self) -> str | None:
+        """16 hexadecimal digits."""
+    @property
+    def old_mac(self) -> bytes | None: ...
     @property
     def cookie(self) -> bytes | None: ...
     @property

@@ -225,6 +225,28 @@ impl McastSocket {
         )
     }
 
+    /// Sends one datagram to `target` (a group and a port other than this socket's) out of
+    /// `interface`.
+    pub(crate) fn send_via(
+        &self,
+        datagram: &[u8],
+        target: SocketAddrV6,
+        interface: &Interface,
+    ) -> Result<()> {
+        imp::send_batch(
+            self.socket.as_raw_fd(),
+            &[datagram.to_vec()],
+            target,
+            interface.index,
+        )
+        .map_err(|err| {
+            Error::io(
+                format_args!("sending to {target} via {}", interface.name),
+                err,
+            )
+        })
+    }
+
     /// Sends one datagram to a unicast peer.
     pub(crate) fn send_to(&self, datagram: &[u8], target: SocketAddrV6) -> Result<()> {
         self.socket

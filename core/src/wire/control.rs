@@ -42,6 +42,9 @@ pub const MAC_LEN: usize = 16;
 pub const SECRET_LEN: usize = 32;
 /// Flag bit of OFFER and CHALLENGE: the relay takes no new clients.
 pub const FLAG_LIMIT: u8 = 0x01;
+/// Flag bit of OFFER: the offering service is an SSM repeater (its channel traffic comes as
+/// source-specific multicast from its address, not down a tunnel).
+pub const FLAG_REPEATER: u8 = 0x02;
 /// Bytes a DATA message adds in front of the sixcast datagram it carries: header and group.
 pub const DATA_OVERHEAD: usize = HEADER_LEN + ADDR_LEN;
 /// The largest sixcast datagram a DATA message can carry.
@@ -71,6 +74,9 @@ const TYPE_DATA: u8 = 13;
 const TYPE_KEEPALIVE: u8 = 14;
 const TYPE_TEARDOWN: u8 = 15;
 const TYPE_GATEWAY: u8 = 16;
+const TYPE_REBIND: u8 = 17;
+/// The highest type byte of this version.
+const TYPE_LAST: u8 = TYPE_REBIND;
 
 /// Length of the body fields of a JOIN or LEAVE before its group list.
 const GROUP_LIST_FIXED_LEN: usize = NONCE_LEN + MAC_LEN + COUNT_LEN;
@@ -149,6 +155,8 @@ pub enum Control<'a> {
         load: u16,
         /// Flag [`FLAG_LIMIT`]: the relay takes no new clients.
         limit: bool,
+        /// Flag [`FLAG_REPEATER`]: an SSM repeater rather than a relay.
+        repeater: bool,
     },
     /// Type 9, node → relay (padded): opens a tunnel.
     Hello {
@@ -219,6 +227,20 @@ pub enum Control<'a> {
         /// The groups of the channels served.
         groups: Vec<Ipv6Addr>,
     },
+    /// Type 17, node → relay, from the node's new address after a NAT rebinding: moves the
+    /// tunnel, with its joins, to the new address. Proves both that the node receives at the new
+    /// address (a fresh HELLO's nonce and the CHALLENGE's MAC for the new address) and that it
+    /// owns the tunnel (the tunnel's nonce and the MAC issued for the old address).
+    Rebind {
+        /// The nonce of the HELLO just sent from the new address.
+        nonce: u64,
+        /// The CHALLENGE's MAC for the new address.
+        mac: Mac,
+        /// The tunnel's nonce (of the HELLO that opened it, or of the last rebinding).
+        old_nonce: u64,
+        /// The MAC the relay issued for the old address.
+        old_mac: Mac,
+    },
 }
 
 impl Control<'_> {
@@ -241,6 +263,7 @@ impl Control<'_> {
             Self::Keepalive { .. } => "keepalive",
             Self::Teardown { .. } => "teardown",
             Self::Gateway { .. } => "gateway",
+            Self::Rebind { .. } => "rebind",
         }
     }
 
@@ -263,6 +286,7 @@ impl Control<'_> {
             Self::Keepalive { .. } => TYPE_KEEPALIVE,
             Self::Teardown { .. } => TYPE_TEARDOWN,
             Self::Gateway { .. } => TYPE_GATEWAY,
+            Self::Rebind { .. } => TYPE_REBIND,
         }
     }
 
@@ -426,16 +450,31 @@ impl Control<'_> {
                 out.extend_from_slice(&hold_ms.to_be_bytes());
                 put_groups(out, groups);
             }
+            Self::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            } => {
+                put_u64(out, *nonce);
+                out.extend_from_slice(mac);
+                put_u64(out, *old_nonce);
+                out.extend_from_slice(old_mac);
+            }
         }
         if self.is_padded() {
             out.resize(start + UNVERIFIED_MIN_LEN, 0);
         }
     }
 
-    /// The flags byte: [`FLAG_LIMIT`] for OFFER and CHALLENGE, otherwise 0.
+    /// The flags byte: [`FLAG_LIMIT`] on OFFER and CHALLENGE, [`FLAG_REPEATER`] on OFFER,
+    /// otherwise 0.
     const fn flags(&self) -> u8 {
-        match self {
-            Self::Offer { limit: true, .. } | Self::Challenge { limit: true, .. } => FLAG_LIMIT,
+        match *self {
+            Self::Offer {
+                limit, repeater, ..
+            } => (limit as u8 * FLAG_LIMIT) | (repeater as u8 * FLAG_REPEATER),
+            Self::Challenge { limit, .. } => limit as u8 * FLAG_LIMIT,
             _ => 0,
         }
     }
@@ -461,6 +500,7 @@ impl Control<'_> {
             Self::Gateway { groups, .. } => {
                 GATEWAY_FIXED_LEN + groups.len().saturating_mul(ADDR_LEN)
             }
+            Self::Rebind { .. } => 2 * (NONCE_LEN + MAC_LEN),
         }
     }
 }
@@ -481,7 +521,7 @@ pub fn is_control(datagram: &[u8]) -> bool {
 /// [`MAX_GROUPS_PER_MESSAGE`] (`bad_count`), group addresses multicast (`not_multicast`); then
 /// what follows the fields: all zero for padded types (`bad_padding`), at least one byte for DATA
 /// (`truncated`), nothing for the others (`trailing_bytes`). Flags other than [`FLAG_LIMIT`] on
-/// OFFER and CHALLENGE, and the reserved bytes, are ignored.
+/// OFFER and CHALLENGE and [`FLAG_REPEATER`] on OFFER, and the reserved bytes, are ignored.
 ///
 /// Never panics; allocates only the group list of a JOIN or LEAVE (at most 64 addresses).
 pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
@@ -497,10 +537,11 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
         return Err(DecodeError::UnsupportedVersion(version));
     }
     let kind = reader.u8()?;
-    let limit = reader.u8()? & FLAG_LIMIT != 0;
+    let flags = reader.u8()?;
+    let limit = flags & FLAG_LIMIT != 0;
     // Reserved for future use: ignored so that older receivers keep accepting what sets them.
     let _reserved = reader.array::<3>()?;
-    if !(TYPE_PROBE..=TYPE_GATEWAY).contains(&kind) {
+    if !(TYPE_PROBE..=TYPE_LAST).contains(&kind) {
         return Err(DecodeError::UnknownType(kind));
     }
     if datagram.len() > MAX_DATAGRAM_SIZE {
@@ -547,6 +588,7 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
             relay: read_socket_addr(&mut reader)?,
             load: reader.u16()?,
             limit,
+            repeater: flags & FLAG_REPEATER != 0,
         },
         TYPE_HELLO => Control::Hello {
             nonce: reader.u64()?,
@@ -588,6 +630,12 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
             gateway: NodeId(reader.u64()?),
             hold_ms: reader.u16()?,
             groups: read_groups(&mut reader)?,
+        },
+        TYPE_REBIND => Control::Rebind {
+            nonce: reader.u64()?,
+            mac: reader.array()?,
+            old_nonce: reader.u64()?,
+            old_mac: reader.array()?,
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -731,12 +779,21 @@ mod tests {
                 relay: node(),
                 load: 250,
                 limit: false,
+                repeater: false,
+            },
+            Control::Offer {
+                nonce: NONCE,
+                relay: node(),
+                load: 0,
+                limit: false,
+                repeater: true,
             },
             Control::Offer {
                 nonce: NONCE,
                 relay: node(),
                 load: 1000,
                 limit: true,
+                repeater: false,
             },
             Control::Hello { nonce: NONCE },
             Control::Challenge {
@@ -775,6 +832,12 @@ mod tests {
                 gateway: NodeId(NONCE),
                 hold_ms: 1500,
                 groups: vec![GROUP],
+            },
+            Control::Rebind {
+                nonce: NONCE,
+                mac: MAC,
+                old_nonce: 0x1112_1314_1516_1718,
+                old_mac: [0xcd; MAC_LEN],
             },
         ]
     }
@@ -823,7 +886,7 @@ mod tests {
             seen.push(message.type_code());
         }
         seen.dedup();
-        assert_eq!(seen, (TYPE_PROBE..=TYPE_GATEWAY).collect::<Vec<_>>());
+        assert_eq!(seen, (TYPE_PROBE..=TYPE_LAST).collect::<Vec<_>>());
     }
 
     #[test]
@@ -841,9 +904,10 @@ mod tests {
             relay: node(),
             load: 0x0102,
             limit: true,
+            repeater: true,
         });
         let mut expected = raw(TYPE_OFFER, &NONCE.to_be_bytes());
-        expected[4] = FLAG_LIMIT;
+        expected[4] = FLAG_LIMIT | FLAG_REPEATER;
         expected.extend_from_slice(&node().ip().octets());
         expected.extend_from_slice(&[0x9c, 0x40, 0x01, 0x02]);
         assert_eq!(offer, expected);
@@ -873,6 +937,7 @@ mod tests {
             ("solicit", 34),
             ("offer", 36),
             ("offer", 36),
+            ("offer", 36),
             ("hello", 64),
             ("challenge", 34),
             ("challenge", 34),
@@ -882,6 +947,7 @@ mod tests {
             ("keepalive", 16),
             ("teardown", 50),
             ("gateway", 20 + 16),
+            ("rebind", 56),
         ];
         assert_eq!(lengths, expected);
         let largest_join = Control::Join {
@@ -929,6 +995,7 @@ mod tests {
                 relay: far,
                 load: u16::MAX,
                 limit: true,
+                repeater: true,
             },
             Control::Challenge {
                 nonce: u64::MAX,
@@ -961,7 +1028,7 @@ mod tests {
         assert_eq!(decode(&with(1, b'c')), Err(DecodeError::BadMagic));
         assert_eq!(decode(&with(2, 2)), Err(DecodeError::UnsupportedVersion(2)));
         assert_eq!(decode(&with(3, 0)), Err(DecodeError::UnknownType(0)));
-        assert_eq!(decode(&with(3, 17)), Err(DecodeError::UnknownType(17)));
+        assert_eq!(decode(&with(3, 18)), Err(DecodeError::UnknownType(18)));
         assert_eq!(reason(&raw(99, &[0; 100])), "unknown_type");
         // A data datagram is not a control datagram.
         let data = super::super::pack(NodeId(1), 0, 128, &[b"x"]).unwrap();
@@ -972,10 +1039,14 @@ mod tests {
     }
 
     #[test]
-    fn flags_and_reserved_bytes_are_ignored_except_limit() {
+    fn flags_and_reserved_bytes_are_ignored_except_limit_and_repeater() {
         for message in samples() {
             let mut bytes = encoded(&message);
-            bytes[4] |= 0xfe;
+            let meaningful = match message {
+                Control::Offer { .. } => FLAG_LIMIT | FLAG_REPEATER,
+                _ => FLAG_LIMIT,
+            };
+            bytes[4] |= !meaningful;
             bytes[5..8].copy_from_slice(&[0xff; 3]);
             assert_eq!(decode(&bytes), Ok(message.clone()), "{message:?}");
         }
@@ -1371,7 +1442,7 @@ mod tests {
 
         fn fields(groups: impl Strategy<Value = Vec<Ipv6Addr>>) -> impl Strategy<Value = Fields> {
             (
-                TYPE_PROBE..=TYPE_GATEWAY,
+                TYPE_PROBE..=TYPE_LAST,
                 any::<u64>(),
                 any::<u64>(),
                 any::<bool>(),
@@ -1429,6 +1500,7 @@ mod tests {
                     relay: f.addr,
                     load: f.number,
                     limit: f.flag,
+                    repeater: f.nonce & 1 == 1,
                 },
                 TYPE_HELLO => Control::Hello { nonce },
                 TYPE_CHALLENGE => Control::Challenge {
@@ -1457,10 +1529,16 @@ mod tests {
                     hold_ms: f.number,
                     groups: f.groups.clone(),
                 },
-                _ => Control::Teardown {
+                TYPE_TEARDOWN => Control::Teardown {
                     nonce,
                     mac: f.mac,
                     old: f.addr,
+                },
+                _ => Control::Rebind {
+                    nonce,
+                    mac: f.mac,
+                    old_nonce: f.other_nonce,
+                    old_mac: f.mac,
                 },
             }
         }
@@ -1475,7 +1553,7 @@ mod tests {
 
             #[test]
             fn decoding_arbitrary_bodies_never_panics_and_re_encodes(
-                kind in 0u8..18,
+                kind in 0u8..19,
                 flags in any::<u8>(),
                 body in proptest::collection::vec(any::<u8>(), 0..120),
             ) {

@@ -73,3 +73,5 @@ pub(crate) fn start_line(parties: usize) -> Arc<Barrier> {
 
 /// Time for MLD reports to reach a multicast router after a join (bridges need none).
 pub(crate) const ROUTER_JOIN_DELAY: Duration = Duration::from_millis(300);
+
+pub(crate) mod dns;

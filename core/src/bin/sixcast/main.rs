@@ -92,6 +92,10 @@ enum Command {
         /// Address and port to accept tunnels on.
         #[arg(long, default_value_t = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, discovery::RELAY_PORT, 0, 0))]
         listen: SocketAddrV6,
+        /// Serve as an SSM repeater: carry channels as source-specific multicast from this
+        /// host instead of down tunnels, for networks that route SSM but not any-source.
+        #[arg(long)]
+        ssm_repeater: bool,
         #[command(flatten)]
         core: CoreSide,
     },
@@ -154,6 +158,12 @@ struct Network {
     /// multicast does not.
     #[arg(long)]
     stratum0: Option<SocketAddrV6>,
+    /// Find Stratum 0 from the `_sixcast._udp.DOMAIN` SRV records (when --stratum0 is not given).
+    #[arg(long)]
+    domain: Option<String>,
+    /// The DNS server to ask for --domain, ADDRESS or [ADDRESS]:PORT; default: the system's.
+    #[arg(long, value_name = "SERVER")]
+    dns_server: Option<String>,
 }
 
 impl Addressing {
@@ -178,6 +188,12 @@ impl Network {
             config.hop_limit = hop_limit;
         }
         config.stratum0 = self.stratum0;
+        config.domain.clone_from(&self.domain);
+        config.dns_server = self
+            .dns_server
+            .as_deref()
+            .map(sixcast::locate::parse_dns_server)
+            .transpose()?;
         config.validate()?;
         Ok(config)
     }
@@ -207,7 +223,11 @@ fn main() -> ExitCode {
         } => send(&channel, message, &network),
         Command::Demo => demo::run(),
         Command::Stratum0 { listen, core } => run_stratum0(listen, &core),
-        Command::Relay { listen, core } => run_relay(listen, &core),
+        Command::Relay {
+            listen,
+            ssm_repeater,
+            core,
+        } => run_relay(listen, ssm_repeater, &core),
         Command::Probe { json, network } => probe(json, &network),
     };
     match outcome {
@@ -379,9 +399,14 @@ fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCo
     serve_forever("stratum 0", service.port())
 }
 
-fn run_relay(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCode> {
+fn run_relay(
+    listen: SocketAddrV6,
+    ssm_repeater: bool,
+    core: &CoreSide,
+) -> sixcast::Result<ExitCode> {
     let mut config = RelayConfig::default();
     config.listen = listen;
+    config.ssm_repeater = ssm_repeater;
     config.interfaces.clone_from(&core.interfaces);
     config.scope = core.scope.parse()?;
     if let Some(hop_limit) = core.hop_limit {
@@ -393,10 +418,11 @@ fn run_relay(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCode>
 
 fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
     let config = network.config()?;
-    if config.stratum0.is_none() {
+    if sixcast::locate::Stratum0Source::of(&config).is_none() {
         return Err(sixcast::Error::new(
             ErrorKind::InvalidConfig,
-            "probe needs --stratum0 ADDRESS:PORT, the core's Stratum 0",
+            "probe needs the core's Stratum 0: --stratum0 ADDRESS:PORT, --domain DOMAIN, or the \
+             embedded-rp profile",
         ));
     }
     let limit = config.probe_timeout * 3 + Duration::from_secs(3);
@@ -420,7 +446,14 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
             "no Stratum 0 configured",
         ));
     };
+    let repeater = |relay: &SocketAddrV6| {
+        reachability
+            .offers
+            .iter()
+            .any(|offer| offer.address == *relay && offer.repeater)
+    };
     let path = match (&reachability.relay, &reachability.probe) {
+        (Some(relay), _) if repeater(relay) => format!("repeater {relay}"),
         (Some(relay), _) => format!("relay {relay}"),
         (None, Some(probe)) if probe.native() => "native".to_owned(),
         _ => "none".to_owned(),
@@ -430,12 +463,13 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
         let offers: Vec<_> = reachability
             .offers
             .iter()
-            .map(|offer| serde_json::json!({"relay": offer.address.to_string(), "rtt_ms": offer.rtt.as_secs_f64() * 1e3, "load": offer.load}))
+            .map(|offer| serde_json::json!({"relay": offer.address.to_string(), "rtt_ms": offer.rtt.as_secs_f64() * 1e3, "load": offer.load, "repeater": offer.repeater}))
             .collect();
         println!(
             "{}",
             serde_json::json!({
-                "stratum0": context.config().stratum0.map(|address| address.to_string()),
+                "stratum0": reachability.stratum0.map(|address| address.to_string()),
+                "domain": context.config().domain,
                 "answered": probe.is_some_and(|probe| probe.answered),
                 "rtt_ms": probe.and_then(|probe| probe.rtt).map(|rtt| rtt.as_secs_f64() * 1e3),
                 "native_down": probe.is_some_and(|probe| probe.native_down),
@@ -466,8 +500,15 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
         }
         for offer in &reachability.offers {
             println!(
-                "relay {} offered: round trip {:?}, load {}‰",
-                offer.address, offer.rtt, offer.load
+                "{} {} offered: round trip {:?}, load {}‰",
+                if offer.repeater {
+                    "SSM repeater"
+                } else {
+                    "relay"
+                },
+                offer.address,
+                offer.rtt,
+                offer.load
             );
         }
         println!("path: {path}");

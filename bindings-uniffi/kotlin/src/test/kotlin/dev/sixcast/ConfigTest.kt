@@ -39,6 +39,25 @@ class ConfigTest {
     }
 
     @Test
+    fun domainAndDnsServerAreCheckedText() {
+        assertNull(Config().domain)
+        assertNull(Config().dnsServer)
+        validateConfig(Config(domain = "example.org", dnsServer = "[2001:db8::53]:5353"))
+        validateConfig(Config(domain = "example.org", dnsServer = "2001:db8::53"))
+        for (bad in listOf("", "a..b")) {
+            val error = assertThrowsKind("InvalidConfig", "domain $bad") { validateConfig(Config(domain = bad)) }
+            assertTrue(error.message!!.contains("domain"), error.message)
+        }
+        for (bad in listOf("resolver.example", "[::]:53")) {
+            val error = assertThrowsKind("InvalidConfig", "dnsServer $bad") {
+                validateConfig(Config(domain = "example.org", dnsServer = bad))
+            }
+            assertTrue(error.message!!.contains("dns_server"), error.message)
+        }
+        assertThrowsKind("InvalidConfig", "dnsServer without a domain") { validateConfig(Config(dnsServer = "2001:db8::53")) }
+    }
+
+    @Test
     fun probeIntervalRoundTripsAndMustBeAtLeastTheTimeout() {
         assertEquals(30000uL, Config().probeIntervalMs)
         val config = Config(probeTimeoutMs = 1500u, probeIntervalMs = 45250u)

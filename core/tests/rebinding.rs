@@ -1,0 +1,288 @@
+//! NAT rebinding with real packets: a tunnel client whose source port changes is moved to its
+//! new address only after it proves it receives there, keeping its joins; before that the relay
+//! sends the new address nothing.
+
+mod harness;
+
+use std::{
+    net::{SocketAddrV6, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use harness::{World, config, world};
+use sixcast::{
+    Context, Profile, Scope, addr,
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig},
+    wire::control::{self, Control, Mac},
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn relay_on(world: &World, host: &str) -> Relay {
+    world
+        .host(host)
+        .run(|| {
+            let mut relay = RelayConfig::default();
+            relay.hop_limit = 8;
+            Relay::spawn(relay).unwrap()
+        })
+        .unwrap()
+}
+
+/// Sends numbered messages on `channel` from `host` every 50 ms until `stop` is set.
+fn keep_sending(
+    world: &World,
+    host: &str,
+    channel: &'static str,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    world.host(host).spawn(move || {
+        let context = Context::new(config()).unwrap();
+        let channel = context.channel(channel).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut number = 0u32;
+        while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+            channel.send(number.to_string().as_bytes()).unwrap();
+            channel.flush().unwrap();
+            number += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// Every control message that arrives on `socket` within `within`, with its size.
+fn drain(socket: &UdpSocket, within: Duration) -> Vec<(usize, Vec<u8>)> {
+    let deadline = Instant::now() + within;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 2048];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match socket.recv(&mut buffer) {
+            Ok(len) => received.push((len, buffer[..len].to_vec())),
+            Err(_) => break,
+        }
+    }
+    received
+}
+
+fn names(received: &[(usize, Vec<u8>)]) -> Vec<&'static str> {
+    received
+        .iter()
+        .map(|(_, bytes)| control::decode(bytes).map_or("malformed", |message| message.name()))
+        .collect()
+}
+
+/// HELLO from `socket`; the relay's CHALLENGE MAC for its address.
+fn challenge(socket: &UdpSocket, relay: SocketAddrV6, nonce: u64) -> Mac {
+    let hello = Control::Hello { nonce }.to_vec().unwrap();
+    socket.send_to(&hello, relay).unwrap();
+    for (_, bytes) in drain(socket, Duration::from_millis(500)) {
+        if let Ok(Control::Challenge {
+            nonce: echoed, mac, ..
+        }) = control::decode(&bytes)
+            && echoed == nonce
+        {
+            return mac;
+        }
+    }
+    panic!("no CHALLENGE for nonce {nonce:x}");
+}
+
+#[test]
+fn a_rebound_client_keeps_its_joins_only_after_proving_its_new_address() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let relay_service = relay_on(&world, "r1");
+    let relay = SocketAddrV6::new(world.host("r1").addr(), relay_service.port(), 0, 0);
+    let group = addr::group_addr(b"rebinding", &Profile::Sixcast, Scope::Global).unwrap();
+    // The client's socket before (old) and after (new) its NAT rebinding, and an attacker's.
+    let (old, new) = world
+        .host("i1")
+        .run(|| {
+            (
+                UdpSocket::bind("[::]:0").unwrap(),
+                UdpSocket::bind("[::]:0").unwrap(),
+            )
+        })
+        .unwrap();
+    let (nonce, fresh_nonce) = (0x0101_0101_0101_0101, 0x0202_0202_0202_0202);
+    let mac = challenge(&old, relay, nonce);
+    let join = Control::Join {
+        nonce,
+        mac,
+        groups: vec![group],
+    };
+    old.send_to(&join.to_vec().unwrap(), relay).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = keep_sending(&world, "c1", "rebinding", Arc::clone(&stop));
+    let heard = names(&drain(&old, Duration::from_millis(600)));
+    assert_eq!(heard.first(), Some(&"keepalive"), "JOIN acknowledged");
+    assert!(heard.contains(&"data"), "{heard:?}");
+
+    // The NAT now maps the client to another port: what it sends comes from `new`. Before
+    // proving that address, nothing it sends draws anything there but a CHALLENGE.
+    let keepalive = Control::Keepalive { nonce }.to_vec().unwrap();
+    new.send_to(&keepalive, relay).unwrap();
+    new.send_to(&join.to_vec().unwrap(), relay).unwrap();
+    let fresh_mac = challenge(&new, relay, fresh_nonce);
+    let forged = [
+        // The right new MAC with made-up tunnel credentials (someone else's rebinding).
+        (fresh_nonce, fresh_mac, nonce, [0x5c; control::MAC_LEN]),
+        // The tunnel's credentials with a new address that was never challenged.
+        (fresh_nonce ^ 1, fresh_mac, nonce, mac),
+    ];
+    for (fresh_nonce, fresh_mac, old_nonce, old_mac) in forged {
+        let rebind = Control::Rebind {
+            nonce: fresh_nonce,
+            mac: fresh_mac,
+            old_nonce,
+            old_mac,
+        };
+        new.send_to(&rebind.to_vec().unwrap(), relay).unwrap();
+    }
+    let before = drain(&new, Duration::from_millis(500));
+    assert!(before.is_empty(), "{:?}", names(&before));
+    assert_eq!(relay_service.stats().rebinds, 0);
+    assert_eq!(relay_service.stats().tunnels, 1);
+
+    // The real REBIND: the relay moves the tunnel, and the joined group flows to the new port
+    // without a new JOIN.
+    let rebind = Control::Rebind {
+        nonce: fresh_nonce,
+        mac: fresh_mac,
+        old_nonce: nonce,
+        old_mac: mac,
+    };
+    let moved_at = Instant::now();
+    new.send_to(&rebind.to_vec().unwrap(), relay).unwrap();
+    let after = drain(&new, Duration::from_millis(600));
+    let heard = names(&after);
+    assert_eq!(heard.first(), Some(&"keepalive"), "{heard:?}");
+    assert!(heard.contains(&"data"), "the joins moved along: {heard:?}");
+    let first_data = moved_at.elapsed();
+    let _ = drain(&old, Duration::from_millis(100));
+    let left_behind = drain(&old, Duration::from_millis(300));
+    assert!(left_behind.is_empty(), "{:?}", names(&left_behind));
+    stop.store(true, Ordering::Release);
+    sender.join().unwrap();
+    let stats = relay_service.stats();
+    assert_eq!((stats.rebinds, stats.tunnels), (1, 1), "{stats:?}");
+    assert!(
+        stats.refused >= 3,
+        "the JOIN and both forged REBINDs: {stats:?}"
+    );
+    eprintln!("raw rebinding: data at the new port within {first_data:?} of the REBIND");
+}
+
+/// nftables rules on the world's router that rewrite, statelessly, `client`'s UDP source port
+/// to `port` on its way to the relay at `relay_port`, and back on the way to the client, and
+/// drop what the relay still sends to the old port: what a NAT does when it rebinds the client
+/// to a new port and forgets the old mapping.
+fn nat_rebinding_rules(client: SocketAddrV6, relay_port: u16, port: u16) -> String {
+    format!(
+        "table ip6 sixcast_rebinding {{
+            chain pre {{
+                type filter hook prerouting priority -300;
+                ip6 saddr {ip} udp sport {old} udp dport {relay_port} udp sport set {port}
+                ip6 daddr {ip} udp sport {relay_port} udp dport {old} drop
+                ip6 daddr {ip} udp sport {relay_port} udp dport {port} udp dport set {old}
+            }}
+        }}",
+        ip = client.ip(),
+        old = client.port(),
+    )
+}
+
+#[test]
+fn a_context_behind_a_rebinding_nat_keeps_its_relay() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let stratum0 = world
+        .host("s0")
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            Stratum0::spawn(s0).unwrap()
+        })
+        .unwrap();
+    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let relays = [relay_on(&world, "r1"), relay_on(&world, "r2")];
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tunnel_tx, tunnel_rx) = std::sync::mpsc::channel();
+    let island = world.host("i1").spawn(move || {
+        let mut config = config();
+        config.stratum0 = Some(s0);
+        let context = Context::new(config).unwrap();
+        let channel = context.channel("behind-nat").unwrap();
+        channel.join().unwrap();
+        let deadline = Instant::now() + WAIT;
+        let reach = loop {
+            let reach = context.reachability().unwrap();
+            if reach.relay.is_some() {
+                break reach;
+            }
+            assert!(Instant::now() < deadline, "no relay: {reach:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The link socket as the core sees it: what the NAT will remap.
+        let observed = reach
+            .probe
+            .as_ref()
+            .and_then(|probe| probe.observed)
+            .unwrap();
+        tunnel_tx.send((reach.relay.unwrap(), observed)).unwrap();
+        let mut arrivals = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < deadline {
+            if channel.recv_timeout(Duration::from_millis(100)).is_ok() {
+                arrivals.push(Instant::now());
+            }
+        }
+        (arrivals, context.reachability().unwrap())
+    });
+    let sender = keep_sending(&world, "c1", "behind-nat", Arc::clone(&stop));
+    let (relay, observed) = tunnel_rx.recv_timeout(WAIT).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let rules = nat_rebinding_rules(observed, relay.port(), 40_404);
+    let mut nft = world
+        .host("r")
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
+    assert!(nft.wait().unwrap().success(), "installing {rules}");
+    let rebound_at = Instant::now();
+    let (arrivals, reach) = island.join().unwrap();
+    stop.store(true, Ordering::Release);
+    sender.join().unwrap();
+    // Datagrams in flight at the moment of the change may still arrive just after it.
+    let resumed = arrivals
+        .iter()
+        .find(|at| **at > rebound_at + Duration::from_millis(300))
+        .map(|at| at.duration_since(rebound_at))
+        .expect("traffic resumed after the rebinding");
+    eprintln!("NAT rebinding: traffic resumed {resumed:?} after the port changed");
+    assert_eq!(
+        reach.relay,
+        Some(relay),
+        "same relay, no failover: {reach:?}"
+    );
+    let rebinds: u64 = relays.iter().map(|relay| relay.stats().rebinds).sum();
+    assert_eq!(rebinds, 1, "{:?}", relays.each_ref().map(Relay::stats));
+    assert!(
+        resumed < Duration::from_secs(3),
+        "within the silence limit: {resumed:?}"
+    );
+}

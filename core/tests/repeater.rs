@@ -1,0 +1,175 @@
+//! SSM repeaters with real packets: in the `routed-ssm` world the router forwards only
+//! source-specific groups (`ff3e::/32`) from sources on the segment they come from, so the
+//! sixcast profile's any-source groups never cross it. Nodes beyond it reach the core through a
+//! repeater's (S, G) instead of tunnels: one copy of each datagram serves all of them.
+
+mod harness;
+
+use std::{
+    net::SocketAddrV6,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use harness::{ROUTER_JOIN_DELAY, World, collect, config, start_line, world};
+use sixcast::{
+    Context,
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig},
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Waits until `context` uses a relay or repeater, and returns its address.
+fn wait_for_relay(context: &Context) -> SocketAddrV6 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reach = context.reachability().unwrap();
+        if let Some(relay) = reach.relay {
+            return relay;
+        }
+        assert!(Instant::now() < deadline, "no path: {reach:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
+    let Some(world) = world(World::routed_ssm, true) else {
+        return;
+    };
+    let (stratum0, repeater) = world
+        .host("a1")
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            let mut repeater = RelayConfig::default();
+            repeater.hop_limit = 8;
+            repeater.ssm_repeater = true;
+            (
+                Stratum0::spawn(s0).unwrap(),
+                Relay::spawn(repeater).unwrap(),
+            )
+        })
+        .unwrap();
+    let s0 = SocketAddrV6::new(world.host("a1").addr(), stratum0.port(), 0, 0);
+    let repeater_address = SocketAddrV6::new(world.host("a1").addr(), repeater.port(), 0, 0);
+    let start = start_line(3);
+    let island = |host: &str, speaks: bool| {
+        let start = Arc::clone(&start);
+        world.host(host).spawn(move || {
+            let mut config = config();
+            config.stratum0 = Some(s0);
+            let context = Context::new(config).unwrap();
+            let channel = context.channel("ssm-only").unwrap();
+            channel.join().unwrap();
+            let relay = wait_for_relay(&context);
+            std::thread::sleep(ROUTER_JOIN_DELAY);
+            start.wait();
+            let received = collect(&channel, 3, WAIT);
+            if speaks {
+                channel.send(b"from beyond the router").unwrap();
+                channel.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            (received, relay, context.reachability().unwrap())
+        })
+    };
+    let (b1, b2) = (island("b1", true), island("b2", false));
+    let core_listener = {
+        let start = Arc::clone(&start);
+        world.host("a2").spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("ssm-only").unwrap();
+            channel.join().unwrap();
+            start.wait();
+            for text in ["one", "two", "three"] {
+                channel.send(text.as_bytes()).unwrap();
+                channel.flush().unwrap();
+            }
+            collect(&channel, 1, WAIT)
+        })
+    };
+    let at_core = core_listener.join().unwrap();
+    for (name, island) in [("b1", b1), ("b2", b2)] {
+        let (received, relay, reach) = island.join().unwrap();
+        let payloads: Vec<&[u8]> = received.iter().map(|m| m.payload.as_slice()).collect();
+        assert_eq!(
+            payloads,
+            [&b"one"[..], b"two", b"three"],
+            "{name}: {reach:?}"
+        );
+        assert!(received.iter().all(|message| message.relayed), "{name}");
+        assert_eq!(relay, repeater_address, "{name}: {reach:?}");
+        assert!(reach.offers.iter().all(|offer| offer.repeater), "{name}");
+        let probe = reach.probe.unwrap();
+        assert!(!probe.native_down && !probe.native_up, "{name}: {probe:?}");
+    }
+    assert_eq!(at_core.len(), 1, "the core hears the island once");
+    assert_eq!(at_core[0].payload, b"from beyond the router");
+    assert!(at_core[0].relayed);
+    // Both islands have closed their contexts; the repeater handles their TEARDOWNs on its own
+    // thread, so give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while repeater.stats().tunnels > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stats = repeater.stats();
+    // One SSM copy per datagram serves both islands (a relay would have sent two).
+    assert_eq!(stats.datagrams_down, 3, "{stats:?}");
+    assert_eq!(stats.datagrams_up, 1, "{stats:?}");
+    assert_eq!(stats.offers, 2, "{stats:?}");
+    // Their TEARDOWNs leave no client behind.
+    assert_eq!(stats.tunnels, 0, "{stats:?}");
+}
+
+#[test]
+fn a_repeater_whose_ssm_does_not_arrive_is_passed_over_for_a_relay() {
+    // The stratum world's router forwards unicast only: no SSM crosses it either.
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let stratum0 = world
+        .host("s0")
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            Stratum0::spawn(s0).unwrap()
+        })
+        .unwrap();
+    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let spawn = |host: &str, ssm_repeater: bool| {
+        world
+            .host(host)
+            .run(|| {
+                let mut config = RelayConfig::default();
+                config.hop_limit = 8;
+                config.ssm_repeater = ssm_repeater;
+                Relay::spawn(config).unwrap()
+            })
+            .unwrap()
+    };
+    let (repeater, relay) = (spawn("r1", true), spawn("r2", false));
+    let relay_address = SocketAddrV6::new(world.host("r2").addr(), relay.port(), 0, 0);
+    let island = world.host("i1").spawn(move || {
+        let mut config = config();
+        config.stratum0 = Some(s0);
+        let context = Context::new(config).unwrap();
+        let channel = context.channel("no-ssm-here").unwrap();
+        channel.join().unwrap();
+        let opened = Instant::now();
+        let deadline = opened + WAIT;
+        while context.reachability().unwrap().relay != Some(relay_address) {
+            assert!(Instant::now() < deadline, "{:?}", context.reachability());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (opened.elapsed(), context.reachability().unwrap())
+    });
+    let (took, reach) = island.join().unwrap();
+    eprintln!("passed over the repeater for a relay after {took:?}");
+    assert!(
+        reach.offers.iter().any(|offer| offer.repeater),
+        "the repeater offered: {reach:?}"
+    );
+    assert_eq!(repeater.stats().datagrams_down, 0);
+}
