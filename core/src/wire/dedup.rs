@@ -230,7 +230,8 @@ impl SenderTable {
     }
 
     /// Number of forgotten senders whose floor is still remembered.
-    pub(super) fn forgotten(&self) -> usize {
+    #[cfg(test)]
+    fn forgotten(&self) -> usize {
         self.floors.len()
     }
 }

@@ -484,7 +484,11 @@ mod tests {
         assert_eq!(feed(&mut inbox, &single(7), now).len(), 0);
         assert_eq!(feed(&mut inbox, &single(14), now).len(), 1);
         assert_eq!(feed(&mut inbox, &single(11), now).len(), 1);
-        assert_eq!(feed(&mut inbox, &single(10), now).len(), 0, "10 left 11..=14");
+        assert_eq!(
+            feed(&mut inbox, &single(10), now).len(),
+            0,
+            "10 left 11..=14"
+        );
         assert_eq!((inbox.stats().duplicates, inbox.stats().stale), (1, 2));
     }
 
