@@ -11,7 +11,10 @@
 mod keys;
 mod protection;
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 pub use keys::{
     CHANNEL_KEY_TAG, ChannelKey, FINGERPRINT_LEN, Fingerprint, KEY_LEN, KeyId, PUBLIC_KEY_TAG,
@@ -123,6 +126,27 @@ impl std::ops::AddAssign for Drops {
     fn add_assign(&mut self, other: Self) {
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
             *mine += theirs;
+        }
+    }
+}
+
+/// Lock-free [`Drops`], for counting on the receive path.
+#[derive(Debug, Default)]
+pub(crate) struct DropCounters {
+    counts: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl DropCounters {
+    pub(crate) fn bump(&self, reason: DropReason) {
+        self.counts[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Drops {
+        Drops {
+            counts: self
+                .counts
+                .each_ref()
+                .map(|count| count.load(Ordering::Relaxed)),
         }
     }
 }

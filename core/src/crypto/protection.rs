@@ -60,7 +60,7 @@ impl Rejected {
 /// accepts only datagrams signed by one of them. Keys are bound to the channel's canonical group
 /// (the group original traffic is sent to), so the same key on two channels gives unrelated
 /// ciphers, and relayed copies (sent to the relayed twin group) open like the originals.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Protection {
     group: Ipv6Addr,
     send_key: Option<KeyId>,
@@ -69,6 +69,7 @@ pub struct Protection {
     trusted: HashMap<Fingerprint, PublicKey>,
 }
 
+#[derive(Clone)]
 struct SealKey {
     id: KeyId,
     cipher: XChaCha20Poly1305,
@@ -82,7 +83,7 @@ impl std::fmt::Debug for SealKey {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SendSigner {
     key: SigningKey,
     fingerprint: Fingerprint,
