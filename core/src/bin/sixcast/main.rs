@@ -1,13 +1,16 @@
-//! The `sixcast` command: print channel addresses, listen, send, and run a self-contained demo.
+//! The `sixcast` command: print channel addresses, listen, send, make keys, and run a
+//! self-contained demo.
 //!
 //! Exit codes: 0 success, 1 an error (the message says what to do), 2 bad usage, 3 a timeout
 //! (`listen` got fewer messages than `--count` before `--timeout`).
 
 mod demo;
+mod keys;
 
 use std::{
     io::{BufRead, Write},
     net::{Ipv6Addr, SocketAddrV6},
+    path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -61,9 +64,12 @@ enum Command {
         /// Receive only what this sender address sends (source-specific join).
         #[arg(long)]
         source: Option<Ipv6Addr>,
-        /// Print one JSON object per message, with its metadata.
+        /// Print one JSON object per message, with its metadata, and on exit (after `--count`
+        /// messages or at `--timeout`) a last one, `{"drops": {REASON: COUNT, ...}, ...}`.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: keys::ListenKeys,
         #[command(flatten)]
         network: Network,
     },
@@ -74,7 +80,19 @@ enum Command {
         /// The message; without it each line of standard input is one message.
         message: Option<String>,
         #[command(flatten)]
+        keys: keys::SendKeys,
+        #[command(flatten)]
         network: Network,
+    },
+    /// Write a new channel key (mode 0600), or with `--signing` a signing key and, next to it,
+    /// its public key (FILE.pub). Never overwrites a file.
+    Keygen {
+        /// Where to write the key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Write a signing key pair instead of a channel key.
+        #[arg(long)]
+        signing: bool,
     },
     /// Build a private network-namespace world, run several nodes in it and show what arrives
     /// where. Needs root or unprivileged user namespaces; never touches the host's own network.
@@ -198,13 +216,16 @@ fn main() -> ExitCode {
             timeout,
             source,
             json,
+            keys,
             network,
-        } => listen(&channel, count, timeout, source, json, &network),
+        } => listen(&channel, count, timeout, source, json, &keys, &network),
         Command::Send {
             channel,
             message,
+            keys,
             network,
-        } => send(&channel, message, &network),
+        } => send(&channel, message, &keys, &network),
+        Command::Keygen { out, signing } => keys::keygen(&out, signing),
         Command::Demo => demo::run(),
         Command::Stratum0 { listen, core } => run_stratum0(listen, &core),
         Command::Relay { listen, core } => run_relay(listen, &core),
@@ -249,6 +270,7 @@ fn listen(
     timeout: Option<f64>,
     source: Option<Ipv6Addr>,
     json: bool,
+    keys: &keys::ListenKeys,
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
     let deadline = match timeout {
@@ -265,6 +287,7 @@ fn listen(
     };
     let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
+    keys.apply(&channel)?;
     match source {
         Some(source) => channel.join_source(source)?,
         None => channel.join()?,
@@ -295,6 +318,9 @@ fn listen(
                         .map(|count| format!(" of {count}"))
                         .unwrap_or_default()
                 );
+                if json {
+                    let _ = writeln!(stdout, "{}", keys::drops_json(&channel.stats()));
+                }
                 return Ok(ExitCode::from(EXIT_TIMEOUT));
             }
             Err(err) => return Err(err),
@@ -312,6 +338,9 @@ fn listen(
             // The reader went away (a closed pipe): nothing left to print to.
             return Ok(ExitCode::SUCCESS);
         }
+    }
+    if json {
+        let _ = writeln!(stdout, "{}", keys::drops_json(&channel.stats()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -335,9 +364,15 @@ fn message_json(channel: &str, message: &Message) -> String {
     .to_string()
 }
 
-fn send(name: &str, message: Option<String>, network: &Network) -> sixcast::Result<ExitCode> {
+fn send(
+    name: &str,
+    message: Option<String>,
+    keys: &keys::SendKeys,
+    network: &Network,
+) -> sixcast::Result<ExitCode> {
     let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
+    keys.apply(&channel)?;
     match message {
         Some(message) => channel.send(message.as_bytes())?,
         None => {
