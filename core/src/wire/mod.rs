@@ -56,8 +56,8 @@ const KNOWN_FLAGS: u8 = FLAG_SEALED | FLAG_SIGNED;
 pub(crate) const TYPE_MESSAGES: u8 = 1;
 /// Datagram type of one fragment of a large message.
 pub(crate) const TYPE_FRAGMENT: u8 = 2;
-/// Where the flags sit in the header.
-pub(crate) const FLAGS_FIELD: usize = 4;
+/// Where the flags byte sits in the header.
+pub const FLAGS_FIELD: usize = 4;
 /// Where the message count sits in the header; the packer fills it in when a datagram closes.
 const COUNT_FIELD: std::ops::Range<usize> = 6..8;
 /// Record lengths are LEB128 varints of at most this many bytes (28 bits, more than a datagram).
