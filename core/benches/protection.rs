@@ -11,7 +11,7 @@
 use std::{
     hint::black_box,
     net::Ipv6Addr,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use sixcast::{
@@ -69,7 +69,7 @@ fn main() {
                 black_box(sender.seal(&plain[0]).unwrap());
             });
             let open_rate = rate(duration, || {
-                let opened = receiver.open(black_box(&protected)).unwrap();
+                let opened = receiver.open(black_box(&protected), now()).unwrap();
                 match wire::decode(&opened) {
                     Ok(Datagram::Messages(batch)) => black_box(batch.iter().count()),
                     _ => unreachable!("a batch"),
@@ -83,6 +83,10 @@ fn main() {
             );
         }
     }
+}
+
+fn now() -> SystemTime {
+    SystemTime::now()
 }
 
 /// Calls per second of `work` over `duration`.

@@ -1,9 +1,9 @@
-//! Key file parsers must never panic, and a key they accept must write back to the same text
+//! Key and token file parsers must never panic, and a key they accept must write back to the same text
 //! (modulo the case of hex digits and a CRLF line end).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sixcast::crypto::{ChannelKey, PublicKey, SigningKey};
+use sixcast::crypto::{ChannelKey, PublicKey, SigningKey, Token};
 
 fn canonical(text: &str) -> String {
     let line = text.strip_suffix('\n').unwrap_or(text);
@@ -23,5 +23,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(key) = PublicKey::from_file_text(text) {
         assert_eq!(key.to_file_text(), canonical(text));
+    }
+    if let Ok(token) = Token::from_file_text(text) {
+        assert_eq!(token.to_file_text(), canonical(text));
     }
 });

@@ -3,7 +3,10 @@
 //! 3) messages that are packed, sealed, signed, opened and decoded back.
 #![no_main]
 
-use std::net::Ipv6Addr;
+use std::{
+    net::Ipv6Addr,
+    time::{Duration, SystemTime},
+};
 
 use libfuzzer_sys::fuzz_target;
 use sixcast::{
@@ -14,12 +17,21 @@ use sixcast::{
 
 const GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0xc0, 0x1acf, 0x916c, 0x691a, 0xa851, 0x5b62, 0x1339);
 
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
 fn key() -> ChannelKey {
     ChannelKey::from_bytes(KeyId(2), std::array::from_fn(|i| 0x40 + i as u8))
 }
 
 fn signer() -> SigningKey {
     SigningKey::from_seed(std::array::from_fn(|i| 0x60 + i as u8))
+}
+
+/// The issuer of the vectors' tokens (carol).
+fn issuer() -> SigningKey {
+    SigningKey::from_seed(std::array::from_fn(|i| 0xa0_u8.wrapping_add(i as u8)))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -33,10 +45,11 @@ fuzz_target!(|data: &[u8]| {
         2 => {
             receiver.add_key(&key());
             receiver.trust(signer().public_key());
+            receiver.trust_issuer(issuer().public_key());
         }
         _ => return round_trip(rest),
     }
-    if let Ok(plain) = receiver.open(rest) {
+    if let Ok(plain) = receiver.open(rest, now()) {
         let _ = wire::decode(&plain);
     }
 });
@@ -54,7 +67,9 @@ fn round_trip(data: &[u8]) {
     receiver.trust(signer().public_key());
     for plain in datagrams {
         let sealed = sender.seal(&plain).expect("a packed datagram seals");
-        let opened = receiver.open(&sealed).expect("what was sealed opens");
+        let opened = receiver
+            .open(&sealed, now())
+            .expect("what was sealed opens");
         assert_eq!(opened.as_ref(), plain.as_slice());
         assert!(matches!(
             wire::decode(&opened),
