@@ -236,7 +236,9 @@ impl Protection {
             return Err(DecodeError::Truncated.into());
         }
         let send_key = self.send_key.and_then(|id| self.key(id));
-        let mut out = Vec::with_capacity(plain.len() + self.overhead() + 16 + 32);
+        // Room for the group and domain that signing appends for a moment, too.
+        let mut out =
+            Vec::with_capacity(plain.len() + self.overhead() + 16 + SIGNATURE_DOMAIN.len());
         out.extend_from_slice(&plain[..HEADER_LEN]);
         out[FLAGS_FIELD] = send_key.map_or(0, |_| FLAG_SEALED)
             | self.signer.as_ref().map_or(0, |_| FLAG_SIGNED)
