@@ -8,6 +8,8 @@ use harness::{World, assert_quiet, collect, config, joined, start_line, world};
 use sixcast::{
     Context, NodeId,
     crypto::{ChannelKey, DropReason, KeyId, Protection, SigningKey},
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig},
     wire,
 };
 use socket2::{Domain, Protocol, Socket, Type};
@@ -406,4 +408,149 @@ fn hostile_traffic_is_counted_one_by_one_and_legitimate_traffic_flows() {
          {legit_datagrams} legitimate datagrams carrying {LEGIT} messages, all delivered",
         stats.drops.total()
     );
+}
+
+#[test]
+fn sealed_traffic_crosses_a_relay_and_replays_injected_through_it_are_dropped() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    const MESSAGES: usize = 4200;
+    let stratum0 = world
+        .host("s0")
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            Stratum0::spawn(s0).unwrap()
+        })
+        .unwrap();
+    let _relay = world
+        .host("r1")
+        .run(|| {
+            let mut relay = RelayConfig::default();
+            relay.hop_limit = 8;
+            Relay::spawn(relay).unwrap()
+        })
+        .unwrap();
+    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let signer = SigningKey::generate().unwrap();
+    let public = signer.public_key();
+    let start = start_line(3);
+    let sent = start_line(2);
+    let done = start_line(2);
+    let island = {
+        let (start, done) = (Arc::clone(&start), Arc::clone(&done));
+        world.host("i1").spawn(move || {
+            let mut config = config();
+            config.stratum0 = Some(s0);
+            let context = Context::new(config).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            channel.trust(public).unwrap();
+            channel.join().unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while context
+                .reachability()
+                .and_then(|reach| reach.relay)
+                .is_none()
+            {
+                assert!(std::time::Instant::now() < deadline, "no tunnel");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            start.wait();
+            let received = collect(&channel, MESSAGES, Duration::from_secs(20));
+            done.wait();
+            assert_quiet(&channel, Duration::from_millis(500));
+            (received, channel.stats())
+        })
+    };
+    let c2_ifindex = world.host("c2").ifindex();
+    let attacker = {
+        let (start, sent, done) = (Arc::clone(&start), Arc::clone(&sent), Arc::clone(&done));
+        world.host("c2").spawn(move || {
+            let config = config();
+            let group =
+                sixcast::addr::group_addr(CHANNEL.as_bytes(), &config.profile, config.scope)
+                    .unwrap();
+            let relayed = sixcast::addr::relayed_addr(group, &config.profile).unwrap();
+            let port = config.effective_port();
+            let socket = raw_sender(c2_ifindex);
+            socket.set_multicast_loop_v6(false).unwrap();
+            socket
+                .bind(&SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, port, 0, 0).into())
+                .unwrap();
+            socket.join_multicast_v6(&group, c2_ifindex).unwrap();
+            let socket: std::net::UdpSocket = socket.into();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            // The relay forwards whatever reaches the relayed group down its tunnels.
+            let to_relay = SocketAddrV6::new(relayed, port, 0, 0);
+            let mut buffer = vec![0; 65_536];
+            start.wait();
+            let len = socket.recv(&mut buffer).expect("the first datagram");
+            let first = buffer[..len].to_vec();
+            // At once: a duplicate. Tampered, and sealed with another key: dropped.
+            socket.send_to(&first, to_relay).unwrap();
+            let mut tampered = first.clone();
+            tampered[40] ^= 1;
+            socket.send_to(&tampered, to_relay).unwrap();
+            let mut stranger = Protection::new(group);
+            stranger.set_key(&ChannelKey::from_bytes(KeyId(8), [1; 32]));
+            let plain = wire::pack(NodeId(0xbad), 0, 1232, &[b"let me in"]).unwrap();
+            socket
+                .send_to(&stranger.seal(&plain[0]).unwrap(), to_relay)
+                .unwrap();
+            // Once the sender is 4096 messages further: too old to tell from a replay.
+            sent.wait();
+            std::thread::sleep(Duration::from_millis(300));
+            socket.send_to(&first, to_relay).unwrap();
+            done.wait();
+            u64::from(u16::from_be_bytes([first[6], first[7]]))
+        })
+    };
+    world
+        .host("c1")
+        .spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            channel.sign_with(signer).unwrap();
+            start.wait();
+            for i in 0..MESSAGES {
+                channel.send(format!("core {i:05}").as_bytes()).unwrap();
+                if i % 100 == 99 {
+                    channel.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            channel.flush().unwrap();
+            sent.wait();
+        })
+        .join()
+        .unwrap();
+    let first_count = attacker.join().unwrap();
+    let (received, stats) = island.join().unwrap();
+    assert_eq!(received.len(), MESSAGES, "{stats:?}");
+    assert!(received.iter().all(|message| message.relayed));
+    assert!(
+        received
+            .iter()
+            .enumerate()
+            .all(|(i, message)| message.payload == format!("core {i:05}").as_bytes()),
+        "in order, each once"
+    );
+    assert_eq!(
+        stats.duplicates, first_count,
+        "the immediate replay: {stats:?}"
+    );
+    assert_eq!(
+        stats.drops.get(DropReason::Replay),
+        first_count,
+        "{stats:?}"
+    );
+    assert_eq!(stats.drops.get(DropReason::BadTag), 1, "{stats:?}");
+    // The channel requires signatures, which is checked before the key.
+    assert_eq!(stats.drops.get(DropReason::NotSigned), 1, "{stats:?}");
+    assert_eq!(stats.drops.total(), first_count + 2, "{stats:?}");
 }
