@@ -554,3 +554,55 @@ fn sealed_traffic_crosses_a_relay_and_replays_injected_through_it_are_dropped() 
     assert_eq!(stats.drops.get(DropReason::NotSigned), 1, "{stats:?}");
     assert_eq!(stats.drops.total(), first_count + 2, "{stats:?}");
 }
+
+#[test]
+fn keys_are_refused_where_they_cannot_work() {
+    let Some(world) = world(|| World::lan(1), false) else {
+        return;
+    };
+    world
+        .host("h1")
+        .spawn(|| {
+            let mut librecast = config();
+            librecast.profile = sixcast::Profile::Librecast;
+            let context = Context::new(librecast).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            let err = channel.set_key(&key()).unwrap_err();
+            assert_eq!(err.kind(), sixcast::ErrorKind::Unsupported, "{err}");
+            drop(context);
+
+            // 128-byte datagrams leave 36 bytes after the header and fragment fields: enough for
+            // a seal, not for a seal and a signature.
+            let mut small = config();
+            small.max_datagram_size = wire::MIN_DATAGRAM_SIZE;
+            small.max_message_size = 1000;
+            let context = Context::new(small).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            let err = channel
+                .sign_with(SigningKey::generate().unwrap())
+                .unwrap_err();
+            assert_eq!(err.kind(), sixcast::ErrorKind::InvalidConfig, "{err}");
+            // The refused change left the channel as it was: sealed, unsigned, still sending.
+            channel.send(&[7; 500]).unwrap();
+            channel.flush().unwrap();
+            assert!(channel.stats().datagrams_sent >= 5);
+
+            let token_issuer = SigningKey::generate().unwrap();
+            let member = SigningKey::generate().unwrap();
+            let token = sixcast::crypto::Token::issue(
+                &token_issuer,
+                member.public_key(),
+                channel.group(),
+                std::time::SystemTime::now(),
+            );
+            let err = channel.present(token).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                sixcast::ErrorKind::InvalidConfig,
+                "no signing key: {err}"
+            );
+        })
+        .join()
+        .unwrap();
+}
