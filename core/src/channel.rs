@@ -24,6 +24,10 @@ use tracing::{debug, info, trace, warn};
 use crate::{
     addr,
     config::Config,
+    crypto::{
+        ChannelKey, DropCounters, DropReason, Drops, KeyId, Protection, PublicKey, Rejected,
+        SigningKey, Token,
+    },
     discovery::{self, ProbeReport, ProbeSettings, ThreadBody},
     error::{Error, ErrorKind, Result},
     gateway::{self, Gateways, Path},
@@ -99,6 +103,9 @@ pub struct Stats {
     pub reassembly_dropped: u64,
     /// Datagrams for a group no channel of this context has (context totals only).
     pub unknown_group: u64,
+    /// What the channel's keys refused, by reason: datagrams, and messages for
+    /// [`DropReason::Replay`] (older than what the receiver remembers of their sender).
+    pub drops: Drops,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -115,6 +122,7 @@ impl std::ops::AddAssign for Stats {
         self.queue_overflow += other.queue_overflow;
         self.reassembly_dropped += other.reassembly_dropped;
         self.unknown_group += other.unknown_group;
+        self.drops += other.drops;
     }
 }
 
@@ -131,6 +139,7 @@ struct Counters {
     own_dropped: AtomicU64,
     queue_overflow: AtomicU64,
     unknown_group: AtomicU64,
+    drops: DropCounters,
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
@@ -151,6 +160,7 @@ impl Counters {
             own_dropped: get(&self.own_dropped),
             queue_overflow: get(&self.queue_overflow),
             unknown_group: get(&self.unknown_group),
+            drops: self.drops.snapshot(),
             duplicates: 0,
             reassembly_dropped: 0,
         }
@@ -259,6 +269,8 @@ struct ChannelState {
     /// Where an SSM repeater re-sends the group and its relayed twin (profiles with a twin).
     repeated_groups: Vec<Ipv6Addr>,
     outbox: Mutex<Outbox>,
+    /// Keys; taken after `outbox` where both are needed.
+    protection: RwLock<Protection>,
     inbox: Mutex<Inbox>,
     queue: Mutex<VecDeque<Message>>,
     arrived: Condvar,
@@ -420,6 +432,7 @@ impl Context {
                 opened_at: None,
                 ready: Vec::new(),
             }),
+            protection: RwLock::new(Protection::new(group)),
             inbox: Mutex::new(Inbox::new(InboxLimits {
                 max_message: core.config.max_message_size,
                 reassembly_timeout: core.config.reassembly_timeout,
@@ -749,6 +762,105 @@ impl Channel {
     pub fn stats(&self) -> Stats {
         self.state.stats()
     }
+
+    /// Seals everything sent from now on with `key`, and accepts only datagrams sealed with it
+    /// or another key added with [`add_key`](Self::add_key). What was already packed is sent
+    /// first, as it was. Receivers without the key deliver nothing of the channel.
+    ///
+    /// Fails with [`ErrorKind::Unsupported`] in a profile without header, and with
+    /// [`ErrorKind::InvalidConfig`] if the datagram size leaves no room for the seal.
+    pub fn set_key(&self, key: &ChannelKey) -> Result<()> {
+        self.protect(|protection| {
+            protection.set_key(key);
+            Ok(())
+        })
+    }
+
+    /// Accepts datagrams sealed with `key` too, without sending with it: for rotating keys,
+    /// receivers add the new key, then senders switch to it, then receivers remove the old one.
+    pub fn add_key(&self, key: &ChannelKey) -> Result<()> {
+        self.protect(|protection| {
+            protection.add_key(key);
+            Ok(())
+        })
+    }
+
+    /// Stops accepting datagrams sealed with key `id`; returns whether the channel held it.
+    /// Removing the send key makes the channel send plain datagrams again.
+    pub fn remove_key(&self, id: KeyId) -> Result<bool> {
+        let mut removed = false;
+        self.protect(|protection| {
+            removed = protection.remove_key(id);
+            Ok(())
+        })?;
+        Ok(removed)
+    }
+
+    /// Signs everything sent from now on with `key`, so that receivers trusting its public key
+    /// accept it. Adds 72 bytes to each datagram.
+    pub fn sign_with(&self, key: SigningKey) -> Result<()> {
+        self.protect(|protection| {
+            protection.sign_with(key);
+            Ok(())
+        })
+    }
+
+    /// Presents `token` with every signed datagram, so that receivers that trust its issuer
+    /// ([`trust_issuer`](Self::trust_issuer)) accept this channel's signing key until the token
+    /// expires. Adds 128 bytes to each datagram.
+    ///
+    /// Fails with [`ErrorKind::InvalidConfig`] unless the token is for the key set with
+    /// [`sign_with`](Self::sign_with) and for this channel.
+    pub fn present(&self, token: Token) -> Result<()> {
+        self.protect(|protection| protection.present(token))
+    }
+
+    /// Accepts datagrams signed with `key`. From the first trusted key on, the channel accepts
+    /// only datagrams signed by a trusted key.
+    pub fn trust(&self, key: PublicKey) -> Result<()> {
+        self.protect(|protection| {
+            protection.trust(key);
+            Ok(())
+        })
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of `issuer` for this
+    /// channel. Like [`trust`](Self::trust), makes the channel accept only signed datagrams.
+    pub fn trust_issuer(&self, issuer: PublicKey) -> Result<()> {
+        self.protect(|protection| {
+            protection.trust_issuer(issuer);
+            Ok(())
+        })
+    }
+
+    /// Changes the channel's keys. The packer is closed and resized first, so that no datagram
+    /// is sealed under keys it was not packed for and protected datagrams keep within the
+    /// datagram size.
+    fn protect(&self, change: impl FnOnce(&mut Protection) -> Result<()>) -> Result<()> {
+        let core = &self.shared.core;
+        core.check_open()?;
+        if !core.config.profile.has_header() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "the {} profile carries no header, so its datagrams cannot be sealed or \
+                     signed",
+                    core.config.profile.name()
+                ),
+            ));
+        }
+        let mut outbox = self.state.outbox.lock();
+        let outbox = &mut *outbox;
+        let mut next = self.state.protection.read().clone();
+        change(&mut next)?;
+        outbox
+            .packer
+            .set_overhead(next.overhead(), &mut outbox.ready)?;
+        outbox.opened_at = None;
+        let sent = core.transmit(&self.state, &mut outbox.ready);
+        *self.state.protection.write() = next;
+        sent
+    }
 }
 
 impl fmt::Debug for Channel {
@@ -772,6 +884,7 @@ impl ChannelState {
         let mut stats = self.counters.snapshot();
         let inbox = self.inbox.lock().stats();
         stats.duplicates = inbox.duplicates;
+        stats.drops.add(DropReason::Replay, inbox.stale);
         stats.reassembly_dropped = inbox.reassembly_expired + inbox.reassembly_rejected;
         stats
     }
@@ -896,6 +1009,14 @@ impl Core {
     /// Sends the ready datagrams of `state` on every interface, and up the tunnel where this
     /// node's multicast does not reach the core, and empties `ready`.
     fn transmit(&self, state: &ChannelState, ready: &mut Vec<Vec<u8>>) -> Result<()> {
+        {
+            let protection = state.protection.read();
+            if protection.protects_sending() {
+                for datagram in ready.iter_mut() {
+                    *datagram = protection.seal(datagram)?;
+                }
+            }
+        }
         let result = self.interfaces.iter().try_for_each(|interface| {
             self.socket.send_batch(ready, state.group, interface)?;
             bump(&state.counters.datagrams_sent, ready.len() as u64);
@@ -1481,18 +1602,33 @@ impl Core {
             );
             return;
         }
-        let decoded = match wire::decode(datagram) {
+        // Own datagrams are recognised before opening: a node need not trust its own signature.
+        if wire::decode_header(datagram).is_ok_and(|header| header.sender == self.node) {
+            bump(&state.counters.own_dropped, 1);
+            return;
+        }
+        // Relayed copies open like originals: the keys are bound to the canonical group.
+        let opened = state
+            .protection
+            .read()
+            .open(datagram, std::time::SystemTime::now());
+        let decoded = match &opened {
+            Ok(plain) => wire::decode(plain).map_err(Rejected::Malformed),
+            Err(rejected) => Err(*rejected),
+        };
+        let decoded = match decoded {
             Ok(decoded) => decoded,
-            Err(err) => {
+            Err(Rejected::Malformed(err)) => {
                 bump(&state.counters.malformed, 1);
                 debug!(source = %meta.source, group = %meta.destination, "dropped a malformed datagram: {err}");
                 return;
             }
+            Err(Rejected::Dropped(reason)) => {
+                state.counters.drops.bump(reason);
+                debug!(source = %meta.source, group = %meta.destination, %reason, "dropped a datagram the channel's keys refuse");
+                return;
+            }
         };
-        if decoded.sender() == self.node {
-            bump(&state.counters.own_dropped, 1);
-            return;
-        }
         if path == Path::Native {
             self.upload(&state, datagram);
         }

@@ -29,6 +29,7 @@
 pub mod addr;
 pub mod channel;
 pub mod config;
+pub mod crypto;
 pub mod discovery;
 pub mod error;
 pub mod gateway;

@@ -179,10 +179,13 @@ fn listen_and_send_across_a_lan() {
 
     let (code, stdout, _) = finish(json, Duration::from_secs(10));
     assert_eq!(code, 0);
-    let lines: Vec<serde_json::Value> = stdout
+    let mut lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
+    let summary = lines.pop().unwrap();
+    assert_eq!(summary["drops"]["no_key"], 0, "{summary}");
+    assert_eq!(summary["messages_received"], 3, "{summary}");
     assert_eq!(lines.len(), 3);
     let sender = world.host("h1").addr().to_string();
     let group = "ff1e:".to_string();
@@ -329,7 +332,8 @@ fn an_island_probes_and_listens_through_a_relay() {
     }
     let (code, stdout, stderr) = finish(listener, Duration::from_secs(15));
     assert_eq!(code, 0, "{stderr}");
-    let message: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let first_line = stdout.lines().next().unwrap_or_default();
+    let message: serde_json::Value = serde_json::from_str(first_line).unwrap();
     assert_eq!(message["payload"], "deploy done");
     assert_eq!(message["path"], "relay");
 }
@@ -412,7 +416,8 @@ fn a_second_island_host_listens_through_its_segments_gateway() {
     }
     let (code, stdout, stderr) = finish(served, Duration::from_secs(15));
     assert_eq!(code, 0, "{stderr}");
-    let message: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let first_line = stdout.lines().next().unwrap_or_default();
+    let message: serde_json::Value = serde_json::from_str(first_line).unwrap();
     assert_eq!(message["payload"], "deploy done");
     assert_eq!(message["path"], "gateway", "{message}");
     drop(gateway);
@@ -507,4 +512,251 @@ fn probe_reports_an_ssm_repeater_as_the_path() {
     let repeater = format!("[{}]:6448", world.host("a1").addr());
     assert_eq!(report["path"], format!("repeater {repeater}"), "{report}");
     assert_eq!(report["offers"][0]["repeater"], true, "{report}");
+}
+
+/// A fresh directory for key files, removed on drop.
+struct KeyDir(std::path::PathBuf);
+
+impl KeyDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("sixcast-cli-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.0.join(file).to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for KeyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn mode(path: &str) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn keygen_writes_private_key_files_and_never_overwrites() {
+    let dir = KeyDir::new("keygen");
+    let (channel_key, signing_key) = (dir.path("channel.key"), dir.path("me.key"));
+    let (code, stdout, stderr) = run(&["keygen", "--out", &channel_key]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("channel key "), "{stdout}");
+    assert_eq!(mode(&channel_key), 0o600);
+    let text = std::fs::read_to_string(&channel_key).unwrap();
+    let key = sixcast::crypto::ChannelKey::from_file_text(&text).unwrap();
+    assert!(stdout.contains(&key.id().to_string()), "{stdout}");
+
+    let (code, _, stderr) = run(&["keygen", "--out", &channel_key]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("never overwritten"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&channel_key).unwrap(), text);
+
+    let (code, stdout, stderr) = run(&["keygen", "--signing", "--out", &signing_key]);
+    assert_eq!(code, 0, "{stderr}");
+    let public_key = format!("{signing_key}.pub");
+    assert_eq!((mode(&signing_key), mode(&public_key)), (0o600, 0o644));
+    let secret = std::fs::read_to_string(&signing_key).unwrap();
+    let public = std::fs::read_to_string(&public_key).unwrap();
+    let signer = sixcast::crypto::SigningKey::from_file_text(&secret).unwrap();
+    let trusted = sixcast::crypto::PublicKey::from_file_text(&public).unwrap();
+    assert_eq!(signer.public_key(), trusted);
+    assert!(
+        stdout.contains(&trusted.fingerprint().to_string()),
+        "{stdout}"
+    );
+
+    // Key files of the wrong kind or garbage are refused before anything is joined or sent.
+    std::fs::write(dir.path("garbage"), "sixcast-channel-key-v1 nothex\n").unwrap();
+    let garbage = dir.path("garbage");
+    let cases: &[&[&str]] = &[
+        &["listen", "x", "--key", &public_key],
+        &["listen", "x", "--trust", &channel_key],
+        &["listen", "x", "--key", &garbage],
+        &["send", "x", "hi", "--sign", &channel_key],
+        &["send", "x", "hi", "--key", &dir.path("missing")],
+    ];
+    for args in cases {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(
+            stderr.contains(&*dir.0.to_string_lossy()),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn sealed_signed_messages_reach_only_listeners_with_the_key_and_trust() {
+    let Some(world) = world(|| World::lan(4), false) else {
+        return;
+    };
+    let dir = KeyDir::new("sealed");
+    let (key, signer, stranger) = (dir.path("k"), dir.path("s"), dir.path("x"));
+    for args in [
+        vec!["keygen", "--out", &key],
+        vec!["keygen", "--signing", "--out", &signer],
+        vec!["keygen", "--signing", "--out", &stranger],
+    ] {
+        assert_eq!(run(&args).0, 0, "{args:?}");
+    }
+    let (signer_pub, stranger_pub) = (format!("{signer}.pub"), format!("{stranger}.pub"));
+    let with_key = start_listener(
+        &world,
+        "h2",
+        &[
+            "vault",
+            "--count",
+            "2",
+            "--timeout",
+            "10",
+            "--json",
+            "--key",
+            &key,
+            "--trust",
+            &signer_pub,
+        ],
+    );
+    let without_key = start_listener(&world, "h3", &["vault", "--timeout", "3", "--json"]);
+    let untrusting = start_listener(
+        &world,
+        "h4",
+        &[
+            "vault",
+            "--timeout",
+            "3",
+            "--json",
+            "--key",
+            &key,
+            "--trust",
+            &stranger_pub,
+        ],
+    );
+    for message in ["top secret", "also secret"] {
+        let status = world
+            .host("h1")
+            .command(SIXCAST)
+            .args(["send", "vault", message, "--key", &key, "--sign", &signer])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    let (code, stdout, stderr) = finish(with_key, Duration::from_secs(10));
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["payload"], "top secret");
+    assert_eq!(lines[1]["payload"], "also secret");
+    assert_eq!(lines[2]["messages_received"], 2);
+
+    for (listener, reason) in [(without_key, "no_key"), (untrusting, "untrusted_signer")] {
+        let (code, stdout, stderr) = finish(listener, Duration::from_secs(10));
+        assert_eq!(code, 3, "{stderr}");
+        assert!(!stdout.contains("secret"), "{stdout}");
+        let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(summary["drops"][reason], 2, "{summary}");
+        assert_eq!(summary["messages_received"], 0, "{summary}");
+        assert_eq!(summary["datagrams_received"], 2, "{summary}");
+    }
+}
+
+#[test]
+fn tokens_admit_senders_until_they_expire() {
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    let dir = KeyDir::new("token");
+    let (issuer, member, token, stale, other) = (
+        dir.path("issuer"),
+        dir.path("member"),
+        dir.path("token"),
+        dir.path("stale"),
+        dir.path("other"),
+    );
+    let member_pub = format!("{member}.pub");
+    let issue = |channel: &str, valid: &str, out: &str| {
+        let args = [
+            "token",
+            "--issuer",
+            &issuer,
+            "--subject",
+            &member_pub,
+            "--channel",
+            channel,
+            "--valid",
+            valid,
+            "--out",
+            out,
+        ];
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+    };
+    for args in [
+        ["keygen", "--signing", "--out", &issuer],
+        ["keygen", "--signing", "--out", &member],
+    ] {
+        assert_eq!(run(&args).0, 0, "{args:?}");
+    }
+    issue("ops", "3600", &token);
+    issue("ops", "0", &stale);
+    issue("other", "60", &other);
+    // A token for another channel is refused before anything is sent.
+    let (code, _, stderr) = run(&["send", "ops", "x", "--sign", &member, "--token", &other]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("another channel"), "{stderr}");
+
+    let issuer_pub = format!("{issuer}.pub");
+    let listener = start_listener(
+        &world,
+        "h2",
+        &[
+            "ops",
+            "--timeout",
+            "4",
+            "--json",
+            "--trust-issuer",
+            &issuer_pub,
+        ],
+    );
+    // The stale token's only second has passed by the time it is used.
+    std::thread::sleep(Duration::from_millis(1100));
+    let send = |message: &str, extra: &[&str]| {
+        let status = world
+            .host("h1")
+            .command(SIXCAST)
+            .args(["send", "ops", message, "--sign", &member])
+            .args(extra)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    send("admitted", &["--token", &token]);
+    send("too late", &["--token", &stale]);
+    send("no token", &[]);
+    let (code, stdout, stderr) = finish(listener, Duration::from_secs(10));
+    assert_eq!(code, 3, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["payload"], "admitted");
+    assert_eq!(lines[1]["drops"]["expired"], 1, "{stdout}");
+    assert_eq!(lines[1]["drops"]["untrusted_signer"], 1, "{stdout}");
 }

@@ -37,8 +37,9 @@ const COMMENT: [&str; 10] = [
      total_len, offset, index, count, chunk}.",
     "An invalid one has `error`, the ErrorKind name (always \"Malformed\"), and `reason`, the \
      stable name of the first rule it breaks, checked in this order: header length, magic, \
-     version, type, then the body. `why` explains the case for humans.",
-    "Reasons: truncated, bad_magic, unsupported_version, unknown_type, bad_count, \
+     version, type, flags, then the body. `why` explains the case for humans.",
+    "Reasons: truncated, bad_magic, unsupported_version, unknown_type, unknown_flags, protected \
+     (a sealed or signed datagram, which must be opened first: see security.json), bad_count, \
      sequence_overflow, bad_varint, trailing_bytes, bad_fragment, too_large.",
     "Fragment total_len is checked against the protocol limit `constants.max_message_size_limit`; \
      a receiver also drops messages above its own configured maximum, which is not a decode \
@@ -208,10 +209,10 @@ fn decode_cases() -> Vec<DecodeCase> {
             },
         ),
         (
-            "messages_flags_and_reserved_set",
-            "flags and the reserved byte are ignored by receivers",
+            "messages_reserved_set",
+            "the reserved byte is ignored by receivers",
             {
-                let mut bytes = messages(0xff, 9, &[b"x"]);
+                let mut bytes = messages(0, 9, &[b"x"]);
                 bytes[5] = 0xff;
                 bytes
             },
@@ -361,6 +362,19 @@ fn decode_cases() -> Vec<DecodeCase> {
             "total_len is max_message_size_limit + 1",
             fragment(7, over_limit, 0, 0, 2, b"ab"),
             "too_large",
+        ),
+        invalid(
+            "unknown_flag",
+            "flag 0x08 is not defined by this version: the datagram cannot be read safely",
+            messages(0x08, 9, &[b"x"]),
+            "unknown_flags",
+        ),
+        invalid(
+            "sealed_not_opened",
+            "flag 0x01 (sealed): the body must be opened with the channel key first \
+             (security.json)",
+            messages(0x01, 9, &[b"x"]),
+            "protected",
         ),
     ]
 }
@@ -616,6 +630,8 @@ fn every_decode_reason_has_a_case() {
         "trailing_bytes",
         "bad_fragment",
         "too_large",
+        "unknown_flags",
+        "protected",
     ] {
         assert!(reasons.contains(&reason), "no case for {reason}");
     }

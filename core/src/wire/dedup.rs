@@ -1,4 +1,4 @@
-//! Per-sender duplicate detection, with a bounded table of senders.
+//! Per-sender duplicate and replay detection, with a bounded table of senders.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -6,6 +6,19 @@ use std::{
 };
 
 use super::NodeId;
+
+/// What a receiver already knows of one of a sender's sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Seen {
+    /// Not settled yet: deliver it.
+    New,
+    /// Settled, and still inside the sender's window: an ordinary duplicate (a relayed copy, a
+    /// repeated fragment).
+    Duplicate,
+    /// Older than the sender's window or than the floor remembered for a forgotten sender: it
+    /// can no longer be told apart from a replay, so it is treated as one.
+    Stale,
+}
 
 /// Remembers which of a sender's most recent sequence numbers are settled (delivered or given up).
 ///
@@ -29,15 +42,34 @@ impl DedupWindow {
         }
     }
 
-    /// Whether `seq` is neither settled nor too old to tell.
-    pub(super) fn is_new(&self, seq: u64) -> bool {
+    /// A window for a sender that was forgotten after settling up to `floor`: everything up to
+    /// and including `floor` counts as settled, so replays of its old traffic stay rejected.
+    fn with_floor(size: NonZeroU64, floor: u64) -> Self {
+        let mut window = Self::new(size);
+        window.settled.fill(u64::MAX);
+        window.highest = Some(floor);
+        window
+    }
+
+    /// Whether `seq` is new, a duplicate inside the window, or too old to tell.
+    pub(super) fn seen(&self, seq: u64) -> Seen {
         let Some(highest) = self.highest else {
-            return true;
+            return Seen::New;
         };
         if seq > highest {
-            return true;
+            Seen::New
+        } else if highest - seq >= self.size.get() {
+            Seen::Stale
+        } else if self.bit(seq) {
+            Seen::Duplicate
+        } else {
+            Seen::New
         }
-        highest - seq < self.size.get() && !self.bit(seq)
+    }
+
+    #[cfg(test)]
+    fn is_new(&self, seq: u64) -> bool {
+        self.seen(seq) == Seen::New
     }
 
     /// Records `seq` as settled, sliding the window forward if `seq` is the highest yet.
@@ -83,12 +115,26 @@ impl DedupWindow {
     }
 }
 
+/// How many forgotten senders' floors are remembered per table. A floor costs about 40 bytes,
+/// against `dedup_window / 8` bytes for a full window, so many more fit in the same memory.
+pub(super) const FORGOTTEN_SENDERS_PER_SENDER: usize = 4;
+
 /// The dedup windows of at most `capacity` senders; the least recently heard is evicted first.
+///
+/// An evicted sender leaves behind its *floor*, the highest sequence number it had settled, for
+/// up to `FORGOTTEN_SENDERS_PER_SENDER × capacity` senders (again least recently evicted first).
+/// A sender heard again after eviction starts from its floor, with everything up to it settled,
+/// so that replaying its old datagrams does not deliver them twice. Only when so many senders are
+/// active that the floor is forgotten too does a replay get through (see `docs/security.md`).
 #[derive(Debug)]
 pub(super) struct SenderTable {
     senders: HashMap<NodeId, Sender>,
     /// Senders by the tick they were last heard at, least recent first.
     by_recency: BTreeMap<u64, NodeId>,
+    /// Floors of evicted senders with the tick they were evicted at.
+    floors: HashMap<NodeId, (u64, u64)>,
+    /// Evicted senders by eviction tick, least recent first.
+    floors_by_age: BTreeMap<u64, NodeId>,
     /// Counts datagrams; orders senders by recency independently of the caller's clock.
     ticks: u64,
     capacity: usize,
@@ -109,6 +155,8 @@ impl SenderTable {
             ticks: 0,
             capacity: capacity.max(1),
             window_size,
+            floors: HashMap::new(),
+            floors_by_age: BTreeMap::new(),
         }
     }
 
@@ -128,10 +176,19 @@ impl SenderTable {
             .then(|| self.by_recency.pop_first())
             .flatten()
             .map(|(_, id)| id);
-        if let Some(evicted) = evicted {
-            self.senders.remove(&evicted);
+        if let Some(evicted) = evicted
+            && let Some(gone) = self.senders.remove(&evicted)
+            && let Some(floor) = gone.window.highest
+        {
+            self.remember_floor(evicted, floor, tick);
         }
-        let window = DedupWindow::new(self.window_size);
+        let window = match self.floors.remove(&sender) {
+            Some((floor, evicted_at)) => {
+                self.floors_by_age.remove(&evicted_at);
+                DedupWindow::with_floor(self.window_size, floor)
+            }
+            None => DedupWindow::new(self.window_size),
+        };
         self.senders.insert(
             sender,
             Sender {
@@ -143,11 +200,22 @@ impl SenderTable {
         evicted
     }
 
-    /// Whether message `seq` of `sender` has not been settled yet (always true for unknown senders).
-    pub(super) fn is_new(&self, sender: NodeId, seq: u64) -> bool {
+    fn remember_floor(&mut self, sender: NodeId, floor: u64, tick: u64) {
+        if self.floors.len() >= self.capacity.saturating_mul(FORGOTTEN_SENDERS_PER_SENDER)
+            && let Some((_, oldest)) = self.floors_by_age.pop_first()
+        {
+            self.floors.remove(&oldest);
+        }
+        self.floors.insert(sender, (floor, tick));
+        self.floors_by_age.insert(tick, sender);
+    }
+
+    /// What is known of message `seq` of `sender` (always new for unknown senders; `touch` the
+    /// sender first so that a forgotten sender's floor applies).
+    pub(super) fn seen(&self, sender: NodeId, seq: u64) -> Seen {
         self.senders
             .get(&sender)
-            .is_none_or(|known| known.window.is_new(seq))
+            .map_or(Seen::New, |known| known.window.seen(seq))
     }
 
     /// Marks message `seq` of `sender` as settled, so later copies count as duplicates.
@@ -159,6 +227,12 @@ impl SenderTable {
 
     pub(super) fn len(&self) -> usize {
         self.senders.len()
+    }
+
+    /// Number of forgotten senders whose floor is still remembered.
+    #[cfg(test)]
+    fn forgotten(&self) -> usize {
+        self.floors.len()
     }
 }
 
@@ -222,14 +296,49 @@ mod tests {
         assert_eq!(table.touch(NodeId(1)), None);
         assert_eq!(table.touch(NodeId(3)), Some(NodeId(2)));
         assert_eq!(table.len(), 2);
-        assert!(
-            !table.is_new(NodeId(1), 0),
+        assert_eq!(
+            table.seen(NodeId(1), 0),
+            Seen::Duplicate,
             "the recently heard sender kept its window"
         );
         assert_eq!(table.touch(NodeId(4)), Some(NodeId(1)));
-        assert!(
-            table.is_new(NodeId(1), 0),
-            "an evicted sender starts afresh"
-        );
+        assert_eq!(table.seen(NodeId(1), 0), Seen::New, "evicted: not tracked");
+    }
+
+    #[test]
+    fn a_forgotten_sender_comes_back_at_its_floor() {
+        let mut table = SenderTable::new(1, NonZeroU64::new(8).unwrap());
+        table.touch(NodeId(1));
+        for seq in [3, 5, 9] {
+            table.settle(NodeId(1), seq);
+        }
+        assert_eq!(table.touch(NodeId(2)), Some(NodeId(1)));
+        assert_eq!(table.forgotten(), 1);
+        table.touch(NodeId(1));
+        assert_eq!(table.forgotten(), 0, "the floor moved back into the window");
+        // 4 was never settled, but once forgotten it cannot be told apart from a replay.
+        for seq in [9, 4] {
+            assert_eq!(table.seen(NodeId(1), seq), Seen::Duplicate, "{seq}");
+        }
+        assert_eq!(table.seen(NodeId(1), 1), Seen::Stale);
+        assert_eq!(table.seen(NodeId(1), 10), Seen::New);
+        table.settle(NodeId(1), 10);
+        assert_eq!(table.seen(NodeId(1), 10), Seen::Duplicate);
+    }
+
+    #[test]
+    fn floors_are_bounded() {
+        let mut table = SenderTable::new(1, NonZeroU64::new(8).unwrap());
+        let limit = FORGOTTEN_SENDERS_PER_SENDER;
+        for id in 0..=u64::try_from(limit).unwrap() + 1 {
+            table.touch(NodeId(id));
+            table.settle(NodeId(id), 100);
+        }
+        assert_eq!(table.forgotten(), limit);
+        // Sender 0 was forgotten longest ago: its floor is gone, so it starts afresh.
+        table.touch(NodeId(0));
+        assert_eq!(table.seen(NodeId(0), 100), Seen::New);
+        table.touch(NodeId(2));
+        assert_eq!(table.seen(NodeId(2), 100), Seen::Duplicate);
     }
 }

@@ -7,7 +7,7 @@ use std::{
 
 use super::{
     DEFAULT_MAX_MESSAGE_SIZE, Datagram, Fragment, MAX_MESSAGE_SIZE_LIMIT, MessageBatch, NodeId,
-    dedup::SenderTable,
+    dedup::{Seen, SenderTable},
     reassembly::{Added, Reassembly},
     usize_from,
 };
@@ -79,9 +79,12 @@ pub struct Delivery {
 pub struct InboxStats {
     /// Messages handed to the application.
     pub delivered: u64,
-    /// Messages and fragments dropped because their message was already delivered or given up,
-    /// or is older than the duplicate window.
+    /// Messages and fragments dropped because their message was already delivered or given up.
     pub duplicates: u64,
+    /// Messages and fragments dropped because they are older than their sender's duplicate
+    /// window, or than the floor remembered for a sender forgotten to stay within
+    /// [`InboxLimits::max_senders`]: they cannot be told apart from replays.
+    pub stale: u64,
     /// Messages, and fragments of messages, larger than [`InboxLimits::max_message`].
     pub too_large: u64,
     /// Partial messages dropped because their remaining fragments did not arrive in time.
@@ -183,10 +186,19 @@ impl Inbox {
         self.senders.len()
     }
 
+    /// Whether message `seq` of `sender` is new; counts it as a duplicate or stale otherwise.
+    fn count_if_seen(&mut self, sender: NodeId, seq: u64) -> bool {
+        match self.senders.seen(sender, seq) {
+            Seen::New => return true,
+            Seen::Duplicate => self.stats.duplicates += 1,
+            Seen::Stale => self.stats.stale += 1,
+        }
+        false
+    }
+
     fn accept_batch(&mut self, batch: &MessageBatch<'_>, deliver: &mut dyn FnMut(Delivery)) {
         for (seq, payload) in batch {
-            if !self.senders.is_new(batch.sender, seq) {
-                self.stats.duplicates += 1;
+            if !self.count_if_seen(batch.sender, seq) {
                 continue;
             }
             self.senders.settle(batch.sender, seq);
@@ -210,8 +222,7 @@ impl Inbox {
         deliver: &mut dyn FnMut(Delivery),
     ) {
         let Fragment { sender, seq, .. } = *fragment;
-        if !self.senders.is_new(sender, seq) {
-            self.stats.duplicates += 1;
+        if !self.count_if_seen(sender, seq) {
             return;
         }
         if fragment.check().is_err() {
@@ -456,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn messages_older_than_the_window_are_duplicates() {
+    fn messages_older_than_the_window_are_stale() {
         let mut inbox = Inbox::new(InboxLimits {
             dedup_window: 4,
             ..limits()
@@ -473,8 +484,12 @@ mod tests {
         assert_eq!(feed(&mut inbox, &single(7), now).len(), 0);
         assert_eq!(feed(&mut inbox, &single(14), now).len(), 1);
         assert_eq!(feed(&mut inbox, &single(11), now).len(), 1);
-        assert_eq!(feed(&mut inbox, &single(10), now).len(), 0);
-        assert_eq!(inbox.stats().duplicates, 3);
+        assert_eq!(
+            feed(&mut inbox, &single(10), now).len(),
+            0,
+            "10 left 11..=14"
+        );
+        assert_eq!((inbox.stats().duplicates, inbox.stats().stale), (1, 2));
     }
 
     #[test]
@@ -599,11 +614,14 @@ mod tests {
         // Alice was heard least recently, so Bob is evicted next, with his partial message.
         assert_eq!(
             feed(&mut inbox, &hello, now).len(),
-            1,
-            "Alice was forgotten: delivered again"
+            0,
+            "Alice was forgotten but her floor was not: a replay is not delivered again"
         );
+        let next = pack(ALICE, 1, DEFAULT_DATAGRAM_SIZE, &[b"again".to_vec()]);
+        assert_eq!(feed(&mut inbox, &next, now).len(), 1);
         let stats = inbox.stats();
         assert_eq!((stats.senders_evicted, stats.reassembly_rejected), (2, 1));
+        assert_eq!(stats.duplicates, 1);
         assert_eq!((inbox.senders(), inbox.reassembly_bytes()), (2, 0));
     }
 

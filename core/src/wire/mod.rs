@@ -45,10 +45,22 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 /// No configuration may allow messages larger than this, and no fragment may announce more.
 pub const MAX_MESSAGE_SIZE_LIMIT: usize = 16 << 20;
 
+/// Header flag: the body is sealed with a channel key ([`crate::crypto`]).
+pub const FLAG_SEALED: u8 = 0x01;
+/// Header flag: a signature trailer ends the datagram ([`crate::crypto`]).
+pub const FLAG_SIGNED: u8 = 0x02;
+/// Header flag: the signature trailer starts with a capability token ([`crate::crypto::Token`]).
+/// Only valid with [`FLAG_SIGNED`].
+pub const FLAG_TOKEN: u8 = 0x04;
+/// Every flag this version defines; a datagram with any other flag bit set is dropped.
+const KNOWN_FLAGS: u8 = FLAG_SEALED | FLAG_SIGNED | FLAG_TOKEN;
+
 /// Datagram type of a batch of whole messages.
-const TYPE_MESSAGES: u8 = 1;
+pub(crate) const TYPE_MESSAGES: u8 = 1;
 /// Datagram type of one fragment of a large message.
-const TYPE_FRAGMENT: u8 = 2;
+pub(crate) const TYPE_FRAGMENT: u8 = 2;
+/// Where the flags byte sits in the header.
+pub const FLAGS_FIELD: usize = 4;
 /// Where the message count sits in the header; the packer fills it in when a datagram closes.
 const COUNT_FIELD: std::ops::Range<usize> = 6..8;
 /// Record lengths are LEB128 varints of at most this many bytes (28 bits, more than a datagram).
@@ -118,9 +130,9 @@ impl FromStr for NodeId {
 /// Why received bytes are not a valid datagram.
 ///
 /// [`reason`](Self::reason) gives each variant a stable name, used by the conformance vectors.
-/// Decoding checks, in this order: header length, magic, version, type, then the type's body.
-/// Both [`decode`] and [`control::decode`] report it; the variants after `TooLarge` come only
-/// from control messages.
+/// Decoding checks, in this order: header length, magic, version, type, flags, then the type's
+/// body. Both [`decode`] and [`control::decode`] report it; the variants after `Protected` come
+/// only from control messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
@@ -145,6 +157,11 @@ pub enum DecodeError {
     BadFragment,
     /// A fragment announces a message larger than [`MAX_MESSAGE_SIZE_LIMIT`].
     TooLarge,
+    /// The header sets flag bits this version does not define, or TOKEN without SIGNED.
+    UnknownFlags(u8),
+    /// The datagram is sealed or signed: [`crate::crypto::Protection::open`] it, then decode what
+    /// it returns.
+    Protected,
     /// A control message that is padded because its sender's address is unverified (PROBE,
     /// RELAY_REQUEST, HELLO) is shorter than [`control::UNVERIFIED_MIN_LEN`].
     ShortUnverified,
@@ -173,6 +190,8 @@ impl DecodeError {
             Self::TrailingBytes => "trailing_bytes",
             Self::BadFragment => "bad_fragment",
             Self::TooLarge => "too_large",
+            Self::UnknownFlags(_) => "unknown_flags",
+            Self::Protected => "protected",
             Self::ShortUnverified => "short_unverified",
             Self::BadPadding => "bad_padding",
             Self::BadField => "bad_field",
@@ -205,6 +224,10 @@ impl fmt::Display for DecodeError {
                     "the fragment announces a message over {MAX_MESSAGE_SIZE_LIMIT} bytes"
                 )
             }
+            Self::UnknownFlags(flags) => {
+                write!(f, "the header sets unknown flags {flags:#04x}")
+            }
+            Self::Protected => f.write_str("the datagram is sealed or signed and was not opened"),
             Self::ShortUnverified => write!(
                 f,
                 "a message from an unverified address is not padded to {} bytes",
@@ -368,10 +391,18 @@ impl Fragment<'_> {
     }
 }
 
-/// Parses and validates one received datagram.
-///
-/// Never panics and never allocates, whatever the input.
-pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, DecodeError> {
+/// The header fields of a datagram, checked up to its flags but not its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) kind: u8,
+    pub(crate) flags: u8,
+    pub(crate) count: u16,
+    pub(crate) sender: NodeId,
+    pub(crate) seq: u64,
+}
+
+/// Reads and checks a datagram's header: length, magic, version, type and flags, in this order.
+pub(crate) fn decode_header(datagram: &[u8]) -> Result<Header, DecodeError> {
     let mut reader = Reader::new(datagram);
     if datagram.len() < HEADER_LEN {
         return Err(DecodeError::Truncated);
@@ -384,16 +415,47 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, DecodeError> {
         return Err(DecodeError::UnsupportedVersion(version));
     }
     let kind = reader.u8()?;
-    // Flags and the reserved byte are for future use: ignored so that older receivers keep
-    // accepting datagrams that set them.
-    let _flags_and_reserved = reader.array::<2>()?;
-    let count = reader.u16()?;
-    let sender = NodeId(reader.u64()?);
-    let seq = reader.u64()?;
-    match kind {
-        TYPE_MESSAGES => decode_messages(sender, seq, count, reader.rest),
-        TYPE_FRAGMENT => decode_fragment(sender, seq, count, reader),
-        other => Err(DecodeError::UnknownType(other)),
+    if kind != TYPE_MESSAGES && kind != TYPE_FRAGMENT {
+        return Err(DecodeError::UnknownType(kind));
+    }
+    // A flag changes how the datagram must be read, so guessing past an unknown one is unsafe.
+    let flags = reader.u8()?;
+    let token_unsigned = flags & FLAG_TOKEN != 0 && flags & FLAG_SIGNED == 0;
+    if flags & !KNOWN_FLAGS != 0 || token_unsigned {
+        return Err(DecodeError::UnknownFlags(flags));
+    }
+    // The reserved byte is for future use: ignored so that older receivers keep accepting it.
+    let _reserved = reader.u8()?;
+    Ok(Header {
+        kind,
+        flags,
+        count: reader.u16()?,
+        sender: NodeId(reader.u64()?),
+        seq: reader.u64()?,
+    })
+}
+
+/// Parses and validates one received datagram whose flags are clear (a sealed or signed one is
+/// opened first, which clears them).
+///
+/// Never panics and never allocates, whatever the input.
+pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, DecodeError> {
+    let header = decode_header(datagram)?;
+    if header.flags != 0 {
+        return Err(DecodeError::Protected);
+    }
+    let Header {
+        kind,
+        count,
+        sender,
+        seq,
+        ..
+    } = header;
+    let body = Reader::new(&datagram[HEADER_LEN..]);
+    if kind == TYPE_MESSAGES {
+        decode_messages(sender, seq, count, body.rest)
+    } else {
+        decode_fragment(sender, seq, count, body)
     }
 }
 
@@ -623,11 +685,21 @@ mod tests {
     }
 
     #[test]
-    fn flags_and_reserved_byte_are_ignored() {
+    fn the_reserved_byte_is_ignored_and_flags_are_not() {
         let mut bytes = batch_of(&[b"x"], 0);
-        bytes[4] = 0xff;
         bytes[5] = 0xff;
         assert!(matches!(decode(&bytes), Ok(Datagram::Messages(_))));
+        for (flags, expected) in [
+            (0x08, DecodeError::UnknownFlags(0x08)),
+            (FLAG_TOKEN, DecodeError::UnknownFlags(FLAG_TOKEN)),
+            (FLAG_TOKEN | FLAG_SIGNED, DecodeError::Protected),
+            (0x83, DecodeError::UnknownFlags(0x83)),
+            (FLAG_SEALED, DecodeError::Protected),
+            (FLAG_SIGNED, DecodeError::Protected),
+        ] {
+            bytes[FLAGS_FIELD] = flags;
+            assert_eq!(decode(&bytes), Err(expected), "{flags:#x}");
+        }
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::error::{Error, ErrorKind};
 #[derive(Debug)]
 pub struct Packer {
     sender: NodeId,
+    /// The configured datagram size: what leaves the host, protection included.
+    datagram_limit: usize,
+    /// What the packer fills: `datagram_limit` minus what sealing and signing add.
     max_datagram: usize,
     max_message: usize,
     /// Bytes of message data one fragment carries.
@@ -48,25 +51,32 @@ impl Packer {
                  {max_message}"
             )));
         }
-        let chunk_capacity = max_datagram - HEADER_LEN - FRAGMENT_HEADER_LEN;
-        if max_message.div_ceil(chunk_capacity) > usize::from(u16::MAX) {
-            return Err(invalid(format!(
-                "a {max_message}-byte message would need more than {} fragments of a \
-                 {max_datagram}-byte datagram; raise the datagram size or lower the maximum \
-                 message size",
-                u16::MAX
-            )));
-        }
+        let chunk_capacity = chunk_capacity(max_datagram, 0, max_message)?;
         Ok(Self {
             sender,
+            datagram_limit: max_datagram,
             max_datagram,
             max_message,
-            // Fits: MAX_DATAGRAM_SIZE - HEADER_LEN <= u16::MAX (asserted in the parent module).
-            chunk_capacity: u16::try_from(chunk_capacity).unwrap_or(u16::MAX),
+            chunk_capacity,
             next_seq: 0,
             open: Vec::new(),
             open_count: 0,
         })
+    }
+
+    /// Leaves `overhead` bytes of every datagram free for what sealing and signing add
+    /// ([`crate::crypto::Protection::overhead`]), so that protected datagrams stay within the
+    /// datagram size. Closes the open datagram first (appending it to `ready`).
+    ///
+    /// Fails with [`ErrorKind::InvalidConfig`], changing nothing, if too little room would be
+    /// left: a fragment must carry at least one byte, and the maximum message must still fit
+    /// 65535 fragments.
+    pub fn set_overhead(&mut self, overhead: usize, ready: &mut Vec<Vec<u8>>) -> crate::Result<()> {
+        let chunk_capacity = chunk_capacity(self.datagram_limit, overhead, self.max_message)?;
+        self.flush(ready);
+        self.max_datagram = self.datagram_limit - overhead;
+        self.chunk_capacity = chunk_capacity;
+        Ok(())
     }
 
     /// Makes the next message take sequence number `seq` instead of continuing the count.
@@ -161,6 +171,36 @@ impl Packer {
             ready.push(datagram);
         }
     }
+}
+
+/// Bytes of message data one fragment carries with `overhead` bytes of a `max_datagram`-byte
+/// datagram taken by protection, checked against the 65535-fragment limit for `max_message`.
+fn chunk_capacity(max_datagram: usize, overhead: usize, max_message: usize) -> crate::Result<u16> {
+    let chunk_capacity = max_datagram
+        .checked_sub(overhead.saturating_add(HEADER_LEN + FRAGMENT_HEADER_LEN))
+        .filter(|&capacity| capacity > 0)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "{max_datagram}-byte datagrams leave no room for data after {overhead} bytes \
+                     of sealing and signing; raise the datagram size"
+                ),
+            )
+        })?;
+    if max_message.div_ceil(chunk_capacity) > usize::from(u16::MAX) {
+        return Err(Error::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "a {max_message}-byte message would need more than {} fragments of a \
+                 {max_datagram}-byte datagram; raise the datagram size or lower the maximum \
+                 message size",
+                u16::MAX
+            ),
+        ));
+    }
+    // Fits: MAX_DATAGRAM_SIZE - HEADER_LEN <= u16::MAX (asserted in the parent module).
+    Ok(u16::try_from(chunk_capacity).unwrap_or(u16::MAX))
 }
 
 /// Packs `messages` the way one sender whose next sequence number is `first_seq` would, with
@@ -352,6 +392,56 @@ mod tests {
             (0, 1, 1)
         );
         assert_eq!(packer.push(&[0; 10], &mut ready).unwrap(), 1);
+    }
+
+    #[test]
+    fn overhead_leaves_room_for_protection() {
+        let mut packer = packer(MIN_DATAGRAM_SIZE);
+        let mut ready = Vec::new();
+        packer.push(b"open", &mut ready).unwrap();
+        packer.set_overhead(20, &mut ready).unwrap();
+        assert_eq!((ready.len(), packer.pending()), (1, 0), "closed first");
+        ready.clear();
+        // 108 bytes left: a 83-byte message fills a batch, an 84-byte one fragments in 72s.
+        packer.push(&[1; 83], &mut ready).unwrap();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].len(), MIN_DATAGRAM_SIZE - 20);
+        packer.push(&[2; 84], &mut ready).unwrap();
+        assert_eq!(ready.len(), 3);
+        assert_eq!(ready[1].len(), MIN_DATAGRAM_SIZE - 20);
+        let err = packer.set_overhead(92, &mut ready).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        let err = packer.set_overhead(usize::MAX, &mut ready).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        packer.set_overhead(0, &mut ready).unwrap();
+        packer.push(&[3; 103], &mut ready).unwrap();
+        assert_eq!(ready.last().unwrap().len(), MIN_DATAGRAM_SIZE);
+        // The fragment limit counts with the smaller chunks.
+        let mut big = Packer::new(SENDER, MIN_DATAGRAM_SIZE, 92 * 65_535).unwrap();
+        assert!(big.set_overhead(1, &mut ready).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn whatever_is_packed_is_received_back_in_order(
+            messages in proptest::collection::vec(proptest::collection::vec(0u8.., 0..700), 0..20),
+            max_datagram in MIN_DATAGRAM_SIZE..1500,
+            first_seq in 0u64..1 << 40,
+        ) {
+            let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            let datagrams = pack(SENDER, first_seq, max_datagram, &refs).unwrap();
+            let mut inbox = crate::wire::Inbox::new(crate::wire::InboxLimits::default());
+            let mut received = Vec::new();
+            for datagram in &datagrams {
+                proptest::prop_assert!(datagram.len() <= max_datagram);
+                let decoded = decode(datagram).unwrap();
+                inbox.accept(&decoded, std::time::Instant::now(), &mut |delivery| {
+                    received.push((delivery.seq, delivery.payload));
+                });
+            }
+            let expected: Vec<_> = (first_seq..).zip(messages).collect();
+            proptest::prop_assert_eq!(received, expected);
+        }
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! The `sixcast` command: print channel addresses, listen, send, and run a self-contained demo.
+//! The `sixcast` command: print channel addresses, listen, send, make keys, and run a
+//! self-contained demo.
 //!
 //! Exit codes: 0 success, 1 an error (the message says what to do), 2 bad usage, 3 a timeout
 //! (`listen` got fewer messages than `--count` before `--timeout`).
 
 mod demo;
+mod keys;
 
 use std::{
     io::{BufRead, Write},
     net::{Ipv6Addr, SocketAddrV6},
+    path::PathBuf,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -61,9 +64,12 @@ enum Command {
         /// Receive only what this sender address sends (source-specific join).
         #[arg(long)]
         source: Option<Ipv6Addr>,
-        /// Print one JSON object per message, with its metadata.
+        /// Print one JSON object per message, with its metadata, and on exit (after `--count`
+        /// messages or at `--timeout`) a last one, `{"drops": {REASON: COUNT, ...}, ...}`.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        keys: keys::ListenKeys,
         #[command(flatten)]
         network: Network,
     },
@@ -74,7 +80,40 @@ enum Command {
         /// The message; without it each line of standard input is one message.
         message: Option<String>,
         #[command(flatten)]
+        keys: keys::SendKeys,
+        #[command(flatten)]
         network: Network,
+    },
+    /// Write a new channel key (mode 0600), or with `--signing` a signing key and, next to it,
+    /// its public key (FILE.pub). Never overwrites a file.
+    Keygen {
+        /// Where to write the key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Write a signing key pair instead of a channel key.
+        #[arg(long)]
+        signing: bool,
+    },
+    /// Issue a capability token: the SUBJECT public key may send on CHANNEL for `--valid`
+    /// seconds, to listeners that `--trust-issuer` the issuer's public key.
+    Token {
+        /// The issuer's signing key file.
+        #[arg(long, value_name = "FILE")]
+        issuer: PathBuf,
+        /// The public key file of the sender the token admits.
+        #[arg(long, value_name = "PUBKEY_FILE")]
+        subject: PathBuf,
+        /// The channel name.
+        #[arg(long)]
+        channel: String,
+        /// How long the token is valid, in seconds.
+        #[arg(long, value_name = "SECONDS")]
+        valid: u64,
+        /// Where to write the token (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        addressing: Addressing,
     },
     /// Build a private network-namespace world, run several nodes in it and show what arrives
     /// where. Needs root or unprivileged user namespaces; never touches the host's own network.
@@ -214,13 +253,27 @@ fn main() -> ExitCode {
             timeout,
             source,
             json,
+            keys,
             network,
-        } => listen(&channel, count, timeout, source, json, &network),
+        } => listen(&channel, count, timeout, source, json, &keys, &network),
         Command::Send {
             channel,
             message,
+            keys,
             network,
-        } => send(&channel, message, &network),
+        } => send(&channel, message, &keys, &network),
+        Command::Keygen { out, signing } => keys::keygen(&out, signing),
+        Command::Token {
+            issuer,
+            subject,
+            channel,
+            valid,
+            out,
+            addressing,
+        } => addressing.resolve().and_then(|(profile, scope)| {
+            let group = addr::group_addr(channel.as_bytes(), &profile, scope)?;
+            keys::issue_token(&issuer, &subject, group, valid, &out)
+        }),
         Command::Demo => demo::run(),
         Command::Stratum0 { listen, core } => run_stratum0(listen, &core),
         Command::Relay {
@@ -269,6 +322,7 @@ fn listen(
     timeout: Option<f64>,
     source: Option<Ipv6Addr>,
     json: bool,
+    keys: &keys::ListenKeys,
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
     let deadline = match timeout {
@@ -285,6 +339,7 @@ fn listen(
     };
     let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
+    keys.apply(&channel)?;
     match source {
         Some(source) => channel.join_source(source)?,
         None => channel.join()?,
@@ -315,6 +370,9 @@ fn listen(
                         .map(|count| format!(" of {count}"))
                         .unwrap_or_default()
                 );
+                if json {
+                    let _ = writeln!(stdout, "{}", keys::drops_json(&channel.stats()));
+                }
                 return Ok(ExitCode::from(EXIT_TIMEOUT));
             }
             Err(err) => return Err(err),
@@ -332,6 +390,9 @@ fn listen(
             // The reader went away (a closed pipe): nothing left to print to.
             return Ok(ExitCode::SUCCESS);
         }
+    }
+    if json {
+        let _ = writeln!(stdout, "{}", keys::drops_json(&channel.stats()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -355,9 +416,15 @@ fn message_json(channel: &str, message: &Message) -> String {
     .to_string()
 }
 
-fn send(name: &str, message: Option<String>, network: &Network) -> sixcast::Result<ExitCode> {
+fn send(
+    name: &str,
+    message: Option<String>,
+    keys: &keys::SendKeys,
+    network: &Network,
+) -> sixcast::Result<ExitCode> {
     let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
+    keys.apply(&channel)?;
     match message {
         Some(message) => channel.send(message.as_bytes())?,
         None => {

@@ -1,0 +1,442 @@
+//! Sealing, signing and opening datagrams: the byte layout of `docs/security.md`.
+
+use std::{borrow::Cow, collections::HashMap, net::Ipv6Addr, time::SystemTime};
+
+use chacha20poly1305::{AeadInOut, KeyInit, XChaCha20Poly1305, XNonce, aead::Tag};
+use ed25519_dalek::{Signature, Signer};
+
+use super::{
+    DropReason,
+    keys::{ChannelKey, FINGERPRINT_LEN, Fingerprint, KeyId, PublicKey, SigningKey},
+    token::{TOKEN_LEN, Token},
+};
+use crate::{
+    error::{Error, ErrorKind},
+    wire::{
+        self, DecodeError, FLAG_SEALED, FLAG_SIGNED, FLAG_TOKEN, FLAGS_FIELD, FRAGMENT_HEADER_LEN,
+        HEADER_LEN, TYPE_FRAGMENT,
+    },
+};
+
+/// Bytes of the key id that follows the header of a sealed datagram.
+pub const KEY_ID_LEN: usize = 4;
+/// Bytes of the AEAD tag that ends the sealed part.
+pub const TAG_LEN: usize = 16;
+/// Bytes of an Ed25519 signature.
+pub const SIGNATURE_LEN: usize = 64;
+/// Bytes sealing adds to a datagram.
+pub const SEAL_OVERHEAD: usize = KEY_ID_LEN + TAG_LEN;
+/// Bytes signing adds to a datagram: the signer's fingerprint and the signature.
+pub const SIGNATURE_OVERHEAD: usize = FINGERPRINT_LEN + SIGNATURE_LEN;
+
+/// BLAKE3 key-derivation context of the per-channel AEAD key.
+pub const SEAL_KEY_CONTEXT: &str = "sixcast 2026-11 channel seal key v1";
+/// Appended to the signed bytes (after the canonical group) so that a sixcast signature can
+/// never be taken for a signature of anything else.
+pub const SIGNATURE_DOMAIN: &[u8] = b"sixcast signed datagram v1";
+
+/// Why [`Protection::open`] refused a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejected {
+    /// The bytes are not a well-formed datagram (counted as malformed).
+    Malformed(DecodeError),
+    /// The datagram is well formed but fails the channel's protection.
+    Dropped(DropReason),
+}
+
+impl Rejected {
+    /// The stable name of the reason (a [`DecodeError::reason`] or a [`DropReason::name`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed(err) => err.reason(),
+            Self::Dropped(reason) => reason.name(),
+        }
+    }
+}
+
+/// A channel's keys: what it seals and signs its datagrams with, and what it accepts.
+///
+/// Without any key it sends and accepts plain datagrams. With channel keys it seals with the
+/// send key and accepts only datagrams sealed with one of its keys. With trusted public keys or
+/// trusted token issuers it accepts only datagrams signed by a trusted key, or by a key that
+/// presents an unexpired [`Token`] of a trusted issuer for this channel. Keys are bound to the channel's canonical group
+/// (the group original traffic is sent to), so the same key on two channels gives unrelated
+/// ciphers, and relayed copies (sent to the relayed twin group) open like the originals.
+#[derive(Debug, Clone)]
+pub struct Protection {
+    group: Ipv6Addr,
+    send_key: Option<KeyId>,
+    keys: Vec<SealKey>,
+    signer: Option<SendSigner>,
+    /// Presented in every signed datagram; its subject is the signer's key.
+    token: Option<Token>,
+    trusted: HashMap<Fingerprint, PublicKey>,
+    issuers: HashMap<Fingerprint, PublicKey>,
+}
+
+#[derive(Clone)]
+struct SealKey {
+    id: KeyId,
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SendSigner {
+    key: SigningKey,
+    fingerprint: Fingerprint,
+}
+
+impl Protection {
+    /// No keys yet, for the channel whose canonical group is `group`.
+    pub fn new(group: Ipv6Addr) -> Self {
+        Self {
+            group,
+            send_key: None,
+            keys: Vec::new(),
+            signer: None,
+            token: None,
+            trusted: HashMap::new(),
+            issuers: HashMap::new(),
+        }
+    }
+
+    /// Seals what is sent with `key` from now on, and accepts datagrams sealed with it.
+    pub fn set_key(&mut self, key: &ChannelKey) {
+        self.add_key(key);
+        self.send_key = Some(key.id());
+    }
+
+    /// Accepts datagrams sealed with `key` too (during a rotation), replacing a key of the same
+    /// id. From the first key on, datagrams that are not sealed are dropped.
+    pub fn add_key(&mut self, key: &ChannelKey) {
+        let mut material = [0; 32 + 16];
+        material[..32].copy_from_slice(key.secret());
+        material[32..].copy_from_slice(&self.group.octets());
+        let derived = zeroize::Zeroizing::new(blake3::derive_key(SEAL_KEY_CONTEXT, &material));
+        zeroize::Zeroize::zeroize(&mut material);
+        let sealing = SealKey {
+            id: key.id(),
+            cipher: XChaCha20Poly1305::new(&(*derived).into()),
+        };
+        match self.keys.iter_mut().find(|known| known.id == key.id()) {
+            Some(known) => *known = sealing,
+            None => self.keys.push(sealing),
+        }
+    }
+
+    /// Stops accepting datagrams sealed with key `id`; returns whether it was held. Removing the
+    /// send key makes the channel send plain datagrams until [`set_key`](Self::set_key) again.
+    pub fn remove_key(&mut self, id: KeyId) -> bool {
+        if self.send_key == Some(id) {
+            self.send_key = None;
+        }
+        let before = self.keys.len();
+        self.keys.retain(|known| known.id != id);
+        self.keys.len() != before
+    }
+
+    /// Signs what is sent with `key` from now on. A presented token for another key is dropped.
+    pub fn sign_with(&mut self, key: SigningKey) {
+        let fingerprint = key.public_key().fingerprint();
+        if self
+            .token
+            .is_some_and(|token| token.subject().fingerprint() != fingerprint)
+        {
+            self.token = None;
+        }
+        self.signer = Some(SendSigner { key, fingerprint });
+    }
+
+    /// Presents `token` in every signed datagram from now on, so that receivers trusting its
+    /// issuer accept the signing key until the token expires.
+    ///
+    /// Fails with [`ErrorKind::InvalidConfig`] unless the token is for the signing key set with
+    /// [`sign_with`](Self::sign_with) and for this channel's group.
+    pub fn present(&mut self, token: Token) -> crate::Result<()> {
+        let invalid = |message: &str| Err(Error::new(ErrorKind::InvalidConfig, message));
+        match &self.signer {
+            None => return invalid("set a signing key before presenting a token"),
+            Some(signer) if signer.fingerprint != token.subject().fingerprint() => {
+                return invalid("the token is for another signing key");
+            }
+            Some(_) => {}
+        }
+        if token.group() != self.group {
+            return invalid("the token is for another channel");
+        }
+        self.token = Some(token);
+        Ok(())
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of `issuer` for this
+    /// channel. Like [`trust`](Self::trust), makes signatures required.
+    pub fn trust_issuer(&mut self, issuer: PublicKey) {
+        self.issuers.insert(issuer.fingerprint(), issuer);
+    }
+
+    fn requires_signatures(&self) -> bool {
+        !self.trusted.is_empty() || !self.issuers.is_empty()
+    }
+
+    /// Accepts datagrams signed with `key`. From the first trusted key on, datagrams not signed
+    /// by a trusted key are dropped.
+    pub fn trust(&mut self, key: PublicKey) {
+        self.trusted.insert(key.fingerprint(), key);
+    }
+
+    /// The canonical group the keys are bound to.
+    pub fn group(&self) -> Ipv6Addr {
+        self.group
+    }
+
+    /// Whether sending changes datagrams (a send key or a signing key is set).
+    pub fn protects_sending(&self) -> bool {
+        self.send_key.is_some() || self.signer.is_some()
+    }
+
+    /// Whether receiving checks anything (a channel key or a trusted key is held).
+    pub fn protects_receiving(&self) -> bool {
+        !self.keys.is_empty() || self.requires_signatures()
+    }
+
+    /// Bytes [`seal`](Self::seal) adds to each datagram.
+    pub fn overhead(&self) -> usize {
+        let sealing = if self.send_key.is_some() {
+            SEAL_OVERHEAD
+        } else {
+            0
+        };
+        let signing = match (&self.signer, &self.token) {
+            (None, _) => 0,
+            (Some(_), None) => SIGNATURE_OVERHEAD,
+            (Some(_), Some(_)) => SIGNATURE_OVERHEAD + TOKEN_LEN,
+        };
+        sealing + signing
+    }
+
+    /// Seals and/or signs one plain datagram (as a [`wire::Packer`] makes it), as configured;
+    /// returns it unchanged without a send or signing key.
+    ///
+    /// Fails with [`ErrorKind::Malformed`] if `plain` is not a plain datagram.
+    pub fn seal(&self, plain: &[u8]) -> crate::Result<Vec<u8>> {
+        let header = wire::decode_header(plain)?;
+        if header.flags != 0 {
+            return Err(DecodeError::Protected.into());
+        }
+        let clear_len = HEADER_LEN + fragment_fields_len(header.kind);
+        if plain.len() < clear_len {
+            return Err(DecodeError::Truncated.into());
+        }
+        let send_key = self.send_key.and_then(|id| self.key(id));
+        // Room for the group and domain that signing appends for a moment, too.
+        let mut out =
+            Vec::with_capacity(plain.len() + self.overhead() + 16 + SIGNATURE_DOMAIN.len());
+        out.extend_from_slice(&plain[..HEADER_LEN]);
+        out[FLAGS_FIELD] = send_key.map_or(0, |_| FLAG_SEALED)
+            | self.signer.as_ref().map_or(0, |_| FLAG_SIGNED)
+            | self.token.map_or(0, |_| FLAG_TOKEN);
+        match send_key {
+            Some(key) => {
+                out.extend_from_slice(&key.id.0.to_be_bytes());
+                out.extend_from_slice(&plain[HEADER_LEN..clear_len]);
+                let aad = self.associated_data(&out);
+                let nonce = nonce(&out, header.kind);
+                let body_start = out.len();
+                out.extend_from_slice(&plain[clear_len..]);
+                let tag = key
+                    .cipher
+                    .encrypt_inout_detached(&nonce, &aad, (&mut out[body_start..]).into())
+                    .map_err(|_| {
+                        Error::new(
+                            ErrorKind::MessageTooLarge,
+                            "the datagram is too long to seal",
+                        )
+                    })?;
+                out.extend_from_slice(&tag);
+            }
+            None => out.extend_from_slice(&plain[HEADER_LEN..]),
+        }
+        if let Some(signer) = &self.signer {
+            if let Some(token) = &self.token {
+                out.extend_from_slice(&token.to_bytes());
+            }
+            out.extend_from_slice(&signer.fingerprint.0);
+            let signed_len = out.len();
+            // The signed bytes are the datagram so far, the group and the domain; appending them
+            // in place avoids a copy, and the signature then takes their place.
+            out.extend_from_slice(&self.group.octets());
+            out.extend_from_slice(SIGNATURE_DOMAIN);
+            let signature = signer.key.dalek().sign(&out);
+            out.truncate(signed_len);
+            out.extend_from_slice(&signature.to_bytes());
+        }
+        Ok(out)
+    }
+
+    /// Checks one received datagram against the channel's keys and returns the plain datagram
+    /// inside, for [`wire::decode`]. `now` is the wall-clock time tokens are checked against.
+    ///
+    /// Checks, in this order (cheap ones first, so that traffic without the key costs little):
+    /// the header, the signature trailer's presence (`not_signed` when signatures are required),
+    /// the key (`no_key`), the AEAD tag (`bad_tag`), sealing when a key is held (`not_sealed`),
+    /// the signer (`untrusted_signer`), a presented token (`bad_signature`, `expired`) and the
+    /// signature (`bad_signature`). A signature on a channel that requires none is stripped
+    /// unchecked.
+    pub fn open<'a>(&self, datagram: &'a [u8], now: SystemTime) -> Result<Cow<'a, [u8]>, Rejected> {
+        let header = wire::decode_header(datagram).map_err(Rejected::Malformed)?;
+        let signed = header.flags & FLAG_SIGNED != 0;
+        let sealed = header.flags & FLAG_SEALED != 0;
+        let token_len = if header.flags & FLAG_TOKEN != 0 {
+            TOKEN_LEN
+        } else {
+            0
+        };
+        let mut end = datagram.len();
+        if signed {
+            end = end
+                .checked_sub(SIGNATURE_OVERHEAD + token_len)
+                .filter(|&end| end >= HEADER_LEN)
+                .ok_or(Rejected::Malformed(DecodeError::Truncated))?;
+        } else if self.requires_signatures() {
+            return Err(Rejected::Dropped(DropReason::NotSigned));
+        }
+        let plain = if sealed {
+            Cow::Owned(self.unseal(&datagram[..end], header.kind)?)
+        } else if !self.keys.is_empty() {
+            return Err(Rejected::Dropped(DropReason::NotSealed));
+        } else if signed {
+            let mut plain = datagram[..end].to_vec();
+            plain[FLAGS_FIELD] = 0;
+            Cow::Owned(plain)
+        } else {
+            Cow::Borrowed(datagram)
+        };
+        if signed && self.requires_signatures() {
+            self.verify(datagram, end, token_len, now)?;
+        }
+        Ok(plain)
+    }
+
+    fn key(&self, id: KeyId) -> Option<&SealKey> {
+        self.keys.iter().find(|key| key.id == id)
+    }
+
+    fn unseal(&self, sealed: &[u8], kind: u8) -> Result<Vec<u8>, Rejected> {
+        let clear_len = HEADER_LEN + KEY_ID_LEN + fragment_fields_len(kind);
+        let truncated = Rejected::Malformed(DecodeError::Truncated);
+        let body_end = sealed
+            .len()
+            .checked_sub(TAG_LEN)
+            .filter(|&end| end >= clear_len)
+            .ok_or(truncated)?;
+        let id_bytes = sealed[HEADER_LEN..HEADER_LEN + KEY_ID_LEN]
+            .try_into()
+            .map_err(|_| truncated)?;
+        let key = self
+            .key(KeyId(u32::from_be_bytes(id_bytes)))
+            .ok_or(Rejected::Dropped(DropReason::NoKey))?;
+        let tag = Tag::<XChaCha20Poly1305>::try_from(&sealed[body_end..]).map_err(|_| truncated)?;
+        let aad = self.associated_data(&sealed[..clear_len]);
+        let nonce = nonce(&sealed[..clear_len], kind);
+        let mut plain = Vec::with_capacity(body_end - KEY_ID_LEN);
+        plain.extend_from_slice(&sealed[..HEADER_LEN]);
+        plain[FLAGS_FIELD] = 0;
+        plain.extend_from_slice(&sealed[HEADER_LEN + KEY_ID_LEN..clear_len]);
+        let body_start = plain.len();
+        plain.extend_from_slice(&sealed[clear_len..body_end]);
+        key.cipher
+            .decrypt_inout_detached(&nonce, &aad, (&mut plain[body_start..]).into(), &tag)
+            .map_err(|_| Rejected::Dropped(DropReason::BadTag))?;
+        Ok(plain)
+    }
+
+    /// Checks the trailer that starts at `trailer_start`: a token of `token_len` bytes (0 or
+    /// [`TOKEN_LEN`]), the fingerprint and the signature.
+    fn verify(
+        &self,
+        datagram: &[u8],
+        trailer_start: usize,
+        token_len: usize,
+        now: SystemTime,
+    ) -> Result<(), Rejected> {
+        let fingerprint_start = trailer_start + token_len;
+        let signature_start = fingerprint_start + FINGERPRINT_LEN;
+        let mut fingerprint = [0; FINGERPRINT_LEN];
+        fingerprint.copy_from_slice(&datagram[fingerprint_start..signature_start]);
+        let fingerprint = Fingerprint(fingerprint);
+        let bad = Rejected::Dropped(DropReason::BadSignature);
+        let subject;
+        let signer = match self.trusted.get(&fingerprint) {
+            Some(trusted) => trusted,
+            None if token_len > 0 && !self.issuers.is_empty() => {
+                let token = Token::from_bytes(&datagram[trailer_start..fingerprint_start])
+                    .map_err(|_| bad)?;
+                let issuer = self
+                    .issuers
+                    .get(&token.issuer())
+                    .ok_or(Rejected::Dropped(DropReason::UntrustedSigner))?;
+                let genuine = token.group() == self.group
+                    && token.subject().fingerprint() == fingerprint
+                    && token.is_signed_by(issuer);
+                if !genuine {
+                    return Err(bad);
+                }
+                if !token.is_valid_at(now) {
+                    return Err(Rejected::Dropped(DropReason::Expired));
+                }
+                subject = token.subject();
+                &subject
+            }
+            None => return Err(Rejected::Dropped(DropReason::UntrustedSigner)),
+        };
+        let signature = Signature::from_slice(&datagram[signature_start..]).map_err(|_| bad)?;
+        let mut signed = Vec::with_capacity(signature_start + 16 + SIGNATURE_DOMAIN.len());
+        signed.extend_from_slice(&datagram[..signature_start]);
+        signed.extend_from_slice(&self.group.octets());
+        signed.extend_from_slice(SIGNATURE_DOMAIN);
+        signer
+            .dalek()
+            .verify_strict(&signed, &signature)
+            .map_err(|_| bad)
+    }
+
+    /// The clear prefix of a sealed datagram (header, key id, fragment fields), then the group.
+    fn associated_data(&self, clear: &[u8]) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(clear.len() + 16);
+        aad.extend_from_slice(clear);
+        aad.extend_from_slice(&self.group.octets());
+        aad
+    }
+}
+
+/// The fragment fields stay in clear after the key id: the nonce needs the fragment index.
+fn fragment_fields_len(kind: u8) -> usize {
+    if kind == TYPE_FRAGMENT {
+        FRAGMENT_HEADER_LEN
+    } else {
+        0
+    }
+}
+
+/// sender (8) ‖ seq (8) ‖ type (1) ‖ fragment index (2, 0 for a batch) ‖ zeros (5), from the
+/// clear prefix of a sealed datagram. Unique per channel key as long as sender ids are: each
+/// sequence number starts exactly one batch or one fragmented message.
+fn nonce(clear: &[u8], kind: u8) -> XNonce {
+    let mut nonce = [0; 24];
+    nonce[..16].copy_from_slice(&clear[8..HEADER_LEN]);
+    nonce[16] = kind;
+    if kind == TYPE_FRAGMENT {
+        // The index follows total_len and offset in the fragment fields.
+        let index = HEADER_LEN + KEY_ID_LEN + 8;
+        nonce[17..19].copy_from_slice(&clear[index..index + 2]);
+    }
+    XNonce::from(nonce)
+}
