@@ -384,6 +384,11 @@ export interface Reachability {
   offers: Array<RelayOffer>
   /** Why the last attempt to reach the core failed, if it did. */
   lastError?: string
+  /**
+   * The Stratum 0 of the latest attempt, `[address]:port` (configured, found in DNS, or the
+   * embedded RP); absent until one was found.
+   */
+  stratum0?: string
 }
 
 /** The relayed form of `group` (the same group with its RELAYED bit set). */

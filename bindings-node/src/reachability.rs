@@ -43,6 +43,9 @@ pub struct Reachability {
     pub offers: Vec<RelayOffer>,
     /// Why the last attempt to reach the core failed, if it did.
     pub last_error: Option<String>,
+    /// The Stratum 0 of the latest attempt, `[address]:port` (configured, found in DNS, or the
+    /// embedded RP); absent until one was found.
+    pub stratum0: Option<String>,
 }
 
 impl From<sixcast::Reachability> for Reachability {
@@ -67,6 +70,7 @@ impl From<sixcast::Reachability> for Reachability {
                 })
                 .collect(),
             last_error: reachability.last_error,
+            stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
         }
     }
 }

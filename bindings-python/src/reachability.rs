@@ -68,13 +68,17 @@ pub(crate) struct PyReachability {
     offers: Vec<Py<PyRelayOffer>>,
     /// Why the last attempt to reach the core failed, if it did.
     last_error: Option<String>,
+    /// The Stratum 0 of the latest attempt, "[address]:port" (configured, found in DNS, or the
+    /// embedded RP); None until one was found.
+    stratum0: Option<String>,
 }
 
 #[pymethods]
 impl PyReachability {
     fn __repr__(&self) -> String {
         format!(
-            "Reachability(probe={}, relay={:?}, offers=<{}>, last_error={:?})",
+            "Reachability(stratum0={:?}, probe={}, relay={:?}, offers=<{}>, last_error={:?})",
+            self.stratum0,
             if self.probe.is_some() {
                 "<ProbeReport>"
             } else {
@@ -128,6 +132,7 @@ impl PyReachability {
             relay: reachability.relay.map(|relay| relay.to_string()),
             offers,
             last_error: reachability.last_error,
+            stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
         })
     }
 }

@@ -178,6 +178,7 @@ def test_reachability_with_a_silent_stratum0(world):
         assert settled["probe"]["rtt"] is None
         assert settled["probe"]["native_up"] is False
     assert settled["relay"] is None
+    assert settled["stratum0"] == stratum0, "the configured Stratum 0 was tried"
     assert settled["repr"].startswith("Reachability(")
 
 

@@ -345,6 +345,7 @@ def describe_reachability(reachability):
             for offer in reachability.offers
         ],
         "last_error": reachability.last_error,
+        "stratum0": reachability.stratum0,
         "repr": repr(reachability),
     }
 

@@ -370,6 +370,9 @@ class Reachability:
     def offers(self) -> list[RelayOffer]: ...
     @property
     def last_error(self) -> str | None: ...
+    @property
+    def stratum0(self) -> str | None:
+        """The Stratum 0 of the latest attempt (configured, from DNS or the embedded RP)."""
 
 @final
 class ControlMessage:

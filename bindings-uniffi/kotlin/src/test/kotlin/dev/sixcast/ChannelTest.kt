@@ -120,6 +120,7 @@ class ChannelTest {
                 assertFalse(probe.nativeUp)
             }
             assertNull(settled.relay)
+            assertEquals(stratum0, settled.stratum0, "the configured Stratum 0 was tried")
         }
     }
 
