@@ -401,6 +401,11 @@ export interface Reachability {
   gateway?: string
   /** Groups of the channels this context serves as its segment's gateway. */
   serving: Array<string>
+  /**
+   * The Stratum 0 of the latest attempt, `[address]:port` (configured, found in DNS, or the
+   * embedded RP); absent until one was found.
+   */
+  stratum0?: string
 }
 
 /** The relayed form of `group` (the same group with its RELAYED bit set). */

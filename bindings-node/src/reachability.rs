@@ -48,6 +48,9 @@ pub struct Reachability {
     pub gateway: Option<String>,
     /// Groups of the channels this context serves as its segment's gateway.
     pub serving: Vec<String>,
+    /// The Stratum 0 of the latest attempt, `[address]:port` (configured, found in DNS, or the
+    /// embedded RP); absent until one was found.
+    pub stratum0: Option<String>,
 }
 
 impl From<sixcast::Reachability> for Reachability {
@@ -78,6 +81,7 @@ impl From<sixcast::Reachability> for Reachability {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
         }
     }
 }

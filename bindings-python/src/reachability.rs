@@ -72,13 +72,17 @@ pub(crate) struct PyReachability {
     gateway: Option<String>,
     /// Groups of the channels this context serves as its segment's gateway.
     serving: Vec<String>,
+    /// The Stratum 0 of the latest attempt, "[address]:port" (configured, found in DNS, or the
+    /// embedded RP); None until one was found.
+    stratum0: Option<String>,
 }
 
 #[pymethods]
 impl PyReachability {
     fn __repr__(&self) -> String {
         format!(
-            "Reachability(probe={}, relay={:?}, gateway={:?}, offers=<{}>, last_error={:?})",
+            "Reachability(stratum0={:?}, probe={}, relay={:?}, gateway={:?}, offers=<{}>, last_error={:?})",
+            self.stratum0,
             if self.probe.is_some() {
                 "<ProbeReport>"
             } else {
@@ -139,6 +143,7 @@ impl PyReachability {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
         })
     }
 }

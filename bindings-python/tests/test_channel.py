@@ -181,6 +181,7 @@ def test_reachability_with_a_silent_stratum0(world):
     assert settled["relay"] is None
     assert settled["gateway"] is None
     assert settled["serving"] == []
+    assert settled["stratum0"] == stratum0, "the configured Stratum 0 was tried"
     assert settled["repr"].startswith("Reachability(")
 
 

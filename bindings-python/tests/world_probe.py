@@ -348,6 +348,7 @@ def describe_reachability(reachability):
         "last_error": reachability.last_error,
         "gateway": reachability.gateway,
         "serving": reachability.serving,
+        "stratum0": reachability.stratum0,
         "repr": repr(reachability),
     }
 

@@ -216,6 +216,9 @@ pub struct Reachability {
     pub gateway: Option<String>,
     /// Groups of the channels this context serves as its segment's gateway.
     pub serving: Vec<String>,
+    /// The Stratum 0 of the latest attempt, `[address]:port` (configured, found in DNS, or the
+    /// embedded RP); null until one was found.
+    pub stratum0: Option<String>,
 }
 
 impl From<sixcast::Reachability> for Reachability {
@@ -246,6 +249,7 @@ impl From<sixcast::Reachability> for Reachability {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
         }
     }
 }

@@ -230,6 +230,8 @@ struct Segment {
 struct LinkState {
     /// Stratum 0 candidates from the source, the one in use first; found again when used up.
     candidates: Vec<SocketAddrV6>,
+    /// The Stratum 0 of the latest attempt.
+    stratum0: Option<SocketAddrV6>,
     report: Option<ProbeReport>,
     tunnel: Option<Tunnel>,
     /// Every offer of the last relay request, best first.
@@ -245,7 +247,8 @@ struct LinkState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Reachability {
-    /// The Stratum 0 in use, once found (configured, from DNS, or the embedded RP).
+    /// The Stratum 0 of the latest attempt to reach the core, once one was found (configured,
+    /// from DNS, or the embedded RP).
     pub stratum0: Option<SocketAddrV6>,
     /// The latest probe of native reachability, once one has completed.
     pub probe: Option<ProbeReport>,
@@ -483,7 +486,7 @@ impl Context {
             None
         };
         Some(Reachability {
-            stratum0: state.candidates.first().copied(),
+            stratum0: state.stratum0,
             probe: state.report.clone(),
             relay: state.tunnel.as_ref().map(|tunnel| tunnel.relay),
             offers: state.offers.clone(),
@@ -1212,9 +1215,12 @@ impl Core {
 
     /// The Stratum 0 to use now: the first candidate, found from the source when none is left.
     fn stratum0(&self, link: &RelayLink) -> Result<SocketAddrV6> {
-        if let Some(stratum0) = link.state.lock().candidates.first() {
-            return Ok(*stratum0);
+        let mut state = link.state.lock();
+        if let Some(stratum0) = state.candidates.first().copied() {
+            state.stratum0 = Some(stratum0);
+            return Ok(stratum0);
         }
+        drop(state);
         let found = link.source.candidates(self.config.probe_timeout)?;
         info!(source = %link.source, candidates = ?found, "found Stratum 0");
         let first = found.first().copied().ok_or_else(|| {
@@ -1223,7 +1229,9 @@ impl Core {
                 format!("{} names no Stratum 0", link.source),
             )
         })?;
-        link.state.lock().candidates = found;
+        let mut state = link.state.lock();
+        state.candidates = found;
+        state.stratum0 = Some(first);
         Ok(first)
     }
 

@@ -472,10 +472,10 @@ impl RelayService {
         }
     }
 
-    /// Moves a client's tunnel to `source` after a NAT rebinding, keeping its joins. `fresh` is
-    /// the nonce and MAC of a handshake with `source` (it receives there), `owned` those of the
-    /// tunnel being moved (it is that client). False, and nothing changes, unless both verify
-    /// and `source` is not another client already.
+    /// Moves a client's tunnel to `source` after a NAT rebinding, keeping its joins. The first
+    /// nonce and MAC are of a handshake with `source` (it receives there), the second the
+    /// credentials of the tunnel being moved (it is that client). False, and nothing changes,
+    /// unless both verify and `source` is not another client already.
     fn rebind(
         &self,
         source: SocketAddrV6,
@@ -590,12 +590,7 @@ impl RelayService {
         };
         add(&self.counters.datagrams_up, 1);
         add(&self.counters.bytes_up, datagram.len() as u64);
-        let copy = vec![datagram.to_vec()];
-        for interface in &self.interfaces {
-            if let Err(err) = self.core.send_batch(&copy, group, interface) {
-                warn!("multicasting a tunnelled datagram to {group}: {err}");
-            }
-        }
+        self.multicast(datagram, group);
         self.forward_down(group, datagram, &others);
     }
 
@@ -629,6 +624,7 @@ impl RelayService {
         }
     }
 
+    /// Multicasts `datagram` to `group` on every core interface.
     fn multicast(&self, datagram: &[u8], group: Ipv6Addr) {
         let copy = vec![datagram.to_vec()];
         for interface in &self.interfaces {

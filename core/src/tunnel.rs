@@ -65,6 +65,7 @@ pub(crate) struct Tunnel {
     groups: HashSet<Ipv6Addr>,
     pub(crate) last_heard: Instant,
     last_sent: Instant,
+    last_keepalive: Instant,
     refresh: Duration,
     last_refresh: Instant,
     /// A rebinding in progress.
@@ -220,6 +221,7 @@ pub(crate) fn open(
                         groups: HashSet::new(),
                         last_heard: now,
                         last_sent: now,
+                        last_keepalive: now,
                         refresh: Duration::from_secs(u64::from(refresh_secs.max(1))),
                         last_refresh: now,
                         rebinding: None,
@@ -322,7 +324,11 @@ impl Tunnel {
             let groups: Vec<Ipv6Addr> = self.groups.iter().copied().collect();
             self.send_joins(socket, &groups)?;
         }
-        if self.last_sent.elapsed() >= KEEPALIVE_INTERVAL {
+        // Also when only this node sends: the relay's answer is then all it hears.
+        let quiet_out = self.last_sent.elapsed() >= KEEPALIVE_INTERVAL;
+        let quiet_in = self.last_heard.elapsed() >= KEEPALIVE_INTERVAL
+            && self.last_keepalive.elapsed() >= KEEPALIVE_INTERVAL;
+        if quiet_out || quiet_in {
             self.send_keepalive(socket)?;
         }
         let retry_due = self
@@ -399,6 +405,7 @@ impl Tunnel {
             self.relay,
         )?;
         self.last_sent = Instant::now();
+        self.last_keepalive = self.last_sent;
         Ok(())
     }
 

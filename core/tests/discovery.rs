@@ -108,6 +108,14 @@ fn an_island_finds_stratum0_in_dns_and_reaches_the_core_through_a_relay() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = keep_sending(&world, "c1", "dns-found", std::sync::Arc::clone(&stop));
     let island = world.host("i1").spawn(move || {
+        // The lookup on its own: both records, lowest priority first.
+        let began = Instant::now();
+        let found = locate::srv_lookup(DOMAIN, Some(dns_server), Duration::from_secs(2)).unwrap();
+        eprintln!(
+            "DNS discovery: SRV and AAAA lookup took {:?}",
+            began.elapsed()
+        );
+        assert_eq!(found, [s0_address, backup_address]);
         let opened = Instant::now();
         let mut config = config();
         config.domain = Some(DOMAIN.into());

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{ROUTER_JOIN_DELAY, World, collect, config, start_line, world};
+use harness::{World, collect, config, start_line, world};
 use sixcast::{
     Context,
     discovery::{Stratum0, Stratum0Config},
@@ -54,9 +54,11 @@ fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
         .unwrap();
     let s0 = SocketAddrV6::new(world.host("a1").addr(), stratum0.port(), 0, 0);
     let repeater_address = SocketAddrV6::new(world.host("a1").addr(), repeater.port(), 0, 0);
-    let start = start_line(3);
+    // Everyone ready (each island has heard the warm-up through the repeater, the sender has
+    // stopped it), then the counters are read, then the measured messages go.
+    let (ready, go) = (start_line(4), start_line(4));
     let island = |host: &str, speaks: bool| {
-        let start = Arc::clone(&start);
+        let (ready, go) = (Arc::clone(&ready), Arc::clone(&go));
         world.host(host).spawn(move || {
             let mut config = config();
             config.stratum0 = Some(s0);
@@ -64,9 +66,25 @@ fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
             let channel = context.channel("ssm-only").unwrap();
             channel.join().unwrap();
             let relay = wait_for_relay(&context);
-            std::thread::sleep(ROUTER_JOIN_DELAY);
-            start.wait();
-            let received = collect(&channel, 3, WAIT);
+            let warm = channel
+                .recv_timeout(WAIT)
+                .expect("the warm-up came through");
+            assert_eq!(warm.payload, b"warm-up");
+            ready.wait();
+            go.wait();
+            let mut received = Vec::new();
+            let deadline = Instant::now() + WAIT;
+            while !received
+                .iter()
+                .any(|m: &sixcast::Message| m.payload == b"three")
+            {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match channel.recv_timeout(left) {
+                    Ok(message) if message.payload == b"warm-up" => {}
+                    Ok(message) => received.push(message),
+                    Err(_) => break,
+                }
+            }
             if speaks {
                 channel.send(b"from beyond the router").unwrap();
                 channel.flush().unwrap();
@@ -77,12 +95,31 @@ fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
     };
     let (b1, b2) = (island("b1", true), island("b2", false));
     let core_listener = {
-        let start = Arc::clone(&start);
+        let (ready, go) = (Arc::clone(&ready), Arc::clone(&go));
         world.host("a2").spawn(move || {
             let context = Context::new(config()).unwrap();
             let channel = context.channel("ssm-only").unwrap();
             channel.join().unwrap();
-            start.wait();
+            let warming = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let warm_up = {
+                let (channel, warming) = (channel.clone(), Arc::clone(&warming));
+                std::thread::spawn(move || {
+                    let deadline = Instant::now() + WAIT;
+                    while warming.load(std::sync::atomic::Ordering::Acquire)
+                        && Instant::now() < deadline
+                    {
+                        channel.send(b"warm-up").unwrap();
+                        channel.flush().unwrap();
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+            };
+            // Both islands have heard the warm-up once they reach `ready`: stop it then (the
+            // main thread lets the last copies settle before it reads the counters).
+            ready.wait();
+            warming.store(false, std::sync::atomic::Ordering::Release);
+            warm_up.join().unwrap();
+            go.wait();
             for text in ["one", "two", "three"] {
                 channel.send(text.as_bytes()).unwrap();
                 channel.flush().unwrap();
@@ -90,6 +127,11 @@ fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
             collect(&channel, 1, WAIT)
         })
     };
+    ready.wait();
+    // The last warm-up datagrams reach the repeater within this.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = repeater.stats();
+    go.wait();
     let at_core = core_listener.join().unwrap();
     for (name, island) in [("b1", b1), ("b2", b2)] {
         let (received, relay, reach) = island.join().unwrap();
@@ -116,7 +158,8 @@ fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
     }
     let stats = repeater.stats();
     // One SSM copy per datagram serves both islands (a relay would have sent two).
-    assert_eq!(stats.datagrams_down, 3, "{stats:?}");
+    let down = stats.datagrams_down - before.datagrams_down;
+    assert_eq!(down, 3, "{before:?} then {stats:?}");
     assert_eq!(stats.datagrams_up, 1, "{stats:?}");
     assert_eq!(stats.offers, 2, "{stats:?}");
     // Their TEARDOWNs leave no client behind.

@@ -379,6 +379,9 @@ class Reachability:
     @property
     def serving(self) -> list[str]:
         """Groups of the channels this context serves as its segment's gateway."""
+    @property
+    def stratum0(self) -> str | None:
+        """The Stratum 0 of the latest attempt (configured, from DNS or the embedded RP)."""
 
 @final
 class ControlMessage:

@@ -123,6 +123,7 @@ class ChannelTest {
             assertNull(settled.relay)
             assertNull(settled.gateway)
             assertEquals(emptyList<String>(), settled.serving)
+            assertEquals(stratum0, settled.stratum0, "the configured Stratum 0 was tried")
         }
     }
 
