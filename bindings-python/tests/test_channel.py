@@ -222,3 +222,39 @@ def test_readme_example_runs(world):
         code, lines, stderr = world.run("h1", script)
     assert code == 0, stderr
     assert lines == ["nobody else is on the channel yet"]
+
+
+def test_sealed_channel_reaches_only_receivers_with_the_key(world):
+    key = sixcast.ChannelKey.generate()
+    # Not pytest's tmp_path, for the reason test_readme_example_runs gives.
+    with tempfile.TemporaryDirectory() as folder:
+        key_file = pathlib.Path(folder, "channel.key")
+        key_file.write_text(key.to_file_text(), encoding="utf-8")
+        holder = world.start("h2", "world_probe.py", "sealed-recv", "sealed", key_file, 1, 0, 20)
+        outsider = world.start("h3", "world_probe.py", "sealed-recv", "sealed", "none", 0, 1, 20)
+        holder.wait_ready()
+        outsider.wait_ready()
+        code, lines, stderr = world.run(
+            "h1", "world_probe.py", "sealed-send", "sealed", key_file, "text:secret"
+        )
+    assert code == 0, stderr
+    (sent,) = json_lines(lines)
+    assert sent["stats"]["messages_sent"] == 1
+
+    code, lines, stderr = holder.finish()
+    assert code == 0, stderr
+    records = json_lines(lines)
+    messages = [record["message"] for record in records if "message" in record]
+    assert [message["payload"]["text"] for message in messages] == ["secret"]
+    summary = records[-1]["summary"]
+    assert summary["stats"]["messages_received"] == 1
+    assert sum(summary["stats"]["drops"].values()) == 0
+
+    code, lines, stderr = outsider.finish()
+    assert code == 0, stderr
+    records = json_lines(lines)
+    assert [record for record in records if "message" in record] == []
+    stats = records[-1]["summary"]["stats"]
+    assert stats["messages_received"] == 0
+    assert stats["drops"]["no_key"] >= 1
+    assert set(stats["drops"]) == set(sixcast.DROP_REASONS)

@@ -6,6 +6,8 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py timeout | closed | too-large | async-cancel | io-error
     world_probe.py async-cancel-many COUNT
     world_probe.py reachability STRATUM0             STRATUM0: "[address]:port" nobody serves
+    world_probe.py sealed-send CHANNEL KEYFILE PAYLOAD...
+    world_probe.py sealed-recv CHANNEL KEYFILE COUNT DROPS TIMEOUT    KEYFILE: a path or "none"
 """
 
 import asyncio
@@ -365,6 +367,45 @@ def check_reachability(stratum0):
         emit(settled=describe_reachability(reachability))
 
 
+def channel_key(path):
+    if path == "none":
+        return None
+    with open(path, encoding="utf-8") as file:
+        return sixcast.ChannelKey.from_file_text(file.read())
+
+
+def sealed_send(channel_name, key_path, *specs):
+    with sixcast.Context() as context:
+        channel = context.channel(channel_name)
+        channel.set_key(channel_key(key_path))
+        for spec in specs:
+            channel.send(payload_from_spec(spec))
+        channel.flush()
+        emit(stats=channel.stats().as_dict())
+
+
+def sealed_receive(channel_name, key_path, count, drops, timeout):
+    """Receives until `count` messages arrived and the channel counted at least `drops` drops,
+    or `timeout` seconds passed, holding the key in KEYFILE (or none)."""
+    count, drops, deadline = int(count), int(drops), time.monotonic() + float(timeout)
+    key = channel_key(key_path)
+    with sixcast.Context() as context, context.channel(channel_name) as channel:
+        if key is not None:
+            channel.set_key(key)
+        print("READY", flush=True)
+        received = 0
+        while time.monotonic() < deadline and (
+            received < count or sum(channel.stats().drops.values()) < drops
+        ):
+            try:
+                message = channel.recv(timeout=0.1)
+            except sixcast.TimeoutError:
+                continue
+            emit(message=describe_message(message))
+            received += 1
+        emit(summary={"received": received, "stats": channel.stats().as_dict()})
+
+
 COMMANDS = {
     "send": send,
     "recv": receive,
@@ -375,6 +416,8 @@ COMMANDS = {
     "async-cancel-many": check_async_cancel_many,
     "io-error": check_io_error,
     "reachability": check_reachability,
+    "sealed-send": sealed_send,
+    "sealed-recv": sealed_receive,
 }
 
 if __name__ == "__main__":
