@@ -49,6 +49,26 @@ export declare class Channel {
   /** Sends the partly filled datagram now. */
   flush(): void
   /**
+   * Seals everything sent from now on with `key`, and accepts only datagrams sealed with it
+   * or a key added with `addKey`. Receivers without the key deliver nothing and count the
+   * drops in `stats().drops`.
+   */
+  setKey(key: ChannelKey): void
+  /** Accepts datagrams sealed with `key` too, without sending with it: for rotating keys. */
+  addKey(key: ChannelKey): void
+  /**
+   * Stops accepting datagrams sealed with the key of id `id`; returns whether the channel
+   * held it. Removing the send key makes the channel send plain datagrams again.
+   */
+  removeKey(id: number): boolean
+  /** Signs everything sent from now on with `key`. */
+  signWith(key: SigningKey): void
+  /**
+   * Accepts datagrams signed with `key`. From the first trusted key on, the channel accepts
+   * only datagrams signed by a trusted key.
+   */
+  trust(key: PublicKey): void
+  /**
    * The next message. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when
    * unset) and with ERR_SIXCAST_CLOSED when the context closes.
    */
@@ -64,6 +84,31 @@ export declare class Channel {
   /** This channel's counters. */
   stats(): Stats
   [globalThis.Symbol.asyncIterator](): globalThis.__NapiRsAsyncGenerator<Channel, Message, void, undefined>
+}
+
+/**
+ * A channel's symmetric key: whoever holds it reads and writes the channel's sealed traffic.
+ * Its `id` names it in sealed datagrams, so that keys rotate without downtime.
+ */
+export declare class ChannelKey {
+  /** A new key with a random id, from the operating system's random number generator. */
+  static generate(): ChannelKey
+  /** The key of id `id` (below 2^32) and 32 secret bytes. */
+  static fromBytes(id: number, secret: Uint8Array): ChannelKey
+  /**
+   * Parses the text of a channel key file; throws ERR_SIXCAST_INVALID_CONFIG for anything
+   * else.
+   */
+  static fromFileText(text: string): ChannelKey
+  /**
+   * The key file text: `sixcast-channel-key-v1 <id> <secret>` and a newline. Write it to a
+   * file only its owner can read.
+   */
+  toFileText(): string
+  /** The key's id. */
+  get id(): number
+  /** Whether `other` is the same key (id and secret). */
+  equals(other: ChannelKey): boolean
 }
 
 /**
@@ -96,6 +141,48 @@ export declare class Context {
    * relay in use, the offers, the last error); null without a `stratum0` option.
    */
   reachability(): Reachability | null
+}
+
+/** A sender's Ed25519 public key, as receivers trust it. */
+export declare class PublicKey {
+  /**
+   * The key from its 32 bytes; throws ERR_SIXCAST_INVALID_CONFIG if they are not a valid (or
+   * are a weak) Ed25519 key.
+   */
+  static fromBytes(key: Uint8Array): PublicKey
+  /**
+   * Parses the text of a public key file; throws ERR_SIXCAST_INVALID_CONFIG for anything
+   * else.
+   */
+  static fromFileText(text: string): PublicKey
+  /** The key file text: `sixcast-public-key-v1 <key>` and a newline. */
+  toFileText(): string
+  /** The key's 32 bytes. */
+  toBytes(): Buffer
+  /** The key's short name carried in signed datagrams: 16 hex digits. */
+  get fingerprint(): string
+  /** Whether `other` is the same key. */
+  equals(other: PublicKey): boolean
+}
+
+/** A sender's Ed25519 signing key; receivers trust its `publicKey()`. */
+export declare class SigningKey {
+  /** A new key from the operating system's random number generator. */
+  static generate(): SigningKey
+  /** The key whose 32-byte secret seed is `seed` (RFC 8032). */
+  static fromSeed(seed: Uint8Array): SigningKey
+  /**
+   * Parses the text of a signing key file; throws ERR_SIXCAST_INVALID_CONFIG for anything
+   * else.
+   */
+  static fromFileText(text: string): SigningKey
+  /**
+   * The key file text: `sixcast-signing-key-v1 <seed>` and a newline. Write it to a file
+   * only its owner can read.
+   */
+  toFileText(): string
+  /** The public half, for receivers' `Channel.trust`. */
+  publicKey(): PublicKey
 }
 
 /** A running `subscribe()`. */
@@ -272,14 +359,26 @@ export declare const DEFAULT_MAX_MESSAGE_SIZE: number
 /** The UDP port of the sixcast, SSM and embedded-RP profiles unless configured otherwise. */
 export declare const DEFAULT_PORT: number
 
+/** Every reason a channel's keys drop a datagram, as counted in `Stats.drops`. */
+export declare function dropReasons(): Array<string>
+
 /**
  * The `code` of every error kind the core defines, by kind name, for `err.code === ...`
  * comparisons without string literals.
  */
 export declare function errorCodes(): Record<string, string>
 
+/** Bytes of a public key's fingerprint. */
+export declare const FINGERPRINT_LEN: number
+
 /** The RELAYED bit of the flag byte of a sixcast-profile group. */
 export declare const FLAG_RELAYED: number
+
+/** The SEALED bit of a datagram's flag byte. */
+export declare const FLAG_SEALED: number
+
+/** The SIGNED bit of a datagram's flag byte. */
+export declare const FLAG_SIGNED: number
 
 /** Length of a fragment's fields after the header. */
 export declare const FRAGMENT_HEADER_LEN: number
@@ -289,6 +388,9 @@ export declare function groupAddress(name: string | Uint8Array, options?: Addres
 
 /** Length of the header every datagram starts with. */
 export declare const HEADER_LEN: number
+
+/** Bytes of the key id in a sealed datagram. */
+export declare const KEY_ID_LEN: number
 
 /** The UDP port of the librecast profile. */
 export declare const LIBRECAST_PORT: number
@@ -326,6 +428,24 @@ export interface Message {
 
 /** The smallest datagram size a context accepts. */
 export declare const MIN_DATAGRAM_SIZE: number
+
+/**
+ * What a channel of canonical group `group` holding channel keys `keys` and trusting public
+ * keys `trusted` does with the received `datagram`. Throws ERR_SIXCAST_MALFORMED, with the
+ * stable `reason`, if the datagram is not well formed.
+ */
+export declare function openDatagram(group: string, datagram: Uint8Array, keys?: Array<ChannelKey> | undefined | null, trusted?: Array<PublicKey> | undefined | null): OpenedDatagram
+
+/**
+ * What a receiver's keys did with a well-formed datagram: `plain` (the datagram for
+ * `decodeDatagram`) when they accept it, else `dropped`, the reason counted in `Stats.drops`.
+ */
+export interface OpenedDatagram {
+  /** The plain datagram, absent when dropped. */
+  plain?: Buffer
+  /** The drop reason (one of `dropReasons()`), absent when accepted. */
+  dropped?: string
+}
 
 /**
  * Packs `messages` the way a sender with node id `sender` (16 hex digits) whose next sequence
@@ -383,6 +503,28 @@ export interface RelayOffer {
   load: number
 }
 
+/** BLAKE3 key-derivation context of the per-channel AEAD key. */
+export declare const SEAL_KEY_CONTEXT: string
+
+/** Bytes sealing adds to a datagram. */
+export declare const SEAL_OVERHEAD: number
+
+/**
+ * What a channel of canonical group `group` sends for the plain datagram `plain` (as
+ * `packMessages` makes it): sealed with `channelKey` and/or signed with `signingKey`, or
+ * unchanged with neither. Throws ERR_SIXCAST_MALFORMED if `plain` is not a plain datagram.
+ */
+export declare function sealDatagram(group: string, plain: Uint8Array, channelKey?: ChannelKey | undefined | null, signingKey?: SigningKey | undefined | null): Buffer
+
+/** Bytes of an Ed25519 signature. */
+export declare const SIGNATURE_LEN: number
+
+/** Bytes signing adds to a datagram. */
+export declare const SIGNATURE_OVERHEAD: number
+
+/** What signed bytes end with, so that a sixcast signature means nothing else. */
+export declare function signatureDomain(): Buffer
+
 /** Counters of a channel or a whole context; every datagram is accounted for. */
 export interface Stats {
   /** Messages accepted by `send`. */
@@ -409,7 +551,15 @@ export interface Stats {
   reassemblyDropped: number
   /** Datagrams for a group no channel of this context has (context totals only). */
   unknownGroup: number
+  /**
+   * What the channel's keys refused, by reason (every name of `dropReasons()`): datagrams,
+   * and messages for `replay`.
+   */
+  drops: Record<string, number>
 }
+
+/** Bytes of the AEAD tag of a sealed datagram. */
+export declare const TAG_LEN: number
 
 /** Checks options the way `new Context(options)` does, without opening anything. */
 export declare function validateOptions(options?: ContextOptions): void

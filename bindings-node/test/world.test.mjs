@@ -5,11 +5,14 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-import { groupAddress } from '../index.js'
+import { ChannelKey, dropReasons, groupAddress } from '../index.js'
 
 const world = process.env.SIXCAST_WORLD ? JSON.parse(process.env.SIXCAST_WORLD) : null
 const noWorld = 'needs a namespace world: run under `sixcast-netlab run lan:3 --` (bindings-node/run-tests does)'
@@ -191,5 +194,35 @@ worldTest('the conformance agent sends to agents in two other hosts', async () =
       { size: 1 << 20, text: null, pattern_ok: true, seq: 2, sender },
     ])
     await succeeds(receiver, 15_000)
+  }
+})
+
+worldTest('a sealed channel reaches only the receiver that holds its key', async () => {
+  const channel = freshChannel('sealed')
+  const folder = await mkdtemp(path.join(tmpdir(), 'sixcast-node-key-'))
+  try {
+    const keyFile = path.join(folder, 'channel.key')
+    await writeFile(keyFile, ChannelKey.generate().toFileText(), { mode: 0o600 })
+    const holder = peer('h2', 'sealed-recv', channel, keyFile, '1', '0', '20000')
+    const outsider = peer('h3', 'sealed-recv', channel, 'none', '0', '1', '20000')
+    assert.deepEqual(await holder.next(), { ready: true })
+    assert.deepEqual(await outsider.next(), { ready: true })
+    const sender = peer('h1', 'sealed-send', channel, keyFile, 'secret')
+    assert.equal((await sender.next()).stats.messagesSent, 1)
+    await succeeds(sender, 10_000)
+
+    assert.equal((await holder.next()).text, 'secret')
+    const { stats: holderStats } = await holder.next()
+    assert.equal(holderStats.messagesReceived, 1)
+    assert.deepEqual(Object.values(holderStats.drops), dropReasons().map(() => 0))
+    await succeeds(holder, 20_000)
+
+    const { stats: outsiderStats } = await outsider.next()
+    assert.equal(outsiderStats.messagesReceived, 0)
+    assert.ok(outsiderStats.drops.no_key >= 1, JSON.stringify(outsiderStats.drops))
+    assert.deepEqual(Object.keys(outsiderStats.drops).sort(), dropReasons().sort())
+    await succeeds(outsider, 20_000)
+  } finally {
+    await rm(folder, { recursive: true, force: true })
   }
 })

@@ -7,7 +7,7 @@ import { createHash, pbkdf2 } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 
-import { Context, MAX_MESSAGE_SIZE_LIMIT } from '../../index.js'
+import { ChannelKey, Context, MAX_MESSAGE_SIZE_LIMIT } from '../../index.js'
 
 const [role, channelName, ...args] = process.argv.slice(2)
 const print = (object) => process.stdout.write(`${JSON.stringify(object)}\n`)
@@ -52,6 +52,43 @@ const roles = {
     }
     channel.flush()
     print({ sender: context.nodeId, port: context.port, interfaces: context.interfaces })
+    context.close()
+  },
+
+  /** `sealed-send KEYFILE TEXT`: sends TEXT sealed with the channel key in KEYFILE. */
+  async 'sealed-send'(keyFile, text) {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.setKey(ChannelKey.fromFileText(await readFile(keyFile, 'utf8')))
+    channel.send(text)
+    channel.flush()
+    print({ stats: channel.stats() })
+    context.close()
+  },
+
+  /**
+   * `sealed-recv KEYFILE COUNT DROPS TIMEOUT_MS`, KEYFILE a path or `none`: receives until
+   * COUNT messages arrived and at least DROPS drops were counted, or TIMEOUT_MS passed; prints
+   * each message and then the channel's stats.
+   */
+  async 'sealed-recv'(keyFile, count, drops, timeoutMs) {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    if (keyFile !== 'none') channel.setKey(ChannelKey.fromFileText(await readFile(keyFile, 'utf8')))
+    channel.join()
+    print({ ready: true })
+    const deadline = Date.now() + Number(timeoutMs)
+    const dropped = () => Object.values(channel.stats().drops).reduce((sum, n) => sum + n, 0)
+    let received = 0
+    while (Date.now() < deadline && (received < Number(count) || dropped() < Number(drops))) {
+      try {
+        print(describe(await channel.recv(100)))
+        received += 1
+      } catch (err) {
+        if (err.kind !== 'Timeout') throw err
+      }
+    }
+    print({ stats: channel.stats() })
     context.close()
   },
 
