@@ -299,4 +299,36 @@ class ChannelTest {
             }
         }
     }
+
+    @Test
+    fun aSealedChannelReachesOnlyTheReceiverWithItsKey(test: TestInfo) {
+        val name = channelName(test)
+        val key = ChannelKey.generate()
+        // Three contexts in this host: multicast loopback carries the sender's datagrams to both.
+        withContext { holderContext ->
+            withContext { outsiderContext ->
+                val holder = holderContext.channel(name)
+                holder.setKey(ChannelKey.fromFileText(key.toFileText()))
+                holder.join()
+                val outsider = outsiderContext.channel(name)
+                outsider.join()
+                withContext { senderContext ->
+                    val sender = senderContext.channel(name)
+                    sender.setKey(key)
+                    sender.send("secret".toByteArray())
+                    sender.flush()
+                }
+                assertEquals("secret", holder.recv(10_000u).payload.decodeToString())
+                assertEquals(dropReasons().toSet(), holder.stats().drops.keys)
+                assertEquals(setOf(0uL), holder.stats().drops.values.toSet())
+
+                val deadline = System.nanoTime() + 10_000_000_000L
+                while (System.nanoTime() < deadline && outsider.stats().drops["no_key"] == 0uL) Thread.sleep(20)
+                val stats = outsider.stats()
+                assertTrue(stats.drops["no_key"]!! >= 1uL, stats.toString())
+                assertNull(outsider.tryRecv())
+                assertEquals(0uL, stats.messagesReceived)
+            }
+        }
+    }
 }
