@@ -26,7 +26,7 @@ use crate::{
     config::Config,
     crypto::{
         ChannelKey, DropCounters, DropReason, Drops, KeyId, Protection, PublicKey, Rejected,
-        SigningKey,
+        SigningKey, Token,
     },
     discovery::{self, ProbeReport, ProbeSettings, ThreadBody},
     error::{Error, ErrorKind, Result},
@@ -704,39 +704,73 @@ impl Channel {
     /// Fails with [`ErrorKind::Unsupported`] in a profile without header, and with
     /// [`ErrorKind::InvalidConfig`] if the datagram size leaves no room for the seal.
     pub fn set_key(&self, key: &ChannelKey) -> Result<()> {
-        self.protect(|protection| protection.set_key(key))
+        self.protect(|protection| {
+            protection.set_key(key);
+            Ok(())
+        })
     }
 
     /// Accepts datagrams sealed with `key` too, without sending with it: for rotating keys,
     /// receivers add the new key, then senders switch to it, then receivers remove the old one.
     pub fn add_key(&self, key: &ChannelKey) -> Result<()> {
-        self.protect(|protection| protection.add_key(key))
+        self.protect(|protection| {
+            protection.add_key(key);
+            Ok(())
+        })
     }
 
     /// Stops accepting datagrams sealed with key `id`; returns whether the channel held it.
     /// Removing the send key makes the channel send plain datagrams again.
     pub fn remove_key(&self, id: KeyId) -> Result<bool> {
         let mut removed = false;
-        self.protect(|protection| removed = protection.remove_key(id))?;
+        self.protect(|protection| {
+            removed = protection.remove_key(id);
+            Ok(())
+        })?;
         Ok(removed)
     }
 
     /// Signs everything sent from now on with `key`, so that receivers trusting its public key
     /// accept it. Adds 72 bytes to each datagram.
     pub fn sign_with(&self, key: SigningKey) -> Result<()> {
-        self.protect(|protection| protection.sign_with(key))
+        self.protect(|protection| {
+            protection.sign_with(key);
+            Ok(())
+        })
+    }
+
+    /// Presents `token` with every signed datagram, so that receivers that trust its issuer
+    /// ([`trust_issuer`](Self::trust_issuer)) accept this channel's signing key until the token
+    /// expires. Adds 128 bytes to each datagram.
+    ///
+    /// Fails with [`ErrorKind::InvalidConfig`] unless the token is for the key set with
+    /// [`sign_with`](Self::sign_with) and for this channel.
+    pub fn present(&self, token: Token) -> Result<()> {
+        self.protect(|protection| protection.present(token))
     }
 
     /// Accepts datagrams signed with `key`. From the first trusted key on, the channel accepts
     /// only datagrams signed by a trusted key.
     pub fn trust(&self, key: PublicKey) -> Result<()> {
-        self.protect(|protection| protection.trust(key))
+        self.protect(|protection| {
+            protection.trust(key);
+            Ok(())
+        })
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of `issuer` for this
+    /// channel. Like [`trust`](Self::trust), makes the channel accept only signed datagrams.
+    pub fn trust_issuer(&self, issuer: PublicKey) -> Result<()> {
+        self.protect(|protection| {
+            protection.trust_issuer(issuer);
+            Ok(())
+        })
     }
 
     /// Changes the channel's keys. The packer is closed and resized first, so that no datagram
     /// is sealed under keys it was not packed for and protected datagrams keep within the
     /// datagram size.
-    fn protect(&self, change: impl FnOnce(&mut Protection)) -> Result<()> {
+    fn protect(&self, change: impl FnOnce(&mut Protection) -> Result<()>) -> Result<()> {
         let core = &self.shared.core;
         core.check_open()?;
         if !core.config.profile.has_header() {
@@ -752,7 +786,7 @@ impl Channel {
         let mut outbox = self.state.outbox.lock();
         let outbox = &mut *outbox;
         let mut next = self.state.protection.read().clone();
-        change(&mut next);
+        change(&mut next)?;
         outbox
             .packer
             .set_overhead(next.overhead(), &mut outbox.ready)?;
@@ -1243,7 +1277,10 @@ impl Core {
             return;
         }
         // Relayed copies open like originals: the keys are bound to the canonical group.
-        let opened = state.protection.read().open(datagram);
+        let opened = state
+            .protection
+            .read()
+            .open(datagram, std::time::SystemTime::now());
         let decoded = match &opened {
             Ok(plain) => wire::decode(plain).map_err(Rejected::Malformed),
             Err(rejected) => Err(*rejected),

@@ -486,3 +486,88 @@ fn sealed_signed_messages_reach_only_listeners_with_the_key_and_trust() {
         assert_eq!(summary["datagrams_received"], 2, "{summary}");
     }
 }
+
+#[test]
+fn tokens_admit_senders_until_they_expire() {
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    let dir = KeyDir::new("token");
+    let (issuer, member, token, stale, other) = (
+        dir.path("issuer"),
+        dir.path("member"),
+        dir.path("token"),
+        dir.path("stale"),
+        dir.path("other"),
+    );
+    let member_pub = format!("{member}.pub");
+    let issue = |channel: &str, valid: &str, out: &str| {
+        let args = [
+            "token",
+            "--issuer",
+            &issuer,
+            "--subject",
+            &member_pub,
+            "--channel",
+            channel,
+            "--valid",
+            valid,
+            "--out",
+            out,
+        ];
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+    };
+    for args in [
+        ["keygen", "--signing", "--out", &issuer],
+        ["keygen", "--signing", "--out", &member],
+    ] {
+        assert_eq!(run(&args).0, 0, "{args:?}");
+    }
+    issue("ops", "3600", &token);
+    issue("ops", "0", &stale);
+    issue("other", "60", &other);
+    // A token for another channel is refused before anything is sent.
+    let (code, _, stderr) = run(&["send", "ops", "x", "--sign", &member, "--token", &other]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("another channel"), "{stderr}");
+
+    let issuer_pub = format!("{issuer}.pub");
+    let listener = start_listener(
+        &world,
+        "h2",
+        &[
+            "ops",
+            "--timeout",
+            "4",
+            "--json",
+            "--trust-issuer",
+            &issuer_pub,
+        ],
+    );
+    // The stale token's only second has passed by the time it is used.
+    std::thread::sleep(Duration::from_millis(1100));
+    let send = |message: &str, extra: &[&str]| {
+        let status = world
+            .host("h1")
+            .command(SIXCAST)
+            .args(["send", "ops", message, "--sign", &member])
+            .args(extra)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    send("admitted", &["--token", &token]);
+    send("too late", &["--token", &stale]);
+    send("no token", &[]);
+    let (code, stdout, stderr) = finish(listener, Duration::from_secs(10));
+    assert_eq!(code, 3, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["payload"], "admitted");
+    assert_eq!(lines[1]["drops"]["expired"], 1, "{stdout}");
+    assert_eq!(lines[1]["drops"]["untrusted_signer"], 1, "{stdout}");
+}

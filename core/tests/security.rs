@@ -8,6 +8,8 @@ use harness::{World, assert_quiet, collect, config, joined, start_line, world};
 use sixcast::{
     Context, NodeId,
     crypto::{ChannelKey, DropReason, KeyId, Protection, SigningKey},
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig},
     wire,
 };
 use socket2::{Domain, Protocol, Socket, Type};
@@ -192,4 +194,415 @@ fn replays_forgeries_and_relayed_copies_are_told_apart() {
     assert_eq!(drops.total(), 5, "{stats:?}");
     assert_eq!(stats.duplicates, 1, "the relayed copy: {stats:?}");
     assert_eq!(stats.malformed, 0);
+}
+
+/// Deterministic filler bytes for hostile datagrams.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    blake3::Hasher::new()
+        .update(&seed.to_be_bytes())
+        .finalize_xof()
+        .fill(&mut bytes);
+    bytes
+}
+
+/// A plain MESSAGES datagram whose header announces `count` records but carries `body`.
+fn lying_batch(sender: u64, count: u16, body: &[u8]) -> Vec<u8> {
+    let mut bytes = wire::pack(NodeId(sender), 0, 1232, &[b"x"])
+        .unwrap()
+        .remove(0);
+    bytes[6..8].copy_from_slice(&count.to_be_bytes());
+    bytes.truncate(wire::HEADER_LEN);
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// Hostile datagrams and what a node holding `key()` must count for each of them.
+fn hostile_stream(group: std::net::Ipv6Addr) -> Vec<(Vec<u8>, Outcome)> {
+    let mut stream = Vec::new();
+    let mut wrong_key = Protection::new(group);
+    wrong_key.set_key(&ChannelKey::from_bytes(KeyId(99), [3; 32]));
+    let mut wrong_secret = Protection::new(group);
+    wrong_secret.set_key(&ChannelKey::from_bytes(key().id(), [4; 32]));
+    let mut insider = Protection::new(group);
+    insider.set_key(&key());
+    for i in 0..100u64 {
+        let sender = 0xbad0_0000 + i;
+        let plain = wire::pack(NodeId(sender), i, 1232, &[&noise(i, 40)])
+            .unwrap()
+            .remove(0);
+        // Random bytes: not even the magic.
+        let mut random = noise(i, 1 + (i as usize * 37) % 1400);
+        random[0] = 0;
+        stream.push((random, Outcome::Malformed));
+        // Cut short: a sealed header without room for key id and tag.
+        let sealed = insider.seal(&plain).unwrap();
+        stream.push((sealed[..(i as usize) % 44].to_vec(), Outcome::Malformed));
+        // Unknown flag bits.
+        let mut flagged = sealed.clone();
+        flagged[wire::FLAGS_FIELD] |= 0x80;
+        stream.push((flagged, Outcome::Malformed));
+        // Lying lengths, plain: refused before any decoding because the channel is sealed.
+        stream.push((
+            lying_batch(sender, 500, &noise(i, 10)),
+            Outcome::Dropped(DropReason::NotSealed),
+        ));
+        // Lying lengths sealed by an insider: opens, then fails to decode.
+        let lying = lying_batch(sender, 500, &noise(i, 10));
+        stream.push((insider.seal(&lying).unwrap(), Outcome::Malformed));
+        // Someone else's key, and a forged key with the right id.
+        stream.push((
+            wrong_key.seal(&plain).unwrap(),
+            Outcome::Dropped(DropReason::NoKey),
+        ));
+        stream.push((
+            wrong_secret.seal(&plain).unwrap(),
+            Outcome::Dropped(DropReason::BadTag),
+        ));
+        // A flipped bit.
+        let mut flipped = sealed;
+        flipped[30] ^= 0x10;
+        stream.push((flipped, Outcome::Dropped(DropReason::BadTag)));
+        if i % 20 == 0 {
+            // Oversized: near the UDP maximum, with the right key id and random contents.
+            let mut oversized = insider.seal(&plain).unwrap()[..28].to_vec();
+            oversized.extend(noise(i, 60_000));
+            stream.push((oversized, Outcome::Dropped(DropReason::BadTag)));
+        }
+    }
+    stream
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Malformed,
+    Dropped(DropReason),
+}
+
+#[test]
+fn hostile_traffic_is_counted_one_by_one_and_legitimate_traffic_flows() {
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    const LEGIT: usize = 2000;
+    let start = start_line(3);
+    let done = start_line(2);
+    let listener = {
+        let (start, done) = (Arc::clone(&start), Arc::clone(&done));
+        world.host("h2").spawn(move || {
+            let (_context, channel) = joined(config(), CHANNEL);
+            channel.set_key(&key()).unwrap();
+            start.wait();
+            let received = collect(&channel, LEGIT, Duration::from_secs(20));
+            // Let the attacker finish, and its last datagrams arrive.
+            done.wait();
+            assert_quiet(&channel, Duration::from_millis(300));
+            (received, channel.stats())
+        })
+    };
+    let sender = {
+        let start = Arc::clone(&start);
+        world.host("h1").spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            start.wait();
+            for i in 0..LEGIT {
+                channel.send(format!("legit {i:05}").as_bytes()).unwrap();
+                if i % 10 == 9 {
+                    channel.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            channel.flush().unwrap();
+            channel.stats().datagrams_sent
+        })
+    };
+    let attacker_ifindex = world.host("h3").ifindex();
+    let attacker = {
+        let (start, done) = (Arc::clone(&start), Arc::clone(&done));
+        world.host("h3").spawn(move || {
+            let config = config();
+            let group =
+                sixcast::addr::group_addr(CHANNEL.as_bytes(), &config.profile, config.scope)
+                    .unwrap();
+            let port = config.effective_port();
+            let socket = raw_sender(attacker_ifindex);
+            // It captures the legitimate traffic to replay it, but not its own.
+            socket.set_multicast_loop_v6(false).unwrap();
+            socket
+                .bind(&SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, port, 0, 0).into())
+                .unwrap();
+            socket.join_multicast_v6(&group, attacker_ifindex).unwrap();
+            let socket: std::net::UdpSocket = socket.into();
+            socket.set_nonblocking(true).unwrap();
+            let to = SocketAddrV6::new(group, port, 0, 0);
+            let stream = hostile_stream(group);
+            let mut buffer = vec![0; 65_536];
+            let (mut replayed_datagrams, mut replayed_messages) = (0u64, 0u64);
+            let mut replay_captured = || {
+                while let Ok(len) = socket.recv(&mut buffer) {
+                    socket.send_to(&buffer[..len], to).unwrap();
+                    replayed_datagrams += 1;
+                    replayed_messages += u64::from(u16::from_be_bytes([buffer[6], buffer[7]]));
+                }
+            };
+            start.wait();
+            for (n, (datagram, _)) in stream.iter().enumerate() {
+                socket.send_to(datagram, to).unwrap();
+                if n % 8 == 7 {
+                    replay_captured();
+                    std::thread::sleep(Duration::from_millis(3));
+                }
+            }
+            // Keep replaying while the legitimate sender may still be sending.
+            for _ in 0..100 {
+                replay_captured();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done.wait();
+            (stream, replayed_datagrams, replayed_messages)
+        })
+    };
+    let legit_datagrams = sender.join().unwrap();
+    let (stream, replayed_datagrams, replayed_messages) = attacker.join().unwrap();
+    let (received, stats) = listener.join().unwrap();
+
+    let payloads: Vec<String> = received
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+        .collect();
+    let expected: Vec<String> = (0..LEGIT).map(|i| format!("legit {i:05}")).collect();
+    assert!(
+        payloads == expected,
+        "legitimate traffic lost or altered: {stats:?}"
+    );
+    assert!(
+        replayed_datagrams > 0,
+        "the attacker captured nothing to replay"
+    );
+
+    let hostile = stream.len() as u64;
+    assert_eq!(
+        stats.datagrams_received,
+        legit_datagrams + hostile + replayed_datagrams,
+        "every datagram is counted once: {stats:?}"
+    );
+    let malformed = stream
+        .iter()
+        .filter(|(_, o)| *o == Outcome::Malformed)
+        .count() as u64;
+    assert_eq!(stats.malformed, malformed, "{stats:?}");
+    for reason in DropReason::ALL {
+        let expected = stream
+            .iter()
+            .filter(|(_, o)| *o == Outcome::Dropped(*reason))
+            .count() as u64;
+        assert_eq!(stats.drops.get(*reason), expected, "{reason}: {stats:?}");
+    }
+    assert_eq!(stats.duplicates, replayed_messages, "{stats:?}");
+    assert_eq!(stats.messages_received, LEGIT as u64);
+    eprintln!(
+        "hostile-traffic figures: {hostile} hostile datagrams ({malformed} malformed, {} dropped \
+         by key checks), {replayed_datagrams} replayed datagrams ({replayed_messages} messages), \
+         {legit_datagrams} legitimate datagrams carrying {LEGIT} messages, all delivered",
+        stats.drops.total()
+    );
+}
+
+#[test]
+fn sealed_traffic_crosses_a_relay_and_replays_injected_through_it_are_dropped() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    const MESSAGES: usize = 4200;
+    let stratum0 = world
+        .host("s0")
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            Stratum0::spawn(s0).unwrap()
+        })
+        .unwrap();
+    let _relay = world
+        .host("r1")
+        .run(|| {
+            let mut relay = RelayConfig::default();
+            relay.hop_limit = 8;
+            Relay::spawn(relay).unwrap()
+        })
+        .unwrap();
+    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let signer = SigningKey::generate().unwrap();
+    let public = signer.public_key();
+    let start = start_line(3);
+    let sent = start_line(2);
+    let done = start_line(2);
+    let island = {
+        let (start, done) = (Arc::clone(&start), Arc::clone(&done));
+        world.host("i1").spawn(move || {
+            let mut config = config();
+            config.stratum0 = Some(s0);
+            let context = Context::new(config).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            channel.trust(public).unwrap();
+            channel.join().unwrap();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while context
+                .reachability()
+                .and_then(|reach| reach.relay)
+                .is_none()
+            {
+                assert!(std::time::Instant::now() < deadline, "no tunnel");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            start.wait();
+            let received = collect(&channel, MESSAGES, Duration::from_secs(20));
+            done.wait();
+            assert_quiet(&channel, Duration::from_millis(500));
+            (received, channel.stats())
+        })
+    };
+    let c2_ifindex = world.host("c2").ifindex();
+    let attacker = {
+        let (start, sent, done) = (Arc::clone(&start), Arc::clone(&sent), Arc::clone(&done));
+        world.host("c2").spawn(move || {
+            let config = config();
+            let group =
+                sixcast::addr::group_addr(CHANNEL.as_bytes(), &config.profile, config.scope)
+                    .unwrap();
+            let relayed = sixcast::addr::relayed_addr(group, &config.profile).unwrap();
+            let port = config.effective_port();
+            let socket = raw_sender(c2_ifindex);
+            socket.set_multicast_loop_v6(false).unwrap();
+            socket
+                .bind(&SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, port, 0, 0).into())
+                .unwrap();
+            socket.join_multicast_v6(&group, c2_ifindex).unwrap();
+            let socket: std::net::UdpSocket = socket.into();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            // The relay forwards whatever reaches the relayed group down its tunnels.
+            let to_relay = SocketAddrV6::new(relayed, port, 0, 0);
+            let mut buffer = vec![0; 65_536];
+            start.wait();
+            let len = socket.recv(&mut buffer).expect("the first datagram");
+            let first = buffer[..len].to_vec();
+            // At once: a duplicate. Tampered, and sealed with another key: dropped.
+            socket.send_to(&first, to_relay).unwrap();
+            let mut tampered = first.clone();
+            tampered[40] ^= 1;
+            socket.send_to(&tampered, to_relay).unwrap();
+            let mut stranger = Protection::new(group);
+            stranger.set_key(&ChannelKey::from_bytes(KeyId(8), [1; 32]));
+            let plain = wire::pack(NodeId(0xbad), 0, 1232, &[b"let me in"]).unwrap();
+            socket
+                .send_to(&stranger.seal(&plain[0]).unwrap(), to_relay)
+                .unwrap();
+            // Once the sender is 4096 messages further: too old to tell from a replay.
+            sent.wait();
+            std::thread::sleep(Duration::from_millis(300));
+            socket.send_to(&first, to_relay).unwrap();
+            done.wait();
+            u64::from(u16::from_be_bytes([first[6], first[7]]))
+        })
+    };
+    world
+        .host("c1")
+        .spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            channel.sign_with(signer).unwrap();
+            start.wait();
+            for i in 0..MESSAGES {
+                channel.send(format!("core {i:05}").as_bytes()).unwrap();
+                if i % 100 == 99 {
+                    channel.flush().unwrap();
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            channel.flush().unwrap();
+            sent.wait();
+        })
+        .join()
+        .unwrap();
+    let first_count = attacker.join().unwrap();
+    let (received, stats) = island.join().unwrap();
+    assert_eq!(received.len(), MESSAGES, "{stats:?}");
+    assert!(received.iter().all(|message| message.relayed));
+    assert!(
+        received
+            .iter()
+            .enumerate()
+            .all(|(i, message)| message.payload == format!("core {i:05}").as_bytes()),
+        "in order, each once"
+    );
+    assert_eq!(
+        stats.duplicates, first_count,
+        "the immediate replay: {stats:?}"
+    );
+    assert_eq!(
+        stats.drops.get(DropReason::Replay),
+        first_count,
+        "{stats:?}"
+    );
+    assert_eq!(stats.drops.get(DropReason::BadTag), 1, "{stats:?}");
+    // The channel requires signatures, which is checked before the key.
+    assert_eq!(stats.drops.get(DropReason::NotSigned), 1, "{stats:?}");
+    assert_eq!(stats.drops.total(), first_count + 2, "{stats:?}");
+}
+
+#[test]
+fn keys_are_refused_where_they_cannot_work() {
+    let Some(world) = world(|| World::lan(1), false) else {
+        return;
+    };
+    world
+        .host("h1")
+        .spawn(|| {
+            let mut librecast = config();
+            librecast.profile = sixcast::Profile::Librecast;
+            let context = Context::new(librecast).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            let err = channel.set_key(&key()).unwrap_err();
+            assert_eq!(err.kind(), sixcast::ErrorKind::Unsupported, "{err}");
+            drop(context);
+
+            // 128-byte datagrams leave 36 bytes after the header and fragment fields: enough for
+            // a seal, not for a seal and a signature.
+            let mut small = config();
+            small.max_datagram_size = wire::MIN_DATAGRAM_SIZE;
+            small.max_message_size = 1000;
+            let context = Context::new(small).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            let err = channel
+                .sign_with(SigningKey::generate().unwrap())
+                .unwrap_err();
+            assert_eq!(err.kind(), sixcast::ErrorKind::InvalidConfig, "{err}");
+            // The refused change left the channel as it was: sealed, unsigned, still sending.
+            channel.send(&[7; 500]).unwrap();
+            channel.flush().unwrap();
+            assert!(channel.stats().datagrams_sent >= 5);
+
+            let token_issuer = SigningKey::generate().unwrap();
+            let member = SigningKey::generate().unwrap();
+            let token = sixcast::crypto::Token::issue(
+                &token_issuer,
+                member.public_key(),
+                channel.group(),
+                std::time::SystemTime::now(),
+            );
+            let err = channel.present(token).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                sixcast::ErrorKind::InvalidConfig,
+                "no signing key: {err}"
+            );
+        })
+        .join()
+        .unwrap();
 }

@@ -365,8 +365,8 @@ fn decode_cases() -> Vec<DecodeCase> {
         ),
         invalid(
             "unknown_flag",
-            "flag 0x04 is not defined by this version: the datagram cannot be read safely",
-            messages(0x04, 9, &[b"x"]),
+            "flag 0x08 is not defined by this version: the datagram cannot be read safely",
+            messages(0x08, 9, &[b"x"]),
             "unknown_flags",
         ),
         invalid(

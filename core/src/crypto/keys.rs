@@ -257,7 +257,11 @@ fn invalid(message: String) -> Error {
 
 /// Splits a one-line key file into its `N` fields after `tag`. One trailing newline (LF or
 /// CRLF) is allowed; fields are separated by single spaces.
-fn fields<'a, const N: usize>(text: &'a str, tag: &str, what: &str) -> crate::Result<[&'a str; N]> {
+pub(super) fn fields<'a, const N: usize>(
+    text: &'a str,
+    tag: &str,
+    what: &str,
+) -> crate::Result<[&'a str; N]> {
     let line = text
         .strip_suffix('\n')
         .map_or(text, |line| line.strip_suffix('\r').unwrap_or(line));
@@ -278,7 +282,7 @@ fn fields<'a, const N: usize>(text: &'a str, tag: &str, what: &str) -> crate::Re
     })
 }
 
-fn hex_array<const N: usize>(text: &str, what: &str) -> crate::Result<[u8; N]> {
+pub(super) fn hex_array<const N: usize>(text: &str, what: &str) -> crate::Result<[u8; N]> {
     let mut bytes = [0; N];
     hex::decode_to_slice(text, &mut bytes).map_err(|_| {
         invalid(format!(

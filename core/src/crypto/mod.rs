@@ -2,14 +2,15 @@
 //! here; keys come in as values or key file text.
 //!
 //! A channel can hold [`ChannelKey`]s (symmetric, with a [`KeyId`] so that keys rotate without
-//! downtime), a [`SigningKey`] to sign what it sends, and trusted [`PublicKey`]s whose signatures
-//! it requires. [`Protection`] applies them to whole datagrams: one XChaCha20-Poly1305 seal and
+//! downtime), a [`SigningKey`] to sign what it sends (with a capability [`Token`] to present),
+//! and trusted [`PublicKey`]s of senders or of token issuers, whose signatures it requires. [`Protection`] applies them to whole datagrams: one XChaCha20-Poly1305 seal and
 //! at most one Ed25519 signature per datagram, however many messages it packs, so relays forward
 //! protected datagrams unchanged. The byte layout and the threat model are in
 //! `docs/security.md`.
 
 mod keys;
 mod protection;
+mod token;
 
 use std::{
     fmt,
@@ -24,6 +25,7 @@ pub use protection::{
     KEY_ID_LEN, Protection, Rejected, SEAL_KEY_CONTEXT, SEAL_OVERHEAD, SIGNATURE_DOMAIN,
     SIGNATURE_LEN, SIGNATURE_OVERHEAD, TAG_LEN,
 };
+pub use token::{TOKEN_DOMAIN, TOKEN_LEN, TOKEN_TAG, Token};
 
 /// Why a well-formed datagram or message was dropped by a channel's protection.
 ///
@@ -41,8 +43,11 @@ pub enum DropReason {
     NotSigned,
     /// The datagram is signed by a key the channel does not trust.
     UntrustedSigner,
-    /// The signature does not verify: the datagram was changed, or signed for another channel.
+    /// The signature does not verify: the datagram was changed, or signed for another channel;
+    /// or a presented token is forged, for another channel or for another key.
     BadSignature,
+    /// The signer presented a token of a trusted issuer that has expired.
+    Expired,
     /// The message is older than what the receiver remembers of its sender: a replay, or too
     /// late to tell apart from one.
     Replay,
@@ -57,6 +62,7 @@ impl DropReason {
         Self::NotSigned,
         Self::UntrustedSigner,
         Self::BadSignature,
+        Self::Expired,
         Self::Replay,
     ];
 
@@ -69,6 +75,7 @@ impl DropReason {
             Self::NotSigned => "not_signed",
             Self::UntrustedSigner => "untrusted_signer",
             Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
             Self::Replay => "replay",
         }
     }
@@ -81,7 +88,8 @@ impl DropReason {
             Self::NotSigned => 3,
             Self::UntrustedSigner => 4,
             Self::BadSignature => 5,
-            Self::Replay => 6,
+            Self::Expired => 6,
+            Self::Replay => 7,
         }
     }
 }

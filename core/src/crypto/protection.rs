@@ -1,6 +1,6 @@
 //! Sealing, signing and opening datagrams: the byte layout of `docs/security.md`.
 
-use std::{borrow::Cow, collections::HashMap, net::Ipv6Addr};
+use std::{borrow::Cow, collections::HashMap, net::Ipv6Addr, time::SystemTime};
 
 use chacha20poly1305::{AeadInOut, KeyInit, XChaCha20Poly1305, XNonce, aead::Tag};
 use ed25519_dalek::{Signature, Signer};
@@ -8,12 +8,13 @@ use ed25519_dalek::{Signature, Signer};
 use super::{
     DropReason,
     keys::{ChannelKey, FINGERPRINT_LEN, Fingerprint, KeyId, PublicKey, SigningKey},
+    token::{TOKEN_LEN, Token},
 };
 use crate::{
     error::{Error, ErrorKind},
     wire::{
-        self, DecodeError, FLAG_SEALED, FLAG_SIGNED, FLAGS_FIELD, FRAGMENT_HEADER_LEN, HEADER_LEN,
-        TYPE_FRAGMENT,
+        self, DecodeError, FLAG_SEALED, FLAG_SIGNED, FLAG_TOKEN, FLAGS_FIELD, FRAGMENT_HEADER_LEN,
+        HEADER_LEN, TYPE_FRAGMENT,
     },
 };
 
@@ -56,8 +57,9 @@ impl Rejected {
 /// A channel's keys: what it seals and signs its datagrams with, and what it accepts.
 ///
 /// Without any key it sends and accepts plain datagrams. With channel keys it seals with the
-/// send key and accepts only datagrams sealed with one of its keys. With trusted public keys it
-/// accepts only datagrams signed by one of them. Keys are bound to the channel's canonical group
+/// send key and accepts only datagrams sealed with one of its keys. With trusted public keys or
+/// trusted token issuers it accepts only datagrams signed by a trusted key, or by a key that
+/// presents an unexpired [`Token`] of a trusted issuer for this channel. Keys are bound to the channel's canonical group
 /// (the group original traffic is sent to), so the same key on two channels gives unrelated
 /// ciphers, and relayed copies (sent to the relayed twin group) open like the originals.
 #[derive(Debug, Clone)]
@@ -66,7 +68,10 @@ pub struct Protection {
     send_key: Option<KeyId>,
     keys: Vec<SealKey>,
     signer: Option<SendSigner>,
+    /// Presented in every signed datagram; its subject is the signer's key.
+    token: Option<Token>,
     trusted: HashMap<Fingerprint, PublicKey>,
+    issuers: HashMap<Fingerprint, PublicKey>,
 }
 
 #[derive(Clone)]
@@ -97,7 +102,9 @@ impl Protection {
             send_key: None,
             keys: Vec::new(),
             signer: None,
+            token: None,
             trusted: HashMap::new(),
+            issuers: HashMap::new(),
         }
     }
 
@@ -136,10 +143,47 @@ impl Protection {
         self.keys.len() != before
     }
 
-    /// Signs what is sent with `key` from now on.
+    /// Signs what is sent with `key` from now on. A presented token for another key is dropped.
     pub fn sign_with(&mut self, key: SigningKey) {
         let fingerprint = key.public_key().fingerprint();
+        if self
+            .token
+            .is_some_and(|token| token.subject().fingerprint() != fingerprint)
+        {
+            self.token = None;
+        }
         self.signer = Some(SendSigner { key, fingerprint });
+    }
+
+    /// Presents `token` in every signed datagram from now on, so that receivers trusting its
+    /// issuer accept the signing key until the token expires.
+    ///
+    /// Fails with [`ErrorKind::InvalidConfig`] unless the token is for the signing key set with
+    /// [`sign_with`](Self::sign_with) and for this channel's group.
+    pub fn present(&mut self, token: Token) -> crate::Result<()> {
+        let invalid = |message: &str| Err(Error::new(ErrorKind::InvalidConfig, message));
+        match &self.signer {
+            None => return invalid("set a signing key before presenting a token"),
+            Some(signer) if signer.fingerprint != token.subject().fingerprint() => {
+                return invalid("the token is for another signing key");
+            }
+            Some(_) => {}
+        }
+        if token.group() != self.group {
+            return invalid("the token is for another channel");
+        }
+        self.token = Some(token);
+        Ok(())
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of `issuer` for this
+    /// channel. Like [`trust`](Self::trust), makes signatures required.
+    pub fn trust_issuer(&mut self, issuer: PublicKey) {
+        self.issuers.insert(issuer.fingerprint(), issuer);
+    }
+
+    fn requires_signatures(&self) -> bool {
+        !self.trusted.is_empty() || !self.issuers.is_empty()
     }
 
     /// Accepts datagrams signed with `key`. From the first trusted key on, datagrams not signed
@@ -160,7 +204,7 @@ impl Protection {
 
     /// Whether receiving checks anything (a channel key or a trusted key is held).
     pub fn protects_receiving(&self) -> bool {
-        !self.keys.is_empty() || !self.trusted.is_empty()
+        !self.keys.is_empty() || self.requires_signatures()
     }
 
     /// Bytes [`seal`](Self::seal) adds to each datagram.
@@ -170,10 +214,10 @@ impl Protection {
         } else {
             0
         };
-        let signing = if self.signer.is_some() {
-            SIGNATURE_OVERHEAD
-        } else {
-            0
+        let signing = match (&self.signer, &self.token) {
+            (None, _) => 0,
+            (Some(_), None) => SIGNATURE_OVERHEAD,
+            (Some(_), Some(_)) => SIGNATURE_OVERHEAD + TOKEN_LEN,
         };
         sealing + signing
     }
@@ -192,10 +236,13 @@ impl Protection {
             return Err(DecodeError::Truncated.into());
         }
         let send_key = self.send_key.and_then(|id| self.key(id));
-        let mut out = Vec::with_capacity(plain.len() + self.overhead() + 16 + 32);
+        // Room for the group and domain that signing appends for a moment, too.
+        let mut out =
+            Vec::with_capacity(plain.len() + self.overhead() + 16 + SIGNATURE_DOMAIN.len());
         out.extend_from_slice(&plain[..HEADER_LEN]);
-        out[FLAGS_FIELD] =
-            send_key.map_or(0, |_| FLAG_SEALED) | self.signer.as_ref().map_or(0, |_| FLAG_SIGNED);
+        out[FLAGS_FIELD] = send_key.map_or(0, |_| FLAG_SEALED)
+            | self.signer.as_ref().map_or(0, |_| FLAG_SIGNED)
+            | self.token.map_or(0, |_| FLAG_TOKEN);
         match send_key {
             Some(key) => {
                 out.extend_from_slice(&key.id.0.to_be_bytes());
@@ -218,6 +265,9 @@ impl Protection {
             None => out.extend_from_slice(&plain[HEADER_LEN..]),
         }
         if let Some(signer) = &self.signer {
+            if let Some(token) = &self.token {
+                out.extend_from_slice(&token.to_bytes());
+            }
             out.extend_from_slice(&signer.fingerprint.0);
             let signed_len = out.len();
             // The signed bytes are the datagram so far, the group and the domain; appending them
@@ -232,24 +282,30 @@ impl Protection {
     }
 
     /// Checks one received datagram against the channel's keys and returns the plain datagram
-    /// inside, for [`wire::decode`].
+    /// inside, for [`wire::decode`]. `now` is the wall-clock time tokens are checked against.
     ///
     /// Checks, in this order (cheap ones first, so that traffic without the key costs little):
     /// the header, the signature trailer's presence (`not_signed` when signatures are required),
     /// the key (`no_key`), the AEAD tag (`bad_tag`), sealing when a key is held (`not_sealed`),
-    /// the signer (`untrusted_signer`) and the signature (`bad_signature`). A signature on a
-    /// channel that trusts no key is stripped unchecked.
-    pub fn open<'a>(&self, datagram: &'a [u8]) -> Result<Cow<'a, [u8]>, Rejected> {
+    /// the signer (`untrusted_signer`), a presented token (`bad_signature`, `expired`) and the
+    /// signature (`bad_signature`). A signature on a channel that requires none is stripped
+    /// unchecked.
+    pub fn open<'a>(&self, datagram: &'a [u8], now: SystemTime) -> Result<Cow<'a, [u8]>, Rejected> {
         let header = wire::decode_header(datagram).map_err(Rejected::Malformed)?;
         let signed = header.flags & FLAG_SIGNED != 0;
         let sealed = header.flags & FLAG_SEALED != 0;
+        let token_len = if header.flags & FLAG_TOKEN != 0 {
+            TOKEN_LEN
+        } else {
+            0
+        };
         let mut end = datagram.len();
         if signed {
             end = end
-                .checked_sub(SIGNATURE_OVERHEAD)
+                .checked_sub(SIGNATURE_OVERHEAD + token_len)
                 .filter(|&end| end >= HEADER_LEN)
                 .ok_or(Rejected::Malformed(DecodeError::Truncated))?;
-        } else if !self.trusted.is_empty() {
+        } else if self.requires_signatures() {
             return Err(Rejected::Dropped(DropReason::NotSigned));
         }
         let plain = if sealed {
@@ -263,8 +319,8 @@ impl Protection {
         } else {
             Cow::Borrowed(datagram)
         };
-        if signed && !self.trusted.is_empty() {
-            self.verify(datagram, end)?;
+        if signed && self.requires_signatures() {
+            self.verify(datagram, end, token_len, now)?;
         }
         Ok(plain)
     }
@@ -302,15 +358,45 @@ impl Protection {
         Ok(plain)
     }
 
-    fn verify(&self, datagram: &[u8], fingerprint_start: usize) -> Result<(), Rejected> {
+    /// Checks the trailer that starts at `trailer_start`: a token of `token_len` bytes (0 or
+    /// [`TOKEN_LEN`]), the fingerprint and the signature.
+    fn verify(
+        &self,
+        datagram: &[u8],
+        trailer_start: usize,
+        token_len: usize,
+        now: SystemTime,
+    ) -> Result<(), Rejected> {
+        let fingerprint_start = trailer_start + token_len;
         let signature_start = fingerprint_start + FINGERPRINT_LEN;
         let mut fingerprint = [0; FINGERPRINT_LEN];
         fingerprint.copy_from_slice(&datagram[fingerprint_start..signature_start]);
-        let signer = self
-            .trusted
-            .get(&Fingerprint(fingerprint))
-            .ok_or(Rejected::Dropped(DropReason::UntrustedSigner))?;
+        let fingerprint = Fingerprint(fingerprint);
         let bad = Rejected::Dropped(DropReason::BadSignature);
+        let subject;
+        let signer = match self.trusted.get(&fingerprint) {
+            Some(trusted) => trusted,
+            None if token_len > 0 && !self.issuers.is_empty() => {
+                let token = Token::from_bytes(&datagram[trailer_start..fingerprint_start])
+                    .map_err(|_| bad)?;
+                let issuer = self
+                    .issuers
+                    .get(&token.issuer())
+                    .ok_or(Rejected::Dropped(DropReason::UntrustedSigner))?;
+                let genuine = token.group() == self.group
+                    && token.subject().fingerprint() == fingerprint
+                    && token.is_signed_by(issuer);
+                if !genuine {
+                    return Err(bad);
+                }
+                if !token.is_valid_at(now) {
+                    return Err(Rejected::Dropped(DropReason::Expired));
+                }
+                subject = token.subject();
+                &subject
+            }
+            None => return Err(Rejected::Dropped(DropReason::UntrustedSigner)),
+        };
         let signature = Signature::from_slice(&datagram[signature_start..]).map_err(|_| bad)?;
         let mut signed = Vec::with_capacity(signature_start + 16 + SIGNATURE_DOMAIN.len());
         signed.extend_from_slice(&datagram[..signature_start]);

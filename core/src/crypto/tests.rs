@@ -1,4 +1,7 @@
-use std::net::Ipv6Addr;
+use std::{
+    net::Ipv6Addr,
+    time::{Duration, SystemTime},
+};
 
 use super::*;
 use crate::wire::{self, Datagram, FLAGS_FIELD, HEADER_LEN, NodeId, pack};
@@ -6,6 +9,11 @@ use crate::wire::{self, Datagram, FLAGS_FIELD, HEADER_LEN, NodeId, pack};
 const GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0, 0x5c);
 const OTHER_GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0, 0x5d);
 const SENDER: NodeId = NodeId(0x0123_4567_89ab_cdef);
+
+/// The receivers' clock: tokens are checked against it.
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
 
 fn channel_key(id: u32, byte: u8) -> ChannelKey {
     ChannelKey::from_bytes(KeyId(id), [byte; KEY_LEN])
@@ -41,7 +49,7 @@ fn trusting(key: &SigningKey) -> Protection {
 
 fn dropped(protection: &Protection, datagram: &[u8]) -> &'static str {
     protection
-        .open(datagram)
+        .open(datagram, now())
         .expect_err("must be refused")
         .reason()
 }
@@ -56,7 +64,10 @@ fn sealed_datagrams_open_to_the_plain_ones_and_hide_the_payload() {
         assert_eq!(sealed[FLAGS_FIELD], wire::FLAG_SEALED);
         assert_eq!(wire::decode(&sealed), Err(wire::DecodeError::Protected));
         assert!(!sealed.windows(5).any(|window| window == b"hello"));
-        assert_eq!(protection.open(&sealed).unwrap().as_ref(), plain.as_slice());
+        assert_eq!(
+            protection.open(&sealed, now()).unwrap().as_ref(),
+            plain.as_slice()
+        );
     }
     assert_eq!(protection.overhead(), SEAL_OVERHEAD);
 }
@@ -76,12 +87,12 @@ fn signed_and_sealed_datagrams_open_for_a_receiver_with_key_and_trust() {
             plain.len() + SEAL_OVERHEAD + SIGNATURE_OVERHEAD
         );
         assert_eq!(
-            receiver.open(&protected).unwrap().as_ref(),
+            receiver.open(&protected, now()).unwrap().as_ref(),
             plain.as_slice()
         );
         // A receiver that holds the key but requires no signature strips it unchecked.
         assert_eq!(
-            sealing(&key).open(&protected).unwrap().as_ref(),
+            sealing(&key).open(&protected, now()).unwrap().as_ref(),
             plain.as_slice()
         );
         assert_eq!(dropped(&trusting(&signer), &protected), "no_key");
@@ -97,11 +108,14 @@ fn signed_plain_datagrams_verify_and_strip_the_trailer() {
     assert_eq!(signed.len(), plain.len() + SIGNATURE_OVERHEAD);
     assert_eq!(signed[HEADER_LEN..plain.len()], plain[HEADER_LEN..]);
     assert_eq!(
-        trusting(&signer).open(&signed).unwrap().as_ref(),
+        trusting(&signer).open(&signed, now()).unwrap().as_ref(),
         plain.as_slice()
     );
     assert_eq!(
-        Protection::new(GROUP).open(&signed).unwrap().as_ref(),
+        Protection::new(GROUP)
+            .open(&signed, now())
+            .unwrap()
+            .as_ref(),
         plain.as_slice()
     );
     assert_eq!(
@@ -131,7 +145,7 @@ fn every_changed_byte_is_caught() {
                 let mut changed = datagram.clone();
                 changed[position] ^= 0x40;
                 assert!(
-                    opener.open(&changed).is_err(),
+                    opener.open(&changed, now()).is_err(),
                     "byte {position} of {datagram:02x?}"
                 );
             }
@@ -148,7 +162,7 @@ fn keys_rotate_and_wrong_keys_are_told_apart() {
     let sealed_new = sealing(&new).seal(plain).unwrap();
     let mut rotating = sealing(&new);
     rotating.add_key(&old);
-    assert!(rotating.open(&sealed_old).is_ok() && rotating.open(&sealed_new).is_ok());
+    assert!(rotating.open(&sealed_old, now()).is_ok() && rotating.open(&sealed_new, now()).is_ok());
     assert_eq!(dropped(&sealing(&new), &sealed_old), "no_key");
     assert_eq!(dropped(&Protection::new(GROUP), &sealed_old), "no_key");
     assert_eq!(
@@ -188,17 +202,133 @@ fn short_and_foreign_input_is_malformed_not_a_panic() {
     receiver.trust(signer.public_key());
     let sealed = sealing(&key).seal(&plain_datagrams()[1]).unwrap();
     for len in 0..sealed.len() {
-        let result = sealing(&key).open(&sealed[..len]);
+        let result = sealing(&key).open(&sealed[..len], now());
         assert!(result.is_err(), "{len}");
         let mut signed_flag = sealed[..len].to_vec();
         if len > FLAGS_FIELD {
             signed_flag[FLAGS_FIELD] |= wire::FLAG_SIGNED;
         }
-        assert!(receiver.open(&signed_flag).is_err(), "{len}");
+        assert!(receiver.open(&signed_flag, now()).is_err(), "{len}");
     }
     assert_eq!(dropped(&receiver, &[0x36, 0x63, 1, 1]), "truncated");
     assert!(sealing(&key).seal(&sealed).is_err(), "sealing twice");
     assert!(sealing(&key).seal(b"not sixcast").is_err());
+}
+
+/// Appends `signer`'s fingerprint and signature to `bytes`, as `Protection::seal` does.
+fn signed_by(signer: &SigningKey, mut bytes: Vec<u8>) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    bytes.extend_from_slice(&signer.public_key().fingerprint().0);
+    let mut message = bytes.clone();
+    message.extend_from_slice(&GROUP.octets());
+    message.extend_from_slice(SIGNATURE_DOMAIN);
+    bytes.extend_from_slice(&signer.dalek().sign(&message).to_bytes());
+    bytes
+}
+
+fn tokened(signer: &SigningKey, token: Token) -> Protection {
+    let mut protection = sealing(&channel_key(1, 0x11));
+    protection.sign_with(signer.clone());
+    protection.present(token).unwrap();
+    protection
+}
+
+fn trusting_issuer(issuer: &SigningKey) -> Protection {
+    let mut protection = sealing(&channel_key(1, 0x11));
+    protection.trust_issuer(issuer.public_key());
+    protection
+}
+
+#[test]
+fn tokens_of_trusted_issuers_admit_signers_until_they_expire() {
+    let issuer = signing_key(0x70);
+    let member = signing_key(0x71);
+    let until = now() + Duration::from_secs(60);
+    let token = Token::issue(&issuer, member.public_key(), GROUP, until);
+    let sender = tokened(&member, token);
+    assert_eq!(
+        sender.overhead(),
+        SEAL_OVERHEAD + SIGNATURE_OVERHEAD + TOKEN_LEN
+    );
+    let plain = &plain_datagrams()[0];
+    let protected = sender.seal(plain).unwrap();
+    assert_eq!(protected[FLAGS_FIELD], 0x07);
+    let receiver = trusting_issuer(&issuer);
+    assert_eq!(
+        receiver.open(&protected, now()).unwrap().as_ref(),
+        plain.as_slice()
+    );
+    assert_eq!(
+        receiver.open(&protected, until).unwrap().as_ref(),
+        plain.as_slice()
+    );
+    let later = until + Duration::from_secs(1);
+    let expired = receiver.open(&protected, later).unwrap_err();
+    assert_eq!(expired.reason(), "expired");
+    // Trusting the member directly needs no token, expired or not.
+    let mut direct = sealing(&channel_key(1, 0x11));
+    direct.trust(member.public_key());
+    assert!(direct.open(&protected, later).is_ok());
+    assert_eq!(
+        dropped(&trusting_issuer(&signing_key(0x72)), &protected),
+        "untrusted_signer"
+    );
+    // Without a token, a signer unknown to the receiver is not admitted.
+    let mut bare = sealing(&channel_key(1, 0x11));
+    bare.sign_with(member.clone());
+    assert_eq!(
+        dropped(&receiver, &bare.seal(plain).unwrap()),
+        "untrusted_signer"
+    );
+}
+
+#[test]
+fn forged_and_misused_tokens_are_refused() {
+    let issuer = signing_key(0x70);
+    let member = signing_key(0x71);
+    let outsider = signing_key(0x73);
+    let until = now() + Duration::from_secs(60);
+    let token = Token::issue(&issuer, member.public_key(), GROUP, until);
+    let mut sender = sealing(&channel_key(1, 0x11));
+    let err = sender.present(token).unwrap_err();
+    assert_eq!(
+        err.kind(),
+        crate::ErrorKind::InvalidConfig,
+        "no signing key yet"
+    );
+    sender.sign_with(outsider.clone());
+    assert!(sender.present(token).is_err(), "another key's token");
+    let elsewhere = Token::issue(&issuer, outsider.public_key(), OTHER_GROUP, until);
+    assert!(
+        sender.present(elsewhere).is_err(),
+        "another channel's token"
+    );
+
+    let receiver = trusting_issuer(&issuer);
+    let plain = &plain_datagrams()[0];
+    let genuine = tokened(&member, token).seal(plain).unwrap();
+    let token_at = genuine.len() - SIGNATURE_OVERHEAD - TOKEN_LEN;
+    // A later expiry, written into the token: the issuer's signature no longer holds.
+    let mut extended = genuine.clone();
+    extended[token_at + 55] ^= 0x01;
+    assert_eq!(dropped(&receiver, &extended), "bad_signature");
+    // The outsider signs its own datagram and presents the member's token with it.
+    let mut stolen = plain.clone();
+    stolen[FLAGS_FIELD] = wire::FLAG_SIGNED | wire::FLAG_TOKEN;
+    stolen.extend_from_slice(&token.to_bytes());
+    let stolen = signed_by(&outsider, stolen);
+    let mut plain_receiver = Protection::new(GROUP);
+    plain_receiver.trust_issuer(issuer.public_key());
+    assert_eq!(dropped(&plain_receiver, &stolen), "bad_signature");
+    // The same construction by the member itself is accepted: the test above is not vacuous.
+    let mut own = plain.clone();
+    own[FLAGS_FIELD] = wire::FLAG_SIGNED | wire::FLAG_TOKEN;
+    own.extend_from_slice(&token.to_bytes());
+    assert!(plain_receiver.open(&signed_by(&member, own), now()).is_ok());
+    // A token flag without a signature is not a valid header.
+    let mut unsigned = plain.clone();
+    unsigned[FLAGS_FIELD] = wire::FLAG_TOKEN;
+    assert_eq!(dropped(&Protection::new(GROUP), &unsigned), "unknown_flags");
 }
 
 #[test]
@@ -221,9 +351,9 @@ proptest::proptest! {
         let key = channel_key(1, 0x11);
         let mut receiver = sealing(&key);
         receiver.trust(signing_key(0x22).public_key());
-        let _ = receiver.open(&bytes);
-        let _ = sealing(&key).open(&bytes);
-        let _ = Protection::new(GROUP).open(&bytes);
+        let _ = receiver.open(&bytes, now());
+        let _ = sealing(&key).open(&bytes, now());
+        let _ = Protection::new(GROUP).open(&bytes, now());
     }
 
     #[test]
@@ -243,7 +373,7 @@ proptest::proptest! {
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
         for plain in pack(SENDER, first_seq, 256, &refs).unwrap() {
             let sealed = sender.seal(&plain).unwrap();
-            let opened = receiver.open(&sealed).unwrap();
+            let opened = receiver.open(&sealed, now()).unwrap();
             proptest::prop_assert_eq!(opened.as_ref(), plain.as_slice());
             proptest::prop_assert!(matches!(
                 wire::decode(&opened),

@@ -49,8 +49,11 @@ pub const MAX_MESSAGE_SIZE_LIMIT: usize = 16 << 20;
 pub const FLAG_SEALED: u8 = 0x01;
 /// Header flag: a signature trailer ends the datagram ([`crate::crypto`]).
 pub const FLAG_SIGNED: u8 = 0x02;
+/// Header flag: the signature trailer starts with a capability token ([`crate::crypto::Token`]).
+/// Only valid with [`FLAG_SIGNED`].
+pub const FLAG_TOKEN: u8 = 0x04;
 /// Every flag this version defines; a datagram with any other flag bit set is dropped.
-const KNOWN_FLAGS: u8 = FLAG_SEALED | FLAG_SIGNED;
+const KNOWN_FLAGS: u8 = FLAG_SEALED | FLAG_SIGNED | FLAG_TOKEN;
 
 /// Datagram type of a batch of whole messages.
 pub(crate) const TYPE_MESSAGES: u8 = 1;
@@ -154,7 +157,7 @@ pub enum DecodeError {
     BadFragment,
     /// A fragment announces a message larger than [`MAX_MESSAGE_SIZE_LIMIT`].
     TooLarge,
-    /// The header sets flag bits this version does not define.
+    /// The header sets flag bits this version does not define, or TOKEN without SIGNED.
     UnknownFlags(u8),
     /// The datagram is sealed or signed: [`crate::crypto::Protection::open`] it, then decode what
     /// it returns.
@@ -417,7 +420,8 @@ pub(crate) fn decode_header(datagram: &[u8]) -> Result<Header, DecodeError> {
     }
     // A flag changes how the datagram must be read, so guessing past an unknown one is unsafe.
     let flags = reader.u8()?;
-    if flags & !KNOWN_FLAGS != 0 {
+    let token_unsigned = flags & FLAG_TOKEN != 0 && flags & FLAG_SIGNED == 0;
+    if flags & !KNOWN_FLAGS != 0 || token_unsigned {
         return Err(DecodeError::UnknownFlags(flags));
     }
     // The reserved byte is for future use: ignored so that older receivers keep accepting it.
@@ -686,7 +690,9 @@ mod tests {
         bytes[5] = 0xff;
         assert!(matches!(decode(&bytes), Ok(Datagram::Messages(_))));
         for (flags, expected) in [
-            (0x04, DecodeError::UnknownFlags(0x04)),
+            (0x08, DecodeError::UnknownFlags(0x08)),
+            (FLAG_TOKEN, DecodeError::UnknownFlags(FLAG_TOKEN)),
+            (FLAG_TOKEN | FLAG_SIGNED, DecodeError::Protected),
             (0x83, DecodeError::UnknownFlags(0x83)),
             (FLAG_SEALED, DecodeError::Protected),
             (FLAG_SIGNED, DecodeError::Protected),

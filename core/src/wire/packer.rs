@@ -421,6 +421,29 @@ mod tests {
         assert!(big.set_overhead(1, &mut ready).is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn whatever_is_packed_is_received_back_in_order(
+            messages in proptest::collection::vec(proptest::collection::vec(0u8.., 0..700), 0..20),
+            max_datagram in MIN_DATAGRAM_SIZE..1500,
+            first_seq in 0u64..1 << 40,
+        ) {
+            let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            let datagrams = pack(SENDER, first_seq, max_datagram, &refs).unwrap();
+            let mut inbox = crate::wire::Inbox::new(crate::wire::InboxLimits::default());
+            let mut received = Vec::new();
+            for datagram in &datagrams {
+                proptest::prop_assert!(datagram.len() <= max_datagram);
+                let decoded = decode(datagram).unwrap();
+                inbox.accept(&decoded, std::time::Instant::now(), &mut |delivery| {
+                    received.push((delivery.seq, delivery.payload));
+                });
+            }
+            let expected: Vec<_> = (first_seq..).zip(messages).collect();
+            proptest::prop_assert_eq!(received, expected);
+        }
+    }
+
     #[test]
     fn empty_messages_take_one_byte() {
         let mut packer = packer(MIN_DATAGRAM_SIZE).with_first_seq(7);

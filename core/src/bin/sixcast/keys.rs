@@ -3,15 +3,17 @@
 use std::{
     fs::OpenOptions,
     io::Write,
+    net::Ipv6Addr,
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     process::ExitCode,
+    time::{Duration, SystemTime},
 };
 
 use clap::Args;
 use sixcast::{
     Channel, Error, ErrorKind, Stats,
-    crypto::{ChannelKey, PublicKey, SigningKey},
+    crypto::{ChannelKey, PublicKey, SigningKey, Token},
 };
 
 /// Key options of `listen`.
@@ -25,6 +27,10 @@ pub(crate) struct ListenKeys {
     /// by a trusted key. Repeatable.
     #[arg(long = "trust", value_name = "PUBKEY_FILE")]
     trusted: Vec<PathBuf>,
+    /// Public key file of a token issuer: also deliver messages signed by any key that presents
+    /// an unexpired token of this issuer (`sixcast token`). Repeatable.
+    #[arg(long = "trust-issuer", value_name = "PUBKEY_FILE")]
+    issuers: Vec<PathBuf>,
 }
 
 /// Key options of `send`.
@@ -36,6 +42,9 @@ pub(crate) struct SendKeys {
     /// Signing key file (from `sixcast keygen --signing`): sign what is sent with it.
     #[arg(long = "sign", value_name = "FILE")]
     sign: Option<PathBuf>,
+    /// Token file (from `sixcast token`) for the `--sign` key, presented with every message.
+    #[arg(long = "token", value_name = "FILE", requires = "sign")]
+    token: Option<PathBuf>,
 }
 
 impl ListenKeys {
@@ -45,6 +54,10 @@ impl ListenKeys {
         }
         for path in &self.trusted {
             channel.trust(PublicKey::from_file_text(&read(path)?).map_err(|e| at(path, e))?)?;
+        }
+        for path in &self.issuers {
+            let issuer = PublicKey::from_file_text(&read(path)?).map_err(|e| at(path, e))?;
+            channel.trust_issuer(issuer)?;
         }
         Ok(())
     }
@@ -58,6 +71,10 @@ impl SendKeys {
         if let Some(path) = &self.sign {
             channel
                 .sign_with(SigningKey::from_file_text(&read(path)?).map_err(|e| at(path, e))?)?;
+        }
+        if let Some(path) = &self.token {
+            let token = Token::from_file_text(&read(path)?).map_err(|e| at(path, e))?;
+            channel.present(token).map_err(|e| at(path, e))?;
         }
         Ok(())
     }
@@ -102,6 +119,31 @@ pub(crate) fn keygen(out: &Path, signing: bool) -> sixcast::Result<ExitCode> {
         write_new(out, key.to_file_text().as_bytes(), 0o600)?;
         println!("channel key {} written to {}", key.id(), out.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to `out` a token of the issuer whose signing key is in `issuer`, letting the public
+/// key in `subject` send on the channel of canonical group `group` for `valid_seconds`.
+pub(crate) fn issue_token(
+    issuer: &Path,
+    subject: &Path,
+    group: Ipv6Addr,
+    valid_seconds: u64,
+    out: &Path,
+) -> sixcast::Result<ExitCode> {
+    let issuer_key = SigningKey::from_file_text(&read(issuer)?).map_err(|e| at(issuer, e))?;
+    let subject_key = PublicKey::from_file_text(&read(subject)?).map_err(|e| at(subject, e))?;
+    let not_after = SystemTime::now() + Duration::from_secs(valid_seconds);
+    let token = Token::issue(&issuer_key, subject_key, group, not_after);
+    write_new(out, token.to_file_text().as_bytes(), 0o644)?;
+    let until = not_after
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    println!(
+        "token for key {} on {group}, valid until {until} (Unix time), written to {}",
+        subject_key.fingerprint(),
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

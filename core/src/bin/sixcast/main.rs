@@ -94,6 +94,27 @@ enum Command {
         #[arg(long)]
         signing: bool,
     },
+    /// Issue a capability token: the SUBJECT public key may send on CHANNEL for `--valid`
+    /// seconds, to listeners that `--trust-issuer` the issuer's public key.
+    Token {
+        /// The issuer's signing key file.
+        #[arg(long, value_name = "FILE")]
+        issuer: PathBuf,
+        /// The public key file of the sender the token admits.
+        #[arg(long, value_name = "PUBKEY_FILE")]
+        subject: PathBuf,
+        /// The channel name.
+        #[arg(long)]
+        channel: String,
+        /// How long the token is valid, in seconds.
+        #[arg(long, value_name = "SECONDS")]
+        valid: u64,
+        /// Where to write the token (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        addressing: Addressing,
+    },
     /// Build a private network-namespace world, run several nodes in it and show what arrives
     /// where. Needs root or unprivileged user namespaces; never touches the host's own network.
     Demo,
@@ -226,6 +247,17 @@ fn main() -> ExitCode {
             network,
         } => send(&channel, message, &keys, &network),
         Command::Keygen { out, signing } => keys::keygen(&out, signing),
+        Command::Token {
+            issuer,
+            subject,
+            channel,
+            valid,
+            out,
+            addressing,
+        } => addressing.resolve().and_then(|(profile, scope)| {
+            let group = addr::group_addr(channel.as_bytes(), &profile, scope)?;
+            keys::issue_token(&issuer, &subject, group, valid, &out)
+        }),
         Command::Demo => demo::run(),
         Command::Stratum0 { listen, core } => run_stratum0(listen, &core),
         Command::Relay { listen, core } => run_relay(listen, &core),
