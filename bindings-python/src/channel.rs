@@ -21,7 +21,7 @@ use crate::{
     addr::parse_address,
     bytes_or_text,
     config::PyConfig,
-    crypto::{PyChannelKey, PyPublicKey, PySigningKey},
+    crypto::{PyChannelKey, PyPublicKey, PySigningKey, PyToken},
     error::{OrRaise, to_py_err},
     reachability::PyReachability,
 };
@@ -333,6 +333,20 @@ impl PyChannel {
     /// channel accepts only datagrams signed by a trusted key.
     fn trust(&self, py: Python<'_>, key: &PyPublicKey) -> PyResult<()> {
         py.detach(|| self.inner.trust(key.inner)).or_raise()
+    }
+
+    /// Presents ``token`` (a Token) with every signed datagram, so that receivers trusting its
+    /// issuer accept this channel's signing key until the token expires. Raises
+    /// InvalidConfigError unless the token is for the key of sign_with() and this channel.
+    fn present(&self, py: Python<'_>, token: &PyToken) -> PyResult<()> {
+        py.detach(|| self.inner.present(token.inner)).or_raise()
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of ``issuer`` (a
+    /// PublicKey) for this channel. Like trust(), makes the channel accept only signed datagrams.
+    fn trust_issuer(&self, py: Python<'_>, issuer: &PyPublicKey) -> PyResult<()> {
+        py.detach(|| self.inner.trust_issuer(issuer.inner))
+            .or_raise()
     }
 
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {

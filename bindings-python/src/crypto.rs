@@ -1,7 +1,9 @@
 //! Channel security, as in the core's `crypto` module: the key classes (`ChannelKey`,
-//! `SigningKey`, `PublicKey`) with their one-line key files, the drop reasons, and
-//! `seal_datagram` / `open_datagram` for tools and tests (what a channel does to each datagram).
-//! No I/O: key files are read and written by the caller.
+//! `SigningKey`, `PublicKey`) and capability tokens (`Token`) with their one-line files, the drop
+//! reasons, and `seal_datagram` / `open_datagram` for tools and tests (what a channel does to
+//! each datagram). No I/O: key files are read and written by the caller.
+
+use std::time::{Duration, SystemTime};
 
 use pyo3::{
     prelude::*,
@@ -171,6 +173,102 @@ impl PyPublicKey {
     }
 }
 
+/// A capability token: an issuer's signed statement that the ``subject`` key may sign datagrams
+/// of the channel whose canonical group is ``group`` until ``not_after`` (Unix seconds; valid
+/// through that second). A sender presents it with ``Channel.present``; receivers that
+/// ``trust_issuer`` the issuer then accept the subject's signatures.
+#[pyclass(module = "sixcast", name = "Token", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub(crate) struct PyToken {
+    pub(crate) inner: crypto::Token,
+}
+
+#[pymethods]
+impl PyToken {
+    /// Issues, signed with ``issuer`` (a SigningKey), a token for ``subject`` (a PublicKey) on
+    /// the channel of canonical group ``group`` (``Channel.group``), valid through
+    /// ``not_after`` (Unix seconds).
+    #[staticmethod]
+    fn issue(
+        issuer: &PySigningKey,
+        subject: &PyPublicKey,
+        group: &str,
+        not_after: u64,
+    ) -> PyResult<Self> {
+        let group = parse_address(group, "group")?;
+        let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(not_after);
+        Ok(Self {
+            inner: crypto::Token::issue(&issuer.inner, subject.inner, group, not_after),
+        })
+    }
+
+    /// The token from its TOKEN_LEN bytes. Raises InvalidConfigError for anything else.
+    #[staticmethod]
+    fn from_bytes(data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let data = bytes_or_text(data, "data")?;
+        let inner = crypto::Token::from_bytes(&data).or_raise()?;
+        Ok(Self { inner })
+    }
+
+    /// Parses the text of a token file. Raises InvalidConfigError for anything else.
+    #[staticmethod]
+    fn from_file_text(text: &str) -> PyResult<Self> {
+        let inner = crypto::Token::from_file_text(text).or_raise()?;
+        Ok(Self { inner })
+    }
+
+    /// The token file text: ``sixcast-token-v1 <token>`` and a newline.
+    fn to_file_text(&self) -> String {
+        self.inner.to_file_text()
+    }
+
+    /// The token's TOKEN_LEN bytes.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.to_bytes())
+    }
+
+    /// The key the token lets send, a PublicKey.
+    #[getter]
+    fn subject(&self) -> PyPublicKey {
+        PyPublicKey {
+            inner: self.inner.subject(),
+        }
+    }
+
+    /// The canonical group of the channel the token is for.
+    #[getter]
+    fn group(&self) -> String {
+        self.inner.group().to_string()
+    }
+
+    /// The last second (Unix time) the token is valid in.
+    #[getter]
+    fn not_after(&self) -> u64 {
+        unix_seconds(self.inner.not_after())
+    }
+
+    /// The fingerprint of the issuer's key: 16 hexadecimal digits.
+    #[getter]
+    fn issuer(&self) -> String {
+        self.inner.issuer().to_string()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<sixcast.Token subject={} group={} not_after={} issuer={}>",
+            self.inner.subject().fingerprint(),
+            self.inner.group(),
+            self.not_after(),
+            self.inner.issuer()
+        )
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
 /// Exactly 32 bytes of key material, or a ValueError naming `what`.
 fn key_bytes(value: &Bound<'_, PyAny>, what: &str) -> PyResult<[u8; crypto::KEY_LEN]> {
     let bytes = bytes_or_text(value, what)?;
@@ -208,16 +306,18 @@ impl PyOpenedDatagram {
 }
 
 /// What a channel of canonical group ``group`` sends for the plain datagram ``plain`` (as
-/// ``pack_messages`` makes it): sealed with ``channel_key`` and/or signed with ``signing_key``,
-/// or unchanged with neither. Raises MalformedError if ``plain`` is not a plain datagram.
+/// ``pack_messages`` makes it): sealed with ``channel_key`` and/or signed with ``signing_key``
+/// presenting ``token``, or unchanged with neither key. Raises MalformedError if ``plain`` is
+/// not a plain datagram, InvalidConfigError if the token is not for the signing key and group.
 #[pyfunction]
-#[pyo3(signature = (group, plain, channel_key = None, signing_key = None))]
+#[pyo3(signature = (group, plain, channel_key = None, signing_key = None, token = None))]
 fn seal_datagram<'py>(
     py: Python<'py>,
     group: &str,
     plain: &Bound<'py, PyAny>,
     channel_key: Option<&PyChannelKey>,
     signing_key: Option<&PySigningKey>,
+    token: Option<&PyToken>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let mut protection = Protection::new(parse_address(group, "group")?);
     if let Some(key) = channel_key {
@@ -226,22 +326,28 @@ fn seal_datagram<'py>(
     if let Some(key) = signing_key {
         protection.sign_with(key.inner.clone());
     }
+    if let Some(token) = token {
+        protection.present(token.inner).or_raise()?;
+    }
     let plain = bytes_or_text(plain, "plain")?;
     let sealed = protection.seal(&plain).or_raise()?;
     Ok(PyBytes::new(py, &sealed))
 }
 
-/// What a channel of canonical group ``group`` holding channel keys ``keys`` and trusting
-/// public keys ``trusted`` does with the received ``datagram``: an OpenedDatagram. Raises
+/// What a channel of canonical group ``group`` holding channel keys ``keys``, trusting public
+/// keys ``trusted`` and token issuers ``issuers`` does with the ``datagram`` it receives at
+/// Unix time ``now`` (seconds; None for the current time): an OpenedDatagram. Raises
 /// MalformedError (with its ``reason``) if the datagram is not well formed.
 #[pyfunction]
-#[pyo3(signature = (group, datagram, keys = Vec::new(), trusted = Vec::new()))]
+#[pyo3(signature = (group, datagram, keys = Vec::new(), trusted = Vec::new(), issuers = Vec::new(), now = None))]
 fn open_datagram(
     py: Python<'_>,
     group: &str,
     datagram: &Bound<'_, PyAny>,
     keys: Vec<PyRef<'_, PyChannelKey>>,
     trusted: Vec<PyRef<'_, PyPublicKey>>,
+    issuers: Vec<PyRef<'_, PyPublicKey>>,
+    now: Option<u64>,
 ) -> PyResult<PyOpenedDatagram> {
     let mut protection = Protection::new(parse_address(group, "group")?);
     for key in &keys {
@@ -250,8 +356,14 @@ fn open_datagram(
     for key in &trusted {
         protection.trust(key.inner);
     }
+    for issuer in &issuers {
+        protection.trust_issuer(issuer.inner);
+    }
+    let now = now.map_or_else(SystemTime::now, |seconds| {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+    });
     let datagram = bytes_or_text(datagram, "datagram")?;
-    match protection.open(&datagram) {
+    match protection.open(&datagram, now) {
         Ok(plain) => Ok(PyOpenedDatagram {
             plain: Some(PyBytes::new(py, &plain).unbind()),
             dropped: None,
@@ -270,6 +382,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyChannelKey>()?;
     module.add_class::<PySigningKey>()?;
     module.add_class::<PyPublicKey>()?;
+    module.add_class::<PyToken>()?;
     module.add_class::<PyOpenedDatagram>()?;
     module.add_function(wrap_pyfunction!(seal_datagram, module)?)?;
     module.add_function(wrap_pyfunction!(open_datagram, module)?)?;
@@ -277,6 +390,9 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("DROP_REASONS", PyTuple::new(py, reasons)?)?;
     module.add("FLAG_SEALED", wire::FLAG_SEALED)?;
     module.add("FLAG_SIGNED", wire::FLAG_SIGNED)?;
+    module.add("FLAG_TOKEN", wire::FLAG_TOKEN)?;
+    module.add("TOKEN_LEN", crypto::TOKEN_LEN)?;
+    module.add("TOKEN_DOMAIN", PyBytes::new(py, crypto::TOKEN_DOMAIN))?;
     module.add("KEY_ID_LEN", crypto::KEY_ID_LEN)?;
     module.add("TAG_LEN", crypto::TAG_LEN)?;
     module.add("SEAL_OVERHEAD", crypto::SEAL_OVERHEAD)?;

@@ -1,5 +1,6 @@
 """Tests of channel security (the core's `crypto` module) against the shared vectors in
-tests/conformance/vectors/security.json: key files, sealing, signing and opening datagrams."""
+tests/conformance/vectors/security.json: key files, tokens, sealing, signing and opening
+datagrams."""
 
 import pytest
 import sixcast
@@ -13,7 +14,13 @@ READERS = {
     "channel": sixcast.ChannelKey.from_file_text,
     "signing": sixcast.SigningKey.from_file_text,
     "public": sixcast.PublicKey.from_file_text,
+    "token": sixcast.Token.from_file_text,
 }
+SIGNING_KEYS = [
+    sixcast.SigningKey.from_file_text(entry["file"])
+    for entry in SECURITY["keys"]
+    if entry["kind"] == "signing"
+]
 
 
 def open_case(case):
@@ -22,6 +29,8 @@ def open_case(case):
         bytes.fromhex(case["datagram"]),
         keys=[sixcast.ChannelKey.from_file_text(text) for text in case["keys"]],
         trusted=[sixcast.PublicKey.from_file_text(text) for text in case["trusted"]],
+        issuers=[sixcast.PublicKey.from_file_text(text) for text in case["issuers"]],
+        now=case["now"],
     )
 
 
@@ -41,6 +50,20 @@ def test_key_file(entry):
         assert sixcast.PublicKey.from_bytes(key.to_bytes()) == key
 
 
+@pytest.mark.parametrize("entry", SECURITY["tokens"], ids=case_id)
+def test_token_file(entry):
+    token = sixcast.Token.from_file_text(entry["file"])
+    assert token.to_file_text() == entry["file"]
+    assert token.subject.to_bytes().hex() == entry["subject"]
+    assert token.group == entry["group"]
+    assert token.not_after == entry["not_after"]
+    assert token.issuer == entry["issuer"]
+    assert sixcast.Token.from_bytes(token.to_bytes()) == token
+    (issuer,) = [key for key in SIGNING_KEYS if key.public_key().fingerprint == entry["issuer"]]
+    issued = sixcast.Token.issue(issuer, token.subject, entry["group"], entry["not_after"])
+    assert issued == token
+
+
 @pytest.mark.parametrize("case", SECURITY["invalid_key_files"], ids=case_id)
 def test_invalid_key_file(case):
     with pytest.raises(sixcast.InvalidConfigError) as raised:
@@ -52,9 +75,14 @@ def test_invalid_key_file(case):
 def test_seal(case):
     channel_key = case["channel_key"] and sixcast.ChannelKey.from_file_text(case["channel_key"])
     signing_key = case["signing_key"] and sixcast.SigningKey.from_file_text(case["signing_key"])
+    token = case["token"] and sixcast.Token.from_file_text(case["token"])
     plain = bytes.fromhex(case["plain"])
     protected = sixcast.seal_datagram(
-        case["group"], plain, channel_key=channel_key or None, signing_key=signing_key or None
+        case["group"],
+        plain,
+        channel_key=channel_key or None,
+        signing_key=signing_key or None,
+        token=token or None,
     )
     assert protected.hex() == case["protected"]
     opened = sixcast.open_datagram(
@@ -62,6 +90,7 @@ def test_seal(case):
         protected,
         keys=[channel_key] if channel_key else [],
         trusted=[signing_key.public_key()] if signing_key else [],
+        now=token.not_after if token else None,
     )
     assert opened.plain == plain
     assert opened.dropped is None
@@ -94,6 +123,7 @@ def test_constants():
     assert sixcast.FINGERPRINT_LEN == constants["fingerprint_len"]
     assert sixcast.FLAG_SEALED == constants["flag_sealed"]
     assert sixcast.FLAG_SIGNED == constants["flag_signed"]
+    assert sixcast.FLAG_TOKEN == constants["flag_token"]
     assert sixcast.KEY_ID_LEN == constants["key_id_len"]
     assert sixcast.SEAL_KEY_CONTEXT == constants["seal_key_context"]
     assert sixcast.SEAL_OVERHEAD == constants["seal_overhead"]
@@ -101,6 +131,8 @@ def test_constants():
     assert sixcast.SIGNATURE_LEN == constants["signature_len"]
     assert sixcast.SIGNATURE_OVERHEAD == constants["signature_overhead"]
     assert sixcast.TAG_LEN == constants["tag_len"]
+    assert sixcast.TOKEN_DOMAIN.hex() == constants["token_domain"]
+    assert sixcast.TOKEN_LEN == constants["token_len"]
 
 
 def test_generated_keys_round_trip_through_their_files():
@@ -150,5 +182,14 @@ def test_channel_key_methods_and_drop_counters():
         assert channel.remove_key(7) is True
         assert channel.remove_key(7) is False
         signing_key = sixcast.SigningKey.generate()
+        with pytest.raises(sixcast.InvalidConfigError):
+            channel.present(sixcast.Token.issue(signing_key, signing_key.public_key(), channel.group, 0))
         channel.sign_with(signing_key)
         channel.trust(signing_key.public_key())
+        issuer = sixcast.SigningKey.generate()
+        token = sixcast.Token.issue(issuer, signing_key.public_key(), channel.group, 1 << 40)
+        channel.present(token)
+        channel.trust_issuer(issuer.public_key())
+        other = sixcast.Token.issue(issuer, signing_key.public_key(), "ff1e::1", 1 << 40)
+        with pytest.raises(sixcast.InvalidConfigError, match="another channel"):
+            channel.present(other)

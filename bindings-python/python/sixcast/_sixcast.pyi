@@ -34,6 +34,7 @@ MAX_MESSAGE_SIZE_LIMIT: int
 # Channel security (the core's `crypto` module).
 FLAG_SEALED: int
 FLAG_SIGNED: int
+FLAG_TOKEN: int
 KEY_ID_LEN: int
 TAG_LEN: int
 SEAL_OVERHEAD: int
@@ -42,8 +43,17 @@ SIGNATURE_OVERHEAD: int
 FINGERPRINT_LEN: int
 SEAL_KEY_CONTEXT: str
 SIGNATURE_DOMAIN: bytes
+TOKEN_LEN: int
+TOKEN_DOMAIN: bytes
 _DropReason: TypeAlias = Literal[
-    "not_sealed", "no_key", "bad_tag", "not_signed", "untrusted_signer", "bad_signature", "replay"
+    "not_sealed",
+    "no_key",
+    "bad_tag",
+    "not_signed",
+    "untrusted_signer",
+    "bad_signature",
+    "expired",
+    "replay",
 ]
 DROP_REASONS: tuple[_DropReason, ...]
 
@@ -267,6 +277,30 @@ class PublicKey:
         """16 hexadecimal digits."""
 
 @final
+class Token:
+    """A capability token: ``subject`` may sign datagrams of ``group`` through ``not_after``."""
+
+    @staticmethod
+    def issue(issuer: SigningKey, subject: PublicKey, group: str, not_after: int) -> Token: ...
+    @staticmethod
+    def from_bytes(data: _BytesLike) -> Token: ...
+    @staticmethod
+    def from_file_text(text: str) -> Token:
+        """Raises InvalidConfigError for anything but a token file."""
+    def to_file_text(self) -> str: ...
+    def to_bytes(self) -> bytes: ...
+    @property
+    def subject(self) -> PublicKey: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def not_after(self) -> int:
+        """Unix seconds; the token is valid through that second."""
+    @property
+    def issuer(self) -> str:
+        """The issuer key's fingerprint, 16 hexadecimal digits."""
+
+@final
 class OpenedDatagram:
     """What a receiver's keys did with a well-formed datagram."""
 
@@ -301,6 +335,8 @@ class Channel:
     def remove_key(self, id: int) -> bool: ...
     def sign_with(self, key: SigningKey) -> None: ...
     def trust(self, key: PublicKey) -> None: ...
+    def present(self, token: Token) -> None: ...
+    def trust_issuer(self, issuer: PublicKey) -> None: ...
     def __iter__(self) -> Iterator[Message]: ...
     def __next__(self) -> Message: ...
     def __aiter__(self) -> AsyncIterator[Message]: ...
@@ -514,11 +550,14 @@ def seal_datagram(
     plain: _BytesLike,
     channel_key: ChannelKey | None = None,
     signing_key: SigningKey | None = None,
+    token: Token | None = None,
 ) -> bytes: ...
 def open_datagram(
     group: str,
     datagram: _BytesLike,
     keys: Sequence[ChannelKey] = (),
     trusted: Sequence[PublicKey] = (),
+    issuers: Sequence[PublicKey] = (),
+    now: int | None = None,
 ) -> OpenedDatagram:
     """Raises MalformedError (with ``reason``) for a datagram that is not well formed."""
