@@ -69,6 +69,17 @@ export declare class Channel {
    */
   trust(key: PublicKey): void
   /**
+   * Presents `token` with every signed datagram, so that receivers trusting its issuer
+   * accept this channel's signing key until the token expires. Throws
+   * ERR_SIXCAST_INVALID_CONFIG unless the token is for the key of `signWith` and this channel.
+   */
+  present(token: Token): void
+  /**
+   * Accepts datagrams signed by any key that presents an unexpired token of `issuer` for
+   * this channel. Like `trust`, makes the channel accept only signed datagrams.
+   */
+  trustIssuer(issuer: PublicKey): void
+  /**
    * The next message. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when
    * unset) and with ERR_SIXCAST_CLOSED when the context closes.
    */
@@ -198,6 +209,41 @@ export declare class Subscription {
    * context closed).
    */
   get active(): boolean
+}
+
+/**
+ * A capability token: an issuer's signed statement that the `subject` key may sign datagrams
+ * of the channel whose canonical group is `group` until `notAfter` (Unix seconds; valid
+ * through that second). A sender presents it with `Channel.present`; receivers that
+ * `trustIssuer` the issuer then accept the subject's signatures.
+ */
+export declare class Token {
+  /**
+   * Issues, signed with `issuer`, a token for `subject` on the channel of canonical group
+   * `group` (`channel.group`), valid through `notAfter` (Unix seconds).
+   */
+  static issue(issuer: SigningKey, subject: PublicKey, group: string, notAfter: number): Token
+  /**
+   * The token from its `TOKEN_LEN` bytes; throws ERR_SIXCAST_INVALID_CONFIG for anything
+   * else.
+   */
+  static fromBytes(bytes: Uint8Array): Token
+  /** Parses the text of a token file; throws ERR_SIXCAST_INVALID_CONFIG for anything else. */
+  static fromFileText(text: string): Token
+  /** The token file text: `sixcast-token-v1 <token>` and a newline. */
+  toFileText(): string
+  /** The token's bytes. */
+  toBytes(): Buffer
+  /** The key the token lets send. */
+  get subject(): PublicKey
+  /** The canonical group of the channel the token is for. */
+  get group(): string
+  /** The last second (Unix time) the token is valid in. */
+  get notAfter(): number
+  /** The fingerprint of the issuer's key: 16 hex digits. */
+  get issuer(): string
+  /** Whether `other` is the same token. */
+  equals(other: Token): boolean
 }
 
 /** How a channel name becomes a group: the profile, its RP, and the scope. */
@@ -380,6 +426,9 @@ export declare const FLAG_SEALED: number
 /** The SIGNED bit of a datagram's flag byte. */
 export declare const FLAG_SIGNED: number
 
+/** The TOKEN bit of a datagram's flag byte. */
+export declare const FLAG_TOKEN: number
+
 /** Length of a fragment's fields after the header. */
 export declare const FRAGMENT_HEADER_LEN: number
 
@@ -430,11 +479,12 @@ export interface Message {
 export declare const MIN_DATAGRAM_SIZE: number
 
 /**
- * What a channel of canonical group `group` holding channel keys `keys` and trusting public
- * keys `trusted` does with the received `datagram`. Throws ERR_SIXCAST_MALFORMED, with the
+ * What a channel of canonical group `group` holding channel keys `keys`, trusting public keys
+ * `trusted` and token issuers `issuers` does with the `datagram` it receives at Unix time
+ * `now` (whole seconds; the current time when absent). Throws ERR_SIXCAST_MALFORMED, with the
  * stable `reason`, if the datagram is not well formed.
  */
-export declare function openDatagram(group: string, datagram: Uint8Array, keys?: Array<ChannelKey> | undefined | null, trusted?: Array<PublicKey> | undefined | null): OpenedDatagram
+export declare function openDatagram(group: string, datagram: Uint8Array, keys?: Array<ChannelKey> | undefined | null, trusted?: Array<PublicKey> | undefined | null, issuers?: Array<PublicKey> | undefined | null, now?: number | undefined | null): OpenedDatagram
 
 /**
  * What a receiver's keys did with a well-formed datagram: `plain` (the datagram for
@@ -511,10 +561,12 @@ export declare const SEAL_OVERHEAD: number
 
 /**
  * What a channel of canonical group `group` sends for the plain datagram `plain` (as
- * `packMessages` makes it): sealed with `channelKey` and/or signed with `signingKey`, or
- * unchanged with neither. Throws ERR_SIXCAST_MALFORMED if `plain` is not a plain datagram.
+ * `packMessages` makes it): sealed with `channelKey` and/or signed with `signingKey`
+ * presenting `token`, or unchanged with neither key. Throws ERR_SIXCAST_MALFORMED if `plain`
+ * is not a plain datagram, ERR_SIXCAST_INVALID_CONFIG if the token is not for the signing key
+ * and group.
  */
-export declare function sealDatagram(group: string, plain: Uint8Array, channelKey?: ChannelKey | undefined | null, signingKey?: SigningKey | undefined | null): Buffer
+export declare function sealDatagram(group: string, plain: Uint8Array, channelKey?: ChannelKey | undefined | null, signingKey?: SigningKey | undefined | null, token?: Token | undefined | null): Buffer
 
 /** Bytes of an Ed25519 signature. */
 export declare const SIGNATURE_LEN: number
@@ -560,6 +612,12 @@ export interface Stats {
 
 /** Bytes of the AEAD tag of a sealed datagram. */
 export declare const TAG_LEN: number
+
+/** Bytes of a capability token. */
+export declare const TOKEN_LEN: number
+
+/** What token signatures sign after the token's fields. */
+export declare function tokenDomain(): Buffer
 
 /** Checks options the way `new Context(options)` does, without opening anything. */
 export declare function validateOptions(options?: ContextOptions): void

@@ -24,7 +24,7 @@ use sixcast::{ErrorKind, crypto::KeyId};
 use crate::{
     addr::{bytes_of, parse_address},
     config::{config_from_js, millis_or_forever},
-    crypto::{ChannelKey, PublicKey, SigningKey},
+    crypto::{ChannelKey, PublicKey, SigningKey, Token},
     error::OrThrow,
     reachability::Reachability,
 };
@@ -192,6 +192,21 @@ impl Channel {
     #[napi]
     pub fn trust(&self, env: Env, key: &PublicKey) -> Result<()> {
         self.inner.trust(key.inner).or_throw(&env)
+    }
+
+    /// Presents `token` with every signed datagram, so that receivers trusting its issuer
+    /// accept this channel's signing key until the token expires. Throws
+    /// ERR_SIXCAST_INVALID_CONFIG unless the token is for the key of `signWith` and this channel.
+    #[napi]
+    pub fn present(&self, env: Env, token: &Token) -> Result<()> {
+        self.inner.present(token.inner).or_throw(&env)
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of `issuer` for
+    /// this channel. Like `trust`, makes the channel accept only signed datagrams.
+    #[napi]
+    pub fn trust_issuer(&self, env: Env, issuer: &PublicKey) -> Result<()> {
+        self.inner.trust_issuer(issuer.inner).or_throw(&env)
     }
 
     /// The next message. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when

@@ -1,6 +1,9 @@
-//! Channel security (the core's `crypto` module): the key classes with their one-line key
-//! files, the drop reasons, and `sealDatagram` / `openDatagram` for tools and tests (what a
-//! channel does to each datagram). No I/O: key files are read and written by the caller.
+//! Channel security (the core's `crypto` module): the key classes and capability tokens with
+//! their one-line files, the drop reasons, and `sealDatagram` / `openDatagram` for tools and
+//! tests (what a channel does to each datagram). No I/O: key files are read and written by the
+//! caller.
+
+use std::time::{Duration, SystemTime};
 
 use napi::{Env, Result, bindgen_prelude::Buffer};
 use napi_derive::napi;
@@ -11,7 +14,7 @@ use sixcast::{
 
 use crate::{
     addr::parse_address,
-    config::invalid,
+    config::{invalid, whole},
     error::{OrThrow, malformed_to_js},
 };
 
@@ -21,6 +24,12 @@ pub const FLAG_SEALED: u8 = wire::FLAG_SEALED;
 /// The SIGNED bit of a datagram's flag byte.
 #[napi]
 pub const FLAG_SIGNED: u8 = wire::FLAG_SIGNED;
+/// The TOKEN bit of a datagram's flag byte.
+#[napi]
+pub const FLAG_TOKEN: u8 = wire::FLAG_TOKEN;
+/// Bytes of a capability token.
+#[napi]
+pub const TOKEN_LEN: u32 = crypto::TOKEN_LEN as u32;
 /// Bytes of the key id in a sealed datagram.
 #[napi]
 pub const KEY_ID_LEN: u32 = crypto::KEY_ID_LEN as u32;
@@ -47,6 +56,12 @@ pub const SEAL_KEY_CONTEXT: &str = crypto::SEAL_KEY_CONTEXT;
 #[napi]
 pub fn signature_domain() -> Buffer {
     crypto::SIGNATURE_DOMAIN.to_vec().into()
+}
+
+/// What token signatures sign after the token's fields.
+#[napi]
+pub fn token_domain() -> Buffer {
+    crypto::TOKEN_DOMAIN.to_vec().into()
 }
 
 /// Every reason a channel's keys drop a datagram, as counted in `Stats.drops`.
@@ -211,6 +226,106 @@ impl PublicKey {
     }
 }
 
+/// A capability token: an issuer's signed statement that the `subject` key may sign datagrams
+/// of the channel whose canonical group is `group` until `notAfter` (Unix seconds; valid
+/// through that second). A sender presents it with `Channel.present`; receivers that
+/// `trustIssuer` the issuer then accept the subject's signatures.
+#[napi]
+pub struct Token {
+    pub(crate) inner: crypto::Token,
+}
+
+// napi-derive moves the methods out of the impl, where `Self` would not name the class.
+#[allow(clippy::use_self)]
+#[napi]
+impl Token {
+    /// Issues, signed with `issuer`, a token for `subject` on the channel of canonical group
+    /// `group` (`channel.group`), valid through `notAfter` (Unix seconds).
+    #[napi(factory)]
+    pub fn issue(
+        env: Env,
+        issuer: &SigningKey,
+        subject: &PublicKey,
+        group: String,
+        not_after: f64,
+    ) -> Result<Self> {
+        let (group, not_after) =
+            (|| Ok((parse_address(&group)?, unix_time("notAfter", not_after)?)))()
+                .or_throw(&env)?;
+        Ok(Self {
+            inner: crypto::Token::issue(&issuer.inner, subject.inner, group, not_after),
+        })
+    }
+
+    /// The token from its `TOKEN_LEN` bytes; throws ERR_SIXCAST_INVALID_CONFIG for anything
+    /// else.
+    #[napi(factory)]
+    pub fn from_bytes(env: Env, bytes: &[u8]) -> Result<Self> {
+        let inner = crypto::Token::from_bytes(bytes).or_throw(&env)?;
+        Ok(Self { inner })
+    }
+
+    /// Parses the text of a token file; throws ERR_SIXCAST_INVALID_CONFIG for anything else.
+    #[napi(factory)]
+    pub fn from_file_text(env: Env, text: String) -> Result<Self> {
+        let inner = crypto::Token::from_file_text(&text).or_throw(&env)?;
+        Ok(Self { inner })
+    }
+
+    /// The token file text: `sixcast-token-v1 <token>` and a newline.
+    #[napi]
+    pub fn to_file_text(&self) -> String {
+        self.inner.to_file_text()
+    }
+
+    /// The token's bytes.
+    #[napi]
+    pub fn to_bytes(&self) -> Buffer {
+        self.inner.to_bytes().to_vec().into()
+    }
+
+    /// The key the token lets send.
+    #[napi(getter)]
+    pub fn subject(&self) -> PublicKey {
+        PublicKey {
+            inner: self.inner.subject(),
+        }
+    }
+
+    /// The canonical group of the channel the token is for.
+    #[napi(getter)]
+    pub fn group(&self) -> String {
+        self.inner.group().to_string()
+    }
+
+    /// The last second (Unix time) the token is valid in.
+    #[napi(getter)]
+    pub fn not_after(&self) -> f64 {
+        // Unix seconds stay far below 2^53.
+        self.inner
+            .not_after()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs() as f64)
+    }
+
+    /// The fingerprint of the issuer's key: 16 hex digits.
+    #[napi(getter)]
+    pub fn issuer(&self) -> String {
+        self.inner.issuer().to_string()
+    }
+
+    /// Whether `other` is the same token.
+    #[napi]
+    pub fn equals(&self, other: &Token) -> bool {
+        self.inner == other.inner
+    }
+}
+
+/// `seconds` (whole, since the Unix epoch, named `name` in errors) as a time.
+fn unix_time(name: &str, seconds: f64) -> sixcast::Result<SystemTime> {
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(whole(name, seconds, u64::MAX)?))
+}
+
 /// Exactly 32 bytes of key material, or an InvalidConfig error naming `what`.
 fn key_bytes(bytes: &[u8], what: &str) -> sixcast::Result<[u8; crypto::KEY_LEN]> {
     bytes.try_into().map_err(|_| {
@@ -233,8 +348,10 @@ pub struct OpenedDatagram {
 }
 
 /// What a channel of canonical group `group` sends for the plain datagram `plain` (as
-/// `packMessages` makes it): sealed with `channelKey` and/or signed with `signingKey`, or
-/// unchanged with neither. Throws ERR_SIXCAST_MALFORMED if `plain` is not a plain datagram.
+/// `packMessages` makes it): sealed with `channelKey` and/or signed with `signingKey`
+/// presenting `token`, or unchanged with neither key. Throws ERR_SIXCAST_MALFORMED if `plain`
+/// is not a plain datagram, ERR_SIXCAST_INVALID_CONFIG if the token is not for the signing key
+/// and group.
 #[napi]
 pub fn seal_datagram(
     env: Env,
@@ -242,20 +359,27 @@ pub fn seal_datagram(
     plain: &[u8],
     channel_key: Option<&ChannelKey>,
     signing_key: Option<&SigningKey>,
+    token: Option<&Token>,
 ) -> Result<Buffer> {
-    let mut protection = Protection::new(parse_address(&group).or_throw(&env)?);
-    if let Some(key) = channel_key {
-        protection.set_key(&key.inner);
-    }
-    if let Some(key) = signing_key {
-        protection.sign_with(key.inner.clone());
-    }
-    let sealed = protection.seal(plain).or_throw(&env)?;
-    Ok(sealed.into())
+    let sealed = (|| {
+        let mut protection = Protection::new(parse_address(&group)?);
+        if let Some(key) = channel_key {
+            protection.set_key(&key.inner);
+        }
+        if let Some(key) = signing_key {
+            protection.sign_with(key.inner.clone());
+        }
+        if let Some(token) = token {
+            protection.present(token.inner)?;
+        }
+        protection.seal(plain)
+    })();
+    Ok(sealed.or_throw(&env)?.into())
 }
 
-/// What a channel of canonical group `group` holding channel keys `keys` and trusting public
-/// keys `trusted` does with the received `datagram`. Throws ERR_SIXCAST_MALFORMED, with the
+/// What a channel of canonical group `group` holding channel keys `keys`, trusting public keys
+/// `trusted` and token issuers `issuers` does with the `datagram` it receives at Unix time
+/// `now` (whole seconds; the current time when absent). Throws ERR_SIXCAST_MALFORMED, with the
 /// stable `reason`, if the datagram is not well formed.
 #[napi]
 pub fn open_datagram(
@@ -264,15 +388,25 @@ pub fn open_datagram(
     datagram: &[u8],
     keys: Option<Vec<&ChannelKey>>,
     trusted: Option<Vec<&PublicKey>>,
+    issuers: Option<Vec<&PublicKey>>,
+    now: Option<f64>,
 ) -> Result<OpenedDatagram> {
-    let mut protection = Protection::new(parse_address(&group).or_throw(&env)?);
+    let (group, now) = (|| {
+        let now = now.map_or(Ok(SystemTime::now()), |now| unix_time("now", now))?;
+        Ok((parse_address(&group)?, now))
+    })()
+    .or_throw(&env)?;
+    let mut protection = Protection::new(group);
     for key in keys.unwrap_or_default() {
         protection.add_key(&key.inner);
     }
     for key in trusted.unwrap_or_default() {
         protection.trust(key.inner);
     }
-    match protection.open(datagram) {
+    for issuer in issuers.unwrap_or_default() {
+        protection.trust_issuer(issuer.inner);
+    }
+    match protection.open(datagram, now) {
         Ok(plain) => Ok(OpenedDatagram {
             plain: Some(plain.into_owned().into()),
             dropped: None,

@@ -1,5 +1,5 @@
 // Tests of the binding's `crypto` module (core/src/crypto): every vector of security.json (key
-// files, sealing, signing, opening), key file round trips and their errors.
+// files, tokens, sealing, signing, opening), key file round trips and their errors.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
@@ -12,13 +12,18 @@ const readers = {
   channel: (text) => sixcast.ChannelKey.fromFileText(text),
   signing: (text) => sixcast.SigningKey.fromFileText(text),
   public: (text) => sixcast.PublicKey.fromFileText(text),
+  token: (text) => sixcast.Token.fromFileText(text),
 }
+const signingKeys = vectors.keys
+  .filter(({ kind }) => kind === 'signing')
+  .map(({ file }) => sixcast.SigningKey.fromFileText(file))
 
 test('constants match the vectors', () => {
   const { constants } = vectors
   assert.equal(sixcast.FINGERPRINT_LEN, constants.fingerprint_len)
   assert.equal(sixcast.FLAG_SEALED, constants.flag_sealed)
   assert.equal(sixcast.FLAG_SIGNED, constants.flag_signed)
+  assert.equal(sixcast.FLAG_TOKEN, constants.flag_token)
   assert.equal(sixcast.KEY_ID_LEN, constants.key_id_len)
   assert.equal(sixcast.SEAL_KEY_CONTEXT, constants.seal_key_context)
   assert.equal(sixcast.SEAL_OVERHEAD, constants.seal_overhead)
@@ -26,6 +31,8 @@ test('constants match the vectors', () => {
   assert.equal(sixcast.SIGNATURE_LEN, constants.signature_len)
   assert.equal(sixcast.SIGNATURE_OVERHEAD, constants.signature_overhead)
   assert.equal(sixcast.TAG_LEN, constants.tag_len)
+  assert.equal(hex(sixcast.tokenDomain()), constants.token_domain)
+  assert.equal(sixcast.TOKEN_LEN, constants.token_len)
 })
 
 for (const entry of vectors.keys) {
@@ -45,6 +52,20 @@ for (const entry of vectors.keys) {
   })
 }
 
+for (const entry of vectors.tokens) {
+  test(`token file ${entry.name}`, () => {
+    const token = sixcast.Token.fromFileText(entry.file)
+    assert.equal(token.toFileText(), entry.file)
+    assert.equal(hex(token.subject.toBytes()), entry.subject)
+    assert.equal(token.group, entry.group)
+    assert.equal(token.notAfter, entry.not_after)
+    assert.equal(token.issuer, entry.issuer)
+    assert.ok(sixcast.Token.fromBytes(token.toBytes()).equals(token))
+    const [issuer] = signingKeys.filter((key) => key.publicKey().fingerprint === entry.issuer)
+    assert.ok(sixcast.Token.issue(issuer, token.subject, entry.group, entry.not_after).equals(token))
+  })
+}
+
 for (const vector of vectors.invalid_key_files) {
   test(`invalid ${vector.kind} key file: ${vector.name}`, () => {
     assert.throws(() => readers[vector.kind](vector.text), sixcastError(vector.error))
@@ -59,20 +80,25 @@ const openVector = (vector) =>
     Buffer.from(vector.datagram, 'hex'),
     channelKeys(vector.keys),
     publicKeys(vector.trusted),
+    publicKeys(vector.issuers),
+    vector.now,
   )
 
 for (const vector of vectors.seal) {
   test(`seal ${vector.name}`, () => {
     const channelKey = vector.channel_key && sixcast.ChannelKey.fromFileText(vector.channel_key)
     const signingKey = vector.signing_key && sixcast.SigningKey.fromFileText(vector.signing_key)
+    const token = vector.token && sixcast.Token.fromFileText(vector.token)
     const plain = Buffer.from(vector.plain, 'hex')
-    const sealed = sixcast.sealDatagram(vector.group, plain, channelKey, signingKey)
+    const sealed = sixcast.sealDatagram(vector.group, plain, channelKey, signingKey, token)
     assert.equal(hex(sealed), vector.protected)
     const opened = sixcast.openDatagram(
       vector.group,
       sealed,
       channelKey ? [channelKey] : [],
       signingKey ? [signingKey.publicKey()] : [],
+      [],
+      token ? token.notAfter : undefined,
     )
     assert.deepEqual(opened, { plain })
   })
@@ -136,8 +162,16 @@ test('channels take keys and count drops by reason', () => {
     assert.equal(channel.removeKey(7), true)
     assert.equal(channel.removeKey(7), false)
     const signingKey = sixcast.SigningKey.generate()
+    const issuer = sixcast.SigningKey.generate()
+    const token = sixcast.Token.issue(issuer, signingKey.publicKey(), channel.group, 2 ** 40)
+    assert.throws(() => channel.present(token), sixcastError('InvalidConfig'))
     channel.signWith(signingKey)
     channel.trust(signingKey.publicKey())
+    channel.present(token)
+    channel.trustIssuer(issuer.publicKey())
+    const elsewhere = sixcast.Token.issue(issuer, signingKey.publicKey(), 'ff1e::1', 2 ** 40)
+    assert.throws(() => channel.present(elsewhere), sixcastError('InvalidConfig'))
+    assert.throws(() => sixcast.Token.issue(issuer, signingKey.publicKey(), 'ff1e::1', 0.5), sixcastError('InvalidConfig'))
   } finally {
     context.close()
   }
