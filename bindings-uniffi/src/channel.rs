@@ -12,7 +12,7 @@ use sixcast::crypto::KeyId;
 use crate::{
     addr::parse_address,
     config::Config,
-    crypto::{ChannelKey, PublicKey, SigningKey},
+    crypto::{ChannelKey, PublicKey, SigningKey, Token},
     error::Result,
 };
 
@@ -351,6 +351,19 @@ impl Channel {
     /// only datagrams signed by a trusted key.
     pub fn trust(&self, key: Arc<PublicKey>) -> Result<()> {
         Ok(self.inner.trust(key.inner)?)
+    }
+
+    /// Presents `token` with every signed datagram, so that receivers trusting its issuer
+    /// accept this channel's signing key until the token expires. Fails with `InvalidConfig`
+    /// unless the token is for the key of `sign_with` and this channel.
+    pub fn present(&self, token: Arc<Token>) -> Result<()> {
+        Ok(self.inner.present(token.inner)?)
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of `issuer` for
+    /// this channel. Like `trust`, makes the channel accept only signed datagrams.
+    pub fn trust_issuer(&self, issuer: Arc<PublicKey>) -> Result<()> {
+        Ok(self.inner.trust_issuer(issuer.inner)?)
     }
 }
 

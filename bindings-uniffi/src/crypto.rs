@@ -1,8 +1,12 @@
-//! Channel security (the core's `crypto` module): the key objects with their one-line key
-//! files, the drop reasons, and [`seal_datagram`] / [`open_datagram`] for tools and tests (what
-//! a channel does to each datagram). No I/O: key files are read and written by the caller.
+//! Channel security (the core's `crypto` module): the key objects and capability tokens with
+//! their one-line files, the drop reasons, and [`seal_datagram`] / [`open_datagram`] for tools
+//! and tests (what a channel does to each datagram). No I/O: key files are read and written by
+//! the caller.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use sixcast::{
     Error, ErrorKind,
@@ -144,6 +148,100 @@ impl PublicKey {
     }
 }
 
+/// A capability token: an issuer's signed statement that the `subject` key may sign datagrams
+/// of the channel whose canonical group is `group` until `not_after` (Unix seconds; valid
+/// through that second). A sender presents it with `Channel.present`; receivers that
+/// `trust_issuer` the issuer then accept the subject's signatures.
+#[derive(Debug, uniffi::Object)]
+pub struct Token {
+    pub(crate) inner: crypto::Token,
+}
+
+#[uniffi::export]
+impl Token {
+    /// Issues, signed with `issuer`, a token for `subject` on the channel of canonical group
+    /// `group` (`channel.group()`), valid through `not_after` (Unix seconds).
+    #[uniffi::constructor]
+    pub fn issue(
+        issuer: Arc<SigningKey>,
+        subject: Arc<PublicKey>,
+        group: String,
+        not_after: u64,
+    ) -> Result<Self> {
+        Ok(Self {
+            inner: crypto::Token::issue(
+                &issuer.inner,
+                subject.inner,
+                parse_address(&group)?,
+                unix_time(not_after)?,
+            ),
+        })
+    }
+
+    /// The token from its bytes. Fails with `InvalidConfig` for anything else.
+    #[uniffi::constructor]
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Ok(Self {
+            inner: crypto::Token::from_bytes(&bytes)?,
+        })
+    }
+
+    /// Parses the text of a token file. Fails with `InvalidConfig` for anything else.
+    #[uniffi::constructor]
+    pub fn from_file_text(text: String) -> Result<Self> {
+        Ok(Self {
+            inner: crypto::Token::from_file_text(&text)?,
+        })
+    }
+
+    /// The token file text: `sixcast-token-v1 <token>` and a newline.
+    pub fn to_file_text(&self) -> String {
+        self.inner.to_file_text()
+    }
+
+    /// The token's bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.inner.to_bytes().to_vec()
+    }
+
+    /// The key the token lets send.
+    pub fn subject(&self) -> Arc<PublicKey> {
+        Arc::new(PublicKey {
+            inner: self.inner.subject(),
+        })
+    }
+
+    /// The canonical group of the channel the token is for.
+    pub fn group(&self) -> String {
+        self.inner.group().to_string()
+    }
+
+    /// The last second (Unix time) the token is valid in.
+    pub fn not_after(&self) -> u64 {
+        self.inner
+            .not_after()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    }
+
+    /// The fingerprint of the issuer's key: 16 hex digits.
+    pub fn issuer(&self) -> String {
+        self.inner.issuer().to_string()
+    }
+}
+
+/// `seconds` since the Unix epoch as a time; `InvalidConfig` beyond what the platform holds.
+fn unix_time(seconds: u64) -> sixcast::Result<SystemTime> {
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidConfig,
+                format!("{seconds} s after the Unix epoch is beyond this platform's clock"),
+            )
+        })
+}
+
 /// Exactly 32 bytes of key material, or an `InvalidConfig` error naming `what`.
 fn key_bytes(bytes: &[u8], what: &str) -> sixcast::Result<[u8; crypto::KEY_LEN]> {
     bytes.try_into().map_err(|_| {
@@ -183,14 +281,16 @@ pub enum OpenedDatagram {
 }
 
 /// What a channel of canonical group `group` sends for the plain datagram `plain` (as
-/// `pack_messages` makes it): sealed with `channel_key` and/or signed with `signing_key`, or
-/// unchanged with neither. Fails with `Malformed` if `plain` is not a plain datagram.
+/// `pack_messages` makes it): sealed with `channel_key` and/or signed with `signing_key`
+/// presenting `token`, or unchanged with neither key. Fails with `Malformed` if `plain` is not
+/// a plain datagram, with `InvalidConfig` if the token is not for the signing key and group.
 #[uniffi::export]
 pub fn seal_datagram(
     group: String,
     plain: Vec<u8>,
     channel_key: Option<Arc<ChannelKey>>,
     signing_key: Option<Arc<SigningKey>>,
+    token: Option<Arc<Token>>,
 ) -> Result<Vec<u8>> {
     let mut protection = Protection::new(parse_address(&group)?);
     if let Some(key) = channel_key {
@@ -199,18 +299,24 @@ pub fn seal_datagram(
     if let Some(key) = signing_key {
         protection.sign_with(key.inner.clone());
     }
+    if let Some(token) = token {
+        protection.present(token.inner)?;
+    }
     Ok(protection.seal(&plain)?)
 }
 
-/// What a channel of canonical group `group` holding channel keys `keys` and trusting public
-/// keys `trusted` does with the received `datagram`. Fails with `Malformed`, whose message
-/// names the stable reason in parentheses, if the datagram is not well formed.
+/// What a channel of canonical group `group` holding channel keys `keys`, trusting public keys
+/// `trusted` and token issuers `issuers` does with the `datagram` it receives at Unix time
+/// `now` (seconds; the current time when null). Fails with `Malformed`, whose message names
+/// the stable reason in parentheses, if the datagram is not well formed.
 #[uniffi::export]
 pub fn open_datagram(
     group: String,
     datagram: Vec<u8>,
     keys: Vec<Arc<ChannelKey>>,
     trusted: Vec<Arc<PublicKey>>,
+    issuers: Vec<Arc<PublicKey>>,
+    now: Option<u64>,
 ) -> Result<OpenedDatagram> {
     let mut protection = Protection::new(parse_address(&group)?);
     for key in &keys {
@@ -219,7 +325,11 @@ pub fn open_datagram(
     for key in &trusted {
         protection.trust(key.inner);
     }
-    match protection.open(&datagram) {
+    for issuer in &issuers {
+        protection.trust_issuer(issuer.inner);
+    }
+    let now = now.map_or(Ok(SystemTime::now()), unix_time)?;
+    match protection.open(&datagram, now) {
         Ok(plain) => Ok(OpenedDatagram::Accepted {
             plain: plain.into_owned(),
         }),

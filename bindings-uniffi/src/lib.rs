@@ -19,7 +19,8 @@ pub use addr::{group_address, group_address_bytes, relayed_address};
 pub use channel::{Channel, Context, Message, ProbeReport, Reachability, RelayOffer, Stats};
 pub use config::{Config, default_config, validate_config};
 pub use crypto::{
-    ChannelKey, OpenedDatagram, PublicKey, SigningKey, drop_reasons, open_datagram, seal_datagram,
+    ChannelKey, OpenedDatagram, PublicKey, SigningKey, Token, drop_reasons, open_datagram,
+    seal_datagram,
 };
 pub use error::{SixcastError, raise_error_kind};
 pub use wire::{

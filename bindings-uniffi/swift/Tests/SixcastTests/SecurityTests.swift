@@ -1,5 +1,6 @@
 // Tests of the binding's `crypto` module (bindings-uniffi/src/crypto.rs) against every case of
-// tests/conformance/vectors/security.json: key files, sealing, signing and opening datagrams.
+// tests/conformance/vectors/security.json: key files, tokens, sealing, signing and opening
+// datagrams.
 import Foundation
 import Sixcast
 import XCTest
@@ -15,6 +16,7 @@ final class SecurityTests: XCTestCase {
         switch kind {
         case "channel": return try ChannelKey.fromFileText(text: text)
         case "signing": return try SigningKey.fromFileText(text: text)
+        case "token": return try Token.fromFileText(text: text)
         default: return try PublicKey.fromFileText(text: text)
         }
     }
@@ -24,7 +26,9 @@ final class SecurityTests: XCTestCase {
             group: vector["group"] as! String,
             datagram: Data(hex: vector["datagram"] as! String),
             keys: (vector["keys"] as! [String]).map { try ChannelKey.fromFileText(text: $0) },
-            trusted: (vector["trusted"] as! [String]).map { try PublicKey.fromFileText(text: $0) })
+            trusted: (vector["trusted"] as! [String]).map { try PublicKey.fromFileText(text: $0) },
+            issuers: (vector["issuers"] as! [String]).map { try PublicKey.fromFileText(text: $0) },
+            now: UInt64(vector["now"] as! Int))
     }
 
     func testEveryKeyFileReadsAndWritesBack() throws {
@@ -51,6 +55,26 @@ final class SecurityTests: XCTestCase {
         }
     }
 
+    func testEveryTokenFileReadsWritesBackAndIsIssuedAgain() throws {
+        let signingKeys = try cases("keys").filter { $0["kind"] as! String == "signing" }.map {
+            try SigningKey.fromFileText(text: $0["file"] as! String)
+        }
+        for entry in try cases("tokens") {
+            let name = "token until \(entry["not_after"] as! Int)"
+            let file = entry["file"] as! String
+            let token = try Token.fromFileText(text: file)
+            XCTAssertEqual(token.toFileText(), file, name)
+            XCTAssertEqual(token.subject().toBytes(), Data(hex: entry["subject"] as! String), name)
+            XCTAssertEqual(token.group(), entry["group"] as! String, name)
+            XCTAssertEqual(token.notAfter(), UInt64(entry["not_after"] as! Int), name)
+            XCTAssertEqual(token.issuer(), entry["issuer"] as! String, name)
+            XCTAssertEqual(try Token.fromBytes(bytes: token.toBytes()).toFileText(), file, name)
+            let issuer = try XCTUnwrap(signingKeys.first { $0.publicKey().fingerprint() == token.issuer() }, name)
+            let issued = try Token.issue(issuer: issuer, subject: token.subject(), group: token.group(), notAfter: token.notAfter())
+            XCTAssertEqual(issued.toFileText(), file, name)
+        }
+    }
+
     func testEveryInvalidKeyFileFailsWithItsKind() throws {
         for vector in try cases("invalid_key_files") {
             assertThrowsKind(vector["error"] as! String, vector["name"] as! String) {
@@ -65,13 +89,15 @@ final class SecurityTests: XCTestCase {
             let name = vector["name"] as! String
             let channelKey = try (vector["channel_key"] as? String).map { try ChannelKey.fromFileText(text: $0) }
             let signingKey = try (vector["signing_key"] as? String).map { try SigningKey.fromFileText(text: $0) }
+            let token = try (vector["token"] as? String).map { try Token.fromFileText(text: $0) }
             let group = vector["group"] as! String
             let plain = Data(hex: vector["plain"] as! String)
-            let sealed = try sealDatagram(group: group, plain: plain, channelKey: channelKey, signingKey: signingKey)
+            let sealed = try sealDatagram(
+                group: group, plain: plain, channelKey: channelKey, signingKey: signingKey, token: token)
             XCTAssertEqual(sealed, Data(hex: vector["protected"] as! String), name)
             let opened = try openDatagram(
                 group: group, datagram: sealed, keys: channelKey.map { [$0] } ?? [],
-                trusted: signingKey.map { [$0.publicKey()] } ?? [])
+                trusted: signingKey.map { [$0.publicKey()] } ?? [], issuers: [], now: token?.notAfter())
             XCTAssertEqual(opened, .accepted(plain: plain), name)
         }
     }

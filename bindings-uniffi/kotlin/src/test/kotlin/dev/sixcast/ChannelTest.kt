@@ -331,4 +331,35 @@ class ChannelTest {
             }
         }
     }
+
+    @Test
+    fun aTokenOfATrustedIssuerAdmitsItsSigner(test: TestInfo) {
+        val name = channelName(test)
+        val issuer = SigningKey.generate()
+        val signer = SigningKey.generate()
+        withContext { admitterContext ->
+            withContext { refuserContext ->
+                val admitter = admitterContext.channel(name)
+                admitter.trustIssuer(issuer.publicKey())
+                admitter.join()
+                val refuser = refuserContext.channel(name)
+                refuser.trust(SigningKey.generate().publicKey())
+                refuser.join()
+                withContext { senderContext ->
+                    val sender = senderContext.channel(name)
+                    val token = Token.issue(issuer, signer.publicKey(), sender.group(), System.currentTimeMillis().toULong() / 1000uL + 3600uL)
+                    assertThrowsKind("InvalidConfig", "a token before its signing key") { sender.present(token) }
+                    sender.signWith(signer)
+                    sender.present(token)
+                    sender.send("vouched for".toByteArray())
+                    sender.flush()
+                }
+                assertEquals("vouched for", admitter.recv(10_000u).payload.decodeToString())
+                val deadline = System.nanoTime() + 10_000_000_000L
+                while (System.nanoTime() < deadline && refuser.stats().drops["untrusted_signer"] == 0uL) Thread.sleep(20)
+                assertTrue(refuser.stats().drops["untrusted_signer"]!! >= 1uL, refuser.stats().toString())
+                assertNull(refuser.tryRecv())
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 // Tests of the binding's `crypto` module (bindings-uniffi/src/crypto.rs) against every case of
-// tests/conformance/vectors/security.json: key files, sealing, signing and opening datagrams.
+// tests/conformance/vectors/security.json: key files, tokens, sealing, signing and opening
+// datagrams.
 package dev.sixcast
 
 import com.google.gson.JsonObject
@@ -19,7 +20,12 @@ class SecurityTest {
         "channel" -> ChannelKey.fromFileText(text)
         "signing" -> SigningKey.fromFileText(text)
         "public" -> PublicKey.fromFileText(text)
+        "token" -> Token.fromFileText(text)
         else -> error("unknown key kind $kind")
+    }
+
+    private val signingKeys by lazy {
+        vectors.cases("keys").filter { it["kind"].asString == "signing" }.map { SigningKey.fromFileText(it["file"].asString) }
     }
 
     private fun open(case: JsonObject): OpenedDatagram = openDatagram(
@@ -27,6 +33,8 @@ class SecurityTest {
         case["datagram"].asString.hexToBytes(),
         case.getAsJsonArray("keys").map { ChannelKey.fromFileText(it.asString) },
         case.getAsJsonArray("trusted").map { PublicKey.fromFileText(it.asString) },
+        case.getAsJsonArray("issuers").map { PublicKey.fromFileText(it.asString) },
+        case["now"].asLong.toULong(),
     )
 
     private fun OpenedDatagram.plainOrFail(context: String): ByteArray = when (this) {
@@ -62,6 +70,29 @@ class SecurityTest {
     }
 
     @Test
+    fun everyTokenFileReadsWritesBackAndIsIssuedAgain() {
+        val tokens = vectors.cases("tokens")
+        assertTrue(tokens.isNotEmpty())
+        for (entry in tokens) {
+            val name = "token until ${entry["not_after"].asLong}"
+            val file = entry["file"].asString
+            val token = Token.fromFileText(file)
+            assertEquals(file, token.toFileText(), name)
+            assertEquals(entry["subject"].asString, token.subject().toBytes().toHex(), name)
+            assertEquals(entry["group"].asString, token.group(), name)
+            assertEquals(entry["not_after"].asLong.toULong(), token.notAfter(), name)
+            assertEquals(entry["issuer"].asString, token.issuer(), name)
+            assertEquals(file, Token.fromBytes(token.toBytes()).toFileText(), name)
+            val issuer = signingKeys.single { it.publicKey().fingerprint() == entry["issuer"].asString }
+            assertEquals(file, Token.issue(issuer, token.subject(), token.group(), token.notAfter()).toFileText(), name)
+        }
+        val key = SigningKey.generate()
+        assertThrowsKind("InvalidConfig", "an expiry beyond the clock") {
+            Token.issue(key, key.publicKey(), "ff1e::1", ULong.MAX_VALUE)
+        }
+    }
+
+    @Test
     fun everyInvalidKeyFileFailsWithItsKind() {
         val invalid = vectors.cases("invalid_key_files")
         assertTrue(invalid.isNotEmpty())
@@ -82,14 +113,17 @@ class SecurityTest {
             val name = case["name"].asString
             val channelKey = case.stringOrNull("channel_key")?.let(ChannelKey::fromFileText)
             val signingKey = case.stringOrNull("signing_key")?.let(SigningKey::fromFileText)
+            val token = case.stringOrNull("token")?.let(Token::fromFileText)
             val plain = case["plain"].asString.hexToBytes()
-            val sealed = sealDatagram(case["group"].asString, plain, channelKey, signingKey)
+            val sealed = sealDatagram(case["group"].asString, plain, channelKey, signingKey, token)
             assertEquals(case["protected"].asString, sealed.toHex(), name)
             val opened = openDatagram(
                 case["group"].asString,
                 sealed,
                 listOfNotNull(channelKey),
                 listOfNotNull(signingKey?.publicKey()),
+                listOf(),
+                token?.notAfter(),
             )
             assertArrayEquals(plain, opened.plainOrFail(name), name)
         }
@@ -139,8 +173,16 @@ class SecurityTest {
     fun sealingADatagramThatIsNotPlainIsMalformed() {
         val key = ChannelKey.generate()
         val plain = packMessages("0123456789abcdef", 0u, 1280u, listOf("hello".toByteArray())).single()
-        val sealed = sealDatagram("ff1e::1", plain, key, null)
-        assertThrowsKind("Malformed", "a sealed datagram") { sealDatagram("ff1e::1", sealed, key, null) }
-        assertThrowsKind("InvalidAddress", "no group") { sealDatagram("not an address", plain, key, null) }
+        val sealed = sealDatagram("ff1e::1", plain, key, null, null)
+        assertThrowsKind("Malformed", "a sealed datagram") { sealDatagram("ff1e::1", sealed, key, null, null) }
+        assertThrowsKind("InvalidAddress", "no group") { sealDatagram("not an address", plain, key, null, null) }
+        val signingKey = SigningKey.generate()
+        val token = Token.issue(signingKey, signingKey.publicKey(), "ff1e::2", 0u)
+        assertThrowsKind("InvalidConfig", "a token for another group") {
+            sealDatagram("ff1e::1", plain, null, signingKey, token)
+        }
+        assertThrowsKind("InvalidConfig", "a token without a signing key") {
+            sealDatagram("ff1e::2", plain, null, null, token)
+        }
     }
 }
