@@ -323,7 +323,10 @@ impl Token {
 
 /// `seconds` (whole, since the Unix epoch, named `name` in errors) as a time.
 fn unix_time(name: &str, seconds: f64) -> sixcast::Result<SystemTime> {
-    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(whole(name, seconds, u64::MAX)?))
+    let seconds = whole(name, seconds, u64::MAX)?;
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| invalid(format!("{name} {seconds} is beyond this platform's clock")))
 }
 
 /// Exactly 32 bytes of key material, or an InvalidConfig error naming `what`.

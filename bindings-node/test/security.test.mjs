@@ -53,7 +53,7 @@ for (const entry of vectors.keys) {
 }
 
 for (const entry of vectors.tokens) {
-  test(`token file ${entry.name}`, () => {
+  test(`token file until ${entry.not_after}`, () => {
     const token = sixcast.Token.fromFileText(entry.file)
     assert.equal(token.toFileText(), entry.file)
     assert.equal(hex(token.subject.toBytes()), entry.subject)
@@ -171,7 +171,10 @@ test('channels take keys and count drops by reason', () => {
     channel.trustIssuer(issuer.publicKey())
     const elsewhere = sixcast.Token.issue(issuer, signingKey.publicKey(), 'ff1e::1', 2 ** 40)
     assert.throws(() => channel.present(elsewhere), sixcastError('InvalidConfig'))
-    assert.throws(() => sixcast.Token.issue(issuer, signingKey.publicKey(), 'ff1e::1', 0.5), sixcastError('InvalidConfig'))
+    assert.throws(
+      () => sixcast.Token.issue(issuer, signingKey.publicKey(), 'ff1e::1', 0.5),
+      sixcastError('InvalidConfig'),
+    )
   } finally {
     context.close()
   }

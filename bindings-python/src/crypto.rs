@@ -196,7 +196,7 @@ impl PyToken {
         not_after: u64,
     ) -> PyResult<Self> {
         let group = parse_address(group, "group")?;
-        let not_after = SystemTime::UNIX_EPOCH + Duration::from_secs(not_after);
+        let not_after = unix_time(not_after, "not_after")?;
         Ok(Self {
             inner: crypto::Token::issue(&issuer.inner, subject.inner, group, not_after),
         })
@@ -262,6 +262,18 @@ impl PyToken {
             self.inner.issuer()
         )
     }
+}
+
+/// `seconds` since the Unix epoch as a time, or a ValueError naming `what` beyond what the
+/// platform's clock holds.
+fn unix_time(seconds: u64, what: &str) -> PyResult<SystemTime> {
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(seconds))
+        .ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "{what} {seconds} is beyond this platform's clock"
+            ))
+        })
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
@@ -359,9 +371,7 @@ fn open_datagram(
     for issuer in &issuers {
         protection.trust_issuer(issuer.inner);
     }
-    let now = now.map_or_else(SystemTime::now, |seconds| {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
-    });
+    let now = now.map_or(Ok(SystemTime::now()), |now| unix_time(now, "now"))?;
     let datagram = bytes_or_text(datagram, "datagram")?;
     match protection.open(&datagram, now) {
         Ok(plain) => Ok(PyOpenedDatagram {

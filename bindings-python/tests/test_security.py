@@ -50,7 +50,11 @@ def test_key_file(entry):
         assert sixcast.PublicKey.from_bytes(key.to_bytes()) == key
 
 
-@pytest.mark.parametrize("entry", SECURITY["tokens"], ids=case_id)
+def token_id(entry):
+    return f"until-{entry['not_after']}"
+
+
+@pytest.mark.parametrize("entry", SECURITY["tokens"], ids=token_id)
 def test_token_file(entry):
     token = sixcast.Token.from_file_text(entry["file"])
     assert token.to_file_text() == entry["file"]
@@ -182,8 +186,9 @@ def test_channel_key_methods_and_drop_counters():
         assert channel.remove_key(7) is True
         assert channel.remove_key(7) is False
         signing_key = sixcast.SigningKey.generate()
-        with pytest.raises(sixcast.InvalidConfigError):
-            channel.present(sixcast.Token.issue(signing_key, signing_key.public_key(), channel.group, 0))
+        early = sixcast.Token.issue(signing_key, signing_key.public_key(), channel.group, 0)
+        with pytest.raises(sixcast.InvalidConfigError, match="signing key"):
+            channel.present(early)
         channel.sign_with(signing_key)
         channel.trust(signing_key.public_key())
         issuer = sixcast.SigningKey.generate()
@@ -193,3 +198,11 @@ def test_channel_key_methods_and_drop_counters():
         other = sixcast.Token.issue(issuer, signing_key.public_key(), "ff1e::1", 1 << 40)
         with pytest.raises(sixcast.InvalidConfigError, match="another channel"):
             channel.present(other)
+
+
+def test_times_beyond_the_clock_raise_value_error():
+    key = sixcast.SigningKey.generate()
+    with pytest.raises(ValueError, match="not_after"):
+        sixcast.Token.issue(key, key.public_key(), "ff1e::1", (1 << 64) - 1)
+    with pytest.raises(ValueError, match="now"):
+        sixcast.open_datagram("ff1e::1", b"", now=(1 << 64) - 1)
