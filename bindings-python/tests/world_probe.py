@@ -6,8 +6,8 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py timeout | closed | too-large | async-cancel | io-error
     world_probe.py async-cancel-many COUNT
     world_probe.py reachability STRATUM0             STRATUM0: "[address]:port" nobody serves
-    world_probe.py sealed-send CHANNEL KEYFILE PAYLOAD...
-    world_probe.py sealed-recv CHANNEL KEYFILE COUNT DROPS TIMEOUT    KEYFILE: a path or "none"
+    world_probe.py protected-send CHANNEL SPEC PAYLOAD...
+    world_probe.py protected-recv CHANNEL SPEC COUNT DROPS TIMEOUT   SPEC: a JSON file of keys
 """
 
 import asyncio
@@ -367,31 +367,39 @@ def check_reachability(stratum0):
         emit(settled=describe_reachability(reachability))
 
 
-def channel_key(path):
-    if path == "none":
-        return None
-    with open(path, encoding="utf-8") as file:
-        return sixcast.ChannelKey.from_file_text(file.read())
+def protect(channel, spec_path):
+    """Gives `channel` the keys of the JSON file `spec_path`: key file texts under "key" (set_key),
+    "sign" (sign_with), "token" (present), "trust" and "issuers" (lists)."""
+    with open(spec_path, encoding="utf-8") as file:
+        spec = json.load(file)
+    if "key" in spec:
+        channel.set_key(sixcast.ChannelKey.from_file_text(spec["key"]))
+    if "sign" in spec:
+        channel.sign_with(sixcast.SigningKey.from_file_text(spec["sign"]))
+    if "token" in spec:
+        channel.present(sixcast.Token.from_file_text(spec["token"]))
+    for text in spec.get("trust", []):
+        channel.trust(sixcast.PublicKey.from_file_text(text))
+    for text in spec.get("issuers", []):
+        channel.trust_issuer(sixcast.PublicKey.from_file_text(text))
 
 
-def sealed_send(channel_name, key_path, *specs):
+def protected_send(channel_name, spec_path, *specs):
     with sixcast.Context() as context:
         channel = context.channel(channel_name)
-        channel.set_key(channel_key(key_path))
+        protect(channel, spec_path)
         for spec in specs:
             channel.send(payload_from_spec(spec))
         channel.flush()
         emit(stats=channel.stats().as_dict())
 
 
-def sealed_receive(channel_name, key_path, count, drops, timeout):
-    """Receives until `count` messages arrived and the channel counted at least `drops` drops,
-    or `timeout` seconds passed, holding the key in KEYFILE (or none)."""
+def protected_receive(channel_name, spec_path, count, drops, timeout):
+    """Receives with the keys of SPEC until `count` messages arrived and the channel counted at
+    least `drops` drops, or `timeout` seconds passed."""
     count, drops, deadline = int(count), int(drops), time.monotonic() + float(timeout)
-    key = channel_key(key_path)
     with sixcast.Context() as context, context.channel(channel_name) as channel:
-        if key is not None:
-            channel.set_key(key)
+        protect(channel, spec_path)
         print("READY", flush=True)
         received = 0
         while time.monotonic() < deadline and (
@@ -416,8 +424,8 @@ COMMANDS = {
     "async-cancel-many": check_async_cancel_many,
     "io-error": check_io_error,
     "reachability": check_reachability,
-    "sealed-send": sealed_send,
-    "sealed-recv": sealed_receive,
+    "protected-send": protected_send,
+    "protected-recv": protected_receive,
 }
 
 if __name__ == "__main__":
