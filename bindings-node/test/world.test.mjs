@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-import { ChannelKey, dropReasons, groupAddress } from '../index.js'
+import { ChannelKey, SigningKey, Token, dropReasons, groupAddress } from '../index.js'
 
 const world = process.env.SIXCAST_WORLD ? JSON.parse(process.env.SIXCAST_WORLD) : null
 const noWorld = 'needs a namespace world: run under `sixcast-netlab run lan:3 --` (bindings-node/run-tests does)'
@@ -197,17 +197,23 @@ worldTest('the conformance agent sends to agents in two other hosts', async () =
   }
 })
 
-worldTest('a sealed channel reaches only the receiver that holds its key', async () => {
-  const channel = freshChannel('sealed')
-  const folder = await mkdtemp(path.join(tmpdir(), 'sixcast-node-key-'))
+/**
+ * Sends `secret` from h1 with the keys of `specs.sender` to a receiver in h2 with
+ * `specs.holder`, which must get it, and one in h3 with `specs.outsider`, which must get nothing
+ * and count a drop for `dropReason`.
+ */
+async function protectedExchange(channel, specs, dropReason) {
+  const folder = await mkdtemp(path.join(tmpdir(), 'sixcast-node-keys-'))
   try {
-    const keyFile = path.join(folder, 'channel.key')
-    await writeFile(keyFile, ChannelKey.generate().toFileText(), { mode: 0o600 })
-    const holder = peer('h2', 'sealed-recv', channel, keyFile, '1', '0', '20000')
-    const outsider = peer('h3', 'sealed-recv', channel, 'none', '0', '1', '20000')
+    const file = (role) => path.join(folder, `${role}.json`)
+    for (const [role, spec] of Object.entries(specs)) {
+      await writeFile(file(role), JSON.stringify(spec), { mode: 0o600 })
+    }
+    const holder = peer('h2', 'protected-recv', channel, file('holder'), '1', '0', '20000')
+    const outsider = peer('h3', 'protected-recv', channel, file('outsider'), '0', '1', '20000')
     assert.deepEqual(await holder.next(), { ready: true })
     assert.deepEqual(await outsider.next(), { ready: true })
-    const sender = peer('h1', 'sealed-send', channel, keyFile, 'secret')
+    const sender = peer('h1', 'protected-send', channel, file('sender'), 'secret')
     assert.equal((await sender.next()).stats.messagesSent, 1)
     await succeeds(sender, 10_000)
 
@@ -219,10 +225,28 @@ worldTest('a sealed channel reaches only the receiver that holds its key', async
 
     const { stats: outsiderStats } = await outsider.next()
     assert.equal(outsiderStats.messagesReceived, 0)
-    assert.ok(outsiderStats.drops.no_key >= 1, JSON.stringify(outsiderStats.drops))
+    assert.ok(outsiderStats.drops[dropReason] >= 1, JSON.stringify(outsiderStats.drops))
     assert.deepEqual(Object.keys(outsiderStats.drops).sort(), dropReasons().sort())
     await succeeds(outsider, 20_000)
   } finally {
     await rm(folder, { recursive: true, force: true })
   }
+}
+
+worldTest('a sealed channel reaches only the receiver that holds its key', async () => {
+  const key = ChannelKey.generate().toFileText()
+  await protectedExchange(freshChannel('sealed'), { holder: { key }, outsider: {}, sender: { key } }, 'no_key')
+})
+
+worldTest('a token of a trusted issuer admits its signer', async () => {
+  const channel = freshChannel('vouched')
+  const [issuer, signer] = [SigningKey.generate(), SigningKey.generate()]
+  const expiry = Math.floor(Date.now() / 1000) + 3600
+  const token = Token.issue(issuer, signer.publicKey(), groupAddress(channel), expiry)
+  const specs = {
+    holder: { issuers: [issuer.publicKey().toFileText()] },
+    outsider: { trust: [SigningKey.generate().publicKey().toFileText()] },
+    sender: { sign: signer.toFileText(), token: token.toFileText() },
+  }
+  await protectedExchange(channel, specs, 'untrusted_signer')
 })

@@ -7,7 +7,7 @@ import { createHash, pbkdf2 } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 
-import { ChannelKey, Context, MAX_MESSAGE_SIZE_LIMIT } from '../../index.js'
+import { ChannelKey, Context, MAX_MESSAGE_SIZE_LIMIT, PublicKey, SigningKey, Token } from '../../index.js'
 
 const [role, channelName, ...args] = process.argv.slice(2)
 const print = (object) => process.stdout.write(`${JSON.stringify(object)}\n`)
@@ -22,6 +22,19 @@ function describe(message) {
     sha256: createHash('sha256').update(payload).digest('hex'),
     text: payload.length <= 64 ? payload.toString('utf8') : null,
   }
+}
+
+/**
+ * Gives `channel` the keys of the JSON file `specFile`: key file texts under `key` (setKey),
+ * `sign` (signWith), `token` (present), `trust` and `issuers` (lists).
+ */
+async function protect(channel, specFile) {
+  const spec = JSON.parse(await readFile(specFile, 'utf8'))
+  if (spec.key) channel.setKey(ChannelKey.fromFileText(spec.key))
+  if (spec.sign) channel.signWith(SigningKey.fromFileText(spec.sign))
+  if (spec.token) channel.present(Token.fromFileText(spec.token))
+  for (const text of spec.trust ?? []) channel.trust(PublicKey.fromFileText(text))
+  for (const text of spec.issuers ?? []) channel.trustIssuer(PublicKey.fromFileText(text))
 }
 
 const roles = {
@@ -55,11 +68,11 @@ const roles = {
     context.close()
   },
 
-  /** `sealed-send KEYFILE TEXT`: sends TEXT sealed with the channel key in KEYFILE. */
-  async 'sealed-send'(keyFile, text) {
+  /** `protected-send SPEC TEXT`: sends TEXT with the keys of the JSON file SPEC (see `protect`). */
+  async 'protected-send'(specFile, text) {
     const context = new Context()
     const channel = context.channel(channelName)
-    channel.setKey(ChannelKey.fromFileText(await readFile(keyFile, 'utf8')))
+    await protect(channel, specFile)
     channel.send(text)
     channel.flush()
     print({ stats: channel.stats() })
@@ -67,14 +80,14 @@ const roles = {
   },
 
   /**
-   * `sealed-recv KEYFILE COUNT DROPS TIMEOUT_MS`, KEYFILE a path or `none`: receives until
-   * COUNT messages arrived and at least DROPS drops were counted, or TIMEOUT_MS passed; prints
-   * each message and then the channel's stats.
+   * `protected-recv SPEC COUNT DROPS TIMEOUT_MS`: receives with the keys of SPEC until COUNT
+   * messages arrived and at least DROPS drops were counted, or TIMEOUT_MS passed; prints each
+   * message and then the channel's stats.
    */
-  async 'sealed-recv'(keyFile, count, drops, timeoutMs) {
+  async 'protected-recv'(specFile, count, drops, timeoutMs) {
     const context = new Context()
     const channel = context.channel(channelName)
-    if (keyFile !== 'none') channel.setKey(ChannelKey.fromFileText(await readFile(keyFile, 'utf8')))
+    await protect(channel, specFile)
     channel.join()
     print({ ready: true })
     const deadline = Date.now() + Number(timeoutMs)
