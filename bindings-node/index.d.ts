@@ -49,6 +49,37 @@ export declare class Channel {
   /** Sends the partly filled datagram now. */
   flush(): void
   /**
+   * Seals everything sent from now on with `key`, and accepts only datagrams sealed with it
+   * or a key added with `addKey`. Receivers without the key deliver nothing and count the
+   * drops in `stats().drops`.
+   */
+  setKey(key: ChannelKey): void
+  /** Accepts datagrams sealed with `key` too, without sending with it: for rotating keys. */
+  addKey(key: ChannelKey): void
+  /**
+   * Stops accepting datagrams sealed with the key of id `id`; returns whether the channel
+   * held it. Removing the send key makes the channel send plain datagrams again.
+   */
+  removeKey(id: number): boolean
+  /** Signs everything sent from now on with `key`. */
+  signWith(key: SigningKey): void
+  /**
+   * Accepts datagrams signed with `key`. From the first trusted key on, the channel accepts
+   * only datagrams signed by a trusted key.
+   */
+  trust(key: PublicKey): void
+  /**
+   * Presents `token` with every signed datagram, so that receivers trusting its issuer
+   * accept this channel's signing key until the token expires. Throws
+   * ERR_SIXCAST_INVALID_CONFIG unless the token is for the key of `signWith` and this channel.
+   */
+  present(token: Token): void
+  /**
+   * Accepts datagrams signed by any key that presents an unexpired token of `issuer` for
+   * this channel. Like `trust`, makes the channel accept only signed datagrams.
+   */
+  trustIssuer(issuer: PublicKey): void
+  /**
    * The next message. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when
    * unset) and with ERR_SIXCAST_CLOSED when the context closes.
    */
@@ -64,6 +95,31 @@ export declare class Channel {
   /** This channel's counters. */
   stats(): Stats
   [globalThis.Symbol.asyncIterator](): globalThis.__NapiRsAsyncGenerator<Channel, Message, void, undefined>
+}
+
+/**
+ * A channel's symmetric key: whoever holds it reads and writes the channel's sealed traffic.
+ * Its `id` names it in sealed datagrams, so that keys rotate without downtime.
+ */
+export declare class ChannelKey {
+  /** A new key with a random id, from the operating system's random number generator. */
+  static generate(): ChannelKey
+  /** The key of id `id` (below 2^32) and 32 secret bytes. */
+  static fromBytes(id: number, secret: Uint8Array): ChannelKey
+  /**
+   * Parses the text of a channel key file; throws ERR_SIXCAST_INVALID_CONFIG for anything
+   * else.
+   */
+  static fromFileText(text: string): ChannelKey
+  /**
+   * The key file text: `sixcast-channel-key-v1 <id> <secret>` and a newline. Write it to a
+   * file only its owner can read.
+   */
+  toFileText(): string
+  /** The key's id. */
+  get id(): number
+  /** Whether `other` is the same key (id and secret). */
+  equals(other: ChannelKey): boolean
 }
 
 /**
@@ -98,6 +154,48 @@ export declare class Context {
   reachability(): Reachability | null
 }
 
+/** A sender's Ed25519 public key, as receivers trust it. */
+export declare class PublicKey {
+  /**
+   * The key from its 32 bytes; throws ERR_SIXCAST_INVALID_CONFIG if they are not a valid (or
+   * are a weak) Ed25519 key.
+   */
+  static fromBytes(key: Uint8Array): PublicKey
+  /**
+   * Parses the text of a public key file; throws ERR_SIXCAST_INVALID_CONFIG for anything
+   * else.
+   */
+  static fromFileText(text: string): PublicKey
+  /** The key file text: `sixcast-public-key-v1 <key>` and a newline. */
+  toFileText(): string
+  /** The key's 32 bytes. */
+  toBytes(): Buffer
+  /** The key's short name carried in signed datagrams: 16 hex digits. */
+  get fingerprint(): string
+  /** Whether `other` is the same key. */
+  equals(other: PublicKey): boolean
+}
+
+/** A sender's Ed25519 signing key; receivers trust its `publicKey()`. */
+export declare class SigningKey {
+  /** A new key from the operating system's random number generator. */
+  static generate(): SigningKey
+  /** The key whose 32-byte secret seed is `seed` (RFC 8032). */
+  static fromSeed(seed: Uint8Array): SigningKey
+  /**
+   * Parses the text of a signing key file; throws ERR_SIXCAST_INVALID_CONFIG for anything
+   * else.
+   */
+  static fromFileText(text: string): SigningKey
+  /**
+   * The key file text: `sixcast-signing-key-v1 <seed>` and a newline. Write it to a file
+   * only its owner can read.
+   */
+  toFileText(): string
+  /** The public half, for receivers' `Channel.trust`. */
+  publicKey(): PublicKey
+}
+
 /** A running `subscribe()`. */
 export declare class Subscription {
   /**
@@ -111,6 +209,41 @@ export declare class Subscription {
    * context closed).
    */
   get active(): boolean
+}
+
+/**
+ * A capability token: an issuer's signed statement that the `subject` key may sign datagrams
+ * of the channel whose canonical group is `group` until `notAfter` (Unix seconds; valid
+ * through that second). A sender presents it with `Channel.present`; receivers that
+ * `trustIssuer` the issuer then accept the subject's signatures.
+ */
+export declare class Token {
+  /**
+   * Issues, signed with `issuer`, a token for `subject` on the channel of canonical group
+   * `group` (`channel.group`), valid through `notAfter` (Unix seconds).
+   */
+  static issue(issuer: SigningKey, subject: PublicKey, group: string, notAfter: number): Token
+  /**
+   * The token from its `TOKEN_LEN` bytes; throws ERR_SIXCAST_INVALID_CONFIG for anything
+   * else.
+   */
+  static fromBytes(bytes: Uint8Array): Token
+  /** Parses the text of a token file; throws ERR_SIXCAST_INVALID_CONFIG for anything else. */
+  static fromFileText(text: string): Token
+  /** The token file text: `sixcast-token-v1 <token>` and a newline. */
+  toFileText(): string
+  /** The token's bytes. */
+  toBytes(): Buffer
+  /** The key the token lets send. */
+  get subject(): PublicKey
+  /** The canonical group of the channel the token is for. */
+  get group(): string
+  /** The last second (Unix time) the token is valid in. */
+  get notAfter(): number
+  /** The fingerprint of the issuer's key: 16 hex digits. */
+  get issuer(): string
+  /** Whether `other` is the same token. */
+  equals(other: Token): boolean
 }
 
 /** How a channel name becomes a group: the profile, its RP, and the scope. */
@@ -293,14 +426,29 @@ export declare const DEFAULT_MAX_MESSAGE_SIZE: number
 /** The UDP port of the sixcast, SSM and embedded-RP profiles unless configured otherwise. */
 export declare const DEFAULT_PORT: number
 
+/** Every reason a channel's keys drop a datagram, as counted in `Stats.drops`. */
+export declare function dropReasons(): Array<string>
+
 /**
  * The `code` of every error kind the core defines, by kind name, for `err.code === ...`
  * comparisons without string literals.
  */
 export declare function errorCodes(): Record<string, string>
 
+/** Bytes of a public key's fingerprint. */
+export declare const FINGERPRINT_LEN: number
+
 /** The RELAYED bit of the flag byte of a sixcast-profile group. */
 export declare const FLAG_RELAYED: number
+
+/** The SEALED bit of a datagram's flag byte. */
+export declare const FLAG_SEALED: number
+
+/** The SIGNED bit of a datagram's flag byte. */
+export declare const FLAG_SIGNED: number
+
+/** The TOKEN bit of a datagram's flag byte. */
+export declare const FLAG_TOKEN: number
 
 /** Length of a fragment's fields after the header. */
 export declare const FRAGMENT_HEADER_LEN: number
@@ -310,6 +458,9 @@ export declare function groupAddress(name: string | Uint8Array, options?: Addres
 
 /** Length of the header every datagram starts with. */
 export declare const HEADER_LEN: number
+
+/** Bytes of the key id in a sealed datagram. */
+export declare const KEY_ID_LEN: number
 
 /** The UDP port of the librecast profile. */
 export declare const LIBRECAST_PORT: number
@@ -352,6 +503,25 @@ export interface Message {
 
 /** The smallest datagram size a context accepts. */
 export declare const MIN_DATAGRAM_SIZE: number
+
+/**
+ * What a channel of canonical group `group` holding channel keys `keys`, trusting public keys
+ * `trusted` and token issuers `issuers` does with the `datagram` it receives at Unix time
+ * `now` (whole seconds; the current time when absent). Throws ERR_SIXCAST_MALFORMED, with the
+ * stable `reason`, if the datagram is not well formed.
+ */
+export declare function openDatagram(group: string, datagram: Uint8Array, keys?: Array<ChannelKey> | undefined | null, trusted?: Array<PublicKey> | undefined | null, issuers?: Array<PublicKey> | undefined | null, now?: number | undefined | null): OpenedDatagram
+
+/**
+ * What a receiver's keys did with a well-formed datagram: `plain` (the datagram for
+ * `decodeDatagram`) when they accept it, else `dropped`, the reason counted in `Stats.drops`.
+ */
+export interface OpenedDatagram {
+  /** The plain datagram, absent when dropped. */
+  plain?: Buffer
+  /** The drop reason (one of `dropReasons()`), absent when accepted. */
+  dropped?: string
+}
 
 /**
  * Packs `messages` the way a sender with node id `sender` (16 hex digits) whose next sequence
@@ -421,6 +591,30 @@ export interface RelayOffer {
   load: number
 }
 
+/** BLAKE3 key-derivation context of the per-channel AEAD key. */
+export declare const SEAL_KEY_CONTEXT: string
+
+/** Bytes sealing adds to a datagram. */
+export declare const SEAL_OVERHEAD: number
+
+/**
+ * What a channel of canonical group `group` sends for the plain datagram `plain` (as
+ * `packMessages` makes it): sealed with `channelKey` and/or signed with `signingKey`
+ * presenting `token`, or unchanged with neither key. Throws ERR_SIXCAST_MALFORMED if `plain`
+ * is not a plain datagram, ERR_SIXCAST_INVALID_CONFIG if the token is not for the signing key
+ * and group.
+ */
+export declare function sealDatagram(group: string, plain: Uint8Array, channelKey?: ChannelKey | undefined | null, signingKey?: SigningKey | undefined | null, token?: Token | undefined | null): Buffer
+
+/** Bytes of an Ed25519 signature. */
+export declare const SIGNATURE_LEN: number
+
+/** Bytes signing adds to a datagram. */
+export declare const SIGNATURE_OVERHEAD: number
+
+/** What signed bytes end with, so that a sixcast signature means nothing else. */
+export declare function signatureDomain(): Buffer
+
 /** Counters of a channel or a whole context; every datagram is accounted for. */
 export interface Stats {
   /** Messages accepted by `send`. */
@@ -447,7 +641,21 @@ export interface Stats {
   reassemblyDropped: number
   /** Datagrams for a group no channel of this context has (context totals only). */
   unknownGroup: number
+  /**
+   * What the channel's keys refused, by reason (every name of `dropReasons()`): datagrams,
+   * and messages for `replay`.
+   */
+  drops: Record<string, number>
 }
+
+/** Bytes of the AEAD tag of a sealed datagram. */
+export declare const TAG_LEN: number
+
+/** Bytes of a capability token. */
+export declare const TOKEN_LEN: number
+
+/** What token signatures sign after the token's fields. */
+export declare function tokenDomain(): Buffer
 
 /** Checks options the way `new Context(options)` does, without opening anything. */
 export declare function validateOptions(options?: ContextOptions): void

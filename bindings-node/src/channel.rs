@@ -7,6 +7,7 @@
 //! messages but leaves taking them to the JavaScript thread.
 
 use std::{
+    collections::BTreeMap,
     sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
     thread,
     time::Duration,
@@ -18,11 +19,12 @@ use napi::{
     threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
 };
 use napi_derive::napi;
-use sixcast::ErrorKind;
+use sixcast::{ErrorKind, crypto::KeyId};
 
 use crate::{
     addr::{bytes_of, parse_address},
     config::{config_from_js, millis_or_forever},
+    crypto::{ChannelKey, PublicKey, SigningKey, Token},
     error::OrThrow,
     reachability::Reachability,
 };
@@ -156,6 +158,55 @@ impl Channel {
     #[napi]
     pub fn flush(&self, env: Env) -> Result<()> {
         self.inner.flush().or_throw(&env)
+    }
+
+    /// Seals everything sent from now on with `key`, and accepts only datagrams sealed with it
+    /// or a key added with `addKey`. Receivers without the key deliver nothing and count the
+    /// drops in `stats().drops`.
+    #[napi]
+    pub fn set_key(&self, env: Env, key: &ChannelKey) -> Result<()> {
+        self.inner.set_key(&key.inner).or_throw(&env)
+    }
+
+    /// Accepts datagrams sealed with `key` too, without sending with it: for rotating keys.
+    #[napi]
+    pub fn add_key(&self, env: Env, key: &ChannelKey) -> Result<()> {
+        self.inner.add_key(&key.inner).or_throw(&env)
+    }
+
+    /// Stops accepting datagrams sealed with the key of id `id`; returns whether the channel
+    /// held it. Removing the send key makes the channel send plain datagrams again.
+    #[napi]
+    pub fn remove_key(&self, env: Env, id: u32) -> Result<bool> {
+        self.inner.remove_key(KeyId(id)).or_throw(&env)
+    }
+
+    /// Signs everything sent from now on with `key`.
+    #[napi]
+    pub fn sign_with(&self, env: Env, key: &SigningKey) -> Result<()> {
+        self.inner.sign_with(key.inner.clone()).or_throw(&env)
+    }
+
+    /// Accepts datagrams signed with `key`. From the first trusted key on, the channel accepts
+    /// only datagrams signed by a trusted key.
+    #[napi]
+    pub fn trust(&self, env: Env, key: &PublicKey) -> Result<()> {
+        self.inner.trust(key.inner).or_throw(&env)
+    }
+
+    /// Presents `token` with every signed datagram, so that receivers trusting its issuer
+    /// accept this channel's signing key until the token expires. Throws
+    /// ERR_SIXCAST_INVALID_CONFIG unless the token is for the key of `signWith` and this channel.
+    #[napi]
+    pub fn present(&self, env: Env, token: &Token) -> Result<()> {
+        self.inner.present(token.inner).or_throw(&env)
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of `issuer` for
+    /// this channel. Like `trust`, makes the channel accept only signed datagrams.
+    #[napi]
+    pub fn trust_issuer(&self, env: Env, issuer: &PublicKey) -> Result<()> {
+        self.inner.trust_issuer(issuer.inner).or_throw(&env)
     }
 
     /// The next message. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when
@@ -444,6 +495,10 @@ pub struct Stats {
     pub reassembly_dropped: f64,
     /// Datagrams for a group no channel of this context has (context totals only).
     pub unknown_group: f64,
+    /// What the channel's keys refused, by reason (every name of `dropReasons()`): datagrams,
+    /// and messages for `replay`.
+    #[napi(ts_type = "Record<string, number>")]
+    pub drops: BTreeMap<&'static str, f64>,
 }
 
 impl From<sixcast::Stats> for Stats {
@@ -462,6 +517,11 @@ impl From<sixcast::Stats> for Stats {
             queue_overflow: stats.queue_overflow as f64,
             reassembly_dropped: stats.reassembly_dropped as f64,
             unknown_group: stats.unknown_group as f64,
+            drops: stats
+                .drops
+                .iter()
+                .map(|(reason, count)| (reason.name(), count as f64))
+                .collect(),
         }
     }
 }

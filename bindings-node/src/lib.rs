@@ -3,12 +3,13 @@
 //! iteration, callbacks); all behaviour lives in the `sixcast` crate.
 //!
 //! The modules mirror the core's: [`addr`] (names to groups), [`wire`] (the datagram codec),
-//! [`channel`] (`Context`, `Channel`), [`config`] (options), [`error`] (error codes) and
+//! [`channel`] (`Context`, `Channel`), [`config`] (options), [`crypto`] (keys), [`error`] (error codes) and
 //! [`reachability`] (what `Context.reachability()` reports).
 
 pub mod addr;
 pub mod channel;
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod reachability;
 pub mod wire;

@@ -5,11 +5,14 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-import { groupAddress } from '../index.js'
+import { ChannelKey, SigningKey, Token, dropReasons, groupAddress } from '../index.js'
 
 const world = process.env.SIXCAST_WORLD ? JSON.parse(process.env.SIXCAST_WORLD) : null
 const noWorld = 'needs a namespace world: run under `sixcast-netlab run lan:3 --` (bindings-node/run-tests does)'
@@ -196,4 +199,58 @@ worldTest('the conformance agent sends to agents in two other hosts', async () =
     ])
     await succeeds(receiver, 15_000)
   }
+})
+
+/**
+ * Sends `secret` from h1 with the keys of `specs.sender` to a receiver in h2 with
+ * `specs.holder`, which must get it, and one in h3 with `specs.outsider`, which must get nothing
+ * and count a drop for `dropReason`.
+ */
+async function protectedExchange(channel, specs, dropReason) {
+  const folder = await mkdtemp(path.join(tmpdir(), 'sixcast-node-keys-'))
+  try {
+    const file = (role) => path.join(folder, `${role}.json`)
+    for (const [role, spec] of Object.entries(specs)) {
+      await writeFile(file(role), JSON.stringify(spec), { mode: 0o600 })
+    }
+    const holder = peer('h2', 'protected-recv', channel, file('holder'), '1', '0', '20000')
+    const outsider = peer('h3', 'protected-recv', channel, file('outsider'), '0', '1', '20000')
+    assert.deepEqual(await holder.next(), { ready: true })
+    assert.deepEqual(await outsider.next(), { ready: true })
+    const sender = peer('h1', 'protected-send', channel, file('sender'), 'secret')
+    assert.equal((await sender.next()).stats.messagesSent, 1)
+    await succeeds(sender, 10_000)
+
+    assert.equal((await holder.next()).text, 'secret')
+    const { stats: holderStats } = await holder.next()
+    assert.equal(holderStats.messagesReceived, 1)
+    assert.deepEqual(Object.values(holderStats.drops), dropReasons().map(() => 0))
+    await succeeds(holder, 20_000)
+
+    const { stats: outsiderStats } = await outsider.next()
+    assert.equal(outsiderStats.messagesReceived, 0)
+    assert.ok(outsiderStats.drops[dropReason] >= 1, JSON.stringify(outsiderStats.drops))
+    assert.deepEqual(Object.keys(outsiderStats.drops).sort(), dropReasons().sort())
+    await succeeds(outsider, 20_000)
+  } finally {
+    await rm(folder, { recursive: true, force: true })
+  }
+}
+
+worldTest('a sealed channel reaches only the receiver that holds its key', async () => {
+  const key = ChannelKey.generate().toFileText()
+  await protectedExchange(freshChannel('sealed'), { holder: { key }, outsider: {}, sender: { key } }, 'no_key')
+})
+
+worldTest('a token of a trusted issuer admits its signer', async () => {
+  const channel = freshChannel('vouched')
+  const [issuer, signer] = [SigningKey.generate(), SigningKey.generate()]
+  const expiry = Math.floor(Date.now() / 1000) + 3600
+  const token = Token.issue(issuer, signer.publicKey(), groupAddress(channel), expiry)
+  const specs = {
+    holder: { issuers: [issuer.publicKey().toFileText()] },
+    outsider: { trust: [SigningKey.generate().publicKey().toFileText()] },
+    sender: { sign: signer.toFileText(), token: token.toFileText() },
+  }
+  await protectedExchange(channel, specs, 'untrusted_signer')
 })

@@ -15,12 +15,13 @@ use pyo3::{
     sync::PyOnceLock,
     types::{PyBytes, PyDict},
 };
-use sixcast::ErrorKind;
+use sixcast::{ErrorKind, crypto::KeyId};
 
 use crate::{
     addr::parse_address,
     bytes_or_text,
     config::PyConfig,
+    crypto::{PyChannelKey, PyPublicKey, PySigningKey, PyToken},
     error::{OrRaise, to_py_err},
     reachability::PyReachability,
 };
@@ -304,6 +305,50 @@ impl PyChannel {
         self.inner.stats().into()
     }
 
+    /// Seals everything sent from now on with ``key`` (a ChannelKey), and accepts only
+    /// datagrams sealed with it or a key added with add_key(). Receivers without the key
+    /// deliver nothing and count the drops in ``stats().drops``.
+    fn set_key(&self, py: Python<'_>, key: &PyChannelKey) -> PyResult<()> {
+        py.detach(|| self.inner.set_key(&key.inner)).or_raise()
+    }
+
+    /// Accepts datagrams sealed with ``key`` too, without sending with it: for rotating keys.
+    fn add_key(&self, py: Python<'_>, key: &PyChannelKey) -> PyResult<()> {
+        py.detach(|| self.inner.add_key(&key.inner)).or_raise()
+    }
+
+    /// Stops accepting datagrams sealed with the key of id ``id``; returns whether the channel
+    /// held it. Removing the send key makes the channel send plain datagrams again.
+    fn remove_key(&self, py: Python<'_>, id: u32) -> PyResult<bool> {
+        py.detach(|| self.inner.remove_key(KeyId(id))).or_raise()
+    }
+
+    /// Signs everything sent from now on with ``key`` (a SigningKey).
+    fn sign_with(&self, py: Python<'_>, key: &PySigningKey) -> PyResult<()> {
+        let key = key.inner.clone();
+        py.detach(|| self.inner.sign_with(key)).or_raise()
+    }
+
+    /// Accepts datagrams signed with ``key`` (a PublicKey). From the first trusted key on, the
+    /// channel accepts only datagrams signed by a trusted key.
+    fn trust(&self, py: Python<'_>, key: &PyPublicKey) -> PyResult<()> {
+        py.detach(|| self.inner.trust(key.inner)).or_raise()
+    }
+
+    /// Presents ``token`` (a Token) with every signed datagram, so that receivers trusting its
+    /// issuer accept this channel's signing key until the token expires. Raises
+    /// InvalidConfigError unless the token is for the key of sign_with() and this channel.
+    fn present(&self, py: Python<'_>, token: &PyToken) -> PyResult<()> {
+        py.detach(|| self.inner.present(token.inner)).or_raise()
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of ``issuer`` (a
+    /// PublicKey) for this channel. Like trust(), makes the channel accept only signed datagrams.
+    fn trust_issuer(&self, py: Python<'_>, issuer: &PyPublicKey) -> PyResult<()> {
+        py.detach(|| self.inner.trust_issuer(issuer.inner))
+            .or_raise()
+    }
+
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
@@ -453,15 +498,20 @@ macro_rules! stats {
     ($($(#[doc = $doc:expr])* $field:ident,)*) => {
         /// Counters of a channel, or of a whole context. Every datagram is accounted for:
         /// sent, received, duplicates, malformed, own loopback, queue overflow, reassembly drops.
-        #[pyclass(module = "sixcast", name = "Stats", frozen, get_all, eq)]
+        #[pyclass(module = "sixcast", name = "Stats", frozen, eq)]
         #[derive(PartialEq)]
         pub(crate) struct PyStats {
-            $($(#[doc = $doc])* $field: u64,)*
+            $($(#[doc = $doc])* #[pyo3(get)] $field: u64,)*
+            /// The counts of `drops`, in DROP_REASONS order.
+            drops: Vec<(&'static str, u64)>,
         }
 
         impl From<sixcast::Stats> for PyStats {
             fn from(stats: sixcast::Stats) -> Self {
-                Self { $($field: stats.$field,)* }
+                Self {
+                    $($field: stats.$field,)*
+                    drops: stats.drops.iter().map(|(reason, count)| (reason.name(), count)).collect(),
+                }
             }
         }
 
@@ -502,11 +552,23 @@ stats! {
 
 #[pymethods]
 impl PyStats {
-    /// The counters as a dict from name to value.
+    /// The counters as a dict from name to value; ``"drops"`` maps to a dict by reason.
     fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
         for (name, value) in self.counters() {
             dict.set_item(name, value)?;
+        }
+        dict.set_item("drops", self.drops(py)?)?;
+        Ok(dict)
+    }
+
+    /// What the channel's keys refused, as a dict from reason (every name of DROP_REASONS, in
+    /// that order) to count: datagrams, and messages for "replay".
+    #[getter]
+    fn drops<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dict = PyDict::new(py);
+        for &(reason, count) in &self.drops {
+            dict.set_item(reason, count)?;
         }
         Ok(dict)
     }
@@ -517,7 +579,16 @@ impl PyStats {
             .into_iter()
             .map(|(name, value)| format!("{name}={value}"))
             .collect();
-        format!("Stats({})", counters.join(", "))
+        let drops: Vec<String> = self
+            .drops
+            .iter()
+            .map(|(reason, count)| format!("'{reason}': {count}"))
+            .collect();
+        format!(
+            "Stats({}, drops={{{}}})",
+            counters.join(", "),
+            drops.join(", ")
+        )
     }
 }
 

@@ -3,12 +3,13 @@
 //!
 //! The binding is thin: it converts types and errors and adds Python idioms (context managers,
 //! iteration, asyncio); everything else happens in the `sixcast` crate. Its modules mirror the
-//! crate's: `addr`, `channel` (Context, Channel, Message, Stats), `config`, `error`, `reachability` (the core's
+//! crate's: `addr`, `channel` (Context, Channel, Message, Stats), `config`, `crypto` (keys), `error`, `reachability` (the core's
 //! `discovery` and `tunnel` reports), `wire`.
 
 mod addr;
 mod channel;
 mod config;
+mod crypto;
 mod error;
 mod reachability;
 mod wire;
@@ -28,6 +29,7 @@ fn sixcast_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     config::register(module)?;
     addr::register(module)?;
     wire::register(module)?;
+    crypto::register(module)?;
     channel::register(module)?;
     reachability::register(module)?;
     Ok(())

@@ -137,7 +137,7 @@ fn decode_datagram<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>
 }
 
 /// The MalformedError of `decode_error`, with its stable ``reason`` set.
-fn malformed(py: Python<'_>, decode_error: DecodeError) -> PyErr {
+pub(crate) fn malformed(py: Python<'_>, decode_error: DecodeError) -> PyErr {
     let err = to_py_err(decode_error.into());
     match err.value(py).setattr("reason", decode_error.reason()) {
         Ok(()) => err,

@@ -226,3 +226,65 @@ def test_readme_example_runs(world):
         code, lines, stderr = world.run("h1", script)
     assert code == 0, stderr
     assert lines == ["nobody else is on the channel yet"]
+
+
+def run_protected(world, channel, holder_spec, outsider_spec, sender_spec, drop_reason):
+    """Sends "text:secret" from h1 with the keys of `sender_spec` to a receiver in h2 with
+    `holder_spec`, which must get it, and one in h3 with `outsider_spec`, which must get nothing
+    and count a drop for `drop_reason`."""
+    # Not pytest's tmp_path, for the reason test_readme_example_runs gives.
+    with tempfile.TemporaryDirectory() as folder:
+        specs = {"holder": holder_spec, "outsider": outsider_spec, "sender": sender_spec}
+        paths = {role: pathlib.Path(folder, f"{role}.json") for role in specs}
+        for role, spec in specs.items():
+            paths[role].write_text(json.dumps(spec), encoding="utf-8")
+        receive = ("world_probe.py", "protected-recv", channel)
+        holder = world.start("h2", *receive, paths["holder"], 1, 0, 20)
+        outsider = world.start("h3", *receive, paths["outsider"], 0, 1, 20)
+        holder.wait_ready()
+        outsider.wait_ready()
+        code, lines, stderr = world.run(
+            "h1", "world_probe.py", "protected-send", channel, paths["sender"], "text:secret"
+        )
+    assert code == 0, stderr
+    (sent,) = json_lines(lines)
+    assert sent["stats"]["messages_sent"] == 1
+
+    code, lines, stderr = holder.finish()
+    assert code == 0, stderr
+    records = json_lines(lines)
+    messages = [record["message"] for record in records if "message" in record]
+    assert [message["payload"]["text"] for message in messages] == ["secret"]
+    summary = records[-1]["summary"]
+    assert summary["stats"]["messages_received"] == 1
+    assert sum(summary["stats"]["drops"].values()) == 0
+
+    code, lines, stderr = outsider.finish()
+    assert code == 0, stderr
+    records = json_lines(lines)
+    assert [record for record in records if "message" in record] == []
+    stats = records[-1]["summary"]["stats"]
+    assert stats["messages_received"] == 0
+    assert stats["drops"][drop_reason] >= 1
+    assert set(stats["drops"]) == set(sixcast.DROP_REASONS)
+
+
+def test_sealed_channel_reaches_only_receivers_with_the_key(world):
+    key = sixcast.ChannelKey.generate().to_file_text()
+    run_protected(world, "sealed", {"key": key}, {}, {"key": key}, "no_key")
+
+
+def test_token_of_a_trusted_issuer_admits_its_signer(world):
+    channel = "vouched"
+    issuer, signer = sixcast.SigningKey.generate(), sixcast.SigningKey.generate()
+    expiry = int(time.time()) + 3600
+    token = sixcast.Token.issue(issuer, signer.public_key(), sixcast.group_address(channel), expiry)
+    stranger = sixcast.SigningKey.generate().public_key()
+    run_protected(
+        world,
+        channel,
+        {"issuers": [issuer.public_key().to_file_text()]},
+        {"trust": [stranger.to_file_text()]},
+        {"sign": signer.to_file_text(), "token": token.to_file_text()},
+        "untrusted_signer",
+    )

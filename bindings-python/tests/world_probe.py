@@ -6,6 +6,8 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py timeout | closed | too-large | async-cancel | io-error
     world_probe.py async-cancel-many COUNT
     world_probe.py reachability STRATUM0             STRATUM0: "[address]:port" nobody serves
+    world_probe.py protected-send CHANNEL SPEC PAYLOAD...
+    world_probe.py protected-recv CHANNEL SPEC COUNT DROPS TIMEOUT   SPEC: a JSON file of keys
 """
 
 import asyncio
@@ -369,6 +371,53 @@ def check_reachability(stratum0):
         emit(settled=describe_reachability(reachability))
 
 
+def protect(channel, spec_path):
+    """Gives `channel` the keys of the JSON file `spec_path`: key file texts under "key" (set_key),
+    "sign" (sign_with), "token" (present), "trust" and "issuers" (lists)."""
+    with open(spec_path, encoding="utf-8") as file:
+        spec = json.load(file)
+    if "key" in spec:
+        channel.set_key(sixcast.ChannelKey.from_file_text(spec["key"]))
+    if "sign" in spec:
+        channel.sign_with(sixcast.SigningKey.from_file_text(spec["sign"]))
+    if "token" in spec:
+        channel.present(sixcast.Token.from_file_text(spec["token"]))
+    for text in spec.get("trust", []):
+        channel.trust(sixcast.PublicKey.from_file_text(text))
+    for text in spec.get("issuers", []):
+        channel.trust_issuer(sixcast.PublicKey.from_file_text(text))
+
+
+def protected_send(channel_name, spec_path, *specs):
+    with sixcast.Context() as context:
+        channel = context.channel(channel_name)
+        protect(channel, spec_path)
+        for spec in specs:
+            channel.send(payload_from_spec(spec))
+        channel.flush()
+        emit(stats=channel.stats().as_dict())
+
+
+def protected_receive(channel_name, spec_path, count, drops, timeout):
+    """Receives with the keys of SPEC until `count` messages arrived and the channel counted at
+    least `drops` drops, or `timeout` seconds passed."""
+    count, drops, deadline = int(count), int(drops), time.monotonic() + float(timeout)
+    with sixcast.Context() as context, context.channel(channel_name) as channel:
+        protect(channel, spec_path)
+        print("READY", flush=True)
+        received = 0
+        while time.monotonic() < deadline and (
+            received < count or sum(channel.stats().drops.values()) < drops
+        ):
+            try:
+                message = channel.recv(timeout=0.1)
+            except sixcast.TimeoutError:
+                continue
+            emit(message=describe_message(message))
+            received += 1
+        emit(summary={"received": received, "stats": channel.stats().as_dict()})
+
+
 COMMANDS = {
     "send": send,
     "recv": receive,
@@ -379,6 +428,8 @@ COMMANDS = {
     "async-cancel-many": check_async_cancel_many,
     "io-error": check_io_error,
     "reachability": check_reachability,
+    "protected-send": protected_send,
+    "protected-recv": protected_receive,
 }
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The cheap always-on check of the UniFFI layer: the generated Python module (`sixcast_ffi`,
 from the same library as Kotlin and Swift) against the shared address vectors, the error kinds
-table and every errors.json case. Needs no network and no JVM.
+table, every errors.json case, and every security.json case. Needs no network and no JVM.
 
 Run it after `bindings-uniffi/generate python`: `python3 test_uniffi_python.py` (or pytest).
 """
@@ -179,6 +179,96 @@ def test_every_control_mac_matches():
     for case in CONTROL["mac"]:
         mac = ffi.control_mac(bytes.fromhex(case["secret"]), case["ip"], case["port"], case["nonce"])
         assert bytes(mac).hex() == case["mac"], case["name"]
+
+
+SECURITY = load("security.json")
+KEY_READERS = {
+    "channel": ffi.ChannelKey.from_file_text,
+    "signing": ffi.SigningKey.from_file_text,
+    "public": ffi.PublicKey.from_file_text,
+    "token": ffi.Token.from_file_text,
+}
+
+
+def test_every_key_file_reads_and_writes_back():
+    for entry in SECURITY["keys"]:
+        key = KEY_READERS[entry["kind"]](entry["file"])
+        assert key.to_file_text() == entry["file"], entry["name"]
+        if entry["kind"] == "channel":
+            assert key.id() == int(entry["id"], 16), entry["name"]
+            again = ffi.ChannelKey.from_bytes(key.id(), bytes.fromhex(entry["secret"]))
+            assert again.to_file_text() == entry["file"], entry["name"]
+        elif entry["kind"] == "signing":
+            assert bytes(key.public_key().to_bytes()).hex() == entry["public"], entry["name"]
+            again = ffi.SigningKey.from_seed(bytes.fromhex(entry["seed"]))
+            assert again.to_file_text() == entry["file"], entry["name"]
+        else:
+            assert key.fingerprint() == entry["fingerprint"], entry["name"]
+            assert ffi.PublicKey.from_bytes(key.to_bytes()).to_file_text() == entry["file"]
+
+
+def test_every_token_file_reads_writes_back_and_is_issued_again():
+    signing_keys = [
+        ffi.SigningKey.from_file_text(entry["file"])
+        for entry in SECURITY["keys"]
+        if entry["kind"] == "signing"
+    ]
+    assert SECURITY["tokens"]
+    for entry in SECURITY["tokens"]:
+        name = f"token until {entry['not_after']}"
+        token = ffi.Token.from_file_text(entry["file"])
+        assert token.to_file_text() == entry["file"], name
+        assert bytes(token.subject().to_bytes()).hex() == entry["subject"], name
+        assert token.group() == entry["group"], name
+        assert token.not_after() == entry["not_after"], name
+        assert token.issuer() == entry["issuer"], name
+        assert ffi.Token.from_bytes(token.to_bytes()).to_file_text() == entry["file"]
+        (issuer,) = [key for key in signing_keys if key.public_key().fingerprint() == entry["issuer"]]
+        issued = ffi.Token.issue(issuer, token.subject(), entry["group"], entry["not_after"])
+        assert issued.to_file_text() == entry["file"], name
+
+
+def test_every_invalid_key_file_fails_with_its_kind():
+    for case in SECURITY["invalid_key_files"]:
+        raises_kind(case["error"], KEY_READERS[case["kind"]], case["text"])
+    raises_kind("InvalidConfig", ffi.ChannelKey.from_bytes, 1, bytes(31))
+
+
+def test_every_seal_case_gives_its_bytes_and_opens_back():
+    for case in SECURITY["seal"]:
+        channel_key = case["channel_key"] and ffi.ChannelKey.from_file_text(case["channel_key"])
+        signing_key = case["signing_key"] and ffi.SigningKey.from_file_text(case["signing_key"])
+        token = case["token"] and ffi.Token.from_file_text(case["token"])
+        plain = bytes.fromhex(case["plain"])
+        sealed = ffi.seal_datagram(
+            case["group"], plain, channel_key or None, signing_key or None, token or None
+        )
+        assert bytes(sealed).hex() == case["protected"], case["name"]
+        keys = [channel_key] if channel_key else []
+        trusted = [signing_key.public_key()] if signing_key else []
+        now = token.not_after() if token else None
+        opened = ffi.open_datagram(case["group"], sealed, keys, trusted, [], now)
+        assert opened == ffi.OpenedDatagram.ACCEPTED(plain), case["name"]
+
+
+def test_every_open_case_opens_or_is_refused_with_its_reason():
+    reasons = ffi.drop_reasons()
+    for case in SECURITY["open"]:
+        keys = [ffi.ChannelKey.from_file_text(text) for text in case["keys"]]
+        trusted = [ffi.PublicKey.from_file_text(text) for text in case["trusted"]]
+        issuers = [ffi.PublicKey.from_file_text(text) for text in case["issuers"]]
+        arguments = (case["group"], bytes.fromhex(case["datagram"]), keys, trusted, issuers, case["now"])
+        if case.get("kind") == "malformed":
+            error = raises_kind("Malformed", ffi.open_datagram, *arguments)
+            assert f"({case['reason']})" in str(error), (case["name"], str(error))
+            continue
+        opened = ffi.open_datagram(*arguments)
+        if "plain" in case:
+            assert opened == ffi.OpenedDatagram.ACCEPTED(bytes.fromhex(case["plain"])), case["name"]
+            ffi.decode_datagram(opened.plain)
+        else:
+            assert case["reason"] in reasons, case["name"]
+            assert opened == ffi.OpenedDatagram.DROPPED(case["reason"]), case["name"]
 
 
 def main():

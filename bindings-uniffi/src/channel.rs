@@ -2,11 +2,19 @@
 //! they return.
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use crate::{addr::parse_address, config::Config, error::Result};
+use sixcast::crypto::KeyId;
+
+use crate::{
+    addr::parse_address,
+    config::Config,
+    crypto::{ChannelKey, PublicKey, SigningKey, Token},
+    error::Result,
+};
 
 /// The longest a [`Channel::recv_async`] that nobody waits for any more keeps its thread.
 const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
@@ -57,7 +65,7 @@ impl From<sixcast::Message> for Message {
 
 /// Counters of a channel, or of a whole context (the sum of its channels plus what no channel
 /// claimed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Stats {
     /// Messages accepted by `send`.
     pub messages_sent: u64,
@@ -83,6 +91,9 @@ pub struct Stats {
     pub reassembly_dropped: u64,
     /// Datagrams for a group no channel of this context has (context totals only).
     pub unknown_group: u64,
+    /// What the channel's keys refused, by reason (every name of `drop_reasons()`): datagrams,
+    /// and messages for `replay`.
+    pub drops: HashMap<String, u64>,
 }
 
 impl From<sixcast::Stats> for Stats {
@@ -100,6 +111,11 @@ impl From<sixcast::Stats> for Stats {
             queue_overflow: stats.queue_overflow,
             reassembly_dropped: stats.reassembly_dropped,
             unknown_group: stats.unknown_group,
+            drops: stats
+                .drops
+                .iter()
+                .map(|(reason, count)| (reason.name().to_owned(), count))
+                .collect(),
         }
     }
 }
@@ -325,6 +341,48 @@ impl Channel {
     /// This channel's counters.
     pub fn stats(&self) -> Stats {
         self.inner.stats().into()
+    }
+
+    /// Seals everything sent from now on with `key`, and accepts only datagrams sealed with it
+    /// or a key added with `add_key`. Receivers without the key deliver nothing and count the
+    /// drops in `stats().drops`.
+    pub fn set_key(&self, key: Arc<ChannelKey>) -> Result<()> {
+        Ok(self.inner.set_key(&key.inner)?)
+    }
+
+    /// Accepts datagrams sealed with `key` too, without sending with it: for rotating keys.
+    pub fn add_key(&self, key: Arc<ChannelKey>) -> Result<()> {
+        Ok(self.inner.add_key(&key.inner)?)
+    }
+
+    /// Stops accepting datagrams sealed with the key of id `id`; returns whether the channel
+    /// held it. Removing the send key makes the channel send plain datagrams again.
+    pub fn remove_key(&self, id: u32) -> Result<bool> {
+        Ok(self.inner.remove_key(KeyId(id))?)
+    }
+
+    /// Signs everything sent from now on with `key`.
+    pub fn sign_with(&self, key: Arc<SigningKey>) -> Result<()> {
+        Ok(self.inner.sign_with(key.inner.clone())?)
+    }
+
+    /// Accepts datagrams signed with `key`. From the first trusted key on, the channel accepts
+    /// only datagrams signed by a trusted key.
+    pub fn trust(&self, key: Arc<PublicKey>) -> Result<()> {
+        Ok(self.inner.trust(key.inner)?)
+    }
+
+    /// Presents `token` with every signed datagram, so that receivers trusting its issuer
+    /// accept this channel's signing key until the token expires. Fails with `InvalidConfig`
+    /// unless the token is for the key of `sign_with` and this channel.
+    pub fn present(&self, token: Arc<Token>) -> Result<()> {
+        Ok(self.inner.present(token.inner)?)
+    }
+
+    /// Accepts datagrams signed by any key that presents an unexpired token of `issuer` for
+    /// this channel. Like `trust`, makes the channel accept only signed datagrams.
+    pub fn trust_issuer(&self, issuer: Arc<PublicKey>) -> Result<()> {
+        Ok(self.inner.trust_issuer(issuer.inner)?)
     }
 }
 

@@ -1,9 +1,9 @@
 //! UniFFI bindings of sixcast for Kotlin, Swift and Python.
 //!
 //! This crate only converts: text for addresses, profiles and scopes, plain records for
-//! configuration, messages and counters, and one [`SixcastError`] case per core `ErrorKind`.
+//! configuration, messages and counters, objects for keys, and one [`SixcastError`] case per core `ErrorKind`.
 //! All behaviour lives in the core. The modules mirror the core's: [`addr`], [`channel`],
-//! [`config`], [`wire`] and [`error`].
+//! [`config`], [`crypto`], [`wire`] and [`error`].
 //!
 //! The foreign sources are generated from the built library by the `uniffi-bindgen` binary of
 //! this crate (feature `bindgen`); see `bindings-uniffi/README.md`.
@@ -11,12 +11,17 @@
 pub mod addr;
 pub mod channel;
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod wire;
 
 pub use addr::{group_address, group_address_bytes, relayed_address};
 pub use channel::{Channel, Context, Message, ProbeReport, Reachability, RelayOffer, Stats};
 pub use config::{Config, default_config, validate_config};
+pub use crypto::{
+    ChannelKey, OpenedDatagram, PublicKey, SigningKey, Token, drop_reasons, open_datagram,
+    seal_datagram,
+};
 pub use error::{SixcastError, raise_error_kind};
 pub use wire::{
     BatchRecord, ControlMessage, Datagram, control_mac, decode_control, decode_datagram,

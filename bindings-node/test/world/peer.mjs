@@ -7,7 +7,7 @@ import { createHash, pbkdf2 } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 
-import { Context, MAX_MESSAGE_SIZE_LIMIT } from '../../index.js'
+import { ChannelKey, Context, MAX_MESSAGE_SIZE_LIMIT, PublicKey, SigningKey, Token } from '../../index.js'
 
 const [role, channelName, ...args] = process.argv.slice(2)
 const print = (object) => process.stdout.write(`${JSON.stringify(object)}\n`)
@@ -22,6 +22,19 @@ function describe(message) {
     sha256: createHash('sha256').update(payload).digest('hex'),
     text: payload.length <= 64 ? payload.toString('utf8') : null,
   }
+}
+
+/**
+ * Gives `channel` the keys of the JSON file `specFile`: key file texts under `key` (setKey),
+ * `sign` (signWith), `token` (present), `trust` and `issuers` (lists).
+ */
+async function protect(channel, specFile) {
+  const spec = JSON.parse(await readFile(specFile, 'utf8'))
+  if (spec.key) channel.setKey(ChannelKey.fromFileText(spec.key))
+  if (spec.sign) channel.signWith(SigningKey.fromFileText(spec.sign))
+  if (spec.token) channel.present(Token.fromFileText(spec.token))
+  for (const text of spec.trust ?? []) channel.trust(PublicKey.fromFileText(text))
+  for (const text of spec.issuers ?? []) channel.trustIssuer(PublicKey.fromFileText(text))
 }
 
 const roles = {
@@ -52,6 +65,43 @@ const roles = {
     }
     channel.flush()
     print({ sender: context.nodeId, port: context.port, interfaces: context.interfaces })
+    context.close()
+  },
+
+  /** `protected-send SPEC TEXT`: sends TEXT with the keys of the JSON file SPEC (see `protect`). */
+  async 'protected-send'(specFile, text) {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    await protect(channel, specFile)
+    channel.send(text)
+    channel.flush()
+    print({ stats: channel.stats() })
+    context.close()
+  },
+
+  /**
+   * `protected-recv SPEC COUNT DROPS TIMEOUT_MS`: receives with the keys of SPEC until COUNT
+   * messages arrived and at least DROPS drops were counted, or TIMEOUT_MS passed; prints each
+   * message and then the channel's stats.
+   */
+  async 'protected-recv'(specFile, count, drops, timeoutMs) {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    await protect(channel, specFile)
+    channel.join()
+    print({ ready: true })
+    const deadline = Date.now() + Number(timeoutMs)
+    const dropped = () => Object.values(channel.stats().drops).reduce((sum, n) => sum + n, 0)
+    let received = 0
+    while (Date.now() < deadline && (received < Number(count) || dropped() < Number(drops))) {
+      try {
+        print(describe(await channel.recv(100)))
+        received += 1
+      } catch (err) {
+        if (err.kind !== 'Timeout') throw err
+      }
+    }
+    print({ stats: channel.stats() })
     context.close()
   },
 

@@ -31,6 +31,32 @@ MAX_DATAGRAM_SIZE: int
 DEFAULT_MAX_MESSAGE_SIZE: int
 MAX_MESSAGE_SIZE_LIMIT: int
 
+# Channel security (the core's `crypto` module).
+FLAG_SEALED: int
+FLAG_SIGNED: int
+FLAG_TOKEN: int
+KEY_ID_LEN: int
+TAG_LEN: int
+SEAL_OVERHEAD: int
+SIGNATURE_LEN: int
+SIGNATURE_OVERHEAD: int
+FINGERPRINT_LEN: int
+SEAL_KEY_CONTEXT: str
+SIGNATURE_DOMAIN: bytes
+TOKEN_LEN: int
+TOKEN_DOMAIN: bytes
+_DropReason: TypeAlias = Literal[
+    "not_sealed",
+    "no_key",
+    "bad_tag",
+    "not_signed",
+    "untrusted_signer",
+    "bad_signature",
+    "expired",
+    "replay",
+]
+DROP_REASONS: tuple[_DropReason, ...]
+
 # Configuration defaults (the core's `config` module).
 DEFAULT_HOP_LIMIT: int
 DEFAULT_LINGER: float
@@ -212,7 +238,89 @@ class Stats:
     def reassembly_dropped(self) -> int: ...
     @property
     def unknown_group(self) -> int: ...
-    def as_dict(self) -> dict[str, int]: ...
+    @property
+    def drops(self) -> dict[_DropReason, int]:
+        """What the channel's keys refused, by reason (every name of DROP_REASONS)."""
+    def as_dict(self) -> dict[str, int | dict[_DropReason, int]]: ...
+
+@final
+class ChannelKey:
+    """A channel's symmetric key; ``id`` names it in sealed datagrams."""
+
+    @staticmethod
+    def generate() -> ChannelKey: ...
+    @staticmethod
+    def from_bytes(id: int, secret: _BytesLike) -> ChannelKey: ...
+    @staticmethod
+    def from_file_text(text: str) -> ChannelKey:
+        """Raises InvalidConfigError for anything but a channel key file."""
+    def to_file_text(self) -> str: ...
+    @property
+    def id(self) -> int: ...
+
+@final
+class SigningKey:
+    """A sender's Ed25519 signing key."""
+
+    @staticmethod
+    def generate() -> SigningKey: ...
+    @staticmethod
+    def from_seed(seed: _BytesLike) -> SigningKey: ...
+    @staticmethod
+    def from_file_text(text: str) -> SigningKey:
+        """Raises InvalidConfigError for anything but a signing key file."""
+    def to_file_text(self) -> str: ...
+    def public_key(self) -> PublicKey: ...
+
+@final
+class PublicKey:
+    """A sender's Ed25519 public key, as receivers trust it."""
+
+    @staticmethod
+    def from_bytes(key: _BytesLike) -> PublicKey: ...
+    @staticmethod
+    def from_file_text(text: str) -> PublicKey:
+        """Raises InvalidConfigError for anything but a valid public key file."""
+    def to_file_text(self) -> str: ...
+    def to_bytes(self) -> bytes: ...
+    @property
+    def fingerprint(self) -> str:
+        """16 hexadecimal digits."""
+
+@final
+class Token:
+    """A capability token: ``subject`` may sign datagrams of ``group`` through ``not_after``."""
+
+    @staticmethod
+    def issue(issuer: SigningKey, subject: PublicKey, group: str, not_after: int) -> Token: ...
+    @staticmethod
+    def from_bytes(data: _BytesLike) -> Token: ...
+    @staticmethod
+    def from_file_text(text: str) -> Token:
+        """Raises InvalidConfigError for anything but a token file."""
+    def to_file_text(self) -> str: ...
+    def to_bytes(self) -> bytes: ...
+    @property
+    def subject(self) -> PublicKey: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def not_after(self) -> int:
+        """Unix seconds; the token is valid through that second."""
+    @property
+    def issuer(self) -> str:
+        """The issuer key's fingerprint, 16 hexadecimal digits."""
+
+@final
+class OpenedDatagram:
+    """What a receiver's keys did with a well-formed datagram."""
+
+    @property
+    def plain(self) -> bytes | None:
+        """The plain datagram, None when dropped."""
+    @property
+    def dropped(self) -> _DropReason | None:
+        """The drop reason, None when accepted."""
 
 @final
 class Channel:
@@ -233,6 +341,13 @@ class Channel:
     def try_recv(self) -> Message | None: ...
     def recv_async(self, timeout: float | None = None) -> Awaitable[Message]: ...
     def stats(self) -> Stats: ...
+    def set_key(self, key: ChannelKey) -> None: ...
+    def add_key(self, key: ChannelKey) -> None: ...
+    def remove_key(self, id: int) -> bool: ...
+    def sign_with(self, key: SigningKey) -> None: ...
+    def trust(self, key: PublicKey) -> None: ...
+    def present(self, token: Token) -> None: ...
+    def trust_issuer(self, issuer: PublicKey) -> None: ...
     def __iter__(self) -> Iterator[Message]: ...
     def __next__(self) -> Message: ...
     def __aiter__(self) -> AsyncIterator[Message]: ...
@@ -466,3 +581,19 @@ def control_mac(secret: _BytesLike, address: str, port: int, nonce: str) -> byte
 def pack_messages(
     sender: str, first_seq: int, max_datagram: int, messages: Sequence[_BytesLike]
 ) -> list[bytes]: ...
+def seal_datagram(
+    group: str,
+    plain: _BytesLike,
+    channel_key: ChannelKey | None = None,
+    signing_key: SigningKey | None = None,
+    token: Token | None = None,
+) -> bytes: ...
+def open_datagram(
+    group: str,
+    datagram: _BytesLike,
+    keys: Sequence[ChannelKey] = (),
+    trusted: Sequence[PublicKey] = (),
+    issuers: Sequence[PublicKey] = (),
+    now: int | None = None,
+) -> OpenedDatagram:
+    """Raises MalformedError (with ``reason``) for a datagram that is not well formed."""

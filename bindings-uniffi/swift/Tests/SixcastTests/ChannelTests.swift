@@ -50,4 +50,73 @@ final class ChannelTests: XCTestCase {
         assertThrowsKind("Closed", "send") { try channel.send(data: Data([1])) }
         assertThrowsKind("Closed", "channel") { _ = try context.channel(name: "another") }
     }
+
+    func testASealedChannelReachesOnlyTheReceiverWithItsKey() throws {
+        let sender = try Context(config: config)
+        let holder = try Context(config: config)
+        let outsider = try Context(config: config)
+        defer {
+            sender.close()
+            holder.close()
+            outsider.close()
+        }
+        let name = "swift-\(UUID().uuidString)"
+        let key = try ChannelKey.generate()
+        let holderInbox = try holder.channel(name: name)
+        try holderInbox.setKey(key: try ChannelKey.fromFileText(text: key.toFileText()))
+        try holderInbox.join()
+        let outsiderInbox = try outsider.channel(name: name)
+        try outsiderInbox.join()
+        let outbox = try sender.channel(name: name)
+        try outbox.setKey(key: key)
+        try outbox.send(data: Data("secret".utf8))
+        try outbox.flush()
+
+        XCTAssertEqual(try holderInbox.recv(timeoutMs: 5000).payload, Data("secret".utf8))
+        XCTAssertEqual(Set(holderInbox.stats().drops.keys), Set(dropReasons()))
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline && outsiderInbox.stats().drops["no_key"] == 0 {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        XCTAssertGreaterThanOrEqual(outsiderInbox.stats().drops["no_key"] ?? 0, 1)
+        XCTAssertNil(try outsiderInbox.tryRecv())
+        XCTAssertEqual(outsiderInbox.stats().messagesReceived, 0)
+    }
+
+    func testATokenOfATrustedIssuerAdmitsItsSigner() throws {
+        let sender = try Context(config: config)
+        let admitter = try Context(config: config)
+        let refuser = try Context(config: config)
+        defer {
+            sender.close()
+            admitter.close()
+            refuser.close()
+        }
+        let name = "swift-\(UUID().uuidString)"
+        let issuer = try SigningKey.generate()
+        let signer = try SigningKey.generate()
+        let admitterInbox = try admitter.channel(name: name)
+        try admitterInbox.trustIssuer(issuer: issuer.publicKey())
+        try admitterInbox.join()
+        let refuserInbox = try refuser.channel(name: name)
+        try refuserInbox.trust(key: try SigningKey.generate().publicKey())
+        try refuserInbox.join()
+        let outbox = try sender.channel(name: name)
+        let token = try Token.issue(
+            issuer: issuer, subject: signer.publicKey(), group: outbox.group(),
+            notAfter: UInt64(Date().timeIntervalSince1970) + 3600)
+        assertThrowsKind("InvalidConfig", "a token before its signing key") { try outbox.present(token: token) }
+        try outbox.signWith(key: signer)
+        try outbox.present(token: token)
+        try outbox.send(data: Data("vouched for".utf8))
+        try outbox.flush()
+
+        XCTAssertEqual(try admitterInbox.recv(timeoutMs: 5000).payload, Data("vouched for".utf8))
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline && refuserInbox.stats().drops["untrusted_signer"] == 0 {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        XCTAssertGreaterThanOrEqual(refuserInbox.stats().drops["untrusted_signer"] ?? 0, 1)
+        XCTAssertNil(try refuserInbox.tryRecv())
+    }
 }

@@ -303,4 +303,67 @@ class ChannelTest {
             }
         }
     }
+
+    @Test
+    fun aSealedChannelReachesOnlyTheReceiverWithItsKey(test: TestInfo) {
+        val name = channelName(test)
+        val key = ChannelKey.generate()
+        // Three contexts in this host: multicast loopback carries the sender's datagrams to both.
+        withContext { holderContext ->
+            withContext { outsiderContext ->
+                val holder = holderContext.channel(name)
+                holder.setKey(ChannelKey.fromFileText(key.toFileText()))
+                holder.join()
+                val outsider = outsiderContext.channel(name)
+                outsider.join()
+                withContext { senderContext ->
+                    val sender = senderContext.channel(name)
+                    sender.setKey(key)
+                    sender.send("secret".toByteArray())
+                    sender.flush()
+                }
+                assertEquals("secret", holder.recv(10_000u).payload.decodeToString())
+                assertEquals(dropReasons().toSet(), holder.stats().drops.keys)
+                assertEquals(setOf(0uL), holder.stats().drops.values.toSet())
+
+                val deadline = System.nanoTime() + 10_000_000_000L
+                while (System.nanoTime() < deadline && outsider.stats().drops["no_key"] == 0uL) Thread.sleep(20)
+                val stats = outsider.stats()
+                assertTrue(stats.drops["no_key"]!! >= 1uL, stats.toString())
+                assertNull(outsider.tryRecv())
+                assertEquals(0uL, stats.messagesReceived)
+            }
+        }
+    }
+
+    @Test
+    fun aTokenOfATrustedIssuerAdmitsItsSigner(test: TestInfo) {
+        val name = channelName(test)
+        val issuer = SigningKey.generate()
+        val signer = SigningKey.generate()
+        withContext { admitterContext ->
+            withContext { refuserContext ->
+                val admitter = admitterContext.channel(name)
+                admitter.trustIssuer(issuer.publicKey())
+                admitter.join()
+                val refuser = refuserContext.channel(name)
+                refuser.trust(SigningKey.generate().publicKey())
+                refuser.join()
+                withContext { senderContext ->
+                    val sender = senderContext.channel(name)
+                    val token = Token.issue(issuer, signer.publicKey(), sender.group(), System.currentTimeMillis().toULong() / 1000uL + 3600uL)
+                    assertThrowsKind("InvalidConfig", "a token before its signing key") { sender.present(token) }
+                    sender.signWith(signer)
+                    sender.present(token)
+                    sender.send("vouched for".toByteArray())
+                    sender.flush()
+                }
+                assertEquals("vouched for", admitter.recv(10_000u).payload.decodeToString())
+                val deadline = System.nanoTime() + 10_000_000_000L
+                while (System.nanoTime() < deadline && refuser.stats().drops["untrusted_signer"] == 0uL) Thread.sleep(20)
+                assertTrue(refuser.stats().drops["untrusted_signer"]!! >= 1uL, refuser.stats().toString())
+                assertNull(refuser.tryRecv())
+            }
+        }
+    }
 }
