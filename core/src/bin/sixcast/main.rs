@@ -4,6 +4,7 @@
 //! (`listen` got fewer messages than `--count` before `--timeout`).
 
 mod demo;
+mod perf;
 
 use std::{
     io::{BufRead, Write},
@@ -103,6 +104,9 @@ enum Command {
         #[command(flatten)]
         network: Network,
     },
+    /// Measure a channel like iperf: `perf recv` on receivers, `perf send` on a sender.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 /// Options of the services that run on the multicast core.
@@ -209,6 +213,7 @@ fn main() -> ExitCode {
         Command::Stratum0 { listen, core } => run_stratum0(listen, &core),
         Command::Relay { listen, core } => run_relay(listen, &core),
         Command::Probe { json, network } => probe(json, &network),
+        Command::Perf(command) => perf::run(command),
     };
     match outcome {
         Ok(code) => code,
