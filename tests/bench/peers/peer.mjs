@@ -157,4 +157,6 @@ const roles = {
 const role = roles[`${spec.system}/${spec.role}`];
 if (!role) throw new Error(`no role ${spec.role} for ${spec.system}`);
 console.log(JSON.stringify(await role()));
-process.exit(0);
+// Node exits once closed sockets have delivered what they queued (zeromq.js lingers).
+lines.return();
+process.stdin.destroy();

@@ -283,14 +283,19 @@ fn ping_loop(spec: &Spec<'_>, exchange: &mut dyn FnMut(&[u8]) -> Result<bool, St
     }))
 }
 
-/// Echoes what arrives through `echo` (wait for one, send it back) until `seconds` plus a margin
-/// for the warm-up have passed.
-fn pong_loop(spec: &Spec<'_>, echo: &mut dyn FnMut() -> Result<(), String>) -> Outcome {
+/// Echoes what arrives through `echo` (wait for one, send it back: `true` if it did) until the
+/// pinger has gone quiet for a second, or `seconds` plus a margin for the warm-up have passed.
+fn pong_loop(spec: &Spec<'_>, echo: &mut dyn FnMut() -> Result<bool, String>) -> Outcome {
     let until = spec.seconds("seconds")? + Duration::from_secs(6);
     ready()?;
     let began = Instant::now();
+    let mut last_echo = None;
     while began.elapsed() < until {
-        echo()?;
+        if echo()? {
+            last_echo = Some(Instant::now());
+        } else if last_echo.is_some_and(|last| last.elapsed() > Duration::from_secs(1)) {
+            break;
+        }
     }
     Ok(json!({}))
 }
@@ -330,10 +335,13 @@ fn sixcast_ping_pong(spec: &Spec<'_>) -> Outcome {
         })
     } else {
         pong_loop(spec, &mut || {
-            if let Some(payload) = receive(Duration::from_millis(100))? {
-                send(&payload)?;
-            }
-            Ok(())
+            Ok(match receive(Duration::from_millis(100))? {
+                Some(payload) => {
+                    send(&payload)?;
+                    true
+                }
+                None => false,
+            })
         })
     }
 }
@@ -652,10 +660,13 @@ fn raw_ping_pong(spec: &Spec<'_>) -> Outcome {
         })
     } else {
         pong_loop(spec, &mut || {
-            if let Some(payload) = receive(Duration::from_millis(100))? {
-                send(&payload)?;
-            }
-            Ok(())
+            Ok(match receive(Duration::from_millis(100))? {
+                Some(payload) => {
+                    send(&payload)?;
+                    true
+                }
+                None => false,
+            })
         })
     }
 }
@@ -831,10 +842,13 @@ fn zmq_ping_pong(spec: &Spec<'_>) -> Outcome {
         })
     } else {
         pong_loop(spec, &mut || {
-            if let Some(payload) = receive(Duration::from_millis(100))? {
-                send(&payload)?;
-            }
-            Ok(())
+            Ok(match receive(Duration::from_millis(100))? {
+                Some(payload) => {
+                    send(&payload)?;
+                    true
+                }
+                None => false,
+            })
         })
     }
 }
