@@ -620,6 +620,11 @@ impl Channel {
 
     /// Waits at most `timeout` for the next message; fails with [`ErrorKind::Timeout`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
+        // A queued message needs no deadline: reading the clock cost a quarter of a busy
+        // receiving thread's time.
+        if let Some(message) = self.state.queue.lock().pop_front() {
+            return Ok(message);
+        }
         // A deadline beyond what Instant can represent is as good as no deadline.
         self.wait(Instant::now().checked_add(timeout))
     }
