@@ -224,6 +224,8 @@ struct Cell {
     total: f64,
     loss: f64,
     cpu_per_million: f64,
+    /// Receiver CPU time per million messages received, over all receivers.
+    receiver_cpu_per_million: f64,
     sent: u64,
 }
 
@@ -237,6 +239,7 @@ impl Cell {
             "total": self.total,
             "loss": self.loss,
             "sender_cpu_per_million": self.cpu_per_million,
+            "receiver_cpu_per_million": self.receiver_cpu_per_million,
             "sent": self.sent,
         })
     }
@@ -281,10 +284,12 @@ fn measure(
     let seconds = number(&sent_report, "seconds")?;
     let mut rates = Vec::new();
     let mut received = 0.0;
+    let mut receiver_cpu = 0.0;
     for mut peer in listening {
         let report = peer.report()?;
         let count = number(&report, "received")?;
         received += count;
+        receiver_cpu += number(&report, "cpu_seconds")?;
         rates.push(count / seconds.max(number(&report, "seconds_to_last")?));
     }
     for mut peer in others {
@@ -304,6 +309,7 @@ fn measure(
             0.0
         },
         cpu_per_million: number(&sent_report, "cpu_seconds")? / sent.max(1.0) * 1e6,
+        receiver_cpu_per_million: receiver_cpu / received.max(1.0) * 1e6,
         sent: sent as u64,
     })
 }
@@ -421,21 +427,22 @@ fn receiver_hosts(count: usize) -> impl Iterator<Item = String> {
 fn print_header(title: &str) {
     println!("{title}");
     println!(
-        "{:>6} {:>4} {:<17} {:>12} {:>12} {:>7} {:>12}",
-        "size", "rcv", "system", "msg/s/rcv", "msg/s total", "loss %", "CPU s/M msg"
+        "{:>6} {:>4} {:<17} {:>12} {:>12} {:>7} {:>11} {:>11}",
+        "size", "rcv", "system", "msg/s/rcv", "msg/s total", "loss %", "send CPU/M", "recv CPU/M"
     );
 }
 
 fn print_cell(cell: &Cell) {
     println!(
-        "{:>6} {:>4} {:<17} {:>12.0} {:>12.0} {:>7.2} {:>12.3}",
+        "{:>6} {:>4} {:<17} {:>12.0} {:>12.0} {:>7.2} {:>11.3} {:>11.3}",
         cell.size,
         cell.receivers,
         cell.system,
         cell.per_receiver,
         cell.total,
         cell.loss * 100.0,
-        cell.cpu_per_million
+        cell.cpu_per_million,
+        cell.receiver_cpu_per_million
     );
 }
 
