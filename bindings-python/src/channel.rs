@@ -4,6 +4,8 @@
 
 use std::{
     collections::HashMap,
+    net::{Ipv6Addr, SocketAddrV6},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -15,7 +17,7 @@ use pyo3::{
     sync::PyOnceLock,
     types::{PyBytes, PyDict},
 };
-use sixcast::{ErrorKind, crypto::KeyId};
+use sixcast::{ErrorKind, NodeId, crypto::KeyId};
 
 use crate::{
     addr::parse_address,
@@ -418,26 +420,18 @@ fn seconds(timeout: f64) -> PyResult<Duration> {
 }
 
 /// A message received on a channel, with where it came from and how it arrived.
-#[pyclass(module = "sixcast", name = "Message", frozen, get_all)]
+///
+/// The addresses, interface name and sender id become Python strings only when read: formatting
+/// them for every message was most of the binding's receive cost.
+#[pyclass(module = "sixcast", name = "Message", frozen)]
 pub(crate) struct PyMessage {
-    /// The application bytes.
     payload: Py<PyBytes>,
-    /// The IPv6 address the datagram came from.
-    source: String,
-    /// The UDP port the datagram came from.
-    source_port: u16,
-    /// The group the datagram was sent to: the channel's group, or its relayed form.
-    group: String,
-    /// The index of the interface the datagram arrived on.
+    source: SocketAddrV6,
+    group: Ipv6Addr,
     interface: u32,
-    /// The name of that interface.
-    interface_name: String,
-    /// The sending context's node id, 16 hexadecimal digits (all zero for the librecast
-    /// profile, which carries none).
-    sender: String,
-    /// The sender's sequence number of this message on this channel.
+    interface_name: Arc<str>,
+    sender: NodeId,
     seq: u64,
-    /// Whether a relay or gateway re-sent this message.
     relayed: bool,
     /// How the message arrived: "native", "relay" or "gateway" (re-sent by this segment's
     /// Stratum 1 gateway).
@@ -448,12 +442,11 @@ impl PyMessage {
     fn new(py: Python<'_>, message: sixcast::Message) -> Self {
         Self {
             payload: PyBytes::new(py, &message.payload).unbind(),
-            source: message.source.ip().to_string(),
-            source_port: message.source.port(),
-            group: message.group.to_string(),
+            source: message.source,
+            group: message.group,
             interface: message.interface,
-            interface_name: message.interface_name.to_string(),
-            sender: message.sender.to_string(),
+            interface_name: message.interface_name,
+            sender: message.sender,
             seq: message.seq,
             relayed: message.relayed,
             path: message.path.name(),
@@ -466,6 +459,68 @@ const REPR_PAYLOAD_LIMIT: usize = 32;
 
 #[pymethods]
 impl PyMessage {
+    /// The application bytes.
+    #[getter]
+    fn payload(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.payload.clone_ref(py)
+    }
+
+    /// The IPv6 address the datagram came from.
+    #[getter]
+    fn source(&self) -> String {
+        self.source.ip().to_string()
+    }
+
+    /// The UDP port the datagram came from.
+    #[getter]
+    fn source_port(&self) -> u16 {
+        self.source.port()
+    }
+
+    /// The group the datagram was sent to: the channel's group, or its relayed form.
+    #[getter]
+    fn group(&self) -> String {
+        self.group.to_string()
+    }
+
+    /// The index of the interface the datagram arrived on.
+    #[getter]
+    fn interface(&self) -> u32 {
+        self.interface
+    }
+
+    /// The name of that interface.
+    #[getter]
+    fn interface_name(&self) -> &str {
+        &self.interface_name
+    }
+
+    /// The sending context's node id, 16 hexadecimal digits (all zero for the librecast
+    /// profile, which carries none).
+    #[getter]
+    fn sender(&self) -> String {
+        self.sender.to_string()
+    }
+
+    /// The sender's sequence number of this message on this channel.
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Whether a relay or gateway re-sent this message.
+    #[getter]
+    fn relayed(&self) -> bool {
+        self.relayed
+    }
+
+    /// How the message arrived: "native", "relay" or "gateway" (re-sent by this segment's
+    /// Stratum 1 gateway).
+    #[getter]
+    fn path(&self) -> &'static str {
+        self.path
+    }
+
     fn __bytes__(&self, py: Python<'_>) -> Py<PyBytes> {
         self.payload.clone_ref(py)
     }
@@ -481,8 +536,8 @@ impl PyMessage {
         Ok(format!(
             "Message(payload={payload}, source='{}', source_port={}, group='{}', interface_name='{}', \
              sender='{}', seq={}{})",
-            self.source,
-            self.source_port,
+            self.source.ip(),
+            self.source.port(),
             self.group,
             self.interface_name,
             self.sender,

@@ -287,6 +287,9 @@ struct Outbox {
     packer: Packer,
     /// When the open (partly filled) datagram received its first message.
     opened_at: Option<Instant>,
+    /// Whether the flush thread holds an entry for this channel. One at a time: a datagram
+    /// opened while it is queued is found by that entry, which re-queues itself for it.
+    flush_queued: bool,
     ready: Vec<Vec<u8>>,
 }
 
@@ -433,6 +436,7 @@ impl Context {
                     core.config.max_message_size,
                 )?,
                 opened_at: None,
+                flush_queued: false,
                 ready: Vec::new(),
             }),
             protection: RwLock::new(Protection::new(group)),
@@ -662,7 +666,10 @@ impl Channel {
         if outbox.packer.pending() > 0 && outbox.opened_at.is_none() {
             let now = Instant::now();
             outbox.opened_at = Some(now);
-            core.schedule_flush(now + core.config.linger, &self.state);
+            if !outbox.flush_queued {
+                outbox.flush_queued = true;
+                core.schedule_flush(now + core.config.linger, &self.state);
+            }
         }
         Ok(())
     }
@@ -702,6 +709,11 @@ impl Channel {
 
     /// Waits at most `timeout` for the next message; fails with [`ErrorKind::Timeout`].
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
+        // A queued message needs no deadline: reading the clock cost a quarter of a busy
+        // receiving thread's time.
+        if let Some(message) = self.state.queue.lock().pop_front() {
+            return Ok(message);
+        }
         // A deadline beyond what Instant can represent is as good as no deadline.
         self.wait(Instant::now().checked_add(timeout))
     }
@@ -1489,9 +1501,11 @@ impl Core {
 
     fn schedule_flush(&self, deadline: Instant, state: &Arc<ChannelState>) {
         let mut queue = self.flush_queue.lock();
-        queue.push_back((deadline, Arc::clone(state)));
-        // Deadlines are queued in order, so the flusher needs waking only when it sleeps idle.
-        if queue.len() == 1 {
+        // In deadline order (a re-queued entry may precede others); almost always at the back.
+        let at = queue.partition_point(|(queued, _)| *queued <= deadline);
+        queue.insert(at, (deadline, Arc::clone(state)));
+        // The flusher sleeps until the front deadline: wake it only when that changed.
+        if at == 0 {
             self.flush_wanted.notify_one();
         }
     }
@@ -1519,16 +1533,18 @@ impl Core {
             let Some((_, state)) = due else { continue };
             let mut outbox = state.outbox.lock();
             let outbox = &mut *outbox;
-            // A datagram opened after this entry was queued has an entry of its own.
-            let expired = outbox
-                .opened_at
-                .is_some_and(|opened| opened + self.config.linger <= Instant::now());
-            if expired {
-                outbox.packer.flush(&mut outbox.ready);
-                outbox.opened_at = None;
-                if let Err(err) = self.transmit(&state, &mut outbox.ready) {
-                    warn!(group = %state.group, "sending a lingering datagram failed: {err}");
+            match outbox.opened_at {
+                Some(opened) if opened + self.config.linger <= Instant::now() => {
+                    outbox.packer.flush(&mut outbox.ready);
+                    outbox.opened_at = None;
+                    outbox.flush_queued = false;
+                    if let Err(err) = self.transmit(&state, &mut outbox.ready) {
+                        warn!(group = %state.group, "sending a lingering datagram failed: {err}");
+                    }
                 }
+                // A datagram opened after this entry was queued: wait for its deadline.
+                Some(opened) => self.schedule_flush(opened + self.config.linger, &state),
+                None => outbox.flush_queued = false,
             }
         }
     }

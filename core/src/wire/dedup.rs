@@ -218,6 +218,11 @@ impl SenderTable {
             .map_or(Seen::New, |known| known.window.seen(seq))
     }
 
+    /// The window of `sender`, if known: one lookup for every message of a batch.
+    pub(super) fn window_mut(&mut self, sender: NodeId) -> Option<&mut DedupWindow> {
+        self.senders.get_mut(&sender).map(|known| &mut known.window)
+    }
+
     /// Marks message `seq` of `sender` as settled, so later copies count as duplicates.
     pub(super) fn settle(&mut self, sender: NodeId, seq: u64) {
         if let Some(known) = self.senders.get_mut(&sender) {

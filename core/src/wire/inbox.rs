@@ -197,11 +197,25 @@ impl Inbox {
     }
 
     fn accept_batch(&mut self, batch: &MessageBatch<'_>, deliver: &mut dyn FnMut(Delivery)) {
+        // The sender's window is looked up once per datagram, not twice per message. `accept`
+        // has just touched the sender, so it is known; an unknown one would have every message
+        // new and nothing to settle, as in `SenderTable::is_new` and `settle`.
+        let mut window = self.senders.window_mut(batch.sender);
         for (seq, payload) in batch {
-            if !self.count_if_seen(batch.sender, seq) {
-                continue;
+            match window.as_ref().map_or(Seen::New, |window| window.seen(seq)) {
+                Seen::New => {}
+                Seen::Duplicate => {
+                    self.stats.duplicates += 1;
+                    continue;
+                }
+                Seen::Stale => {
+                    self.stats.stale += 1;
+                    continue;
+                }
             }
-            self.senders.settle(batch.sender, seq);
+            if let Some(window) = window.as_mut() {
+                window.settle(seq);
+            }
             if payload.len() > self.limits.max_message {
                 self.stats.too_large += 1;
                 continue;

@@ -6,6 +6,7 @@
 
 mod demo;
 mod keys;
+mod perf;
 
 use std::{
     io::{BufRead, Write},
@@ -146,6 +147,9 @@ enum Command {
         #[command(flatten)]
         network: Network,
     },
+    /// Measure a channel like iperf: `perf recv` on receivers, `perf send` on a sender.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 /// Options of the services that run on the multicast core.
@@ -282,6 +286,7 @@ fn main() -> ExitCode {
             core,
         } => run_relay(listen, ssm_repeater, &core),
         Command::Probe { json, network } => probe(json, &network),
+        Command::Perf(command) => perf::run(command),
     };
     match outcome {
         Ok(code) => code,

@@ -1,0 +1,141 @@
+"""Plots delivered messages/s against receivers, one panel per message size, one line per system,
+from the suite's JSON, and writes the figures as Markdown tables beside the plot (suite.md), for
+the README. Usage: python plot.py suite.json suite.svg"""
+
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+STYLE = {
+    "sixcast": ("tab:blue", "-"),
+    "sixcast-unpacked": ("tab:cyan", "-"),
+    "raw": ("tab:gray", "-"),
+    "zmq": ("tab:red", "-"),
+    "py-sixcast": ("tab:blue", ":"),
+    "pyzmq": ("tab:red", ":"),
+    "node-sixcast": ("tab:green", "--"),
+    "zeromq.js": ("tab:orange", "--"),
+}
+
+
+def main(source, target):
+    with open(source) as file:
+        results = json.load(file)
+    cells = results["throughput"]
+    sizes = sorted({cell["size"] for cell in cells})
+    figure, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4.5), sharey=True)
+    for axis, size in zip(axes if len(sizes) > 1 else [axes], sizes):
+        systems = [s for s in STYLE if any(c["system"] == s and c["size"] == size for c in cells)]
+        for system in systems:
+            row = sorted(
+                (c for c in cells if c["system"] == system and c["size"] == size),
+                key=lambda c: c["receivers"],
+            )
+            color, line = STYLE[system]
+            axis.plot(
+                [c["receivers"] for c in row],
+                [c["total"] for c in row],
+                color=color,
+                linestyle=line,
+                marker="o",
+                label=system,
+            )
+        axis.set_title(f"{size} B messages")
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xticks([1, 4, 16], ["1", "4", "16"])
+        axis.set_xlabel("receivers")
+        axis.grid(True, which="both", alpha=0.3)
+    (axes[0] if len(sizes) > 1 else axes).set_ylabel("delivered messages/s, all receivers")
+    (axes[-1] if len(sizes) > 1 else axes).legend(fontsize="small")
+    figure.suptitle(
+        f"sixcast performance suite ({results['seconds_per_cell']} s per cell, "
+        f"load average {results['load_average_before']})"
+    )
+    figure.tight_layout()
+    figure.savefig(target)
+    print(f"wrote {target}")
+    markdown = target.rsplit(".", 1)[0] + ".md"
+    with open(markdown, "w") as file:
+        file.write(tables(results))
+    print(f"wrote {markdown}")
+
+
+def rate(value):
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
+
+
+def tables(results):
+    """The suite's figures as Markdown."""
+    cells = {(c["system"], c["size"], c["receivers"]): c for c in results["throughput"]}
+    lines = [
+        f"Load average before the run: {results['load_average_before']}; "
+        f"after: {results['load_average_after']}; {results['seconds_per_cell']} s per cell.",
+        "",
+        "Delivered messages/s per receiver (loss %), sender CPU seconds per million messages:",
+        "",
+        "| size | rcv | sixcast | sixcast unpacked | raw UDP | ZeroMQ | CPU/M sixcast | CPU/M ZeroMQ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size in sorted({key[1] for key in cells}):
+        for receivers in sorted({key[2] for key in cells if key[1] == size}):
+            row = [str(size), str(receivers)]
+            for system in ["sixcast", "sixcast-unpacked", "raw", "zmq"]:
+                cell = cells.get((system, size, receivers))
+                row.append(f"{rate(cell['per_receiver'])} ({cell['loss'] * 100:.1f})" if cell else "-")
+            for system in ["sixcast", "zmq"]:
+                cell = cells.get((system, size, receivers))
+                row.append(f"{cell['sender_cpu_per_million']:.2f}" if cell else "-")
+            if any(value != "-" for value in row[2:]):
+                lines.append("| " + " | ".join(row) + " |")
+    bindings = [("py-sixcast", "pyzmq"), ("node-sixcast", "zeromq.js")]
+    if any((ours, size, receivers) in cells for ours, _ in bindings for (_, size, receivers) in cells):
+        lines += [
+            "",
+            "Bindings, delivered messages/s per receiver (loss %):",
+            "",
+            "| size | rcv | Python sixcast | pyzmq | Node sixcast | zeromq.js |",
+            "|---|---|---|---|---|---|",
+        ]
+        for size in sorted({key[1] for key in cells if key[0] == "py-sixcast" or key[0] == "node-sixcast"}):
+            for receivers in sorted({key[2] for key in cells if key[0] in ("py-sixcast", "node-sixcast") and key[1] == size}):
+                row = [str(size), str(receivers)]
+                for system in ["py-sixcast", "pyzmq", "node-sixcast", "zeromq.js"]:
+                    cell = cells.get((system, size, receivers))
+                    row.append(f"{rate(cell['per_receiver'])} ({cell['loss'] * 100:.1f})" if cell else "-")
+                lines.append("| " + " | ".join(row) + " |")
+    if results.get("rtt"):
+        lines += ["", "64 B round trip, µs: " + "; ".join(
+            f"{row['system']} p50 {row['p50_us']}, p99 {row['p99_us']}" for row in results["rtt"]) + "."]
+    if results.get("relay"):
+        relay = {(c["system"], c["size"]): c for c in results["relay"]}
+        lines += ["", "Relay path against user-space unicast forwarding, messages/s delivered (loss %): " + "; ".join(
+            f"{size} B {rate(relay[('sixcast-relay', size)]['per_receiver'])} "
+            f"({relay[('sixcast-relay', size)]['loss'] * 100:.1f}) vs "
+            f"{rate(relay[('udp-forwarding', size)]['per_receiver'])} "
+            f"({relay[('udp-forwarding', size)]['loss'] * 100:.1f})"
+            for size in sorted({key[1] for key in relay})) + "."]
+    scale = results.get("scale")
+    if scale:
+        channels, flood = scale["channels"], scale["flood"]
+        lines += ["", f"One context on {channels['channels']} channels: heard on {channels['heard']}, "
+                  f"RSS {channels['rss_kib'] / 1024:.1f} MiB, {channels['threads']} threads. "
+                  f"A flood of {flood['partial_messages_sent']} partial 1 MiB messages: RSS "
+                  f"{flood['rss_before_kib'] / 1024:.1f} -> {flood['rss_peak_kib'] / 1024:.1f} MiB "
+                  f"with a {flood['bound_kib'] / 1024:.0f} MiB reassembly bound; "
+                  f"{flood['reassembly_dropped']} given up."]
+    lines += ["", "| target (issue 6) | measured | limit | |", "|---|---|---|---|"]
+    for target in results["targets"]:
+        value = "-" if target["value"] is None else f"{target['value']:.2f}"
+        comparison = ">=" if target["at_least"] else "<="
+        verdict = {True: "met", False: "**missed**", None: "not measured"}[target["met"]]
+        lines.append(f"| {target['target']} | {value} | {comparison} {target['limit']} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
