@@ -11,41 +11,16 @@ use std::{
 use harness::{
     World, config,
     dns::{Srv, dnsmasq},
-    world,
+    relay_on, stratum0_on, world,
 };
 use sixcast::{
     Config, Context, ErrorKind,
     discovery::{Stratum0, Stratum0Config},
     locate,
-    relay::{Relay, RelayConfig},
 };
 
 const WAIT: Duration = Duration::from_secs(15);
 const DOMAIN: &str = "sixcast.test";
-
-fn stratum0_on(world: &World, host: &str) -> (Stratum0, SocketAddrV6) {
-    let stratum0 = world
-        .host(host)
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            Stratum0::spawn(s0).unwrap()
-        })
-        .unwrap();
-    let address = SocketAddrV6::new(world.host(host).addr(), stratum0.port(), 0, 0);
-    (stratum0, address)
-}
-
-fn relay_on(world: &World, host: &str) -> Relay {
-    world
-        .host(host)
-        .run(|| {
-            let mut relay = RelayConfig::default();
-            relay.hop_limit = 8;
-            Relay::spawn(relay).unwrap()
-        })
-        .unwrap()
-}
 
 /// Sends numbered messages on `channel` from `host` every 50 ms until `stop` is set (at most
 /// `WAIT`).

@@ -10,11 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{World, assert_quiet, collect, config, start_line, world};
+use harness::{World, assert_quiet, collect, config, relay_on, start_line, stratum0_on, world};
 use sixcast::{
     Config, Context, Message, Path, Reachability,
-    discovery::{Stratum0, Stratum0Config},
-    relay::{Relay, RelayConfig, RelayStats},
+    discovery::Stratum0,
+    relay::{Relay, RelayStats},
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -29,28 +29,11 @@ struct CoreServices {
 }
 
 fn core_services(world: &World) -> CoreServices {
-    let stratum0 = world
-        .host("s0")
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            Stratum0::spawn(s0).unwrap()
-        })
-        .unwrap();
+    let (stratum0, address) = stratum0_on(world, "s0");
     let relays = ["r1", "r2"]
         .iter()
-        .map(|host| {
-            world
-                .host(host)
-                .run(|| {
-                    let mut relay = RelayConfig::default();
-                    relay.hop_limit = 8;
-                    Relay::spawn(relay).unwrap()
-                })
-                .unwrap()
-        })
+        .map(|host| relay_on(world, host))
         .collect();
-    let address = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
     CoreServices {
         _stratum0: stratum0,
         relays,

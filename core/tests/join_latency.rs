@@ -13,12 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{World, config, world};
-use sixcast::{
-    Context, Path,
-    discovery::{Stratum0, Stratum0Config},
-    relay::{Relay, RelayConfig},
-};
+use harness::{World, config, relay_on, stratum0_on, world};
+use sixcast::{Context, Path};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// The heartbeat a core host sends while the others join.
@@ -42,23 +38,8 @@ fn join_to_first_message_natively_and_through_a_relay() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let stratum0 = world
-        .host("s0")
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            Stratum0::spawn(s0).unwrap()
-        })
-        .unwrap();
-    let _relay = world
-        .host("r1")
-        .run(|| {
-            let mut relay = RelayConfig::default();
-            relay.hop_limit = 8;
-            Relay::spawn(relay).unwrap()
-        })
-        .unwrap();
-    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let (_stratum0, s0) = stratum0_on(&world, "s0");
+    let _relay = relay_on(&world, "r1");
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let stop = Arc::clone(&stop);

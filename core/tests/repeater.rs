@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{World, collect, config, start_line, world};
+use harness::{World, collect, config, relay_on, relay_with, start_line, stratum0_on, world};
 use sixcast::{
     Context,
     discovery::{Stratum0, Stratum0Config},
@@ -172,27 +172,9 @@ fn a_repeater_whose_ssm_does_not_arrive_is_passed_over_for_a_relay() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let stratum0 = world
-        .host("s0")
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            Stratum0::spawn(s0).unwrap()
-        })
-        .unwrap();
-    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
-    let spawn = |host: &str, ssm_repeater: bool| {
-        world
-            .host(host)
-            .run(|| {
-                let mut config = RelayConfig::default();
-                config.hop_limit = 8;
-                config.ssm_repeater = ssm_repeater;
-                Relay::spawn(config).unwrap()
-            })
-            .unwrap()
-    };
-    let (repeater, relay) = (spawn("r1", true), spawn("r2", false));
+    let (_stratum0, s0) = stratum0_on(&world, "s0");
+    let repeater = relay_with(&world, "r1", |config| config.ssm_repeater = true);
+    let relay = relay_on(&world, "r2");
     let relay_address = SocketAddrV6::new(world.host("r2").addr(), relay.port(), 0, 0);
     let island = world.host("i1").spawn(move || {
         let mut config = config();

@@ -3,11 +3,16 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::{
+    net::SocketAddrV6,
     sync::{Arc, Barrier},
     time::{Duration, Instant},
 };
 
-use sixcast::{Channel, Config, Context, ErrorKind, Message};
+use sixcast::{
+    Channel, Config, Context, ErrorKind, Message,
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig},
+};
 pub(crate) use sixcast_netlab::World;
 
 /// Builds a world, or explains why this machine cannot. Skipping is allowed only outside CI:
@@ -75,3 +80,39 @@ pub(crate) fn start_line(parties: usize) -> Arc<Barrier> {
 pub(crate) const ROUTER_JOIN_DELAY: Duration = Duration::from_millis(300);
 
 pub(crate) mod dns;
+
+/// Starts Stratum 0 on `host`, with enough hops to cross a router; returns it with its address.
+pub(crate) fn stratum0_on(world: &World, host: &str) -> (Stratum0, SocketAddrV6) {
+    let stratum0 = world
+        .host(host)
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            Stratum0::spawn(s0).unwrap()
+        })
+        .unwrap();
+    let address = SocketAddrV6::new(world.host(host).addr(), stratum0.port(), 0, 0);
+    (stratum0, address)
+}
+
+/// Starts a relay on `host`, with enough hops to cross a router.
+pub(crate) fn relay_on(world: &World, host: &str) -> Relay {
+    relay_with(world, host, |_| {})
+}
+
+/// Starts a relay on `host`, with enough hops to cross a router and `configure` applied.
+pub(crate) fn relay_with(
+    world: &World,
+    host: &str,
+    configure: impl FnOnce(&mut RelayConfig) + Send,
+) -> Relay {
+    world
+        .host(host)
+        .run(|| {
+            let mut relay = RelayConfig::default();
+            relay.hop_limit = 8;
+            configure(&mut relay);
+            Relay::spawn(relay).unwrap()
+        })
+        .unwrap()
+}
