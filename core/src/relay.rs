@@ -7,8 +7,9 @@
 //! multicast on the core to the group the client names (its relayed twin) and passed to the
 //! relay's other clients of that group, never back to the sender. Before a client has proven
 //! it receives at its address (the CHALLENGE's MAC echoed in JOIN) the relay sends it nothing
-//! larger than what it received; it caps clients and groups, and rate-limits what each verified
-//! client sends (token buckets, [`RelayConfig::client_datagrams_per_sec`] and the fields beside it).
+//! larger than what it received; it caps clients and groups, and rate-limits what each
+//! verified client sends (token buckets: [`RelayConfig::client_datagrams_per_sec`] and the
+//! fields beside it).
 
 use std::{
     collections::{HashMap, HashSet},
