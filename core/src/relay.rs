@@ -327,15 +327,7 @@ impl RelayService {
     }
 
     fn handle_client(&self, source: SocketAddrV6, datagram: &[u8]) {
-        let message = control::decode(datagram);
-        if let Ok(Control::Join { .. } | Control::Leave { .. } | Control::Keepalive { .. }) =
-            &message
-            && !self.allow_control(source)
-        {
-            add(&self.counters.throttled_control, 1);
-            return;
-        }
-        match message {
+        match control::decode(datagram) {
             Ok(Control::Hello { nonce }) => {
                 add(&self.counters.challenges, 1);
                 let mac = self.secrets.lock().mac(source, nonce);
@@ -352,7 +344,16 @@ impl RelayService {
                 );
             }
             Ok(Control::Join { nonce, mac, groups }) => {
-                if !self.verify(source, nonce, &mac) || !self.join(source, (nonce, mac), &groups) {
+                if !self.verify(source, nonce, &mac) {
+                    add(&self.counters.refused, 1);
+                    return;
+                }
+                // Charged only once verified, so that nobody else can spend a client's tokens.
+                if !self.allow_control(source) {
+                    add(&self.counters.throttled_control, 1);
+                    return;
+                }
+                if !self.join(source, (nonce, mac), &groups) {
                     add(&self.counters.refused, 1);
                     return;
                 }
@@ -360,7 +361,11 @@ impl RelayService {
                 self.answer_keepalive(nonce, source);
             }
             Ok(Control::Leave { nonce, mac, groups }) if self.verify(source, nonce, &mac) => {
-                self.leave(source, &groups);
+                if self.allow_control(source) {
+                    self.leave(source, &groups);
+                } else {
+                    add(&self.counters.throttled_control, 1);
+                }
             }
             // The MAC was issued to the old address, which a client behind a rebinding NAT has lost.
             Ok(Control::Teardown { nonce, mac, old })
@@ -382,10 +387,14 @@ impl RelayService {
                 }
             }
             Ok(Control::Keepalive { nonce }) => {
-                if self.touch(source) {
+                if !self.touch(source) {
+                    add(&self.counters.rejected, 1);
+                } else if self.allow_control(source) {
                     self.answer_keepalive(nonce, source);
                 } else {
-                    add(&self.counters.rejected, 1);
+                    // KEEPALIVE carries no MAC: a throttled one still counts as the client
+                    // heard, and a client that misses the answers recovers by REBIND.
+                    add(&self.counters.throttled_control, 1);
                 }
             }
             Ok(Control::Data { group, datagram }) => self.forward_up(source, group, datagram),
@@ -401,8 +410,8 @@ impl RelayService {
     }
 
     /// Whether the client at `source` is within its control rate (taking one message from it).
-    /// Messages from addresses that are no client are not limited here: they are verified by
-    /// their MACs, and an unverified address is answered with at most what it sent.
+    /// An address that is no client yet is not limited here: its JOIN was verified by its MAC,
+    /// and an unverified address is answered with at most what it sent.
     fn allow_control(&self, source: SocketAddrV6) -> bool {
         let now = Instant::now();
         self.state
