@@ -43,7 +43,11 @@ fn receive(socket: &UdpSocket) -> Option<Vec<u8>> {
 /// Opens a tunnel to `relay` for `GROUP` the way a node does (HELLO, CHALLENGE, JOIN, and the
 /// KEEPALIVE that confirms it), from a socket of the current host.
 fn open_tunnel(relay: SocketAddrV6, nonce: u64) -> UdpSocket {
-    let socket = UdpSocket::bind("[::]:0").unwrap();
+    open_tunnel_from(UdpSocket::bind("[::]:0").unwrap(), relay, nonce)
+}
+
+/// [`open_tunnel`] from `socket`.
+fn open_tunnel_from(socket: UdpSocket, relay: SocketAddrV6, nonce: u64) -> UdpSocket {
     socket.connect(relay).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(2)))
@@ -408,4 +412,68 @@ fn spoofed_unverified_requests_are_not_amplified_towards_the_victim() {
         let stats = relay.stats();
         assert_eq!((stats.tunnels, stats.offers), (0, 0), "{stats:?}");
     }
+}
+
+#[test]
+fn keepalives_spoofed_in_a_clients_name_are_answered_at_most_at_its_control_rate() {
+    const CONTROL_RATE: u64 = 20;
+    const SPOOFED: u64 = 1_000;
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let relay = relay_on(&world, "r1", |config| {
+        config.client_control_per_sec = CONTROL_RATE;
+    });
+    let relay_address = SocketAddrV6::new(world.host("r1").addr(), relay.port(), 0, 0);
+    // The victim is a verified client: the relay answers its KEEPALIVEs, and the attacker
+    // sends KEEPALIVEs in its name to have those answers reflected at it.
+    let victim = SocketAddrV6::new(world.host("i2").addr(), 40_001, 0, 0);
+    let tunnel = world
+        .host("i2")
+        .run(|| open_tunnel_from(UdpSocket::bind(victim).unwrap(), relay_address, 7))
+        .unwrap();
+    tunnel
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let flood_time = world
+        .host("i1")
+        .run(|| {
+            let attacker = spoofing_socket(victim);
+            let began = Instant::now();
+            for nonce in 0..SPOOFED {
+                let keepalive = Control::Keepalive { nonce }.to_vec().unwrap();
+                attacker.send_to(&keepalive, relay_address).unwrap();
+            }
+            began.elapsed()
+        })
+        .unwrap();
+    let mut answers = 0u64;
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < deadline {
+        if let Some(datagram) = receive(&tunnel) {
+            assert!(
+                matches!(control::decode(&datagram), Ok(Control::Keepalive { .. })),
+                "{datagram:02x?}"
+            );
+            answers += 1;
+        }
+    }
+    let stats = relay.stats();
+    // The burst, and the refill while the flood was sent and for up to a second of queue.
+    let allowed = 2 * CONTROL_RATE + (flood_time.as_secs_f64() * CONTROL_RATE as f64).ceil() as u64;
+    assert!(
+        answers <= allowed,
+        "{answers} answers to {SPOOFED} spoofed keepalives, at most {allowed}: {stats:?}"
+    );
+    assert!(
+        answers > 0,
+        "the victim's bucket let its burst through: {stats:?}"
+    );
+    assert_eq!(stats.throttled_control + answers, SPOOFED, "{stats:?}");
+    assert_eq!(stats.tunnels, 1, "the victim keeps its tunnel: {stats:?}");
+    eprintln!(
+        "spoofed keepalives: {SPOOFED} sent in {flood_time:?} in a verified client's name, \
+         {answers} answered (control rate {CONTROL_RATE}/s), {} throttled",
+        stats.throttled_control
+    );
 }
