@@ -34,6 +34,7 @@ pub mod discovery;
 pub mod error;
 pub mod gateway;
 pub mod locate;
+mod ratelimit;
 pub mod relay;
 mod socket;
 pub mod tunnel;

@@ -7,7 +7,9 @@
 //! multicast on the core to the group the client names (its relayed twin) and passed to the
 //! relay's other clients of that group, never back to the sender. Before a client has proven
 //! it receives at its address (the CHALLENGE's MAC echoed in JOIN) the relay sends it nothing
-//! larger than what it received, and it caps clients and groups.
+//! larger than what it received; it caps clients and groups, and rate-limits what each
+//! verified client sends (token buckets: [`RelayConfig::client_datagrams_per_sec`] and the
+//! fields beside it).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -29,6 +31,7 @@ use crate::{
         self, CONTROL_PORT, RELAY_PORT, Secrets, ThreadBody, send_control, serve, start_threads,
     },
     error::Result,
+    ratelimit::{ClientLimits, Rates},
     socket::{self, Interface, McastSocket, SocketOptions, Waker},
     wire::control::{self, Control, MAX_GROUPS_PER_MESSAGE},
 };
@@ -59,6 +62,16 @@ pub struct RelayConfig {
     /// send to their own repeated groups, and answer them by SSM too (docs/reachability.md,
     /// section 7). For networks that route SSM but not any-source multicast.
     pub ssm_repeater: bool,
+    /// Most datagrams per second one verified client may send up its tunnel (DATA); more are
+    /// dropped and counted as `throttled`. Bursts of one second's worth pass. 0: no limit.
+    pub client_datagrams_per_sec: u64,
+    /// Most datagram bytes per second one verified client may send up its tunnel; more are
+    /// dropped and counted as `throttled`. Bursts of one second's worth (at least one largest
+    /// datagram) pass. 0: no limit.
+    pub client_bytes_per_sec: u64,
+    /// Most control messages (JOIN, LEAVE, KEEPALIVE) per second from one verified client; more
+    /// are dropped unanswered and counted as `throttled_control`. 0: no limit.
+    pub client_control_per_sec: u64,
 }
 
 impl Default for RelayConfig {
@@ -73,6 +86,9 @@ impl Default for RelayConfig {
             max_groups_per_tunnel: MAX_GROUPS_PER_MESSAGE,
             refresh: Duration::from_secs(10),
             ssm_repeater: false,
+            client_datagrams_per_sec: 10_000,
+            client_bytes_per_sec: 16 << 20,
+            client_control_per_sec: 50,
         }
     }
 }
@@ -101,6 +117,10 @@ pub struct RelayStats {
     pub rejected: u64,
     /// Tunnels moved to a client's new address after a NAT rebinding (proven by REBIND).
     pub rebinds: u64,
+    /// Datagrams from verified clients dropped for exceeding their datagram or byte rate.
+    pub throttled: u64,
+    /// Control messages from verified clients dropped for exceeding their control rate.
+    pub throttled_control: u64,
 }
 
 #[derive(Default)]
@@ -114,6 +134,8 @@ struct RelayCounters {
     bytes_up: AtomicU64,
     rejected: AtomicU64,
     rebinds: AtomicU64,
+    throttled: AtomicU64,
+    throttled_control: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, by: u64) {
@@ -158,6 +180,7 @@ struct Client {
     mac: control::Mac,
     groups: HashSet<Ipv6Addr>,
     last_heard: Instant,
+    limits: ClientLimits,
 }
 
 impl Relay {
@@ -222,6 +245,8 @@ impl Relay {
             bytes_up: get(&counters.bytes_up),
             rejected: get(&counters.rejected),
             rebinds: get(&counters.rebinds),
+            throttled: get(&counters.throttled),
+            throttled_control: get(&counters.throttled_control),
         }
     }
 
@@ -319,7 +344,16 @@ impl RelayService {
                 );
             }
             Ok(Control::Join { nonce, mac, groups }) => {
-                if !self.verify(source, nonce, &mac) || !self.join(source, (nonce, mac), &groups) {
+                if !self.verify(source, nonce, &mac) {
+                    add(&self.counters.refused, 1);
+                    return;
+                }
+                // Charged only once verified, so that nobody else can spend a client's tokens.
+                if !self.allow_control(source) {
+                    add(&self.counters.throttled_control, 1);
+                    return;
+                }
+                if !self.join(source, (nonce, mac), &groups) {
                     add(&self.counters.refused, 1);
                     return;
                 }
@@ -327,7 +361,11 @@ impl RelayService {
                 self.answer_keepalive(nonce, source);
             }
             Ok(Control::Leave { nonce, mac, groups }) if self.verify(source, nonce, &mac) => {
-                self.leave(source, &groups);
+                if self.allow_control(source) {
+                    self.leave(source, &groups);
+                } else {
+                    add(&self.counters.throttled_control, 1);
+                }
             }
             // The MAC was issued to the old address, which a client behind a rebinding NAT has lost.
             Ok(Control::Teardown { nonce, mac, old })
@@ -349,10 +387,14 @@ impl RelayService {
                 }
             }
             Ok(Control::Keepalive { nonce }) => {
-                if self.touch(source) {
+                if !self.touch(source) {
+                    add(&self.counters.rejected, 1);
+                } else if self.allow_control(source) {
                     self.answer_keepalive(nonce, source);
                 } else {
-                    add(&self.counters.rejected, 1);
+                    // KEEPALIVE carries no MAC: a throttled one still counts as the client
+                    // heard, and a client that misses the answers recovers by REBIND.
+                    add(&self.counters.throttled_control, 1);
                 }
             }
             Ok(Control::Data { group, datagram }) => self.forward_up(source, group, datagram),
@@ -364,6 +406,26 @@ impl RelayService {
                 add(&self.counters.rejected, 1);
                 debug!(%source, "malformed tunnel datagram: {err}");
             }
+        }
+    }
+
+    /// Whether the client at `source` is within its control rate (taking one message from it).
+    /// An address that is no client yet is not limited here: its JOIN was verified by its MAC,
+    /// and an unverified address is answered with at most what it sent.
+    fn allow_control(&self, source: SocketAddrV6) -> bool {
+        let now = Instant::now();
+        self.state
+            .lock()
+            .clients
+            .get_mut(&source)
+            .is_none_or(|client| client.limits.allow_control(now))
+    }
+
+    fn rates(&self) -> Rates {
+        Rates {
+            datagrams: self.config.client_datagrams_per_sec,
+            bytes: self.config.client_bytes_per_sec,
+            control: self.config.client_control_per_sec,
         }
     }
 
@@ -397,13 +459,15 @@ impl RelayService {
         if !state.clients.contains_key(&source) && state.clients.len() >= self.config.max_tunnels {
             return false;
         }
+        let now = Instant::now();
         let client = state.clients.entry(source).or_insert_with(|| Client {
             nonce,
             mac,
             groups: HashSet::new(),
-            last_heard: Instant::now(),
+            last_heard: now,
+            limits: ClientLimits::new(self.rates(), now),
         });
-        client.last_heard = Instant::now();
+        client.last_heard = now;
         // A client that shook hands again (same address) is known by its latest handshake.
         (client.nonce, client.mac) = (nonce, mac);
         let new: Vec<Ipv6Addr> = groups
@@ -576,7 +640,12 @@ impl RelayService {
                 add(&self.counters.rejected, 1);
                 return;
             }
-            client.last_heard = Instant::now();
+            let now = Instant::now();
+            client.last_heard = now;
+            if !client.limits.allow_data(datagram.len(), now) {
+                add(&self.counters.throttled, 1);
+                return;
+            }
             let members = state.members.get(&group);
             members
                 .map(|members| {

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{World, collect, config, joined, start_line, world};
+use harness::{World, collect, config, joined, spoofing_socket, start_line, world};
 use sixcast::{
     Config, Context,
     discovery::{Stratum0, Stratum0Config},
@@ -343,27 +343,6 @@ fn where_multicast_is_native_no_relay_carries_anything() {
         );
         assert!(services.stratum0.stats().probes >= 2);
     }
-}
-
-/// A UDP socket of the current host that sends with a source address it does not own.
-fn spoofing_socket(spoofed: SocketAddrV6) -> std::net::UdpSocket {
-    let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).unwrap();
-    let on: libc::c_int = 1;
-    for option in [libc::IPV6_FREEBIND, libc::IPV6_TRANSPARENT] {
-        // SAFETY: the option value is a live c_int and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&socket),
-                libc::IPPROTO_IPV6,
-                option,
-                std::ptr::from_ref(&on).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0, "spoofing needs CAP_NET_ADMIN in the namespace");
-    }
-    socket.bind(&spoofed.into()).unwrap();
-    socket.into()
 }
 
 #[test]

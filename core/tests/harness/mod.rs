@@ -79,6 +79,27 @@ pub(crate) fn start_line(parties: usize) -> Arc<Barrier> {
 /// Time for MLD reports to reach a multicast router after a join (bridges need none).
 pub(crate) const ROUTER_JOIN_DELAY: Duration = Duration::from_millis(300);
 
+/// A UDP socket of the current host that sends with a source address it does not own.
+pub(crate) fn spoofing_socket(spoofed: SocketAddrV6) -> std::net::UdpSocket {
+    let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None).unwrap();
+    let on: libc::c_int = 1;
+    for option in [libc::IPV6_FREEBIND, libc::IPV6_TRANSPARENT] {
+        // SAFETY: the option value is a live c_int and its size is passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::IPPROTO_IPV6,
+                option,
+                std::ptr::from_ref(&on).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "spoofing needs CAP_NET_ADMIN in the namespace");
+    }
+    socket.bind(&spoofed.into()).unwrap();
+    socket.into()
+}
+
 pub(crate) mod dns;
 
 /// Starts Stratum 0 on `host`, with enough hops to cross a router; returns it with its address.

@@ -1,0 +1,191 @@
+//! Token buckets: the per-client rate limits of a relay. No I/O; time is passed in.
+
+use std::time::Instant;
+
+/// A token bucket: holds at most `burst` tokens, refills at `rate` tokens per second, and
+/// grants a request only when it can pay for all of it.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`. A `rate` of 0 means no limit.
+    pub(crate) fn new(rate: u64, burst: u64, now: Instant) -> Self {
+        let burst = burst.max(1) as f64;
+        Self {
+            rate: rate as f64,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes `amount` tokens at `now` if the bucket holds them; otherwise takes nothing.
+    pub(crate) fn take(&mut self, amount: u64, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        // A clock read before the last one (another thread's) refills nothing.
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = elapsed.mul_add(self.rate, self.tokens).min(self.burst);
+        self.last = self.last.max(now);
+        let amount = amount as f64;
+        if self.tokens >= amount {
+            self.tokens -= amount;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The buckets of one relay client: datagrams and bytes it sends up, and control messages.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientLimits {
+    datagrams: TokenBucket,
+    bytes: TokenBucket,
+    control: TokenBucket,
+}
+
+/// Per-second rates of a [`ClientLimits`]; each bucket holds one second's worth (at least
+/// one datagram of the largest size for bytes). 0 disables a limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rates {
+    pub(crate) datagrams: u64,
+    pub(crate) bytes: u64,
+    pub(crate) control: u64,
+}
+
+impl ClientLimits {
+    pub(crate) fn new(rates: Rates, now: Instant) -> Self {
+        let largest = crate::wire::control::MAX_DATA_DATAGRAM as u64;
+        Self {
+            datagrams: TokenBucket::new(rates.datagrams, rates.datagrams, now),
+            bytes: TokenBucket::new(rates.bytes, rates.bytes.max(largest), now),
+            control: TokenBucket::new(rates.control, rates.control, now),
+        }
+    }
+
+    /// Whether a datagram of `len` bytes may go up now; a refused one costs nothing.
+    pub(crate) fn allow_data(&mut self, len: usize, now: Instant) -> bool {
+        let len = len as u64;
+        // Check both before paying either, so a refusal leaves both buckets untouched.
+        let mut datagrams = self.datagrams.clone();
+        let mut bytes = self.bytes.clone();
+        if datagrams.take(1, now) && bytes.take(len, now) {
+            (self.datagrams, self.bytes) = (datagrams, bytes);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a control message may be handled now.
+    pub(crate) fn allow_control(&mut self, now: Instant) -> bool {
+        self.control.take(1, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_bucket_grants_its_burst_then_its_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(100, 10, start);
+        let granted = (0..50).filter(|_| bucket.take(1, start)).count();
+        assert_eq!(granted, 10, "a full bucket pays its burst at once");
+        // 100 per second: 50 ms buys 5 more.
+        let later = start + Duration::from_millis(50);
+        let granted = (0..50).filter(|_| bucket.take(1, later)).count();
+        assert_eq!(granted, 5);
+    }
+
+    #[test]
+    fn a_bucket_never_holds_more_than_its_burst() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(1000, 20, start);
+        assert!(bucket.take(20, start));
+        let much_later = start + Duration::from_secs(3600);
+        let granted = (0..100).filter(|_| bucket.take(1, much_later)).count();
+        assert_eq!(granted, 20);
+    }
+
+    #[test]
+    fn a_refused_request_costs_nothing() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10, 10, start);
+        assert!(
+            !bucket.take(11, start),
+            "more than the burst is never granted"
+        );
+        assert!(bucket.take(10, start), "the refusal took nothing");
+        assert!(!bucket.take(1, start));
+    }
+
+    #[test]
+    fn an_earlier_clock_reading_refills_nothing() {
+        let start = Instant::now() + Duration::from_secs(1);
+        let mut bucket = TokenBucket::new(10, 2, start);
+        assert!(bucket.take(2, start));
+        assert!(!bucket.take(1, start - Duration::from_millis(500)));
+        assert!(bucket.take(1, start + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_zero_rate_is_no_limit() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(0, 0, start);
+        assert!((0..10_000).all(|_| bucket.take(1_000_000, start)));
+    }
+
+    #[test]
+    fn client_limits_cap_datagrams_and_bytes_separately() {
+        let start = Instant::now();
+        let rates = Rates {
+            datagrams: 100,
+            bytes: 100_000,
+            control: 5,
+        };
+        let mut few_large = ClientLimits::new(rates, start);
+        // 100 000 bytes of burst: 99 datagrams of 1000 bytes fit, then the bytes run out
+        // before the datagram count does.
+        let granted = (0..200)
+            .filter(|_| few_large.allow_data(1_010, start))
+            .count();
+        assert_eq!(granted, 99);
+        let mut many_small = ClientLimits::new(rates, start);
+        let granted = (0..200)
+            .filter(|_| many_small.allow_data(10, start))
+            .count();
+        assert_eq!(granted, 100, "the datagram count caps small datagrams");
+        let granted = (0..20).filter(|_| many_small.allow_control(start)).count();
+        assert_eq!(granted, 5, "control has its own bucket");
+    }
+
+    #[test]
+    fn a_datagram_refused_for_bytes_keeps_its_datagram_token() {
+        let start = Instant::now();
+        let rates = Rates {
+            datagrams: 2,
+            bytes: 100,
+            control: 1,
+        };
+        let mut limits = ClientLimits::new(rates, start);
+        let too_big = crate::wire::control::MAX_DATA_DATAGRAM + 1;
+        assert!(!limits.allow_data(too_big, start));
+        assert!(limits.allow_data(10, start));
+        assert!(
+            limits.allow_data(10, start),
+            "the refusal spent no datagram token"
+        );
+        assert!(!limits.allow_data(10, start));
+    }
+}
