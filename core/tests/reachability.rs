@@ -9,11 +9,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{World, collect, config, joined, spoofing_socket, start_line, world};
+use harness::{
+    World, collect, config, joined, relay_on, spoofing_socket, start_line, stratum0_on, world,
+};
 use sixcast::{
     Config, Context,
-    discovery::{Stratum0, Stratum0Config},
-    relay::{Relay, RelayConfig, RelayStats},
+    discovery::Stratum0,
+    relay::{Relay, RelayStats},
     wire::control::{self, Control},
 };
 
@@ -28,29 +30,11 @@ struct CoreServices {
 
 /// Starts Stratum 0 on `s0_host` and a relay on each of `relay_hosts`.
 fn core_services(world: &World, s0_host: &str, relay_hosts: &[&str]) -> CoreServices {
-    let stratum0 = world
-        .host(s0_host)
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            Stratum0::spawn(s0).unwrap()
-        })
-        .unwrap();
+    let (stratum0, address) = stratum0_on(world, s0_host);
     let relays = relay_hosts
         .iter()
-        .map(|host| {
-            let relay = world
-                .host(host)
-                .run(|| {
-                    let mut relay = RelayConfig::default();
-                    relay.hop_limit = 8;
-                    Relay::spawn(relay).unwrap()
-                })
-                .unwrap();
-            (host.to_string(), relay)
-        })
+        .map(|host| (host.to_string(), relay_on(world, host)))
         .collect();
-    let address = SocketAddrV6::new(world.host(s0_host).addr(), stratum0.port(), 0, 0);
     CoreServices {
         stratum0,
         relays,

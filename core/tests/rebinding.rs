@@ -14,26 +14,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{World, config, world};
+use harness::{World, config, relay_on, stratum0_on, world};
 use sixcast::{
     Context, Profile, Scope, addr,
-    discovery::{Stratum0, Stratum0Config},
-    relay::{Relay, RelayConfig},
+    relay::Relay,
     wire::control::{self, Control, Mac},
 };
 
 const WAIT: Duration = Duration::from_secs(10);
-
-fn relay_on(world: &World, host: &str) -> Relay {
-    world
-        .host(host)
-        .run(|| {
-            let mut relay = RelayConfig::default();
-            relay.hop_limit = 8;
-            Relay::spawn(relay).unwrap()
-        })
-        .unwrap()
-}
 
 /// Sends numbered messages on `channel` from `host` every 50 ms until `stop` is set.
 fn keep_sending(
@@ -204,15 +192,7 @@ fn a_context_behind_a_rebinding_nat_keeps_its_relay() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let stratum0 = world
-        .host("s0")
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            Stratum0::spawn(s0).unwrap()
-        })
-        .unwrap();
-    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let (_stratum0, s0) = stratum0_on(&world, "s0");
     let relays = [relay_on(&world, "r1"), relay_on(&world, "r2")];
     let stop = Arc::new(AtomicBool::new(false));
     let (tunnel_tx, tunnel_rx) = std::sync::mpsc::channel();
@@ -289,15 +269,7 @@ fn a_node_that_only_sends_keeps_its_tunnel_quietly() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let stratum0 = world
-        .host("s0")
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            Stratum0::spawn(s0).unwrap()
-        })
-        .unwrap();
-    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let (_stratum0, s0) = stratum0_on(&world, "s0");
     let relays = [relay_on(&world, "r1"), relay_on(&world, "r2")];
     // Nothing comes down this tunnel but keepalive answers, while the node sends all the time.
     let island = world.host("i1").spawn(move || {

@@ -11,27 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{World, spoofing_socket, start_line, world};
+use harness::{World, relay_on, relay_with, spoofing_socket, start_line, stratum0_on, world};
 use sixcast::{
-    discovery::{Stratum0, Stratum0Config},
-    relay::{Relay, RelayConfig},
+    relay::Relay,
     wire::control::{self, Control},
 };
 
 /// The group the raw tunnel clients join and send to.
 const GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0x5c, 0x77);
-
-fn relay_on(world: &World, host: &str, tune: impl FnOnce(&mut RelayConfig)) -> Relay {
-    world
-        .host(host)
-        .run(|| {
-            let mut config = RelayConfig::default();
-            config.hop_limit = 8;
-            tune(&mut config);
-            Relay::spawn(config).unwrap()
-        })
-        .unwrap()
-}
 
 fn receive(socket: &UdpSocket) -> Option<Vec<u8>> {
     let mut buffer = vec![0; 65_536];
@@ -94,7 +81,7 @@ fn a_flooding_tunnel_client_is_capped_while_another_client_still_gets_through() 
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let relay = relay_on(&world, "r1", |config| {
+    let relay = relay_with(&world, "r1", |config| {
         config.client_datagrams_per_sec = RATE;
         config.client_control_per_sec = 20;
     });
@@ -316,19 +303,11 @@ fn spoofed_unverified_requests_are_not_amplified_towards_the_victim() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let stratum0 = world
-        .host("s0")
-        .run(|| {
-            let mut config = Stratum0Config::default();
-            config.hop_limit = 8;
-            Stratum0::spawn(config).unwrap()
-        })
-        .unwrap();
-    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let (stratum0, s0) = stratum0_on(&world, "s0");
     let relays: Vec<(SocketAddrV6, Relay)> = ["r1", "r2"]
         .iter()
         .map(|host| {
-            let relay = relay_on(&world, host, |_| {});
+            let relay = relay_on(&world, host);
             let address = SocketAddrV6::new(world.host(host).addr(), relay.port(), 0, 0);
             (address, relay)
         })
@@ -421,7 +400,7 @@ fn keepalives_spoofed_in_a_clients_name_are_answered_at_most_at_its_control_rate
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let relay = relay_on(&world, "r1", |config| {
+    let relay = relay_with(&world, "r1", |config| {
         config.client_control_per_sec = CONTROL_RATE;
     });
     let relay_address = SocketAddrV6::new(world.host("r1").addr(), relay.port(), 0, 0);

@@ -4,12 +4,12 @@ mod harness;
 
 use std::{net::SocketAddrV6, sync::Arc, time::Duration};
 
-use harness::{World, assert_quiet, collect, config, joined, start_line, world};
+use harness::{
+    World, assert_quiet, collect, config, joined, relay_on, start_line, stratum0_on, world,
+};
 use sixcast::{
     Context, NodeId,
     crypto::{ChannelKey, DropReason, KeyId, Protection, SigningKey},
-    discovery::{Stratum0, Stratum0Config},
-    relay::{Relay, RelayConfig},
     wire,
 };
 use socket2::{Domain, Protocol, Socket, Type};
@@ -416,23 +416,8 @@ fn sealed_traffic_crosses_a_relay_and_replays_injected_through_it_are_dropped() 
         return;
     };
     const MESSAGES: usize = 4200;
-    let stratum0 = world
-        .host("s0")
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            Stratum0::spawn(s0).unwrap()
-        })
-        .unwrap();
-    let _relay = world
-        .host("r1")
-        .run(|| {
-            let mut relay = RelayConfig::default();
-            relay.hop_limit = 8;
-            Relay::spawn(relay).unwrap()
-        })
-        .unwrap();
-    let s0 = SocketAddrV6::new(world.host("s0").addr(), stratum0.port(), 0, 0);
+    let (_stratum0, s0) = stratum0_on(&world, "s0");
+    let _relay = relay_on(&world, "r1");
     let signer = SigningKey::generate().unwrap();
     let public = signer.public_key();
     let start = start_line(3);
