@@ -420,7 +420,9 @@ fn scale_send(spec: &Spec<'_>) -> Outcome {
     Ok(json!({ "sent": 3 * count }))
 }
 
-/// A context taking a flood of first fragments of messages that never complete.
+/// A context taking a flood of first fragments of messages that never complete: its RSS, and
+/// the memory its channel charges for partial messages (`Stats::reassembly_bytes`), at their
+/// peaks.
 fn flood_recv(spec: &Spec<'_>) -> Outcome {
     let mut config = sixcast_config(spec)?;
     config.reassembly_memory = spec.usize("reassembly_memory")?;
@@ -433,15 +435,17 @@ fn flood_recv(spec: &Spec<'_>) -> Outcome {
     let rss_before = proc_status("VmRSS");
     ready()?;
     let began = Instant::now();
-    let mut peak = rss_before;
+    let (mut peak, mut charged) = (rss_before, 0);
     while began.elapsed() < until {
         std::thread::sleep(Duration::from_millis(20));
         peak = peak.max(proc_status("VmRSS"));
+        charged = charged.max(channel.stats().reassembly_bytes);
     }
     let stats = channel.stats();
     Ok(json!({
         "rss_before_kib": rss_before,
         "rss_peak_kib": peak,
+        "reassembly_peak_kib": charged / 1024,
         "datagrams": stats.datagrams_received,
         "reassembly_dropped": stats.reassembly_dropped,
         "messages": stats.messages_received,
@@ -449,7 +453,8 @@ fn flood_recv(spec: &Spec<'_>) -> Outcome {
 }
 
 /// Sends the first fragment of ever new large messages to a channel's group: partial messages
-/// that never complete.
+/// that never complete. From one sender, or (`fresh_senders`) each from a sender of its own,
+/// which also fills the receiver's table of senders.
 fn flood_send(spec: &Spec<'_>) -> Outcome {
     let datagram = spec.usize("datagram")?;
     let group: Ipv6Addr = spec
@@ -469,10 +474,16 @@ fn flood_send(spec: &Spec<'_>) -> Outcome {
     let (began, cpu) = (Instant::now(), cpu_time());
     let mut sent = 0u64;
     let mut ready_datagrams = Vec::new();
+    let fresh_senders = spec.0["fresh_senders"] == true;
+    let new_packer = || {
+        sixcast::wire::Packer::new(sixcast::NodeId::random(), datagram, 1 << 20)
+            .map_err(|err| err.to_string())
+    };
+    let mut packer = new_packer()?;
     while began.elapsed() < duration {
-        // A fresh sender id each time: every partial message is a new one for the receiver.
-        let mut packer = sixcast::wire::Packer::new(sixcast::NodeId::random(), datagram, 1 << 20)
-            .map_err(|err| err.to_string())?;
+        if fresh_senders {
+            packer = new_packer()?;
+        }
         packer
             .push(&message, &mut ready_datagrams)
             .map_err(|err| err.to_string())?;
