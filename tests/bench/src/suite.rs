@@ -799,30 +799,47 @@ fn scale(launcher: &Launcher) -> Result<Value, String> {
     let flood = json!({"seconds": 2.0, "drain": 0.5, "channel": "flood", "group": group.to_string(),
                        "port": addr::DEFAULT_PORT, "datagram": sixcast::wire::DEFAULT_DATAGRAM_SIZE,
                        "hops": 1, "reassembly_memory": bound});
-    let mut spec = with_role(&flood, "flood-recv");
-    spec["system"] = json!("sixcast");
-    let mut receiver = launcher.start(&world, "h2", &spec)?;
-    let mut spec = with_role(&flood, "flood-send");
-    spec["system"] = json!("raw");
-    let mut sender = launcher.start(&world, "h1", &spec)?;
-    receiver.ready()?;
-    sender.ready()?;
-    receiver.go()?;
-    sender.go()?;
-    let sent = sender.report()?;
-    let mut flood_report = receiver.report()?;
-    flood_report["bound_kib"] = json!(bound / 1024);
-    flood_report["partial_messages_sent"] = sent["sent"].clone();
-    println!(
-        "flood of {} partial messages: RSS {} -> {} KiB (reassembly bound {} KiB), {} given up\n",
-        sent["sent"],
-        flood_report["rss_before_kib"],
-        flood_report["rss_peak_kib"],
-        bound / 1024,
-        flood_report["reassembly_dropped"]
-    );
+    let mut floods = Vec::new();
+    for fresh_senders in [false, true] {
+        let mut spec = with_role(&flood, "flood-recv");
+        spec["system"] = json!("sixcast");
+        let mut receiver = launcher.start(&world, "h2", &spec)?;
+        let mut spec = with_role(&flood, "flood-send");
+        spec["system"] = json!("raw");
+        spec["fresh_senders"] = json!(fresh_senders);
+        let mut sender = launcher.start(&world, "h1", &spec)?;
+        receiver.ready()?;
+        sender.ready()?;
+        receiver.go()?;
+        sender.go()?;
+        let sent = sender.report()?;
+        let mut flood_report = receiver.report()?;
+        flood_report["bound_kib"] = json!(bound / 1024);
+        flood_report["partial_messages_sent"] = sent["sent"].clone();
+        flood_report["fresh_senders"] = json!(fresh_senders);
+        println!(
+            "flood of {} partial 1 MiB messages from {}: reassembly charge at most {} KiB \
+             (bound {} KiB), RSS {} -> {} KiB, {} given up",
+            sent["sent"],
+            if fresh_senders {
+                "as many senders"
+            } else {
+                "one sender"
+            },
+            flood_report["reassembly_peak_kib"],
+            bound / 1024,
+            flood_report["rss_before_kib"],
+            flood_report["rss_peak_kib"],
+            flood_report["reassembly_dropped"]
+        );
+        floods.push(flood_report);
+    }
+    println!();
     let relay = relay_scale(launcher)?;
-    Ok(json!({"channels": channels_report, "flood": flood_report, "relay": relay}))
+    Ok(
+        json!({"channels": channels_report, "flood": floods[0], "flood_fresh_senders": floods[1],
+               "relay": relay}),
+    )
 }
 
 fn find<'a>(cells: &'a [Cell], system: &str, size: usize, receivers: usize) -> Option<&'a Cell> {
@@ -951,13 +968,31 @@ fn targets(throughput: &[Cell], rtt: &[Value], relayed: &[Cell], scale: &Value) 
             false,
         ));
     }
+    for (flood, who) in [
+        ("flood", "one sender"),
+        ("flood_fresh_senders", "a sender each"),
+    ] {
+        let figures = &scale[flood];
+        if let Some(bound) = figures["bound_kib"].as_f64() {
+            targets.push(target(
+                format!("partial-message flood ({who}): peak reassembly charge / bound"),
+                figures["reassembly_peak_kib"]
+                    .as_f64()
+                    .map(|kib| kib / bound),
+                1.0,
+                false,
+            ));
+        }
+    }
     if let (Some(before), Some(peak), Some(bound)) = (
         scale["flood"]["rss_before_kib"].as_f64(),
         scale["flood"]["rss_peak_kib"].as_f64(),
         scale["flood"]["bound_kib"].as_f64(),
     ) {
+        // From one sender: nothing but reassembly grows (a sender each also fills the table
+        // of senders, bounded on its own by `max_senders`).
         targets.push(target(
-            "partial-message flood: RSS growth / reassembly bound".into(),
+            "partial-message flood (one sender): RSS growth / reassembly bound".into(),
             Some((peak - before) / bound),
             1.0,
             false,
