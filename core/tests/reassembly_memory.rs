@@ -5,7 +5,10 @@
 
 use std::{
     alloc::{GlobalAlloc, Layout, System},
-    sync::atomic::{AtomicIsize, Ordering},
+    sync::{
+        Mutex,
+        atomic::{AtomicIsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -57,6 +60,9 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+/// The tests take turns: the counter is the whole process's.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Which fragments of each message a flood sends.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +134,9 @@ const FIRST_NODES: isize = 2048;
 
 #[test]
 fn reassembly_charge_is_never_below_the_heap_it_holds() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let budget = 4 << 20;
     // From one large message (many fragments of few, large ones) to the smallest fragmented
     // ones: a flood of tiny partial messages costs mostly bookkeeping.
@@ -162,4 +171,39 @@ fn reassembly_charge_is_never_below_the_heap_it_holds() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// What a flood from ever new senders costs beside reassembly: the table of senders, at most
+/// `max_senders` duplicate windows of `dedup_window / 8` bytes with their map entries, and the
+/// floors of up to four times as many forgotten senders: at most 640 bytes per tracked sender
+/// beside its window, as `InboxLimits::max_senders` documents.
+#[test]
+fn sender_table_memory_is_bounded_by_max_senders() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let limits = InboxLimits::default();
+    let mut inbox = Inbox::new(limits);
+    let now = Instant::now();
+    let baseline = HELD.load(Ordering::Relaxed);
+    let mut peak = 0;
+    for sender in 0..8 * limits.max_senders as u64 {
+        let mut datagrams = Vec::new();
+        let mut packer = Packer::new(NodeId(sender), 1232, 1024).expect("packer");
+        packer.push(b"hello", &mut datagrams).expect("push");
+        packer.flush(&mut datagrams);
+        let datagram = wire::decode(&datagrams[0]).expect("decodes");
+        inbox.accept(&datagram, now, &mut |_| {});
+        drop(datagrams);
+        peak = peak.max(HELD.load(Ordering::Relaxed) - baseline);
+    }
+    let window = (limits.dedup_window / 8) as isize;
+    let bound = limits.max_senders as isize * (window + 640);
+    println!(
+        "{} senders: the table held at most {peak} B (bound {bound} B, window {window} B)",
+        8 * limits.max_senders,
+    );
+    assert!(peak <= bound, "{peak} B held, over {bound} B");
+    // Once as many senders were forgotten as are remembered, the table grows no further.
+    assert!(peak > limits.max_senders as isize * window);
 }
