@@ -101,6 +101,9 @@ pub struct Stats {
     pub queue_overflow: u64,
     /// Fragmented messages given up (timed out, inconsistent, or over the memory bound).
     pub reassembly_dropped: u64,
+    /// Memory charged now for partial messages, at most [`Config::reassembly_memory`] per
+    /// channel (a gauge, not a counter).
+    pub reassembly_bytes: u64,
     /// Datagrams for a group no channel of this context has (context totals only).
     pub unknown_group: u64,
     /// What the channel's keys refused, by reason: datagrams, and messages for
@@ -121,6 +124,7 @@ impl std::ops::AddAssign for Stats {
         self.own_dropped += other.own_dropped;
         self.queue_overflow += other.queue_overflow;
         self.reassembly_dropped += other.reassembly_dropped;
+        self.reassembly_bytes += other.reassembly_bytes;
         self.unknown_group += other.unknown_group;
         self.drops += other.drops;
     }
@@ -163,6 +167,7 @@ impl Counters {
             drops: self.drops.snapshot(),
             duplicates: 0,
             reassembly_dropped: 0,
+            reassembly_bytes: 0,
         }
     }
 }
@@ -897,7 +902,11 @@ impl ChannelState {
 
     fn stats(&self) -> Stats {
         let mut stats = self.counters.snapshot();
-        let inbox = self.inbox.lock().stats();
+        let (inbox, reassembly_bytes) = {
+            let inbox = self.inbox.lock();
+            (inbox.stats(), inbox.reassembly_bytes())
+        };
+        stats.reassembly_bytes = reassembly_bytes as u64;
         stats.duplicates = inbox.duplicates;
         stats.drops.add(DropReason::Replay, inbox.stale);
         stats.reassembly_dropped = inbox.reassembly_expired + inbox.reassembly_rejected;

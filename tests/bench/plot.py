@@ -27,6 +27,13 @@ def main(source, target):
         results = json.load(file)
     cells = results["throughput"]
     sizes = sorted({cell["size"] for cell in cells})
+    markdown = target.rsplit(".", 1)[0] + ".md"
+    with open(markdown, "w") as file:
+        file.write(tables(results))
+    print(f"wrote {markdown}")
+    if not sizes:
+        print("no throughput figures: no plot")
+        return
     figure, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4.5), sharey=True)
     for axis, size in zip(axes if len(sizes) > 1 else [axes], sizes):
         systems = [s for s in STYLE if any(c["system"] == s and c["size"] == size for c in cells)]
@@ -59,10 +66,6 @@ def main(source, target):
     figure.tight_layout()
     figure.savefig(target)
     print(f"wrote {target}")
-    markdown = target.rsplit(".", 1)[0] + ".md"
-    with open(markdown, "w") as file:
-        file.write(tables(results))
-    print(f"wrote {markdown}")
 
 
 def rate(value):
@@ -121,13 +124,30 @@ def tables(results):
             for size in sorted({key[1] for key in relay})) + "."]
     scale = results.get("scale")
     if scale:
-        channels, flood = scale["channels"], scale["flood"]
+        channels = scale["channels"]
         lines += ["", f"One context on {channels['channels']} channels: heard on {channels['heard']}, "
-                  f"RSS {channels['rss_kib'] / 1024:.1f} MiB, {channels['threads']} threads. "
-                  f"A flood of {flood['partial_messages_sent']} partial 1 MiB messages: RSS "
-                  f"{flood['rss_before_kib'] / 1024:.1f} -> {flood['rss_peak_kib'] / 1024:.1f} MiB "
-                  f"with a {flood['bound_kib'] / 1024:.0f} MiB reassembly bound; "
-                  f"{flood['reassembly_dropped']} given up."]
+                  f"RSS {channels['rss_kib'] / 1024:.1f} MiB, {channels['threads']} threads."]
+        for key, who in [("flood", "one sender"), ("flood_fresh_senders", "a sender each")]:
+            flood = scale.get(key)
+            if flood:
+                lines += ["", f"A flood of {flood['partial_messages_sent']} partial 1 MiB messages "
+                          f"({who}): reassembly charge at most "
+                          f"{flood['reassembly_peak_kib'] / 1024:.2f} MiB against its "
+                          f"{flood['bound_kib'] / 1024:.0f} MiB bound; RSS "
+                          f"{flood['rss_before_kib'] / 1024:.1f} -> {flood['rss_peak_kib'] / 1024:.1f} MiB; "
+                          f"{flood['reassembly_dropped']} given up."]
+        if scale.get("relay"):
+            lines += ["", f"One relay process, tunnel clients each joined to one group that carries "
+                      f"{scale['relay'][0]['rate']} datagrams/s:", "",
+                      "| clients | tunnels | clients heard | relay RSS MiB (peak) | datagrams down/s "
+                      "| relay CPU µs/datagram | relay CPU ms/s per client |",
+                      "|---|---|---|---|---|---|---|"]
+            for row in scale["relay"]:
+                lines.append(
+                    f"| {row['clients']} | {row['tunnels']} | {row['clients_heard']} "
+                    f"| {row['rss_peak_kib'] / 1024:.1f} | {row['datagrams_down'] / row['seconds']:.0f} "
+                    f"| {row['cpu_us_per_datagram_down']:.2f} "
+                    f"| {row['cpu_seconds'] / row['seconds'] / row['clients'] * 1e3:.3f} |")
     lines += ["", "| target (issue 6) | measured | limit | |", "|---|---|---|---|"]
     for target in results["targets"]:
         value = "-" if target["value"] is None else f"{target['value']:.2f}"

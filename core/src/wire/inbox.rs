@@ -25,7 +25,9 @@ pub struct InboxLimits {
     pub reassembly_timeout: Duration,
     /// Memory that partial messages may hold together; see [`Inbox::reassembly_bytes`].
     pub reassembly_memory: usize,
-    /// Senders tracked at once; the least recently heard is forgotten to make room.
+    /// Senders tracked at once; the least recently heard is forgotten to make room. Each costs
+    /// at most `dedup_window / 8` bytes for its window plus 640 bytes for map entries and the
+    /// floors of forgotten senders (apart from [`reassembly_memory`](Self::reassembly_memory)).
     pub max_senders: usize,
     /// How many of a sender's most recent sequence numbers are remembered to drop duplicates.
     pub dedup_window: u64,

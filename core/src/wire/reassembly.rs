@@ -11,10 +11,14 @@ use super::{Fragment, NodeId, usize_from};
 /// Identifies a message: its sender and sequence number.
 pub(super) type MessageKey = (NodeId, u64);
 
-/// Bookkeeping charged per partial message on top of its payload: map entries and the struct.
-const PARTIAL_OVERHEAD: usize = 256;
-/// Bookkeeping charged per announced fragment: one entry of the chunk map, plus its index bit.
-const FRAGMENT_OVERHEAD: usize = 32;
+/// Bookkeeping charged per partial message on top of its payload: its entries in both maps
+/// (B-tree nodes may be only half full), the chunk map's first node, the index words and
+/// malloc's headers. 256 bytes undercounted a flood of small partial messages by half
+/// (`core/tests/reassembly_memory.rs` measures the heap against the charge).
+const PARTIAL_OVERHEAD: usize = 768;
+/// Bookkeeping charged per announced fragment: one entry of the chunk map in half-full nodes,
+/// plus its index bit.
+const FRAGMENT_OVERHEAD: usize = 48;
 
 /// What became of a fragment handed to [`Reassembly::add`].
 #[derive(Debug, PartialEq, Eq)]

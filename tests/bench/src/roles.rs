@@ -6,14 +6,18 @@
 use std::{
     io::{BufRead, Write},
     mem,
-    net::{Ipv6Addr, SocketAddrV6},
+    net::{Ipv6Addr, SocketAddrV6, UdpSocket},
     os::fd::AsRawFd,
     ptr,
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-use sixcast::{Config, Context, ErrorKind};
+use sixcast::{
+    Config, Context, ErrorKind,
+    relay::{Relay, RelayConfig},
+    wire::control::{self, Control},
+};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 /// Datagrams per sendmmsg/recvmmsg call of the raw systems.
@@ -75,6 +79,9 @@ pub(crate) fn run(spec: &Value) -> Outcome {
         ("raw", "recv") => raw_recv(&get),
         ("raw", "forward") => raw_forward(&get),
         ("raw", "flood-send") => flood_send(&get),
+        ("sixcast", "relay") => relay_serve(&get),
+        ("raw", "tunnel-clients") => tunnel_clients(&get),
+        ("raw", "paced-send") => paced_send(&get),
         ("raw", "ping" | "pong") => raw_ping_pong(&get),
         ("zmq", "send") => zmq_send(&get),
         ("zmq", "recv") => zmq_recv(&get),
@@ -413,7 +420,9 @@ fn scale_send(spec: &Spec<'_>) -> Outcome {
     Ok(json!({ "sent": 3 * count }))
 }
 
-/// A context taking a flood of first fragments of messages that never complete.
+/// A context taking a flood of first fragments of messages that never complete: its RSS, and
+/// the memory its channel charges for partial messages (`Stats::reassembly_bytes`), at their
+/// peaks.
 fn flood_recv(spec: &Spec<'_>) -> Outcome {
     let mut config = sixcast_config(spec)?;
     config.reassembly_memory = spec.usize("reassembly_memory")?;
@@ -426,15 +435,17 @@ fn flood_recv(spec: &Spec<'_>) -> Outcome {
     let rss_before = proc_status("VmRSS");
     ready()?;
     let began = Instant::now();
-    let mut peak = rss_before;
+    let (mut peak, mut charged) = (rss_before, 0);
     while began.elapsed() < until {
         std::thread::sleep(Duration::from_millis(20));
         peak = peak.max(proc_status("VmRSS"));
+        charged = charged.max(channel.stats().reassembly_bytes);
     }
     let stats = channel.stats();
     Ok(json!({
         "rss_before_kib": rss_before,
         "rss_peak_kib": peak,
+        "reassembly_peak_kib": charged / 1024,
         "datagrams": stats.datagrams_received,
         "reassembly_dropped": stats.reassembly_dropped,
         "messages": stats.messages_received,
@@ -442,7 +453,8 @@ fn flood_recv(spec: &Spec<'_>) -> Outcome {
 }
 
 /// Sends the first fragment of ever new large messages to a channel's group: partial messages
-/// that never complete.
+/// that never complete. From one sender, or (`fresh_senders`) each from a sender of its own,
+/// which also fills the receiver's table of senders.
 fn flood_send(spec: &Spec<'_>) -> Outcome {
     let datagram = spec.usize("datagram")?;
     let group: Ipv6Addr = spec
@@ -462,16 +474,196 @@ fn flood_send(spec: &Spec<'_>) -> Outcome {
     let (began, cpu) = (Instant::now(), cpu_time());
     let mut sent = 0u64;
     let mut ready_datagrams = Vec::new();
+    let fresh_senders = spec.0["fresh_senders"] == true;
+    let new_packer = || {
+        sixcast::wire::Packer::new(sixcast::NodeId::random(), datagram, 1 << 20)
+            .map_err(|err| err.to_string())
+    };
+    let mut packer = new_packer()?;
     while began.elapsed() < duration {
-        // A fresh sender id each time: every partial message is a new one for the receiver.
-        let mut packer = sixcast::wire::Packer::new(sixcast::NodeId::random(), datagram, 1 << 20)
-            .map_err(|err| err.to_string())?;
+        if fresh_senders {
+            packer = new_packer()?;
+        }
         packer
             .push(&message, &mut ready_datagrams)
             .map_err(|err| err.to_string())?;
         let first = ready_datagrams.swap_remove(0);
         ready_datagrams.clear();
         sent += send_many(&socket, &target, &first, 1);
+    }
+    Ok(sender_report(sent, began, cpu))
+}
+
+/// A relay in a process of its own, so that its memory is measured alone: reports its RSS idle
+/// (before any client), with every client joined, and at its peak, and its CPU time and the
+/// datagrams it passed down tunnels during `seconds` after `go`.
+fn relay_serve(spec: &Spec<'_>) -> Outcome {
+    let mut config = RelayConfig::default();
+    config.hop_limit = u8::try_from(spec.u64("hops")?).map_err(|err| err.to_string())?;
+    let relay = Relay::spawn(config).map_err(|err| err.to_string())?;
+    let rss_idle = proc_status("VmRSS");
+    ready()?;
+    let rss_joined = proc_status("VmRSS");
+    let (before, cpu) = (relay.stats(), cpu_time());
+    let began = Instant::now();
+    std::thread::sleep(spec.seconds("seconds")?);
+    let (after, cpu) = (relay.stats(), cpu_time() - cpu);
+    Ok(json!({
+        "tunnels": after.tunnels,
+        "refused": after.refused,
+        "rss_idle_kib": rss_idle,
+        "rss_joined_kib": rss_joined,
+        "rss_kib": proc_status("VmRSS"),
+        "rss_peak_kib": proc_status("VmHWM"),
+        "threads": proc_status("Threads"),
+        "seconds": began.elapsed().as_secs_f64(),
+        "cpu_seconds": cpu.as_secs_f64(),
+        "datagrams_down": after.datagrams_down - before.datagrams_down,
+    }))
+}
+
+/// Waits until some of `sockets` are readable (at most `timeout`); their indices.
+fn readable(sockets: &[UdpSocket], timeout: Duration) -> Vec<usize> {
+    let mut fds: Vec<libc::pollfd> = sockets
+        .iter()
+        .map(|socket| libc::pollfd {
+            fd: socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fds` is a live array of `fds.len()` pollfds.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
+    if ready <= 0 {
+        return Vec::new();
+    }
+    fds.iter()
+        .enumerate()
+        .filter(|(_, fd)| fd.revents & libc::POLLIN != 0)
+        .map(|(index, _)| index)
+        .collect()
+}
+
+/// A tunnel client's handshake so far: the nonce of its HELLO, and whether the relay
+/// acknowledged its JOIN.
+struct Handshake {
+    nonce: u64,
+    open: bool,
+}
+
+/// `count` tunnel clients, each a UDP socket of its own (the relay knows a client by its address
+/// and port), that open a tunnel to `relay` with the client side of the handshake (HELLO,
+/// CHALLENGE, JOIN of `group`, KEEPALIVE) and then count what comes down their tunnels.
+fn tunnel_clients(spec: &Spec<'_>) -> Outcome {
+    let count = spec.usize("count")?;
+    let relay = spec.addr("relay")?;
+    let group: Ipv6Addr = spec
+        .str("group")?
+        .parse()
+        .map_err(|err| format!("group: {err}"))?;
+    let sockets = (0..count)
+        .map(|_| {
+            let socket = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0))?;
+            socket.set_nonblocking(true)?;
+            Ok(socket)
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|err| format!("binding a client socket: {err}"))?;
+    let encode = |message: &Control<'_>| message.to_vec().map_err(|err| err.to_string());
+    let mut clients: Vec<Handshake> = (0..count)
+        .map(|index| Handshake {
+            nonce: 0x5ca1_e000_0000 + index as u64,
+            open: false,
+        })
+        .collect();
+    let mut buffer = vec![0u8; RAW_BUFFER];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut open = 0;
+    while open < count {
+        if Instant::now() > deadline {
+            return Err(format!("only {open} of {count} tunnels opened within 20 s"));
+        }
+        // (Re)send HELLO for every client not open yet: a lost datagram only costs a round.
+        for (socket, client) in sockets.iter().zip(&clients) {
+            if !client.open {
+                let _ = socket.send_to(
+                    &encode(&Control::Hello {
+                        nonce: client.nonce,
+                    })?,
+                    relay,
+                );
+            }
+        }
+        let round = Instant::now() + Duration::from_millis(500);
+        while open < count && Instant::now() < round {
+            for index in readable(&sockets, Duration::from_millis(50)) {
+                while let Ok((length, _)) = sockets[index].recv_from(&mut buffer) {
+                    let client = &mut clients[index];
+                    match control::decode(&buffer[..length]) {
+                        Ok(Control::Challenge {
+                            nonce,
+                            mac,
+                            limit: false,
+                            ..
+                        }) if nonce == client.nonce => {
+                            let join = Control::Join {
+                                nonce,
+                                mac,
+                                groups: vec![group],
+                            };
+                            let _ = sockets[index].send_to(&encode(&join)?, relay);
+                        }
+                        Ok(Control::Keepalive { nonce })
+                            if nonce == client.nonce && !client.open =>
+                        {
+                            client.open = true;
+                            open += 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let until = spec.seconds("seconds")? + spec.seconds("drain")?;
+    ready()?;
+    let began = Instant::now();
+    let mut received = vec![0u64; count];
+    while began.elapsed() < until {
+        for index in readable(&sockets, Duration::from_millis(50)) {
+            while let Ok((length, _)) = sockets[index].recv_from(&mut buffer) {
+                if matches!(control::decode(&buffer[..length]), Ok(Control::Data { .. })) {
+                    received[index] += 1;
+                }
+            }
+        }
+    }
+    Ok(json!({
+        "clients": count,
+        "received": received.iter().sum::<u64>(),
+        "clients_heard": received.iter().filter(|&&count| count > 0).count(),
+        "least_received": received.iter().min().copied().unwrap_or(0),
+    }))
+}
+
+/// `rate` datagrams of `size` bytes a second to `group` on eth0 for `seconds`: traffic at a
+/// steady pace, whatever the receivers' number.
+fn paced_send(spec: &Spec<'_>) -> Outcome {
+    let socket = raw_socket()?;
+    let target = raw_target(spec, &socket)?;
+    let payload = vec![0x5c; spec.usize("size")?];
+    let rate = spec.u64("rate")?.max(1);
+    let duration = spec.seconds("seconds")?;
+    ready()?;
+    let (began, cpu) = (Instant::now(), cpu_time());
+    let mut sent = 0;
+    while began.elapsed() < duration {
+        let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(began.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        sent += send_many(&socket, &target, &payload, 1);
     }
     Ok(sender_report(sent, began, cpu))
 }
@@ -625,7 +817,7 @@ fn raw_ping_pong(spec: &Spec<'_>) -> Outcome {
     socket
         .set_multicast_if_v6(interface)
         .map_err(|err| err.to_string())?;
-    let socket = std::net::UdpSocket::from(socket);
+    let socket = UdpSocket::from(socket);
     let target = SocketAddrV6::new(outgoing, port, 0, interface);
     let mut buffer = vec![0u8; RAW_BUFFER];
     let mut receive = |timeout: Duration| -> Result<Option<Vec<u8>>, String> {

@@ -672,6 +672,103 @@ fn relay(launcher: &Launcher, seconds: f64) -> Result<Vec<Cell>, String> {
     Ok(cells)
 }
 
+/// Tunnel client counts of the relay's scale run.
+const RELAY_CLIENTS: [usize; 3] = [10, 100, 1000];
+/// Hosts the simulated tunnel clients are spread over (each client a socket of its own).
+const CLIENT_HOSTS: usize = 2;
+/// Datagrams a second multicast on the core for the relay to pass down to every client.
+const RELAY_SCALE_RATE: u64 = 50;
+
+/// One relay (a process of its own on h1) serving N tunnel clients simulated on h3 and h4, all
+/// joined to one group that h2 multicasts to at a steady pace: the relay's RSS and its CPU time
+/// per datagram delivered down a tunnel, as N grows.
+fn relay_scale(launcher: &Launcher) -> Result<Vec<Value>, String> {
+    let world =
+        World::lan(2 + CLIENT_HOSTS).map_err(|err| format!("building the LAN world: {err}"))?;
+    let group = addr::group_addr(
+        b"relay-scale",
+        &sixcast::Profile::default(),
+        Scope::default(),
+    )
+    .map_err(|err| err.to_string())?;
+    let relay_address = format!(
+        "[{}]:{}",
+        world.host("h1").addr(),
+        sixcast::discovery::RELAY_PORT
+    );
+    let seconds = 3.0;
+    println!(
+        "one relay (h1) serving N tunnel clients (on h3, h4), {RELAY_SCALE_RATE} datagrams/s of \
+         64 B multicast on the core (h2) to their group"
+    );
+    println!(
+        "{:>6} {:>8} {:>9} {:>10} {:>10} {:>12} {:>14} {:>8}",
+        "N", "tunnels", "heard", "RSS KiB", "peak KiB", "down/s", "CPU µs/dgram", "threads"
+    );
+    let mut rows = Vec::new();
+    for clients in RELAY_CLIENTS {
+        let mut relay = launcher.start(
+            &world,
+            "h1",
+            &json!({"system": "sixcast", "role": "relay", "hops": 8, "seconds": seconds}),
+        )?;
+        relay.ready()?;
+        let mut simulated = Vec::new();
+        for host in 0..CLIENT_HOSTS {
+            let count = clients / CLIENT_HOSTS + usize::from(host < clients % CLIENT_HOSTS);
+            simulated.push(launcher.start(
+                &world,
+                &format!("h{}", host + 3),
+                &json!({"system": "raw", "role": "tunnel-clients", "count": count,
+                        "relay": relay_address, "group": group.to_string(),
+                        "seconds": seconds, "drain": 0.5}),
+            )?);
+        }
+        let mut sender = launcher.start(
+            &world,
+            "h2",
+            &json!({"system": "raw", "role": "paced-send", "size": 64, "seconds": seconds,
+                    "rate": RELAY_SCALE_RATE, "group": group.to_string(),
+                    "port": addr::DEFAULT_PORT}),
+        )?;
+        for peer in &mut simulated {
+            peer.ready()?;
+        }
+        sender.ready()?;
+        relay.go()?;
+        for peer in &mut simulated {
+            peer.go()?;
+        }
+        sender.go()?;
+        sender.report()?;
+        let mut report = relay.report()?;
+        let (mut heard, mut received) = (0, 0);
+        for mut peer in simulated {
+            let figures = peer.report()?;
+            heard += figures["clients_heard"].as_u64().unwrap_or(0);
+            received += figures["received"].as_u64().unwrap_or(0);
+        }
+        let down = number(&report, "datagrams_down")?;
+        let cpu_per_datagram = number(&report, "cpu_seconds")? / down.max(1.0) * 1e6;
+        report["clients"] = json!(clients);
+        report["clients_heard"] = json!(heard);
+        report["received_by_clients"] = json!(received);
+        report["cpu_us_per_datagram_down"] = json!(cpu_per_datagram);
+        report["rate"] = json!(RELAY_SCALE_RATE);
+        println!(
+            "{clients:>6} {:>8} {heard:>9} {:>10} {:>10} {:>12.0} {cpu_per_datagram:>14.2} {:>8}",
+            report["tunnels"],
+            report["rss_kib"],
+            report["rss_peak_kib"],
+            down / number(&report, "seconds")?,
+            report["threads"]
+        );
+        rows.push(report);
+    }
+    println!();
+    Ok(rows)
+}
+
 /// One context on 1,000 channels; reassembly memory under a flood of partial messages.
 fn scale(launcher: &Launcher) -> Result<Value, String> {
     let world = World::lan(2).map_err(|err| format!("building the LAN world: {err}"))?;
@@ -702,29 +799,47 @@ fn scale(launcher: &Launcher) -> Result<Value, String> {
     let flood = json!({"seconds": 2.0, "drain": 0.5, "channel": "flood", "group": group.to_string(),
                        "port": addr::DEFAULT_PORT, "datagram": sixcast::wire::DEFAULT_DATAGRAM_SIZE,
                        "hops": 1, "reassembly_memory": bound});
-    let mut spec = with_role(&flood, "flood-recv");
-    spec["system"] = json!("sixcast");
-    let mut receiver = launcher.start(&world, "h2", &spec)?;
-    let mut spec = with_role(&flood, "flood-send");
-    spec["system"] = json!("raw");
-    let mut sender = launcher.start(&world, "h1", &spec)?;
-    receiver.ready()?;
-    sender.ready()?;
-    receiver.go()?;
-    sender.go()?;
-    let sent = sender.report()?;
-    let mut flood_report = receiver.report()?;
-    flood_report["bound_kib"] = json!(bound / 1024);
-    flood_report["partial_messages_sent"] = sent["sent"].clone();
-    println!(
-        "flood of {} partial messages: RSS {} -> {} KiB (reassembly bound {} KiB), {} given up\n",
-        sent["sent"],
-        flood_report["rss_before_kib"],
-        flood_report["rss_peak_kib"],
-        bound / 1024,
-        flood_report["reassembly_dropped"]
-    );
-    Ok(json!({"channels": channels_report, "flood": flood_report}))
+    let mut floods = Vec::new();
+    for fresh_senders in [false, true] {
+        let mut spec = with_role(&flood, "flood-recv");
+        spec["system"] = json!("sixcast");
+        let mut receiver = launcher.start(&world, "h2", &spec)?;
+        let mut spec = with_role(&flood, "flood-send");
+        spec["system"] = json!("raw");
+        spec["fresh_senders"] = json!(fresh_senders);
+        let mut sender = launcher.start(&world, "h1", &spec)?;
+        receiver.ready()?;
+        sender.ready()?;
+        receiver.go()?;
+        sender.go()?;
+        let sent = sender.report()?;
+        let mut flood_report = receiver.report()?;
+        flood_report["bound_kib"] = json!(bound / 1024);
+        flood_report["partial_messages_sent"] = sent["sent"].clone();
+        flood_report["fresh_senders"] = json!(fresh_senders);
+        println!(
+            "flood of {} partial 1 MiB messages from {}: reassembly charge at most {} KiB \
+             (bound {} KiB), RSS {} -> {} KiB, {} given up",
+            sent["sent"],
+            if fresh_senders {
+                "as many senders"
+            } else {
+                "one sender"
+            },
+            flood_report["reassembly_peak_kib"],
+            bound / 1024,
+            flood_report["rss_before_kib"],
+            flood_report["rss_peak_kib"],
+            flood_report["reassembly_dropped"]
+        );
+        floods.push(flood_report);
+    }
+    println!();
+    let relay = relay_scale(launcher)?;
+    Ok(
+        json!({"channels": channels_report, "flood": floods[0], "flood_fresh_senders": floods[1],
+               "relay": relay}),
+    )
 }
 
 fn find<'a>(cells: &'a [Cell], system: &str, size: usize, receivers: usize) -> Option<&'a Cell> {
@@ -853,15 +968,63 @@ fn targets(throughput: &[Cell], rtt: &[Value], relayed: &[Cell], scale: &Value) 
             false,
         ));
     }
+    for (flood, who) in [
+        ("flood", "one sender"),
+        ("flood_fresh_senders", "a sender each"),
+    ] {
+        let figures = &scale[flood];
+        if let Some(bound) = figures["bound_kib"].as_f64() {
+            targets.push(target(
+                format!("partial-message flood ({who}): peak reassembly charge / bound"),
+                figures["reassembly_peak_kib"]
+                    .as_f64()
+                    .map(|kib| kib / bound),
+                1.0,
+                false,
+            ));
+        }
+    }
     if let (Some(before), Some(peak), Some(bound)) = (
         scale["flood"]["rss_before_kib"].as_f64(),
         scale["flood"]["rss_peak_kib"].as_f64(),
         scale["flood"]["bound_kib"].as_f64(),
     ) {
+        // From one sender: nothing but reassembly grows (a sender each also fills the table
+        // of senders, bounded on its own by `max_senders`).
         targets.push(target(
-            "partial-message flood: RSS growth / reassembly bound".into(),
+            "partial-message flood (one sender): RSS growth / reassembly bound".into(),
             Some((peak - before) / bound),
             1.0,
+            false,
+        ));
+    }
+    let relay_row = |clients: usize| {
+        scale["relay"]
+            .as_array()?
+            .iter()
+            .find(|row| row["clients"] == clients)
+    };
+    if let Some(row) = relay_row(1000) {
+        // Every client served and heard from: otherwise the figures describe fewer clients.
+        let complete = row["tunnels"] == 1000 && row["clients_heard"] == 1000;
+        targets.push(target(
+            "relay, 1,000 tunnel clients: RSS MiB (all served)".into(),
+            row["rss_peak_kib"]
+                .as_f64()
+                .filter(|_| complete)
+                .map(|kib| kib / 1024.0),
+            128.0,
+            false,
+        ));
+        // Flat: the CPU one delivered datagram costs grows by at most half from 100 clients to
+        // 1,000 (what one client costs the relay is then flat too, at a steady rate per client).
+        targets.push(target(
+            "relay CPU per datagram down, 1,000 / 100 clients".into(),
+            ratio(
+                row["cpu_us_per_datagram_down"].as_f64(),
+                relay_row(100).and_then(|row| row["cpu_us_per_datagram_down"].as_f64()),
+            ),
+            1.5,
             false,
         ));
     }
