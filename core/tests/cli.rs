@@ -262,6 +262,22 @@ fn start_service(world: &World, host: &str, command: &[&str]) -> Service {
     Service(child)
 }
 
+/// Runs `sixcast probe ARGS --json --hops 8` on `host`: whether it succeeded, its JSON report
+/// and its standard error.
+fn probe(world: &World, host: &str, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let output = world
+        .host(host)
+        .command(SIXCAST)
+        .arg("probe")
+        .args(args)
+        .args(["--json", "--hops", "8"])
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&output.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.success(), report, stderr)
+}
+
 #[test]
 fn an_island_probes_and_listens_through_a_relay() {
     let Some(world) = world(World::stratum, false) else {
@@ -271,18 +287,8 @@ fn an_island_probes_and_listens_through_a_relay() {
     let _relay = start_service(&world, "r1", &["relay"]);
     let s0 = format!("[{}]:6447", world.host("s0").addr());
 
-    let probe = world
-        .host("i1")
-        .command(SIXCAST)
-        .args(["probe", "--stratum0", &s0, "--json", "--hops", "8"])
-        .output()
-        .unwrap();
-    assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let (succeeded, report, stderr) = probe(&world, "i1", &["--stratum0", &s0]);
+    assert!(succeeded, "{stderr}");
     assert_eq!(report["answered"], true, "{report}");
     assert_eq!(report["native_down"], false, "{report}");
     assert_eq!(report["native_up"], false, "{report}");
@@ -290,13 +296,7 @@ fn an_island_probes_and_listens_through_a_relay() {
     assert_eq!(report["path"], format!("relay {relay}"), "{report}");
     assert_eq!(report["offers"][0]["relay"], relay, "{report}");
 
-    let core_probe = world
-        .host("c1")
-        .command(SIXCAST)
-        .args(["probe", "--stratum0", &s0, "--json", "--hops", "8"])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&core_probe.stdout).unwrap();
+    let (_, report, _) = probe(&world, "c1", &["--stratum0", &s0]);
     assert_eq!(report["path"], "native", "{report}");
 
     let mut listener = start_listener(
@@ -447,40 +447,24 @@ fn probe_finds_stratum0_through_dns_srv() {
         return;
     };
     let server = dns.server.to_string();
-    let probe = world
-        .host("i1")
-        .command(SIXCAST)
-        .args(["probe", "--domain", "sixcast.test", "--dns-server", &server])
-        .args(["--json", "--hops", "8"])
-        .output()
-        .unwrap();
-    assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
+    let (succeeded, report, stderr) = probe(
+        &world,
+        "i1",
+        &["--domain", "sixcast.test", "--dns-server", &server],
     );
-    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert!(succeeded, "{stderr}");
     assert_eq!(report["stratum0"], format!("[{s0}]:6447"), "{report}");
     assert_eq!(report["domain"], "sixcast.test", "{report}");
     let relay = format!("[{}]:6448", world.host("r1").addr());
     assert_eq!(report["path"], format!("relay {relay}"), "{report}");
 
     // A domain that names no Stratum 0: a clear error and a failing exit code.
-    let probe = world
-        .host("i1")
-        .command(SIXCAST)
-        .args([
-            "probe",
-            "--domain",
-            "other.sixcast.test",
-            "--dns-server",
-            &server,
-        ])
-        .args(["--json", "--hops", "8"])
-        .output()
-        .unwrap();
-    assert!(!probe.status.success());
-    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let (succeeded, report, _) = probe(
+        &world,
+        "i1",
+        &["--domain", "other.sixcast.test", "--dns-server", &server],
+    );
+    assert!(!succeeded);
     assert_eq!(report["path"], "none", "{report}");
     let error = report["error"].as_str().unwrap_or_default();
     assert!(
@@ -497,18 +481,8 @@ fn probe_reports_an_ssm_repeater_as_the_path() {
     let _stratum0 = start_service(&world, "a1", &["stratum0"]);
     let _repeater = start_service(&world, "a1", &["relay", "--ssm-repeater"]);
     let s0 = format!("[{}]:6447", world.host("a1").addr());
-    let probe = world
-        .host("b1")
-        .command(SIXCAST)
-        .args(["probe", "--stratum0", &s0, "--json", "--hops", "8"])
-        .output()
-        .unwrap();
-    assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let (succeeded, report, stderr) = probe(&world, "b1", &["--stratum0", &s0]);
+    assert!(succeeded, "{stderr}");
     let repeater = format!("[{}]:6448", world.host("a1").addr());
     assert_eq!(report["path"], format!("repeater {repeater}"), "{report}");
     assert_eq!(report["offers"][0]["repeater"], true, "{report}");
