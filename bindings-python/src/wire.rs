@@ -150,7 +150,6 @@ pub(crate) fn malformed(py: Python<'_>, decode_error: DecodeError) -> PyErr {
 /// fields it does not have are None. Nonces are 16 hexadecimal digits, socket addresses
 /// "[address]:port", groups IPv6 address text.
 #[pyclass(module = "sixcast", name = "ControlMessage", frozen, get_all)]
-#[derive(Default)]
 pub(crate) struct PyControlMessage {
     /// The message type's name, for example "probe_reply".
     name: &'static str,
@@ -203,135 +202,38 @@ impl PyControlMessage {
     }
 }
 
-fn nonce_text(nonce: u64) -> Option<String> {
-    Some(format!("{nonce:016x}"))
-}
-
-fn addr_text(addr: SocketAddrV6) -> Option<String> {
-    Some(addr.to_string())
+fn nonce_text(nonce: u64) -> String {
+    format!("{nonce:016x}")
 }
 
 impl PyControlMessage {
     fn new(py: Python<'_>, message: &Control<'_>) -> Self {
-        let bytes = |data: &[u8]| Some(PyBytes::new(py, data).unbind());
-        let groups =
-            |groups: &[std::net::Ipv6Addr]| Some(groups.iter().map(ToString::to_string).collect());
-        let base = Self {
+        let fields = message.fields();
+        let bytes = |data: &[u8]| PyBytes::new(py, data).unbind();
+        Self {
             name: message.name(),
-            ..Self::default()
-        };
-        match message {
-            Control::Probe {
-                nonce,
-                beacon_nonce,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                beacon_nonce: nonce_text(*beacon_nonce),
-                ..base
-            },
-            Control::Echo { nonce }
-            | Control::Beacon { nonce }
-            | Control::Hello { nonce }
-            | Control::Keepalive { nonce } => Self {
-                nonce: nonce_text(*nonce),
-                ..base
-            },
-            Control::ProbeReply {
-                nonce,
-                heard_beacon,
-                observed,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                heard_beacon: Some(*heard_beacon),
-                observed: addr_text(*observed),
-                ..base
-            },
-            Control::RelayRequest { nonce, cookie } | Control::Cookie { nonce, cookie } => Self {
-                nonce: nonce_text(*nonce),
-                cookie: bytes(cookie),
-                ..base
-            },
-            Control::Solicit { nonce, node } => Self {
-                nonce: nonce_text(*nonce),
-                node: addr_text(*node),
-                ..base
-            },
-            Control::Offer {
-                nonce,
-                relay,
-                load,
-                limit,
-                repeater,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                relay: addr_text(*relay),
-                load: Some(*load),
-                limit: Some(*limit),
-                repeater: Some(*repeater),
-                ..base
-            },
-            Control::Challenge {
-                nonce,
-                mac,
-                refresh_secs,
-                limit,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                mac: bytes(mac),
-                refresh_secs: Some(*refresh_secs),
-                limit: Some(*limit),
-                ..base
-            },
-            Control::Join {
-                nonce,
-                mac,
-                groups: list,
-            }
-            | Control::Leave {
-                nonce,
-                mac,
-                groups: list,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                mac: bytes(mac),
-                groups: groups(list),
-                ..base
-            },
-            Control::Data { group, datagram } => Self {
-                group: Some(group.to_string()),
-                datagram: bytes(datagram),
-                ..base
-            },
-            Control::Teardown { nonce, mac, old } => Self {
-                nonce: nonce_text(*nonce),
-                mac: bytes(mac),
-                old: addr_text(*old),
-                ..base
-            },
-            Control::Gateway {
-                gateway,
-                hold_ms,
-                groups: list,
-            } => Self {
-                gateway: nonce_text(gateway.0),
-                hold_ms: Some(*hold_ms),
-                groups: groups(list),
-                ..base
-            },
-            Control::Rebind {
-                nonce,
-                mac,
-                old_nonce,
-                old_mac,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                mac: bytes(mac),
-                old_nonce: nonce_text(*old_nonce),
-                old_mac: bytes(old_mac),
-                ..base
-            },
-            // A message type newer than this binding: its name, without fields.
-            _ => base,
+            nonce: fields.nonce.map(nonce_text),
+            beacon_nonce: fields.beacon_nonce.map(nonce_text),
+            heard_beacon: fields.heard_beacon,
+            limit: fields.limit,
+            repeater: fields.repeater,
+            observed: fields.observed.as_ref().map(ToString::to_string),
+            node: fields.node.as_ref().map(ToString::to_string),
+            relay: fields.relay.as_ref().map(ToString::to_string),
+            old: fields.old.as_ref().map(ToString::to_string),
+            old_nonce: fields.old_nonce.map(nonce_text),
+            old_mac: fields.old_mac.map(|mac| bytes(mac)),
+            cookie: fields.cookie.map(|cookie| bytes(cookie)),
+            mac: fields.mac.map(|mac| bytes(mac)),
+            load: fields.load,
+            refresh_secs: fields.refresh_secs,
+            gateway: fields.gateway.map(|gateway| nonce_text(gateway.0)),
+            hold_ms: fields.hold_ms,
+            groups: fields
+                .groups
+                .map(|groups| groups.iter().map(ToString::to_string).collect()),
+            group: fields.group.as_ref().map(ToString::to_string),
+            datagram: fields.datagram.map(bytes),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The datagram codec of the core's `wire` module, and its control messages
 //! (`wire::control`), for tools and conformance tests.
 
-use std::net::{Ipv6Addr, SocketAddrV6};
+use std::net::SocketAddrV6;
 
 use sixcast::{
     NodeId,
@@ -107,7 +107,7 @@ pub fn pack_messages(
 /// announcements): `name` (for example `probe_reply`) and the fields of that message type; the
 /// others are null. Nonces are 16 hex digits, socket addresses `[address]:port`, groups IPv6
 /// address text.
-#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ControlMessage {
     /// The message type's name, for example `probe_reply`.
     pub name: String,
@@ -153,127 +153,38 @@ pub struct ControlMessage {
     pub datagram: Option<Vec<u8>>,
 }
 
-fn nonce_text(nonce: u64) -> Option<String> {
-    Some(format!("{nonce:016x}"))
-}
-
-fn addr_text(addr: SocketAddrV6) -> Option<String> {
-    Some(addr.to_string())
-}
-
-fn group_texts(groups: &[Ipv6Addr]) -> Option<Vec<String>> {
-    Some(groups.iter().map(ToString::to_string).collect())
+fn nonce_text(nonce: u64) -> String {
+    format!("{nonce:016x}")
 }
 
 impl From<&Control<'_>> for ControlMessage {
     fn from(message: &Control<'_>) -> Self {
-        let base = Self {
+        let fields = message.fields();
+        let bytes = |data: &[u8]| data.to_vec();
+        Self {
             name: message.name().to_owned(),
-            ..Self::default()
-        };
-        match message {
-            Control::Probe {
-                nonce,
-                beacon_nonce,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                beacon_nonce: nonce_text(*beacon_nonce),
-                ..base
-            },
-            Control::Echo { nonce }
-            | Control::Beacon { nonce }
-            | Control::Hello { nonce }
-            | Control::Keepalive { nonce } => Self {
-                nonce: nonce_text(*nonce),
-                ..base
-            },
-            Control::ProbeReply {
-                nonce,
-                heard_beacon,
-                observed,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                heard_beacon: Some(*heard_beacon),
-                observed: addr_text(*observed),
-                ..base
-            },
-            Control::RelayRequest { nonce, cookie } | Control::Cookie { nonce, cookie } => Self {
-                nonce: nonce_text(*nonce),
-                cookie: Some(cookie.to_vec()),
-                ..base
-            },
-            Control::Solicit { nonce, node } => Self {
-                nonce: nonce_text(*nonce),
-                node: addr_text(*node),
-                ..base
-            },
-            Control::Offer {
-                nonce,
-                relay,
-                load,
-                limit,
-                repeater,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                relay: addr_text(*relay),
-                load: Some(*load),
-                limit: Some(*limit),
-                repeater: Some(*repeater),
-                ..base
-            },
-            Control::Challenge {
-                nonce,
-                mac,
-                refresh_secs,
-                limit,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                mac: Some(mac.to_vec()),
-                refresh_secs: Some(*refresh_secs),
-                limit: Some(*limit),
-                ..base
-            },
-            Control::Join { nonce, mac, groups } | Control::Leave { nonce, mac, groups } => Self {
-                nonce: nonce_text(*nonce),
-                mac: Some(mac.to_vec()),
-                groups: group_texts(groups),
-                ..base
-            },
-            Control::Data { group, datagram } => Self {
-                group: Some(group.to_string()),
-                datagram: Some(datagram.to_vec()),
-                ..base
-            },
-            Control::Teardown { nonce, mac, old } => Self {
-                nonce: nonce_text(*nonce),
-                mac: Some(mac.to_vec()),
-                old: addr_text(*old),
-                ..base
-            },
-            Control::Gateway {
-                gateway,
-                hold_ms,
-                groups,
-            } => Self {
-                gateway: nonce_text(gateway.0),
-                hold_ms: Some(*hold_ms),
-                groups: group_texts(groups),
-                ..base
-            },
-            Control::Rebind {
-                nonce,
-                mac,
-                old_nonce,
-                old_mac,
-            } => Self {
-                nonce: nonce_text(*nonce),
-                mac: Some(mac.to_vec()),
-                old_nonce: nonce_text(*old_nonce),
-                old_mac: Some(old_mac.to_vec()),
-                ..base
-            },
-            // A message type newer than this binding: its name, without fields.
-            _ => base,
+            nonce: fields.nonce.map(nonce_text),
+            beacon_nonce: fields.beacon_nonce.map(nonce_text),
+            heard_beacon: fields.heard_beacon,
+            limit: fields.limit,
+            repeater: fields.repeater,
+            observed: fields.observed.as_ref().map(ToString::to_string),
+            node: fields.node.as_ref().map(ToString::to_string),
+            relay: fields.relay.as_ref().map(ToString::to_string),
+            old: fields.old.as_ref().map(ToString::to_string),
+            old_nonce: fields.old_nonce.map(nonce_text),
+            old_mac: fields.old_mac.map(|mac| bytes(mac)),
+            cookie: fields.cookie.map(|cookie| bytes(cookie)),
+            mac: fields.mac.map(|mac| bytes(mac)),
+            load: fields.load,
+            refresh_secs: fields.refresh_secs,
+            gateway: fields.gateway.map(|gateway| nonce_text(gateway.0)),
+            hold_ms: fields.hold_ms,
+            groups: fields
+                .groups
+                .map(|groups| groups.iter().map(ToString::to_string).collect()),
+            group: fields.group.as_ref().map(ToString::to_string),
+            datagram: fields.datagram.map(bytes),
         }
     }
 }

@@ -116,105 +116,51 @@ fn nonce_json(nonce: u64) -> Value {
     format!("{nonce:016x}").into()
 }
 
-/// A message as the vectors write it.
+/// A message as the vectors write it: its type and the fields it has.
 fn message_json(message: &Control<'_>) -> Value {
-    let mut fields = Map::new();
-    fields.insert("type".into(), message.name().into());
-    let mut put = |name: &str, value: Value| fields.insert(name.into(), value);
-    match message {
-        Control::Probe {
-            nonce,
-            beacon_nonce,
-        } => {
-            put("nonce", nonce_json(*nonce));
-            put("beacon_nonce", nonce_json(*beacon_nonce));
+    let fields = message.fields();
+    let groups_json = |groups: &[Ipv6Addr]| {
+        Value::from(groups.iter().map(ToString::to_string).collect::<Vec<_>>())
+    };
+    let entries = [
+        ("nonce", fields.nonce.map(nonce_json)),
+        ("beacon_nonce", fields.beacon_nonce.map(nonce_json)),
+        ("heard_beacon", fields.heard_beacon.map(Value::from)),
+        ("observed", fields.observed.map(socket_json)),
+        (
+            "cookie",
+            fields.cookie.map(|cookie| hex::encode(cookie).into()),
+        ),
+        ("node", fields.node.map(socket_json)),
+        ("relay", fields.relay.map(socket_json)),
+        ("load", fields.load.map(Value::from)),
+        ("limit", fields.limit.map(Value::from)),
+        ("repeater", fields.repeater.map(Value::from)),
+        ("mac", fields.mac.map(|mac| hex::encode(mac).into())),
+        ("refresh_secs", fields.refresh_secs.map(Value::from)),
+        ("groups", fields.groups.map(groups_json)),
+        ("group", fields.group.map(|group| group.to_string().into())),
+        (
+            "datagram",
+            fields.datagram.map(|datagram| hex::encode(datagram).into()),
+        ),
+        ("old", fields.old.map(socket_json)),
+        (
+            "gateway",
+            fields.gateway.map(|gateway| nonce_json(gateway.0)),
+        ),
+        ("hold_ms", fields.hold_ms.map(Value::from)),
+        ("old_nonce", fields.old_nonce.map(nonce_json)),
+        ("old_mac", fields.old_mac.map(|mac| hex::encode(mac).into())),
+    ];
+    let mut object = Map::new();
+    object.insert("type".into(), message.name().into());
+    for (name, value) in entries {
+        if let Some(value) = value {
+            object.insert(name.into(), value);
         }
-        Control::Echo { nonce }
-        | Control::Beacon { nonce }
-        | Control::Hello { nonce }
-        | Control::Keepalive { nonce } => {
-            put("nonce", nonce_json(*nonce));
-        }
-        Control::ProbeReply {
-            nonce,
-            heard_beacon,
-            observed,
-        } => {
-            put("nonce", nonce_json(*nonce));
-            put("heard_beacon", (*heard_beacon).into());
-            put("observed", socket_json(*observed));
-        }
-        Control::RelayRequest { nonce, cookie } | Control::Cookie { nonce, cookie } => {
-            put("nonce", nonce_json(*nonce));
-            put("cookie", hex::encode(cookie).into());
-        }
-        Control::Solicit { nonce, node } => {
-            put("nonce", nonce_json(*nonce));
-            put("node", socket_json(*node));
-        }
-        Control::Offer {
-            nonce,
-            relay,
-            load,
-            limit,
-            repeater,
-        } => {
-            put("nonce", nonce_json(*nonce));
-            put("relay", socket_json(*relay));
-            put("load", (*load).into());
-            put("limit", (*limit).into());
-            put("repeater", (*repeater).into());
-        }
-        Control::Challenge {
-            nonce,
-            mac,
-            refresh_secs,
-            limit,
-        } => {
-            put("nonce", nonce_json(*nonce));
-            put("mac", hex::encode(mac).into());
-            put("refresh_secs", (*refresh_secs).into());
-            put("limit", (*limit).into());
-        }
-        Control::Join { nonce, mac, groups } | Control::Leave { nonce, mac, groups } => {
-            put("nonce", nonce_json(*nonce));
-            put("mac", hex::encode(mac).into());
-            let groups: Vec<String> = groups.iter().map(ToString::to_string).collect();
-            put("groups", groups.into());
-        }
-        Control::Data { group, datagram } => {
-            put("group", group.to_string().into());
-            put("datagram", hex::encode(datagram).into());
-        }
-        Control::Teardown { nonce, mac, old } => {
-            put("nonce", nonce_json(*nonce));
-            put("mac", hex::encode(mac).into());
-            put("old", socket_json(*old));
-        }
-        Control::Gateway {
-            gateway,
-            hold_ms,
-            groups,
-        } => {
-            put("gateway", nonce_json(gateway.0));
-            put("hold_ms", (*hold_ms).into());
-            let groups: Vec<String> = groups.iter().map(ToString::to_string).collect();
-            put("groups", groups.into());
-        }
-        Control::Rebind {
-            nonce,
-            mac,
-            old_nonce,
-            old_mac,
-        } => {
-            put("nonce", nonce_json(*nonce));
-            put("mac", hex::encode(mac).into());
-            put("old_nonce", nonce_json(*old_nonce));
-            put("old_mac", hex::encode(old_mac).into());
-        }
-        other => panic!("the vectors do not know {}", other.name()),
     }
-    Value::Object(fields)
+    Value::Object(object)
 }
 
 /// Reads a message of the vectors, as another language's runner would. DATA borrows its datagram

@@ -243,6 +243,54 @@ pub enum Control<'a> {
     },
 }
 
+/// The fields of a control message, flattened: each message type fills the fields it has and
+/// leaves the others `None`. Bindings and tools show every message type through this one shape,
+/// so a new message type changes them only by the fields it adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ControlFields<'a> {
+    /// Every type but DATA and GATEWAY: the message's nonce.
+    pub nonce: Option<u64>,
+    /// PROBE: the nonce of the BEACON asked about (0 for none).
+    pub beacon_nonce: Option<u64>,
+    /// PROBE_REPLY: whether Stratum 0 heard the beacon.
+    pub heard_beacon: Option<bool>,
+    /// OFFER and CHALLENGE: the relay takes no new clients.
+    pub limit: Option<bool>,
+    /// OFFER: the offer comes from an SSM repeater.
+    pub repeater: Option<bool>,
+    /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
+    pub observed: Option<SocketAddrV6>,
+    /// SOLICIT: the node that asked for relays.
+    pub node: Option<SocketAddrV6>,
+    /// OFFER: where to open the tunnel.
+    pub relay: Option<SocketAddrV6>,
+    /// TEARDOWN: the old address and port.
+    pub old: Option<SocketAddrV6>,
+    /// REBIND: the tunnel's nonce.
+    pub old_nonce: Option<u64>,
+    /// REBIND: the MAC the relay issued for the old address.
+    pub old_mac: Option<&'a Mac>,
+    /// RELAY_REQUEST and COOKIE: the cookie.
+    pub cookie: Option<&'a Mac>,
+    /// CHALLENGE, JOIN, LEAVE, TEARDOWN and REBIND: the MAC.
+    pub mac: Option<&'a Mac>,
+    /// OFFER: per mille of the relay's capacity in use.
+    pub load: Option<u16>,
+    /// CHALLENGE: how often to refresh the membership, in seconds.
+    pub refresh_secs: Option<u16>,
+    /// GATEWAY: the announcing gateway's node id.
+    pub gateway: Option<NodeId>,
+    /// GATEWAY: how long the announcement stays valid, in milliseconds (0: withdrawn).
+    pub hold_ms: Option<u16>,
+    /// JOIN, LEAVE and GATEWAY: the groups.
+    pub groups: Option<&'a [Ipv6Addr]>,
+    /// DATA: the group of the carried datagram.
+    pub group: Option<Ipv6Addr>,
+    /// DATA: the carried sixcast datagram.
+    pub datagram: Option<&'a [u8]>,
+}
+
 impl Control<'_> {
     /// The message type's name in lower snake case (`"probe_reply"`), as in the vectors.
     pub const fn name(&self) -> &'static str {
@@ -265,6 +313,100 @@ impl Control<'_> {
             Self::Gateway { .. } => "gateway",
             Self::Rebind { .. } => "rebind",
         }
+    }
+
+    /// The message's fields, flattened (see [`ControlFields`]).
+    pub fn fields(&self) -> ControlFields<'_> {
+        let mut fields = ControlFields::default();
+        match self {
+            Self::Probe {
+                nonce,
+                beacon_nonce,
+            } => {
+                fields.nonce = Some(*nonce);
+                fields.beacon_nonce = Some(*beacon_nonce);
+            }
+            Self::Echo { nonce }
+            | Self::Beacon { nonce }
+            | Self::Hello { nonce }
+            | Self::Keepalive { nonce } => fields.nonce = Some(*nonce),
+            Self::ProbeReply {
+                nonce,
+                heard_beacon,
+                observed,
+            } => {
+                fields.nonce = Some(*nonce);
+                fields.heard_beacon = Some(*heard_beacon);
+                fields.observed = Some(*observed);
+            }
+            Self::RelayRequest { nonce, cookie } | Self::Cookie { nonce, cookie } => {
+                fields.nonce = Some(*nonce);
+                fields.cookie = Some(cookie);
+            }
+            Self::Solicit { nonce, node } => {
+                fields.nonce = Some(*nonce);
+                fields.node = Some(*node);
+            }
+            Self::Offer {
+                nonce,
+                relay,
+                load,
+                limit,
+                repeater,
+            } => {
+                fields.nonce = Some(*nonce);
+                fields.relay = Some(*relay);
+                fields.load = Some(*load);
+                fields.limit = Some(*limit);
+                fields.repeater = Some(*repeater);
+            }
+            Self::Challenge {
+                nonce,
+                mac,
+                refresh_secs,
+                limit,
+            } => {
+                fields.nonce = Some(*nonce);
+                fields.mac = Some(mac);
+                fields.refresh_secs = Some(*refresh_secs);
+                fields.limit = Some(*limit);
+            }
+            Self::Join { nonce, mac, groups } | Self::Leave { nonce, mac, groups } => {
+                fields.nonce = Some(*nonce);
+                fields.mac = Some(mac);
+                fields.groups = Some(groups);
+            }
+            Self::Data { group, datagram } => {
+                fields.group = Some(*group);
+                fields.datagram = Some(datagram);
+            }
+            Self::Teardown { nonce, mac, old } => {
+                fields.nonce = Some(*nonce);
+                fields.mac = Some(mac);
+                fields.old = Some(*old);
+            }
+            Self::Gateway {
+                gateway,
+                hold_ms,
+                groups,
+            } => {
+                fields.gateway = Some(*gateway);
+                fields.hold_ms = Some(*hold_ms);
+                fields.groups = Some(groups);
+            }
+            Self::Rebind {
+                nonce,
+                mac,
+                old_nonce,
+                old_mac,
+            } => {
+                fields.nonce = Some(*nonce);
+                fields.mac = Some(mac);
+                fields.old_nonce = Some(*old_nonce);
+                fields.old_mac = Some(old_mac);
+            }
+        }
+        fields
     }
 
     /// The type byte of the message.
