@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 
 use crate::{
     addr::{self, Scope},
+    crypto::{SigningKey, relay_identity},
     discovery::{
         self, CONTROL_PORT, RELAY_PORT, Secrets, ThreadBody, send_control, serve, start_threads,
     },
@@ -72,6 +73,10 @@ pub struct RelayConfig {
     /// Most control messages (JOIN, LEAVE, KEEPALIVE) per second from one verified client; more
     /// are dropped unanswered and counted as `throttled_control`. 0: no limit.
     pub client_control_per_sec: u64,
+    /// The relay's identity key: with one, the relay answers SIGNED_HELLO with a
+    /// SIGNED_CHALLENGE signed by it, so that nodes that pinned its public key accept it. Without
+    /// one, SIGNED_HELLOs are dropped (counted as `rejected`).
+    pub identity: Option<SigningKey>,
 }
 
 impl Default for RelayConfig {
@@ -89,6 +94,7 @@ impl Default for RelayConfig {
             client_datagrams_per_sec: 10_000,
             client_bytes_per_sec: 16 << 20,
             client_control_per_sec: 50,
+            identity: None,
         }
     }
 }
@@ -101,7 +107,7 @@ pub struct RelayStats {
     pub tunnels: u64,
     /// Offers sent in answer to Stratum 0's solicitations.
     pub offers: u64,
-    /// Challenges sent to HELLOs.
+    /// Challenges sent to HELLOs and SIGNED_HELLOs.
     pub challenges: u64,
     /// JOINs refused: a MAC that does not match, or no room for another client.
     pub refused: u64,
@@ -329,10 +335,7 @@ impl RelayService {
     fn handle_client(&self, source: SocketAddrV6, datagram: &[u8]) {
         match control::decode(datagram) {
             Ok(Control::Hello { nonce }) => {
-                add(&self.counters.challenges, 1);
-                let mac = self.secrets.lock().mac(source, nonce);
-                let limit = self.state.lock().clients.len() >= self.config.max_tunnels;
-                let refresh_secs = u16::try_from(self.config.refresh.as_secs()).unwrap_or(u16::MAX);
+                let (mac, refresh_secs, limit) = self.challenge_fields(source, nonce);
                 self.send(
                     &Control::Challenge {
                         nonce,
@@ -342,6 +345,23 @@ impl RelayService {
                     },
                     source,
                 );
+            }
+            // Padded to the answer's length: signing for an unverified address amplifies nothing.
+            Ok(Control::SignedHello { nonce }) => {
+                let Some(identity) = &self.config.identity else {
+                    add(&self.counters.rejected, 1);
+                    debug!(%source, "a signed hello, but this relay has no identity key");
+                    return;
+                };
+                let (mac, refresh_secs, limit) = self.challenge_fields(source, nonce);
+                let challenge = relay_identity::sign_challenge(
+                    identity,
+                    (nonce, mac),
+                    refresh_secs,
+                    limit,
+                    source,
+                );
+                self.send(&challenge, source);
             }
             Ok(Control::Join { nonce, mac, groups }) => {
                 if !self.verify(source, nonce, &mac) {
@@ -407,6 +427,16 @@ impl RelayService {
                 debug!(%source, "malformed tunnel datagram: {err}");
             }
         }
+    }
+
+    /// The MAC, refresh interval and LIMIT flag of a (signed or plain) challenge to `source`'s
+    /// hello with `nonce`; counts the challenge.
+    fn challenge_fields(&self, source: SocketAddrV6, nonce: u64) -> (control::Mac, u16, bool) {
+        add(&self.counters.challenges, 1);
+        let mac = self.secrets.lock().mac(source, nonce);
+        let limit = self.state.lock().clients.len() >= self.config.max_tunnels;
+        let refresh_secs = u16::try_from(self.config.refresh.as_secs()).unwrap_or(u16::MAX);
+        (mac, refresh_secs, limit)
     }
 
     /// Whether the client at `source` is within its control rate (taking one message from it).

@@ -11,7 +11,7 @@ mod perf;
 use std::{
     io::{BufRead, Write},
     net::{Ipv6Addr, SocketAddrV6},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -136,6 +136,10 @@ enum Command {
         /// host instead of down tunnels, for networks that route SSM but not any-source.
         #[arg(long)]
         ssm_repeater: bool,
+        /// The relay's identity key (from `sixcast keygen --signing`): sign the challenges of
+        /// nodes that pin its public key (`--relay-key`).
+        #[arg(long, value_name = "KEY_FILE")]
+        identity: Option<PathBuf>,
         #[command(flatten)]
         core: CoreSide,
     },
@@ -207,6 +211,10 @@ struct Network {
     /// The DNS server to ask for --domain, ADDRESS or [ADDRESS]:PORT; default: the system's.
     #[arg(long, value_name = "SERVER")]
     dns_server: Option<String>,
+    /// Public key file of a relay identity (FILE.pub of the relay's `--identity`): tunnel only
+    /// through relays that prove a pinned identity. Repeatable.
+    #[arg(long = "relay-key", value_name = "PUBKEY_FILE")]
+    relay_keys: Vec<PathBuf>,
 }
 
 impl Addressing {
@@ -237,6 +245,7 @@ impl Network {
             .as_deref()
             .map(sixcast::locate::parse_dns_server)
             .transpose()?;
+        config.relay_keys = keys::public_keys(&self.relay_keys)?;
         config.validate()?;
         Ok(config)
     }
@@ -283,8 +292,9 @@ fn main() -> ExitCode {
         Command::Relay {
             listen,
             ssm_repeater,
+            identity,
             core,
-        } => run_relay(listen, ssm_repeater, &core),
+        } => run_relay(listen, ssm_repeater, identity.as_deref(), &core),
         Command::Probe { json, network } => probe(json, &network),
         Command::Perf(command) => perf::run(command),
     };
@@ -474,11 +484,13 @@ fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCo
 fn run_relay(
     listen: SocketAddrV6,
     ssm_repeater: bool,
+    identity: Option<&Path>,
     core: &CoreSide,
 ) -> sixcast::Result<ExitCode> {
     let mut config = RelayConfig::default();
     config.listen = listen;
     config.ssm_repeater = ssm_repeater;
+    config.identity = identity.map(keys::signing_key).transpose()?;
     config.interfaces.clone_from(&core.interfaces);
     config.scope = core.scope.parse()?;
     if let Some(hop_limit) = core.hop_limit {
@@ -548,6 +560,7 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
                 "native_up": probe.is_some_and(|probe| probe.native_up),
                 "offers": offers,
                 "path": path,
+                "rejected_relays": reachability.rejected_relays,
                 "error": reachability.last_error,
             })
         );
@@ -584,6 +597,12 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
             );
         }
         println!("path: {path}");
+        if reachability.rejected_relays > 0 {
+            println!(
+                "relays refused (no pinned identity): {}",
+                reachability.rejected_relays
+            );
+        }
         if let Some(error) = &reachability.last_error {
             println!("error: {error}");
         }
