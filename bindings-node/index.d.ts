@@ -314,6 +314,11 @@ export interface ContextOptions {
    * `probeTimeoutMs`).
    */
   probeIntervalMs?: number
+  /**
+   * Pinned relay identity keys, 32 bytes each (`PublicKey.toBytes()`): tunnel only through a
+   * relay that proves one of them. Unset or empty: any relay.
+   */
+  relayKeys?: Array<Uint8Array>
 }
 
 /** Length of a control message MAC or cookie. */

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use napi::{
     Env, Result,
-    bindgen_prelude::{FromNapiValue, JsValue, Object},
+    bindgen_prelude::{FromNapiValue, JsValue, Object, Uint8Array},
 };
 use napi_derive::napi;
-use sixcast::{Config, ErrorKind, Scope, addr};
+use sixcast::{Config, ErrorKind, Scope, addr, crypto::PublicKey};
 
 use crate::error::OrThrow;
 
@@ -59,10 +59,13 @@ pub struct ContextOptions {
     /// How often the probe is repeated once a path is settled, in ms (default 30000; at least
     /// `probeTimeoutMs`).
     pub probe_interval_ms: Option<f64>,
+    /// Pinned relay identity keys, 32 bytes each (`PublicKey.toBytes()`): tunnel only through a
+    /// relay that proves one of them. Unset or empty: any relay.
+    pub relay_keys: Option<Vec<Uint8Array>>,
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 19] = [
+const OPTION_KEYS: [&str; 20] = [
     "profile",
     "rp",
     "scope",
@@ -82,6 +85,7 @@ const OPTION_KEYS: [&str; 19] = [
     "dnsServer",
     "probeTimeoutMs",
     "probeIntervalMs",
+    "relayKeys",
 ];
 
 /// Checks options the way `new Context(options)` does, without opening anything.
@@ -187,6 +191,22 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
     }
     if let Some(interval) = options.probe_interval_ms {
         config.probe_interval = millis("probeIntervalMs", interval)?;
+    }
+    if let Some(keys) = options.relay_keys {
+        config.relay_keys = keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                let bytes = <[u8; 32]>::try_from(&key[..]).map_err(|_| {
+                    invalid(format!(
+                        "relayKeys[{index}] is {} bytes, not a 32-byte public key",
+                        key.len()
+                    ))
+                })?;
+                PublicKey::from_bytes(bytes)
+                    .map_err(|err| invalid(format!("relayKeys[{index}]: {}", err.message())))
+            })
+            .collect::<sixcast::Result<_>>()?;
     }
     Ok(config)
 }

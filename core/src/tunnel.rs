@@ -478,9 +478,6 @@ impl Tunnel {
                         warn!(relay = %self.relay, "rebinding challenge refused: {why}");
                         return Ok(());
                     }
-                } else if matches!(message, Control::SignedChallenge { .. }) {
-                    // Never asked for: a plain HELLO is answered with a plain CHALLENGE.
-                    return Ok(());
                 }
                 rebinding.mac = Some(mac);
                 let rebind = Control::Rebind {

@@ -133,6 +133,7 @@ class Config:
         dns_server: str | None = None,
         probe_timeout: float | None = None,
         probe_interval: float | None = None,
+        relay_keys: Sequence[PublicKey] | None = None,
     ) -> Self: ...
     def validate(self) -> None:
         """Checks every field; raises InvalidConfigError naming the first bad one."""
@@ -159,6 +160,9 @@ class Config:
     @property
     def probe_interval(self) -> float:
         """Seconds between probes once a path is settled; at least ``probe_timeout``."""
+    @property
+    def relay_keys(self) -> list[PublicKey]:
+        """Pinned relay identity keys: tunnel only through a relay that proves one."""
     @property
     def effective_port(self) -> int:
         """``port``, or the profile's default when it is None."""
@@ -387,6 +391,7 @@ class Context:
         dns_server: str | None = None,
         probe_timeout: float | None = None,
         probe_interval: float | None = None,
+        relay_keys: Sequence[PublicKey] | None = None,
     ) -> Self: ...
     def channel(self, name: _BytesLike) -> Channel: ...
     def close(self) -> None: ...
