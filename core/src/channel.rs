@@ -1368,6 +1368,8 @@ impl Core {
             .map(|observed| *observed.ip());
         Pinning {
             keys: &self.config.relay_keys,
+            issuers: &self.config.relay_issuers,
+            group: discovery::relay_group(self.config.scope),
             seen_as,
             rejected: &link.rejected_relays,
         }

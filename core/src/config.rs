@@ -83,8 +83,12 @@ pub struct Config {
     /// the context tunnels only through a relay that signs its challenge with one of them, and
     /// takes no SSM repeater service (a repeater cannot prove who sends); refused relays are
     /// counted in [`Reachability::rejected_relays`](crate::Reachability::rejected_relays).
-    /// Empty: any relay that answers.
+    /// Empty (and no `relay_issuers`): any relay that answers.
     pub relay_keys: Vec<PublicKey>,
+    /// Trusted issuers of relay vouchers (Stratum 0's operator): a relay whose identity key has
+    /// an unexpired voucher of one of them for the relay group is accepted as if its key were
+    /// in `relay_keys`. Setting any has the effects of pinning.
+    pub relay_issuers: Vec<PublicKey>,
 }
 
 impl Default for Config {
@@ -109,6 +113,7 @@ impl Default for Config {
             probe_timeout: Duration::from_secs(2),
             probe_interval: Duration::from_secs(30),
             relay_keys: Vec::new(),
+            relay_issuers: Vec::new(),
         }
     }
 }

@@ -9,14 +9,17 @@ use std::{
     collections::HashSet,
     net::{Ipv6Addr, SocketAddrV6},
     sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use tracing::{debug, info, warn};
 
 use crate::{
     addr::Scope,
-    crypto::{PublicKey, relay_identity},
+    crypto::{
+        PublicKey,
+        relay_identity::{self, RelayTrust},
+    },
     discovery::{self, send_control},
     error::{Error, ErrorKind, Result},
     socket::{Interface, McastSocket, RecvBatch, Waker},
@@ -57,8 +60,12 @@ pub struct RelayOffer {
 /// What a node requires of the relays it tunnels through.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pinning<'a> {
-    /// The pinned relay identity keys; empty: any relay will do (plain HELLO).
+    /// The pinned relay identity keys.
     pub(crate) keys: &'a [PublicKey],
+    /// Trusted voucher issuers. With neither keys nor issuers, any relay will do (plain HELLO).
+    pub(crate) issuers: &'a [PublicKey],
+    /// The relay group of the node's scope, which vouchers must be for.
+    pub(crate) group: Ipv6Addr,
     /// The address Stratum 0 saw this node at, if known: a signed challenge must name it.
     pub(crate) seen_as: Option<Ipv6Addr>,
     /// Counts relays refused for proving no pinned identity (and repeaters, which cannot).
@@ -67,7 +74,16 @@ pub(crate) struct Pinning<'a> {
 
 impl Pinning<'_> {
     fn is_on(&self) -> bool {
-        !self.keys.is_empty()
+        !self.keys.is_empty() || !self.issuers.is_empty()
+    }
+
+    fn trust(&self) -> RelayTrust<'_> {
+        RelayTrust {
+            keys: self.keys,
+            issuers: self.issuers,
+            group: self.group,
+            now: SystemTime::now(),
+        }
     }
 
     fn refuse(&self, relay: SocketAddrV6, why: &dyn std::fmt::Display) -> Error {
@@ -268,7 +284,7 @@ pub(crate) fn open(
                 ) if echoed == nonce => {
                     let identity = if pinning.is_on() {
                         let verified =
-                            relay_identity::verify_challenge(challenge, pinning.keys, |seen| {
+                            relay_identity::verify_challenge(challenge, &pinning.trust(), |seen| {
                                 plausible(seen, pinning.seen_as)
                             });
                         Some(verified.map_err(|why| pinning.refuse(relay, &why))?)
@@ -470,7 +486,13 @@ impl Tunnel {
                 };
                 if let Some(identity) = self.identity {
                     // The node's address may have changed: only its form can be checked.
-                    let verified = relay_identity::verify_challenge(message, &[identity], |seen| {
+                    let same_key = RelayTrust {
+                        keys: &[identity],
+                        issuers: &[],
+                        group: Ipv6Addr::UNSPECIFIED,
+                        now: SystemTime::now(),
+                    };
+                    let verified = relay_identity::verify_challenge(message, &same_key, |seen| {
                         plausible(seen, None)
                     });
                     if let Err(why) = verified {

@@ -1,7 +1,9 @@
 //! Relay identities with real packets: a node that pinned relay keys tunnels only through a
 //! relay that signs its challenge with one of them, even when a rogue relay on the core looks
 //! better; with only rogue relays it gets no tunnel and counts the refusals; a node that pinned
-//! nothing keeps working with any relay; and a pinned tunnel survives a NAT rebinding.
+//! nothing keeps working with any relay; a pinned tunnel survives a NAT rebinding; and a node
+//! that trusts a voucher issuer takes the relays it vouched for, and no expired or foreign
+//! voucher.
 
 mod harness;
 
@@ -12,13 +14,14 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use harness::{World, collect, config, relay_with, start_line, stratum0_on, world};
 use sixcast::{
-    Config, Context, Reachability,
-    crypto::{PublicKey, SigningKey},
+    Config, Context, Reachability, Scope,
+    crypto::{PublicKey, SigningKey, Token},
+    discovery,
     relay::{Relay, RelayConfig},
     wire::control::{self, Control},
 };
@@ -362,4 +365,126 @@ fn a_pinned_tunnel_follows_a_nat_rebinding_with_a_signed_handshake() {
     );
     assert_eq!(relays[0].stats().rebinds, 1, "{:?}", relays[0].stats());
     assert!(resumed < Duration::from_secs(3), "{resumed:?}");
+}
+
+fn issuer_key() -> SigningKey {
+    SigningKey::from_seed([0x33; 32])
+}
+
+fn foreign_issuer_key() -> SigningKey {
+    SigningKey::from_seed([0x44; 32])
+}
+
+/// A voucher of `issuer` for `relay` on the relay group, valid for `valid` seconds from now
+/// (negative: expired that long ago).
+fn voucher(issuer: &SigningKey, relay: &SigningKey, valid: i64) -> Token {
+    let now = SystemTime::now();
+    let not_after = if valid >= 0 {
+        now + Duration::from_secs(valid.unsigned_abs())
+    } else {
+        now - Duration::from_secs(valid.unsigned_abs())
+    };
+    let group = discovery::relay_group(Scope::Global);
+    Token::issue(issuer, relay.public_key(), group, not_after)
+}
+
+fn vouched(identity: SigningKey, voucher: Token) -> impl FnOnce(&mut RelayConfig) + Send {
+    move |relay: &mut RelayConfig| {
+        relay.identity = Some(identity);
+        relay.voucher = Some(voucher);
+    }
+}
+
+fn issuer_config(stratum0: SocketAddrV6) -> Config {
+    let mut config = island_config(stratum0, Vec::new());
+    config.relay_issuers = vec![issuer_key().public_key()];
+    config
+}
+
+#[test]
+fn a_node_trusting_an_issuer_takes_the_relay_it_vouched_for_over_a_foreign_vouched_rogue() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let (_stratum0, s0) = stratum0_on(&world, "s0");
+    // The rogue presents a voucher too, of an issuer the node does not trust; it is idle.
+    let rogue_voucher = voucher(&foreign_issuer_key(), &rogue_key(), 3600);
+    let rogue = relay_with(&world, "r1", vouched(rogue_key(), rogue_voucher));
+    let genuine_voucher = voucher(&issuer_key(), &genuine_key(), 3600);
+    let genuine = relay_with(&world, "r2", move |relay| {
+        vouched(genuine_key(), genuine_voucher)(relay);
+        relay.max_tunnels = 3;
+    });
+    let (rogue_at, genuine_at) = (
+        relay_at(&world, "r1", &rogue),
+        relay_at(&world, "r2", &genuine),
+    );
+    let _occupant = world.host("c2").run(|| occupy(genuine_at)).unwrap();
+    let start = start_line(2);
+    let node = island_node(&world, "i1", issuer_config(s0), Arc::clone(&start), 2);
+    world
+        .host("c1")
+        .spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("pinned").unwrap();
+            start.wait();
+            for text in ["vouched", "for"] {
+                channel.send(text.as_bytes()).unwrap();
+                channel.flush().unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    let (received, after, reach) = node.join().unwrap();
+    assert_eq!(reach.relay, Some(genuine_at), "{reach:?}");
+    assert_eq!(
+        received,
+        [b"vouched".to_vec(), b"for".to_vec()],
+        "{reach:?}"
+    );
+    let rogue_first = reach.offers.first().map(|offer| offer.address) == Some(rogue_at);
+    assert_eq!(reach.rejected_relays > 0, rogue_first, "{reach:?}");
+    eprintln!(
+        "vouched: join to tunnel {after:?} (rogue ranked first: {rogue_first}, refused {})",
+        reach.rejected_relays
+    );
+}
+
+#[test]
+fn expired_and_foreign_vouchers_open_no_tunnel() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let (_stratum0, s0) = stratum0_on(&world, "s0");
+    let expired = voucher(&issuer_key(), &genuine_key(), -10);
+    let expired_relay = relay_with(&world, "r1", vouched(genuine_key(), expired));
+    let foreign = voucher(&foreign_issuer_key(), &rogue_key(), 3600);
+    let foreign_relay = relay_with(&world, "r2", vouched(rogue_key(), foreign));
+    let reach = world
+        .host("i1")
+        .spawn(move || {
+            let context = Context::new(issuer_config(s0)).unwrap();
+            let channel = context.channel("vouchers").unwrap();
+            channel.join().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < deadline {
+                let reach = context.reachability().unwrap();
+                assert_eq!(
+                    reach.relay, None,
+                    "tunnel without a valid voucher: {reach:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            context.reachability().unwrap()
+        })
+        .join()
+        .unwrap();
+    // Both answered with signed, vouched challenges, and both were refused.
+    assert!(reach.rejected_relays >= 2, "{reach:?}");
+    assert!(expired_relay.stats().challenges >= 1);
+    assert!(foreign_relay.stats().challenges >= 1);
+    eprintln!(
+        "expired and foreign vouchers: {} refusals in 4 s",
+        reach.rejected_relays
+    );
 }

@@ -25,7 +25,7 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 
 use super::{DecodeError, MAX_DATAGRAM_SIZE, NodeId, Reader};
 use crate::{
-    crypto::{FINGERPRINT_LEN, Fingerprint, SIGNATURE_LEN},
+    crypto::{FINGERPRINT_LEN, Fingerprint, SIGNATURE_LEN, TOKEN_LEN},
     error::{Error, ErrorKind},
 };
 
@@ -46,6 +46,9 @@ pub const MAC_LEN: usize = 16;
 pub const SECRET_LEN: usize = 32;
 /// Flag bit of OFFER and CHALLENGE: the relay takes no new clients.
 pub const FLAG_LIMIT: u8 = 0x01;
+/// Flag bit of SIGNED_CHALLENGE: a voucher (a capability token, [`TOKEN_LEN`] bytes) follows the
+/// relay key fingerprint.
+pub const FLAG_VOUCHER: u8 = 0x02;
 /// Flag bit of OFFER: the offering service is an SSM repeater (its channel traffic comes as
 /// source-specific multicast from its address, not down a tunnel).
 pub const FLAG_REPEATER: u8 = 0x02;
@@ -53,13 +56,15 @@ pub const FLAG_REPEATER: u8 = 0x02;
 pub const DATA_OVERHEAD: usize = HEADER_LEN + ADDR_LEN;
 /// The largest sixcast datagram a DATA message can carry.
 pub const MAX_DATA_DATAGRAM: usize = MAX_DATAGRAM_SIZE - DATA_OVERHEAD;
-/// Length of a SIGNED_CHALLENGE: header, nonce, MAC, refresh, observed address and port, relay
-/// key fingerprint and Ed25519 signature.
+/// Length of a SIGNED_CHALLENGE without a voucher: header, nonce, MAC, refresh, observed address
+/// and port, relay key fingerprint and Ed25519 signature.
 pub const SIGNED_CHALLENGE_LEN: usize =
     HEADER_LEN + NONCE_LEN + MAC_LEN + 2 + SOCKET_ADDR_LEN + FINGERPRINT_LEN + SIGNATURE_LEN;
-/// SIGNED_HELLO is padded to at least this many bytes: as long as the SIGNED_CHALLENGE that
-/// answers it, so that a relay never sends an unverified address more than it received.
-pub const SIGNED_HELLO_MIN_LEN: usize = SIGNED_CHALLENGE_LEN;
+/// Length of a SIGNED_CHALLENGE with a voucher.
+pub const VOUCHED_CHALLENGE_LEN: usize = SIGNED_CHALLENGE_LEN + TOKEN_LEN;
+/// SIGNED_HELLO is padded to at least this many bytes: as long as the longest SIGNED_CHALLENGE
+/// that can answer it, so that a relay never sends an unverified address more than it received.
+pub const SIGNED_HELLO_MIN_LEN: usize = VOUCHED_CHALLENGE_LEN;
 /// Appended to the fields a relay signs in a SIGNED_CHALLENGE, so that the signature is never
 /// taken for anything else (a signed datagram or a token).
 pub const SIGNED_CHALLENGE_DOMAIN: &[u8] = b"sixcast signed challenge v1";
@@ -280,6 +285,10 @@ pub enum Control<'a> {
         observed: SocketAddrV6,
         /// The fingerprint of the relay's identity key.
         relay_key: Fingerprint,
+        /// Flag [`FLAG_VOUCHER`]: a capability token of an issuer (Stratum 0's operator) for the
+        /// relay's key on the relay group, which nodes that trust the issuer accept instead of a
+        /// pinned key. Checked by the node, not by the decoder.
+        voucher: Option<&'a [u8; TOKEN_LEN]>,
         /// Ed25519 signature of the relay's identity key over [`Control::signed_fields`].
         signature: [u8; SIGNATURE_LEN],
     },
@@ -354,8 +363,8 @@ impl Control<'_> {
     }
 
     /// The bytes a relay's identity key signs for a SIGNED_CHALLENGE: nonce (8), MAC (16),
-    /// refresh (2), flags (1), observed address (16) and port (2), key fingerprint (8), then
-    /// [`SIGNED_CHALLENGE_DOMAIN`]. `None` for every other message.
+    /// refresh (2), flags (1), observed address (16) and port (2), key fingerprint (8), the
+    /// voucher (128, if any), then [`SIGNED_CHALLENGE_DOMAIN`]. `None` for every other message.
     pub fn signed_fields(&self) -> Option<Vec<u8>> {
         let Self::SignedChallenge {
             nonce,
@@ -363,6 +372,7 @@ impl Control<'_> {
             refresh_secs,
             observed,
             relay_key,
+            voucher,
             ..
         } = self
         else {
@@ -370,6 +380,7 @@ impl Control<'_> {
         };
         let mut out = Vec::with_capacity(
             NONCE_LEN
+                + TOKEN_LEN
                 + MAC_LEN
                 + 3
                 + SOCKET_ADDR_LEN
@@ -382,6 +393,9 @@ impl Control<'_> {
         out.push(self.flags());
         put_socket_addr(&mut out, *observed);
         out.extend_from_slice(&relay_key.0);
+        if let Some(voucher) = voucher {
+            out.extend_from_slice(*voucher);
+        }
         out.extend_from_slice(SIGNED_CHALLENGE_DOMAIN);
         Some(out)
     }
@@ -548,6 +562,7 @@ impl Control<'_> {
                 refresh_secs,
                 observed,
                 relay_key,
+                voucher,
                 signature,
                 ..
             } => {
@@ -556,6 +571,9 @@ impl Control<'_> {
                 out.extend_from_slice(&refresh_secs.to_be_bytes());
                 put_socket_addr(out, *observed);
                 out.extend_from_slice(&relay_key.0);
+                if let Some(voucher) = voucher {
+                    out.extend_from_slice(*voucher);
+                }
                 out.extend_from_slice(signature);
             }
         }
@@ -565,14 +583,15 @@ impl Control<'_> {
     }
 
     /// The flags byte: [`FLAG_LIMIT`] on OFFER, CHALLENGE and SIGNED_CHALLENGE,
-    /// [`FLAG_REPEATER`] on OFFER, otherwise 0.
+    /// [`FLAG_REPEATER`] on OFFER, [`FLAG_VOUCHER`] on SIGNED_CHALLENGE, otherwise 0.
     const fn flags(&self) -> u8 {
         match *self {
             Self::Offer {
                 limit, repeater, ..
             } => (limit as u8 * FLAG_LIMIT) | (repeater as u8 * FLAG_REPEATER),
-            Self::Challenge { limit, .. } | Self::SignedChallenge { limit, .. } => {
-                limit as u8 * FLAG_LIMIT
+            Self::Challenge { limit, .. } => limit as u8 * FLAG_LIMIT,
+            Self::SignedChallenge { limit, voucher, .. } => {
+                (limit as u8 * FLAG_LIMIT) | (voucher.is_some() as u8 * FLAG_VOUCHER)
             }
             _ => 0,
         }
@@ -601,7 +620,10 @@ impl Control<'_> {
                 GATEWAY_FIXED_LEN + groups.len().saturating_mul(ADDR_LEN)
             }
             Self::Rebind { .. } => 2 * (NONCE_LEN + MAC_LEN),
-            Self::SignedChallenge { .. } => SIGNED_CHALLENGE_LEN - HEADER_LEN,
+            Self::SignedChallenge { voucher, .. } => {
+                let voucher_len = if voucher.is_some() { TOKEN_LEN } else { 0 };
+                SIGNED_CHALLENGE_LEN - HEADER_LEN + voucher_len
+            }
         }
     }
 }
@@ -622,8 +644,9 @@ pub fn is_control(datagram: &[u8]) -> bool {
 /// [`MAX_GROUPS_PER_MESSAGE`] (`bad_count`), group addresses multicast (`not_multicast`); then
 /// what follows the fields: all zero for padded types (`bad_padding`), at least one byte for DATA
 /// (`truncated`), nothing for the others (`trailing_bytes`). Flags other than [`FLAG_LIMIT`] on
-/// OFFER, CHALLENGE and SIGNED_CHALLENGE and [`FLAG_REPEATER`] on OFFER, and the reserved bytes,
-/// are ignored. A SIGNED_CHALLENGE's signature is not verified here.
+/// OFFER, CHALLENGE and SIGNED_CHALLENGE, [`FLAG_REPEATER`] on OFFER and [`FLAG_VOUCHER`] on
+/// SIGNED_CHALLENGE, and the reserved bytes, are ignored. A SIGNED_CHALLENGE's signature and
+/// voucher are not verified here.
 ///
 /// Never panics; allocates only the group list of a JOIN or LEAVE (at most 64 addresses).
 pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
@@ -749,6 +772,16 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
             limit,
             observed: read_socket_addr(&mut reader)?,
             relay_key: Fingerprint(reader.array()?),
+            voucher: if flags & FLAG_VOUCHER == 0 {
+                None
+            } else {
+                let (voucher, rest) = reader
+                    .rest
+                    .split_first_chunk::<TOKEN_LEN>()
+                    .ok_or(DecodeError::Truncated)?;
+                reader.rest = rest;
+                Some(voucher)
+            },
             signature: reader.array()?,
         },
         other => return Err(DecodeError::UnknownType(other)),
@@ -965,6 +998,7 @@ mod tests {
             Control::SignedHello { nonce: NONCE },
             signed_challenge(false),
             signed_challenge(true),
+            vouched_challenge(),
         ]
     }
 
@@ -976,7 +1010,34 @@ mod tests {
             limit,
             observed: node(),
             relay_key: Fingerprint([0x5a; FINGERPRINT_LEN]),
+            voucher: None,
             signature: [0xee; SIGNATURE_LEN],
+        }
+    }
+
+    fn vouched_challenge() -> Control<'static> {
+        let Control::SignedChallenge {
+            nonce,
+            mac,
+            refresh_secs,
+            limit,
+            observed,
+            relay_key,
+            signature,
+            ..
+        } = signed_challenge(false)
+        else {
+            unreachable!()
+        };
+        Control::SignedChallenge {
+            nonce,
+            mac,
+            refresh_secs,
+            limit,
+            observed,
+            relay_key,
+            voucher: Some(&[0x7c; TOKEN_LEN]),
+            signature,
         }
     }
 
@@ -1086,9 +1147,10 @@ mod tests {
             ("teardown", 50),
             ("gateway", 20 + 16),
             ("rebind", 56),
-            ("signed_hello", 124),
+            ("signed_hello", 252),
             ("signed_challenge", 124),
             ("signed_challenge", 124),
+            ("signed_challenge", 252),
         ];
         assert_eq!(lengths, expected);
         let largest_join = Control::Join {
@@ -1126,8 +1188,10 @@ mod tests {
             limit: true,
             observed: SocketAddrV6::new(Ipv6Addr::from(u128::MAX), u16::MAX, 0, 0),
             relay_key: Fingerprint([0xff; FINGERPRINT_LEN]),
+            voucher: Some(&[0xff; TOKEN_LEN]),
             signature: [0xff; SIGNATURE_LEN],
         });
+        assert_eq!(signed_answer.len(), VOUCHED_CHALLENGE_LEN);
         assert!(signed_answer.len() <= signed_hello.len());
         assert_eq!(signed_hello.len(), SIGNED_HELLO_MIN_LEN);
         let far = SocketAddrV6::new(Ipv6Addr::from(u128::MAX), u16::MAX, 0, 0);
@@ -1197,6 +1261,7 @@ mod tests {
             let mut bytes = encoded(&message);
             let meaningful = match message {
                 Control::Offer { .. } => FLAG_LIMIT | FLAG_REPEATER,
+                Control::SignedChallenge { .. } => FLAG_LIMIT | FLAG_VOUCHER,
                 _ => FLAG_LIMIT,
             };
             bytes[4] |= !meaningful;
@@ -1290,6 +1355,24 @@ mod tests {
             "the limit flag is signed"
         );
         assert_eq!(Control::Hello { nonce: 1 }.signed_fields(), None);
+        // A voucher sits between fingerprint and signature, flagged, and is signed too.
+        let vouched = encoded(&vouched_challenge());
+        assert_eq!(vouched[4], FLAG_VOUCHER);
+        assert_eq!(
+            &vouched[HEADER_LEN + 52..HEADER_LEN + 180],
+            &[0x7c; TOKEN_LEN]
+        );
+        let vouched_fields = vouched_challenge().signed_fields().unwrap();
+        assert_eq!(vouched_fields[26], FLAG_VOUCHER);
+        assert_eq!(&vouched_fields[53..181], &[0x7c; TOKEN_LEN]);
+        // Without its flag the voucher's bytes are trailing; with the flag but no voucher the
+        // datagram is too short.
+        let mut unflagged = vouched.clone();
+        unflagged[4] = 0;
+        assert_eq!(reason(&unflagged), "trailing_bytes");
+        let mut flagged = bytes.clone();
+        flagged[4] |= FLAG_VOUCHER;
+        assert_eq!(reason(&flagged), "truncated");
         // Every length but the right one is refused.
         assert_eq!(reason(&bytes[..bytes.len() - 1]), "truncated");
         assert_eq!(reason(&bytes[..HEADER_LEN + 50]), "truncated");
@@ -1750,6 +1833,7 @@ mod tests {
                     limit: f.flag,
                     observed: f.addr,
                     relay_key: Fingerprint(f.other_nonce.to_be_bytes()),
+                    voucher: (nonce & 2 == 2).then_some(&[0x42; TOKEN_LEN]),
                     signature: [f.mac[0]; SIGNATURE_LEN],
                 },
             }
@@ -1767,7 +1851,7 @@ mod tests {
             fn decoding_arbitrary_bodies_never_panics_and_re_encodes(
                 kind in 0u8..21,
                 flags in any::<u8>(),
-                body in proptest::collection::vec(any::<u8>(), 0..140),
+                body in proptest::collection::vec(any::<u8>(), 0..280),
             ) {
                 let mut bytes = raw(kind, &body);
                 bytes[4] = flags;

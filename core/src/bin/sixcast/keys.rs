@@ -93,6 +93,11 @@ pub(crate) fn signing_key(path: &Path) -> sixcast::Result<SigningKey> {
     SigningKey::from_file_text(&read(path)?).map_err(|e| at(path, e))
 }
 
+/// The token in `path` (`relay --voucher`).
+pub(crate) fn token(path: &Path) -> sixcast::Result<Token> {
+    Token::from_file_text(&read(path)?).map_err(|e| at(path, e))
+}
+
 /// The final line of `listen --json`: what the channel dropped, by reason.
 pub(crate) fn drops_json(stats: &Stats) -> String {
     let mut drops = serde_json::Map::new();
