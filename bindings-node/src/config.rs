@@ -62,10 +62,13 @@ pub struct ContextOptions {
     /// Pinned relay identity keys, 32 bytes each (`PublicKey.toBytes()`): tunnel only through a
     /// relay that proves one of them. Unset or empty: any relay.
     pub relay_keys: Option<Vec<Uint8Array>>,
+    /// Trusted relay voucher issuers, 32-byte public keys: also tunnel through relays one of
+    /// them vouched for.
+    pub relay_issuers: Option<Vec<Uint8Array>>,
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 20] = [
+const OPTION_KEYS: [&str; 21] = [
     "profile",
     "rp",
     "scope",
@@ -86,6 +89,7 @@ const OPTION_KEYS: [&str; 20] = [
     "probeTimeoutMs",
     "probeIntervalMs",
     "relayKeys",
+    "relayIssuers",
 ];
 
 /// Checks options the way `new Context(options)` does, without opening anything.
@@ -193,22 +197,29 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
         config.probe_interval = millis("probeIntervalMs", interval)?;
     }
     if let Some(keys) = options.relay_keys {
-        config.relay_keys = keys
-            .iter()
-            .enumerate()
-            .map(|(index, key)| {
-                let bytes = <[u8; 32]>::try_from(&key[..]).map_err(|_| {
-                    invalid(format!(
-                        "relayKeys[{index}] is {} bytes, not a 32-byte public key",
-                        key.len()
-                    ))
-                })?;
-                PublicKey::from_bytes(bytes)
-                    .map_err(|err| invalid(format!("relayKeys[{index}]: {}", err.message())))
-            })
-            .collect::<sixcast::Result<_>>()?;
+        config.relay_keys = public_keys("relayKeys", &keys)?;
+    }
+    if let Some(issuers) = options.relay_issuers {
+        config.relay_issuers = public_keys("relayIssuers", &issuers)?;
     }
     Ok(config)
+}
+
+/// 32-byte public keys, each checked; errors name the option and the index.
+fn public_keys(name: &str, keys: &[Uint8Array]) -> sixcast::Result<Vec<PublicKey>> {
+    keys.iter()
+        .enumerate()
+        .map(|(index, key)| {
+            let bytes = <[u8; 32]>::try_from(&key[..]).map_err(|_| {
+                invalid(format!(
+                    "{name}[{index}] is {} bytes, not a 32-byte public key",
+                    key.len()
+                ))
+            })?;
+            PublicKey::from_bytes(bytes)
+                .map_err(|err| invalid(format!("{name}[{index}]: {}", err.message())))
+        })
+        .collect()
 }
 
 /// An InvalidConfig error.

@@ -188,3 +188,14 @@ test('relayKeys are checked by the core', () => {
   })
   assert.throws(() => sixcast.validateOptions({ relayKeys: 'key' }), invalidConfig)
 })
+
+test('relayIssuers are checked by the core', () => {
+  const issuer = sixcast.SigningKey.fromSeed(new Uint8Array(32).fill(9)).publicKey()
+  sixcast.validateOptions({ relayIssuers: [issuer.toBytes()] })
+  const weak = new Uint8Array(32)
+  weak[0] = 1
+  assert.throws(() => sixcast.validateOptions({ relayIssuers: [weak] }), {
+    ...invalidConfig,
+    message: /relayIssuers\[0\].*not a valid Ed25519 key/,
+  })
+})

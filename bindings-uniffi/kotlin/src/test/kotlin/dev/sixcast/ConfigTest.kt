@@ -92,4 +92,14 @@ class ConfigTest {
         assertThrowsKind("InvalidConfig", "a short relay key") { validateConfig(Config(relayKeys = listOf(ByteArray(31)))) }
         assertThrowsKind("InvalidConfig", "a weak relay key in Context") { Context(Config(relayKeys = listOf(weak))) }
     }
+
+    @Test
+    fun relayIssuersAreTrustedPublicKeys() {
+        assertTrue(Config().relayIssuers.isEmpty())
+        val issuer = SigningKey.fromSeed(ByteArray(32) { 9 }).publicKey().toBytes()
+        validateConfig(Config(relayIssuers = listOf(issuer)))
+        val weak = ByteArray(32).also { it[0] = 1 }
+        val error = assertThrowsKind("InvalidConfig", "a weak issuer key") { validateConfig(Config(relayIssuers = listOf(weak))) }
+        assertTrue(error.message!!.contains("relay_issuers[0]"), error.message)
+    }
 }
