@@ -488,3 +488,80 @@ fn expired_and_foreign_vouchers_open_no_tunnel() {
         reach.rejected_relays
     );
 }
+
+#[test]
+fn signed_hellos_spoofed_in_a_victims_name_are_not_amplified() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    // The largest answer: a vouched relay's SIGNED_CHALLENGE.
+    let relay = relay_with(
+        &world,
+        "r1",
+        vouched(genuine_key(), voucher(&issuer_key(), &genuine_key(), 3600)),
+    );
+    let relay_at = relay_at(&world, "r1", &relay);
+    let victim = SocketAddrV6::new(world.host("i2").addr(), 40_001, 0, 0);
+    let inbox = world
+        .host("i2")
+        .run(|| UdpSocket::bind(victim).unwrap())
+        .unwrap();
+    inbox
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let rounds = 50u64;
+    let sent: usize = world
+        .host("i1")
+        .run(|| {
+            let attacker = harness::spoofing_socket(victim);
+            let mut sent = 0;
+            for nonce in 0..rounds {
+                let hello = Control::SignedHello { nonce }.to_vec().unwrap();
+                sent += attacker.send_to(&hello, relay_at).unwrap();
+                // Padded only as far as a plain HELLO: refused as too short for its answer.
+                let short = &hello[..control::UNVERIFIED_MIN_LEN];
+                sent += attacker.send_to(short, relay_at).unwrap();
+            }
+            sent
+        })
+        .unwrap();
+    let (mut received, mut challenges) = (0, 0);
+    let mut buffer = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < deadline {
+        if let Ok(len) = inbox.recv(&mut buffer) {
+            received += len;
+            let answer = control::decode(&buffer[..len]);
+            assert!(
+                matches!(
+                    answer,
+                    Ok(Control::SignedChallenge {
+                        voucher: Some(_),
+                        ..
+                    })
+                ),
+                "{answer:?}"
+            );
+            challenges += 1;
+        }
+    }
+    let hello_len = control::SIGNED_HELLO_MIN_LEN;
+    assert_eq!(
+        challenges, rounds,
+        "one answer per full-length SIGNED_HELLO"
+    );
+    assert_eq!(
+        received,
+        challenges as usize * control::VOUCHED_CHALLENGE_LEN
+    );
+    assert!(received <= sent, "amplified: {received} bytes for {sent}");
+    assert_eq!(relay.stats().tunnels, 0);
+    assert_eq!(relay.stats().rejected, rounds, "the short ones");
+    eprintln!(
+        "spoofed SIGNED_HELLO: {hello_len} bytes each, answered with {} bytes (factor {:.2}); \
+         overall {received} bytes reached the victim for {sent} sent (factor {:.2})",
+        control::VOUCHED_CHALLENGE_LEN,
+        control::VOUCHED_CHALLENGE_LEN as f64 / hello_len as f64,
+        received as f64 / sent as f64
+    );
+}
