@@ -314,6 +314,16 @@ export interface ContextOptions {
    * `probeTimeoutMs`).
    */
   probeIntervalMs?: number
+  /**
+   * Pinned relay identity keys, 32 bytes each (`PublicKey.toBytes()`): tunnel only through a
+   * relay that proves one of them. Unset or empty: any relay.
+   */
+  relayKeys?: Array<Uint8Array>
+  /**
+   * Trusted relay voucher issuers, 32-byte public keys: also tunnel through relays one of
+   * them vouched for.
+   */
+  relayIssuers?: Array<Uint8Array>
 }
 
 /** Length of a control message MAC or cookie. */

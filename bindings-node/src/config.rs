@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use napi::{
     Env, Result,
-    bindgen_prelude::{FromNapiValue, JsValue, Object},
+    bindgen_prelude::{FromNapiValue, JsValue, Object, Uint8Array},
 };
 use napi_derive::napi;
-use sixcast::{Config, ErrorKind, Scope, addr};
+use sixcast::{Config, ErrorKind, Scope, addr, crypto::PublicKey};
 
 use crate::error::OrThrow;
 
@@ -59,10 +59,16 @@ pub struct ContextOptions {
     /// How often the probe is repeated once a path is settled, in ms (default 30000; at least
     /// `probeTimeoutMs`).
     pub probe_interval_ms: Option<f64>,
+    /// Pinned relay identity keys, 32 bytes each (`PublicKey.toBytes()`): tunnel only through a
+    /// relay that proves one of them. Unset or empty: any relay.
+    pub relay_keys: Option<Vec<Uint8Array>>,
+    /// Trusted relay voucher issuers, 32-byte public keys: also tunnel through relays one of
+    /// them vouched for.
+    pub relay_issuers: Option<Vec<Uint8Array>>,
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 19] = [
+const OPTION_KEYS: [&str; 21] = [
     "profile",
     "rp",
     "scope",
@@ -82,6 +88,8 @@ const OPTION_KEYS: [&str; 19] = [
     "dnsServer",
     "probeTimeoutMs",
     "probeIntervalMs",
+    "relayKeys",
+    "relayIssuers",
 ];
 
 /// Checks options the way `new Context(options)` does, without opening anything.
@@ -188,7 +196,30 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
     if let Some(interval) = options.probe_interval_ms {
         config.probe_interval = millis("probeIntervalMs", interval)?;
     }
+    if let Some(keys) = options.relay_keys {
+        config.relay_keys = public_keys("relayKeys", &keys)?;
+    }
+    if let Some(issuers) = options.relay_issuers {
+        config.relay_issuers = public_keys("relayIssuers", &issuers)?;
+    }
     Ok(config)
+}
+
+/// 32-byte public keys, each checked; errors name the option and the index.
+fn public_keys(name: &str, keys: &[Uint8Array]) -> sixcast::Result<Vec<PublicKey>> {
+    keys.iter()
+        .enumerate()
+        .map(|(index, key)| {
+            let bytes = <[u8; 32]>::try_from(&key[..]).map_err(|_| {
+                invalid(format!(
+                    "{name}[{index}] is {} bytes, not a 32-byte public key",
+                    key.len()
+                ))
+            })?;
+            PublicKey::from_bytes(bytes)
+                .map_err(|err| invalid(format!("{name}[{index}]: {}", err.message())))
+        })
+        .collect()
 }
 
 /// An InvalidConfig error.

@@ -170,3 +170,32 @@ test('domain and dnsServer reach the core, which checks them', () => {
   })
   assert.throws(() => sixcast.validateOptions({ domain: 53 }), { ...invalidConfig, message: /domain/ })
 })
+
+test('relayKeys are checked by the core', () => {
+  const key = sixcast.SigningKey.fromSeed(new Uint8Array(32).fill(7)).publicKey()
+  sixcast.validateOptions({ relayKeys: [key.toBytes()] })
+  sixcast.validateOptions({ relayKeys: [] })
+  // The all-zero encoding is a weak key; 31 bytes is no key at all.
+  const weak = new Uint8Array(32)
+  weak[0] = 1
+  assert.throws(() => sixcast.validateOptions({ relayKeys: [key.toBytes(), weak] }), {
+    ...invalidConfig,
+    message: /relayKeys\[1\].*not a valid Ed25519 key/,
+  })
+  assert.throws(() => sixcast.validateOptions({ relayKeys: [new Uint8Array(31)] }), {
+    ...invalidConfig,
+    message: /relayKeys\[0\] is 31 bytes/,
+  })
+  assert.throws(() => sixcast.validateOptions({ relayKeys: 'key' }), invalidConfig)
+})
+
+test('relayIssuers are checked by the core', () => {
+  const issuer = sixcast.SigningKey.fromSeed(new Uint8Array(32).fill(9)).publicKey()
+  sixcast.validateOptions({ relayIssuers: [issuer.toBytes()] })
+  const weak = new Uint8Array(32)
+  weak[0] = 1
+  assert.throws(() => sixcast.validateOptions({ relayIssuers: [weak] }), {
+    ...invalidConfig,
+    message: /relayIssuers\[0\].*not a valid Ed25519 key/,
+  })
+})

@@ -2,10 +2,16 @@
 
 use std::time::Duration;
 
-use pyo3::{prelude::*, types::PyDict};
+use pyo3::{
+    prelude::*,
+    types::{PyDict, PyString},
+};
 use sixcast::{Error, ErrorKind, Profile, addr};
 
-use crate::error::{OrRaise, to_py_err};
+use crate::{
+    crypto::PyPublicKey,
+    error::{OrRaise, to_py_err},
+};
 
 /// Settings of a Context. Every field is a keyword argument; a field left out (or ``None``)
 /// keeps its default::
@@ -21,8 +27,11 @@ use crate::error::{OrRaise, to_py_err};
 /// ``reassembly_timeout`` (seconds), ``reassembly_memory``, ``stratum0`` (the core's Stratum 0
 /// as "[address]:port"; None for no reachability probing), ``domain`` (find Stratum 0 from its
 /// ``_sixcast._udp`` SRV records when ``stratum0`` is None), ``dns_server`` (the DNS server for
-/// ``domain``, "address" or "[address]:port"; None for the system's), ``probe_timeout`` (seconds) and
-/// ``probe_interval`` (seconds, at least ``probe_timeout``).
+/// ``domain``, "address" or "[address]:port"; None for the system's), ``probe_timeout`` (seconds),
+/// ``probe_interval`` (seconds, at least ``probe_timeout``), ``relay_keys`` (pinned relay
+/// identity PublicKeys: tunnel only through a relay that proves one) and ``relay_issuers``
+/// (PublicKeys of voucher issuers: also take relays one of them vouched for); both empty for any
+/// relay.
 /// Profile, RP, scope and stratum0 are checked here; :meth:`validate` (and opening a Context)
 /// checks the rest.
 #[pyclass(module = "sixcast", name = "Config", frozen, eq)]
@@ -55,6 +64,8 @@ impl PyConfig {
         dns_server = None,
         probe_timeout = None,
         probe_interval = None,
+        relay_keys = None,
+        relay_issuers = None,
     ))]
     #[expect(
         clippy::too_many_arguments,
@@ -80,6 +91,8 @@ impl PyConfig {
         dns_server: Option<&str>,
         probe_timeout: Option<f64>,
         probe_interval: Option<f64>,
+        relay_keys: Option<Vec<Bound<'_, PyPublicKey>>>,
+        relay_issuers: Option<Vec<Bound<'_, PyPublicKey>>>,
     ) -> PyResult<Self> {
         let mut config = sixcast::Config::default();
         if profile.is_some() || rp.is_some() {
@@ -137,6 +150,12 @@ impl PyConfig {
         }
         if let Some(interval) = probe_interval {
             config.probe_interval = seconds("probe_interval", interval)?;
+        }
+        if let Some(keys) = relay_keys {
+            config.relay_keys = keys.iter().map(|key| key.get().inner).collect();
+        }
+        if let Some(issuers) = relay_issuers {
+            config.relay_issuers = issuers.iter().map(|key| key.get().inner).collect();
         }
         Ok(Self { inner: config })
     }
@@ -264,6 +283,18 @@ impl PyConfig {
         self.inner.probe_interval.as_secs_f64()
     }
 
+    /// Pinned relay identity keys; with ``relay_issuers`` empty too, any relay will do.
+    #[getter]
+    fn relay_keys(&self) -> Vec<PyPublicKey> {
+        wrap(&self.inner.relay_keys)
+    }
+
+    /// Trusted issuers of relay vouchers.
+    #[getter]
+    fn relay_issuers(&self) -> Vec<PyPublicKey> {
+        wrap(&self.inner.relay_issuers)
+    }
+
     /// The UDP port in effect: ``port``, or the profile's default when it is None.
     #[getter]
     fn effective_port(&self) -> u16 {
@@ -292,10 +323,25 @@ impl PyConfig {
         fields.set_item("dns_server", self.dns_server())?;
         fields.set_item("probe_timeout", self.probe_timeout())?;
         fields.set_item("probe_interval", self.probe_interval())?;
-        let fields = fields
+        let mut fields = fields
             .iter()
             .map(|(name, value)| Ok(format!("{name}={}", value.repr()?)))
             .collect::<PyResult<Vec<_>>>()?;
+        // Evaluates back where PublicKey is sixcast.PublicKey.
+        let keys_repr = |keys: &[sixcast::crypto::PublicKey]| {
+            keys.iter()
+                .map(|key| {
+                    let text = PyString::new(py, &key.to_file_text());
+                    Ok(format!("PublicKey.from_file_text({})", text.repr()?))
+                })
+                .collect::<PyResult<Vec<_>>>()
+                .map(|keys| format!("[{}]", keys.join(", ")))
+        };
+        fields.push(format!("relay_keys={}", keys_repr(&self.inner.relay_keys)?));
+        fields.push(format!(
+            "relay_issuers={}",
+            keys_repr(&self.inner.relay_issuers)?
+        ));
         Ok(format!("Config({})", fields.join(", ")))
     }
 }
@@ -307,6 +353,11 @@ impl PyConfig {
         let config = py.get_type::<Self>().call((), Some(fields))?;
         Ok(config.cast_into::<Self>()?.get().clone())
     }
+}
+
+/// Python objects for core public keys.
+fn wrap(keys: &[sixcast::crypto::PublicKey]) -> Vec<PyPublicKey> {
+    keys.iter().map(|key| PyPublicKey { inner: *key }).collect()
 }
 
 /// Overwrites `field` with `value` when one was given, converting it to the field's type.

@@ -214,3 +214,31 @@ def test_domain_and_dns_server_round_trip():
     config.validate()
     with pytest.raises(TypeError):
         sixcast.Config(domain=53)
+
+
+def test_relay_keys_are_pinned_and_round_trip():
+    assert sixcast.Config().relay_keys == []
+    key = sixcast.SigningKey.from_seed(bytes(range(32))).public_key()
+    config = sixcast.Config(relay_keys=[key])
+    assert config.relay_keys == [key]
+    assert config != sixcast.Config(), "an ignored field would leave the default"
+    assert "relay_keys=[PublicKey.from_file_text(" in repr(config)
+    namespace = {"Config": sixcast.Config, "PublicKey": sixcast.PublicKey}
+    assert eval(repr(config), namespace) == config
+    with pytest.raises(TypeError):
+        sixcast.Config(relay_keys=["sixcast-public-key-v1 00"])
+    with pytest.raises(sixcast.InvalidConfigError):
+        sixcast.PublicKey.from_bytes(bytes([1] + [0] * 31))
+
+
+def test_relay_issuers_are_trusted_and_round_trip():
+    assert sixcast.Config().relay_issuers == []
+    issuer = sixcast.SigningKey.from_seed(bytes(range(1, 33))).public_key()
+    config = sixcast.Config(relay_issuers=[issuer])
+    assert config.relay_issuers == [issuer]
+    assert config.relay_keys == []
+    assert config != sixcast.Config(), "an ignored field would leave the default"
+    namespace = {"Config": sixcast.Config, "PublicKey": sixcast.PublicKey}
+    assert eval(repr(config), namespace) == config
+    with pytest.raises(TypeError):
+        sixcast.Config(relay_issuers=[b"not a key"])

@@ -80,6 +80,15 @@ pub struct Config {
     /// `probe_timeout_ms`.
     #[uniffi(default = 30000)]
     pub probe_interval_ms: u64,
+    /// Pinned relay identity keys, 32 bytes each (`PublicKey.toBytes()`): tunnel only through a
+    /// relay that proves one of them. Empty: any relay. An invalid key fails with
+    /// `InvalidConfig`.
+    #[uniffi(default = [])]
+    pub relay_keys: Vec<Vec<u8>>,
+    /// Trusted relay voucher issuers, 32-byte public keys: also tunnel through relays one of
+    /// them vouched for. An invalid key fails with `InvalidConfig`.
+    #[uniffi(default = [])]
+    pub relay_issuers: Vec<Vec<u8>>,
 }
 
 /// The core's default configuration. Equal to a `Config` built with no arguments; the bindings'
@@ -119,6 +128,8 @@ impl From<&sixcast::Config> for Config {
             dns_server: config.dns_server.map(|server| server.to_string()),
             probe_timeout_ms: millis(config.probe_timeout),
             probe_interval_ms: millis(config.probe_interval),
+            relay_keys: key_bytes(&config.relay_keys),
+            relay_issuers: key_bytes(&config.relay_issuers),
         }
     }
 }
@@ -161,8 +172,32 @@ impl TryFrom<&Config> for sixcast::Config {
             .transpose()?;
         core.probe_timeout = Duration::from_millis(config.probe_timeout_ms);
         core.probe_interval = Duration::from_millis(config.probe_interval_ms);
+        core.relay_keys = public_keys("relay_keys", &config.relay_keys)?;
+        core.relay_issuers = public_keys("relay_issuers", &config.relay_issuers)?;
         Ok(core)
     }
+}
+
+fn key_bytes(keys: &[sixcast::crypto::PublicKey]) -> Vec<Vec<u8>> {
+    keys.iter().map(|key| key.to_bytes().to_vec()).collect()
+}
+
+/// 32-byte public keys, each checked; errors name the field and the index.
+fn public_keys(field: &str, keys: &[Vec<u8>]) -> Result<Vec<sixcast::crypto::PublicKey>> {
+    keys.iter()
+        .enumerate()
+        .map(|(index, key)| {
+            let bytes = <[u8; 32]>::try_from(key.as_slice()).map_err(|_| {
+                SixcastError::InvalidConfig(format!(
+                    "{field}[{index}] is {} bytes, not a 32-byte public key",
+                    key.len()
+                ))
+            })?;
+            sixcast::crypto::PublicKey::from_bytes(bytes).map_err(|err| {
+                SixcastError::InvalidConfig(format!("{field}[{index}]: {}", err.message()))
+            })
+        })
+        .collect()
 }
 
 fn widen(value: usize) -> u64 {
@@ -215,6 +250,18 @@ mod tests {
             dns_server: Some("[2001:db8::53]:5353".into()),
             probe_timeout_ms: 500,
             probe_interval_ms: 10_000,
+            relay_keys: vec![
+                sixcast::crypto::SigningKey::from_seed([7; 32])
+                    .public_key()
+                    .to_bytes()
+                    .to_vec(),
+            ],
+            relay_issuers: vec![
+                sixcast::crypto::SigningKey::from_seed([9; 32])
+                    .public_key()
+                    .to_bytes()
+                    .to_vec(),
+            ],
         };
         let core = sixcast::Config::try_from(&record).unwrap();
         core.validate().unwrap();
@@ -314,5 +361,32 @@ mod tests {
                 "{domain:?} {dns_server:?}"
             );
         }
+    }
+
+    #[test]
+    fn relay_keys_must_be_valid_public_keys() {
+        let weak = {
+            let mut bytes = vec![0; 32];
+            bytes[0] = 1;
+            bytes
+        };
+        for (bad, named) in [(weak.clone(), "relay_keys[0]"), (vec![0; 31], "31 bytes")] {
+            let config = Config {
+                relay_keys: vec![bad],
+                ..default_config()
+            };
+            assert!(
+                matches!(validate_config(config), Err(SixcastError::InvalidConfig(m)) if m.contains(named)),
+                "{named}"
+            );
+        }
+        let config = Config {
+            relay_issuers: vec![weak],
+            ..default_config()
+        };
+        assert!(matches!(
+            validate_config(config),
+            Err(SixcastError::InvalidConfig(m)) if m.contains("relay_issuers[0]")
+        ));
     }
 }

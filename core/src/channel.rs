@@ -33,7 +33,7 @@ use crate::{
     gateway::{self, Gateways, Path},
     locate::Stratum0Source,
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
-    tunnel::{self, RelayOffer, Tunnel},
+    tunnel::{self, Pinning, RelayOffer, Tunnel},
     wire::{
         self, Inbox, InboxLimits, NodeId, Packer,
         control::{self, Control},
@@ -220,6 +220,8 @@ struct RelayLink {
     segment: Segment,
     /// Set when a joined channel has neither a gateway nor the tunnel: open one now.
     tunnel_wanted: AtomicBool,
+    /// Relays refused for proving no pinned identity.
+    rejected_relays: AtomicU64,
 }
 
 /// This node's side of the Stratum 1 gateways of its segment (see `gateway`).
@@ -268,6 +270,9 @@ pub struct Reachability {
     pub gateway: Option<SocketAddrV6>,
     /// Groups of the channels this context serves as its segment's gateway.
     pub serving: Vec<Ipv6Addr>,
+    /// Relays refused because they proved no pinned identity ([`Config::relay_keys`]): plain
+    /// or forged challenges, unpinned keys, and SSM repeaters.
+    pub rejected_relays: u64,
 }
 
 struct ChannelState {
@@ -329,6 +334,7 @@ impl Context {
                 })?,
                 segment: Segment::open(&config, &interfaces, node)?,
                 tunnel_wanted: AtomicBool::new(false),
+                rejected_relays: AtomicU64::new(0),
                 source,
                 state: Mutex::default(),
             }),
@@ -502,6 +508,7 @@ impl Context {
             last_error: state.last_error.clone(),
             gateway,
             serving: state.serving.clone(),
+            rejected_relays: link.rejected_relays.load(Ordering::Relaxed),
         })
     }
 
@@ -1317,7 +1324,15 @@ impl Core {
         let groups = self.unserved_groups(link);
         let network = (self.config.scope, self.interfaces.as_slice());
         let established = self.stratum0(link).and_then(|stratum0| {
-            tunnel::establish(&link.socket, &self.waker, stratum0, &groups, network)
+            let pinning = self.pinning(link);
+            tunnel::establish(
+                &link.socket,
+                &self.waker,
+                stratum0,
+                &groups,
+                network,
+                pinning,
+            )
         });
         match established {
             Ok((tunnel, offers)) => {
@@ -1339,6 +1354,24 @@ impl Core {
                 self.attempt_failed(link, &err);
                 false
             }
+        }
+    }
+
+    /// What relays must prove to this context: its pinned keys, and the address Stratum 0 saw.
+    fn pinning<'a>(&'a self, link: &'a RelayLink) -> Pinning<'a> {
+        let seen_as = link
+            .state
+            .lock()
+            .report
+            .as_ref()
+            .and_then(|report| report.observed)
+            .map(|observed| *observed.ip());
+        Pinning {
+            keys: &self.config.relay_keys,
+            issuers: &self.config.relay_issuers,
+            group: discovery::relay_group(self.config.scope),
+            seen_as,
+            rejected: &link.rejected_relays,
         }
     }
 
@@ -1441,7 +1474,9 @@ impl Core {
                 self.dispatch(&relayed, datagram, now, true);
             }
             Ok(message) => {
-                if let Err(err) = tunnel.on_control(&link.socket, &message, now) {
+                if let Err(err) =
+                    tunnel.on_control(&link.socket, &message, now, &link.rejected_relays)
+                {
                     debug!("answering the relay: {err}");
                 }
             }
@@ -1472,7 +1507,8 @@ impl Core {
         while !spares.is_empty() {
             let spare = spares.remove(0);
             let network = (self.config.scope, self.interfaces.as_slice());
-            match tunnel::open(&link.socket, &self.waker, &spare, &groups, network) {
+            let pinning = self.pinning(link);
+            match tunnel::open(&link.socket, &self.waker, &spare, &groups, network, pinning) {
                 Ok(tunnel) => {
                     let mut state = link.state.lock();
                     state.tunnel = Some(tunnel);

@@ -7,6 +7,7 @@ use std::{
 
 use crate::{
     addr::{Profile, Scope},
+    crypto::PublicKey,
     error::{Error, ErrorKind, Result},
     wire,
 };
@@ -78,6 +79,16 @@ pub struct Config {
     /// How often the probe is repeated once a path is settled: a node on a tunnel moves back to
     /// native multicast when it starts working both ways.
     pub probe_interval: Duration,
+    /// Pinned relay identity keys (the ones Stratum 0's operator vouches for). When any is set,
+    /// the context tunnels only through a relay that signs its challenge with one of them, and
+    /// takes no SSM repeater service (a repeater cannot prove who sends); refused relays are
+    /// counted in [`Reachability::rejected_relays`](crate::Reachability::rejected_relays).
+    /// Empty (and no `relay_issuers`): any relay that answers.
+    pub relay_keys: Vec<PublicKey>,
+    /// Trusted issuers of relay vouchers (Stratum 0's operator): a relay whose identity key has
+    /// an unexpired voucher of one of them for the relay group is accepted as if its key were
+    /// in `relay_keys`. Setting any has the effects of pinning.
+    pub relay_issuers: Vec<PublicKey>,
 }
 
 impl Default for Config {
@@ -101,6 +112,8 @@ impl Default for Config {
             dns_server: None,
             probe_timeout: Duration::from_secs(2),
             probe_interval: Duration::from_secs(30),
+            relay_keys: Vec::new(),
+            relay_issuers: Vec::new(),
         }
     }
 }

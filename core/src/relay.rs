@@ -27,10 +27,11 @@ use tracing::{debug, warn};
 
 use crate::{
     addr::{self, Scope},
+    crypto::{SigningKey, Token, relay_identity},
     discovery::{
         self, CONTROL_PORT, RELAY_PORT, Secrets, ThreadBody, send_control, serve, start_threads,
     },
-    error::Result,
+    error::{Error, ErrorKind, Result},
     ratelimit::{ClientLimits, Rates},
     socket::{self, Interface, McastSocket, SocketOptions, Waker},
     wire::control::{self, Control, MAX_GROUPS_PER_MESSAGE},
@@ -72,6 +73,15 @@ pub struct RelayConfig {
     /// Most control messages (JOIN, LEAVE, KEEPALIVE) per second from one verified client; more
     /// are dropped unanswered and counted as `throttled_control`. 0: no limit.
     pub client_control_per_sec: u64,
+    /// The relay's identity key: with one, the relay answers SIGNED_HELLO with a
+    /// SIGNED_CHALLENGE signed by it, so that nodes that pinned its public key accept it. Without
+    /// one, SIGNED_HELLOs are dropped (counted as `rejected`).
+    pub identity: Option<SigningKey>,
+    /// A voucher for the identity key: a capability token of Stratum 0's operator (the issuer)
+    /// whose subject is the identity's public key and whose group is the relay group of
+    /// `scope`. Presented in every SIGNED_CHALLENGE, so that nodes trusting the issuer accept
+    /// this relay without pinning its key. Needs `identity`.
+    pub voucher: Option<Token>,
 }
 
 impl Default for RelayConfig {
@@ -89,6 +99,8 @@ impl Default for RelayConfig {
             client_datagrams_per_sec: 10_000,
             client_bytes_per_sec: 16 << 20,
             client_control_per_sec: 50,
+            identity: None,
+            voucher: None,
         }
     }
 }
@@ -101,7 +113,7 @@ pub struct RelayStats {
     pub tunnels: u64,
     /// Offers sent in answer to Stratum 0's solicitations.
     pub offers: u64,
-    /// Challenges sent to HELLOs.
+    /// Challenges sent to HELLOs and SIGNED_HELLOs.
     pub challenges: u64,
     /// JOINs refused: a MAC that does not match, or no room for another client.
     pub refused: u64,
@@ -185,7 +197,11 @@ struct Client {
 
 impl Relay {
     /// Binds the relay's sockets, joins the relay group and starts serving.
+    ///
+    /// Fails with [`ErrorKind::InvalidConfig`] for a voucher without an identity, or one that is
+    /// not for the identity's key and the relay group.
     pub fn spawn(config: RelayConfig) -> Result<Self> {
+        check_voucher(&config)?;
         let interfaces = socket::select_interfaces(&config.interfaces)?;
         let options = |address, port, loopback| SocketOptions {
             address,
@@ -259,6 +275,32 @@ impl Relay {
     }
 }
 
+/// A voucher must name the relay's identity key and the relay group it solicits on.
+fn check_voucher(config: &RelayConfig) -> Result<()> {
+    let Some(voucher) = &config.voucher else {
+        return Ok(());
+    };
+    let invalid = |message: String| Err(Error::new(ErrorKind::InvalidConfig, message));
+    let Some(identity) = &config.identity else {
+        return invalid("a relay voucher needs the identity key it vouches for".into());
+    };
+    if voucher.subject() != identity.public_key() {
+        return invalid(format!(
+            "the voucher is for key {}, not this relay's identity {}",
+            voucher.subject().fingerprint(),
+            identity.public_key().fingerprint()
+        ));
+    }
+    let group = discovery::relay_group(config.scope);
+    if voucher.group() != group {
+        return invalid(format!(
+            "the voucher is for {}, not the relay group {group} of this relay's scope",
+            voucher.group()
+        ));
+    }
+    Ok(())
+}
+
 impl Drop for Relay {
     fn drop(&mut self) {
         self.close();
@@ -329,10 +371,7 @@ impl RelayService {
     fn handle_client(&self, source: SocketAddrV6, datagram: &[u8]) {
         match control::decode(datagram) {
             Ok(Control::Hello { nonce }) => {
-                add(&self.counters.challenges, 1);
-                let mac = self.secrets.lock().mac(source, nonce);
-                let limit = self.state.lock().clients.len() >= self.config.max_tunnels;
-                let refresh_secs = u16::try_from(self.config.refresh.as_secs()).unwrap_or(u16::MAX);
+                let (mac, refresh_secs, limit) = self.challenge_fields(source, nonce);
                 self.send(
                     &Control::Challenge {
                         nonce,
@@ -342,6 +381,23 @@ impl RelayService {
                     },
                     source,
                 );
+            }
+            // Padded to the answer's length: signing for an unverified address amplifies nothing.
+            Ok(Control::SignedHello { nonce }) => {
+                let Some(identity) = &self.config.identity else {
+                    add(&self.counters.rejected, 1);
+                    debug!(%source, "a signed hello, but this relay has no identity key");
+                    return;
+                };
+                let (mac, refresh_secs, limit) = self.challenge_fields(source, nonce);
+                let challenge = relay_identity::sign_challenge(
+                    (identity, self.config.voucher.as_ref()),
+                    (nonce, mac),
+                    refresh_secs,
+                    limit,
+                    source,
+                );
+                self.send(&challenge, source);
             }
             Ok(Control::Join { nonce, mac, groups }) => {
                 if !self.verify(source, nonce, &mac) {
@@ -407,6 +463,16 @@ impl RelayService {
                 debug!(%source, "malformed tunnel datagram: {err}");
             }
         }
+    }
+
+    /// The MAC, refresh interval and LIMIT flag of a (signed or plain) challenge to `source`'s
+    /// hello with `nonce`; counts the challenge.
+    fn challenge_fields(&self, source: SocketAddrV6, nonce: u64) -> (control::Mac, u16, bool) {
+        add(&self.counters.challenges, 1);
+        let mac = self.secrets.lock().mac(source, nonce);
+        let limit = self.state.lock().clients.len() >= self.config.max_tunnels;
+        let refresh_secs = u16::try_from(self.config.refresh.as_secs()).unwrap_or(u16::MAX);
+        (mac, refresh_secs, limit)
     }
 
     /// Whether the client at `source` is within its control rate (taking one message from it).
@@ -801,6 +867,47 @@ impl RelayService {
     fn shutdown(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
             self.waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn config_with(identity: Option<u8>, voucher_for: (u8, Ipv6Addr)) -> RelayConfig {
+        let issuer = SigningKey::from_seed([9; 32]);
+        let subject = SigningKey::from_seed([voucher_for.0; 32]).public_key();
+        let not_after = SystemTime::now() + Duration::from_secs(60);
+        RelayConfig {
+            identity: identity.map(|seed| SigningKey::from_seed([seed; 32])),
+            voucher: Some(Token::issue(&issuer, subject, voucher_for.1, not_after)),
+            ..RelayConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_voucher_must_be_for_the_identity_key_and_the_relay_group() {
+        let group = discovery::relay_group(Scope::Global);
+        check_voucher(&config_with(Some(1), (1, group))).unwrap();
+        let cases = [
+            (config_with(None, (1, group)), "needs the identity"),
+            (
+                config_with(Some(2), (1, group)),
+                "not this relay's identity",
+            ),
+            (
+                config_with(Some(1), (1, discovery::relay_group(Scope::Site))),
+                "not the relay group",
+            ),
+        ];
+        for (config, says) in cases {
+            let err = check_voucher(&config).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+            assert!(err.message().contains(says), "{err}");
+            assert!(Relay::spawn(config).is_err());
         }
     }
 }

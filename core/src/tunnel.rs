@@ -8,13 +8,18 @@
 use std::{
     collections::HashSet,
     net::{Ipv6Addr, SocketAddrV6},
-    time::{Duration, Instant},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime},
 };
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{
     addr::Scope,
+    crypto::{
+        PublicKey,
+        relay_identity::{self, RelayTrust},
+    },
     discovery::{self, send_control},
     error::{Error, ErrorKind, Result},
     socket::{Interface, McastSocket, RecvBatch, Waker},
@@ -52,10 +57,61 @@ pub struct RelayOffer {
     pub repeater: bool,
 }
 
+/// What a node requires of the relays it tunnels through.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pinning<'a> {
+    /// The pinned relay identity keys.
+    pub(crate) keys: &'a [PublicKey],
+    /// Trusted voucher issuers. With neither keys nor issuers, any relay will do (plain HELLO).
+    pub(crate) issuers: &'a [PublicKey],
+    /// The relay group of the node's scope, which vouchers must be for.
+    pub(crate) group: Ipv6Addr,
+    /// The address Stratum 0 saw this node at, if known: a signed challenge must name it.
+    pub(crate) seen_as: Option<Ipv6Addr>,
+    /// Counts relays refused for proving no pinned identity (and repeaters, which cannot).
+    pub(crate) rejected: &'a AtomicU64,
+}
+
+impl Pinning<'_> {
+    fn is_on(&self) -> bool {
+        !self.keys.is_empty() || !self.issuers.is_empty()
+    }
+
+    fn trust(&self) -> RelayTrust<'_> {
+        RelayTrust {
+            keys: self.keys,
+            issuers: self.issuers,
+            group: self.group,
+            now: SystemTime::now(),
+        }
+    }
+
+    fn refuse(&self, relay: SocketAddrV6, why: &dyn std::fmt::Display) -> Error {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        warn!(%relay, "relay refused: {why}");
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("relay {relay} refused because {why}; relay keys are pinned"),
+        )
+    }
+}
+
+/// Whether `seen` could be this node's address as a relay saw it: a unicast address and a port,
+/// and the address Stratum 0 saw when that is known.
+fn plausible(seen: SocketAddrV6, seen_as: Option<Ipv6Addr>) -> bool {
+    seen.port() != 0
+        && !seen.ip().is_unspecified()
+        && !seen.ip().is_multicast()
+        && seen_as.is_none_or(|ip| ip == *seen.ip())
+}
+
 /// An open tunnel to a relay.
 #[derive(Debug)]
 pub(crate) struct Tunnel {
     pub(crate) relay: SocketAddrV6,
+    /// The relay's identity key, when it proved one (relay keys are pinned): rebinding
+    /// handshakes must be signed by the same key.
+    identity: Option<PublicKey>,
     /// Whether `relay` is an SSM repeater.
     pub(crate) repeater: bool,
     /// The repeated groups joined from the repeater.
@@ -157,14 +213,25 @@ pub(crate) fn request_relays(
 /// Opens a tunnel to the relay or repeater of `offer` with the return-routability handshake and
 /// joins `groups`. A repeater answers by SSM from its address on the repeater group, which
 /// `socket` joins on `interfaces` first: the tunnel opens only where that SSM arrives.
+///
+/// With relay keys pinned, the handshake is SIGNED_HELLO and SIGNED_CHALLENGE, and a relay whose
+/// answer does not prove a pinned identity is refused at once (counted in `pinning`), as is any
+/// repeater: SSM service cannot prove who sends it.
 pub(crate) fn open(
     socket: &McastSocket,
     waker: &Waker,
     offer: &RelayOffer,
     groups: &[Ipv6Addr],
     (scope, interfaces): (Scope, &[Interface]),
+    pinning: Pinning<'_>,
 ) -> Result<Tunnel> {
     let relay = offer.address;
+    if pinning.is_on() && offer.repeater {
+        return Err(pinning.refuse(
+            relay,
+            &"it is an SSM repeater, which cannot prove an identity",
+        ));
+    }
     // A repeater's JOIN acknowledgment (by SSM) is the proof that SSM from it arrives: a node
     // with no channel yet joins the repeater group itself to get one.
     let check = [discovery::repeater_group(scope)];
@@ -187,7 +254,7 @@ pub(crate) fn open(
     let nonce = discovery::nonce();
     let mut batch = RecvBatch::new();
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    send_control(socket, &Control::Hello { nonce }, relay)?;
+    send_control(socket, &hello(nonce, pinning.is_on()), relay)?;
     let mut tunnel: Option<Tunnel> = None;
     while Instant::now() < deadline {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -198,13 +265,32 @@ pub(crate) fn open(
             if meta.source != relay {
                 continue;
             }
-            match control::decode(datagram) {
-                Ok(Control::Challenge {
-                    nonce: echoed,
-                    mac,
-                    refresh_secs,
-                    limit,
-                }) if echoed == nonce => {
+            let answer = control::decode(datagram);
+            match answer {
+                Ok(
+                    ref challenge @ (Control::Challenge {
+                        nonce: echoed,
+                        mac,
+                        refresh_secs,
+                        limit,
+                    }
+                    | Control::SignedChallenge {
+                        nonce: echoed,
+                        mac,
+                        refresh_secs,
+                        limit,
+                        ..
+                    }),
+                ) if echoed == nonce => {
+                    let identity = if pinning.is_on() {
+                        let verified =
+                            relay_identity::verify_challenge(challenge, &pinning.trust(), |seen| {
+                                plausible(seen, pinning.seen_as)
+                            });
+                        Some(verified.map_err(|why| pinning.refuse(relay, &why))?)
+                    } else {
+                        None
+                    };
                     if limit {
                         return Err(Error::new(
                             ErrorKind::Unsupported,
@@ -214,6 +300,7 @@ pub(crate) fn open(
                     let now = Instant::now();
                     let mut opened = Tunnel {
                         relay,
+                        identity,
                         repeater: offer.repeater,
                         repeated: HashSet::new(),
                         nonce,
@@ -250,6 +337,15 @@ pub(crate) fn open(
         ErrorKind::Timeout,
         format!("relay {relay} did not complete the tunnel handshake within {HANDSHAKE_TIMEOUT:?}"),
     ))
+}
+
+/// The hello that starts a handshake: signed where the relay must prove its identity.
+fn hello(nonce: u64, signed: bool) -> Control<'static> {
+    if signed {
+        Control::SignedHello { nonce }
+    } else {
+        Control::Hello { nonce }
+    }
 }
 
 impl Tunnel {
@@ -337,7 +433,7 @@ impl Tunnel {
             .is_none_or(|rebinding| rebinding.sent_at.elapsed() >= REBIND_RETRY);
         if self.last_heard.elapsed() >= REBIND_AFTER && retry_due {
             let nonce = discovery::nonce();
-            send_control(socket, &Control::Hello { nonce }, self.relay)?;
+            send_control(socket, &hello(nonce, self.identity.is_some()), self.relay)?;
             self.rebinding = Some(Rebinding {
                 nonce,
                 sent_at: Instant::now(),
@@ -348,12 +444,14 @@ impl Tunnel {
     }
 
     /// Handles a control message from the relay (DATA excepted): keepalives, and the steps of a
-    /// rebinding.
+    /// rebinding. A tunnel opened with a proven identity takes only challenges signed by that
+    /// key; others that answer its rebinding are counted in `rejected`.
     pub(crate) fn on_control(
         &mut self,
         socket: &McastSocket,
         message: &Control<'_>,
         now: Instant,
+        rejected: &AtomicU64,
     ) -> Result<()> {
         match *message {
             Control::Keepalive { nonce } => {
@@ -376,10 +474,33 @@ impl Tunnel {
                 mac,
                 limit: false,
                 ..
+            }
+            | Control::SignedChallenge {
+                nonce,
+                mac,
+                limit: false,
+                ..
             } => {
                 let Some(rebinding) = self.rebinding.as_mut().filter(|r| r.nonce == nonce) else {
                     return Ok(());
                 };
+                if let Some(identity) = self.identity {
+                    // The node's address may have changed: only its form can be checked.
+                    let same_key = RelayTrust {
+                        keys: &[identity],
+                        issuers: &[],
+                        group: Ipv6Addr::UNSPECIFIED,
+                        now: SystemTime::now(),
+                    };
+                    let verified = relay_identity::verify_challenge(message, &same_key, |seen| {
+                        plausible(seen, None)
+                    });
+                    if let Err(why) = verified {
+                        rejected.fetch_add(1, Ordering::Relaxed);
+                        warn!(relay = %self.relay, "rebinding challenge refused: {why}");
+                        return Ok(());
+                    }
+                }
                 rebinding.mac = Some(mac);
                 let rebind = Control::Rebind {
                     nonce,
@@ -438,19 +559,20 @@ impl Tunnel {
     }
 }
 
-/// Asks Stratum 0 for relays and opens a tunnel to the best one that completes the handshake;
-/// returns it with every offer received.
+/// Asks Stratum 0 for relays and opens a tunnel to the best one that completes the handshake
+/// (and, with keys pinned, proves a pinned identity); returns it with every offer received.
 pub(crate) fn establish(
     socket: &McastSocket,
     waker: &Waker,
     stratum0: SocketAddrV6,
     groups: &[Ipv6Addr],
     network: (Scope, &[Interface]),
+    pinning: Pinning<'_>,
 ) -> Result<(Tunnel, Vec<RelayOffer>)> {
     let offers = request_relays(socket, waker, stratum0)?;
     let mut last_error = None;
     for offer in &offers {
-        match open(socket, waker, offer, groups, network) {
+        match open(socket, waker, offer, groups, network, pinning) {
             Ok(tunnel) => return Ok((tunnel, offers)),
             Err(err) => {
                 debug!(relay = %offer.address, "{err}");

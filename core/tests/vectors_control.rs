@@ -717,7 +717,12 @@ fn decode_cases() -> Vec<DecodeCase> {
             "unsupported_version",
         ),
         invalid("type_0", "type byte 0", with(3, 0), "unknown_type"),
-        invalid("type_18", "type byte 18", with(3, 18), "unknown_type"),
+        invalid(
+            "type_20",
+            "type byte 20, after the last type",
+            with(3, 20),
+            "unknown_type",
+        ),
         (
             "oversized",
             "a DATA of 65508 bytes, one more than a UDP datagram can hold",

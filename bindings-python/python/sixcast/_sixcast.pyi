@@ -133,6 +133,8 @@ class Config:
         dns_server: str | None = None,
         probe_timeout: float | None = None,
         probe_interval: float | None = None,
+        relay_keys: Sequence[PublicKey] | None = None,
+        relay_issuers: Sequence[PublicKey] | None = None,
     ) -> Self: ...
     def validate(self) -> None:
         """Checks every field; raises InvalidConfigError naming the first bad one."""
@@ -159,6 +161,12 @@ class Config:
     @property
     def probe_interval(self) -> float:
         """Seconds between probes once a path is settled; at least ``probe_timeout``."""
+    @property
+    def relay_keys(self) -> list[PublicKey]:
+        """Pinned relay identity keys: tunnel only through a relay that proves one."""
+    @property
+    def relay_issuers(self) -> list[PublicKey]:
+        """Trusted relay voucher issuers: also tunnel through relays they vouched for."""
     @property
     def effective_port(self) -> int:
         """``port``, or the profile's default when it is None."""
@@ -387,6 +395,8 @@ class Context:
         dns_server: str | None = None,
         probe_timeout: float | None = None,
         probe_interval: float | None = None,
+        relay_keys: Sequence[PublicKey] | None = None,
+        relay_issuers: Sequence[PublicKey] | None = None,
     ) -> Self: ...
     def channel(self, name: _BytesLike) -> Channel: ...
     def close(self) -> None: ...

@@ -10,6 +10,7 @@
 
 mod keys;
 mod protection;
+pub(crate) mod relay_identity;
 mod token;
 
 use std::{

@@ -76,6 +76,11 @@ impl Token {
         self.bytes
     }
 
+    /// The token's bytes, borrowed (as a relay's voucher in a SIGNED_CHALLENGE).
+    pub(crate) fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
+        &self.bytes
+    }
+
     /// The key the token lets send.
     pub fn subject(&self) -> PublicKey {
         self.subject

@@ -7,8 +7,9 @@
 //! big-endian fields; addresses are 16 raw bytes, ports two.
 //!
 //! **Amplification.** The messages a party sends before its address is verified (PROBE,
-//! RELAY_REQUEST, HELLO) are zero-padded to [`UNVERIFIED_MIN_LEN`] bytes, and every answer to
-//! them is at most that long, so an unverified address never receives more bytes than it sent.
+//! RELAY_REQUEST, HELLO) are zero-padded to [`UNVERIFIED_MIN_LEN`] bytes (SIGNED_HELLO to
+//! [`SIGNED_HELLO_MIN_LEN`]), and every answer to them is at most that long, so an unverified
+//! address never receives more bytes than it sent.
 //!
 //! **Verification.** [`mac`] is the stateless return-routability cookie of AMT (RFC 7450,
 //! §5.3.5): a keyed hash of the peer's address, port and nonce under a secret only the verifier
@@ -23,7 +24,10 @@
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use super::{DecodeError, MAX_DATAGRAM_SIZE, NodeId, Reader};
-use crate::error::{Error, ErrorKind};
+use crate::{
+    crypto::{FINGERPRINT_LEN, Fingerprint, SIGNATURE_LEN, TOKEN_LEN},
+    error::{Error, ErrorKind},
+};
 
 /// The first two bytes of every control datagram: `"6r"`.
 pub const MAGIC: [u8; 2] = *b"6r";
@@ -42,6 +46,9 @@ pub const MAC_LEN: usize = 16;
 pub const SECRET_LEN: usize = 32;
 /// Flag bit of OFFER and CHALLENGE: the relay takes no new clients.
 pub const FLAG_LIMIT: u8 = 0x01;
+/// Flag bit of SIGNED_CHALLENGE: a voucher (a capability token, [`TOKEN_LEN`] bytes) follows the
+/// relay key fingerprint.
+pub const FLAG_VOUCHER: u8 = 0x02;
 /// Flag bit of OFFER: the offering service is an SSM repeater (its channel traffic comes as
 /// source-specific multicast from its address, not down a tunnel).
 pub const FLAG_REPEATER: u8 = 0x02;
@@ -49,6 +56,18 @@ pub const FLAG_REPEATER: u8 = 0x02;
 pub const DATA_OVERHEAD: usize = HEADER_LEN + ADDR_LEN;
 /// The largest sixcast datagram a DATA message can carry.
 pub const MAX_DATA_DATAGRAM: usize = MAX_DATAGRAM_SIZE - DATA_OVERHEAD;
+/// Length of a SIGNED_CHALLENGE without a voucher: header, nonce, MAC, refresh, observed address
+/// and port, relay key fingerprint and Ed25519 signature.
+pub const SIGNED_CHALLENGE_LEN: usize =
+    HEADER_LEN + NONCE_LEN + MAC_LEN + 2 + SOCKET_ADDR_LEN + FINGERPRINT_LEN + SIGNATURE_LEN;
+/// Length of a SIGNED_CHALLENGE with a voucher.
+pub const VOUCHED_CHALLENGE_LEN: usize = SIGNED_CHALLENGE_LEN + TOKEN_LEN;
+/// SIGNED_HELLO is padded to at least this many bytes: as long as the longest SIGNED_CHALLENGE
+/// that can answer it, so that a relay never sends an unverified address more than it received.
+pub const SIGNED_HELLO_MIN_LEN: usize = VOUCHED_CHALLENGE_LEN;
+/// Appended to the fields a relay signs in a SIGNED_CHALLENGE, so that the signature is never
+/// taken for anything else (a signed datagram or a token).
+pub const SIGNED_CHALLENGE_DOMAIN: &[u8] = b"sixcast signed challenge v1";
 
 /// A message authentication code: a cookie from Stratum 0 or a relay's challenge.
 pub type Mac = [u8; MAC_LEN];
@@ -75,8 +94,10 @@ const TYPE_KEEPALIVE: u8 = 14;
 const TYPE_TEARDOWN: u8 = 15;
 const TYPE_GATEWAY: u8 = 16;
 const TYPE_REBIND: u8 = 17;
+const TYPE_SIGNED_HELLO: u8 = 18;
+const TYPE_SIGNED_CHALLENGE: u8 = 19;
 /// The highest type byte of this version.
-const TYPE_LAST: u8 = TYPE_REBIND;
+const TYPE_LAST: u8 = TYPE_SIGNED_CHALLENGE;
 
 /// Length of the body fields of a JOIN or LEAVE before its group list.
 const GROUP_LIST_FIXED_LEN: usize = NONCE_LEN + MAC_LEN + COUNT_LEN;
@@ -241,6 +262,36 @@ pub enum Control<'a> {
         /// The MAC the relay issued for the old address.
         old_mac: Mac,
     },
+    /// Type 18, node → relay (padded to [`SIGNED_HELLO_MIN_LEN`]): opens a tunnel, or starts a
+    /// rebinding, with a relay that must prove its identity: a relay with an identity key
+    /// answers SIGNED_CHALLENGE, one without ignores it.
+    SignedHello {
+        /// Chosen by the node.
+        nonce: u64,
+    },
+    /// Type 19, relay → node: a CHALLENGE signed by the relay's identity key, bound to the
+    /// node's nonce and to the address the relay saw it at, so that it cannot be replayed to
+    /// another node or session.
+    SignedChallenge {
+        /// The SIGNED_HELLO's nonce.
+        nonce: u64,
+        /// `mac(relay secret, node address, nonce)`, as in CHALLENGE.
+        mac: Mac,
+        /// How often the node must refresh its membership, in seconds.
+        refresh_secs: u16,
+        /// Flag [`FLAG_LIMIT`]: the relay takes no new clients.
+        limit: bool,
+        /// The source address and port the relay saw the SIGNED_HELLO come from.
+        observed: SocketAddrV6,
+        /// The fingerprint of the relay's identity key.
+        relay_key: Fingerprint,
+        /// Flag [`FLAG_VOUCHER`]: a capability token of an issuer (Stratum 0's operator) for the
+        /// relay's key on the relay group, which nodes that trust the issuer accept instead of a
+        /// pinned key. Checked by the node, not by the decoder.
+        voucher: Option<&'a [u8; TOKEN_LEN]>,
+        /// Ed25519 signature of the relay's identity key over [`Control::signed_fields`].
+        signature: [u8; SIGNATURE_LEN],
+    },
 }
 
 /// The fields of a control message, flattened: each message type fills the fields it has and
@@ -312,6 +363,8 @@ impl Control<'_> {
             Self::Teardown { .. } => "teardown",
             Self::Gateway { .. } => "gateway",
             Self::Rebind { .. } => "rebind",
+            Self::SignedHello { .. } => "signed_hello",
+            Self::SignedChallenge { .. } => "signed_challenge",
         }
     }
 
@@ -429,23 +482,64 @@ impl Control<'_> {
             Self::Teardown { .. } => TYPE_TEARDOWN,
             Self::Gateway { .. } => TYPE_GATEWAY,
             Self::Rebind { .. } => TYPE_REBIND,
+            Self::SignedHello { .. } => TYPE_SIGNED_HELLO,
+            Self::SignedChallenge { .. } => TYPE_SIGNED_CHALLENGE,
         }
     }
 
     /// Whether the message is sent to addresses that have not proven they receive there, and so
-    /// is padded to [`UNVERIFIED_MIN_LEN`] bytes.
+    /// is padded to [`padded_len`](Self::padded_len) bytes.
     pub const fn is_padded(&self) -> bool {
         is_padded_type(self.type_code())
     }
 
+    /// The length a padded message is padded to ([`UNVERIFIED_MIN_LEN`], or
+    /// [`SIGNED_HELLO_MIN_LEN`] for SIGNED_HELLO); 0 for the others.
+    pub const fn padded_len(&self) -> usize {
+        padded_len(self.type_code())
+    }
+
     /// The number of bytes [`encode`](Self::encode) writes (for a valid message).
     pub fn encoded_len(&self) -> usize {
-        let unpadded = HEADER_LEN + self.body_len();
-        if self.is_padded() {
-            unpadded.max(UNVERIFIED_MIN_LEN)
-        } else {
-            unpadded
+        (HEADER_LEN + self.body_len()).max(self.padded_len())
+    }
+
+    /// The bytes a relay's identity key signs for a SIGNED_CHALLENGE: nonce (8), MAC (16),
+    /// refresh (2), flags (1), observed address (16) and port (2), key fingerprint (8), the
+    /// voucher (128, if any), then [`SIGNED_CHALLENGE_DOMAIN`]. `None` for every other message.
+    pub fn signed_fields(&self) -> Option<Vec<u8>> {
+        let Self::SignedChallenge {
+            nonce,
+            mac,
+            refresh_secs,
+            observed,
+            relay_key,
+            voucher,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let mut out = Vec::with_capacity(
+            NONCE_LEN
+                + TOKEN_LEN
+                + MAC_LEN
+                + 3
+                + SOCKET_ADDR_LEN
+                + FINGERPRINT_LEN
+                + SIGNED_CHALLENGE_DOMAIN.len(),
+        );
+        put_u64(&mut out, *nonce);
+        out.extend_from_slice(mac);
+        out.extend_from_slice(&refresh_secs.to_be_bytes());
+        out.push(self.flags());
+        put_socket_addr(&mut out, *observed);
+        out.extend_from_slice(&relay_key.0);
+        if let Some(voucher) = voucher {
+            out.extend_from_slice(*voucher);
         }
+        out.extend_from_slice(SIGNED_CHALLENGE_DOMAIN);
+        Some(out)
     }
 
     /// Checks the rules [`encode`](Self::encode) enforces, without encoding. `Ok` exactly for
@@ -534,7 +628,8 @@ impl Control<'_> {
             Self::Echo { nonce }
             | Self::Beacon { nonce }
             | Self::Hello { nonce }
-            | Self::Keepalive { nonce } => put_u64(out, *nonce),
+            | Self::Keepalive { nonce }
+            | Self::SignedHello { nonce } => put_u64(out, *nonce),
             Self::ProbeReply {
                 nonce,
                 heard_beacon,
@@ -603,20 +698,43 @@ impl Control<'_> {
                 put_u64(out, *old_nonce);
                 out.extend_from_slice(old_mac);
             }
+            Self::SignedChallenge {
+                nonce,
+                mac,
+                refresh_secs,
+                observed,
+                relay_key,
+                voucher,
+                signature,
+                ..
+            } => {
+                put_u64(out, *nonce);
+                out.extend_from_slice(mac);
+                out.extend_from_slice(&refresh_secs.to_be_bytes());
+                put_socket_addr(out, *observed);
+                out.extend_from_slice(&relay_key.0);
+                if let Some(voucher) = voucher {
+                    out.extend_from_slice(*voucher);
+                }
+                out.extend_from_slice(signature);
+            }
         }
         if self.is_padded() {
-            out.resize(start + UNVERIFIED_MIN_LEN, 0);
+            out.resize(start + self.padded_len(), 0);
         }
     }
 
-    /// The flags byte: [`FLAG_LIMIT`] on OFFER and CHALLENGE, [`FLAG_REPEATER`] on OFFER,
-    /// otherwise 0.
+    /// The flags byte: [`FLAG_LIMIT`] on OFFER, CHALLENGE and SIGNED_CHALLENGE,
+    /// [`FLAG_REPEATER`] on OFFER, [`FLAG_VOUCHER`] on SIGNED_CHALLENGE, otherwise 0.
     const fn flags(&self) -> u8 {
         match *self {
             Self::Offer {
                 limit, repeater, ..
             } => (limit as u8 * FLAG_LIMIT) | (repeater as u8 * FLAG_REPEATER),
             Self::Challenge { limit, .. } => limit as u8 * FLAG_LIMIT,
+            Self::SignedChallenge { limit, voucher, .. } => {
+                (limit as u8 * FLAG_LIMIT) | (voucher.is_some() as u8 * FLAG_VOUCHER)
+            }
             _ => 0,
         }
     }
@@ -628,7 +746,8 @@ impl Control<'_> {
             Self::Echo { .. }
             | Self::Beacon { .. }
             | Self::Hello { .. }
-            | Self::Keepalive { .. } => NONCE_LEN,
+            | Self::Keepalive { .. }
+            | Self::SignedHello { .. } => NONCE_LEN,
             Self::ProbeReply { .. } => NONCE_LEN + 1 + SOCKET_ADDR_LEN,
             Self::RelayRequest { .. } | Self::Cookie { .. } => NONCE_LEN + MAC_LEN,
             Self::Solicit { .. } => NONCE_LEN + SOCKET_ADDR_LEN,
@@ -643,6 +762,10 @@ impl Control<'_> {
                 GATEWAY_FIXED_LEN + groups.len().saturating_mul(ADDR_LEN)
             }
             Self::Rebind { .. } => 2 * (NONCE_LEN + MAC_LEN),
+            Self::SignedChallenge { voucher, .. } => {
+                let voucher_len = if voucher.is_some() { TOKEN_LEN } else { 0 };
+                SIGNED_CHALLENGE_LEN - HEADER_LEN + voucher_len
+            }
         }
     }
 }
@@ -658,12 +781,14 @@ pub fn is_control(datagram: &[u8]) -> bool {
 /// Checks, in this order, and fails at the first broken rule: at least [`HEADER_LEN`] bytes
 /// (`truncated`), [`MAGIC`] (`bad_magic`), [`VERSION`] (`unsupported_version`), a known type
 /// (`unknown_type`), at most 65507 bytes (`oversized`), at least [`UNVERIFIED_MIN_LEN`] bytes for
-/// padded types (`short_unverified`); then the body fields in order, each checked as it is read:
+/// padded types ([`SIGNED_HELLO_MIN_LEN`] for SIGNED_HELLO; `short_unverified`); then the body fields in order, each checked as it is read:
 /// present (`truncated`), heard_beacon 0 or 1 (`bad_field`), group count 1 to
 /// [`MAX_GROUPS_PER_MESSAGE`] (`bad_count`), group addresses multicast (`not_multicast`); then
 /// what follows the fields: all zero for padded types (`bad_padding`), at least one byte for DATA
 /// (`truncated`), nothing for the others (`trailing_bytes`). Flags other than [`FLAG_LIMIT`] on
-/// OFFER and CHALLENGE and [`FLAG_REPEATER`] on OFFER, and the reserved bytes, are ignored.
+/// OFFER, CHALLENGE and SIGNED_CHALLENGE, [`FLAG_REPEATER`] on OFFER and [`FLAG_VOUCHER`] on
+/// SIGNED_CHALLENGE, and the reserved bytes, are ignored. A SIGNED_CHALLENGE's signature and
+/// voucher are not verified here.
 ///
 /// Never panics; allocates only the group list of a JOIN or LEAVE (at most 64 addresses).
 pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
@@ -690,7 +815,7 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
         return Err(DecodeError::Oversized);
     }
     let padded = is_padded_type(kind);
-    if padded && datagram.len() < UNVERIFIED_MIN_LEN {
+    if padded && datagram.len() < padded_len(kind) {
         return Err(DecodeError::ShortUnverified);
     }
     let message = match kind {
@@ -779,6 +904,28 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
             old_nonce: reader.u64()?,
             old_mac: reader.array()?,
         },
+        TYPE_SIGNED_HELLO => Control::SignedHello {
+            nonce: reader.u64()?,
+        },
+        TYPE_SIGNED_CHALLENGE => Control::SignedChallenge {
+            nonce: reader.u64()?,
+            mac: reader.array()?,
+            refresh_secs: reader.u16()?,
+            limit,
+            observed: read_socket_addr(&mut reader)?,
+            relay_key: Fingerprint(reader.array()?),
+            voucher: if flags & FLAG_VOUCHER == 0 {
+                None
+            } else {
+                let (voucher, rest) = reader
+                    .rest
+                    .split_first_chunk::<TOKEN_LEN>()
+                    .ok_or(DecodeError::Truncated)?;
+                reader.rest = rest;
+                Some(voucher)
+            },
+            signature: reader.array()?,
+        },
         other => return Err(DecodeError::UnknownType(other)),
     };
     if padded {
@@ -818,7 +965,16 @@ pub fn mac_matches(a: &Mac, b: &Mac) -> bool {
 }
 
 const fn is_padded_type(kind: u8) -> bool {
-    matches!(kind, TYPE_PROBE | TYPE_RELAY_REQUEST | TYPE_HELLO)
+    padded_len(kind) > 0
+}
+
+/// The length a padded type is padded to; 0 for types that are not padded.
+const fn padded_len(kind: u8) -> usize {
+    match kind {
+        TYPE_PROBE | TYPE_RELAY_REQUEST | TYPE_HELLO => UNVERIFIED_MIN_LEN,
+        TYPE_SIGNED_HELLO => SIGNED_HELLO_MIN_LEN,
+        _ => 0,
+    }
 }
 
 fn check_multicast(group: Ipv6Addr) -> crate::Result<()> {
@@ -981,7 +1137,50 @@ mod tests {
                 old_nonce: 0x1112_1314_1516_1718,
                 old_mac: [0xcd; MAC_LEN],
             },
+            Control::SignedHello { nonce: NONCE },
+            signed_challenge(false),
+            signed_challenge(true),
+            vouched_challenge(),
         ]
+    }
+
+    fn signed_challenge(limit: bool) -> Control<'static> {
+        Control::SignedChallenge {
+            nonce: NONCE,
+            mac: MAC,
+            refresh_secs: 60,
+            limit,
+            observed: node(),
+            relay_key: Fingerprint([0x5a; FINGERPRINT_LEN]),
+            voucher: None,
+            signature: [0xee; SIGNATURE_LEN],
+        }
+    }
+
+    fn vouched_challenge() -> Control<'static> {
+        let Control::SignedChallenge {
+            nonce,
+            mac,
+            refresh_secs,
+            limit,
+            observed,
+            relay_key,
+            signature,
+            ..
+        } = signed_challenge(false)
+        else {
+            unreachable!()
+        };
+        Control::SignedChallenge {
+            nonce,
+            mac,
+            refresh_secs,
+            limit,
+            observed,
+            relay_key,
+            voucher: Some(&[0x7c; TOKEN_LEN]),
+            signature,
+        }
     }
 
     fn encoded(message: &Control<'_>) -> Vec<u8> {
@@ -1090,6 +1289,10 @@ mod tests {
             ("teardown", 50),
             ("gateway", 20 + 16),
             ("rebind", 56),
+            ("signed_hello", 252),
+            ("signed_challenge", 124),
+            ("signed_challenge", 124),
+            ("signed_challenge", 252),
         ];
         assert_eq!(lengths, expected);
         let largest_join = Control::Join {
@@ -1119,6 +1322,20 @@ mod tests {
             assert!(request.is_padded());
             assert_eq!(encoded(request).len(), UNVERIFIED_MIN_LEN, "{request:?}");
         }
+        let signed_hello = encoded(&Control::SignedHello { nonce: 0 });
+        let signed_answer = encoded(&Control::SignedChallenge {
+            nonce: u64::MAX,
+            mac: [0xff; MAC_LEN],
+            refresh_secs: u16::MAX,
+            limit: true,
+            observed: SocketAddrV6::new(Ipv6Addr::from(u128::MAX), u16::MAX, 0, 0),
+            relay_key: Fingerprint([0xff; FINGERPRINT_LEN]),
+            voucher: Some(&[0xff; TOKEN_LEN]),
+            signature: [0xff; SIGNATURE_LEN],
+        });
+        assert_eq!(signed_answer.len(), VOUCHED_CHALLENGE_LEN);
+        assert!(signed_answer.len() <= signed_hello.len());
+        assert_eq!(signed_hello.len(), SIGNED_HELLO_MIN_LEN);
         let far = SocketAddrV6::new(Ipv6Addr::from(u128::MAX), u16::MAX, 0, 0);
         // The answers with every field at its largest; only JOIN, LEAVE and DATA vary in length.
         let answers = [
@@ -1170,7 +1387,7 @@ mod tests {
         assert_eq!(decode(&with(1, b'c')), Err(DecodeError::BadMagic));
         assert_eq!(decode(&with(2, 2)), Err(DecodeError::UnsupportedVersion(2)));
         assert_eq!(decode(&with(3, 0)), Err(DecodeError::UnknownType(0)));
-        assert_eq!(decode(&with(3, 18)), Err(DecodeError::UnknownType(18)));
+        assert_eq!(decode(&with(3, 20)), Err(DecodeError::UnknownType(20)));
         assert_eq!(reason(&raw(99, &[0; 100])), "unknown_type");
         // A data datagram is not a control datagram.
         let data = super::super::pack(NodeId(1), 0, 128, &[b"x"]).unwrap();
@@ -1186,6 +1403,7 @@ mod tests {
             let mut bytes = encoded(&message);
             let meaningful = match message {
                 Control::Offer { .. } => FLAG_LIMIT | FLAG_REPEATER,
+                Control::SignedChallenge { .. } => FLAG_LIMIT | FLAG_VOUCHER,
                 _ => FLAG_LIMIT,
             };
             bytes[4] |= !meaningful;
@@ -1201,11 +1419,12 @@ mod tests {
     fn padding_rules() {
         for message in samples().iter().filter(|message| message.is_padded()) {
             let bytes = encoded(message);
-            assert_eq!(bytes.len(), UNVERIFIED_MIN_LEN);
-            assert_eq!(reason(&bytes[..UNVERIFIED_MIN_LEN - 1]), "short_unverified");
+            let len = message.padded_len();
+            assert_eq!(bytes.len(), len);
+            assert_eq!(reason(&bytes[..len - 1]), "short_unverified");
             assert_eq!(reason(&bytes[..HEADER_LEN]), "short_unverified");
             let mut dirty = bytes.clone();
-            dirty[UNVERIFIED_MIN_LEN - 1] = 1;
+            dirty[len - 1] = 1;
             assert_eq!(reason(&dirty), "bad_padding");
             let mut longer = bytes.clone();
             longer.extend_from_slice(&[0; 100]);
@@ -1217,6 +1436,18 @@ mod tests {
         let mut hello = encoded(&Control::Hello { nonce: 5 });
         hello[HEADER_LEN + NONCE_LEN] = 0x80;
         assert_eq!(reason(&hello), "bad_padding");
+        let mut signed = encoded(&Control::SignedHello { nonce: 5 });
+        signed[HEADER_LEN + NONCE_LEN] = 0x80;
+        assert_eq!(reason(&signed), "bad_padding");
+        // A SIGNED_HELLO padded only as far as a HELLO could draw an amplified answer.
+        let short = padded(raw(TYPE_SIGNED_HELLO, &NONCE.to_be_bytes()));
+        assert_eq!(reason(&short), "short_unverified");
+        let mut long_enough = short;
+        long_enough.resize(SIGNED_HELLO_MIN_LEN, 0);
+        assert_eq!(
+            decode(&long_enough),
+            Ok(Control::SignedHello { nonce: NONCE })
+        );
     }
 
     #[test]
@@ -1236,6 +1467,60 @@ mod tests {
             longer.push(0);
             assert_eq!(reason(&longer), "trailing_bytes", "{message:?}");
         }
+    }
+
+    #[test]
+    fn signed_challenge_layout_and_signed_fields() {
+        let message = signed_challenge(true);
+        let bytes = encoded(&message);
+        let mut expected = raw(TYPE_SIGNED_CHALLENGE, &NONCE.to_be_bytes());
+        expected[4] = FLAG_LIMIT;
+        expected.extend_from_slice(&MAC);
+        expected.extend_from_slice(&60u16.to_be_bytes());
+        expected.extend_from_slice(&node().ip().octets());
+        expected.extend_from_slice(&node().port().to_be_bytes());
+        expected.extend_from_slice(&[0x5a; FINGERPRINT_LEN]);
+        expected.extend_from_slice(&[0xee; SIGNATURE_LEN]);
+        assert_eq!(bytes, expected);
+        // The signed fields are the body without the signature, with the flags byte after the
+        // refresh, and the domain.
+        let mut signed = NONCE.to_be_bytes().to_vec();
+        signed.extend_from_slice(&MAC);
+        signed.extend_from_slice(&60u16.to_be_bytes());
+        signed.push(FLAG_LIMIT);
+        signed.extend_from_slice(&bytes[HEADER_LEN + 26..HEADER_LEN + 52]);
+        signed.extend_from_slice(b"sixcast signed challenge v1");
+        assert_eq!(message.signed_fields(), Some(signed));
+        assert_ne!(
+            signed_challenge(false).signed_fields(),
+            message.signed_fields(),
+            "the limit flag is signed"
+        );
+        assert_eq!(Control::Hello { nonce: 1 }.signed_fields(), None);
+        // A voucher sits between fingerprint and signature, flagged, and is signed too.
+        let vouched = encoded(&vouched_challenge());
+        assert_eq!(vouched[4], FLAG_VOUCHER);
+        assert_eq!(
+            &vouched[HEADER_LEN + 52..HEADER_LEN + 180],
+            &[0x7c; TOKEN_LEN]
+        );
+        let vouched_fields = vouched_challenge().signed_fields().unwrap();
+        assert_eq!(vouched_fields[26], FLAG_VOUCHER);
+        assert_eq!(&vouched_fields[53..181], &[0x7c; TOKEN_LEN]);
+        // Without its flag the voucher's bytes are trailing; with the flag but no voucher the
+        // datagram is too short.
+        let mut unflagged = vouched.clone();
+        unflagged[4] = 0;
+        assert_eq!(reason(&unflagged), "trailing_bytes");
+        let mut flagged = bytes.clone();
+        flagged[4] |= FLAG_VOUCHER;
+        assert_eq!(reason(&flagged), "truncated");
+        // Every length but the right one is refused.
+        assert_eq!(reason(&bytes[..bytes.len() - 1]), "truncated");
+        assert_eq!(reason(&bytes[..HEADER_LEN + 50]), "truncated");
+        let mut longer = bytes;
+        longer.push(0);
+        assert_eq!(reason(&longer), "trailing_bytes");
     }
 
     #[test]
@@ -1676,11 +1961,22 @@ mod tests {
                     mac: f.mac,
                     old: f.addr,
                 },
-                _ => Control::Rebind {
+                TYPE_REBIND => Control::Rebind {
                     nonce,
                     mac: f.mac,
                     old_nonce: f.other_nonce,
                     old_mac: f.mac,
+                },
+                TYPE_SIGNED_HELLO => Control::SignedHello { nonce },
+                _ => Control::SignedChallenge {
+                    nonce,
+                    mac: f.mac,
+                    refresh_secs: f.number,
+                    limit: f.flag,
+                    observed: f.addr,
+                    relay_key: Fingerprint(f.other_nonce.to_be_bytes()),
+                    voucher: (nonce & 2 == 2).then_some(&[0x42; TOKEN_LEN]),
+                    signature: [f.mac[0]; SIGNATURE_LEN],
                 },
             }
         }
@@ -1695,9 +1991,9 @@ mod tests {
 
             #[test]
             fn decoding_arbitrary_bodies_never_panics_and_re_encodes(
-                kind in 0u8..19,
+                kind in 0u8..21,
                 flags in any::<u8>(),
-                body in proptest::collection::vec(any::<u8>(), 0..120),
+                body in proptest::collection::vec(any::<u8>(), 0..280),
             ) {
                 let mut bytes = raw(kind, &body);
                 bytes[4] = flags;

@@ -80,6 +80,24 @@ impl SendKeys {
     }
 }
 
+/// The public keys in `paths` (`--relay-key`).
+pub(crate) fn public_keys(paths: &[PathBuf]) -> sixcast::Result<Vec<PublicKey>> {
+    paths
+        .iter()
+        .map(|path| PublicKey::from_file_text(&read(path)?).map_err(|e| at(path, e)))
+        .collect()
+}
+
+/// The signing key in `path` (`relay --identity`).
+pub(crate) fn signing_key(path: &Path) -> sixcast::Result<SigningKey> {
+    SigningKey::from_file_text(&read(path)?).map_err(|e| at(path, e))
+}
+
+/// The token in `path` (`relay --voucher`).
+pub(crate) fn token(path: &Path) -> sixcast::Result<Token> {
+    Token::from_file_text(&read(path)?).map_err(|e| at(path, e))
+}
+
 /// The final line of `listen --json`: what the channel dropped, by reason.
 pub(crate) fn drops_json(stats: &Stats) -> String {
     let mut drops = serde_json::Map::new();

@@ -11,7 +11,7 @@ mod perf;
 use std::{
     io::{BufRead, Write},
     net::{Ipv6Addr, SocketAddrV6},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -136,8 +136,35 @@ enum Command {
         /// host instead of down tunnels, for networks that route SSM but not any-source.
         #[arg(long)]
         ssm_repeater: bool,
+        /// The relay's identity key (from `sixcast keygen --signing`): sign the challenges of
+        /// nodes that pin its public key (`--relay-key`).
+        #[arg(long, value_name = "KEY_FILE")]
+        identity: Option<PathBuf>,
+        /// A voucher for the `--identity` key (from `sixcast voucher`), presented to nodes that
+        /// trust its issuer (`--relay-issuer`).
+        #[arg(long, value_name = "TOKEN_FILE", requires = "identity")]
+        voucher: Option<PathBuf>,
         #[command(flatten)]
         core: CoreSide,
+    },
+    /// Vouch for a relay: issue a token letting the RELAY identity key serve nodes that
+    /// `--relay-issuer` the issuer's public key, for `--valid` seconds.
+    Voucher {
+        /// The issuer's signing key file (Stratum 0's operator).
+        #[arg(long, value_name = "FILE")]
+        issuer: PathBuf,
+        /// The public key file of the relay's identity (FILE.pub of its `--identity`).
+        #[arg(long, value_name = "PUBKEY_FILE")]
+        relay: PathBuf,
+        /// How long the voucher is valid, in seconds.
+        #[arg(long, value_name = "SECONDS")]
+        valid: u64,
+        /// Scope of the relay group the relay serves: link, site, org or global.
+        #[arg(long, default_value = "global")]
+        scope: String,
+        /// Where to write the voucher (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Report whether native multicast reaches the core, the relays offered, and the path taken.
     Probe {
@@ -207,6 +234,14 @@ struct Network {
     /// The DNS server to ask for --domain, ADDRESS or [ADDRESS]:PORT; default: the system's.
     #[arg(long, value_name = "SERVER")]
     dns_server: Option<String>,
+    /// Public key file of a relay identity (FILE.pub of the relay's `--identity`): tunnel only
+    /// through relays that prove a pinned identity. Repeatable.
+    #[arg(long = "relay-key", value_name = "PUBKEY_FILE")]
+    relay_keys: Vec<PathBuf>,
+    /// Public key file of a relay voucher issuer (`sixcast voucher --issuer`): also tunnel
+    /// through relays that present an unexpired voucher of this issuer. Repeatable.
+    #[arg(long = "relay-issuer", value_name = "PUBKEY_FILE")]
+    relay_issuers: Vec<PathBuf>,
 }
 
 impl Addressing {
@@ -237,6 +272,8 @@ impl Network {
             .as_deref()
             .map(sixcast::locate::parse_dns_server)
             .transpose()?;
+        config.relay_keys = keys::public_keys(&self.relay_keys)?;
+        config.relay_issuers = keys::public_keys(&self.relay_issuers)?;
         config.validate()?;
         Ok(config)
     }
@@ -283,8 +320,24 @@ fn main() -> ExitCode {
         Command::Relay {
             listen,
             ssm_repeater,
+            identity,
+            voucher,
             core,
-        } => run_relay(listen, ssm_repeater, &core),
+        } => run_relay(
+            listen,
+            ssm_repeater,
+            (identity.as_deref(), voucher.as_deref()),
+            &core,
+        ),
+        Command::Voucher {
+            issuer,
+            relay,
+            valid,
+            scope,
+            out,
+        } => scope.parse().and_then(|scope| {
+            keys::issue_token(&issuer, &relay, discovery::relay_group(scope), valid, &out)
+        }),
         Command::Probe { json, network } => probe(json, &network),
         Command::Perf(command) => perf::run(command),
     };
@@ -474,11 +527,14 @@ fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCo
 fn run_relay(
     listen: SocketAddrV6,
     ssm_repeater: bool,
+    (identity, voucher): (Option<&Path>, Option<&Path>),
     core: &CoreSide,
 ) -> sixcast::Result<ExitCode> {
     let mut config = RelayConfig::default();
     config.listen = listen;
     config.ssm_repeater = ssm_repeater;
+    config.identity = identity.map(keys::signing_key).transpose()?;
+    config.voucher = voucher.map(keys::token).transpose()?;
     config.interfaces.clone_from(&core.interfaces);
     config.scope = core.scope.parse()?;
     if let Some(hop_limit) = core.hop_limit {
@@ -548,6 +604,7 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
                 "native_up": probe.is_some_and(|probe| probe.native_up),
                 "offers": offers,
                 "path": path,
+                "rejected_relays": reachability.rejected_relays,
                 "error": reachability.last_error,
             })
         );
@@ -584,6 +641,12 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
             );
         }
         println!("path: {path}");
+        if reachability.rejected_relays > 0 {
+            println!(
+                "relays refused (no pinned identity): {}",
+                reachability.rejected_relays
+            );
+        }
         if let Some(error) = &reachability.last_error {
             println!("error: {error}");
         }

@@ -78,4 +78,28 @@ class ConfigTest {
             context.shutdown()
         }
     }
+
+    @Test
+    fun relayKeysArePinnedPublicKeys() {
+        assertTrue(Config().relayKeys.isEmpty())
+        val key = SigningKey.fromSeed(ByteArray(32) { 7 }).publicKey().toBytes()
+        validateConfig(Config(relayKeys = listOf(key)))
+        val weak = ByteArray(32).also { it[0] = 1 }
+        val error = assertThrowsKind("InvalidConfig", "a weak relay key") {
+            validateConfig(Config(relayKeys = listOf(key, weak)))
+        }
+        assertTrue(error.message!!.contains("relay_keys[1]"), error.message)
+        assertThrowsKind("InvalidConfig", "a short relay key") { validateConfig(Config(relayKeys = listOf(ByteArray(31)))) }
+        assertThrowsKind("InvalidConfig", "a weak relay key in Context") { Context(Config(relayKeys = listOf(weak))) }
+    }
+
+    @Test
+    fun relayIssuersAreTrustedPublicKeys() {
+        assertTrue(Config().relayIssuers.isEmpty())
+        val issuer = SigningKey.fromSeed(ByteArray(32) { 9 }).publicKey().toBytes()
+        validateConfig(Config(relayIssuers = listOf(issuer)))
+        val weak = ByteArray(32).also { it[0] = 1 }
+        val error = assertThrowsKind("InvalidConfig", "a weak issuer key") { validateConfig(Config(relayIssuers = listOf(weak))) }
+        assertTrue(error.message!!.contains("relay_issuers[0]"), error.message)
+    }
 }
