@@ -387,6 +387,12 @@ export interface ControlMessage {
   group?: string
   /** DATA: the carried sixcast datagram. */
   datagram?: Buffer
+  /** SIGNED_CHALLENGE: the fingerprint of the relay's identity key, 16 hex digits. */
+  relayKey?: string
+  /** SIGNED_CHALLENGE: the issuer's capability token for the relay's key (128 bytes), if any. */
+  voucher?: Buffer
+  /** SIGNED_CHALLENGE: the relay's Ed25519 signature (64 bytes). */
+  signature?: Buffer
 }
 
 /**

@@ -199,6 +199,12 @@ pub struct ControlMessage {
     pub group: Option<String>,
     /// DATA: the carried sixcast datagram.
     pub datagram: Option<Buffer>,
+    /// SIGNED_CHALLENGE: the fingerprint of the relay's identity key, 16 hex digits.
+    pub relay_key: Option<String>,
+    /// SIGNED_CHALLENGE: the issuer's capability token for the relay's key (128 bytes), if any.
+    pub voucher: Option<Buffer>,
+    /// SIGNED_CHALLENGE: the relay's Ed25519 signature (64 bytes).
+    pub signature: Option<Buffer>,
 }
 
 fn nonce_text(nonce: u64) -> String {
@@ -233,6 +239,9 @@ impl From<&Control<'_>> for ControlMessage {
                 .map(|groups| groups.iter().map(ToString::to_string).collect()),
             group: fields.group.as_ref().map(ToString::to_string),
             datagram: fields.datagram.map(bytes),
+            relay_key: fields.relay_key.as_ref().map(ToString::to_string),
+            voucher: fields.voucher.map(|voucher| bytes(voucher)),
+            signature: fields.signature.map(|signature| bytes(signature)),
         }
     }
 }

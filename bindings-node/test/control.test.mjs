@@ -9,7 +9,7 @@ const vectors = loadVectors('control')
 const hex = (bytes) => Buffer.from(bytes).toString('hex')
 
 const socketFields = ['observed', 'node', 'relay', 'old']
-const bytesFields = ['cookie', 'mac', 'old_mac', 'datagram']
+const bytesFields = ['cookie', 'mac', 'old_mac', 'datagram', 'voucher', 'signature']
 /** The vectors' snake_case field names and the binding's camelCase ones. */
 const fieldNames = {
   nonce: 'nonce',
@@ -32,6 +32,9 @@ const fieldNames = {
   groups: 'groups',
   group: 'group',
   datagram: 'datagram',
+  relay_key: 'relayKey',
+  voucher: 'voucher',
+  signature: 'signature',
 }
 
 /** The bytes a `decode` case receives: `datagram`, then the `datagram_repeat` bytes. */

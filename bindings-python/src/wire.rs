@@ -193,6 +193,12 @@ pub(crate) struct PyControlMessage {
     group: Option<String>,
     /// DATA: the carried sixcast datagram.
     datagram: Option<Py<PyBytes>>,
+    /// SIGNED_CHALLENGE: the fingerprint of the relay's identity key, 16 hexadecimal digits.
+    relay_key: Option<String>,
+    /// SIGNED_CHALLENGE: the issuer's capability token for the relay's key (128 bytes), if any.
+    voucher: Option<Py<PyBytes>>,
+    /// SIGNED_CHALLENGE: the relay's Ed25519 signature (64 bytes).
+    signature: Option<Py<PyBytes>>,
 }
 
 #[pymethods]
@@ -234,6 +240,9 @@ impl PyControlMessage {
                 .map(|groups| groups.iter().map(ToString::to_string).collect()),
             group: fields.group.as_ref().map(ToString::to_string),
             datagram: fields.datagram.map(bytes),
+            relay_key: fields.relay_key.as_ref().map(ToString::to_string),
+            voucher: fields.voucher.map(|voucher| bytes(voucher)),
+            signature: fields.signature.map(|signature| bytes(signature)),
         }
     }
 }

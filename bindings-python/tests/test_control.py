@@ -32,6 +32,9 @@ FIELDS = (
     "groups",
     "group",
     "datagram",
+    "relay_key",
+    "voucher",
+    "signature",
 )
 
 
@@ -53,7 +56,7 @@ def socket_address(text):
 def expected_field(name, value):
     if name in ("observed", "node", "relay", "old"):
         return ipaddress.IPv6Address(value["ip"]), value["port"]
-    if name in ("cookie", "mac", "old_mac", "datagram"):
+    if name in ("cookie", "mac", "old_mac", "datagram", "voucher", "signature"):
         return bytes.fromhex(value)
     if name == "groups":
         return [ipaddress.IPv6Address(group) for group in value]

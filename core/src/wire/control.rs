@@ -306,11 +306,12 @@ pub struct ControlFields<'a> {
     pub beacon_nonce: Option<u64>,
     /// PROBE_REPLY: whether Stratum 0 heard the beacon.
     pub heard_beacon: Option<bool>,
-    /// OFFER and CHALLENGE: the relay takes no new clients.
+    /// OFFER, CHALLENGE and SIGNED_CHALLENGE: the relay takes no new clients.
     pub limit: Option<bool>,
     /// OFFER: the offer comes from an SSM repeater.
     pub repeater: Option<bool>,
-    /// PROBE_REPLY: the node's address and port as Stratum 0 saw them.
+    /// PROBE_REPLY and SIGNED_CHALLENGE: the node's address and port as Stratum 0 or the relay
+    /// saw them.
     pub observed: Option<SocketAddrV6>,
     /// SOLICIT: the node that asked for relays.
     pub node: Option<SocketAddrV6>,
@@ -324,11 +325,11 @@ pub struct ControlFields<'a> {
     pub old_mac: Option<&'a Mac>,
     /// RELAY_REQUEST and COOKIE: the cookie.
     pub cookie: Option<&'a Mac>,
-    /// CHALLENGE, JOIN, LEAVE, TEARDOWN and REBIND: the MAC.
+    /// CHALLENGE, SIGNED_CHALLENGE, JOIN, LEAVE, TEARDOWN and REBIND: the MAC.
     pub mac: Option<&'a Mac>,
     /// OFFER: per mille of the relay's capacity in use.
     pub load: Option<u16>,
-    /// CHALLENGE: how often to refresh the membership, in seconds.
+    /// CHALLENGE and SIGNED_CHALLENGE: how often to refresh the membership, in seconds.
     pub refresh_secs: Option<u16>,
     /// GATEWAY: the announcing gateway's node id.
     pub gateway: Option<NodeId>,
@@ -340,6 +341,12 @@ pub struct ControlFields<'a> {
     pub group: Option<Ipv6Addr>,
     /// DATA: the carried sixcast datagram.
     pub datagram: Option<&'a [u8]>,
+    /// SIGNED_CHALLENGE: the fingerprint of the relay's identity key.
+    pub relay_key: Option<Fingerprint>,
+    /// SIGNED_CHALLENGE: the issuer's capability token for the relay's key, when it has one.
+    pub voucher: Option<&'a [u8; TOKEN_LEN]>,
+    /// SIGNED_CHALLENGE: the relay's Ed25519 signature.
+    pub signature: Option<&'a [u8; SIGNATURE_LEN]>,
 }
 
 impl Control<'_> {
@@ -382,6 +389,7 @@ impl Control<'_> {
             Self::Echo { nonce }
             | Self::Beacon { nonce }
             | Self::Hello { nonce }
+            | Self::SignedHello { nonce }
             | Self::Keepalive { nonce } => fields.nonce = Some(*nonce),
             Self::ProbeReply {
                 nonce,
@@ -457,6 +465,25 @@ impl Control<'_> {
                 fields.mac = Some(mac);
                 fields.old_nonce = Some(*old_nonce);
                 fields.old_mac = Some(old_mac);
+            }
+            Self::SignedChallenge {
+                nonce,
+                mac,
+                refresh_secs,
+                limit,
+                observed,
+                relay_key,
+                voucher,
+                signature,
+            } => {
+                fields.nonce = Some(*nonce);
+                fields.mac = Some(mac);
+                fields.refresh_secs = Some(*refresh_secs);
+                fields.limit = Some(*limit);
+                fields.observed = Some(*observed);
+                fields.relay_key = Some(*relay_key);
+                fields.voucher = *voucher;
+                fields.signature = Some(signature);
             }
         }
         fields

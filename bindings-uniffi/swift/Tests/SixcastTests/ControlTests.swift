@@ -88,10 +88,13 @@ final class ControlTests: XCTestCase {
         fields["beacon_nonce"] = message.beaconNonce
         fields["heard_beacon"] = message.heardBeacon.map { "\($0)" }
         fields["limit"] = message.limit.map { "\($0)" }
+        fields["repeater"] = message.repeater.map { "\($0)" }
         fields["observed"] = message.observed.map(socketKey)
         fields["node"] = message.node.map(socketKey)
         fields["relay"] = message.relay.map(socketKey)
         fields["old"] = message.old.map(socketKey)
+        fields["old_nonce"] = message.oldNonce
+        fields["old_mac"] = message.oldMac.map(hex)
         fields["cookie"] = message.cookie.map(hex)
         fields["mac"] = message.mac.map(hex)
         fields["load"] = message.load.map { "\($0)" }
@@ -101,6 +104,9 @@ final class ControlTests: XCTestCase {
         fields["groups"] = message.groups.map { $0.map { "\(ipv6Bytes($0))" }.joined(separator: ",") }
         fields["group"] = message.group.map { "\(ipv6Bytes($0))" }
         fields["datagram"] = message.datagram.map(hex)
+        fields["relay_key"] = message.relayKey
+        fields["voucher"] = message.voucher.map(hex)
+        fields["signature"] = message.signature.map(hex)
         return fields
     }
 

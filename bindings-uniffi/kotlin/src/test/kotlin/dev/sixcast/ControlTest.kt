@@ -102,6 +102,9 @@ class ControlTest {
             "groups" to groups?.map(::ipv6Bytes),
             "group" to group?.let(::ipv6Bytes),
             "datagram" to datagram?.toHex(),
+            "relay_key" to relayKey,
+            "voucher" to voucher?.toHex(),
+            "signature" to signature?.toHex(),
         )
         @Suppress("UNCHECKED_CAST")
         return fields.filterValues { it != null } as Map<String, Any>
