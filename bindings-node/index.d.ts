@@ -592,6 +592,11 @@ export interface Reachability {
    * embedded RP); absent until one was found.
    */
   stratum0?: string
+  /**
+   * Relays refused because they could not prove a pinned or vouched identity (only counts
+   * when `relay_keys` or `relay_issuers` are configured).
+   */
+  rejectedRelays: number
 }
 
 /** The relayed form of `group` (the same group with its RELAYED bit set). */
@@ -605,6 +610,11 @@ export interface RelayOffer {
   rttMs: number
   /** Share of the relay's capacity in use, in per mille. */
   load: number
+  /**
+   * Whether the offer comes from an SSM repeater (its traffic arrives as source-specific
+   * multicast from its address rather than down a tunnel).
+   */
+  repeater: boolean
 }
 
 /** BLAKE3 key-derivation context of the per-channel AEAD key. */

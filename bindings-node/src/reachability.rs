@@ -30,6 +30,9 @@ pub struct RelayOffer {
     pub rtt_ms: f64,
     /// Share of the relay's capacity in use, in per mille.
     pub load: u32,
+    /// Whether the offer comes from an SSM repeater (its traffic arrives as source-specific
+    /// multicast from its address rather than down a tunnel).
+    pub repeater: bool,
 }
 
 /// How a context reaches the multicast core: the latest probe, the relay in use and the offers.
@@ -51,6 +54,9 @@ pub struct Reachability {
     /// The Stratum 0 of the latest attempt, `[address]:port` (configured, found in DNS, or the
     /// embedded RP); absent until one was found.
     pub stratum0: Option<String>,
+    /// Relays refused because they could not prove a pinned or vouched identity (only counts
+    /// when `relay_keys` or `relay_issuers` are configured).
+    pub rejected_relays: f64,
 }
 
 impl From<sixcast::Reachability> for Reachability {
@@ -72,6 +78,7 @@ impl From<sixcast::Reachability> for Reachability {
                     address: offer.address.to_string(),
                     rtt_ms: offer.rtt.as_secs_f64() * 1000.0,
                     load: offer.load.into(),
+                    repeater: offer.repeater,
                 })
                 .collect(),
             last_error: reachability.last_error,
@@ -82,6 +89,8 @@ impl From<sixcast::Reachability> for Reachability {
                 .map(ToString::to_string)
                 .collect(),
             stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
+            // A counter: exact below 2^53.
+            rejected_relays: reachability.rejected_relays as f64,
         }
     }
 }

@@ -119,6 +119,7 @@ worldTest('reachability() reports a Stratum 0 that does not answer', async () =>
   assert.equal(settled.gateway ?? null, null)
   assert.deepEqual(settled.serving, [])
   assert.equal(settled.stratum0, stratum0, 'the configured Stratum 0 was tried')
+  assert.equal(settled.rejectedRelays, 0, 'no relay answered, so none was refused')
   assert.ok(Array.isArray(settled.offers))
   await succeeds(probing, 15_000)
 })

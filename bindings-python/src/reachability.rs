@@ -45,14 +45,20 @@ pub(crate) struct PyRelayOffer {
     rtt: f64,
     /// Share of the relay's capacity in use, in per mille.
     load: u16,
+    /// Whether the offer comes from an SSM repeater (its traffic arrives as source-specific
+    /// multicast from its address rather than down a tunnel).
+    repeater: bool,
 }
 
 #[pymethods]
 impl PyRelayOffer {
     fn __repr__(&self) -> String {
         format!(
-            "RelayOffer(address='{}', rtt={}, load={})",
-            self.address, self.rtt, self.load
+            "RelayOffer(address='{}', rtt={}, load={}, repeater={})",
+            self.address,
+            self.rtt,
+            self.load,
+            py_bool(self.repeater),
         )
     }
 }
@@ -75,13 +81,16 @@ pub(crate) struct PyReachability {
     /// The Stratum 0 of the latest attempt, "[address]:port" (configured, found in DNS, or the
     /// embedded RP); None until one was found.
     stratum0: Option<String>,
+    /// Relays refused because they could not prove a pinned or vouched identity (only counts
+    /// when ``relay_keys`` or ``relay_issuers`` are configured).
+    rejected_relays: u64,
 }
 
 #[pymethods]
 impl PyReachability {
     fn __repr__(&self) -> String {
         format!(
-            "Reachability(stratum0={:?}, probe={}, relay={:?}, gateway={:?}, offers=<{}>, last_error={:?})",
+            "Reachability(stratum0={:?}, probe={}, relay={:?}, gateway={:?}, offers=<{}>, rejected_relays={}, last_error={:?})",
             self.stratum0,
             if self.probe.is_some() {
                 "<ProbeReport>"
@@ -91,6 +100,7 @@ impl PyReachability {
             self.relay,
             self.gateway,
             self.offers.len(),
+            self.rejected_relays,
             self.last_error,
         )
     }
@@ -128,6 +138,7 @@ impl PyReachability {
                         address: offer.address.to_string(),
                         rtt: offer.rtt.as_secs_f64(),
                         load: offer.load,
+                        repeater: offer.repeater,
                     },
                 )
             })
@@ -144,6 +155,7 @@ impl PyReachability {
                 .map(ToString::to_string)
                 .collect(),
             stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
+            rejected_relays: reachability.rejected_relays,
         })
     }
 }

@@ -182,6 +182,7 @@ def test_reachability_with_a_silent_stratum0(world):
     assert settled["gateway"] is None
     assert settled["serving"] == []
     assert settled["stratum0"] == stratum0, "the configured Stratum 0 was tried"
+    assert settled["rejected_relays"] == 0, "no relay answered, so none was refused"
     assert settled["repr"].startswith("Reachability(")
 
 

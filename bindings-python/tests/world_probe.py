@@ -344,13 +344,19 @@ def describe_reachability(reachability):
         },
         "relay": reachability.relay,
         "offers": [
-            {"address": offer.address, "rtt": offer.rtt, "load": offer.load}
+            {
+                "address": offer.address,
+                "rtt": offer.rtt,
+                "load": offer.load,
+                "repeater": offer.repeater,
+            }
             for offer in reachability.offers
         ],
         "last_error": reachability.last_error,
         "gateway": reachability.gateway,
         "serving": reachability.serving,
         "stratum0": reachability.stratum0,
+        "rejected_relays": reachability.rejected_relays,
         "repr": repr(reachability),
     }
 

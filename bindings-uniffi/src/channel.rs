@@ -214,6 +214,9 @@ pub struct RelayOffer {
     pub rtt_ms: f64,
     /// Share of the relay's capacity in use, in per mille.
     pub load: u16,
+    /// Whether the offer comes from an SSM repeater (its traffic arrives as source-specific
+    /// multicast from its address rather than down a tunnel).
+    pub repeater: bool,
 }
 
 /// How a context reaches the multicast core: the latest probe, the relay in use and the offers.
@@ -235,6 +238,9 @@ pub struct Reachability {
     /// The Stratum 0 of the latest attempt, `[address]:port` (configured, found in DNS, or the
     /// embedded RP); null until one was found.
     pub stratum0: Option<String>,
+    /// Relays refused because they could not prove a pinned or vouched identity (only counts
+    /// when `relay_keys` or `relay_issuers` are configured).
+    pub rejected_relays: u64,
 }
 
 impl From<sixcast::Reachability> for Reachability {
@@ -256,6 +262,7 @@ impl From<sixcast::Reachability> for Reachability {
                     address: offer.address.to_string(),
                     rtt_ms: offer.rtt.as_secs_f64() * 1000.0,
                     load: offer.load,
+                    repeater: offer.repeater,
                 })
                 .collect(),
             last_error: reachability.last_error,
@@ -266,6 +273,7 @@ impl From<sixcast::Reachability> for Reachability {
                 .map(ToString::to_string)
                 .collect(),
             stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
+            rejected_relays: reachability.rejected_relays,
         }
     }
 }

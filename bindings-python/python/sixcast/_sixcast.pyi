@@ -485,6 +485,9 @@ class RelayOffer:
     @property
     def load(self) -> int:
         """Per mille of the relay's capacity in use."""
+    @property
+    def repeater(self) -> bool:
+        """Whether the offer comes from an SSM repeater."""
 
 @final
 class Reachability:
@@ -507,6 +510,9 @@ class Reachability:
     @property
     def stratum0(self) -> str | None:
         """The Stratum 0 of the latest attempt (configured, from DNS or the embedded RP)."""
+    @property
+    def rejected_relays(self) -> int:
+        """Relays refused for want of a pinned or vouched identity."""
 
 @final
 class ControlMessage:

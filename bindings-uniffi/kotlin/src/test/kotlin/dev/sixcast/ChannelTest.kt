@@ -124,6 +124,7 @@ class ChannelTest {
             assertNull(settled.gateway)
             assertEquals(emptyList<String>(), settled.serving)
             assertEquals(stratum0, settled.stratum0, "the configured Stratum 0 was tried")
+            assertEquals(0uL, settled.rejectedRelays, "no relay answered, so none was refused")
         }
     }
 
