@@ -319,8 +319,12 @@ pub(crate) fn select_interfaces(names: &[String]) -> Result<Vec<Interface>> {
         .collect()
 }
 
-/// The name of interface `index`, if it exists.
+/// The name of interface `index`, if it exists. Index 0 (no interface: what came down a relay
+/// tunnel) is answered without asking the kernel, which would cost a socket per datagram.
 pub(crate) fn interface_name(index: u32) -> Option<String> {
+    if index == 0 {
+        return None;
+    }
     unix::interface_name(index)
 }
 
