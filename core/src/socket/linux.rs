@@ -160,6 +160,56 @@ pub(super) fn send_batch(
     Ok(())
 }
 
+/// Sends each datagram to its own unicast target with `sendmmsg`, a batch per call, and calls
+/// `sent` with the index of each one that left. One the kernel refuses (a client's route gone,
+/// say) is skipped, as a lone `sendto` would fail alone.
+pub(super) fn send_each(fd: RawFd, sends: &[(&[u8], SocketAddrV6)], sent: &mut dyn FnMut(usize)) {
+    for (chunk_index, chunk) in sends.chunks(BATCH).enumerate() {
+        let mut names: Vec<libc::sockaddr_in6> = chunk
+            .iter()
+            .map(|(_, target)| sockaddr_in6_of(*target))
+            .collect();
+        let mut iovecs: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|(datagram, _)| libc::iovec {
+                iov_base: datagram.as_ptr().cast_mut().cast(),
+                iov_len: datagram.len(),
+            })
+            .collect();
+        let mut messages: Vec<libc::mmsghdr> = iovecs
+            .iter_mut()
+            .zip(names.iter_mut())
+            .map(|(iovec, name)| {
+                // SAFETY: mmsghdr is plain data for which all-zero bytes are valid.
+                let mut message: libc::mmsghdr = unsafe { mem::zeroed() };
+                message.msg_hdr.msg_name = ptr::from_mut(name).cast();
+                message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
+                message.msg_hdr.msg_iov = iovec;
+                message.msg_hdr.msg_iovlen = 1;
+                message
+            })
+            .collect();
+        let mut done = 0;
+        while done < messages.len() {
+            let remaining = &mut messages[done..];
+            // SAFETY: every mmsghdr points at live buffers (name, iovec, datagram) that outlive
+            // the call, and the count matches the slice.
+            let rc =
+                unsafe { libc::sendmmsg(fd, remaining.as_mut_ptr(), remaining.len() as u32, 0) };
+            if rc < 0 {
+                if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    // The first one failed: skip it.
+                    done += 1;
+                }
+                continue;
+            }
+            let left = rc as usize;
+            (done..done + left).for_each(|index| sent(chunk_index * BATCH + index));
+            done += left;
+        }
+    }
+}
+
 /// Waits for the socket or the waker, then receives up to a batch of datagrams.
 pub(super) fn recv_batch(
     fd: RawFd,
