@@ -125,7 +125,8 @@ pub struct RelayStats {
 }
 
 /// DATA messages for tunnel clients, gathered over one receive batch of the core and sent with
-/// one `sendmmsg` per batch of clients where the platform has it.
+/// one `sendmmsg` per batch where the platform has it (a client's run of equal-sized datagrams,
+/// the fragments of one message, as one UDP GSO datagram).
 #[derive(Default)]
 struct Downstream {
     /// Each DATA message once, with the length of the datagram it carries.
@@ -721,6 +722,8 @@ impl RelayService {
 
     /// Sends what `down` holds, in as few system calls as the platform allows, and empties it.
     fn flush_down(&self, down: &mut Downstream) {
+        // Each client's datagrams in a row (in order), so that they can leave as one.
+        down.sends.sort_by_key(|(_, client)| *client);
         let sends: Vec<(&[u8], SocketAddrV6)> = down
             .sends
             .iter()

@@ -4,8 +4,10 @@
 use std::{
     io, mem,
     net::{Ipv6Addr, SocketAddrV6},
+    ops::Range,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     ptr,
+    sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
@@ -160,52 +162,153 @@ pub(super) fn send_batch(
     Ok(())
 }
 
+/// Most segments one UDP GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes one UDP GSO send may carry: what one UDP datagram could.
+const GSO_MAX_BYTES: usize = 65_000;
+
+/// Set once the kernel refused a UDP GSO send (older kernels, devices without checksum
+/// offload): from then on every datagram goes alone.
+static GSO_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Splits `sends` into runs that one UDP GSO send can carry: consecutive datagrams to the same
+/// target, all as long as the first but the last, which may be shorter.
+fn gso_runs(sends: &[(&[u8], SocketAddrV6)]) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for (index, (datagram, target)) in sends.iter().enumerate() {
+        if let Some(run) = runs.last_mut() {
+            let (first, first_target) = sends[run.start];
+            let last = sends[run.end - 1].0;
+            let joins = *target == first_target
+                && last.len() == first.len()
+                && datagram.len() <= first.len()
+                && run.len() < GSO_MAX_SEGMENTS
+                && (run.len() + 1) * first.len() <= GSO_MAX_BYTES;
+            if joins {
+                run.end = index + 1;
+                continue;
+            }
+        }
+        runs.push(index..index + 1);
+    }
+    runs
+}
+
+/// Writes a `UDP_SEGMENT` control message for segments of `size` bytes into `space`; returns
+/// its length.
+fn write_segment_size(space: &mut PktinfoSpace, size: u16) -> usize {
+    // SAFETY: CMSG_SPACE/CMSG_LEN only compute sizes.
+    let (space_len, data_len) = unsafe {
+        (
+            libc::CMSG_SPACE(size_of::<u16>() as u32) as usize,
+            libc::CMSG_LEN(size_of::<u16>() as u32) as usize,
+        )
+    };
+    debug_assert!(space_len <= space.0.len());
+    // SAFETY: a msghdr whose control buffer is `space` (aligned, large enough as asserted)
+    // yields a first header inside that buffer, into which the header and the size are written.
+    unsafe {
+        let mut header: libc::msghdr = mem::zeroed();
+        header.msg_control = space.0.as_mut_ptr().cast();
+        header.msg_controllen = space_len as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = data_len as _;
+        ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
+    }
+    space_len
+}
+
 /// Sends each datagram to its own unicast target with `sendmmsg`, a batch per call, and calls
-/// `sent` with the index of each one that left. One the kernel refuses (a client's route gone,
-/// say) is skipped, as a lone `sendto` would fail alone.
+/// `sent` with the index of each one that left. Consecutive datagrams of one length to one
+/// target go as one UDP GSO send (segmented by the kernel or the device, so the path below
+/// handles them once), where the kernel allows it. One the kernel refuses (a client's route
+/// gone, say) is skipped, as a lone `sendto` would fail alone.
 pub(super) fn send_each(fd: RawFd, sends: &[(&[u8], SocketAddrV6)], sent: &mut dyn FnMut(usize)) {
-    for (chunk_index, chunk) in sends.chunks(BATCH).enumerate() {
+    let runs = if GSO_REFUSED.load(Ordering::Relaxed) {
+        one_by_one(0..sends.len())
+    } else {
+        gso_runs(sends)
+    };
+    send_runs(fd, sends, &runs, sent);
+}
+
+fn one_by_one(range: Range<usize>) -> Vec<Range<usize>> {
+    range.map(|index| index..index + 1).collect()
+}
+
+/// Sends each run of `sends` as one datagram (a GSO one when longer than one).
+fn send_runs(
+    fd: RawFd,
+    sends: &[(&[u8], SocketAddrV6)],
+    runs: &[Range<usize>],
+    sent: &mut dyn FnMut(usize),
+) {
+    for chunk in runs.chunks(BATCH) {
         let mut names: Vec<libc::sockaddr_in6> = chunk
             .iter()
-            .map(|(_, target)| sockaddr_in6_of(*target))
+            .map(|run| sockaddr_in6_of(sends[run.start].1))
             .collect();
         let mut iovecs: Vec<libc::iovec> = chunk
             .iter()
+            .flat_map(|run| sends[run.clone()].iter())
             .map(|(datagram, _)| libc::iovec {
                 iov_base: datagram.as_ptr().cast_mut().cast(),
                 iov_len: datagram.len(),
             })
             .collect();
-        let mut messages: Vec<libc::mmsghdr> = iovecs
-            .iter_mut()
-            .zip(names.iter_mut())
-            .map(|(iovec, name)| {
-                // SAFETY: mmsghdr is plain data for which all-zero bytes are valid.
-                let mut message: libc::mmsghdr = unsafe { mem::zeroed() };
-                message.msg_hdr.msg_name = ptr::from_mut(name).cast();
-                message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
-                message.msg_hdr.msg_iov = iovec;
-                message.msg_hdr.msg_iovlen = 1;
-                message
-            })
-            .collect();
+        let mut controls = vec![PktinfoSpace::new(); chunk.len()];
+        let mut messages: Vec<libc::mmsghdr> = Vec::with_capacity(chunk.len());
+        let mut first_iovec = 0;
+        for ((run, name), control) in chunk.iter().zip(names.iter_mut()).zip(controls.iter_mut()) {
+            // SAFETY: mmsghdr is plain data for which all-zero bytes are valid.
+            let mut message: libc::mmsghdr = unsafe { mem::zeroed() };
+            message.msg_hdr.msg_name = ptr::from_mut(name).cast();
+            message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
+            message.msg_hdr.msg_iov = iovecs[first_iovec..].as_mut_ptr();
+            message.msg_hdr.msg_iovlen = run.len();
+            if run.len() > 1 {
+                let size = u16::try_from(sends[run.start].0.len()).unwrap_or(u16::MAX);
+                message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+                message.msg_hdr.msg_controllen = write_segment_size(control, size);
+            }
+            first_iovec += run.len();
+            messages.push(message);
+        }
         let mut done = 0;
         while done < messages.len() {
             let remaining = &mut messages[done..];
-            // SAFETY: every mmsghdr points at live buffers (name, iovec, datagram) that outlive
-            // the call, and the count matches the slice.
+            // SAFETY: every mmsghdr points at live buffers (name, iovecs, control, datagrams)
+            // that outlive the call, and the count matches the slice.
             let rc =
                 unsafe { libc::sendmmsg(fd, remaining.as_mut_ptr(), remaining.len() as u32, 0) };
             if rc < 0 {
-                if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                    // The first one failed: skip it.
-                    done += 1;
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
                 }
+                let run = chunk[done].clone();
+                if run.len() > 1 {
+                    // Where the kernel or the route has no UDP GSO, every later datagram goes
+                    // alone; this run's go alone in any case, so that each fails on its own.
+                    let unsupported =
+                        [libc::EIO, libc::EINVAL, libc::ENOPROTOOPT, libc::EOPNOTSUPP];
+                    if err
+                        .raw_os_error()
+                        .is_some_and(|code| unsupported.contains(&code))
+                    {
+                        GSO_REFUSED.store(true, Ordering::Relaxed);
+                    }
+                    send_runs(fd, sends, &one_by_one(run), sent);
+                }
+                done += 1;
                 continue;
             }
-            let left = rc as usize;
-            (done..done + left).for_each(|index| sent(chunk_index * BATCH + index));
-            done += left;
+            for run in &chunk[done..done + rc as usize] {
+                run.clone().for_each(&mut *sent);
+            }
+            done += rc as usize;
         }
     }
 }

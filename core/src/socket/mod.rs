@@ -497,6 +497,36 @@ mod tests {
                 datagrams.iter().skip(parity).step_by(2).cloned().collect();
             assert_eq!(received, expected);
         }
+        // A run to one target, all of one length but the last (what GSO carries as one), still
+        // arrives as separate datagrams, in order.
+        let (receiver, port) = bound(imp::configure);
+        let run: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| vec![i; 100])
+            .chain([vec![0xaa; 40]])
+            .collect();
+        let sends: Vec<(&[u8], SocketAddrV6)> = run
+            .iter()
+            .map(|datagram| (datagram.as_slice(), to(port)))
+            .collect();
+        let mut left = Vec::new();
+        send_each(sender.as_raw_fd(), &sends, &mut |index| left.push(index));
+        assert_eq!(left, (0..run.len()).collect::<Vec<_>>());
+        let mut batch = RecvBatch::new();
+        let mut received = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while received.len() < run.len() && Instant::now() < deadline {
+            if let Wait::Received(_) = imp::recv_batch(
+                receiver.as_raw_fd(),
+                &mut batch,
+                &waker,
+                Some(Duration::from_millis(100)),
+            )
+            .unwrap()
+            {
+                received.extend(batch.iter().map(|(_, datagram)| datagram.to_vec()));
+            }
+        }
+        assert_eq!(received, run);
     }
 
     #[test]
