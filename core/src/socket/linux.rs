@@ -103,45 +103,58 @@ pub(super) fn source_membership(
 }
 
 /// Sends `datagrams` to `target` through `interface` with `sendmmsg`, retrying short sends.
+/// Consecutive datagrams of one length (the fragments of a message, full packed datagrams) go
+/// as one UDP GSO send where the kernel allows it, so the path below the socket handles them
+/// once.
 pub(super) fn send_batch(
     fd: RawFd,
     datagrams: &[Vec<u8>],
     target: SocketAddrV6,
     interface: u32,
 ) -> io::Result<()> {
+    let runs = if GSO_REFUSED.load(Ordering::Relaxed) {
+        one_by_one(0..datagrams.len())
+    } else {
+        gso_runs(datagrams.len(), |index| datagrams[index].len(), |_, _| true)
+    };
     let mut name = sockaddr_in6_of(target);
-    let mut control = PktinfoSpace::new();
-    let control_len = write_pktinfo(&mut control, interface);
-    for chunk in datagrams.chunks(BATCH) {
+    let mut pktinfo = PktinfoSpace::new();
+    let pktinfo_len = write_pktinfo(&mut pktinfo, interface);
+    for chunk in runs.chunks(BATCH) {
         let mut iovecs: Vec<libc::iovec> = chunk
             .iter()
+            .flat_map(|run| datagrams[run.clone()].iter())
             .map(|datagram| libc::iovec {
                 iov_base: datagram.as_ptr().cast_mut().cast(),
                 iov_len: datagram.len(),
             })
             .collect();
         // Each message gets its own copy of the control data: the kernel reads it per message.
-        let mut controls = vec![control; chunk.len()];
-        let mut messages: Vec<libc::mmsghdr> = iovecs
-            .iter_mut()
-            .zip(controls.iter_mut())
-            .map(|(iovec, control)| {
-                // SAFETY: mmsghdr is plain data for which all-zero bytes are valid.
-                let mut message: libc::mmsghdr = unsafe { mem::zeroed() };
-                message.msg_hdr.msg_name = ptr::from_mut(&mut name).cast();
-                message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
-                message.msg_hdr.msg_iov = iovec;
-                message.msg_hdr.msg_iovlen = 1;
-                message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
-                message.msg_hdr.msg_controllen = control_len;
-                message
-            })
-            .collect();
+        let mut controls = vec![pktinfo; chunk.len()];
+        let mut messages: Vec<libc::mmsghdr> = Vec::with_capacity(chunk.len());
+        let mut first_iovec = 0;
+        for (run, control) in chunk.iter().zip(controls.iter_mut()) {
+            // SAFETY: mmsghdr is plain data for which all-zero bytes are valid.
+            let mut message: libc::mmsghdr = unsafe { mem::zeroed() };
+            message.msg_hdr.msg_name = ptr::from_mut(&mut name).cast();
+            message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
+            message.msg_hdr.msg_iov = iovecs[first_iovec..].as_mut_ptr();
+            message.msg_hdr.msg_iovlen = run.len();
+            message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+            message.msg_hdr.msg_controllen = if run.len() > 1 {
+                let size = u16::try_from(datagrams[run.start].len()).unwrap_or(u16::MAX);
+                write_segment_size(control, pktinfo_len, size)
+            } else {
+                pktinfo_len
+            };
+            first_iovec += run.len();
+            messages.push(message);
+        }
         let mut sent = 0;
         while sent < messages.len() {
             let remaining = &mut messages[sent..];
-            // SAFETY: every mmsghdr points at live buffers (name, iovec, control, datagram) that
-            // outlive the call, and the count matches the slice.
+            // SAFETY: every mmsghdr points at live buffers (name, iovecs, control, datagrams)
+            // that outlive the call, and the count matches the slice.
             let rc =
                 unsafe { libc::sendmmsg(fd, remaining.as_mut_ptr(), remaining.len() as u32, 0) };
             if rc < 0 {
@@ -153,6 +166,11 @@ pub(super) fn send_batch(
                         std::thread::sleep(Duration::from_micros(100));
                         continue;
                     }
+                    // No GSO here: this run and everything after go datagram by datagram.
+                    _ if chunk[sent].len() > 1 && gso_unsupported(&err) => {
+                        GSO_REFUSED.store(true, Ordering::Relaxed);
+                        return send_batch(fd, &datagrams[chunk[sent].start..], target, interface);
+                    }
                     _ => return Err(err),
                 }
             }
@@ -160,6 +178,13 @@ pub(super) fn send_batch(
         }
     }
     Ok(())
+}
+
+/// Whether a failed GSO send means the kernel or the route cannot segment.
+fn gso_unsupported(err: &io::Error) -> bool {
+    let unsupported = [libc::EIO, libc::EINVAL, libc::ENOPROTOOPT, libc::EOPNOTSUPP];
+    err.raw_os_error()
+        .is_some_and(|code| unsupported.contains(&code))
 }
 
 /// Most segments one UDP GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`).
@@ -171,19 +196,23 @@ const GSO_MAX_BYTES: usize = 65_000;
 /// offload): from then on every datagram goes alone.
 static GSO_REFUSED: AtomicBool = AtomicBool::new(false);
 
-/// Splits `sends` into runs that one UDP GSO send can carry: consecutive datagrams to the same
-/// target, all as long as the first but the last, which may be shorter.
-fn gso_runs(sends: &[(&[u8], SocketAddrV6)]) -> Vec<Range<usize>> {
+/// Splits `count` datagrams into runs that one UDP GSO send can carry: consecutive datagrams
+/// to the same target (`same_target` of two indices), all as long as the first but the last,
+/// which may be shorter.
+fn gso_runs(
+    count: usize,
+    length: impl Fn(usize) -> usize,
+    same_target: impl Fn(usize, usize) -> bool,
+) -> Vec<Range<usize>> {
     let mut runs: Vec<Range<usize>> = Vec::new();
-    for (index, (datagram, target)) in sends.iter().enumerate() {
+    for index in 0..count {
         if let Some(run) = runs.last_mut() {
-            let (first, first_target) = sends[run.start];
-            let last = sends[run.end - 1].0;
-            let joins = *target == first_target
-                && last.len() == first.len()
-                && datagram.len() <= first.len()
+            let size = length(run.start);
+            let joins = same_target(run.start, index)
+                && length(run.end - 1) == size
+                && length(index) <= size
                 && run.len() < GSO_MAX_SEGMENTS
-                && (run.len() + 1) * first.len() <= GSO_MAX_BYTES;
+                && (run.len() + 1) * size <= GSO_MAX_BYTES;
             if joins {
                 run.end = index + 1;
                 continue;
@@ -194,9 +223,9 @@ fn gso_runs(sends: &[(&[u8], SocketAddrV6)]) -> Vec<Range<usize>> {
     runs
 }
 
-/// Writes a `UDP_SEGMENT` control message for segments of `size` bytes into `space`; returns
-/// its length.
-fn write_segment_size(space: &mut PktinfoSpace, size: u16) -> usize {
+/// Writes a `UDP_SEGMENT` control message for segments of `size` bytes into `space`, after the
+/// `used` bytes of control messages already there; returns the length of them all.
+fn write_segment_size(space: &mut PktinfoSpace, used: usize, size: u16) -> usize {
     // SAFETY: CMSG_SPACE/CMSG_LEN only compute sizes.
     let (space_len, data_len) = unsafe {
         (
@@ -204,20 +233,17 @@ fn write_segment_size(space: &mut PktinfoSpace, size: u16) -> usize {
             libc::CMSG_LEN(size_of::<u16>() as u32) as usize,
         )
     };
-    debug_assert!(space_len <= space.0.len());
-    // SAFETY: a msghdr whose control buffer is `space` (aligned, large enough as asserted)
-    // yields a first header inside that buffer, into which the header and the size are written.
+    assert!(used + space_len <= space.0.len(), "control space too small");
+    // SAFETY: `used` is a sum of CMSG_SPACE values, so the header at that offset of the
+    // 8-aligned space is aligned, and it and its data fit as asserted.
     unsafe {
-        let mut header: libc::msghdr = mem::zeroed();
-        header.msg_control = space.0.as_mut_ptr().cast();
-        header.msg_controllen = space_len as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&header);
+        let cmsg = space.0.as_mut_ptr().add(used).cast::<libc::cmsghdr>();
         (*cmsg).cmsg_level = libc::SOL_UDP;
         (*cmsg).cmsg_type = libc::UDP_SEGMENT;
         (*cmsg).cmsg_len = data_len as _;
         ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
     }
-    space_len
+    used + space_len
 }
 
 /// Sends each datagram to its own unicast target with `sendmmsg`, a batch per call, and calls
@@ -229,7 +255,11 @@ pub(super) fn send_each(fd: RawFd, sends: &[(&[u8], SocketAddrV6)], sent: &mut d
     let runs = if GSO_REFUSED.load(Ordering::Relaxed) {
         one_by_one(0..sends.len())
     } else {
-        gso_runs(sends)
+        gso_runs(
+            sends.len(),
+            |index| sends[index].0.len(),
+            |first, other| sends[first].1 == sends[other].1,
+        )
     };
     send_runs(fd, sends, &runs, sent);
 }
@@ -271,7 +301,7 @@ fn send_runs(
             if run.len() > 1 {
                 let size = u16::try_from(sends[run.start].0.len()).unwrap_or(u16::MAX);
                 message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
-                message.msg_hdr.msg_controllen = write_segment_size(control, size);
+                message.msg_hdr.msg_controllen = write_segment_size(control, 0, size);
             }
             first_iovec += run.len();
             messages.push(message);

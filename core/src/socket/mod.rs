@@ -399,7 +399,13 @@ mod tests {
         let (receiver, port) = bound(configure);
         let (sender, sender_port) = bound(configure);
         let lo = loopback();
-        let datagrams: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        // Datagrams of growing lengths, then a run of one length and a shorter last one (which
+        // Linux sends as one UDP GSO datagram): each arrives on its own, in order.
+        let datagrams: Vec<Vec<u8>> = (0..40u8)
+            .map(|i| vec![i; usize::from(i) + 1])
+            .chain((0..20u8).map(|i| vec![i; 100]))
+            .chain([vec![0xaa; 40]])
+            .collect();
         let target = SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0);
         send_batch(sender.as_raw_fd(), &datagrams, target, lo.index).unwrap();
         let mut batch = RecvBatch::new();
