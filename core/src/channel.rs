@@ -1460,9 +1460,12 @@ impl Core {
                     .read()
                     .get(&group)
                     .filter(|channel| cut_off && state.serving.contains(&channel.group))
-                    .and_then(|channel| channel.relayed_group);
+                    .and_then(|channel| Some((channel.group, channel.relayed_group?)));
                 drop(state);
-                if let Some(relayed) = resend_to {
+                // Only while a neighbour listens: alone, the copies would reach nobody.
+                if let Some((channel, relayed)) = resend_to
+                    && link.segment.gateways.lock().listened_to(channel, now)
+                {
                     link.segment.resend(&self.interfaces, relayed, datagram);
                 }
                 let relayed = RecvMeta {
@@ -1773,6 +1776,7 @@ impl Core {
         let segment = &link.segment;
         let mut batch = RecvBatch::new();
         let mut announced: Vec<Ipv6Addr> = Vec::new();
+        let mut listened: Vec<Ipv6Addr> = Vec::new();
         let mut next_announcement = Instant::now();
         while !self.closed.load(Ordering::Acquire) {
             match segment
@@ -1799,19 +1803,38 @@ impl Core {
                 }
             }
             let serving = self.take_part(link);
-            if serving != announced || Instant::now() >= next_announcement {
-                let withdrawn: Vec<Ipv6Addr> = announced
+            let listening = self.listening(&serving);
+            if serving != announced || listening != listened || Instant::now() >= next_announcement
+            {
+                // What it stopped serving, and what it listens to without serving (so that
+                // the gateway re-sends it), go out as withdrawals.
+                let mut withdrawn: Vec<Ipv6Addr> = announced
                     .iter()
-                    .filter(|group| !serving.contains(group))
+                    .filter(|group| !serving.contains(group) && !listening.contains(group))
                     .copied()
                     .collect();
+                withdrawn.extend_from_slice(&listening);
                 segment.announce(&self.interfaces, self.node, &withdrawn, Duration::ZERO);
                 segment.announce(&self.interfaces, self.node, &serving, gateway::HOLD);
                 announced = serving;
+                listened = listening;
                 next_announcement = Instant::now() + gateway::ANNOUNCE_INTERVAL;
             }
         }
         segment.announce(&self.interfaces, self.node, &announced, Duration::ZERO);
+    }
+
+    /// The groups of the joined channels (with a relayed twin) this node does not serve: what it
+    /// tells the segment's gateway it listens to, in a stable order.
+    fn listening(&self, serving: &[Ipv6Addr]) -> Vec<Ipv6Addr> {
+        let mut listening: Vec<Ipv6Addr> = self
+            .joined_channels()
+            .iter()
+            .filter(|state| state.relayed_group.is_some() && !serving.contains(&state.group))
+            .map(|state| state.group)
+            .collect();
+        listening.sort_unstable();
+        listening
     }
 
     /// One round of the election, for a node that needs the core: stops carrying channels a

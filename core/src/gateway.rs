@@ -9,6 +9,12 @@
 //! own tunnel (opening one if needed), so when the gateway leaves (a withdrawing announcement, or
 //! silence for [`HOLD`]) the others take over and elect again.
 //!
+//! A gateway re-sends onto its segment only what some neighbour listens to: every node that has
+//! joined a channel it does not serve says so every [`ANNOUNCE_INTERVAL`] with a withdrawing
+//! announcement of that channel (hold 0: "I do not serve it", harmless to every receiver), and
+//! a gateway that heard one for a channel within [`HOLD`] keeps re-sending it. Alone on its
+//! segment, a gateway spares the segment (and itself) every copy.
+//!
 //! This module holds the bookkeeping and the decisions; the channel layer does the I/O.
 
 use std::{
@@ -99,6 +105,9 @@ pub(crate) struct Heard {
 pub(crate) struct Gateways {
     me: NodeId,
     heard: HashMap<Ipv6Addr, Vec<Heard>>,
+    /// Per channel group, until when some other node of the segment listens to it (its latest
+    /// withdrawing announcement, plus [`HOLD`]).
+    listened_to: HashMap<Ipv6Addr, Instant>,
     listening_since: Instant,
 }
 
@@ -120,11 +129,13 @@ impl Gateways {
         Self {
             me,
             heard: HashMap::new(),
+            listened_to: HashMap::new(),
             listening_since: now,
         }
     }
 
     /// Takes an announcement heard from `from`. Our own (heard back through loopback) is ignored.
+    /// A withdrawal also says that its sender listens to the groups for [`HOLD`].
     pub(crate) fn heard(&mut self, from: SocketAddrV6, announcement: &Control<'_>, now: Instant) {
         let Control::Gateway {
             gateway,
@@ -138,6 +149,9 @@ impl Gateways {
             return;
         }
         let expires = now + Duration::from_millis(u64::from(*hold_ms));
+        if *hold_ms == 0 {
+            self.listener_heard(groups, now);
+        }
         for group in groups {
             if self.heard.len() >= MAX_CHANNELS_HEARD && !self.heard.contains_key(group) {
                 self.expire(now);
@@ -158,12 +172,35 @@ impl Gateways {
         self.heard.retain(|_, entries| !entries.is_empty());
     }
 
-    /// Forgets announcements whose hold has passed.
+    fn listener_heard(&mut self, groups: &[Ipv6Addr], now: Instant) {
+        let until = now + HOLD;
+        for group in groups {
+            if self.listened_to.len() >= MAX_CHANNELS_HEARD && !self.listened_to.contains_key(group)
+            {
+                self.listened_to.retain(|_, until| *until > now);
+                if self.listened_to.len() >= MAX_CHANNELS_HEARD {
+                    continue;
+                }
+            }
+            self.listened_to.insert(*group, until);
+        }
+    }
+
+    /// Forgets announcements and listeners whose hold has passed.
     pub(crate) fn expire(&mut self, now: Instant) {
         for entries in self.heard.values_mut() {
             entries.retain(|entry| entry.expires > now);
         }
         self.heard.retain(|_, entries| !entries.is_empty());
+        self.listened_to.retain(|_, until| *until > now);
+    }
+
+    /// Whether another node of the segment said within [`HOLD`] that it listens to `group`: only
+    /// then does the gateway of `group` re-send it onto the segment.
+    pub(crate) fn listened_to(&self, group: Ipv6Addr, now: Instant) -> bool {
+        self.listened_to
+            .get(&group)
+            .is_some_and(|until| *until > now)
     }
 
     /// The gateway serving `group` on this segment, other than this node: the lowest id heard.
@@ -298,6 +335,46 @@ mod tests {
         assert_eq!(gateways.serving(CHANNEL, now), None);
         gateways.heard(from(9), &Control::Keepalive { nonce: 1 }, now);
         assert_eq!(gateways.serving(CHANNEL, now), None);
+    }
+
+    #[test]
+    fn withdrawals_say_a_neighbour_listens_for_a_hold() {
+        let now = Instant::now();
+        let mut gateways = Gateways::new(NodeId(50), now);
+        assert!(!gateways.listened_to(CHANNEL, now));
+        // Announcing a channel is serving it, not listening to it.
+        gateways.heard(from(3), &announce(90, 1500, &[CHANNEL]), now);
+        assert!(!gateways.listened_to(CHANNEL, now));
+        gateways.heard(from(2), &announce(20, 0, &[CHANNEL]), now);
+        assert!(gateways.listened_to(CHANNEL, now));
+        assert!(!gateways.listened_to(OTHER, now));
+        // Repeated every interval, the signal holds; once it stops, it lapses after the hold.
+        let later = now + ANNOUNCE_INTERVAL;
+        gateways.heard(from(2), &announce(20, 0, &[CHANNEL]), later);
+        assert!(gateways.listened_to(CHANNEL, now + HOLD));
+        gateways.expire(later + HOLD);
+        assert!(!gateways.listened_to(CHANNEL, later + HOLD));
+        // This node's own withdrawals, heard back, are no neighbour.
+        gateways.heard(from(9), &announce(50, 0, &[OTHER]), now);
+        assert!(!gateways.listened_to(OTHER, now));
+    }
+
+    #[test]
+    fn listeners_memory_is_bounded() {
+        let now = Instant::now();
+        let mut gateways = Gateways::new(NodeId(50), now);
+        let flood: Vec<Ipv6Addr> = (0..=MAX_CHANNELS_HEARD)
+            .map(|i| Ipv6Addr::from(0xff1e_u128 << 112 | i as u128))
+            .collect();
+        for chunk in flood.chunks(MAX_GROUPS_PER_MESSAGE) {
+            gateways.heard(from(2), &announce(7, 0, chunk), now);
+        }
+        assert_eq!(gateways.listened_to.len(), MAX_CHANNELS_HEARD);
+        assert!(!gateways.listened_to(flood[MAX_CHANNELS_HEARD], now));
+        let later = now + HOLD;
+        gateways.heard(from(2), &announce(7, 0, &[CHANNEL]), later);
+        assert!(gateways.listened_to(CHANNEL, later));
+        assert_eq!(gateways.listened_to.len(), 1);
     }
 
     #[test]

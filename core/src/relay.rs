@@ -12,6 +12,7 @@
 //! fields beside it).
 
 use std::{
+    cell::RefCell,
     collections::{HashMap, HashSet},
     net::{Ipv6Addr, SocketAddrV6},
     sync::{
@@ -133,6 +134,22 @@ pub struct RelayStats {
     pub throttled: u64,
     /// Control messages from verified clients dropped for exceeding their control rate.
     pub throttled_control: u64,
+}
+
+/// DATA messages for tunnel clients, gathered over one receive batch of the core and sent with
+/// one `sendmmsg` per batch where the platform has it (a client's run of equal-sized datagrams,
+/// the fragments of one message, as one UDP GSO datagram).
+#[derive(Default)]
+struct Downstream {
+    /// Each DATA message once, with the length of the datagram it carries.
+    messages: Vec<(Vec<u8>, usize)>,
+    /// Which message goes to which client.
+    sends: Vec<(usize, SocketAddrV6)>,
+}
+
+impl Downstream {
+    /// Sends queued beyond this go at once, so that many clients keep the queue short.
+    const FLUSH_AT: usize = 256;
 }
 
 #[derive(Default)]
@@ -726,10 +743,19 @@ impl RelayService {
         add(&self.counters.datagrams_up, 1);
         add(&self.counters.bytes_up, datagram.len() as u64);
         self.multicast(datagram, group);
-        self.forward_down(group, datagram, &others);
+        let mut down = Downstream::default();
+        self.forward_down(group, datagram, &others, &mut down);
+        self.flush_down(&mut down);
     }
 
-    fn forward_down(&self, group: Ipv6Addr, datagram: &[u8], clients: &[SocketAddrV6]) {
+    /// Queues `datagram` in `down` for each of `clients` (or, as a repeater, multicasts it once).
+    fn forward_down(
+        &self,
+        group: Ipv6Addr,
+        datagram: &[u8],
+        clients: &[SocketAddrV6],
+        down: &mut Downstream,
+    ) {
         if clients.is_empty() {
             return;
         }
@@ -751,12 +777,33 @@ impl RelayService {
                 return;
             }
         };
-        for client in clients {
-            if self.tunnels_socket.send_to(&message, *client).is_ok() {
-                add(&self.counters.datagrams_down, 1);
-                add(&self.counters.bytes_down, datagram.len() as u64);
-            }
+        let index = down.messages.len();
+        down.messages.push((message, datagram.len()));
+        down.sends
+            .extend(clients.iter().map(|client| (index, *client)));
+        if down.sends.len() >= Downstream::FLUSH_AT {
+            self.flush_down(down);
         }
+    }
+
+    /// Sends what `down` holds, in as few system calls as the platform allows, and empties it.
+    fn flush_down(&self, down: &mut Downstream) {
+        // Each client's datagrams in a row (in order), so that they can leave as one.
+        down.sends.sort_by_key(|(_, client)| *client);
+        let sends: Vec<(&[u8], SocketAddrV6)> = down
+            .sends
+            .iter()
+            .map(|(index, client)| (down.messages[*index].0.as_slice(), *client))
+            .collect();
+        let (mut datagrams, mut bytes) = (0, 0);
+        self.tunnels_socket.send_each(&sends, &mut |sent| {
+            datagrams += 1;
+            bytes += down.messages[down.sends[sent].0].1 as u64;
+        });
+        add(&self.counters.datagrams_down, datagrams);
+        add(&self.counters.bytes_down, bytes);
+        down.messages.clear();
+        down.sends.clear();
     }
 
     /// Multicasts `datagram` to `group` on every core interface.
@@ -772,6 +819,8 @@ impl RelayService {
     /// Channel traffic heard on the core, passed down to the clients of its group; for a
     /// repeater also what its clients send to their repeated groups, passed up.
     fn core_loop(&self) {
+        // What one receive batch brings goes down the tunnels together, after the batch.
+        let down = RefCell::new(Downstream::default());
         serve(
             &self.core,
             &self.waker,
@@ -788,10 +837,12 @@ impl RelayService {
                 };
                 match repeats {
                     Some(original) => self.repeat_up(source, group, original, datagram),
-                    None => self.forward_down(group, datagram, &clients),
+                    None => {
+                        self.forward_down(group, datagram, &clients, &mut down.borrow_mut());
+                    }
                 }
             },
-            || {},
+            || self.flush_down(&mut down.borrow_mut()),
         );
     }
 

@@ -20,6 +20,13 @@ use sixcast::{
 const WAIT: Duration = Duration::from_secs(10);
 /// The documented bound on a takeover after the gateway leaves (docs/reachability.md §6).
 const TAKEOVER_BOUND: Duration = Duration::from_secs(5);
+/// How soon after a neighbour joins the gateway re-sends to it: the neighbour's next election
+/// tick (100 ms) says it listens (docs/reachability.md §6); the rest is margin for a loaded
+/// machine.
+const LISTENER_BOUND: Duration = Duration::from_millis(500);
+/// How long a gateway keeps re-sending after its last listener left: the listener signal's
+/// hold (1.5 s), with margin.
+const LISTENER_GONE: Duration = Duration::from_millis(2000);
 
 /// Stratum 0 on `s0` and relays on `r1` and `r2`, running until dropped.
 struct CoreServices {
@@ -290,6 +297,136 @@ fn a_second_island_host_receives_through_the_first_as_gateway() {
         1,
         "only the second host's message went up: {stats:?}"
     );
+}
+
+/// Sends `count` numbered messages (`prefix` and a number) from `channel`, one every `gap`, and
+/// returns when each left.
+fn send_numbered(
+    channel: &sixcast::Channel,
+    prefix: &str,
+    count: usize,
+    gap: Duration,
+) -> Vec<Instant> {
+    (0..count)
+        .map(|number| {
+            let at = Instant::now();
+            channel
+                .send(format!("{prefix}{number}").as_bytes())
+                .unwrap();
+            channel.flush().unwrap();
+            std::thread::sleep(gap);
+            at
+        })
+        .collect()
+}
+
+/// The numbers of the messages with `prefix` among `messages`, in arrival order.
+fn numbers(messages: &[Message], prefix: &str) -> Vec<usize> {
+    messages
+        .iter()
+        .filter_map(|message| {
+            String::from_utf8_lossy(&message.payload)
+                .strip_prefix(prefix)?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn a_gateway_resends_only_while_a_neighbour_listens() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world);
+    let s0 = services.address;
+    let (_gateway_context, gateway) = world
+        .host("i1")
+        .run(|| {
+            let (context, channel) = harness::joined(island_config(s0), "late");
+            wait_until(&context, is_gateway);
+            (context, channel)
+        })
+        .unwrap();
+    let (_core_context, sender) = world
+        .host("c1")
+        .run(|| {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("late").unwrap();
+            (context, channel)
+        })
+        .unwrap();
+    let gap = Duration::from_millis(20);
+
+    // Alone on its segment, the gateway receives everything and re-sends nothing: it hears no
+    // copy of its own back.
+    send_numbered(&sender, "alone ", 20, gap);
+    let alone = collect(&gateway, 20, WAIT);
+    assert_eq!(numbers(&alone, "alone "), (0..20).collect::<Vec<_>>());
+    assert_eq!(gateway.stats().own_dropped, 0, "{:?}", gateway.stats());
+
+    // A neighbour joins while the core sends: everything sent once it has listened for the
+    // bound reaches it, once and in order.
+    let sending = {
+        let sender = sender.clone();
+        std::thread::spawn(move || send_numbered(&sender, "late ", 100, gap))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (neighbour_context, neighbour, joined_at) = world
+        .host("i2")
+        .run(|| {
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("late").unwrap();
+            let joined_at = Instant::now();
+            channel.join().unwrap();
+            (context, channel, joined_at)
+        })
+        .unwrap();
+    let sent_at = sending.join().unwrap();
+    let mut messages = Vec::new();
+    while let Ok(message) = neighbour.recv_timeout(Duration::from_millis(500)) {
+        messages.push(message);
+    }
+    let got = numbers(&messages, "late ");
+    let due: Vec<usize> = (0..sent_at.len())
+        .filter(|number| sent_at[*number] >= joined_at + LISTENER_BOUND)
+        .collect();
+    let first = got.first().expect("the neighbour heard the gateway");
+    let offset_ms = |at: Instant| {
+        if at >= joined_at {
+            at.duration_since(joined_at).as_secs_f64() * 1e3
+        } else {
+            -joined_at.duration_since(at).as_secs_f64() * 1e3
+        }
+    };
+    eprintln!(
+        "the late neighbour hears every message from the one sent {:.0} ms after its join on",
+        offset_ms(sent_at[*first])
+    );
+    assert!(!due.is_empty());
+    assert_eq!(
+        got[got.len() - due.len()..],
+        due[..],
+        "everything sent {LISTENER_BOUND:?} after the join: {got:?}"
+    );
+    assert!(got.windows(2).all(|pair| pair[1] == pair[0] + 1), "{got:?}");
+    assert!(messages.iter().all(|message| message.relayed));
+    assert_eq!(neighbour.stats().duplicates, 0, "{:?}", neighbour.stats());
+    let late = collect(&gateway, 100, WAIT);
+    assert_eq!(numbers(&late, "late "), (0..100).collect::<Vec<_>>());
+    let resent = gateway.stats().own_dropped;
+    assert!(resent >= due.len() as u64, "{:?}", gateway.stats());
+
+    // Once the neighbour has left for the signal's hold, the gateway stops re-sending.
+    drop(neighbour);
+    drop(neighbour_context);
+    std::thread::sleep(LISTENER_GONE);
+    let before = gateway.stats().own_dropped;
+    send_numbered(&sender, "after ", 20, gap);
+    let after = collect(&gateway, 20, WAIT);
+    assert_eq!(numbers(&after, "after "), (0..20).collect::<Vec<_>>());
+    assert_eq!(gateway.stats().own_dropped, before, "{:?}", gateway.stats());
+    assert_eq!(gateway.stats().duplicates, 0, "{:?}", gateway.stats());
 }
 
 /// How the gateway host leaves in a takeover run.

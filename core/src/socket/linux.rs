@@ -4,8 +4,10 @@
 use std::{
     io, mem,
     net::{Ipv6Addr, SocketAddrV6},
+    ops::Range,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     ptr,
+    sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
 
@@ -101,45 +103,58 @@ pub(super) fn source_membership(
 }
 
 /// Sends `datagrams` to `target` through `interface` with `sendmmsg`, retrying short sends.
+/// Consecutive datagrams of one length (the fragments of a message, full packed datagrams) go
+/// as one UDP GSO send where the kernel allows it, so the path below the socket handles them
+/// once.
 pub(super) fn send_batch(
     fd: RawFd,
     datagrams: &[Vec<u8>],
     target: SocketAddrV6,
     interface: u32,
 ) -> io::Result<()> {
+    let runs = if GSO_REFUSED.load(Ordering::Relaxed) {
+        one_by_one(0..datagrams.len())
+    } else {
+        gso_runs(datagrams.len(), |index| datagrams[index].len(), |_, _| true)
+    };
     let mut name = sockaddr_in6_of(target);
-    let mut control = PktinfoSpace::new();
-    let control_len = write_pktinfo(&mut control, interface);
-    for chunk in datagrams.chunks(BATCH) {
+    let mut pktinfo = PktinfoSpace::new();
+    let pktinfo_len = write_pktinfo(&mut pktinfo, interface);
+    for chunk in runs.chunks(BATCH) {
         let mut iovecs: Vec<libc::iovec> = chunk
             .iter()
+            .flat_map(|run| datagrams[run.clone()].iter())
             .map(|datagram| libc::iovec {
                 iov_base: datagram.as_ptr().cast_mut().cast(),
                 iov_len: datagram.len(),
             })
             .collect();
         // Each message gets its own copy of the control data: the kernel reads it per message.
-        let mut controls = vec![control; chunk.len()];
-        let mut messages: Vec<libc::mmsghdr> = iovecs
-            .iter_mut()
-            .zip(controls.iter_mut())
-            .map(|(iovec, control)| {
-                // SAFETY: mmsghdr is plain data for which all-zero bytes are valid.
-                let mut message: libc::mmsghdr = unsafe { mem::zeroed() };
-                message.msg_hdr.msg_name = ptr::from_mut(&mut name).cast();
-                message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
-                message.msg_hdr.msg_iov = iovec;
-                message.msg_hdr.msg_iovlen = 1;
-                message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
-                message.msg_hdr.msg_controllen = control_len;
-                message
-            })
-            .collect();
+        let mut controls = vec![pktinfo; chunk.len()];
+        let mut messages: Vec<libc::mmsghdr> = Vec::with_capacity(chunk.len());
+        let mut first_iovec = 0;
+        for (run, control) in chunk.iter().zip(controls.iter_mut()) {
+            // SAFETY: mmsghdr is plain data for which all-zero bytes are valid.
+            let mut message: libc::mmsghdr = unsafe { mem::zeroed() };
+            message.msg_hdr.msg_name = ptr::from_mut(&mut name).cast();
+            message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
+            message.msg_hdr.msg_iov = iovecs[first_iovec..].as_mut_ptr();
+            message.msg_hdr.msg_iovlen = run.len();
+            message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+            message.msg_hdr.msg_controllen = if run.len() > 1 {
+                let size = u16::try_from(datagrams[run.start].len()).unwrap_or(u16::MAX);
+                write_segment_size(control, pktinfo_len, size)
+            } else {
+                pktinfo_len
+            };
+            first_iovec += run.len();
+            messages.push(message);
+        }
         let mut sent = 0;
         while sent < messages.len() {
             let remaining = &mut messages[sent..];
-            // SAFETY: every mmsghdr points at live buffers (name, iovec, control, datagram) that
-            // outlive the call, and the count matches the slice.
+            // SAFETY: every mmsghdr points at live buffers (name, iovecs, control, datagrams)
+            // that outlive the call, and the count matches the slice.
             let rc =
                 unsafe { libc::sendmmsg(fd, remaining.as_mut_ptr(), remaining.len() as u32, 0) };
             if rc < 0 {
@@ -151,6 +166,11 @@ pub(super) fn send_batch(
                         std::thread::sleep(Duration::from_micros(100));
                         continue;
                     }
+                    // No GSO here: this run and everything after go datagram by datagram.
+                    _ if chunk[sent].len() > 1 && gso_unsupported(&err) => {
+                        GSO_REFUSED.store(true, Ordering::Relaxed);
+                        return send_batch(fd, &datagrams[chunk[sent].start..], target, interface);
+                    }
                     _ => return Err(err),
                 }
             }
@@ -158,6 +178,169 @@ pub(super) fn send_batch(
         }
     }
     Ok(())
+}
+
+/// Whether a failed GSO send means the kernel or the route cannot segment.
+fn gso_unsupported(err: &io::Error) -> bool {
+    let unsupported = [libc::EIO, libc::EINVAL, libc::ENOPROTOOPT, libc::EOPNOTSUPP];
+    err.raw_os_error()
+        .is_some_and(|code| unsupported.contains(&code))
+}
+
+/// Most segments one UDP GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes one UDP GSO send may carry: what one UDP datagram could.
+const GSO_MAX_BYTES: usize = 65_000;
+
+/// Set once the kernel refused a UDP GSO send (older kernels, devices without checksum
+/// offload): from then on every datagram goes alone.
+static GSO_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Splits `count` datagrams into runs that one UDP GSO send can carry: consecutive datagrams
+/// to the same target (`same_target` of two indices), all as long as the first but the last,
+/// which may be shorter.
+fn gso_runs(
+    count: usize,
+    length: impl Fn(usize) -> usize,
+    same_target: impl Fn(usize, usize) -> bool,
+) -> Vec<Range<usize>> {
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    for index in 0..count {
+        if let Some(run) = runs.last_mut() {
+            let size = length(run.start);
+            let joins = same_target(run.start, index)
+                && length(run.end - 1) == size
+                && length(index) <= size
+                && run.len() < GSO_MAX_SEGMENTS
+                && (run.len() + 1) * size <= GSO_MAX_BYTES;
+            if joins {
+                run.end = index + 1;
+                continue;
+            }
+        }
+        runs.push(index..index + 1);
+    }
+    runs
+}
+
+/// Writes a `UDP_SEGMENT` control message for segments of `size` bytes into `space`, after the
+/// `used` bytes of control messages already there; returns the length of them all.
+fn write_segment_size(space: &mut PktinfoSpace, used: usize, size: u16) -> usize {
+    // SAFETY: CMSG_SPACE/CMSG_LEN only compute sizes.
+    let (space_len, data_len) = unsafe {
+        (
+            libc::CMSG_SPACE(size_of::<u16>() as u32) as usize,
+            libc::CMSG_LEN(size_of::<u16>() as u32) as usize,
+        )
+    };
+    assert!(used + space_len <= space.0.len(), "control space too small");
+    // SAFETY: `used` is a sum of CMSG_SPACE values, so the header at that offset of the
+    // 8-aligned space is aligned, and it and its data fit as asserted.
+    unsafe {
+        let cmsg = space.0.as_mut_ptr().add(used).cast::<libc::cmsghdr>();
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = data_len as _;
+        ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size);
+    }
+    used + space_len
+}
+
+/// Sends each datagram to its own unicast target with `sendmmsg`, a batch per call, and calls
+/// `sent` with the index of each one that left. Consecutive datagrams of one length to one
+/// target go as one UDP GSO send (segmented by the kernel or the device, so the path below
+/// handles them once), where the kernel allows it. One the kernel refuses (a client's route
+/// gone, say) is skipped, as a lone `sendto` would fail alone.
+pub(super) fn send_each(fd: RawFd, sends: &[(&[u8], SocketAddrV6)], sent: &mut dyn FnMut(usize)) {
+    let runs = if GSO_REFUSED.load(Ordering::Relaxed) {
+        one_by_one(0..sends.len())
+    } else {
+        gso_runs(
+            sends.len(),
+            |index| sends[index].0.len(),
+            |first, other| sends[first].1 == sends[other].1,
+        )
+    };
+    send_runs(fd, sends, &runs, sent);
+}
+
+fn one_by_one(range: Range<usize>) -> Vec<Range<usize>> {
+    range.map(|index| index..index + 1).collect()
+}
+
+/// Sends each run of `sends` as one datagram (a GSO one when longer than one).
+fn send_runs(
+    fd: RawFd,
+    sends: &[(&[u8], SocketAddrV6)],
+    runs: &[Range<usize>],
+    sent: &mut dyn FnMut(usize),
+) {
+    for chunk in runs.chunks(BATCH) {
+        let mut names: Vec<libc::sockaddr_in6> = chunk
+            .iter()
+            .map(|run| sockaddr_in6_of(sends[run.start].1))
+            .collect();
+        let mut iovecs: Vec<libc::iovec> = chunk
+            .iter()
+            .flat_map(|run| sends[run.clone()].iter())
+            .map(|(datagram, _)| libc::iovec {
+                iov_base: datagram.as_ptr().cast_mut().cast(),
+                iov_len: datagram.len(),
+            })
+            .collect();
+        let mut controls = vec![PktinfoSpace::new(); chunk.len()];
+        let mut messages: Vec<libc::mmsghdr> = Vec::with_capacity(chunk.len());
+        let mut first_iovec = 0;
+        for ((run, name), control) in chunk.iter().zip(names.iter_mut()).zip(controls.iter_mut()) {
+            // SAFETY: mmsghdr is plain data for which all-zero bytes are valid.
+            let mut message: libc::mmsghdr = unsafe { mem::zeroed() };
+            message.msg_hdr.msg_name = ptr::from_mut(name).cast();
+            message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
+            message.msg_hdr.msg_iov = iovecs[first_iovec..].as_mut_ptr();
+            message.msg_hdr.msg_iovlen = run.len();
+            if run.len() > 1 {
+                let size = u16::try_from(sends[run.start].0.len()).unwrap_or(u16::MAX);
+                message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+                message.msg_hdr.msg_controllen = write_segment_size(control, 0, size);
+            }
+            first_iovec += run.len();
+            messages.push(message);
+        }
+        let mut done = 0;
+        while done < messages.len() {
+            let remaining = &mut messages[done..];
+            // SAFETY: every mmsghdr points at live buffers (name, iovecs, control, datagrams)
+            // that outlive the call, and the count matches the slice.
+            let rc =
+                unsafe { libc::sendmmsg(fd, remaining.as_mut_ptr(), remaining.len() as u32, 0) };
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                let run = chunk[done].clone();
+                if run.len() > 1 {
+                    // Where the kernel or the route has no UDP GSO, every later datagram goes
+                    // alone; this run's go alone in any case, so that each fails on its own.
+                    let unsupported =
+                        [libc::EIO, libc::EINVAL, libc::ENOPROTOOPT, libc::EOPNOTSUPP];
+                    if err
+                        .raw_os_error()
+                        .is_some_and(|code| unsupported.contains(&code))
+                    {
+                        GSO_REFUSED.store(true, Ordering::Relaxed);
+                    }
+                    send_runs(fd, sends, &one_by_one(run), sent);
+                }
+                done += 1;
+                continue;
+            }
+            for run in &chunk[done..done + rc as usize] {
+                run.clone().for_each(&mut *sent);
+            }
+            done += rc as usize;
+        }
+    }
 }
 
 /// Waits for the socket or the waker, then receives up to a batch of datagrams.

@@ -255,6 +255,13 @@ impl McastSocket {
             .map_err(|err| Error::io(format_args!("sending to {target}"), err))
     }
 
+    /// Sends each datagram to its own unicast target, with as few system calls as the platform
+    /// allows, and calls `sent` with the index of each one that left (one the kernel refuses is
+    /// skipped, the others still go).
+    pub(crate) fn send_each(&self, sends: &[(&[u8], SocketAddrV6)], sent: &mut dyn FnMut(usize)) {
+        imp::send_each(self.socket.as_raw_fd(), sends, sent);
+    }
+
     /// Waits until datagrams arrive, `waker` fires or `timeout` passes, then receives a batch.
     pub(crate) fn recv_batch(
         &self,
@@ -319,8 +326,12 @@ pub(crate) fn select_interfaces(names: &[String]) -> Result<Vec<Interface>> {
         .collect()
 }
 
-/// The name of interface `index`, if it exists.
+/// The name of interface `index`, if it exists. Index 0 (no interface: what came down a relay
+/// tunnel) is answered without asking the kernel, which would cost a socket per datagram.
 pub(crate) fn interface_name(index: u32) -> Option<String> {
+    if index == 0 {
+        return None;
+    }
     unix::interface_name(index)
 }
 
@@ -388,7 +399,13 @@ mod tests {
         let (receiver, port) = bound(configure);
         let (sender, sender_port) = bound(configure);
         let lo = loopback();
-        let datagrams: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; usize::from(i) + 1]).collect();
+        // Datagrams of growing lengths, then a run of one length and a shorter last one (which
+        // Linux sends as one UDP GSO datagram): each arrives on its own, in order.
+        let datagrams: Vec<Vec<u8>> = (0..40u8)
+            .map(|i| vec![i; usize::from(i) + 1])
+            .chain((0..20u8).map(|i| vec![i; 100]))
+            .chain([vec![0xaa; 40]])
+            .collect();
         let target = SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0);
         send_batch(sender.as_raw_fd(), &datagrams, target, lo.index).unwrap();
         let mut batch = RecvBatch::new();
@@ -439,6 +456,93 @@ mod tests {
             portable::recv_batch,
             &waker,
         );
+    }
+
+    type SendEach = fn(RawFdOf, &[(&[u8], SocketAddrV6)], &mut dyn FnMut(usize));
+
+    /// Sends more than a batch, spread over two receivers, with one unreachable target among
+    /// them: every other datagram reaches its own receiver.
+    fn send_to_each(send_each: SendEach) {
+        let (first, first_port) = bound(imp::configure);
+        let (second, second_port) = bound(imp::configure);
+        let (sender, _) = bound(imp::configure);
+        let to = |port| SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0);
+        let datagrams: Vec<Vec<u8>> = (0..2 * BATCH as u8).map(|i| vec![i; 8]).collect();
+        let mut sends: Vec<(&[u8], SocketAddrV6)> = datagrams
+            .iter()
+            .enumerate()
+            .map(|(i, datagram)| {
+                let port = if i % 2 == 0 { first_port } else { second_port };
+                (datagram.as_slice(), to(port))
+            })
+            .collect();
+        // UDP refuses port 0 as a destination.
+        sends.insert(3, (&[0xee], to(0)));
+        let mut left = Vec::new();
+        send_each(sender.as_raw_fd(), &sends, &mut |index| left.push(index));
+        let expected: Vec<usize> = (0..sends.len()).filter(|index| *index != 3).collect();
+        assert_eq!(left, expected, "all but the refused one");
+        let waker = Waker::new().unwrap();
+        for (receiver, parity) in [(first, 0), (second, 1)] {
+            let mut batch = RecvBatch::new();
+            let mut received = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while received.len() < BATCH && Instant::now() < deadline {
+                if let Wait::Received(_) = imp::recv_batch(
+                    receiver.as_raw_fd(),
+                    &mut batch,
+                    &waker,
+                    Some(Duration::from_millis(100)),
+                )
+                .unwrap()
+                {
+                    received.extend(batch.iter().map(|(_, datagram)| datagram.to_vec()));
+                }
+            }
+            let expected: Vec<Vec<u8>> =
+                datagrams.iter().skip(parity).step_by(2).cloned().collect();
+            assert_eq!(received, expected);
+        }
+        // A run to one target, all of one length but the last (what GSO carries as one), still
+        // arrives as separate datagrams, in order.
+        let (receiver, port) = bound(imp::configure);
+        let run: Vec<Vec<u8>> = (0..10u8)
+            .map(|i| vec![i; 100])
+            .chain([vec![0xaa; 40]])
+            .collect();
+        let sends: Vec<(&[u8], SocketAddrV6)> = run
+            .iter()
+            .map(|datagram| (datagram.as_slice(), to(port)))
+            .collect();
+        let mut left = Vec::new();
+        send_each(sender.as_raw_fd(), &sends, &mut |index| left.push(index));
+        assert_eq!(left, (0..run.len()).collect::<Vec<_>>());
+        let mut batch = RecvBatch::new();
+        let mut received = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while received.len() < run.len() && Instant::now() < deadline {
+            if let Wait::Received(_) = imp::recv_batch(
+                receiver.as_raw_fd(),
+                &mut batch,
+                &waker,
+                Some(Duration::from_millis(100)),
+            )
+            .unwrap()
+            {
+                received.extend(batch.iter().map(|(_, datagram)| datagram.to_vec()));
+            }
+        }
+        assert_eq!(received, run);
+    }
+
+    #[test]
+    fn linux_sends_to_each_target_in_batches() {
+        send_to_each(imp::send_each);
+    }
+
+    #[test]
+    fn portable_sends_to_each_target() {
+        send_to_each(portable::send_each);
     }
 
     #[test]

@@ -55,6 +55,38 @@ pub(super) fn source_membership(
     ))
 }
 
+/// Sends each datagram to its own unicast target, one `sendto` each, and calls `sent` with the
+/// index of each one that left; one the kernel refuses is skipped.
+pub(super) fn send_each(fd: RawFd, sends: &[(&[u8], SocketAddrV6)], sent: &mut dyn FnMut(usize)) {
+    let left = sends.iter().map(|(datagram, target)| {
+        let name = sockaddr_in6_of(*target);
+        loop {
+            // SAFETY: the datagram and the address are live for the call, with their lengths.
+            let rc = unsafe {
+                libc::sendto(
+                    fd,
+                    datagram.as_ptr().cast(),
+                    datagram.len(),
+                    0,
+                    ptr::from_ref(&name).cast(),
+                    size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            };
+            if rc >= 0 {
+                return true;
+            }
+            if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return false;
+            }
+        }
+    });
+    for (index, left) in left.enumerate() {
+        if left {
+            sent(index);
+        }
+    }
+}
+
 /// Sends each datagram with its own `sendmsg`, choosing the interface with `IPV6_PKTINFO`.
 pub(super) fn send_batch(
     fd: RawFd,

@@ -374,7 +374,7 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-/// Makes the LAN's bridges forward each group only to the ports that joined it, as a switch with
+/// Makes the world's bridges forward each group only to the ports that joined it, as a switch with
 /// MLD snooping does: a Linux bridge without a querier floods every group to every port, which
 /// would make one receiver cost as much as sixteen.
 fn snoop(world: &World) -> Result<(), String> {
@@ -594,9 +594,11 @@ fn round_trip(world: &World, launcher: &Launcher, seconds: f64) -> Result<Vec<Va
 }
 
 /// The relay path (c1 multicasts on the core, i1 on the island receives through r1's relay)
-/// beside plain unicast forwarding (c1 sends to a forwarder on r1, which sends on to i1).
+/// beside plain unicast forwarding (c1 sends to a forwarder on r1, which sends on to i1). The
+/// bridges snoop MLD, so c1's multicast reaches the relay's port, not every host of the core.
 fn relay(launcher: &Launcher, seconds: f64) -> Result<Vec<Cell>, String> {
     let world = World::stratum().map_err(|err| format!("building the stratum world: {err}"))?;
+    snoop(&world)?;
     let stratum0 = world
         .host("s0")
         .run(|| {
