@@ -33,7 +33,7 @@ use crate::{
         self, CONTROL_PORT, RELAY_PORT, Secrets, ThreadBody, send_control, serve, start_threads,
     },
     error::{Error, ErrorKind, Result},
-    ratelimit::{ClientLimits, Rates},
+    ratelimit::{ClientLimits, Rates, TokenBucket},
     socket::{self, Interface, McastSocket, SocketOptions, Waker},
     wire::control::{self, Control, MAX_GROUPS_PER_MESSAGE},
 };
@@ -78,6 +78,11 @@ pub struct RelayConfig {
     /// SIGNED_CHALLENGE signed by it, so that nodes that pinned its public key accept it. Without
     /// one, SIGNED_HELLOs are dropped (counted as `rejected`).
     pub identity: Option<SigningKey>,
+    /// Most SIGNED_CHALLENGEs per second the relay signs, whoever asks: each costs an Ed25519
+    /// signature, and SIGNED_HELLOs come from addresses not yet verified, so no per-client limit
+    /// can apply. More are dropped unanswered and counted as `throttled_control`; bursts of one
+    /// second's worth pass. 0: no limit.
+    pub signed_challenges_per_sec: u64,
     /// A voucher for the identity key: a capability token of Stratum 0's operator (the issuer)
     /// whose subject is the identity's public key and whose group is the relay group of
     /// `scope`. Presented in every SIGNED_CHALLENGE, so that nodes trusting the issuer accept
@@ -100,6 +105,7 @@ impl Default for RelayConfig {
             client_datagrams_per_sec: 10_000,
             client_bytes_per_sec: 16 << 20,
             client_control_per_sec: 50,
+            signed_challenges_per_sec: 1000,
             identity: None,
             voucher: None,
         }
@@ -188,6 +194,8 @@ struct RelayService {
     solicitations: McastSocket,
     state: Mutex<Tunnels>,
     secrets: Mutex<Secrets>,
+    /// The budget of SIGNED_CHALLENGEs ([`RelayConfig::signed_challenges_per_sec`]).
+    signing: Mutex<TokenBucket>,
     counters: RelayCounters,
     waker: Waker,
     closed: AtomicBool,
@@ -236,6 +244,11 @@ impl Relay {
         for interface in &interfaces {
             solicitations.join(discovery::relay_group(config.scope), interface)?;
         }
+        let signing = TokenBucket::new(
+            config.signed_challenges_per_sec,
+            config.signed_challenges_per_sec,
+            Instant::now(),
+        );
         let service = Arc::new(RelayService {
             config,
             interfaces,
@@ -244,6 +257,7 @@ impl Relay {
             solicitations,
             state: Mutex::default(),
             secrets: Mutex::new(Secrets::new()),
+            signing: Mutex::new(signing),
             counters: RelayCounters::default(),
             waker: Waker::new()?,
             closed: AtomicBool::new(false),
@@ -406,6 +420,10 @@ impl RelayService {
                     debug!(%source, "a signed hello, but this relay has no identity key");
                     return;
                 };
+                if !self.signing.lock().take(1, Instant::now()) {
+                    add(&self.counters.throttled_control, 1);
+                    return;
+                }
                 let (mac, refresh_secs, limit) = self.challenge_fields(source, nonce);
                 let challenge = relay_identity::sign_challenge(
                     (identity, self.config.voucher.as_ref()),

@@ -565,3 +565,63 @@ fn signed_hellos_spoofed_in_a_victims_name_are_not_amplified() {
         received as f64 / sent as f64
     );
 }
+
+#[test]
+fn a_relay_signs_at_most_its_signing_budget_and_still_serves_pinned_nodes() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let budget = 20;
+    let relay = relay_with(&world, "r1", |relay| {
+        relay.identity = Some(genuine_key());
+        relay.signed_challenges_per_sec = budget;
+    });
+    let relay_at = relay_at(&world, "r1", &relay);
+    let flood = 500u64;
+    let answered = world
+        .host("i1")
+        .run(|| {
+            let attacker =
+                UdpSocket::bind(SocketAddrV6::new(world.host("i1").addr(), 0, 0, 0)).unwrap();
+            attacker
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            for nonce in 0..flood {
+                let hello = Control::SignedHello { nonce }.to_vec().unwrap();
+                attacker.send_to(&hello, relay_at).unwrap();
+            }
+            let mut buffer = [0u8; 2048];
+            let mut answered = 0u64;
+            while attacker.recv(&mut buffer).is_ok() {
+                answered += 1;
+            }
+            answered
+        })
+        .unwrap();
+    let stats = relay.stats();
+    eprintln!(
+        "{flood} SIGNED_HELLOs at once against a budget of {budget}/s: {answered} answered, {} throttled",
+        stats.throttled_control
+    );
+    assert!(answered >= budget, "the burst is answered: {answered}");
+    assert!(
+        answered <= budget + 5,
+        "{answered} signatures for a budget of {budget}/s"
+    );
+    assert_eq!(answered + stats.throttled_control, flood);
+
+    // A second later the budget has refilled, and a pinned node opens its tunnel.
+    std::thread::sleep(Duration::from_secs(1));
+    let (_stratum0, s0) = stratum0_on(&world, "s0");
+    let reach = world
+        .host("i2")
+        .run(|| {
+            let context =
+                Context::new(island_config(s0, vec![genuine_key().public_key()])).unwrap();
+            let channel = context.channel("pinned").unwrap();
+            channel.join().unwrap();
+            wait_until(&context, WAIT, |reach| reach.relay.is_some())
+        })
+        .unwrap();
+    assert_eq!(reach.relay, Some(relay_at), "{reach:?}");
+}
