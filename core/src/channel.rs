@@ -201,7 +201,7 @@ struct Core {
     socket: McastSocket,
     waker: Waker,
     /// Who reads `socket`: the receive thread, or an application thread waiting in a receive.
-    lead: Lead<RecvBatch>,
+    lead: Lead<RecvBatch, Arc<ChannelState>>,
     interfaces: Vec<Interface>,
     by_group: RwLock<HashMap<Ipv6Addr, Arc<ChannelState>>>,
     by_name: Mutex<HashMap<Vec<u8>, Arc<ChannelState>>>,
@@ -341,7 +341,7 @@ impl Context {
             node,
             socket,
             waker: Waker::new()?,
-            lead: Lead::new(RecvBatch::new())?,
+            lead: Lead::new(RecvBatch::new(), ChannelState::wake_to_lead)?,
             relay_link,
             interfaces,
             by_group: RwLock::default(),
@@ -767,6 +767,8 @@ impl Channel {
     ) -> Result<bool> {
         let core = &self.shared.core;
         let mut timed_out = false;
+        // Kept until the next turn: a follower woken to lead counts as following until it leads.
+        let mut following = None;
         loop {
             if !queue.is_empty() {
                 return Ok(true);
@@ -777,18 +779,17 @@ impl Channel {
             if timed_out {
                 return Ok(false);
             }
-            timed_out = match core.lead.turn() {
+            let turn = core.lead.turn(&self.state);
+            drop(following.take());
+            timed_out = match turn {
+                // The leader is dropped with the queue unlocked: it may wake a follower of this
+                // very channel.
                 Turn::Lead(mut leader) => {
-                    MutexGuard::unlocked(queue, || core.read_as_leader(&mut leader, deadline))
-                }
-                Turn::Asked => {
-                    MutexGuard::unlocked(queue, || match core.lead.take_over(deadline) {
-                        Some(mut leader) => core.read_as_leader(&mut leader, deadline),
-                        None => true,
-                    })
+                    MutexGuard::unlocked(queue, move || core.read_as_leader(&mut leader, deadline))
                 }
                 Turn::Follow(follower) => {
-                    let timed_out = match deadline {
+                    following = Some(follower);
+                    match deadline {
                         None => {
                             self.state.arrived.wait(queue);
                             false
@@ -796,9 +797,7 @@ impl Channel {
                         Some(deadline) => {
                             self.state.arrived.wait_until(queue, deadline).timed_out()
                         }
-                    };
-                    drop(follower);
-                    timed_out
+                    }
                 }
             };
         }
@@ -937,6 +936,13 @@ impl ChannelState {
         stats.drops.add(DropReason::Replay, inbox.stale);
         stats.reassembly_dropped = inbox.reassembly_expired + inbox.reassembly_rejected;
         stats
+    }
+
+    /// Wakes the threads waiting on this channel's queue, one of them to read the socket next
+    /// (see `lead`).
+    fn wake_to_lead(state: &Arc<Self>) {
+        drop(state.queue.lock());
+        state.arrived.notify_all();
     }
 
     fn enqueue(&self, messages: Vec<Message>, capacity: usize) {
@@ -1604,6 +1610,9 @@ impl Core {
                 // Closing, or an application thread asked to read: the next turn tells which.
                 Ok(Wait::Woken) => {
                     self.lead.nudge().reset();
+                    drop(batch);
+                    self.lead.stepped_aside();
+                    continue;
                 }
                 Ok(Wait::Received(_)) => self.dispatch_batch(&batch),
                 Ok(Wait::TimedOut) => {}

@@ -9,14 +9,16 @@
 //! meanwhile (*followers*) wait on their channel's queue, as they do while the receive thread
 //! reads.
 //!
-//! One thread reads at a time: the one holding the receive batch. The receive thread steps aside
-//! when an application thread asks (a nudge wakes it from its wait on the socket) and stays aside
-//! while application threads keep leading. It reads again once none has led for a [`LEASE`], and
-//! at once when a leader leaves while followers wait.
+//! One thread reads at a time: the one holding the receive batch. A leader that leaves while
+//! followers wait wakes the first of them, which leads next. When the receive thread reads, a
+//! thread that wants to lead asks it to step aside (a nudge wakes it from its wait on the socket)
+//! and follows meanwhile; the receive thread wakes the first follower once it has stepped aside.
+//! It stays aside while application threads keep leading, and reads again once none has led for a
+//! [`LEASE`], or at once when followers are left without a leader.
 
 use std::{
     ops::{Deref, DerefMut},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -28,10 +30,12 @@ use crate::{error::Result, socket::Waker};
 /// receives, and costs the parked receive thread one wake-up per lease.
 pub(crate) const LEASE: Duration = Duration::from_millis(2);
 
-/// The right to read the socket, and the batch to read it into.
-pub(crate) struct Lead<B> {
+/// The right to read the socket, and the batch to read it into. `F` is what wakes a follower
+/// (its channel), `promote` how.
+pub(crate) struct Lead<B, F> {
     batch: Mutex<B>,
-    state: Mutex<State>,
+    state: Mutex<State<F>>,
+    promote: fn(&F),
     /// The receive thread waits here while application threads lead.
     changed: Condvar,
     /// Wakes the receive thread from its wait on the socket, so that it steps aside.
@@ -41,45 +45,59 @@ pub(crate) struct Lead<B> {
     leader_nudge: Waker,
 }
 
-#[derive(Default)]
-struct State {
+struct State<F> {
     /// An application thread holds the batch.
     app_leading: bool,
     /// An application thread led, or asked to, since the receive thread last looked.
     app_recent: bool,
-    /// Application threads waiting on their queue for what another thread reads.
-    followers: usize,
-    /// A leader left while followers wait: the receive thread reads again at once.
+    /// Application threads waiting on their queue for what another thread reads, first come
+    /// first, each with its number.
+    followers: Vec<(u64, F)>,
+    next_follower: u64,
+    /// Followers were left without a leader: the receive thread reads again at once.
     resume: bool,
+    /// An application thread asked the receive thread to step aside.
+    asked: bool,
     closed: bool,
 }
 
 /// What an application thread with an empty queue does.
-pub(crate) enum Turn<'a, B> {
+pub(crate) enum Turn<'a, B, F: Clone> {
     /// Read the socket: nobody else does.
-    Lead(Leader<'a, B>),
-    /// Wait on the queue: another application thread reads.
-    Follow(Follower<'a, B>),
-    /// The receive thread reads and was asked to step aside: [`Lead::take_over`] next.
-    Asked,
+    Lead(Leader<'a, B, F>),
+    /// Wait on the queue: another thread reads, and wakes this one when it may lead.
+    Follow(Follower<'a, B, F>),
 }
 
-/// An application thread's right to read; dropping it hands the socket back.
-pub(crate) struct Leader<'a, B> {
-    lead: &'a Lead<B>,
-    batch: MutexGuard<'a, B>,
+/// An application thread's right to read; dropping it hands the socket on. Drop it with no queue
+/// locked: it wakes the next leader through that follower's queue.
+pub(crate) struct Leader<'a, B, F: Clone> {
+    lead: &'a Lead<B, F>,
+    /// Released before the next leader is woken, so that it finds the batch free.
+    batch: Option<MutexGuard<'a, B>>,
 }
 
-/// An application thread waiting for what another thread reads.
-pub(crate) struct Follower<'a, B> {
-    lead: &'a Lead<B>,
+/// An application thread waiting for what another thread reads. Keep it until the thread's next
+/// [`Lead::turn`], so that a follower woken to lead is not counted as gone before it leads.
+pub(crate) struct Follower<'a, B, F: Clone> {
+    lead: &'a Lead<B, F>,
+    number: u64,
 }
 
-impl<B> Lead<B> {
-    pub(crate) fn new(batch: B) -> Result<Self> {
+impl<B, F: Clone> Lead<B, F> {
+    pub(crate) fn new(batch: B, promote: fn(&F)) -> Result<Self> {
         Ok(Self {
             batch: Mutex::new(batch),
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                app_leading: false,
+                app_recent: false,
+                followers: Vec::new(),
+                next_follower: 0,
+                resume: false,
+                asked: false,
+                closed: false,
+            }),
+            promote,
             changed: Condvar::new(),
             nudge: Waker::new()?,
             leader_nudge: Waker::new()?,
@@ -106,39 +124,49 @@ impl<B> Lead<B> {
         }
     }
 
-    /// For an application thread whose queue is empty. Never blocks, so it may be called with
-    /// the queue locked (which a follower keeps until it waits on the queue).
-    pub(crate) fn turn(&self) -> Turn<'_, B> {
+    /// For an application thread whose queue is empty; `me` wakes it should it follow. Never
+    /// blocks, so it may be called with the queue locked, which a follower keeps until it waits
+    /// on the queue: waking it takes that lock, so the wake-up cannot come too early.
+    pub(crate) fn turn(&self, me: &F) -> Turn<'_, B, F> {
         if let Some(batch) = self.batch.try_lock() {
             return Turn::Lead(self.lead_with(batch));
         }
         let mut state = self.state.lock();
-        if state.app_leading {
-            state.followers += 1;
-            return Turn::Follow(Follower { lead: self });
+        if !state.app_leading {
+            // The receive thread holds the batch: once nudged it steps aside, wakes the first
+            // follower, and parks.
+            state.app_recent = true;
+            state.asked = true;
+            self.nudge.wake();
         }
-        // The receive thread holds the batch: it parks once it sees this, after the nudge.
-        state.app_recent = true;
+        let number = state.next_follower;
+        state.next_follower += 1;
+        state.followers.push((number, me.clone()));
+        Turn::Follow(Follower { lead: self, number })
+    }
+
+    /// For the receive thread, after it released the batch because the nudge fired: wakes the
+    /// first follower to lead if an application thread asked.
+    pub(crate) fn stepped_aside(&self) {
+        let mut state = self.state.lock();
+        if !std::mem::take(&mut state.asked) {
+            return;
+        }
+        let next = state.followers.first().map(|(_, next)| next.clone());
         drop(state);
-        self.nudge.wake();
-        Turn::Asked
+        if let Some(next) = next {
+            (self.promote)(&next);
+        }
     }
 
-    /// After [`Turn::Asked`], with no queue locked (the receive thread may be dispatching to
-    /// it): waits until the batch is free, or `deadline` passes (`None`).
-    pub(crate) fn take_over(&self, deadline: Option<Instant>) -> Option<Leader<'_, B>> {
-        let batch = match deadline {
-            Some(deadline) => self.batch.try_lock_until(deadline)?,
-            None => self.batch.lock(),
-        };
-        Some(self.lead_with(batch))
-    }
-
-    fn lead_with<'a>(&'a self, batch: MutexGuard<'a, B>) -> Leader<'a, B> {
+    fn lead_with<'a>(&'a self, batch: MutexGuard<'a, B>) -> Leader<'a, B, F> {
         let mut state = self.state.lock();
         state.app_leading = true;
         state.app_recent = true;
-        Leader { lead: self, batch }
+        Leader {
+            lead: self,
+            batch: Some(batch),
+        }
     }
 
     /// For the receive thread: waits while application threads lead, running `idle` once per
@@ -173,36 +201,45 @@ impl<B> Lead<B> {
     }
 }
 
-impl<B> Deref for Leader<'_, B> {
+const HELD: &str = "a leader holds the batch until it is dropped";
+
+impl<B, F: Clone> Deref for Leader<'_, B, F> {
     type Target = B;
 
     fn deref(&self) -> &B {
-        &self.batch
+        self.batch.as_deref().expect(HELD)
     }
 }
 
-impl<B> DerefMut for Leader<'_, B> {
+impl<B, F: Clone> DerefMut for Leader<'_, B, F> {
     fn deref_mut(&mut self) -> &mut B {
-        &mut self.batch
+        self.batch.as_deref_mut().expect(HELD)
     }
 }
 
-impl<B> Drop for Leader<'_, B> {
+impl<B, F: Clone> Drop for Leader<'_, B, F> {
     fn drop(&mut self) {
+        drop(self.batch.take());
         let mut state = self.lead.state.lock();
         state.app_leading = false;
-        // Followers need a reader; the receive thread is the one that is surely there.
-        if state.followers > 0 {
-            state.resume = true;
-            drop(state);
-            self.lead.changed.notify_one();
+        let next = state.followers.first().map(|(_, next)| next.clone());
+        drop(state);
+        if let Some(next) = next {
+            (self.lead.promote)(&next);
         }
     }
 }
 
-impl<B> Drop for Follower<'_, B> {
+impl<B, F: Clone> Drop for Follower<'_, B, F> {
     fn drop(&mut self) {
-        self.lead.state.lock().followers -= 1;
+        let mut state = self.lead.state.lock();
+        state.followers.retain(|(number, _)| *number != self.number);
+        // A follower woken to lead that found its message instead: the others need a reader.
+        if !state.app_leading && !state.followers.is_empty() {
+            state.resume = true;
+            drop(state);
+            self.lead.changed.notify_one();
+        }
     }
 }
 
@@ -211,23 +248,36 @@ mod tests {
     use std::{
         sync::{
             Arc,
-            atomic::{AtomicBool, Ordering},
+            atomic::{AtomicBool, AtomicUsize, Ordering},
         },
         thread,
+        time::Instant,
     };
 
     use super::*;
 
+    /// A follower's handle in these tests: counts how often it was woken to lead.
+    type Woken = Arc<AtomicUsize>;
+
+    fn wake(woken: &Woken) {
+        woken.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn lead<B>(batch: B) -> Lead<B, Woken> {
+        Lead::new(batch, wake).unwrap()
+    }
+
     #[test]
     fn an_idle_socket_is_led_by_the_first_application_thread_and_followed_by_the_next() {
-        let lead = Lead::new(0u32).unwrap();
-        let Turn::Lead(mut leader) = lead.turn() else {
+        let lead = lead(0u32);
+        let me = Woken::default();
+        let Turn::Lead(mut leader) = lead.turn(&me) else {
             panic!("nobody read, yet the first thread did not lead");
         };
         *leader += 1;
-        assert!(matches!(lead.turn(), Turn::Follow(_)));
+        assert!(matches!(lead.turn(&me), Turn::Follow(_)));
         drop(leader);
-        let Turn::Lead(leader) = lead.turn() else {
+        let Turn::Lead(leader) = lead.turn(&me) else {
             panic!("the leader left, yet the next thread did not lead");
         };
         assert_eq!(*leader, 1);
@@ -235,8 +285,8 @@ mod tests {
 
     #[test]
     fn the_receive_thread_steps_aside_while_the_application_leads_and_returns_after_a_lease() {
-        let lead = Lead::new(()).unwrap();
-        let Turn::Lead(leader) = lead.turn() else {
+        let lead = lead(());
+        let Turn::Lead(leader) = lead.turn(&Woken::default()) else {
             panic!("nobody read, yet the thread did not lead");
         };
         let reading = AtomicBool::new(false);
@@ -264,24 +314,29 @@ mod tests {
     }
 
     #[test]
-    fn asking_nudges_the_receive_thread_and_take_over_waits_for_the_batch() {
-        let lead = Arc::new(Lead::new(()).unwrap());
+    fn asking_nudges_the_receive_thread_which_wakes_the_asker_once_aside() {
+        let lead = lead(());
         let batch = lead.receiver_turn(&mut || {}).unwrap();
-        assert!(matches!(lead.turn(), Turn::Asked));
+        let asker = Woken::default();
+        let Turn::Follow(follows) = lead.turn(&asker) else {
+            panic!("a thread led while the receive thread read");
+        };
         assert!(
             lead.nudge.reset(),
             "asking did not nudge the receive thread"
         );
-        let deadline = Instant::now() + Duration::from_millis(20);
-        assert!(lead.take_over(Some(deadline)).is_none());
-        let taker = {
-            let lead = Arc::clone(&lead);
-            thread::spawn(move || lead.take_over(None).is_some())
-        };
-        thread::sleep(Duration::from_millis(20));
         drop(batch);
-        assert!(taker.join().unwrap());
-        // The application thread asked and led: the receive thread waits, running its idle work.
+        lead.stepped_aside();
+        assert_eq!(asker.load(Ordering::SeqCst), 1, "the asker was not woken");
+        let Turn::Lead(leader) = lead.turn(&asker) else {
+            panic!("the receive thread stepped aside, yet the asker did not lead");
+        };
+        drop(follows);
+        drop(leader);
+        // A nudge nobody asked for wakes nobody.
+        lead.stepped_aside();
+        assert_eq!(asker.load(Ordering::SeqCst), 1);
+        // The application thread led just now: the receive thread waits, running its idle work.
         let mut idle_runs = 0;
         let mut closer = Some(&lead);
         let turn = lead.receiver_turn(&mut || {
@@ -295,37 +350,63 @@ mod tests {
     }
 
     #[test]
-    fn a_leader_leaving_with_followers_waiting_resumes_the_receive_thread_at_once() {
-        let lead = Lead::new(()).unwrap();
-        let Turn::Lead(leader) = lead.turn() else {
+    fn a_leaving_leader_wakes_the_first_follower_to_lead_next() {
+        let lead = lead(());
+        let (first, second) = (Woken::default(), Woken::default());
+        let Turn::Lead(leader) = lead.turn(&Woken::default()) else {
             panic!("nobody read, yet the thread did not lead");
         };
-        let Turn::Follow(follower) = lead.turn() else {
+        let Turn::Follow(first_follows) = lead.turn(&first) else {
+            panic!("a thread led while another led");
+        };
+        let Turn::Follow(second_follows) = lead.turn(&second) else {
             panic!("a thread led while another led");
         };
         drop(leader);
-        // An application thread led just now, so without the resume the receive thread would
-        // wait out a lease (running its idle work) before reading for the follower.
-        let mut idle_runs = 0;
-        let batch = lead.receiver_turn(&mut || idle_runs += 1);
-        assert!(batch.is_some());
         assert_eq!(
-            idle_runs, 0,
-            "the receive thread waited although a follower needs it"
+            first.load(Ordering::SeqCst),
+            1,
+            "the first follower was not woken"
         );
-        drop(batch);
-        drop(follower);
-        assert_eq!(lead.state.lock().followers, 0);
-        // Without followers a leaving leader lets the receive thread wait out the lease.
-        let Turn::Lead(leader) = lead.turn() else {
+        assert_eq!(second.load(Ordering::SeqCst), 0);
+        // Woken, the first follower leads before it stops following: nobody else is woken.
+        let Turn::Lead(next_leader) = lead.turn(&first) else {
+            panic!("the woken follower did not find the batch free");
+        };
+        drop(first_follows);
+        thread::scope(|scope| {
+            // The receive thread waits while it leads.
+            let receiver = scope.spawn(|| {
+                let mut idle_runs = 0;
+                assert!(lead.receiver_turn(&mut || idle_runs += 1).is_some());
+                idle_runs
+            });
+            thread::sleep(LEASE * 3);
+            drop(next_leader);
+            assert!(receiver.join().unwrap() >= 1);
+        });
+        assert_eq!(
+            second.load(Ordering::SeqCst),
+            1,
+            "the next leader woke nobody"
+        );
+        // A follower that stops following with no leader there leaves the others to the receive
+        // thread at once.
+        let third = Woken::default();
+        let Turn::Lead(leader) = lead.turn(&third) else {
             panic!("nobody read, yet the thread did not lead");
         };
+        let Turn::Follow(third_follows) = lead.turn(&third) else {
+            panic!("a thread led while another led");
+        };
         drop(leader);
+        drop(second_follows);
         let mut idle_runs = 0;
         assert!(lead.receiver_turn(&mut || idle_runs += 1).is_some());
-        assert!(
-            idle_runs >= 1,
-            "the receive thread read at once after a lone leader"
+        assert_eq!(
+            idle_runs, 0,
+            "the receive thread waited although followers need it"
         );
+        drop(third_follows);
     }
 }

@@ -120,8 +120,14 @@ fn threads_on_different_channels_and_a_polling_thread_lose_nothing() {
                     channel
                 })
                 .collect();
+            // A thread that waits long on a channel nothing is sent to: whoever leads, nobody may
+            // wait for its deadline to get what was read for them.
+            let quiet = context.channel("quiet").unwrap();
+            quiet.join().unwrap();
+            let long_wait = thread::spawn(move || quiet.recv_timeout(Duration::from_secs(60)));
             let start = start_line(5);
-            let deadline = Instant::now() + WAIT * 2;
+            // Far beyond what the exchange needs (well under a second), far below the long wait.
+            let deadline = Instant::now() + Duration::from_secs(4);
             let spawn = |channel: &Channel, take: fn(&Channel) -> Option<Vec<u8>>| {
                 let (channel, start) = (channel.clone(), Arc::clone(&start));
                 thread::spawn(move || {
@@ -136,7 +142,7 @@ fn threads_on_different_channels_and_a_polling_thread_lose_nothing() {
                 })
             };
             let receivers = [
-                // One long wait at a time: this thread mostly leads.
+                // One long wait at a time.
                 spawn(&channels[0], |channel| {
                     channel
                         .recv_timeout(WAIT)
@@ -191,6 +197,9 @@ fn threads_on_different_channels_and_a_polling_thread_lose_nothing() {
                     "{name}"
                 );
             }
+            context.close();
+            let err = long_wait.join().unwrap().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Closed);
         })
         .join()
         .unwrap();
