@@ -1614,8 +1614,11 @@ impl Core {
                     self.lead.stepped_aside();
                     continue;
                 }
-                Ok(Wait::Received(_)) => self.dispatch_batch(&batch),
-                Ok(Wait::TimedOut) => {}
+                Ok(Wait::Received(datagrams)) => {
+                    self.lead.note_read(datagrams);
+                    self.dispatch_batch(&batch);
+                }
+                Ok(Wait::TimedOut) => self.lead.note_idle(),
                 Err(err) => {
                     if self.closed.load(Ordering::Acquire) {
                         return;
@@ -1641,7 +1644,8 @@ impl Core {
         let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
         let nudge = self.lead.leader_nudge();
         match self.socket.recv_batch(batch, nudge, timeout) {
-            Ok(Wait::Received(_)) => {
+            Ok(Wait::Received(datagrams)) => {
+                self.lead.note_read(datagrams);
                 self.dispatch_batch(batch);
                 false
             }

@@ -18,6 +18,7 @@
 
 use std::{
     ops::{Deref, DerefMut},
+    sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
@@ -30,6 +31,11 @@ use crate::{error::Result, socket::Waker};
 /// receives, and costs the parked receive thread one wake-up per lease.
 pub(crate) const LEASE: Duration = Duration::from_millis(2);
 
+/// Datagrams per read, in sixteenths, from which application threads stop leading: under a
+/// steady stream the receive thread, handing messages over while it reads on, collects about twice
+/// as many datagrams per wake-up as a leader that reads, dispatches and returns, and every
+/// wake-up of a receiver is work in the sender's softirq (measured in `docs/perf/receive-path.md`).
+const BUSY: u32 = 2 * 16;
 /// The right to read the socket, and the batch to read it into. `F` is what wakes a follower
 /// (its channel), `promote` how.
 pub(crate) struct Lead<B, F> {
@@ -43,6 +49,8 @@ pub(crate) struct Lead<B, F> {
     /// Wakes a leading application thread from its wait on the socket: a message reached the
     /// queues another way (through a relay's tunnel), or the context closes.
     leader_nudge: Waker,
+    /// Moving average of datagrams per read, in sixteenths (see [`BUSY`]).
+    per_read: AtomicU32,
 }
 
 struct State<F> {
@@ -101,7 +109,19 @@ impl<B, F: Clone> Lead<B, F> {
             changed: Condvar::new(),
             nudge: Waker::new()?,
             leader_nudge: Waker::new()?,
+            per_read: AtomicU32::new(16),
         })
+    }
+
+    /// Whoever read the socket notes how many datagrams one read brought.
+    pub(crate) fn note_read(&self, datagrams: usize) {
+        let sample = u32::try_from(datagrams)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(16);
+        let average = self.per_read.load(Ordering::Relaxed);
+        // Only readers store it, one at a time; a lost update is harmless.
+        self.per_read
+            .store(average - average / 8 + sample / 8, Ordering::Relaxed);
     }
 
     /// What the receive thread waits on beside the socket. Once it fired, the receive thread
@@ -124,15 +144,25 @@ impl<B, F: Clone> Lead<B, F> {
         }
     }
 
+    /// The socket stayed quiet for a while: the next datagrams start a new stream.
+    pub(crate) fn note_idle(&self) {
+        self.per_read.store(16, Ordering::Relaxed);
+    }
+
     /// For an application thread whose queue is empty; `me` wakes it should it follow. Never
     /// blocks, so it may be called with the queue locked, which a follower keeps until it waits
     /// on the queue: waking it takes that lock, so the wake-up cannot come too early.
     pub(crate) fn turn(&self, me: &F) -> Turn<'_, B, F> {
-        if let Some(batch) = self.batch.try_lock() {
+        let busy = self.per_read.load(Ordering::Relaxed) >= BUSY;
+        if !busy && let Some(batch) = self.batch.try_lock() {
             return Turn::Lead(self.lead_with(batch));
         }
         let mut state = self.state.lock();
-        if !state.app_leading {
+        if busy && !state.app_leading {
+            // A steady stream: the receive thread reads for everyone, at once if it waits.
+            state.resume = true;
+            self.changed.notify_one();
+        } else if !state.app_leading {
             // The receive thread holds the batch: once nudged it steps aside, wakes the first
             // follower, and parks.
             state.app_recent = true;
@@ -347,6 +377,38 @@ mod tests {
         });
         assert!(turn.is_none(), "a closed context still read");
         assert_eq!(idle_runs, 1);
+    }
+
+    #[test]
+    fn under_a_steady_stream_the_receive_thread_reads_for_everyone() {
+        let lead = lead(());
+        let me = Woken::default();
+        for _ in 0..20 {
+            lead.note_read(6);
+        }
+        let Turn::Follow(follows) = lead.turn(&me) else {
+            panic!("a thread led although reads bring several datagrams each");
+        };
+        // The receive thread is told to read at once, without waiting out a lease.
+        let mut idle_runs = 0;
+        assert!(lead.receiver_turn(&mut || idle_runs += 1).is_some());
+        assert_eq!(idle_runs, 0);
+        drop(follows);
+        for _ in 0..40 {
+            lead.note_read(1);
+        }
+        assert!(
+            matches!(lead.turn(&me), Turn::Lead(_)),
+            "single datagrams, yet no lead"
+        );
+        for _ in 0..20 {
+            lead.note_read(6);
+        }
+        lead.note_idle();
+        assert!(
+            matches!(lead.turn(&me), Turn::Lead(_)),
+            "a quiet socket, yet no lead"
+        );
     }
 
     #[test]
