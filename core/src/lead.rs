@@ -14,7 +14,9 @@
 //! thread that wants to lead asks it to step aside (a nudge wakes it from its wait on the socket)
 //! and follows meanwhile; the receive thread wakes the first follower once it has stepped aside.
 //! It stays aside while application threads keep leading, and reads again once none has led for a
-//! [`LEASE`], or at once when followers are left without a leader.
+//! [`LEASE`], or at once when followers are left without a leader. Under a steady stream
+//! (reads that bring several datagrams each, see [`BUSY`]) application threads do not lead: the
+//! receive thread, handing messages over while it reads on, wakes less often per datagram.
 
 use std::{
     ops::{Deref, DerefMut},
