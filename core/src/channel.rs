@@ -31,6 +31,7 @@ use crate::{
     discovery::{self, ProbeReport, ProbeSettings, ThreadBody},
     error::{Error, ErrorKind, Result},
     gateway::{self, Gateways, Path},
+    lead::{Lead, Turn},
     locate::Stratum0Source,
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     tunnel::{self, Pinning, RelayOffer, Tunnel},
@@ -199,6 +200,8 @@ struct Core {
     node: NodeId,
     socket: McastSocket,
     waker: Waker,
+    /// Who reads `socket`: the receive thread, or an application thread waiting in a receive.
+    lead: Lead<RecvBatch, Arc<ChannelState>>,
     interfaces: Vec<Interface>,
     by_group: RwLock<HashMap<Ipv6Addr, Arc<ChannelState>>>,
     by_name: Mutex<HashMap<Vec<u8>, Arc<ChannelState>>>,
@@ -344,6 +347,7 @@ impl Context {
             node,
             socket,
             waker: Waker::new()?,
+            lead: Lead::new(RecvBatch::new(), ChannelState::wake_to_lead)?,
             relay_link,
             interfaces,
             by_group: RwLock::default(),
@@ -761,27 +765,48 @@ impl Channel {
     }
 
     /// Waits, with the queue locked, until it holds a message (`true`) or `deadline` passes
-    /// (`false`). Messages still queued when the context closes are handed out first.
+    /// (`false`). Messages still queued when the context closes are handed out first. While
+    /// nobody else reads the socket, the waiting thread reads it itself (see `lead`).
     fn wait_for_message(
         &self,
         queue: &mut MutexGuard<'_, VecDeque<Message>>,
         deadline: Option<Instant>,
     ) -> Result<bool> {
+        let core = &self.shared.core;
+        let mut timed_out = false;
+        // Kept until the next turn: a follower woken to lead counts as following until it leads.
+        let mut following = None;
         loop {
             if !queue.is_empty() {
                 return Ok(true);
             }
-            if self.shared.core.closed.load(Ordering::Acquire) {
+            if core.closed.load(Ordering::Acquire) {
                 return Err(Error::closed());
             }
-            match deadline {
-                None => self.state.arrived.wait(queue),
-                Some(deadline) => {
-                    if self.state.arrived.wait_until(queue, deadline).timed_out() {
-                        return Ok(!queue.is_empty());
+            if timed_out {
+                return Ok(false);
+            }
+            let turn = core.lead.turn(&self.state);
+            drop(following.take());
+            timed_out = match turn {
+                // The leader is dropped with the queue unlocked: it may wake a follower of this
+                // very channel.
+                Turn::Lead(mut leader) => {
+                    MutexGuard::unlocked(queue, move || core.read_as_leader(&mut leader, deadline))
+                }
+                Turn::Follow(follower) => {
+                    following = Some(follower);
+                    match deadline {
+                        None => {
+                            self.state.arrived.wait(queue);
+                            false
+                        }
+                        Some(deadline) => {
+                            self.state.arrived.wait_until(queue, deadline).timed_out()
+                        }
                     }
                 }
-            }
+            };
         }
     }
 
@@ -918,6 +943,13 @@ impl ChannelState {
         stats.drops.add(DropReason::Replay, inbox.stale);
         stats.reassembly_dropped = inbox.reassembly_expired + inbox.reassembly_rejected;
         stats
+    }
+
+    /// Wakes the threads waiting on this channel's queue, one of them to read the socket next
+    /// (see `lead`).
+    fn wake_to_lead(state: &Arc<Self>) {
+        drop(state.queue.lock());
+        state.arrived.notify_all();
     }
 
     fn enqueue(&self, messages: Vec<Message>, capacity: usize) {
@@ -1597,38 +1629,84 @@ impl Core {
         }
     }
 
-    /// Receives, decodes and dispatches datagrams until the context closes.
+    /// Receives, decodes and dispatches datagrams until the context closes, whenever no
+    /// application thread reads the socket itself.
     fn receive_loop(&self) {
-        let mut batch = RecvBatch::new();
         let mut last_expiry = Instant::now();
-        loop {
-            match self
-                .socket
-                .recv_batch(&mut batch, &self.waker, Some(EXPIRY_INTERVAL))
-            {
-                Ok(Wait::Woken) => return,
-                Ok(Wait::Received(_)) => {
-                    let now = Instant::now();
-                    for (meta, datagram) in batch.iter() {
-                        self.dispatch(meta, datagram, now, false);
-                    }
-                }
-                Ok(Wait::TimedOut) => {}
-                Err(err) => {
-                    if self.closed.load(Ordering::Acquire) {
-                        return;
-                    }
-                    warn!("{err}");
-                    // A persistent error must not become a hot loop.
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
+        let mut expire_when_due = || {
             if last_expiry.elapsed() >= EXPIRY_INTERVAL {
                 last_expiry = Instant::now();
                 for state in self.by_group.read().values() {
                     state.inbox.lock().expire(last_expiry);
                 }
             }
+        };
+        while let Some(mut batch) = self.lead.receiver_turn(&mut expire_when_due) {
+            match self
+                .socket
+                .recv_batch(&mut batch, self.lead.nudge(), Some(EXPIRY_INTERVAL))
+            {
+                // Closing, or an application thread asked to read: the next turn tells which.
+                Ok(Wait::Woken) => {
+                    self.lead.nudge().reset();
+                    drop(batch);
+                    self.lead.stepped_aside();
+                    continue;
+                }
+                Ok(Wait::Received(datagrams)) => {
+                    self.lead.note_read(datagrams);
+                    self.dispatch_batch(&batch);
+                }
+                Ok(Wait::TimedOut) => self.lead.note_idle(),
+                Err(err) => {
+                    if self.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    warn!("{err}");
+                    drop(batch);
+                    // A persistent error must not become a hot loop.
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            expire_when_due();
+        }
+    }
+
+    /// One receive for an application thread that leads (see `lead`): waits for datagrams until
+    /// `deadline` and dispatches them like the receive thread. Returns whether the deadline
+    /// passed.
+    fn read_as_leader(&self, batch: &mut RecvBatch, deadline: Option<Instant>) -> bool {
+        // A close seen by the previous leader consumed the nudge: look before waiting.
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        let nudge = self.lead.leader_nudge();
+        match self.socket.recv_batch(batch, nudge, timeout) {
+            Ok(Wait::Received(datagrams)) => {
+                self.lead.note_read(datagrams);
+                self.dispatch_batch(batch);
+                false
+            }
+            // Closing, or messages queued through the tunnel: the caller looks again.
+            Ok(Wait::Woken) => {
+                nudge.reset();
+                false
+            }
+            // Early returns (a signal) wait again.
+            Ok(Wait::TimedOut) => deadline.is_some_and(|deadline| deadline <= Instant::now()),
+            Err(err) => {
+                warn!("{err}");
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }
+        }
+    }
+
+    fn dispatch_batch(&self, batch: &RecvBatch) {
+        let now = Instant::now();
+        for (meta, datagram) in batch.iter() {
+            self.dispatch(meta, datagram, now, false);
         }
     }
 
@@ -1672,6 +1750,9 @@ impl Core {
                 vec![message(NodeId(0), seq, datagram.to_vec())],
                 self.config.queue_capacity,
             );
+            if via_relay {
+                self.lead.queued_elsewhere();
+            }
             return;
         }
         // Own datagrams are recognised before opening: a node need not trust its own signature.
@@ -1709,6 +1790,9 @@ impl Core {
             messages.push(message(delivery.sender, delivery.seq, delivery.payload));
         });
         state.enqueue(messages, self.config.queue_capacity);
+        if via_relay {
+            self.lead.queued_elsewhere();
+        }
     }
 
     /// How a relayed copy of `channel` heard natively came: from this segment's gateway (a
@@ -1928,6 +2012,7 @@ impl Core {
             return;
         }
         self.waker.wake();
+        self.lead.close();
         // Taking each lock before notifying guarantees no waiter misses the wake-up.
         drop(self.flush_queue.lock());
         self.flush_wanted.notify_all();

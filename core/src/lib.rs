@@ -33,6 +33,7 @@ pub mod crypto;
 pub mod discovery;
 pub mod error;
 pub mod gateway;
+mod lead;
 pub mod locate;
 mod ratelimit;
 pub mod relay;

@@ -442,4 +442,13 @@ impl Waker {
         // counter (EAGAIN) still leaves the descriptor readable, which is all that matters.
         unsafe { libc::write(self.fd.as_raw_fd(), ptr::from_ref(&one).cast(), 8) };
     }
+
+    /// Makes waits block again after a [`wake`](Self::wake); returns whether one had happened.
+    pub(crate) fn reset(&self) -> bool {
+        let mut count: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd, as eventfd(2)
+        // requires; nothing to read (EAGAIN) means no wake-up is pending.
+        let read = unsafe { libc::read(self.fd.as_raw_fd(), ptr::from_mut(&mut count).cast(), 8) };
+        read == 8
+    }
 }

@@ -560,6 +560,27 @@ mod tests {
     }
 
     #[test]
+    fn a_reset_waker_lets_waits_block_again_on_every_implementation() {
+        let (socket, _) = bound(imp::configure);
+        let mut batch = RecvBatch::new();
+        let quiet = Some(Duration::from_millis(10));
+        let waker = Waker::new().unwrap();
+        assert!(!waker.reset(), "a fresh waker reported a wake-up");
+        waker.wake();
+        waker.wake();
+        assert!(waker.reset());
+        let outcome = imp::recv_batch(socket.as_raw_fd(), &mut batch, &waker, quiet).unwrap();
+        assert_eq!(outcome, Wait::TimedOut);
+        let waker = portable::Waker::new().unwrap();
+        waker.wake();
+        waker.wake();
+        assert!(waker.reset());
+        assert!(!waker.reset());
+        let outcome = portable::recv_batch(socket.as_raw_fd(), &mut batch, &waker, quiet).unwrap();
+        assert_eq!(outcome, Wait::TimedOut);
+    }
+
+    #[test]
     fn source_specific_joins_are_refused_where_unsupported() {
         let (socket, _) = bound(portable::configure);
         let err = portable::source_membership(

@@ -221,4 +221,16 @@ impl Waker {
         // SAFETY: writes one byte from a live buffer; a full pipe already polls readable.
         unsafe { libc::write(self.write.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
     }
+
+    /// Makes waits block again after a [`wake`](Self::wake); returns whether one had happened.
+    pub(crate) fn reset(&self) -> bool {
+        let mut drained = [0u8; 64];
+        let mut woken = false;
+        // SAFETY: reads into a live buffer of the given length from a non-blocking pipe, until
+        // it is empty.
+        while unsafe { libc::read(self.read.as_raw_fd(), drained.as_mut_ptr().cast(), 64) } > 0 {
+            woken = true;
+        }
+        woken
+    }
 }
