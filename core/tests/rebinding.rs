@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use harness::{World, config, relay_on, stratum0_on, world};
+use harness::{World, config, nat_rebinding_rules, relay_on, stratum0_on, world};
 use sixcast::{
     Context, Profile, Scope, addr,
     relay::Relay,
@@ -168,25 +168,6 @@ fn a_rebound_client_keeps_its_joins_only_after_proving_its_new_address() {
     );
 }
 
-/// nftables rules on the world's router that rewrite, statelessly, `client`'s UDP source port
-/// to `port` on its way to the relay at `relay_port`, and back on the way to the client, and
-/// drop what the relay still sends to the old port: what a NAT does when it rebinds the client
-/// to a new port and forgets the old mapping.
-fn nat_rebinding_rules(client: SocketAddrV6, relay_port: u16, port: u16) -> String {
-    format!(
-        "table ip6 sixcast_rebinding {{
-            chain pre {{
-                type filter hook prerouting priority -300;
-                ip6 saddr {ip} udp sport {old} udp dport {relay_port} udp sport set {port}
-                ip6 daddr {ip} udp sport {relay_port} udp dport {old} drop
-                ip6 daddr {ip} udp sport {relay_port} udp dport {port} udp dport set {old}
-            }}
-        }}",
-        ip = client.ip(),
-        old = client.port(),
-    )
-}
-
 #[test]
 fn a_context_behind_a_rebinding_nat_keeps_its_relay() {
     let Some(world) = world(World::stratum, false) else {
@@ -230,7 +211,7 @@ fn a_context_behind_a_rebinding_nat_keeps_its_relay() {
     let sender = keep_sending(&world, "c1", "behind-nat", Arc::clone(&stop));
     let (relay, observed) = tunnel_rx.recv_timeout(WAIT).unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    let rules = nat_rebinding_rules(observed, relay.port(), 40_404);
+    let rules = nat_rebinding_rules("sixcast_rebinding", observed, relay.port(), 40_404);
     let mut nft = world
         .host("r")
         .command("nft")

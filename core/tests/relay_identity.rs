@@ -17,7 +17,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use harness::{World, collect, config, relay_with, start_line, stratum0_on, world};
+use harness::{
+    World, collect, config, nat_rebinding_rules, relay_with, start_line, stratum0_on, world,
+};
 use sixcast::{
     Config, Context, Reachability, Scope,
     crypto::{PublicKey, SigningKey, Token},
@@ -273,24 +275,6 @@ fn with_only_rogue_relays_a_pinned_node_gets_no_tunnel_and_an_unpinned_one_still
     );
 }
 
-/// nftables rules on the world's router that rewrite `client`'s UDP source port to `port` on
-/// its way to the relay, and back, dropping what the relay still sends to the old port: a NAT
-/// that rebinds the client (as in `rebinding.rs`).
-fn nat_rebinding_rules(client: SocketAddrV6, relay_port: u16, port: u16) -> String {
-    format!(
-        "table ip6 sixcast_pinned_rebinding {{
-            chain pre {{
-                type filter hook prerouting priority -300;
-                ip6 saddr {ip} udp sport {old} udp dport {relay_port} udp sport set {port}
-                ip6 daddr {ip} udp sport {relay_port} udp dport {old} drop
-                ip6 daddr {ip} udp sport {relay_port} udp dport {port} udp dport set {old}
-            }}
-        }}",
-        ip = client.ip(),
-        old = client.port(),
-    )
-}
-
 #[test]
 fn a_pinned_tunnel_follows_a_nat_rebinding_with_a_signed_handshake() {
     let Some(world) = world(World::stratum, false) else {
@@ -338,7 +322,12 @@ fn a_pinned_tunnel_follows_a_nat_rebinding_with_a_signed_handshake() {
     let (relay, observed, rejected_before) = tunnel_rx.recv_timeout(WAIT).unwrap();
     assert_eq!(relay, Some(genuine_at));
     std::thread::sleep(Duration::from_secs(1));
-    let rules = nat_rebinding_rules(observed.unwrap(), genuine_at.port(), 40_405);
+    let rules = nat_rebinding_rules(
+        "sixcast_pinned_rebinding",
+        observed.unwrap(),
+        genuine_at.port(),
+        40_405,
+    );
     let mut nft = world
         .host("r")
         .command("nft")

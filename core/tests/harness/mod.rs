@@ -137,3 +137,27 @@ pub(crate) fn relay_with(
         })
         .unwrap()
 }
+
+/// nftables rules (a table named `table`) for the world's router that rewrite, statelessly,
+/// `client`'s UDP source port to `port` on its way to the relay at `relay_port`, and back on the
+/// way to the client, and drop what the relay still sends to the old port: what a NAT does when
+/// it rebinds the client to a new port and forgets the old mapping.
+pub(crate) fn nat_rebinding_rules(
+    table: &str,
+    client: SocketAddrV6,
+    relay_port: u16,
+    port: u16,
+) -> String {
+    format!(
+        "table ip6 {table} {{
+            chain pre {{
+                type filter hook prerouting priority -300;
+                ip6 saddr {ip} udp sport {old} udp dport {relay_port} udp sport set {port}
+                ip6 daddr {ip} udp sport {relay_port} udp dport {old} drop
+                ip6 daddr {ip} udp sport {relay_port} udp dport {port} udp dport set {old}
+            }}
+        }}",
+        ip = client.ip(),
+        old = client.port(),
+    )
+}
