@@ -99,6 +99,24 @@ fn occupy(relay: SocketAddrV6) -> UdpSocket {
     socket
 }
 
+/// A sender on core host c1 that sends to `channel` every 50 ms until `stop` is set (at most
+/// 30 s), so that a tunnel has traffic to carry.
+fn send_from_core(world: &World, channel: &'static str) -> (Arc<AtomicBool>, JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let sender = world.host("c1").spawn(move || {
+        let context = Context::new(config()).unwrap();
+        let channel = context.channel(channel).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !stopped.load(Ordering::Acquire) && Instant::now() < deadline {
+            channel.send(b"core").unwrap();
+            channel.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    (stop, sender)
+}
+
 /// An island node on `host` that joins `channel`, waits for a tunnel, then (after `start`)
 /// collects `count` messages; returns them with how long the tunnel took and the reachability.
 fn island_node(
@@ -234,20 +252,7 @@ fn with_only_rogue_relays_a_pinned_node_gets_no_tunnel_and_an_unpinned_one_still
         }
         panic!("nothing came through the relay: {reach:?}");
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let stop = Arc::clone(&stop);
-        world.host("c1").spawn(move || {
-            let context = Context::new(config()).unwrap();
-            let channel = context.channel("rogue-only").unwrap();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                channel.send(b"core").unwrap();
-                channel.flush().unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
+    let (stop, sender) = send_from_core(&world, "rogue-only");
     let reach = pinned.join().unwrap();
     let unpinned_reach = unpinned.join().unwrap();
     stop.store(true, Ordering::Release);
@@ -305,20 +310,7 @@ fn a_pinned_tunnel_follows_a_nat_rebinding_with_a_signed_handshake() {
         }
         (arrivals, context.reachability().unwrap())
     });
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let stop = Arc::clone(&stop);
-        world.host("c1").spawn(move || {
-            let context = Context::new(config()).unwrap();
-            let channel = context.channel("pinned-nat").unwrap();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-                channel.send(b"tick").unwrap();
-                channel.flush().unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        })
-    };
+    let (stop, sender) = send_from_core(&world, "pinned-nat");
     let (relay, observed, rejected_before) = tunnel_rx.recv_timeout(WAIT).unwrap();
     assert_eq!(relay, Some(genuine_at));
     std::thread::sleep(Duration::from_secs(1));
