@@ -26,6 +26,7 @@ use crate::{
     config::{config_from_js, millis_or_forever},
     crypto::{ChannelKey, PublicKey, SigningKey, Token},
     error::OrThrow,
+    message::Message,
     reachability::Reachability,
 };
 
@@ -423,49 +424,6 @@ impl Shared {
 /// which are still consistent.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A received message with where it came from and how it arrived.
-#[napi(object, object_from_js = false)]
-pub struct Message {
-    /// The application bytes.
-    pub payload: Buffer,
-    /// The address the datagram came from.
-    pub source: String,
-    /// The UDP port the datagram came from.
-    pub source_port: u16,
-    /// The group the datagram was sent to: the channel's group or its relayed form.
-    pub group: String,
-    /// Index of the interface the datagram arrived on.
-    pub interface: u32,
-    /// Name of that interface.
-    pub interface_name: String,
-    /// The sending context's node id, 16 hex digits.
-    pub sender: String,
-    /// The sender's sequence number of this message on this channel (exact below 2^53).
-    pub seq: f64,
-    /// Whether a relay or gateway re-sent this message.
-    pub relayed: bool,
-    /// How the message arrived: `native`, `relay` or `gateway` (re-sent by this segment's
-    /// Stratum 1 gateway).
-    pub path: String,
-}
-
-impl From<sixcast::Message> for Message {
-    fn from(message: sixcast::Message) -> Self {
-        Self {
-            payload: message.payload.into(),
-            source: message.source.ip().to_string(),
-            source_port: message.source.port(),
-            group: message.group.to_string(),
-            interface: message.interface,
-            interface_name: message.interface_name.to_string(),
-            sender: message.sender.to_string(),
-            seq: message.seq as f64,
-            relayed: message.relayed,
-            path: message.path.name().to_owned(),
-        }
-    }
 }
 
 /// Counters of a channel or a whole context; every datagram is accounted for.

@@ -11,5 +11,6 @@ pub mod channel;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod message;
 pub mod reachability;
 pub mod wire;
