@@ -11,7 +11,7 @@ use std::{
 use harness::{
     World, config,
     dns::{Srv, dnsmasq},
-    relay_on, stratum0_on, world,
+    keep_sending, relay_on, stratum0_on, world,
 };
 use sixcast::{
     Config, Context, ErrorKind,
@@ -21,28 +21,6 @@ use sixcast::{
 
 const WAIT: Duration = Duration::from_secs(15);
 const DOMAIN: &str = "sixcast.test";
-
-/// Sends numbered messages on `channel` from `host` every 50 ms until `stop` is set (at most
-/// `WAIT`).
-fn keep_sending(
-    world: &World,
-    host: &str,
-    channel: &'static str,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    world.host(host).spawn(move || {
-        let context = Context::new(config()).unwrap();
-        let channel = context.channel(channel).unwrap();
-        let deadline = Instant::now() + WAIT;
-        let mut number = 0u32;
-        while !stop.load(std::sync::atomic::Ordering::Acquire) && Instant::now() < deadline {
-            channel.send(number.to_string().as_bytes()).unwrap();
-            channel.flush().unwrap();
-            number += 1;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-}
 
 #[test]
 fn an_island_finds_stratum0_in_dns_and_reaches_the_core_through_a_relay() {
@@ -81,7 +59,13 @@ fn an_island_finds_stratum0_in_dns_and_reaches_the_core_through_a_relay() {
     };
     let dns_server = dns.server;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sender = keep_sending(&world, "c1", "dns-found", std::sync::Arc::clone(&stop));
+    let sender = keep_sending(
+        &world,
+        "c1",
+        "dns-found",
+        std::sync::Arc::clone(&stop),
+        WAIT,
+    );
     let island = world.host("i1").spawn(move || {
         // The lookup on its own: both records, lowest priority first.
         let began = Instant::now();

@@ -10,11 +10,12 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
-use harness::{World, config, nat_rebinding_rules, relay_on, stratum0_on, world};
+use harness::{
+    World, config, install_nft, keep_sending, nat_rebinding_rules, relay_on, stratum0_on, world,
+};
 use sixcast::{
     Context, Profile, Scope, addr,
     relay::Relay,
@@ -22,27 +23,6 @@ use sixcast::{
 };
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Sends numbered messages on `channel` from `host` every 50 ms until `stop` is set.
-fn keep_sending(
-    world: &World,
-    host: &str,
-    channel: &'static str,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
-    world.host(host).spawn(move || {
-        let context = Context::new(config()).unwrap();
-        let channel = context.channel(channel).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut number = 0u32;
-        while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
-            channel.send(number.to_string().as_bytes()).unwrap();
-            channel.flush().unwrap();
-            number += 1;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    })
-}
 
 /// Every control message that arrives on `socket` within `within`, with its size.
 fn drain(socket: &UdpSocket, within: Duration) -> Vec<(usize, Vec<u8>)> {
@@ -111,7 +91,13 @@ fn a_rebound_client_keeps_its_joins_only_after_proving_its_new_address() {
     };
     old.send_to(&join.to_vec().unwrap(), relay).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let sender = keep_sending(&world, "c1", "rebinding", Arc::clone(&stop));
+    let sender = keep_sending(
+        &world,
+        "c1",
+        "rebinding",
+        Arc::clone(&stop),
+        Duration::from_secs(30),
+    );
     let heard = names(&drain(&old, Duration::from_millis(600)));
     assert_eq!(heard.first(), Some(&"keepalive"), "JOIN acknowledged");
     assert!(heard.contains(&"data"), "{heard:?}");
@@ -208,19 +194,17 @@ fn a_context_behind_a_rebinding_nat_keeps_its_relay() {
         }
         (arrivals, context.reachability().unwrap())
     });
-    let sender = keep_sending(&world, "c1", "behind-nat", Arc::clone(&stop));
+    let sender = keep_sending(
+        &world,
+        "c1",
+        "behind-nat",
+        Arc::clone(&stop),
+        Duration::from_secs(30),
+    );
     let (relay, observed) = tunnel_rx.recv_timeout(WAIT).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     let rules = nat_rebinding_rules("sixcast_rebinding", observed, relay.port(), 40_404);
-    let mut nft = world
-        .host("r")
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
-    assert!(nft.wait().unwrap().success(), "installing {rules}");
+    install_nft(world.host("r"), &rules);
     let rebound_at = Instant::now();
     let (arrivals, reach) = island.join().unwrap();
     stop.store(true, Ordering::Release);

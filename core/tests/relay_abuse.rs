@@ -6,12 +6,13 @@ mod harness;
 
 use std::{
     net::{Ipv6Addr, SocketAddrV6, UdpSocket},
-    process::Stdio,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use harness::{World, relay_on, relay_with, spoofing_socket, start_line, stratum0_on, world};
+use harness::{
+    World, install_nft, relay_on, relay_with, spoofing_socket, start_line, stratum0_on, world,
+};
 use sixcast::{
     relay::Relay,
     wire::control::{self, Control},
@@ -195,11 +196,7 @@ impl<'a> CoreCounter<'a> {
              ip6 saddr fd5c:c::/64 counter; }}\n}}\n",
             table = Self::TABLE
         );
-        let mut nft = host.command("nft");
-        nft.args(["-f", "-"]).stdin(Stdio::piped());
-        let mut child = nft.spawn().expect("nft");
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
-        assert!(child.wait().unwrap().success(), "installing the counter");
+        install_nft(host, &script);
         Self { host }
     }
 

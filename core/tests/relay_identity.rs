@@ -18,7 +18,8 @@ use std::{
 };
 
 use harness::{
-    World, collect, config, nat_rebinding_rules, relay_with, start_line, stratum0_on, world,
+    World, collect, config, install_nft, keep_sending, nat_rebinding_rules, relay_with, start_line,
+    stratum0_on, world,
 };
 use sixcast::{
     Config, Context, Reachability, Scope,
@@ -97,24 +98,6 @@ fn occupy(relay: SocketAddrV6) -> UdpSocket {
         Ok(Control::Keepalive { .. })
     ));
     socket
-}
-
-/// A sender on core host c1 that sends to `channel` every 50 ms until `stop` is set (at most
-/// 30 s), so that a tunnel has traffic to carry.
-fn send_from_core(world: &World, channel: &'static str) -> (Arc<AtomicBool>, JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::clone(&stop);
-    let sender = world.host("c1").spawn(move || {
-        let context = Context::new(config()).unwrap();
-        let channel = context.channel(channel).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !stopped.load(Ordering::Acquire) && Instant::now() < deadline {
-            channel.send(b"core").unwrap();
-            channel.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    (stop, sender)
 }
 
 /// An island node on `host` that joins `channel`, waits for a tunnel, then (after `start`)
@@ -252,7 +235,14 @@ fn with_only_rogue_relays_a_pinned_node_gets_no_tunnel_and_an_unpinned_one_still
         }
         panic!("nothing came through the relay: {reach:?}");
     });
-    let (stop, sender) = send_from_core(&world, "rogue-only");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = keep_sending(
+        &world,
+        "c1",
+        "rogue-only",
+        Arc::clone(&stop),
+        Duration::from_secs(30),
+    );
     let reach = pinned.join().unwrap();
     let unpinned_reach = unpinned.join().unwrap();
     stop.store(true, Ordering::Release);
@@ -310,7 +300,14 @@ fn a_pinned_tunnel_follows_a_nat_rebinding_with_a_signed_handshake() {
         }
         (arrivals, context.reachability().unwrap())
     });
-    let (stop, sender) = send_from_core(&world, "pinned-nat");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = keep_sending(
+        &world,
+        "c1",
+        "pinned-nat",
+        Arc::clone(&stop),
+        Duration::from_secs(30),
+    );
     let (relay, observed, rejected_before) = tunnel_rx.recv_timeout(WAIT).unwrap();
     assert_eq!(relay, Some(genuine_at));
     std::thread::sleep(Duration::from_secs(1));
@@ -320,15 +317,7 @@ fn a_pinned_tunnel_follows_a_nat_rebinding_with_a_signed_handshake() {
         genuine_at.port(),
         40_405,
     );
-    let mut nft = world
-        .host("r")
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
-    assert!(nft.wait().unwrap().success(), "installing {rules}");
+    install_nft(world.host("r"), &rules);
     let rebound_at = Instant::now();
     let (arrivals, reach) = island.join().unwrap();
     stop.store(true, Ordering::Release);

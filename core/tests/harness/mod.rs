@@ -4,7 +4,11 @@
 
 use std::{
     net::SocketAddrV6,
-    sync::{Arc, Barrier},
+    sync::{
+        Arc, Barrier,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -160,4 +164,39 @@ pub(crate) fn nat_rebinding_rules(
         ip = client.ip(),
         old = client.port(),
     )
+}
+
+/// Sends numbered messages on `channel` from `host` every 50 ms until `stop` is set, for at most
+/// `within`.
+pub(crate) fn keep_sending(
+    world: &World,
+    host: &str,
+    channel: &'static str,
+    stop: Arc<AtomicBool>,
+    within: Duration,
+) -> JoinHandle<()> {
+    world.host(host).spawn(move || {
+        let context = Context::new(config()).unwrap();
+        let channel = context.channel(channel).unwrap();
+        let deadline = Instant::now() + within;
+        let mut number = 0u32;
+        while !stop.load(Ordering::Acquire) && Instant::now() < deadline {
+            channel.send(number.to_string().as_bytes()).unwrap();
+            channel.flush().unwrap();
+            number += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// Loads the nftables `rules` on `host` (they go with its namespace when the world ends).
+pub(crate) fn install_nft(host: &sixcast_netlab::Host, rules: &str) {
+    let mut nft = host
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    std::io::Write::write_all(&mut nft.stdin.take().unwrap(), rules.as_bytes()).unwrap();
+    assert!(nft.wait().unwrap().success(), "installing {rules}");
 }
