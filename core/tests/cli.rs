@@ -77,6 +77,42 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
             "domain",
         ),
         (&["probe"], 1, "--domain"),
+        (
+            &["listen", "x", "--relay-key", "/nonexistent/relay.pub"],
+            1,
+            "relay.pub",
+        ),
+        (
+            &[
+                "probe",
+                "--domain",
+                "x.test",
+                "--relay-issuer",
+                "/nonexistent/issuer.pub",
+            ],
+            1,
+            "issuer.pub",
+        ),
+        (
+            &["relay", "--identity", "/nonexistent/relay.key"],
+            1,
+            "relay.key",
+        ),
+        (
+            &[
+                "voucher",
+                "--issuer",
+                "/nonexistent/operator.key",
+                "--relay",
+                "/nonexistent/relay.pub",
+                "--valid",
+                "60",
+                "--out",
+                "/nonexistent/voucher",
+            ],
+            1,
+            "operator.key",
+        ),
         (&["frobnicate"], 2, "frobnicate"),
     ];
     for (args, expected_code, mention) in cases {
