@@ -41,12 +41,13 @@ export declare class Channel {
   /** Stops receiving the channel. */
   leave(): void
   /**
-   * Queues a message (a string is sent as UTF-8). Small messages are packed together and
-   * leave within `lingerMs` or at `flush()`; large ones are fragmented and sent at once.
+   * Queues a message (a string is sent as UTF-8). Small messages are packed together (unless
+   * `packing` is off) and large ones fragmented; datagrams leave in batches within `lingerMs`
+   * or at `flush()`, and after a linger without sending the next complete one leaves at once.
    * Never waits for receivers.
    */
   send(data: string | Uint8Array): void
-  /** Sends the partly filled datagram now. */
+  /** Sends what waits (the partly filled datagram, a batch) now. */
   flush(): void
   /**
    * Seals everything sent from now on with `key`, and accepts only datagrams sealed with it
@@ -282,8 +283,16 @@ export interface ContextOptions {
   maxDatagramSize?: number
   /** Largest message accepted and reassembled, in bytes (default 1 MiB). */
   maxMessageSize?: number
-  /** How long small messages wait to be packed with others, in ms (default 1; 0 sends at once). */
+  /**
+   * How long sent messages may wait to leave together (packed, in batches), in ms (default 1;
+   * 0 sends at once).
+   */
   lingerMs?: number
+  /**
+   * Whether small messages share datagrams (default true); off, each message has datagrams of
+   * its own.
+   */
+  packing?: boolean
   /** Received messages held per channel until taken (default 65536). */
   queueCapacity?: number
   /** Kernel receive buffer requested for the socket, in bytes (default 8 MiB). */

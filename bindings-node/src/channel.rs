@@ -147,15 +147,16 @@ impl Channel {
         self.inner.leave().or_throw(&env)
     }
 
-    /// Queues a message (a string is sent as UTF-8). Small messages are packed together and
-    /// leave within `lingerMs` or at `flush()`; large ones are fragmented and sent at once.
+    /// Queues a message (a string is sent as UTF-8). Small messages are packed together (unless
+    /// `packing` is off) and large ones fragmented; datagrams leave in batches within `lingerMs`
+    /// or at `flush()`, and after a linger without sending the next complete one leaves at once.
     /// Never waits for receivers.
     #[napi]
     pub fn send(&self, env: Env, data: Either<String, &[u8]>) -> Result<()> {
         self.inner.send(bytes_of(&data)).or_throw(&env)
     }
 
-    /// Sends the partly filled datagram now.
+    /// Sends what waits (the partly filled datagram, a batch) now.
     #[napi]
     pub fn flush(&self, env: Env) -> Result<()> {
         self.inner.flush().or_throw(&env)

@@ -35,8 +35,12 @@ pub struct ContextOptions {
     pub max_datagram_size: Option<f64>,
     /// Largest message accepted and reassembled, in bytes (default 1 MiB).
     pub max_message_size: Option<f64>,
-    /// How long small messages wait to be packed with others, in ms (default 1; 0 sends at once).
+    /// How long sent messages may wait to leave together (packed, in batches), in ms (default 1;
+    /// 0 sends at once).
     pub linger_ms: Option<f64>,
+    /// Whether small messages share datagrams (default true); off, each message has datagrams of
+    /// its own.
+    pub packing: Option<bool>,
     /// Received messages held per channel until taken (default 65536).
     pub queue_capacity: Option<f64>,
     /// Kernel receive buffer requested for the socket, in bytes (default 8 MiB).
@@ -68,7 +72,7 @@ pub struct ContextOptions {
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 21] = [
+const OPTION_KEYS: [&str; 22] = [
     "profile",
     "rp",
     "scope",
@@ -79,6 +83,7 @@ const OPTION_KEYS: [&str; 21] = [
     "maxDatagramSize",
     "maxMessageSize",
     "lingerMs",
+    "packing",
     "queueCapacity",
     "recvBuffer",
     "reassemblyTimeoutMs",
@@ -175,6 +180,9 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
     }
     if let Some(linger) = options.linger_ms {
         config.linger = millis("lingerMs", linger)?;
+    }
+    if let Some(packing) = options.packing {
+        config.packing = packing;
     }
     if let Some(timeout) = options.reassembly_timeout_ms {
         config.reassembly_timeout = millis("reassemblyTimeoutMs", timeout)?;

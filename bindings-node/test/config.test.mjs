@@ -19,6 +19,7 @@ const everyOption = {
   maxDatagramSize: 1400,
   maxMessageSize: 65536,
   lingerMs: 0.5,
+  packing: false,
   queueCapacity: 100,
   recvBuffer: 1 << 20,
   reassemblyTimeoutMs: 2000,
@@ -82,6 +83,7 @@ for (const name of ['lingerMs', 'reassemblyTimeoutMs', 'probeTimeoutMs', 'probeI
 test('a value of the wrong type is an InvalidConfig error naming the option', () => {
   assert.throws(() => sixcast.validateOptions({ port: '6446' }), { ...invalidConfig, message: /port/ })
   assert.throws(() => sixcast.validateOptions({ loopback: 1 }), { ...invalidConfig, message: /loopback/ })
+  assert.throws(() => sixcast.validateOptions({ packing: 'no' }), { ...invalidConfig, message: /packing/ })
   assert.throws(() => sixcast.validateOptions({ interfaces: 'eth0' }), {
     ...invalidConfig,
     message: /interfaces/,

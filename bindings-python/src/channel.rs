@@ -248,14 +248,16 @@ impl PyChannel {
     }
 
     /// Queues ``data`` (bytes-like, or str sent as UTF-8) as one message. Small messages are
-    /// packed together and leave within the context's linger time or at flush(); large ones are
-    /// fragmented and sent at once. Raises MessageTooLargeError above max_message_size.
+    /// packed together (unless ``packing`` is off) and large ones fragmented; datagrams leave in
+    /// batches within the context's linger time or at flush(), and after a linger without
+    /// sending the next complete one leaves at once. Raises MessageTooLargeError above
+    /// max_message_size.
     fn send(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let payload = bytes_or_text(data, "data")?;
         data.py().detach(|| self.inner.send(&payload)).or_raise()
     }
 
-    /// Sends the partly filled datagram now instead of waiting for the linger time.
+    /// Sends what waits (the partly filled datagram, a batch) now instead of at the linger time.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.flush()).or_raise()
     }

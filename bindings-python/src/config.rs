@@ -23,7 +23,7 @@ use crate::{
 /// embedded-rp profile's rendezvous point, "ADDR/LEN"), ``scope`` ("link", "site", "org" or
 /// "global"), ``port`` (``None`` for the profile's default), ``interfaces`` (names; empty for every
 /// multicast interface), ``hop_limit``, ``loopback``, ``max_datagram_size``,
-/// ``max_message_size``, ``linger`` (seconds), ``queue_capacity``, ``recv_buffer``,
+/// ``max_message_size``, ``linger`` (seconds), ``packing``, ``queue_capacity``, ``recv_buffer``,
 /// ``reassembly_timeout`` (seconds), ``reassembly_memory``, ``stratum0`` (the core's Stratum 0
 /// as "[address]:port"; None for no reachability probing), ``domain`` (find Stratum 0 from its
 /// ``_sixcast._udp`` SRV records when ``stratum0`` is None), ``dns_server`` (the DNS server for
@@ -55,6 +55,7 @@ impl PyConfig {
         max_datagram_size = None,
         max_message_size = None,
         linger = None,
+        packing = None,
         queue_capacity = None,
         recv_buffer = None,
         reassembly_timeout = None,
@@ -82,6 +83,7 @@ impl PyConfig {
         max_datagram_size: Option<i64>,
         max_message_size: Option<i64>,
         linger: Option<f64>,
+        packing: Option<bool>,
         queue_capacity: Option<i64>,
         recv_buffer: Option<i64>,
         reassembly_timeout: Option<f64>,
@@ -123,6 +125,9 @@ impl PyConfig {
         )?;
         if let Some(linger) = linger {
             config.linger = seconds("linger", linger)?;
+        }
+        if let Some(packing) = packing {
+            config.packing = packing;
         }
         set(&mut config.queue_capacity, "queue_capacity", queue_capacity)?;
         set(&mut config.recv_buffer, "recv_buffer", recv_buffer)?;
@@ -222,10 +227,17 @@ impl PyConfig {
         self.inner.max_message_size
     }
 
-    /// Seconds small messages wait to be packed with others; 0 sends every message at once.
+    /// Seconds sent messages may wait to leave together (packed, in batches); 0 sends every
+    /// message at once.
     #[getter]
     fn linger(&self) -> f64 {
         self.inner.linger.as_secs_f64()
+    }
+
+    /// Whether small messages share datagrams; off, each message has datagrams of its own.
+    #[getter]
+    fn packing(&self) -> bool {
+        self.inner.packing
     }
 
     /// Received messages held per channel until the application takes them.
@@ -314,6 +326,7 @@ impl PyConfig {
         fields.set_item("max_datagram_size", self.max_datagram_size())?;
         fields.set_item("max_message_size", self.max_message_size())?;
         fields.set_item("linger", self.linger())?;
+        fields.set_item("packing", self.packing())?;
         fields.set_item("queue_capacity", self.queue_capacity())?;
         fields.set_item("recv_buffer", self.recv_buffer())?;
         fields.set_item("reassembly_timeout", self.reassembly_timeout())?;

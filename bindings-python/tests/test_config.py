@@ -13,6 +13,7 @@ FIELDS = {
     "max_datagram_size": 1400,
     "max_message_size": 65536,
     "linger": 0.005,
+    "packing": False,
     "queue_capacity": 100,
     "recv_buffer": 1 << 20,
     "reassembly_timeout": 2.5,
@@ -38,6 +39,7 @@ def test_defaults():
     assert config.max_datagram_size == sixcast.DEFAULT_DATAGRAM_SIZE
     assert config.max_message_size == sixcast.DEFAULT_MAX_MESSAGE_SIZE
     assert config.linger == sixcast.DEFAULT_LINGER
+    assert config.packing is True
     assert config.queue_capacity == sixcast.DEFAULT_QUEUE_CAPACITY
     assert config.recv_buffer == sixcast.DEFAULT_RECV_BUFFER
     assert config.stratum0 is None
@@ -80,7 +82,7 @@ def test_fields_are_keyword_only():
 
 @pytest.mark.parametrize(
     "fields",
-    [{"hop_limit": "8"}, {"loopback": "yes"}, {"interfaces": "eth0"}, {"linger": "1"}],
+    [{"hop_limit": "8"}, {"loopback": "yes"}, {"packing": 0}, {"interfaces": "eth0"}, {"linger": "1"}],
     ids=lambda fields: next(iter(fields)),
 )
 def test_wrong_types_are_type_errors(fields):

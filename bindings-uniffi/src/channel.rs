@@ -318,14 +318,15 @@ impl Channel {
         Ok(self.inner.leave()?)
     }
 
-    /// Queues `data` for the channel. Small messages are packed together and leave within the
-    /// configured linger time or at `flush`. Fails with `MessageTooLarge` above
-    /// the configured maximum message size.
+    /// Queues `data` for the channel. Small messages are packed together (unless `packing` is
+    /// off) and large ones fragmented; datagrams leave in batches within the configured linger
+    /// time or at `flush`, and after a linger without sending the next complete one leaves at
+    /// once. Fails with `MessageTooLarge` above the configured maximum message size.
     pub fn send(&self, data: Vec<u8>) -> Result<()> {
         Ok(self.inner.send(&data)?)
     }
 
-    /// Sends the partly filled datagram now.
+    /// Sends what waits (the partly filled datagram, a batch) now.
     pub fn flush(&self) -> Result<()> {
         Ok(self.inner.flush()?)
     }

@@ -43,10 +43,13 @@ pub struct Config {
     /// Largest message accepted by `send` and reassembled on receipt, in bytes.
     #[uniffi(default = 1048576)]
     pub max_message_size: u64,
-    /// How long small messages wait to be packed with others, in milliseconds; 0 sends every
-    /// message at once.
+    /// How long sent messages may wait to leave together (packed, in batches), in milliseconds;
+    /// 0 sends every message at once.
     #[uniffi(default = 1)]
     pub linger_ms: u64,
+    /// Whether small messages share datagrams; off, every message has datagrams of its own.
+    #[uniffi(default = true)]
+    pub packing: bool,
     /// Received messages held per channel until the application takes them.
     #[uniffi(default = 65536)]
     pub queue_capacity: u64,
@@ -119,6 +122,7 @@ impl From<&sixcast::Config> for Config {
             max_datagram_size: widen(config.max_datagram_size),
             max_message_size: widen(config.max_message_size),
             linger_ms: millis(config.linger),
+            packing: config.packing,
             queue_capacity: widen(config.queue_capacity),
             recv_buffer: widen(config.recv_buffer),
             reassembly_timeout_ms: millis(config.reassembly_timeout),
@@ -149,6 +153,7 @@ impl TryFrom<&Config> for sixcast::Config {
         core.max_datagram_size = narrow(config.max_datagram_size, "max_datagram_size")?;
         core.max_message_size = narrow(config.max_message_size, "max_message_size")?;
         core.linger = Duration::from_millis(config.linger_ms);
+        core.packing = config.packing;
         core.queue_capacity = narrow(config.queue_capacity, "queue_capacity")?;
         core.recv_buffer = narrow(config.recv_buffer, "recv_buffer")?;
         core.reassembly_timeout = Duration::from_millis(config.reassembly_timeout_ms);
@@ -241,6 +246,7 @@ mod tests {
             max_datagram_size: 1400,
             max_message_size: 4096,
             linger_ms: 0,
+            packing: false,
             queue_capacity: 10,
             recv_buffer: 1 << 16,
             reassembly_timeout_ms: 250,

@@ -3,7 +3,7 @@
 //! One background thread per context receives every datagram, decodes it and queues the
 //! messages on the channel its destination group belongs to; applications pull them with
 //! [`Channel::recv`], [`Channel::recv_timeout`] or [`Channel::try_recv`]. A second thread sends
-//! partly filled datagrams once they have waited [`Config::linger`]. No thread exists per channel,
+//! the datagrams (partly filled ones, batches) that have waited [`Config::linger`]. No thread exists per channel,
 //! so a context can serve thousands of channels.
 
 use std::{
@@ -298,12 +298,39 @@ struct ChannelState {
 
 struct Outbox {
     packer: Packer,
-    /// When the open (partly filled) datagram received its first message.
+    /// When the oldest message still waiting (in the open datagram or in `ready`) was queued.
     opened_at: Option<Instant>,
     /// Whether the flush thread holds an entry for this channel. One at a time: a datagram
     /// opened while it is queued is found by that entry, which re-queues itself for it.
     flush_queued: bool,
+    /// Complete datagrams waiting to leave together.
     ready: Vec<Vec<u8>>,
+    /// When the last batch left.
+    sent_at: Option<Instant>,
+}
+
+/// Most datagrams handed to the kernel in one batch: one `sendmmsg`, whose runs of equal
+/// lengths go as UDP GSO sends.
+const SEND_BATCH: usize = socket::BATCH;
+/// Most bytes a channel holds back for a batch.
+const SEND_BATCH_BYTES: usize = 256 << 10;
+
+impl Outbox {
+    /// Whether anything waits to be sent.
+    fn waiting(&self) -> bool {
+        self.packer.pending() > 0 || !self.ready.is_empty()
+    }
+
+    /// Whether the complete datagrams should leave now rather than at the linger's end: the
+    /// batch is full, or nothing left for a linger, so that one lone datagram gains nothing by
+    /// waiting (sparse large messages keep their latency, streams of them batch).
+    fn batch_due(&self, now: Instant, linger: Duration) -> bool {
+        self.ready.len() >= SEND_BATCH
+            || self.ready.iter().map(Vec::len).sum::<usize>() >= SEND_BATCH_BYTES
+            || self
+                .sent_at
+                .is_none_or(|sent| now.saturating_duration_since(sent) >= linger)
+    }
 }
 
 #[derive(Default)]
@@ -453,6 +480,7 @@ impl Context {
                 opened_at: None,
                 flush_queued: false,
                 ready: Vec::new(),
+                sent_at: None,
             }),
             protection: RwLock::new(Protection::new(group)),
             inbox: Mutex::new(Inbox::new(InboxLimits {
@@ -659,32 +687,40 @@ impl Channel {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Queues `payload` for the channel. Small messages are packed together and leave within
-    /// [`Config::linger`] or at [`flush`](Self::flush); large ones are fragmented and sent at once.
+    /// Queues `payload` for the channel. Small messages are packed together (unless
+    /// [`Config::packing`] is off) and large ones fragmented. Datagrams leave in batches, one
+    /// system call each, within [`Config::linger`] or at [`flush`](Self::flush); after a linger
+    /// without sending, the next complete datagram leaves at once.
     pub fn send(&self, payload: &[u8]) -> Result<()> {
         let core = &self.shared.core;
         core.check_open()?;
         if !core.config.profile.has_header() {
             return self.send_raw(payload);
         }
+        let linger = core.config.linger;
         let mut outbox = self.state.outbox.lock();
         let outbox = &mut *outbox;
         outbox.packer.push(payload, &mut outbox.ready)?;
         bump(&self.state.counters.messages_sent, 1);
         bump(&self.state.counters.bytes_sent, payload.len() as u64);
-        if core.config.linger.is_zero() {
+        if linger.is_zero() || !core.config.packing {
             outbox.packer.flush(&mut outbox.ready);
         }
-        if !outbox.ready.is_empty() {
+        if outbox.ready.is_empty() && outbox.opened_at.is_some() {
+            // The common case while packing: the message joined the open datagram.
+            return Ok(());
+        }
+        let now = Instant::now();
+        if !outbox.ready.is_empty() && (linger.is_zero() || outbox.batch_due(now, linger)) {
             outbox.opened_at = None;
+            outbox.sent_at = Some(now);
             core.transmit(&self.state, &mut outbox.ready)?;
         }
-        if outbox.packer.pending() > 0 && outbox.opened_at.is_none() {
-            let now = Instant::now();
+        if outbox.waiting() && outbox.opened_at.is_none() {
             outbox.opened_at = Some(now);
             if !outbox.flush_queued {
                 outbox.flush_queued = true;
-                core.schedule_flush(now + core.config.linger, &self.state);
+                core.schedule_flush(now + linger, &self.state);
             }
         }
         Ok(())
@@ -909,6 +945,7 @@ impl Channel {
             .packer
             .set_overhead(next.overhead(), &mut outbox.ready)?;
         outbox.opened_at = None;
+        outbox.sent_at = Some(Instant::now());
         let sent = core.transmit(&self.state, &mut outbox.ready);
         *self.state.protection.write() = next;
         sent
@@ -1566,6 +1603,7 @@ impl Core {
         if outbox.ready.is_empty() {
             Ok(())
         } else {
+            outbox.sent_at = Some(Instant::now());
             self.transmit(state, &mut outbox.ready)
         }
     }
@@ -1613,11 +1651,13 @@ impl Core {
             let Some((_, state)) = due else { continue };
             let mut outbox = state.outbox.lock();
             let outbox = &mut *outbox;
+            let now = Instant::now();
             match outbox.opened_at {
-                Some(opened) if opened + self.config.linger <= Instant::now() => {
+                Some(opened) if opened + self.config.linger <= now => {
                     outbox.packer.flush(&mut outbox.ready);
                     outbox.opened_at = None;
                     outbox.flush_queued = false;
+                    outbox.sent_at = Some(now);
                     if let Err(err) = self.transmit(&state, &mut outbox.ready) {
                         warn!(group = %state.group, "sending a lingering datagram failed: {err}");
                     }

@@ -55,8 +55,14 @@ pub struct Config {
     pub max_datagram_size: usize,
     /// Largest message accepted by `send` and reassembled on receipt.
     pub max_message_size: usize,
-    /// How long small messages wait to be packed with others; zero sends every message at once.
+    /// How long sent messages may wait to leave together: small ones packed into shared
+    /// datagrams, datagrams handed to the kernel in batches. After a linger without sending, the
+    /// next complete datagram leaves at once; zero sends every message at once.
     pub linger: Duration,
+    /// Whether small messages share datagrams. Off, every message leaves in datagrams of its own
+    /// (still batched within the linger), so that a lost datagram costs one message only; the
+    /// receivers then pay per message what they would pay per datagram.
+    pub packing: bool,
     /// Received messages held per channel until the application takes them.
     pub queue_capacity: usize,
     /// Kernel receive buffer size requested for the socket, in bytes.
@@ -103,6 +109,7 @@ impl Default for Config {
             max_datagram_size: wire::DEFAULT_DATAGRAM_SIZE,
             max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
             linger: DEFAULT_LINGER,
+            packing: true,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             recv_buffer: DEFAULT_RECV_BUFFER,
             reassembly_timeout: Duration::from_secs(5),

@@ -124,6 +124,7 @@ class Config:
         max_datagram_size: int | None = None,
         max_message_size: int | None = None,
         linger: float | None = None,
+        packing: bool | None = None,
         queue_capacity: int | None = None,
         recv_buffer: int | None = None,
         reassembly_timeout: float | None = None,
@@ -182,6 +183,8 @@ class Config:
     def max_message_size(self) -> int: ...
     @property
     def linger(self) -> float: ...
+    @property
+    def packing(self) -> bool: ...
     @property
     def queue_capacity(self) -> int: ...
     @property
@@ -386,6 +389,7 @@ class Context:
         max_datagram_size: int | None = None,
         max_message_size: int | None = None,
         linger: float | None = None,
+        packing: bool | None = None,
         queue_capacity: int | None = None,
         recv_buffer: int | None = None,
         reassembly_timeout: float | None = None,

@@ -180,8 +180,8 @@ fn sixcast_config(spec: &Spec<'_>) -> Result<Config, String> {
     config.max_datagram_size = spec.usize("datagram")?;
     config.hop_limit = u8::try_from(spec.u64("hops")?).map_err(|err| err.to_string())?;
     if spec.str("system")? == "sixcast-unpacked" {
-        // Every message leaves at once in a datagram of its own.
-        config.linger = Duration::ZERO;
+        // Every message in a datagram of its own; the datagrams still leave in batches.
+        config.packing = false;
     }
     if let Some(stratum0) = spec.0["stratum0"].as_str() {
         config.stratum0 = Some(stratum0.parse().map_err(|err| format!("{err}"))?);
