@@ -36,6 +36,10 @@ pub(super) fn configure(socket: &Socket, options: &SocketOptions) -> Result<()> 
         1,
     )
     .map_err(|err| Error::io("setting IPV6_RECVPKTINFO", err))?;
+    // Runs of datagrams a sender passed as one UDP GSO send arrive as one buffer, split again
+    // by `RecvBatch`: one wake-up and one copy instead of one per datagram. Kernels without
+    // UDP GRO deliver datagram by datagram, which is as correct.
+    let _ = set_int_option(socket.as_raw_fd(), libc::SOL_UDP, libc::UDP_GRO, 1);
     // Privileged processes may exceed net.core.rmem_max; others get what the sysctl allows.
     let size = i32::try_from(options.recv_buffer).unwrap_or(i32::MAX);
     if set_int_option(
@@ -178,6 +182,24 @@ pub(super) fn send_batch(
         }
     }
     Ok(())
+}
+
+/// The segment size of a buffer in which the kernel coalesced several datagrams (the
+/// `UDP_GRO` control message), if it did.
+fn read_gro_segment(header: &libc::msghdr) -> Option<usize> {
+    // SAFETY: the header's control pointer and length were filled in by the receive call; the
+    // CMSG macros stay within msg_controllen and the data is read unaligned.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                let size = ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                return usize::try_from(size).ok();
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    None
 }
 
 /// Whether a failed GSO send means the kernel or the route cannot segment.
@@ -404,17 +426,18 @@ fn receive_ready(fd: RawFd, batch: &mut RecvBatch) -> io::Result<Wait> {
             _ => return Err(err),
         }
     };
-    batch.metas.clear();
-    for (message, name) in messages.iter().zip(&names).take(received) {
+    batch.clear();
+    for (index, (message, name)) in messages.iter().zip(&names).take(received).enumerate() {
         let (destination, interface) = read_pktinfo(&message.msg_hdr);
-        batch.metas.push(RecvMeta {
+        let meta = RecvMeta {
             source: socket_addr_of(name),
             destination,
             interface,
             len: message.msg_len as usize,
-        });
+        };
+        batch.push(index, meta, read_gro_segment(&message.msg_hdr));
     }
-    Ok(Wait::Received(received))
+    Ok(Wait::Received(batch.len()))
 }
 
 /// Wakes a thread blocked in [`recv_batch`], for shutdown.

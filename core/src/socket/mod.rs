@@ -76,7 +76,11 @@ pub(crate) struct RecvMeta {
 /// Receive buffers for one batch, allocated once and reused.
 pub(crate) struct RecvBatch {
     buffers: Vec<Vec<u8>>,
+    /// One per datagram. A buffer holds several where the kernel coalesced a run of them
+    /// (UDP GRO).
     metas: Vec<RecvMeta>,
+    /// Where each datagram of `metas` starts: its buffer and the offset in it.
+    starts: Vec<(usize, usize)>,
 }
 
 impl RecvBatch {
@@ -84,6 +88,7 @@ impl RecvBatch {
         Self {
             buffers: vec![vec![0; RECV_BUFFER_LEN]; BATCH],
             metas: Vec::with_capacity(BATCH),
+            starts: Vec::with_capacity(BATCH),
         }
     }
 
@@ -91,8 +96,41 @@ impl RecvBatch {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&RecvMeta, &[u8])> {
         self.metas
             .iter()
-            .zip(&self.buffers)
-            .map(|(meta, buffer)| (meta, &buffer[..meta.len]))
+            .zip(&self.starts)
+            .map(|(meta, &(buffer, offset))| {
+                (meta, &self.buffers[buffer][offset..offset + meta.len])
+            })
+    }
+
+    /// Forgets the last receive.
+    fn clear(&mut self) {
+        self.metas.clear();
+        self.starts.clear();
+    }
+
+    /// Records what a receive into buffer `buffer` brought: `meta.len` bytes, which are one
+    /// datagram, or consecutive datagrams of `segment` bytes each (the last may be shorter)
+    /// where the kernel coalesced them.
+    fn push(&mut self, buffer: usize, meta: RecvMeta, segment: Option<usize>) {
+        let total = meta.len.min(self.buffers[buffer].len());
+        let step = segment
+            .filter(|&segment| segment > 0 && segment < total)
+            .unwrap_or(total);
+        let mut offset = 0;
+        loop {
+            let len = step.min(total - offset);
+            self.metas.push(RecvMeta { len, ..meta });
+            self.starts.push((buffer, offset));
+            offset += len;
+            if offset >= total {
+                break;
+            }
+        }
+    }
+
+    /// How many datagrams the last receive brought.
+    fn len(&self) -> usize {
+        self.metas.len()
     }
 }
 
@@ -390,12 +428,15 @@ mod tests {
     type SendBatch = fn(RawFdOf, &[Vec<u8>], SocketAddrV6, u32) -> std::io::Result<()>;
     type RawFdOf = std::os::fd::RawFd;
 
+    /// Sends datagrams from one socket to another and checks that each arrives on its own, in
+    /// order, with its metadata. Returns how many of them shared a receive buffer with the one
+    /// before (coalesced by UDP GRO, split again by `RecvBatch`).
     fn exchange<W>(
         configure: fn(&Socket, &SocketOptions) -> Result<()>,
         send_batch: SendBatch,
         recv_batch: fn(RawFdOf, &mut RecvBatch, &W, Option<Duration>) -> std::io::Result<Wait>,
         waker: &W,
-    ) {
+    ) -> usize {
         let (receiver, port) = bound(configure);
         let (sender, sender_port) = bound(configure);
         let lo = loopback();
@@ -410,6 +451,7 @@ mod tests {
         send_batch(sender.as_raw_fd(), &datagrams, target, lo.index).unwrap();
         let mut batch = RecvBatch::new();
         let mut received = Vec::new();
+        let mut coalesced = 0;
         let deadline = Instant::now() + Duration::from_secs(2);
         while received.len() < datagrams.len() && Instant::now() < deadline {
             if let Wait::Received(_) = recv_batch(
@@ -429,6 +471,7 @@ mod tests {
                     );
                     received.push(datagram.to_vec());
                 }
+                coalesced += batch.starts.iter().filter(|(_, offset)| *offset > 0).count();
             }
         }
         assert_eq!(received, datagrams);
@@ -439,23 +482,27 @@ mod tests {
             Some(Duration::from_millis(20)),
         );
         assert_eq!(quiet.unwrap(), Wait::TimedOut);
+        coalesced
     }
 
     #[test]
     fn linux_batches_carry_destination_and_interface() {
         let waker = Waker::new().unwrap();
-        exchange(imp::configure, imp::send_batch, imp::recv_batch, &waker);
+        let coalesced = exchange(imp::configure, imp::send_batch, imp::recv_batch, &waker);
+        // The run of 20 and its shorter last one left as one GSO send and arrived as one.
+        assert_eq!(coalesced, 20);
     }
 
     #[test]
     fn portable_datagrams_carry_destination_and_interface() {
         let waker = portable::Waker::new().unwrap();
-        exchange(
+        let coalesced = exchange(
             portable::configure,
             portable::send_batch,
             portable::recv_batch,
             &waker,
         );
+        assert_eq!(coalesced, 0);
     }
 
     type SendEach = fn(RawFdOf, &[(&[u8], SocketAddrV6)], &mut dyn FnMut(usize));

@@ -139,14 +139,14 @@ pub(super) fn recv_batch(
     if let Some(outcome) = wait_readable(fd, waker.read.as_raw_fd(), timeout)? {
         return Ok(outcome);
     }
-    batch.metas.clear();
-    for buffer in batch.buffers.iter_mut().take(BATCH) {
-        match receive_one(fd, buffer)? {
-            Some(meta) => batch.metas.push(meta),
+    batch.clear();
+    for index in 0..batch.buffers.len().min(BATCH) {
+        match receive_one(fd, &mut batch.buffers[index])? {
+            Some(meta) => batch.push(index, meta, None),
             None => break,
         }
     }
-    Ok(match batch.metas.len() {
+    Ok(match batch.len() {
         0 => Wait::TimedOut,
         received => Wait::Received(received),
     })

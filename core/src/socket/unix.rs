@@ -12,14 +12,15 @@ use std::{
 
 use super::{Interface, Wait};
 
-/// Room for one `IPV6_PKTINFO` control message, aligned as `cmsghdr` requires.
+/// Room for the control messages of one datagram (`IPV6_PKTINFO`, and on Linux a UDP GSO
+/// segment size or a UDP GRO one), aligned as `cmsghdr` requires.
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
-pub(super) struct PktinfoSpace(pub(super) [u8; 64]);
+pub(super) struct PktinfoSpace(pub(super) [u8; 96]);
 
 impl PktinfoSpace {
     pub(super) const fn new() -> Self {
-        Self([0; 64])
+        Self([0; 96])
     }
 }
 
