@@ -471,7 +471,11 @@ mod tests {
                     );
                     received.push(datagram.to_vec());
                 }
-                coalesced += batch.starts.iter().filter(|(_, offset)| *offset > 0).count();
+                coalesced += batch
+                    .starts
+                    .iter()
+                    .filter(|(_, offset)| *offset > 0)
+                    .count();
             }
         }
         assert_eq!(received, datagrams);
@@ -483,6 +487,51 @@ mod tests {
         );
         assert_eq!(quiet.unwrap(), Wait::TimedOut);
         coalesced
+    }
+
+    #[test]
+    fn a_coalesced_buffer_splits_into_its_segments() {
+        let meta = |len| RecvMeta {
+            source: SocketAddrV6::new(Ipv6Addr::LOCALHOST, 1, 0, 0),
+            destination: Ipv6Addr::LOCALHOST,
+            interface: 1,
+            len,
+        };
+        let mut batch = RecvBatch::new();
+        for (index, byte) in batch.buffers[0][..250].iter_mut().enumerate() {
+            *byte = u8::try_from(index / 100).unwrap();
+        }
+        // Segments of 100 bytes, the last one shorter; then a lone datagram; then a segment
+        // size the length does not exceed; then an empty datagram.
+        batch.push(0, meta(250), Some(100));
+        batch.push(1, meta(7), None);
+        batch.push(2, meta(30), Some(30));
+        batch.push(3, meta(0), Some(100));
+        let lengths: Vec<usize> = batch
+            .iter()
+            .map(|(meta, datagram)| {
+                assert_eq!(meta.len, datagram.len());
+                datagram.len()
+            })
+            .collect();
+        assert_eq!(lengths, [100, 100, 50, 7, 30, 0]);
+        assert_eq!(batch.len(), 6);
+        let firsts: Vec<u8> = batch
+            .iter()
+            .take(3)
+            .map(|(_, datagram)| datagram[0])
+            .collect();
+        assert_eq!(firsts, [0, 1, 2]);
+        // A length beyond the buffer (the kernel never reports one) is cut to the buffer.
+        batch.clear();
+        batch.push(0, meta(RECV_BUFFER_LEN + 5), Some(RECV_BUFFER_LEN));
+        assert_eq!(
+            batch
+                .iter()
+                .map(|(_, datagram)| datagram.len())
+                .collect::<Vec<_>>(),
+            [RECV_BUFFER_LEN]
+        );
     }
 
     #[test]
