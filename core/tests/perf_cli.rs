@@ -154,6 +154,7 @@ fn bad_options_are_refused_with_a_clear_error() {
     let cases: &[(&[&str], &str)] = &[
         (&["perf", "send", "x", "--size", "8"], "--size 8"),
         (&["perf", "send", "x", "--rate", "0"], "--rate 0"),
+        (&["perf", "send", "x", "--linger=-1"], "--linger -1"),
         (&["perf", "recv", "x", "--duration=-1"], "--duration -1"),
     ];
     for (args, mention) in cases {

@@ -16,7 +16,7 @@ use std::{
 
 use clap::Subcommand;
 use hdrhistogram::Histogram;
-use sixcast::{Context, ErrorKind, NodeId};
+use sixcast::{Config, Context, ErrorKind, NodeId};
 
 use super::{EXIT_TIMEOUT, Network};
 
@@ -59,6 +59,12 @@ pub(super) enum PerfCommand {
         /// Messages per second; as fast as possible when absent.
         #[arg(long)]
         rate: Option<f64>,
+        /// How long messages may wait to leave together, in milliseconds (0: each at once).
+        #[arg(long, value_name = "MS", default_value_t = 1.0)]
+        linger: f64,
+        /// Send every message in a datagram of its own (still in batches within the linger).
+        #[arg(long)]
+        no_packing: bool,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -81,6 +87,8 @@ pub(super) fn run(command: PerfCommand) -> sixcast::Result<ExitCode> {
             size,
             duration,
             rate,
+            linger,
+            no_packing,
             json,
             network,
         } => {
@@ -97,7 +105,14 @@ pub(super) fn run(command: PerfCommand) -> sixcast::Result<ExitCode> {
                 )));
             }
             let duration = seconds("--duration", duration)?;
-            send(&channel, size, duration, rate, json, &network)
+            let mut config = network.config()?;
+            config.linger = Duration::try_from_secs_f64(linger / 1000.0).map_err(|_| {
+                invalid(format!(
+                    "--linger {linger} is not a number of milliseconds >= 0"
+                ))
+            })?;
+            config.packing = !no_packing;
+            send(&channel, size, duration, rate, json, config)
         }
     }
 }
@@ -335,9 +350,9 @@ fn send(
     duration: Duration,
     rate: Option<f64>,
     json: bool,
-    network: &Network,
+    config: Config,
 ) -> sixcast::Result<ExitCode> {
-    let context = Context::new(network.config()?)?;
+    let context = Context::new(config)?;
     let channel = context.channel(name)?;
     let mut payload = vec![0u8; size];
     let cpu_start = cpu_time();
