@@ -345,13 +345,14 @@ impl Context {
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         let interfaces = socket::select_interfaces(&config.interfaces)?;
-        let socket = McastSocket::bind(&SocketOptions {
+        let mut socket = McastSocket::bind(&SocketOptions {
             address: Ipv6Addr::UNSPECIFIED,
             port: config.effective_port(),
             hop_limit: config.hop_limit,
             loopback: config.loopback,
             recv_buffer: config.recv_buffer,
         })?;
+        socket.send_multicast_on(&interfaces);
         let node = NodeId::random();
         let relay_link = match Stratum0Source::of(&config) {
             Some(source) => Some(RelayLink {

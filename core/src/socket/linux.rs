@@ -106,16 +106,19 @@ pub(super) fn source_membership(
     }
 }
 
-/// Sends `datagrams` to `target` through `interface` with `sendmmsg`, retrying short sends.
-/// Consecutive datagrams of one length (the fragments of a message, full packed datagrams) go
-/// as one UDP GSO send where the kernel allows it, so the path below the socket handles them
-/// once.
+/// Sends `datagrams` to `target` with `sendmmsg`, retrying short sends, naming `interface` (if
+/// any) in an `IPV6_PKTINFO` control message. Consecutive datagrams of one length (the
+/// fragments of a message, full packed datagrams) go as one UDP GSO send where the kernel
+/// allows it, so the path below the socket handles them once.
 pub(super) fn send_batch(
     fd: RawFd,
     datagrams: &[Vec<u8>],
     target: SocketAddrV6,
-    interface: u32,
+    interface: Option<u32>,
 ) -> io::Result<()> {
+    if let [datagram] = datagrams {
+        return send_one(fd, datagram, target, interface);
+    }
     let runs = if GSO_REFUSED.load(Ordering::Relaxed) {
         one_by_one(0..datagrams.len())
     } else {
@@ -123,7 +126,7 @@ pub(super) fn send_batch(
     };
     let mut name = sockaddr_in6_of(target);
     let mut pktinfo = PktinfoSpace::new();
-    let pktinfo_len = write_pktinfo(&mut pktinfo, interface);
+    let pktinfo_len = interface.map_or(0, |interface| write_pktinfo(&mut pktinfo, interface));
     for chunk in runs.chunks(BATCH) {
         let mut iovecs: Vec<libc::iovec> = chunk
             .iter()
@@ -144,13 +147,16 @@ pub(super) fn send_batch(
             message.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
             message.msg_hdr.msg_iov = iovecs[first_iovec..].as_mut_ptr();
             message.msg_hdr.msg_iovlen = run.len();
-            message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
-            message.msg_hdr.msg_controllen = if run.len() > 1 {
+            let control_len = if run.len() > 1 {
                 let size = u16::try_from(datagrams[run.start].len()).unwrap_or(u16::MAX);
                 write_segment_size(control, pktinfo_len, size)
             } else {
                 pktinfo_len
             };
+            if control_len > 0 {
+                message.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+                message.msg_hdr.msg_controllen = control_len;
+            }
             first_iovec += run.len();
             messages.push(message);
         }
@@ -200,6 +206,47 @@ fn read_gro_segment(header: &libc::msghdr) -> Option<usize> {
         }
     }
     None
+}
+
+/// Sends one datagram with `sendmsg`: what an unpacked or lone message costs, so without the
+/// vectors a batch needs.
+fn send_one(
+    fd: RawFd,
+    datagram: &[u8],
+    target: SocketAddrV6,
+    interface: Option<u32>,
+) -> io::Result<()> {
+    let mut name = sockaddr_in6_of(target);
+    let mut control = PktinfoSpace::new();
+    let mut iovec = libc::iovec {
+        iov_base: datagram.as_ptr().cast_mut().cast(),
+        iov_len: datagram.len(),
+    };
+    // SAFETY: msghdr is plain data for which all-zero bytes are valid.
+    let mut header: libc::msghdr = unsafe { mem::zeroed() };
+    header.msg_name = ptr::from_mut(&mut name).cast();
+    header.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
+    header.msg_iov = &raw mut iovec;
+    header.msg_iovlen = 1;
+    if let Some(interface) = interface {
+        header.msg_controllen = write_pktinfo(&mut control, interface);
+        header.msg_control = control.0.as_mut_ptr().cast();
+    }
+    loop {
+        // SAFETY: the header points at live locals (name, iovec, control) and the datagram.
+        if unsafe { libc::sendmsg(fd, &raw const header, 0) } >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => {}
+            // The queue of the interface is full: give the kernel a moment to drain it.
+            _ if err.raw_os_error() == Some(libc::ENOBUFS) => {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            _ => return Err(err),
+        }
+    }
 }
 
 /// Whether a failed GSO send means the kernel or the route cannot segment.

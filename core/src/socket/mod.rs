@@ -149,6 +149,9 @@ pub(crate) enum Wait {
 pub(crate) struct McastSocket {
     socket: Socket,
     port: u16,
+    /// The interface set as the socket's `IPV6_MULTICAST_IF`: multicast sent through it needs
+    /// no per-datagram `IPV6_PKTINFO` (which costs the kernel an allocation and a parse).
+    multicast_interface: Option<u32>,
 }
 
 impl McastSocket {
@@ -181,7 +184,34 @@ impl McastSocket {
             .ok()
             .and_then(|addr| addr.as_socket_ipv6())
             .map_or(options.port, |addr| addr.port());
-        Ok(Self { socket, port })
+        Ok(Self {
+            socket,
+            port,
+            multicast_interface: None,
+        })
+    }
+
+    /// Where the owner multicasts on exactly one interface (of `interfaces`), makes it the
+    /// socket's multicast interface, so that sends to it carry no control message. With several
+    /// each send keeps choosing its interface. Best effort: if the kernel refuses, sends keep
+    /// their control message.
+    pub(crate) fn send_multicast_on(&mut self, interfaces: &[Interface]) {
+        if let [only] = interfaces
+            && only.index != 0
+            && self.socket.set_multicast_if_v6(only.index).is_ok()
+        {
+            self.multicast_interface = Some(only.index);
+        }
+    }
+
+    /// The interface to name in a send's control message: none where the socket's multicast
+    /// interface already is the one (the kernel uses it for multicast without one).
+    fn control_interface(&self, destination: Ipv6Addr, interface: &Interface) -> Option<u32> {
+        if destination.is_multicast() && self.multicast_interface == Some(interface.index) {
+            None
+        } else {
+            Some(interface.index)
+        }
     }
 
     /// The bound UDP port.
@@ -250,17 +280,16 @@ impl McastSocket {
             0
         };
         let target = SocketAddrV6::new(destination, self.port, 0, scope_id);
-        imp::send_batch(self.socket.as_raw_fd(), datagrams, target, interface.index).map_err(
-            |err| {
-                Error::io(
-                    format_args!(
-                        "sending to [{destination}]:{} via {}",
-                        self.port, interface.name
-                    ),
-                    err,
-                )
-            },
-        )
+        let control = self.control_interface(destination, interface);
+        imp::send_batch(self.socket.as_raw_fd(), datagrams, target, control).map_err(|err| {
+            Error::io(
+                format_args!(
+                    "sending to [{destination}]:{} via {}",
+                    self.port, interface.name
+                ),
+                err,
+            )
+        })
     }
 
     /// Sends one datagram to `target` (a group and a port other than this socket's) out of
@@ -275,7 +304,7 @@ impl McastSocket {
             self.socket.as_raw_fd(),
             &[datagram.to_vec()],
             target,
-            interface.index,
+            self.control_interface(*target.ip(), interface),
         )
         .map_err(|err| {
             Error::io(
@@ -425,7 +454,7 @@ mod tests {
         (socket, port)
     }
 
-    type SendBatch = fn(RawFdOf, &[Vec<u8>], SocketAddrV6, u32) -> std::io::Result<()>;
+    type SendBatch = fn(RawFdOf, &[Vec<u8>], SocketAddrV6, Option<u32>) -> std::io::Result<()>;
     type RawFdOf = std::os::fd::RawFd;
 
     /// Sends datagrams from one socket to another and checks that each arrives on its own, in
@@ -448,7 +477,17 @@ mod tests {
             .chain([vec![0xaa; 40]])
             .collect();
         let target = SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0);
-        send_batch(sender.as_raw_fd(), &datagrams, target, lo.index).unwrap();
+        // With the interface named in a control message (a batch, then one alone), then (the
+        // GSO run) without one.
+        send_batch(sender.as_raw_fd(), &datagrams[..39], target, Some(lo.index)).unwrap();
+        send_batch(
+            sender.as_raw_fd(),
+            &datagrams[39..40],
+            target,
+            Some(lo.index),
+        )
+        .unwrap();
+        send_batch(sender.as_raw_fd(), &datagrams[40..], target, None).unwrap();
         let mut batch = RecvBatch::new();
         let mut received = Vec::new();
         let mut coalesced = 0;
@@ -674,6 +713,25 @@ mod tests {
         assert!(!waker.reset());
         let outcome = portable::recv_batch(socket.as_raw_fd(), &mut batch, &waker, quiet).unwrap();
         assert_eq!(outcome, Wait::TimedOut);
+    }
+
+    #[test]
+    fn only_sends_on_the_one_multicast_interface_skip_the_control_message() {
+        let lo = loopback();
+        let group: Ipv6Addr = "ff12::be:1".parse().unwrap();
+        let other = Interface {
+            name: "other".into(),
+            index: lo.index + 1,
+        };
+        let mut socket = McastSocket::bind(&options(0)).unwrap();
+        socket.send_multicast_on(&[lo.clone(), other.clone()]);
+        assert_eq!(socket.control_interface(group, &lo), Some(lo.index));
+        socket.send_multicast_on(std::slice::from_ref(&lo));
+        assert_eq!(socket.control_interface(group, &lo), None);
+        assert_eq!(socket.control_interface(group, &other), Some(other.index));
+        // Unicast ignores IPV6_MULTICAST_IF: it keeps naming the interface.
+        let unicast = Ipv6Addr::LOCALHOST;
+        assert_eq!(socket.control_interface(unicast, &lo), Some(lo.index));
     }
 
     #[test]

@@ -87,16 +87,16 @@ pub(super) fn send_each(fd: RawFd, sends: &[(&[u8], SocketAddrV6)], sent: &mut d
     }
 }
 
-/// Sends each datagram with its own `sendmsg`, choosing the interface with `IPV6_PKTINFO`.
+/// Sends each datagram with its own `sendmsg`, naming `interface` (if any) with `IPV6_PKTINFO`.
 pub(super) fn send_batch(
     fd: RawFd,
     datagrams: &[Vec<u8>],
     target: SocketAddrV6,
-    interface: u32,
+    interface: Option<u32>,
 ) -> io::Result<()> {
     let mut name = sockaddr_in6_of(target);
     let mut control = PktinfoSpace::new();
-    let control_len = write_pktinfo(&mut control, interface);
+    let control_len = interface.map_or(0, |interface| write_pktinfo(&mut control, interface));
     for datagram in datagrams {
         let mut iovec = libc::iovec {
             iov_base: datagram.as_ptr().cast_mut().cast(),
@@ -108,8 +108,10 @@ pub(super) fn send_batch(
         header.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
         header.msg_iov = &mut iovec;
         header.msg_iovlen = 1;
-        header.msg_control = control.0.as_mut_ptr().cast();
-        header.msg_controllen = control_len as _;
+        if control_len > 0 {
+            header.msg_control = control.0.as_mut_ptr().cast();
+            header.msg_controllen = control_len as _;
+        }
         loop {
             // SAFETY: the header points at live locals (name, iovec, control, datagram).
             if unsafe { libc::sendmsg(fd, &header, 0) } >= 0 {
