@@ -924,18 +924,17 @@ fn targets(
             .iter()
             .filter_map(|system| {
                 fanout::cpu_ratio(fanout, true, system, size)
-                    .map(|ratio| format!("{system}: {:.2}", ratio.median))
+                    .map(|ratio| format!("{system} {:.2}", ratio.median))
             })
             .collect();
         let others = if others.is_empty() {
             String::new()
         } else {
-            format!("; {}", others.join(", "))
+            format!(" ({})", others.join(", "))
         };
         targets.push(target(
             format!(
-                "{size} B: sixcast sender CPU/M, 16 rcv / 1 rcv (fanout part, steered, \
-                 {rate}/s{others})"
+                "{size} B at {rate}/s: sixcast sender CPU/M 16 rcv / 1 rcv, fanout steered{others}"
             ),
             fanout::cpu_ratio(fanout, true, "sixcast", size).map(|ratio| ratio.median),
             1.2,
@@ -1072,6 +1071,12 @@ fn targets(
 
 fn print_targets(targets: &[Value]) {
     println!("targets of issue 6");
+    let width = targets
+        .iter()
+        .filter_map(|target| target["target"].as_str())
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0);
     for target in targets {
         let verdict = match target["met"].as_bool() {
             Some(true) => "met",
@@ -1087,7 +1092,7 @@ fn print_targets(targets: &[Value]) {
             .as_f64()
             .map_or_else(|| "-".to_owned(), |value| format!("{value:.2}"));
         println!(
-            "  {:<62} {:>8} {comparison} {:<5} {verdict}",
+            "  {:<width$} {:>8} {comparison} {:<5} {verdict}",
             target["target"].as_str().unwrap_or_default(),
             value,
             target["limit"]
