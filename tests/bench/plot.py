@@ -148,6 +148,41 @@ def tables(results):
                     f"| {row['rss_peak_kib'] / 1024:.1f} | {row['datagrams_down'] / row['seconds']:.0f} "
                     f"| {row['cpu_us_per_datagram_down']:.2f} "
                     f"| {row['cpu_seconds'] / row['seconds'] / row['clients'] * 1e3:.3f} |")
+    fanout = results.get("fanout")
+    if fanout:
+        def median(values):
+            values = sorted(values)
+            return values[len(values) // 2] if values else None
+
+        def figure(steered, size, system, receivers, key):
+            return median([c[key] for c in fanout["cells"] if c["steered"] == steered and c["size"] == size
+                           and c["system"] == system and c["receivers"] == receivers])
+
+        ratios = {(r["steered"], r["size"], r["system"]): r for r in fanout["sender_cpu_ratios_16_to_1"]}
+        lines += ["", "The sender's own cost (`--only fanout`): sender CPU seconds per million messages at a "
+                  "fixed rate, 1 and 16 receivers, unsteered (the fan-out runs on the sender's CPU) and "
+                  f"steered (RPS moves it to CPU {fanout['fanout_cpu']}; median of the rounds, "
+                  "ratio's lowest-highest round in brackets); highest loss % of the cells:", "",
+                  "| size | rate/s | system | unsteered 1 | unsteered 16 | ratio | steered 1 | steered 16 "
+                  "| ratio | loss % |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for size, rate_per_second in sorted({(c["size"], c["rate"]) for c in fanout["cells"]}):
+            for system in ["sixcast", "raw", "zmq"]:
+                row = [str(size), str(rate_per_second), system]
+                for steered in [False, True]:
+                    for receivers in [1, 16]:
+                        value = figure(steered, size, system, receivers, "sender_cpu_per_million")
+                        row.append("-" if value is None else f"{value:.2f}")
+                    ratio = ratios.get((steered, size, system))
+                    if ratio is None:
+                        row.append("-")
+                    elif steered:
+                        row.append(f"{ratio['median']:.2f} ({ratio['lowest']:.2f}-{ratio['highest']:.2f})")
+                    else:
+                        row.append(f"{ratio['median']:.2f}")
+                losses = [c["loss"] for c in fanout["cells"] if c["size"] == size and c["system"] == system]
+                row.append(f"{max(losses) * 100:.1f}" if losses else "-")
+                lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| target (issue 6) | measured | limit | |", "|---|---|---|---|"]
     for target in results["targets"]:
         value = "-" if target["value"] is None else f"{target['value']:.2f}"

@@ -9,6 +9,7 @@
 //! Every process runs inside a namespace host this program creates (and removes); no traffic
 //! leaves them. `sixcast-bench role SPEC` is one such process (see `roles`).
 
+mod fanout;
 mod roles;
 mod suite;
 

@@ -28,6 +28,9 @@ const RAW_BUFFER: usize = 65_536;
 const WARM_UP: usize = 100;
 /// How long a ping waits for its pong before counting it lost.
 const PONG_TIMEOUT: Duration = Duration::from_millis(200);
+/// A paced sender sends what this much time holds at its rate, then sleeps until the next burst
+/// is due: few enough wake-ups that they cost little beside the messages.
+const PACE_PERIOD: Duration = Duration::from_millis(10);
 
 type Outcome = Result<Value, String>;
 
@@ -65,9 +68,13 @@ impl Spec<'_> {
     }
 }
 
-/// Runs the role `spec` describes and returns its figures.
+/// Runs the role `spec` describes and returns its figures; on the CPU `cpu` alone if the spec
+/// names one (before any thread starts, so that every thread of the process stays there).
 pub(crate) fn run(spec: &Value) -> Outcome {
     let get = Spec(spec);
+    if let Some(cpu) = spec["cpu"].as_u64() {
+        pin_to_cpu(usize::try_from(cpu).map_err(|err| err.to_string())?)?;
+    }
     match (get.str("system")?, get.str("role")?) {
         ("sixcast" | "sixcast-unpacked", "send") => sixcast_send(&get),
         ("sixcast" | "sixcast-unpacked", "recv") => sixcast_recv(&get),
@@ -87,6 +94,68 @@ pub(crate) fn run(spec: &Value) -> Outcome {
         ("zmq", "recv") => zmq_recv(&get),
         ("zmq", "ping" | "pong") => zmq_ping_pong(&get),
         (system, role) => Err(format!("no role {role} for system {system}")),
+    }
+}
+
+/// Keeps this thread, and the threads it starts from now on, on CPU `cpu`.
+fn pin_to_cpu(cpu: usize) -> Result<(), String> {
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes within it (checked against its size).
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    if cpu >= 8 * size_of::<libc::cpu_set_t>() {
+        return Err(format!("no CPU {cpu}"));
+    }
+    // SAFETY: `cpu` is within the set, as checked.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a live cpu_set_t and its size is passed; pid 0 is this thread.
+    let pinned =
+        unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) };
+    if pinned == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "pinning to CPU {cpu}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// How many messages a sender sends next. Unpaced (no `rate` in the spec): `unpaced` at once,
+/// as fast as it can. Paced: `rate` messages a second, in bursts of what `PACE_PERIOD` holds,
+/// sleeping (not spinning, which would burn the CPU being measured) until each is due.
+struct Pacer {
+    began: Instant,
+    rate: Option<f64>,
+    unpaced: u64,
+}
+
+impl Pacer {
+    fn new(spec: &Spec<'_>, unpaced: u64) -> Result<Self, String> {
+        let rate = match spec.0.get("rate") {
+            None => None,
+            Some(_) => Some(spec.u64("rate")?.max(1) as f64),
+        };
+        Ok(Self {
+            began: Instant::now(),
+            rate,
+            unpaced,
+        })
+    }
+
+    /// Starts the clock the bursts are due by.
+    fn start(&mut self) {
+        self.began = Instant::now();
+    }
+
+    /// Waits until message `sent` is due; how many to send then.
+    fn next(&self, sent: u64) -> u64 {
+        let Some(rate) = self.rate else {
+            return self.unpaced;
+        };
+        let due = Duration::from_secs_f64(sent as f64 / rate);
+        if let Some(wait) = due.checked_sub(self.began.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        (rate * PACE_PERIOD.as_secs_f64()).ceil() as u64
     }
 }
 
@@ -196,14 +265,17 @@ fn sixcast_send(spec: &Spec<'_>) -> Outcome {
         .map_err(|err| err.to_string())?;
     let payload = vec![0x5c; spec.usize("size")?];
     let duration = spec.seconds("seconds")?;
+    let mut pacer = Pacer::new(spec, 64)?;
     ready()?;
     let (began, cpu) = (Instant::now(), cpu_time());
+    pacer.start();
     let mut sent = 0;
     while began.elapsed() < duration {
-        for _ in 0..64 {
+        let burst = pacer.next(sent);
+        for _ in 0..burst {
             channel.send(&payload).map_err(|err| err.to_string())?;
         }
-        sent += 64;
+        sent += burst;
     }
     channel.flush().map_err(|err| err.to_string())?;
     Ok(sender_report(sent, began, cpu))
@@ -751,11 +823,15 @@ fn raw_send(spec: &Spec<'_>) -> Outcome {
     let target = raw_target(spec, &socket)?;
     let payload = vec![0x5c; spec.usize("size")?];
     let duration = spec.seconds("seconds")?;
+    let mut pacer = Pacer::new(spec, BATCH as u64)?;
     ready()?;
     let (began, cpu) = (Instant::now(), cpu_time());
+    pacer.start();
     let mut sent = 0;
     while began.elapsed() < duration {
-        sent += send_many(&socket, &target, &payload, BATCH);
+        // A burst larger than a batch goes out over several calls, due at once.
+        let batch = usize::try_from(pacer.next(sent)).map_or(BATCH, |burst| burst.min(BATCH));
+        sent += send_many(&socket, &target, &payload, batch);
     }
     Ok(sender_report(sent, began, cpu))
 }
@@ -961,14 +1037,17 @@ fn zmq_send(spec: &Spec<'_>) -> Outcome {
     }
     let payload = vec![0x5c; spec.usize("size")?];
     let duration = spec.seconds("seconds")?;
+    let mut pacer = Pacer::new(spec, 64)?;
     ready()?;
     let (began, cpu) = (Instant::now(), cpu_time());
+    pacer.start();
     let mut sent = 0;
     while began.elapsed() < duration {
-        for _ in 0..64 {
+        let burst = pacer.next(sent);
+        for _ in 0..burst {
             socket.send(&payload, 0).map_err(zmq_error)?;
         }
-        sent += 64;
+        sent += burst;
     }
     let report = sender_report(sent, began, cpu);
     // The end mark: lossless and in order, so a subscriber has everything once it arrives.

@@ -16,12 +16,14 @@ use sixcast::{
 };
 use sixcast_netlab::World;
 
+use crate::fanout;
+
 const SIZES: [usize; 3] = [64, 1024, 8192];
 const RECEIVERS: [usize; 3] = [1, 4, 16];
 /// Receiver counts of the binding comparisons (interpreted peers are slow to start).
 const BINDING_RECEIVERS: [usize; 2] = [1, 4];
 /// The LAN bridge's MTU: jumbo frames, so an 8 KiB message fits one datagram in every system.
-const MTU: u32 = 9000;
+pub(crate) const MTU: u32 = 9000;
 /// Largest UDP payload in a 9000-byte IPv6 packet.
 const DATAGRAM: usize = MTU as usize - 48;
 /// How long multicast receivers keep listening after the sender stops.
@@ -29,7 +31,7 @@ const DRAIN: f64 = 0.3;
 /// Raw groups are this prefix and the cell number.
 const RAW_GROUP: &str = "ff12::be:";
 const RAW_PORT: u16 = 7999;
-const PARTS: [&str; 5] = ["throughput", "rtt", "bindings", "relay", "scale"];
+const PARTS: [&str; 6] = ["throughput", "rtt", "bindings", "relay", "scale", "fanout"];
 
 /// Command-line options of `sixcast-bench suite`.
 pub(crate) struct Options {
@@ -178,7 +180,7 @@ impl Drop for Peer {
 }
 
 /// How to start a process for a system's spec.
-struct Launcher {
+pub(crate) struct Launcher {
     bench: PathBuf,
     python: Option<PathBuf>,
     node_binding: Option<PathBuf>,
@@ -216,21 +218,21 @@ impl Launcher {
 }
 
 /// The delivered rates of one system at one size and receiver count.
-struct Cell {
-    system: String,
-    size: usize,
-    receivers: usize,
-    per_receiver: f64,
+pub(crate) struct Cell {
+    pub(crate) system: String,
+    pub(crate) size: usize,
+    pub(crate) receivers: usize,
+    pub(crate) per_receiver: f64,
     total: f64,
-    loss: f64,
-    cpu_per_million: f64,
+    pub(crate) loss: f64,
+    pub(crate) cpu_per_million: f64,
     /// Receiver CPU time per million messages received, over all receivers.
-    receiver_cpu_per_million: f64,
+    pub(crate) receiver_cpu_per_million: f64,
     sent: u64,
 }
 
 impl Cell {
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "system": self.system,
             "size": self.size,
@@ -253,7 +255,7 @@ fn number(report: &Value, key: &str) -> Result<f64, String> {
 
 /// Starts the sender on `sender.0`, `middle` processes (forwarders) and receivers, lets them all
 /// go at once and turns their reports into a cell.
-fn measure(
+pub(crate) fn measure(
     world: &World,
     launcher: &Launcher,
     sender: (&str, Value),
@@ -362,7 +364,19 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
     if options.wants("scale") {
         results["scale"] = scale(&launcher)?;
     }
-    let targets = targets(&throughput, &round_trips, &relayed, &results["scale"]);
+    let mut fanout = Vec::new();
+    if options.wants("fanout") {
+        let (description, cells) = fanout::run(&launcher, options.seconds, &options.sizes)?;
+        results["fanout"] = description;
+        fanout = cells;
+    }
+    let targets = targets(
+        &throughput,
+        &round_trips,
+        &relayed,
+        &results["scale"],
+        &fanout,
+    );
     print_targets(&targets);
     results["targets"] = json!(targets);
     results["load_average_after"] = json!(load_average());
@@ -377,7 +391,7 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
 /// Makes the world's bridges forward each group only to the ports that joined it, as a switch with
 /// MLD snooping does: a Linux bridge without a querier floods every group to every port, which
 /// would make one receiver cost as much as sixteen.
-fn snoop(world: &World) -> Result<(), String> {
+pub(crate) fn snoop(world: &World) -> Result<(), String> {
     let description = world.to_json();
     let segments = description["segments"]
         .as_array()
@@ -420,7 +434,7 @@ fn load_average() -> String {
         .join(" ")
 }
 
-fn receiver_hosts(count: usize) -> impl Iterator<Item = String> {
+pub(crate) fn receiver_hosts(count: usize) -> impl Iterator<Item = String> {
     (0..count).map(|index| format!("h{}", index + 2))
 }
 
@@ -447,7 +461,14 @@ fn print_cell(cell: &Cell) {
 }
 
 /// The spec of a throughput sender or receiver of `system`.
-fn spec(system: &str, role: &str, size: usize, seconds: f64, cell: usize, world: &World) -> Value {
+pub(crate) fn spec(
+    system: &str,
+    role: &str,
+    size: usize,
+    seconds: f64,
+    cell: usize,
+    world: &World,
+) -> Value {
     let mut spec = json!({
         "system": system,
         "role": role,
@@ -866,7 +887,13 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(a? / b?.max(f64::MIN_POSITIVE))
 }
 
-fn targets(throughput: &[Cell], rtt: &[Value], relayed: &[Cell], scale: &Value) -> Vec<Value> {
+fn targets(
+    throughput: &[Cell],
+    rtt: &[Value],
+    relayed: &[Cell],
+    scale: &Value,
+    fanout: &[fanout::FanoutCell],
+) -> Vec<Value> {
     let per =
         |system, size, receivers| find(throughput, system, size, receivers).map(|c| c.per_receiver);
     let mut targets = Vec::new();
@@ -889,18 +916,27 @@ fn targets(throughput: &[Cell], rtt: &[Value], relayed: &[Cell], scale: &Value) 
         3.0,
         true,
     ));
-    for size in SIZES {
-        let cpu =
-            |receivers| find(throughput, "sixcast", size, receivers).map(|c| c.cpu_per_million);
-        let raw_cpu =
-            |receivers| find(throughput, "raw", size, receivers).map(|c| c.cpu_per_million);
-        // On one machine the sender's CPU also pays for delivering to every receiver's stack
-        // (bridge and veth work runs in its softirqs): raw multicast's ratio is that floor.
-        let floor = ratio(raw_cpu(16), raw_cpu(1))
-            .map_or_else(String::new, |floor| format!(" (raw: {floor:.2})"));
+    for (size, rate) in fanout::RATES {
+        // From the fan-out part, steered: the bridge's copying and the receivers' input run on
+        // another CPU, as on a switch and the receivers' own hosts, so the sender's CPU time is
+        // its own. Raw multicast's and ZeroMQ's ratios measured alike stand beside it.
+        let others: Vec<String> = ["raw", "zmq"]
+            .iter()
+            .filter_map(|system| {
+                fanout::cpu_ratio(fanout, true, system, size)
+                    .map(|ratio| format!("{system} {:.2}", ratio.median))
+            })
+            .collect();
+        let others = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", others.join(", "))
+        };
         targets.push(target(
-            format!("{size} B: sixcast sender CPU/M msgs, 16 rcv / 1 rcv{floor}"),
-            ratio(cpu(16), cpu(1)),
+            format!(
+                "{size} B at {rate}/s: sixcast sender CPU/M 16 rcv / 1 rcv, fanout steered{others}"
+            ),
+            fanout::cpu_ratio(fanout, true, "sixcast", size).map(|ratio| ratio.median),
             1.2,
             false,
         ));
@@ -1035,6 +1071,12 @@ fn targets(throughput: &[Cell], rtt: &[Value], relayed: &[Cell], scale: &Value) 
 
 fn print_targets(targets: &[Value]) {
     println!("targets of issue 6");
+    let width = targets
+        .iter()
+        .filter_map(|target| target["target"].as_str())
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0);
     for target in targets {
         let verdict = match target["met"].as_bool() {
             Some(true) => "met",
@@ -1050,7 +1092,7 @@ fn print_targets(targets: &[Value]) {
             .as_f64()
             .map_or_else(|| "-".to_owned(), |value| format!("{value:.2}"));
         println!(
-            "  {:<62} {:>8} {comparison} {:<5} {verdict}",
+            "  {:<width$} {:>8} {comparison} {:<5} {verdict}",
             target["target"].as_str().unwrap_or_default(),
             value,
             target["limit"]
