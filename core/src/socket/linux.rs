@@ -16,8 +16,8 @@ use socket2::Socket;
 use super::{
     BATCH, RecvBatch, RecvMeta, SocketOptions, Wait,
     unix::{
-        PktinfoSpace, read_pktinfo, set_int_option, sockaddr_in6_of, socket_addr_of, wait_readable,
-        write_pktinfo,
+        PktinfoSpace, read_pktinfo, send_one, set_int_option, sockaddr_in6_of, socket_addr_of,
+        wait_readable, write_pktinfo,
     },
 };
 use crate::error::{Error, Result};
@@ -206,47 +206,6 @@ fn read_gro_segment(header: &libc::msghdr) -> Option<usize> {
         }
     }
     None
-}
-
-/// Sends one datagram with `sendmsg`: what an unpacked or lone message costs, so without the
-/// vectors a batch needs.
-fn send_one(
-    fd: RawFd,
-    datagram: &[u8],
-    target: SocketAddrV6,
-    interface: Option<u32>,
-) -> io::Result<()> {
-    let mut name = sockaddr_in6_of(target);
-    let mut control = PktinfoSpace::new();
-    let mut iovec = libc::iovec {
-        iov_base: datagram.as_ptr().cast_mut().cast(),
-        iov_len: datagram.len(),
-    };
-    // SAFETY: msghdr is plain data for which all-zero bytes are valid.
-    let mut header: libc::msghdr = unsafe { mem::zeroed() };
-    header.msg_name = ptr::from_mut(&mut name).cast();
-    header.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
-    header.msg_iov = &raw mut iovec;
-    header.msg_iovlen = 1;
-    if let Some(interface) = interface {
-        header.msg_controllen = write_pktinfo(&mut control, interface);
-        header.msg_control = control.0.as_mut_ptr().cast();
-    }
-    loop {
-        // SAFETY: the header points at live locals (name, iovec, control) and the datagram.
-        if unsafe { libc::sendmsg(fd, &raw const header, 0) } >= 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::Interrupted => {}
-            // The queue of the interface is full: give the kernel a moment to drain it.
-            _ if err.raw_os_error() == Some(libc::ENOBUFS) => {
-                std::thread::sleep(Duration::from_micros(100));
-            }
-            _ => return Err(err),
-        }
-    }
 }
 
 /// Whether a failed GSO send means the kernel or the route cannot segment.

@@ -300,9 +300,9 @@ impl McastSocket {
         target: SocketAddrV6,
         interface: &Interface,
     ) -> Result<()> {
-        imp::send_batch(
+        unix::send_one(
             self.socket.as_raw_fd(),
-            &[datagram.to_vec()],
+            datagram,
             target,
             self.control_interface(*target.ip(), interface),
         )

@@ -15,8 +15,8 @@ use socket2::Socket;
 use super::{
     BATCH, RecvBatch, RecvMeta, SocketOptions, Wait,
     unix::{
-        PktinfoSpace, read_pktinfo, set_int_option, sockaddr_in6_of, socket_addr_of, wait_readable,
-        write_pktinfo,
+        PktinfoSpace, read_pktinfo, send_one, set_int_option, sockaddr_in6_of, socket_addr_of,
+        wait_readable,
     },
 };
 use crate::error::{Error, Result};
@@ -94,41 +94,9 @@ pub(super) fn send_batch(
     target: SocketAddrV6,
     interface: Option<u32>,
 ) -> io::Result<()> {
-    let mut name = sockaddr_in6_of(target);
-    let mut control = PktinfoSpace::new();
-    let control_len = interface.map_or(0, |interface| write_pktinfo(&mut control, interface));
-    for datagram in datagrams {
-        let mut iovec = libc::iovec {
-            iov_base: datagram.as_ptr().cast_mut().cast(),
-            iov_len: datagram.len(),
-        };
-        // SAFETY: msghdr is plain data for which all-zero bytes are valid.
-        let mut header: libc::msghdr = unsafe { mem::zeroed() };
-        header.msg_name = ptr::from_mut(&mut name).cast();
-        header.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-        header.msg_iov = &mut iovec;
-        header.msg_iovlen = 1;
-        if control_len > 0 {
-            header.msg_control = control.0.as_mut_ptr().cast();
-            header.msg_controllen = control_len as _;
-        }
-        loop {
-            // SAFETY: the header points at live locals (name, iovec, control, datagram).
-            if unsafe { libc::sendmsg(fd, &header, 0) } >= 0 {
-                break;
-            }
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::Interrupted => {}
-                // The queue of the interface is full: give the kernel a moment to drain it.
-                _ if err.raw_os_error() == Some(libc::ENOBUFS) => {
-                    std::thread::sleep(Duration::from_micros(100));
-                }
-                _ => return Err(err),
-            }
-        }
-    }
-    Ok(())
+    datagrams
+        .iter()
+        .try_for_each(|datagram| send_one(fd, datagram, target, interface))
 }
 
 /// Waits for the socket or the waker, then receives what is queued, up to a batch.

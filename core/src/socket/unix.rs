@@ -100,6 +100,47 @@ pub(super) fn write_pktinfo(space: &mut PktinfoSpace, interface: u32) -> usize {
     space_len
 }
 
+/// Sends one datagram with `sendmsg`, naming `interface` (if any) with `IPV6_PKTINFO`: a lone
+/// datagram needs none of the vectors a batch does.
+pub(super) fn send_one(
+    fd: RawFd,
+    datagram: &[u8],
+    target: SocketAddrV6,
+    interface: Option<u32>,
+) -> io::Result<()> {
+    let mut name = sockaddr_in6_of(target);
+    let mut control = PktinfoSpace::new();
+    let mut iovec = libc::iovec {
+        iov_base: datagram.as_ptr().cast_mut().cast(),
+        iov_len: datagram.len(),
+    };
+    // SAFETY: msghdr is plain data for which all-zero bytes are valid.
+    let mut header: libc::msghdr = unsafe { mem::zeroed() };
+    header.msg_name = ptr::from_mut(&mut name).cast();
+    header.msg_namelen = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    header.msg_iov = &raw mut iovec;
+    header.msg_iovlen = 1;
+    if let Some(interface) = interface {
+        header.msg_controllen = write_pktinfo(&mut control, interface) as _;
+        header.msg_control = control.0.as_mut_ptr().cast();
+    }
+    loop {
+        // SAFETY: the header points at live locals (name, iovec, control) and the datagram.
+        if unsafe { libc::sendmsg(fd, &raw const header, 0) } >= 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::Interrupted => {}
+            // The queue of the interface is full: give the kernel a moment to drain it.
+            _ if err.raw_os_error() == Some(libc::ENOBUFS) => {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            _ => return Err(err),
+        }
+    }
+}
+
 /// Finds the `IPV6_PKTINFO` control message of a received datagram: its destination address
 /// and arrival interface.
 pub(super) fn read_pktinfo(header: &libc::msghdr) -> (Ipv6Addr, u32) {
