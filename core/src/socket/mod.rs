@@ -597,6 +597,26 @@ mod tests {
 
     /// Sends more than a batch, spread over two receivers, with one unreachable target among
     /// them: every other datagram reaches its own receiver.
+    /// What `receiver` receives, datagram by datagram, until `count` arrived or 2 s passed.
+    fn receive_up_to(receiver: &Socket, count: usize, waker: &Waker) -> Vec<Vec<u8>> {
+        let mut batch = RecvBatch::new();
+        let mut received = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while received.len() < count && Instant::now() < deadline {
+            if let Wait::Received(_) = imp::recv_batch(
+                receiver.as_raw_fd(),
+                &mut batch,
+                waker,
+                Some(Duration::from_millis(100)),
+            )
+            .unwrap()
+            {
+                received.extend(batch.iter().map(|(_, datagram)| datagram.to_vec()));
+            }
+        }
+        received
+    }
+
     fn send_to_each(send_each: SendEach) {
         let (first, first_port) = bound(imp::configure);
         let (second, second_port) = bound(imp::configure);
@@ -619,21 +639,7 @@ mod tests {
         assert_eq!(left, expected, "all but the refused one");
         let waker = Waker::new().unwrap();
         for (receiver, parity) in [(first, 0), (second, 1)] {
-            let mut batch = RecvBatch::new();
-            let mut received = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while received.len() < BATCH && Instant::now() < deadline {
-                if let Wait::Received(_) = imp::recv_batch(
-                    receiver.as_raw_fd(),
-                    &mut batch,
-                    &waker,
-                    Some(Duration::from_millis(100)),
-                )
-                .unwrap()
-                {
-                    received.extend(batch.iter().map(|(_, datagram)| datagram.to_vec()));
-                }
-            }
+            let received = receive_up_to(&receiver, BATCH, &waker);
             let expected: Vec<Vec<u8>> =
                 datagrams.iter().skip(parity).step_by(2).cloned().collect();
             assert_eq!(received, expected);
@@ -652,22 +658,7 @@ mod tests {
         let mut left = Vec::new();
         send_each(sender.as_raw_fd(), &sends, &mut |index| left.push(index));
         assert_eq!(left, (0..run.len()).collect::<Vec<_>>());
-        let mut batch = RecvBatch::new();
-        let mut received = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while received.len() < run.len() && Instant::now() < deadline {
-            if let Wait::Received(_) = imp::recv_batch(
-                receiver.as_raw_fd(),
-                &mut batch,
-                &waker,
-                Some(Duration::from_millis(100)),
-            )
-            .unwrap()
-            {
-                received.extend(batch.iter().map(|(_, datagram)| datagram.to_vec()));
-            }
-        }
-        assert_eq!(received, run);
+        assert_eq!(receive_up_to(&receiver, run.len(), &waker), run);
     }
 
     #[test]
