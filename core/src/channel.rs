@@ -713,9 +713,7 @@ impl Channel {
         }
         let now = Instant::now();
         if !outbox.ready.is_empty() && (linger.is_zero() || outbox.batch_due(now, linger)) {
-            outbox.opened_at = None;
-            outbox.sent_at = Some(now);
-            core.transmit(&self.state, &mut outbox.ready)?;
+            core.send_ready(&self.state, outbox, now)?;
         }
         if outbox.waiting() && outbox.opened_at.is_none() {
             outbox.opened_at = Some(now);
@@ -945,9 +943,7 @@ impl Channel {
         outbox
             .packer
             .set_overhead(next.overhead(), &mut outbox.ready)?;
-        outbox.opened_at = None;
-        outbox.sent_at = Some(Instant::now());
-        let sent = core.transmit(&self.state, &mut outbox.ready);
+        let sent = core.send_ready(&self.state, outbox, Instant::now());
         *self.state.protection.write() = next;
         sent
     }
@@ -1600,13 +1596,19 @@ impl Core {
         let mut outbox = state.outbox.lock();
         let outbox = &mut *outbox;
         outbox.packer.flush(&mut outbox.ready);
+        self.send_ready(state, outbox, Instant::now())
+    }
+
+    /// Sends the complete datagrams waiting in `outbox` (the open one stays open, its wait
+    /// starting anew) and notes when, which tells the next datagram whether waiting for a batch
+    /// is worth it.
+    fn send_ready(&self, state: &ChannelState, outbox: &mut Outbox, now: Instant) -> Result<()> {
         outbox.opened_at = None;
         if outbox.ready.is_empty() {
-            Ok(())
-        } else {
-            outbox.sent_at = Some(Instant::now());
-            self.transmit(state, &mut outbox.ready)
+            return Ok(());
         }
+        outbox.sent_at = Some(now);
+        self.transmit(state, &mut outbox.ready)
     }
 
     fn flush_all(&self) {
@@ -1656,10 +1658,8 @@ impl Core {
             match outbox.opened_at {
                 Some(opened) if opened + self.config.linger <= now => {
                     outbox.packer.flush(&mut outbox.ready);
-                    outbox.opened_at = None;
                     outbox.flush_queued = false;
-                    outbox.sent_at = Some(now);
-                    if let Err(err) = self.transmit(&state, &mut outbox.ready) {
+                    if let Err(err) = self.send_ready(&state, outbox, now) {
                         warn!(group = %state.group, "sending a lingering datagram failed: {err}");
                     }
                 }
