@@ -59,9 +59,10 @@ pub(super) enum PerfCommand {
         /// Messages per second; as fast as possible when absent.
         #[arg(long)]
         rate: Option<f64>,
-        /// How long messages may wait to leave together, in milliseconds (0: each at once).
-        #[arg(long, value_name = "MS", default_value_t = 1.0)]
-        linger: f64,
+        /// How long messages may wait to leave together, in milliseconds (0: each at once);
+        /// default: the library's linger.
+        #[arg(long, value_name = "MS")]
+        linger: Option<f64>,
         /// Send every message in a datagram of its own (still in batches within the linger).
         #[arg(long)]
         no_packing: bool,
@@ -106,11 +107,13 @@ pub(super) fn run(command: PerfCommand) -> sixcast::Result<ExitCode> {
             }
             let duration = seconds("--duration", duration)?;
             let mut config = network.config()?;
-            config.linger = Duration::try_from_secs_f64(linger / 1000.0).map_err(|_| {
-                invalid(format!(
-                    "--linger {linger} is not a number of milliseconds >= 0"
-                ))
-            })?;
+            if let Some(linger) = linger {
+                config.linger = Duration::try_from_secs_f64(linger / 1000.0).map_err(|_| {
+                    invalid(format!(
+                        "--linger {linger} is not a number of milliseconds >= 0"
+                    ))
+                })?;
+            }
             config.packing = !no_packing;
             send(&channel, size, duration, rate, json, config)
         }
