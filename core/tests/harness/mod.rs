@@ -23,9 +23,9 @@ pub(crate) use sixcast_netlab::World;
 /// there a missing capability is a broken setup, not a reason to pass.
 pub(crate) fn world(
     build: fn() -> sixcast_netlab::Result<World>,
-    needs_smcroute: bool,
+    routes_multicast: bool,
 ) -> Option<World> {
-    if let Err(reason) = sixcast_netlab::check_environment(needs_smcroute) {
+    if let Err(reason) = sixcast_netlab::check_environment(routes_multicast) {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must be able to build test worlds: {reason}"

@@ -8,7 +8,7 @@
 //!
 //! - [`World::lan`]: hosts `h1`..`hN` on one segment.
 //! - [`World::routed_mcast`]: segments a (`a1`, `a2`) and b (`b1`, `b2`) joined by router `r`,
-//!   which forwards unicast and, through smcroute, multicast ([`ROUTED_GROUP_PREFIXES`]).
+//!   which forwards unicast and multicast ([`ROUTED_GROUP_PREFIXES`]).
 //! - [`World::routed_nomcast`]: the same, with a router that forwards unicast only.
 //! - [`World::routed_ssm`]: the same, with a router that forwards unicast and only
 //!   source-specific multicast ([`SSM_GROUP_PREFIX`], from each segment's own hosts).
@@ -19,6 +19,16 @@
 //!   three-legged router `r`.
 //!
 //! The address plan is documented on [`Topology`].
+//!
+//! ## Multicast routing
+//!
+//! A router that routes multicast runs smcroute where the kernel has IPv6 multicast routing
+//! and smcroute is installed, and the harness's own user-space router everywhere else (many
+//! VM and container kernels lack multicast routing). Both forward by the same routes, as a
+//! router does: the hop limit drops by one per hop and a packet that arrives with hop limit 1
+//! stays; link-scope groups never cross; nothing goes back out of the leg it came in on.
+//! [`multicast_router_choice`] says which one worlds use and why, and [`MROUTER_ENV`]
+//! (`SIXCAST_NETLAB_MROUTER=smcroute|user-space|auto`) forces either.
 //!
 //! Code enters a host with [`Host::spawn`] (a thread inside the host), [`Host::run`] (the current
 //! thread, briefly) or [`Host::command`] (a process inside the host). Nothing is configured in
@@ -47,8 +57,8 @@
 //! Measured on the project's 2-core machine: a 3-host LAN comes up in ~15-70 ms, routed-nomcast
 //! in ~20-120 ms, routed-mcast and routed-ssm (with smcroute) in ~45-110 ms, stratum in
 //! ~25-110 ms, stratum2 in ~30-130 ms; teardown takes a few ms. [`World::set_router_multicast`]
-//! takes ~25 ms to switch on (the first datagram crosses right after it returns) and ~1 ms to
-//! switch off.
+//! takes ~25 ms to switch on with smcroute (the first datagram crosses right after it returns)
+//! and ~1 ms to switch off.
 //!
 //! ## The `sixcast-netlab` binary
 //!
@@ -56,18 +66,24 @@
 //! topology name as [`Topology::from_str`](std::str::FromStr) parses it) builds the world, runs the command with the world's JSON
 //! ([`World::to_json`]) in `SIXCAST_WORLD` and in the file named by `SIXCAST_WORLD_FILE`, tears
 //! the world down (also on SIGINT/SIGTERM/SIGHUP) and exits with the command's code.
-//! `sixcast-netlab check [topology]` prints `ok` (exit 0) or `skip: <reason>` (exit 77).
+//! `sixcast-netlab check [topology]` prints `ok` (exit 0) or `skip: <reason>` (exit 77), and
+//! for a topology whose router routes multicast, which multicast router it uses.
 //!
 //! ## Requirements
 //!
 //! Needs CAP_NET_ADMIN and CAP_SYS_ADMIN (root, or rootless under
-//! `unshare -rnm --propagation private` with a tmpfs mounted on `/run`), iproute2, and smcroute
-//! for routed-mcast, routed-ssm and [`World::set_router_multicast`]; [`check_environment`] says whether the machine can, and why not.
+//! `unshare -rnm --propagation private` with a tmpfs mounted on `/run`) and iproute2; smcroute is
+//! used where the kernel routes IPv6 multicast, and needed only when [`MROUTER_ENV`] forces it.
+//! [`check_environment`] says whether the machine can, and why not.
 
 mod error;
 mod exec;
 mod host;
+mod mroute;
 mod netns;
+mod packet_router;
+mod router;
+mod smcroute;
 mod topology;
 mod world;
 
@@ -75,6 +91,10 @@ use std::{ffi::OsStr, fs, path::Path, thread};
 
 pub use error::{NetlabError, Result};
 pub use host::{Host, Interface};
+pub use mroute::ForwardingStats;
+pub use router::{
+    MROUTER_ENV, MulticastRouterChoice, MulticastRouterKind, multicast_router_choice,
+};
 pub use topology::{
     DEFAULT_LAN_HOSTS, MAX_LAN_HOSTS, ROUTED_GROUP_PREFIXES, SSM_GROUP_PREFIX,
     STRATUM_GROUP_PREFIXES, Topology,
@@ -88,12 +108,14 @@ const CAP_SYS_ADMIN: u32 = 21;
 /// Says whether this machine and process can build worlds: `Ok`, or the reason to skip.
 ///
 /// Checks the capabilities, a writable `/run/netns`, that a network namespace can be created,
-/// that iproute2 works, and, if `topology_needs_smcroute`, that smcroute is installed.
-pub fn check_environment(topology_needs_smcroute: bool) -> Result<(), String> {
-    environment_problem(topology_needs_smcroute).map_or(Ok(()), |err| Err(err.to_string()))
+/// that iproute2 works, and, if `routes_multicast` (the topology's router routes multicast; see
+/// [`Topology::routes_multicast`]), that the multicast router [`multicast_router_choice`] picks
+/// can run: smcroute is installed, or a namespace can open packet sockets.
+pub fn check_environment(routes_multicast: bool) -> Result<(), String> {
+    environment_problem(routes_multicast).map_or(Ok(()), |err| Err(err.to_string()))
 }
 
-fn environment_problem(needs_smcroute: bool) -> Option<NetlabError> {
+fn environment_problem(routes_multicast: bool) -> Option<NetlabError> {
     let unsupported = |reason: String| Some(NetlabError::Unsupported { reason });
     if !Path::new("/proc/self/ns/net").exists() {
         return unsupported(
@@ -125,15 +147,17 @@ fn environment_problem(needs_smcroute: bool) -> Option<NetlabError> {
     if let Err(err) = exec::runs(&ip, &[OsStr::new("-V")]) {
         return unsupported(format!("iproute2's `ip` does not run: {err}"));
     }
-    if let Some(reason) = namespace_creation_problem() {
-        return unsupported(reason);
-    }
-    if needs_smcroute {
-        for tool in [exec::SMCROUTED, exec::SMCROUTECTL] {
-            if let Err(err) = exec::require(tool) {
-                return Some(err);
-            }
+    let choice = if routes_multicast {
+        match multicast_router_choice() {
+            Ok(choice) => Some(choice.kind),
+            Err(err) => return Some(err),
         }
+    } else {
+        None
+    };
+    let needs_packet_sockets = choice == Some(MulticastRouterKind::UserSpace);
+    if let Some(reason) = namespace_creation_problem(needs_packet_sockets) {
+        return unsupported(reason);
     }
     None
 }
@@ -170,19 +194,33 @@ fn netns_dir_problem() -> Option<String> {
     ))
 }
 
-/// Tries to create a throwaway network namespace on a scratch thread.
-fn namespace_creation_problem() -> Option<String> {
-    thread::spawn(|| {
+/// Tries to create a throwaway network namespace on a scratch thread and, if
+/// `with_packet_sockets`, to open a packet socket in it (the user-space multicast router's).
+fn namespace_creation_problem(with_packet_sockets: bool) -> Option<String> {
+    thread::spawn(move || {
         // SAFETY: unshare(2) of the network namespace affects only this scratch thread, which
         // ends right after (and its namespace with it).
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
-            None
-        } else {
-            Some(format!(
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Some(format!(
                 "cannot create a network namespace: {}",
                 std::io::Error::last_os_error()
-            ))
+            ));
         }
+        if !with_packet_sockets {
+            return None;
+        }
+        // SAFETY: plain socket(2) call; a descriptor it returns is closed right away.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Some(format!(
+                "cannot open a packet socket for the user-space multicast router (it needs \
+                 CAP_NET_RAW): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: closes the descriptor just opened, which nothing else uses.
+        unsafe { libc::close(fd) };
+        None
     })
     .join()
     .unwrap_or_else(|_| Some("the namespace probe thread failed".into()))

@@ -127,19 +127,47 @@ pub(crate) fn interface_flags(name: &str) -> io::Result<libc::c_int> {
 
 /// Sets interface `name` administratively up in the calling thread's namespace.
 pub(crate) fn set_interface_up(name: &str) -> io::Result<()> {
+    set_interface_flag(name, libc::IFF_UP, true)
+}
+
+/// Sets (`on`) or clears one `IFF_*` flag of interface `name` in the calling thread's namespace.
+pub(crate) fn set_interface_flag(name: &str, flag: libc::c_int, on: bool) -> io::Result<()> {
     let socket = control_socket()?;
     let mut request = interface_request(name)?;
+    // The flags field is a C short; every flag this is used for fits it.
+    let flag = flag as libc::c_short;
     // SAFETY: SIOCGIFFLAGS / SIOCSIFFLAGS read and write one ifreq, which we own.
     unsafe {
         if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) < 0 {
             return Err(io::Error::last_os_error());
         }
-        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if on {
+            request.ifr_ifru.ifru_flags |= flag;
+        } else {
+            request.ifr_ifru.ifru_flags &= !flag;
+        }
         if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS as _, &request) < 0 {
             return Err(io::Error::last_os_error());
         }
     }
     Ok(())
+}
+
+/// The Ethernet address of interface `name` in the calling thread's namespace.
+pub(crate) fn interface_mac(name: &str) -> io::Result<[u8; 6]> {
+    let socket = control_socket()?;
+    let mut request = interface_request(name)?;
+    // SAFETY: SIOCGIFHWADDR reads and writes one ifreq, which we own.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFHWADDR as _, &mut request) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after SIOCGIFHWADDR the union holds the hardware address.
+    let data = unsafe { request.ifr_ifru.ifru_hwaddr.sa_data };
+    let mut mac = [0; 6];
+    for (byte, value) in mac.iter_mut().zip(data) {
+        *byte = value as u8;
+    }
+    Ok(mac)
 }
 
 /// The index of interface `name` in the calling thread's namespace.

@@ -57,12 +57,12 @@ pub enum Topology {
         hosts: usize,
     },
     /// Segment a (`a1`, `a2`) and segment b (`b1`, `b2`) joined by router `r`, which forwards
-    /// unicast and, with smcroute, multicast in [`ROUTED_GROUP_PREFIXES`].
+    /// unicast and multicast in [`ROUTED_GROUP_PREFIXES`].
     RoutedMcast,
     /// The same two segments, with a router that forwards unicast only.
     RoutedNomcast,
-    /// The same two segments, with a router that forwards unicast and, with smcroute, only
-    /// source-specific multicast: groups in [`SSM_GROUP_PREFIX`] sent by a host of segment a
+    /// The same two segments, with a router that forwards unicast and only source-specific
+    /// multicast: groups in [`SSM_GROUP_PREFIX`] sent by a host of segment a
     /// to segment b, and by a host of segment b to segment a. Any-source groups (`ff1e::/16`,
     /// `ff15::/16`, and `ff3e::` groups outside the /32) stay on their segment.
     RoutedSsm,
@@ -92,9 +92,10 @@ impl Topology {
         }
     }
 
-    /// Whether building this topology needs smcroute. (The stratum worlds need it only for
-    /// [`crate::World::set_router_multicast`].)
-    pub fn needs_smcroute(&self) -> bool {
+    /// Whether the topology's router routes multicast from the start (routed-mcast and
+    /// routed-ssm), so that building it starts a multicast router. (The stratum worlds' routers
+    /// start one only when [`crate::World::set_router_multicast`] switches them on.)
+    pub fn routes_multicast(&self) -> bool {
         matches!(self, Self::RoutedMcast | Self::RoutedSsm)
     }
 

@@ -2,9 +2,7 @@
 
 use std::{
     fs,
-    net::Ipv6Addr,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::{
         Mutex, PoisonError,
         atomic::{AtomicU32, Ordering},
@@ -16,10 +14,10 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{
-    Host, Interface, NetlabError, Result, Topology, exec, netns,
-    topology::{
-        HostPlan, ROUTED_GROUP_PREFIXES, SSM_GROUP_PREFIX, STRATUM_GROUP_PREFIXES, plan, segments,
-    },
+    ForwardingStats, Host, Interface, MulticastRouterKind, NetlabError, Result, Topology, exec,
+    mroute, netns,
+    router::{RunningRouter, multicast_router_choice},
+    topology::{HostPlan, plan, segments},
 };
 
 /// Every namespace and state directory the harness creates starts with this, followed by the
@@ -28,8 +26,6 @@ pub const NAME_PREFIX: &str = "sxnl-";
 
 /// How long links may take to come up and addresses to become usable.
 const LINK_READY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long smcroute may take to start and install its routes.
-const SMCROUTE_READY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long processes get to exit when the world is torn down.
 const PROCESS_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -51,58 +47,6 @@ const QUIET_IPV6_SYSCTLS: &[(&str, &str)] = &[
     ("net.ipv6.conf.default.addr_gen_mode", "1"),
 ];
 
-/// One multicast route of a router's smcroute configuration: datagrams to a group in `group`
-/// (from a source in `source`, or any) arriving on `from` are forwarded out of every `to`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Mroute {
-    from: String,
-    source: Option<String>,
-    group: &'static str,
-    to: Vec<String>,
-}
-
-impl Mroute {
-    /// The route as a line of smcroute.conf.
-    fn conf_line(&self) -> String {
-        let source = self
-            .source
-            .as_ref()
-            .map(|source| format!(" source {source}"))
-            .unwrap_or_default();
-        format!(
-            "mroute from {}{source} group {} to {}",
-            self.from,
-            self.group,
-            self.to.join(" ")
-        )
-    }
-
-    fn to_json(&self) -> Value {
-        json!({
-            "from": self.from,
-            "source": self.source,
-            "group": self.group,
-            "to": self.to,
-        })
-    }
-}
-
-/// A running smcroute daemon in the router. Dropping it stops the daemon.
-#[derive(Debug)]
-struct Smcroute {
-    child: Child,
-    log: PathBuf,
-    routes: Vec<Mroute>,
-}
-
-impl Drop for Smcroute {
-    fn drop(&mut self) {
-        // Teardown stops the daemon first and reports failures; this covers every other path
-        // (a failed start, a panic while switching the router).
-        let _ = exec::terminate(&mut self.child, PROCESS_EXIT_TIMEOUT);
-    }
-}
-
 /// A disposable set of emulated hosts, each in its own network namespace, cabled to Linux bridges
 /// that live in a separate switch namespace.
 ///
@@ -118,8 +62,10 @@ pub struct World {
     /// Every namespace the world created (or tried to), switch first.
     namespaces: Vec<String>,
     state_dir: PathBuf,
-    /// The router's smcroute daemon, while one runs.
-    smcroute: Mutex<Option<Smcroute>>,
+    /// The multicast router this world's router runs when it routes multicast.
+    router_kind: Option<MulticastRouterKind>,
+    /// The router's multicast router, while one runs.
+    multicast_router: Mutex<Option<RunningRouter>>,
     ip: PathBuf,
     torn_down: bool,
 }
@@ -131,9 +77,9 @@ impl World {
     }
 
     /// Segment a (`a1`, `a2`) and segment b (`b1`, `b2`) joined by router `r`, which forwards
-    /// unicast and (with smcroute) the multicast ranges in [`ROUTED_GROUP_PREFIXES`] both ways.
-    /// Returns once smcroute's routes are installed. Multicast needs a hop limit of at least 2 to
-    /// cross the router.
+    /// unicast and the multicast ranges in [`crate::ROUTED_GROUP_PREFIXES`] both ways. Returns
+    /// once the multicast router forwards. Multicast needs a hop limit of at least 2 to cross the
+    /// router.
     pub fn routed_mcast() -> Result<Self> {
         Self::build(Topology::RoutedMcast)
     }
@@ -143,12 +89,11 @@ impl World {
         Self::build(Topology::RoutedNomcast)
     }
 
-    /// The same two segments as [`World::routed_mcast`], with a router that forwards unicast and,
-    /// with smcroute, only source-specific multicast: groups in [`SSM_GROUP_PREFIX`]
-    /// (`ff3e::/32`) from sources on segment a to segment b, and from sources on b to a. Other
-    /// groups (`ff1e::/16`, `ff15::/16`, ...) are not forwarded. Returns once smcroute's routes are
-    /// installed. Receivers join (S, G) with `MCAST_JOIN_SOURCE_GROUP`; senders need a hop limit
-    /// of at least 2.
+    /// The same two segments as [`World::routed_mcast`], with a router that forwards unicast and
+    /// only source-specific multicast: groups in [`crate::SSM_GROUP_PREFIX`] (`ff3e::/32`) from
+    /// sources on segment a to segment b, and from sources on b to a. Other groups (`ff1e::/16`,
+    /// `ff15::/16`, ...) are not forwarded. Returns once the multicast router forwards. Receivers
+    /// join (S, G) with `MCAST_JOIN_SOURCE_GROUP`; senders need a hop limit of at least 2.
     pub fn routed_ssm() -> Result<Self> {
         Self::build(Topology::RoutedSsm)
     }
@@ -170,14 +115,13 @@ impl World {
     }
 
     /// Builds a world of shape `topology`. Leftovers of dead harness processes are swept first.
+    /// A router that routes multicast, now or once switched on, runs the multicast router that
+    /// [`crate::multicast_router_choice`] picks.
     pub fn build(topology: Topology) -> Result<Self> {
         topology.validate()?;
         let ip = exec::require(exec::IP)?;
-        let smcroute_tools = if topology.needs_smcroute() {
-            Some((
-                exec::require(exec::SMCROUTED)?,
-                exec::require(exec::SMCROUTECTL)?,
-            ))
+        let router_kind = if topology.routes_multicast() || topology.has_switchable_router() {
+            Some(multicast_router_choice()?.kind)
         } else {
             None
         };
@@ -206,7 +150,8 @@ impl World {
             switch_netns,
             namespaces,
             state_dir,
-            smcroute: Mutex::new(None),
+            router_kind,
+            multicast_router: Mutex::new(None),
             ip,
             torn_down: false,
         };
@@ -214,14 +159,17 @@ impl World {
         world.cable_switch(&plans)?;
         world.configure_hosts(&plans)?;
         world.hosts = world.wait_until_links_ready(&plans)?;
-        if let Some((smcrouted, smcroutectl)) = smcroute_tools {
-            let smcroute = world.start_smcroute(&smcrouted, &smcroutectl)?;
+        if topology.routes_multicast() {
+            let running = world.start_multicast_router()?;
             *world
-                .smcroute
+                .multicast_router
                 .get_mut()
-                .unwrap_or_else(PoisonError::into_inner) = Some(smcroute);
+                .unwrap_or_else(PoisonError::into_inner) = Some(running);
         }
-        tracing::debug!(world = %world.id, %topology, elapsed = ?started.elapsed(), "world up");
+        tracing::debug!(
+            world = %world.id, %topology, router = ?world.router_kind, elapsed = ?started.elapsed(),
+            "world up"
+        );
         Ok(world)
     }
 
@@ -275,26 +223,41 @@ impl World {
         &self.state_dir
     }
 
-    /// The pid of the router's smcroute daemon while one runs (routed-mcast and routed-ssm
-    /// worlds, and stratum worlds while [`World::set_router_multicast`] has it on).
-    pub fn smcroute_pid(&self) -> Option<u32> {
-        self.smcroute_slot()
-            .as_ref()
-            .map(|smcroute| smcroute.child.id())
+    /// The multicast router this world's router runs while it routes multicast (`None` for worlds
+    /// whose router never does, and for LANs): smcroute, or the harness's user-space router on
+    /// kernels without IPv6 multicast routing; see [`crate::multicast_router_choice`].
+    pub fn multicast_router_kind(&self) -> Option<MulticastRouterKind> {
+        self.router_kind
     }
 
-    /// Whether the router currently routes multicast (smcroute runs in it).
+    /// The pid of the router's smcroute daemon while one runs (routed-mcast and routed-ssm
+    /// worlds, and stratum worlds while [`World::set_router_multicast`] has it on, when the
+    /// world uses smcroute).
+    pub fn smcroute_pid(&self) -> Option<u32> {
+        self.router_slot()
+            .as_ref()
+            .and_then(RunningRouter::smcroute_pid)
+    }
+
+    /// What the router's user-space multicast router has counted since it started, while one
+    /// runs (`None` while the router routes no multicast, and with smcroute).
+    pub fn forwarding_stats(&self) -> Option<ForwardingStats> {
+        self.router_slot().as_ref().and_then(RunningRouter::stats)
+    }
+
+    /// Whether the router currently routes multicast.
     pub fn router_multicast(&self) -> bool {
-        self.smcroute_slot().is_some()
+        self.router_slot().is_some()
     }
 
     /// The world as JSON:
-    /// `{topology, id, switch_netns, segments: [{name, prefix, bridge, router}],
+    /// `{topology, id, switch_netns, segments: [{name, prefix, bridge, router}], multicast_router,
     /// multicast_routes: [{from, source, group, to}], hosts: [{name, netns, ifname, ifindex,
     /// addr, link_local, segment, interfaces: [{ifname, ifindex, addr, link_local, segment}]}]}`.
     ///
     /// `segments[].router` is the router's address on the segment (null on a LAN);
-    /// `multicast_routes` lists the router's smcroute routes at the time of the call (`source` is
+    /// `multicast_router` is `"smcroute"` or `"user-space"` while the router forwards multicast,
+    /// null otherwise; `multicast_routes` lists its routes at the time of the call (`source` is
     /// null for any-source routes; `from` and `to` are the router's interface names), empty while
     /// the router forwards no multicast.
     pub fn to_json(&self) -> Value {
@@ -310,30 +273,31 @@ impl World {
                 })
             })
             .collect();
-        let routes: Vec<Value> = self
-            .smcroute_slot()
+        let running = self.router_slot();
+        let routes: Vec<Value> = running
             .as_ref()
-            .map(|smcroute| smcroute.routes.iter().map(Mroute::to_json).collect())
+            .map(|running| running.routes.iter().map(mroute::Mroute::to_json).collect())
             .unwrap_or_default();
         json!({
             "topology": self.topology(),
             "id": self.id,
             "switch_netns": self.switch_netns,
             "segments": segments,
+            "multicast_router": running.as_ref().map(|running| running.kind().name()),
             "multicast_routes": routes,
             "hosts": self.hosts.iter().map(Host::to_json).collect::<Vec<_>>(),
         })
     }
 
     /// Turns multicast routing in the router of a stratum or stratum2 world on or off at run
-    /// time: on starts smcroute with routes for [`STRATUM_GROUP_PREFIXES`] (`ff15::/16`,
-    /// `ff1e::/16`, `ff3e::/16`) from every router leg to all the others (core to island and back),
-    /// and returns once they are installed; off stops smcroute, which empties the kernel's
-    /// multicast routing table. Doing what is already done is a no-op. Unicast forwarding is
-    /// never affected. Multicast needs a hop limit of at least 2 to cross the router.
+    /// time: on starts the world's multicast router ([`World::multicast_router_kind`]) with
+    /// routes for [`crate::STRATUM_GROUP_PREFIXES`] (`ff15::/16`, `ff1e::/16`, `ff3e::/16`) from
+    /// every router leg to all the others (core to island and back), and returns once they
+    /// forward; off stops it, and nothing is forwarded once it returns. Doing what is already
+    /// done is a no-op. Unicast forwarding is never affected. Multicast needs a hop limit of at
+    /// least 2 to cross the router.
     ///
-    /// Needs smcroute ([`NetlabError::MissingTool`] otherwise); other topologies give
-    /// [`NetlabError::InvalidArgument`].
+    /// Other topologies give [`NetlabError::InvalidArgument`].
     pub fn set_router_multicast(&self, on: bool) -> Result<()> {
         if !self.topology.has_switchable_router() {
             return Err(NetlabError::InvalidArgument(format!(
@@ -341,25 +305,22 @@ impl World {
                 self.topology.name()
             )));
         }
-        let mut slot = self.smcroute_slot();
+        let mut slot = self.router_slot();
         if !on {
-            if let Some(mut smcroute) = slot.take() {
-                exec::terminate(&mut smcroute.child, PROCESS_EXIT_TIMEOUT)
-                    .map_err(|source| NetlabError::io("cannot stop smcroute", source))?;
-                self.wait_until_router_multicast_off()?;
+            if let Some(running) = slot.take() {
+                running.stop(self.router()?)?;
+                self.pin_router_ports(false)?;
             }
             return Ok(());
         }
-        if let Some(smcroute) = slot.as_mut() {
-            if matches!(smcroute.child.try_wait(), Ok(None)) {
+        if let Some(running) = slot.as_mut() {
+            if running.is_running() {
                 return Ok(());
             }
-            // The daemon died: start a new one.
+            // It died (smcroute can): start a new one.
             *slot = None;
         }
-        let smcrouted = exec::require(exec::SMCROUTED)?;
-        let smcroutectl = exec::require(exec::SMCROUTECTL)?;
-        *slot = Some(self.start_smcroute(&smcrouted, &smcroutectl)?);
+        *slot = Some(self.start_multicast_router()?);
         Ok(())
     }
 
@@ -601,175 +562,49 @@ impl World {
         })
     }
 
-    fn smcroute_slot(&self) -> std::sync::MutexGuard<'_, Option<Smcroute>> {
-        self.smcroute.lock().unwrap_or_else(PoisonError::into_inner)
+    fn router_slot(&self) -> std::sync::MutexGuard<'_, Option<RunningRouter>> {
+        self.multicast_router
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn router(&self) -> Result<&Host> {
         self.get_host("r").ok_or_else(|| self.unknown_host("r"))
     }
 
-    /// The multicast routes smcroute installs in the router of this world.
-    fn router_mroutes(&self, router: &Host) -> Vec<Mroute> {
-        let legs = router.interfaces();
-        let others = |from: &Interface| -> Vec<String> {
-            legs.iter()
-                .filter(|leg| leg.name != from.name)
-                .map(|leg| leg.name.clone())
-                .collect()
-        };
-        let any_source = |groups: &[&'static str]| -> Vec<Mroute> {
-            groups
-                .iter()
-                .flat_map(|group| {
-                    legs.iter().map(move |from| Mroute {
-                        from: from.name.clone(),
-                        source: None,
-                        group,
-                        to: others(from),
-                    })
-                })
-                .collect()
-        };
-        match self.topology {
-            Topology::RoutedSsm => legs
-                .iter()
-                .map(|from| Mroute {
-                    from: from.name.clone(),
-                    // Only sources of the segment the datagram arrives from.
-                    source: Some(format!("{}/64", subnet_of(from.addr))),
-                    group: SSM_GROUP_PREFIX,
-                    to: others(from),
-                })
-                .collect(),
-            Topology::Stratum | Topology::Stratum2 => any_source(&STRATUM_GROUP_PREFIXES),
-            _ => any_source(&ROUTED_GROUP_PREFIXES),
-        }
-    }
-
-    /// Starts smcroute in the router with [`World::router_mroutes`] and waits until it lists all
-    /// its routes. On failure the daemon is stopped again.
-    fn start_smcroute(&self, smcrouted: &Path, smcroutectl: &Path) -> Result<Smcroute> {
+    /// Starts the world's multicast router with the topology's routes, once the router's
+    /// bridge ports are pinned to get every group.
+    fn start_multicast_router(&self) -> Result<RunningRouter> {
+        let kind = self.router_kind.ok_or_else(|| {
+            NetlabError::InvalidArgument(format!(
+                "the router of a {} world does not route multicast",
+                self.topology.name()
+            ))
+        })?;
         let router = self.router()?;
-        let routes = self.router_mroutes(router);
-        let mut config = String::new();
-        for interface in router.interfaces() {
-            config.push_str(&format!("phyint {} enable\n", interface.name()));
-        }
-        for route in &routes {
-            config.push_str(&route.conf_line());
-            config.push('\n');
-        }
-        let file = |name: &str| self.state_dir.join(name);
-        let (config_path, socket, log, pid_file) = (
-            file("smcroute.conf"),
-            file("smcroute.sock"),
-            file("smcroute.log"),
-            file("smcroute.pid"),
-        );
-        // A daemon stopped earlier (set_router_multicast) may have left its socket behind.
-        for stale in [&socket, &pid_file] {
-            match fs::remove_file(stale) {
-                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(NetlabError::io(
-                        format!("cannot remove {}", stale.display()),
-                        err,
-                    ));
-                }
-                _ => {}
-            }
-        }
-        fs::write(&config_path, config).map_err(|source| {
-            NetlabError::io(format!("cannot write {}", config_path.display()), source)
-        })?;
-        let log_file = fs::File::create(&log).map_err(|source| {
-            NetlabError::io(format!("cannot create {}", log.display()), source)
-        })?;
-        let log_clone = log_file
-            .try_clone()
-            .map_err(|source| NetlabError::io("cannot duplicate the smcroute log", source))?;
-        // Own socket, pid file and ident per instance, or parallel worlds' daemons collide; -N so
-        // only the interfaces named in the config become multicast interfaces.
+        self.pin_router_ports(true)?;
+        let routes = mroute::routes_for(self.topology, router.interfaces());
         let ident = format!("{}-r", self.id);
-        let mut command = router.command(smcrouted);
-        command
-            .args(["-n", "-N", "-l", "notice", "-i", &ident, "-f"])
-            .arg(&config_path)
-            .arg("-u")
-            .arg(&socket)
-            .arg("-P")
-            .arg(&pid_file)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_clone);
-        let description = exec::describe(&command);
-        let child = command
-            .spawn()
-            .map_err(|source| NetlabError::io(format!("cannot start `{description}`"), source))?;
-        // From here on, an early return drops (and so stops) the daemon.
-        let mut smcroute = Smcroute {
-            child,
-            log: log.clone(),
-            routes,
-        };
-        let expected_routes = smcroute.routes.len();
-        let deadline = Instant::now() + SMCROUTE_READY_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = smcroute.child.try_wait() {
-                return Err(NetlabError::NotReady {
-                    what: "smcroute in the router".into(),
-                    timeout: SMCROUTE_READY_TIMEOUT,
-                    detail: format!("it exited ({status}); its log: {}", read_log(&smcroute.log)),
-                });
-            }
-            let mut show = Command::new(smcroutectl);
-            show.args(["-p", "-t", "-i", &ident, "-u"])
-                .arg(&socket)
-                .args(["show", "routes"]);
-            // Until the daemon listens, smcroutectl fails; that is the normal start-up state.
-            let last_seen = match exec::run(show, None, Duration::from_secs(2)) {
-                Ok(listing) => {
-                    let installed = count_listed_routes(&listing, &smcroute.routes);
-                    if installed == expected_routes {
-                        return Ok(smcroute);
-                    }
-                    format!("{installed} of {expected_routes} routes installed: {listing}")
-                }
-                Err(err) => err.to_string(),
-            };
-            if Instant::now() >= deadline {
-                return Err(NetlabError::NotReady {
-                    what: "smcroute in the router".into(),
-                    timeout: SMCROUTE_READY_TIMEOUT,
-                    detail: format!("{last_seen}; its log: {}", read_log(&smcroute.log)),
-                });
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        RunningRouter::start(kind, router, routes, &self.state_dir, &ident)
     }
 
-    /// Waits until the router's kernel no longer forwards multicast (no multicast routing socket
-    /// is open, so the kernel has flushed its routes).
-    fn wait_until_router_multicast_off(&self) -> Result<()> {
-        const SYSCTL: &str = "/proc/sys/net/ipv6/conf/all/mc_forwarding";
-        let router = self.router()?;
-        let deadline = Instant::now() + PROCESS_EXIT_TIMEOUT;
-        loop {
-            let value = router
-                .run(|| fs::read_to_string(SYSCTL))?
-                .map_err(|source| NetlabError::io(format!("cannot read {SYSCTL}"), source))?;
-            if value.trim() == "0" {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(NetlabError::NotReady {
-                    what: "the router without multicast routing".into(),
-                    timeout: PROCESS_EXIT_TIMEOUT,
-                    detail: format!("{SYSCTL} is still {}", value.trim()),
-                });
-            }
-            thread::sleep(Duration::from_millis(5));
+    /// Makes the bridges send every multicast group to the router's ports (`on`), as switches
+    /// that snoop MLD do for a multicast router's ports, or lets them learn again (`off`).
+    fn pin_router_ports(&self, on: bool) -> Result<()> {
+        let bridge = exec::require(exec::BRIDGE)?;
+        // 2: always a multicast router port; 1: learnt from queries (the default).
+        let mode = if on { "2" } else { "1" };
+        let ports = plan(self.topology)
+            .into_iter()
+            .filter(|host| host.is_router)
+            .flat_map(|host| host.interfaces)
+            .map(|interface| interface.port);
+        for port in ports {
+            let mut command = exec::ip_command(&bridge, Some(&self.switch_netns));
+            command.args(["link", "set", "dev", &port, "mcast_router", mode]);
+            exec::run(command, None, exec::COMMAND_TIMEOUT)?;
         }
+        Ok(())
     }
 
     /// Removes everything, continuing past failures, and reports the first one.
@@ -785,17 +620,13 @@ impl World {
                 first_error.get_or_insert(err);
             }
         };
-        let smcroute = self
-            .smcroute
+        let running = self
+            .multicast_router
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(mut smcroute) = smcroute {
-            note(
-                exec::terminate(&mut smcroute.child, PROCESS_EXIT_TIMEOUT)
-                    .map_err(|source| NetlabError::io("cannot stop smcroute", source)),
-            );
-        }
+        // Dropped, not stopped: the namespaces go, and the router's interface settings with them.
+        drop(running);
         let names: Vec<&str> = self.namespaces.iter().map(String::as_str).collect();
         note(netns::kill_processes_in(&names, PROCESS_EXIT_TIMEOUT));
         for name in &names {
@@ -864,91 +695,5 @@ fn wait_until_interface_ready(
             }
             Err(_) => thread::sleep(Duration::from_millis(2)),
         }
-    }
-}
-
-/// The /64 prefix `addr` belongs to.
-fn subnet_of(addr: Ipv6Addr) -> Ipv6Addr {
-    let bits = u128::from(addr) & !((1u128 << 64) - 1);
-    Ipv6Addr::from(bits)
-}
-
-/// How many of `routes` `smcroutectl -p -t show routes` lists. It prints one line per configured
-/// route, `(SOURCE, GROUP) IIF OIF..` with SOURCE `*` for any-source routes, followed by the kernel's
-/// (S,G) entries learnt from traffic, which must not count.
-fn count_listed_routes(listing: &str, routes: &[Mroute]) -> usize {
-    let listed: Vec<Vec<&str>> = listing
-        .lines()
-        .map(|line| line.split_whitespace().collect())
-        .collect();
-    routes
-        .iter()
-        .filter(|route| {
-            let source = format!("({},", route.source.as_deref().unwrap_or("*"));
-            let group = format!("{})", route.group);
-            let mut expected = vec![source.as_str(), group.as_str(), route.from.as_str()];
-            expected.extend(route.to.iter().map(String::as_str));
-            listed.contains(&expected)
-        })
-        .count()
-}
-
-fn read_log(path: &Path) -> String {
-    match fs::read_to_string(path) {
-        Ok(text) if !text.trim().is_empty() => text.trim().to_owned(),
-        Ok(_) => "(empty)".into(),
-        Err(err) => format!("(unreadable: {err})"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(from: &str, source: Option<&str>, group: &'static str, to: &str) -> Mroute {
-        Mroute {
-            from: from.into(),
-            source: source.map(str::to_owned),
-            group,
-            to: vec![to.into()],
-        }
-    }
-
-    #[test]
-    fn only_configured_routes_count_as_installed() {
-        // `smcroutectl -p -t show routes` of smcroute 2.5.6, after traffic created kernel entries.
-        let listing = "\
-(*, ff15::/16)                             eth0  eth1
-(*, ff15::/16)                             eth1  eth0
-(fd5c:a::/64, ff3e::/32)                   eth0  eth1
-(fd5c:a::11, ff1e::99)                     eth0  eth1
-(fd5c:a::11, ff15::98)                     eth0  eth1
-";
-        let routes = [
-            route("eth0", None, "ff15::/16", "eth1"),
-            route("eth1", None, "ff15::/16", "eth0"),
-            route("eth0", Some("fd5c:a::/64"), "ff3e::/32", "eth1"),
-            route("eth1", Some("fd5c:b::/64"), "ff3e::/32", "eth0"),
-            route("eth0", None, "ff1e::/16", "eth1"),
-        ];
-        assert_eq!(count_listed_routes(listing, &routes), 3);
-        assert_eq!(count_listed_routes(listing, &routes[..3]), 3);
-        assert_eq!(count_listed_routes("", &routes), 0);
-        assert_eq!(
-            routes[2].conf_line(),
-            "mroute from eth0 source fd5c:a::/64 group ff3e::/32 to eth1"
-        );
-        assert_eq!(
-            routes[0].conf_line(),
-            "mroute from eth0 group ff15::/16 to eth1"
-        );
-    }
-
-    #[test]
-    fn subnet_of_keeps_the_prefix() {
-        assert_eq!(
-            subnet_of("fd5c:1b::12".parse().unwrap()),
-            "fd5c:1b::".parse::<Ipv6Addr>().unwrap()
-        );
     }
 }

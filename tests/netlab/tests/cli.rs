@@ -8,17 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-const BINARY: &str = env!("CARGO_BIN_EXE_sixcast-netlab");
+mod common;
+use common::environment_ready;
 
-fn environment_ready(needs_smcroute: bool) -> bool {
-    match sixcast_netlab::check_environment(needs_smcroute) {
-        Ok(()) => true,
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
+const BINARY: &str = env!("CARGO_BIN_EXE_sixcast-netlab");
 
 /// A scratch file path unique to this test process and `name` (not named like harness state,
 /// so the sweep leaves it alone).
@@ -165,7 +158,16 @@ fn check_and_usage_errors() {
         .unwrap();
     let verdict = String::from_utf8_lossy(&check.stdout);
     match check.status.code() {
-        Some(0) => assert_eq!(verdict.trim(), "ok"),
+        Some(0) => {
+            let lines: Vec<&str> = verdict.lines().collect();
+            assert_eq!(lines.first(), Some(&"ok"), "{verdict}");
+            let router = sixcast_netlab::multicast_router_choice().expect("a multicast router");
+            assert_eq!(
+                lines.get(1).copied(),
+                Some(format!("multicast router: {router}").as_str()),
+                "check names the multicast router"
+            );
+        }
         Some(77) => assert!(verdict.starts_with("skip: "), "{verdict}"),
         other => panic!("check exited with {other:?}: {verdict}"),
     }

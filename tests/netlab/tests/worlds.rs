@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashSet,
-    io::{self, BufRead, BufReader},
+    io::{BufRead, BufReader},
     net::{Ipv6Addr, SocketAddrV6, UdpSocket},
     panic,
     process::Command,
@@ -14,128 +14,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sixcast_netlab::{Host, NetlabError, ROUTED_GROUP_PREFIXES, World, check_environment};
+use sixcast_netlab::{Host, MulticastRouterKind, NetlabError, ROUTED_GROUP_PREFIXES, World};
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// How long a datagram that should arrive may take.
-const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long a test waits to be sure a datagram that must not arrive does not.
-const ABSENCE_WINDOW: Duration = Duration::from_secs(1);
-
-/// Whether the machine can build worlds; prints the reason when it cannot.
-fn environment_ready(needs_smcroute: bool) -> bool {
-    match check_environment(needs_smcroute) {
-        Ok(()) => true,
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            false
-        }
-    }
-}
-
-fn build(result: Result<World, NetlabError>) -> World {
-    result.unwrap_or_else(|err| panic!("building the world failed: {err}"))
-}
-
-/// A UDP socket of `host` bound to `[::]:port`, joined to `group` on the host's interface if
-/// given, that receives only groups it joined.
-fn receiver(host: &Host, port: u16, group: Option<Ipv6Addr>) -> UdpSocket {
-    let ifindex = host.ifindex();
-    host.run(|| -> io::Result<UdpSocket> {
-        let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
-        socket.set_only_v6(true)?;
-        socket.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0).into())?;
-        if let Some(group) = group {
-            socket.join_multicast_v6(&group, ifindex)?;
-            socket.set_multicast_all_v6(false)?;
-        }
-        Ok(socket.into())
-    })
-    .expect("entering the host")
-    .unwrap_or_else(|err| panic!("receiver socket in {}: {err}", host.name()))
-}
-
-/// A UDP socket of `host` bound to its unicast address, sending multicast out of its interface
-/// with `hops` as hop limit.
-fn sender(host: &Host, hops: u32) -> UdpSocket {
-    sender_from(host, SocketAddrV6::new(host.addr(), 0, 0, 0), hops)
-}
-
-/// Like [`sender`], bound to `source`.
-fn sender_from(host: &Host, source: SocketAddrV6, hops: u32) -> UdpSocket {
-    let ifindex = host.ifindex();
-    host.run(|| -> io::Result<UdpSocket> {
-        let socket = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
-        socket.bind(&source.into())?;
-        socket.set_multicast_if_v6(ifindex)?;
-        socket.set_multicast_hops_v6(hops)?;
-        Ok(socket.into())
-    })
-    .expect("entering the host")
-    .unwrap_or_else(|err| panic!("sender socket in {}: {err}", host.name()))
-}
-
-/// Waits up to `timeout` for a datagram carrying exactly `payload` from `from`, ignoring others.
-fn arrives(socket: &UdpSocket, payload: &[u8], from: Ipv6Addr, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut buffer = [0u8; 2048];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        socket
-            .set_read_timeout(Some(left))
-            .expect("setting a read timeout");
-        match socket.recv_from(&mut buffer) {
-            Ok((len, source)) if &buffer[..len] == payload && source.ip() == from => return true,
-            // A stopped-and-continued process sees EINTR from receives with a timeout.
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return false;
-            }
-            Err(err) => panic!("receiving: {err}"),
-        }
-    }
-}
-
-/// Sends `payload` to `destination` a few times, so that one lost datagram does not decide a
-/// test (receivers accept any copy).
-fn send_copies(socket: &UdpSocket, payload: &[u8], destination: SocketAddrV6) {
-    for _ in 0..3 {
-        socket.send_to(payload, destination).expect("sending");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends `payload` from `outbox` to `destination` every 100 ms until `inbox` receives it from
-/// `from`, for at most `within`.
-fn delivered(
-    outbox: &UdpSocket,
-    inbox: &UdpSocket,
-    payload: &[u8],
-    destination: SocketAddrV6,
-    from: Ipv6Addr,
-    within: Duration,
-) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        outbox.send_to(payload, destination).expect("sending");
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(100));
-        if arrives(inbox, payload, from, wait) {
-            return true;
-        }
-    }
-    false
-}
+mod common;
+use common::{
+    ABSENCE_WINDOW, ARRIVAL_TIMEOUT, SWITCH_TIMEOUT, arrives, build, delivered, environment_ready,
+    group, reaches_none, receiver, send_copies, sender, sender_from, ssm_receiver,
+};
 
 /// Whether unicast from `from` reaches `to` within `within`.
 fn unicast_within(from: &Host, to: &Host, port: u16, within: Duration) -> bool {
@@ -491,14 +377,21 @@ fn bad_input_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn teardown_removes_namespaces_and_smcroute() {
+fn teardown_removes_namespaces_and_the_multicast_router() {
     if !environment_ready(true) {
         return;
     }
     let world = build(World::routed_mcast());
     let namespaces = world.namespaces().to_vec();
     let state_dir = world.state_dir().to_owned();
-    let smcroute = world.smcroute_pid().expect("smcroute runs");
+    assert!(world.router_multicast());
+    // smcroute is a process that must not survive; the user-space router is a thread whose end
+    // teardown waits for.
+    let smcroute = world.smcroute_pid();
+    assert_eq!(
+        smcroute.is_some(),
+        world.multicast_router_kind() == Some(MulticastRouterKind::Smcroute)
+    );
     let listed = listed_namespaces();
     assert!(
         namespaces.iter().all(|name| listed.contains(name)),
@@ -523,11 +416,13 @@ fn teardown_removes_namespaces_and_smcroute() {
     assert!(!state_dir.exists(), "state directory left behind");
     // Pids wrap quickly on a busy machine: only a process with this world's smcroute identity
     // counts as a survivor.
-    let survivor = std::fs::read(format!("/proc/{smcroute}/cmdline")).unwrap_or_default();
-    assert!(
-        !String::from_utf8_lossy(&survivor).contains(&namespaces[0].replace("-sw", "-r")),
-        "smcroute still runs"
-    );
+    if let Some(smcroute) = smcroute {
+        let survivor = std::fs::read(format!("/proc/{smcroute}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&survivor).contains(&namespaces[0].replace("-sw", "-r")),
+            "smcroute still runs"
+        );
+    }
     assert!(
         stray
             .try_wait()
@@ -688,73 +583,6 @@ fn jumbo_mtu_carries_large_datagrams_unfragmented() {
 // ---------------------------------------------------------------------------------------------
 // The reachability worlds: stratum, stratum2 and routed-ssm.
 
-/// How long a route that was just switched on may take to carry the first datagram.
-const SWITCH_TIMEOUT: Duration = Duration::from_secs(3);
-
-fn group(text: &str) -> Ipv6Addr {
-    text.parse().expect("a group address")
-}
-
-/// Whether no copy of `payload` from `from` reaches any of `inboxes`: the first is given
-/// [`ABSENCE_WINDOW`], the others (sent to at the same time) what is left plus a little.
-fn reaches_none(inboxes: &[(&str, &UdpSocket)], payload: &[u8], from: Ipv6Addr) -> bool {
-    let mut window = ABSENCE_WINDOW;
-    for (name, inbox) in inboxes {
-        if arrives(inbox, payload, from, window) {
-            eprintln!("{name} got {:?}", String::from_utf8_lossy(payload));
-            return false;
-        }
-        window = Duration::from_millis(100);
-    }
-    true
-}
-
-/// Joins `socket` (of the host with interface `ifindex`) to the source-specific channel
-/// (`source`, `group`) with MCAST_JOIN_SOURCE_GROUP, and stops it receiving other groups.
-fn join_source_group(
-    socket: &UdpSocket,
-    ifindex: u32,
-    source: Ipv6Addr,
-    group: Ipv6Addr,
-) -> io::Result<()> {
-    fn storage(addr: Ipv6Addr) -> libc::sockaddr_storage {
-        // SAFETY: sockaddr_storage is plain old data for which all-zero bytes are valid.
-        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        // SAFETY: sockaddr_storage is large and aligned enough for any socket address.
-        let sin6 = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in6>() };
-        sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-        sin6.sin6_addr.s6_addr = addr.octets();
-        storage
-    }
-    let request = libc::group_source_req {
-        gsr_interface: ifindex,
-        gsr_group: storage(group),
-        gsr_source: storage(source),
-    };
-    // SAFETY: the option value is a live group_source_req and its size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(socket),
-            libc::IPPROTO_IPV6,
-            libc::MCAST_JOIN_SOURCE_GROUP,
-            std::ptr::from_ref(&request).cast(),
-            size_of::<libc::group_source_req>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    socket2::SockRef::from(socket).set_multicast_all_v6(false)
-}
-
-/// A UDP socket of `host` bound to `[::]:port` and joined to (`source`, `group`) only.
-fn ssm_receiver(host: &Host, port: u16, source: Ipv6Addr, group: Ipv6Addr) -> UdpSocket {
-    let socket = receiver(host, port, None);
-    join_source_group(&socket, host.ifindex(), source, group)
-        .unwrap_or_else(|err| panic!("joining ({source}, {group}) in {}: {err}", host.name()));
-    socket
-}
-
 /// Whether a process whose command line contains `pattern` runs (`pgrep -f`).
 fn process_running(pattern: &str) -> bool {
     let status = Command::new("pgrep")
@@ -872,7 +700,7 @@ fn stratum_router_multicast_switches_on_and_off() {
     world.set_router_multicast(true).expect("switching on");
     let switched_on = started.elapsed();
     assert!(world.router_multicast());
-    let pid = world.smcroute_pid().expect("smcroute runs");
+    let pid = world.smcroute_pid();
     assert!(
         delivered(
             &outbox,
@@ -902,20 +730,29 @@ fn stratum_router_multicast_switches_on_and_off() {
             "i1's {island_group} did not reach c1"
         );
     }
+    let counted = world.forwarding_stats();
     world
         .set_router_multicast(true)
         .expect("switching on again");
-    assert_eq!(
-        world.smcroute_pid(),
-        Some(pid),
-        "on twice starts one daemon"
-    );
+    // On twice keeps the router that runs: the same daemon, or the same counters.
+    assert_eq!(world.smcroute_pid(), pid, "on twice starts one daemon");
+    if let (Some(before), Some(after)) = (counted, world.forwarding_stats()) {
+        assert!(
+            before.forwarded > 0,
+            "the user-space router counted nothing"
+        );
+        assert!(
+            after.forwarded >= before.forwarded,
+            "on twice restarted the router"
+        );
+    }
 
     let started = Instant::now();
     world.set_router_multicast(false).expect("switching off");
     let switched_off = started.elapsed();
     assert!(!world.router_multicast());
     assert_eq!(world.smcroute_pid(), None);
+    assert_eq!(world.forwarding_stats(), None);
     core_only(b"after off");
     world
         .set_router_multicast(false)
@@ -1144,7 +981,7 @@ fn routed_ssm_forwards_source_specific_groups_only() {
     }
     let world = build(World::routed_ssm());
     assert_eq!(world.topology(), "routed-ssm");
-    assert!(world.smcroute_pid().is_some());
+    assert!(world.router_multicast());
     let (a1, a2, b1, b2) = (
         world.host("a1"),
         world.host("a2"),
@@ -1241,7 +1078,12 @@ fn reachability_worlds_describe_themselves_in_json() {
     assert_eq!(json["segments"][1]["prefix"], "fd5c:1a::/64");
     assert_eq!(json["segments"][2]["router"], "fd5c:1b::1");
     assert_eq!(json["multicast_routes"].as_array().map(Vec::len), Some(0));
+    assert!(json["multicast_router"].is_null());
     world.set_router_multicast(true).expect("switching on");
+    let kind = world
+        .multicast_router_kind()
+        .expect("a router that can route multicast");
+    assert_eq!(world.to_json()["multicast_router"], kind.name());
     let routes = world.to_json()["multicast_routes"].clone();
     // Three ranges, from each of three legs to the two others.
     assert_eq!(routes.as_array().map(Vec::len), Some(9));
@@ -1275,8 +1117,13 @@ fn reachability_worlds_leave_nothing_behind() {
     for world in [stratum, ssm] {
         let namespaces = world.namespaces().to_vec();
         let ident = format!("{}-r", world.id());
-        assert!(world.smcroute_pid().is_some());
-        assert!(process_running(&ident), "smcroute of {ident} runs while up");
+        let uses_smcroute = world.smcroute_pid().is_some();
+        assert!(world.router_multicast());
+        assert_eq!(
+            process_running(&ident),
+            uses_smcroute,
+            "smcroute of {ident} runs while up"
+        );
         world.teardown().expect("teardown");
         assert_all_gone(&namespaces);
         assert!(!process_running(&ident), "smcroute of {ident} survived");

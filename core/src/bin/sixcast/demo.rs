@@ -52,8 +52,11 @@ pub(crate) fn run() -> sixcast::Result<ExitCode> {
         Ok(()) => {
             let world = World::routed_mcast()
                 .map_err(|err| fail(format!("building the routed world: {err}")))?;
+            let router = world
+                .multicast_router_kind()
+                .map_or("none", |kind| kind.name());
             println!(
-                "\nWorld 2: two segments joined by a router that routes multicast (smcroute)."
+                "\nWorld 2: two segments joined by a router that routes multicast ({router})."
             );
             exchange(&world, "a1", &["a2", "b1"], &messages[..2], None)?;
         }

@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use sixcast_netlab::{Topology, World, check_environment};
+use sixcast_netlab::{Topology, World, check_environment, multicast_router_choice};
 
 const USAGE: &str = "\
 usage: sixcast-netlab run <topology> -- <command> [args..]
@@ -32,7 +32,9 @@ run    builds the world, runs the command in the caller's namespace with SIXCAST
        world as JSON) and SIXCAST_WORLD_FILE (a file with the same JSON) in its environment,
        tears the world down (also on SIGINT/SIGTERM/SIGHUP) and exits with the command's code
        (128+N if it died of signal N).
-check  prints `ok` (exit 0) or `skip: <reason>` (exit 77) for the topology (default lan).
+check  prints `ok` (exit 0) or `skip: <reason>` (exit 77) for the topology (default lan),
+       and after `ok` the multicast router that routers use here: smcroute where the kernel
+       routes IPv6 multicast, the harness's user-space router elsewhere.
 sweep  removes namespaces left behind by dead harness processes.
 
 topologies (`r` is the router, on every segment as ::1; the others route via it):
@@ -46,6 +48,8 @@ topologies (`r` is the router, on every segment as ::1; the others route via it)
                   router r routes unicast only
   stratum2        the core and islands a (i1, i2; fd5c:1a::/64) and b (j1, j2; fd5c:1b::/64)
                   behind one three-legged router r that routes unicast only
+
+environment: SIXCAST_NETLAB_MROUTER=smcroute|user-space|auto forces a multicast router.
 
 exit codes of the harness itself: 64 usage error, 70 world could not be built or torn down,
 77 this machine cannot build worlds (skip).";
@@ -107,9 +111,13 @@ fn check(args: &[OsString]) -> ExitCode {
         Ok(topology) => topology,
         Err(problem) => return usage_error(&problem),
     };
-    match check_environment(topology.needs_smcroute()) {
+    match check_environment(topology.routes_multicast()) {
         Ok(()) => {
             println!("ok");
+            match multicast_router_choice() {
+                Ok(choice) => println!("multicast router: {choice}"),
+                Err(err) => println!("multicast router: none can run: {err}"),
+            }
             ExitCode::SUCCESS
         }
         Err(reason) => {
@@ -143,7 +151,7 @@ fn run(args: &[OsString]) -> ExitCode {
     let Some((program, program_args)) = command_args.split_first() else {
         return usage_error("run needs a command after the topology");
     };
-    if let Err(reason) = check_environment(topology.needs_smcroute()) {
+    if let Err(reason) = check_environment(topology.routes_multicast()) {
         eprintln!("sixcast-netlab: skip: {reason}");
         return ExitCode::from(EXIT_SKIP);
     }
