@@ -392,37 +392,9 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
 /// MLD snooping does: a Linux bridge without a querier floods every group to every port, which
 /// would make one receiver cost as much as sixteen.
 pub(crate) fn snoop(world: &World) -> Result<(), String> {
-    let description = world.to_json();
-    let segments = description["segments"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for segment in segments {
-        let bridge = segment["bridge"]
-            .as_str()
-            .ok_or("a segment without a bridge")?;
-        // The querier needs a link-local source address, which netlab's bridges lack. It takes
-        // over only after one query response interval (centiseconds): 0.5 s, not the default
-        // 10 s. It is switched on in a call of its own, after the rest (netns-lab.md, pitfall 4).
-        let settings = "mcast_mld_version 2 mcast_query_response_interval 50";
-        let steps = [
-            format!("addr add fe80::5c/64 dev {bridge} nodad"),
-            format!("link set dev {bridge} type bridge {settings}"),
-            format!("link set dev {bridge} type bridge mcast_querier 1"),
-        ];
-        for step in steps {
-            let status = Command::new("ip")
-                .args(["-n", world.switch_netns()])
-                .args(step.split(' '))
-                .status()
-                .map_err(|err| format!("ip: {err}"))?;
-            if !status.success() {
-                return Err(format!("ip {step} failed on the switch"));
-            }
-        }
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    Ok(())
+    world
+        .snoop_mld()
+        .map_err(|err| format!("making the bridges snoop MLD: {err}"))
 }
 
 fn load_average() -> String {

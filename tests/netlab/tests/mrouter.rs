@@ -388,3 +388,26 @@ fn gso_bursts_and_offloaded_checksums_cross_the_router() {
         }
     }
 }
+
+#[test]
+fn bridges_that_snoop_mld_still_hand_every_group_to_the_router() {
+    if !environment_ready(true) {
+        return;
+    }
+    let world = build(World::routed_mcast());
+    world.snoop_mld().expect("snooping");
+    let (a1, b1) = (world.host("a1"), world.host("b1"));
+    let channel = group("ff1e::5c:350");
+    // The router joins no group: only its pinned ports take it the group from segment a.
+    assert!(
+        delivered(
+            &sender(a1, 8),
+            &receiver(b1, 7350, Some(channel)),
+            b"through snooping bridges",
+            SocketAddrV6::new(channel, 7350, 0, 0),
+            a1.addr(),
+            SWITCH_TIMEOUT
+        ),
+        "b1 did not get a1's group through snooping bridges"
+    );
+}
