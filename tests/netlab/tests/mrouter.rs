@@ -30,20 +30,29 @@ fn uses_user_space_router(world: &World) -> bool {
     world.multicast_router_kind() == Some(MulticastRouterKind::UserSpace)
 }
 
-/// Makes `socket` report each datagram's hop limit.
-fn report_hop_limits(socket: &UdpSocket) {
-    let on: libc::c_int = 1;
+/// Sets integer socket option `name` at `level` on `socket`.
+fn set_int_option(socket: &UdpSocket, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
     // SAFETY: the option value is a live c_int and its size is passed.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_RECVHOPLIMIT,
-            std::ptr::from_ref(&on).cast(),
+            level,
+            name,
+            std::ptr::from_ref(&value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    assert_eq!(rc, 0, "IPV6_RECVHOPLIMIT: {}", io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "socket option {level}/{name}: {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// Makes `socket` report each datagram's hop limit.
+fn report_hop_limits(socket: &UdpSocket) {
+    set_int_option(socket, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, 1);
 }
 
 /// Waits up to `timeout` for a datagram carrying `payload` and returns the hop limit it arrived
@@ -360,18 +369,7 @@ fn gso_bursts_and_offloaded_checksums_cross_the_router() {
         "a plain datagram did not cross"
     );
     // Then one send of five 1000-byte segments, split by the receivers' side as on a segment.
-    let segment: libc::c_int = 1000;
-    // SAFETY: the option value is a live c_int and its size is passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            outbox.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_SEGMENT,
-            std::ptr::from_ref(&segment).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "UDP_SEGMENT: {}", io::Error::last_os_error());
+    set_int_option(&outbox, libc::SOL_UDP, libc::UDP_SEGMENT, 1000);
     let burst: Vec<u8> = (0..5_000)
         .map(|index| (index / 1000) as u8 + b'a')
         .collect();
