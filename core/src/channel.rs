@@ -344,6 +344,8 @@ impl Context {
     /// threads. Fails with [`ErrorKind::UnknownInterface`] when no usable interface exists.
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
+        // First, so that a failing random number generator opens no socket.
+        let node = NodeId::random()?;
         let interfaces = socket::select_interfaces(&config.interfaces)?;
         let mut socket = McastSocket::bind(&SocketOptions {
             address: Ipv6Addr::UNSPECIFIED,
@@ -353,7 +355,6 @@ impl Context {
             recv_buffer: config.recv_buffer,
         })?;
         socket.send_multicast_on(&interfaces);
-        let node = NodeId::random();
         let relay_link = match Stratum0Source::of(&config) {
             Some(source) => Some(RelayLink {
                 socket: McastSocket::bind(&SocketOptions {

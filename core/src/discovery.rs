@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 
 use crate::{
     addr::{self, Profile, Scope},
+    crypto::random,
     error::{Error, ErrorKind, Result},
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     wire::control::{self, Control},
@@ -70,25 +71,15 @@ fn well_known_group(name: &[u8], scope: Scope) -> Ipv6Addr {
 }
 
 /// A random 64-bit nonce.
-pub(crate) fn nonce() -> u64 {
-    let mut bytes = [0; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        // The clock still makes collisions between two probes unlikely.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        return now.map_or(0, |since| since.as_nanos() as u64) ^ u64::from(std::process::id());
-    }
-    u64::from_be_bytes(bytes)
+pub(crate) fn nonce() -> Result<u64> {
+    random::u64()
 }
 
 /// A fresh cookie secret.
-pub(crate) fn secret() -> [u8; 32] {
+fn secret() -> Result<[u8; 32]> {
     let mut bytes = [0; 32];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Without randomness, fall back to a hash of what differs between processes and runs.
-        let seed = format!("{:?}{}", Instant::now(), std::process::id());
-        bytes = *blake3::hash(seed.as_bytes()).as_bytes();
-    }
-    bytes
+    random::fill(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The current and previous cookie secrets, rotated every [`SECRET_ROTATION`].
@@ -99,13 +90,13 @@ pub(crate) struct Secrets {
 }
 
 impl Secrets {
-    pub(crate) fn new() -> Self {
-        let current = secret();
-        Self {
+    pub(crate) fn new() -> Result<Self> {
+        let current = secret()?;
+        Ok(Self {
             current,
             previous: current,
             rotated_at: Instant::now(),
-        }
+        })
     }
 
     /// The MAC a verified peer must echo.
@@ -122,10 +113,17 @@ impl Secrets {
     }
 
     fn rotate(&mut self) {
-        if self.rotated_at.elapsed() >= SECRET_ROTATION {
-            self.previous = self.current;
-            self.current = secret();
-            self.rotated_at = Instant::now();
+        if self.rotated_at.elapsed() < SECRET_ROTATION {
+            return;
+        }
+        match secret() {
+            Ok(next) => {
+                self.previous = self.current;
+                self.current = next;
+                self.rotated_at = Instant::now();
+            }
+            // The current secret is still a random one; rotation is tried again next time.
+            Err(err) => tracing::error!("cannot rotate the cookie secret: {err}"),
         }
     }
 }
@@ -206,6 +204,8 @@ struct Stratum0Service {
 impl Stratum0 {
     /// Binds the service's sockets, joins the probe group and starts answering.
     pub fn spawn(config: Stratum0Config) -> Result<Self> {
+        // First, so that a failing random number generator opens no socket.
+        let secrets = Secrets::new()?;
         let interfaces = socket::select_interfaces(&config.interfaces)?;
         let unicast = McastSocket::bind(&SocketOptions {
             address: *config.listen.ip(),
@@ -232,7 +232,7 @@ impl Stratum0 {
             multicast,
             interfaces,
             beacons: Mutex::default(),
-            secrets: Mutex::new(Secrets::new()),
+            secrets: Mutex::new(secrets),
             counters: Stratum0Counters::default(),
             waker: Waker::new()?,
             closed: AtomicBool::new(false),
@@ -552,7 +552,7 @@ pub(crate) fn probe(
     let mut sent_nonces = Vec::new();
     // A probe a few times a second: one lost datagram must not decide the outcome.
     while Instant::now() < deadline && !(report.native_down && report.native_up) {
-        let (nonce, beacon) = (nonce(), nonce());
+        let (nonce, beacon) = (nonce()?, nonce()?);
         sent_nonces.push(nonce);
         multicast_control(
             &listener,

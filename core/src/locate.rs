@@ -264,8 +264,13 @@ async fn resolve(resolver: &TokioResolver, name: &Name, domain: &str) -> Result<
             format!("{name} names no Stratum 0 (no SRV record with a target)"),
         ));
     }
+    // One draw per record; drawn first so that a failing generator fails the lookup.
+    let draws = (0..records.len())
+        .map(|_| discovery::nonce())
+        .collect::<Result<Vec<u64>>>()?;
+    let mut draws = draws.into_iter();
     let mut addresses = Vec::new();
-    for record in order_srv(records, &mut discovery::nonce) {
+    for record in order_srv(records, &mut || draws.next().unwrap_or_default()) {
         match resolver.ipv6_lookup(record.target.clone()).await {
             Ok(found) => {
                 let aaaa = found
@@ -359,7 +364,7 @@ mod tests {
     #[test]
     fn weights_set_the_share_of_first_places() {
         let records = vec![srv(1, 1, "one."), srv(1, 3, "three."), srv(1, 0, "zero.")];
-        let mut random = discovery::nonce;
+        let mut random = || discovery::nonce().expect("randomness");
         let mut firsts = std::collections::HashMap::<String, u32>::new();
         for _ in 0..4000 {
             let ordered = order_srv(records.clone(), &mut random);

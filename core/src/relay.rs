@@ -227,6 +227,8 @@ impl Relay {
     /// not for the identity's key and the relay group.
     pub fn spawn(config: RelayConfig) -> Result<Self> {
         check_voucher(&config)?;
+        // First, so that a failing random number generator opens no socket.
+        let secrets = Secrets::new()?;
         let interfaces = socket::select_interfaces(&config.interfaces)?;
         let options = |address, port, loopback| SocketOptions {
             address,
@@ -256,7 +258,7 @@ impl Relay {
             core,
             solicitations,
             state: Mutex::default(),
-            secrets: Mutex::new(Secrets::new()),
+            secrets: Mutex::new(secrets),
             signing: Mutex::new(signing),
             counters: RelayCounters::default(),
             waker: Waker::new()?,

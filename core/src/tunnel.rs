@@ -144,7 +144,7 @@ pub(crate) fn request_relays(
     waker: &Waker,
     stratum0: SocketAddrV6,
 ) -> Result<Vec<RelayOffer>> {
-    let nonce = discovery::nonce();
+    let nonce = discovery::nonce()?;
     let mut batch = RecvBatch::new();
     let started = Instant::now();
     let deadline = started + REQUEST_TIMEOUT;
@@ -251,7 +251,7 @@ pub(crate) fn open(
             }
         }
     }
-    let nonce = discovery::nonce();
+    let nonce = discovery::nonce()?;
     let mut batch = RecvBatch::new();
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     send_control(socket, &hello(nonce, pinning.is_on()), relay)?;
@@ -432,7 +432,7 @@ impl Tunnel {
             .as_ref()
             .is_none_or(|rebinding| rebinding.sent_at.elapsed() >= REBIND_RETRY);
         if self.last_heard.elapsed() >= REBIND_AFTER && retry_due {
-            let nonce = discovery::nonce();
+            let nonce = discovery::nonce()?;
             send_control(socket, &hello(nonce, self.identity.is_some()), self.relay)?;
             self.rebinding = Some(Rebinding {
                 nonce,

@@ -5,6 +5,7 @@ use std::fmt;
 use ed25519_dalek::{SigningKey as DalekSigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
+use super::random;
 use crate::error::{Error, ErrorKind};
 
 /// First word of a channel key file.
@@ -53,9 +54,9 @@ impl ChannelKey {
     /// Fails with [`ErrorKind::Io`] if the generator is unavailable.
     pub fn generate() -> crate::Result<Self> {
         let mut secret = Zeroizing::new([0; KEY_LEN]);
-        fill_random(secret.as_mut())?;
+        random::fill(secret.as_mut())?;
         let mut id = [0; 4];
-        fill_random(&mut id)?;
+        random::fill(&mut id)?;
         Ok(Self {
             id: KeyId(u32::from_be_bytes(id)),
             secret,
@@ -125,7 +126,7 @@ impl SigningKey {
     /// Fails with [`ErrorKind::Io`] if the generator is unavailable.
     pub fn generate() -> crate::Result<Self> {
         let mut seed = Zeroizing::new([0; KEY_LEN]);
-        fill_random(seed.as_mut())?;
+        random::fill(seed.as_mut())?;
         Ok(Self::from_seed(*seed))
     }
 
@@ -240,15 +241,6 @@ impl fmt::Debug for PublicKey {
             .field("fingerprint", &self.fingerprint())
             .finish()
     }
-}
-
-fn fill_random(bytes: &mut [u8]) -> crate::Result<()> {
-    getrandom::fill(bytes).map_err(|err| {
-        Error::new(
-            ErrorKind::Io,
-            format!("the operating system's random number generator failed: {err}"),
-        )
-    })
 }
 
 fn invalid(message: String) -> Error {

@@ -10,6 +10,7 @@
 
 mod keys;
 mod protection;
+pub(crate) mod random;
 pub(crate) mod relay_identity;
 mod token;
 

@@ -15,11 +15,7 @@ mod inbox;
 mod packer;
 mod reassembly;
 
-use std::{
-    fmt,
-    hash::{Hash, Hasher},
-    str::FromStr,
-};
+use std::{fmt, hash::Hash, str::FromStr};
 
 use crate::error::{Error, ErrorKind};
 
@@ -80,21 +76,11 @@ const _: () = assert!(MAX_VARINT_LEN < FRAGMENT_HEADER_LEN);
 pub struct NodeId(pub u64);
 
 impl NodeId {
-    /// A fresh id from the operating system's random number generator.
-    ///
-    /// Should the generator fail (it practically never does), the id is instead hashed from the
-    /// wall-clock time, the process id and a stack address, which still keeps the ids of
-    /// concurrently started processes apart.
-    pub fn random() -> Self {
-        getrandom::u64().map_or_else(|_| Self::from_process_entropy(), Self)
-    }
-
-    fn from_process_entropy() -> Self {
-        let mut hasher = std::hash::DefaultHasher::new();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        let stack_address = std::ptr::from_ref(&hasher) as usize;
-        (now.unwrap_or_default(), std::process::id(), stack_address).hash(&mut hasher);
-        Self(hasher.finish())
+    /// A fresh id from the operating system's random number generator, or an
+    /// [`ErrorKind::Io`](crate::ErrorKind::Io) error if it fails: ids must not repeat, because
+    /// sealed channels derive their nonces from them.
+    pub fn random() -> crate::Result<Self> {
+        crate::crypto::random::u64().map(Self)
     }
 }
 
@@ -818,11 +804,7 @@ mod tests {
             let err = bad.parse::<NodeId>().expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         }
-        assert_ne!(NodeId::random(), NodeId::random());
-        assert_ne!(
-            NodeId::from_process_entropy(),
-            NodeId::from_process_entropy()
-        );
+        assert_ne!(NodeId::random().unwrap(), NodeId::random().unwrap());
     }
 
     proptest::proptest! {

@@ -548,8 +548,8 @@ fn flood_send(spec: &Spec<'_>) -> Outcome {
     let mut ready_datagrams = Vec::new();
     let fresh_senders = spec.0["fresh_senders"] == true;
     let new_packer = || {
-        sixcast::wire::Packer::new(sixcast::NodeId::random(), datagram, 1 << 20)
-            .map_err(|err| err.to_string())
+        let node = sixcast::NodeId::random().map_err(|err| err.to_string())?;
+        sixcast::wire::Packer::new(node, datagram, 1 << 20).map_err(|err| err.to_string())
     };
     let mut packer = new_packer()?;
     while began.elapsed() < duration {

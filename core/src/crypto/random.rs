@@ -1,0 +1,101 @@
+//! The operating system's random number generator: the one source of the library's secrets
+//! (keys, cookie secrets), nonces and node ids. It fails closed: when the generator fails, the
+//! caller gets an error, never a value derived from the clock or the process id, which an
+//! attacker could guess (a guessed cookie secret opens the relay to amplification, and a
+//! repeated node id repeats AEAD nonces under a channel key).
+
+use crate::{Error, ErrorKind, Result};
+
+/// Fills `bytes` from the operating system's random number generator.
+pub(crate) fn fill(bytes: &mut [u8]) -> Result<()> {
+    #[cfg(test)]
+    if failure::injected() {
+        return Err(failed("injected by a test"));
+    }
+    getrandom::fill(bytes).map_err(|err| failed(&err.to_string()))
+}
+
+/// A random 64-bit number.
+pub(crate) fn u64() -> Result<u64> {
+    let mut bytes = [0; 8];
+    fill(&mut bytes)?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn failed(cause: &str) -> Error {
+    Error::new(
+        ErrorKind::Io,
+        format!(
+            "the operating system's random number generator failed ({cause}); without it there \
+             are no safe keys, nonces or node ids"
+        ),
+    )
+}
+
+/// Makes the generator fail on one thread, so that tests can show what fails closed.
+#[cfg(test)]
+pub(crate) mod failure {
+    use std::cell::Cell;
+
+    thread_local! {
+        static INJECTED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(super) fn injected() -> bool {
+        INJECTED.get()
+    }
+
+    /// Runs `f` with the generator failing on this thread.
+    pub(crate) fn while_failing<T>(f: impl FnOnce() -> T) -> T {
+        struct Restore;
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                INJECTED.set(false);
+            }
+        }
+        INJECTED.set(true);
+        let _restore = Restore;
+        f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_and_fails_closed() {
+        let (mut first, mut second) = ([0u8; 32], [0u8; 32]);
+        fill(&mut first).unwrap();
+        fill(&mut second).unwrap();
+        assert_ne!(first, second);
+        let err = failure::while_failing(u64).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(
+            err.to_string().contains("random number generator failed"),
+            "{err}"
+        );
+        assert!(u64().is_ok(), "the failure ends with the closure");
+    }
+
+    /// Every service that needs a secret or an id refuses to start without randomness, and
+    /// says why, before it opens a socket.
+    #[test]
+    fn nothing_opens_without_randomness() {
+        let refusals = failure::while_failing(|| {
+            [
+                crate::Context::new(crate::Config::default()).err(),
+                crate::relay::Relay::spawn(crate::relay::RelayConfig::default()).err(),
+                crate::discovery::Stratum0::spawn(crate::discovery::Stratum0Config::default())
+                    .err(),
+                crate::crypto::ChannelKey::generate().err(),
+                crate::crypto::SigningKey::generate().err(),
+            ]
+        });
+        for refusal in refusals {
+            let err = refusal.expect("opened without randomness");
+            assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+            assert!(err.to_string().contains("injected by a test"), "{err}");
+        }
+    }
+}
