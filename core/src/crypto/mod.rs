@@ -3,9 +3,10 @@
 //!
 //! A channel can hold [`ChannelKey`]s (symmetric, with a [`KeyId`] so that keys rotate without
 //! downtime), a [`SigningKey`] to sign what it sends (with a capability [`Token`] to present),
-//! and trusted [`PublicKey`]s of senders or of token issuers, whose signatures it requires. [`Protection`] applies them to whole datagrams: one XChaCha20-Poly1305 seal and
-//! at most one Ed25519 signature per datagram, however many messages it packs, so relays forward
-//! protected datagrams unchanged. The byte layout and the threat model are in
+//! and trusted [`PublicKey`]s of senders or of token issuers, whose signatures it requires.
+//! [`Protection`] applies them to whole datagrams: one AES-256-GCM seal (under a key of the
+//! sender's own) and at most one Ed25519 signature per datagram, however many messages it packs,
+//! so relays forward protected datagrams unchanged. The byte layout and the threat model are in
 //! `docs/security.md`.
 
 mod keys;

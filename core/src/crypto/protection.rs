@@ -1,9 +1,11 @@
 //! Sealing, signing and opening datagrams: the byte layout of `docs/security.md`.
 
-use std::{borrow::Cow, collections::HashMap, net::Ipv6Addr, time::SystemTime};
+use std::{borrow::Cow, collections::HashMap, net::Ipv6Addr, sync::Arc, time::SystemTime};
 
-use chacha20poly1305::{AeadInOut, KeyInit, XChaCha20Poly1305, XNonce, aead::Tag};
 use ed25519_dalek::{Signature, Signer};
+use parking_lot::Mutex;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use zeroize::Zeroizing;
 
 use super::{
     DropReason,
@@ -18,6 +20,10 @@ use crate::{
     },
 };
 
+/// Where the wire header holds the sender's node id and the sequence number (8 bytes each).
+const SENDER_FIELD: usize = 8;
+const SEQ_FIELD: usize = 16;
+
 /// Bytes of the key id that follows the header of a sealed datagram.
 pub const KEY_ID_LEN: usize = 4;
 /// Bytes of the AEAD tag that ends the sealed part.
@@ -29,8 +35,9 @@ pub const SEAL_OVERHEAD: usize = KEY_ID_LEN + TAG_LEN;
 /// Bytes signing adds to a datagram: the signer's fingerprint and the signature.
 pub const SIGNATURE_OVERHEAD: usize = FINGERPRINT_LEN + SIGNATURE_LEN;
 
-/// BLAKE3 key-derivation context of the per-channel AEAD key.
-pub const SEAL_KEY_CONTEXT: &str = "sixcast 2026-11 channel seal key v1";
+/// BLAKE3 key-derivation context of the per-channel seal key, from which each sender's
+/// AES-256-GCM key is derived.
+pub const SEAL_KEY_CONTEXT: &str = "sixcast 2026-12 channel seal key v2";
 /// Appended to the signed bytes (after the canonical group) so that a sixcast signature can
 /// never be taken for a signature of anything else.
 pub const SIGNATURE_DOMAIN: &[u8] = b"sixcast signed datagram v1";
@@ -74,10 +81,57 @@ pub struct Protection {
     issuers: HashMap<Fingerprint, PublicKey>,
 }
 
-#[derive(Clone)]
+/// How many senders' AES-256-GCM keys a channel key keeps ready: deriving one costs about as
+/// much as sealing a full datagram, and most channels hear a few senders at a time.
+pub(super) const RECENT_SENDERS: usize = 8;
+
 struct SealKey {
     id: KeyId,
-    cipher: XChaCha20Poly1305,
+    /// The channel's seal key: the key of a BLAKE3 keyed hash that gives each sender its own
+    /// AES-256-GCM key.
+    root: Zeroizing<[u8; 32]>,
+    /// The keys of the senders seen last, newest first.
+    recent: Mutex<Vec<(u64, Arc<LessSafeKey>)>>,
+}
+
+impl SealKey {
+    fn new(id: KeyId, root: Zeroizing<[u8; 32]>) -> Self {
+        Self {
+            id,
+            root,
+            recent: Mutex::new(Vec::with_capacity(RECENT_SENDERS)),
+        }
+    }
+
+    /// The AES-256-GCM key of the sender whose datagram starts with `clear`.
+    fn sender_cipher(&self, clear: &[u8]) -> Arc<LessSafeKey> {
+        let mut sender = [0; 8];
+        sender.copy_from_slice(&clear[SENDER_FIELD..SENDER_FIELD + 8]);
+        let node = u64::from_be_bytes(sender);
+        let mut recent = self.recent.lock();
+        match recent.iter().position(|(known, _)| *known == node) {
+            Some(0) => {}
+            Some(index) => {
+                let entry = recent.remove(index);
+                recent.insert(0, entry);
+            }
+            None => {
+                let key = Zeroizing::new(*blake3::keyed_hash(&self.root, &sender).as_bytes());
+                // A 32-byte key is what AES-256 takes, so this cannot fail.
+                let key =
+                    UnboundKey::new(&AES_256_GCM, key.as_ref()).unwrap_or_else(|_| unreachable!());
+                recent.truncate(RECENT_SENDERS - 1);
+                recent.insert(0, (node, Arc::new(LessSafeKey::new(key))));
+            }
+        }
+        Arc::clone(&recent[0].1)
+    }
+}
+
+impl Clone for SealKey {
+    fn clone(&self) -> Self {
+        Self::new(self.id, self.root.clone())
+    }
 }
 
 impl std::fmt::Debug for SealKey {
@@ -120,12 +174,9 @@ impl Protection {
         let mut material = [0; 32 + 16];
         material[..32].copy_from_slice(key.secret());
         material[32..].copy_from_slice(&self.group.octets());
-        let derived = zeroize::Zeroizing::new(blake3::derive_key(SEAL_KEY_CONTEXT, &material));
+        let root = Zeroizing::new(blake3::derive_key(SEAL_KEY_CONTEXT, &material));
         zeroize::Zeroize::zeroize(&mut material);
-        let sealing = SealKey {
-            id: key.id(),
-            cipher: XChaCha20Poly1305::new(&(*derived).into()),
-        };
+        let sealing = SealKey::new(key.id(), root);
         match self.keys.iter_mut().find(|known| known.id == key.id()) {
             Some(known) => *known = sealing,
             None => self.keys.push(sealing),
@@ -252,15 +303,15 @@ impl Protection {
                 let body_start = out.len();
                 out.extend_from_slice(&plain[clear_len..]);
                 let tag = key
-                    .cipher
-                    .encrypt_inout_detached(&nonce, &aad, (&mut out[body_start..]).into())
+                    .sender_cipher(&out)
+                    .seal_in_place_separate_tag(nonce, Aad::from(&aad), &mut out[body_start..])
                     .map_err(|_| {
                         Error::new(
                             ErrorKind::MessageTooLarge,
                             "the datagram is too long to seal",
                         )
                     })?;
-                out.extend_from_slice(&tag);
+                out.extend_from_slice(tag.as_ref());
             }
             None => out.extend_from_slice(&plain[HEADER_LEN..]),
         }
@@ -332,29 +383,29 @@ impl Protection {
     fn unseal(&self, sealed: &[u8], kind: u8) -> Result<Vec<u8>, Rejected> {
         let clear_len = HEADER_LEN + KEY_ID_LEN + fragment_fields_len(kind);
         let truncated = Rejected::Malformed(DecodeError::Truncated);
-        let body_end = sealed
-            .len()
-            .checked_sub(TAG_LEN)
-            .filter(|&end| end >= clear_len)
-            .ok_or(truncated)?;
+        if sealed.len() < clear_len + TAG_LEN {
+            return Err(truncated);
+        }
         let id_bytes = sealed[HEADER_LEN..HEADER_LEN + KEY_ID_LEN]
             .try_into()
             .map_err(|_| truncated)?;
         let key = self
             .key(KeyId(u32::from_be_bytes(id_bytes)))
             .ok_or(Rejected::Dropped(DropReason::NoKey))?;
-        let tag = Tag::<XChaCha20Poly1305>::try_from(&sealed[body_end..]).map_err(|_| truncated)?;
         let aad = self.associated_data(&sealed[..clear_len]);
         let nonce = nonce(&sealed[..clear_len], kind);
-        let mut plain = Vec::with_capacity(body_end - KEY_ID_LEN);
+        // The plain datagram is built around the ciphertext and its tag, opened in place, and
+        // the tag cut off.
+        let mut plain = Vec::with_capacity(sealed.len() - KEY_ID_LEN);
         plain.extend_from_slice(&sealed[..HEADER_LEN]);
         plain[FLAGS_FIELD] = 0;
         plain.extend_from_slice(&sealed[HEADER_LEN + KEY_ID_LEN..clear_len]);
         let body_start = plain.len();
-        plain.extend_from_slice(&sealed[clear_len..body_end]);
-        key.cipher
-            .decrypt_inout_detached(&nonce, &aad, (&mut plain[body_start..]).into(), &tag)
+        plain.extend_from_slice(&sealed[clear_len..]);
+        key.sender_cipher(sealed)
+            .open_in_place(nonce, Aad::from(&aad), &mut plain[body_start..])
             .map_err(|_| Rejected::Dropped(DropReason::BadTag))?;
+        plain.truncate(plain.len() - TAG_LEN);
         Ok(plain)
     }
 
@@ -426,17 +477,17 @@ fn fragment_fields_len(kind: u8) -> usize {
     }
 }
 
-/// sender (8) ‖ seq (8) ‖ type (1) ‖ fragment index (2, 0 for a batch) ‖ zeros (5), from the
-/// clear prefix of a sealed datagram. Unique per channel key as long as sender ids are: each
-/// sequence number starts exactly one batch or one fragmented message.
-fn nonce(clear: &[u8], kind: u8) -> XNonce {
-    let mut nonce = [0; 24];
-    nonce[..16].copy_from_slice(&clear[8..HEADER_LEN]);
-    nonce[16] = kind;
+/// seq (8) ‖ type (1) ‖ fragment index (2, 0 for a batch) ‖ zero (1), from the clear prefix of
+/// a sealed datagram. Unique per sender key: each of a sender's sequence numbers starts exactly
+/// one batch or one fragmented message, whose fragments differ by index.
+fn nonce(clear: &[u8], kind: u8) -> Nonce {
+    let mut nonce = [0; NONCE_LEN];
+    nonce[..8].copy_from_slice(&clear[SEQ_FIELD..SEQ_FIELD + 8]);
+    nonce[8] = kind;
     if kind == TYPE_FRAGMENT {
         // The index follows total_len and offset in the fragment fields.
         let index = HEADER_LEN + KEY_ID_LEN + 8;
-        nonce[17..19].copy_from_slice(&clear[index..index + 2]);
+        nonce[9..11].copy_from_slice(&clear[index..index + 2]);
     }
-    XNonce::from(nonce)
+    Nonce::assume_unique_for_key(nonce)
 }

@@ -195,6 +195,53 @@ fn equal_plaintexts_under_different_sequence_numbers_seal_differently() {
 }
 
 #[test]
+fn each_sender_seals_under_a_key_of_its_own() {
+    // Two senders' datagrams with the same sequence number use the same nonce, so they must
+    // not share a key: their ciphertexts differ, and neither opens as the other's.
+    let protection = sealing(&channel_key(1, 0x11));
+    let other = NodeId(SENDER.0 ^ 1);
+    let (mine, theirs) = (
+        protection
+            .seal(&pack(SENDER, 3, 128, &[b"same"]).unwrap()[0])
+            .unwrap(),
+        protection
+            .seal(&pack(other, 3, 128, &[b"same"]).unwrap()[0])
+            .unwrap(),
+    );
+    assert_ne!(mine[HEADER_LEN..], theirs[HEADER_LEN..]);
+    let mut claimed = mine.clone();
+    claimed[8..16].copy_from_slice(&other.0.to_be_bytes());
+    assert_eq!(dropped(&protection, &claimed), "bad_tag");
+    assert!(protection.open(&mine, now()).is_ok());
+}
+
+#[test]
+fn more_senders_than_the_channel_keeps_keys_for_all_open() {
+    // Sealed by one protection, opened by another in the reverse order, twice: keys of senders
+    // that fell out of the recent ones are derived again, and the same every time.
+    let (sender_side, receiver_side) = (
+        sealing(&channel_key(1, 0x11)),
+        sealing(&channel_key(1, 0x11)),
+    );
+    let sealed: Vec<(Vec<u8>, Vec<u8>)> = (0..3 * protection::RECENT_SENDERS as u64)
+        .map(|index| {
+            let plain = pack(NodeId(index), index, 128, &[b"hello"])
+                .unwrap()
+                .remove(0);
+            (sender_side.seal(&plain).unwrap(), plain)
+        })
+        .collect();
+    for _ in 0..2 {
+        for (datagram, plain) in sealed.iter().rev() {
+            assert_eq!(
+                receiver_side.open(datagram, now()).unwrap().as_ref(),
+                &plain[..]
+            );
+        }
+    }
+}
+
+#[test]
 fn short_and_foreign_input_is_malformed_not_a_panic() {
     let key = channel_key(1, 0x11);
     let signer = signing_key(0x22);
