@@ -159,12 +159,18 @@ fn start_listener(world: &World, host: &str, args: &[&str]) -> Listener {
 
 /// Waits for the listener to exit; returns its exit code, standard output and standard error.
 fn finish(listener: Listener, within: Duration) -> (i32, String, String) {
+    let (code, stdout, stderr) = finish_bytes(listener, within);
+    (code, String::from_utf8(stdout).unwrap(), stderr)
+}
+
+/// Like [`finish`], with standard output as bytes.
+fn finish_bytes(listener: Listener, within: Duration) -> (i32, Vec<u8>, String) {
     let Listener { mut child, stderr } = listener;
     let deadline = Instant::now() + within;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let mut stdout = String::new();
-            std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+            let mut stdout = Vec::new();
+            std::io::Read::read_to_end(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
             return (status.code().unwrap_or(-1), stdout, stderr.join().unwrap());
         }
         if Instant::now() > deadline {
@@ -243,6 +249,75 @@ fn listen_and_send_across_a_lan() {
         (lines[1]["seq"].as_u64(), lines[2]["seq"].as_u64()),
         (Some(0), Some(1))
     );
+}
+
+#[test]
+fn listen_prints_binary_payloads_exactly_in_every_exact_format() {
+    let Some(world) = world(|| World::lan(5), false) else {
+        return;
+    };
+    // Every byte value, and bytes that are not UTF-8 (text would print them as U+FFFD).
+    let payload: Vec<u8> = (0..=255u8).rev().chain([0xc3, 0x28, b'\n', 0]).collect();
+    let listeners: Vec<(&str, Listener)> = ["hex", "base64", "raw", "json"]
+        .into_iter()
+        .zip(["h2", "h3", "h4", "h5"])
+        .map(|(format, host)| {
+            let args = [
+                "bytes",
+                "--count",
+                "1",
+                "--timeout",
+                "10",
+                "--format",
+                format,
+            ];
+            (format, start_listener(&world, host, &args))
+        })
+        .collect();
+    world
+        .host("h1")
+        .run(|| -> sixcast::Result<()> {
+            let context = sixcast::Context::new(sixcast::Config::default())?;
+            let channel = context.channel("bytes")?;
+            channel.send(&payload)?;
+            channel.flush()
+        })
+        .unwrap()
+        .expect("sending the binary payload");
+    for (format, listener) in listeners {
+        let (code, stdout, stderr) = finish_bytes(listener, Duration::from_secs(10));
+        assert_eq!(code, 0, "{format}: {stderr}");
+        let text = || String::from_utf8(stdout.clone()).expect("a line of text");
+        match format {
+            "hex" => assert_eq!(text(), format!("{}\n", hex::encode(&payload))),
+            "base64" => {
+                let line = text();
+                let decoded = base64_decode(line.trim_end());
+                assert_eq!(decoded, payload, "{line}");
+            }
+            "raw" => assert_eq!(stdout, payload),
+            _ => {
+                let first = text().lines().next().map(str::to_owned).unwrap_or_default();
+                let message: serde_json::Value = serde_json::from_str(&first).unwrap();
+                let exact = message["payload_base64"].as_str().expect("payload_base64");
+                assert_eq!(base64_decode(exact), payload, "{message}");
+                assert_eq!(message["size"], payload.len());
+            }
+        }
+    }
+    let (code, _, stderr) = run(&["listen", "x", "--json", "--format", "hex"]);
+    assert_eq!(
+        code, 2,
+        "--json and --format together are a usage error: {stderr}"
+    );
+}
+
+/// Decodes standard base64 with padding, the form `--format base64` prints.
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap_or_else(|err| panic!("not base64 ({err}): {text}"))
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 mod demo;
 mod keys;
+mod output;
 mod perf;
 
 use std::{
@@ -18,7 +19,7 @@ use std::{
 
 use clap::{Args, Parser, Subcommand};
 use sixcast::{
-    Config, Context, ErrorKind, Message, Scope, addr,
+    Config, Context, ErrorKind, Scope, addr,
     discovery::{self, Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
 };
@@ -65,9 +66,11 @@ enum Command {
         /// Receive only what this sender address sends (source-specific join).
         #[arg(long)]
         source: Option<Ipv6Addr>,
-        /// Print one JSON object per message, with its metadata, and on exit (after `--count`
-        /// messages or at `--timeout`) a last one, `{"drops": {REASON: COUNT, ...}, ...}`.
-        #[arg(long)]
+        /// How to print each message.
+        #[arg(long, value_enum, default_value_t = output::Format::Text)]
+        format: output::Format,
+        /// Short for `--format json`.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
         #[command(flatten)]
         keys: keys::ListenKeys,
@@ -293,10 +296,14 @@ fn main() -> ExitCode {
             count,
             timeout,
             source,
+            format,
             json,
             keys,
             network,
-        } => listen(&channel, count, timeout, source, json, &keys, &network),
+        } => {
+            let format = if json { output::Format::Json } else { format };
+            listen(&channel, count, timeout, source, format, &keys, &network)
+        }
         Command::Send {
             channel,
             message,
@@ -379,10 +386,11 @@ fn listen(
     count: Option<u64>,
     timeout: Option<f64>,
     source: Option<Ipv6Addr>,
-    json: bool,
+    format: output::Format,
     keys: &keys::ListenKeys,
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
+    let json = format == output::Format::Json;
     let deadline = match timeout {
         Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
             Some(Instant::now() + Duration::from_secs_f64(seconds))
@@ -436,12 +444,7 @@ fn listen(
             Err(err) => return Err(err),
         };
         received += 1;
-        let line = if json {
-            message_json(name, &message)
-        } else {
-            message_text(&message)
-        };
-        if writeln!(stdout, "{line}")
+        if output::write_message(&mut stdout, format, name, &message)
             .and_then(|()| stdout.flush())
             .is_err()
         {
@@ -453,25 +456,6 @@ fn listen(
         let _ = writeln!(stdout, "{}", keys::drops_json(&channel.stats()));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn message_text(message: &Message) -> String {
-    String::from_utf8_lossy(&message.payload).into_owned()
-}
-
-fn message_json(channel: &str, message: &Message) -> String {
-    serde_json::json!({
-        "channel": channel,
-        "payload": String::from_utf8_lossy(&message.payload),
-        "size": message.payload.len(),
-        "source": message.source.to_string(),
-        "group": message.group.to_string(),
-        "interface": &*message.interface_name,
-        "sender": message.sender.to_string(),
-        "seq": message.seq,
-        "path": message.path.name(),
-    })
-    .to_string()
 }
 
 fn send(
