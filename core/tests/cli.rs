@@ -59,8 +59,19 @@ fn addr_prints_each_profile_and_scope() {
 fn bad_input_gives_a_clear_error_and_exit_code() {
     let long_name = "n".repeat(sixcast::addr::MAX_NAME_LEN + 1);
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["addr", "x", "--scope", "galaxy"], 1, "galaxy"),
-        (&["addr", "x", "--profile", "nope"], 1, "nope"),
+        // Fixed choices are clap's to refuse: a usage error that lists them, or suggests one.
+        (
+            &["addr", "x", "--scope", "galaxy"],
+            2,
+            "link, site, org, global",
+        ),
+        (&["addr", "x", "--profile", "nope"], 2, "nope"),
+        (
+            &["addr", "x", "--profile", "embeded-rp"],
+            2,
+            "similar value exists: 'embedded-rp'",
+        ),
+        (&["relay", "--scope", "planet"], 2, "planet"),
         (&["addr", "x", "--profile", "embedded-rp"], 1, "rp"),
         (&["addr", &long_name], 1, "4096"),
         (&["listen", "x", "--iface", "no-such-if0"], 1, "no-such-if0"),
@@ -125,6 +136,39 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+#[test]
+fn completions_and_the_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (code, script, stderr) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        for word in ["listen", "send", "--format", "perf"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    // The bash script must at least parse.
+    let (_, script, _) = run(&["completions", "bash"]);
+    let checked = Command::new("bash")
+        .args(["-n", "-c", &script])
+        .status()
+        .expect("bash");
+    assert!(
+        checked.success(),
+        "the bash completion script does not parse"
+    );
+    let (code, page, _) = run(&["man"]);
+    assert_eq!(code, 0);
+    assert!(page.contains(".TH sixcast 1"), "{page}");
+    for word in ["listen", "relay", "Exit codes"] {
+        assert!(page.contains(word), "the man page lacks {word}");
+    }
+    let (code, _, stderr) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error: {stderr}");
+    assert!(
+        stderr.contains("bash"),
+        "the error lists the shells: {stderr}"
+    );
 }
 
 /// A `sixcast listen` process and the thread collecting the rest of its standard error.

@@ -1,9 +1,7 @@
-//! The `sixcast` command: print channel addresses, listen, send, make keys, and run a
-//! self-contained demo.
-//!
-//! Exit codes: 0 success, 1 an error (the message says what to do), 2 bad usage, 3 a timeout
-//! (`listen` got fewer messages than `--count` before `--timeout`).
+//! The `sixcast` command: print channel addresses, listen, send, make keys, run the core's
+//! services, measure, and run a self-contained demo. The exit codes are [`EXIT_CODES`].
 
+mod choices;
 mod demo;
 mod keys;
 mod output;
@@ -17,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use sixcast::{
     Config, Context, ErrorKind, Scope, addr,
     discovery::{self, Stratum0, Stratum0Config},
@@ -27,11 +25,17 @@ use sixcast::{
 /// Exit code for a `listen` that ran out of time.
 const EXIT_TIMEOUT: u8 = 3;
 
+/// The exit codes, as `--help` and the man page list them.
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 an error (the message says what to do), \
+                          2 bad usage, 3 a timeout (`listen` got fewer messages than `--count` \
+                          before `--timeout`, or `perf recv` heard nothing).";
+
 #[derive(Parser)]
 #[command(
     name = "sixcast",
     version,
-    about = "IPv6 multicast channels by name, from the command line"
+    about = "IPv6 multicast channels by name, from the command line",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// Log more (-v: debug, -vv: trace) to standard error.
@@ -162,9 +166,9 @@ enum Command {
         /// How long the voucher is valid, in seconds.
         #[arg(long, value_name = "SECONDS")]
         valid: u64,
-        /// Scope of the relay group the relay serves: link, site, org or global.
-        #[arg(long, default_value = "global")]
-        scope: String,
+        /// Scope of the relay group the relay serves.
+        #[arg(long, value_enum, default_value_t = choices::ScopeChoice::Global)]
+        scope: choices::ScopeChoice,
         /// Where to write the voucher (never overwritten).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -180,6 +184,13 @@ enum Command {
     /// Measure a channel like iperf: `perf recv` on receivers, `perf send` on a sender.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Print a shell completion script, e.g. `sixcast completions bash > /etc/bash_completion.d/sixcast`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `sixcast man > sixcast.1`.
+    Man,
 }
 
 /// Options of the services that run on the multicast core.
@@ -188,9 +199,9 @@ struct CoreSide {
     /// Core interface to multicast on (repeatable); default: every multicast interface.
     #[arg(long = "iface")]
     interfaces: Vec<String>,
-    /// Scope of the probe and relay groups: link, site, org or global.
-    #[arg(long, default_value = "global")]
-    scope: String,
+    /// Scope of the probe and relay groups.
+    #[arg(long, value_enum, default_value_t = choices::ScopeChoice::Global)]
+    scope: choices::ScopeChoice,
     /// Hop limit of what the service multicasts.
     #[arg(long = "hops")]
     hop_limit: Option<u8>,
@@ -199,15 +210,15 @@ struct CoreSide {
 /// How names map to addresses.
 #[derive(Args, Clone)]
 struct Addressing {
-    /// Addressing profile: sixcast, ssm, embedded-rp or librecast.
-    #[arg(long, default_value = "sixcast")]
-    profile: String,
+    /// Addressing profile.
+    #[arg(long, value_enum, default_value_t = choices::ProfileChoice::Sixcast)]
+    profile: choices::ProfileChoice,
     /// The rendezvous point of the embedded-rp profile, as ADDRESS/PREFIX-LENGTH.
     #[arg(long)]
     rp: Option<String>,
-    /// Multicast scope: link, site, org or global.
-    #[arg(long, default_value = "global")]
-    scope: String,
+    /// Multicast scope.
+    #[arg(long, value_enum, default_value_t = choices::ScopeChoice::Global)]
+    scope: choices::ScopeChoice,
 }
 
 /// Options of commands that open a context.
@@ -250,8 +261,8 @@ struct Network {
 impl Addressing {
     fn resolve(&self) -> sixcast::Result<(addr::Profile, Scope)> {
         Ok((
-            addr::parse_profile(&self.profile, self.rp.as_deref())?,
-            self.scope.parse()?,
+            addr::parse_profile(self.profile.name(), self.rp.as_deref())?,
+            self.scope.into(),
         ))
     }
 }
@@ -342,11 +353,18 @@ fn main() -> ExitCode {
             valid,
             scope,
             out,
-        } => scope.parse().and_then(|scope| {
-            keys::issue_token(&issuer, &relay, discovery::relay_group(scope), valid, &out)
-        }),
+        } => {
+            let group = discovery::relay_group(scope.into());
+            keys::issue_token(&issuer, &relay, group, valid, &out)
+        }
         Command::Probe { json, network } => probe(json, &network),
         Command::Perf(command) => perf::run(command),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "sixcast", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => print_man_page(),
     };
     match outcome {
         Ok(code) => code,
@@ -355,6 +373,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print_man_page() -> sixcast::Result<ExitCode> {
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut std::io::stdout())
+        .map_err(|err| {
+            sixcast::Error::new(ErrorKind::Io, format!("writing the man page: {err}"))
+        })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging(verbose: u8) {
@@ -500,7 +527,7 @@ fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCo
     let mut config = Stratum0Config::default();
     config.listen = listen;
     config.interfaces.clone_from(&core.interfaces);
-    config.scope = core.scope.parse()?;
+    config.scope = core.scope.into();
     if let Some(hop_limit) = core.hop_limit {
         config.hop_limit = hop_limit;
     }
@@ -520,7 +547,7 @@ fn run_relay(
     config.identity = identity.map(keys::signing_key).transpose()?;
     config.voucher = voucher.map(keys::token).transpose()?;
     config.interfaces.clone_from(&core.interfaces);
-    config.scope = core.scope.parse()?;
+    config.scope = core.scope.into();
     if let Some(hop_limit) = core.hop_limit {
         config.hop_limit = hop_limit;
     }
