@@ -438,8 +438,10 @@ fn an_island_probes_and_listens_through_a_relay() {
     let Some(world) = world(World::stratum, false) else {
         return;
     };
-    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
-    let _relay = start_service(&world, "r1", &["relay"]);
+    let s0_metrics = format!("[{}]:9464", world.host("s0").addr());
+    let relay_metrics = format!("[{}]:9464", world.host("r1").addr());
+    let _stratum0 = start_service(&world, "s0", &["stratum0", "--metrics", &s0_metrics]);
+    let _relay = start_service(&world, "r1", &["relay", "--metrics", &relay_metrics]);
     let s0 = format!("[{}]:6447", world.host("s0").addr());
 
     let (succeeded, report, stderr) = probe(&world, "i1", &["--stratum0", &s0]);
@@ -491,6 +493,119 @@ fn an_island_probes_and_listens_through_a_relay() {
     let message: serde_json::Value = serde_json::from_str(first_line).unwrap();
     assert_eq!(message["payload"], "deploy done");
     assert_eq!(message["path"], "relay");
+
+    // What the services counted: the probes of i1, c1 and the listener, the relay's offers, and
+    // at least the one message carried down the listener's tunnel.
+    let stratum0 = scrape(&world, "c2", &s0_metrics);
+    assert!(
+        metric(&stratum0, "sixcast_stratum0_probes_total") >= 3,
+        "{stratum0}"
+    );
+    let relay = scrape(&world, "c2", &relay_metrics);
+    assert!(metric(&relay, "sixcast_relay_offers_total") >= 2, "{relay}");
+    assert!(
+        metric(&relay, "sixcast_relay_datagrams_down_total") >= 1,
+        "{relay}"
+    );
+    assert!(
+        metric(&relay, "sixcast_relay_bytes_down_total") >= 11,
+        "{relay}"
+    );
+    assert_eq!(metric(&relay, "sixcast_relay_refused_total"), 0, "{relay}");
+}
+
+/// GETs `http://ADDRESS/metrics` from inside `host` and returns the body; panics unless it
+/// answers 200.
+fn scrape(world: &World, host: &str, address: &str) -> String {
+    let (status, body) = http_get(world, host, address, "/metrics");
+    assert!(status.contains(" 200 "), "{address}: {status}");
+    body
+}
+
+/// A plain HTTP/1.0 GET of `path` at `address`, from inside `host`: the status line and the body.
+fn http_get(world: &World, host: &str, address: &str, path: &str) -> (String, String) {
+    use std::io::Read;
+    let response = world
+        .host(host)
+        .run(|| -> std::io::Result<String> {
+            let mut stream = std::net::TcpStream::connect(address)?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(stream, "GET {path} HTTP/1.0\r\nConnection: close\r\n\r\n")?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        })
+        .unwrap()
+        .unwrap_or_else(|err| panic!("GET {address}{path}: {err}"));
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
+/// The value of the unlabelled metric `name` in an OpenMetrics text.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn listen_serves_its_channels_counters_for_prometheus() {
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    let address = format!("[{}]:9464", world.host("h2").addr());
+    let listener = start_listener(
+        &world,
+        "h2",
+        &["gauges", "--timeout", "30", "--metrics", &address],
+    );
+    let before = scrape(&world, "h3", &address);
+    assert_eq!(
+        metric(&before, "sixcast_messages_received_total"),
+        0,
+        "{before}"
+    );
+    let mut sender = world
+        .host("h1")
+        .command(SIXCAST)
+        .args(["send", "gauges"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = b"load 0.5\nload 0.7\nload 0.9\n";
+    sender.stdin.take().unwrap().write_all(lines).unwrap();
+    assert!(sender.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let after = loop {
+        let text = scrape(&world, "h3", &address);
+        if metric(&text, "sixcast_messages_received_total") == 3 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        metric(&after, "sixcast_messages_received_total"),
+        3,
+        "{after}"
+    );
+    assert_eq!(
+        metric(&after, "sixcast_bytes_received_total"),
+        24,
+        "{after}"
+    );
+    assert!(
+        after.contains("sixcast_protection_drops_total{reason=\"no_key\"} 0"),
+        "{after}"
+    );
+    let (status, _) = http_get(&world, "h3", &address, "/elsewhere");
+    assert!(status.contains(" 404 "), "{status}");
+    let Listener { mut child, .. } = listener;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (code, _, stderr) = run(&["listen", "x", "--metrics", "nowhere"]);
+    assert_eq!(code, 2, "{stderr}");
 }
 
 #[test]

@@ -4,14 +4,16 @@
 mod choices;
 mod demo;
 mod keys;
+mod metrics;
 mod output;
 mod perf;
 
 use std::{
     io::{BufRead, Write},
-    net::{Ipv6Addr, SocketAddrV6},
+    net::{Ipv6Addr, SocketAddr, SocketAddrV6},
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -76,6 +78,9 @@ enum Command {
         /// Short for `--format json`.
         #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// Serve the channel's counters for Prometheus at http://ADDR:PORT/metrics.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<SocketAddr>,
         #[command(flatten)]
         keys: keys::ListenKeys,
         #[command(flatten)]
@@ -205,6 +210,9 @@ struct CoreSide {
     /// Hop limit of what the service multicasts.
     #[arg(long = "hops")]
     hop_limit: Option<u8>,
+    /// Serve the service's counters for Prometheus at http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
 }
 
 /// How names map to addresses.
@@ -309,11 +317,13 @@ fn main() -> ExitCode {
             source,
             format,
             json,
+            metrics,
             keys,
             network,
         } => {
             let format = if json { output::Format::Json } else { format };
-            listen(&channel, count, timeout, source, format, &keys, &network)
+            let output = Output { format, metrics };
+            listen(&channel, count, timeout, source, output, &keys, &network)
         }
         Command::Send {
             channel,
@@ -413,7 +423,7 @@ fn listen(
     count: Option<u64>,
     timeout: Option<f64>,
     source: Option<Ipv6Addr>,
-    format: output::Format,
+    Output { format, metrics }: Output,
     keys: &keys::ListenKeys,
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
@@ -437,6 +447,7 @@ fn listen(
         Some(source) => channel.join_source(source)?,
         None => channel.join()?,
     }
+    metrics::serve_channel(metrics, &channel)?;
     // Scripts and tests wait for this line before they start sending.
     eprintln!(
         "sixcast: listening to {name:?} on [{}]:{} via {}",
@@ -514,6 +525,12 @@ fn send(
     Ok(ExitCode::SUCCESS)
 }
 
+/// How `listen` reports: the format of each message, and where it serves its counters.
+struct Output {
+    format: output::Format,
+    metrics: Option<SocketAddr>,
+}
+
 /// Blocks until the process is interrupted; the services run on their own threads.
 fn serve_forever(what: &str, port: u16) -> ! {
     // Scripts and tests wait for this line before they rely on the service.
@@ -531,7 +548,11 @@ fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCo
     if let Some(hop_limit) = core.hop_limit {
         config.hop_limit = hop_limit;
     }
-    let service = Stratum0::spawn(config)?;
+    let service = Arc::new(Stratum0::spawn(config)?);
+    if let Some(address) = core.metrics {
+        let service = Arc::clone(&service);
+        metrics::serve(address, move || metrics::stratum0_figures(&service.stats()))?;
+    }
     serve_forever("stratum 0", service.port())
 }
 
@@ -551,7 +572,11 @@ fn run_relay(
     if let Some(hop_limit) = core.hop_limit {
         config.hop_limit = hop_limit;
     }
-    let relay = Relay::spawn(config)?;
+    let relay = Arc::new(Relay::spawn(config)?);
+    if let Some(address) = core.metrics {
+        let relay = Arc::clone(&relay);
+        metrics::serve(address, move || metrics::relay_figures(&relay.stats()))?;
+    }
     serve_forever("relay", relay.port())
 }
 

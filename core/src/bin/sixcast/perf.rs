@@ -43,6 +43,9 @@ pub(super) enum PerfCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Serve the channel's counters for Prometheus at http://ADDR:PORT/metrics.
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<std::net::SocketAddr>,
         #[command(flatten)]
         network: Network,
     },
@@ -81,8 +84,12 @@ pub(super) fn run(command: PerfCommand) -> sixcast::Result<ExitCode> {
             channel,
             duration,
             json,
+            metrics,
             network,
-        } => receive(&channel, seconds("--duration", duration)?, json, &network),
+        } => {
+            let duration = seconds("--duration", duration)?;
+            receive(&channel, duration, json, metrics, &network)
+        }
         PerfCommand::Send {
             channel,
             size,
@@ -233,11 +240,13 @@ fn receive(
     name: &str,
     duration: Duration,
     json: bool,
+    metrics: Option<std::net::SocketAddr>,
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
     let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
     channel.join()?;
+    super::metrics::serve_channel(metrics, &channel)?;
     // Scripts and tests wait for this line before they start sending.
     eprintln!(
         "sixcast: perf receiving on {name:?} ([{}]:{}) for {} s",
