@@ -1563,10 +1563,10 @@ impl Core {
             if let Err(err) = tunnel.maintain(&link.socket) {
                 debug!("keeping the tunnel up: {err}");
             }
-            if !tunnel.is_silent() {
+            let Some(why) = tunnel.failure() else {
                 return;
-            }
-            warn!(relay = %tunnel.relay, "relay went silent; failing over to a spare");
+            };
+            warn!(relay = %tunnel.relay, "{why}; failing over to a spare");
             self.retire(tunnel);
             state.tunnel = None;
             std::mem::take(&mut state.spares)

@@ -299,8 +299,13 @@ impl Relay {
         }
     }
 
-    /// Stops the relay, dropping every tunnel. Closing twice is harmless.
+    /// Stops the relay: tells every tunnel client that its tunnel is closing (a TEARDOWN with
+    /// the tunnel's credentials), so that it fails over to a spare at once instead of after
+    /// seconds of silence, and drops every tunnel. Closing twice is harmless.
     pub fn close(&mut self) {
+        if !self.service.closed.load(Ordering::Acquire) {
+            self.service.close_tunnels();
+        }
         self.service.shutdown();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
@@ -349,6 +354,26 @@ impl RelayService {
             |source, _, datagram| self.handle_client(source, datagram),
             || self.expire_silent_clients(),
         );
+    }
+
+    /// Sends each client a TEARDOWN of its tunnel, authenticated by the tunnel's nonce and MAC,
+    /// which only this relay and the client know.
+    fn close_tunnels(&self) {
+        let clients: Vec<(SocketAddrV6, u64, control::Mac)> = self
+            .state
+            .lock()
+            .clients
+            .iter()
+            .map(|(address, client)| (*address, client.nonce, client.mac))
+            .collect();
+        for (address, nonce, mac) in clients {
+            let teardown = Control::Teardown {
+                nonce,
+                mac,
+                old: address,
+            };
+            self.send(&teardown, address);
+        }
     }
 
     fn send(&self, message: &Control<'_>, to: SocketAddrV6) {

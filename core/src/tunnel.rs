@@ -126,6 +126,8 @@ pub(crate) struct Tunnel {
     last_refresh: Instant,
     /// A rebinding in progress.
     rebinding: Option<Rebinding>,
+    /// Whether the relay closed the tunnel (it is stopping): fail over at once.
+    closed_by_relay: bool,
 }
 
 /// A handshake from the node's current address that will move the tunnel there.
@@ -312,6 +314,7 @@ pub(crate) fn open(
                         refresh: Duration::from_secs(u64::from(refresh_secs.max(1))),
                         last_refresh: now,
                         rebinding: None,
+                        closed_by_relay: false,
                     };
                     if groups.is_empty() {
                         // Nothing to join yet: the relay keeps no state for this node until its
@@ -510,6 +513,17 @@ impl Tunnel {
                 };
                 send_control(socket, &rebind, self.relay)?;
             }
+            // Only the relay knows the tunnel's nonce and MAC besides this node.
+            Control::Teardown { nonce, mac, .. }
+                if nonce == self.nonce && control::mac_matches(&self.mac, &mac) =>
+            {
+                info!(relay = %self.relay, "the relay closed the tunnel");
+                self.closed_by_relay = true;
+            }
+            Control::Teardown { .. } => {
+                rejected.fetch_add(1, Ordering::Relaxed);
+                warn!(relay = %self.relay, "a teardown with wrong credentials was ignored");
+            }
             _ => {}
         }
         Ok(())
@@ -540,9 +554,16 @@ impl Tunnel {
         self.groups.is_empty()
     }
 
-    /// Whether the relay has been silent for too long.
-    pub(crate) fn is_silent(&self) -> bool {
-        !self.groups.is_empty() && self.last_heard.elapsed() >= SILENCE_LIMIT
+    /// Why the tunnel must be given up, if it must: the relay closed it, or has been silent for
+    /// too long.
+    pub(crate) fn failure(&self) -> Option<&'static str> {
+        if self.closed_by_relay {
+            Some("the relay closed the tunnel")
+        } else if !self.groups.is_empty() && self.last_heard.elapsed() >= SILENCE_LIMIT {
+            Some("the relay went silent")
+        } else {
+            None
+        }
     }
 
     /// Ends the tunnel politely (best effort: the relay also forgets silent clients). `old` is
@@ -581,4 +602,86 @@ pub(crate) fn establish(
         }
     }
     Err(last_error.unwrap_or_else(|| Error::new(ErrorKind::Timeout, "no relay could be reached")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::SocketOptions;
+
+    fn tunnel(now: Instant) -> Tunnel {
+        Tunnel {
+            relay: "[fd5c:c::21]:6448".parse().unwrap(),
+            identity: None,
+            repeater: false,
+            repeated: HashSet::new(),
+            nonce: 7,
+            mac: [1; control::MAC_LEN],
+            groups: HashSet::from(["ff1e::5c".parse().unwrap()]),
+            last_heard: now,
+            last_sent: now,
+            last_keepalive: now,
+            refresh: Duration::from_secs(60),
+            last_refresh: now,
+            rebinding: None,
+            closed_by_relay: false,
+        }
+    }
+
+    #[test]
+    fn only_the_relays_own_teardown_closes_the_tunnel() {
+        // Bound to loopback only; nothing is sent when a TEARDOWN arrives.
+        let socket = McastSocket::bind(&SocketOptions {
+            address: Ipv6Addr::LOCALHOST,
+            port: 0,
+            hop_limit: 1,
+            loopback: false,
+            recv_buffer: 1 << 16,
+        })
+        .unwrap();
+        let now = Instant::now();
+        let mut tunnel = tunnel(now);
+        let rejected = AtomicU64::new(0);
+        let node: SocketAddrV6 = "[fd5c:1a::11]:40000".parse().unwrap();
+        assert_eq!(tunnel.failure(), None);
+        for (nonce, mac) in [(8, [1; control::MAC_LEN]), (7, [2; control::MAC_LEN])] {
+            let forged = Control::Teardown {
+                nonce,
+                mac,
+                old: node,
+            };
+            tunnel.on_control(&socket, &forged, now, &rejected).unwrap();
+            assert_eq!(
+                tunnel.failure(),
+                None,
+                "a forged teardown closed the tunnel"
+            );
+        }
+        assert_eq!(rejected.load(Ordering::Relaxed), 2);
+        let genuine = Control::Teardown {
+            nonce: 7,
+            mac: [1; control::MAC_LEN],
+            old: node,
+        };
+        tunnel
+            .on_control(&socket, &genuine, now, &rejected)
+            .unwrap();
+        assert_eq!(tunnel.failure(), Some("the relay closed the tunnel"));
+        assert_eq!(rejected.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_silent_relay_fails_the_tunnel_after_the_limit() {
+        let now = Instant::now();
+        let mut tunnel = tunnel(now);
+        assert_eq!(tunnel.failure(), None);
+        tunnel.last_heard = now.checked_sub(SILENCE_LIMIT).unwrap();
+        assert_eq!(tunnel.failure(), Some("the relay went silent"));
+        tunnel.groups.clear();
+        assert_eq!(
+            tunnel.failure(),
+            None,
+            "an idle tunnel is not expected to hear anything"
+        );
+    }
 }

@@ -228,14 +228,16 @@ pub enum Control<'a> {
         /// Chosen by the sender.
         nonce: u64,
     },
-    /// Type 15, node → relay, from the node's new address: closes the tunnel of its old address
-    /// (NAT rebinding, AMT §5.1.7).
+    /// Type 15, closes a tunnel. Node → relay, from the node's new address: closes the tunnel of
+    /// its old address (NAT rebinding, AMT §5.1.7), or the node's own tunnel when it goes back to
+    /// native. Relay → node: the relay is stopping and closes the node's tunnel, so that the node
+    /// fails over at once.
     Teardown {
-        /// The nonce of the old tunnel's HELLO.
+        /// The nonce of the tunnel's HELLO.
         nonce: u64,
-        /// The MAC the relay issued for the old address.
+        /// The MAC the relay issued for the tunnel's address.
         mac: Mac,
-        /// The old address and port.
+        /// The tunnel's (node's) address and port, as the relay sees it.
         old: SocketAddrV6,
     },
     /// Type 16, Stratum 1 gateway → link-scope gateway group: the sender serves these channels

@@ -18,6 +18,7 @@ use std::{
 };
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use parking_lot::Mutex;
 use sixcast::{
     Config, Context, ErrorKind, Scope, addr,
     discovery::{self, Stratum0, Stratum0Config},
@@ -531,13 +532,17 @@ struct Output {
     metrics: Option<SocketAddr>,
 }
 
-/// Blocks until the process is interrupted; the services run on their own threads.
-fn serve_forever(what: &str, port: u16) -> ! {
+/// Blocks until SIGTERM or SIGINT arrives; the services run on their own threads.
+fn serve_until_stopped(what: &str, port: u16) -> sixcast::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|err| sixcast::Error::io("installing signal handlers", err))?;
     // Scripts and tests wait for this line before they rely on the service.
     eprintln!("sixcast: {what} running on UDP port {port}; Ctrl-C to stop");
-    loop {
-        std::thread::park();
+    if let Some(signal) = signals.forever().next() {
+        eprintln!("sixcast: {what} stopping (signal {signal})");
     }
+    Ok(())
 }
 
 fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCode> {
@@ -548,12 +553,17 @@ fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCo
     if let Some(hop_limit) = core.hop_limit {
         config.hop_limit = hop_limit;
     }
-    let service = Arc::new(Stratum0::spawn(config)?);
+    let service = Arc::new(Mutex::new(Stratum0::spawn(config)?));
     if let Some(address) = core.metrics {
         let service = Arc::clone(&service);
-        metrics::serve(address, move || metrics::stratum0_figures(&service.stats()))?;
+        metrics::serve(address, move || {
+            metrics::stratum0_figures(&service.lock().stats())
+        })?;
     }
-    serve_forever("stratum 0", service.port())
+    let port = service.lock().port();
+    serve_until_stopped("stratum 0", port)?;
+    service.lock().close();
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_relay(
@@ -572,12 +582,18 @@ fn run_relay(
     if let Some(hop_limit) = core.hop_limit {
         config.hop_limit = hop_limit;
     }
-    let relay = Arc::new(Relay::spawn(config)?);
+    let relay = Arc::new(Mutex::new(Relay::spawn(config)?));
     if let Some(address) = core.metrics {
         let relay = Arc::clone(&relay);
-        metrics::serve(address, move || metrics::relay_figures(&relay.stats()))?;
+        metrics::serve(address, move || {
+            metrics::relay_figures(&relay.lock().stats())
+        })?;
     }
-    serve_forever("relay", relay.port())
+    let port = relay.lock().port();
+    serve_until_stopped("relay", port)?;
+    // Its tunnel clients are told, and fail over to a spare at once.
+    relay.lock().close();
+    Ok(ExitCode::SUCCESS)
 }
 
 fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
