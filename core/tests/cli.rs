@@ -63,6 +63,12 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
         ),
         (&["relay", "--scope", "planet"], 2, "planet"),
         (&["addr", "x", "--profile", "embedded-rp"], 1, "rp"),
+        (
+            &["relay", "--config", "/nonexistent/relay.toml"],
+            1,
+            "/nonexistent/relay.toml",
+        ),
+        (&["stratum0", "--config", "Cargo.toml"], 1, "unknown field"),
         (&["addr", &long_name], 1, "4096"),
         (&["listen", "x", "--iface", "no-such-if0"], 1, "no-such-if0"),
         (&["listen", "x", "--timeout=-1"], 1, "timeout"),

@@ -42,41 +42,7 @@ fn an_island_probes_and_listens_through_a_relay() {
     let (_, report, _) = probe(&world, "c1", &["--stratum0", &s0]);
     assert_eq!(report["path"], "native", "{report}");
 
-    let mut listener = start_listener(
-        &world,
-        "i1",
-        &[
-            "ops",
-            "--count",
-            "1",
-            "--timeout",
-            "15",
-            "--json",
-            "--stratum0",
-            &s0,
-            "--hops",
-            "8",
-        ],
-    );
-    // The listener reaches the core through the relay once its probe has settled (~2 s):
-    // send until it has a message (it exits after one), at most 10 s.
-    for _ in 0..20 {
-        let status = world
-            .host("c1")
-            .command(SIXCAST)
-            .args(["send", "ops", "deploy done", "--hops", "8"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::thread::sleep(Duration::from_millis(500));
-        if listener.child.try_wait().unwrap().is_some() {
-            break;
-        }
-    }
-    let (code, stdout, stderr) = finish(listener, Duration::from_secs(15));
-    assert_eq!(code, 0, "{stderr}");
-    let first_line = stdout.lines().next().unwrap_or_default();
-    let message: serde_json::Value = serde_json::from_str(first_line).unwrap();
+    let message = first_message_through_a_relay(&world, &s0);
     assert_eq!(message["payload"], "deploy done");
     assert_eq!(message["path"], "relay");
 
@@ -98,6 +64,81 @@ fn an_island_probes_and_listens_through_a_relay() {
         "{relay}"
     );
     assert_eq!(metric(&relay, "sixcast_relay_refused_total"), 0, "{relay}");
+}
+
+/// Starts `sixcast listen ops --count 1 --json` on island host i1 (told Stratum 0 `s0`) and
+/// sends "deploy done" from c1 every 500 ms until it has a message, at most 10 s; returns the
+/// message.
+fn first_message_through_a_relay(world: &World, s0: &str) -> serde_json::Value {
+    let args = [
+        "ops",
+        "--count",
+        "1",
+        "--timeout",
+        "15",
+        "--json",
+        "--stratum0",
+        s0,
+        "--hops",
+        "8",
+    ];
+    let mut listener = start_listener(world, "i1", &args);
+    // The listener reaches the core through the relay once its probe has settled (~2 s).
+    for _ in 0..20 {
+        let status = world
+            .host("c1")
+            .command(SIXCAST)
+            .args(["send", "ops", "deploy done", "--hops", "8"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(500));
+        if listener.child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let (code, stdout, stderr) = finish(listener, Duration::from_secs(15));
+    assert_eq!(code, 0, "{stderr}");
+    let first_line = stdout.lines().next().unwrap_or_default();
+    serde_json::from_str(first_line).unwrap()
+}
+
+#[test]
+fn a_relay_configured_by_a_file_serves_an_island() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
+    let s0 = format!("[{}]:6447", world.host("s0").addr());
+    let r1 = world.host("r1").addr();
+    // A port and limits of the file's, not the defaults.
+    let config = std::env::temp_dir().join(format!("sixcast-relay-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            "# A relay for the test world.\n[relay]\nlisten = \"[{r1}]:6500\"\n\
+             metrics = \"[{r1}]:9464\"\nmax_tunnels = 2\nclient_control_per_sec = 100\n\
+             refresh_secs = 5\n"
+        ),
+    )
+    .unwrap();
+    let _relay = start_service(
+        &world,
+        "r1",
+        &["relay", "--config", config.to_str().unwrap()],
+    );
+    std::fs::remove_file(&config).unwrap();
+    let (succeeded, report, stderr) = probe(&world, "i1", &["--stratum0", &s0]);
+    assert!(succeeded, "{stderr}");
+    assert_eq!(report["path"], format!("relay [{r1}]:6500"), "{report}");
+    let message = first_message_through_a_relay(&world, &s0);
+    assert_eq!(message["payload"], "deploy done");
+    assert_eq!(message["path"], "relay");
+    let relay = scrape(&world, "c2", &format!("[{r1}]:9464"));
+    assert!(
+        metric(&relay, "sixcast_relay_datagrams_down_total") >= 1,
+        "{relay}"
+    );
 }
 
 #[test]

@@ -7,23 +7,18 @@ mod keys;
 mod metrics;
 mod output;
 mod perf;
+mod service;
 
 use std::{
     io::{BufRead, Write},
     net::{Ipv6Addr, SocketAddr, SocketAddrV6},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::ExitCode,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use parking_lot::Mutex;
-use sixcast::{
-    Config, Context, ErrorKind, Scope, addr,
-    discovery::{self, Stratum0, Stratum0Config},
-    relay::{Relay, RelayConfig},
-};
+use sixcast::{Config, Context, ErrorKind, Scope, addr, discovery};
 
 /// Exit code for a `listen` that ran out of time.
 const EXIT_TIMEOUT: u8 = 3;
@@ -134,31 +129,18 @@ enum Command {
     Demo,
     /// Run a Stratum 0 service on a host of the multicast core (until interrupted).
     Stratum0 {
-        /// Address and port to answer on.
-        #[arg(long, default_value_t = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, discovery::STRATUM0_PORT, 0, 0))]
-        listen: SocketAddrV6,
+        /// Address and port to answer on [default: [::]:6447].
+        #[arg(long)]
+        listen: Option<SocketAddrV6>,
         #[command(flatten)]
-        core: CoreSide,
+        core: service::CoreSide,
     },
     /// Run a relay on a host of the multicast core (until interrupted).
     Relay {
-        /// Address and port to accept tunnels on.
-        #[arg(long, default_value_t = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, discovery::RELAY_PORT, 0, 0))]
-        listen: SocketAddrV6,
-        /// Serve as an SSM repeater: carry channels as source-specific multicast from this
-        /// host instead of down tunnels, for networks that route SSM but not any-source.
-        #[arg(long)]
-        ssm_repeater: bool,
-        /// The relay's identity key (from `sixcast keygen --signing`): sign the challenges of
-        /// nodes that pin its public key (`--relay-key`).
-        #[arg(long, value_name = "KEY_FILE")]
-        identity: Option<PathBuf>,
-        /// A voucher for the `--identity` key (from `sixcast voucher`), presented to nodes that
-        /// trust its issuer (`--relay-issuer`).
-        #[arg(long, value_name = "TOKEN_FILE", requires = "identity")]
-        voucher: Option<PathBuf>,
         #[command(flatten)]
-        core: CoreSide,
+        options: service::RelayOptions,
+        #[command(flatten)]
+        core: service::CoreSide,
     },
     /// Vouch for a relay: issue a token letting the RELAY identity key serve nodes that
     /// `--relay-issuer` the issuer's public key, for `--valid` seconds.
@@ -197,23 +179,6 @@ enum Command {
     },
     /// Print the manual page (roff), e.g. `sixcast man > sixcast.1`.
     Man,
-}
-
-/// Options of the services that run on the multicast core.
-#[derive(Args)]
-struct CoreSide {
-    /// Core interface to multicast on (repeatable); default: every multicast interface.
-    #[arg(long = "iface")]
-    interfaces: Vec<String>,
-    /// Scope of the probe and relay groups.
-    #[arg(long, value_enum, default_value_t = choices::ScopeChoice::Global)]
-    scope: choices::ScopeChoice,
-    /// Hop limit of what the service multicasts.
-    #[arg(long = "hops")]
-    hop_limit: Option<u8>,
-    /// Serve the service's counters for Prometheus at http://ADDR:PORT/metrics.
-    #[arg(long, value_name = "ADDR:PORT")]
-    metrics: Option<SocketAddr>,
 }
 
 /// How names map to addresses.
@@ -345,19 +310,8 @@ fn main() -> ExitCode {
             keys::issue_token(&issuer, &subject, group, valid, &out)
         }),
         Command::Demo => demo::run(),
-        Command::Stratum0 { listen, core } => run_stratum0(listen, &core),
-        Command::Relay {
-            listen,
-            ssm_repeater,
-            identity,
-            voucher,
-            core,
-        } => run_relay(
-            listen,
-            ssm_repeater,
-            (identity.as_deref(), voucher.as_deref()),
-            &core,
-        ),
+        Command::Stratum0 { listen, core } => service::run_stratum0(listen, &core),
+        Command::Relay { options, core } => service::run_relay(&options, &core),
         Command::Voucher {
             issuer,
             relay,
@@ -530,70 +484,6 @@ fn send(
 struct Output {
     format: output::Format,
     metrics: Option<SocketAddr>,
-}
-
-/// Blocks until SIGTERM or SIGINT arrives; the services run on their own threads.
-fn serve_until_stopped(what: &str, port: u16) -> sixcast::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .map_err(|err| sixcast::Error::io("installing signal handlers", err))?;
-    // Scripts and tests wait for this line before they rely on the service.
-    eprintln!("sixcast: {what} running on UDP port {port}; Ctrl-C to stop");
-    if let Some(signal) = signals.forever().next() {
-        eprintln!("sixcast: {what} stopping (signal {signal})");
-    }
-    Ok(())
-}
-
-fn run_stratum0(listen: SocketAddrV6, core: &CoreSide) -> sixcast::Result<ExitCode> {
-    let mut config = Stratum0Config::default();
-    config.listen = listen;
-    config.interfaces.clone_from(&core.interfaces);
-    config.scope = core.scope.into();
-    if let Some(hop_limit) = core.hop_limit {
-        config.hop_limit = hop_limit;
-    }
-    let service = Arc::new(Mutex::new(Stratum0::spawn(config)?));
-    if let Some(address) = core.metrics {
-        let service = Arc::clone(&service);
-        metrics::serve(address, move || {
-            metrics::stratum0_figures(&service.lock().stats())
-        })?;
-    }
-    let port = service.lock().port();
-    serve_until_stopped("stratum 0", port)?;
-    service.lock().close();
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run_relay(
-    listen: SocketAddrV6,
-    ssm_repeater: bool,
-    (identity, voucher): (Option<&Path>, Option<&Path>),
-    core: &CoreSide,
-) -> sixcast::Result<ExitCode> {
-    let mut config = RelayConfig::default();
-    config.listen = listen;
-    config.ssm_repeater = ssm_repeater;
-    config.identity = identity.map(keys::signing_key).transpose()?;
-    config.voucher = voucher.map(keys::token).transpose()?;
-    config.interfaces.clone_from(&core.interfaces);
-    config.scope = core.scope.into();
-    if let Some(hop_limit) = core.hop_limit {
-        config.hop_limit = hop_limit;
-    }
-    let relay = Arc::new(Mutex::new(Relay::spawn(config)?));
-    if let Some(address) = core.metrics {
-        let relay = Arc::clone(&relay);
-        metrics::serve(address, move || {
-            metrics::relay_figures(&relay.lock().stats())
-        })?;
-    }
-    let port = relay.lock().port();
-    serve_until_stopped("relay", port)?;
-    // Its tunnel clients are told, and fail over to a spare at once.
-    relay.lock().close();
-    Ok(ExitCode::SUCCESS)
 }
 
 fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {

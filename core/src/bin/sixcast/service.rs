@@ -1,0 +1,350 @@
+//! `sixcast stratum0` and `sixcast relay`: the core's services, configured by flags and a TOML
+//! file (`--config`, every key described in docs/configuration.md; a flag wins over the file,
+//! the file over the library's default), serving metrics on request, and stopping cleanly on
+//! SIGTERM or Ctrl-C.
+
+use std::{
+    net::{SocketAddr, SocketAddrV6},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
+
+use clap::{Args, ValueEnum};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use sixcast::{
+    ErrorKind,
+    discovery::{Stratum0, Stratum0Config},
+    relay::{Relay, RelayConfig},
+};
+
+use crate::{choices::ScopeChoice, keys, metrics};
+
+/// Options that both services take.
+#[derive(Args)]
+pub(super) struct CoreSide {
+    /// A TOML file with the service's settings (its `[stratum0]` or `[relay]` table); flags
+    /// given here win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Core interface to multicast on (repeatable); default: every multicast interface.
+    #[arg(long = "iface")]
+    interfaces: Vec<String>,
+    /// Scope of the probe and relay groups [default: global].
+    #[arg(long, value_enum)]
+    scope: Option<ScopeChoice>,
+    /// Hop limit of what the service multicasts [default: 64].
+    #[arg(long = "hops")]
+    hop_limit: Option<u8>,
+    /// Serve the service's counters for Prometheus at http://ADDR:PORT/metrics.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+}
+
+/// `sixcast relay`'s own options.
+#[derive(Args)]
+pub(super) struct RelayOptions {
+    /// Address and port to accept tunnels on [default: [::]:6448].
+    #[arg(long)]
+    listen: Option<SocketAddrV6>,
+    /// Serve as an SSM repeater: carry channels as source-specific multicast from this host
+    /// instead of down tunnels, for networks that route SSM but not any-source.
+    #[arg(long)]
+    ssm_repeater: bool,
+    /// The relay's identity key (from `sixcast keygen --signing`): sign the challenges of nodes
+    /// that pin its public key (`--relay-key`).
+    #[arg(long, value_name = "KEY_FILE")]
+    identity: Option<PathBuf>,
+    /// A voucher for the identity key (from `sixcast voucher`), presented to nodes that trust
+    /// its issuer (`--relay-issuer`).
+    #[arg(long, value_name = "TOKEN_FILE")]
+    voucher: Option<PathBuf>,
+    /// Most tunnel clients served at once; more are refused [default: 1024].
+    #[arg(long)]
+    max_tunnels: Option<usize>,
+    /// Most datagrams per second one client may send up its tunnel; 0: no limit
+    /// [default: 10000].
+    #[arg(long, value_name = "N")]
+    client_datagrams_per_sec: Option<u64>,
+    /// Most bytes per second one client may send up its tunnel; 0: no limit [default: 16 MiB].
+    #[arg(long, value_name = "BYTES")]
+    client_bytes_per_sec: Option<u64>,
+    /// Most control messages per second from one client; 0: no limit [default: 50].
+    #[arg(long, value_name = "N")]
+    client_control_per_sec: Option<u64>,
+}
+
+/// A service configuration file: a `[stratum0]` and a `[relay]` table, both optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    stratum0: Stratum0Table,
+    #[serde(default)]
+    relay: RelayTable,
+}
+
+/// Keys that both tables have.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Stratum0Table {
+    listen: Option<SocketAddrV6>,
+    interfaces: Option<Vec<String>>,
+    scope: Option<String>,
+    hops: Option<u8>,
+    metrics: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelayTable {
+    listen: Option<SocketAddrV6>,
+    interfaces: Option<Vec<String>>,
+    scope: Option<String>,
+    hops: Option<u8>,
+    metrics: Option<SocketAddr>,
+    ssm_repeater: Option<bool>,
+    identity: Option<PathBuf>,
+    voucher: Option<PathBuf>,
+    max_tunnels: Option<usize>,
+    max_groups_per_tunnel: Option<usize>,
+    refresh_secs: Option<u64>,
+    client_datagrams_per_sec: Option<u64>,
+    client_bytes_per_sec: Option<u64>,
+    client_control_per_sec: Option<u64>,
+    signed_challenges_per_sec: Option<u64>,
+}
+
+fn invalid(message: String) -> sixcast::Error {
+    sixcast::Error::new(ErrorKind::InvalidConfig, message)
+}
+
+fn read_file(path: Option<&Path>) -> sixcast::Result<File> {
+    let Some(path) = path else {
+        return Ok(File::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        invalid(format!(
+            "cannot read the configuration file {}: {err}",
+            path.display()
+        ))
+    })?;
+    parse(&text).map_err(|err| invalid(format!("{}: {err}", path.display())))
+}
+
+fn parse(text: &str) -> Result<File, String> {
+    toml::from_str(text).map_err(|err| err.to_string().trim().to_owned())
+}
+
+/// The flag if given, else the file's value, parsed as a scope.
+fn scope(flag: Option<ScopeChoice>, file: Option<&str>) -> sixcast::Result<Option<ScopeChoice>> {
+    match (flag, file) {
+        (Some(choice), _) => Ok(Some(choice)),
+        (None, Some(name)) => ScopeChoice::from_str(name, false).map(Some).map_err(|_| {
+            invalid(format!(
+                "scope = {name:?} is not a scope; use link, site, org or global"
+            ))
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+pub(super) fn run_stratum0(
+    listen: Option<SocketAddrV6>,
+    core: &CoreSide,
+) -> sixcast::Result<ExitCode> {
+    let file = read_file(core.config.as_deref())?.stratum0;
+    let mut config = Stratum0Config::default();
+    if let Some(listen) = listen.or(file.listen) {
+        config.listen = listen;
+    }
+    config.interfaces = pick_interfaces(&core.interfaces, file.interfaces);
+    if let Some(scope) = scope(core.scope, file.scope.as_deref())? {
+        config.scope = scope.into();
+    }
+    if let Some(hops) = core.hop_limit.or(file.hops) {
+        config.hop_limit = hops;
+    }
+    let service = Arc::new(Mutex::new(Stratum0::spawn(config)?));
+    if let Some(address) = core.metrics.or(file.metrics) {
+        let service = Arc::clone(&service);
+        metrics::serve(address, move || {
+            metrics::stratum0_figures(&service.lock().stats())
+        })?;
+    }
+    let port = service.lock().port();
+    serve_until_stopped("stratum 0", port)?;
+    service.lock().close();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Result<ExitCode> {
+    let file = read_file(core.config.as_deref())?.relay;
+    let mut config = RelayConfig::default();
+    if let Some(listen) = options.listen.or(file.listen) {
+        config.listen = listen;
+    }
+    config.interfaces = pick_interfaces(&core.interfaces, file.interfaces);
+    if let Some(scope) = scope(core.scope, file.scope.as_deref())? {
+        config.scope = scope.into();
+    }
+    if let Some(hops) = core.hop_limit.or(file.hops) {
+        config.hop_limit = hops;
+    }
+    config.ssm_repeater = options.ssm_repeater || file.ssm_repeater.unwrap_or(false);
+    let identity = options.identity.as_deref().or(file.identity.as_deref());
+    let voucher = options.voucher.as_deref().or(file.voucher.as_deref());
+    if voucher.is_some() && identity.is_none() {
+        return Err(invalid(
+            "a voucher needs the relay's identity key (identity)".into(),
+        ));
+    }
+    config.identity = identity.map(keys::signing_key).transpose()?;
+    config.voucher = voucher.map(keys::token).transpose()?;
+    let limits = [
+        (
+            &mut config.max_tunnels,
+            options.max_tunnels.or(file.max_tunnels),
+        ),
+        (
+            &mut config.max_groups_per_tunnel,
+            file.max_groups_per_tunnel,
+        ),
+    ];
+    for (setting, value) in limits {
+        if let Some(value) = value {
+            *setting = value;
+        }
+    }
+    let rates = [
+        (
+            &mut config.client_datagrams_per_sec,
+            options
+                .client_datagrams_per_sec
+                .or(file.client_datagrams_per_sec),
+        ),
+        (
+            &mut config.client_bytes_per_sec,
+            options.client_bytes_per_sec.or(file.client_bytes_per_sec),
+        ),
+        (
+            &mut config.client_control_per_sec,
+            options
+                .client_control_per_sec
+                .or(file.client_control_per_sec),
+        ),
+        (
+            &mut config.signed_challenges_per_sec,
+            file.signed_challenges_per_sec,
+        ),
+    ];
+    for (setting, value) in rates {
+        if let Some(value) = value {
+            *setting = value;
+        }
+    }
+    if let Some(seconds) = file.refresh_secs {
+        if seconds == 0 {
+            return Err(invalid("refresh_secs must be at least 1".into()));
+        }
+        config.refresh = Duration::from_secs(seconds);
+    }
+    let relay = Arc::new(Mutex::new(Relay::spawn(config)?));
+    if let Some(address) = core.metrics.or(file.metrics) {
+        let relay = Arc::clone(&relay);
+        metrics::serve(address, move || {
+            metrics::relay_figures(&relay.lock().stats())
+        })?;
+    }
+    let port = relay.lock().port();
+    serve_until_stopped("relay", port)?;
+    // Its tunnel clients are told, and fail over to a spare at once.
+    relay.lock().close();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The interfaces given as flags, else the file's.
+fn pick_interfaces(flags: &[String], file: Option<Vec<String>>) -> Vec<String> {
+    if flags.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flags.to_vec()
+    }
+}
+
+/// Blocks until SIGTERM or SIGINT arrives; the services run on their own threads.
+fn serve_until_stopped(what: &str, port: u16) -> sixcast::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|err| sixcast::Error::io("installing signal handlers", err))?;
+    // Scripts and tests wait for this line before they rely on the service.
+    eprintln!("sixcast: {what} running on UDP port {port}; Ctrl-C to stop");
+    if let Some(signal) = signals.forever().next() {
+        eprintln!("sixcast: {what} stopping (signal {signal})");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_with_every_key_parses() {
+        let file = parse(
+            r#"
+            [stratum0]
+            listen = "[::]:6447"
+            interfaces = ["eth0"]
+            scope = "site"
+            hops = 4
+            metrics = "[::1]:9464"
+
+            [relay]
+            listen = "[fd5c:c::21]:6500"
+            interfaces = ["eth0", "eth1"]
+            scope = "org"
+            hops = 8
+            metrics = "127.0.0.1:9465"
+            ssm_repeater = false
+            identity = "/etc/sixcast/relay.key"
+            voucher = "/etc/sixcast/relay.voucher"
+            max_tunnels = 10
+            max_groups_per_tunnel = 16
+            refresh_secs = 20
+            client_datagrams_per_sec = 1000
+            client_bytes_per_sec = 1048576
+            client_control_per_sec = 5
+            signed_challenges_per_sec = 100
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.relay.max_tunnels, Some(10));
+        assert_eq!(file.relay.listen.map(|listen| listen.port()), Some(6500));
+        assert_eq!(file.stratum0.scope.as_deref(), Some("site"));
+        assert!(parse("").is_ok(), "every key is optional");
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        for (text, mention) in [
+            ("[relay]\nmax_tunels = 3", "max_tunels"),
+            ("[relay]\nmax_tunnels = \"many\"", "max_tunnels"),
+            ("[relay]\nlisten = \"nowhere\"", "listen"),
+            ("[gateway]\nx = 1", "gateway"),
+            ("[relay", "relay"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(mention), "{text:?}: {err}");
+        }
+        let err = scope(None, Some("galaxy")).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(err.to_string().contains("galaxy"), "{err}");
+        assert_eq!(
+            scope(Some(ScopeChoice::Site), Some("galaxy")).unwrap(),
+            Some(ScopeChoice::Site)
+        );
+    }
+}
