@@ -672,6 +672,8 @@ export interface Stats {
   ownDropped: number
   /** Messages dropped because the receive queue was full. */
   queueOverflow: number
+  /** Messages never heard: sequence numbers a sender skipped, less those that arrived late. */
+  lost: number
   /** Fragmented messages given up. */
   reassemblyDropped: number
   /** Datagrams for a group no channel of this context has (context totals only). */

@@ -450,6 +450,8 @@ pub struct Stats {
     pub own_dropped: f64,
     /// Messages dropped because the receive queue was full.
     pub queue_overflow: f64,
+    /// Messages never heard: sequence numbers a sender skipped, less those that arrived late.
+    pub lost: f64,
     /// Fragmented messages given up.
     pub reassembly_dropped: f64,
     /// Datagrams for a group no channel of this context has (context totals only).
@@ -474,6 +476,7 @@ impl From<sixcast::Stats> for Stats {
             malformed: stats.malformed as f64,
             own_dropped: stats.own_dropped as f64,
             queue_overflow: stats.queue_overflow as f64,
+            lost: stats.lost as f64,
             reassembly_dropped: stats.reassembly_dropped as f64,
             unknown_group: stats.unknown_group as f64,
             drops: stats

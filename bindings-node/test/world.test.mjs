@@ -98,6 +98,7 @@ worldTest('two processes in two hosts exchange messages with their metadata', as
   const { stats } = await receiver.next()
   assert.equal(stats.messagesReceived, 3)
   assert.equal(stats.malformed, 0)
+  assert.equal(stats.lost, 0)
   await succeeds(receiver, 15_000)
 })
 

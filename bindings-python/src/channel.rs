@@ -601,6 +601,8 @@ stats! {
     own_dropped,
     /// Messages dropped because the application did not take them and the queue was full.
     queue_overflow,
+    /// Messages never heard: sequence numbers a sender skipped, less those that arrived late.
+    lost,
     /// Fragmented messages given up (timed out, inconsistent, or over the memory bound).
     reassembly_dropped,
     /// Datagrams for a group no channel of this context has (context totals only).

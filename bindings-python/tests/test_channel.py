@@ -63,6 +63,7 @@ def test_two_hosts_exchange_messages(world, mode):
     assert sent["stats"]["bytes_sent"] == total
     assert summary["stats"]["messages_received"] == len(PAYLOADS)
     assert summary["stats"]["bytes_received"] == total
+    assert summary["stats"]["lost"] == 0
     assert summary["context_stats"]["messages_received"] == len(PAYLOADS)
     if mode == "iterate":
         assert summary["after_close"] == []

@@ -87,6 +87,8 @@ pub struct Stats {
     pub own_dropped: u64,
     /// Messages dropped because the application did not take them and the queue was full.
     pub queue_overflow: u64,
+    /// Messages never heard: sequence numbers a sender skipped, less those that arrived late.
+    pub lost: u64,
     /// Fragmented messages given up (timed out, inconsistent, or over the memory bound).
     pub reassembly_dropped: u64,
     /// Datagrams for a group no channel of this context has (context totals only).
@@ -109,6 +111,7 @@ impl From<sixcast::Stats> for Stats {
             malformed: stats.malformed,
             own_dropped: stats.own_dropped,
             queue_overflow: stats.queue_overflow,
+            lost: stats.lost,
             reassembly_dropped: stats.reassembly_dropped,
             unknown_group: stats.unknown_group,
             drops: stats

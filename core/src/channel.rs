@@ -100,6 +100,10 @@ pub struct Stats {
     pub own_dropped: u64,
     /// Messages dropped because the application did not take them and the queue was full.
     pub queue_overflow: u64,
+    /// Messages never heard: sequence numbers a sender skipped, less those that arrived late
+    /// (so it can fall). Counted from the first message heard from each sender; a sender's last
+    /// messages before it falls silent cannot be told lost.
+    pub lost: u64,
     /// Fragmented messages given up (timed out, inconsistent, or over the memory bound).
     pub reassembly_dropped: u64,
     /// Memory charged now for partial messages, at most [`Config::reassembly_memory`] per
@@ -124,6 +128,7 @@ impl std::ops::AddAssign for Stats {
         self.malformed += other.malformed;
         self.own_dropped += other.own_dropped;
         self.queue_overflow += other.queue_overflow;
+        self.lost += other.lost;
         self.reassembly_dropped += other.reassembly_dropped;
         self.reassembly_bytes += other.reassembly_bytes;
         self.unknown_group += other.unknown_group;
@@ -166,7 +171,9 @@ impl Counters {
             queue_overflow: get(&self.queue_overflow),
             unknown_group: get(&self.unknown_group),
             drops: self.drops.snapshot(),
+            // The inbox counts these; ChannelState::stats fills them in.
             duplicates: 0,
+            lost: 0,
             reassembly_dropped: 0,
             reassembly_bytes: 0,
         }
@@ -975,6 +982,7 @@ impl ChannelState {
         };
         stats.reassembly_bytes = reassembly_bytes as u64;
         stats.duplicates = inbox.duplicates;
+        stats.lost = inbox.lost;
         stats.drops.add(DropReason::Replay, inbox.stale);
         stats.reassembly_dropped = inbox.reassembly_expired + inbox.reassembly_rejected;
         stats

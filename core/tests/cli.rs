@@ -213,6 +213,7 @@ fn listen_and_send_across_a_lan() {
     let summary = lines.pop().unwrap();
     assert_eq!(summary["drops"]["no_key"], 0, "{summary}");
     assert_eq!(summary["messages_received"], 3, "{summary}");
+    assert_eq!(summary["lost"], 0, "{summary}");
     assert_eq!(lines.len(), 3);
     let sender = world.host("h1").addr().to_string();
     let group = "ff1e:".to_string();
@@ -374,6 +375,7 @@ fn listen_serves_its_channels_counters_for_prometheus() {
         24,
         "{after}"
     );
+    assert_eq!(metric(&after, "sixcast_lost"), 0, "{after}");
     assert!(
         after.contains("sixcast_protection_drops_total{reason=\"no_key\"} 0"),
         "{after}"

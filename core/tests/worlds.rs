@@ -72,6 +72,53 @@ fn lan_delivers_every_message_to_every_host_once_and_in_order() {
 }
 
 #[test]
+fn messages_lost_on_the_way_are_counted_from_the_senders_sequence() {
+    let Some(world) = world(|| World::lan(2), false) else {
+        return;
+    };
+    // A fifth of the datagrams to h2 are dropped on its link.
+    world.set_udp_loss("h2", 20).unwrap();
+    let start = start_line(2);
+    let receiver = {
+        let start = Arc::clone(&start);
+        world.host("h2").spawn(move || {
+            let (_context, channel) = joined(config(), "telemetry");
+            start.wait();
+            let received = collect(&channel, 300, WAIT);
+            (received, channel.stats())
+        })
+    };
+    world
+        .host("h1")
+        .spawn(move || {
+            let mut config = config();
+            // One message a datagram, so that each loss is one message.
+            config.packing = false;
+            let context = Context::new(config).unwrap();
+            let channel = context.channel("telemetry").unwrap();
+            start.wait();
+            for i in 0..300u32 {
+                channel.send(&i.to_be_bytes()).unwrap();
+                channel.flush().unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    let (received, stats) = receiver.join().unwrap();
+    let seqs: Vec<u64> = received.iter().map(|message| message.seq).collect();
+    let (first, highest) = (seqs[0], *seqs.iter().max().unwrap());
+    let unheard = highest - first + 1 - seqs.len() as u64;
+    assert!(unheard > 0, "20 % loss lost nothing of 300 datagrams");
+    assert_eq!(
+        stats.lost,
+        unheard,
+        "{} received of seqs {first}..={highest}",
+        seqs.len()
+    );
+    assert_eq!(stats.messages_received, seqs.len() as u64);
+}
+
+#[test]
 fn routed_multicast_crosses_the_router() {
     let Some(world) = world(World::routed_mcast, true) else {
         return;

@@ -246,6 +246,9 @@ class Stats:
     @property
     def queue_overflow(self) -> int: ...
     @property
+    def lost(self) -> int:
+        """Messages never heard: sequence numbers a sender skipped, less late arrivals."""
+    @property
     def reassembly_dropped(self) -> int: ...
     @property
     def unknown_group(self) -> int: ...

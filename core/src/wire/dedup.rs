@@ -20,6 +20,15 @@ pub(super) enum Seen {
     Stale,
 }
 
+/// How settling one sequence number changed its sender's gaps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct GapChange {
+    /// Sequence numbers jumped over: not heard (yet).
+    pub(super) skipped: u64,
+    /// Whether this number had been jumped over: a late arrival.
+    pub(super) filled: bool,
+}
+
 /// Remembers which of a sender's most recent sequence numbers are settled (delivered or given up).
 ///
 /// The window covers the `size` sequence numbers ending at the highest one settled so far;
@@ -72,13 +81,17 @@ impl DedupWindow {
         self.seen(seq) == Seen::New
     }
 
-    /// Records `seq` as settled, sliding the window forward if `seq` is the highest yet.
-    pub(super) fn settle(&mut self, seq: u64) {
+    /// Records `seq` as settled, sliding the window forward if `seq` is the highest yet, and
+    /// says how the sender's gaps changed: sequence numbers skipped by a jump ahead, or a gap
+    /// filled by a late arrival. Nothing before the first number settled counts as a gap.
+    pub(super) fn settle(&mut self, seq: u64) -> GapChange {
         match self.highest {
             Some(highest) if seq <= highest => {
-                if highest - seq < self.size.get() {
+                let filled = highest - seq < self.size.get() && !self.bit(seq);
+                if filled {
                     self.set_bit(seq, true);
                 }
+                GapChange { skipped: 0, filled }
             }
             Some(highest) if seq - highest < self.size.get() => {
                 // The slots of the sequence numbers entering the window still hold old ones.
@@ -87,11 +100,19 @@ impl DedupWindow {
                 }
                 self.set_bit(seq, true);
                 self.highest = Some(seq);
+                GapChange {
+                    skipped: seq - highest - 1,
+                    filled: false,
+                }
             }
-            _ => {
+            previous => {
                 self.settled.fill(0);
                 self.set_bit(seq, true);
                 self.highest = Some(seq);
+                GapChange {
+                    skipped: previous.map_or(0, |highest| seq - highest - 1),
+                    filled: false,
+                }
             }
         }
     }
@@ -224,10 +245,11 @@ impl SenderTable {
     }
 
     /// Marks message `seq` of `sender` as settled, so later copies count as duplicates.
-    pub(super) fn settle(&mut self, sender: NodeId, seq: u64) {
-        if let Some(known) = self.senders.get_mut(&sender) {
-            known.window.settle(seq);
-        }
+    pub(super) fn settle(&mut self, sender: NodeId, seq: u64) -> GapChange {
+        self.senders
+            .get_mut(&sender)
+            .map(|known| known.window.settle(seq))
+            .unwrap_or_default()
     }
 
     pub(super) fn len(&self) -> usize {

@@ -7,7 +7,7 @@ use std::{
 
 use super::{
     DEFAULT_MAX_MESSAGE_SIZE, Datagram, Fragment, MAX_MESSAGE_SIZE_LIMIT, MessageBatch, NodeId,
-    dedup::{Seen, SenderTable},
+    dedup::{GapChange, Seen, SenderTable},
     reassembly::{Added, Reassembly},
     usize_from,
 };
@@ -96,6 +96,11 @@ pub struct InboxStats {
     pub reassembly_rejected: u64,
     /// Senders forgotten to stay within [`InboxLimits::max_senders`].
     pub senders_evicted: u64,
+    /// Messages never heard: sequence numbers a sender skipped, less those that arrived late.
+    /// It can fall when a late message fills a gap; a gap older than the sender's duplicate
+    /// window stays counted. Nothing a sender sent before the first message heard from it
+    /// counts, and neither can its last messages before a silence.
+    pub lost: u64,
 }
 
 /// Receiver side, one per channel: per-sender duplicate windows plus reassembly, bounded in
@@ -160,7 +165,7 @@ impl Inbox {
         let timeout = self.limits.reassembly_timeout;
         while let Some((sender, seq)) = self.reassembly.pop_expired(now, timeout) {
             self.stats.reassembly_expired += 1;
-            self.senders.settle(sender, seq);
+            self.settle(sender, seq);
         }
     }
 
@@ -186,6 +191,11 @@ impl Inbox {
     /// Number of senders currently tracked (at most [`InboxLimits::max_senders`]).
     pub fn senders(&self) -> usize {
         self.senders.len()
+    }
+
+    /// Marks message `seq` of `sender` as settled and counts the gaps that closes or opens.
+    fn settle(&mut self, sender: NodeId, seq: u64) {
+        self.stats.lost = with_gaps(self.stats.lost, self.senders.settle(sender, seq));
     }
 
     /// Whether message `seq` of `sender` is new; counts it as a duplicate or stale otherwise.
@@ -216,7 +226,7 @@ impl Inbox {
                 }
             }
             if let Some(window) = window.as_mut() {
-                window.settle(seq);
+                self.stats.lost = with_gaps(self.stats.lost, window.settle(seq));
             }
             if payload.len() > self.limits.max_message {
                 self.stats.too_large += 1;
@@ -248,20 +258,20 @@ impl Inbox {
         }
         if usize_from(fragment.total_len) > self.limits.max_message {
             self.stats.too_large += 1;
-            self.senders.settle(sender, seq);
+            self.settle(sender, seq);
             return;
         }
         let starts_message = !self.reassembly.contains(&(sender, seq));
         if starts_message && !self.make_room(Reassembly::cost(fragment)) {
             self.stats.reassembly_rejected += 1;
-            self.senders.settle(sender, seq);
+            self.settle(sender, seq);
             return;
         }
         match self.reassembly.add(fragment, now) {
             Added::Pending => {}
             Added::Duplicate => self.stats.duplicates += 1,
             Added::Complete(payload) => {
-                self.senders.settle(sender, seq);
+                self.settle(sender, seq);
                 self.stats.delivered += 1;
                 deliver(Delivery {
                     sender,
@@ -270,7 +280,7 @@ impl Inbox {
                 });
             }
             Added::Inconsistent => {
-                self.senders.settle(sender, seq);
+                self.settle(sender, seq);
                 self.stats.reassembly_rejected += 1;
             }
         }
@@ -288,10 +298,16 @@ impl Inbox {
                 break;
             };
             self.stats.reassembly_rejected += 1;
-            self.senders.settle(sender, seq);
+            self.settle(sender, seq);
         }
         true
     }
+}
+
+/// `lost` after a sender's gaps changed by `change`.
+fn with_gaps(lost: u64, change: GapChange) -> u64 {
+    lost.saturating_add(change.skipped)
+        .saturating_sub(u64::from(change.filled))
 }
 
 #[cfg(test)]
@@ -347,6 +363,71 @@ mod tests {
             max_message: 2 << 20,
             ..InboxLimits::default()
         }
+    }
+
+    /// One datagram per message: message `seq` of `sender`.
+    fn single(sender: NodeId, seq: u64) -> Vec<u8> {
+        pack(
+            sender,
+            seq,
+            DEFAULT_DATAGRAM_SIZE,
+            &[seq.to_be_bytes().to_vec()],
+        )
+        .remove(0)
+    }
+
+    #[test]
+    fn gaps_count_as_lost_until_late_messages_fill_them() {
+        let mut inbox = Inbox::new(limits());
+        let now = Instant::now();
+        // The first message heard sets the start: nothing before seq 10 counts.
+        feed(&mut inbox, &[single(ALICE, 10), single(ALICE, 11)], now);
+        assert_eq!(inbox.stats().lost, 0);
+        // 12, 13 and 14 skipped.
+        feed(&mut inbox, &[single(ALICE, 15)], now);
+        assert_eq!(inbox.stats().lost, 3);
+        // 13 arrives late; a duplicate of 15 changes nothing; Bob's own gap adds up.
+        feed(&mut inbox, &[single(ALICE, 13), single(ALICE, 15)], now);
+        assert_eq!(inbox.stats().lost, 2);
+        feed(&mut inbox, &[single(BOB, 0), single(BOB, 4)], now);
+        assert_eq!(inbox.stats().lost, 5);
+        feed(&mut inbox, &[single(ALICE, 12), single(ALICE, 14)], now);
+        assert_eq!(inbox.stats().lost, 3, "Bob's 1, 2, 3 are still missing");
+        assert_eq!(inbox.stats().delivered, 8);
+    }
+
+    #[test]
+    fn a_gap_older_than_the_window_stays_lost() {
+        let mut inbox = Inbox::new(InboxLimits {
+            dedup_window: 64,
+            ..limits()
+        });
+        let now = Instant::now();
+        feed(
+            &mut inbox,
+            &[single(ALICE, 0), single(ALICE, 2), single(ALICE, 200)],
+            now,
+        );
+        assert_eq!(inbox.stats().lost, 1 + 197);
+        // Message 1 comes far too late to tell from a replay: refused, and still lost.
+        feed(&mut inbox, &[single(ALICE, 1)], now);
+        assert_eq!((inbox.stats().lost, inbox.stats().stale), (198, 1));
+    }
+
+    #[test]
+    fn a_fragmented_message_is_lost_only_while_none_of_it_arrived() {
+        let mut inbox = Inbox::new(limits());
+        let now = Instant::now();
+        let large = vec![7u8; 3000];
+        let mut datagrams = pack(ALICE, 0, MIN_DATAGRAM_SIZE, &[b"a".to_vec(), large]);
+        let last = pack(ALICE, 2, MIN_DATAGRAM_SIZE, &[b"c".to_vec()]);
+        let fragments = datagrams.split_off(1);
+        feed(&mut inbox, &datagrams, now);
+        feed(&mut inbox, &last, now);
+        assert_eq!(inbox.stats().lost, 1, "message 1 not heard yet");
+        feed(&mut inbox, &fragments, now);
+        assert_eq!(inbox.stats().lost, 0);
+        assert_eq!(inbox.stats().delivered, 3);
     }
 
     /// The first fragment of a `total_len`-byte message `seq` from `sender`, split in two.

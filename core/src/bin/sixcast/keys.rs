@@ -110,6 +110,8 @@ pub(crate) fn drops_json(stats: &Stats) -> String {
         "duplicates": stats.duplicates,
         "datagrams_received": stats.datagrams_received,
         "messages_received": stats.messages_received,
+        "lost": stats.lost,
+        "queue_overflow": stats.queue_overflow,
     })
     .to_string()
 }

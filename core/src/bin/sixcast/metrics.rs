@@ -196,6 +196,13 @@ pub(super) fn channel_figures(stats: &Stats) -> Vec<Figure> {
             "Messages dropped because the receive queue was full.",
             stats.queue_overflow,
         ),
+        Figure {
+            name: "sixcast_lost",
+            help: "Messages never heard: gaps in senders' sequence numbers, less late arrivals.",
+            kind: Kind::Gauge,
+            label: None,
+            value: stats.lost,
+        },
         counter(
             "sixcast_reassembly_dropped",
             "Fragmented messages given up on.",

@@ -301,6 +301,7 @@ class ChannelTest {
                 assertTrue(cancelled >= 10, "only $cancelled receives were cancelled")
                 assertEquals((0 until count).toList(), received.sorted(), "every message exactly once")
                 assertEquals(count.toULong(), inbox.stats().messagesReceived)
+                assertEquals(0uL, inbox.stats().lost)
             }
         }
     }
