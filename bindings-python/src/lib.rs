@@ -25,6 +25,10 @@ use pyo3::{
 #[pyo3(name = "_sixcast")]
 fn sixcast_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The library logs to Python's logging, under logger "sixcast" and its children. Levels are
+    // cached per logger as it is first used, so that disabled levels cost no GIL; another
+    // extension may have installed its `log` logger first, and then keeps it.
+    let _ = pyo3_log::Logger::new(module.py(), pyo3_log::Caching::LoggersAndLevels)?.install();
     error::register(module)?;
     config::register(module)?;
     addr::register(module)?;

@@ -187,6 +187,21 @@ def test_reachability_with_a_silent_stratum0(world):
     assert settled["repr"].startswith("Reachability(")
 
 
+def test_library_warnings_reach_python_logging(world):
+    stratum0 = "[{}]:6447".format(world.hosts["h2"]["addr"])
+    code, lines, stderr = world.run("h1", "world_probe.py", "logging", stratum0)
+    assert code == 0, stderr
+    last_error, records = (record for record in json_lines(lines))
+    assert last_error["last_error"] is not None, "the core was reached without a Stratum 0"
+    warnings = [
+        record
+        for record in records["records"]
+        if record["level"] == "WARNING" and "reaching the multicast core" in record["message"]
+    ]
+    assert warnings, records["records"]
+    assert all(record["logger"].startswith("sixcast") for record in warnings), warnings
+
+
 def test_conformance_agent(world):
     receivers = [world.start(host, "agent.py", "recv", "agents", 3, 20) for host in ("h2", "h3")]
     for receiver in receivers:

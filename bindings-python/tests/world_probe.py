@@ -15,6 +15,7 @@ import builtins
 import hashlib
 import itertools
 import json
+import logging
 import socket
 import sys
 import threading
@@ -377,6 +378,27 @@ def check_reachability(stratum0):
         emit(settled=describe_reachability(reachability))
 
 
+def check_logging(stratum0):
+    """Opens a context whose Stratum 0 does not answer, with a handler on Python's "sixcast"
+    logger, until the context records that it cannot reach the core (at most 10 s); reports
+    every record the library logged."""
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(
+                {"logger": record.name, "level": record.levelname, "message": record.getMessage()}
+            )
+
+    logging.getLogger("sixcast").addHandler(Keep())
+    with sixcast.Context(stratum0=stratum0, probe_timeout=0.3) as context:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and context.reachability().last_error is None:
+            time.sleep(0.05)
+        emit(last_error=context.reachability().last_error)
+    emit(records=records)
+
+
 def protect(channel, spec_path):
     """Gives `channel` the keys of the JSON file `spec_path`: key file texts under "key" (set_key),
     "sign" (sign_with), "token" (present), "trust" and "issuers" (lists)."""
@@ -434,6 +456,7 @@ COMMANDS = {
     "async-cancel-many": check_async_cancel_many,
     "io-error": check_io_error,
     "reachability": check_reachability,
+    "logging": check_logging,
     "protected-send": protected_send,
     "protected-recv": protected_receive,
 }
