@@ -164,3 +164,52 @@ fn bad_options_are_refused_with_a_clear_error() {
         assert!(stderr.contains(mention), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_sealed_channel_is_measured_with_its_key_and_refused_without_it() {
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    let key = std::env::temp_dir().join(format!("sixcast-perf-key-{}", std::process::id()));
+    let _ = std::fs::remove_file(&key);
+    let made = Command::new(SIXCAST)
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let key_arg = key.to_str().unwrap();
+    let args = ["sealed", "--duration", "4", "--json"];
+    let holder = start_receiver(&world, "h2", &[&args[..], &["--key", key_arg]].concat());
+    let outsider = start_receiver(&world, "h3", &args);
+    let output = world
+        .host("h1")
+        .command(SIXCAST)
+        .args(["perf", "send", "sealed", "--size", "200", "--duration", "1"])
+        .args(["--rate", "1000", "--json", "--key", key_arg])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&key).unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent = number(&serde_json::from_slice(&output.stdout).unwrap(), "messages");
+    let (code, received) = report(holder, Duration::from_secs(10));
+    assert_eq!(code, 0, "{received}");
+    assert_eq!(
+        number(&received, "messages") + number(&received, "lost"),
+        sent,
+        "{received}"
+    );
+    assert_eq!(received["protection_drops"], 0, "{received}");
+    // Without the key nothing is delivered, and every datagram is refused as sealed.
+    let (code, refused) = report(outsider, Duration::from_secs(10));
+    assert_eq!(code, 3, "{refused}");
+    assert_eq!(refused["messages"], 0, "{refused}");
+    assert!(number(&refused, "protection_drops") > 0.0, "{refused}");
+}

@@ -18,7 +18,10 @@ use clap::Subcommand;
 use hdrhistogram::Histogram;
 use sixcast::{Config, Context, ErrorKind, NodeId};
 
-use super::{EXIT_TIMEOUT, Network};
+use super::{
+    EXIT_TIMEOUT, Network,
+    keys::{ListenKeys, SendKeys},
+};
 
 /// Marks a perf message, so that other traffic on the channel is not mistaken for one.
 const MAGIC: &[u8; 4] = b"sxpf";
@@ -47,6 +50,8 @@ pub(super) enum PerfCommand {
         #[arg(long, value_name = "ADDR:PORT")]
         metrics: Option<std::net::SocketAddr>,
         #[command(flatten)]
+        keys: ListenKeys,
+        #[command(flatten)]
         network: Network,
     },
     /// Send stamped messages on CHANNEL for --duration seconds, then report.
@@ -73,6 +78,8 @@ pub(super) enum PerfCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        keys: SendKeys,
+        #[command(flatten)]
         network: Network,
     },
 }
@@ -85,10 +92,12 @@ pub(super) fn run(command: PerfCommand) -> sixcast::Result<ExitCode> {
             duration,
             json,
             metrics,
+            keys,
             network,
         } => {
             let duration = seconds("--duration", duration)?;
-            receive(&channel, duration, json, metrics, &network)
+            let report = Report { json, metrics };
+            receive(&channel, duration, report, &keys, &network)
         }
         PerfCommand::Send {
             channel,
@@ -98,6 +107,7 @@ pub(super) fn run(command: PerfCommand) -> sixcast::Result<ExitCode> {
             linger,
             no_packing,
             json,
+            keys,
             network,
         } => {
             if size < STAMP_LEN {
@@ -122,7 +132,7 @@ pub(super) fn run(command: PerfCommand) -> sixcast::Result<ExitCode> {
                 })?;
             }
             config.packing = !no_packing;
-            send(&channel, size, duration, rate, json, config)
+            send(&channel, (size, duration, rate), json, config, &keys)
         }
     }
 }
@@ -236,15 +246,22 @@ impl SeqTracker {
     }
 }
 
+/// How `perf recv` reports: one JSON object or text at the end, and metrics while it runs.
+struct Report {
+    json: bool,
+    metrics: Option<std::net::SocketAddr>,
+}
+
 fn receive(
     name: &str,
     duration: Duration,
-    json: bool,
-    metrics: Option<std::net::SocketAddr>,
+    Report { json, metrics }: Report,
+    keys: &ListenKeys,
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
     let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
+    keys.apply(&channel)?;
     channel.join()?;
     super::metrics::serve_channel(metrics, &channel)?;
     // Scripts and tests wait for this line before they start sending.
@@ -303,7 +320,8 @@ fn receive(
     };
     let percentile =
         |quantile: f64| (!latency.is_empty()).then(|| latency.value_at_quantile(quantile));
-    let datagrams = channel.stats().datagrams_received;
+    let stats = channel.stats();
+    let datagrams = stats.datagrams_received;
     context.close();
     if json {
         println!(
@@ -325,6 +343,7 @@ fn receive(
                 "datagrams": datagrams,
                 "senders": senders.len(),
                 "foreign": foreign,
+                "protection_drops": stats.drops.total(),
             })
         );
     } else {
@@ -358,14 +377,14 @@ fn receive(
 
 fn send(
     name: &str,
-    size: usize,
-    duration: Duration,
-    rate: Option<f64>,
+    (size, duration, rate): (usize, Duration, Option<f64>),
     json: bool,
     config: Config,
+    keys: &SendKeys,
 ) -> sixcast::Result<ExitCode> {
     let context = Context::new(config)?;
     let channel = context.channel(name)?;
+    keys.apply(&channel)?;
     let mut payload = vec![0u8; size];
     let cpu_start = cpu_time();
     let began = Instant::now();
