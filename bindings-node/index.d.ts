@@ -128,7 +128,11 @@ export declare class ChannelKey {
  * whose contexts are closed exits by itself.
  */
 export declare class Context {
-  /** Opens a context: validates the options, binds the UDP port and starts receiving. */
+  /**
+   * Opens a context: validates the options, binds the UDP port and starts receiving. With
+   * `SIXCAST_LOG` set in the environment (`warn`, `info`, `sixcast=debug`, ...), the library
+   * logs to standard error.
+   */
   constructor(options?: ContextOptions)
   /** The channel called `name` (a string is taken as UTF-8), created on first use. */
   channel(name: string | Uint8Array): Channel

@@ -39,9 +39,12 @@ pub struct Context {
 
 #[napi]
 impl Context {
-    /// Opens a context: validates the options, binds the UDP port and starts receiving.
+    /// Opens a context: validates the options, binds the UDP port and starts receiving. With
+    /// `SIXCAST_LOG` set in the environment (`warn`, `info`, `sixcast=debug`, ...), the library
+    /// logs to standard error.
     #[napi(constructor, ts_args_type = "options?: ContextOptions")]
     pub fn new(env: Env, options: Option<Object>) -> Result<Self> {
+        crate::logging::init_from_env();
         let config = config_from_js(&env, options)?;
         let inner = sixcast::Context::new(config).or_throw(&env)?;
         Ok(Self { inner })

@@ -35,10 +35,11 @@ const freshChannel = (label) => `node-${label}-${randomBytes(4).toString('hex')}
  * JSON) read its output line by line; `exit` resolves with {code, stderr, elapsed} once it has
  * exited.
  */
-function startIn(hostName, script, args) {
+function startIn(hostName, script, args, env = process.env) {
   const started = Date.now()
   const child = spawn('ip', ['netns', 'exec', host(hostName).netns, process.execPath, script, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env,
   })
   let stderr = ''
   child.stderr.on('data', (chunk) => (stderr += chunk))
@@ -123,6 +124,22 @@ worldTest('reachability() reports a Stratum 0 that does not answer', async () =>
   assert.equal(settled.rejectedRelays, 0, 'no relay answered, so none was refused')
   assert.ok(Array.isArray(settled.offers))
   await succeeds(probing, 15_000)
+})
+
+worldTest('SIXCAST_LOG puts the library\'s warnings on standard error', async () => {
+  const stratum0 = `[${host('h2').addr}]:6447`
+  const logging = startIn('h1', peerScript, ['log', stratum0], { ...process.env, SIXCAST_LOG: 'warn' })
+  const { lastError } = await logging.next()
+  assert.ok(lastError, 'the core was reached without a Stratum 0')
+  const { code, stderr } = await logging.exit
+  assert.equal(code, 0, stderr)
+  assert.match(stderr, /WARN.*reaching the multicast core/)
+  // Without the variable the binding prints nothing of its own.
+  const { SIXCAST_LOG: _, ...withoutLog } = process.env
+  const quiet = startIn('h1', peerScript, ['log', stratum0], withoutLog)
+  await quiet.next()
+  const { stderr: silence } = await quiet.exit
+  assert.doesNotMatch(silence, /reaching the multicast core/)
 })
 
 worldTest('a third host receives the same messages (one send, many receivers)', async () => {

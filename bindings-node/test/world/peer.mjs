@@ -54,6 +54,20 @@ const roles = {
     print({ settled: reachability })
     context.close()
   },
+  /**
+   * `log STRATUM0`: opens a context whose Stratum 0 does not answer and waits (10 s at most)
+   * until it records that it cannot reach the core; the library's log goes to standard error
+   * when SIXCAST_LOG is set.
+   */
+  async log() {
+    const context = new Context({ stratum0: channelName, probeTimeoutMs: 300 })
+    const deadline = Date.now() + 10_000
+    while (Date.now() < deadline && !context.reachability()?.lastError) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    print({ lastError: context.reachability()?.lastError ?? null })
+    context.close()
+  },
   /** Sends each argument (`text:...`, `empty` or `mib`) and reports who sent them. */
   async send(...payloads) {
     const context = new Context()
