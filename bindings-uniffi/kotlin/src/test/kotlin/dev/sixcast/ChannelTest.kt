@@ -102,6 +102,35 @@ class ChannelTest {
     }
 
     @Test
+    fun theLibrarysWarningsReachAKotlinLogger() {
+        val kept = java.util.concurrent.CopyOnWriteArrayList<Triple<LogLevel, String, String>>()
+        val logger = object : Logger {
+            override fun log(level: LogLevel, target: String, message: String) {
+                kept.add(Triple(level, target, message))
+            }
+        }
+        assertTrue(setLogger(logger, LogLevel.WARN), "another tracing subscriber was installed")
+        try {
+            val stratum0 = "[${world.peers.first().addr}]:6447"
+            withContext(Config(stratum0 = stratum0, probeTimeoutMs = 300u)) { context ->
+                val deadline = System.nanoTime() + 10_000_000_000L
+                while (System.nanoTime() < deadline && context.reachability()?.lastError == null) {
+                    Thread.sleep(50)
+                }
+                assertTrue(context.reachability()?.lastError != null, "the core was reached without a Stratum 0")
+            }
+        } finally {
+            clearLogger()
+        }
+        val warnings = kept.filter { (level, _, message) ->
+            level == LogLevel.WARN && "reaching the multicast core" in message
+        }
+        assertTrue(warnings.isNotEmpty(), kept.toString())
+        assertTrue(warnings.all { (_, target, _) -> target.startsWith("sixcast") }, warnings.toString())
+        assertTrue(kept.none { (level, _, _) -> level > LogLevel.WARN }, "more detail than asked: $kept")
+    }
+
+    @Test
     fun reachabilityReportsAStratum0ThatDoesNotAnswer() {
         val stratum0 = "[${world.peers.first().addr}]:6447"
         withContext(Config(stratum0 = stratum0, probeTimeoutMs = 300u)) { context ->
