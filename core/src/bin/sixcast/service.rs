@@ -167,17 +167,7 @@ pub(super) fn run_stratum0(
     if let Some(hops) = core.hop_limit.or(file.hops) {
         config.hop_limit = hops;
     }
-    let service = Arc::new(Mutex::new(Stratum0::spawn(config)?));
-    if let Some(address) = core.metrics.or(file.metrics) {
-        let service = Arc::clone(&service);
-        metrics::serve(address, move || {
-            metrics::stratum0_figures(&service.lock().stats())
-        })?;
-    }
-    let port = service.lock().port();
-    serve_until_stopped("stratum 0", port)?;
-    service.lock().close();
-    Ok(ExitCode::SUCCESS)
+    serve(Stratum0::spawn(config)?, core.metrics.or(file.metrics))
 }
 
 pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Result<ExitCode> {
@@ -251,17 +241,63 @@ pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Res
         }
         config.refresh = Duration::from_secs(seconds);
     }
-    let relay = Arc::new(Mutex::new(Relay::spawn(config)?));
-    if let Some(address) = core.metrics.or(file.metrics) {
-        let relay = Arc::clone(&relay);
-        metrics::serve(address, move || {
-            metrics::relay_figures(&relay.lock().stats())
-        })?;
+    serve(Relay::spawn(config)?, core.metrics.or(file.metrics))
+}
+
+/// What [`serve`] needs of a running service.
+trait Service: Send + 'static {
+    /// The service's name in what it prints.
+    const NAME: &'static str;
+    fn port(&self) -> u16;
+    fn figures(&self) -> Vec<metrics::Figure>;
+    /// Stops the service; a relay first closes its tunnels, so that its clients fail over to a
+    /// spare at once.
+    fn close(&mut self);
+}
+
+impl Service for Stratum0 {
+    const NAME: &'static str = "stratum 0";
+
+    fn port(&self) -> u16 {
+        Self::port(self)
     }
-    let port = relay.lock().port();
-    serve_until_stopped("relay", port)?;
-    // Its tunnel clients are told, and fail over to a spare at once.
-    relay.lock().close();
+
+    fn figures(&self) -> Vec<metrics::Figure> {
+        metrics::stratum0_figures(&self.stats())
+    }
+
+    fn close(&mut self) {
+        Self::close(self);
+    }
+}
+
+impl Service for Relay {
+    const NAME: &'static str = "relay";
+
+    fn port(&self) -> u16 {
+        Self::port(self)
+    }
+
+    fn figures(&self) -> Vec<metrics::Figure> {
+        metrics::relay_figures(&self.stats())
+    }
+
+    fn close(&mut self) {
+        Self::close(self);
+    }
+}
+
+/// Serves `service` (and its metrics at `metrics_address`) until SIGTERM or SIGINT, then stops
+/// it.
+fn serve<S: Service>(service: S, metrics_address: Option<SocketAddr>) -> sixcast::Result<ExitCode> {
+    let service = Arc::new(Mutex::new(service));
+    if let Some(address) = metrics_address {
+        let service = Arc::clone(&service);
+        metrics::serve(address, move || service.lock().figures())?;
+    }
+    let port = service.lock().port();
+    serve_until_stopped(S::NAME, port)?;
+    service.lock().close();
     Ok(ExitCode::SUCCESS)
 }
 
