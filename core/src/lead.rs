@@ -38,6 +38,13 @@ pub(crate) const LEASE: Duration = Duration::from_millis(2);
 /// as many datagrams per wake-up as a leader that reads, dispatches and returns, and every
 /// wake-up of a receiver is work in the sender's softirq (measured in `docs/perf/receive-path.md`).
 const BUSY: u32 = 2 * 16;
+/// Leases in a row that the receive thread found an application thread leading, after which it
+/// stops waking every lease: an application waiting in a receive with nothing arriving (an idle
+/// listener) reads everything itself, and the receive thread would only wake for nothing.
+const QUIET_LEASES: u32 = 8;
+/// How long the receive thread then waits at most: often enough for its idle work (the
+/// inbox's expiry, once a second), and the leader wakes it as soon as it leaves.
+const QUIET_WAIT: Duration = Duration::from_millis(500);
 /// The right to read the socket, and the batch to read it into. `F` is what wakes a follower
 /// (its channel), `promote` how.
 pub(crate) struct Lead<B, F> {
@@ -60,6 +67,10 @@ struct State<F> {
     app_leading: bool,
     /// An application thread led, or asked to, since the receive thread last looked.
     app_recent: bool,
+    /// Leases in a row the receive thread found an application thread leading.
+    leading_leases: u32,
+    /// The receive thread waits [`QUIET_WAIT`], not a lease: a leaving leader must wake it.
+    receiver_quiet: bool,
     /// Application threads waiting on their queue for what another thread reads, first come
     /// first, each with its number.
     followers: Vec<(u64, F)>,
@@ -101,6 +112,8 @@ impl<B, F: Clone> Lead<B, F> {
             state: Mutex::new(State {
                 app_leading: false,
                 app_recent: false,
+                leading_leases: 0,
+                receiver_quiet: false,
                 followers: Vec::new(),
                 next_follower: 0,
                 resume: false,
@@ -219,7 +232,19 @@ impl<B, F: Clone> Lead<B, F> {
                 }
             }
             state.app_recent = false;
-            self.changed.wait_for(&mut state, LEASE);
+            state.leading_leases = if state.app_leading {
+                state.leading_leases.saturating_add(1)
+            } else {
+                0
+            };
+            state.receiver_quiet = state.leading_leases >= QUIET_LEASES;
+            let wait = if state.receiver_quiet {
+                QUIET_WAIT
+            } else {
+                LEASE
+            };
+            self.changed.wait_for(&mut state, wait);
+            state.receiver_quiet = false;
             MutexGuard::unlocked(&mut state, &mut *idle);
         }
     }
@@ -254,6 +279,10 @@ impl<B, F: Clone> Drop for Leader<'_, B, F> {
         drop(self.batch.take());
         let mut state = self.lead.state.lock();
         state.app_leading = false;
+        if std::mem::take(&mut state.receiver_quiet) {
+            // The receive thread waits long while leaders come back at once; this one may not.
+            self.lead.changed.notify_one();
+        }
         let next = state.followers.first().map(|(_, next)| next.clone());
         drop(state);
         if let Some(next) = next {
@@ -339,6 +368,43 @@ mod tests {
                 assert!(
                     began.elapsed() < Duration::from_secs(5),
                     "the receive thread never took the socket back"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+    }
+
+    #[test]
+    fn a_long_leader_lets_the_receive_thread_sleep_and_wakes_it_on_leaving() {
+        let lead = lead(());
+        let Turn::Lead(leader) = lead.turn(&Woken::default()) else {
+            panic!("nobody read, yet the thread did not lead");
+        };
+        let (idles, reading) = (AtomicUsize::new(0), AtomicBool::new(false));
+        thread::scope(|scope| {
+            scope.spawn(|| {
+                let batch = lead.receiver_turn(&mut || {
+                    idles.fetch_add(1, Ordering::SeqCst);
+                });
+                assert!(batch.is_some());
+                reading.store(true, Ordering::SeqCst);
+            });
+            // Past the quiet leases, the receive thread stops waking every lease.
+            thread::sleep(LEASE * (QUIET_LEASES + 4));
+            let settled = idles.load(Ordering::SeqCst);
+            thread::sleep(LEASE * 40);
+            let woken = idles.load(Ordering::SeqCst) - settled;
+            assert!(
+                woken <= 1,
+                "the receive thread woke {woken} times in 40 leases"
+            );
+            // Leaving wakes it at once, not after its long wait.
+            drop(leader);
+            let began = Instant::now();
+            while !reading.load(Ordering::SeqCst) {
+                assert!(
+                    began.elapsed() < QUIET_WAIT / 2,
+                    "the receive thread slept on after the leader left"
                 );
                 thread::sleep(Duration::from_millis(1));
             }
