@@ -69,6 +69,16 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
             "/nonexistent/relay.toml",
         ),
         (&["stratum0", "--config", "Cargo.toml"], 1, "unknown field"),
+        (
+            &["listen", "x", "--config", "Cargo.toml"],
+            1,
+            "unknown field",
+        ),
+        (
+            &["send", "x", "y", "--config", "/nonexistent/node.toml"],
+            1,
+            "node.toml",
+        ),
         (&["addr", &long_name], 1, "4096"),
         (&["listen", "x", "--iface", "no-such-if0"], 1, "no-such-if0"),
         (&["listen", "x", "--timeout=-1"], 1, "timeout"),
@@ -234,6 +244,57 @@ fn listen_and_send_across_a_lan() {
     assert_eq!(
         (lines[1]["seq"].as_u64(), lines[2]["seq"].as_u64()),
         (Some(0), Some(1))
+    );
+}
+
+#[test]
+fn listen_takes_its_settings_from_a_configuration_file() {
+    let Some(world) = world(|| World::lan(2), false) else {
+        return;
+    };
+    let config = std::env::temp_dir().join(format!("sixcast-node-{}.toml", std::process::id()));
+    std::fs::write(&config, "[node]\nport = 7123\nscope = \"site\"\nhops = 4\n").unwrap();
+    let path = config.to_str().unwrap();
+    let listener = start_listener(
+        &world,
+        "h2",
+        &[
+            "settings",
+            "--config",
+            path,
+            "--count",
+            "1",
+            "--timeout",
+            "10",
+            "--json",
+        ],
+    );
+    // Only a sender on the file's port and scope reaches it.
+    let status = world
+        .host("h1")
+        .command(SIXCAST)
+        .args([
+            "send",
+            "settings",
+            "from the file",
+            "--port",
+            "7123",
+            "--scope",
+            "site",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, stdout, stderr) = finish(listener, Duration::from_secs(15));
+    std::fs::remove_file(&config).unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let message: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().unwrap_or_default()).unwrap();
+    assert_eq!(message["payload"], "from the file");
+    // Site scope: the group's second byte ends in 5.
+    assert!(
+        message["group"].as_str().unwrap().starts_with("ff15:"),
+        "{message}"
     );
 }
 

@@ -5,9 +5,11 @@ mod choices;
 mod demo;
 mod keys;
 mod metrics;
+mod node;
 mod output;
 mod perf;
 mod service;
+mod settings;
 
 use std::{
     io::{BufRead, Write},
@@ -17,8 +19,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
-use sixcast::{Config, Context, ErrorKind, Scope, addr, discovery};
+use clap::{CommandFactory, Parser, Subcommand};
+use node::{Addressing, Network};
+use sixcast::{Context, ErrorKind, addr, discovery};
 
 /// Exit code for a `listen` that ran out of time.
 const EXIT_TIMEOUT: u8 = 3;
@@ -181,92 +184,6 @@ enum Command {
     Man,
 }
 
-/// How names map to addresses.
-#[derive(Args, Clone)]
-struct Addressing {
-    /// Addressing profile.
-    #[arg(long, value_enum, default_value_t = choices::ProfileChoice::Sixcast)]
-    profile: choices::ProfileChoice,
-    /// The rendezvous point of the embedded-rp profile, as ADDRESS/PREFIX-LENGTH.
-    #[arg(long)]
-    rp: Option<String>,
-    /// Multicast scope.
-    #[arg(long, value_enum, default_value_t = choices::ScopeChoice::Global)]
-    scope: choices::ScopeChoice,
-}
-
-/// Options of commands that open a context.
-#[derive(Args)]
-struct Network {
-    #[command(flatten)]
-    addressing: Addressing,
-    /// Interface to join and send on (repeatable); default: every multicast interface.
-    #[arg(long = "iface")]
-    interfaces: Vec<String>,
-    /// UDP port; default: the profile's port.
-    #[arg(long)]
-    port: Option<u16>,
-    /// Hop limit of sent datagrams.
-    #[arg(long = "hops")]
-    hop_limit: Option<u8>,
-    /// Do not loop sent datagrams back to other listeners on this host.
-    #[arg(long)]
-    no_loopback: bool,
-    /// The core's Stratum 0, ADDRESS:PORT: reach the core through a relay where native
-    /// multicast does not.
-    #[arg(long)]
-    stratum0: Option<SocketAddrV6>,
-    /// Find Stratum 0 from the `_sixcast._udp.DOMAIN` SRV records (when --stratum0 is not given).
-    #[arg(long)]
-    domain: Option<String>,
-    /// The DNS server to ask for --domain, ADDRESS or [ADDRESS]:PORT; default: the system's.
-    #[arg(long, value_name = "SERVER")]
-    dns_server: Option<String>,
-    /// Public key file of a relay identity (FILE.pub of the relay's `--identity`): tunnel only
-    /// through relays that prove a pinned identity. Repeatable.
-    #[arg(long = "relay-key", value_name = "PUBKEY_FILE")]
-    relay_keys: Vec<PathBuf>,
-    /// Public key file of a relay voucher issuer (`sixcast voucher --issuer`): also tunnel
-    /// through relays that present an unexpired voucher of this issuer. Repeatable.
-    #[arg(long = "relay-issuer", value_name = "PUBKEY_FILE")]
-    relay_issuers: Vec<PathBuf>,
-}
-
-impl Addressing {
-    fn resolve(&self) -> sixcast::Result<(addr::Profile, Scope)> {
-        Ok((
-            addr::parse_profile(self.profile.name(), self.rp.as_deref())?,
-            self.scope.into(),
-        ))
-    }
-}
-
-impl Network {
-    fn config(&self) -> sixcast::Result<Config> {
-        let (profile, scope) = self.addressing.resolve()?;
-        let mut config = Config::default();
-        config.profile = profile;
-        config.scope = scope;
-        config.interfaces.clone_from(&self.interfaces);
-        config.port = self.port;
-        config.loopback = !self.no_loopback;
-        if let Some(hop_limit) = self.hop_limit {
-            config.hop_limit = hop_limit;
-        }
-        config.stratum0 = self.stratum0;
-        config.domain.clone_from(&self.domain);
-        config.dns_server = self
-            .dns_server
-            .as_deref()
-            .map(sixcast::locate::parse_dns_server)
-            .transpose()?;
-        config.relay_keys = keys::public_keys(&self.relay_keys)?;
-        config.relay_issuers = keys::public_keys(&self.relay_issuers)?;
-        config.validate()?;
-        Ok(config)
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -305,10 +222,12 @@ fn main() -> ExitCode {
             valid,
             out,
             addressing,
-        } => addressing.resolve().and_then(|(profile, scope)| {
-            let group = addr::group_addr(channel.as_bytes(), &profile, scope)?;
-            keys::issue_token(&issuer, &subject, group, valid, &out)
-        }),
+        } => addressing
+            .resolve(&Default::default())
+            .and_then(|(profile, scope)| {
+                let group = addr::group_addr(channel.as_bytes(), &profile, scope)?;
+                keys::issue_token(&issuer, &subject, group, valid, &out)
+            }),
         Command::Demo => demo::run(),
         Command::Stratum0 { listen, core } => service::run_stratum0(listen, &core),
         Command::Relay { options, core } => service::run_relay(&options, &core),
@@ -364,7 +283,7 @@ fn init_logging(verbose: u8) {
 }
 
 fn print_addr(name: &str, addressing: &Addressing, relayed: bool) -> sixcast::Result<ExitCode> {
-    let (profile, scope) = addressing.resolve()?;
+    let (profile, scope) = addressing.resolve(&Default::default())?;
     let mut group = addr::group_addr(name.as_bytes(), &profile, scope)?;
     if relayed {
         group = addr::relayed_addr(group, &profile)?;

@@ -1,26 +1,23 @@
-//! `sixcast stratum0` and `sixcast relay`: the core's services, configured by flags and a TOML
-//! file (`--config`, every key described in docs/configuration.md; a flag wins over the file,
-//! the file over the library's default), serving metrics on request, and stopping cleanly on
-//! SIGTERM or Ctrl-C.
+//! `sixcast stratum0` and `sixcast relay`: the core's services, configured by flags and the
+//! configuration file's `[stratum0]` and `[relay]` tables (see [`settings`]), serving metrics on
+//! request, and stopping cleanly on SIGTERM or Ctrl-C.
 
 use std::{
     net::{SocketAddr, SocketAddrV6},
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::ExitCode,
     sync::Arc,
     time::Duration,
 };
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use parking_lot::Mutex;
-use serde::Deserialize;
 use sixcast::{
-    ErrorKind,
     discovery::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
 };
 
-use crate::{choices::ScopeChoice, keys, metrics};
+use crate::{choices::ScopeChoice, keys, metrics, settings};
 
 /// Options that both services take.
 #[derive(Args)]
@@ -76,92 +73,17 @@ pub(super) struct RelayOptions {
     client_control_per_sec: Option<u64>,
 }
 
-/// A service configuration file: a `[stratum0]` and a `[relay]` table, both optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default)]
-    stratum0: Stratum0Table,
-    #[serde(default)]
-    relay: RelayTable,
-}
-
-/// Keys that both tables have.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Stratum0Table {
-    listen: Option<SocketAddrV6>,
-    interfaces: Option<Vec<String>>,
-    scope: Option<String>,
-    hops: Option<u8>,
-    metrics: Option<SocketAddr>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RelayTable {
-    listen: Option<SocketAddrV6>,
-    interfaces: Option<Vec<String>>,
-    scope: Option<String>,
-    hops: Option<u8>,
-    metrics: Option<SocketAddr>,
-    ssm_repeater: Option<bool>,
-    identity: Option<PathBuf>,
-    voucher: Option<PathBuf>,
-    max_tunnels: Option<usize>,
-    max_groups_per_tunnel: Option<usize>,
-    refresh_secs: Option<u64>,
-    client_datagrams_per_sec: Option<u64>,
-    client_bytes_per_sec: Option<u64>,
-    client_control_per_sec: Option<u64>,
-    signed_challenges_per_sec: Option<u64>,
-}
-
-fn invalid(message: String) -> sixcast::Error {
-    sixcast::Error::new(ErrorKind::InvalidConfig, message)
-}
-
-fn read_file(path: Option<&Path>) -> sixcast::Result<File> {
-    let Some(path) = path else {
-        return Ok(File::default());
-    };
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        invalid(format!(
-            "cannot read the configuration file {}: {err}",
-            path.display()
-        ))
-    })?;
-    parse(&text).map_err(|err| invalid(format!("{}: {err}", path.display())))
-}
-
-fn parse(text: &str) -> Result<File, String> {
-    toml::from_str(text).map_err(|err| err.to_string().trim().to_owned())
-}
-
-/// The flag if given, else the file's value, parsed as a scope.
-fn scope(flag: Option<ScopeChoice>, file: Option<&str>) -> sixcast::Result<Option<ScopeChoice>> {
-    match (flag, file) {
-        (Some(choice), _) => Ok(Some(choice)),
-        (None, Some(name)) => ScopeChoice::from_str(name, false).map(Some).map_err(|_| {
-            invalid(format!(
-                "scope = {name:?} is not a scope; use link, site, org or global"
-            ))
-        }),
-        (None, None) => Ok(None),
-    }
-}
-
 pub(super) fn run_stratum0(
     listen: Option<SocketAddrV6>,
     core: &CoreSide,
 ) -> sixcast::Result<ExitCode> {
-    let file = read_file(core.config.as_deref())?.stratum0;
+    let file = settings::read(core.config.as_deref())?.stratum0;
     let mut config = Stratum0Config::default();
     if let Some(listen) = listen.or(file.listen) {
         config.listen = listen;
     }
-    config.interfaces = pick_interfaces(&core.interfaces, file.interfaces);
-    if let Some(scope) = scope(core.scope, file.scope.as_deref())? {
+    config.interfaces = settings::interfaces(&core.interfaces, file.interfaces);
+    if let Some(scope) = settings::scope(core.scope, file.scope.as_deref())? {
         config.scope = scope.into();
     }
     if let Some(hops) = core.hop_limit.or(file.hops) {
@@ -171,13 +93,13 @@ pub(super) fn run_stratum0(
 }
 
 pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Result<ExitCode> {
-    let file = read_file(core.config.as_deref())?.relay;
+    let file = settings::read(core.config.as_deref())?.relay;
     let mut config = RelayConfig::default();
     if let Some(listen) = options.listen.or(file.listen) {
         config.listen = listen;
     }
-    config.interfaces = pick_interfaces(&core.interfaces, file.interfaces);
-    if let Some(scope) = scope(core.scope, file.scope.as_deref())? {
+    config.interfaces = settings::interfaces(&core.interfaces, file.interfaces);
+    if let Some(scope) = settings::scope(core.scope, file.scope.as_deref())? {
         config.scope = scope.into();
     }
     if let Some(hops) = core.hop_limit.or(file.hops) {
@@ -187,7 +109,7 @@ pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Res
     let identity = options.identity.as_deref().or(file.identity.as_deref());
     let voucher = options.voucher.as_deref().or(file.voucher.as_deref());
     if voucher.is_some() && identity.is_none() {
-        return Err(invalid(
+        return Err(settings::invalid(
             "a voucher needs the relay's identity key (identity)".into(),
         ));
     }
@@ -237,7 +159,7 @@ pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Res
     }
     if let Some(seconds) = file.refresh_secs {
         if seconds == 0 {
-            return Err(invalid("refresh_secs must be at least 1".into()));
+            return Err(settings::invalid("refresh_secs must be at least 1".into()));
         }
         config.refresh = Duration::from_secs(seconds);
     }
@@ -301,15 +223,6 @@ fn serve<S: Service>(service: S, metrics_address: Option<SocketAddr>) -> sixcast
     Ok(ExitCode::SUCCESS)
 }
 
-/// The interfaces given as flags, else the file's.
-fn pick_interfaces(flags: &[String], file: Option<Vec<String>>) -> Vec<String> {
-    if flags.is_empty() {
-        file.unwrap_or_default()
-    } else {
-        flags.to_vec()
-    }
-}
-
 /// Blocks until SIGTERM or SIGINT arrives; the services run on their own threads.
 fn serve_until_stopped(what: &str, port: u16) -> sixcast::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
@@ -321,66 +234,4 @@ fn serve_until_stopped(what: &str, port: u16) -> sixcast::Result<()> {
         eprintln!("sixcast: {what} stopping (signal {signal})");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_with_every_key_parses() {
-        let file = parse(
-            r#"
-            [stratum0]
-            listen = "[::]:6447"
-            interfaces = ["eth0"]
-            scope = "site"
-            hops = 4
-            metrics = "[::1]:9464"
-
-            [relay]
-            listen = "[fd5c:c::21]:6500"
-            interfaces = ["eth0", "eth1"]
-            scope = "org"
-            hops = 8
-            metrics = "127.0.0.1:9465"
-            ssm_repeater = false
-            identity = "/etc/sixcast/relay.key"
-            voucher = "/etc/sixcast/relay.voucher"
-            max_tunnels = 10
-            max_groups_per_tunnel = 16
-            refresh_secs = 20
-            client_datagrams_per_sec = 1000
-            client_bytes_per_sec = 1048576
-            client_control_per_sec = 5
-            signed_challenges_per_sec = 100
-            "#,
-        )
-        .unwrap();
-        assert_eq!(file.relay.max_tunnels, Some(10));
-        assert_eq!(file.relay.listen.map(|listen| listen.port()), Some(6500));
-        assert_eq!(file.stratum0.scope.as_deref(), Some("site"));
-        assert!(parse("").is_ok(), "every key is optional");
-    }
-
-    #[test]
-    fn bad_files_say_what_is_wrong() {
-        for (text, mention) in [
-            ("[relay]\nmax_tunels = 3", "max_tunels"),
-            ("[relay]\nmax_tunnels = \"many\"", "max_tunnels"),
-            ("[relay]\nlisten = \"nowhere\"", "listen"),
-            ("[gateway]\nx = 1", "gateway"),
-            ("[relay", "relay"),
-        ] {
-            let err = parse(text).unwrap_err();
-            assert!(err.contains(mention), "{text:?}: {err}");
-        }
-        let err = scope(None, Some("galaxy")).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        assert!(err.to_string().contains("galaxy"), "{err}");
-        assert_eq!(
-            scope(Some(ScopeChoice::Site), Some("galaxy")).unwrap(),
-            Some(ScopeChoice::Site)
-        );
-    }
 }
