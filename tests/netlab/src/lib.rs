@@ -73,8 +73,8 @@
 //! topology name as [`Topology::from_str`](std::str::FromStr) parses it) builds the world, runs the command with the world's JSON
 //! ([`World::to_json`]) in `SIXCAST_WORLD` and in the file named by `SIXCAST_WORLD_FILE`, tears
 //! the world down (also on SIGINT/SIGTERM/SIGHUP) and exits with the command's code.
-//! `sixcast-netlab check [topology]` prints `ok` (exit 0) or `skip: <reason>` (exit 77), and
-//! for a topology whose router routes multicast, which multicast router it uses.
+//! `sixcast-netlab check [topology]` prints `ok` (exit 0) or `skip: <reason>` (exit 77); after
+//! `ok`, which multicast router the worlds' routers use on this machine, and why.
 //!
 //! ## Requirements
 //!
