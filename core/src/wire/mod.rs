@@ -77,7 +77,7 @@ pub struct NodeId(pub u64);
 
 impl NodeId {
     /// A fresh id from the operating system's random number generator, or an
-    /// [`ErrorKind::Io`](crate::ErrorKind::Io) error if it fails: ids must not repeat, because
+    /// [`ErrorKind::Io`] error if it fails: ids must not repeat, because
     /// sealed channels derive their nonces from them.
     pub fn random() -> crate::Result<Self> {
         crate::crypto::random::u64().map(Self)
