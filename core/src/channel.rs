@@ -33,6 +33,7 @@ use crate::{
     gateway::{self, Gateways, Path},
     lead::{Lead, Turn},
     locate::Stratum0Source,
+    queue::Inbound,
     socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     tunnel::{self, Pinning, RelayOffer, Tunnel},
     wire::{
@@ -295,7 +296,7 @@ struct ChannelState {
     /// Keys; taken after `outbox` where both are needed.
     protection: RwLock<Protection>,
     inbox: Mutex<Inbox>,
-    queue: Mutex<VecDeque<Message>>,
+    queue: Mutex<Inbound>,
     arrived: Condvar,
     membership: Mutex<Membership>,
     counters: Counters,
@@ -812,7 +813,7 @@ impl Channel {
     /// nobody else reads the socket, the waiting thread reads it itself (see `lead`).
     fn wait_for_message(
         &self,
-        queue: &mut MutexGuard<'_, VecDeque<Message>>,
+        queue: &mut MutexGuard<'_, Inbound>,
         deadline: Option<Instant>,
     ) -> Result<bool> {
         let core = &self.shared.core;
@@ -995,19 +996,20 @@ impl ChannelState {
         state.arrived.notify_all();
     }
 
-    fn enqueue(&self, messages: Vec<Message>, capacity: usize) {
+    fn enqueue(&self, messages: Vec<Message>, config: &Config) {
         if messages.is_empty() {
             return;
         }
         let mut queue = self.queue.lock();
         for message in messages {
-            if queue.len() >= capacity {
-                bump(&self.counters.queue_overflow, 1);
-                continue;
+            let len = message.payload.len() as u64;
+            match queue.push(message, config.queue_capacity, config.queue_bytes) {
+                Ok(()) => {
+                    bump(&self.counters.messages_received, 1);
+                    bump(&self.counters.bytes_received, len);
+                }
+                Err(_) => bump(&self.counters.queue_overflow, 1),
             }
-            bump(&self.counters.messages_received, 1);
-            bump(&self.counters.bytes_received, message.payload.len() as u64);
-            queue.push_back(message);
         }
         drop(queue);
         self.arrived.notify_all();
@@ -1798,7 +1800,7 @@ impl Core {
             let seq = state.raw_seq.fetch_add(1, Ordering::Relaxed);
             state.enqueue(
                 vec![message(NodeId(0), seq, datagram.to_vec())],
-                self.config.queue_capacity,
+                &self.config,
             );
             if via_relay {
                 self.lead.queued_elsewhere();
@@ -1839,7 +1841,7 @@ impl Core {
         state.inbox.lock().accept(&decoded, now, &mut |delivery| {
             messages.push(message(delivery.sender, delivery.seq, delivery.payload));
         });
-        state.enqueue(messages, self.config.queue_capacity);
+        state.enqueue(messages, &self.config);
         if via_relay {
             self.lead.queued_elsewhere();
         }

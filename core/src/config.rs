@@ -21,6 +21,8 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(1);
 
 /// How many received messages a channel holds for the application before it drops new ones.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 65_536;
+/// Default [`Config::queue_bytes`]: 64 MiB per channel.
+pub const DEFAULT_QUEUE_BYTES: usize = 64 << 20;
 
 /// The kernel receive buffer requested for the context's socket.
 pub const DEFAULT_RECV_BUFFER: usize = 8 << 20;
@@ -65,6 +67,10 @@ pub struct Config {
     pub packing: bool,
     /// Received messages held per channel until the application takes them.
     pub queue_capacity: usize,
+    /// Payload bytes held per channel until the application takes them; what arrives beyond
+    /// either bound is dropped and counted as `queue_overflow`. A message larger than this
+    /// still fits an empty queue.
+    pub queue_bytes: usize,
     /// Kernel receive buffer size requested for the socket, in bytes.
     pub recv_buffer: usize,
     /// How long the pieces of a fragmented message are kept while waiting for the rest.
@@ -111,6 +117,7 @@ impl Default for Config {
             linger: DEFAULT_LINGER,
             packing: true,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
             recv_buffer: DEFAULT_RECV_BUFFER,
             reassembly_timeout: Duration::from_secs(5),
             reassembly_memory: 32 << 20,
@@ -167,6 +174,9 @@ impl Config {
         )?;
         if self.queue_capacity == 0 {
             return invalid("queue_capacity must be at least 1 message".into());
+        }
+        if self.queue_bytes == 0 {
+            return invalid("queue_bytes must be at least 1 byte".into());
         }
         if self.reassembly_memory < self.max_message_size {
             return invalid(format!(
@@ -242,6 +252,7 @@ mod tests {
             (|c| c.max_datagram_size = 70_000, "max_datagram_size"),
             (|c| c.max_message_size = usize::MAX, "max_message_size"),
             (|c| c.queue_capacity = 0, "queue_capacity"),
+            (|c| c.queue_bytes = 0, "queue_bytes"),
             (|c| c.reassembly_memory = 1, "reassembly_memory"),
             (
                 |c| c.reassembly_timeout = Duration::ZERO,

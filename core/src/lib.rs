@@ -35,6 +35,7 @@ pub mod error;
 pub mod gateway;
 mod lead;
 pub mod locate;
+mod queue;
 mod ratelimit;
 pub mod relay;
 mod socket;

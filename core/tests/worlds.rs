@@ -119,6 +119,47 @@ fn messages_lost_on_the_way_are_counted_from_the_senders_sequence() {
 }
 
 #[test]
+fn a_receive_queue_holds_at_most_its_bytes_and_counts_the_rest() {
+    let Some(world) = world(|| World::lan(2), false) else {
+        return;
+    };
+    let start = start_line(2);
+    let done = start_line(2);
+    let receiver = {
+        let (start, done) = (Arc::clone(&start), Arc::clone(&done));
+        world.host("h2").spawn(move || {
+            let mut config = config();
+            config.queue_bytes = 3_000;
+            let (_context, channel) = joined(config, "bulky");
+            start.wait();
+            // Read nothing until the sender is done and its datagrams had time to arrive.
+            done.wait();
+            std::thread::sleep(Duration::from_millis(300));
+            let received = collect(&channel, 10, Duration::from_millis(300));
+            (received.len(), channel.stats())
+        })
+    };
+    world
+        .host("h1")
+        .spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("bulky").unwrap();
+            start.wait();
+            for _ in 0..10 {
+                channel.send(&[7; 1000]).unwrap();
+            }
+            channel.flush().unwrap();
+            done.wait();
+        })
+        .join()
+        .unwrap();
+    let (received, stats) = receiver.join().unwrap();
+    assert_eq!(received, 3, "3000 bytes hold three 1000-byte messages");
+    assert_eq!(stats.queue_overflow, 7, "{stats:?}");
+    assert_eq!(stats.messages_received, 3, "{stats:?}");
+}
+
+#[test]
 fn routed_multicast_crosses_the_router() {
     let Some(world) = world(World::routed_mcast, true) else {
         return;
