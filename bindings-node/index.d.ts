@@ -299,6 +299,8 @@ export interface ContextOptions {
   packing?: boolean
   /** Received messages held per channel until taken (default 65536). */
   queueCapacity?: number
+  /** Payload bytes held per channel until taken (default 64 MiB). */
+  queueBytes?: number
   /** Kernel receive buffer requested for the socket, in bytes (default 8 MiB). */
   recvBuffer?: number
   /** How long pieces of a fragmented message wait for the rest, in ms (default 5000). */

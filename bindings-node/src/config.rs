@@ -43,6 +43,8 @@ pub struct ContextOptions {
     pub packing: Option<bool>,
     /// Received messages held per channel until taken (default 65536).
     pub queue_capacity: Option<f64>,
+    /// Payload bytes held per channel until taken (default 64 MiB).
+    pub queue_bytes: Option<f64>,
     /// Kernel receive buffer requested for the socket, in bytes (default 8 MiB).
     pub recv_buffer: Option<f64>,
     /// How long pieces of a fragmented message wait for the rest, in ms (default 5000).
@@ -72,7 +74,7 @@ pub struct ContextOptions {
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 22] = [
+const OPTION_KEYS: [&str; 23] = [
     "profile",
     "rp",
     "scope",
@@ -85,6 +87,7 @@ const OPTION_KEYS: [&str; 22] = [
     "lingerMs",
     "packing",
     "queueCapacity",
+    "queueBytes",
     "recvBuffer",
     "reassemblyTimeoutMs",
     "reassemblyMemory",
@@ -166,6 +169,7 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
             "queueCapacity",
             &mut config.queue_capacity,
         ),
+        (options.queue_bytes, "queueBytes", &mut config.queue_bytes),
         (options.recv_buffer, "recvBuffer", &mut config.recv_buffer),
         (
             options.reassembly_memory,

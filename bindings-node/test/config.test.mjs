@@ -21,6 +21,7 @@ const everyOption = {
   lingerMs: 0.5,
   packing: false,
   queueCapacity: 100,
+  queueBytes: 1 << 16,
   recvBuffer: 1 << 20,
   reassemblyTimeoutMs: 2000,
   reassemblyMemory: 1 << 20,
@@ -51,6 +52,7 @@ const wholeNumberOptions = {
   maxDatagramSize: null,
   maxMessageSize: null,
   queueCapacity: null,
+  queueBytes: null,
   recvBuffer: null,
   reassemblyMemory: null,
 }

@@ -23,7 +23,8 @@ use crate::{
 /// embedded-rp profile's rendezvous point, "ADDR/LEN"), ``scope`` ("link", "site", "org" or
 /// "global"), ``port`` (``None`` for the profile's default), ``interfaces`` (names; empty for every
 /// multicast interface), ``hop_limit``, ``loopback``, ``max_datagram_size``,
-/// ``max_message_size``, ``linger`` (seconds), ``packing``, ``queue_capacity``, ``recv_buffer``,
+/// ``max_message_size``, ``linger`` (seconds), ``packing``, ``queue_capacity``, ``queue_bytes``,
+/// ``recv_buffer``,
 /// ``reassembly_timeout`` (seconds), ``reassembly_memory``, ``stratum0`` (the core's Stratum 0
 /// as "[address]:port"; None for no reachability probing), ``domain`` (find Stratum 0 from its
 /// ``_sixcast._udp`` SRV records when ``stratum0`` is None), ``dns_server`` (the DNS server for
@@ -57,6 +58,7 @@ impl PyConfig {
         linger = None,
         packing = None,
         queue_capacity = None,
+        queue_bytes = None,
         recv_buffer = None,
         reassembly_timeout = None,
         reassembly_memory = None,
@@ -85,6 +87,7 @@ impl PyConfig {
         linger: Option<f64>,
         packing: Option<bool>,
         queue_capacity: Option<i64>,
+        queue_bytes: Option<i64>,
         recv_buffer: Option<i64>,
         reassembly_timeout: Option<f64>,
         reassembly_memory: Option<i64>,
@@ -130,6 +133,7 @@ impl PyConfig {
             config.packing = packing;
         }
         set(&mut config.queue_capacity, "queue_capacity", queue_capacity)?;
+        set(&mut config.queue_bytes, "queue_bytes", queue_bytes)?;
         set(&mut config.recv_buffer, "recv_buffer", recv_buffer)?;
         if let Some(timeout) = reassembly_timeout {
             config.reassembly_timeout = seconds("reassembly_timeout", timeout)?;
@@ -246,6 +250,12 @@ impl PyConfig {
         self.inner.queue_capacity
     }
 
+    /// Payload bytes held per channel until the application takes them.
+    #[getter]
+    fn queue_bytes(&self) -> usize {
+        self.inner.queue_bytes
+    }
+
     /// Kernel receive buffer size requested for the socket, in bytes.
     #[getter]
     fn recv_buffer(&self) -> usize {
@@ -328,6 +338,7 @@ impl PyConfig {
         fields.set_item("linger", self.linger())?;
         fields.set_item("packing", self.packing())?;
         fields.set_item("queue_capacity", self.queue_capacity())?;
+        fields.set_item("queue_bytes", self.queue_bytes())?;
         fields.set_item("recv_buffer", self.recv_buffer())?;
         fields.set_item("reassembly_timeout", self.reassembly_timeout())?;
         fields.set_item("reassembly_memory", self.reassembly_memory())?;
@@ -412,6 +423,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         "DEFAULT_QUEUE_CAPACITY",
         sixcast::config::DEFAULT_QUEUE_CAPACITY,
     )?;
+    module.add("DEFAULT_QUEUE_BYTES", sixcast::config::DEFAULT_QUEUE_BYTES)?;
     module.add("DEFAULT_RECV_BUFFER", sixcast::config::DEFAULT_RECV_BUFFER)?;
     Ok(())
 }

@@ -15,6 +15,7 @@ FIELDS = {
     "linger": 0.005,
     "packing": False,
     "queue_capacity": 100,
+    "queue_bytes": 1 << 16,
     "recv_buffer": 1 << 20,
     "reassembly_timeout": 2.5,
     "reassembly_memory": 1 << 24,
@@ -41,6 +42,7 @@ def test_defaults():
     assert config.linger == sixcast.DEFAULT_LINGER
     assert config.packing is True
     assert config.queue_capacity == sixcast.DEFAULT_QUEUE_CAPACITY
+    assert config.queue_bytes == sixcast.DEFAULT_QUEUE_BYTES == 64 << 20
     assert config.recv_buffer == sixcast.DEFAULT_RECV_BUFFER
     assert config.stratum0 is None
     assert config.domain is None
@@ -101,6 +103,7 @@ def test_wrong_types_are_type_errors(fields):
         {"port": -1},
         {"port": 65536},
         {"queue_capacity": -1},
+        {"queue_bytes": -1},
         {"linger": -0.1},
         {"reassembly_timeout": float("nan")},
         {"stratum0": "2001:db8::1"},
@@ -131,6 +134,7 @@ def test_unrepresentable_values_are_rejected_at_construction(fields):
         ({"max_datagram_size": 10}, "max_datagram_size"),
         ({"max_message_size": 16 * 1024 * 1024 + 1}, "max_message_size"),
         ({"queue_capacity": 0}, "queue_capacity"),
+        ({"queue_bytes": 0}, "queue_bytes"),
         ({"reassembly_timeout": 0}, "reassembly_timeout"),
         ({"reassembly_memory": 1024}, "reassembly_memory"),
         ({"interfaces": [""]}, "interface"),

@@ -53,6 +53,9 @@ pub struct Config {
     /// Received messages held per channel until the application takes them.
     #[uniffi(default = 65536)]
     pub queue_capacity: u64,
+    /// Payload bytes held per channel until the application takes them.
+    #[uniffi(default = 67108864)]
+    pub queue_bytes: u64,
     /// Kernel receive buffer size requested for the socket, in bytes.
     #[uniffi(default = 8388608)]
     pub recv_buffer: u64,
@@ -124,6 +127,7 @@ impl From<&sixcast::Config> for Config {
             linger_ms: millis(config.linger),
             packing: config.packing,
             queue_capacity: widen(config.queue_capacity),
+            queue_bytes: widen(config.queue_bytes),
             recv_buffer: widen(config.recv_buffer),
             reassembly_timeout_ms: millis(config.reassembly_timeout),
             reassembly_memory: widen(config.reassembly_memory),
@@ -155,6 +159,7 @@ impl TryFrom<&Config> for sixcast::Config {
         core.linger = Duration::from_millis(config.linger_ms);
         core.packing = config.packing;
         core.queue_capacity = narrow(config.queue_capacity, "queue_capacity")?;
+        core.queue_bytes = narrow(config.queue_bytes, "queue_bytes")?;
         core.recv_buffer = narrow(config.recv_buffer, "recv_buffer")?;
         core.reassembly_timeout = Duration::from_millis(config.reassembly_timeout_ms);
         core.reassembly_memory = narrow(config.reassembly_memory, "reassembly_memory")?;
@@ -248,6 +253,7 @@ mod tests {
             linger_ms: 0,
             packing: false,
             queue_capacity: 10,
+            queue_bytes: 1 << 16,
             recv_buffer: 1 << 16,
             reassembly_timeout_ms: 250,
             reassembly_memory: 1 << 20,

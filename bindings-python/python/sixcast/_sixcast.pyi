@@ -60,6 +60,7 @@ DROP_REASONS: tuple[_DropReason, ...]
 # Configuration defaults (the core's `config` module).
 DEFAULT_HOP_LIMIT: int
 DEFAULT_LINGER: float
+DEFAULT_QUEUE_BYTES: int
 DEFAULT_QUEUE_CAPACITY: int
 DEFAULT_RECV_BUFFER: int
 
@@ -126,6 +127,7 @@ class Config:
         linger: float | None = None,
         packing: bool | None = None,
         queue_capacity: int | None = None,
+        queue_bytes: int | None = None,
         recv_buffer: int | None = None,
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
@@ -187,6 +189,8 @@ class Config:
     def packing(self) -> bool: ...
     @property
     def queue_capacity(self) -> int: ...
+    @property
+    def queue_bytes(self) -> int: ...
     @property
     def recv_buffer(self) -> int: ...
     @property
@@ -394,6 +398,7 @@ class Context:
         linger: float | None = None,
         packing: bool | None = None,
         queue_capacity: int | None = None,
+        queue_bytes: int | None = None,
         recv_buffer: int | None = None,
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
