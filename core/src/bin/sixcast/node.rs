@@ -90,7 +90,7 @@ impl Network {
         let mut config = Config::default();
         config.profile = profile;
         config.scope = scope;
-        config.interfaces = settings::interfaces(&self.interfaces, file.interfaces);
+        config.interfaces = settings::list(&self.interfaces, file.interfaces);
         config.port = self.port.or(file.port);
         config.loopback = !self.no_loopback && file.loopback.unwrap_or(true);
         if let Some(hop_limit) = self.hop_limit.or(file.hops) {
@@ -104,15 +104,9 @@ impl Network {
             .or(file.dns_server.as_deref())
             .map(sixcast::locate::parse_dns_server)
             .transpose()?;
-        let pick = |flags: &[PathBuf], file: Option<Vec<PathBuf>>| {
-            if flags.is_empty() {
-                file.unwrap_or_default()
-            } else {
-                flags.to_vec()
-            }
-        };
-        config.relay_keys = keys::public_keys(&pick(&self.relay_keys, file.relay_keys))?;
-        config.relay_issuers = keys::public_keys(&pick(&self.relay_issuers, file.relay_issuers))?;
+        config.relay_keys = keys::public_keys(&settings::list(&self.relay_keys, file.relay_keys))?;
+        config.relay_issuers =
+            keys::public_keys(&settings::list(&self.relay_issuers, file.relay_issuers))?;
         config.validate()?;
         Ok(config)
     }

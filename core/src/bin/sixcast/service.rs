@@ -82,7 +82,7 @@ pub(super) fn run_stratum0(
     if let Some(listen) = listen.or(file.listen) {
         config.listen = listen;
     }
-    config.interfaces = settings::interfaces(&core.interfaces, file.interfaces);
+    config.interfaces = settings::list(&core.interfaces, file.interfaces);
     if let Some(scope) = settings::scope(core.scope, file.scope.as_deref())? {
         config.scope = scope.into();
     }
@@ -98,7 +98,7 @@ pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Res
     if let Some(listen) = options.listen.or(file.listen) {
         config.listen = listen;
     }
-    config.interfaces = settings::interfaces(&core.interfaces, file.interfaces);
+    config.interfaces = settings::list(&core.interfaces, file.interfaces);
     if let Some(scope) = settings::scope(core.scope, file.scope.as_deref())? {
         config.scope = scope.into();
     }

@@ -133,8 +133,8 @@ pub(super) fn profile(
     choice(flag, file, "profile")
 }
 
-/// The interfaces given as flags, else the file's.
-pub(super) fn interfaces(flags: &[String], file: Option<Vec<String>>) -> Vec<String> {
+/// A repeatable flag's values if any were given, else the file's list.
+pub(super) fn list<T: Clone>(flags: &[T], file: Option<Vec<T>>) -> Vec<T> {
     if flags.is_empty() {
         file.unwrap_or_default()
     } else {
