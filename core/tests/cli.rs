@@ -145,6 +145,38 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
 }
 
 #[test]
+fn bad_configuration_files_are_refused_before_anything_opens() {
+    // Each fails while the settings are read, before a socket exists: safe on the host.
+    let cases: [(&[&str], &str, &str); 5] = [
+        (&["relay"], "[relay]\nrefresh_secs = 0\n", "refresh_secs"),
+        (&["relay"], "[relay]\nvoucher = \"/etc/v\"\n", "identity"),
+        (&["relay"], "[relay]\nscope = \"galaxy\"\n", "galaxy"),
+        (&["listen", "x"], "[node]\nprofile = \"nope\"\n", "profile"),
+        (
+            &["send", "x", "y"],
+            "[node]\ndns_server = \"resolver.example\"\n",
+            "dns",
+        ),
+    ];
+    for (index, (command, text, mention)) in cases.into_iter().enumerate() {
+        let path = std::env::temp_dir().join(format!(
+            "sixcast-bad-config-{}-{index}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).unwrap();
+        let args = [command, &["--config", path.to_str().unwrap()]].concat();
+        let (code, _, stderr) = run(&args);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(code, 1, "{text:?}: {stderr}");
+        assert!(
+            stderr.contains(mention),
+            "{text:?} should mention {mention:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
 fn completions_and_the_man_page_are_generated() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let (code, script, stderr) = run(&["completions", shell]);
@@ -448,6 +480,23 @@ fn listen_serves_its_channels_counters_for_prometheus() {
     child.wait().unwrap();
     let (code, _, stderr) = run(&["listen", "x", "--metrics", "nowhere"]);
     assert_eq!(code, 2, "{stderr}");
+    // An address the host does not have: a clear error, after the channel was joined.
+    let output = world
+        .host("h2")
+        .command(SIXCAST)
+        .args([
+            "listen",
+            "x",
+            "--timeout",
+            "1",
+            "--metrics",
+            "[fd5c:1::99]:9464",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot serve metrics"), "{stderr}");
 }
 
 /// A fresh directory for key files, removed on drop.
