@@ -1,0 +1,249 @@
+/* The C API on a real network: run inside a host of a network-namespace world (run-tests does
+ * that), never on this machine's own interfaces. Two contexts of one host talk through
+ * multicast loopback: messages with their metadata, timeouts, the readiness descriptor, signed
+ * channels, counters, size limits, and close waking a blocked receive. */
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define WAIT_MS 5000
+
+static SixcastContext *open_context(const char *max_message_size) {
+    SixcastConfig *config = sixcast_config_new();
+    CHECK_OK(sixcast_config_set(config, "hop_limit", "1", &err));
+    if (max_message_size) {
+        CHECK_OK(sixcast_config_set(config, "max_message_size", max_message_size, &err));
+    }
+    SixcastContext *context = NULL;
+    CHECK_OK(sixcast_context_open(config, &context, &err));
+    sixcast_config_free(config);
+    if (!context) {
+        exit(check_summary("test_world (no context)"));
+    }
+    return context;
+}
+
+static SixcastChannel *channel_of(SixcastContext *context, const char *name) {
+    SixcastChannel *channel = NULL;
+    CHECK_OK(sixcast_context_channel(context, name, &channel, &err));
+    if (!channel) {
+        exit(check_summary("test_world (no channel)"));
+    }
+    return channel;
+}
+
+static void send_text(SixcastChannel *channel, const char *text) {
+    CHECK_OK(sixcast_channel_send(channel, (const uint8_t *)text, strlen(text), &err));
+    CHECK_OK(sixcast_channel_flush(channel, &err));
+}
+
+/* Receives one message and checks it holds `text`; returns it for more checks (or NULL). */
+static SixcastMessage *expect_text(SixcastChannel *channel, const char *text) {
+    SixcastMessage *message = NULL;
+    CHECK_OK(sixcast_channel_recv(channel, WAIT_MS, &message, &err));
+    if (message) {
+        /* An empty payload is NULL, which memcmp must not be given. */
+        CHECK(message->payload_len == strlen(text) &&
+                  (message->payload_len == 0 ||
+                   memcmp(message->payload, text, message->payload_len) == 0),
+              "expected \"%s\", got %zu bytes", text, message->payload_len);
+    }
+    return message;
+}
+
+static void test_messages(SixcastContext *sender, SixcastContext *receiver) {
+    SixcastChannel *out = channel_of(sender, "c-world");
+    SixcastChannel *in = channel_of(receiver, "c-world");
+    CHECK_OK(sixcast_channel_join(in, &err));
+
+    enum { LARGE = 100000 };
+    uint8_t *large = malloc(LARGE);
+    for (size_t i = 0; i < LARGE; i++) {
+        large[i] = (uint8_t)(i % 251);
+    }
+    CHECK_OK(sixcast_channel_send(out, (const uint8_t *)"hello", 5, &err));
+    CHECK_OK(sixcast_channel_send(out, NULL, 0, &err));
+    CHECK_OK(sixcast_channel_send(out, large, LARGE, &err));
+    CHECK_OK(sixcast_channel_flush(out, &err));
+
+    char *node_id = sixcast_context_node_id(sender);
+    char *group = sixcast_channel_group(in);
+    SixcastMessage *first = expect_text(in, "hello");
+    if (first) {
+        CHECK(strcmp(first->sender, node_id) == 0, "sender %s, not %s", first->sender, node_id);
+        CHECK(strcmp(first->group, group) == 0, "group %s", first->group);
+        CHECK(strcmp(first->path, "native") == 0 && !first->relayed, "path %s", first->path);
+        CHECK(strcmp(first->interface_name, "eth0") == 0, "interface %s", first->interface_name);
+        CHECK(first->source_port == sixcast_context_port(sender), "port %u", first->source_port);
+        CHECK(strlen(first->source) > 0, "a source address");
+    }
+    SixcastMessage *empty = expect_text(in, "");
+    SixcastMessage *big = NULL;
+    CHECK_OK(sixcast_channel_recv(in, WAIT_MS, &big, &err));
+    CHECK(big && big->payload_len == LARGE && memcmp(big->payload, large, LARGE) == 0,
+          "the fragmented message arrives whole");
+    CHECK(first && empty && big && first->seq < empty->seq && empty->seq < big->seq,
+          "sequence numbers rise");
+    sixcast_message_free(first);
+    sixcast_message_free(empty);
+    sixcast_message_free(big);
+
+    SixcastMessage *none = (SixcastMessage *)1;
+    CHECK_STATUS(sixcast_channel_recv(in, 50, &none, &err), SIXCAST_STATUS_TIMEOUT);
+    CHECK_OK(sixcast_channel_try_recv(in, &none, &err));
+    CHECK(none == NULL, "nothing waits");
+
+    SixcastStats sent, received;
+    CHECK_OK(sixcast_channel_stats(out, &sent));
+    CHECK_OK(sixcast_channel_stats(in, &received));
+    CHECK(sent.messages_sent == 3 && sent.bytes_sent == LARGE + 5, "sent %llu",
+          (unsigned long long)sent.messages_sent);
+    CHECK(received.messages_received == 3 && received.lost == 0, "received %llu",
+          (unsigned long long)received.messages_received);
+    free(large);
+    sixcast_string_free(node_id);
+    sixcast_string_free(group);
+    sixcast_channel_free(out);
+    sixcast_channel_free(in);
+}
+
+static int readable(int fd, int timeout_ms) {
+    struct pollfd waiting = {.fd = fd, .events = POLLIN};
+    return poll(&waiting, 1, timeout_ms) == 1 && (waiting.revents & POLLIN);
+}
+
+/* Takes every waiting message; returns how many there were. */
+static int drain(SixcastChannel *channel) {
+    int count = 0;
+    for (;;) {
+        SixcastMessage *message = NULL;
+        CHECK_OK(sixcast_channel_try_recv(channel, &message, &err));
+        if (!message) {
+            return count;
+        }
+        sixcast_message_free(message);
+        count++;
+    }
+}
+
+static void test_readiness(SixcastContext *sender, SixcastContext *receiver) {
+    SixcastChannel *out = channel_of(sender, "c-ready");
+    SixcastChannel *in = channel_of(receiver, "c-ready");
+    CHECK_OK(sixcast_channel_join(in, &err));
+    int fd = -1, same = -2;
+    CHECK_OK(sixcast_channel_readiness_fd(in, &fd, &err));
+    CHECK_OK(sixcast_channel_readiness_fd(in, &same, &err));
+    CHECK(fd >= 0 && fd == same, "one descriptor per handle: %d %d", fd, same);
+    CHECK(!readable(fd, 100), "nothing waits yet");
+    for (int round = 0; round < 2; round++) {
+        send_text(out, "one");
+        send_text(out, "two");
+        CHECK(readable(fd, WAIT_MS), "round %d: a message makes the descriptor readable", round);
+        uint64_t counter;
+        CHECK(read(fd, &counter, sizeof counter) == sizeof counter, "the eventfd reads");
+        /* Both may have arrived already, or the second may still be on its way. */
+        int taken = drain(in);
+        if (taken < 2 && readable(fd, WAIT_MS)) {
+            CHECK(read(fd, &counter, sizeof counter) == sizeof counter, "the eventfd reads");
+            taken += drain(in);
+        }
+        CHECK(taken == 2, "round %d: took %d messages", round, taken);
+        CHECK(!readable(fd, 200), "round %d: drained, the descriptor is quiet", round);
+    }
+    sixcast_channel_free(out);
+    sixcast_channel_free(in);
+}
+
+static void test_signed(SixcastContext *sender, SixcastContext *receiver) {
+    unsigned char seed[32];
+    memset(seed, 3, sizeof seed);
+    SixcastSigningKey *key = NULL, *stranger = NULL;
+    SixcastPublicKey *public_key = NULL, *stranger_public = NULL;
+    CHECK_OK(sixcast_signing_key_from_seed(seed, sizeof seed, &key, &err));
+    CHECK_OK(sixcast_signing_key_generate(&stranger, &err));
+    CHECK_OK(sixcast_signing_key_public_key(key, &public_key, &err));
+    CHECK_OK(sixcast_signing_key_public_key(stranger, &stranger_public, &err));
+
+    SixcastChannel *out = channel_of(sender, "c-signed");
+    SixcastChannel *in = channel_of(receiver, "c-signed");
+    CHECK_OK(sixcast_channel_join(in, &err));
+    CHECK_OK(sixcast_channel_sign_with(out, key, &err));
+    CHECK_OK(sixcast_channel_trust(in, stranger_public, &err));
+    send_text(out, "from an untrusted key");
+    SixcastMessage *message = NULL;
+    CHECK_STATUS(sixcast_channel_recv(in, 500, &message, &err), SIXCAST_STATUS_TIMEOUT);
+    SixcastStats stats;
+    CHECK_OK(sixcast_channel_stats(in, &stats));
+    CHECK(strcmp(sixcast_drop_reason_name(4), "untrusted_signer") == 0, "reason 4");
+    CHECK(stats.drops[4] >= 1, "untrusted drops %llu", (unsigned long long)stats.drops[4]);
+
+    CHECK_OK(sixcast_channel_trust(in, public_key, &err));
+    send_text(out, "from a trusted key");
+    sixcast_message_free(expect_text(in, "from a trusted key"));
+
+    sixcast_channel_free(out);
+    sixcast_channel_free(in);
+    sixcast_signing_key_free(key);
+    sixcast_signing_key_free(stranger);
+    sixcast_public_key_free(public_key);
+    sixcast_public_key_free(stranger_public);
+}
+
+static void *receive_until_closed(void *channel) {
+    SixcastMessage *message = NULL;
+    SixcastError *error = NULL;
+    SixcastStatus status = sixcast_channel_recv(channel, -1, &message, &error);
+    sixcast_error_free(error);
+    sixcast_message_free(message);
+    return (void *)(intptr_t)status;
+}
+
+static void test_close(void) {
+    SixcastContext *context = open_context("4096");
+    SixcastChannel *channel = channel_of(context, "c-close");
+    uint8_t too_large[5000] = {0};
+    CHECK_STATUS(sixcast_channel_send(channel, too_large, sizeof too_large, &err),
+                 SIXCAST_STATUS_MESSAGE_TOO_LARGE);
+    CHECK_OK(sixcast_channel_join(channel, &err));
+    int fd = -1;
+    CHECK_OK(sixcast_channel_readiness_fd(channel, &fd, &err));
+    pthread_t waiter;
+    pthread_create(&waiter, NULL, receive_until_closed, channel);
+    usleep(100 * 1000);
+    CHECK(!sixcast_context_is_closed(context), "open");
+    sixcast_context_close(context);
+    void *status;
+    pthread_join(waiter, &status);
+    CHECK((SixcastStatus)(intptr_t)status == SIXCAST_STATUS_CLOSED, "the blocked receive got %s",
+          sixcast_status_name((int)(intptr_t)status));
+    CHECK(readable(fd, WAIT_MS), "closing wakes the readiness descriptor");
+    CHECK(sixcast_context_is_closed(context), "closed");
+    CHECK_STATUS(sixcast_channel_flush(channel, &err), SIXCAST_STATUS_CLOSED);
+    SixcastChannel *late = NULL;
+    CHECK_STATUS(sixcast_context_channel(context, "late", &late, &err), SIXCAST_STATUS_CLOSED);
+    sixcast_context_close(context);
+    sixcast_channel_free(channel);
+    sixcast_context_free(context);
+}
+
+int main(void) {
+    SixcastContext *sender = open_context(NULL);
+    SixcastContext *receiver = open_context(NULL);
+    char *interfaces = sixcast_context_interfaces(receiver);
+    CHECK(interfaces && strcmp(interfaces, "eth0") == 0, "interfaces %s", interfaces);
+    sixcast_string_free(interfaces);
+    test_messages(sender, receiver);
+    test_readiness(sender, receiver);
+    test_signed(sender, receiver);
+    SixcastStats totals;
+    CHECK_OK(sixcast_context_stats(receiver, &totals));
+    CHECK(totals.messages_received >= 8, "context totals %llu",
+          (unsigned long long)totals.messages_received);
+    sixcast_context_free(sender);
+    sixcast_context_free(receiver);
+    test_close();
+    return check_summary("test_world");
+}
