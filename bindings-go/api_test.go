@@ -1,0 +1,106 @@
+package sixcast_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sixcast/sixcast/bindings-go"
+)
+
+func TestConfigFieldsReadBackAndFailWithTheirKind(t *testing.T) {
+	config := sixcast.NewConfig()
+	if port, err := config.Get("port"); err != nil || port != "" {
+		t.Errorf("default port %q, %v", port, err)
+	}
+	if err := config.Set("interfaces", "eth0,eth1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := config.Get("interfaces"); got != "eth0,eth1" {
+		t.Errorf("interfaces %q", got)
+	}
+	if err := config.Set("stratum0", "[2001:db8::1]:6447"); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.Set("stratum0", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := config.Get("stratum0"); got != "" {
+		t.Errorf("stratum0 not reset: %q", got)
+	}
+	if err := config.Set("colour", "blue"); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("unknown field: %v", err)
+	}
+	if err := config.Set("port\x00", "1"); !errors.Is(err, sixcast.ErrInvalidArgument) {
+		t.Errorf("a NUL in the field: %v", err)
+	}
+	if err := config.Set("profile", "embedded-rp"); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.Validate(); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("embedded-rp without rp: %v", err)
+	}
+	if err := config.Set("rp", "2001:db8:5c::5/64"); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.Validate(); err != nil {
+		t.Errorf("embedded-rp with rp: %v", err)
+	}
+}
+
+func TestKeysRoundTripThroughTheirFiles(t *testing.T) {
+	seed := bytes.Repeat([]byte{7}, 32)
+	signing, err := sixcast.SigningKeyFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sixcast.SigningKeyFromSeed(seed[:31]); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("a short seed: %v", err)
+	}
+	reread, err := sixcast.ParseSigningKey(signing.FileText())
+	if err != nil || reread.PublicKey().Fingerprint() != signing.PublicKey().Fingerprint() {
+		t.Errorf("signing key file: %v", err)
+	}
+	public := signing.PublicKey()
+	if len(public.Fingerprint()) != 16 || !strings.HasPrefix(public.FileText(), "sixcast-public-key-v1 ") {
+		t.Errorf("public key %q %q", public.Fingerprint(), public.FileText())
+	}
+	same, err := sixcast.PublicKeyFromBytes(public.Bytes())
+	if err != nil || same.FileText() != public.FileText() {
+		t.Errorf("public key bytes: %v", err)
+	}
+	weak := make([]byte, 32)
+	weak[0] = 1
+	if _, err := sixcast.PublicKeyFromBytes(weak); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("a weak key: %v", err)
+	}
+	channelKey, err := sixcast.ChannelKeyFromBytes(5, seed)
+	if err != nil || channelKey.ID() != 5 {
+		t.Fatalf("channel key: %v", err)
+	}
+	copied, err := sixcast.ParseChannelKey(channelKey.FileText())
+	if err != nil || copied.ID() != 5 {
+		t.Errorf("channel key file: %v", err)
+	}
+	if _, err := sixcast.ParseChannelKey("sixcast-channel-key-v1 zz"); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("a bad key file: %v", err)
+	}
+	token, err := sixcast.IssueToken(signing, public, "ff1e:c0:1acf:916c:691a:a851:5b62:1339", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := sixcast.ParseToken(token.FileText()); err != nil || again.FileText() != token.FileText() {
+		t.Errorf("token file: %v", err)
+	}
+	if _, err := sixcast.IssueToken(signing, public, "not-a-group", time.Now()); !errors.Is(err, sixcast.ErrInvalidAddress) {
+		t.Errorf("a token for no group: %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	if sixcast.Version() == "" {
+		t.Error("no version")
+	}
+}

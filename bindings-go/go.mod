@@ -1,0 +1,3 @@
+module github.com/sixcast/sixcast/bindings-go
+
+go 1.23
