@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the examples for sixcast's users across the hosts of a namespace world and checks what
-they do: the configuration push (Python), the monitoring fan-in (Node) and service discovery
-(Rust).
+they do: the configuration push (Python and Go agents), the monitoring fan-in (Node and C
+agents, Node collector) and service discovery (Rust).
 
     tests/world lan:4 -- python3 examples/test-examples.py [EXAMPLE...]
 
@@ -9,7 +9,9 @@ EXAMPLE is config-push, monitoring or discovery (default: all three). Every exam
 in a host of the world (`ip netns exec`), so no traffic leaves the world. The programs come from
 the options, or from the environment as tests/run sets it up: --python (the venv with the
 sixcast binding, $SIXCAST_PYTHON_VENV/bin/python), --node and --node-binding (bindings-node,
-built), --discovery (target/debug/examples/discovery). Exits 1 if any example failed.
+built), --discovery (target/debug/examples/discovery), --c-prefix (where `make -C bindings-c
+install` put libsixcast and sixcast.pc; the C and Go programs are built against it here, as
+their READMEs say). Exits 1 if any example failed.
 """
 
 import argparse
@@ -115,12 +117,30 @@ class Process:
                 print(f"    {self.label} {stream}: {line}")
 
 
+def build_c_and_go(workdir, prefix):
+    """Builds the C monitoring agent and the Go config-push agent against the C library in
+    `prefix`, with the commands their READMEs give; returns their paths."""
+    env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"),
+               # The prefix is not on the loader's path: the programs carry it.
+               CGO_LDFLAGS=f"-Wl,-rpath,{prefix / 'lib'}")
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "sixcast"], env=env, check=True,
+                           capture_output=True, text=True).stdout.split()
+    c_agent, go_agent = workdir / "monitoring-agent", workdir / "agent-go"
+    subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Wextra", "-Werror",
+                    EXAMPLES / "monitoring" / "agent.c", *flags, f"-Wl,-rpath,{prefix / 'lib'}",
+                    "-o", c_agent], env=env, check=True)
+    subprocess.run(["go", "build", "-o", go_agent, "."], cwd=EXAMPLES / "config-push" / "agent-go",
+                   env=env, check=True)
+    return c_agent, go_agent
+
+
 class Run:
     """Starts programs in the world's hosts and stops every one of them at the end."""
 
-    def __init__(self, world, workdir):
+    def __init__(self, world, workdir, programs):
         self.hosts = {host["name"]: host for host in world["hosts"]}
         self.workdir = workdir
+        self.c_agent, self.go_agent = programs
         self.processes = []
 
     def start(self, label, host, command):
@@ -138,8 +158,11 @@ def config_push(run, options):
     controller = [*python, directory / "controller.py"]
     key = run.workdir / "controller.key"
     check(run.start("keygen", "h1", [*controller, "keygen", key]).finish(30) == 0, "keygen failed")
+    # web2 is the Go agent: one controller drives agents of both languages.
+    agent_programs = {"web1": [*python, directory / "agent.py"], "web2": [run.go_agent],
+                      "web3": [*python, directory / "agent.py"]}
     agents = {
-        name: run.start(name, host, [*python, directory / "agent.py", "--name", name, "--trust", f"{key}.pub",
+        name: run.start(name, host, [*agent_programs[name], "--name", name, "--trust", f"{key}.pub",
                                      "--dir", run.workdir / name])
         for name, host in (("web1", "h2"), ("web2", "h3"), ("web3", "h4"))
     }
@@ -187,13 +210,16 @@ def monitoring(run, options):
         shutil.copy(EXAMPLES / "monitoring" / script, package / script)
     plugins = {"h2": ("OK", "echo all fine"), "h3": ("WARNING", "echo queue long; exit 1"),
                "h4": ("CRITICAL", "echo app down; exit 2")}
+    # h3 runs the C agent, which has no built-in load check; the others run the Node agent.
+    programs = {"h2": [*node, package / "agent.mjs"], "h3": [run.c_agent], "h4": [*node, package / "agent.mjs"]}
+    load = {host: "" if host == "h3" else r"load \w+, " for host in plugins}
     agents = {
-        host: run.start("agent", host, [*node, package / "agent.mjs", "--host", host, "--interval", "1",
+        host: run.start("agent", host, [*programs[host], "--host", host, "--interval", "1",
                                         "--check", f"app={command}"])
         for host, (_, command) in plugins.items()
     }
     for host, agent in agents.items():
-        agent.wait_for(rf"^agent {host}: load \w+, app {plugins[host][0]}$", 30)
+        agent.wait_for(rf"^agent {host}: {load[host]}app {plugins[host][0]}$", 30)
     # The collector's 8 s window starts once every agent reports. h4 stops after two more
     # reports: the collector has heard it, then hears nothing from it for about 6 s.
     reported = r"^agent h4: load \w+, app CRITICAL$"
@@ -209,7 +235,11 @@ def monitoring(run, options):
     for name, (state, _) in plugins.items():
         services = {service["service"]: service for service in hosts[name]["services"]}
         check(services.get("app", {}).get("state") == state, f"{name} app is {services.get('app')}, not {state}")
-        check(services.get("load", {}).get("state") in STATES, f"{name} has no valid load result")
+        if load[name]:
+            check(services.get("load", {}).get("state") in STATES, f"{name} has no valid load result")
+        else:
+            check(set(services) == {"app"}, f"the C agent on {name} sent {sorted(services)}")
+            check(services["app"]["output"] == "queue long", f"{name} output {services['app']['output']!r}")
         check(hosts[name]["silent"] == (name == "h4"), f"{name} silent is {hosts[name]['silent']}")
     check(report["ignored"] == 0, f"the collector ignored {report['ignored']} messages")
 
@@ -248,6 +278,7 @@ def main(argv):
     parser.add_argument("--node-binding", default=str(REPO / "bindings-node"), help="the built Node package")
     parser.add_argument("--discovery", default=str(TARGET / "debug" / "examples" / "discovery"),
                         help="the discovery example's binary")
+    parser.add_argument("--c-prefix", default=str(TARGET / "c-prefix"), help="where libsixcast is installed")
     parser.add_argument("examples", nargs="*", metavar="EXAMPLE", help=", ".join(SCENARIOS))
     options = parser.parse_args(argv)
     unknown = set(options.examples) - SCENARIOS.keys()
@@ -261,10 +292,12 @@ def main(argv):
         print("test-examples: needs a world of at least four hosts (lan:4)")
         return 2
     failures = 0
+    builds = tempfile.TemporaryDirectory(prefix="sixcast-examples-")
+    programs = build_c_and_go(Path(builds.name), Path(options.c_prefix))
     for name in options.examples or SCENARIOS:
         began = time.monotonic()
         with tempfile.TemporaryDirectory(prefix=f"sixcast-{name}-") as workdir:
-            run = Run(world, Path(workdir))
+            run = Run(world, Path(workdir), programs)
             try:
                 SCENARIOS[name](run, options)
                 print(f"ok    {name} ({time.monotonic() - began:.1f} s)")
@@ -277,6 +310,7 @@ def main(argv):
             finally:
                 for process in run.processes:
                     process.stop()
+    builds.cleanup()
     return 1 if failures else 0
 
 
