@@ -193,6 +193,42 @@ func TestWorldMessagesIteratesUntilClosed(t *testing.T) {
 	}
 }
 
+func TestWorldReachabilityReportsAnUnansweredStratum0(t *testing.T) {
+	inWorld(t)
+	if report, err := open(t).Reachability(); report != nil || err != nil {
+		t.Errorf("no Stratum 0, yet a report: %+v, %v", report, err)
+	}
+	config := sixcast.NewConfig()
+	for field, value := range map[string]string{
+		"stratum0": "[fd5c:1::99]:6447", "probe_timeout_ms": "200", "probe_interval_ms": "1000",
+	} {
+		if err := config.Set(field, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node, err := sixcast.Open(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	var report *sixcast.Reachability
+	// The first probe times out after 200 ms; give it up to 5 s on a loaded machine.
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if report, err = node.Reachability(); err != nil || report.LastError != "" || report.Probe != nil {
+			break
+		}
+	}
+	if err != nil || report == nil || report.Stratum0 != "[fd5c:1::99]:6447" {
+		t.Fatalf("report %+v, %v", report, err)
+	}
+	if !(report.Probe != nil && !report.Probe.Answered) && report.LastError == "" {
+		t.Errorf("neither an unanswered probe nor an error: %+v", report)
+	}
+	if report.Relay != "" || len(report.Offers) != 0 {
+		t.Errorf("a relay out of nowhere: %+v", report)
+	}
+}
+
 func TestWorldSignedChannelsDropUntrustedSenders(t *testing.T) {
 	inWorld(t)
 	sender, receiver := open(t), open(t)

@@ -12,7 +12,7 @@ use crate::{
 
 /// A context. Thread-safe: any thread may use it at any time.
 pub struct SixcastContext {
-    inner: sixcast::Context,
+    pub(crate) inner: sixcast::Context,
 }
 
 /// Opens a context with `config` (NULL: the defaults), which the caller still owns: validates

@@ -16,6 +16,7 @@ pub mod context;
 pub mod crypto;
 pub mod error;
 pub mod message;
+pub mod reachability;
 mod readiness;
 pub mod text;
 

@@ -2,6 +2,7 @@
  * that), never on this machine's own interfaces. Two contexts of one host talk through
  * multicast loopback: messages with their metadata, timeouts, the readiness descriptor, signed
  * channels, counters, size limits, and close waking a blocked receive. */
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -192,6 +193,49 @@ static void test_signed(SixcastContext *sender, SixcastContext *receiver) {
     sixcast_public_key_free(stranger_public);
 }
 
+/* Without a Stratum 0 there is no report; with one that never answers, the report names it and
+ * says why the core is out of reach. */
+static void test_reachability(SixcastContext *plain) {
+    char *json = (char *)1;
+    CHECK_OK(sixcast_context_reachability(plain, &json, &err));
+    CHECK(json == NULL, "no Stratum 0, no report");
+
+    SixcastConfig *config = sixcast_config_new();
+    CHECK_OK(sixcast_config_set(config, "stratum0", "[fd5c:1::99]:6447", &err));
+    CHECK_OK(sixcast_config_set(config, "probe_timeout_ms", "200", &err));
+    CHECK_OK(sixcast_config_set(config, "probe_interval_ms", "1000", &err));
+    SixcastContext *context = NULL;
+    CHECK_OK(sixcast_context_open(config, &context, &err));
+    sixcast_config_free(config);
+    json_t *report = NULL;
+    /* The first probe times out after 200 ms; give it up to 5 s on a loaded machine. */
+    for (int tries = 0; context && tries < 100; tries++) {
+        json = NULL;
+        CHECK_OK(sixcast_context_reachability(context, &json, &err));
+        json_decref(report);
+        report = json ? json_loads(json, 0, NULL) : NULL;
+        sixcast_string_free(json);
+        if (!report || !json_is_null(json_object_get(report, "last_error")) ||
+            !json_is_null(json_object_get(report, "probe"))) {
+            break;
+        }
+        usleep(50 * 1000);
+    }
+    CHECK(report != NULL, "a report as JSON");
+    const char *stratum0 = json_string_value(json_object_get(report, "stratum0"));
+    CHECK(stratum0 && strcmp(stratum0, "[fd5c:1::99]:6447") == 0, "stratum0 %s", stratum0);
+    json_t *probe = json_object_get(report, "probe");
+    json_t *last_error = json_object_get(report, "last_error");
+    CHECK((json_is_object(probe) && json_is_false(json_object_get(probe, "answered"))) ||
+              json_is_string(last_error),
+          "an unanswered probe or an error is reported");
+    CHECK(json_is_array(json_object_get(report, "offers")) &&
+              json_is_null(json_object_get(report, "relay")),
+          "no relay");
+    json_decref(report);
+    sixcast_context_free(context);
+}
+
 static void *receive_until_closed(void *channel) {
     SixcastMessage *message = NULL;
     SixcastError *error = NULL;
@@ -238,6 +282,7 @@ int main(void) {
     test_messages(sender, receiver);
     test_readiness(sender, receiver);
     test_signed(sender, receiver);
+    test_reachability(receiver);
     SixcastStats totals;
     CHECK_OK(sixcast_context_stats(receiver, &totals));
     CHECK(totals.messages_received >= 8, "context totals %llu",
