@@ -24,8 +24,8 @@ type Channel struct {
 	// turn lets one Recv at a time wait on the readiness descriptor, so that a receiver that
 	// takes one message never leaves another asleep beside a full queue.
 	turn chan struct{}
-	// ready is the channel's readiness eventfd (a duplicate the Go runtime's poller watches),
-	// made on the first Recv.
+	// ready is a duplicate of the channel's readiness descriptor, which the Go runtime's
+	// poller watches; made on the first Recv.
 	ready *os.File
 }
 
@@ -150,8 +150,9 @@ func (c *Channel) TryRecv() (*Message, error) {
 }
 
 // Recv waits for the next message until ctx is done, and then returns ctx.Err(). The wait
-// parks the goroutine on the runtime's poller, not on an OS thread. It fails with ErrClosed
-// once the context is closed and the queue is empty, or when the channel is closed.
+// parks the goroutine on the runtime's poller (the channel's readiness descriptor), not on an
+// OS thread. It fails with ErrClosed once the context is closed and the queue is empty, or when
+// the channel is closed.
 func (c *Channel) Recv(ctx context.Context) (*Message, error) {
 	select {
 	case c.turn <- struct{}{}:
@@ -160,6 +161,10 @@ func (c *Channel) Recv(ctx context.Context) (*Message, error) {
 	}
 	defer func() { <-c.turn }()
 	ready, err := c.readiness()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := ready.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
@@ -178,27 +183,34 @@ func (c *Channel) Recv(ctx context.Context) (*Message, error) {
 			<-cancelled
 		}
 	}()
-	for {
-		message, err := c.TryRecv()
-		if message != nil || err != nil {
-			return message, err
-		}
-		var counter [8]byte
-		_, err = ready.Read(counter[:])
-		switch {
-		case err == nil:
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			// ctx was cancelled, or its deadline passed a moment before ctx noticed.
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			return nil, context.DeadlineExceeded
-		case errors.Is(err, os.ErrClosed):
-			return nil, &Error{Kind: ErrClosed, Message: "the channel is closed"}
-		default:
+	var message *Message
+	var recvErr error
+	// Each time the descriptor polls readable, take a message; finding none re-arms it.
+	err = raw.Read(func(uintptr) bool {
+		message, recvErr = c.TryRecv()
+		return message != nil || recvErr != nil
+	})
+	switch {
+	case message != nil || recvErr != nil:
+		return message, recvErr
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// ctx was cancelled, or its deadline passed a moment before ctx noticed.
+		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		return nil, context.DeadlineExceeded
+	case c.closed():
+		// Close closed the descriptor under the wait (the poller reports "use of closed file").
+		return nil, &Error{Kind: ErrClosed, Message: "the channel is closed"}
+	default:
+		return nil, err
 	}
+}
+
+func (c *Channel) closed() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ptr == nil
 }
 
 // Messages yields each message as it arrives until ctx is done or an error, which it yields

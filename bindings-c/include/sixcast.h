@@ -181,8 +181,7 @@ enum SixcastStatus sixcast_default_port(const char *profile,
                                         uint16_t *port_out,
                                         struct SixcastError **error_out);
 
-// Releases the handle (and its readiness descriptor). NULL is ignored. With a readiness
-// descriptor, this waits up to 200 ms for its watcher thread to stop.
+// Releases the handle. NULL is ignored.
 //
 // # Safety
 // `channel` is NULL or a channel from `sixcast_context_channel`, freed once, and no other
@@ -266,8 +265,8 @@ enum SixcastStatus sixcast_channel_recv(const struct SixcastChannel *channel,
 
 // Takes the next message if one waits: `*message_out` is the message (free it with
 // `sixcast_message_free`) or NULL when none waits. Fails with `SIXCAST_STATUS_CLOSED` once the
-// context is closed and the queue is empty. With a readiness descriptor, call this until it
-// gives NULL before waiting on the descriptor again.
+// context is closed and the queue is empty. Finding the queue empty re-arms the readiness
+// descriptor.
 //
 // # Safety
 // `channel` is a live channel; `message_out` is writable; `error_out` is NULL or writable.
@@ -275,11 +274,12 @@ enum SixcastStatus sixcast_channel_try_recv(const struct SixcastChannel *channel
                                             struct SixcastMessage **message_out,
                                             struct SixcastError **error_out);
 
-// A file descriptor that is readable while a message may wait on the channel: poll it for
-// reading, read (and discard) its 8 bytes, then take messages with `sixcast_channel_try_recv`
-// until it gives NULL. It also becomes readable once when the context closes. The descriptor
-// belongs to the channel handle: do not close it; it closes at `sixcast_channel_free`. Each
-// handle has one, made on the first call, with one watcher thread behind it.
+// A file descriptor that polls readable when a message may wait on the channel, for poll,
+// epoll, libuv or libevent: wait for it to be readable, then take messages with
+// `sixcast_channel_try_recv` until it gives NULL (which re-arms it), then wait again. It also
+// becomes readable when the context closes. Never read from it or close it: the channel owns
+// it until its context is gone. Every handle of the channel gives the same descriptor, and no
+// thread stands behind it.
 //
 // # Safety
 // `channel` is a live channel; `fd_out` is writable; `error_out` is NULL or writable.

@@ -2,36 +2,22 @@
 
 use std::{ffi::c_char, time::Duration};
 
-use parking_lot::Mutex;
-
 use crate::{
     addr::parse_address,
     crypto::{SixcastChannelKey, SixcastPublicKey, SixcastSigningKey, SixcastToken},
     error::{Failure, Result, SixcastError, SixcastStatus, guard},
     message::{OwnedMessage, SixcastMessage, SixcastStats},
-    readiness::Readiness,
     text,
 };
 
 /// A channel of a context. Thread-safe; handles to the same name share one queue.
 pub struct SixcastChannel {
     inner: sixcast::Channel,
-    readiness: Mutex<Option<Readiness>>,
 }
 
 impl SixcastChannel {
     pub(crate) fn new(inner: sixcast::Channel) -> Self {
-        Self {
-            inner,
-            readiness: Mutex::new(None),
-        }
-    }
-
-    /// A receive found the queue empty: re-arm the readiness descriptor, if there is one.
-    fn found_empty(&self) {
-        if let Some(readiness) = &*self.readiness.lock() {
-            readiness.drained();
-        }
+        Self { inner }
     }
 }
 
@@ -47,8 +33,7 @@ fn with_channel(
     })
 }
 
-/// Releases the handle (and its readiness descriptor). NULL is ignored. With a readiness
-/// descriptor, this waits up to 200 ms for its watcher thread to stop.
+/// Releases the handle. NULL is ignored.
 ///
 /// # Safety
 /// `channel` is NULL or a channel from `sixcast_context_channel`, freed once, and no other
@@ -200,7 +185,7 @@ pub unsafe extern "C" fn sixcast_channel_recv(
             Ok(ms) => channel.inner.recv_timeout(Duration::from_millis(ms)),
             Err(_) => channel.inner.recv(),
         };
-        let message = received.inspect_err(|_| channel.found_empty())?;
+        let message = received?;
         // SAFETY: checked not NULL above; writable per the contract.
         unsafe { text::store(message_out, OwnedMessage::into_raw(message), "message_out") }
     })
@@ -208,8 +193,8 @@ pub unsafe extern "C" fn sixcast_channel_recv(
 
 /// Takes the next message if one waits: `*message_out` is the message (free it with
 /// `sixcast_message_free`) or NULL when none waits. Fails with `SIXCAST_STATUS_CLOSED` once the
-/// context is closed and the queue is empty. With a readiness descriptor, call this until it
-/// gives NULL before waiting on the descriptor again.
+/// context is closed and the queue is empty. Finding the queue empty re-arms the readiness
+/// descriptor.
 ///
 /// # Safety
 /// `channel` is a live channel; `message_out` is writable; `error_out` is NULL or writable.
@@ -223,27 +208,21 @@ pub unsafe extern "C" fn sixcast_channel_try_recv(
         if message_out.is_null() {
             return Err(Failure::invalid_argument("message_out is NULL"));
         }
-        let message = match channel
+        let message = channel
             .inner
-            .try_recv()
-            .inspect_err(|_| channel.found_empty())?
-        {
-            Some(message) => OwnedMessage::into_raw(message),
-            None => {
-                channel.found_empty();
-                std::ptr::null_mut()
-            }
-        };
+            .try_recv()?
+            .map_or(std::ptr::null_mut(), OwnedMessage::into_raw);
         // SAFETY: checked not NULL above; writable per the contract.
         unsafe { text::store(message_out, message, "message_out") }
     })
 }
 
-/// A file descriptor that is readable while a message may wait on the channel: poll it for
-/// reading, read (and discard) its 8 bytes, then take messages with `sixcast_channel_try_recv`
-/// until it gives NULL. It also becomes readable once when the context closes. The descriptor
-/// belongs to the channel handle: do not close it; it closes at `sixcast_channel_free`. Each
-/// handle has one, made on the first call, with one watcher thread behind it.
+/// A file descriptor that polls readable when a message may wait on the channel, for poll,
+/// epoll, libuv or libevent: wait for it to be readable, then take messages with
+/// `sixcast_channel_try_recv` until it gives NULL (which re-arms it), then wait again. It also
+/// becomes readable when the context closes. Never read from it or close it: the channel owns
+/// it until its context is gone. Every handle of the channel gives the same descriptor, and no
+/// thread stands behind it.
 ///
 /// # Safety
 /// `channel` is a live channel; `fd_out` is writable; `error_out` is NULL or writable.
@@ -254,13 +233,7 @@ pub unsafe extern "C" fn sixcast_channel_readiness_fd(
     error_out: *mut *mut SixcastError,
 ) -> SixcastStatus {
     with_channel(channel, error_out, |channel| {
-        let mut readiness = channel.readiness.lock();
-        let fd = match &*readiness {
-            Some(readiness) => readiness.fd(),
-            None => readiness
-                .insert(Readiness::start(channel.inner.clone())?)
-                .fd(),
-        };
+        let fd = channel.inner.readiness_fd()?;
         // SAFETY: per the contract above.
         unsafe { text::store(fd_out, fd, "fd_out") }
     })

@@ -17,7 +17,6 @@ pub mod crypto;
 pub mod error;
 pub mod message;
 pub mod reachability;
-mod readiness;
 pub mod text;
 
 /// The library's version, such as `"0.1.0"` (a static string).

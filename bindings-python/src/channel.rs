@@ -277,8 +277,9 @@ impl PyChannel {
         Ok(message.map(|message| PyMessage::new(py, message)))
     }
 
-    /// Awaitable recv() for asyncio: waits on an executor thread, so the event loop keeps
-    /// running. Cancelling the await loses no message.
+    /// Awaitable recv() for asyncio: the event loop itself watches the channel's readiness
+    /// descriptor, so no thread waits, however many receives are pending. Cancelling the await
+    /// loses no message.
     #[pyo3(signature = (timeout = None))]
     fn recv_async<'py>(
         slf: &Bound<'py, Self>,
@@ -291,17 +292,12 @@ impl PyChannel {
             .call1((slf, timeout))
     }
 
-    /// Waits at most ``timeout`` seconds, and never longer than 0.1 s, until a message is
-    /// waiting, without taking it: True when one is. The asyncio receive runs this on an executor
-    /// thread and takes the message itself, so a cancelled await leaves it in the channel.
-    #[pyo3(name = "_wait_readable", signature = (timeout = None))]
-    fn wait_readable(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let slice = timeout
-            .map(seconds)
-            .transpose()?
-            .map_or(WAIT_SLICE, |timeout| timeout.min(WAIT_SLICE));
-        py.detach(|| self.inner.wait_readable(Some(slice)))
-            .or_raise()
+    /// A file descriptor that polls readable when a message may be waiting, for ``selectors``,
+    /// ``select`` or an event loop's ``add_reader``: once it is readable, take messages with
+    /// ``try_recv()`` until it returns None (which re-arms it). It also turns readable when the
+    /// context closes. Never read from it or close it: the channel owns it.
+    fn fileno(&self) -> PyResult<i32> {
+        self.inner.readiness_fd().or_raise()
     }
 
     /// This channel's counters.

@@ -152,6 +152,20 @@ def test_repeatedly_cancelled_async_receives_lose_no_message(world):
     assert sorted(map(int, report["received"])) == list(range(count))
 
 
+def test_a_thousand_pending_async_receives_add_no_threads(world):
+    count = 1000
+    code, lines, stderr = world.run("h1", "world_probe.py", "async-many", count)
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+    # Python's threads and the OS's: waiting receives park on the event loop, not on threads.
+    assert report["threads_waiting"] == report["threads_before"]
+    assert report["pending"] == count
+    # A message completes its await in milliseconds (printed for the record; bounded loosely,
+    # as the machine is shared).
+    print("async-many latencies (ms):", [round(latency * 1000, 2) for latency in report["latencies"]])
+    assert max(report["latencies"]) < 0.5
+
+
 def test_ctrl_c_interrupts_a_blocking_recv(world):
     receiver = world.start("h2", "world_probe.py", "recv", "quiet", 1, 60, "recv")
     receiver.wait_ready()

@@ -5,6 +5,7 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py recv CHANNEL COUNT TIMEOUT MODE  MODE: recv | iterate | async
     world_probe.py timeout | closed | too-large | async-cancel | io-error
     world_probe.py async-cancel-many COUNT
+    world_probe.py async-many CHANNELS
     world_probe.py reachability STRATUM0             STRATUM0: "[address]:port" nobody serves
     world_probe.py protected-send CHANNEL SPEC PAYLOAD...
     world_probe.py protected-recv CHANNEL SPEC COUNT DROPS TIMEOUT   SPEC: a JSON file of keys
@@ -16,6 +17,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import socket
 import sys
 import threading
@@ -260,7 +262,7 @@ def check_too_large():
 
 def check_async_cancel():
     """Cancels an asyncio receive, has another context send right away, and receives again:
-    the message must arrive, whether the cancelled receive's executor thread took it or not."""
+    the message must arrive, although the cancelled receive was waiting for it."""
     with sixcast.Context() as receiver, sixcast.Context() as sender:
         channel = receiver.channel("probe-cancel")
         channel.join()
@@ -318,6 +320,42 @@ def check_async_cancel_many(count):
 
         received, cancelled = asyncio.run(scenario())
         emit(received=received, cancelled=cancelled, stats=channel.stats().as_dict())
+
+
+def check_async_many(count):
+    """Leaves an asyncio receive pending on each of COUNT channels, then sends to a few of them,
+    one at a time: reports the threads before and while the receives wait, and how long each
+    sent message took to complete its await."""
+    count = int(count)
+    with sixcast.Context() as receiver, sixcast.Context() as sender:
+        channels = [receiver.channel(f"probe-many-{index}") for index in range(count)]
+        targets = [0, count // 3, count // 2, count - 1, 7 % count]
+        for index in set(targets):
+            channels[index].join()
+
+        async def scenario():
+            threads_before = threading.active_count(), len(os.listdir("/proc/self/task"))
+            tasks = [asyncio.ensure_future(channel.recv_async(timeout=30)) for channel in channels]
+            await asyncio.sleep(0.2)  # every receive is waiting
+            threads_waiting = threading.active_count(), len(os.listdir("/proc/self/task"))
+            latencies = []
+            for index in targets:
+                outbox = sender.channel(f"probe-many-{index}")
+                sent = time.monotonic()
+                outbox.send(f"to {index}")
+                outbox.flush()
+                message = await tasks[index]
+                latencies.append(time.monotonic() - sent)
+                assert message.payload == f"to {index}".encode()
+                tasks[index] = asyncio.ensure_future(channels[index].recv_async(timeout=30))
+            pending = sum(not task.done() for task in tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return threads_before, threads_waiting, latencies, pending
+
+        before, waiting, latencies, pending = asyncio.run(scenario())
+        emit(threads_before=before, threads_waiting=waiting, latencies=latencies, pending=pending)
 
 
 def check_io_error():
@@ -454,6 +492,7 @@ COMMANDS = {
     "too-large": check_too_large,
     "async-cancel": check_async_cancel,
     "async-cancel-many": check_async_cancel_many,
+    "async-many": check_async_many,
     "io-error": check_io_error,
     "reachability": check_reachability,
     "logging": check_logging,

@@ -10,8 +10,9 @@ use std::{
     collections::{HashMap, VecDeque},
     fmt,
     net::{Ipv6Addr, SocketAddrV6},
+    os::fd::RawFd,
     sync::{
-        Arc,
+        Arc, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
@@ -298,6 +299,8 @@ struct ChannelState {
     inbox: Mutex<Inbox>,
     queue: Mutex<Inbound>,
     arrived: Condvar,
+    /// Polls readable once the queue turns non-empty, for event loops (made on first use).
+    readiness: OnceLock<Waker>,
     membership: Mutex<Membership>,
     counters: Counters,
     /// Arrival counter standing in for sequence numbers where the profile carries none.
@@ -493,6 +496,7 @@ impl Context {
                 sent_at: None,
             }),
             protection: RwLock::new(Protection::new(group)),
+            readiness: OnceLock::new(),
             inbox: Mutex::new(Inbox::new(InboxLimits {
                 max_message: core.config.max_message_size,
                 reassembly_timeout: core.config.reassembly_timeout,
@@ -778,14 +782,48 @@ impl Channel {
         self.wait(Instant::now().checked_add(timeout))
     }
 
-    /// The next message if one is waiting.
+    /// The next message if one is waiting. Finding none re-arms the
+    /// [readiness descriptor](Self::readiness_fd).
     pub fn try_recv(&self) -> Result<Option<Message>> {
         let mut queue = self.state.queue.lock();
-        match queue.pop_front() {
-            Some(message) => Ok(Some(message)),
-            None if self.shared.core.closed.load(Ordering::Acquire) => Err(Error::closed()),
-            None => Ok(None),
+        if let Some(message) = queue.pop_front() {
+            return Ok(Some(message));
         }
+        if self.shared.core.closed.load(Ordering::Acquire) {
+            return Err(Error::closed());
+        }
+        // Under the queue lock: a message enqueued after this wakes the descriptor again.
+        if let Some(readiness) = self.state.readiness.get() {
+            readiness.reset();
+        }
+        Ok(None)
+    }
+
+    /// A file descriptor that polls readable when a message may be waiting, so that an event
+    /// loop (epoll, kqueue, asyncio's `add_reader`, Go's poller) waits for the channel beside
+    /// its own sockets, with no thread blocked in a receive.
+    ///
+    /// It becomes readable when the queue turns non-empty and when the context closes; it stays
+    /// readable until [`try_recv`](Self::try_recv) finds the queue empty. So: wait for it, then
+    /// take messages with `try_recv` until it returns `None` (or an error), then wait again.
+    /// Never read from it or close it: the channel owns it, and it lives as long as the
+    /// channel's context. Made on the first call; every handle of the channel shares it.
+    pub fn readiness_fd(&self) -> Result<RawFd> {
+        let readiness = match self.state.readiness.get() {
+            Some(readiness) => readiness,
+            None => {
+                let made = Waker::new()?;
+                // Readable at once if messages already wait or the context is closed.
+                made.wake();
+                // A racing first call may have won; its descriptor is as good.
+                let _ = self.state.readiness.set(made);
+                self.state
+                    .readiness
+                    .get()
+                    .unwrap_or_else(|| unreachable!("just set"))
+            }
+        };
+        Ok(readiness.as_raw_fd())
     }
 
     /// Waits until a message is waiting or `timeout` passes (`None`: no limit), without taking
@@ -1001,6 +1039,9 @@ impl ChannelState {
             return;
         }
         let mut queue = self.queue.lock();
+        // A non-empty queue has woken the readiness descriptor already: `try_recv` re-arms it
+        // only once it finds the queue empty.
+        let was_empty = queue.is_empty();
         for message in messages {
             let len = message.payload.len() as u64;
             match queue.push(message, config.queue_capacity, config.queue_bytes) {
@@ -1011,8 +1052,15 @@ impl ChannelState {
                 Err(_) => bump(&self.counters.queue_overflow, 1),
             }
         }
+        let now_waiting = !queue.is_empty();
         drop(queue);
         self.arrived.notify_all();
+        if was_empty
+            && now_waiting
+            && let Some(readiness) = self.readiness.get()
+        {
+            readiness.wake();
+        }
     }
 }
 
@@ -2071,6 +2119,9 @@ impl Core {
         for state in self.by_name.lock().values() {
             drop(state.queue.lock());
             state.arrived.notify_all();
+            if let Some(readiness) = state.readiness.get() {
+                readiness.wake();
+            }
         }
         debug!(node = %self.node, "context closed");
     }

@@ -464,6 +464,11 @@ impl Waker {
         })
     }
 
+    /// The descriptor that polls readable while a wake-up is pending.
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Makes every current and future wait on this waker return at once.
     pub(crate) fn wake(&self) {
         let one: u64 = 1;

@@ -706,6 +706,42 @@ mod tests {
         assert_eq!(outcome, Wait::TimedOut);
     }
 
+    /// Whether `fd` polls readable right now.
+    fn polls_readable(fd: std::os::fd::RawFd) -> bool {
+        let mut entry = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd, no wait.
+        unsafe { libc::poll(&raw mut entry, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn a_wakers_descriptor_polls_readable_exactly_while_a_wake_up_is_pending() {
+        let linux = Waker::new().unwrap();
+        let portable = portable::Waker::new().unwrap();
+        for (wake, reset, fd) in [
+            (
+                &(|| linux.wake()) as &dyn Fn(),
+                &(|| linux.reset()) as &dyn Fn() -> bool,
+                linux.as_raw_fd(),
+            ),
+            (
+                &|| portable.wake(),
+                &|| portable.reset(),
+                portable.as_raw_fd(),
+            ),
+        ] {
+            assert!(!polls_readable(fd));
+            wake();
+            wake();
+            assert!(polls_readable(fd));
+            assert!(reset());
+            assert!(!polls_readable(fd));
+        }
+    }
+
     #[test]
     fn only_sends_on_the_one_multicast_interface_skip_the_control_message() {
         let lo = loopback();

@@ -186,6 +186,11 @@ impl Waker {
         Ok(Self { read, write })
     }
 
+    /// The descriptor that polls readable while a wake-up is pending.
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
     /// Makes every current and future wait on this waker return at once.
     pub(crate) fn wake(&self) {
         // SAFETY: writes one byte from a live buffer; a full pipe already polls readable.
