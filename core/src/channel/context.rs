@@ -1,0 +1,319 @@
+//! [`Context`]: opening (the socket, the background threads), the channel registry, the
+//! context's reports, and closing.
+
+use std::{
+    fmt,
+    net::Ipv6Addr,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use tracing::debug;
+
+use super::{
+    Channel, ChannelState, Context, Core, Counters, Outbox, Reachability, RelayLink, Segment,
+    Shared, Stats,
+};
+use crate::{
+    addr,
+    config::Config,
+    crypto::Protection,
+    discovery::{self, ThreadBody},
+    error::{Error, ErrorKind, Result},
+    lead::Lead,
+    locate::Stratum0Source,
+    socket::{self, McastSocket, RecvBatch, SocketOptions, Waker},
+    wire::{Inbox, InboxLimits, NodeId, Packer},
+};
+
+impl Context {
+    /// Opens a context: validates `config`, binds the UDP port and starts the receive and flush
+    /// threads. Fails with [`ErrorKind::UnknownInterface`] when no usable interface exists.
+    pub fn new(config: Config) -> Result<Self> {
+        config.validate()?;
+        // First, so that a failing random number generator opens no socket.
+        let node = NodeId::random()?;
+        let interfaces = socket::select_interfaces(&config.interfaces)?;
+        let mut socket = McastSocket::bind(&SocketOptions {
+            address: Ipv6Addr::UNSPECIFIED,
+            port: config.effective_port(),
+            hop_limit: config.hop_limit,
+            loopback: config.loopback,
+            recv_buffer: config.recv_buffer,
+        })?;
+        socket.send_multicast_on(&interfaces);
+        let relay_link = match Stratum0Source::of(&config) {
+            Some(source) => Some(RelayLink {
+                socket: McastSocket::bind(&SocketOptions {
+                    address: Ipv6Addr::UNSPECIFIED,
+                    port: 0,
+                    hop_limit: config.hop_limit,
+                    loopback: false,
+                    recv_buffer: config.recv_buffer,
+                })?,
+                segment: Segment::open(&config, &interfaces, node)?,
+                tunnel_wanted: AtomicBool::new(false),
+                rejected_relays: AtomicU64::new(0),
+                source,
+                state: Mutex::default(),
+            }),
+            None => None,
+        };
+        let core = Arc::new(Core {
+            node,
+            socket,
+            waker: Waker::new()?,
+            lead: Lead::new(RecvBatch::new(), ChannelState::wake_to_lead)?,
+            relay_link,
+            interfaces,
+            by_group: RwLock::default(),
+            by_name: Mutex::default(),
+            counters: Counters::default(),
+            closed: AtomicBool::new(false),
+            flush_queue: Mutex::default(),
+            flush_wanted: Condvar::new(),
+            config,
+        });
+        let mut bodies: Vec<ThreadBody<Core>> = vec![
+            ("sixcast-recv", Core::receive_loop),
+            ("sixcast-flush", Core::flush_loop),
+        ];
+        if core.relay_link.is_some() {
+            bodies.push(("sixcast-reach", Core::reach_loop));
+            bodies.push(("sixcast-gateway", Core::gateway_loop));
+        }
+        let threads = discovery::start_threads(&core, &bodies, Core::shutdown)?;
+        debug!(node = %core.node, port = core.socket.port(), "context opened");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                core,
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    /// The configuration this context was opened with.
+    pub fn config(&self) -> &Config {
+        &self.shared.core.config
+    }
+
+    /// This context's node id, carried in every datagram it sends.
+    pub fn node_id(&self) -> NodeId {
+        self.shared.core.node
+    }
+
+    /// The UDP port the context is bound to.
+    pub fn port(&self) -> u16 {
+        self.shared.core.socket.port()
+    }
+
+    /// The names of the interfaces the context joins and sends on.
+    pub fn interfaces(&self) -> Vec<String> {
+        self.shared
+            .core
+            .interfaces
+            .iter()
+            .map(|interface| interface.name.to_string())
+            .collect()
+    }
+
+    /// The channel called `name`, created on first use. The same name always gives a handle to
+    /// the same channel.
+    pub fn channel(&self, name: impl AsRef<[u8]>) -> Result<Channel> {
+        let core = &self.shared.core;
+        core.check_open()?;
+        let name = name.as_ref();
+        let mut by_name = core.by_name.lock();
+        if let Some(state) = by_name.get(name) {
+            return Ok(Channel {
+                shared: Arc::clone(&self.shared),
+                state: Arc::clone(state),
+            });
+        }
+        let profile = &core.config.profile;
+        let group = addr::group_addr(name, profile, core.config.scope)?;
+        let relayed_group = addr::relayed_addr(group, profile).ok();
+        let repeated_groups: Vec<Ipv6Addr> = relayed_group
+            .iter()
+            .chain([&group])
+            .filter_map(|group| addr::repeated_addr(*group).ok())
+            .collect();
+        let mut by_group = core.by_group.write();
+        if let Some(other) = by_group.get(&group) {
+            return Err(Error::new(
+                ErrorKind::InvalidName,
+                format!(
+                    "channel {:?} maps to group {group}, which channel {:?} already uses in the \
+                     {} profile; choose another name",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(&other.name),
+                    profile.name()
+                ),
+            ));
+        }
+        let state = Arc::new(ChannelState {
+            name: name.to_vec(),
+            group,
+            relayed_group,
+            repeated_groups: if relayed_group.is_some() {
+                repeated_groups.clone()
+            } else {
+                Vec::new()
+            },
+            outbox: Mutex::new(Outbox {
+                packer: Packer::new(
+                    core.node,
+                    core.config.max_datagram_size,
+                    core.config.max_message_size,
+                )?,
+                opened_at: None,
+                flush_queued: false,
+                ready: Vec::new(),
+                sent_at: None,
+            }),
+            protection: RwLock::new(Protection::new(group)),
+            readiness: OnceLock::new(),
+            inbox: Mutex::new(Inbox::new(InboxLimits {
+                max_message: core.config.max_message_size,
+                reassembly_timeout: core.config.reassembly_timeout,
+                reassembly_memory: core.config.reassembly_memory,
+                ..InboxLimits::default()
+            })),
+            queue: Mutex::default(),
+            arrived: Condvar::new(),
+            membership: Mutex::default(),
+            counters: Counters::default(),
+            raw_seq: AtomicU64::new(0),
+        });
+        by_group.insert(group, Arc::clone(&state));
+        if let Some(relayed) = relayed_group {
+            by_group.insert(relayed, Arc::clone(&state));
+            for repeated in repeated_groups {
+                by_group.insert(repeated, Arc::clone(&state));
+            }
+        }
+        by_name.insert(name.to_vec(), Arc::clone(&state));
+        Ok(Channel {
+            shared: Arc::clone(&self.shared),
+            state,
+        })
+    }
+
+    /// What the context knows of its path to the multicast core: `None` when the configuration
+    /// names no Stratum 0 (no `stratum0`, no `domain`, not the embedded-RP profile).
+    pub fn reachability(&self) -> Option<Reachability> {
+        let core = &self.shared.core;
+        let link = core.relay_link.as_ref()?;
+        let channels = core.joined_channels();
+        let state = link.state.lock();
+        let gateway = if state.report.as_ref().is_some_and(|report| !report.native()) {
+            let gateways = link.segment.gateways.lock();
+            let now = Instant::now();
+            channels
+                .iter()
+                .filter(|channel| {
+                    !state
+                        .tunnel
+                        .as_ref()
+                        .is_some_and(|tunnel| tunnel.carries(channel.group))
+                })
+                .find_map(|channel| gateways.serving(channel.group, now))
+                .map(|heard| heard.address)
+        } else {
+            None
+        };
+        Some(Reachability {
+            stratum0: state.stratum0,
+            probe: state.report.clone(),
+            relay: state.tunnel.as_ref().map(|tunnel| tunnel.relay),
+            offers: state.offers.clone(),
+            last_error: state.last_error.clone(),
+            gateway,
+            serving: state.serving.clone(),
+            rejected_relays: link.rejected_relays.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Counters summed over every channel, plus datagrams no channel claimed.
+    pub fn stats(&self) -> Stats {
+        let core = &self.shared.core;
+        let mut total = core.counters.snapshot();
+        for state in core.by_name.lock().values() {
+            total += state.stats();
+        }
+        total
+    }
+
+    /// Sends what is still packed, leaves every group and stops the background threads. Blocked
+    /// receives return [`ErrorKind::Closed`]; later calls fail with it. Closing twice is harmless.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.core.closed.load(Ordering::Acquire)
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("node", &self.node_id())
+            .field("port", &self.port())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub(super) fn close(&self) {
+        if self.core.closed.load(Ordering::Acquire) {
+            return;
+        }
+        self.core.flush_all();
+        self.core.shutdown();
+        for handle in self.threads.lock().drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Core {
+    pub(super) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.waker.wake();
+        self.lead.close();
+        // Taking each lock before notifying guarantees no waiter misses the wake-up.
+        drop(self.flush_queue.lock());
+        self.flush_wanted.notify_all();
+        for state in self.by_name.lock().values() {
+            drop(state.queue.lock());
+            state.arrived.notify_all();
+            if let Some(readiness) = state.readiness.get() {
+                readiness.wake();
+            }
+        }
+        debug!(node = %self.node, "context closed");
+    }
+}

@@ -1,0 +1,296 @@
+//! Receiving: the receive thread (or a waiting application thread, see `lead`) reads batches
+//! of datagrams and dispatches each to its channel's inbox and queue.
+
+use std::{
+    net::Ipv6Addr,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use tracing::{debug, trace, warn};
+
+use super::{ChannelState, Core, EXPIRY_INTERVAL, Message, Stats, bump};
+use crate::{
+    config::Config,
+    crypto::{DropReason, Rejected},
+    gateway::Path,
+    socket::{self, RecvBatch, RecvMeta, Wait},
+    wire::{self, NodeId},
+};
+
+impl ChannelState {
+    /// The channel's group and, where the profile has one, its relayed twin.
+    pub(super) fn groups(&self) -> Vec<Ipv6Addr> {
+        std::iter::once(self.group)
+            .chain(self.relayed_group)
+            .collect()
+    }
+
+    pub(super) fn stats(&self) -> Stats {
+        let mut stats = self.counters.snapshot();
+        let (inbox, reassembly_bytes) = {
+            let inbox = self.inbox.lock();
+            (inbox.stats(), inbox.reassembly_bytes())
+        };
+        stats.reassembly_bytes = reassembly_bytes as u64;
+        stats.duplicates = inbox.duplicates;
+        stats.lost = inbox.lost;
+        stats.drops.add(DropReason::Replay, inbox.stale);
+        stats.reassembly_dropped = inbox.reassembly_expired + inbox.reassembly_rejected;
+        stats
+    }
+
+    /// Wakes the threads waiting on this channel's queue, one of them to read the socket next
+    /// (see `lead`).
+    pub(super) fn wake_to_lead(state: &Arc<Self>) {
+        drop(state.queue.lock());
+        state.arrived.notify_all();
+    }
+
+    fn enqueue(&self, messages: Vec<Message>, config: &Config) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut queue = self.queue.lock();
+        // A non-empty queue has woken the readiness descriptor already: `try_recv` re-arms it
+        // only once it finds the queue empty.
+        let was_empty = queue.is_empty();
+        for message in messages {
+            let len = message.payload.len() as u64;
+            match queue.push(message, config.queue_capacity, config.queue_bytes) {
+                Ok(()) => {
+                    bump(&self.counters.messages_received, 1);
+                    bump(&self.counters.bytes_received, len);
+                }
+                Err(_) => bump(&self.counters.queue_overflow, 1),
+            }
+        }
+        let now_waiting = !queue.is_empty();
+        drop(queue);
+        self.arrived.notify_all();
+        if was_empty
+            && now_waiting
+            && let Some(readiness) = self.readiness.get()
+        {
+            readiness.wake();
+        }
+    }
+}
+
+impl Core {
+    /// Receives, decodes and dispatches datagrams until the context closes, whenever no
+    /// application thread reads the socket itself.
+    pub(super) fn receive_loop(&self) {
+        let mut last_expiry = Instant::now();
+        let mut expire_when_due = || {
+            if last_expiry.elapsed() >= EXPIRY_INTERVAL {
+                last_expiry = Instant::now();
+                for state in self.by_group.read().values() {
+                    state.inbox.lock().expire(last_expiry);
+                }
+            }
+        };
+        while let Some(mut batch) = self.lead.receiver_turn(&mut expire_when_due) {
+            match self
+                .socket
+                .recv_batch(&mut batch, self.lead.nudge(), Some(EXPIRY_INTERVAL))
+            {
+                // Closing, or an application thread asked to read: the next turn tells which.
+                Ok(Wait::Woken) => {
+                    self.lead.nudge().reset();
+                    drop(batch);
+                    self.lead.stepped_aside();
+                    continue;
+                }
+                Ok(Wait::Received(datagrams)) => {
+                    self.lead.note_read(datagrams);
+                    self.dispatch_batch(&batch);
+                }
+                Ok(Wait::TimedOut) => self.lead.note_idle(),
+                Err(err) => {
+                    if self.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    warn!("{err}");
+                    drop(batch);
+                    // A persistent error must not become a hot loop.
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            expire_when_due();
+        }
+    }
+
+    /// One receive for an application thread that leads (see `lead`): waits for datagrams until
+    /// `deadline` and dispatches them like the receive thread. Returns whether the deadline
+    /// passed.
+    pub(super) fn read_as_leader(&self, batch: &mut RecvBatch, deadline: Option<Instant>) -> bool {
+        // A close seen by the previous leader consumed the nudge: look before waiting.
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let timeout = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        let nudge = self.lead.leader_nudge();
+        match self.socket.recv_batch(batch, nudge, timeout) {
+            Ok(Wait::Received(datagrams)) => {
+                self.lead.note_read(datagrams);
+                self.dispatch_batch(batch);
+                false
+            }
+            // Closing, or messages queued through the tunnel: the caller looks again.
+            Ok(Wait::Woken) => {
+                nudge.reset();
+                false
+            }
+            // Early returns (a signal) wait again.
+            Ok(Wait::TimedOut) => deadline.is_some_and(|deadline| deadline <= Instant::now()),
+            Err(err) => {
+                warn!("{err}");
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }
+        }
+    }
+
+    fn dispatch_batch(&self, batch: &RecvBatch) {
+        let now = Instant::now();
+        for (meta, datagram) in batch.iter() {
+            self.dispatch(meta, datagram, now, false);
+        }
+    }
+
+    pub(super) fn dispatch(&self, meta: &RecvMeta, datagram: &[u8], now: Instant, via_relay: bool) {
+        let Some(state) = self.by_group.read().get(&meta.destination).cloned() else {
+            bump(&self.counters.datagrams_received, 1);
+            bump(&self.counters.unknown_group, 1);
+            trace!(destination = %meta.destination, "datagram for no channel of this context");
+            return;
+        };
+        bump(&state.counters.datagrams_received, 1);
+        let repeated = state.repeated_groups.contains(&meta.destination);
+        let relayed = via_relay || repeated || Some(meta.destination) == state.relayed_group;
+        // An SSM repeater is a relay that re-sends by multicast instead of through a tunnel.
+        let path = if via_relay || repeated {
+            Path::Relay
+        } else if relayed {
+            let Some(path) = self.native_copy_path(&state) else {
+                bump(&state.counters.own_dropped, 1);
+                return;
+            };
+            path
+        } else {
+            Path::Native
+        };
+        let interface_name = self.interface_name(meta.interface);
+        let message = |sender, seq, payload| Message {
+            payload,
+            source: meta.source,
+            group: meta.destination,
+            interface: meta.interface,
+            interface_name: Arc::clone(&interface_name),
+            sender,
+            seq,
+            relayed,
+            path,
+        };
+        if !self.config.profile.has_header() {
+            let seq = state.raw_seq.fetch_add(1, Ordering::Relaxed);
+            state.enqueue(
+                vec![message(NodeId(0), seq, datagram.to_vec())],
+                &self.config,
+            );
+            if via_relay {
+                self.lead.queued_elsewhere();
+            }
+            return;
+        }
+        // Own datagrams are recognised before opening: a node need not trust its own signature.
+        if wire::decode_header(datagram).is_ok_and(|header| header.sender == self.node) {
+            bump(&state.counters.own_dropped, 1);
+            return;
+        }
+        // Relayed copies open like originals: the keys are bound to the canonical group.
+        let opened = state
+            .protection
+            .read()
+            .open(datagram, std::time::SystemTime::now());
+        let decoded = match &opened {
+            Ok(plain) => wire::decode(plain).map_err(Rejected::Malformed),
+            Err(rejected) => Err(*rejected),
+        };
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
+            Err(Rejected::Malformed(err)) => {
+                bump(&state.counters.malformed, 1);
+                debug!(source = %meta.source, group = %meta.destination, "dropped a malformed datagram: {err}");
+                return;
+            }
+            Err(Rejected::Dropped(reason)) => {
+                state.counters.drops.bump(reason);
+                debug!(source = %meta.source, group = %meta.destination, %reason, "dropped a datagram the channel's keys refuse");
+                return;
+            }
+        };
+        if path == Path::Native {
+            self.upload(&state, datagram);
+        }
+        let mut messages = Vec::new();
+        state.inbox.lock().accept(&decoded, now, &mut |delivery| {
+            messages.push(message(delivery.sender, delivery.seq, delivery.payload));
+        });
+        state.enqueue(messages, &self.config);
+        if via_relay {
+            self.lead.queued_elsewhere();
+        }
+    }
+
+    /// How a relayed copy of `channel` heard natively came: from this segment's gateway (a
+    /// gateway of the segment serves the channel, this node's tunnel does not carry it, and the
+    /// core's multicast with the relays' copies is not known to reach this node), else from a
+    /// relay. `None` when this node is the channel's gateway: its tunnel brings everything, and
+    /// such copies are its own re-sends heard back (or a rival's during an election).
+    fn native_copy_path(&self, channel: &ChannelState) -> Option<Path> {
+        let Some(link) = &self.relay_link else {
+            return Some(Path::Relay);
+        };
+        let state = link.state.lock();
+        if state.serving.contains(&channel.group) {
+            return None;
+        }
+        let cut_off = state
+            .report
+            .as_ref()
+            .is_none_or(|report| !report.native_down);
+        let carried = state
+            .tunnel
+            .as_ref()
+            .is_some_and(|tunnel| tunnel.carries(channel.group));
+        drop(state);
+        let through_gateway = cut_off
+            && !carried
+            && link
+                .segment
+                .gateways
+                .lock()
+                .serving(channel.group, Instant::now())
+                .is_some();
+        Some(if through_gateway {
+            Path::Gateway
+        } else {
+            Path::Relay
+        })
+    }
+
+    /// The name of interface `index`: from the joined interfaces, or asked of the kernel for
+    /// the rare datagram that arrives elsewhere.
+    pub(super) fn interface_name(&self, index: u32) -> Arc<str> {
+        match self
+            .interfaces
+            .iter()
+            .find(|interface| interface.index == index)
+        {
+            Some(interface) => Arc::clone(&interface.name),
+            None => socket::interface_name(index).unwrap_or_default().into(),
+        }
+    }
+}

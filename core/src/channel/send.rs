@@ -1,0 +1,162 @@
+//! Sending: packed datagrams leave in batches, on every interface, at the linger deadline
+//! (the flush thread) or at an explicit flush.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
+
+use tracing::{debug, warn};
+
+use super::{ChannelState, Core, Outbox, bump};
+use crate::{addr, error::Result, socket::Interface};
+
+impl Core {
+    /// Applies `apply` on every interface; on the first failure undoes the ones that succeeded.
+    pub(super) fn for_each_interface(
+        &self,
+        apply: impl Fn(&Interface) -> Result<()>,
+        undo: impl Fn(&Interface) -> Result<()>,
+    ) -> Result<()> {
+        for (done, interface) in self.interfaces.iter().enumerate() {
+            if let Err(err) = apply(interface) {
+                for earlier in &self.interfaces[..done] {
+                    let _ = undo(earlier);
+                }
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the ready datagrams of `state` on every interface, and up the tunnel where this
+    /// node's multicast does not reach the core, and empties `ready`.
+    pub(super) fn transmit(&self, state: &ChannelState, ready: &mut Vec<Vec<u8>>) -> Result<()> {
+        {
+            let protection = state.protection.read();
+            if protection.protects_sending() {
+                for datagram in ready.iter_mut() {
+                    *datagram = protection.seal(datagram)?;
+                }
+            }
+        }
+        let result = self.interfaces.iter().try_for_each(|interface| {
+            self.socket.send_batch(ready, state.group, interface)?;
+            bump(&state.counters.datagrams_sent, ready.len() as u64);
+            Ok(())
+        });
+        if let (Some(link), Some(relayed)) = (&self.relay_link, state.relayed_group) {
+            let mut link_state = link.state.lock();
+            let native_up = link_state
+                .report
+                .as_ref()
+                .is_some_and(|report| report.native_up);
+            match (link_state.tunnel.as_mut(), native_up) {
+                // A repeater takes it by SSM from this node, on the twin's repeated group.
+                (Some(tunnel), false) if tunnel.repeater => {
+                    if let Ok(repeated) = addr::repeated_addr(relayed) {
+                        for interface in &self.interfaces {
+                            if let Err(err) = self.socket.send_batch(ready, repeated, interface) {
+                                debug!("sending to the repeater: {err}");
+                            }
+                        }
+                    }
+                }
+                // The relay re-sends it on the core to the relayed twin.
+                (Some(tunnel), false) => {
+                    for datagram in ready.iter() {
+                        if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
+                            debug!("sending up the tunnel: {err}");
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        ready.clear();
+        result
+    }
+
+    pub(super) fn flush_channel(&self, state: &ChannelState) -> Result<()> {
+        let mut outbox = state.outbox.lock();
+        let outbox = &mut *outbox;
+        outbox.packer.flush(&mut outbox.ready);
+        self.send_ready(state, outbox, Instant::now())
+    }
+
+    /// Sends the complete datagrams waiting in `outbox` (the open one stays open, its wait
+    /// starting anew) and notes when, which tells the next datagram whether waiting for a batch
+    /// is worth it.
+    pub(super) fn send_ready(
+        &self,
+        state: &ChannelState,
+        outbox: &mut Outbox,
+        now: Instant,
+    ) -> Result<()> {
+        outbox.opened_at = None;
+        if outbox.ready.is_empty() {
+            return Ok(());
+        }
+        outbox.sent_at = Some(now);
+        self.transmit(state, &mut outbox.ready)
+    }
+
+    pub(super) fn flush_all(&self) {
+        let states: Vec<_> = self.by_name.lock().values().cloned().collect();
+        for state in states {
+            if let Err(err) = self.flush_channel(&state) {
+                warn!(group = %state.group, "sending packed messages at close failed: {err}");
+            }
+        }
+    }
+
+    pub(super) fn schedule_flush(&self, deadline: Instant, state: &Arc<ChannelState>) {
+        let mut queue = self.flush_queue.lock();
+        // In deadline order (a re-queued entry may precede others); almost always at the back.
+        let at = queue.partition_point(|(queued, _)| *queued <= deadline);
+        queue.insert(at, (deadline, Arc::clone(state)));
+        // The flusher sleeps until the front deadline: wake it only when that changed.
+        if at == 0 {
+            self.flush_wanted.notify_one();
+        }
+    }
+
+    /// Sends partly filled datagrams once they have lingered long enough.
+    pub(super) fn flush_loop(&self) {
+        loop {
+            let due = {
+                let mut queue = self.flush_queue.lock();
+                loop {
+                    if self.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    match queue.front() {
+                        Some(&(deadline, _)) if deadline <= Instant::now() => {
+                            break queue.pop_front();
+                        }
+                        Some(&(deadline, _)) => {
+                            self.flush_wanted.wait_until(&mut queue, deadline);
+                        }
+                        None => self.flush_wanted.wait(&mut queue),
+                    }
+                }
+            };
+            let Some((_, state)) = due else { continue };
+            let mut outbox = state.outbox.lock();
+            let outbox = &mut *outbox;
+            let now = Instant::now();
+            match outbox.opened_at {
+                Some(opened) if opened + self.config.linger <= now => {
+                    outbox.packer.flush(&mut outbox.ready);
+                    outbox.flush_queued = false;
+                    if let Err(err) = self.send_ready(&state, outbox, now) {
+                        warn!(group = %state.group, "sending a lingering datagram failed: {err}");
+                    }
+                }
+                // A datagram opened after this entry was queued: wait for its deadline.
+                Some(opened) => self.schedule_flush(opened + self.config.linger, &state),
+                None => outbox.flush_queued = false,
+            }
+        }
+    }
+}

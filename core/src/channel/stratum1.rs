@@ -1,0 +1,162 @@
+//! The Stratum 1 gateway role: taking part in the segment's gateway election and serving the
+//! segment's channels that no neighbour serves.
+
+use std::{
+    net::Ipv6Addr,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use tracing::{debug, info, warn};
+
+use super::{ChannelState, Core, ELECTION_TICK, RelayLink};
+use crate::{
+    discovery::ProbeReport,
+    gateway,
+    socket::{RecvBatch, Wait},
+    tunnel::Tunnel,
+    wire::control,
+};
+
+impl Core {
+    /// Hears the segment's gateway announcements, takes part in the election, and announces
+    /// the channels this node serves (withdrawing them when it stops, and when it closes).
+    pub(super) fn gateway_loop(&self) {
+        let Some(link) = &self.relay_link else { return };
+        let segment = &link.segment;
+        let mut batch = RecvBatch::new();
+        let mut announced: Vec<Ipv6Addr> = Vec::new();
+        let mut listened: Vec<Ipv6Addr> = Vec::new();
+        let mut next_announcement = Instant::now();
+        while !self.closed.load(Ordering::Acquire) {
+            match segment
+                .announcer
+                .recv_batch(&mut batch, &self.waker, Some(ELECTION_TICK))
+            {
+                Ok(Wait::Woken) => break,
+                Ok(Wait::Received(_)) => {
+                    let now = Instant::now();
+                    let mut gateways = segment.gateways.lock();
+                    for (meta, datagram) in batch.iter() {
+                        match control::decode(datagram) {
+                            Ok(announcement) => gateways.heard(meta.source, &announcement, now),
+                            Err(err) => {
+                                debug!(source = %meta.source, "on the gateway group: {err}");
+                            }
+                        }
+                    }
+                }
+                Ok(Wait::TimedOut) => {}
+                Err(err) => {
+                    warn!("{err}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            let serving = self.take_part(link);
+            let listening = self.listening(&serving);
+            if serving != announced || listening != listened || Instant::now() >= next_announcement
+            {
+                // What it stopped serving, and what it listens to without serving (so that
+                // the gateway re-sends it), go out as withdrawals.
+                let mut withdrawn: Vec<Ipv6Addr> = announced
+                    .iter()
+                    .filter(|group| !serving.contains(group) && !listening.contains(group))
+                    .copied()
+                    .collect();
+                withdrawn.extend_from_slice(&listening);
+                segment.announce(&self.interfaces, self.node, &withdrawn, Duration::ZERO);
+                segment.announce(&self.interfaces, self.node, &serving, gateway::HOLD);
+                announced = serving;
+                listened = listening;
+                next_announcement = Instant::now() + gateway::ANNOUNCE_INTERVAL;
+            }
+        }
+        segment.announce(&self.interfaces, self.node, &announced, Duration::ZERO);
+    }
+
+    /// The groups of the joined channels (with a relayed twin) this node does not serve: what it
+    /// tells the segment's gateway it listens to, in a stable order.
+    fn listening(&self, serving: &[Ipv6Addr]) -> Vec<Ipv6Addr> {
+        let mut listening: Vec<Ipv6Addr> = self
+            .joined_channels()
+            .iter()
+            .filter(|state| state.relayed_group.is_some() && !serving.contains(&state.group))
+            .map(|state| state.group)
+            .collect();
+        listening.sort_unstable();
+        listening
+    }
+
+    /// One round of the election, for a node that needs the core: stops carrying channels a
+    /// better gateway serves (closing the tunnel when it carries none of the joined channels),
+    /// carries unserved channels in the tunnel or asks for one, and returns the groups of the
+    /// channels served.
+    fn take_part(&self, link: &RelayLink) -> Vec<Ipv6Addr> {
+        let channels: Vec<Arc<ChannelState>> = self
+            .joined_channels()
+            .into_iter()
+            .filter(|state| state.relayed_group.is_some())
+            .collect();
+        let groups: Vec<Ipv6Addr> = channels.iter().map(|state| state.group).collect();
+        let twins = |chosen: &[Ipv6Addr]| -> Vec<Ipv6Addr> {
+            channels
+                .iter()
+                .filter(|state| chosen.contains(&state.group))
+                .flat_map(|state| state.groups())
+                .collect()
+        };
+        let now = Instant::now();
+        let mut state = link.state.lock();
+        let state = &mut *state;
+        // Only a node that needs the core (the probe found native multicast lacking) takes part.
+        // Nor does one served by an SSM repeater: its copies reach every node of the segment.
+        let repeated = state.tunnel.as_ref().is_some_and(|tunnel| tunnel.repeater);
+        if repeated || state.report.as_ref().is_none_or(ProbeReport::native) {
+            state.serving.clear();
+            return Vec::new();
+        }
+        let plan = {
+            let mut gateways = link.segment.gateways.lock();
+            gateways.expire(now);
+            let tunnel = state.tunnel.as_ref();
+            let plan = gateways.plan(
+                &groups,
+                |group| tunnel.is_some_and(|tunnel| tunnel.carries(group)),
+                tunnel.is_some(),
+                now,
+            );
+            if plan.open_tunnel && gateways.listened(now) {
+                link.tunnel_wanted.store(true, Ordering::Release);
+            }
+            plan
+        };
+        if let Some(tunnel) = state.tunnel.as_mut() {
+            if !plan.stand_down.is_empty() {
+                info!(channels = ?plan.stand_down, "a better gateway serves the segment; standing down");
+                if let Err(err) = tunnel.leave(&link.socket, &twins(&plan.stand_down)) {
+                    debug!("leaving through the tunnel: {err}");
+                }
+            }
+            if let Err(err) = tunnel.join(&link.socket, &twins(&plan.carry)) {
+                debug!("joining through the tunnel: {err}");
+            }
+        }
+        // A tunnel that carries none of the joined channels (gateways serve them all) is closed:
+        // one kept idle would hold a MAC that expires, and a node on it would not be served.
+        let idle = state.tunnel.as_ref().is_some_and(Tunnel::is_idle);
+        if !groups.is_empty()
+            && idle
+            && let Some(tunnel) = state.tunnel.take()
+        {
+            info!(relay = %tunnel.relay, "the segment's gateway carries every channel; closing the tunnel");
+            if let Some(observed) = state.report.as_ref().and_then(|report| report.observed) {
+                tunnel.close(&link.socket, observed);
+            }
+        }
+        let mut serving = plan.serve;
+        // In a stable order, so that an unchanged set is announced only every interval.
+        serving.sort_unstable();
+        state.serving.clone_from(&serving);
+        serving
+    }
+}
