@@ -1,15 +1,18 @@
 //! `Context` and `Channel` (the core's `channel` module) with Node's ways to receive: a promise
 //! (`recv`), a poll (`tryRecv`), async iteration and a callback subscription.
 //!
-//! The core receives on blocking calls. Each waiting `recv` runs on napi-rs's Tokio blocking
-//! pool, never on libuv's four-thread pool, so any number of pending receives leaves `fs`,
-//! `dns` and `crypto` work alone; each subscription has one thread of its own, which waits for
-//! messages but leaves taking them to the JavaScript thread.
+//! Waiting costs no thread: a pending `recv`, an async iterator's step and a subscription are
+//! tasks on napi-rs's Tokio runtime, parked in the channel's queue by the core's async receive
+//! until a message arrives (libuv's thread pool is never used, so `fs`, `dns` and `crypto`
+//! work is left alone). A subscription's task only signals; the JavaScript thread takes the
+//! messages.
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
-    thread,
+    future::{Future, poll_fn},
+    pin::pin,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    task::Poll,
     time::Duration,
 };
 
@@ -256,15 +259,14 @@ impl Channel {
                 .borrow_back(call.env)
                 .and_then(|callback| delivering.deliver(&channel, &callback));
             lock(&delivering.state).signalled = false;
-            delivering.changed.notify_all();
+            delivering.changed.notify_waiters();
             delivered
         })?;
         lock(&shared.state).signal = Some(deliver.build_threadsafe_function().build()?);
         let (channel, signalling) = (self.inner.clone(), Arc::clone(&shared));
-        thread::Builder::new()
-            .name("sixcast-subscription".into())
-            .spawn(move || signalling.signal_until_stopped(&channel))
-            .map_err(|err| napi::Error::from_reason(format!("cannot start a thread: {err}")))?;
+        napi::bindgen_prelude::spawn(
+            async move { signalling.signal_until_stopped(&channel).await },
+        );
         Ok(Subscription { shared })
     }
 
@@ -300,25 +302,25 @@ impl AsyncGenerator for Channel {
     }
 }
 
-/// Waits for the next message on the Tokio blocking pool (see the module documentation); no
-/// `timeout` waits until a message arrives or the context closes.
+/// Waits for the next message as a parked task (see the module documentation); no `timeout`
+/// waits until a message arrives or the context closes.
 async fn receive(
     channel: sixcast::Channel,
     timeout: Option<Duration>,
 ) -> Result<sixcast::Result<sixcast::Message>> {
-    napi::tokio::task::spawn_blocking(move || match timeout {
-        Some(timeout) => channel.recv_timeout(timeout),
-        None => channel.recv(),
+    let received = channel.recv_async();
+    Ok(match timeout {
+        None => received.await,
+        Some(timeout) => match tokio::time::timeout(timeout, received).await {
+            Ok(message) => message,
+            // The core's Timeout error, unless a message arrived just now.
+            Err(_elapsed) => channel.recv_timeout(Duration::ZERO),
+        },
     })
-    .await
-    .map_err(|err| napi::Error::from_reason(format!("the receive task failed: {err}")))
 }
 
 /// Calls `deliver` (see `Channel::subscribe`) on the JavaScript thread.
 type Signal = ThreadsafeFunction<(), (), (), Status, false>;
-
-/// How long a subscription's thread waits for a message before it looks whether it was stopped.
-const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Messages passed to the callback per signal, at most, so that a busy channel leaves the event
 /// loop time for other work. The rest wait in the channel's queue, whose capacity bounds memory
@@ -339,7 +341,7 @@ impl Subscription {
     #[napi]
     pub fn stop(&self) {
         let signal = lock(&self.shared.state).signal.take();
-        self.shared.changed.notify_all();
+        self.shared.changed.notify_waiters();
         if let Some(signal) = signal {
             // Abort, not release: a release would still run the delivery already queued.
             #[allow(deprecated)]
@@ -355,49 +357,64 @@ impl Subscription {
     }
 }
 
-/// What a subscription's thread and the JavaScript thread share.
+/// What a subscription's task and the JavaScript thread share.
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
     /// Notified when a delivery ends or the subscription stops.
-    changed: Condvar,
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
 struct State {
     /// `None` once stopped or ended.
     signal: Option<Signal>,
-    /// Whether a delivery is queued or running; the subscription's thread waits for its end
+    /// Whether a delivery is queued or running; the subscription's task waits for its end
     /// before it looks for messages again.
     signalled: bool,
 }
 
 impl Shared {
-    /// The subscription's thread: signals the JavaScript thread whenever messages wait, until
+    /// The subscription's task: signals the JavaScript thread whenever messages wait, until
     /// the subscription is stopped or the context closes. It never takes a message itself.
-    fn signal_until_stopped(&self, channel: &sixcast::Channel) {
+    async fn signal_until_stopped(&self, channel: &sixcast::Channel) {
         loop {
-            let mut state = lock(&self.state);
-            while state.signalled && state.signal.is_some() {
-                state = self
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
+            // Until the last delivery has ended (or the subscription stopped).
+            loop {
+                // Registered before the state is read, so no notification falls in between.
+                let changed = self.changed.notified();
+                {
+                    let state = lock(&self.state);
+                    if state.signal.is_none() {
+                        return;
+                    }
+                    if !state.signalled {
+                        break;
+                    }
+                }
+                changed.await;
             }
-            if state.signal.is_none() {
+            let mut stopped = pin!(self.changed.notified());
+            if lock(&self.state).signal.is_none() {
                 return;
             }
-            drop(state);
-            match channel.wait_readable(Some(STOP_POLL)) {
-                Ok(false) => {}
-                Ok(true) => {
+            let mut readable = pin!(channel.readable());
+            let outcome = poll_fn(|cx| match readable.as_mut().poll(cx) {
+                Poll::Ready(outcome) => Poll::Ready(Some(outcome)),
+                Poll::Pending => stopped.as_mut().poll(cx).map(|()| None),
+            })
+            .await;
+            match outcome {
+                // Stopped, or a delivery ended: look at the state again.
+                None => {}
+                Some(Ok(())) => {
                     let state = &mut *lock(&self.state);
                     if let Some(signal) = &state.signal {
                         signal.call((), ThreadsafeFunctionCallMode::NonBlocking);
                         state.signalled = true;
                     }
                 }
-                Err(_closed) => {
+                Some(Err(_closed)) => {
                     // Releasing (dropping) the signal lets a queued delivery run, then lets the
                     // process exit.
                     lock(&self.state).signal.take();

@@ -1,11 +1,7 @@
 //! [`Context`] and [`Channel`]: the core's objects behind UniFFI handles, and the records
 //! they return.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use sixcast::crypto::KeyId;
 
@@ -15,9 +11,6 @@ use crate::{
     crypto::{ChannelKey, PublicKey, SigningKey, Token},
     error::Result,
 };
-
-/// The longest a [`Channel::recv_async`] that nobody waits for any more keeps its thread.
-const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A message received on a channel, with where it came from and how it arrived.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
@@ -400,34 +393,22 @@ impl Channel {
 
 #[uniffi::export(async_runtime = "tokio")]
 impl Channel {
-    /// `recv` without blocking the caller: a Kotlin `suspend` function, a Swift
-    /// `async` one. The wait runs on a blocking-thread pool.
+    /// `recv` without blocking a thread: a Kotlin `suspend` function, a Swift `async` one. The
+    /// waiting task is parked in the channel's queue and woken when a message arrives, so 1,000
+    /// pending receives cost no thread.
     ///
-    /// Cancelling it (cancelling the coroutine or task) frees its thread within 100 ms and loses
-    /// no message: the wait only watches the queue, and the message is taken after it returns
-    /// (except that a cancel from another thread racing the return can still drop it).
+    /// Cancelling it (cancelling the coroutine or task) takes no message: a message is taken
+    /// only when the receive completes.
     pub async fn recv_async(&self, timeout_ms: Option<u64>) -> Result<Message> {
-        // A deadline too far away to represent is as good as none.
-        let deadline =
-            timeout_ms.and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms)));
-        loop {
-            let remaining =
-                deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            if remaining == Some(Duration::ZERO) {
-                // The core's `Timeout`, unless a message arrived just now.
-                return Ok(self.inner.recv_timeout(Duration::ZERO)?.into());
-            }
-            let slice = remaining.map_or(CANCEL_CHECK_INTERVAL, |remaining| {
-                remaining.min(CANCEL_CHECK_INTERVAL)
-            });
-            let channel = self.inner.clone();
-            tokio::task::spawn_blocking(move || channel.wait_readable(Some(slice)))
-                .await
-                .unwrap_or_else(|join_error| std::panic::resume_unwind(join_error.into_panic()))?;
-            // Taken here, not on the blocking thread: a cancelled future never gets this far.
-            if let Some(message) = self.inner.try_recv()? {
-                return Ok(message.into());
-            }
-        }
+        let received = self.inner.recv_async();
+        let message = match timeout_ms {
+            None => received.await,
+            Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), received).await {
+                Ok(message) => message,
+                // The core's Timeout error, unless a message arrived just now.
+                Err(_elapsed) => self.inner.recv_timeout(Duration::ZERO),
+            },
+        };
+        Ok(message?.into())
     }
 }

@@ -22,6 +22,20 @@
 //! # Ok::<(), sixcast::Error>(())
 //! ```
 //!
+//! Async code awaits [`Channel::recv_async`] (or the [`Channel::messages`] stream) on any
+//! runtime; the task waits in the channel's queue, not on a thread:
+//!
+//! ```no_run
+//! # async fn listen() -> sixcast::Result<()> {
+//! let context = sixcast::Context::new(sixcast::Config::default())?;
+//! let channel = context.channel("webservers")?;
+//! channel.join()?;
+//! let message = channel.recv_async().await?;
+//! println!("{} bytes from {}", message.payload.len(), message.source);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The modules follow the protocol's layers: [`addr`] maps names to groups, [`wire`] is the
 //! datagram codec (no I/O), `socket` holds all operating-system socket code, and [`channel`]
 //! ties them together behind [`Context`] and [`Channel`].

@@ -1,8 +1,10 @@
 //! A channel's queue of received messages, waiting for the application: bounded in messages
 //! and in bytes, so that an application that stops reading costs at most the bytes it allows,
 //! not `queue_capacity` messages of the largest size. What does not fit is dropped and counted.
+//! The queue also holds the tasks of async receivers waiting for it, so that a message and its
+//! wake-up can never pass each other.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, task::Waker};
 
 use crate::channel::Message;
 
@@ -11,6 +13,8 @@ use crate::channel::Message;
 pub(crate) struct Inbound {
     messages: VecDeque<Message>,
     bytes: usize,
+    /// Async receivers to wake at the next message (or when the context closes).
+    wakers: Vec<Waker>,
 }
 
 impl Inbound {
@@ -42,6 +46,23 @@ impl Inbound {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+
+    /// Wakes `waker` at the next message, once (a task that registers again is kept once).
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        if !self.wakers.iter().any(|known| known.will_wake(waker)) {
+            self.wakers.push(waker.clone());
+        }
+    }
+
+    /// Forgets `waker`: its receiver gave up.
+    pub(crate) fn deregister(&mut self, waker: &Waker) {
+        self.wakers.retain(|known| !known.will_wake(waker));
+    }
+
+    /// The registered receivers, to wake once the lock is released.
+    pub(crate) fn take_wakers(&mut self) -> Vec<Waker> {
+        std::mem::take(&mut self.wakers)
     }
 }
 

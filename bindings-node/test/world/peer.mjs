@@ -4,6 +4,7 @@
 // role succeeded; it reports failures on stderr and exits 1.
 import assert from 'node:assert/strict'
 import { createHash, pbkdf2 } from 'node:crypto'
+import { readdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 
@@ -315,6 +316,41 @@ const roles = {
     const results = await Promise.allSettled(pending)
     assert.ok(results.every((result) => result.reason?.code === 'ERR_SIXCAST_CLOSED'))
     print({ poolWork })
+  },
+
+  /**
+   * 1,000 pending receives on 1,000 channels start no thread (counted in /proc), and a message
+   * sent to one of them resolves its promise within milliseconds.
+   */
+  async 'many-pending'() {
+    const threads = () => readdirSync('/proc/self/task').length
+    const receiver = new Context()
+    const sender = new Context()
+    // A first receive starts napi-rs's runtime, whose threads are not per receive.
+    await receiver.channel(`${channelName}-warm`).recv(1).catch(() => {})
+    const before = threads()
+    const channels = Array.from({ length: 1000 }, (_, i) => receiver.channel(`${channelName}-${i}`))
+    const targets = [0, 333, 500, 999, 7]
+    for (const index of targets) channels[index].join()
+    const pending = channels.map((channel) => channel.recv(30_000))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const waiting = threads()
+    const latencies = []
+    for (const index of targets) {
+      const outbox = sender.channel(`${channelName}-${index}`)
+      const sent = process.hrtime.bigint()
+      outbox.send(`to ${index}`)
+      outbox.flush()
+      const message = await pending[index]
+      latencies.push(milliseconds(sent))
+      assert.equal(message.payload.toString(), `to ${index}`)
+    }
+    assert.equal(waiting, before, `1000 pending receives: ${waiting - before} more threads`)
+    assert.ok(Math.max(...latencies) < 500, `latencies ${latencies}`)
+    receiver.close()
+    sender.close()
+    await Promise.allSettled(pending)
+    print({ before, waiting, latencies })
   },
 
   /** Two contexts on one host: the channel API and the counters, through multicast loopback. */

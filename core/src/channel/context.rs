@@ -308,8 +308,9 @@ impl Core {
         drop(self.flush_queue.lock());
         self.flush_wanted.notify_all();
         for state in self.by_name.lock().values() {
-            drop(state.queue.lock());
+            let parked = state.queue.lock().take_wakers();
             state.arrived.notify_all();
+            parked.into_iter().for_each(std::task::Waker::wake);
             if let Some(readiness) = state.readiness.get() {
                 readiness.wake();
             }

@@ -44,6 +44,9 @@ mod reach;
 mod receive;
 mod send;
 mod stratum1;
+mod stream;
+
+pub use stream::{Messages, Readable, Recv};
 
 /// How often the receive thread looks for fragmented messages that will never complete.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);

@@ -66,8 +66,14 @@ impl ChannelState {
             }
         }
         let now_waiting = !queue.is_empty();
+        let parked = if now_waiting {
+            queue.take_wakers()
+        } else {
+            Vec::new()
+        };
         drop(queue);
         self.arrived.notify_all();
+        parked.into_iter().for_each(std::task::Waker::wake);
         if was_empty
             && now_waiting
             && let Some(readiness) = self.readiness.get()

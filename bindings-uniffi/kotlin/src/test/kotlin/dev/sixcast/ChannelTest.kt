@@ -20,6 +20,7 @@ import org.junit.jupiter.api.BeforeEach
 import org.junit.jupiter.api.Tag
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInfo
+import java.io.File
 import kotlin.concurrent.thread
 
 @Tag("world")
@@ -270,6 +271,40 @@ class ChannelTest {
                 assertEquals("from a coroutine", message.payload.decodeToString())
                 assertEquals(sender.nodeId(), message.sender)
                 assertThrowsKind("Timeout", "recvAsync(100)") { runBlocking { inbox.recvAsync(100u) } }
+            }
+        }
+    }
+
+    @Test
+    fun aThousandPendingReceivesAddNoThreads(test: TestInfo) {
+        val name = channelName(test)
+        val count = 1_000
+        val targets = listOf(0, 333, 500, 999, 7)
+        withContext { sender ->
+            withContext { receiver ->
+                val channels = (0 until count).map { receiver.channel("$name-$it") }
+                targets.forEach { channels[it].join() }
+                // A first receive starts the runtime that polls every receive: it is not per receive.
+                runBlocking { runCatching { channels[1].recvAsync(1u) } }
+                val threadsBefore = File("/proc/self/task").list()!!.size
+                val latencies = runBlocking {
+                    val pending = channels.map { channel -> async { channel.recvAsync(30_000u) } }.toMutableList()
+                    delay(200)
+                    val threadsWaiting = File("/proc/self/task").list()!!.size
+                    assertEquals(threadsBefore, threadsWaiting, "$count pending receives started threads")
+                    targets.map { index ->
+                        val outbox = sender.channel("$name-$index")
+                        val sent = System.nanoTime()
+                        outbox.send("to $index".toByteArray())
+                        outbox.flush()
+                        val message = pending[index].await()
+                        val latency = (System.nanoTime() - sent) / 1e6
+                        assertEquals("to $index", message.payload.decodeToString())
+                        latency
+                    }.also { pending.forEach { it.cancel() } }
+                }
+                println("recvAsync wake-up latencies (ms): $latencies")
+                assertTrue(latencies.all { it < 500 }, "latencies $latencies")
             }
         }
     }
