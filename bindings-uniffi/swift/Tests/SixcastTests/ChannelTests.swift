@@ -8,6 +8,28 @@ import XCTest
 final class ChannelTests: XCTestCase {
     private let config = Config(scope: "link", interfaces: ["lo0"], hopLimit: 1)
 
+    func testTheMessagesStreamYieldsUntilTheContextCloses() async throws {
+        let sender = try Context(config: config)
+        let receiver = try Context(config: config)
+        defer { sender.close() }
+        let name = "swift-\(UUID().uuidString)"
+        let inbox = try receiver.channel(name: name)
+        try inbox.join()
+        let outbox = try sender.channel(name: name)
+        for text in ["one", "two"] {
+            try outbox.send(data: Data(text.utf8))
+        }
+        try outbox.flush()
+        var received: [Data] = []
+        for try await message in inbox.messages() {
+            received.append(message.payload)
+            if received.count == 2 {
+                receiver.close()  // the stream finishes at the next receive
+            }
+        }
+        XCTAssertEqual(received, [Data("one".utf8), Data("two".utf8)])
+    }
+
     func testAMessageSentLocallyArrivesWithItsMetadata() async throws {
         let sender = try Context(config: config)
         let receiver = try Context(config: config)

@@ -7,6 +7,8 @@ import com.google.gson.JsonParser
 import kotlinx.coroutines.async
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeoutOrNull
@@ -306,6 +308,30 @@ class ChannelTest {
                 println("recvAsync wake-up latencies (ms): $latencies")
                 assertTrue(latencies.all { it < 500 }, "latencies $latencies")
             }
+        }
+    }
+
+    @Test
+    fun theMessagesFlowCollectsUntilShutdown(test: TestInfo) {
+        val name = channelName(test)
+        withContext { sender ->
+            val receiver = Context(Config())
+            val inbox = receiver.channel(name)
+            inbox.join()
+            val outbox = sender.channel(name)
+            listOf("one", "two", "three").forEach { outbox.send(it.toByteArray()) }
+            outbox.flush()
+            val firstTwo = runBlocking { inbox.messages().take(2).toList() }
+            assertEquals(listOf("one", "two"), firstTwo.map { it.payload.decodeToString() })
+            val rest = thread {
+                Thread.sleep(200)
+                receiver.shutdown()
+            }
+            // The flow hands out what is left, then completes at the shutdown.
+            val last = runBlocking { inbox.messages().toList() }
+            rest.join()
+            assertEquals(listOf("three"), last.map { it.payload.decodeToString() })
+            receiver.close()
         }
     }
 
