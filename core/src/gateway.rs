@@ -215,7 +215,12 @@ impl Gateways {
 
     /// Whether this node has listened long enough to know the segment's gateways.
     pub(crate) fn listened(&self, now: Instant) -> bool {
-        now.duration_since(self.listening_since) >= LISTEN_WINDOW
+        self.listening_left(now).is_zero()
+    }
+
+    /// How much longer this node must listen to know the segment's gateways.
+    pub(crate) fn listening_left(&self, now: Instant) -> Duration {
+        LISTEN_WINDOW.saturating_sub(now.duration_since(self.listening_since))
     }
 
     /// Decides, for a node that needs the core's multicast, which of its joined `channels`

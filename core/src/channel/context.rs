@@ -57,6 +57,7 @@ impl Context {
                 })?,
                 segment: Segment::open(&config, &interfaces, node)?,
                 tunnel_wanted: AtomicBool::new(false),
+                nudge: Waker::new()?,
                 rejected_relays: AtomicU64::new(0),
                 source,
                 state: Mutex::default(),
@@ -303,6 +304,9 @@ impl Core {
             return;
         }
         self.waker.wake();
+        if let Some(link) = &self.relay_link {
+            link.nudge.wake();
+        }
         self.lead.close();
         // Taking each lock before notifying guarantees no waiter misses the wake-up.
         drop(self.flush_queue.lock());

@@ -237,6 +237,8 @@ struct RelayLink {
     segment: Segment,
     /// Set when a joined channel has neither a gateway nor the tunnel: open one now.
     tunnel_wanted: AtomicBool,
+    /// Wakes the reach thread: a tunnel is wanted, or the context closes.
+    nudge: Waker,
     /// Relays refused for proving no pinned identity.
     rejected_relays: AtomicU64,
 }

@@ -25,6 +25,9 @@ use crate::{
     },
 };
 
+/// How often the reach thread looks after an open tunnel (keepalives, silence, rebinding).
+const TUNNEL_TICK: Duration = Duration::from_millis(250);
+
 impl Segment {
     pub(super) fn open(config: &Config, interfaces: &[Interface], node: NodeId) -> Result<Self> {
         // Hop limit 1: announcements and re-sends never leave the segment.
@@ -197,11 +200,17 @@ impl Core {
             {
                 next_attempt = next_attempt.max(Instant::now() + RETRY_INTERVAL);
             }
-            match link
-                .socket
-                .recv_batch(&mut batch, &self.waker, Some(Duration::from_millis(250)))
-            {
-                Ok(Wait::Woken) => break,
+            // A tunnel needs its keepalives and silence checks; without one, nothing happens
+            // before the next attempt but a nudge (a tunnel wanted, or the close).
+            let wait = if link.state.lock().tunnel.is_some() {
+                TUNNEL_TICK
+            } else {
+                next_attempt.saturating_duration_since(Instant::now())
+            };
+            match link.socket.recv_batch(&mut batch, &link.nudge, Some(wait)) {
+                Ok(Wait::Woken) => {
+                    link.nudge.reset();
+                }
                 Ok(Wait::Received(_)) => {
                     let now = Instant::now();
                     for (meta, datagram) in batch.iter() {
@@ -292,11 +301,21 @@ impl Core {
     /// Whether this node needs a tunnel of its own, once it has listened for the segment's
     /// gateways: some joined channel has no gateway (or no channel is joined yet).
     fn tunnel_needed(&self, link: &RelayLink) -> bool {
-        while !link.segment.gateways.lock().listened(Instant::now()) {
-            if self.closed.load(Ordering::Acquire) {
-                return false;
+        // Waits out the listening window; no tunnel is open, so nothing arrives meanwhile that
+        // anyone needs.
+        let mut batch = RecvBatch::new();
+        loop {
+            let left = link.segment.gateways.lock().listening_left(Instant::now());
+            if left.is_zero() {
+                break;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if let Ok(Wait::Woken) = link.socket.recv_batch(&mut batch, &link.nudge, Some(left)) {
+                if self.closed.load(Ordering::Acquire) {
+                    return false;
+                }
+                // A wanted tunnel: the flag stays set for the reach loop.
+                link.nudge.reset();
+            }
         }
         let channels: Vec<Ipv6Addr> = self
             .joined_channels()

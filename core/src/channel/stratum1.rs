@@ -127,6 +127,7 @@ impl Core {
             );
             if plan.open_tunnel && gateways.listened(now) {
                 link.tunnel_wanted.store(true, Ordering::Release);
+                link.nudge.wake();
             }
             plan
         };
