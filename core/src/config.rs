@@ -82,7 +82,8 @@ pub struct Config {
     /// through a relay.
     pub stratum0: Option<SocketAddrV6>,
     /// A DNS domain whose `_sixcast._udp.<domain>` SRV records name the core's Stratum 0, used
-    /// when `stratum0` is not set (see [`crate::locate`] for the order of the sources).
+    /// when `stratum0` is not set (see [`crate::locate`] for the order of the sources). Needs
+    /// the `dns` feature; without it, [`validate`](Self::validate) fails with `Unsupported`.
     pub domain: Option<String>,
     /// The DNS server asked for `domain`'s records; `None` means the system's resolvers.
     pub dns_server: Option<SocketAddr>,
@@ -206,7 +207,7 @@ impl Config {
             ));
         }
         if let Some(domain) = &self.domain {
-            crate::locate::srv_name(domain)?;
+            crate::locate::check_domain(domain)?;
         }
         if let Some(server) = self.dns_server {
             if self.domain.is_none() {

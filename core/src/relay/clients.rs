@@ -166,11 +166,7 @@ impl RelayService {
 
     /// The MAC, refresh interval and LIMIT flag of a (signed or plain) challenge to `source`'s
     /// hello with `nonce`; counts the challenge.
-    fn challenge_fields(
-        &self,
-        source: SocketAddrV6,
-        nonce: u64,
-    ) -> (control::Mac, u16, bool) {
+    fn challenge_fields(&self, source: SocketAddrV6, nonce: u64) -> (control::Mac, u16, bool) {
         add(&self.counters.challenges, 1);
         let mac = self.secrets.lock().mac(source, nonce);
         let limit = self.state.lock().clients.len() >= self.config.max_tunnels;
@@ -205,12 +201,7 @@ impl RelayService {
     }
 
     /// Whether (`nonce`, `mac`) are the credentials of the client at `address`.
-    fn is_credential(
-        &self,
-        address: SocketAddrV6,
-        nonce: u64,
-        mac: &control::Mac,
-    ) -> bool {
+    fn is_credential(&self, address: SocketAddrV6, nonce: u64, mac: &control::Mac) -> bool {
         self.state
             .lock()
             .clients
