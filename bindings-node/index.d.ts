@@ -303,6 +303,13 @@ export interface ContextOptions {
   queueBytes?: number
   /** Kernel receive buffer requested for the socket, in bytes (default 8 MiB). */
   recvBuffer?: number
+  /**
+   * Messages per second the context sends at most, over its channels (default 0: no limit);
+   * `send` waits for its turn beyond it.
+   */
+  sendRateMessages?: number
+  /** Payload bytes per second the context sends at most (default 0: no limit). */
+  sendRateBytes?: number
   /** How long pieces of a fragmented message wait for the rest, in ms (default 5000). */
   reassemblyTimeoutMs?: number
   /** Memory bound for partly received messages per channel, in bytes (default 32 MiB). */

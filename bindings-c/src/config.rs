@@ -57,6 +57,10 @@ impl SixcastConfig {
             "queue_capacity" => core.queue_capacity = number(field, required(field, value)?)?,
             "queue_bytes" => core.queue_bytes = number(field, required(field, value)?)?,
             "recv_buffer" => core.recv_buffer = number(field, required(field, value)?)?,
+            "send_rate_messages" => {
+                core.send_rate_messages = number(field, required(field, value)?)?;
+            }
+            "send_rate_bytes" => core.send_rate_bytes = number(field, required(field, value)?)?,
             "reassembly_memory" => core.reassembly_memory = number(field, required(field, value)?)?,
             "linger_ms" => core.linger = millis(field, value)?,
             "reassembly_timeout_ms" => core.reassembly_timeout = millis(field, value)?,
@@ -116,6 +120,8 @@ impl SixcastConfig {
             "queue_capacity" => Some(core.queue_capacity.to_string()),
             "queue_bytes" => Some(core.queue_bytes.to_string()),
             "recv_buffer" => Some(core.recv_buffer.to_string()),
+            "send_rate_messages" => Some(core.send_rate_messages.to_string()),
+            "send_rate_bytes" => Some(core.send_rate_bytes.to_string()),
             "reassembly_memory" => Some(core.reassembly_memory.to_string()),
             "linger_ms" => Some(core.linger.as_millis().to_string()),
             "reassembly_timeout_ms" => Some(core.reassembly_timeout.as_millis().to_string()),
@@ -314,7 +320,7 @@ pub unsafe extern "C" fn sixcast_config_validate(
 mod tests {
     use super::*;
 
-    const FIELDS: [&str; 23] = [
+    const FIELDS: [&str; 25] = [
         "profile",
         "rp",
         "scope",
@@ -328,6 +334,8 @@ mod tests {
         "queue_capacity",
         "queue_bytes",
         "recv_buffer",
+        "send_rate_messages",
+        "send_rate_bytes",
         "reassembly_memory",
         "linger_ms",
         "reassembly_timeout_ms",
@@ -357,6 +365,8 @@ mod tests {
             "10",
             "65536",
             "65536",
+            "1000",
+            "2000",
             "1048576",
             "0",
             "250",

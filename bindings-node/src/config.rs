@@ -47,6 +47,11 @@ pub struct ContextOptions {
     pub queue_bytes: Option<f64>,
     /// Kernel receive buffer requested for the socket, in bytes (default 8 MiB).
     pub recv_buffer: Option<f64>,
+    /// Messages per second the context sends at most, over its channels (default 0: no limit);
+    /// `send` waits for its turn beyond it.
+    pub send_rate_messages: Option<f64>,
+    /// Payload bytes per second the context sends at most (default 0: no limit).
+    pub send_rate_bytes: Option<f64>,
     /// How long pieces of a fragmented message wait for the rest, in ms (default 5000).
     pub reassembly_timeout_ms: Option<f64>,
     /// Memory bound for partly received messages per channel, in bytes (default 32 MiB).
@@ -74,7 +79,7 @@ pub struct ContextOptions {
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 23] = [
+const OPTION_KEYS: [&str; 25] = [
     "profile",
     "rp",
     "scope",
@@ -89,6 +94,8 @@ const OPTION_KEYS: [&str; 23] = [
     "queueCapacity",
     "queueBytes",
     "recvBuffer",
+    "sendRateMessages",
+    "sendRateBytes",
     "reassemblyTimeoutMs",
     "reassemblyMemory",
     "stratum0",
@@ -180,6 +187,23 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
     for (value, name, field) in sizes {
         if let Some(value) = value {
             *field = whole(name, value, usize::MAX)?;
+        }
+    }
+    let rates = [
+        (
+            options.send_rate_messages,
+            "sendRateMessages",
+            &mut config.send_rate_messages,
+        ),
+        (
+            options.send_rate_bytes,
+            "sendRateBytes",
+            &mut config.send_rate_bytes,
+        ),
+    ];
+    for (value, name, field) in rates {
+        if let Some(value) = value {
+            *field = whole(name, value, u64::MAX)?;
         }
     }
     if let Some(linger) = options.linger_ms {

@@ -23,6 +23,8 @@ const everyOption = {
   queueCapacity: 100,
   queueBytes: 1 << 16,
   recvBuffer: 1 << 20,
+  sendRateMessages: 1000,
+  sendRateBytes: 1 << 20,
   reassemblyTimeoutMs: 2000,
   reassemblyMemory: 1 << 20,
   stratum0: '[2001:db8::1]:6447',
@@ -54,6 +56,8 @@ const wholeNumberOptions = {
   queueCapacity: null,
   queueBytes: null,
   recvBuffer: null,
+  sendRateMessages: null,
+  sendRateBytes: null,
   reassemblyMemory: null,
 }
 

@@ -24,7 +24,8 @@ use crate::{
 /// "global"), ``port`` (``None`` for the profile's default), ``interfaces`` (names; empty for every
 /// multicast interface), ``hop_limit``, ``loopback``, ``max_datagram_size``,
 /// ``max_message_size``, ``linger`` (seconds), ``packing``, ``queue_capacity``, ``queue_bytes``,
-/// ``recv_buffer``,
+/// ``recv_buffer``, ``send_rate_messages`` and ``send_rate_bytes`` (per second, over the
+/// context's channels; 0 for no limit: ``send`` waits for its turn beyond them),
 /// ``reassembly_timeout`` (seconds), ``reassembly_memory``, ``stratum0`` (the core's Stratum 0
 /// as "[address]:port"; None for no reachability probing), ``domain`` (find Stratum 0 from its
 /// ``_sixcast._udp`` SRV records when ``stratum0`` is None), ``dns_server`` (the DNS server for
@@ -60,6 +61,8 @@ impl PyConfig {
         queue_capacity = None,
         queue_bytes = None,
         recv_buffer = None,
+        send_rate_messages = None,
+        send_rate_bytes = None,
         reassembly_timeout = None,
         reassembly_memory = None,
         stratum0 = None,
@@ -89,6 +92,8 @@ impl PyConfig {
         queue_capacity: Option<i64>,
         queue_bytes: Option<i64>,
         recv_buffer: Option<i64>,
+        send_rate_messages: Option<i64>,
+        send_rate_bytes: Option<i64>,
         reassembly_timeout: Option<f64>,
         reassembly_memory: Option<i64>,
         stratum0: Option<&str>,
@@ -135,6 +140,16 @@ impl PyConfig {
         set(&mut config.queue_capacity, "queue_capacity", queue_capacity)?;
         set(&mut config.queue_bytes, "queue_bytes", queue_bytes)?;
         set(&mut config.recv_buffer, "recv_buffer", recv_buffer)?;
+        set(
+            &mut config.send_rate_messages,
+            "send_rate_messages",
+            send_rate_messages,
+        )?;
+        set(
+            &mut config.send_rate_bytes,
+            "send_rate_bytes",
+            send_rate_bytes,
+        )?;
         if let Some(timeout) = reassembly_timeout {
             config.reassembly_timeout = seconds("reassembly_timeout", timeout)?;
         }
@@ -262,6 +277,18 @@ impl PyConfig {
         self.inner.recv_buffer
     }
 
+    /// Messages per second the context sends at most (0: no limit).
+    #[getter]
+    fn send_rate_messages(&self) -> u64 {
+        self.inner.send_rate_messages
+    }
+
+    /// Payload bytes per second the context sends at most (0: no limit).
+    #[getter]
+    fn send_rate_bytes(&self) -> u64 {
+        self.inner.send_rate_bytes
+    }
+
     /// Seconds the pieces of a fragmented message are kept while waiting for the rest.
     #[getter]
     fn reassembly_timeout(&self) -> f64 {
@@ -340,6 +367,8 @@ impl PyConfig {
         fields.set_item("queue_capacity", self.queue_capacity())?;
         fields.set_item("queue_bytes", self.queue_bytes())?;
         fields.set_item("recv_buffer", self.recv_buffer())?;
+        fields.set_item("send_rate_messages", self.send_rate_messages())?;
+        fields.set_item("send_rate_bytes", self.send_rate_bytes())?;
         fields.set_item("reassembly_timeout", self.reassembly_timeout())?;
         fields.set_item("reassembly_memory", self.reassembly_memory())?;
         fields.set_item("stratum0", self.stratum0())?;

@@ -17,6 +17,8 @@ FIELDS = {
     "queue_capacity": 100,
     "queue_bytes": 1 << 16,
     "recv_buffer": 1 << 20,
+    "send_rate_messages": 1000,
+    "send_rate_bytes": 1 << 20,
     "reassembly_timeout": 2.5,
     "reassembly_memory": 1 << 24,
     "stratum0": "[2001:db8::1]:6447",
@@ -44,6 +46,7 @@ def test_defaults():
     assert config.queue_capacity == sixcast.DEFAULT_QUEUE_CAPACITY
     assert config.queue_bytes == sixcast.DEFAULT_QUEUE_BYTES == 64 << 20
     assert config.recv_buffer == sixcast.DEFAULT_RECV_BUFFER
+    assert config.send_rate_messages == 0 and config.send_rate_bytes == 0
     assert config.stratum0 is None
     assert config.domain is None
     assert config.dns_server is None
@@ -104,6 +107,7 @@ def test_wrong_types_are_type_errors(fields):
         {"port": 65536},
         {"queue_capacity": -1},
         {"queue_bytes": -1},
+        {"send_rate_messages": -1},
         {"linger": -0.1},
         {"reassembly_timeout": float("nan")},
         {"stratum0": "2001:db8::1"},

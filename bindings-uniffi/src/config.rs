@@ -59,6 +59,13 @@ pub struct Config {
     /// Kernel receive buffer size requested for the socket, in bytes.
     #[uniffi(default = 8388608)]
     pub recv_buffer: u64,
+    /// Messages per second the context sends at most, over its channels; `send` waits for its
+    /// turn beyond it. 0: no limit.
+    #[uniffi(default = 0)]
+    pub send_rate_messages: u64,
+    /// Payload bytes per second the context sends at most. 0: no limit.
+    #[uniffi(default = 0)]
+    pub send_rate_bytes: u64,
     /// How long the pieces of a fragmented message are kept while waiting for the rest, in
     /// milliseconds.
     #[uniffi(default = 5000)]
@@ -129,6 +136,8 @@ impl From<&sixcast::Config> for Config {
             queue_capacity: widen(config.queue_capacity),
             queue_bytes: widen(config.queue_bytes),
             recv_buffer: widen(config.recv_buffer),
+            send_rate_messages: config.send_rate_messages,
+            send_rate_bytes: config.send_rate_bytes,
             reassembly_timeout_ms: millis(config.reassembly_timeout),
             reassembly_memory: widen(config.reassembly_memory),
             stratum0: config.stratum0.map(|stratum0| stratum0.to_string()),
@@ -161,6 +170,8 @@ impl TryFrom<&Config> for sixcast::Config {
         core.queue_capacity = narrow(config.queue_capacity, "queue_capacity")?;
         core.queue_bytes = narrow(config.queue_bytes, "queue_bytes")?;
         core.recv_buffer = narrow(config.recv_buffer, "recv_buffer")?;
+        core.send_rate_messages = config.send_rate_messages;
+        core.send_rate_bytes = config.send_rate_bytes;
         core.reassembly_timeout = Duration::from_millis(config.reassembly_timeout_ms);
         core.reassembly_memory = narrow(config.reassembly_memory, "reassembly_memory")?;
         core.stratum0 = config
@@ -255,6 +266,8 @@ mod tests {
             queue_capacity: 10,
             queue_bytes: 1 << 16,
             recv_buffer: 1 << 16,
+            send_rate_messages: 1000,
+            send_rate_bytes: 1 << 20,
             reassembly_timeout_ms: 250,
             reassembly_memory: 1 << 20,
             stratum0: Some("[2001:db8::1]:6447".into()),

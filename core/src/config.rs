@@ -73,6 +73,13 @@ pub struct Config {
     pub queue_bytes: usize,
     /// Kernel receive buffer size requested for the socket, in bytes.
     pub recv_buffer: usize,
+    /// Messages per second the context sends at most, over all its channels; `send` waits for
+    /// its turn beyond that (after a burst of 10 ms worth). 0: no limit. Receivers that cannot
+    /// keep up with an unpaced sender lose what overflows their buffers.
+    pub send_rate_messages: u64,
+    /// Payload bytes per second the context sends at most, like `send_rate_messages`. 0: no
+    /// limit.
+    pub send_rate_bytes: u64,
     /// How long the pieces of a fragmented message are kept while waiting for the rest.
     pub reassembly_timeout: Duration,
     /// Upper bound on memory held by partly received messages, per channel, in bytes.
@@ -120,6 +127,8 @@ impl Default for Config {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             queue_bytes: DEFAULT_QUEUE_BYTES,
             recv_buffer: DEFAULT_RECV_BUFFER,
+            send_rate_messages: 0,
+            send_rate_bytes: 0,
             reassembly_timeout: Duration::from_secs(5),
             reassembly_memory: 32 << 20,
             stratum0: None,

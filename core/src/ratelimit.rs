@@ -1,6 +1,6 @@
 //! Token buckets: the per-client rate limits of a relay. No I/O; time is passed in.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A token bucket: holds at most `burst` tokens, refills at `rate` tokens per second, and
 /// grants a request only when it can pay for all of it.
@@ -40,6 +40,49 @@ impl TokenBucket {
         } else {
             false
         }
+    }
+}
+
+/// Paces a sender to at most `messages` and `bytes` per second (0: no limit on that), allowing a
+/// burst of [`PACING_BURST`] worth. Each send reserves its share of time; the caller waits out
+/// the delay [`reserve`](Self::reserve) returns (virtual scheduling, as GCRA).
+#[derive(Debug, Clone)]
+pub(crate) struct Pacer {
+    /// Seconds one message costs, and when the next one is due; `None` without a limit.
+    per_message: Option<(f64, Instant)>,
+    /// Seconds one payload byte costs, and when the next byte is due.
+    per_byte: Option<(f64, Instant)>,
+}
+
+/// How far ahead of its schedule a pacer lets a sender run.
+pub(crate) const PACING_BURST: Duration = Duration::from_millis(10);
+
+impl Pacer {
+    /// A pacer that starts on schedule at `now`; `None` when neither rate is limited.
+    pub(crate) fn new(messages: u64, bytes: u64, now: Instant) -> Option<Self> {
+        let cost = |rate: u64| (rate > 0).then(|| (1.0 / rate as f64, now));
+        let pacer = Self {
+            per_message: cost(messages),
+            per_byte: cost(bytes),
+        };
+        (pacer.per_message.is_some() || pacer.per_byte.is_some()).then_some(pacer)
+    }
+
+    /// Reserves the time a message of `len` payload bytes costs and returns how long, from
+    /// `now`, its sender must wait before sending it.
+    pub(crate) fn reserve(&mut self, len: usize, now: Instant) -> Duration {
+        let mut wait = Duration::ZERO;
+        for (slot, units) in [
+            (&mut self.per_message, 1.0),
+            (&mut self.per_byte, len as f64),
+        ] {
+            let Some((cost, due)) = slot else { continue };
+            // Idle time earns no credit beyond the burst: the schedule restarts at `now`.
+            let start = (*due).max(now);
+            wait = wait.max(start.saturating_duration_since(now + PACING_BURST));
+            *due = start + Duration::from_secs_f64(*cost * units);
+        }
+        wait
     }
 }
 
@@ -187,5 +230,64 @@ mod tests {
             "the refusal spent no datagram token"
         );
         assert!(!limits.allow_data(10, start));
+    }
+
+    /// Sends `count` messages of `len` bytes as fast as `pacer` lets them, on a fake clock, and
+    /// returns how long that took.
+    fn paced(pacer: &mut Pacer, count: usize, len: usize, start: Instant) -> Duration {
+        let mut now = start;
+        for _ in 0..count {
+            now += pacer.reserve(len, now);
+        }
+        now - start
+    }
+
+    #[test]
+    fn no_rate_means_no_pacer() {
+        assert!(Pacer::new(0, 0, Instant::now()).is_none());
+    }
+
+    #[test]
+    fn a_message_rate_spaces_sends_after_the_burst() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(100, 0, start).unwrap();
+        // 10 ms apart; the first two fit the 10 ms burst.
+        assert_eq!(pacer.reserve(64, start), Duration::ZERO);
+        assert_eq!(pacer.reserve(64, start), Duration::ZERO);
+        assert_eq!(pacer.reserve(64, start), Duration::from_millis(10));
+        let mut pacer = Pacer::new(100, 0, start).unwrap();
+        let took = paced(&mut pacer, 1001, 64, start);
+        assert!((took.as_secs_f64() - 9.99).abs() < 0.001, "{took:?}");
+    }
+
+    #[test]
+    fn a_byte_rate_paces_by_size_and_the_slower_limit_wins() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(0, 1000, start).unwrap();
+        let took = paced(&mut pacer, 21, 500, start);
+        assert!(
+            (took.as_secs_f64() - 9.99).abs() < 0.001,
+            "2 messages a second: {took:?}"
+        );
+        let mut both = Pacer::new(1000, 1000, start).unwrap();
+        let took = paced(&mut both, 21, 500, start);
+        assert!(
+            (took.as_secs_f64() - 9.99).abs() < 0.001,
+            "bytes are the limit: {took:?}"
+        );
+    }
+
+    #[test]
+    fn idle_time_earns_no_credit_beyond_the_burst() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(100, 0, start).unwrap();
+        let later = start + Duration::from_secs(10);
+        assert_eq!(pacer.reserve(1, later), Duration::ZERO);
+        assert_eq!(pacer.reserve(1, later), Duration::ZERO);
+        assert_eq!(
+            pacer.reserve(1, later),
+            Duration::from_millis(10),
+            "no saved-up burst"
+        );
     }
 }

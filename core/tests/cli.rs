@@ -246,6 +246,29 @@ fn listen_and_send_across_a_lan() {
     assert_eq!(code, 0);
     assert_eq!(stdout, "hello\nsecond line\nthird line\n");
 
+    // Paced: four messages at 4 a second take three quarters of a second, less the burst.
+    let paced = start_listener(&world, "h3", &["paced", "--count", "4", "--timeout", "10"]);
+    let began = Instant::now();
+    let status = world
+        .host("h1")
+        .command(SIXCAST)
+        .args(["send", "paced", "--send-rate", "4"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"1\n2\n3\n4\n")?;
+            child.wait()
+        })
+        .unwrap();
+    let took = began.elapsed();
+    assert!(status.success());
+    assert!(
+        took >= Duration::from_millis(700),
+        "--send-rate 4 sent 4 messages in {took:?}"
+    );
+    let (code, stdout, _) = finish(paced, Duration::from_secs(10));
+    assert_eq!((code, stdout.as_str()), (0, "1\n2\n3\n4\n"));
+
     let (code, stdout, _) = finish(json, Duration::from_secs(10));
     assert_eq!(code, 0);
     let mut lines: Vec<serde_json::Value> = stdout

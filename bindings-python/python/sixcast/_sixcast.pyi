@@ -129,6 +129,8 @@ class Config:
         queue_capacity: int | None = None,
         queue_bytes: int | None = None,
         recv_buffer: int | None = None,
+        send_rate_messages: int | None = None,
+        send_rate_bytes: int | None = None,
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
         stratum0: str | None = None,
@@ -193,6 +195,10 @@ class Config:
     def queue_bytes(self) -> int: ...
     @property
     def recv_buffer(self) -> int: ...
+    @property
+    def send_rate_messages(self) -> int: ...
+    @property
+    def send_rate_bytes(self) -> int: ...
     @property
     def reassembly_timeout(self) -> float: ...
     @property
@@ -401,6 +407,8 @@ class Context:
         queue_capacity: int | None = None,
         queue_bytes: int | None = None,
         recv_buffer: int | None = None,
+        send_rate_messages: int | None = None,
+        send_rate_bytes: int | None = None,
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
         stratum0: str | None = None,

@@ -26,6 +26,7 @@ use crate::{
     error::{Error, ErrorKind, Result},
     lead::Lead,
     locate::Stratum0Source,
+    ratelimit::Pacer,
     socket::{self, McastSocket, RecvBatch, SocketOptions, Waker},
     wire::{Inbox, InboxLimits, NodeId, Packer},
 };
@@ -77,6 +78,12 @@ impl Context {
             closed: AtomicBool::new(false),
             flush_queue: Mutex::default(),
             flush_wanted: Condvar::new(),
+            pacer: Pacer::new(
+                config.send_rate_messages,
+                config.send_rate_bytes,
+                Instant::now(),
+            )
+            .map(Mutex::new),
             config,
         });
         let mut bodies: Vec<ThreadBody<Core>> = vec![

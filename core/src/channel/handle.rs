@@ -134,12 +134,24 @@ impl Channel {
     }
 
     /// Queues `payload` for the channel. Small messages are packed together (unless
-    /// [`Config::packing`](crate::Config::packing) is off) and large ones fragmented. Datagrams leave in batches, one
-    /// system call each, within [`Config::linger`](crate::Config::linger) or at [`flush`](Self::flush); after a linger
-    /// without sending, the next complete datagram leaves at once.
+    /// [`Config::packing`](crate::Config::packing) is off) and large ones fragmented. Datagrams
+    /// leave in batches, one system call each, within [`Config::linger`](crate::Config::linger)
+    /// or at [`flush`](Self::flush); after a linger without sending, the next complete datagram
+    /// leaves at once. With a send rate configured
+    /// ([`Config::send_rate_messages`](crate::Config::send_rate_messages), `send_rate_bytes`),
+    /// `send` first waits for its turn.
     pub fn send(&self, payload: &[u8]) -> Result<()> {
         let core = &self.shared.core;
         core.check_open()?;
+        // Paced before any lock is taken; a message too large to send is refused unpaced below.
+        if let Some(pacer) = &core.pacer
+            && payload.len() <= core.config.max_message_size
+        {
+            let wait = pacer.lock().reserve(payload.len(), Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
         if !core.config.profile.has_header() {
             return self.send_raw(payload);
         }

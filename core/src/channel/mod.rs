@@ -33,6 +33,7 @@ use crate::{
     lead::Lead,
     locate::Stratum0Source,
     queue::Inbound,
+    ratelimit::Pacer,
     socket::{self, Interface, McastSocket, RecvBatch, Waker},
     tunnel::{RelayOffer, Tunnel},
     wire::{Inbox, NodeId, Packer},
@@ -223,6 +224,8 @@ struct Core {
     closed: AtomicBool,
     flush_queue: Mutex<VecDeque<(Instant, Arc<ChannelState>)>>,
     flush_wanted: Condvar,
+    /// Keeps `send` within the configured rates (`Config::send_rate_messages` and `_bytes`).
+    pacer: Option<Mutex<Pacer>>,
     /// The way to the core through a relay, when a Stratum 0 is configured.
     relay_link: Option<RelayLink>,
 }

@@ -61,6 +61,13 @@ pub(super) struct Network {
     /// Do not loop sent datagrams back to other listeners on this host.
     #[arg(long)]
     no_loopback: bool,
+    /// Messages per second this node sends at most (sending waits beyond it); default: no
+    /// limit. Receivers that cannot keep up with an unpaced sender lose what overflows.
+    #[arg(long = "send-rate", value_name = "MESSAGES_PER_SEC")]
+    send_rate_messages: Option<u64>,
+    /// Payload bytes per second this node sends at most; default: no limit.
+    #[arg(long = "send-byte-rate", value_name = "BYTES_PER_SEC")]
+    send_rate_bytes: Option<u64>,
     /// The core's Stratum 0, ADDRESS:PORT: reach the core through a relay where native
     /// multicast does not.
     #[arg(long)]
@@ -95,6 +102,12 @@ impl Network {
         config.loopback = !self.no_loopback && file.loopback.unwrap_or(true);
         if let Some(hop_limit) = self.hop_limit.or(file.hops) {
             config.hop_limit = hop_limit;
+        }
+        if let Some(rate) = self.send_rate_messages.or(file.send_rate_messages) {
+            config.send_rate_messages = rate;
+        }
+        if let Some(rate) = self.send_rate_bytes.or(file.send_rate_bytes) {
+            config.send_rate_bytes = rate;
         }
         config.stratum0 = self.stratum0.or(file.stratum0);
         config.domain = self.domain.clone().or(file.domain);

@@ -37,6 +37,8 @@ pub(super) struct NodeTable {
     pub(super) port: Option<u16>,
     pub(super) hops: Option<u8>,
     pub(super) loopback: Option<bool>,
+    pub(super) send_rate_messages: Option<u64>,
+    pub(super) send_rate_bytes: Option<u64>,
     pub(super) stratum0: Option<SocketAddrV6>,
     pub(super) domain: Option<String>,
     pub(super) dns_server: Option<String>,
@@ -157,6 +159,8 @@ mod tests {
             port = 7000
             hops = 8
             loopback = false
+            send_rate_messages = 1000
+            send_rate_bytes = 1048576
             stratum0 = "[fd5c:c::10]:6447"
             domain = "example.org"
             dns_server = "[fd5c::53]:53"
@@ -194,6 +198,7 @@ mod tests {
         assert_eq!(file.stratum0.scope.as_deref(), Some("site"));
         assert_eq!(file.node.port, Some(7000));
         assert_eq!(file.node.loopback, Some(false));
+        assert_eq!(file.node.send_rate_messages, Some(1000));
         assert!(parse("").is_ok(), "every key is optional");
     }
 

@@ -1,0 +1,76 @@
+//! Paced sending: `Config::send_rate_messages` and `send_rate_bytes` hold a sender to its rates,
+//! and what it sends still all arrives.
+
+mod harness;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use harness::{World, collect, config, joined, start_line, world};
+use sixcast::Context;
+
+/// Sends `count` messages of `size` bytes from h1 to h2 with `rates` (messages/s, bytes/s);
+/// returns how long sending took and how many messages arrived.
+fn paced_run(
+    world: &World,
+    channel: &'static str,
+    count: usize,
+    size: usize,
+    rates: (u64, u64),
+) -> (Duration, usize) {
+    let start = start_line(2);
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("h2").spawn(move || {
+            let (_context, channel) = joined(config(), channel);
+            start.wait();
+            collect(&channel, count, Duration::from_secs(15)).len()
+        })
+    };
+    let took = world
+        .host("h1")
+        .spawn(move || {
+            let mut paced = config();
+            (paced.send_rate_messages, paced.send_rate_bytes) = rates;
+            let context = Context::new(paced).unwrap();
+            let channel = context.channel(channel).unwrap();
+            start.wait();
+            let began = Instant::now();
+            for index in 0..count {
+                let mut payload = vec![0; size];
+                payload[..8].copy_from_slice(&(index as u64).to_be_bytes());
+                channel.send(&payload).unwrap();
+            }
+            channel.flush().unwrap();
+            began.elapsed()
+        })
+        .join()
+        .unwrap();
+    (took, listener.join().unwrap())
+}
+
+#[test]
+fn a_message_rate_spreads_a_burst_over_its_time() {
+    let Some(world) = world(|| World::lan(2), false) else {
+        return;
+    };
+    // 600 messages at 500/s: 1.2 s less the 10 ms burst.
+    let (took, arrived) = paced_run(&world, "paced-messages", 600, 64, (500, 0));
+    assert_eq!(arrived, 600);
+    assert!(took >= Duration::from_millis(1150), "{took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}
+
+#[test]
+fn a_byte_rate_paces_by_payload_size() {
+    let Some(world) = world(|| World::lan(2), false) else {
+        return;
+    };
+    // 100 messages of 4,000 bytes at 200,000 bytes/s: 2 s less the burst.
+    let (took, arrived) = paced_run(&world, "paced-bytes", 100, 4000, (0, 200_000));
+    assert_eq!(arrived, 100);
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
