@@ -66,6 +66,76 @@ fn an_island_probes_and_listens_through_a_relay() {
     assert_eq!(metric(&relay, "sixcast_relay_refused_total"), 0, "{relay}");
 }
 
+#[test]
+fn a_one_shot_send_from_an_island_waits_for_its_path_and_reaches_the_core() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
+    let _relay = start_service(&world, "r1", &["relay"]);
+    let s0 = format!("[{}]:6447", world.host("s0").addr());
+    let listener = start_listener(
+        &world,
+        "c1",
+        &[
+            "island-news",
+            "--count",
+            "1",
+            "--timeout",
+            "20",
+            "--json",
+            "--hops",
+            "8",
+        ],
+    );
+    // One send, from a fresh process: before, it left natively at once and was lost.
+    let output = world
+        .host("i1")
+        .command(SIXCAST)
+        .args([
+            "send",
+            "island-news",
+            "once",
+            "--stratum0",
+            &s0,
+            "--hops",
+            "8",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (code, stdout, stderr) = finish(listener, Duration::from_secs(20));
+    assert_eq!(code, 0, "{stderr}");
+    let message: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().unwrap_or_default()).unwrap();
+    assert_eq!(message["payload"], "once");
+
+    // Nobody answers at this Stratum 0: the send fails, says why, and sends nothing.
+    let nobody = format!("[{}]:6447", world.host("c2").addr());
+    let began = Instant::now();
+    let output = world
+        .host("i1")
+        .command(SIXCAST)
+        .args(["send", "island-news", "lost?", "--stratum0", &nobody])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a send without a path succeeded");
+    assert!(
+        stderr.contains("cannot reach the multicast core"),
+        "{stderr}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
 /// Starts `sixcast listen ops --count 1 --json` on island host i1 (told Stratum 0 `s0`) and
 /// sends "deploy done" from c1 every 500 ms until it has a message, at most 10 s; returns the
 /// message.

@@ -376,9 +376,27 @@ fn send(
     keys: &keys::SendKeys,
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
-    let context = Context::new(network.config()?)?;
+    let config = network.config()?;
+    let reaches_core = sixcast::locate::Stratum0Source::of(&config).is_some();
+    let limit = settle_limit(&config);
+    let context = Context::new(config)?;
     let channel = context.channel(name)?;
     keys.apply(&channel)?;
+    if reaches_core {
+        // A one-shot send must not leave before the path to the core is known: joined first, so
+        // that a relay's tunnel carries the channel, then sent on the settled path.
+        channel.join()?;
+        let reachability = settled(&context, limit);
+        if path_of(reachability.as_ref()) == "none" {
+            let why = reachability
+                .and_then(|reachability| reachability.last_error)
+                .unwrap_or_else(|| format!("no path settled within {limit:?}"));
+            return Err(sixcast::Error::new(
+                ErrorKind::Io,
+                format!("cannot reach the multicast core, so nothing was sent: {why}"),
+            ));
+        }
+    }
     match message {
         Some(message) => channel.send(message.as_bytes())?,
         None => {
@@ -399,6 +417,54 @@ fn send(
     Ok(ExitCode::SUCCESS)
 }
 
+/// How long a context may take to settle on a path to the core: a few probes and a handshake.
+fn settle_limit(config: &sixcast::Config) -> Duration {
+    config.probe_timeout * 3 + Duration::from_secs(3)
+}
+
+/// Waits, at most `limit`, until the context has settled on a path to the core (native, a
+/// relay) or failed to; its report then, or `None` without a Stratum 0. The context settles in
+/// its own threads; the command looks every 50 ms.
+fn settled(context: &Context, limit: Duration) -> Option<sixcast::Reachability> {
+    let started = Instant::now();
+    loop {
+        let reachability = context.reachability()?;
+        let settled = reachability.last_error.is_some()
+            || reachability.relay.is_some()
+            || reachability.gateway.is_some()
+            || reachability
+                .probe
+                .as_ref()
+                .is_some_and(|probe| probe.native());
+        if settled || started.elapsed() > limit {
+            return Some(reachability);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The path a report names: `native`, `relay ADDR`, `repeater ADDR`, `gateway ADDR` (the
+/// segment's Stratum 1 gateway) or `none`.
+fn path_of(reachability: Option<&sixcast::Reachability>) -> String {
+    let Some(reachability) = reachability else {
+        return "none".to_owned();
+    };
+    let repeater = |relay: &SocketAddrV6| {
+        reachability
+            .offers
+            .iter()
+            .any(|offer| offer.address == *relay && offer.repeater)
+    };
+    match (&reachability.relay, &reachability.probe) {
+        (Some(relay), _) if repeater(relay) => format!("repeater {relay}"),
+        (Some(relay), _) => format!("relay {relay}"),
+        (None, Some(probe)) if probe.native() => "native".to_owned(),
+        _ => reachability
+            .gateway
+            .map_or_else(|| "none".to_owned(), |gateway| format!("gateway {gateway}")),
+    }
+}
+
 /// How `listen` reports: the format of each message, and where it serves its counters.
 struct Output {
     format: output::Format,
@@ -414,39 +480,15 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
              embedded-rp profile",
         ));
     }
-    let limit = config.probe_timeout * 3 + Duration::from_secs(3);
+    let limit = settle_limit(&config);
     let context = Context::new(config)?;
-    let started = Instant::now();
-    // The context settles on a path (or an error) in the background; wait for it, bounded.
-    let mut reachability = context.reachability();
-    while let Some(reach) = &reachability {
-        let settled = reach.last_error.is_some()
-            || reach.relay.is_some()
-            || reach.probe.as_ref().is_some_and(|probe| probe.native());
-        if settled || started.elapsed() > limit {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        reachability = context.reachability();
-    }
-    let Some(reachability) = reachability else {
+    let Some(reachability) = settled(&context, limit) else {
         return Err(sixcast::Error::new(
             ErrorKind::InvalidConfig,
             "no Stratum 0 configured",
         ));
     };
-    let repeater = |relay: &SocketAddrV6| {
-        reachability
-            .offers
-            .iter()
-            .any(|offer| offer.address == *relay && offer.repeater)
-    };
-    let path = match (&reachability.relay, &reachability.probe) {
-        (Some(relay), _) if repeater(relay) => format!("repeater {relay}"),
-        (Some(relay), _) => format!("relay {relay}"),
-        (None, Some(probe)) if probe.native() => "native".to_owned(),
-        _ => "none".to_owned(),
-    };
+    let path = path_of(Some(&reachability));
     let probe = reachability.probe.as_ref();
     if json {
         let offers: Vec<_> = reachability
