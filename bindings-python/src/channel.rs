@@ -25,6 +25,7 @@ use crate::{
     config::PyConfig,
     crypto::{PyChannelKey, PyPublicKey, PySigningKey, PyToken},
     error::{OrRaise, to_py_err},
+    events::event_dict,
     reachability::PyReachability,
 };
 
@@ -130,6 +131,51 @@ impl PyContext {
     /// Counters summed over every channel, plus datagrams no channel claimed.
     fn stats(&self) -> PyStats {
         self.inner.stats().into()
+    }
+
+    /// Waits for the next event, at most ``timeout`` seconds (None: no limit), and returns it as
+    /// a dict with its ``kind``: ``path_changed`` (``path``, ``via``), ``relay_failover``
+    /// (``from``, ``to``), ``gateway_role`` (``serving``) or ``messages_lost`` (``group``,
+    /// ``sender``, ``count``). Raises TimeoutError, or ClosedError once the context is closed
+    /// and no event is left; Ctrl-C interrupts it.
+    #[pyo3(signature = (timeout = None))]
+    fn next_event<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let deadline = deadline(timeout)?;
+        loop {
+            let slice = deadline.map_or(WAIT_SLICE, |deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(WAIT_SLICE)
+            });
+            match py.detach(|| self.inner.event_timeout(slice)) {
+                Err(err)
+                    if err.kind() == ErrorKind::Timeout
+                        && deadline.is_none_or(|deadline| Instant::now() < deadline) =>
+                {
+                    py.check_signals()?;
+                }
+                result => return event_dict(py, &result.or_raise()?),
+            }
+        }
+    }
+
+    /// The next event as a dict (see ``next_event``) if one is waiting, else None.
+    fn try_event<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.inner
+            .try_event()
+            .or_raise()?
+            .map(|event| event_dict(py, &event))
+            .transpose()
+    }
+
+    /// Events dropped because the application did not take them in time (1,024 are kept).
+    #[getter]
+    fn events_dropped(&self) -> u64 {
+        self.inner.events_dropped()
     }
 
     /// How the context reaches the multicast core through Stratum 0 (the latest probe, the

@@ -11,6 +11,7 @@ mod channel;
 mod config;
 mod crypto;
 mod error;
+mod events;
 mod reachability;
 mod wire;
 

@@ -166,6 +166,19 @@ def test_a_thousand_pending_async_receives_add_no_threads(world):
     assert max(report["latencies"]) < 0.5
 
 
+def test_skipped_messages_arrive_as_an_event(world):
+    code, lines, stderr = world.run("h1", "world_probe.py", "events-lost")
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+    assert report["before"] is None
+    assert report["received"] == [0, 1, 4]
+    group = report["event"]["group"]
+    assert report["event"] == {"kind": "messages_lost", "group": group, "sender": "0000000000000042", "count": 2}
+    assert report["lost"] == 2
+    assert report["timed_out"] is True
+    assert report["dropped"] == 0
+
+
 def test_ctrl_c_interrupts_a_blocking_recv(world):
     receiver = world.start("h2", "world_probe.py", "recv", "quiet", 1, 60, "recv")
     receiver.wait_ready()

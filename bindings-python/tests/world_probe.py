@@ -6,6 +6,7 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py timeout | closed | too-large | async-cancel | io-error
     world_probe.py async-cancel-many COUNT
     world_probe.py async-many CHANNELS
+    world_probe.py events-lost
     world_probe.py reachability STRATUM0             STRATUM0: "[address]:port" nobody serves
     world_probe.py protected-send CHANNEL SPEC PAYLOAD...
     world_probe.py protected-recv CHANNEL SPEC COUNT DROPS TIMEOUT   SPEC: a JSON file of keys
@@ -358,6 +359,31 @@ def check_async_many(count):
         emit(threads_before=before, threads_waiting=waiting, latencies=latencies, pending=pending)
 
 
+def check_events_lost():
+    """Sends messages 0, 1 and 4 of a made-up sender to a channel of this host and reports the
+    events the context raised, and what it reported before and after."""
+    with sixcast.Context() as context:
+        channel = context.channel("probe-events")
+        channel.join()
+        before = context.try_event()
+        index = socket.if_nametoindex(context.interfaces[0])
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sender:
+            sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+            for seq in (0, 1, 4):
+                for datagram in sixcast.pack_messages("0000000000000042", seq, 1232, [b"numbered"]):
+                    sender.sendto(datagram, (channel.group, context.port))
+        received = [channel.recv(timeout=5).seq for _ in range(3)]
+        event = context.next_event(timeout=5)
+        try:
+            context.next_event(timeout=0.2)
+            timed_out = False
+        except sixcast.TimeoutError:
+            timed_out = True
+        emit(before=before, event=event, received=received, lost=channel.stats().lost,
+             timed_out=timed_out, dropped=context.events_dropped)
+
+
 def check_io_error():
     """Opens a context on a UDP port that a socket without SO_REUSEADDR holds."""
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as holder:
@@ -493,6 +519,7 @@ COMMANDS = {
     "async-cancel": check_async_cancel,
     "async-cancel-many": check_async_cancel_many,
     "async-many": check_async_many,
+    "events-lost": check_events_lost,
     "io-error": check_io_error,
     "reachability": check_reachability,
     "logging": check_logging,

@@ -12,7 +12,7 @@ use std::{
 
 use harness::{World, assert_quiet, collect, config, relay_on, start_line, stratum0_on, world};
 use sixcast::{
-    Config, Context, Message, Path, Reachability,
+    Config, Context, Event, Message, Path, Reachability,
     discovery::Stratum0,
     relay::{Relay, RelayStats},
 };
@@ -133,6 +133,15 @@ fn a_second_island_host_receives_through_the_first_as_gateway() {
             channel.join().unwrap();
             let reach = wait_until(&context, is_gateway);
             gateway_tx.send(reach).unwrap();
+            // The application heard of its election.
+            let serving = loop {
+                if let Event::GatewayRole { serving } = context.event_timeout(WAIT).unwrap()
+                    && !serving.is_empty()
+                {
+                    break serving;
+                }
+            };
+            assert_eq!(serving, [channel.group()]);
             start.wait();
             let received = collect_except_heartbeats(&channel, 4);
             stop_rx.recv_timeout(WAIT).unwrap();
@@ -171,8 +180,17 @@ fn a_second_island_host_receives_through_the_first_as_gateway() {
                     break joined_at.elapsed();
                 }
             };
-            // Reachability names the gateway once the probe has found native multicast lacking.
+            // Reachability names the gateway once the probe has found native multicast lacking,
+            // and the path event says so.
             let reach = wait_until(&context, is_served);
+            let via = loop {
+                if let Event::PathChanged { path } = context.event_timeout(WAIT).unwrap()
+                    && path.name() == "gateway"
+                {
+                    break path.via();
+                }
+            };
+            assert_eq!(via, reach.gateway);
             let served_after = joined_at.elapsed();
             heartbeat.store(false, std::sync::atomic::Ordering::Release);
             // Let the last heartbeats drain before the counted messages.

@@ -13,7 +13,7 @@ use harness::{
     World, collect, config, joined, relay_on, spoofing_socket, start_line, stratum0_on, world,
 };
 use sixcast::{
-    Config, Context,
+    Config, Context, CorePath, Event,
     discovery::Stratum0,
     relay::{Relay, RelayStats},
     wire::control::{self, Control},
@@ -238,7 +238,11 @@ fn a_silent_relay_is_replaced_by_a_spare_within_five_seconds() {
                 arrivals.push((number, Instant::now()));
             }
         }
-        (arrivals, context.reachability().unwrap())
+        let mut events = Vec::new();
+        while let Some(event) = context.try_event().unwrap() {
+            events.push(event);
+        }
+        (arrivals, context.reachability().unwrap(), events)
     });
     let first_relay = relay_rx.recv_timeout(WAIT).unwrap();
     let first_host = services.relay_host(&world, first_relay);
@@ -254,7 +258,7 @@ fn a_silent_relay_is_replaced_by_a_spare_within_five_seconds() {
     std::thread::sleep(Duration::from_secs(2));
     world.set_link_silent(&first_host, true).unwrap();
     let cut_at = Instant::now();
-    let (arrivals, reach) = island.join().unwrap();
+    let (arrivals, reach, events) = island.join().unwrap();
     sender.join().unwrap();
     let resumed = arrivals
         .iter()
@@ -267,6 +271,23 @@ fn a_silent_relay_is_replaced_by_a_spare_within_five_seconds() {
         reach.relay,
         Some(first_relay),
         "moved to the spare: {reach:?}"
+    );
+    // The application heard of it: the failover, then the new path.
+    let failover = events
+        .iter()
+        .position(|event| {
+            *event
+                == Event::RelayFailover {
+                    from: first_relay,
+                    to: reach.relay,
+                }
+        })
+        .unwrap_or_else(|| panic!("no failover event: {events:?}"));
+    assert!(
+        events[failover..].contains(&Event::PathChanged {
+            path: CorePath::Relay(reach.relay.unwrap())
+        }),
+        "{events:?}"
     );
     let numbers: Vec<u32> = arrivals.iter().map(|(number, _)| *number).collect();
     let mut unique = numbers.clone();

@@ -3,7 +3,7 @@
 import builtins
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from types import TracebackType
-from typing import Literal, final
+from typing import Any, Literal, final
 
 from typing_extensions import Buffer, Self, TypeAlias
 
@@ -434,6 +434,12 @@ class Context:
     def stats(self) -> Stats: ...
     def reachability(self) -> Reachability | None:
         """How the context reaches the multicast core; None without a ``stratum0``."""
+    def next_event(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next event: a dict with its ``kind`` (``path_changed``, ``relay_failover``,
+        ``gateway_role``, ``messages_lost``) and its fields."""
+    def try_event(self) -> dict[str, Any] | None: ...
+    @property
+    def events_dropped(self) -> int: ...
     def __enter__(self) -> Self: ...
     def __exit__(
         self,

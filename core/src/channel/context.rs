@@ -8,7 +8,7 @@ use std::{
         Arc, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -24,6 +24,7 @@ use crate::{
     crypto::Protection,
     discovery::{self, ThreadBody},
     error::{Error, ErrorKind, Result},
+    events::{Event, EventQueue},
     lead::Lead,
     locate::Stratum0Source,
     ratelimit::Pacer,
@@ -78,6 +79,7 @@ impl Context {
             closed: AtomicBool::new(false),
             flush_queue: Mutex::default(),
             flush_wanted: Condvar::new(),
+            events: EventQueue::default(),
             pacer: Pacer::new(
                 config.send_rate_messages,
                 config.send_rate_bytes,
@@ -218,22 +220,7 @@ impl Context {
         let link = core.relay_link.as_ref()?;
         let channels = core.joined_channels();
         let state = link.state.lock();
-        let gateway = if state.report.as_ref().is_some_and(|report| !report.native()) {
-            let gateways = link.segment.gateways.lock();
-            let now = Instant::now();
-            channels
-                .iter()
-                .filter(|channel| {
-                    !state
-                        .tunnel
-                        .as_ref()
-                        .is_some_and(|tunnel| tunnel.carries(channel.group))
-                })
-                .find_map(|channel| gateways.serving(channel.group, now))
-                .map(|heard| heard.address)
-        } else {
-            None
-        };
+        let gateway = core.serving_gateway(link, &state, &channels);
         Some(Reachability {
             stratum0: state.stratum0,
             probe: state.report.clone(),
@@ -244,6 +231,27 @@ impl Context {
             serving: state.serving.clone(),
             rejected_relays: link.rejected_relays.load(Ordering::Relaxed),
         })
+    }
+
+    /// The oldest [`Event`] not yet taken, if any. Fails with `Closed` once the context is
+    /// closed and no event is left.
+    pub fn try_event(&self) -> Result<Option<Event>> {
+        self.shared.core.events.try_pop()
+    }
+
+    /// Waits for the next [`Event`], at most `timeout`; fails with `Timeout`, or `Closed` once
+    /// the context is closed and no event is left.
+    pub fn event_timeout(&self, timeout: Duration) -> Result<Event> {
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u64::from(u32::MAX)));
+        self.shared.core.events.pop_until(deadline)
+    }
+
+    /// Events dropped because the application did not take them in time (the queue holds
+    /// [`EVENT_CAPACITY`](crate::events::EVENT_CAPACITY)).
+    pub fn events_dropped(&self) -> u64 {
+        self.shared.core.events.dropped()
     }
 
     /// Counters summed over every channel, plus datagrams no channel claimed.
@@ -311,6 +319,7 @@ impl Core {
             return;
         }
         self.waker.wake();
+        self.events.close();
         if let Some(link) = &self.relay_link {
             link.nudge.wake();
         }

@@ -29,6 +29,7 @@ use crate::{
     config::Config,
     crypto::{DropCounters, Drops, Protection},
     discovery::ProbeReport,
+    events::EventQueue,
     gateway::{Gateways, Path},
     lead::Lead,
     locate::Stratum0Source,
@@ -226,6 +227,8 @@ struct Core {
     flush_wanted: Condvar,
     /// Keeps `send` within the configured rates (`Config::send_rate_messages` and `_bytes`).
     pacer: Option<Mutex<Pacer>>,
+    /// What happened, for the application (`Context::try_event`).
+    events: EventQueue,
     /// The way to the core through a relay, when a Stratum 0 is configured.
     relay_link: Option<RelayLink>,
 }

@@ -10,12 +10,13 @@ use std::{
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{ChannelState, Core, RETRY_INTERVAL, RelayLink, Segment};
+use super::{ChannelState, Core, LinkState, RETRY_INTERVAL, RelayLink, Segment};
 use crate::{
     addr,
     config::Config,
     discovery::{self, ProbeSettings},
     error::{Error, ErrorKind, Result},
+    events::{CorePath, Event},
     gateway::{self, Gateways},
     socket::{Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait},
     tunnel::{self, Pinning, Tunnel},
@@ -224,6 +225,7 @@ impl Core {
                 }
             }
             self.maintain_tunnel(link);
+            self.publish_path(link);
         }
         let state = link.state.lock();
         if let (Some(tunnel), Some(report)) = (&state.tunnel, &state.report)
@@ -329,6 +331,54 @@ impl Core {
                 .lock()
                 .plan(&channels, |_| false, false, Instant::now())
                 .open_tunnel
+    }
+
+    /// The segment's gateway that carries one of `channels` (joined channels) where native
+    /// multicast falls short and this node's tunnel does not carry it.
+    pub(super) fn serving_gateway(
+        &self,
+        link: &RelayLink,
+        state: &LinkState,
+        channels: &[Arc<ChannelState>],
+    ) -> Option<SocketAddrV6> {
+        if state.report.as_ref().is_none_or(|report| report.native()) {
+            return None;
+        }
+        let gateways = link.segment.gateways.lock();
+        let now = Instant::now();
+        channels
+            .iter()
+            .filter(|channel| {
+                !state
+                    .tunnel
+                    .as_ref()
+                    .is_some_and(|tunnel| tunnel.carries(channel.group))
+            })
+            .find_map(|channel| gateways.serving(channel.group, now))
+            .map(|heard| heard.address)
+    }
+
+    /// Announces the path to the core whenever it changed, once it is known: the probe found
+    /// native multicast, a tunnel or gateway carries the channels, or an attempt failed.
+    pub(super) fn publish_path(&self, link: &RelayLink) {
+        let channels = self.joined_channels();
+        let state = link.state.lock();
+        let Some(report) = &state.report else {
+            return;
+        };
+        let path = match &state.tunnel {
+            Some(tunnel) if tunnel.repeater => CorePath::Repeater(tunnel.relay),
+            Some(tunnel) => CorePath::Relay(tunnel.relay),
+            None if report.native() => CorePath::Native,
+            None => match self.serving_gateway(link, &state, &channels) {
+                Some(gateway) => CorePath::Gateway(gateway),
+                // Unreachable once an attempt failed; until then a tunnel may still open.
+                None if state.last_error.is_some() => CorePath::Unreachable,
+                None => return,
+            },
+        };
+        drop(state);
+        self.events.path(path);
     }
 
     /// Opens a tunnel to the best relay offered, for the joined channels no gateway serves (the
@@ -501,6 +551,7 @@ impl Core {
     }
 
     fn maintain_tunnel(&self, link: &RelayLink) {
+        let failed;
         let mut spares = {
             let mut state = link.state.lock();
             let Some(tunnel) = state.tunnel.as_mut() else {
@@ -514,6 +565,7 @@ impl Core {
             };
             warn!(relay = %tunnel.relay, "{why}; failing over to a spare");
             self.retire(tunnel);
+            failed = tunnel.relay;
             state.tunnel = None;
             std::mem::take(&mut state.spares)
         };
@@ -532,11 +584,19 @@ impl Core {
                     drop(state);
                     // Channels joined during the handshake missed it: join them now.
                     self.tunnel_join(&self.unserved_groups(link));
+                    self.events.push(Event::RelayFailover {
+                        from: failed,
+                        to: Some(spare.address),
+                    });
                     return;
                 }
                 Err(err) => debug!(relay = %spare.address, "spare unusable: {err}"),
             }
         }
+        self.events.push(Event::RelayFailover {
+            from: failed,
+            to: None,
+        });
     }
 
     /// As its segment's gateway for `channel`, sends a datagram a neighbour multicast natively

@@ -13,6 +13,7 @@ use super::{ChannelState, Core, EXPIRY_INTERVAL, Message, Stats, bump};
 use crate::{
     config::Config,
     crypto::{DropReason, Rejected},
+    events::Event,
     gateway::Path,
     socket::{self, RecvBatch, RecvMeta, Wait},
     wire::{self, NodeId},
@@ -241,9 +242,20 @@ impl Core {
             self.upload(&state, datagram);
         }
         let mut messages = Vec::new();
-        state.inbox.lock().accept(&decoded, now, &mut |delivery| {
-            messages.push(message(delivery.sender, delivery.seq, delivery.payload));
-        });
+        let gaps = {
+            let mut inbox = state.inbox.lock();
+            inbox.accept(&decoded, now, &mut |delivery| {
+                messages.push(message(delivery.sender, delivery.seq, delivery.payload));
+            });
+            inbox.take_gaps()
+        };
+        for (sender, count) in gaps {
+            self.events.push(Event::MessagesLost {
+                group: state.group,
+                sender,
+                count,
+            });
+        }
         state.enqueue(messages, &self.config);
         if via_relay {
             self.lead.queued_elsewhere();

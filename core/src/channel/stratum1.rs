@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 use super::{ChannelState, Core, ELECTION_TICK, RelayLink};
 use crate::{
     discovery::ProbeReport,
+    events::Event,
     gateway,
     socket::{RecvBatch, Wait},
     tunnel::Tunnel,
@@ -53,6 +54,13 @@ impl Core {
                 }
             }
             let serving = self.take_part(link);
+            if serving != announced {
+                self.events.push(Event::GatewayRole {
+                    serving: serving.clone(),
+                });
+            }
+            // Checked every round: a gateway heard or lost changes the path too.
+            self.publish_path(link);
             let listening = self.listening(&serving);
             if serving != announced || listening != listened || Instant::now() >= next_announcement
             {

@@ -120,6 +120,8 @@ pub struct Inbox {
     senders: SenderTable,
     reassembly: Reassembly,
     stats: InboxStats,
+    /// Sequence numbers skipped since [`take_gaps`](Self::take_gaps), per sender.
+    gaps: Vec<(NodeId, u64)>,
 }
 
 impl Inbox {
@@ -137,6 +139,7 @@ impl Inbox {
             senders: SenderTable::new(limits.max_senders, window),
             reassembly: Reassembly::default(),
             stats: InboxStats::default(),
+            gaps: Vec::new(),
         }
     }
 
@@ -195,7 +198,20 @@ impl Inbox {
 
     /// Marks message `seq` of `sender` as settled and counts the gaps that closes or opens.
     fn settle(&mut self, sender: NodeId, seq: u64) {
-        self.stats.lost = with_gaps(self.stats.lost, self.senders.settle(sender, seq));
+        let change = self.senders.settle(sender, seq);
+        self.note_gaps(sender, change);
+    }
+
+    /// Counts `change` in `lost`, and what it skipped in the gaps still to report.
+    fn note_gaps(&mut self, sender: NodeId, change: GapChange) {
+        self.stats.lost = with_gaps(self.stats.lost, change);
+        add_gap(&mut self.gaps, sender, change.skipped);
+    }
+
+    /// The sequence numbers skipped since the last call, per sender (in the order the gaps
+    /// opened, a sender's consecutive gaps summed): what the application hears of as lost.
+    pub fn take_gaps(&mut self) -> Vec<(NodeId, u64)> {
+        std::mem::take(&mut self.gaps)
     }
 
     /// Whether message `seq` of `sender` is new; counts it as a duplicate or stale otherwise.
@@ -226,7 +242,9 @@ impl Inbox {
                 }
             }
             if let Some(window) = window.as_mut() {
-                self.stats.lost = with_gaps(self.stats.lost, window.settle(seq));
+                let change = window.settle(seq);
+                self.stats.lost = with_gaps(self.stats.lost, change);
+                add_gap(&mut self.gaps, batch.sender, change.skipped);
             }
             if payload.len() > self.limits.max_message {
                 self.stats.too_large += 1;
@@ -301,6 +319,17 @@ impl Inbox {
             self.settle(sender, seq);
         }
         true
+    }
+}
+
+/// Adds `skipped` numbers of `sender` to the gaps to report, summing a sender's consecutive ones.
+fn add_gap(gaps: &mut Vec<(NodeId, u64)>, sender: NodeId, skipped: u64) {
+    if skipped == 0 {
+        return;
+    }
+    match gaps.last_mut() {
+        Some((last, sum)) if *last == sender => *sum += skipped,
+        _ => gaps.push((sender, skipped)),
     }
 }
 
@@ -393,6 +422,10 @@ mod tests {
         assert_eq!(inbox.stats().lost, 5);
         feed(&mut inbox, &[single(ALICE, 12), single(ALICE, 14)], now);
         assert_eq!(inbox.stats().lost, 3, "Bob's 1, 2, 3 are still missing");
+        // Every gap opened is reported once, filled or not: the application hears of it as
+        // it happens, and `lost` keeps the balance.
+        assert_eq!(inbox.take_gaps(), [(ALICE, 3), (BOB, 3)]);
+        assert!(inbox.take_gaps().is_empty(), "reported once");
         assert_eq!(inbox.stats().delivered, 8);
     }
 
