@@ -227,6 +227,30 @@ func TestWorldReachabilityReportsAnUnansweredStratum0(t *testing.T) {
 	if report.Relay != "" || len(report.Offers) != 0 {
 		t.Errorf("a relay out of nowhere: %+v", report)
 	}
+	// The failed attempt is announced as an unreachable core.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		event, err := node.NextEvent(ctx)
+		if err != nil {
+			t.Fatalf("no path event: %v", err)
+		}
+		if event.Kind == "path_changed" {
+			if event.Path != "unreachable" || event.Via != "" {
+				t.Errorf("path event %+v", event)
+			}
+			break
+		}
+	}
+	quiet := open(t)
+	if event, err := quiet.TryEvent(); event != nil || err != nil {
+		t.Errorf("an event out of nowhere: %+v, %v", event, err)
+	}
+	short, stop := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer stop()
+	if _, err := quiet.NextEvent(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a deadline gives %v", err)
+	}
 }
 
 func TestWorldSignedChannelsDropUntrustedSenders(t *testing.T) {

@@ -157,6 +157,14 @@ export declare class Context {
    * relay in use, the offers, the last error); null without a `stratum0` option.
    */
   reachability(): Reachability | null
+  /** The next event if one is waiting, else null. */
+  tryEvent(): Event | null
+  /**
+   * The next event. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when unset)
+   * and with ERR_SIXCAST_CLOSED once the context is closed and no event is left. Events are
+   * rare: the wait takes a thread of napi-rs's blocking pool (not libuv's).
+   */
+  nextEvent(timeoutMs?: number | undefined | null): Promise<Event>
 }
 
 /** A sender's Ed25519 public key, as receivers trust it. */
@@ -472,6 +480,33 @@ export declare function dropReasons(): Array<string>
  * comparisons without string literals.
  */
 export declare function errorCodes(): Record<string, string>
+
+/**
+ * Something that happened to a context. `kind` says which, and which fields are set:
+ * `path_changed` (`path`: native, relay, repeater, gateway or unreachable; `via`),
+ * `relay_failover` (`from`, `to`), `gateway_role` (`serving`) and `messages_lost` (`group`,
+ * `sender`, `count`).
+ */
+export interface Event {
+  /** What happened. */
+  kind: string
+  /** The path to the core now (`path_changed`). */
+  path?: string
+  /** The relay, repeater or gateway of that path, `[address]:port`. */
+  via?: string
+  /** The relay that failed (`relay_failover`). */
+  from?: string
+  /** The spare that took over; null when none did. */
+  to?: string
+  /** Groups of the channels served for the segment (`gateway_role`). */
+  serving?: Array<string>
+  /** The channel's group (`messages_lost`). */
+  group?: string
+  /** The sender's node id, 16 hex digits. */
+  sender?: string
+  /** How many of its messages were never heard. */
+  count?: number
+}
 
 /** Bytes of a public key's fingerprint. */
 export declare const FINGERPRINT_LEN: number

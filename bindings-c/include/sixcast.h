@@ -693,6 +693,29 @@ const char *sixcast_status_name(int32_t status);
 // `kind` is a NUL-terminated string; `error_out` is NULL or writable.
 enum SixcastStatus sixcast_raise_error_kind(const char *kind, struct SixcastError **error_out);
 
+// Waits for the context's next event, at most `timeout_ms` milliseconds (negative: no limit),
+// and stores it in `*json_out` as a JSON object (free it with `sixcast_string_free`): `kind`
+// is `path_changed` (`path`: native, relay, repeater, gateway or unreachable; `via`),
+// `relay_failover` (`from`, `to`), `gateway_role` (`serving`) or `messages_lost` (`group`,
+// `sender`, `count`). Fails with `SIXCAST_STATUS_TIMEOUT`, or `CLOSED` once the context is
+// closed and no event is left.
+//
+// # Safety
+// `context` is a live context; `json_out` is writable; `error_out` is NULL or writable.
+enum SixcastStatus sixcast_context_next_event(const struct SixcastContext *context,
+                                              int64_t timeout_ms,
+                                              char **json_out,
+                                              struct SixcastError **error_out);
+
+// Takes the context's next event if one waits: `*json_out` is its JSON object (see
+// `sixcast_context_next_event`) or NULL when none waits.
+//
+// # Safety
+// `context` is a live context; `json_out` is writable; `error_out` is NULL or writable.
+enum SixcastStatus sixcast_context_try_event(const struct SixcastContext *context,
+                                             char **json_out,
+                                             struct SixcastError **error_out);
+
 // Frees a message. NULL is ignored.
 //
 // # Safety

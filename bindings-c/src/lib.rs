@@ -15,6 +15,7 @@ pub mod config;
 pub mod context;
 pub mod crypto;
 pub mod error;
+pub mod events;
 pub mod message;
 pub mod reachability;
 pub mod text;

@@ -29,6 +29,7 @@ use crate::{
     config::{config_from_js, millis_or_forever},
     crypto::{ChannelKey, PublicKey, SigningKey, Token},
     error::OrThrow,
+    events::Event,
     message::Message,
     reachability::Reachability,
 };
@@ -103,6 +104,36 @@ impl Context {
     #[napi]
     pub fn reachability(&self) -> Option<Reachability> {
         self.inner.reachability().map(Reachability::from)
+    }
+
+    /// The next event if one is waiting, else null.
+    #[napi]
+    pub fn try_event(&self, env: Env) -> Result<Option<Event>> {
+        Ok(self.inner.try_event().or_throw(&env)?.map(Event::from))
+    }
+
+    /// The next event. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when unset)
+    /// and with ERR_SIXCAST_CLOSED once the context is closed and no event is left. Events are
+    /// rare: the wait takes a thread of napi-rs's blocking pool (not libuv's).
+    #[napi(ts_return_type = "Promise<Event>")]
+    pub fn next_event<'env>(
+        &self,
+        env: &'env Env,
+        timeout_ms: Option<f64>,
+    ) -> Result<PromiseRaw<'env, Event>> {
+        let timeout = timeout_ms.map_or(Ok(None), |ms| millis_or_forever("timeoutMs", ms));
+        let context = self.inner.clone();
+        let waited = async move {
+            match timeout {
+                Ok(timeout) => tokio::task::spawn_blocking(move || {
+                    context.event_timeout(timeout.unwrap_or(Duration::MAX))
+                })
+                .await
+                .map_err(|err| napi::Error::from_reason(format!("the event wait failed: {err}"))),
+                Err(err) => Ok(Err(err)),
+            }
+        };
+        env.spawn_future_with_callback(waited, |env, event| event.map(Event::from).or_throw(env))
     }
 }
 

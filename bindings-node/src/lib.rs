@@ -11,6 +11,7 @@ pub mod channel;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod events;
 mod logging;
 pub mod message;
 pub mod reachability;

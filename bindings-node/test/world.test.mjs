@@ -123,6 +123,12 @@ worldTest('reachability() reports a Stratum 0 that does not answer', async () =>
   assert.equal(settled.stratum0, stratum0, 'the configured Stratum 0 was tried')
   assert.equal(settled.rejectedRelays, 0, 'no relay answered, so none was refused')
   assert.ok(Array.isArray(settled.offers))
+  const { event, none, timedOut } = await probing.next()
+  assert.equal(event.kind, 'path_changed')
+  assert.equal(event.path, 'unreachable')
+  assert.equal(event.via ?? null, null)
+  assert.equal(none, null)
+  assert.equal(timedOut, 'ERR_SIXCAST_TIMEOUT')
   await succeeds(probing, 15_000)
 })
 

@@ -10,6 +10,7 @@ use crate::{
     config::Config,
     crypto::{ChannelKey, PublicKey, SigningKey, Token},
     error::Result,
+    events::Event,
 };
 
 /// A message received on a channel, with where it came from and how it arrived.
@@ -181,6 +182,20 @@ impl Context {
     /// relay in use, the offers, the last error); null when the config has no `stratum0`.
     pub fn reachability(&self) -> Option<Reachability> {
         self.inner.reachability().map(Reachability::from)
+    }
+
+    /// The next event if one is waiting, else null. Fails with `Closed` once the context is
+    /// closed and no event is left.
+    pub fn try_event(&self) -> Result<Option<Event>> {
+        Ok(self.inner.try_event()?.map(Event::from))
+    }
+
+    /// Waits for the next event, at most `timeout_ms` milliseconds (null: no limit). Blocks the
+    /// calling thread (events are rare); fails with `Timeout`, or `Closed` once the context is
+    /// closed and no event is left.
+    pub fn next_event(&self, timeout_ms: Option<u64>) -> Result<Event> {
+        let timeout = timeout_ms.map_or(Duration::MAX, Duration::from_millis);
+        Ok(self.inner.event_timeout(timeout)?.into())
     }
 }
 

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod events;
 pub mod logging;
 pub mod wire;
 

@@ -196,6 +196,10 @@ static void test_reachability(SixcastContext *plain) {
     char *json = (char *)1;
     CHECK_OK(sixcast_context_reachability(plain, &json, &err));
     CHECK(json == NULL, "no Stratum 0, no report");
+    json = (char *)1;
+    CHECK_OK(sixcast_context_try_event(plain, &json, &err));
+    CHECK(json == NULL, "no event yet");
+    CHECK_STATUS(sixcast_context_next_event(plain, 50, &json, &err), SIXCAST_STATUS_TIMEOUT);
 
     SixcastConfig *config = sixcast_config_new();
     CHECK_OK(sixcast_config_set(config, "stratum0", "[fd5c:1::99]:6447", &err));
@@ -230,6 +234,21 @@ static void test_reachability(SixcastContext *plain) {
               json_is_null(json_object_get(report, "relay")),
           "no relay");
     json_decref(report);
+    /* The failed attempt is announced as an unreachable core. */
+    char *event = NULL;
+    for (int tries = 0; context && tries < 10; tries++) {
+        sixcast_string_free(event);
+        event = NULL;
+        if (sixcast_context_next_event(context, 1000, &event, NULL) == SIXCAST_STATUS_OK &&
+            strstr(event, "\"path_changed\"")) {
+            break;
+        }
+    }
+    json_t *parsed = event ? json_loads(event, 0, NULL) : NULL;
+    CHECK(parsed && strcmp(json_string_value(json_object_get(parsed, "path")), "unreachable") == 0,
+          "the path event: %s", event ? event : "(none)");
+    json_decref(parsed);
+    sixcast_string_free(event);
     sixcast_context_free(context);
 }
 

@@ -53,6 +53,17 @@ const roles = {
       reachability = context.reachability()
     }
     print({ settled: reachability })
+    // The failed attempt arrives as an event: the core is unreachable.
+    let event = await context.nextEvent(10_000)
+    while (event.kind !== 'path_changed') event = await context.nextEvent(10_000)
+    const quiet = new Context()
+    const none = quiet.tryEvent()
+    const timedOut = await quiet.nextEvent(50).then(
+      () => null,
+      (err) => err.code,
+    )
+    quiet.close()
+    print({ event, none, timedOut })
     context.close()
   },
   /**

@@ -359,11 +359,17 @@ impl Core {
     }
 
     /// Announces the path to the core whenever it changed, once it is known: the probe found
-    /// native multicast, a tunnel or gateway carries the channels, or an attempt failed.
+    /// native multicast, a tunnel or gateway carries the channels, or an attempt failed (Stratum
+    /// 0 unanswered, no relay).
     pub(super) fn publish_path(&self, link: &RelayLink) {
         let channels = self.joined_channels();
         let state = link.state.lock();
         let Some(report) = &state.report else {
+            // Stratum 0 never answered: the core is out of reach until it does.
+            if state.last_error.is_some() {
+                drop(state);
+                self.events.path(CorePath::Unreachable);
+            }
             return;
         };
         let path = match &state.tunnel {

@@ -157,6 +157,15 @@ class ChannelTest {
             assertEquals(emptyList<String>(), settled.serving)
             assertEquals(stratum0, settled.stratum0, "the configured Stratum 0 was tried")
             assertEquals(0uL, settled.rejectedRelays, "no relay answered, so none was refused")
+            // The failed attempt arrives as an event: the core is unreachable.
+            var event = context.nextEvent(10_000u)
+            while (event.kind != "path_changed") event = context.nextEvent(10_000u)
+            assertEquals("unreachable", event.path)
+            assertNull(event.via)
+        }
+        withContext { quiet ->
+            assertNull(quiet.tryEvent())
+            assertThrowsKind("Timeout", "nextEvent(50)") { quiet.nextEvent(50u) }
         }
     }
 
