@@ -2,7 +2,7 @@
 
 use std::{ffi::c_char, net::Ipv6Addr};
 
-use sixcast::{ErrorKind, Profile};
+use sixcast::Profile;
 
 use crate::{
     error::{Result, SixcastError, SixcastStatus, guard},
@@ -11,13 +11,7 @@ use crate::{
 
 /// Parses an IPv6 address given as text; anything else is an `InvalidAddress` error.
 pub(crate) fn parse_address(text: &str) -> Result<Ipv6Addr> {
-    text.parse().map_err(|_| {
-        sixcast::Error::new(
-            ErrorKind::InvalidAddress,
-            format!("{text:?} is not an IPv6 address"),
-        )
-        .into()
-    })
+    Ok(sixcast::addr::parse_address(text)?)
 }
 
 /// The profile named `profile` (NULL: `sixcast`) with `rp` for `embedded-rp`.

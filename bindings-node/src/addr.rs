@@ -1,10 +1,8 @@
 //! Channel names to IPv6 multicast groups (the core's `addr` module), without any I/O.
 
-use std::net::Ipv6Addr;
-
 use napi::{Env, Result, bindgen_prelude::Either};
 use napi_derive::napi;
-use sixcast::{ErrorKind, Profile, Scope, addr};
+use sixcast::{Profile, Scope, addr};
 
 use crate::error::OrThrow;
 
@@ -73,14 +71,7 @@ fn parse_profile(name: Option<String>, rp: Option<String>) -> sixcast::Result<Pr
 }
 
 /// Parses IPv6 address text, failing with InvalidAddress.
-pub(crate) fn parse_address(text: &str) -> sixcast::Result<Ipv6Addr> {
-    text.parse().map_err(|_| {
-        sixcast::Error::new(
-            ErrorKind::InvalidAddress,
-            format!("{text:?} is not an IPv6 address"),
-        )
-    })
-}
+pub(crate) use sixcast::addr::parse_address;
 
 /// The bytes of a name or payload given as a string (UTF-8) or as bytes.
 pub(crate) fn bytes_of<'a>(value: &'a Either<String, &[u8]>) -> &'a [u8] {

@@ -3,7 +3,7 @@
 
 use std::net::Ipv6Addr;
 
-use sixcast::{ErrorKind, Profile, Scope};
+use sixcast::{Profile, Scope};
 
 use crate::error::Result;
 
@@ -66,13 +66,7 @@ pub(crate) fn profile_rp(profile: &Profile) -> Option<String> {
 
 /// Parses an IPv6 address given as text; anything else is an `InvalidAddress` error.
 pub(crate) fn parse_address(text: &str) -> Result<Ipv6Addr> {
-    text.parse().map_err(|_| {
-        sixcast::Error::new(
-            ErrorKind::InvalidAddress,
-            format!("{text:?} is not an IPv6 address"),
-        )
-        .into()
-    })
+    Ok(sixcast::addr::parse_address(text)?)
 }
 
 #[cfg(test)]

@@ -231,6 +231,17 @@ impl FromStr for Profile {
     }
 }
 
+/// Parses IPv6 address text (a group, a source), as every binding takes addresses: anything
+/// else fails with [`ErrorKind::InvalidAddress`].
+pub fn parse_address(text: &str) -> Result<Ipv6Addr> {
+    text.parse().map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidAddress,
+            format!("{text:?} is not an IPv6 address"),
+        )
+    })
+}
+
 /// Parses a profile name and, for `embedded-rp`, its RP written as `address/prefix-length`
 /// (such as `2001:db8:5c::5/64`). Used by the command line and configuration files.
 ///
@@ -553,6 +564,22 @@ mod tests {
         (group.to_bits() & u128::from(u32::MAX)) as u32
     }
 
+    #[test]
+    fn addresses_parse_or_fail_as_invalid_addresses() {
+        assert_eq!(
+            parse_address("ff1e::1").unwrap(),
+            Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0, 1)
+        );
+        for bad in ["ff1e::zz", "", "192.0.2.1", "[ff1e::1]"] {
+            let err = parse_address(bad).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidAddress, "{bad:?}");
+            assert!(
+                err.message().contains("is not an IPv6 address"),
+                "{}",
+                err.message()
+            );
+        }
+    }
     #[test]
     fn webservers_under_sixcast_matches_the_documented_literal() {
         let expected: Ipv6Addr = "ff1e:c0:1acf:916c:691a:a851:5b62:1339".parse().unwrap();
