@@ -61,7 +61,7 @@ pub unsafe extern "C" fn sixcast_group_address(
         };
         let group = sixcast::addr::group_addr(name, &profile, scope.parse()?)?;
         // SAFETY: per the contract above.
-        unsafe { store_text(address_out, group.to_string()) }
+        unsafe { text::store_text(address_out, group.to_string(), "address_out") }
     })
 }
 
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn sixcast_relayed_address(
         let (group, profile) = unsafe { (text::arg(group, "group")?, profile_arg(profile, rp)?) };
         let relayed = sixcast::addr::relayed_addr(parse_address(group)?, &profile)?;
         // SAFETY: per the contract above.
-        unsafe { store_text(address_out, relayed.to_string()) }
+        unsafe { text::store_text(address_out, relayed.to_string(), "address_out") }
     })
 }
 
@@ -107,18 +107,5 @@ pub unsafe extern "C" fn sixcast_default_port(
         let port = unsafe { profile_arg(profile, rp) }?.default_port();
         // SAFETY: per the contract above.
         unsafe { text::store(port_out, port, "port_out") }
-    })
-}
-
-/// Stores an owned copy of `value` through `out`, freeing it again if `out` is NULL.
-///
-/// # Safety
-/// `out` is NULL or writable.
-pub(crate) unsafe fn store_text(out: *mut *mut c_char, value: String) -> Result<()> {
-    let value = text::owned(value);
-    // SAFETY: per the contract above.
-    unsafe { text::store(out, value, "output pointer") }.inspect_err(|_| {
-        // SAFETY: `value` was made just now by `text::owned` and is not shared.
-        unsafe { text::sixcast_string_free(value) };
     })
 }

@@ -290,12 +290,8 @@ pub unsafe extern "C" fn sixcast_config_get(
         // SAFETY: per the contract above.
         let (config, field) =
             unsafe { (text::handle(config, "config")?, text::arg(field, "field")?) };
-        let value = config.get(field)?.map_or(std::ptr::null_mut(), text::owned);
         // SAFETY: per the contract above.
-        unsafe { text::store(value_out, value, "value_out") }.inspect_err(|_| {
-            // SAFETY: `value` was made just now by `text::owned` and is not shared.
-            unsafe { text::sixcast_string_free(value) };
-        })
+        unsafe { text::store_text(value_out, config.get(field)?, "value_out") }
     })
 }
 

@@ -12,7 +12,7 @@ use sixcast::{
 };
 
 use crate::{
-    addr::{parse_address, store_text},
+    addr::parse_address,
     error::{Result, SixcastError, SixcastStatus, guard},
     text,
 };
@@ -153,7 +153,7 @@ pub unsafe extern "C" fn sixcast_channel_key_to_file_text(
         // SAFETY: per the contract above.
         let key = unsafe { text::handle(key, "key") }?;
         // SAFETY: per the contract above.
-        unsafe { store_text(text_out, key.inner.to_file_text().to_string()) }
+        unsafe { text::store_text(text_out, key.inner.to_file_text().to_string(), "text_out") }
     })
 }
 
@@ -246,7 +246,7 @@ pub unsafe extern "C" fn sixcast_signing_key_to_file_text(
         // SAFETY: per the contract above.
         let key = unsafe { text::handle(key, "key") }?;
         // SAFETY: per the contract above.
-        unsafe { store_text(text_out, key.inner.to_file_text().to_string()) }
+        unsafe { text::store_text(text_out, key.inner.to_file_text().to_string(), "text_out") }
     })
 }
 
@@ -331,7 +331,7 @@ pub unsafe extern "C" fn sixcast_public_key_to_file_text(
         // SAFETY: per the contract above.
         let key = unsafe { text::handle(key, "key") }?;
         // SAFETY: per the contract above.
-        unsafe { store_text(text_out, key.inner.to_file_text()) }
+        unsafe { text::store_text(text_out, key.inner.to_file_text(), "text_out") }
     })
 }
 
@@ -458,7 +458,7 @@ pub unsafe extern "C" fn sixcast_token_to_file_text(
         // SAFETY: per the contract above.
         let token = unsafe { text::handle(token, "token") }?;
         // SAFETY: per the contract above.
-        unsafe { store_text(text_out, token.inner.to_file_text()) }
+        unsafe { text::store_text(text_out, token.inner.to_file_text(), "text_out") }
     })
 }
 

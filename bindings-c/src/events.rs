@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use sixcast::Event;
 
 use crate::{
-    addr::store_text,
     context::SixcastContext,
     error::{SixcastError, SixcastStatus, guard},
     text,
@@ -67,7 +66,7 @@ pub unsafe extern "C" fn sixcast_context_next_event(
         let timeout = u64::try_from(timeout_ms).map_or(Duration::MAX, Duration::from_millis);
         let event = context.inner.event_timeout(timeout)?;
         // SAFETY: per the contract above.
-        unsafe { store_text(json_out, to_json(&event).to_string()) }
+        unsafe { text::store_text(json_out, to_json(&event).to_string(), "json_out") }
     })
 }
 
@@ -85,12 +84,12 @@ pub unsafe extern "C" fn sixcast_context_try_event(
     guard(error_out, || {
         // SAFETY: per the contract above.
         let context = unsafe { text::handle(context, "context") }?;
-        match context.inner.try_event()? {
-            // SAFETY: per the contract above.
-            Some(event) => unsafe { store_text(json_out, to_json(&event).to_string()) },
-            // SAFETY: per the contract above.
-            None => unsafe { text::store(json_out, std::ptr::null_mut(), "json_out") },
-        }
+        let json = context
+            .inner
+            .try_event()?
+            .map(|event| to_json(&event).to_string());
+        // SAFETY: per the contract above.
+        unsafe { text::store_text(json_out, json, "json_out") }
     })
 }
 

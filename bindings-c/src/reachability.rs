@@ -6,7 +6,6 @@ use std::ffi::c_char;
 use serde_json::{Value, json};
 
 use crate::{
-    addr::store_text,
     context::SixcastContext,
     error::{SixcastError, SixcastStatus, guard},
     text,
@@ -61,13 +60,11 @@ pub unsafe extern "C" fn sixcast_context_reachability(
     guard(error_out, || {
         // SAFETY: per the contract above.
         let context = unsafe { text::handle(context, "context") }?;
-        match context.inner.reachability() {
-            // SAFETY: per the contract above.
-            Some(reachability) => unsafe {
-                store_text(json_out, to_json(&reachability).to_string())
-            },
-            // SAFETY: per the contract above.
-            None => unsafe { text::store(json_out, std::ptr::null_mut(), "json_out") },
-        }
+        let json = context
+            .inner
+            .reachability()
+            .map(|reachability| to_json(&reachability).to_string());
+        // SAFETY: per the contract above.
+        unsafe { text::store_text(json_out, json, "json_out") }
     })
 }

@@ -72,6 +72,24 @@ pub(crate) unsafe fn store<T>(out: *mut T, value: T, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Stores a copy of `value` for the caller through `out` (NULL for `None`), freeing the copy
+/// again when `out` is NULL; `what` names `out` in that error.
+///
+/// # Safety
+/// `out` is NULL or writable.
+pub(crate) unsafe fn store_text(
+    out: *mut *mut c_char,
+    value: impl Into<Option<String>>,
+    what: &str,
+) -> Result<()> {
+    let value = value.into().map_or(std::ptr::null_mut(), owned);
+    // SAFETY: per the contract above.
+    unsafe { store(out, value, what) }.inspect_err(|_| {
+        // SAFETY: `value` is NULL or was made just now by `owned` and is not shared.
+        unsafe { sixcast_string_free(value) };
+    })
+}
+
 /// A string for the caller, who frees it with `sixcast_string_free`.
 pub(crate) fn owned(text: impl Into<String>) -> *mut c_char {
     // Text from the library never holds NUL; should it, it is cut short rather than lost.
