@@ -121,17 +121,24 @@ struct QueueState {
     path: Option<CorePath>,
 }
 
+impl QueueState {
+    /// Queues `event`, dropping the oldest when full; nothing once closed.
+    fn push(&mut self, event: Event) {
+        if self.closed {
+            return;
+        }
+        if self.events.len() == EVENT_CAPACITY {
+            self.events.pop_front();
+            self.dropped += 1;
+        }
+        self.events.push_back(event);
+    }
+}
+
 impl EventQueue {
     pub(crate) fn push(&self, event: Event) {
         let mut state = self.state.lock();
-        if state.closed {
-            return;
-        }
-        if state.events.len() == EVENT_CAPACITY {
-            state.events.pop_front();
-            state.dropped += 1;
-        }
-        state.events.push_back(event);
+        state.push(event);
         drop(state);
         self.arrived.notify_one();
     }
@@ -143,8 +150,9 @@ impl EventQueue {
             return;
         }
         state.path = Some(path);
+        state.push(Event::PathChanged { path });
         drop(state);
-        self.push(Event::PathChanged { path });
+        self.arrived.notify_one();
     }
 
     /// The oldest event, if any; `Closed` once the context closed and none is left.

@@ -11,13 +11,8 @@ use std::{
 };
 
 use futures_core::Stream;
-use harness::{World, config, world};
+use harness::{World, config, threads, world};
 use sixcast::{Context, ErrorKind};
-
-/// Threads of this process, from /proc.
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -5,7 +5,7 @@ mod harness;
 
 use std::{os::fd::RawFd, time::Duration};
 
-use harness::{World, config, joined, start_line, world};
+use harness::{World, config, joined, start_line, threads, world};
 use sixcast::{Context, ErrorKind};
 
 /// Whether `fd` polls readable within `wait`.
@@ -18,11 +18,6 @@ fn readable(fd: RawFd, wait: Duration) -> bool {
     let millis = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: one live pollfd.
     unsafe { libc::poll(&raw mut entry, 1, millis) == 1 }
-}
-
-/// Threads of this process, from /proc.
-fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
 #[test]

@@ -74,6 +74,11 @@ pub(crate) fn assert_quiet(channel: &Channel, quiet: Duration) {
     }
 }
 
+/// Threads of this process, from /proc.
+pub(crate) fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
 /// A barrier for `parties` threads: listeners wait on it after joining, the sender before
 /// sending, so nothing is sent before every listener is in its group.
 pub(crate) fn start_line(parties: usize) -> Arc<Barrier> {
