@@ -53,6 +53,7 @@ pub mod locate;
 mod queue;
 mod ratelimit;
 pub mod relay;
+pub mod reliable;
 mod socket;
 pub mod tunnel;
 pub mod wire;

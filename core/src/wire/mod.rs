@@ -14,6 +14,7 @@ mod dedup;
 mod inbox;
 mod packer;
 mod reassembly;
+pub mod repair;
 
 use std::{fmt, hash::Hash, str::FromStr};
 
@@ -388,7 +389,15 @@ pub(crate) struct Header {
 }
 
 /// Reads and checks a datagram's header: length, magic, version, type and flags, in this order.
+/// Only message batches and fragments pass; the repair types have [`repair::decode`].
 pub(crate) fn decode_header(datagram: &[u8]) -> Result<Header, DecodeError> {
+    read_header(datagram, |kind| {
+        kind == TYPE_MESSAGES || kind == TYPE_FRAGMENT
+    })
+}
+
+/// [`decode_header`] for the datagram types `known` accepts.
+fn read_header(datagram: &[u8], known: impl Fn(u8) -> bool) -> Result<Header, DecodeError> {
     let mut reader = Reader::new(datagram);
     if datagram.len() < HEADER_LEN {
         return Err(DecodeError::Truncated);
@@ -401,7 +410,7 @@ pub(crate) fn decode_header(datagram: &[u8]) -> Result<Header, DecodeError> {
         return Err(DecodeError::UnsupportedVersion(version));
     }
     let kind = reader.u8()?;
-    if kind != TYPE_MESSAGES && kind != TYPE_FRAGMENT {
+    if !known(kind) {
         return Err(DecodeError::UnknownType(kind));
     }
     // A flag changes how the datagram must be read, so guessing past an unknown one is unsafe.

@@ -1,0 +1,122 @@
+//! Reliable channels: no message lost in silence. State machines without I/O that take the
+//! time as an argument; the channel's driver owns the sockets and the deadlines.
+//!
+//! The sender ([`RepairSender`]) numbers every datagram it sends as a packet and keeps the
+//! latest ones, in blocks of [`RepairConfig::block_len`], up to
+//! [`RepairConfig::window_bytes`]. Receivers ([`RepairReceiver`]) put each sender's packets
+//! back in order, and multicast a NACK listing what they miss after a short random delay, so
+//! that the first receiver to ask spares the others (RFC 5401's suppression). The sender
+//! answers each block's NACKs with as many fresh Reed-Solomon parity symbols as the worst-off
+//! receiver misses of it: one symbol fills a different hole at each receiver. When a burst ends
+//! the sender announces its last block with one parity symbol, which also shows receivers any
+//! packets lost at the very end. A hole not repaired within [`RepairConfig::give_up`] is
+//! skipped and counted: the packets after it are handed on, and the messages it held show up as
+//! lost. The design, with diagrams, is in `docs/reliability.md`; the datagrams in
+//! [`crate::wire::repair`].
+
+use std::time::Duration;
+
+mod fec;
+mod receiver;
+mod sender;
+#[cfg(test)]
+mod tests;
+
+pub use receiver::RepairReceiver;
+pub use sender::RepairSender;
+
+/// Bytes a reliable channel's datagrams leave free for the repair layer, so that numbered
+/// packets and parity stay within the configured datagram size: a SEQUENCED header (24 bytes),
+/// or a PARITY header, index and symbol framing (24 + 2 + 2, and 1 of padding).
+pub const RELIABLE_OVERHEAD: usize = 32;
+
+/// Sizes and timers of the repair protocol. The defaults suit a LAN or a relay a few
+/// milliseconds away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepairConfig {
+    /// Packets per block: more spreads parity over more holes, fewer decodes sooner.
+    pub block_len: u16,
+    /// Packet (and computed parity) bytes the sender keeps for repair.
+    pub window_bytes: usize,
+    /// How long the sender collects NACKs before it repairs.
+    pub nack_holdoff: Duration,
+    /// After a repair, NACKs for the same block within this time only ask for more than it
+    /// sent (they were on their way before it arrived).
+    pub repair_guard: Duration,
+    /// How long a sender waits after its last packet to announce the end of the burst.
+    pub tail_delay: Duration,
+    /// The shortest wait of a receiver before it NACKs a hole.
+    pub nack_delay: Duration,
+    /// The random part of that wait, over which receivers' NACKs spread out.
+    pub nack_spread: Duration,
+    /// How long a receiver waits for a repair before it asks again; doubles each time.
+    pub repair_wait: Duration,
+    /// The longest wait between a receiver's NACKs.
+    pub repair_wait_max: Duration,
+    /// How long a hole may stay open before the receiver skips it and counts it lost.
+    pub give_up: Duration,
+    /// Bytes a receiver holds behind a hole, per sender, before it skips the hole.
+    pub reorder_bytes: usize,
+    /// Senders a receiver tracks at once; the longest silent is forgotten for a new one.
+    pub max_senders: usize,
+    /// How long a sender may be silent before it may be forgotten.
+    pub sender_idle: Duration,
+    /// Whether a NACK heard from another receiver holds back this receiver's own (turned off
+    /// only to measure what it saves).
+    pub suppression: bool,
+}
+
+impl Default for RepairConfig {
+    fn default() -> Self {
+        Self {
+            block_len: 64,
+            window_bytes: 16 << 20,
+            nack_holdoff: Duration::from_millis(2),
+            repair_guard: Duration::from_millis(10),
+            tail_delay: Duration::from_millis(5),
+            nack_delay: Duration::from_millis(1),
+            nack_spread: Duration::from_millis(4),
+            repair_wait: Duration::from_millis(20),
+            repair_wait_max: Duration::from_millis(500),
+            give_up: Duration::from_secs(3),
+            reorder_bytes: 32 << 20,
+            max_senders: 1024,
+            sender_idle: Duration::from_secs(300),
+            suppression: true,
+        }
+    }
+}
+
+/// What a [`RepairSender`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SenderStats {
+    /// NACKs addressed to this sender.
+    pub nacks_received: u64,
+    /// Parity symbols and re-sent packets sent, tail announcements included.
+    pub repair_datagrams: u64,
+    /// Their bytes.
+    pub repair_bytes: u64,
+    /// Packets asked for that had left the repair window.
+    pub unrepairable: u64,
+}
+
+/// What a [`RepairReceiver`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReceiverStats {
+    /// NACKs sent.
+    pub nacks_sent: u64,
+    /// NACKs not sent because another receiver asked for as much.
+    pub nacks_suppressed: u64,
+    /// Parity symbols received for blocks still open here.
+    pub repairs_received: u64,
+    /// Packets rebuilt from parity.
+    pub packets_recovered: u64,
+    /// Packets given up.
+    pub packets_lost: u64,
+    /// Packets received twice (a repair re-sent what had arrived).
+    pub duplicates: u64,
+    /// Parity that did not decode (forged, or garbled on the way).
+    pub bad_parity: u64,
+}

@@ -1,0 +1,422 @@
+//! The receivers' half: puts each sender's packets back in order, decodes parity, asks for what
+//! is missing with NACKs that other receivers' NACKs can spare, and gives up on a hole in time.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use super::{ReceiverStats, RepairConfig, fec};
+use crate::wire::{
+    NodeId,
+    repair::{self, Nack, Parity, Sequenced},
+};
+
+/// Parity symbols heard for one block.
+#[derive(Debug)]
+struct ParityBlock {
+    len: u16,
+    symbols: BTreeMap<u16, Vec<u8>>,
+}
+
+/// What a receiver knows of one sender's packets; `T` is what the caller notes of how each
+/// arrived.
+#[derive(Debug)]
+struct Stream<T> {
+    /// The next packet to hand on; everything before it was handed on or given up.
+    next: u64,
+    /// Where the sender's packets are known to reach (exclusive): the highest packet or block
+    /// end heard of.
+    end: u64,
+    /// Packets from `next` on, waiting for the holes before them.
+    waiting: BTreeMap<u64, (Vec<u8>, T)>,
+    /// Packets handed on, kept while parity might still need them.
+    kept: BTreeMap<u64, Vec<u8>>,
+    parity: BTreeMap<u64, ParityBlock>,
+    /// When this receiver asks next, unless a repair or another receiver's NACK comes first.
+    nack_at: Option<Instant>,
+    /// How long to wait for a repair after a NACK: doubles with each unanswered one.
+    backoff: Duration,
+    /// Since when the oldest hole has been open.
+    hole_since: Option<Instant>,
+    last_heard: Instant,
+}
+
+impl<T> Stream<T> {
+    fn new(first: u64, now: Instant, config: &RepairConfig) -> Self {
+        Self {
+            next: first,
+            end: first,
+            waiting: BTreeMap::new(),
+            kept: BTreeMap::new(),
+            parity: BTreeMap::new(),
+            nack_at: None,
+            backoff: config.repair_wait,
+            hole_since: None,
+            last_heard: now,
+        }
+    }
+
+    /// The packets from `next` to `end` that have not arrived, as `(first, count)` ranges.
+    fn holes(&self) -> Vec<(u64, u32)> {
+        let mut holes = Vec::new();
+        let mut from = self.next;
+        let waiting = self
+            .waiting
+            .keys()
+            .copied()
+            .chain(std::iter::once(self.end));
+        for present in waiting {
+            if present > from {
+                let count = u32::try_from(present - from).unwrap_or(u32::MAX);
+                holes.push((from, count));
+            }
+            from = present + 1;
+        }
+        holes
+    }
+
+    fn missing(&self) -> u64 {
+        self.end - self.next - self.waiting.len() as u64
+    }
+
+    fn have(&self, packet: u64) -> Option<&Vec<u8>> {
+        self.waiting
+            .get(&packet)
+            .map(|(bytes, _)| bytes)
+            .or_else(|| self.kept.get(&packet))
+    }
+
+    fn waiting_bytes(&self) -> usize {
+        self.waiting.values().map(|(bytes, _)| bytes.len()).sum()
+    }
+}
+
+/// Receiver side of reliable channels, without I/O, for every sender of one channel. Give it
+/// what arrives ([`on_sequenced`](Self::on_sequenced), [`on_parity`](Self::on_parity),
+/// [`on_nack`](Self::on_nack)) with a tag of how it arrived; it returns the packets to decode,
+/// in each sender's order, each with its tag (a packet rebuilt from parity gets the parity's).
+/// Send what [`poll_transmit`](Self::poll_transmit) returns (NACKs), and call
+/// [`poll_expired`](Self::poll_expired) at [`poll_timeout`](Self::poll_timeout).
+#[derive(Debug)]
+pub struct RepairReceiver<T> {
+    node: NodeId,
+    config: RepairConfig,
+    streams: HashMap<NodeId, Stream<T>>,
+    out: VecDeque<Vec<u8>>,
+    rng: u64,
+    stats: ReceiverStats,
+}
+
+impl<T: Clone> RepairReceiver<T> {
+    /// A receiver that sends its NACKs as `node`; `seed` varies its NACK delays.
+    pub fn new(node: NodeId, config: RepairConfig, seed: u64) -> Self {
+        Self {
+            node,
+            config,
+            streams: HashMap::new(),
+            out: VecDeque::new(),
+            rng: seed | 1,
+            stats: ReceiverStats::default(),
+        }
+    }
+
+    /// What this receiver did so far.
+    pub fn stats(&self) -> ReceiverStats {
+        self.stats
+    }
+
+    /// Takes a numbered packet; returns the packets now ready, in order (it among them unless
+    /// it is a duplicate or waits for a hole before it).
+    pub fn on_sequenced(
+        &mut self,
+        packet: &Sequenced<'_>,
+        tag: T,
+        now: Instant,
+    ) -> Vec<(Vec<u8>, T)> {
+        let mut ready = Vec::new();
+        let stream = match self.streams.get_mut(&packet.sender) {
+            Some(stream) => stream,
+            None => self.new_stream(packet.sender, packet.packet, now),
+        };
+        stream.last_heard = now;
+        if packet.packet < stream.next || stream.waiting.contains_key(&packet.packet) {
+            self.stats.duplicates += 1;
+            return ready;
+        }
+        stream
+            .waiting
+            .insert(packet.packet, (packet.inner.to_vec(), tag));
+        stream.end = stream.end.max(packet.packet + 1);
+        self.settle(packet.sender, now, &mut ready);
+        ready
+    }
+
+    /// Takes a parity symbol; returns the packets it completes, in order.
+    pub fn on_parity(&mut self, parity: &Parity<'_>, tag: T, now: Instant) -> Vec<(Vec<u8>, T)> {
+        let mut ready = Vec::new();
+        if !self.streams.contains_key(&parity.sender) {
+            // A later block of a sender not heard yet: this receiver joins at its next packet.
+            if parity.block_start >= u64::from(self.config.block_len) {
+                return ready;
+            }
+            // Its first block: every packet of it was lost here.
+            self.new_stream(parity.sender, parity.block_start, now);
+        }
+        let Some(stream) = self.streams.get_mut(&parity.sender) else {
+            return ready;
+        };
+        stream.last_heard = now;
+        let block_end = parity.block_start + u64::from(parity.block_len);
+        if block_end <= stream.next {
+            return ready;
+        }
+        self.stats.repairs_received += 1;
+        stream.end = stream.end.max(block_end);
+        let block = stream
+            .parity
+            .entry(parity.block_start)
+            .or_insert_with(|| ParityBlock {
+                len: parity.block_len,
+                symbols: BTreeMap::new(),
+            });
+        let same_shape = block.len == parity.block_len
+            && block
+                .symbols
+                .values()
+                .next()
+                .is_none_or(|symbol| symbol.len() == parity.symbol.len());
+        if same_shape {
+            block
+                .symbols
+                .entry(parity.index)
+                .or_insert_with(|| parity.symbol.to_vec());
+            self.decode(parity.sender, parity.block_start, &tag);
+        }
+        self.settle(parity.sender, now, &mut ready);
+        ready
+    }
+
+    /// Takes a NACK heard on the channel: another receiver's asking for at least what this one
+    /// misses spares it its own NACK (one round of waiting for the repair instead).
+    pub fn on_nack(&mut self, nack: &Nack<'_>, now: Instant) {
+        if nack.from == self.node || !self.config.suppression {
+            return;
+        }
+        let Some(stream) = self.streams.get_mut(&nack.target) else {
+            return;
+        };
+        let holes = stream.holes();
+        let (Some(&(first, _)), Some(&(last, last_count))) = (holes.first(), holes.last()) else {
+            return;
+        };
+        let last = last + u64::from(last_count);
+        let (mut heard_first, mut heard_last, mut heard_count) = (u64::MAX, 0, 0);
+        for (start, count) in nack.ranges() {
+            heard_first = heard_first.min(start);
+            heard_last = heard_last.max(start + u64::from(count));
+            heard_count += u64::from(count);
+        }
+        let covers = heard_first <= first && heard_last >= last && heard_count >= stream.missing();
+        if covers && stream.nack_at.is_some() {
+            stream.nack_at = Some(now + stream.backoff);
+            self.stats.nacks_suppressed += 1;
+        }
+    }
+
+    /// The next NACK to send, if one is due by `now`.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+        for (&sender, stream) in &mut self.streams {
+            if stream.nack_at.is_none_or(|at| at > now) {
+                continue;
+            }
+            let holes = stream.holes();
+            if holes.is_empty() {
+                stream.nack_at = None;
+                continue;
+            }
+            let mut nack = Vec::new();
+            repair::encode_nack(&mut nack, self.node, sender, &holes);
+            self.out.push_back(nack);
+            self.stats.nacks_sent += 1;
+            stream.nack_at = Some(now + stream.backoff);
+            stream.backoff = (stream.backoff * 2).min(self.config.repair_wait_max);
+        }
+        self.out.pop_front()
+    }
+
+    /// When this receiver next has a NACK to send or a hole to give up on.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.streams
+            .values()
+            .flat_map(|stream| {
+                [
+                    stream.nack_at,
+                    stream.hole_since.map(|since| since + self.config.give_up),
+                ]
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Gives up the holes open longer than [`RepairConfig::give_up`] (and those that hold more
+    /// than [`RepairConfig::reorder_bytes`] waiting behind them): returns the packets behind
+    /// them, in order. The packets given up are counted in [`ReceiverStats::packets_lost`]; what
+    /// they held shows as lost messages where the message codec sees the gap.
+    pub fn poll_expired(&mut self, now: Instant) -> Vec<(Vec<u8>, T)> {
+        let mut ready = Vec::new();
+        let give_up = self.config.give_up;
+        let expired: Vec<NodeId> = self
+            .streams
+            .iter()
+            .filter(|(_, stream)| {
+                stream
+                    .hole_since
+                    .is_some_and(|since| since + give_up <= now)
+            })
+            .map(|(&sender, _)| sender)
+            .collect();
+        for sender in expired {
+            self.skip_hole(sender);
+            self.settle(sender, now, &mut ready);
+        }
+        ready
+    }
+
+    /// Moves past the oldest hole of `sender`, counting its packets lost.
+    fn skip_hole(&mut self, sender: NodeId) {
+        let Some(stream) = self.streams.get_mut(&sender) else {
+            return;
+        };
+        let resume = stream.waiting.keys().next().copied().unwrap_or(stream.end);
+        self.stats.packets_lost += resume - stream.next;
+        stream.next = resume;
+        stream.hole_since = None;
+    }
+
+    /// Hands on the packets of `sender` that no hole holds back, keeps them for parity, and
+    /// (re)arms the NACK timer for what is missing.
+    fn settle(&mut self, sender: NodeId, now: Instant, ready: &mut Vec<(Vec<u8>, T)>) {
+        let config = self.config;
+        loop {
+            let Some(stream) = self.streams.get_mut(&sender) else {
+                return;
+            };
+            while let Some((packet, tag)) = stream.waiting.remove(&stream.next) {
+                stream.kept.insert(stream.next, packet.clone());
+                ready.push((packet, tag));
+                stream.next += 1;
+            }
+            let keep_from = stream.next.saturating_sub(u64::from(config.block_len) * 2);
+            stream.kept = stream.kept.split_off(&keep_from);
+            let next = stream.next;
+            stream
+                .parity
+                .retain(|&start, block| start + u64::from(block.len) > next);
+            if stream.waiting_bytes() <= config.reorder_bytes {
+                break;
+            }
+            // Too much waits behind the oldest hole: this receiver has fallen behind.
+            self.skip_hole(sender);
+        }
+        let Some(stream) = self.streams.get_mut(&sender) else {
+            return;
+        };
+        if stream.missing() == 0 {
+            stream.nack_at = None;
+            stream.hole_since = None;
+            stream.backoff = config.repair_wait;
+        } else {
+            stream.hole_since.get_or_insert(now);
+            if stream.nack_at.is_none() {
+                let spread = config.nack_spread.as_nanos() as u64;
+                let jitter = Duration::from_nanos(next_random(&mut self.rng) % spread.max(1));
+                stream.nack_at = Some(now + config.nack_delay + jitter);
+            }
+        }
+    }
+
+    /// Recovers what parity allows of the block at `start`, into the waiting packets.
+    fn decode(&mut self, sender: NodeId, start: u64, tag: &T) {
+        let Some(stream) = self.streams.get_mut(&sender) else {
+            return;
+        };
+        let Some(block) = stream.parity.get(&start) else {
+            return;
+        };
+        let len = u64::from(block.len);
+        let present: Vec<(usize, &[u8])> = (0..len)
+            .filter_map(|offset| Some((offset as usize, stream.have(start + offset)?.as_slice())))
+            .collect();
+        if present.len() as u64 == len {
+            stream.parity.remove(&start);
+            return;
+        }
+        if present.len() + block.symbols.len() < usize::from(block.len) {
+            return;
+        }
+        let symbol_len = block.symbols.values().next().map_or(0, Vec::len);
+        let parity = block
+            .symbols
+            .iter()
+            .map(|(&index, symbol)| (usize::from(index), symbol.as_slice()));
+        let recovered = fec::recover(block.len, present.into_iter(), parity, symbol_len);
+        let Some(recovered) = recovered else {
+            // Forged or garbled parity: forget it, the NACKs ask again.
+            self.stats.bad_parity += 1;
+            stream.parity.remove(&start);
+            return;
+        };
+        stream.parity.remove(&start);
+        for (offset, packet) in recovered {
+            let number = start + offset as u64;
+            if number >= stream.next {
+                self.stats.packets_recovered += 1;
+                stream.waiting.insert(number, (packet, tag.clone()));
+            }
+        }
+    }
+
+    /// Starts following `sender`, first heard at `packet`. A sender heard within its first
+    /// [`RepairConfig::block_len`] packets has just begun, and this receiver asks for those
+    /// before; one heard later is joined late, from where it comes in.
+    fn new_stream(&mut self, sender: NodeId, packet: u64, now: Instant) -> &mut Stream<T> {
+        self.make_room(now);
+        let first = if packet < u64::from(self.config.block_len) {
+            0
+        } else {
+            packet
+        };
+        let config = self.config;
+        self.streams
+            .entry(sender)
+            .or_insert_with(|| Stream::new(first, now, &config))
+    }
+
+    /// Forgets the senders silent longest once [`RepairConfig::max_senders`] are tracked.
+    fn make_room(&mut self, now: Instant) {
+        let idle = self.config.sender_idle;
+        self.streams.retain(|_, stream| {
+            stream.missing() > 0 || now.saturating_duration_since(stream.last_heard) < idle
+        });
+        while self.streams.len() >= self.config.max_senders.max(1) {
+            let oldest = self
+                .streams
+                .iter()
+                .min_by_key(|(_, stream)| stream.last_heard)
+                .map(|(&sender, _)| sender);
+            match oldest {
+                Some(sender) => self.streams.remove(&sender),
+                None => break,
+            };
+        }
+    }
+}
+
+/// xorshift64: NACK delays need spread, not secrecy.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}

@@ -1,0 +1,403 @@
+//! The repair protocol on a fake clock: one sender, several receivers, chosen losses.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::wire::{
+    NodeId,
+    repair::{self, Repair},
+};
+
+const SENDER: NodeId = NodeId(0x5e5e);
+/// One-way delay between any two nodes.
+const LATENCY: Duration = Duration::from_micros(200);
+
+/// Decides whether receiver `receiver` loses a datagram.
+type Loss = Box<dyn FnMut(usize, &[u8]) -> bool>;
+
+struct World {
+    now: Instant,
+    sender: RepairSender,
+    receivers: Vec<RepairReceiver<()>>,
+    /// What each receiver handed on, in order.
+    delivered: Vec<Vec<Vec<u8>>>,
+    /// Datagrams on their way: when they arrive, to whom (None: the sender), what.
+    in_flight: Vec<(Instant, Option<usize>, Vec<u8>)>,
+    loss: Loss,
+}
+
+fn packet(number: u64) -> Vec<u8> {
+    // Lengths differ, so that parity must frame them.
+    let len = 40 + (number * 37 % 900) as usize;
+    let mut bytes = number.to_be_bytes().to_vec();
+    bytes.resize(len, (number % 251) as u8);
+    bytes
+}
+
+impl World {
+    fn new(receivers: usize, config: RepairConfig, loss: Loss) -> Self {
+        Self {
+            now: Instant::now(),
+            sender: RepairSender::new(SENDER, config),
+            receivers: (0..receivers)
+                .map(|index| {
+                    RepairReceiver::new(NodeId(index as u64 + 1), config, index as u64 * 7919 + 3)
+                })
+                .collect(),
+            delivered: vec![Vec::new(); receivers],
+            in_flight: Vec::new(),
+            loss,
+        }
+    }
+
+    /// The sender multicasts: every receiver may get it.
+    fn multicast(&mut self, datagram: &[u8]) {
+        for receiver in 0..self.receivers.len() {
+            if !(self.loss)(receiver, datagram) {
+                self.in_flight
+                    .push((self.now + LATENCY, Some(receiver), datagram.to_vec()));
+            }
+        }
+    }
+
+    fn send(&mut self, numbers: std::ops::Range<u64>) {
+        for number in numbers {
+            let wrapped = self.sender.wrap(&packet(number), self.now);
+            self.multicast(&wrapped);
+            self.now += Duration::from_micros(10);
+        }
+    }
+
+    /// Runs until nothing is in flight or due, for at most `limit` of fake time.
+    fn run(&mut self, limit: Duration) {
+        let end = self.now + limit;
+        while self.now < end {
+            self.in_flight.sort_by_key(|(at, _, _)| *at);
+            let arriving: Vec<_> = self
+                .in_flight
+                .iter()
+                .take_while(|(at, _, _)| *at <= self.now)
+                .cloned()
+                .collect();
+            self.in_flight.drain(..arriving.len());
+            for (_, to, datagram) in arriving {
+                self.arrive(to, &datagram);
+            }
+            while let Some(datagram) = self.sender.poll_transmit(self.now) {
+                self.multicast(&datagram);
+            }
+            for receiver in 0..self.receivers.len() {
+                let ready = self.receivers[receiver].poll_expired(self.now);
+                self.delivered[receiver].extend(ready.into_iter().map(|(packet, ())| packet));
+                while let Some(nack) = self.receivers[receiver].poll_transmit(self.now) {
+                    // NACKs go to the group: the sender and the other receivers hear them.
+                    self.in_flight
+                        .push((self.now + LATENCY, None, nack.clone()));
+                    for other in (0..self.receivers.len()).filter(|&other| other != receiver) {
+                        self.in_flight
+                            .push((self.now + LATENCY, Some(other), nack.clone()));
+                    }
+                }
+            }
+            let next = [
+                self.sender.poll_timeout(),
+                self.in_flight.iter().map(|(at, _, _)| *at).min(),
+            ]
+            .into_iter()
+            .chain(self.receivers.iter().map(RepairReceiver::poll_timeout))
+            .flatten()
+            .min();
+            match next {
+                Some(next) => self.now = next.max(self.now),
+                None => return,
+            }
+        }
+    }
+
+    fn arrive(&mut self, to: Option<usize>, datagram: &[u8]) {
+        let decoded = repair::decode(datagram).expect("the protocol sends only valid datagrams");
+        let now = self.now;
+        match (to, decoded) {
+            (None, Repair::Nack(nack)) => self.sender.on_nack(&nack, now),
+            (Some(receiver), Repair::Nack(nack)) => self.receivers[receiver].on_nack(&nack, now),
+            (Some(receiver), Repair::Sequenced(packet)) => {
+                let ready = self.receivers[receiver].on_sequenced(&packet, (), now);
+                self.delivered[receiver].extend(ready.into_iter().map(|(packet, ())| packet));
+            }
+            (Some(receiver), Repair::Parity(parity)) => {
+                let ready = self.receivers[receiver].on_parity(&parity, (), now);
+                self.delivered[receiver].extend(ready.into_iter().map(|(packet, ())| packet));
+            }
+            (None, _) => {}
+        }
+    }
+
+    fn assert_all_delivered(&self, numbers: std::ops::Range<u64>) {
+        let expected: Vec<_> = numbers.map(packet).collect();
+        for (receiver, delivered) in self.delivered.iter().enumerate() {
+            let first_wrong = delivered
+                .iter()
+                .zip(&expected)
+                .position(|(got, sent)| got != sent);
+            assert!(
+                *delivered == expected,
+                "receiver {receiver} got {} packets, not the {} sent in order (first wrong at {:?}): {:?}",
+                delivered.len(),
+                expected.len(),
+                first_wrong,
+                self.receivers[receiver].stats(),
+            );
+        }
+    }
+
+    fn nacks_sent(&self) -> u64 {
+        self.receivers
+            .iter()
+            .map(|receiver| receiver.stats().nacks_sent)
+            .sum()
+    }
+}
+
+/// Independent loss with probability `percent`, from a fixed seed.
+fn random_loss(percent: u64, seed: u64) -> Loss {
+    let mut state = seed | 1;
+    Box::new(move |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % 100 < percent
+    })
+}
+
+#[test]
+fn without_loss_everything_arrives_with_no_nack() {
+    let mut world = World::new(3, RepairConfig::default(), Box::new(|_, _| false));
+    world.send(0..500);
+    world.run(Duration::from_secs(1));
+    world.assert_all_delivered(0..500);
+    assert_eq!(world.nacks_sent(), 0);
+    // The end of the burst was announced twice, and nothing else was repaired.
+    assert_eq!(world.sender.stats().repair_datagrams, 2);
+}
+
+#[test]
+fn independent_loss_is_repaired_in_order_exactly_once() {
+    for percent in [1, 5, 20] {
+        let mut world = World::new(
+            8,
+            RepairConfig::default(),
+            random_loss(percent, 42 + percent),
+        );
+        world.send(0..2000);
+        world.run(Duration::from_secs(5));
+        world.assert_all_delivered(0..2000);
+        let stats = world.sender.stats();
+        assert!(
+            stats.nacks_received > 0,
+            "{percent} %: no repair was needed?"
+        );
+        assert_eq!(stats.unrepairable, 0);
+        let lost: u64 = world.receivers.iter().map(|r| r.stats().packets_lost).sum();
+        assert_eq!(lost, 0, "{percent} %");
+    }
+}
+
+#[test]
+fn parity_costs_near_the_loss_rate_not_per_receiver() {
+    // 16 receivers losing 5 % each: resending each lost packet would cost about 60 % more.
+    let mut world = World::new(16, RepairConfig::default(), random_loss(5, 7));
+    world.send(0..3000);
+    world.run(Duration::from_secs(5));
+    world.assert_all_delivered(0..3000);
+    let repairs = world.sender.stats().repair_datagrams as f64;
+    assert!(
+        repairs / 3000.0 < 0.30,
+        "{repairs} repairs for 3000 packets"
+    );
+}
+
+#[test]
+fn suppression_keeps_nacks_from_growing_with_receivers() {
+    let nacks = |receivers, suppression| {
+        let config = RepairConfig {
+            suppression,
+            ..RepairConfig::default()
+        };
+        // Loss at the sender: every receiver misses the same packets.
+        let loss: Loss = Box::new(move |_, datagram| {
+            repair::decode(datagram).is_ok_and(
+                |d| matches!(d, Repair::Sequenced(p) if p.packet % 50 == 7 && p.packet < 2000),
+            )
+        });
+        let mut world = World::new(receivers, config, loss);
+        world.send(0..2000);
+        world.run(Duration::from_secs(5));
+        world.assert_all_delivered(0..2000);
+        world.nacks_sent()
+    };
+    let (one, sixteen, sixteen_unsuppressed) = (nacks(1, true), nacks(16, true), nacks(16, false));
+    assert!(
+        sixteen <= 2 * one + 4,
+        "NACKs: {one} at 1 receiver, {sixteen} at 16"
+    );
+    assert!(
+        sixteen_unsuppressed > 4 * sixteen,
+        "without suppression {sixteen_unsuppressed}, with {sixteen}"
+    );
+}
+
+#[test]
+fn a_lost_tail_is_found_by_the_announcement() {
+    let loss: Loss = Box::new(|receiver, datagram| {
+        receiver == 1
+            && repair::decode(datagram)
+                .is_ok_and(|d| matches!(d, Repair::Sequenced(p) if p.packet >= 97))
+    });
+    let mut world = World::new(2, RepairConfig::default(), loss);
+    world.send(0..100);
+    world.run(Duration::from_secs(1));
+    world.assert_all_delivered(0..100);
+    assert!(world.receivers[1].stats().packets_recovered >= 3);
+}
+
+#[test]
+fn packets_are_resent_once_a_blocks_parity_is_used_up() {
+    // The receiver never gets parity, and misses the first copy of packet 3: only the packet
+    // itself, re-sent once the block's 8 symbols are spent, repairs it.
+    let mut first_copy = true;
+    let loss: Loss = Box::new(move |_, datagram| match repair::decode(datagram) {
+        Ok(Repair::Parity(_)) => true,
+        Ok(Repair::Sequenced(packet)) if packet.packet == 3 => std::mem::take(&mut first_copy),
+        _ => false,
+    });
+    let config = RepairConfig {
+        block_len: 4,
+        repair_wait: Duration::from_millis(5),
+        repair_wait_max: Duration::from_millis(20),
+        ..RepairConfig::default()
+    };
+    let mut world = World::new(1, config, loss);
+    world.send(0..8);
+    world.run(Duration::from_secs(2));
+    world.assert_all_delivered(0..8);
+    assert!(world.receivers[0].stats().nacks_sent >= 8);
+}
+
+#[test]
+fn a_hole_past_the_window_is_given_up_and_counted() {
+    let config = RepairConfig {
+        window_bytes: 4000,
+        give_up: Duration::from_millis(300),
+        ..RepairConfig::default()
+    };
+    // Packet 10 is lost everywhere and long gone from the sender's window when asked for.
+    let loss: Loss = Box::new(|_, datagram| {
+        repair::decode(datagram).is_ok_and(|d| match d {
+            Repair::Sequenced(p) => p.packet == 10,
+            Repair::Parity(p) => p.block_start == 0,
+            Repair::Nack(_) => false,
+        })
+    });
+    let mut world = World::new(1, config, loss);
+    world.send(0..400);
+    world.run(Duration::from_secs(2));
+    let expected: Vec<_> = (0..400).filter(|&n| n != 10).map(packet).collect();
+    assert_eq!(world.delivered[0], expected);
+    assert_eq!(world.receivers[0].stats().packets_lost, 1);
+    assert!(world.sender.stats().unrepairable > 0);
+}
+
+#[test]
+fn a_late_joiner_starts_where_it_comes_in() {
+    let joined = std::rc::Rc::new(std::cell::Cell::new(false));
+    let seen = std::rc::Rc::clone(&joined);
+    let loss: Loss = Box::new(move |receiver, datagram| {
+        if receiver == 1 && !seen.get() {
+            // Receiver 1 hears nothing before packet 100.
+            let first = repair::decode(datagram)
+                .is_ok_and(|d| matches!(d, Repair::Sequenced(p) if p.packet == 100));
+            seen.set(first);
+            return !first;
+        }
+        false
+    });
+    let mut world = World::new(2, RepairConfig::default(), loss);
+    world.send(0..300);
+    world.run(Duration::from_secs(1));
+    assert!(joined.get());
+    assert_eq!(world.delivered[0], (0..300).map(packet).collect::<Vec<_>>());
+    assert_eq!(
+        world.delivered[1],
+        (100..300).map(packet).collect::<Vec<_>>()
+    );
+    assert_eq!(world.nacks_sent(), 0);
+}
+
+#[test]
+fn forged_parity_is_counted_and_repair_goes_on() {
+    let mut world = World::new(
+        1,
+        RepairConfig::default(),
+        Box::new(|_, datagram| {
+            repair::decode(datagram)
+                .is_ok_and(|d| matches!(d, Repair::Sequenced(p) if p.packet == 5))
+        }),
+    );
+    world.send(0..20);
+    // Before the real repair, a forged symbol for the first block arrives.
+    let mut forged = Vec::new();
+    repair::encode_parity(&mut forged, SENDER, 0, 20, 0, &vec![0xab; 1000]);
+    world.now += LATENCY;
+    world.run(Duration::from_micros(1));
+    assert_eq!(
+        world.delivered[0].len(),
+        5,
+        "the packets before the hole arrived"
+    );
+    world.arrive(Some(0), &forged);
+    world.run(Duration::from_secs(1));
+    world.assert_all_delivered(0..20);
+    assert_eq!(world.receivers[0].stats().bad_parity, 1);
+}
+
+#[test]
+fn a_receiver_far_behind_skips_rather_than_hold_everything() {
+    let config = RepairConfig {
+        reorder_bytes: 10_000,
+        ..RepairConfig::default()
+    };
+    // Packet 2 never arrives and nothing repairs it in time.
+    let loss: Loss = Box::new(|_, datagram| {
+        repair::decode(datagram).is_ok_and(|d| match d {
+            Repair::Sequenced(p) => p.packet == 2,
+            _ => true,
+        })
+    });
+    let mut world = World::new(1, config, loss);
+    world.send(0..100);
+    // Everything after the hole is handed on once it holds more than 10,000 bytes back.
+    assert!(world.delivered[0].len() < 100);
+    world.run(Duration::from_millis(1));
+    assert!(
+        world.delivered[0].len() >= 80,
+        "{} handed on",
+        world.delivered[0].len()
+    );
+    assert_eq!(world.receivers[0].stats().packets_lost, 1);
+}
+
+#[test]
+fn a_lost_first_packet_is_asked_for() {
+    // A one-shot send: receiver 0 misses the sender's only packet, and hears of it from the
+    // announcement of the burst's end; receiver 1 misses packet 0 of three.
+    let loss: Loss = Box::new(|receiver, datagram| {
+        repair::decode(datagram).is_ok_and(|d| matches!(d, Repair::Sequenced(p) if p.packet == 0 && (receiver == 0 || receiver == 1)))
+    });
+    let mut world = World::new(2, RepairConfig::default(), loss);
+    world.send(0..1);
+    world.run(Duration::from_secs(1));
+    assert_eq!(world.delivered[0], [packet(0)]);
+    world.send(1..3);
+    world.run(Duration::from_secs(1));
+    world.assert_all_delivered(0..3);
+}

@@ -1,0 +1,359 @@
+//! The datagrams of reliable channels: numbered packets, their FEC parity, and NACKs.
+//!
+//! A reliable channel's sender wraps each datagram it would send (sealed or signed as usual) in
+//! a SEQUENCED datagram that numbers it among the sender's packets on the channel. Packets are
+//! grouped in blocks of consecutive numbers; PARITY datagrams carry Reed-Solomon parity over a
+//! block, so that one parity packet fills any one hole of that block at any receiver. Receivers
+//! ask for repair with NACKs, sent to the channel's group so that one receiver's NACK spares
+//! the others theirs. The layouts are in `docs/reliability.md`; the state machines that use them
+//! are in [`crate::reliable`]. No I/O happens here.
+
+use super::{DecodeError, HEADER_LEN, NodeId, Reader, read_header, write_header};
+
+/// Datagram type of a numbered packet of a reliable channel.
+pub const TYPE_SEQUENCED: u8 = 3;
+/// Datagram type of one parity symbol over a block of numbered packets.
+pub const TYPE_PARITY: u8 = 4;
+/// Datagram type of a request for repair.
+pub const TYPE_NACK: u8 = 5;
+/// Bytes a PARITY datagram adds in front of its symbol: the header and the parity index.
+pub const PARITY_OVERHEAD: usize = HEADER_LEN + 2;
+/// The most packets a block may hold.
+pub const MAX_BLOCK_LEN: u16 = 1024;
+/// The most ranges one NACK may list.
+pub const MAX_NACK_RANGES: u16 = 64;
+/// Bytes of one NACK range: the first packet number (u64) and how many follow it (u32).
+const NACK_RANGE_LEN: usize = 12;
+
+/// How many parity symbols a block of `block_len` packets has: twice its packets, so that a
+/// receiver that lost a whole block can still be repaired after a first repair was lost too.
+/// Sender and receivers must agree on it, because the code depends on it.
+pub const fn parity_count(block_len: u16) -> u16 {
+    block_len.saturating_mul(2)
+}
+
+/// One decoded repair-layer datagram, borrowing from the received bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair<'a> {
+    /// A numbered packet.
+    Sequenced(Sequenced<'a>),
+    /// A parity symbol.
+    Parity(Parity<'a>),
+    /// A request for repair.
+    Nack(Nack<'a>),
+}
+
+/// A numbered packet: a whole datagram of the channel (type 1 or 2, possibly sealed or signed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sequenced<'a> {
+    /// The node that sent it.
+    pub sender: NodeId,
+    /// Its number among the sender's packets on the channel, from 0.
+    pub packet: u64,
+    /// The datagram it carries.
+    pub inner: &'a [u8],
+}
+
+/// One parity symbol of the block of packets `block_start .. block_start + block_len`.
+///
+/// A symbol is computed over the block's packets, each framed as its length (u16) and its
+/// bytes, zero-padded to the symbol's length (see [`crate::reliable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parity<'a> {
+    /// The node whose packets it repairs.
+    pub sender: NodeId,
+    /// The first packet number of the block.
+    pub block_start: u64,
+    /// How many packets the block holds, `1..=`[`MAX_BLOCK_LEN`].
+    pub block_len: u16,
+    /// Which of the block's [`parity_count`] symbols this is.
+    pub index: u16,
+    /// The symbol; its length is even and at least 2.
+    pub symbol: &'a [u8],
+}
+
+/// A receiver's request for the packets it misses of one sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nack<'a> {
+    /// The receiver asking.
+    pub from: NodeId,
+    /// The sender asked.
+    pub target: NodeId,
+    count: u16,
+    ranges: &'a [u8],
+}
+
+impl Nack<'_> {
+    /// The missing packets as `(first, count)` ranges, in the order sent.
+    pub fn ranges(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.ranges.chunks_exact(NACK_RANGE_LEN).map(|range| {
+            let (first, count) = range.split_at(8);
+            (
+                u64::from_be_bytes(first.try_into().unwrap_or_default()),
+                u32::from_be_bytes(count.try_into().unwrap_or_default()),
+            )
+        })
+    }
+
+    /// How many ranges it lists (at least 1).
+    pub fn range_count(&self) -> usize {
+        usize::from(self.count)
+    }
+}
+
+/// Whether `datagram` claims one of the repair types. Checks no more than its first four
+/// bytes; [`decode`] checks the rest.
+pub fn is_repair(datagram: &[u8]) -> bool {
+    matches!(
+        datagram,
+        [b'6', b'c', super::VERSION, TYPE_SEQUENCED..=TYPE_NACK, ..]
+    )
+}
+
+/// Parses and validates a repair-layer datagram. Never panics and never allocates.
+///
+/// Checks, in order: the header (as for every datagram; its flags must be clear, since these
+/// types are not sealed themselves), then the type's rules: a SEQUENCED count of 0 and a
+/// non-empty packet; a PARITY block of `1..=`[`MAX_BLOCK_LEN`] packets whose numbers fit in 64
+/// bits, an index below [`parity_count`] and an even symbol of at least 2 bytes; a NACK with
+/// `1..=`[`MAX_NACK_RANGES`] ranges of at least one packet each, fitting in 64 bits, and nothing
+/// after them.
+pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
+    let header = read_header(datagram, |kind| {
+        (TYPE_SEQUENCED..=TYPE_NACK).contains(&kind)
+    })?;
+    if header.flags != 0 {
+        return Err(DecodeError::UnknownFlags(header.flags));
+    }
+    let mut body = Reader::new(&datagram[HEADER_LEN..]);
+    match header.kind {
+        TYPE_SEQUENCED => {
+            if header.count != 0 {
+                return Err(DecodeError::BadCount);
+            }
+            if body.rest.is_empty() {
+                return Err(DecodeError::Truncated);
+            }
+            Ok(Repair::Sequenced(Sequenced {
+                sender: header.sender,
+                packet: header.seq,
+                inner: body.rest,
+            }))
+        }
+        TYPE_PARITY => {
+            let block_len = header.count;
+            if !(1..=MAX_BLOCK_LEN).contains(&block_len) {
+                return Err(DecodeError::BadCount);
+            }
+            header
+                .seq
+                .checked_add(u64::from(block_len) - 1)
+                .ok_or(DecodeError::SequenceOverflow)?;
+            let index = body.u16()?;
+            let symbol = body.rest;
+            if index >= parity_count(block_len) || symbol.len() < 2 || !symbol.len().is_multiple_of(2) {
+                return Err(DecodeError::BadField);
+            }
+            Ok(Repair::Parity(Parity {
+                sender: header.sender,
+                block_start: header.seq,
+                block_len,
+                index,
+                symbol,
+            }))
+        }
+        _ => {
+            if !(1..=MAX_NACK_RANGES).contains(&header.count) {
+                return Err(DecodeError::BadCount);
+            }
+            let target = NodeId(body.u64()?);
+            let ranges = body.bytes(usize::from(header.count) * NACK_RANGE_LEN)?;
+            if !body.rest.is_empty() {
+                return Err(DecodeError::TrailingBytes);
+            }
+            let nack = Nack {
+                from: header.sender,
+                target,
+                count: header.count,
+                ranges,
+            };
+            for (first, count) in nack.ranges() {
+                let last = count.checked_sub(1).ok_or(DecodeError::BadField)?;
+                first
+                    .checked_add(u64::from(last))
+                    .ok_or(DecodeError::SequenceOverflow)?;
+            }
+            Ok(Repair::Nack(nack))
+        }
+    }
+}
+
+/// Writes a SEQUENCED datagram carrying `inner` as packet `packet` of `sender`.
+pub fn encode_sequenced(out: &mut Vec<u8>, sender: NodeId, packet: u64, inner: &[u8]) {
+    out.reserve(HEADER_LEN + inner.len());
+    write_header(out, TYPE_SEQUENCED, 0, sender, packet);
+    out.extend_from_slice(inner);
+}
+
+/// Writes a PARITY datagram. The caller keeps to the rules [`decode`] checks.
+pub fn encode_parity(
+    out: &mut Vec<u8>,
+    sender: NodeId,
+    block_start: u64,
+    block_len: u16,
+    index: u16,
+    symbol: &[u8],
+) {
+    out.reserve(PARITY_OVERHEAD + symbol.len());
+    write_header(out, TYPE_PARITY, block_len, sender, block_start);
+    out.extend_from_slice(&index.to_be_bytes());
+    out.extend_from_slice(symbol);
+}
+
+/// Writes a NACK from `from` to `target` for at most [`MAX_NACK_RANGES`] of `ranges` (the
+/// first ones); returns how many it took.
+pub fn encode_nack(
+    out: &mut Vec<u8>,
+    from: NodeId,
+    target: NodeId,
+    ranges: &[(u64, u32)],
+) -> usize {
+    let taken = &ranges[..ranges.len().min(usize::from(MAX_NACK_RANGES))];
+    let count = u16::try_from(taken.len()).unwrap_or(MAX_NACK_RANGES);
+    write_header(out, TYPE_NACK, count, from, 0);
+    out.extend_from_slice(&target.0.to_be_bytes());
+    for &(first, len) in taken {
+        out.extend_from_slice(&first.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    taken.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SENDER: NodeId = NodeId(0x0102_0304_0506_0708);
+
+    fn reason(bytes: &[u8]) -> &'static str {
+        decode(bytes)
+            .map(|_| "ok")
+            .unwrap_or_else(|err| err.reason())
+    }
+
+    #[test]
+    fn sequenced_round_trips() {
+        let mut out = Vec::new();
+        encode_sequenced(&mut out, SENDER, 7, b"inner");
+        assert!(is_repair(&out));
+        assert_eq!(
+            decode(&out),
+            Ok(Repair::Sequenced(Sequenced {
+                sender: SENDER,
+                packet: 7,
+                inner: b"inner"
+            }))
+        );
+        // The message codec does not take it for one of its own.
+        assert_eq!(super::super::decode(&out), Err(DecodeError::UnknownType(3)));
+    }
+
+    #[test]
+    fn parity_round_trips_and_checks_its_fields() {
+        let mut out = Vec::new();
+        encode_parity(&mut out, SENDER, 64, 8, 15, &[1, 2, 3, 4]);
+        let Ok(Repair::Parity(parity)) = decode(&out) else {
+            panic!("{out:?} did not decode as parity")
+        };
+        assert_eq!(
+            (parity.block_start, parity.block_len, parity.index),
+            (64, 8, 15)
+        );
+        assert_eq!(parity.symbol, [1, 2, 3, 4]);
+
+        let parity_with = |start: u64, len: u16, index: u16, symbol: &[u8]| {
+            let mut out = Vec::new();
+            encode_parity(&mut out, SENDER, start, len, index, symbol);
+            out
+        };
+        assert_eq!(reason(&parity_with(0, 8, 16, &[0, 0])), "bad_field");
+        assert_eq!(reason(&parity_with(0, 8, 0, &[0, 0, 0])), "bad_field");
+        assert_eq!(reason(&parity_with(0, 8, 0, &[])), "bad_field");
+        assert_eq!(reason(&parity_with(0, 0, 0, &[0, 0])), "bad_count");
+        assert_eq!(reason(&parity_with(0, 1025, 0, &[0, 0])), "bad_count");
+        assert_eq!(
+            reason(&parity_with(u64::MAX, 2, 0, &[0, 0])),
+            "sequence_overflow"
+        );
+        assert_eq!(reason(&parity_with(u64::MAX, 1, 0, &[0, 0])), "ok");
+        assert_eq!(
+            reason(&parity_with(0, 8, 0, &[0, 0])[..HEADER_LEN + 1]),
+            "truncated"
+        );
+    }
+
+    #[test]
+    fn nack_round_trips_and_checks_its_ranges() {
+        let mut out = Vec::new();
+        let taken = encode_nack(&mut out, NodeId(9), SENDER, &[(3, 2), (10, 1)]);
+        assert_eq!(taken, 2);
+        let Ok(Repair::Nack(nack)) = decode(&out) else {
+            panic!("{out:?} did not decode as a NACK")
+        };
+        assert_eq!(
+            (nack.from, nack.target, nack.range_count()),
+            (NodeId(9), SENDER, 2)
+        );
+        assert_eq!(nack.ranges().collect::<Vec<_>>(), [(3, 2), (10, 1)]);
+
+        let nack_of = |ranges: &[(u64, u32)]| {
+            let mut out = Vec::new();
+            encode_nack(&mut out, NodeId(9), SENDER, ranges);
+            out
+        };
+        assert_eq!(reason(&nack_of(&[])), "bad_count");
+        assert_eq!(reason(&nack_of(&[(3, 0)])), "bad_field");
+        assert_eq!(reason(&nack_of(&[(u64::MAX, 2)])), "sequence_overflow");
+        let mut trailing = nack_of(&[(3, 1)]);
+        trailing.push(0);
+        assert_eq!(reason(&trailing), "trailing_bytes");
+        let full = nack_of(&[(3, 1)]);
+        assert_eq!(reason(&full[..full.len() - 1]), "truncated");
+        // Only the first MAX_NACK_RANGES ranges go out.
+        let many: Vec<_> = (0..100).map(|first| (first * 2, 1)).collect();
+        let mut out = Vec::new();
+        assert_eq!(encode_nack(&mut out, NodeId(9), SENDER, &many), 64);
+        assert_eq!(reason(&out), "ok");
+    }
+
+    #[test]
+    fn header_rules_apply() {
+        let mut out = Vec::new();
+        encode_sequenced(&mut out, SENDER, 1, b"x");
+        let mut flagged = out.clone();
+        flagged[4] = 0x01;
+        assert_eq!(reason(&flagged), "unknown_flags");
+        let mut counted = out.clone();
+        counted[7] = 1;
+        assert_eq!(reason(&counted), "bad_count");
+        assert_eq!(reason(&out[..HEADER_LEN]), "truncated");
+        let mut messages = out.clone();
+        messages[3] = 1;
+        assert!(!is_repair(&messages));
+        assert_eq!(reason(&messages), "unknown_type");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_arbitrary_repair_bodies_never_panics(
+            kind in TYPE_SEQUENCED..=TYPE_NACK,
+            count: u16,
+            body in proptest::collection::vec(0u8.., 0..200),
+        ) {
+            let mut datagram = Vec::new();
+            write_header(&mut datagram, kind, count, SENDER, 5);
+            datagram.extend_from_slice(&body);
+            let _ = decode(&datagram);
+        }
+    }
+}
