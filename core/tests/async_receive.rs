@@ -14,6 +14,10 @@ use futures_core::Stream;
 use harness::{World, config, threads, world};
 use sixcast::{Context, ErrorKind};
 
+/// The thread count is the process's: the tests of this file take turns, so that one's
+/// threads ending cannot pass for the other's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
@@ -22,6 +26,9 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_thousand_pending_receives_park_no_threads_and_wake_within_milliseconds() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let Some(world) = world(|| World::lan(1), false) else {
         return;
     };
@@ -86,6 +93,9 @@ fn a_thousand_pending_receives_park_no_threads_and_wake_within_milliseconds() {
 
 #[test]
 fn a_dropped_receive_takes_no_message_and_the_stream_ends_at_close() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let Some(world) = world(|| World::lan(1), false) else {
         return;
     };
