@@ -9,6 +9,7 @@ use crate::{
     addr::{Profile, Scope},
     crypto::PublicKey,
     error::{Error, ErrorKind, Result},
+    reliable::{RELIABLE_OVERHEAD, RepairConfig},
     wire,
 };
 
@@ -80,6 +81,14 @@ pub struct Config {
     /// Payload bytes per second the context sends at most, like `send_rate_messages`. 0: no
     /// limit.
     pub send_rate_bytes: u64,
+    /// Whether the context's channels send reliably: receivers put each sender's datagrams in
+    /// order, ask for what they miss, and are repaired with parity (see [`crate::reliable`]);
+    /// what cannot be repaired in time is reported lost, never skipped in silence. Every
+    /// context receives reliable channels whatever this says. Datagrams then carry
+    /// [`RELIABLE_OVERHEAD`] bytes less of messages. Needs a profile with the sixcast header.
+    pub reliable: bool,
+    /// Sizes and timers of reliable channels' repair.
+    pub repair: RepairConfig,
     /// How long the pieces of a fragmented message are kept while waiting for the rest.
     pub reassembly_timeout: Duration,
     /// Upper bound on memory held by partly received messages, per channel, in bytes.
@@ -129,6 +138,8 @@ impl Default for Config {
             recv_buffer: DEFAULT_RECV_BUFFER,
             send_rate_messages: 0,
             send_rate_bytes: 0,
+            reliable: false,
+            repair: RepairConfig::default(),
             reassembly_timeout: Duration::from_secs(5),
             reassembly_memory: 32 << 20,
             stratum0: None,
@@ -146,6 +157,18 @@ impl Config {
     /// The UDP port in effect: the configured one or the profile's default.
     pub fn effective_port(&self) -> u16 {
         self.port.unwrap_or_else(|| self.profile.default_port())
+    }
+
+    /// The size of the datagrams messages are packed into: [`max_datagram_size`], less
+    /// [`RELIABLE_OVERHEAD`] on a reliable context.
+    ///
+    /// [`max_datagram_size`]: Self::max_datagram_size
+    pub fn packed_datagram_size(&self) -> usize {
+        if self.reliable {
+            self.max_datagram_size.saturating_sub(RELIABLE_OVERHEAD)
+        } else {
+            self.max_datagram_size
+        }
     }
 
     /// Checks every field, returning an [`ErrorKind::InvalidConfig`] error that names the field.
@@ -176,10 +199,16 @@ impl Config {
                 wire::MAX_MESSAGE_SIZE_LIMIT
             ));
         }
+        if self.reliable && !self.profile.has_header() {
+            return invalid(format!(
+                "reliable channels need the sixcast header, which the {} profile does not carry",
+                self.profile.name()
+            ));
+        }
         // The packer knows which size pairs the fragment format can carry.
         wire::Packer::new(
             wire::NodeId(0),
-            self.max_datagram_size,
+            self.packed_datagram_size(),
             self.max_message_size,
         )?;
         if self.queue_capacity == 0 {

@@ -28,6 +28,7 @@ use crate::{
     lead::Lead,
     locate::Stratum0Source,
     ratelimit::Pacer,
+    reliable::{RepairReceiver, RepairSender},
     socket::{self, McastSocket, RecvBatch, SocketOptions, Waker},
     wire::{Inbox, InboxLimits, NodeId, Packer},
 };
@@ -177,7 +178,7 @@ impl Context {
             outbox: Mutex::new(Outbox {
                 packer: Packer::new(
                     core.node,
-                    core.config.max_datagram_size,
+                    core.config.packed_datagram_size(),
                     core.config.max_message_size,
                 )?,
                 opened_at: None,
@@ -198,6 +199,18 @@ impl Context {
             membership: Mutex::default(),
             counters: Counters::default(),
             raw_seq: AtomicU64::new(0),
+            repair_sender: core
+                .config
+                .reliable
+                .then(|| Mutex::new(RepairSender::new(core.node, core.config.repair))),
+            // The node id is random: it spreads NACK delays as well as any seed.
+            repair_receiver: Mutex::new(RepairReceiver::new(
+                core.node,
+                core.config.repair,
+                core.node.0,
+            )),
+            repair_timer: Mutex::new(None),
+            repair_only: AtomicBool::new(false),
         });
         by_group.insert(group, Arc::clone(&state));
         if let Some(relayed) = relayed_group {
@@ -207,10 +220,17 @@ impl Context {
             }
         }
         by_name.insert(name.to_vec(), Arc::clone(&state));
-        Ok(Channel {
+        drop(by_group);
+        drop(by_name);
+        let channel = Channel {
             shared: Arc::clone(&self.shared),
             state,
-        })
+        };
+        // A reliable sender hears its receivers' NACKs on the channel's group.
+        if core.config.reliable {
+            channel.join_for_repair()?;
+        }
+        Ok(channel)
     }
 
     /// What the context knows of its path to the multicast core: `None` when the configuration
@@ -292,6 +312,7 @@ impl Shared {
             return;
         }
         self.core.flush_all();
+        self.core.settle_repairs();
         self.core.shutdown();
         for handle in self.threads.lock().drain(..) {
             let _ = handle.join();

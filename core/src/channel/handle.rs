@@ -44,6 +44,9 @@ impl Channel {
         core.check_open()?;
         let mut membership = self.state.membership.lock();
         if membership.any_source {
+            // Joined already, perhaps only for NACKs: from now on for the messages too.
+            membership.for_repair = false;
+            self.state.repair_only.store(false, Ordering::Release);
             return Ok(());
         }
         if !membership.sources.is_empty() {
@@ -130,7 +133,17 @@ impl Channel {
             }
         }
         *membership = Membership::default();
+        self.state.repair_only.store(false, Ordering::Release);
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Joins the group only so that receivers' NACKs reach this reliable sender; messages of
+    /// others are not queued until the application joins.
+    pub(super) fn join_for_repair(&self) -> Result<()> {
+        self.join()?;
+        self.state.membership.lock().for_repair = true;
+        self.state.repair_only.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Queues `payload` for the channel. Small messages are packed together (unless

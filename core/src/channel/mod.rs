@@ -35,6 +35,7 @@ use crate::{
     locate::Stratum0Source,
     queue::Inbound,
     ratelimit::Pacer,
+    reliable::{RepairReceiver, RepairSender},
     socket::{self, Interface, McastSocket, RecvBatch, Waker},
     tunnel::{RelayOffer, Tunnel},
     wire::{Inbox, NodeId, Packer},
@@ -44,6 +45,7 @@ mod context;
 mod handle;
 mod reach;
 mod receive;
+mod repair;
 mod send;
 mod stratum1;
 mod stream;
@@ -120,6 +122,22 @@ pub struct Stats {
     pub reassembly_bytes: u64,
     /// Datagrams for a group no channel of this context has (context totals only).
     pub unknown_group: u64,
+    /// NACKs this node sent for packets of reliable senders it missed.
+    pub nacks_sent: u64,
+    /// NACKs received for this node's own packets (reliable contexts).
+    pub nacks_received: u64,
+    /// Repair datagrams sent: parity, re-sent packets, and the announcements of each burst's
+    /// end.
+    pub repairs_sent: u64,
+    /// Their bytes.
+    pub repair_bytes_sent: u64,
+    /// Parity datagrams received for packets this node still needed or had.
+    pub repairs_received: u64,
+    /// Packets of reliable senders rebuilt from parity.
+    pub packets_recovered: u64,
+    /// Packets of reliable senders given up (not repaired in time, or this receiver fell too
+    /// far behind); the messages they held count in `lost`.
+    pub packets_lost: u64,
     /// What the channel's keys refused, by reason: datagrams, and messages for
     /// [`DropReason::Replay`](crate::crypto::DropReason::Replay) (older than what the receiver remembers of their sender).
     pub drops: Drops,
@@ -141,6 +159,13 @@ impl std::ops::AddAssign for Stats {
         self.reassembly_dropped += other.reassembly_dropped;
         self.reassembly_bytes += other.reassembly_bytes;
         self.unknown_group += other.unknown_group;
+        self.nacks_sent += other.nacks_sent;
+        self.nacks_received += other.nacks_received;
+        self.repairs_sent += other.repairs_sent;
+        self.repair_bytes_sent += other.repair_bytes_sent;
+        self.repairs_received += other.repairs_received;
+        self.packets_recovered += other.packets_recovered;
+        self.packets_lost += other.packets_lost;
         self.drops += other.drops;
     }
 }
@@ -180,7 +205,14 @@ impl Counters {
             queue_overflow: get(&self.queue_overflow),
             unknown_group: get(&self.unknown_group),
             drops: self.drops.snapshot(),
-            // The inbox counts these; ChannelState::stats fills them in.
+            // The inbox and the repair state count these; ChannelState::stats fills them in.
+            nacks_sent: 0,
+            nacks_received: 0,
+            repairs_sent: 0,
+            repair_bytes_sent: 0,
+            repairs_received: 0,
+            packets_recovered: 0,
+            packets_lost: 0,
             duplicates: 0,
             lost: 0,
             reassembly_dropped: 0,
@@ -223,7 +255,8 @@ struct Core {
     by_name: Mutex<HashMap<Vec<u8>, Arc<ChannelState>>>,
     counters: Counters,
     closed: AtomicBool,
-    flush_queue: Mutex<VecDeque<(Instant, Arc<ChannelState>)>>,
+    /// Deadlines of the flush thread, in order: lingering datagrams and repair timers.
+    flush_queue: Mutex<VecDeque<(Instant, Arc<ChannelState>, Due)>>,
     flush_wanted: Condvar,
     /// Keeps `send` within the configured rates (`Config::send_rate_messages` and `_bytes`).
     pacer: Option<Mutex<Pacer>>,
@@ -318,6 +351,38 @@ struct ChannelState {
     counters: Counters,
     /// Arrival counter standing in for sequence numbers where the profile carries none.
     raw_seq: AtomicU64,
+    /// Numbers and keeps this node's datagrams for repair, on a reliable context.
+    repair_sender: Option<Mutex<RepairSender>>,
+    /// Puts reliable senders' packets in order and asks for what is missing. Every channel has
+    /// one: whether a channel is reliable is the sender's choice.
+    repair_receiver: Mutex<RepairReceiver<Arrival>>,
+    /// When the flush thread next looks at the repair state, if an entry is queued.
+    repair_timer: Mutex<Option<Instant>>,
+    /// Whether the group is joined only for NACKs (`Membership::for_repair`): what else
+    /// arrives is not for the application.
+    repair_only: AtomicBool,
+}
+
+/// What the flush thread does at a deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// Sends the channel's open datagram if it lingered long enough.
+    Flush,
+    /// Sends due NACKs and repairs and gives up expired holes.
+    Repair,
+}
+
+/// How a datagram arrived, kept with reliable packets that wait for repair.
+#[derive(Debug, Clone)]
+struct Arrival {
+    source: SocketAddrV6,
+    /// The group it was sent to.
+    destination: Ipv6Addr,
+    interface: u32,
+    relayed: bool,
+    path: Path,
+    /// Whether it came through this node's own tunnel.
+    via_relay: bool,
 }
 
 struct Outbox {
@@ -360,5 +425,7 @@ impl Outbox {
 #[derive(Default)]
 struct Membership {
     any_source: bool,
+    /// Joined by a reliable context for the NACKs alone, not by the application.
+    for_repair: bool,
     sources: Vec<Ipv6Addr>,
 }

@@ -9,7 +9,7 @@ use std::{
 
 use tracing::{debug, trace, warn};
 
-use super::{ChannelState, Core, EXPIRY_INTERVAL, Message, Stats, bump};
+use super::{Arrival, ChannelState, Core, EXPIRY_INTERVAL, Message, Stats, bump};
 use crate::{
     config::Config,
     crypto::{DropReason, Rejected},
@@ -38,6 +38,18 @@ impl ChannelState {
         stats.lost = inbox.lost;
         stats.drops.add(DropReason::Replay, inbox.stale);
         stats.reassembly_dropped = inbox.reassembly_expired + inbox.reassembly_rejected;
+        let receiver = self.repair_receiver.lock().stats();
+        stats.nacks_sent = receiver.nacks_sent;
+        stats.repairs_received = receiver.repairs_received;
+        stats.packets_recovered = receiver.packets_recovered;
+        stats.packets_lost = receiver.packets_lost;
+        stats.malformed += receiver.bad_parity;
+        if let Some(sender) = &self.repair_sender {
+            let sender = sender.lock().stats();
+            stats.nacks_received = sender.nacks_received;
+            stats.repairs_sent = sender.repair_datagrams;
+            stats.repair_bytes_sent = sender.repair_bytes;
+        }
         stats
     }
 
@@ -188,29 +200,42 @@ impl Core {
         } else {
             Path::Native
         };
-        let interface_name = self.interface_name(meta.interface);
-        let message = |sender, seq, payload| Message {
-            payload,
+        let arrival = Arrival {
             source: meta.source,
-            group: meta.destination,
+            destination: meta.destination,
             interface: meta.interface,
-            interface_name: Arc::clone(&interface_name),
-            sender,
-            seq,
             relayed,
             path,
+            via_relay,
         };
         if !self.config.profile.has_header() {
             let seq = state.raw_seq.fetch_add(1, Ordering::Relaxed);
-            state.enqueue(
-                vec![message(NodeId(0), seq, datagram.to_vec())],
-                &self.config,
-            );
+            let interface_name = self.interface_name(arrival.interface);
+            let message = message(&arrival, &interface_name, NodeId(0), seq, datagram.to_vec());
+            state.enqueue(vec![message], &self.config);
             if via_relay {
                 self.lead.queued_elsewhere();
             }
             return;
         }
+        if wire::repair::is_repair(datagram) {
+            self.dispatch_repair(&state, arrival, datagram, now);
+        } else if !state.repair_only.load(Ordering::Acquire) {
+            self.accept(&state, &arrival, datagram, now, true);
+        }
+    }
+
+    /// Opens, decodes and delivers one datagram of the message codec (as received, or a
+    /// reliable packet in its turn); `upload` sends it up this segment's tunnel too, where this
+    /// node is the gateway and it arrived natively.
+    pub(super) fn accept(
+        &self,
+        state: &ChannelState,
+        arrival: &Arrival,
+        datagram: &[u8],
+        now: Instant,
+        upload: bool,
+    ) {
         // Own datagrams are recognised before opening: a node need not trust its own signature.
         if wire::decode_header(datagram).is_ok_and(|header| header.sender == self.node) {
             bump(&state.counters.own_dropped, 1);
@@ -225,27 +250,35 @@ impl Core {
             Ok(plain) => wire::decode(plain).map_err(Rejected::Malformed),
             Err(rejected) => Err(*rejected),
         };
+        let (source, group) = (arrival.source, arrival.destination);
         let decoded = match decoded {
             Ok(decoded) => decoded,
             Err(Rejected::Malformed(err)) => {
                 bump(&state.counters.malformed, 1);
-                debug!(source = %meta.source, group = %meta.destination, "dropped a malformed datagram: {err}");
+                debug!(%source, %group, "dropped a malformed datagram: {err}");
                 return;
             }
             Err(Rejected::Dropped(reason)) => {
                 state.counters.drops.bump(reason);
-                debug!(source = %meta.source, group = %meta.destination, %reason, "dropped a datagram the channel's keys refuse");
+                debug!(%source, %group, %reason, "dropped a datagram the channel's keys refuse");
                 return;
             }
         };
-        if path == Path::Native {
-            self.upload(&state, datagram);
+        if upload && arrival.path == Path::Native {
+            self.upload(state, datagram);
         }
         let mut messages = Vec::new();
+        let interface_name = self.interface_name(arrival.interface);
         let gaps = {
             let mut inbox = state.inbox.lock();
             inbox.accept(&decoded, now, &mut |delivery| {
-                messages.push(message(delivery.sender, delivery.seq, delivery.payload));
+                messages.push(message(
+                    arrival,
+                    &interface_name,
+                    delivery.sender,
+                    delivery.seq,
+                    delivery.payload,
+                ));
             });
             inbox.take_gaps()
         };
@@ -257,7 +290,7 @@ impl Core {
             });
         }
         state.enqueue(messages, &self.config);
-        if via_relay {
+        if arrival.via_relay {
             self.lead.queued_elsewhere();
         }
     }
@@ -310,5 +343,25 @@ impl Core {
             Some(interface) => Arc::clone(&interface.name),
             None => socket::interface_name(index).unwrap_or_default().into(),
         }
+    }
+}
+
+fn message(
+    arrival: &Arrival,
+    interface_name: &Arc<str>,
+    sender: NodeId,
+    seq: u64,
+    payload: Vec<u8>,
+) -> Message {
+    Message {
+        payload,
+        source: arrival.source,
+        group: arrival.destination,
+        interface: arrival.interface,
+        interface_name: Arc::clone(interface_name),
+        sender,
+        seq,
+        relayed: arrival.relayed,
+        path: arrival.path,
     }
 }

@@ -8,7 +8,7 @@ use std::{
 
 use tracing::{debug, warn};
 
-use super::{ChannelState, Core, Outbox, bump};
+use super::{ChannelState, Core, Due, Outbox, bump};
 use crate::{addr, error::Result, socket::Interface};
 
 impl Core {
@@ -29,8 +29,8 @@ impl Core {
         Ok(())
     }
 
-    /// Sends the ready datagrams of `state` on every interface, and up the tunnel where this
-    /// node's multicast does not reach the core, and empties `ready`.
+    /// Seals the ready datagrams of `state` where it has keys, numbers them on a reliable
+    /// context, and sends them (see [`send_datagrams`](Self::send_datagrams)).
     pub(super) fn transmit(&self, state: &ChannelState, ready: &mut Vec<Vec<u8>>) -> Result<()> {
         {
             let protection = state.protection.read();
@@ -40,6 +40,17 @@ impl Core {
                 }
             }
         }
+        self.number_packets(state, ready);
+        self.send_datagrams(state, ready)
+    }
+
+    /// Sends `ready` as they are to `state`'s group on every interface, and up the tunnel where
+    /// this node's multicast does not reach the core, and empties `ready`.
+    pub(super) fn send_datagrams(
+        &self,
+        state: &ChannelState,
+        ready: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
         let result = self.interfaces.iter().try_for_each(|interface| {
             self.socket.send_batch(ready, state.group, interface)?;
             bump(&state.counters.datagrams_sent, ready.len() as u64);
@@ -111,17 +122,23 @@ impl Core {
     }
 
     pub(super) fn schedule_flush(&self, deadline: Instant, state: &Arc<ChannelState>) {
+        self.schedule(deadline, state, Due::Flush);
+    }
+
+    /// Has the flush thread do `due` for `state` at `deadline`.
+    pub(super) fn schedule(&self, deadline: Instant, state: &Arc<ChannelState>, due: Due) {
         let mut queue = self.flush_queue.lock();
         // In deadline order (a re-queued entry may precede others); almost always at the back.
-        let at = queue.partition_point(|(queued, _)| *queued <= deadline);
-        queue.insert(at, (deadline, Arc::clone(state)));
+        let at = queue.partition_point(|(queued, _, _)| *queued <= deadline);
+        queue.insert(at, (deadline, Arc::clone(state), due));
         // The flusher sleeps until the front deadline: wake it only when that changed.
         if at == 0 {
             self.flush_wanted.notify_one();
         }
     }
 
-    /// Sends partly filled datagrams once they have lingered long enough.
+    /// Sends partly filled datagrams once they have lingered long enough, and runs the repair
+    /// timers of reliable channels.
     pub(super) fn flush_loop(&self) {
         loop {
             let due = {
@@ -131,17 +148,21 @@ impl Core {
                         return;
                     }
                     match queue.front() {
-                        Some(&(deadline, _)) if deadline <= Instant::now() => {
+                        Some(&(deadline, _, _)) if deadline <= Instant::now() => {
                             break queue.pop_front();
                         }
-                        Some(&(deadline, _)) => {
+                        Some(&(deadline, _, _)) => {
                             self.flush_wanted.wait_until(&mut queue, deadline);
                         }
                         None => self.flush_wanted.wait(&mut queue),
                     }
                 }
             };
-            let Some((_, state)) = due else { continue };
+            let Some((_, state, due)) = due else { continue };
+            if due == Due::Repair {
+                self.drive_repair(&state, Instant::now());
+                continue;
+            }
             let mut outbox = state.outbox.lock();
             let outbox = &mut *outbox;
             let now = Instant::now();

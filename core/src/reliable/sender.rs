@@ -69,11 +69,13 @@ pub struct RepairSender {
     /// how many announcements are left.
     tail: Option<(Instant, u8)>,
     out: VecDeque<Vec<u8>>,
+    /// When a NACK last arrived or a repair last left.
+    last_active: Option<Instant>,
     stats: SenderStats,
 }
 
 /// How many times the tail of a burst is announced.
-const TAIL_ANNOUNCEMENTS: u8 = 2;
+const TAIL_ANNOUNCEMENTS: u8 = 3;
 
 impl RepairSender {
     /// A sender for `node`'s packets.
@@ -88,6 +90,7 @@ impl RepairSender {
             repair_due: None,
             tail: None,
             out: VecDeque::new(),
+            last_active: None,
             stats: SenderStats::default(),
         }
     }
@@ -137,6 +140,7 @@ impl RepairSender {
             return;
         }
         self.stats.nacks_received += 1;
+        self.last_active = Some(now);
         let mut holes: BTreeMap<u64, Wanted> = BTreeMap::new();
         for (first, count) in nack.ranges() {
             let end = first.saturating_add(u64::from(count));
@@ -181,6 +185,7 @@ impl RepairSender {
             self.tail = (left > 1).then(|| (now + self.config.tail_delay * 4, left - 1));
         }
         let datagram = self.out.pop_front()?;
+        self.last_active = Some(now);
         self.stats.repair_datagrams += 1;
         self.stats.repair_bytes += datagram.len() as u64;
         Some(datagram)
@@ -193,6 +198,17 @@ impl RepairSender {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Until when a sender about to stop should keep answering: while a repair or the
+    /// announcement of its last burst is due, and for `quiet` after the last NACK or repair, so
+    /// that receivers still missing something have time to ask again. `None`: it may stop.
+    pub fn busy_until(&self, now: Instant, quiet: std::time::Duration) -> Option<Instant> {
+        match self.poll_timeout() {
+            // Due already: the driver's turn is next.
+            Some(due) => Some(due.max(now + std::time::Duration::from_millis(1))),
+            None => self.last_active.map(|active| active + quiet),
+        }
     }
 
     /// What this sender did so far.

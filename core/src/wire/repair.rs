@@ -151,7 +151,10 @@ pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
                 .ok_or(DecodeError::SequenceOverflow)?;
             let index = body.u16()?;
             let symbol = body.rest;
-            if index >= parity_count(block_len) || symbol.len() < 2 || !symbol.len().is_multiple_of(2) {
+            if index >= parity_count(block_len)
+                || symbol.len() < 2
+                || !symbol.len().is_multiple_of(2)
+            {
                 return Err(DecodeError::BadField);
             }
             Ok(Repair::Parity(Parity {

@@ -1,0 +1,169 @@
+//! Reliable channels in the driver: numbered packets leave through `transmit`, repair datagrams
+//! arrive through `dispatch`, and the flush thread runs the repair timers. The protocol itself
+//! is in `crate::reliable`, without I/O.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
+
+use tracing::{debug, warn};
+
+use super::{Arrival, ChannelState, Core, Due, bump};
+use crate::wire::repair::{self, Repair};
+
+impl Core {
+    /// Handles a SEQUENCED, PARITY or NACK datagram of `state`'s group.
+    pub(super) fn dispatch_repair(
+        &self,
+        state: &ChannelState,
+        arrival: Arrival,
+        datagram: &[u8],
+        now: Instant,
+    ) {
+        let decoded = match repair::decode(datagram) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                bump(&state.counters.malformed, 1);
+                debug!(source = %arrival.source, "dropped a malformed repair datagram: {err}");
+                return;
+            }
+        };
+        let sender = match &decoded {
+            Repair::Sequenced(packet) => packet.sender,
+            Repair::Parity(parity) => parity.sender,
+            Repair::Nack(nack) => nack.from,
+        };
+        if sender == self.node {
+            bump(&state.counters.own_dropped, 1);
+            return;
+        }
+        if arrival.path == super::Path::Native {
+            self.upload(state, datagram);
+        }
+        // Joined for the NACKs alone: nothing else here is for this node.
+        let for_this_sender = matches!(&decoded, Repair::Nack(nack) if nack.target == self.node);
+        if !for_this_sender && state.repair_only.load(Ordering::Acquire) {
+            return;
+        }
+        let ready = match decoded {
+            Repair::Sequenced(packet) => state
+                .repair_receiver
+                .lock()
+                .on_sequenced(&packet, arrival, now),
+            Repair::Parity(parity) => state
+                .repair_receiver
+                .lock()
+                .on_parity(&parity, arrival, now),
+            Repair::Nack(nack) if nack.target == self.node => {
+                if let Some(sender) = &state.repair_sender {
+                    sender.lock().on_nack(&nack, now);
+                    let next = sender.lock().poll_timeout();
+                    self.arm_repair_timer(state, next);
+                }
+                return;
+            }
+            Repair::Nack(nack) => {
+                state.repair_receiver.lock().on_nack(&nack, now);
+                return;
+            }
+        };
+        for (packet, arrival) in &ready {
+            self.accept(state, arrival, packet, now, false);
+        }
+        let next = state.repair_receiver.lock().poll_timeout();
+        self.arm_repair_timer(state, next);
+    }
+
+    /// Numbers the sealed datagrams in `ready` as packets of a reliable channel.
+    pub(super) fn number_packets(&self, state: &ChannelState, ready: &mut [Vec<u8>]) {
+        let Some(sender) = &state.repair_sender else {
+            return;
+        };
+        let now = Instant::now();
+        let next = {
+            let mut sender = sender.lock();
+            for datagram in ready.iter_mut() {
+                *datagram = sender.wrap(datagram, now);
+            }
+            sender.poll_timeout()
+        };
+        self.arm_repair_timer(state, next);
+    }
+
+    /// Has the flush thread look at `state`'s repair timers at `next`, unless it will sooner.
+    fn arm_repair_timer(&self, state: &ChannelState, next: Option<Instant>) {
+        let Some(next) = next else {
+            return;
+        };
+        {
+            let mut timer = state.repair_timer.lock();
+            if timer.is_some_and(|at| at <= next) {
+                return;
+            }
+            *timer = Some(next);
+        }
+        let shared = self.by_group.read().get(&state.group).cloned();
+        if let Some(shared) = shared {
+            self.schedule(next, &shared, Due::Repair);
+        }
+    }
+
+    /// The repair timers' turn: sends due NACKs and repairs, hands on what waited behind holes
+    /// given up, and arms the next timer.
+    pub(super) fn drive_repair(&self, state: &Arc<ChannelState>, now: Instant) {
+        *state.repair_timer.lock() = None;
+        let mut out = Vec::new();
+        let mut next = None;
+        if let Some(sender) = &state.repair_sender {
+            let mut sender = sender.lock();
+            while let Some(datagram) = sender.poll_transmit(now) {
+                out.push(datagram);
+            }
+            next = sender.poll_timeout();
+        }
+        let expired = {
+            let mut receiver = state.repair_receiver.lock();
+            let expired = receiver.poll_expired(now);
+            while let Some(nack) = receiver.poll_transmit(now) {
+                out.push(nack);
+            }
+            next = next.into_iter().chain(receiver.poll_timeout()).min();
+            expired
+        };
+        if !out.is_empty()
+            && let Err(err) = self.send_datagrams(state, &mut out)
+        {
+            warn!(group = %state.group, "sending repairs or NACKs failed: {err}");
+        }
+        for (packet, arrival) in &expired {
+            self.accept(state, arrival, packet, now, false);
+        }
+        self.arm_repair_timer(state, next);
+    }
+
+    /// Before a reliable context closes: keeps answering NACKs while its channels owe repairs
+    /// (see `RepairSender::busy_until`), for at most [`CLOSE_LINGER`].
+    pub(super) fn settle_repairs(&self) {
+        let states: Vec<_> = self.by_name.lock().values().cloned().collect();
+        let quiet = self.config.repair.repair_wait * 4;
+        let deadline = Instant::now() + CLOSE_LINGER;
+        loop {
+            let now = Instant::now();
+            let busy_until = states
+                .iter()
+                .filter_map(|state| state.repair_sender.as_ref()?.lock().busy_until(now, quiet))
+                .max();
+            match busy_until {
+                // Each wait ends at the next thing to look at, not on a fixed tick.
+                Some(until) if until > now && now < deadline => {
+                    std::thread::sleep(until.min(deadline) - now);
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// The longest a closing reliable context waits for its receivers' last NACKs.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);

@@ -1,0 +1,162 @@
+//! Reliable channels in namespace worlds: random loss from nftables on the receivers' links,
+//! and every message still arrives, once, in order, byte-exact.
+
+mod harness;
+
+use std::{sync::Arc, time::Duration};
+
+use harness::{World, collect, config, joined, start_line, world};
+use sixcast::{Config, Context, Stats};
+
+/// Message `index` of a run: its number and a length that varies, so that datagrams differ.
+fn message(index: usize) -> Vec<u8> {
+    let mut payload = (index as u64).to_be_bytes().to_vec();
+    payload.resize(8 + index * 13 % 300, index as u8);
+    payload
+}
+
+fn reliable() -> Config {
+    let mut config = config();
+    config.reliable = true;
+    config
+}
+
+/// Sends `count` messages from h1 (with `sender`) to h2..=h4, which lose `loss` percent of
+/// their UDP both ways; returns what each receiver got and its channel's stats.
+fn run(
+    world: &World,
+    channel: &'static str,
+    sender: Config,
+    count: usize,
+    loss: u8,
+) -> Vec<(Vec<Vec<u8>>, Stats)> {
+    let receivers = ["h2", "h3", "h4"];
+    for host in receivers {
+        world.set_udp_loss(host, loss).unwrap();
+    }
+    let start = start_line(receivers.len() + 1);
+    let listeners: Vec<_> = receivers
+        .iter()
+        .map(|host| {
+            let start = Arc::clone(&start);
+            world.host(host).spawn(move || {
+                let (_context, channel) = joined(config(), channel);
+                start.wait();
+                let got = collect(&channel, count, Duration::from_secs(20));
+                let payloads = got.into_iter().map(|message| message.payload).collect();
+                (payloads, channel.stats())
+            })
+        })
+        .collect();
+    world.host("h1").spawn(move || {
+        let context = Context::new(sender).unwrap();
+        let channel = context.channel(channel).unwrap();
+        start.wait();
+        for index in 0..count {
+            channel.send(&message(index)).unwrap();
+        }
+        channel.flush().unwrap();
+        // Closing waits while receivers still ask for repairs.
+        context.close();
+    });
+    let results = listeners
+        .into_iter()
+        .map(|listener| listener.join().unwrap())
+        .collect();
+    for host in receivers {
+        world.set_udp_loss(host, 0).unwrap();
+    }
+    results
+}
+
+#[test]
+fn every_message_arrives_in_order_at_each_loss_rate() {
+    let Some(world) = world(|| World::lan(4), false) else {
+        return;
+    };
+    let expected: Vec<_> = (0..3000).map(message).collect();
+    for (loss, channel) in [(1, "reliable-1"), (5, "reliable-5"), (20, "reliable-20")] {
+        let results = run(&world, channel, reliable(), expected.len(), loss);
+        for (receiver, (got, stats)) in results.iter().enumerate() {
+            assert!(
+                *got == expected,
+                "{loss} % loss: receiver {receiver} got {} of {} messages, or out of order; {stats:?}",
+                got.len(),
+                expected.len()
+            );
+            assert_eq!(
+                (stats.lost, stats.packets_lost, stats.duplicates),
+                (0, 0, 0),
+                "{loss} %"
+            );
+            assert!(
+                stats.nacks_sent > 0 && stats.repairs_received > 0,
+                "{loss} %: {stats:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn best_effort_loses_what_reliable_repairs() {
+    // The control for the test above: the same loss without repair loses messages.
+    let Some(world) = world(|| World::lan(4), false) else {
+        return;
+    };
+    let results = run(&world, "best-effort-5", config(), 3000, 5);
+    for (got, stats) in &results {
+        assert!(got.len() < 3000, "nothing lost at 5 %?");
+        assert_eq!(stats.nacks_sent, 0);
+    }
+}
+
+#[test]
+fn a_one_shot_send_is_repaired_after_its_context_closes() {
+    let Some(world) = world(|| World::lan(4), false) else {
+        return;
+    };
+    // Each shot is one message from a context that closes at once: only the sender's lingering
+    // on close can answer the receivers' NACKs.
+    let shots = 5;
+    let results = {
+        let receivers = ["h2", "h3", "h4"];
+        for host in receivers {
+            world.set_udp_loss(host, 10).unwrap();
+        }
+        let start = start_line(receivers.len() + 1);
+        let listeners: Vec<_> = receivers
+            .iter()
+            .map(|host| {
+                let start = Arc::clone(&start);
+                world.host(host).spawn(move || {
+                    let (_context, channel) = joined(config(), "one-shot");
+                    start.wait();
+                    collect(&channel, shots, Duration::from_secs(20)).len()
+                })
+            })
+            .collect();
+        world.host("h1").spawn(move || {
+            start.wait();
+            for shot in 0..shots {
+                let context = Context::new(reliable()).unwrap();
+                let channel = context.channel("one-shot").unwrap();
+                channel.send(&message(shot)).unwrap();
+            }
+        });
+        let results: Vec<_> = listeners.into_iter().map(|l| l.join().unwrap()).collect();
+        for host in receivers {
+            world.set_udp_loss(host, 0).unwrap();
+        }
+        results
+    };
+    assert_eq!(results, [shots; 3]);
+}
+
+#[test]
+fn a_reliable_context_needs_the_header() {
+    let mut config = reliable();
+    config.profile = sixcast::Profile::Librecast;
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.kind(), sixcast::ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("reliable"), "{err}");
+}
