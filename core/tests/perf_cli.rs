@@ -213,3 +213,54 @@ fn a_sealed_channel_is_measured_with_its_key_and_refused_without_it() {
     assert_eq!(refused["messages"], 0, "{refused}");
     assert!(number(&refused, "protection_drops") > 0.0, "{refused}");
 }
+
+#[test]
+fn a_reliable_sender_loses_nothing_at_five_percent_and_reports_its_repair() {
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    for host in ["h2", "h3"] {
+        world.set_udp_loss(host, 5).unwrap();
+    }
+    let args = ["repaired", "--duration", "6", "--json"];
+    let receivers = [
+        start_receiver(&world, "h2", &args),
+        start_receiver(&world, "h3", &args),
+    ];
+    let output = world
+        .host("h1")
+        .command(SIXCAST)
+        .args([
+            "perf",
+            "send",
+            "repaired",
+            "--size",
+            "300",
+            "--duration",
+            "1",
+        ])
+        .args(["--rate", "3000", "--json", "--reliable"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let sent_messages = number(&sent, "messages");
+    assert!(number(&sent, "nacks_received") > 0.0, "{sent}");
+    assert!(number(&sent, "repair_bytes") > 0.0, "{sent}");
+    for receiver in receivers {
+        let (code, received) = report(receiver, Duration::from_secs(15));
+        assert_eq!(code, 0, "{received}");
+        assert_eq!(number(&received, "messages"), sent_messages, "{received}");
+        assert_eq!(number(&received, "lost"), 0.0, "{received}");
+        assert_eq!(number(&received, "packets_lost"), 0.0, "{received}");
+        assert!(number(&received, "nacks_sent") > 0.0, "{received}");
+        assert!(number(&received, "repairs_received") > 0.0, "{received}");
+    }
+    for host in ["h2", "h3"] {
+        world.set_udp_loss(host, 0).unwrap();
+    }
+}

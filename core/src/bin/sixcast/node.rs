@@ -68,6 +68,11 @@ pub(super) struct Network {
     /// Payload bytes per second this node sends at most; default: no limit.
     #[arg(long = "send-byte-rate", value_name = "BYTES_PER_SEC")]
     send_rate_bytes: Option<u64>,
+    /// Send reliably: receivers put this node's messages in order and have what they miss
+    /// repaired (NACKs and parity); what cannot be repaired in time is reported lost. Every
+    /// node receives reliable senders without this flag.
+    #[arg(long)]
+    reliable: bool,
     /// The core's Stratum 0, ADDRESS:PORT: reach the core through a relay where native
     /// multicast does not.
     #[arg(long)]
@@ -109,6 +114,7 @@ impl Network {
         if let Some(rate) = self.send_rate_bytes.or(file.send_rate_bytes) {
             config.send_rate_bytes = rate;
         }
+        config.reliable = self.reliable || file.reliable.unwrap_or(false);
         config.stratum0 = self.stratum0.or(file.stratum0);
         config.domain = self.domain.clone().or(file.domain);
         config.dns_server = self

@@ -344,6 +344,11 @@ fn receive(
                 "senders": senders.len(),
                 "foreign": foreign,
                 "protection_drops": stats.drops.total(),
+                // Reliable senders' repair, as this receiver saw it.
+                "nacks_sent": stats.nacks_sent,
+                "repairs_received": stats.repairs_received,
+                "packets_recovered": stats.packets_recovered,
+                "packets_lost": stats.packets_lost,
             })
         );
     } else {
@@ -362,6 +367,15 @@ fn receive(
             },
             senders.len()
         );
+        if stats.nacks_sent + stats.repairs_received > 0 {
+            println!(
+                "repair: {} NACKs sent, {} parity received, {} packets rebuilt, {} given up",
+                stats.nacks_sent,
+                stats.repairs_received,
+                stats.packets_recovered,
+                stats.packets_lost
+            );
+        }
         match (percentile(0.5), percentile(0.99)) {
             (Some(p50), Some(p99)) => println!("one-way latency p50 {p50} µs, p99 {p99} µs"),
             _ => println!("one-way latency: no message"),
@@ -421,8 +435,10 @@ fn send(
     channel.flush()?;
     let seconds = began.elapsed().as_secs_f64();
     let cpu_seconds = (cpu_time() - cpu_start).as_secs_f64();
-    let datagrams = channel.stats().datagrams_sent;
+    // Closing a reliable context waits for its receivers' last repairs: count them too.
     context.close();
+    let stats = channel.stats();
+    let datagrams = stats.datagrams_sent;
     let bytes = sent * size as u64;
     if json {
         println!(
@@ -441,6 +457,9 @@ fn send(
                 "messages_per_second": sent as f64 / seconds,
                 "megabits_per_second": bytes as f64 * 8e-6 / seconds,
                 "datagrams": datagrams,
+                "nacks_received": stats.nacks_received,
+                "repairs_sent": stats.repairs_sent,
+                "repair_bytes": stats.repair_bytes_sent,
             })
         );
     } else {
@@ -450,6 +469,12 @@ fn send(
             sent as f64 / seconds,
             bytes as f64 * 8e-6 / seconds
         );
+        if stats.nacks_received + stats.repairs_sent > 0 {
+            println!(
+                "repair: {} NACKs received, {} repairs sent ({} bytes)",
+                stats.nacks_received, stats.repairs_sent, stats.repair_bytes_sent
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

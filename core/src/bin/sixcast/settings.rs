@@ -39,6 +39,7 @@ pub(super) struct NodeTable {
     pub(super) loopback: Option<bool>,
     pub(super) send_rate_messages: Option<u64>,
     pub(super) send_rate_bytes: Option<u64>,
+    pub(super) reliable: Option<bool>,
     pub(super) stratum0: Option<SocketAddrV6>,
     pub(super) domain: Option<String>,
     pub(super) dns_server: Option<String>,
@@ -161,6 +162,7 @@ mod tests {
             loopback = false
             send_rate_messages = 1000
             send_rate_bytes = 1048576
+            reliable = true
             stratum0 = "[fd5c:c::10]:6447"
             domain = "example.org"
             dns_server = "[fd5c::53]:53"
@@ -199,6 +201,7 @@ mod tests {
         assert_eq!(file.node.port, Some(7000));
         assert_eq!(file.node.loopback, Some(false));
         assert_eq!(file.node.send_rate_messages, Some(1000));
+        assert_eq!(file.node.reliable, Some(true));
         assert!(parse("").is_ok(), "every key is optional");
     }
 
