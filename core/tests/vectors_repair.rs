@@ -25,10 +25,12 @@ const COMMENT: [&str; 7] = [
     "Bytes are lowercase hex strings. Node ids are 16 hex digits. Numbers are below 2^53.",
     "`decode`: `datagram` is received bytes. A valid one has `decoded`: {type: \"sequenced\", \
      sender, packet, inner} or {type: \"parity\", sender, block_start, block_len, index, symbol} \
-     or {type: \"nack\", from, target, ranges: [[first, count], ...]}.",
+     or {type: \"nack\", from, target, ranges: [[first, count], ...]} or {type: \"status\", \
+     from, target, group, position}.",
     "An invalid one has `error` (always \"Malformed\") and `reason`, the first rule it breaks: \
      the header's checks as in wire.json (flags must be clear for these types: unknown_flags), \
-     then the type's: bad_count, sequence_overflow, bad_field, truncated, trailing_bytes.",
+     then the type's: bad_count, sequence_overflow, bad_field, truncated, trailing_bytes, \
+     not_multicast.",
     "`parity`: a sender with node id `sender` and blocks of `block_len` packets sends `packets` \
      (each a whole inner datagram, numbered from 0) and, asked for all of them, answers with \
      `parity`: PARITY datagrams with indices 0, 1, ... Reed-Solomon over GF(2^16) as in \
@@ -64,12 +66,21 @@ fn nack_body(target: u64, ranges: &[(u64, u32)]) -> Vec<u8> {
     body
 }
 
+/// The group of the channel in the report vectors, ff1e::6c, and a unicast address.
+const GROUP: [u8; 16] = [0xff, 0x1e, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x6c];
+const UNICAST: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+fn status_body(target: u64, group: [u8; 16]) -> Vec<u8> {
+    [target.to_be_bytes().as_slice(), &group].concat()
+}
+
 /// `(name, why, datagram)`; what each decodes to comes from the library.
 fn decode_cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
-    let (sequenced, parity, nack) = (
+    let (sequenced, parity, nack, status) = (
         repair::TYPE_SEQUENCED,
         repair::TYPE_PARITY,
         repair::TYPE_NACK,
+        repair::TYPE_STATUS,
     );
     let inner = with_body(header(1, 0, 1, SENDER, 9), &[2, b'h', b'i']);
     let too_many: Vec<(u64, u32)> = (0..=u64::from(MAX_NACK_RANGES))
@@ -195,9 +206,35 @@ fn decode_cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             ),
         ),
         (
+            "status",
+            "receiver 0x99 has every packet of the sender before 300, on ff1e::6c",
+            with_body(header(status, 0, 0, 0x99, 300), &status_body(SENDER, GROUP)),
+        ),
+        (
+            "status_counted",
+            "the count of a report is 0",
+            with_body(header(status, 0, 1, 0x99, 300), &status_body(SENDER, GROUP)),
+        ),
+        (
+            "status_unicast_group",
+            "a report names the channel's multicast group",
+            with_body(
+                header(status, 0, 0, 0x99, 300),
+                &status_body(SENDER, UNICAST),
+            ),
+        ),
+        (
+            "status_trailing",
+            "a byte after the group",
+            with_body(
+                header(status, 0, 0, 0x99, 300),
+                &[status_body(SENDER, GROUP), vec![0]].concat(),
+            ),
+        ),
+        (
             "unknown_type",
-            "type 6 is not defined",
-            with_body(header(6, 0, 0, SENDER, 0), &[1]),
+            "type 7 is not defined",
+            with_body(header(7, 0, 0, SENDER, 0), &[1]),
         ),
     ]
 }
@@ -218,6 +255,13 @@ fn decode_outcome(datagram: &[u8]) -> Map<String, Value> {
             "block_len": parity.block_len,
             "index": parity.index,
             "symbol": hex::encode(parity.symbol),
+        }),
+        Ok(Repair::Status(status)) => json!({
+            "type": "status",
+            "from": status.from.to_string(),
+            "target": status.target.to_string(),
+            "group": status.group.to_string(),
+            "position": status.position,
         }),
         Ok(Repair::Nack(nack)) => json!({
             "type": "nack",
@@ -271,7 +315,12 @@ fn rebuild(
     used: &[usize],
 ) -> Vec<Vec<u8>> {
     let now = Instant::now();
-    let mut receiver = RepairReceiver::new(NodeId(0x99), RepairConfig::default(), 1);
+    let mut receiver = RepairReceiver::new(
+        NodeId(0x99),
+        "ff1e::6c".parse().unwrap(),
+        RepairConfig::default(),
+        1,
+    );
     let mut delivered = Vec::new();
     for &index in kept {
         let mut datagram = Vec::new();
@@ -417,6 +466,7 @@ fn every_repair_decode_reason_has_a_case() {
         "trailing_bytes",
         "unknown_flags",
         "unknown_type",
+        "not_multicast",
     ] {
         assert!(reasons.contains(&reason), "no case for {reason}");
     }

@@ -206,11 +206,13 @@ impl Context {
             // The node id is random: it spreads NACK delays as well as any seed.
             repair_receiver: Mutex::new(RepairReceiver::new(
                 core.node,
+                group,
                 core.config.repair,
                 core.node.0,
             )),
             repair_timer: Mutex::new(None),
             repair_only: AtomicBool::new(false),
+            window_opened: Condvar::new(),
         });
         by_group.insert(group, Arc::clone(&state));
         if let Some(relayed) = relayed_group {
@@ -349,6 +351,10 @@ impl Core {
         drop(self.flush_queue.lock());
         self.flush_wanted.notify_all();
         for state in self.by_name.lock().values() {
+            if let Some(sender) = &state.repair_sender {
+                drop(sender.lock());
+                state.window_opened.notify_all();
+            }
             let parked = state.queue.lock().take_wakers();
             state.arrived.notify_all();
             parked.into_iter().for_each(std::task::Waker::wake);

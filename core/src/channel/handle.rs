@@ -168,6 +168,7 @@ impl Channel {
         if !core.config.profile.has_header() {
             return self.send_raw(payload);
         }
+        core.wait_for_window(&self.state)?;
         let linger = core.config.linger;
         let mut outbox = self.state.outbox.lock();
         let outbox = &mut *outbox;

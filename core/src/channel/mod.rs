@@ -361,6 +361,8 @@ struct ChannelState {
     /// Whether the group is joined only for NACKs (`Membership::for_repair`): what else
     /// arrives is not for the application.
     repair_only: AtomicBool,
+    /// Wakes senders waiting for the flow window (with `repair_sender`'s lock).
+    window_opened: Condvar,
 }
 
 /// What the flush thread does at a deadline.

@@ -179,6 +179,12 @@ impl Core {
     }
 
     pub(super) fn dispatch(&self, meta: &RecvMeta, datagram: &[u8], now: Instant, via_relay: bool) {
+        // Receivers' reports of reliable channels come to this node's address.
+        if !meta.destination.is_multicast() && wire::repair::is_repair(datagram) {
+            bump(&self.counters.datagrams_received, 1);
+            self.dispatch_unicast_repair(datagram, now);
+            return;
+        }
         let Some(state) = self.by_group.read().get(&meta.destination).cloned() else {
             bump(&self.counters.datagrams_received, 1);
             bump(&self.counters.unknown_group, 1);

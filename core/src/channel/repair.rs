@@ -9,7 +9,7 @@ use std::{
 
 use tracing::{debug, warn};
 
-use super::{Arrival, ChannelState, Core, Due, bump};
+use super::{Arrival, ChannelState, Core, Due, Path, bump};
 use crate::wire::repair::{self, Repair};
 
 impl Core {
@@ -33,16 +33,21 @@ impl Core {
             Repair::Sequenced(packet) => packet.sender,
             Repair::Parity(parity) => parity.sender,
             Repair::Nack(nack) => nack.from,
+            Repair::Status(status) => status.from,
         };
         if sender == self.node {
             bump(&state.counters.own_dropped, 1);
             return;
         }
-        if arrival.path == super::Path::Native {
+        if arrival.path == Path::Native {
             self.upload(state, datagram);
         }
         // Joined for the NACKs alone: nothing else here is for this node.
-        let for_this_sender = matches!(&decoded, Repair::Nack(nack) if nack.target == self.node);
+        let for_this_sender = match &decoded {
+            Repair::Nack(nack) => nack.target == self.node,
+            Repair::Status(status) => status.target == self.node,
+            _ => false,
+        };
         if !for_this_sender && state.repair_only.load(Ordering::Acquire) {
             return;
         }
@@ -67,12 +72,55 @@ impl Core {
                 state.repair_receiver.lock().on_nack(&nack, now);
                 return;
             }
+            Repair::Status(status) => {
+                self.take_status(state, &status, now);
+                return;
+            }
         };
         for (packet, arrival) in &ready {
             self.accept(state, arrival, packet, now, false);
         }
         let next = state.repair_receiver.lock().poll_timeout();
         self.arm_repair_timer(state, next);
+    }
+
+    /// A receiver's report, sent to this node's address: for the channel it names.
+    pub(super) fn dispatch_unicast_repair(&self, datagram: &[u8], now: Instant) {
+        match repair::decode(datagram) {
+            Ok(Repair::Status(status)) if status.target == self.node => {
+                let state = self.by_group.read().get(&status.group).cloned();
+                if let Some(state) = state {
+                    self.take_status(&state, &status, now);
+                }
+            }
+            // Nothing else of the repair layer is sent to an address.
+            _ => bump(&self.counters.malformed, 1),
+        }
+    }
+
+    fn take_status(&self, state: &ChannelState, status: &repair::Status, now: Instant) {
+        if let Some(sender) = &state.repair_sender {
+            sender.lock().on_status(status, now);
+            state.window_opened.notify_all();
+        }
+    }
+
+    /// Waits until the flow window of a reliable channel lets `send` go on: the slowest
+    /// receiver is close enough, or was given up for making no progress.
+    pub(super) fn wait_for_window(&self, state: &ChannelState) -> crate::Result<()> {
+        let Some(sender) = &state.repair_sender else {
+            return Ok(());
+        };
+        let mut sender = sender.lock();
+        loop {
+            self.check_open()?;
+            match sender.window(Instant::now()) {
+                Ok(()) => return Ok(()),
+                Err(until) => {
+                    state.window_opened.wait_until(&mut sender, until);
+                }
+            }
+        }
     }
 
     /// Numbers the sealed datagrams in `ready` as packets of a reliable channel.
@@ -122,11 +170,19 @@ impl Core {
             }
             next = sender.poll_timeout();
         }
+        let mut reports = Vec::new();
         let expired = {
             let mut receiver = state.repair_receiver.lock();
             let expired = receiver.poll_expired(now);
-            while let Some(nack) = receiver.poll_transmit(now) {
-                out.push(nack);
+            while let Some((datagram, to)) = receiver.poll_transmit(now) {
+                match to {
+                    // Straight back to a sender heard natively; through the group (and so the
+                    // tunnel) to one heard through a relay, whose address is the relay's.
+                    Some(arrival) if arrival.path == Path::Native && !arrival.via_relay => {
+                        reports.push((datagram, arrival.source));
+                    }
+                    _ => out.push(datagram),
+                }
             }
             next = next.into_iter().chain(receiver.poll_timeout()).min();
             expired
@@ -135,6 +191,11 @@ impl Core {
             && let Err(err) = self.send_datagrams(state, &mut out)
         {
             warn!(group = %state.group, "sending repairs or NACKs failed: {err}");
+        }
+        for (report, sender) in reports {
+            if let Err(err) = self.socket.send_to(&report, sender) {
+                debug!(%sender, "reporting progress failed: {err}");
+            }
         }
         for (packet, arrival) in &expired {
             self.accept(state, arrival, packet, now, false);

@@ -11,7 +11,10 @@
 //! the sender announces its last block with one parity symbol, which also shows receivers any
 //! packets lost at the very end. A hole not repaired within [`RepairConfig::give_up`] is
 //! skipped and counted: the packets after it are handed on, and the messages it held show up as
-//! lost. The design, with diagrams, is in `docs/reliability.md`; the datagrams in
+//! lost. Receivers also report how far they got (STATUS), and a sender keeps at most
+//! [`RepairConfig::flow_window`] packets ahead of its slowest receiver, which it drops from the
+//! count once that one has not advanced for [`RepairConfig::receiver_timeout`]: a slow receiver
+//! slows the group for a bounded time, then falls behind on its own. The design, with diagrams, is in `docs/reliability.md`; the datagrams in
 //! [`crate::wire::repair`].
 
 use std::time::Duration;
@@ -61,6 +64,12 @@ pub struct RepairConfig {
     pub max_senders: usize,
     /// How long a sender may be silent before it may be forgotten.
     pub sender_idle: Duration,
+    /// Packets a sender may be ahead of its slowest receiver; `send` waits beyond that.
+    pub flow_window: u64,
+    /// How often, at most, a receiver reports how far it got.
+    pub status_interval: Duration,
+    /// How long a receiver may report no progress before the sender stops waiting for it.
+    pub receiver_timeout: Duration,
     /// Whether a NACK heard from another receiver holds back this receiver's own (turned off
     /// only to measure what it saves).
     pub suppression: bool,
@@ -82,6 +91,9 @@ impl Default for RepairConfig {
             reorder_bytes: 32 << 20,
             max_senders: 1024,
             sender_idle: Duration::from_secs(300),
+            flow_window: 4096,
+            status_interval: Duration::from_millis(5),
+            receiver_timeout: Duration::from_secs(1),
             suppression: true,
         }
     }
@@ -99,6 +111,9 @@ pub struct SenderStats {
     pub repair_bytes: u64,
     /// Packets asked for that had left the repair window.
     pub unrepairable: u64,
+    /// Receivers this sender stopped waiting for: no progress within
+    /// [`RepairConfig::receiver_timeout`].
+    pub receivers_dropped: u64,
 }
 
 /// What a [`RepairReceiver`] did.
@@ -107,6 +122,8 @@ pub struct SenderStats {
 pub struct ReceiverStats {
     /// NACKs sent.
     pub nacks_sent: u64,
+    /// Reports of how far this receiver got.
+    pub statuses_sent: u64,
     /// NACKs not sent because another receiver asked for as much.
     pub nacks_suppressed: u64,
     /// Parity symbols received for blocks still open here.

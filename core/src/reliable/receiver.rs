@@ -3,13 +3,14 @@
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
+    net::Ipv6Addr,
     time::{Duration, Instant},
 };
 
 use super::{ReceiverStats, RepairConfig, fec};
 use crate::wire::{
     NodeId,
-    repair::{self, Nack, Parity, Sequenced},
+    repair::{self, Nack, Parity, Sequenced, Status},
 };
 
 /// Parity symbols heard for one block.
@@ -33,13 +34,21 @@ struct Stream<T> {
     /// Packets handed on, kept while parity might still need them.
     kept: BTreeMap<u64, Vec<u8>>,
     parity: BTreeMap<u64, ParityBlock>,
-    /// When this receiver asks next, unless a repair or another receiver's NACK comes first.
-    nack_at: Option<Instant>,
+    /// When to ask for each hole, by the hole's first packet when it was found: a random delay
+    /// after it was found, or a wait for the repair after it was asked for (by this receiver
+    /// or another one heard).
+    hole_timers: BTreeMap<u64, Instant>,
     /// How long to wait for a repair after a NACK: doubles with each unanswered one.
     backoff: Duration,
     /// Since when the oldest hole has been open.
     hole_since: Option<Instant>,
     last_heard: Instant,
+    /// How the sender's latest packet arrived: where this receiver's reports go.
+    reply_to: Option<T>,
+    /// The position last reported to the sender, and when.
+    reported: Option<(u64, Instant)>,
+    /// When the next report is due, if the position moved since the last.
+    status_at: Option<Instant>,
 }
 
 impl<T> Stream<T> {
@@ -50,10 +59,13 @@ impl<T> Stream<T> {
             waiting: BTreeMap::new(),
             kept: BTreeMap::new(),
             parity: BTreeMap::new(),
-            nack_at: None,
+            hole_timers: BTreeMap::new(),
             backoff: config.repair_wait,
             hole_since: None,
             last_heard: now,
+            reply_to: None,
+            reported: None,
+            status_at: None,
         }
     }
 
@@ -101,18 +113,21 @@ impl<T> Stream<T> {
 #[derive(Debug)]
 pub struct RepairReceiver<T> {
     node: NodeId,
+    group: Ipv6Addr,
     config: RepairConfig,
     streams: HashMap<NodeId, Stream<T>>,
-    out: VecDeque<Vec<u8>>,
+    out: VecDeque<(Vec<u8>, Option<T>)>,
     rng: u64,
     stats: ReceiverStats,
 }
 
 impl<T: Clone> RepairReceiver<T> {
-    /// A receiver that sends its NACKs as `node`; `seed` varies its NACK delays.
-    pub fn new(node: NodeId, config: RepairConfig, seed: u64) -> Self {
+    /// A receiver of the channel of `group` that sends its NACKs and reports as `node`; `seed`
+    /// varies its NACK delays.
+    pub fn new(node: NodeId, group: Ipv6Addr, config: RepairConfig, seed: u64) -> Self {
         Self {
             node,
+            group,
             config,
             streams: HashMap::new(),
             out: VecDeque::new(),
@@ -140,6 +155,7 @@ impl<T: Clone> RepairReceiver<T> {
             None => self.new_stream(packet.sender, packet.packet, now),
         };
         stream.last_heard = now;
+        stream.reply_to = Some(tag.clone());
         if packet.packet < stream.next || stream.waiting.contains_key(&packet.packet) {
             self.stats.duplicates += 1;
             return ready;
@@ -197,8 +213,9 @@ impl<T: Clone> RepairReceiver<T> {
         ready
     }
 
-    /// Takes a NACK heard on the channel: another receiver's asking for at least what this one
-    /// misses spares it its own NACK (one round of waiting for the repair instead).
+    /// Takes a NACK heard on the channel: what another receiver asked for need not be asked
+    /// again for a while, and a NACK of this receiver's that would ask for nothing more is not
+    /// sent (suppression).
     pub fn on_nack(&mut self, nack: &Nack<'_>, now: Instant) {
         if nack.from == self.node || !self.config.suppression {
             return;
@@ -206,40 +223,50 @@ impl<T: Clone> RepairReceiver<T> {
         let Some(stream) = self.streams.get_mut(&nack.target) else {
             return;
         };
-        let holes = stream.holes();
-        let (Some(&(first, _)), Some(&(last, last_count))) = (holes.first(), holes.last()) else {
-            return;
-        };
-        let last = last + u64::from(last_count);
-        let (mut heard_first, mut heard_last, mut heard_count) = (u64::MAX, 0, 0);
-        for (start, count) in nack.ranges() {
-            heard_first = heard_first.min(start);
-            heard_last = heard_last.max(start + u64::from(count));
-            heard_count += u64::from(count);
-        }
-        let covers = heard_first <= first && heard_last >= last && heard_count >= stream.missing();
-        if covers && stream.nack_at.is_some() {
-            stream.nack_at = Some(now + stream.backoff);
-            self.stats.nacks_suppressed += 1;
+        let wait = now + stream.backoff;
+        for (first, count) in nack.ranges() {
+            let end = first.saturating_add(u64::from(count));
+            for (_, due) in stream.hole_timers.range_mut(first..end) {
+                if *due < wait {
+                    *due = wait;
+                    self.stats.nacks_suppressed += 1;
+                }
+            }
         }
     }
 
-    /// The next NACK to send, if one is due by `now`.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
+    /// The next datagram to send, if one is due by `now`: a NACK, for the channel's group
+    /// (`None`), or a report for the sender, with how its packets arrive (`Some`).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<(Vec<u8>, Option<T>)> {
         for (&sender, stream) in &mut self.streams {
-            if stream.nack_at.is_none_or(|at| at > now) {
+            if stream.status_at.is_some_and(|at| at <= now) {
+                stream.status_at = None;
+                stream.reported = Some((stream.next, now));
+                let mut status = Vec::new();
+                repair::encode_status(
+                    &mut status,
+                    &Status {
+                        from: self.node,
+                        target: sender,
+                        group: self.group,
+                        position: stream.next,
+                    },
+                );
+                self.out.push_back((status, stream.reply_to.clone()));
+                self.stats.statuses_sent += 1;
+            }
+            if stream.hole_timers.values().all(|&due| due > now) {
                 continue;
             }
+            // Every hole, also those another receiver asked for: the sender repairs each block
+            // by the most holes one receiver has in it.
             let holes = stream.holes();
-            if holes.is_empty() {
-                stream.nack_at = None;
-                continue;
-            }
             let mut nack = Vec::new();
             repair::encode_nack(&mut nack, self.node, sender, &holes);
-            self.out.push_back(nack);
+            self.out.push_back((nack, None));
             self.stats.nacks_sent += 1;
-            stream.nack_at = Some(now + stream.backoff);
+            let wait = now + stream.backoff;
+            stream.hole_timers.values_mut().for_each(|due| *due = wait);
             stream.backoff = (stream.backoff * 2).min(self.config.repair_wait_max);
         }
         self.out.pop_front()
@@ -251,7 +278,8 @@ impl<T: Clone> RepairReceiver<T> {
             .values()
             .flat_map(|stream| {
                 [
-                    stream.nack_at,
+                    stream.hole_timers.values().min().copied(),
+                    stream.status_at,
                     stream.hole_since.map(|since| since + self.config.give_up),
                 ]
             })
@@ -322,16 +350,40 @@ impl<T: Clone> RepairReceiver<T> {
         let Some(stream) = self.streams.get_mut(&sender) else {
             return;
         };
+        // Report a new position at most every status_interval.
+        match stream.reported {
+            Some((position, _)) if position == stream.next => {}
+            Some((_, at)) => {
+                stream.status_at.get_or_insert(at + config.status_interval);
+            }
+            None => {
+                stream.status_at.get_or_insert(now);
+            }
+        }
         if stream.missing() == 0 {
-            stream.nack_at = None;
+            stream.hole_timers.clear();
             stream.hole_since = None;
             stream.backoff = config.repair_wait;
-        } else {
-            stream.hole_since.get_or_insert(now);
-            if stream.nack_at.is_none() {
-                let spread = config.nack_spread.as_nanos() as u64;
-                let jitter = Duration::from_nanos(next_random(&mut self.rng) % spread.max(1));
-                stream.nack_at = Some(now + config.nack_delay + jitter);
+            return;
+        }
+        stream.hole_since.get_or_insert(now);
+        // A timer per hole: kept while any packet of it is missing, new for a new hole.
+        let holes = stream.holes();
+        let open = |packet: &u64| {
+            holes
+                .iter()
+                .any(|&(first, count)| (first..first + u64::from(count)).contains(packet))
+        };
+        stream.hole_timers.retain(|packet, _| open(packet));
+        for (first, count) in holes {
+            if stream
+                .hole_timers
+                .range(first..first + u64::from(count))
+                .next()
+                .is_none()
+            {
+                let delay = config.nack_delay + nack_backoff(config.nack_spread, &mut self.rng);
+                stream.hole_timers.insert(first, now + delay);
             }
         }
     }
@@ -411,6 +463,14 @@ impl<T: Clone> RepairReceiver<T> {
             };
         }
     }
+}
+
+/// A random wait within `spread`, uniformly: the first receiver to draw an early time is heard
+/// by the others before most of their timers fire. (RFC 5401's truncated exponential suits
+/// groups of hundreds; with a handful of receivers it bunches their timers late.)
+fn nack_backoff(spread: Duration, rng: &mut u64) -> Duration {
+    let spread_ns = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(next_random(rng) % spread_ns)
 }
 
 /// xorshift64: NACK delays need spread, not secrecy.

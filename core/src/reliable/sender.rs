@@ -1,14 +1,14 @@
 //! The sender's half: numbers packets, keeps a repair window, answers NACKs with parity.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     time::Instant,
 };
 
 use super::{RepairConfig, SenderStats, fec};
 use crate::wire::{
     NodeId,
-    repair::{self, Nack, parity_count},
+    repair::{self, Nack, Status, parity_count},
 };
 
 /// One block of consecutive packets in the repair window.
@@ -71,6 +71,8 @@ pub struct RepairSender {
     out: VecDeque<Vec<u8>>,
     /// When a NACK last arrived or a repair last left.
     last_active: Option<Instant>,
+    /// Receivers that reported lately: how far each got, and when it last advanced.
+    receivers: HashMap<NodeId, (u64, Instant)>,
     stats: SenderStats,
 }
 
@@ -91,6 +93,7 @@ impl RepairSender {
             tail: None,
             out: VecDeque::new(),
             last_active: None,
+            receivers: HashMap::new(),
             stats: SenderStats::default(),
         }
     }
@@ -130,6 +133,43 @@ impl RepairSender {
                 self.held_bytes -= block.bytes();
                 self.wanted.remove(&block.start);
             }
+        }
+    }
+
+    /// Takes a receiver's report of how far it got.
+    pub fn on_status(&mut self, status: &Status, now: Instant) {
+        if status.target != self.node {
+            return;
+        }
+        let entry = self
+            .receivers
+            .entry(status.from)
+            .or_insert((status.position, now));
+        if status.position > entry.0 {
+            *entry = (status.position, now);
+        }
+    }
+
+    /// Whether more packets may be numbered now: fewer than [`RepairConfig::flow_window`] are
+    /// ahead of the slowest receiver. `Err` holds when to look again if no report comes first:
+    /// when the slowest receiver will be dropped for making no progress.
+    pub fn window(&mut self, now: Instant) -> Result<(), Instant> {
+        let timeout = self.config.receiver_timeout;
+        let before = self.receivers.len();
+        self.receivers
+            .retain(|_, (_, advanced)| now.saturating_duration_since(*advanced) < timeout);
+        self.stats.receivers_dropped += (before - self.receivers.len()) as u64;
+        let slowest = self
+            .receivers
+            .values()
+            .min_by_key(|(position, _)| *position);
+        match slowest {
+            Some(&(position, advanced))
+                if self.next_packet >= position.saturating_add(self.config.flow_window) =>
+            {
+                Err(advanced + timeout)
+            }
+            _ => Ok(()),
         }
     }
 

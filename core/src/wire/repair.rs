@@ -5,8 +5,11 @@
 //! grouped in blocks of consecutive numbers; PARITY datagrams carry Reed-Solomon parity over a
 //! block, so that one parity packet fills any one hole of that block at any receiver. Receivers
 //! ask for repair with NACKs, sent to the channel's group so that one receiver's NACK spares
-//! the others theirs. The layouts are in `docs/reliability.md`; the state machines that use them
+//! the others theirs, and report how far they got with STATUS datagrams, which hold a sender
+//! to the pace of its slowest receiver. The layouts are in `docs/reliability.md`; the state machines that use them
 //! are in [`crate::reliable`]. No I/O happens here.
+
+use std::net::Ipv6Addr;
 
 use super::{DecodeError, HEADER_LEN, NodeId, Reader, read_header, write_header};
 
@@ -16,6 +19,8 @@ pub const TYPE_SEQUENCED: u8 = 3;
 pub const TYPE_PARITY: u8 = 4;
 /// Datagram type of a request for repair.
 pub const TYPE_NACK: u8 = 5;
+/// Datagram type of a receiver's report of how far it got.
+pub const TYPE_STATUS: u8 = 6;
 /// Bytes a PARITY datagram adds in front of its symbol: the header and the parity index.
 pub const PARITY_OVERHEAD: usize = HEADER_LEN + 2;
 /// The most packets a block may hold.
@@ -41,6 +46,23 @@ pub enum Repair<'a> {
     Parity(Parity<'a>),
     /// A request for repair.
     Nack(Nack<'a>),
+    /// A receiver's progress.
+    Status(Status),
+}
+
+/// A receiver's report that it has handed on every packet of `target` on the channel of
+/// `group` before `position`. It goes to the sender's address by unicast, so it names the
+/// channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The receiver reporting.
+    pub from: NodeId,
+    /// The sender it reports on.
+    pub target: NodeId,
+    /// The channel's group.
+    pub group: Ipv6Addr,
+    /// The next packet it waits for.
+    pub position: u64,
 }
 
 /// A numbered packet: a whole datagram of the channel (type 1 or 2, possibly sealed or signed).
@@ -106,7 +128,7 @@ impl Nack<'_> {
 pub fn is_repair(datagram: &[u8]) -> bool {
     matches!(
         datagram,
-        [b'6', b'c', super::VERSION, TYPE_SEQUENCED..=TYPE_NACK, ..]
+        [b'6', b'c', super::VERSION, TYPE_SEQUENCED..=TYPE_STATUS, ..]
     )
 }
 
@@ -117,10 +139,10 @@ pub fn is_repair(datagram: &[u8]) -> bool {
 /// non-empty packet; a PARITY block of `1..=`[`MAX_BLOCK_LEN`] packets whose numbers fit in 64
 /// bits, an index below [`parity_count`] and an even symbol of at least 2 bytes; a NACK with
 /// `1..=`[`MAX_NACK_RANGES`] ranges of at least one packet each, fitting in 64 bits, and nothing
-/// after them.
+/// after them; a STATUS of count 0 with its target and nothing after it.
 pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
     let header = read_header(datagram, |kind| {
-        (TYPE_SEQUENCED..=TYPE_NACK).contains(&kind)
+        (TYPE_SEQUENCED..=TYPE_STATUS).contains(&kind)
     })?;
     if header.flags != 0 {
         return Err(DecodeError::UnknownFlags(header.flags));
@@ -163,6 +185,25 @@ pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
                 block_len,
                 index,
                 symbol,
+            }))
+        }
+        TYPE_STATUS => {
+            if header.count != 0 {
+                return Err(DecodeError::BadCount);
+            }
+            let target = NodeId(body.u64()?);
+            let group = Ipv6Addr::from(body.array::<16>()?);
+            if !body.rest.is_empty() {
+                return Err(DecodeError::TrailingBytes);
+            }
+            if !group.is_multicast() {
+                return Err(DecodeError::NotMulticast);
+            }
+            Ok(Repair::Status(Status {
+                from: header.sender,
+                target,
+                group,
+                position: header.seq,
             }))
         }
         _ => {
@@ -211,6 +252,13 @@ pub fn encode_parity(
     write_header(out, TYPE_PARITY, block_len, sender, block_start);
     out.extend_from_slice(&index.to_be_bytes());
     out.extend_from_slice(symbol);
+}
+
+/// Writes `status`.
+pub fn encode_status(out: &mut Vec<u8>, status: &Status) {
+    write_header(out, TYPE_STATUS, 0, status.from, status.position);
+    out.extend_from_slice(&status.target.0.to_be_bytes());
+    out.extend_from_slice(&status.group.octets());
 }
 
 /// Writes a NACK from `from` to `target` for at most [`MAX_NACK_RANGES`] of `ranges` (the
@@ -330,6 +378,34 @@ mod tests {
     }
 
     #[test]
+    fn status_round_trips() {
+        let status = Status {
+            from: NodeId(9),
+            target: SENDER,
+            group: "ff1e::6c".parse().unwrap(),
+            position: 1234,
+        };
+        let mut out = Vec::new();
+        encode_status(&mut out, &status);
+        assert_eq!(decode(&out), Ok(Repair::Status(status)));
+        let mut unicast = Vec::new();
+        encode_status(
+            &mut unicast,
+            &Status {
+                group: "2001:db8::1".parse().unwrap(),
+                ..status
+            },
+        );
+        assert_eq!(reason(&unicast), "not_multicast");
+        assert_eq!(reason(&out[..out.len() - 1]), "truncated");
+        let mut trailing = out.clone();
+        trailing.push(0);
+        assert_eq!(reason(&trailing), "trailing_bytes");
+        out[7] = 1;
+        assert_eq!(reason(&out), "bad_count");
+    }
+
+    #[test]
     fn header_rules_apply() {
         let mut out = Vec::new();
         encode_sequenced(&mut out, SENDER, 1, b"x");
@@ -349,7 +425,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn decoding_arbitrary_repair_bodies_never_panics(
-            kind in TYPE_SEQUENCED..=TYPE_NACK,
+            kind in TYPE_SEQUENCED..=TYPE_STATUS,
             count: u16,
             body in proptest::collection::vec(0u8.., 0..200),
         ) {
