@@ -48,6 +48,11 @@ impl Inbound {
         self.messages.is_empty()
     }
 
+    /// Whether more than `1 / fraction` of `capacity` messages or `max_bytes` bytes wait.
+    pub(crate) fn fuller_than(&self, fraction: usize, capacity: usize, max_bytes: usize) -> bool {
+        self.messages.len() > capacity / fraction || self.bytes > max_bytes / fraction
+    }
+
     /// Wakes `waker` at the next message, once (a task that registers again is kept once).
     pub(crate) fn register(&mut self, waker: &Waker) {
         if !self.wakers.iter().any(|known| known.will_wake(waker)) {

@@ -29,6 +29,7 @@ fn run(
     sender: Config,
     count: usize,
     loss: u8,
+    within: Duration,
 ) -> Vec<(Vec<Vec<u8>>, Stats)> {
     let receivers = ["h2", "h3", "h4"];
     for host in receivers {
@@ -42,7 +43,7 @@ fn run(
             world.host(host).spawn(move || {
                 let (_context, channel) = joined(config(), channel);
                 start.wait();
-                let got = collect(&channel, count, Duration::from_secs(20));
+                let got = collect(&channel, count, within);
                 let payloads = got.into_iter().map(|message| message.payload).collect();
                 (payloads, channel.stats())
             })
@@ -76,7 +77,8 @@ fn every_message_arrives_in_order_at_each_loss_rate() {
     };
     let expected: Vec<_> = (0..3000).map(message).collect();
     for (loss, channel) in [(1, "reliable-1"), (5, "reliable-5"), (20, "reliable-20")] {
-        let results = run(&world, channel, reliable(), expected.len(), loss);
+        let within = Duration::from_secs(20);
+        let results = run(&world, channel, reliable(), expected.len(), loss, within);
         for (receiver, (got, stats)) in results.iter().enumerate() {
             assert!(
                 *got == expected,
@@ -89,11 +91,19 @@ fn every_message_arrives_in_order_at_each_loss_rate() {
                 (0, 0, 0),
                 "{loss} %"
             );
-            assert!(
-                stats.nacks_sent > 0 && stats.repairs_received > 0,
-                "{loss} %: {stats:?}"
-            );
+            // At 1 % a receiver may be lucky (about 900 datagrams both ways); at 5 % none is.
+            if loss > 1 {
+                assert!(
+                    stats.nacks_sent > 0 && stats.repairs_received > 0,
+                    "{loss} %: {stats:?}"
+                );
+            }
         }
+        let repaired: u64 = results
+            .iter()
+            .map(|(_, stats)| stats.repairs_received)
+            .sum();
+        assert!(repaired > 0, "{loss} %: no receiver needed a repair?");
     }
 }
 
@@ -103,7 +113,15 @@ fn best_effort_loses_what_reliable_repairs() {
     let Some(world) = world(|| World::lan(4), false) else {
         return;
     };
-    let results = run(&world, "best-effort-5", config(), 3000, 5);
+    // Nothing repairs what is lost: waiting longer would not bring it.
+    let results = run(
+        &world,
+        "best-effort-5",
+        config(),
+        3000,
+        5,
+        Duration::from_secs(3),
+    );
     for (got, stats) in &results {
         assert!(got.len() < 3000, "nothing lost at 5 %?");
         assert_eq!(stats.nacks_sent, 0);
@@ -159,4 +177,52 @@ fn a_reliable_context_needs_the_header() {
     let err = config.validate().unwrap_err();
     assert_eq!(err.kind(), sixcast::ErrorKind::InvalidConfig);
     assert!(err.to_string().contains("reliable"), "{err}");
+}
+
+#[test]
+fn a_slow_reader_gets_everything_because_the_sender_waits_for_it() {
+    let Some(world) = world(|| World::lan(2), false) else {
+        return;
+    };
+    let count = 20_000;
+    let start = start_line(2);
+    let reader = {
+        let start = Arc::clone(&start);
+        world.host("h2").spawn(move || {
+            let mut small = config();
+            small.queue_capacity = 500;
+            let (_context, channel) = joined(small, "slow-reader");
+            start.wait();
+            let mut got = Vec::new();
+            while got.len() < count {
+                match channel.recv_timeout(Duration::from_secs(10)) {
+                    Ok(message) => got.push(message.payload),
+                    Err(_) => break,
+                }
+                // Much slower than an unpaced sender.
+                if got.len() % 1000 == 0 {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            (got, channel.stats())
+        })
+    };
+    world.host("h1").spawn(move || {
+        let context = Context::new(reliable()).unwrap();
+        let channel = context.channel("slow-reader").unwrap();
+        start.wait();
+        for index in 0..count {
+            channel.send(&message(index)).unwrap();
+        }
+        channel.flush().unwrap();
+        context.close();
+    });
+    let (got, stats) = reader.join().unwrap();
+    let expected: Vec<_> = (0..count).map(message).collect();
+    assert!(
+        got == expected,
+        "{} of {count} arrived in order; {stats:?}",
+        got.len()
+    );
+    assert_eq!(stats.queue_overflow, 0, "{stats:?}");
 }

@@ -334,7 +334,7 @@ fn rebuild(
             delivered.extend(receiver.on_parity(&symbol, (), now + Duration::from_millis(1)));
         }
     }
-    delivered.into_iter().map(|(packet, ())| packet).collect()
+    delivered.into_iter().map(|ready| ready.datagram).collect()
 }
 
 fn parity_case() -> Value {

@@ -213,6 +213,7 @@ impl Context {
             repair_timer: Mutex::new(None),
             repair_only: AtomicBool::new(false),
             window_opened: Condvar::new(),
+            held: AtomicBool::new(false),
         });
         by_group.insert(group, Arc::clone(&state));
         if let Some(relayed) = relayed_group {

@@ -233,7 +233,9 @@ impl Channel {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
         // A queued message needs no deadline: reading the clock cost a quarter of a busy
         // receiving thread's time.
-        if let Some(message) = self.state.queue.lock().pop_front() {
+        let taken = self.state.queue.lock().pop_front();
+        if let Some(message) = taken {
+            self.taken();
             return Ok(message);
         }
         // A deadline beyond what Instant can represent is as good as no deadline.
@@ -245,6 +247,8 @@ impl Channel {
     pub fn try_recv(&self) -> Result<Option<Message>> {
         let mut queue = self.state.queue.lock();
         if let Some(message) = queue.pop_front() {
+            drop(queue);
+            self.taken();
             return Ok(Some(message));
         }
         if self.shared.core.closed.load(Ordering::Acquire) {
@@ -296,12 +300,24 @@ impl Channel {
     fn wait(&self, deadline: Option<Instant>) -> Result<Message> {
         let mut queue = self.state.queue.lock();
         self.wait_for_message(&mut queue, deadline)?;
-        queue.pop_front().ok_or_else(|| {
+        let taken = queue.pop_front();
+        drop(queue);
+        let message = taken.ok_or_else(|| {
             Error::new(
                 ErrorKind::Timeout,
                 format!("no message arrived on {} in time", self.state.group),
             )
-        })
+        })?;
+        self.taken();
+        Ok(message)
+    }
+
+    /// After a message was taken: a reliable channel held back because the queue filled may
+    /// go on.
+    pub(super) fn taken(&self) {
+        if self.state.held.load(Ordering::Relaxed) {
+            self.shared.core.release_if_drained(&self.state);
+        }
     }
 
     /// Waits, with the queue locked, until it holds a message (`true`) or `deadline` passes

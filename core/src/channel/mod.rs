@@ -363,6 +363,8 @@ struct ChannelState {
     repair_only: AtomicBool,
     /// Wakes senders waiting for the flow window (with `repair_sender`'s lock).
     window_opened: Condvar,
+    /// Whether `repair_receiver` holds packets back until the application takes messages.
+    held: AtomicBool,
 }
 
 /// What the flush thread does at a deadline.

@@ -10,7 +10,10 @@ use std::{
 use tracing::{debug, warn};
 
 use super::{Arrival, ChannelState, Core, Due, Path, bump};
-use crate::wire::repair::{self, Repair};
+use crate::{
+    reliable::{Ready, RepairReceiver},
+    wire::repair::{self, Repair},
+};
 
 impl Core {
     /// Handles a SEQUENCED, PARITY or NACK datagram of `state`'s group.
@@ -51,16 +54,14 @@ impl Core {
         if !for_this_sender && state.repair_only.load(Ordering::Acquire) {
             return;
         }
+        // The receiver stays locked until what it hands on is delivered (or put back), so that
+        // no other thread's packets of the channel pass them.
+        let mut receiver = state.repair_receiver.lock();
         let ready = match decoded {
-            Repair::Sequenced(packet) => state
-                .repair_receiver
-                .lock()
-                .on_sequenced(&packet, arrival, now),
-            Repair::Parity(parity) => state
-                .repair_receiver
-                .lock()
-                .on_parity(&parity, arrival, now),
+            Repair::Sequenced(packet) => receiver.on_sequenced(&packet, arrival, now),
+            Repair::Parity(parity) => receiver.on_parity(&parity, arrival, now),
             Repair::Nack(nack) if nack.target == self.node => {
+                drop(receiver);
                 if let Some(sender) = &state.repair_sender {
                     sender.lock().on_nack(&nack, now);
                     let next = sender.lock().poll_timeout();
@@ -69,18 +70,60 @@ impl Core {
                 return;
             }
             Repair::Nack(nack) => {
-                state.repair_receiver.lock().on_nack(&nack, now);
+                receiver.on_nack(&nack, now);
                 return;
             }
             Repair::Status(status) => {
+                drop(receiver);
                 self.take_status(state, &status, now);
                 return;
             }
         };
-        for (packet, arrival) in &ready {
-            self.accept(state, arrival, packet, now, false);
+        let next = self.hand_on(state, &mut receiver, ready, now);
+        drop(receiver);
+        self.arm_repair_timer(state, next);
+    }
+
+    /// Delivers the packets `receiver` (locked by the caller) handed on while the application's
+    /// queue has room; over half full, the rest go back and the receiver holds. Returns when
+    /// the repair timers are due next.
+    fn hand_on(
+        &self,
+        state: &ChannelState,
+        receiver: &mut RepairReceiver<Arrival>,
+        ready: Vec<Ready<Arrival>>,
+        now: Instant,
+    ) -> Option<Instant> {
+        let (capacity, bytes) = (self.config.queue_capacity, self.config.queue_bytes);
+        let mut ready = ready.into_iter();
+        for handed in ready.by_ref() {
+            self.accept(state, &handed.tag, &handed.datagram, now, false);
+            if state.queue.lock().fuller_than(2, capacity, bytes) {
+                break;
+            }
         }
-        let next = state.repair_receiver.lock().poll_timeout();
+        let unused: Vec<_> = ready.collect();
+        if !unused.is_empty() || state.queue.lock().fuller_than(2, capacity, bytes) {
+            receiver.put_back(unused);
+            state.held.store(true, Ordering::Release);
+        }
+        receiver.poll_timeout()
+    }
+
+    /// After the application took a message: once a held channel's queue is down to a quarter,
+    /// hands on what waited (on the application's thread).
+    pub(super) fn release_if_drained(&self, state: &ChannelState) {
+        let mut receiver = state.repair_receiver.lock();
+        let (capacity, bytes) = (self.config.queue_capacity, self.config.queue_bytes);
+        if !state.held.load(Ordering::Acquire) || state.queue.lock().fuller_than(4, capacity, bytes)
+        {
+            return;
+        }
+        state.held.store(false, Ordering::Release);
+        let now = Instant::now();
+        let ready = receiver.release(now);
+        let next = self.hand_on(state, &mut receiver, ready, now);
+        drop(receiver);
         self.arm_repair_timer(state, next);
     }
 
@@ -171,9 +214,11 @@ impl Core {
             next = sender.poll_timeout();
         }
         let mut reports = Vec::new();
-        let expired = {
+        {
             let mut receiver = state.repair_receiver.lock();
             let expired = receiver.poll_expired(now);
+            let handed_next = self.hand_on(state, &mut receiver, expired, now);
+            next = next.into_iter().chain(handed_next).min();
             while let Some((datagram, to)) = receiver.poll_transmit(now) {
                 match to {
                     // Straight back to a sender heard natively; through the group (and so the
@@ -185,8 +230,7 @@ impl Core {
                 }
             }
             next = next.into_iter().chain(receiver.poll_timeout()).min();
-            expired
-        };
+        }
         if !out.is_empty()
             && let Err(err) = self.send_datagrams(state, &mut out)
         {
@@ -197,9 +241,6 @@ impl Core {
                 debug!(%sender, "reporting progress failed: {err}");
             }
         }
-        for (packet, arrival) in &expired {
-            self.accept(state, arrival, packet, now, false);
-        }
         self.arm_repair_timer(state, next);
     }
 
@@ -209,18 +250,19 @@ impl Core {
         let states: Vec<_> = self.by_name.lock().values().cloned().collect();
         let quiet = self.config.repair.repair_wait * 4;
         let deadline = Instant::now() + CLOSE_LINGER;
-        loop {
-            let now = Instant::now();
-            let busy_until = states
-                .iter()
-                .filter_map(|state| state.repair_sender.as_ref()?.lock().busy_until(now, quiet))
-                .max();
-            match busy_until {
-                // Each wait ends at the next thing to look at, not on a fixed tick.
-                Some(until) if until > now && now < deadline => {
-                    std::thread::sleep(until.min(deadline) - now);
+        for state in states {
+            let Some(sender) = &state.repair_sender else {
+                continue;
+            };
+            let mut sender = sender.lock();
+            // Woken by each receiver's report; otherwise at the next thing to look at.
+            while let Some(until) = sender.busy_until(Instant::now(), quiet) {
+                if Instant::now() >= deadline {
+                    return;
                 }
-                _ => return,
+                state
+                    .window_opened
+                    .wait_until(&mut sender, until.min(deadline));
             }
         }
     }

@@ -66,7 +66,9 @@ impl Wait {
         let state = &self.channel.state;
         let mut queue = state.queue.lock();
         if let Some(found) = take(&mut queue) {
+            drop(queue);
             self.parked = None;
+            self.channel.taken();
             return Poll::Ready(Ok(found));
         }
         if self.channel.shared.core.closed.load(Ordering::Acquire) {

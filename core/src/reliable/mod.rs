@@ -25,7 +25,7 @@ mod sender;
 #[cfg(test)]
 mod tests;
 
-pub use receiver::RepairReceiver;
+pub use receiver::{Ready, RepairReceiver};
 pub use sender::RepairSender;
 
 /// Bytes a reliable channel's datagrams leave free for the repair layer, so that numbered
@@ -86,7 +86,7 @@ impl Default for RepairConfig {
             nack_delay: Duration::from_millis(1),
             nack_spread: Duration::from_millis(4),
             repair_wait: Duration::from_millis(20),
-            repair_wait_max: Duration::from_millis(500),
+            repair_wait_max: Duration::from_millis(200),
             give_up: Duration::from_secs(3),
             reorder_bytes: 32 << 20,
             max_senders: 1024,
@@ -136,4 +136,7 @@ pub struct ReceiverStats {
     pub duplicates: u64,
     /// Parity that did not decode (forged, or garbled on the way).
     pub bad_parity: u64,
+    /// Packets dropped on arrival because [`RepairConfig::reorder_bytes`] already waited while
+    /// the application was not taking messages (asked for again later).
+    pub overrun: u64,
 }

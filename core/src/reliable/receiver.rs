@@ -13,6 +13,19 @@ use crate::wire::{
     repair::{self, Nack, Parity, Sequenced, Status},
 };
 
+/// A packet handed on: the datagram to decode, from `sender`, number `packet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready<T> {
+    /// The sender whose packet it is.
+    pub sender: NodeId,
+    /// Its number.
+    pub packet: u64,
+    /// The datagram it carries.
+    pub datagram: Vec<u8>,
+    /// How it arrived (for a rebuilt one: how the parity that completed it arrived).
+    pub tag: T,
+}
+
 /// Parity symbols heard for one block.
 #[derive(Debug)]
 struct ParityBlock {
@@ -118,6 +131,8 @@ pub struct RepairReceiver<T> {
     streams: HashMap<NodeId, Stream<T>>,
     out: VecDeque<(Vec<u8>, Option<T>)>,
     rng: u64,
+    /// Whether packets are held back because the application is not taking messages.
+    held: bool,
     stats: ReceiverStats,
 }
 
@@ -132,6 +147,7 @@ impl<T: Clone> RepairReceiver<T> {
             streams: HashMap::new(),
             out: VecDeque::new(),
             rng: seed | 1,
+            held: false,
             stats: ReceiverStats::default(),
         }
     }
@@ -141,23 +157,61 @@ impl<T: Clone> RepairReceiver<T> {
         self.stats
     }
 
+    /// Stops handing on packets, because the application's queue is filling: they wait here,
+    /// and the position reported to senders stops, so that they wait too.
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Takes back packets handed on that the application's queue had no room for, and holds:
+    /// they are handed on again at [`release`](Self::release).
+    pub fn put_back(&mut self, unused: Vec<Ready<T>>) {
+        self.held = true;
+        // Newest first: each rewinds its stream to itself, so that the next one (older) is
+        // again before the stream's position.
+        for ready in unused.into_iter().rev() {
+            if let Some(stream) = self.streams.get_mut(&ready.sender)
+                && ready.packet < stream.next
+            {
+                stream.kept.remove(&ready.packet);
+                stream.next = stream.next.min(ready.packet);
+                stream
+                    .waiting
+                    .insert(ready.packet, (ready.datagram, ready.tag));
+            }
+        }
+    }
+
+    /// Hands on again: returns the packets that waited, in each sender's order.
+    pub fn release(&mut self, now: Instant) -> Vec<Ready<T>> {
+        self.held = false;
+        let mut ready = Vec::new();
+        let senders: Vec<NodeId> = self.streams.keys().copied().collect();
+        for sender in senders {
+            self.settle(sender, now, &mut ready);
+        }
+        ready
+    }
+
     /// Takes a numbered packet; returns the packets now ready, in order (it among them unless
     /// it is a duplicate or waits for a hole before it).
-    pub fn on_sequenced(
-        &mut self,
-        packet: &Sequenced<'_>,
-        tag: T,
-        now: Instant,
-    ) -> Vec<(Vec<u8>, T)> {
+    pub fn on_sequenced(&mut self, packet: &Sequenced<'_>, tag: T, now: Instant) -> Vec<Ready<T>> {
         let mut ready = Vec::new();
-        let stream = match self.streams.get_mut(&packet.sender) {
-            Some(stream) => stream,
-            None => self.new_stream(packet.sender, packet.packet, now),
+        if !self.streams.contains_key(&packet.sender) {
+            self.new_stream(packet.sender, packet.packet, now);
+        }
+        let Some(stream) = self.streams.get_mut(&packet.sender) else {
+            return ready;
         };
         stream.last_heard = now;
         stream.reply_to = Some(tag.clone());
         if packet.packet < stream.next || stream.waiting.contains_key(&packet.packet) {
             self.stats.duplicates += 1;
+            return ready;
+        }
+        if self.held && stream.waiting_bytes() > self.config.reorder_bytes {
+            // No room while the application catches up: asked for again once there is.
+            self.stats.overrun += 1;
             return ready;
         }
         stream
@@ -169,7 +223,7 @@ impl<T: Clone> RepairReceiver<T> {
     }
 
     /// Takes a parity symbol; returns the packets it completes, in order.
-    pub fn on_parity(&mut self, parity: &Parity<'_>, tag: T, now: Instant) -> Vec<(Vec<u8>, T)> {
+    pub fn on_parity(&mut self, parity: &Parity<'_>, tag: T, now: Instant) -> Vec<Ready<T>> {
         let mut ready = Vec::new();
         if !self.streams.contains_key(&parity.sender) {
             // A later block of a sender not heard yet: this receiver joins at its next packet.
@@ -291,7 +345,7 @@ impl<T: Clone> RepairReceiver<T> {
     /// than [`RepairConfig::reorder_bytes`] waiting behind them): returns the packets behind
     /// them, in order. The packets given up are counted in [`ReceiverStats::packets_lost`]; what
     /// they held shows as lost messages where the message codec sees the gap.
-    pub fn poll_expired(&mut self, now: Instant) -> Vec<(Vec<u8>, T)> {
+    pub fn poll_expired(&mut self, now: Instant) -> Vec<Ready<T>> {
         let mut ready = Vec::new();
         let give_up = self.config.give_up;
         let expired: Vec<NodeId> = self
@@ -324,15 +378,22 @@ impl<T: Clone> RepairReceiver<T> {
 
     /// Hands on the packets of `sender` that no hole holds back, keeps them for parity, and
     /// (re)arms the NACK timer for what is missing.
-    fn settle(&mut self, sender: NodeId, now: Instant, ready: &mut Vec<(Vec<u8>, T)>) {
+    fn settle(&mut self, sender: NodeId, now: Instant, ready: &mut Vec<Ready<T>>) {
         let config = self.config;
         loop {
             let Some(stream) = self.streams.get_mut(&sender) else {
                 return;
             };
-            while let Some((packet, tag)) = stream.waiting.remove(&stream.next) {
+            while !self.held
+                && let Some((packet, tag)) = stream.waiting.remove(&stream.next)
+            {
                 stream.kept.insert(stream.next, packet.clone());
-                ready.push((packet, tag));
+                ready.push(Ready {
+                    sender,
+                    packet: stream.next,
+                    datagram: packet,
+                    tag,
+                });
                 stream.next += 1;
             }
             let keep_from = stream.next.saturating_sub(u64::from(config.block_len) * 2);
@@ -341,7 +402,8 @@ impl<T: Clone> RepairReceiver<T> {
             stream
                 .parity
                 .retain(|&start, block| start + u64::from(block.len) > next);
-            if stream.waiting_bytes() <= config.reorder_bytes {
+            // Held, the packets behind no hole wait too: the flow window bounds them.
+            if self.held || stream.waiting_bytes() <= config.reorder_bytes {
                 break;
             }
             // Too much waits behind the oldest hole: this receiver has fallen behind.
@@ -432,7 +494,7 @@ impl<T: Clone> RepairReceiver<T> {
     /// Starts following `sender`, first heard at `packet`. A sender heard within its first
     /// [`RepairConfig::block_len`] packets has just begun, and this receiver asks for those
     /// before; one heard later is joined late, from where it comes in.
-    fn new_stream(&mut self, sender: NodeId, packet: u64, now: Instant) -> &mut Stream<T> {
+    fn new_stream(&mut self, sender: NodeId, packet: u64, now: Instant) {
         self.make_room(now);
         let first = if packet < u64::from(self.config.block_len) {
             0
@@ -442,7 +504,7 @@ impl<T: Clone> RepairReceiver<T> {
         let config = self.config;
         self.streams
             .entry(sender)
-            .or_insert_with(|| Stream::new(first, now, &config))
+            .or_insert_with(|| Stream::new(first, now, &config));
     }
 
     /// Forgets the senders silent longest once [`RepairConfig::max_senders`] are tracked.

@@ -241,14 +241,30 @@ impl RepairSender {
     }
 
     /// Until when a sender about to stop should keep answering: while a repair or the
-    /// announcement of its last burst is due, and for `quiet` after the last NACK or repair, so
-    /// that receivers still missing something have time to ask again. `None`: it may stop.
+    /// announcement of its last burst is due; while a receiver that reported lately has not
+    /// got everything (until it would be given up, unless its report comes first); and for
+    /// `quiet` after the last NACK or repair, for receivers that never reported. `None`: it
+    /// may stop.
     pub fn busy_until(&self, now: Instant, quiet: std::time::Duration) -> Option<Instant> {
-        match self.poll_timeout() {
+        if let Some(due) = self.poll_timeout() {
             // Due already: the driver's turn is next.
-            Some(due) => Some(due.max(now + std::time::Duration::from_millis(1))),
-            None => self.last_active.map(|active| active + quiet),
+            return Some(due.max(now + std::time::Duration::from_millis(1)));
         }
+        let timeout = self.config.receiver_timeout;
+        let behind = self
+            .receivers
+            .values()
+            .filter(|&&(position, advanced)| {
+                position < self.next_packet && now.saturating_duration_since(advanced) < timeout
+            })
+            .map(|&(_, advanced)| advanced + timeout)
+            .max();
+        let quiet_end = self.last_active.map(|active| active + quiet);
+        behind
+            .into_iter()
+            .chain(quiet_end)
+            .max()
+            .filter(|&until| until > now)
     }
 
     /// What this sender did so far.

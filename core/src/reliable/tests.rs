@@ -95,7 +95,7 @@ impl World {
             }
             for receiver in 0..self.receivers.len() {
                 let ready = self.receivers[receiver].poll_expired(self.now);
-                self.delivered[receiver].extend(ready.into_iter().map(|(packet, ())| packet));
+                self.delivered[receiver].extend(ready.into_iter().map(|ready| ready.datagram));
                 while let Some((datagram, to)) = self.receivers[receiver].poll_transmit(self.now) {
                     self.in_flight
                         .push((self.now + LATENCY, None, datagram.clone()));
@@ -140,11 +140,11 @@ impl World {
             (Some(receiver), Repair::Nack(nack)) => self.receivers[receiver].on_nack(&nack, now),
             (Some(receiver), Repair::Sequenced(packet)) => {
                 let ready = self.receivers[receiver].on_sequenced(&packet, (), now);
-                self.delivered[receiver].extend(ready.into_iter().map(|(packet, ())| packet));
+                self.delivered[receiver].extend(ready.into_iter().map(|ready| ready.datagram));
             }
             (Some(receiver), Repair::Parity(parity)) => {
                 let ready = self.receivers[receiver].on_parity(&parity, (), now);
-                self.delivered[receiver].extend(ready.into_iter().map(|(packet, ())| packet));
+                self.delivered[receiver].extend(ready.into_iter().map(|ready| ready.datagram));
             }
             (None, _) | (Some(_), Repair::Status(_)) => {}
         }
@@ -467,4 +467,50 @@ fn a_receiver_that_stops_is_dropped_after_its_timeout_and_the_rest_go_on() {
         world.delivered[0],
         (0..1000).map(packet).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn a_held_receiver_stops_reporting_and_hands_everything_on_when_released() {
+    let config = RepairConfig {
+        flow_window: 50,
+        ..RepairConfig::default()
+    };
+    let mut world = World::new(1, config, Box::new(|_, _| false));
+    world.send(0..20);
+    world.run(Duration::from_millis(20));
+    assert_eq!(world.delivered[0].len(), 20);
+    world.receivers[0].hold();
+    // The sender may run 50 packets ahead of the last report, no further.
+    let mut sent = 20;
+    while world.sender.window(world.now).is_ok() && sent < 1000 {
+        world.send(sent..sent + 1);
+        sent += 1;
+    }
+    world.run(Duration::from_millis(20));
+    assert!(sent <= 20 + 50 + 1, "{sent} sent while the receiver held");
+    assert_eq!(world.delivered[0].len(), 20);
+    let now = world.now;
+    let released = world.receivers[0].release(now);
+    world.delivered[0].extend(released.into_iter().map(|ready| ready.datagram));
+    world.assert_all_delivered(0..sent);
+}
+
+#[test]
+fn packets_put_back_are_handed_on_again_in_order() {
+    let mut world = World::new(1, RepairConfig::default(), Box::new(|_, _| false));
+    world.receivers[0].hold();
+    world.send(0..10);
+    world.run(Duration::from_millis(1));
+    let now = world.now;
+    let mut released = world.receivers[0].release(now);
+    assert_eq!(released.len(), 10);
+    // The application had room for three: the other seven go back.
+    let unused = released.split_off(3);
+    world.receivers[0].put_back(unused);
+    world.delivered[0].extend(released.into_iter().map(|ready| ready.datagram));
+    world.send(10..12);
+    world.run(Duration::from_millis(1));
+    let again = world.receivers[0].release(world.now);
+    world.delivered[0].extend(again.into_iter().map(|ready| ready.datagram));
+    world.assert_all_delivered(0..12);
 }
