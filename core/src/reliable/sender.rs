@@ -141,6 +141,12 @@ impl RepairSender {
         if status.target != self.node {
             return;
         }
+        // A receiver first heard from further behind than the window joined late or fell
+        // behind already: waiting for it would stall everyone.
+        let far_behind = status.position.saturating_add(self.config.flow_window) < self.next_packet;
+        if far_behind && !self.receivers.contains_key(&status.from) {
+            return;
+        }
         let entry = self
             .receivers
             .entry(status.from)

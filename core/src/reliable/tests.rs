@@ -514,3 +514,27 @@ fn packets_put_back_are_handed_on_again_in_order() {
     world.delivered[0].extend(again.into_iter().map(|ready| ready.datagram));
     world.assert_all_delivered(0..12);
 }
+
+#[test]
+fn a_report_from_far_behind_does_not_hold_the_sender() {
+    let config = RepairConfig {
+        flow_window: 100,
+        ..RepairConfig::default()
+    };
+    let mut sender = RepairSender::new(SENDER, config);
+    let now = Instant::now();
+    for number in 0..500 {
+        sender.wrap(&packet(number), now);
+    }
+    let report = |from, position| repair::Status {
+        from: NodeId(from),
+        target: SENDER,
+        group: GROUP,
+        position,
+    };
+    sender.on_status(&report(7, 10), now);
+    assert_eq!(sender.window(now), Ok(()));
+    // One just within the window is waited for: the sender is a whole window ahead of it.
+    sender.on_status(&report(8, 400), now);
+    assert!(sender.window(now).is_err());
+}
