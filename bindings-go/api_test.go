@@ -50,6 +50,45 @@ func TestConfigFieldsReadBackAndFailWithTheirKind(t *testing.T) {
 	}
 }
 
+func TestReliableIsABooleanTheCoreChecksAgainstTheProfile(t *testing.T) {
+	config := sixcast.NewConfig()
+	if got, err := config.Get("reliable"); err != nil || got != "false" {
+		t.Errorf("default reliable %q, %v", got, err)
+	}
+	if err := config.Set("reliable", "true"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := config.Get("reliable"); got != "true" {
+		t.Errorf("reliable %q", got)
+	}
+	if err := config.Set("reliable", "yes"); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("reliable yes: %v", err)
+	}
+	if err := config.Validate(); err != nil {
+		t.Errorf("reliable sixcast: %v", err)
+	}
+	if err := config.Set("profile", "librecast"); err != nil {
+		t.Fatal(err)
+	}
+	// Only the core knows that librecast datagrams carry no header: a dropped field would pass.
+	err := config.Validate()
+	if !errors.Is(err, sixcast.ErrInvalidConfig) || !strings.Contains(err.Error(), "reliable") {
+		t.Errorf("reliable librecast: %v", err)
+	}
+	if context, err := sixcast.Open(config); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("opening a reliable librecast context: %v", err)
+		if context != nil {
+			context.Close()
+		}
+	}
+	if err := config.Set("reliable", "false"); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.Validate(); err != nil {
+		t.Errorf("librecast: %v", err)
+	}
+}
+
 func TestKeysRoundTripThroughTheirFiles(t *testing.T) {
 	seed := bytes.Repeat([]byte{7}, 32)
 	signing, err := sixcast.SigningKeyFromSeed(seed)

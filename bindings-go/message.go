@@ -63,6 +63,13 @@ type Stats struct {
 	Lost              uint64 // messages never heard: sequence numbers a sender skipped
 	ReassemblyDropped uint64 // fragmented messages given up
 	UnknownGroup      uint64 // datagrams for a group no channel has (context totals only)
+	NacksSent         uint64 // NACKs sent for packets of reliable senders this node missed
+	NacksReceived     uint64 // NACKs received for this node's own packets (reliable contexts)
+	RepairsSent       uint64 // repair datagrams sent: parity, re-sent packets, burst ends
+	RepairBytesSent   uint64 // bytes of the repair datagrams sent
+	RepairsReceived   uint64 // parity datagrams received for packets still needed or had
+	PacketsRecovered  uint64 // packets of reliable senders rebuilt from parity
+	PacketsLost       uint64 // packets of reliable senders given up; their messages count in Lost
 	// Drops counts what the channel's keys refused, by reason ("not_sealed", "bad_tag", ...).
 	Drops map[string]uint64
 }
@@ -86,6 +93,13 @@ func statsOf(stats *C.SixcastStats) Stats {
 		Lost:              uint64(stats.lost),
 		ReassemblyDropped: uint64(stats.reassembly_dropped),
 		UnknownGroup:      uint64(stats.unknown_group),
+		NacksSent:         uint64(stats.nacks_sent),
+		NacksReceived:     uint64(stats.nacks_received),
+		RepairsSent:       uint64(stats.repairs_sent),
+		RepairBytesSent:   uint64(stats.repair_bytes_sent),
+		RepairsReceived:   uint64(stats.repairs_received),
+		PacketsRecovered:  uint64(stats.packets_recovered),
+		PacketsLost:       uint64(stats.packets_lost),
 		Drops:             drops,
 	}
 }

@@ -117,6 +117,51 @@ func TestWorldMessagesArriveWithTheirMetadata(t *testing.T) {
 	}
 }
 
+func TestWorldReliableSenderCountsItsRepairs(t *testing.T) {
+	inWorld(t)
+	config := sixcast.NewConfig()
+	for field, value := range map[string]string{"hop_limit": "1", "reliable": "true"} {
+		if err := config.Set(field, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sender, err := sixcast.Open(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Close() })
+	receiver := open(t)
+	out, in := channel(t, sender, "go-reliable", false), channel(t, receiver, "go-reliable", true)
+	send(t, out, []byte("numbered"))
+	if message := recv(t, in); string(message.Payload) != "numbered" {
+		t.Errorf("payload %q", message.Payload)
+	}
+	// A reliable sender announces the end of each burst with parity of its last block.
+	var sent sixcast.Stats
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if sent, err = out.Stats(); err != nil || sent.RepairsSent > 0 {
+			break
+		}
+	}
+	if err != nil || sent.RepairsSent == 0 || sent.RepairBytesSent <= sent.RepairsSent {
+		t.Errorf("sender stats %+v, %v", sent, err)
+	}
+	// Nothing is lost through loopback: nothing is asked for or rebuilt.
+	if sent.MessagesSent != 1 || sent.NacksReceived != 0 || sent.NacksSent != 0 ||
+		sent.RepairsReceived != 0 || sent.PacketsRecovered != 0 || sent.PacketsLost != 0 {
+		t.Errorf("sender stats %+v", sent)
+	}
+	received, err := in.Stats()
+	if err != nil || received.MessagesReceived != 1 || received.Lost != 0 || received.NacksSent != 0 ||
+		received.PacketsRecovered != 0 || received.PacketsLost != 0 || received.RepairsSent != 0 ||
+		received.RepairBytesSent != 0 {
+		t.Errorf("receiver stats %+v, %v", received, err)
+	}
+	if totals, err := sender.Stats(); err != nil || totals.RepairsSent < sent.RepairsSent {
+		t.Errorf("context stats %+v, %v", totals, err)
+	}
+}
+
 func TestWorldReceiversWaitWithoutAThreadEach(t *testing.T) {
 	inWorld(t)
 	sender, receiver := open(t), open(t)

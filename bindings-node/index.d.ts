@@ -318,6 +318,12 @@ export interface ContextOptions {
   sendRateMessages?: number
   /** Payload bytes per second the context sends at most (default 0: no limit). */
   sendRateBytes?: number
+  /**
+   * Whether the context's channels send reliably (default false): receivers ask for what
+   * they miss and are repaired, and what cannot be repaired in time is reported lost. Needs a
+   * profile with the sixcast header (not `librecast`).
+   */
+  reliable?: boolean
   /** How long pieces of a fragmented message wait for the rest, in ms (default 5000). */
   reassemblyTimeoutMs?: number
   /** Memory bound for partly received messages per channel, in bytes (default 32 MiB). */
@@ -726,6 +732,23 @@ export interface Stats {
   reassemblyDropped: number
   /** Datagrams for a group no channel of this context has (context totals only). */
   unknownGroup: number
+  /** NACKs this node sent for packets of reliable senders it missed. */
+  nacksSent: number
+  /** NACKs received for this node's own packets (reliable contexts). */
+  nacksReceived: number
+  /** Repair datagrams sent: parity, re-sent packets, and the announcements of each burst's end. */
+  repairsSent: number
+  /** Bytes of the repair datagrams sent. */
+  repairBytesSent: number
+  /** Parity datagrams received for packets this node still needed or had. */
+  repairsReceived: number
+  /** Packets of reliable senders rebuilt from parity. */
+  packetsRecovered: number
+  /**
+   * Packets of reliable senders given up (not repaired in time); their messages count in
+   * `lost`.
+   */
+  packetsLost: number
   /**
    * What the channel's keys refused, by reason (every name of `dropReasons()`): datagrams,
    * and messages for `replay`.

@@ -127,6 +127,21 @@ typedef struct SixcastStats {
   uint64_t reassembly_dropped;
   // Datagrams for a group no channel of this context has (context totals only).
   uint64_t unknown_group;
+  // NACKs this node sent for packets of reliable senders it missed.
+  uint64_t nacks_sent;
+  // NACKs received for this node's own packets (reliable contexts).
+  uint64_t nacks_received;
+  // Repair datagrams sent: parity, re-sent packets, and the announcements of each burst's end.
+  uint64_t repairs_sent;
+  // Bytes of the repair datagrams sent.
+  uint64_t repair_bytes_sent;
+  // Parity datagrams received for packets this node still needed or had.
+  uint64_t repairs_received;
+  // Packets of reliable senders rebuilt from parity.
+  uint64_t packets_recovered;
+  // Packets of reliable senders given up (not repaired in time); their messages count in
+  // `lost`.
+  uint64_t packets_lost;
   // What the channel's keys refused, by reason: index `i` is `sixcast_drop_reason_name(i)`.
   uint64_t drops[SIXCAST_DROP_REASONS];
 } SixcastStats;

@@ -52,6 +52,7 @@ impl SixcastConfig {
             "hop_limit" => core.hop_limit = number(field, required(field, value)?)?,
             "loopback" => core.loopback = boolean(field, value)?,
             "packing" => core.packing = boolean(field, value)?,
+            "reliable" => core.reliable = boolean(field, value)?,
             "max_datagram_size" => core.max_datagram_size = number(field, required(field, value)?)?,
             "max_message_size" => core.max_message_size = number(field, required(field, value)?)?,
             "queue_capacity" => core.queue_capacity = number(field, required(field, value)?)?,
@@ -115,6 +116,7 @@ impl SixcastConfig {
             "hop_limit" => Some(core.hop_limit.to_string()),
             "loopback" => Some(core.loopback.to_string()),
             "packing" => Some(core.packing.to_string()),
+            "reliable" => Some(core.reliable.to_string()),
             "max_datagram_size" => Some(core.max_datagram_size.to_string()),
             "max_message_size" => Some(core.max_message_size.to_string()),
             "queue_capacity" => Some(core.queue_capacity.to_string()),
@@ -316,7 +318,7 @@ pub unsafe extern "C" fn sixcast_config_validate(
 mod tests {
     use super::*;
 
-    const FIELDS: [&str; 25] = [
+    const FIELDS: [&str; 26] = [
         "profile",
         "rp",
         "scope",
@@ -325,6 +327,7 @@ mod tests {
         "hop_limit",
         "loopback",
         "packing",
+        "reliable",
         "max_datagram_size",
         "max_message_size",
         "queue_capacity",
@@ -356,6 +359,7 @@ mod tests {
             "3",
             "false",
             "false",
+            "true",
             "1400",
             "4096",
             "10",
@@ -405,6 +409,7 @@ mod tests {
             ("port", "65536"),
             ("hop_limit", "-1"),
             ("loopback", "yes"),
+            ("reliable", "on"),
             ("stratum0", "192.0.2.1:6447"),
             ("relay_keys", "00"),
             ("scope", "galaxy"),
@@ -426,5 +431,21 @@ mod tests {
         let failure = config.set("colour", Some("blue")).unwrap_err();
         assert_eq!(failure.status(), SixcastStatus::InvalidConfig);
         assert_eq!(config.to_core().unwrap(), sixcast::Config::default());
+    }
+
+    #[test]
+    fn reliable_reaches_the_core_which_wants_the_sixcast_header() {
+        let mut config = SixcastConfig::default();
+        assert_eq!(config.get("reliable").unwrap().as_deref(), Some("false"));
+        config.set("reliable", Some("1")).unwrap();
+        assert_eq!(config.get("reliable").unwrap().as_deref(), Some("true"));
+        assert!(config.to_core().unwrap().reliable);
+        config.to_core().unwrap().validate().unwrap();
+        config.set("profile", Some("librecast")).unwrap();
+        let error = config.to_core().unwrap().validate().unwrap_err();
+        assert_eq!(error.kind(), sixcast::ErrorKind::InvalidConfig);
+        assert!(error.message().contains("reliable"), "{error}");
+        config.set("reliable", Some("false")).unwrap();
+        config.to_core().unwrap().validate().unwrap();
     }
 }

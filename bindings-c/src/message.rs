@@ -124,6 +124,21 @@ pub struct SixcastStats {
     pub reassembly_dropped: u64,
     /// Datagrams for a group no channel of this context has (context totals only).
     pub unknown_group: u64,
+    /// NACKs this node sent for packets of reliable senders it missed.
+    pub nacks_sent: u64,
+    /// NACKs received for this node's own packets (reliable contexts).
+    pub nacks_received: u64,
+    /// Repair datagrams sent: parity, re-sent packets, and the announcements of each burst's end.
+    pub repairs_sent: u64,
+    /// Bytes of the repair datagrams sent.
+    pub repair_bytes_sent: u64,
+    /// Parity datagrams received for packets this node still needed or had.
+    pub repairs_received: u64,
+    /// Packets of reliable senders rebuilt from parity.
+    pub packets_recovered: u64,
+    /// Packets of reliable senders given up (not repaired in time); their messages count in
+    /// `lost`.
+    pub packets_lost: u64,
     /// What the channel's keys refused, by reason: index `i` is `sixcast_drop_reason_name(i)`.
     pub drops: [u64; SIXCAST_DROP_REASONS],
 }
@@ -148,6 +163,13 @@ impl From<sixcast::Stats> for SixcastStats {
             lost: stats.lost,
             reassembly_dropped: stats.reassembly_dropped,
             unknown_group: stats.unknown_group,
+            nacks_sent: stats.nacks_sent,
+            nacks_received: stats.nacks_received,
+            repairs_sent: stats.repairs_sent,
+            repair_bytes_sent: stats.repair_bytes_sent,
+            repairs_received: stats.repairs_received,
+            packets_recovered: stats.packets_recovered,
+            packets_lost: stats.packets_lost,
             drops,
         }
     }

@@ -507,6 +507,21 @@ pub struct Stats {
     pub reassembly_dropped: f64,
     /// Datagrams for a group no channel of this context has (context totals only).
     pub unknown_group: f64,
+    /// NACKs this node sent for packets of reliable senders it missed.
+    pub nacks_sent: f64,
+    /// NACKs received for this node's own packets (reliable contexts).
+    pub nacks_received: f64,
+    /// Repair datagrams sent: parity, re-sent packets, and the announcements of each burst's end.
+    pub repairs_sent: f64,
+    /// Bytes of the repair datagrams sent.
+    pub repair_bytes_sent: f64,
+    /// Parity datagrams received for packets this node still needed or had.
+    pub repairs_received: f64,
+    /// Packets of reliable senders rebuilt from parity.
+    pub packets_recovered: f64,
+    /// Packets of reliable senders given up (not repaired in time); their messages count in
+    /// `lost`.
+    pub packets_lost: f64,
     /// What the channel's keys refused, by reason (every name of `dropReasons()`): datagrams,
     /// and messages for `replay`.
     #[napi(ts_type = "Record<string, number>")]
@@ -530,6 +545,13 @@ impl From<sixcast::Stats> for Stats {
             lost: stats.lost as f64,
             reassembly_dropped: stats.reassembly_dropped as f64,
             unknown_group: stats.unknown_group as f64,
+            nacks_sent: stats.nacks_sent as f64,
+            nacks_received: stats.nacks_received as f64,
+            repairs_sent: stats.repairs_sent as f64,
+            repair_bytes_sent: stats.repair_bytes_sent as f64,
+            repairs_received: stats.repairs_received as f64,
+            packets_recovered: stats.packets_recovered as f64,
+            packets_lost: stats.packets_lost as f64,
             drops: stats
                 .drops
                 .iter()

@@ -52,6 +52,10 @@ pub struct ContextOptions {
     pub send_rate_messages: Option<f64>,
     /// Payload bytes per second the context sends at most (default 0: no limit).
     pub send_rate_bytes: Option<f64>,
+    /// Whether the context's channels send reliably (default false): receivers ask for what
+    /// they miss and are repaired, and what cannot be repaired in time is reported lost. Needs a
+    /// profile with the sixcast header (not `librecast`).
+    pub reliable: Option<bool>,
     /// How long pieces of a fragmented message wait for the rest, in ms (default 5000).
     pub reassembly_timeout_ms: Option<f64>,
     /// Memory bound for partly received messages per channel, in bytes (default 32 MiB).
@@ -79,7 +83,7 @@ pub struct ContextOptions {
 }
 
 /// The keys of [`ContextOptions`] as JavaScript spells them; any other key is a mistake.
-const OPTION_KEYS: [&str; 25] = [
+const OPTION_KEYS: [&str; 26] = [
     "profile",
     "rp",
     "scope",
@@ -96,6 +100,7 @@ const OPTION_KEYS: [&str; 25] = [
     "recvBuffer",
     "sendRateMessages",
     "sendRateBytes",
+    "reliable",
     "reassemblyTimeoutMs",
     "reassemblyMemory",
     "stratum0",
@@ -211,6 +216,9 @@ fn apply(options: ContextOptions) -> sixcast::Result<Config> {
     }
     if let Some(packing) = options.packing {
         config.packing = packing;
+    }
+    if let Some(reliable) = options.reliable {
+        config.reliable = reliable;
     }
     if let Some(timeout) = options.reassembly_timeout_ms {
         config.reassembly_timeout = millis("reassemblyTimeoutMs", timeout)?;

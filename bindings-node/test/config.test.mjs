@@ -25,6 +25,7 @@ const everyOption = {
   recvBuffer: 1 << 20,
   sendRateMessages: 1000,
   sendRateBytes: 1 << 20,
+  reliable: true,
   reassemblyTimeoutMs: 2000,
   reassemblyMemory: 1 << 20,
   stratum0: '[2001:db8::1]:6447',
@@ -90,6 +91,7 @@ test('a value of the wrong type is an InvalidConfig error naming the option', ()
   assert.throws(() => sixcast.validateOptions({ port: '6446' }), { ...invalidConfig, message: /port/ })
   assert.throws(() => sixcast.validateOptions({ loopback: 1 }), { ...invalidConfig, message: /loopback/ })
   assert.throws(() => sixcast.validateOptions({ packing: 'no' }), { ...invalidConfig, message: /packing/ })
+  assert.throws(() => sixcast.validateOptions({ reliable: 1 }), { ...invalidConfig, message: /reliable/ })
   assert.throws(() => sixcast.validateOptions({ interfaces: 'eth0' }), {
     ...invalidConfig,
     message: /interfaces/,
@@ -146,6 +148,21 @@ test('probeIntervalMs reaches the core, which wants it at least probeTimeoutMs',
     message: /probe_interval/,
   })
   assert.throws(() => new sixcast.Context({ probeTimeoutMs: 5000, probeIntervalMs: 1000 }), invalidConfig)
+})
+
+test('reliable reaches the core, which wants the sixcast header for it', () => {
+  sixcast.validateOptions({ reliable: true })
+  sixcast.validateOptions({ reliable: false, profile: 'librecast' })
+  sixcast.validateOptions({ reliable: true, profile: 'ssm' })
+  // Only the core knows that librecast datagrams carry no header: a dropped option would pass.
+  assert.throws(() => sixcast.validateOptions({ reliable: true, profile: 'librecast' }), {
+    ...invalidConfig,
+    message: /reliable/,
+  })
+  assert.throws(() => new sixcast.Context({ reliable: true, profile: 'librecast' }), {
+    ...invalidConfig,
+    message: /reliable/,
+  })
 })
 
 test('reachability() is null without a stratum0', () => {

@@ -149,6 +149,43 @@ test('sealing a datagram that is not plain is malformed; a bad group an invalid 
   assert.throws(() => sixcast.sealDatagram('not an address', plain, key), sixcastError('InvalidAddress'))
 })
 
+test('stats have every counter, the reliable ones included', () => {
+  // Binds a UDP port on this host but sends nothing: no channel is joined or sent to.
+  const context = new sixcast.Context({ reliable: true })
+  try {
+    const counters = [
+      'messagesSent',
+      'bytesSent',
+      'datagramsSent',
+      'messagesReceived',
+      'bytesReceived',
+      'datagramsReceived',
+      'duplicates',
+      'malformed',
+      'ownDropped',
+      'queueOverflow',
+      'lost',
+      'reassemblyDropped',
+      'unknownGroup',
+      'nacksSent',
+      'nacksReceived',
+      'repairsSent',
+      'repairBytesSent',
+      'repairsReceived',
+      'packetsRecovered',
+      'packetsLost',
+    ]
+    for (const stats of [context.channel('quiet').stats(), context.stats()]) {
+      assert.deepEqual(Object.keys(stats).sort(), [...counters, 'drops'].sort())
+      for (const name of counters) {
+        assert.equal(stats[name], 0, name)
+      }
+    }
+  } finally {
+    context.close()
+  }
+})
+
 test('channels take keys and count drops by reason', () => {
   // Binds a UDP port on this host but sends nothing: no channel is joined or sent to.
   const context = new sixcast.Context()

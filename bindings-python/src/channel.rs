@@ -649,6 +649,20 @@ stats! {
     reassembly_dropped,
     /// Datagrams for a group no channel of this context has (context totals only).
     unknown_group,
+    /// NACKs this node sent for packets of reliable senders it missed.
+    nacks_sent,
+    /// NACKs received for this node's own packets (reliable contexts).
+    nacks_received,
+    /// Repair datagrams sent: parity, re-sent packets, and the announcements of each burst's end.
+    repairs_sent,
+    /// Bytes of the repair datagrams sent.
+    repair_bytes_sent,
+    /// Parity datagrams received for packets this node still needed or had.
+    repairs_received,
+    /// Packets of reliable senders rebuilt from parity.
+    packets_recovered,
+    /// Packets of reliable senders given up (not repaired in time); their messages count in lost.
+    packets_lost,
 }
 
 #[pymethods]

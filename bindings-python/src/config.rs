@@ -25,7 +25,8 @@ use crate::{
 /// multicast interface), ``hop_limit``, ``loopback``, ``max_datagram_size``,
 /// ``max_message_size``, ``linger`` (seconds), ``packing``, ``queue_capacity``, ``queue_bytes``,
 /// ``recv_buffer``, ``send_rate_messages`` and ``send_rate_bytes`` (per second, over the
-/// context's channels; 0 for no limit: ``send`` waits for its turn beyond them),
+/// context's channels; 0 for no limit: ``send`` waits for its turn beyond them), ``reliable``
+/// (channels that repair what receivers miss; needs a profile with the sixcast header),
 /// ``reassembly_timeout`` (seconds), ``reassembly_memory``, ``stratum0`` (the core's Stratum 0
 /// as "[address]:port"; None for no reachability probing), ``domain`` (find Stratum 0 from its
 /// ``_sixcast._udp`` SRV records when ``stratum0`` is None), ``dns_server`` (the DNS server for
@@ -63,6 +64,7 @@ impl PyConfig {
         recv_buffer = None,
         send_rate_messages = None,
         send_rate_bytes = None,
+        reliable = None,
         reassembly_timeout = None,
         reassembly_memory = None,
         stratum0 = None,
@@ -94,6 +96,7 @@ impl PyConfig {
         recv_buffer: Option<i64>,
         send_rate_messages: Option<i64>,
         send_rate_bytes: Option<i64>,
+        reliable: Option<bool>,
         reassembly_timeout: Option<f64>,
         reassembly_memory: Option<i64>,
         stratum0: Option<&str>,
@@ -150,6 +153,9 @@ impl PyConfig {
             "send_rate_bytes",
             send_rate_bytes,
         )?;
+        if let Some(reliable) = reliable {
+            config.reliable = reliable;
+        }
         if let Some(timeout) = reassembly_timeout {
             config.reassembly_timeout = seconds("reassembly_timeout", timeout)?;
         }
@@ -289,6 +295,13 @@ impl PyConfig {
         self.inner.send_rate_bytes
     }
 
+    /// Whether the context's channels send reliably: receivers ask for what they miss and are
+    /// repaired, and what cannot be repaired in time is reported lost.
+    #[getter]
+    fn reliable(&self) -> bool {
+        self.inner.reliable
+    }
+
     /// Seconds the pieces of a fragmented message are kept while waiting for the rest.
     #[getter]
     fn reassembly_timeout(&self) -> f64 {
@@ -369,6 +382,7 @@ impl PyConfig {
         fields.set_item("recv_buffer", self.recv_buffer())?;
         fields.set_item("send_rate_messages", self.send_rate_messages())?;
         fields.set_item("send_rate_bytes", self.send_rate_bytes())?;
+        fields.set_item("reliable", self.reliable())?;
         fields.set_item("reassembly_timeout", self.reassembly_timeout())?;
         fields.set_item("reassembly_memory", self.reassembly_memory())?;
         fields.set_item("stratum0", self.stratum0())?;

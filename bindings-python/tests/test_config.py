@@ -19,6 +19,7 @@ FIELDS = {
     "recv_buffer": 1 << 20,
     "send_rate_messages": 1000,
     "send_rate_bytes": 1 << 20,
+    "reliable": True,
     "reassembly_timeout": 2.5,
     "reassembly_memory": 1 << 24,
     "stratum0": "[2001:db8::1]:6447",
@@ -47,6 +48,7 @@ def test_defaults():
     assert config.queue_bytes == sixcast.DEFAULT_QUEUE_BYTES == 64 << 20
     assert config.recv_buffer == sixcast.DEFAULT_RECV_BUFFER
     assert config.send_rate_messages == 0 and config.send_rate_bytes == 0
+    assert config.reliable is False
     assert config.stratum0 is None
     assert config.domain is None
     assert config.dns_server is None
@@ -87,7 +89,14 @@ def test_fields_are_keyword_only():
 
 @pytest.mark.parametrize(
     "fields",
-    [{"hop_limit": "8"}, {"loopback": "yes"}, {"packing": 0}, {"interfaces": "eth0"}, {"linger": "1"}],
+    [
+        {"hop_limit": "8"},
+        {"loopback": "yes"},
+        {"packing": 0},
+        {"reliable": 1},
+        {"interfaces": "eth0"},
+        {"linger": "1"},
+    ],
     ids=lambda fields: next(iter(fields)),
 )
 def test_wrong_types_are_type_errors(fields):
@@ -151,6 +160,7 @@ def test_unrepresentable_values_are_rejected_at_construction(fields):
         ({"domain": "a..b"}, "domain"),
         ({"dns_server": "2001:db8::53"}, "dns_server"),
         ({"domain": "example.org", "dns_server": "[::]:53"}, "dns_server"),
+        ({"profile": "librecast", "reliable": True}, "reliable"),
     ],
     ids=lambda value: str(value),
 )
@@ -206,6 +216,46 @@ def test_probe_interval_shorter_than_the_timeout_is_invalid():
     with pytest.raises(sixcast.InvalidConfigError) as raised:
         config.validate()
     assert "probe_interval" in raised.value.message
+
+
+def test_reliable_round_trips_and_needs_the_sixcast_header():
+    config = sixcast.Config(reliable=True)
+    assert config.reliable is True
+    assert config != sixcast.Config(), "an ignored field would leave the default"
+    assert "reliable=True" in repr(config)
+    assert eval(repr(config), {"Config": sixcast.Config}) == config
+    config.validate()
+    sixcast.Config(profile="ssm", reliable=True).validate()
+    sixcast.Config(profile="librecast").validate()
+    with pytest.raises(sixcast.InvalidConfigError) as raised:
+        sixcast.Config(profile="librecast", reliable=True).validate()
+    assert "reliable" in raised.value.message
+    with pytest.raises(sixcast.InvalidConfigError):
+        sixcast.Context(profile="librecast", reliable=True)
+
+
+REPAIR_COUNTERS = [
+    "nacks_sent",
+    "nacks_received",
+    "repairs_sent",
+    "repair_bytes_sent",
+    "repairs_received",
+    "packets_recovered",
+    "packets_lost",
+]
+
+
+def test_a_reliable_context_counts_repairs_from_zero():
+    # Binds a UDP port on this host but sends nothing: no channel is joined or sent to.
+    with sixcast.Context(reliable=True) as context:
+        assert context.config.reliable is True
+        for stats in (context.channel("quiet").stats(), context.stats()):
+            counters = stats.as_dict()
+            for name in REPAIR_COUNTERS:
+                assert getattr(stats, name) == 0, name
+                assert counters[name] == 0, name
+                assert f"{name}=0" in repr(stats), name
+            assert list(counters)[-len(REPAIR_COUNTERS) - 1 :] == [*REPAIR_COUNTERS, "drops"]
 
 
 def test_reachability_is_none_without_stratum0():

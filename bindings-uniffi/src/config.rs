@@ -66,6 +66,11 @@ pub struct Config {
     /// Payload bytes per second the context sends at most. 0: no limit.
     #[uniffi(default = 0)]
     pub send_rate_bytes: u64,
+    /// Whether the context's channels send reliably: receivers ask for what they miss and are
+    /// repaired, and what cannot be repaired in time is reported lost. Needs a profile with the
+    /// sixcast header (not `librecast`).
+    #[uniffi(default = false)]
+    pub reliable: bool,
     /// How long the pieces of a fragmented message are kept while waiting for the rest, in
     /// milliseconds.
     #[uniffi(default = 5000)]
@@ -138,6 +143,7 @@ impl From<&sixcast::Config> for Config {
             recv_buffer: widen(config.recv_buffer),
             send_rate_messages: config.send_rate_messages,
             send_rate_bytes: config.send_rate_bytes,
+            reliable: config.reliable,
             reassembly_timeout_ms: millis(config.reassembly_timeout),
             reassembly_memory: widen(config.reassembly_memory),
             stratum0: config.stratum0.map(|stratum0| stratum0.to_string()),
@@ -172,6 +178,7 @@ impl TryFrom<&Config> for sixcast::Config {
         core.recv_buffer = narrow(config.recv_buffer, "recv_buffer")?;
         core.send_rate_messages = config.send_rate_messages;
         core.send_rate_bytes = config.send_rate_bytes;
+        core.reliable = config.reliable;
         core.reassembly_timeout = Duration::from_millis(config.reassembly_timeout_ms);
         core.reassembly_memory = narrow(config.reassembly_memory, "reassembly_memory")?;
         core.stratum0 = config
@@ -268,6 +275,7 @@ mod tests {
             recv_buffer: 1 << 16,
             send_rate_messages: 1000,
             send_rate_bytes: 1 << 20,
+            reliable: true,
             reassembly_timeout_ms: 250,
             reassembly_memory: 1 << 20,
             stratum0: Some("[2001:db8::1]:6447".into()),
@@ -312,6 +320,28 @@ mod tests {
         assert!(matches!(
             validate_config(too_short),
             Err(SixcastError::InvalidConfig(message)) if message.contains("probe_interval")
+        ));
+    }
+
+    #[test]
+    fn reliable_round_trips_and_needs_the_sixcast_header() {
+        assert!(!default_config().reliable);
+        let record = Config {
+            reliable: true,
+            ..default_config()
+        };
+        let core = sixcast::Config::try_from(&record).unwrap();
+        assert!(core.reliable);
+        assert_eq!(Config::from(&core), record);
+        validate_config(record).unwrap();
+        let librecast = Config {
+            profile: "librecast".into(),
+            reliable: true,
+            ..default_config()
+        };
+        assert!(matches!(
+            validate_config(librecast),
+            Err(SixcastError::InvalidConfig(message)) if message.contains("reliable")
         ));
     }
 

@@ -266,6 +266,34 @@ static void test_config(void) {
     sixcast_config_free(config);
 }
 
+/* `reliable` is a boolean field; the core refuses it with a profile that has no header. */
+static void test_config_reliable(void) {
+    SixcastConfig *config = sixcast_config_new();
+    char *value = NULL;
+    CHECK_OK(sixcast_config_get(config, "reliable", &value, &err));
+    CHECK(value && strcmp(value, "false") == 0, "reliable by default: %s", value);
+    sixcast_string_free(value);
+    CHECK_OK(sixcast_config_set(config, "reliable", "true", &err));
+    CHECK_OK(sixcast_config_get(config, "reliable", &value, &err));
+    CHECK(value && strcmp(value, "true") == 0, "reliable %s", value);
+    sixcast_string_free(value);
+    CHECK_STATUS(sixcast_config_set(config, "reliable", "yes", &err), SIXCAST_STATUS_INVALID_CONFIG);
+    CHECK_OK(sixcast_config_validate(config, &err));
+    CHECK_OK(sixcast_config_set(config, "profile", "librecast", &err));
+    SixcastError *error = NULL;
+    CHECK(sixcast_config_validate(config, &error) == SIXCAST_STATUS_INVALID_CONFIG,
+          "reliable librecast validates");
+    CHECK(error && strstr(sixcast_error_message(error), "reliable"), "the error names reliable: %s",
+          sixcast_error_message(error));
+    sixcast_error_free(error);
+    SixcastContext *context = NULL;
+    CHECK_STATUS(sixcast_context_open(config, &context, &err), SIXCAST_STATUS_INVALID_CONFIG);
+    CHECK(context == NULL, "no context opened");
+    CHECK_OK(sixcast_config_set(config, "reliable", "0", &err));
+    CHECK_OK(sixcast_config_validate(config, &err));
+    sixcast_config_free(config);
+}
+
 static void test_keys(void) {
     unsigned char seed[32];
     memset(seed, 7, sizeof seed);
@@ -365,6 +393,7 @@ int main(int argc, char **argv) {
     test_error_cases(errors);
     test_addresses(addresses);
     test_config();
+    test_config_reliable();
     test_keys();
     test_misuse();
     json_decref(errors);

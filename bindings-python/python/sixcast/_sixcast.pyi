@@ -131,6 +131,7 @@ class Config:
         recv_buffer: int | None = None,
         send_rate_messages: int | None = None,
         send_rate_bytes: int | None = None,
+        reliable: bool | None = None,
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
         stratum0: str | None = None,
@@ -200,6 +201,9 @@ class Config:
     @property
     def send_rate_bytes(self) -> int: ...
     @property
+    def reliable(self) -> bool:
+        """Whether channels repair what receivers miss; needs the sixcast header."""
+    @property
     def reassembly_timeout(self) -> float: ...
     @property
     def reassembly_memory(self) -> int: ...
@@ -262,6 +266,21 @@ class Stats:
     def reassembly_dropped(self) -> int: ...
     @property
     def unknown_group(self) -> int: ...
+    @property
+    def nacks_sent(self) -> int: ...
+    @property
+    def nacks_received(self) -> int: ...
+    @property
+    def repairs_sent(self) -> int: ...
+    @property
+    def repair_bytes_sent(self) -> int: ...
+    @property
+    def repairs_received(self) -> int: ...
+    @property
+    def packets_recovered(self) -> int: ...
+    @property
+    def packets_lost(self) -> int:
+        """Packets of reliable senders given up; their messages count in ``lost``."""
     @property
     def drops(self) -> dict[_DropReason, int]:
         """What the channel's keys refused, by reason (every name of DROP_REASONS)."""
@@ -409,6 +428,7 @@ class Context:
         recv_buffer: int | None = None,
         send_rate_messages: int | None = None,
         send_rate_bytes: int | None = None,
+        reliable: bool | None = None,
         reassembly_timeout: float | None = None,
         reassembly_memory: int | None = None,
         stratum0: str | None = None,

@@ -2,6 +2,7 @@
 package dev.sixcast
 
 import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
@@ -68,6 +69,42 @@ class ConfigTest {
             validateConfig(Config(probeTimeoutMs = 3000u, probeIntervalMs = 2000u))
         }
         assertTrue(error.message!!.contains("probe_interval"), error.message)
+    }
+
+    @Test
+    fun reliableRoundTripsAndNeedsTheSixcastHeader() {
+        assertFalse(Config().reliable)
+        val config = Config(reliable = true)
+        assertTrue(config.reliable)
+        validateConfig(config)
+        validateConfig(Config(profile = "ssm", reliable = true))
+        validateConfig(Config(profile = "librecast"))
+        // Only the core knows that librecast datagrams carry no header: a dropped field would pass.
+        val error = assertThrowsKind("InvalidConfig", "reliable librecast") {
+            validateConfig(Config(profile = "librecast", reliable = true))
+        }
+        assertTrue(error.message!!.contains("reliable"), error.message)
+        assertThrowsKind("InvalidConfig", "reliable librecast in Context") { Context(Config(profile = "librecast", reliable = true)) }
+    }
+
+    @Test
+    fun statsCountRepairsFromZero() {
+        // Binds a UDP port on this host but sends nothing: no channel is joined or sent to.
+        Context(Config(reliable = true)).use { context ->
+            for (stats in listOf(context.channel("quiet").stats(), context.stats())) {
+                val repairCounters = listOf(
+                    stats.nacksSent,
+                    stats.nacksReceived,
+                    stats.repairsSent,
+                    stats.repairBytesSent,
+                    stats.repairsReceived,
+                    stats.packetsRecovered,
+                    stats.packetsLost,
+                )
+                assertEquals(List(7) { 0uL }, repairCounters, stats.toString())
+            }
+            context.shutdown()
+        }
     }
 
     @Test
