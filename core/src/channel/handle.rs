@@ -315,7 +315,8 @@ impl Channel {
     /// After a message was taken: a reliable channel held back because the queue filled may
     /// go on.
     pub(super) fn taken(&self) {
-        if self.state.held.load(Ordering::Relaxed) {
+        // After the take (which locked and unlocked the queue): see `Core::hand_on`.
+        if self.state.held.load(Ordering::SeqCst) {
             self.shared.core.release_if_drained(&self.state);
         }
     }

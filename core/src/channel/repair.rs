@@ -95,17 +95,28 @@ impl Core {
         now: Instant,
     ) -> Option<Instant> {
         let (capacity, bytes) = (self.config.queue_capacity, self.config.queue_bytes);
-        let mut ready = ready.into_iter();
-        for handed in ready.by_ref() {
-            self.accept(state, &handed.tag, &handed.datagram, now, false);
-            if state.queue.lock().fuller_than(2, capacity, bytes) {
+        let mut ready = ready;
+        loop {
+            let mut handing = ready.into_iter();
+            for handed in handing.by_ref() {
+                self.accept(state, &handed.tag, &handed.datagram, now, false);
+                if state.queue.lock().fuller_than(2, capacity, bytes) {
+                    break;
+                }
+            }
+            let unused: Vec<_> = handing.collect();
+            if unused.is_empty() && !state.queue.lock().fuller_than(2, capacity, bytes) {
                 break;
             }
-        }
-        let unused: Vec<_> = ready.collect();
-        if !unused.is_empty() || state.queue.lock().fuller_than(2, capacity, bytes) {
             receiver.put_back(unused);
-            state.held.store(true, Ordering::Release);
+            // Held first, then a look at the queue: an application that took it down to a
+            // quarter before it saw `held` would never release it.
+            state.held.store(true, Ordering::SeqCst);
+            if state.queue.lock().fuller_than(4, capacity, bytes) {
+                break;
+            }
+            state.held.store(false, Ordering::SeqCst);
+            ready = receiver.release(now);
         }
         receiver.poll_timeout()
     }
@@ -115,11 +126,11 @@ impl Core {
     pub(super) fn release_if_drained(&self, state: &ChannelState) {
         let mut receiver = state.repair_receiver.lock();
         let (capacity, bytes) = (self.config.queue_capacity, self.config.queue_bytes);
-        if !state.held.load(Ordering::Acquire) || state.queue.lock().fuller_than(4, capacity, bytes)
+        if !state.held.load(Ordering::SeqCst) || state.queue.lock().fuller_than(4, capacity, bytes)
         {
             return;
         }
-        state.held.store(false, Ordering::Release);
+        state.held.store(false, Ordering::SeqCst);
         let now = Instant::now();
         let ready = receiver.release(now);
         let next = self.hand_on(state, &mut receiver, ready, now);

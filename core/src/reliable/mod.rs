@@ -12,7 +12,7 @@
 //! packets lost at the very end. A hole not repaired within [`RepairConfig::give_up`] is
 //! skipped and counted: the packets after it are handed on, and the messages it held show up as
 //! lost. Receivers also report how far they got (STATUS), and a sender keeps at most
-//! [`RepairConfig::flow_window`] packets ahead of its slowest receiver, which it drops from the
+//! [`RepairConfig::flow_window_bytes`] ahead of its slowest receiver, which it drops from the
 //! count once that one has not advanced for [`RepairConfig::receiver_timeout`]: a slow receiver
 //! slows the group for a bounded time, then falls behind on its own. The design, with diagrams, is in `docs/reliability.md`; the datagrams in
 //! [`crate::wire::repair`].
@@ -20,6 +20,7 @@
 use std::time::Duration;
 
 mod fec;
+mod flow;
 mod receiver;
 mod sender;
 #[cfg(test)]
@@ -64,8 +65,10 @@ pub struct RepairConfig {
     pub max_senders: usize,
     /// How long a sender may be silent before it may be forgotten.
     pub sender_idle: Duration,
-    /// Packets a sender may be ahead of its slowest receiver; `send` waits beyond that.
-    pub flow_window: u64,
+    /// Bytes a sender may be ahead of its slowest receiver; `send` waits beyond that. Less
+    /// than a receiver's socket buffer ([`Config::recv_buffer`](crate::Config::recv_buffer)),
+    /// which also pays the kernel's overhead per datagram.
+    pub flow_window_bytes: usize,
     /// How often, at most, a receiver reports how far it got.
     pub status_interval: Duration,
     /// How long a receiver may report no progress before the sender stops waiting for it.
@@ -91,7 +94,7 @@ impl Default for RepairConfig {
             reorder_bytes: 32 << 20,
             max_senders: 1024,
             sender_idle: Duration::from_secs(300),
-            flow_window: 4096,
+            flow_window_bytes: 2 << 20,
             status_interval: Duration::from_millis(5),
             receiver_timeout: Duration::from_secs(1),
             suppression: true,

@@ -62,6 +62,8 @@ struct Stream<T> {
     reported: Option<(u64, Instant)>,
     /// When the next report is due, if the position moved since the last.
     status_at: Option<Instant>,
+    /// Bytes handed on since the last report.
+    unreported_bytes: usize,
 }
 
 impl<T> Stream<T> {
@@ -79,6 +81,7 @@ impl<T> Stream<T> {
             reply_to: None,
             reported: None,
             status_at: None,
+            unreported_bytes: 0,
         }
     }
 
@@ -296,6 +299,7 @@ impl<T: Clone> RepairReceiver<T> {
             if stream.status_at.is_some_and(|at| at <= now) {
                 stream.status_at = None;
                 stream.reported = Some((stream.next, now));
+                stream.unreported_bytes = 0;
                 let mut status = Vec::new();
                 repair::encode_status(
                     &mut status,
@@ -388,6 +392,7 @@ impl<T: Clone> RepairReceiver<T> {
                 && let Some((packet, tag)) = stream.waiting.remove(&stream.next)
             {
                 stream.kept.insert(stream.next, packet.clone());
+                stream.unreported_bytes += packet.len();
                 ready.push(Ready {
                     sender,
                     packet: stream.next,
@@ -412,11 +417,19 @@ impl<T: Clone> RepairReceiver<T> {
         let Some(stream) = self.streams.get_mut(&sender) else {
             return;
         };
-        // Report a new position at most every status_interval.
+        // Report a new position every status_interval at most, or at once when a quarter of
+        // the sender's window was handed on since the last report: at the interval alone, a
+        // sender could send no more than a window per interval.
         match stream.reported {
             Some((position, _)) if position == stream.next => {}
             Some((_, at)) => {
-                stream.status_at.get_or_insert(at + config.status_interval);
+                let due = if stream.unreported_bytes >= config.flow_window_bytes / 4 {
+                    now
+                } else {
+                    at + config.status_interval
+                };
+                let status_at = stream.status_at.get_or_insert(due);
+                *status_at = (*status_at).min(due);
             }
             None => {
                 stream.status_at.get_or_insert(now);

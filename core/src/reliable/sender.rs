@@ -1,11 +1,11 @@
 //! The sender's half: numbers packets, keeps a repair window, answers NACKs with parity.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, VecDeque},
     time::Instant,
 };
 
-use super::{RepairConfig, SenderStats, fec};
+use super::{RepairConfig, SenderStats, fec, flow::Flow};
 use crate::wire::{
     NodeId,
     repair::{self, Nack, Status, parity_count},
@@ -71,8 +71,8 @@ pub struct RepairSender {
     out: VecDeque<Vec<u8>>,
     /// When a NACK last arrived or a repair last left.
     last_active: Option<Instant>,
-    /// Receivers that reported lately: how far each got, and when it last advanced.
-    receivers: HashMap<NodeId, (u64, Instant)>,
+    /// How far ahead of its receivers this sender may be.
+    flow: Flow,
     stats: SenderStats,
 }
 
@@ -93,7 +93,7 @@ impl RepairSender {
             tail: None,
             out: VecDeque::new(),
             last_active: None,
-            receivers: HashMap::new(),
+            flow: Flow::new(config.flow_window_bytes, config.receiver_timeout),
             stats: SenderStats::default(),
         }
     }
@@ -121,6 +121,7 @@ impl RepairSender {
             }),
         }
         self.held_bytes += datagram.len();
+        self.flow.sent(datagram.len());
         self.evict();
         self.tail = Some((now + self.config.tail_delay, TAIL_ANNOUNCEMENTS));
         wrapped
@@ -132,51 +133,26 @@ impl RepairSender {
             if let Some(block) = self.blocks.pop_front() {
                 self.held_bytes -= block.bytes();
                 self.wanted.remove(&block.start);
+                self.flow.forget_before(block.end());
             }
         }
     }
 
     /// Takes a receiver's report of how far it got.
     pub fn on_status(&mut self, status: &Status, now: Instant) {
-        if status.target != self.node {
-            return;
-        }
-        // A receiver first heard from further behind than the window joined late or fell
-        // behind already: waiting for it would stall everyone.
-        let far_behind = status.position.saturating_add(self.config.flow_window) < self.next_packet;
-        if far_behind && !self.receivers.contains_key(&status.from) {
-            return;
-        }
-        let entry = self
-            .receivers
-            .entry(status.from)
-            .or_insert((status.position, now));
-        if status.position > entry.0 {
-            *entry = (status.position, now);
+        if status.target == self.node {
+            self.flow.report(status.from, status.position, now);
         }
     }
 
-    /// Whether more packets may be numbered now: fewer than [`RepairConfig::flow_window`] are
-    /// ahead of the slowest receiver. `Err` holds when to look again if no report comes first:
-    /// when the slowest receiver will be dropped for making no progress.
+    /// Whether more packets may be numbered now: fewer than
+    /// [`RepairConfig::flow_window_bytes`] are ahead of the slowest receiver. `Err` holds when
+    /// to look again if no report comes first: when the slowest receiver will be dropped for
+    /// making no progress.
     pub fn window(&mut self, now: Instant) -> Result<(), Instant> {
-        let timeout = self.config.receiver_timeout;
-        let before = self.receivers.len();
-        self.receivers
-            .retain(|_, (_, advanced)| now.saturating_duration_since(*advanced) < timeout);
-        self.stats.receivers_dropped += (before - self.receivers.len()) as u64;
-        let slowest = self
-            .receivers
-            .values()
-            .min_by_key(|(position, _)| *position);
-        match slowest {
-            Some(&(position, advanced))
-                if self.next_packet >= position.saturating_add(self.config.flow_window) =>
-            {
-                Err(advanced + timeout)
-            }
-            _ => Ok(()),
-        }
+        let result = self.flow.may_send(self.next_packet, now);
+        self.stats.receivers_dropped = self.flow.dropped;
+        result
     }
 
     /// Takes a NACK addressed to this node: notes what each block misses, to be repaired after
@@ -228,7 +204,17 @@ impl RepairSender {
             && due <= now
         {
             self.announce_tail();
-            self.tail = (left > 1).then(|| (now + self.config.tail_delay * 4, left - 1));
+            let again = now + self.config.tail_delay * 4;
+            self.tail = if left > 1 {
+                Some((again, left - 1))
+            } else {
+                // A receiver that reported is still behind: its copies of the announcements
+                // may all have been lost, so it may not know what it misses. Keep telling it,
+                // less often, until it catches up or is given up.
+                self.flow
+                    .catching_up(self.next_packet, now)
+                    .map(|_| (now + self.config.repair_wait_max, 1))
+            };
         }
         let datagram = self.out.pop_front()?;
         self.last_active = Some(now);
@@ -256,15 +242,7 @@ impl RepairSender {
             // Due already: the driver's turn is next.
             return Some(due.max(now + std::time::Duration::from_millis(1)));
         }
-        let timeout = self.config.receiver_timeout;
-        let behind = self
-            .receivers
-            .values()
-            .filter(|&&(position, advanced)| {
-                position < self.next_packet && now.saturating_duration_since(advanced) < timeout
-            })
-            .map(|&(_, advanced)| advanced + timeout)
-            .max();
+        let behind = self.flow.catching_up(self.next_packet, now);
         let quiet_end = self.last_active.map(|active| active + quiet);
         behind
             .into_iter()
@@ -309,7 +287,16 @@ impl RepairSender {
             return;
         };
         block.closed = true;
-        let added = send_parity(self.node, block, 1, &[], &mut self.out);
+        let mut added = send_parity(self.node, block, 1, &[], &mut self.out);
+        // While no receiver has reported, the first block too: receivers that lost the whole
+        // start (a switch still learning who joined, say) hear that the stream began, and ask
+        // for it, rather than join late at the end.
+        if !self.flow.heard()
+            && self.blocks.len() > 1
+            && let Some(first) = self.blocks.front_mut().filter(|block| block.start == 0)
+        {
+            added += send_parity(self.node, first, 1, &[], &mut self.out);
+        }
         self.held_bytes += added;
         self.evict();
     }

@@ -422,7 +422,7 @@ fn a_lost_first_packet_is_asked_for() {
 #[test]
 fn the_sender_keeps_within_a_window_of_its_slowest_receiver() {
     let config = RepairConfig {
-        flow_window: 100,
+        flow_window_bytes: 50_000,
         ..RepairConfig::default()
     };
     let mut world = World::new(3, config, random_loss(5, 11));
@@ -442,7 +442,7 @@ fn the_sender_keeps_within_a_window_of_its_slowest_receiver() {
 #[test]
 fn a_receiver_that_stops_is_dropped_after_its_timeout_and_the_rest_go_on() {
     let config = RepairConfig {
-        flow_window: 100,
+        flow_window_bytes: 50_000,
         receiver_timeout: Duration::from_millis(200),
         ..RepairConfig::default()
     };
@@ -472,7 +472,7 @@ fn a_receiver_that_stops_is_dropped_after_its_timeout_and_the_rest_go_on() {
 #[test]
 fn a_held_receiver_stops_reporting_and_hands_everything_on_when_released() {
     let config = RepairConfig {
-        flow_window: 50,
+        flow_window_bytes: 25_000,
         ..RepairConfig::default()
     };
     let mut world = World::new(1, config, Box::new(|_, _| false));
@@ -480,14 +480,19 @@ fn a_held_receiver_stops_reporting_and_hands_everything_on_when_released() {
     world.run(Duration::from_millis(20));
     assert_eq!(world.delivered[0].len(), 20);
     world.receivers[0].hold();
-    // The sender may run 50 packets ahead of the last report, no further.
+    // The sender may run 25,000 bytes ahead of the last report, no further.
     let mut sent = 20;
     while world.sender.window(world.now).is_ok() && sent < 1000 {
         world.send(sent..sent + 1);
         sent += 1;
     }
     world.run(Duration::from_millis(20));
-    assert!(sent <= 20 + 50 + 1, "{sent} sent while the receiver held");
+    let ahead: usize = (20..sent - 1).map(|number| packet(number).len()).sum();
+    assert!(
+        ahead <= 25_000,
+        "{ahead} bytes sent while the receiver held"
+    );
+    assert!(sent > 40, "only {sent} sent: the window was not used");
     assert_eq!(world.delivered[0].len(), 20);
     let now = world.now;
     let released = world.receivers[0].release(now);
@@ -516,25 +521,41 @@ fn packets_put_back_are_handed_on_again_in_order() {
 }
 
 #[test]
-fn a_report_from_far_behind_does_not_hold_the_sender() {
+fn before_any_report_the_sender_keeps_within_a_window_then_goes_on_alone() {
     let config = RepairConfig {
-        flow_window: 100,
+        flow_window_bytes: 5_000,
+        receiver_timeout: Duration::from_millis(100),
         ..RepairConfig::default()
     };
     let mut sender = RepairSender::new(SENDER, config);
-    let now = Instant::now();
-    for number in 0..500 {
-        sender.wrap(&packet(number), now);
+    let start = Instant::now();
+    let mut sent = 0;
+    while sender.window(start).is_ok() {
+        sender.wrap(&[0; 500], start);
+        sent += 1;
     }
-    let report = |from, position| repair::Status {
-        from: NodeId(from),
-        target: SENDER,
-        group: GROUP,
-        position,
+    // Ten packets fill the window; the first report would open it.
+    assert_eq!(sent, 10);
+    let until = sender.window(start).unwrap_err();
+    assert_eq!(until, start + Duration::from_millis(100));
+    // Nobody reported in time: nobody to wait for.
+    assert_eq!(sender.window(until), Ok(()));
+}
+
+#[test]
+fn a_receiver_that_lost_the_whole_start_asks_for_it() {
+    // Receiver 0 hears nothing of the first burst (a switch still learning its join).
+    let loss: Loss = Box::new(|_, datagram| {
+        repair::decode(datagram).is_ok_and(|d| matches!(d, Repair::Sequenced(p) if p.packet < 200))
+    });
+    let config = RepairConfig {
+        flow_window_bytes: 200_000,
+        ..RepairConfig::default()
     };
-    sender.on_status(&report(7, 10), now);
-    assert_eq!(sender.window(now), Ok(()));
-    // One just within the window is waited for: the sender is a whole window ahead of it.
-    sender.on_status(&report(8, 400), now);
-    assert!(sender.window(now).is_err());
+    let mut world = World::new(1, config, loss);
+    world.send(0..200);
+    world.run(Duration::from_millis(200));
+    world.send(200..300);
+    world.run(Duration::from_secs(1));
+    world.assert_all_delivered(0..300);
 }

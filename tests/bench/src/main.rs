@@ -10,6 +10,7 @@
 //! leaves them. `sixcast-bench role SPEC` is one such process (see `roles`).
 
 mod fanout;
+mod lossless;
 mod roles;
 mod suite;
 

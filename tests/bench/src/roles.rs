@@ -76,8 +76,8 @@ pub(crate) fn run(spec: &Value) -> Outcome {
         pin_to_cpu(usize::try_from(cpu).map_err(|err| err.to_string())?)?;
     }
     match (get.str("system")?, get.str("role")?) {
-        ("sixcast" | "sixcast-unpacked", "send") => sixcast_send(&get),
-        ("sixcast" | "sixcast-unpacked", "recv") => sixcast_recv(&get),
+        ("sixcast" | "sixcast-unpacked" | "sixcast-reliable", "send") => sixcast_send(&get),
+        ("sixcast" | "sixcast-unpacked" | "sixcast-reliable", "recv") => sixcast_recv(&get),
         ("sixcast", "ping" | "pong") => sixcast_ping_pong(&get),
         ("sixcast", "scale-send") => scale_send(&get),
         ("sixcast", "scale-recv") => scale_recv(&get),
@@ -248,9 +248,12 @@ fn sixcast_config(spec: &Spec<'_>) -> Result<Config, String> {
     let mut config = Config::default();
     config.max_datagram_size = spec.usize("datagram")?;
     config.hop_limit = u8::try_from(spec.u64("hops")?).map_err(|err| err.to_string())?;
-    if spec.str("system")? == "sixcast-unpacked" {
+    match spec.str("system")? {
         // Every message in a datagram of its own; the datagrams still leave in batches.
-        config.packing = false;
+        "sixcast-unpacked" => config.packing = false,
+        // Receivers repair what they miss; the sender keeps pace with the slowest.
+        "sixcast-reliable" => config.reliable = true,
+        _ => {}
     }
     if let Some(stratum0) = spec.0["stratum0"].as_str() {
         config.stratum0 = Some(stratum0.parse().map_err(|err| format!("{err}"))?);
@@ -278,7 +281,16 @@ fn sixcast_send(spec: &Spec<'_>) -> Outcome {
         sent += burst;
     }
     channel.flush().map_err(|err| err.to_string())?;
-    Ok(sender_report(sent, began, cpu))
+    let mut report = sender_report(sent, began, cpu);
+    let stats = channel.stats();
+    report["datagrams_sent"] = json!(stats.datagrams_sent);
+    report["messages_sent"] = json!(stats.messages_sent);
+    // Closing a reliable context waits for its receivers' last repairs.
+    context.close();
+    let stats = channel.stats();
+    report["nacks_received"] = json!(stats.nacks_received);
+    report["repairs_sent"] = json!(stats.repairs_sent);
+    Ok(report)
 }
 
 fn sixcast_recv(spec: &Spec<'_>) -> Outcome {
@@ -317,7 +329,16 @@ fn sixcast_recv(spec: &Spec<'_>) -> Outcome {
             Err(err) => return Err(err.to_string()),
         }
     }
-    Ok(tally.report())
+    let mut report = tally.report();
+    // What the library counted: where a shortfall went.
+    let stats = channel.stats();
+    report["lost"] = json!(stats.lost);
+    report["queue_overflow"] = json!(stats.queue_overflow);
+    report["packets_lost"] = json!(stats.packets_lost);
+    report["nacks_sent"] = json!(stats.nacks_sent);
+    report["repairs_received"] = json!(stats.repairs_received);
+    report["datagrams_received"] = json!(stats.datagrams_received);
+    Ok(report)
 }
 
 /// Whether this process pings (measures) or pongs (echoes).

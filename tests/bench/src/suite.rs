@@ -16,7 +16,7 @@ use sixcast::{
 };
 use sixcast_netlab::World;
 
-use crate::fanout;
+use crate::{fanout, lossless};
 
 const SIZES: [usize; 3] = [64, 1024, 8192];
 const RECEIVERS: [usize; 3] = [1, 4, 16];
@@ -31,7 +31,15 @@ const DRAIN: f64 = 0.3;
 /// Raw groups are this prefix and the cell number.
 const RAW_GROUP: &str = "ff12::be:";
 const RAW_PORT: u16 = 7999;
-const PARTS: [&str; 6] = ["throughput", "rtt", "bindings", "relay", "scale", "fanout"];
+const PARTS: [&str; 7] = [
+    "throughput",
+    "rtt",
+    "bindings",
+    "relay",
+    "scale",
+    "fanout",
+    "lossless",
+];
 
 /// Command-line options of `sixcast-bench suite`.
 pub(crate) struct Options {
@@ -42,6 +50,9 @@ pub(crate) struct Options {
     parts: Vec<String>,
     sizes: Vec<usize>,
     receivers: Vec<usize>,
+    /// Whether `--sizes` or `--receivers` narrowed the cells (the lossless part has its own
+    /// lists otherwise).
+    narrowed: bool,
 }
 
 impl Options {
@@ -54,6 +65,7 @@ impl Options {
             parts: PARTS.iter().map(|part| (*part).to_owned()).collect(),
             sizes: SIZES.to_vec(),
             receivers: RECEIVERS.to_vec(),
+            narrowed: false,
         };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -69,8 +81,14 @@ impl Options {
                         .map_err(|err| format!("--seconds: {err}"))?;
                 }
                 "--out" => options.out = value()?.into(),
-                "--sizes" => options.sizes = numbers(flag, &value()?, 1 << 20)?,
-                "--receivers" => options.receivers = numbers(flag, &value()?, RECEIVERS[2])?,
+                "--sizes" => {
+                    options.sizes = numbers(flag, &value()?, 1 << 20)?;
+                    options.narrowed = true;
+                }
+                "--receivers" => {
+                    options.receivers = numbers(flag, &value()?, RECEIVERS[2])?;
+                    options.narrowed = true;
+                }
                 "--python" => options.python = Some(value()?.into()),
                 "--node-binding" => options.node_binding = Some(value()?.into()),
                 "--only" => {
@@ -370,13 +388,25 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         results["fanout"] = description;
         fanout = cells;
     }
-    let targets = targets(
+    let mut targets = targets(
         &throughput,
         &round_trips,
         &relayed,
         &results["scale"],
         &fanout,
     );
+    if options.wants("lossless") {
+        let (sizes, receivers) = if options.narrowed {
+            (options.sizes.clone(), options.receivers.clone())
+        } else {
+            (lossless::SIZES.to_vec(), lossless::RECEIVERS.to_vec())
+        };
+        let (cells, description) = lossless::run(&launcher, options.seconds, &sizes, &receivers)?;
+        results["lossless"] = description;
+        for (name, value, limit) in lossless::targets(&cells) {
+            targets.push(target(name, value, limit, true));
+        }
+    }
     print_targets(&targets);
     results["targets"] = json!(targets);
     results["load_average_after"] = json!(load_average());
