@@ -279,6 +279,9 @@ fn listen_and_send_across_a_lan() {
     assert_eq!(summary["drops"]["no_key"], 0, "{summary}");
     assert_eq!(summary["messages_received"], 3, "{summary}");
     assert_eq!(summary["lost"], 0, "{summary}");
+    // A best-effort sender: nothing to repair.
+    assert_eq!(summary["nacks_sent"], 0, "{summary}");
+    assert_eq!(summary["packets_lost"], 0, "{summary}");
     assert_eq!(lines.len(), 3);
     let sender = world.host("h1").addr().to_string();
     let group = "ff1e:".to_string();
@@ -466,7 +469,8 @@ fn listen_serves_its_channels_counters_for_prometheus() {
     let mut sender = world
         .host("h1")
         .command(SIXCAST)
-        .args(["send", "gauges"])
+        // Reliably: the repair counters are served too.
+        .args(["send", "gauges", "--reliable"])
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
@@ -492,6 +496,8 @@ fn listen_serves_its_channels_counters_for_prometheus() {
         "{after}"
     );
     assert_eq!(metric(&after, "sixcast_lost"), 0, "{after}");
+    assert_eq!(metric(&after, "sixcast_packets_lost_total"), 0, "{after}");
+    assert_eq!(metric(&after, "sixcast_nacks_sent_total"), 0, "{after}");
     assert!(
         after.contains("sixcast_protection_drops_total{reason=\"no_key\"} 0"),
         "{after}"

@@ -112,6 +112,11 @@ pub(crate) fn drops_json(stats: &Stats) -> String {
         "messages_received": stats.messages_received,
         "lost": stats.lost,
         "queue_overflow": stats.queue_overflow,
+        // Reliable senders' repair, as this receiver saw it.
+        "nacks_sent": stats.nacks_sent,
+        "repairs_received": stats.repairs_received,
+        "packets_recovered": stats.packets_recovered,
+        "packets_lost": stats.packets_lost,
     })
     .to_string()
 }

@@ -208,6 +208,41 @@ pub(super) fn channel_figures(stats: &Stats) -> Vec<Figure> {
             "Fragmented messages given up on.",
             stats.reassembly_dropped,
         ),
+        counter(
+            "sixcast_nacks_sent",
+            "NACKs sent for reliable senders' packets missed.",
+            stats.nacks_sent,
+        ),
+        counter(
+            "sixcast_nacks_received",
+            "NACKs received for this node's own reliable packets.",
+            stats.nacks_received,
+        ),
+        counter(
+            "sixcast_repairs_sent",
+            "Repair datagrams sent: parity, re-sent packets, announcements of a burst's end.",
+            stats.repairs_sent,
+        ),
+        counter(
+            "sixcast_repair_bytes_sent",
+            "Bytes of the repair datagrams sent.",
+            stats.repair_bytes_sent,
+        ),
+        counter(
+            "sixcast_repairs_received",
+            "Parity datagrams received for packets still needed.",
+            stats.repairs_received,
+        ),
+        counter(
+            "sixcast_packets_recovered",
+            "Reliable senders' packets rebuilt from parity.",
+            stats.packets_recovered,
+        ),
+        counter(
+            "sixcast_packets_lost",
+            "Reliable senders' packets given up.",
+            stats.packets_lost,
+        ),
     ];
     figures.extend(
         sixcast::crypto::DropReason::ALL
