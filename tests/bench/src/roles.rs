@@ -290,6 +290,7 @@ fn sixcast_send(spec: &Spec<'_>) -> Outcome {
     let stats = channel.stats();
     report["nacks_received"] = json!(stats.nacks_received);
     report["repairs_sent"] = json!(stats.repairs_sent);
+    report["repair_bytes"] = json!(stats.repair_bytes_sent);
     Ok(report)
 }
 

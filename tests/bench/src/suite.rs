@@ -31,7 +31,7 @@ const DRAIN: f64 = 0.3;
 /// Raw groups are this prefix and the cell number.
 const RAW_GROUP: &str = "ff12::be:";
 const RAW_PORT: u16 = 7999;
-const PARTS: [&str; 7] = [
+const PARTS: [&str; 8] = [
     "throughput",
     "rtt",
     "bindings",
@@ -39,6 +39,7 @@ const PARTS: [&str; 7] = [
     "scale",
     "fanout",
     "lossless",
+    "repair",
 ];
 
 /// Command-line options of `sixcast-bench suite`.
@@ -246,7 +247,9 @@ pub(crate) struct Cell {
     pub(crate) cpu_per_million: f64,
     /// Receiver CPU time per million messages received, over all receivers.
     pub(crate) receiver_cpu_per_million: f64,
-    sent: u64,
+    pub(crate) sent: u64,
+    /// The sender's report, and the sum over receivers of each number in theirs.
+    pub(crate) reports: (Value, Value),
 }
 
 impl Cell {
@@ -305,8 +308,15 @@ pub(crate) fn measure(
     let mut rates = Vec::new();
     let mut received = 0.0;
     let mut receiver_cpu = 0.0;
+    let mut summed = serde_json::Map::new();
     for mut peer in listening {
         let report = peer.report()?;
+        for (key, value) in report.as_object().into_iter().flatten() {
+            if let Some(value) = value.as_f64() {
+                let sum = summed.get(key).and_then(Value::as_f64).unwrap_or(0.0) + value;
+                summed.insert(key.clone(), json!(sum));
+            }
+        }
         let count = number(&report, "received")?;
         received += count;
         receiver_cpu += number(&report, "cpu_seconds")?;
@@ -331,6 +341,7 @@ pub(crate) fn measure(
         cpu_per_million: number(&sent_report, "cpu_seconds")? / sent.max(1.0) * 1e6,
         receiver_cpu_per_million: receiver_cpu / received.max(1.0) * 1e6,
         sent: sent as u64,
+        reports: (sent_report, Value::Object(summed)),
     })
 }
 
@@ -405,6 +416,13 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         results["lossless"] = description;
         for (name, value, limit) in lossless::targets(&cells) {
             targets.push(target(name, value, limit, true));
+        }
+    }
+    if options.wants("repair") {
+        let (description, repair_targets) = lossless::repair_cost(&launcher)?;
+        results["repair"] = description;
+        for (name, value, limit, at_least) in repair_targets {
+            targets.push(target(name, value, limit, at_least));
         }
     }
     print_targets(&targets);
