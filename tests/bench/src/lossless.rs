@@ -17,6 +17,10 @@ pub(crate) const SIZES: [usize; 2] = [64, 1024];
 /// The systems: reliable sixcast and its lossless peer.
 const SYSTEMS: [&str; 2] = ["sixcast-reliable", "zmq"];
 
+/// A target: what it measures, the figure if measured, the limit, and whether the figure must
+/// be at least (else at most) the limit.
+pub(crate) type Target = (String, Option<f64>, f64, bool);
+
 /// One measured cell and the MTU it ran at.
 pub(crate) struct LosslessCell {
     pub(crate) mtu: u32,
@@ -88,7 +92,7 @@ pub(crate) fn run(
 /// The targets: reliable sixcast at least 1.5x ZeroMQ per receiver at 4 and 16 receivers and
 /// at least 1.0x at 1 and 2, at both MTUs, with nothing lost (a cell that lost anything has no
 /// ratio).
-pub(crate) fn targets(cells: &[LosslessCell]) -> Vec<(String, Option<f64>, f64)> {
+pub(crate) fn targets(cells: &[LosslessCell]) -> Vec<Target> {
     let rate = |system: &str, mtu, size, receivers| {
         cells
             .iter()
@@ -115,6 +119,7 @@ pub(crate) fn targets(cells: &[LosslessCell]) -> Vec<(String, Option<f64>, f64)>
                     ),
                     ratio,
                     limit,
+                    true,
                 ));
             }
         }
@@ -133,9 +138,7 @@ const FEC_MINIMUM: [f64; 3] = [0.037, 0.111, 0.384];
 /// and to 16 receivers that each lose 1, 5 or 20 % of their UDP both ways (their NACKs and
 /// reports too). Returns the JSON and the targets: repair bytes per payload byte at most 1.5x
 /// the FEC minimum at 16 receivers, and NACKs at 16 receivers at most 2x those at 1.
-pub(crate) fn repair_cost(
-    launcher: &Launcher,
-) -> Result<(Value, Vec<(String, Option<f64>, f64, bool)>), String> {
+pub(crate) fn repair_cost(launcher: &Launcher) -> Result<(Value, Vec<Target>), String> {
     let world = World::lan(17).map_err(|err| format!("building the LAN world: {err}"))?;
     println!("repair under random loss: 1 KiB at 20,000/s for 2 s, receivers losing UDP both ways");
     println!(

@@ -414,8 +414,8 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         };
         let (cells, description) = lossless::run(&launcher, options.seconds, &sizes, &receivers)?;
         results["lossless"] = description;
-        for (name, value, limit) in lossless::targets(&cells) {
-            targets.push(target(name, value, limit, true));
+        for (name, value, limit, at_least) in lossless::targets(&cells) {
+            targets.push(target(name, value, limit, at_least));
         }
     }
     if options.wants("repair") {
