@@ -110,6 +110,10 @@ impl RepairSender {
             Some(block) if !block.closed => {
                 block.packets.push(datagram.to_vec());
                 block.closed = block.packets.len() >= block_len;
+                if block.closed && self.wanted.contains_key(&block.start) {
+                    self.repair_due
+                        .get_or_insert(now + self.config.nack_holdoff);
+                }
             }
             _ => self.blocks.push_back(Block {
                 start: packet,
@@ -203,7 +207,7 @@ impl RepairSender {
         if let Some((due, left)) = self.tail
             && due <= now
         {
-            self.announce_tail();
+            self.announce_tail(now);
             let again = now + self.config.tail_delay * 4;
             self.tail = if left > 1 {
                 Some((again, left - 1))
@@ -263,7 +267,12 @@ impl RepairSender {
                 continue;
             };
             let block = &mut self.blocks[at];
-            block.closed = true;
+            if !block.closed {
+                // Repaired once full (or at the burst's end): closing it now would leave small
+                // blocks, whose parity fills few holes each.
+                self.wanted.insert(start, wanted);
+                continue;
+            }
             // NACKs sent before the last repair arrived ask again for what it repairs.
             let covered = match block.last_repair {
                 Some((when, sent)) if now.saturating_duration_since(when) < guard => sent,
@@ -282,11 +291,14 @@ impl RepairSender {
 
     /// Closes the block being filled and sends one parity symbol of the newest block, which
     /// tells receivers how far the stream goes (and fills one hole at each).
-    fn announce_tail(&mut self) {
+    fn announce_tail(&mut self, now: Instant) {
         let Some(block) = self.blocks.back_mut() else {
             return;
         };
         block.closed = true;
+        if self.wanted.contains_key(&block.start) {
+            self.repair_due.get_or_insert(now);
+        }
         let mut added = send_parity(self.node, block, 1, &[], &mut self.out);
         // While no receiver has reported, the first block too: receivers that lost the whole
         // start (a switch still learning who joined, say) hear that the stream began, and ask
