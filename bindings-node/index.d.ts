@@ -469,6 +469,12 @@ export interface DecodedMessage {
   payload: Buffer
 }
 
+/**
+ * Decodes one received datagram of a reliable channel. Throws ERR_SIXCAST_MALFORMED, with the
+ * stable `reason` (`bad_count`, `truncated`, ...), when the bytes are not a valid one.
+ */
+export declare function decodeRepair(datagram: Uint8Array): Repair
+
 /** The default datagram size: fits the IPv6 minimum MTU. */
 export declare const DEFAULT_DATAGRAM_SIZE: number
 
@@ -679,6 +685,32 @@ export interface RelayOffer {
    */
   repeater: boolean
 }
+
+/**
+ * A decoded datagram of a reliable channel (docs/reliability.md): a numbered packet, a parity
+ * symbol, a request for repair or a receiver's report. Packet numbers are exact up to
+ * `Number.MAX_SAFE_INTEGER`.
+ */
+export type Repair =
+  | { type: 'sequenced'; /** The sending node id, 16 hex digits. */
+    sender: string; /** Its number among the sender's packets on the channel, from 0. */
+    packet: number; /** The datagram it carries: a whole datagram of the channel, possibly sealed or signed. */
+  inner: Buffer }
+  | { type: 'parity'; /** The node id whose packets it repairs, 16 hex digits. */
+    sender: string; /** The first packet number of the block. */
+    blockStart: number; /** How many packets the block holds. */
+    blockLen: number; /** Which of the block's parity symbols this is, from 0. */
+    index: number; /** The symbol. */
+  symbol: Buffer }
+  | { type: 'nack'; /** The node id of the receiver asking, 16 hex digits. */
+    from: string; /** The node id of the sender asked, 16 hex digits. */
+    target: string; /** The missing packets as `[first, count]` ranges, in the order sent. */
+  ranges: Array<[number, number]> }
+  | { type: 'status'; /** The node id of the receiver reporting, 16 hex digits. */
+    from: string; /** The node id of the sender it reports on, 16 hex digits. */
+    target: string; /** The channel's multicast group, IPv6 address text. */
+    group: string; /** The next packet it waits for: it has handed on every one before. */
+  position: number }
 
 /** BLAKE3 key-derivation context of the per-channel AEAD key. */
 export declare const SEAL_KEY_CONTEXT: string

@@ -847,6 +847,7 @@ module.exports.CONTROL_SECRET_LEN = nativeBinding.CONTROL_SECRET_LEN
 module.exports.controlMac = nativeBinding.controlMac
 module.exports.decodeControl = nativeBinding.decodeControl
 module.exports.decodeDatagram = nativeBinding.decodeDatagram
+module.exports.decodeRepair = nativeBinding.decodeRepair
 module.exports.DEFAULT_DATAGRAM_SIZE = nativeBinding.DEFAULT_DATAGRAM_SIZE
 module.exports.DEFAULT_MAX_MESSAGE_SIZE = nativeBinding.DEFAULT_MAX_MESSAGE_SIZE
 module.exports.DEFAULT_PORT = nativeBinding.DEFAULT_PORT

@@ -1,4 +1,5 @@
-//! The datagram codec (the core's `wire` module), for tools and tests; no I/O.
+//! The datagram codec (the core's `wire` module, with `wire::repair` and `wire::control`), for
+//! tools and tests; no I/O.
 
 use std::net::SocketAddrV6;
 
@@ -12,6 +13,7 @@ use sixcast::{
     wire::{
         self,
         control::{self, Control},
+        repair,
     },
 };
 
@@ -116,6 +118,95 @@ pub fn decode_datagram(env: Env, datagram: &[u8]) -> Result<Datagram> {
             index: fragment.index.into(),
             count: fragment.count.into(),
             chunk: fragment.chunk.to_vec().into(),
+        }),
+        Err(err) => Err(malformed_to_js(&env, err)),
+    }
+}
+
+/// A decoded datagram of a reliable channel (docs/reliability.md): a numbered packet, a parity
+/// symbol, a request for repair or a receiver's report. Packet numbers are exact up to
+/// `Number.MAX_SAFE_INTEGER`.
+#[napi(
+    discriminant = "type",
+    discriminant_case = "lowercase",
+    object_from_js = false
+)]
+pub enum Repair {
+    /// A numbered packet.
+    Sequenced {
+        /// The sending node id, 16 hex digits.
+        sender: String,
+        /// Its number among the sender's packets on the channel, from 0.
+        packet: f64,
+        /// The datagram it carries: a whole datagram of the channel, possibly sealed or signed.
+        inner: Buffer,
+    },
+    /// A Reed-Solomon parity symbol over a block of packets.
+    Parity {
+        /// The node id whose packets it repairs, 16 hex digits.
+        sender: String,
+        /// The first packet number of the block.
+        block_start: f64,
+        /// How many packets the block holds.
+        block_len: u32,
+        /// Which of the block's parity symbols this is, from 0.
+        index: u32,
+        /// The symbol.
+        symbol: Buffer,
+    },
+    /// A request for repair.
+    Nack {
+        /// The node id of the receiver asking, 16 hex digits.
+        from: String,
+        /// The node id of the sender asked, 16 hex digits.
+        target: String,
+        /// The missing packets as `[first, count]` ranges, in the order sent.
+        ranges: Vec<(f64, u32)>,
+    },
+    /// A receiver's report of how far it got.
+    Status {
+        /// The node id of the receiver reporting, 16 hex digits.
+        from: String,
+        /// The node id of the sender it reports on, 16 hex digits.
+        target: String,
+        /// The channel's multicast group, IPv6 address text.
+        group: String,
+        /// The next packet it waits for: it has handed on every one before.
+        position: f64,
+    },
+}
+
+/// Decodes one received datagram of a reliable channel. Throws ERR_SIXCAST_MALFORMED, with the
+/// stable `reason` (`bad_count`, `truncated`, ...), when the bytes are not a valid one.
+#[napi]
+pub fn decode_repair(env: Env, datagram: &[u8]) -> Result<Repair> {
+    // Packet numbers become JavaScript numbers: exact below 2^53.
+    match repair::decode(datagram) {
+        Ok(repair::Repair::Sequenced(packet)) => Ok(Repair::Sequenced {
+            sender: packet.sender.to_string(),
+            packet: packet.packet as f64,
+            inner: packet.inner.to_vec().into(),
+        }),
+        Ok(repair::Repair::Parity(parity)) => Ok(Repair::Parity {
+            sender: parity.sender.to_string(),
+            block_start: parity.block_start as f64,
+            block_len: parity.block_len.into(),
+            index: parity.index.into(),
+            symbol: parity.symbol.to_vec().into(),
+        }),
+        Ok(repair::Repair::Nack(nack)) => Ok(Repair::Nack {
+            from: nack.from.to_string(),
+            target: nack.target.to_string(),
+            ranges: nack
+                .ranges()
+                .map(|(first, count)| (first as f64, count))
+                .collect(),
+        }),
+        Ok(repair::Repair::Status(status)) => Ok(Repair::Status {
+            from: status.from.to_string(),
+            target: status.target.to_string(),
+            group: status.group.to_string(),
+            position: status.position as f64,
         }),
         Err(err) => Err(malformed_to_js(&env, err)),
     }

@@ -1,5 +1,6 @@
-//! The datagram codec, for tools and tests: `decode_datagram`, `pack_messages`, the control
-//! messages (`decode_control`, `control_mac`) and the wire constants. No I/O.
+//! The datagram codec, for tools and tests: `decode_datagram`, `pack_messages`, the datagrams
+//! of reliable channels (`decode_repair`), the control messages (`decode_control`,
+//! `control_mac`) and the wire constants. No I/O.
 
 use std::net::SocketAddrV6;
 
@@ -12,6 +13,7 @@ use sixcast::{
     wire::{
         self, Datagram, DecodeError,
         control::{self, Control},
+        repair::{self, Repair},
     },
 };
 
@@ -131,6 +133,184 @@ fn decode_datagram<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>>
                 chunk: PyBytes::new(py, fragment.chunk).unbind(),
             };
             Ok(Bound::new(py, fragment)?.into_any())
+        }
+        Err(decode_error) => Err(malformed(py, decode_error)),
+    }
+}
+
+/// A decoded numbered packet of a reliable channel (SEQUENCED, docs/reliability.md).
+#[pyclass(module = "sixcast", name = "Sequenced", frozen, get_all)]
+pub(crate) struct PySequenced {
+    /// The sending node's id, 16 hexadecimal digits.
+    sender: String,
+    /// Its number among the sender's packets on the channel, from 0.
+    packet: u64,
+    /// The datagram it carries: a whole datagram of the channel, possibly sealed or signed.
+    inner: Py<PyBytes>,
+}
+
+#[pymethods]
+impl PySequenced {
+    /// Always "sequenced".
+    #[getter(r#type)]
+    fn kind(&self) -> &'static str {
+        "sequenced"
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Sequenced(sender='{}', packet={}, inner=<{} bytes>)",
+            self.sender,
+            self.packet,
+            self.inner.bind(py).as_bytes().len(),
+        )
+    }
+}
+
+/// A decoded Reed-Solomon parity symbol over a block of a reliable channel's packets (PARITY).
+#[pyclass(module = "sixcast", name = "Parity", frozen, get_all)]
+pub(crate) struct PyParity {
+    /// The id of the node whose packets it repairs, 16 hexadecimal digits.
+    sender: String,
+    /// The first packet number of the block.
+    block_start: u64,
+    /// How many packets the block holds.
+    block_len: u16,
+    /// Which of the block's parity symbols this is, from 0.
+    index: u16,
+    /// The symbol.
+    symbol: Py<PyBytes>,
+}
+
+#[pymethods]
+impl PyParity {
+    /// Always "parity".
+    #[getter(r#type)]
+    fn kind(&self) -> &'static str {
+        "parity"
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Parity(sender='{}', block_start={}, block_len={}, index={}, symbol=<{} bytes>)",
+            self.sender,
+            self.block_start,
+            self.block_len,
+            self.index,
+            self.symbol.bind(py).as_bytes().len(),
+        )
+    }
+}
+
+/// A decoded request for repair (NACK). The asking node is ``from_``, since ``from`` is a
+/// Python keyword.
+#[pyclass(module = "sixcast", name = "Nack", frozen)]
+pub(crate) struct PyNack {
+    /// The id of the receiver asking, 16 hexadecimal digits.
+    #[pyo3(get, name = "from_")]
+    from: String,
+    /// The id of the sender asked, 16 hexadecimal digits.
+    #[pyo3(get)]
+    target: String,
+    /// The missing packets as (first, count) ranges, in the order sent.
+    #[pyo3(get)]
+    ranges: Vec<(u64, u32)>,
+}
+
+#[pymethods]
+impl PyNack {
+    /// Always "nack".
+    #[getter(r#type)]
+    fn kind(&self) -> &'static str {
+        "nack"
+    }
+
+    fn __repr__(&self) -> String {
+        let count = self.ranges.len();
+        let noun = if count == 1 { "range" } else { "ranges" };
+        format!(
+            "Nack(from_='{}', target='{}', ranges=<{count} {noun}>)",
+            self.from, self.target,
+        )
+    }
+}
+
+/// A decoded receiver's report of how far it got (STATUS). The reporting node is ``from_``,
+/// since ``from`` is a Python keyword.
+#[pyclass(module = "sixcast", name = "Status", frozen)]
+pub(crate) struct PyStatus {
+    /// The id of the receiver reporting, 16 hexadecimal digits.
+    #[pyo3(get, name = "from_")]
+    from: String,
+    /// The id of the sender it reports on, 16 hexadecimal digits.
+    #[pyo3(get)]
+    target: String,
+    /// The channel's multicast group, IPv6 address text.
+    #[pyo3(get)]
+    group: String,
+    /// The next packet it waits for: it has handed on every one before.
+    #[pyo3(get)]
+    position: u64,
+}
+
+#[pymethods]
+impl PyStatus {
+    /// Always "status".
+    #[getter(r#type)]
+    fn kind(&self) -> &'static str {
+        "status"
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Status(from_='{}', target='{}', group='{}', position={})",
+            self.from, self.target, self.group, self.position,
+        )
+    }
+}
+
+/// Decodes one received datagram of a reliable channel into a Sequenced, Parity, Nack or
+/// Status. Raises MalformedError, whose ``reason`` names the first rule the bytes break (for
+/// example "bad_count").
+#[pyfunction]
+fn decode_repair<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = data.py();
+    let data = bytes_or_text(data, "data")?;
+    match repair::decode(&data) {
+        Ok(Repair::Sequenced(packet)) => {
+            let packet = PySequenced {
+                sender: packet.sender.to_string(),
+                packet: packet.packet,
+                inner: PyBytes::new(py, packet.inner).unbind(),
+            };
+            Ok(Bound::new(py, packet)?.into_any())
+        }
+        Ok(Repair::Parity(parity)) => {
+            let parity = PyParity {
+                sender: parity.sender.to_string(),
+                block_start: parity.block_start,
+                block_len: parity.block_len,
+                index: parity.index,
+                symbol: PyBytes::new(py, parity.symbol).unbind(),
+            };
+            Ok(Bound::new(py, parity)?.into_any())
+        }
+        Ok(Repair::Nack(nack)) => {
+            let nack = PyNack {
+                from: nack.from.to_string(),
+                target: nack.target.to_string(),
+                ranges: nack.ranges().collect(),
+            };
+            Ok(Bound::new(py, nack)?.into_any())
+        }
+        Ok(Repair::Status(status)) => {
+            let status = PyStatus {
+                from: status.from.to_string(),
+                target: status.target.to_string(),
+                group: status.group.to_string(),
+                position: status.position,
+            };
+            Ok(Bound::new(py, status)?.into_any())
         }
         Err(decode_error) => Err(malformed(py, decode_error)),
     }
@@ -330,6 +510,11 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyFragment>()?;
     module.add_function(wrap_pyfunction!(decode_datagram, module)?)?;
     module.add_function(wrap_pyfunction!(pack_messages, module)?)?;
+    module.add_class::<PySequenced>()?;
+    module.add_class::<PyParity>()?;
+    module.add_class::<PyNack>()?;
+    module.add_class::<PyStatus>()?;
+    module.add_function(wrap_pyfunction!(decode_repair, module)?)?;
     module.add_class::<PyControlMessage>()?;
     module.add_function(wrap_pyfunction!(decode_control, module)?)?;
     module.add_function(wrap_pyfunction!(control_mac, module)?)?;

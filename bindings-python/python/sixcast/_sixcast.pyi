@@ -91,7 +91,8 @@ class MalformedError(Error):
     """Bytes do not form a valid sixcast datagram."""
 
     reason: str | None
-    """The first rule the bytes break, for example "truncated" (set by decode_datagram)."""
+    """The first rule the bytes break, for example "truncated" (set by decode_datagram,
+    decode_repair, ...)."""
 
 class TimeoutError(Error, builtins.TimeoutError):
     """A blocking call did not complete in time."""
@@ -503,6 +504,68 @@ class Fragment:
     def chunk(self) -> bytes: ...
 
 @final
+class Sequenced:
+    """A decoded numbered packet of a reliable channel."""
+
+    @property
+    def type(self) -> Literal["sequenced"]: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def packet(self) -> int: ...
+    @property
+    def inner(self) -> bytes:
+        """The whole datagram of the channel it carries, possibly sealed or signed."""
+
+@final
+class Parity:
+    """A decoded parity symbol over a block of a reliable channel's packets."""
+
+    @property
+    def type(self) -> Literal["parity"]: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def block_start(self) -> int: ...
+    @property
+    def block_len(self) -> int: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def symbol(self) -> bytes: ...
+
+@final
+class Nack:
+    """A decoded request for repair."""
+
+    @property
+    def type(self) -> Literal["nack"]: ...
+    @property
+    def from_(self) -> str:
+        """The receiver asking (``from`` is a Python keyword)."""
+    @property
+    def target(self) -> str: ...
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        """The missing packets as (first, count) ranges."""
+
+@final
+class Status:
+    """A decoded receiver's report of how far it got."""
+
+    @property
+    def type(self) -> Literal["status"]: ...
+    @property
+    def from_(self) -> str:
+        """The receiver reporting (``from`` is a Python keyword)."""
+    @property
+    def target(self) -> str: ...
+    @property
+    def group(self) -> str: ...
+    @property
+    def position(self) -> int: ...
+
+@final
 class ProbeReport:
     """The latest probe of native reachability through Stratum 0."""
 
@@ -644,6 +707,7 @@ def group_address(
 ) -> str: ...
 def relayed_address(group: str, profile: _Profile = "sixcast", rp: str | None = None) -> str: ...
 def decode_datagram(data: _BytesLike) -> MessageBatch | Fragment: ...
+def decode_repair(data: _BytesLike) -> Sequenced | Parity | Nack | Status: ...
 def decode_control(data: _BytesLike) -> ControlMessage: ...
 def control_mac(secret: _BytesLike, address: str, port: int, nonce: str) -> bytes:
     """16 bytes; ``nonce`` is 16 hexadecimal digits."""
