@@ -103,6 +103,11 @@ fn decode_cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             with_body(header(sequenced, 0, 1, SENDER, 7), &inner),
         ),
         (
+            "sequenced_last_number",
+            "receivers count to the packet after it, so the last number is 2^64 - 2",
+            with_body(header(sequenced, 0, 0, SENDER, u64::MAX), &inner),
+        ),
+        (
             "sequenced_sealed_flag",
             "the repair layer itself is never sealed",
             with_body(header(sequenced, 0x01, 0, SENDER, 7), &inner),

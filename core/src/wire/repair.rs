@@ -135,11 +135,13 @@ pub fn is_repair(datagram: &[u8]) -> bool {
 /// Parses and validates a repair-layer datagram. Never panics and never allocates.
 ///
 /// Checks, in order: the header (as for every datagram; its flags must be clear, since these
-/// types are not sealed themselves), then the type's rules: a SEQUENCED count of 0 and a
-/// non-empty packet; a PARITY block of `1..=`[`MAX_BLOCK_LEN`] packets whose numbers fit in 64
-/// bits, an index below [`parity_count`] and an even symbol of at least 2 bytes; a NACK with
-/// `1..=`[`MAX_NACK_RANGES`] ranges of at least one packet each, fitting in 64 bits, and nothing
-/// after them; a STATUS of count 0 with its target and nothing after it.
+/// types are not sealed themselves), then the type's rules: a SEQUENCED count of 0, a
+/// non-empty packet and a number below `u64::MAX`; a PARITY block of `1..=`[`MAX_BLOCK_LEN`]
+/// packets that ends (exclusive) within 64 bits, an index below [`parity_count`] and an even
+/// symbol of at least 2 bytes; a NACK with `1..=`[`MAX_NACK_RANGES`] ranges of at least one
+/// packet each, ending (exclusive) within 64 bits, and nothing after them; a STATUS of count 0
+/// with its target and group and nothing after them. Every range and block ends within 64
+/// bits, so that receivers never overflow counting past it.
 pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
     let header = read_header(datagram, |kind| {
         (TYPE_SEQUENCED..=TYPE_STATUS).contains(&kind)
@@ -156,6 +158,10 @@ pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
             if body.rest.is_empty() {
                 return Err(DecodeError::Truncated);
             }
+            // Receivers count up to the packet after it.
+            if header.seq == u64::MAX {
+                return Err(DecodeError::SequenceOverflow);
+            }
             Ok(Repair::Sequenced(Sequenced {
                 sender: header.sender,
                 packet: header.seq,
@@ -167,9 +173,10 @@ pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
             if !(1..=MAX_BLOCK_LEN).contains(&block_len) {
                 return Err(DecodeError::BadCount);
             }
+            // The packet after the block must have a number too.
             header
                 .seq
-                .checked_add(u64::from(block_len) - 1)
+                .checked_add(u64::from(block_len))
                 .ok_or(DecodeError::SequenceOverflow)?;
             let index = body.u16()?;
             let symbol = body.rest;
@@ -222,9 +229,11 @@ pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
                 ranges,
             };
             for (first, count) in nack.ranges() {
-                let last = count.checked_sub(1).ok_or(DecodeError::BadField)?;
+                if count == 0 {
+                    return Err(DecodeError::BadField);
+                }
                 first
-                    .checked_add(u64::from(last))
+                    .checked_add(u64::from(count))
                     .ok_or(DecodeError::SequenceOverflow)?;
             }
             Ok(Repair::Nack(nack))
@@ -336,7 +345,11 @@ mod tests {
             reason(&parity_with(u64::MAX, 2, 0, &[0, 0])),
             "sequence_overflow"
         );
-        assert_eq!(reason(&parity_with(u64::MAX, 1, 0, &[0, 0])), "ok");
+        assert_eq!(
+            reason(&parity_with(u64::MAX, 1, 0, &[0, 0])),
+            "sequence_overflow"
+        );
+        assert_eq!(reason(&parity_with(u64::MAX - 1, 1, 0, &[0, 0])), "ok");
         assert_eq!(
             reason(&parity_with(0, 8, 0, &[0, 0])[..HEADER_LEN + 1]),
             "truncated"
