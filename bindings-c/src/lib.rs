@@ -19,6 +19,7 @@ pub mod events;
 pub mod message;
 pub mod reachability;
 pub mod text;
+pub mod wire;
 
 /// The library's version, such as `"0.1.0"` (a static string).
 #[unsafe(no_mangle)]

@@ -1,5 +1,5 @@
-//! The datagram codec of the core's `wire` module, and its control messages
-//! (`wire::control`), for tools and conformance tests.
+//! The datagram codec of the core's `wire` module, the datagrams of reliable channels
+//! (`wire::repair`) and the control messages (`wire::control`), for tools and conformance tests.
 
 use std::net::SocketAddrV6;
 
@@ -8,6 +8,7 @@ use sixcast::{
     wire::{
         self,
         control::{self, Control},
+        repair,
     },
 };
 
@@ -101,6 +102,98 @@ pub fn pack_messages(
     let max_datagram = usize::try_from(max_datagram).unwrap_or(usize::MAX);
     let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     Ok(wire::pack(sender, first_seq, max_datagram, &messages)?)
+}
+
+/// One decoded datagram of a reliable channel (docs/reliability.md): a numbered packet, a parity
+/// symbol, a request for repair or a receiver's report.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Repair {
+    /// A numbered packet (SEQUENCED).
+    Sequenced {
+        /// The sending node, 16 hex digits.
+        sender: String,
+        /// Its number among the sender's packets on the channel, from 0.
+        packet: u64,
+        /// The datagram it carries: a whole datagram of the channel, possibly sealed or signed.
+        inner: Vec<u8>,
+    },
+    /// A Reed-Solomon parity symbol over a block of packets (PARITY).
+    Parity {
+        /// The node whose packets it repairs, 16 hex digits.
+        sender: String,
+        /// The first packet number of the block.
+        block_start: u64,
+        /// How many packets the block holds.
+        block_len: u16,
+        /// Which of the block's parity symbols this is, from 0.
+        index: u16,
+        /// The symbol.
+        symbol: Vec<u8>,
+    },
+    /// A request for repair (NACK).
+    Nack {
+        /// The receiver asking, 16 hex digits.
+        from: String,
+        /// The sender asked, 16 hex digits.
+        target: String,
+        /// The missing packets, in the order sent.
+        ranges: Vec<NackRange>,
+    },
+    /// A receiver's report of how far it got (STATUS).
+    Status {
+        /// The receiver reporting, 16 hex digits.
+        from: String,
+        /// The sender it reports on, 16 hex digits.
+        target: String,
+        /// The channel's multicast group, IPv6 address text.
+        group: String,
+        /// The next packet it waits for: it has handed on every one before.
+        position: u64,
+    },
+}
+
+/// One range of missing packets of a `Repair.Nack`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct NackRange {
+    /// The first missing packet's number.
+    pub first: u64,
+    /// How many consecutive packets are missing (at least 1).
+    pub count: u32,
+}
+
+/// Decodes one received datagram of a reliable channel. Fails with `Malformed`, whose message
+/// names the stable reason in parentheses, for example `malformed datagram (bad_count): ...`.
+#[uniffi::export]
+pub fn decode_repair(datagram: Vec<u8>) -> Result<Repair> {
+    let decoded = repair::decode(&datagram).map_err(sixcast::Error::from)?;
+    Ok(match decoded {
+        repair::Repair::Sequenced(packet) => Repair::Sequenced {
+            sender: packet.sender.to_string(),
+            packet: packet.packet,
+            inner: packet.inner.to_vec(),
+        },
+        repair::Repair::Parity(parity) => Repair::Parity {
+            sender: parity.sender.to_string(),
+            block_start: parity.block_start,
+            block_len: parity.block_len,
+            index: parity.index,
+            symbol: parity.symbol.to_vec(),
+        },
+        repair::Repair::Nack(nack) => Repair::Nack {
+            from: nack.from.to_string(),
+            target: nack.target.to_string(),
+            ranges: nack
+                .ranges()
+                .map(|(first, count)| NackRange { first, count })
+                .collect(),
+        },
+        repair::Repair::Status(status) => Repair::Status {
+            from: status.from.to_string(),
+            target: status.target.to_string(),
+            group: status.group.to_string(),
+            position: status.position,
+        },
+    })
 }
 
 /// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel, gateway
@@ -272,6 +365,11 @@ mod tests {
         );
         let bad_sender = pack_messages("xyz".into(), 0, 1232, vec![]);
         assert!(matches!(bad_sender, Err(SixcastError::InvalidConfig(_))));
+        let repair = decode_repair(b"6c\x01\x07".to_vec()).unwrap_err();
+        assert!(
+            matches!(&repair, SixcastError::Malformed(m) if m.contains("(truncated)")),
+            "{repair:?}"
+        );
         let control = decode_control(vec![0x36, 0x72, 1]).unwrap_err();
         assert!(
             matches!(&control, SixcastError::Malformed(m) if m.contains("(truncated)")),

@@ -1,5 +1,6 @@
 /* The C API without a network: the shared conformance vectors (addresses, error kinds and the
- * inputs that raise them), configuration, keys, and misuse of the API itself.
+ * inputs that raise them, the datagrams of reliable channels), configuration, keys, and misuse
+ * of the API itself.
  * Usage: test_api <tests/conformance/vectors directory> */
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -238,6 +239,174 @@ static void test_error_cases(json_t *errors) {
     CHECK(ran >= 15, "only %zu error cases ran", ran);
 }
 
+/* The bytes of a lowercase hex string (malloc'd, at least one byte), their count in *len. */
+static unsigned char *hex_bytes(const char *hex, size_t *len) {
+    *len = hex ? strlen(hex) / 2 : 0;
+    unsigned char *bytes = malloc(*len ? *len : 1);
+    for (size_t i = 0; i < *len; i++) {
+        char pair[3] = {hex[2 * i], hex[2 * i + 1], 0};
+        bytes[i] = (unsigned char)strtol(pair, NULL, 16);
+    }
+    return bytes;
+}
+
+/* Decodes a hex datagram with sixcast_decode_repair; returns the status, the parsed JSON in
+ * *decoded (NULL on failure or when the text is not JSON) and the error in *error. */
+static SixcastStatus decode_repair_hex(const char *hex, json_t **decoded, SixcastError **error) {
+    size_t len;
+    unsigned char *datagram = hex_bytes(hex, &len);
+    char *text = NULL;
+    *error = NULL;
+    SixcastStatus status = sixcast_decode_repair(datagram, len, &text, error);
+    free(datagram);
+    *decoded = NULL;
+    if (text) {
+        json_error_t json_error;
+        *decoded = json_loads(text, 0, &json_error);
+        CHECK(*decoded != NULL, "not JSON (%s): %s", json_error.text, text);
+    }
+    CHECK((status == SIXCAST_STATUS_OK) == (text != NULL), "JSON exactly on success: %s",
+          sixcast_status_name(status));
+    sixcast_string_free(text);
+    return status;
+}
+
+/* Every decode case of repair.json: valid ones give the case's `decoded` object, field by field
+ * (json_equal), invalid ones its error kind and `(reason)` in the message. */
+static void test_repair_decode(json_t *repair) {
+    size_t index, valid = 0, invalid = 0;
+    int types = 0;
+    const char *names[] = {"sequenced", "parity", "nack", "status"};
+    json_t *entry;
+    json_array_foreach(json_object_get(repair, "decode"), index, entry) {
+        const char *name = text_field(entry, "name");
+        json_t *expected = json_object_get(entry, "decoded");
+        json_t *decoded;
+        SixcastError *error;
+        SixcastStatus status = decode_repair_hex(text_field(entry, "datagram"), &decoded, &error);
+        if (expected) {
+            valid++;
+            for (int i = 0; i < 4; i++) {
+                if (strcmp(text_field(expected, "type"), names[i]) == 0) {
+                    types |= 1 << i;
+                }
+            }
+            CHECK(status == SIXCAST_STATUS_OK, "%s: %s (%s)", name, sixcast_status_name(status),
+                  sixcast_error_message(error));
+            char *got = decoded ? json_dumps(decoded, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+            char *want = json_dumps(expected, JSON_SORT_KEYS | JSON_COMPACT);
+            CHECK(decoded && json_equal(decoded, expected), "%s: %s, expected %s", name,
+                  got ? got : "(nothing)", want);
+            free(got);
+            free(want);
+        } else {
+            invalid++;
+            const char *kind = text_field(entry, "error");
+            const char *reason = text_field(entry, "reason");
+            char in_parentheses[64];
+            snprintf(in_parentheses, sizeof in_parentheses, "(%s)", reason ? reason : "?");
+            CHECK((int)status == status_of_kind(kind), "%s: %s, expected %s", name,
+                  sixcast_status_name(status), kind);
+            CHECK(strstr(sixcast_error_message(error), in_parentheses) != NULL,
+                  "%s: message %s, expected the reason %s", name, sixcast_error_message(error),
+                  in_parentheses);
+        }
+        json_decref(decoded);
+        sixcast_error_free(error);
+    }
+    printf("repair decode cases: %zu valid, %zu invalid\n", valid, invalid);
+    CHECK(types == 15, "the valid cases cover every type (mask %d)", types);
+    CHECK(invalid > 0, "some cases are invalid");
+}
+
+/* The parity section: each PARITY datagram a sender answers with decodes as symbol i of the
+ * block starting at packet 0, as long as the longest packet plus 2, rounded up to even. */
+static void test_repair_parity(json_t *repair) {
+    size_t index, cases = 0;
+    json_t *entry;
+    json_array_foreach(json_object_get(repair, "parity"), index, entry) {
+        cases++;
+        const char *name = text_field(entry, "name");
+        size_t longest = 0, i;
+        json_t *item;
+        json_array_foreach(json_object_get(entry, "packets"), i, item) {
+            size_t len = strlen(json_string_value(item)) / 2;
+            longest = len > longest ? len : longest;
+        }
+        size_t symbol_len = (longest + 2 + 1) / 2 * 2;
+        json_t *parity = json_object_get(entry, "parity");
+        CHECK(json_array_size(parity) > 0, "%s: no parity", name);
+        json_array_foreach(parity, i, item) {
+            json_t *decoded;
+            SixcastError *error;
+            SixcastStatus status = decode_repair_hex(json_string_value(item), &decoded, &error);
+            CHECK(status == SIXCAST_STATUS_OK, "%s parity %zu: %s (%s)", name, i,
+                  sixcast_status_name(status), sixcast_error_message(error));
+            const char *type = text_field(decoded, "type");
+            const char *sender = text_field(decoded, "sender");
+            const char *symbol = text_field(decoded, "symbol");
+            CHECK(type && strcmp(type, "parity") == 0, "%s parity %zu: type %s", name, i, type);
+            CHECK(sender && strcmp(sender, text_field(entry, "sender")) == 0,
+                  "%s parity %zu: sender %s", name, i, sender);
+            CHECK(json_is_integer(json_object_get(decoded, "block_start")) &&
+                      json_integer_value(json_object_get(decoded, "block_start")) == 0,
+                  "%s parity %zu: block_start", name, i);
+            CHECK(json_is_integer(json_object_get(decoded, "block_len")) &&
+                      json_integer_value(json_object_get(decoded, "block_len")) ==
+                          json_integer_value(json_object_get(entry, "block_len")),
+                  "%s parity %zu: block_len %lld", name, i,
+                  (long long)json_integer_value(json_object_get(decoded, "block_len")));
+            CHECK(json_is_integer(json_object_get(decoded, "index")) &&
+                      json_integer_value(json_object_get(decoded, "index")) == (json_int_t)i,
+                  "%s parity %zu: index %lld", name, i,
+                  (long long)json_integer_value(json_object_get(decoded, "index")));
+            CHECK(symbol && strlen(symbol) == 2 * symbol_len, "%s parity %zu: symbol of %zu hex digits",
+                  name, i, symbol ? strlen(symbol) : 0);
+            json_decref(decoded);
+            sixcast_error_free(error);
+        }
+    }
+    CHECK(cases > 0, "no parity cases");
+}
+
+/* A datagram of the message layer is no repair datagram; the pointers are checked. */
+static void test_repair_misuse(json_t *repair) {
+    /* The numbered packet, and the datagram it carries: a batch of messages (type 1). */
+    json_t *sequenced = NULL;
+    size_t index;
+    json_t *entry;
+    json_array_foreach(json_object_get(repair, "decode"), index, entry) {
+        json_t *decoded = json_object_get(entry, "decoded");
+        if (!sequenced && decoded && strcmp(text_field(decoded, "type"), "sequenced") == 0) {
+            sequenced = entry;
+        }
+    }
+    CHECK(sequenced != NULL, "no sequenced case");
+    if (!sequenced) {
+        return;
+    }
+    json_t *decoded;
+    SixcastError *error;
+    const char *inner = text_field(json_object_get(sequenced, "decoded"), "inner");
+    SixcastStatus status = decode_repair_hex(inner, &decoded, &error);
+    CHECK(status == SIXCAST_STATUS_MALFORMED, "a batch decodes as %s", sixcast_status_name(status));
+    CHECK(strstr(sixcast_error_message(error), "(unknown_type)") != NULL, "a batch: %s",
+          sixcast_error_message(error));
+    json_decref(decoded);
+    sixcast_error_free(error);
+    size_t len;
+    unsigned char *datagram = hex_bytes(text_field(sequenced, "datagram"), &len);
+    char *json = NULL;
+    CHECK_STATUS(sixcast_decode_repair(datagram, len, NULL, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_decode_repair(NULL, len, &json, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_decode_repair(NULL, 0, &json, &err), SIXCAST_STATUS_MALFORMED);
+    CHECK(json == NULL, "nothing stored on failure");
+    CHECK_OK(sixcast_decode_repair(datagram, len, &json, &err));
+    CHECK(json != NULL, "stored on success");
+    sixcast_string_free(json);
+    free(datagram);
+}
+
 static void test_config(void) {
     SixcastConfig *config = sixcast_config_new();
     char *value = (char *)1;
@@ -389,14 +558,19 @@ int main(int argc, char **argv) {
     vectors_dir = argv[1];
     json_t *errors = load_vectors("errors.json");
     json_t *addresses = load_vectors("addresses.json");
+    json_t *repair = load_vectors("repair.json");
     test_error_kinds(errors);
     test_error_cases(errors);
     test_addresses(addresses);
+    test_repair_decode(repair);
+    test_repair_parity(repair);
+    test_repair_misuse(repair);
     test_config();
     test_config_reliable();
     test_keys();
     test_misuse();
     json_decref(errors);
     json_decref(addresses);
+    json_decref(repair);
     return check_summary("test_api");
 }

@@ -1,0 +1,121 @@
+//! The datagrams of reliable channels (the core's `wire::repair`) as JSON text, for tools and
+//! conformance tests: the objects have the form of `repair.json`'s `decoded` objects, so new
+//! fields never change the ABI. No I/O.
+
+use std::ffi::c_char;
+
+use serde_json::{Value, json};
+use sixcast::wire::repair::{self, Repair};
+
+use crate::{
+    error::{SixcastError, SixcastStatus, guard},
+    text,
+};
+
+/// The decoded datagram with the vectors' field names: bytes as lowercase hex, node ids as 16
+/// hex digits, packet numbers as JSON integers.
+fn to_json(decoded: &Repair<'_>) -> Value {
+    match decoded {
+        Repair::Sequenced(packet) => json!({
+            "type": "sequenced",
+            "sender": packet.sender.to_string(),
+            "packet": packet.packet,
+            "inner": hex::encode(packet.inner),
+        }),
+        Repair::Parity(parity) => json!({
+            "type": "parity",
+            "sender": parity.sender.to_string(),
+            "block_start": parity.block_start,
+            "block_len": parity.block_len,
+            "index": parity.index,
+            "symbol": hex::encode(parity.symbol),
+        }),
+        Repair::Nack(nack) => json!({
+            "type": "nack",
+            "from": nack.from.to_string(),
+            "target": nack.target.to_string(),
+            "ranges": nack.ranges().map(|(first, count)| json!([first, count])).collect::<Vec<_>>(),
+        }),
+        Repair::Status(status) => json!({
+            "type": "status",
+            "from": status.from.to_string(),
+            "target": status.target.to_string(),
+            "group": status.group.to_string(),
+            "position": status.position,
+        }),
+    }
+}
+
+/// Decodes the `datagram_len` bytes at `datagram`, one received datagram of a reliable channel
+/// (`docs/reliability.md`), and stores it in `*json_out` as a JSON object (free it with
+/// `sixcast_string_free`): `type` is `sequenced` (`sender`, `packet`, `inner`), `parity`
+/// (`sender`, `block_start`, `block_len`, `index`, `symbol`), `nack` (`from`, `target`,
+/// `ranges`: `[first, count]` pairs) or `status` (`from`, `target`, `group`, `position`). Bytes
+/// are lowercase hex, node ids 16 hex digits, packet numbers JSON integers (up to 2^64 - 1: a
+/// JSON library that reads 64-bit signed integers only, such as jansson, refuses those above
+/// 2^63 - 1). Fails with `SIXCAST_STATUS_MALFORMED`, whose message names the stable reason in
+/// parentheses, for example `malformed datagram (bad_count): ...`; `*json_out` is then left
+/// as it was.
+///
+/// # Safety
+/// `datagram` points to `datagram_len` readable bytes (or is NULL with a length of 0);
+/// `json_out` is writable; `error_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sixcast_decode_repair(
+    datagram: *const u8,
+    datagram_len: usize,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut SixcastError,
+) -> SixcastStatus {
+    guard(error_out, || {
+        // SAFETY: per the contract above.
+        let datagram = unsafe { text::bytes(datagram, datagram_len, "datagram") }?;
+        let decoded = repair::decode(datagram).map_err(sixcast::Error::from)?;
+        // SAFETY: per the contract above.
+        unsafe { text::store_text(json_out, to_json(&decoded).to_string(), "json_out") }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nack_has_the_vectors_form() {
+        // repair.json's "nack" case: receiver 0x99 misses packets 3-4 and 10 of the sender.
+        let datagram = hex::decode(concat!(
+            "366301050000000200000000000000990000000000000000",
+            "0a0b0c0d0e0f1011000000000000000300000002000000000000000a00000001",
+        ))
+        .unwrap();
+        let decoded = repair::decode(&datagram).unwrap();
+        assert_eq!(
+            to_json(&decoded),
+            json!({
+                "type": "nack",
+                "from": "0000000000000099",
+                "target": "0a0b0c0d0e0f1011",
+                "ranges": [[3, 2], [10, 1]],
+            })
+        );
+    }
+
+    #[test]
+    fn errors_carry_the_malformed_status_and_the_reason() {
+        let mut json_out = std::ptr::null_mut();
+        let mut error = std::ptr::null_mut();
+        // SAFETY: the pointers are valid for the call.
+        let status = unsafe { sixcast_decode_repair(b"6c".as_ptr(), 2, &mut json_out, &mut error) };
+        assert_eq!(status, SixcastStatus::Malformed);
+        assert!(json_out.is_null());
+        // SAFETY: the error was just stored, and is freed once.
+        unsafe {
+            let message = std::ffi::CStr::from_ptr(crate::error::sixcast_error_message(error));
+            assert!(
+                message.to_str().unwrap().contains("(truncated)"),
+                "{message:?}"
+            );
+            crate::error::sixcast_error_free(error);
+        }
+    }
+}
