@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::vectors::hex_field;
+
 use std::net::{Ipv6Addr, SocketAddrV6};
 
 use ed25519_dalek::Signer;
@@ -1158,13 +1160,6 @@ fn generate_vectors() -> Value {
         "decode": decode,
         "mac": mac,
     })
-}
-
-fn hex_field(case: &Value, field: &str) -> Result<Vec<u8>, String> {
-    case[field]
-        .as_str()
-        .and_then(|text| hex::decode(text).ok())
-        .ok_or_else(|| format!("{field} is not a hex string"))
 }
 
 /// Checks one encode case: the message must encode to the datagram and decode back from it.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::vectors::{hex_field, hex_list};
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -382,16 +384,6 @@ fn generate_vectors() -> Value {
     })
 }
 
-fn hex_list(case: &Value, field: &str) -> Result<Vec<Vec<u8>>, String> {
-    case[field]
-        .as_array()
-        .ok_or_else(|| format!("{field} is not a list"))?
-        .iter()
-        .map(|item| item.as_str().and_then(|text| hex::decode(text).ok()))
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("{field} holds a non-hex item"))
-}
-
 fn indices(case: &Value, field: &str) -> Result<Vec<usize>, String> {
     case[field]
         .as_array()
@@ -403,11 +395,7 @@ fn indices(case: &Value, field: &str) -> Result<Vec<usize>, String> {
 }
 
 fn check_decode(case: &Value) -> Result<(), String> {
-    let datagram = case["datagram"]
-        .as_str()
-        .and_then(|text| hex::decode(text).ok())
-        .ok_or("datagram is not hex")?;
-    let outcome = decode_outcome(&datagram);
+    let outcome = decode_outcome(&hex_field(case, "datagram")?);
     for field in ["decoded", "error", "reason"] {
         let expected = outcome.get(field).unwrap_or(&Value::Null);
         if case[field] != *expected {

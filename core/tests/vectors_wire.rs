@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::vectors::{hex_field, hex_list};
+
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
@@ -531,24 +533,6 @@ fn generate_vectors() -> Value {
         "encode": encode,
         "decode": decode,
     })
-}
-
-fn hex_field(case: &Value, field: &str) -> Result<Vec<u8>, String> {
-    case[field]
-        .as_str()
-        .and_then(|text| hex::decode(text).ok())
-        .ok_or_else(|| format!("{field} is not a hex string"))
-}
-
-fn hex_list(case: &Value, field: &str) -> Result<Vec<Vec<u8>>, String> {
-    let items = case[field]
-        .as_array()
-        .ok_or_else(|| format!("{field} is not a list"))?;
-    items
-        .iter()
-        .map(|item| item.as_str().and_then(|text| hex::decode(text).ok()))
-        .collect::<Option<_>>()
-        .ok_or_else(|| format!("{field} holds a non-hex item"))
 }
 
 /// Checks one encode case: packing must give its datagrams, and receiving them its messages.

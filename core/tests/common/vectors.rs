@@ -73,3 +73,22 @@ pub(crate) fn check_sections(sections: &[(&str, &serde_json::Value, CheckEntry)]
     }
     problems
 }
+
+/// The bytes of `case[field]`, a hex string.
+pub(crate) fn hex_field(case: &serde_json::Value, field: &str) -> Result<Vec<u8>, String> {
+    case[field]
+        .as_str()
+        .and_then(|text| hex::decode(text).ok())
+        .ok_or_else(|| format!("{field} is not a hex string"))
+}
+
+/// The bytes of each item of `case[field]`, a list of hex strings.
+pub(crate) fn hex_list(case: &serde_json::Value, field: &str) -> Result<Vec<Vec<u8>>, String> {
+    case[field]
+        .as_array()
+        .ok_or_else(|| format!("{field} is not a list"))?
+        .iter()
+        .map(|item| item.as_str().and_then(|text| hex::decode(text).ok()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("{field} holds a non-hex item"))
+}
