@@ -63,6 +63,24 @@ fn report(mut child: Child, within: Duration) -> (i32, Value) {
     )
 }
 
+/// Runs `sixcast perf send ARGS --json` on h1 and returns its report.
+fn perf_send(world: &World, args: &[&str]) -> Value {
+    let output = world
+        .host("h1")
+        .command(SIXCAST)
+        .args(["perf", "send"])
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 fn number(report: &Value, key: &str) -> f64 {
     report[key]
         .as_f64()
@@ -80,19 +98,10 @@ fn what_arrives_and_what_is_lost_account_for_what_was_sent() {
         start_receiver(&world, "h3", &args),
     ];
     let began = Instant::now();
-    let output = world
-        .host("h1")
-        .command(SIXCAST)
-        .args(["perf", "send", "load", "--size", "300", "--duration", "1"])
-        .args(["--rate", "3000", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let sent = perf_send(
+        &world,
+        &["load", "--size", "300", "--duration", "1", "--rate", "3000"],
     );
-    let sent: Value = serde_json::from_slice(&output.stdout).unwrap();
     for key in KEYS {
         assert!(sent.get(key).is_some(), "sender report lacks {key}: {sent}");
     }
@@ -185,20 +194,22 @@ fn a_sealed_channel_is_measured_with_its_key_and_refused_without_it() {
     let args = ["sealed", "--duration", "4", "--json"];
     let holder = start_receiver(&world, "h2", &[&args[..], &["--key", key_arg]].concat());
     let outsider = start_receiver(&world, "h3", &args);
-    let output = world
-        .host("h1")
-        .command(SIXCAST)
-        .args(["perf", "send", "sealed", "--size", "200", "--duration", "1"])
-        .args(["--rate", "1000", "--json", "--key", key_arg])
-        .output()
-        .unwrap();
-    std::fs::remove_file(&key).unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let sent_report = perf_send(
+        &world,
+        &[
+            "sealed",
+            "--size",
+            "200",
+            "--duration",
+            "1",
+            "--rate",
+            "1000",
+            "--key",
+            key_arg,
+        ],
     );
-    let sent = number(&serde_json::from_slice(&output.stdout).unwrap(), "messages");
+    std::fs::remove_file(&key).unwrap();
+    let sent = number(&sent_report, "messages");
     let (code, received) = report(holder, Duration::from_secs(10));
     assert_eq!(code, 0, "{received}");
     assert_eq!(
@@ -227,27 +238,19 @@ fn a_reliable_sender_loses_nothing_at_five_percent_and_reports_its_repair() {
         start_receiver(&world, "h2", &args),
         start_receiver(&world, "h3", &args),
     ];
-    let output = world
-        .host("h1")
-        .command(SIXCAST)
-        .args([
-            "perf",
-            "send",
+    let sent = perf_send(
+        &world,
+        &[
             "repaired",
             "--size",
             "300",
             "--duration",
             "1",
-        ])
-        .args(["--rate", "3000", "--json", "--reliable"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+            "--rate",
+            "3000",
+            "--reliable",
+        ],
     );
-    let sent: Value = serde_json::from_slice(&output.stdout).unwrap();
     let sent_messages = number(&sent, "messages");
     assert!(number(&sent, "nacks_received") > 0.0, "{sent}");
     assert!(number(&sent, "repair_bytes") > 0.0, "{sent}");
