@@ -54,29 +54,37 @@ impl Core {
         if !for_this_sender && state.repair_only.load(Ordering::Acquire) {
             return;
         }
-        // The receiver stays locked until what it hands on is delivered (or put back), so that
-        // no other thread's packets of the channel pass them.
-        let mut receiver = state.repair_receiver.lock();
-        let ready = match decoded {
-            Repair::Sequenced(packet) => receiver.on_sequenced(&packet, arrival, now),
-            Repair::Parity(parity) => receiver.on_parity(&parity, arrival, now),
+        let (mut receiver, ready) = match decoded {
             Repair::Nack(nack) if nack.target == self.node => {
-                drop(receiver);
                 if let Some(sender) = &state.repair_sender {
-                    sender.lock().on_nack(&nack, now);
-                    let next = sender.lock().poll_timeout();
+                    let next = {
+                        let mut sender = sender.lock();
+                        sender.on_nack(&nack, now);
+                        sender.poll_timeout()
+                    };
                     self.arm_repair_timer(state, next);
                 }
                 return;
             }
             Repair::Nack(nack) => {
-                receiver.on_nack(&nack, now);
+                state.repair_receiver.lock().on_nack(&nack, now);
                 return;
             }
             Repair::Status(status) => {
-                drop(receiver);
                 self.take_status(state, &status, now);
                 return;
+            }
+            // The receiver stays locked until what it hands on is delivered (or put back), so
+            // that no other thread's packets of the channel pass them.
+            Repair::Sequenced(packet) => {
+                let mut receiver = state.repair_receiver.lock();
+                let ready = receiver.on_sequenced(&packet, arrival, now);
+                (receiver, ready)
+            }
+            Repair::Parity(parity) => {
+                let mut receiver = state.repair_receiver.lock();
+                let ready = receiver.on_parity(&parity, arrival, now);
+                (receiver, ready)
             }
         };
         let next = self.hand_on(state, &mut receiver, ready, now);
