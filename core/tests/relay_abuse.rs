@@ -7,14 +7,16 @@ mod harness;
 use std::{
     net::{Ipv6Addr, SocketAddrV6, UdpSocket},
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use harness::{
     World, install_nft, relay_on, relay_with, spoofing_socket, start_line, stratum0_on, world,
 };
 use sixcast::{
-    relay::Relay,
+    ErrorKind,
+    crypto::{SigningKey, Token},
+    relay::{Relay, RelayConfig},
     wire::control::{self, Control},
 };
 
@@ -36,6 +38,11 @@ fn open_tunnel(relay: SocketAddrV6, nonce: u64) -> UdpSocket {
 
 /// [`open_tunnel`] from `socket`.
 fn open_tunnel_from(socket: UdpSocket, relay: SocketAddrV6, nonce: u64) -> UdpSocket {
+    try_open_tunnel(socket, relay, nonce).expect("the KEEPALIVE that opens the tunnel")
+}
+
+/// [`open_tunnel_from`], or None when the relay answers the JOIN with nothing (refused).
+fn try_open_tunnel(socket: UdpSocket, relay: SocketAddrV6, nonce: u64) -> Option<UdpSocket> {
     socket.connect(relay).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(2)))
@@ -53,12 +60,12 @@ fn open_tunnel_from(socket: UdpSocket, relay: SocketAddrV6, nonce: u64) -> UdpSo
         groups: vec![GROUP],
     };
     socket.send(&join.to_vec().unwrap()).unwrap();
-    let keepalive = receive(&socket).expect("the KEEPALIVE that opens the tunnel");
+    let keepalive = receive(&socket)?;
     assert!(
         matches!(control::decode(&keepalive), Ok(Control::Keepalive { .. })),
         "not a KEEPALIVE: {keepalive:02x?}"
     );
-    socket
+    Some(socket)
 }
 
 /// A DATA message for `GROUP` whose datagram starts with `tag` and a sequence number.
@@ -179,6 +186,84 @@ fn a_flooding_tunnel_client_is_capped_while_another_client_still_gets_through() 
         fair_seen.len(),
         stats.throttled_control
     );
+}
+
+#[test]
+fn a_reload_changes_the_limits_of_a_running_relay_and_its_clients() {
+    const BURST: u32 = 400;
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let configure = |config: &mut RelayConfig| {
+        config.hop_limit = 8;
+        config.client_datagrams_per_sec = 50;
+        config.max_tunnels = 1;
+    };
+    let relay = relay_with(&world, "r1", configure);
+    let relay_address = SocketAddrV6::new(world.host("r1").addr(), relay.port(), 0, 0);
+    // Sends BURST datagrams up `tunnel` and waits (bounded) until the relay has counted them.
+    let burst = |tunnel: &UdpSocket, relay: &Relay| {
+        let before = relay.stats();
+        for seq in 0..BURST {
+            tunnel.send(&data(b'R', seq)).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = relay.stats();
+            let counted = now.throttled + now.datagrams_up - before.throttled - before.datagrams_up;
+            if counted == u64::from(BURST) || Instant::now() > deadline {
+                return (
+                    now.datagrams_up - before.datagrams_up,
+                    now.throttled - before.throttled,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let tunnel = world
+        .host("i1")
+        .run(|| open_tunnel(relay_address, 1))
+        .unwrap();
+    let (passed, throttled) = burst(&tunnel, &relay);
+    assert!(
+        passed < 100 && throttled > 300,
+        "{passed} passed, {throttled} throttled"
+    );
+    let second = |nonce| {
+        world
+            .host("i2")
+            .run(move || try_open_tunnel(UdpSocket::bind("[::]:0").unwrap(), relay_address, nonce))
+            .unwrap()
+    };
+    assert!(second(2).is_none(), "a second client beyond max_tunnels 1");
+
+    // A voucher without the identity it vouches for: refused, and nothing changes.
+    let mut bad = RelayConfig::default();
+    configure(&mut bad);
+    let issuer = SigningKey::from_seed([7; 32]);
+    let not_after = SystemTime::now() + Duration::from_secs(60);
+    bad.voucher = Some(Token::issue(&issuer, issuer.public_key(), GROUP, not_after));
+    let err = relay.reload(&bad).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{err}");
+    let (passed, _) = burst(&tunnel, &relay);
+    assert!(
+        passed < 100,
+        "the failed reload lifted the rate limit: {passed} passed"
+    );
+
+    let mut lifted = RelayConfig::default();
+    configure(&mut lifted);
+    lifted.client_datagrams_per_sec = 0;
+    lifted.max_tunnels = 2;
+    lifted.data_port += 1;
+    assert_eq!(relay.reload(&lifted).unwrap(), ["data_port"]);
+    // The client already served is no longer limited, and a second one has room.
+    assert_eq!(burst(&tunnel, &relay), (u64::from(BURST), 0));
+    assert!(
+        second(3).is_some(),
+        "no room for a second client after the reload"
+    );
+    assert_eq!(relay.stats().tunnels, 2);
 }
 
 /// Counts, with nftables in the current host's namespace, every packet that arrives from the

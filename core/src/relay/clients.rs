@@ -14,7 +14,7 @@ use crate::{
     addr,
     crypto::relay_identity,
     discovery,
-    ratelimit::{ClientLimits, Rates},
+    ratelimit::ClientLimits,
     wire::control::{self, Control},
 };
 
@@ -79,7 +79,8 @@ impl RelayService {
             }
             // Padded to the answer's length: signing for an unverified address amplifies nothing.
             Ok(Control::SignedHello { nonce }) => {
-                let Some(identity) = &self.config.identity else {
+                let policy = self.policy();
+                let Some(identity) = &policy.identity else {
                     add(&self.counters.rejected, 1);
                     debug!(%source, "a signed hello, but this relay has no identity key");
                     return;
@@ -90,7 +91,7 @@ impl RelayService {
                 }
                 let (mac, refresh_secs, limit) = self.challenge_fields(source, nonce);
                 let challenge = relay_identity::sign_challenge(
-                    (identity, self.config.voucher.as_ref()),
+                    (identity, policy.voucher.as_ref()),
                     (nonce, mac),
                     refresh_secs,
                     limit,
@@ -169,8 +170,9 @@ impl RelayService {
     fn challenge_fields(&self, source: SocketAddrV6, nonce: u64) -> (control::Mac, u16, bool) {
         add(&self.counters.challenges, 1);
         let mac = self.secrets.lock().mac(source, nonce);
-        let limit = self.state.lock().clients.len() >= self.config.max_tunnels;
-        let refresh_secs = u16::try_from(self.config.refresh.as_secs()).unwrap_or(u16::MAX);
+        let policy = self.policy();
+        let limit = self.state.lock().clients.len() >= policy.max_tunnels;
+        let refresh_secs = u16::try_from(policy.refresh.as_secs()).unwrap_or(u16::MAX);
         (mac, refresh_secs, limit)
     }
 
@@ -184,14 +186,6 @@ impl RelayService {
             .clients
             .get_mut(&source)
             .is_none_or(|client| client.limits.allow_control(now))
-    }
-
-    fn rates(&self) -> Rates {
-        Rates {
-            datagrams: self.config.client_datagrams_per_sec,
-            bytes: self.config.client_bytes_per_sec,
-            control: self.config.client_control_per_sec,
-        }
     }
 
     /// Whether `mac` proves that `source` received our CHALLENGE to `nonce`: under a current
@@ -219,9 +213,10 @@ impl RelayService {
         if groups.iter().any(|group| !group.is_multicast()) {
             return false;
         }
+        let policy = self.policy();
         let mut state = self.state.lock();
         let state = &mut *state;
-        if !state.clients.contains_key(&source) && state.clients.len() >= self.config.max_tunnels {
+        if !state.clients.contains_key(&source) && state.clients.len() >= policy.max_tunnels {
             return false;
         }
         let now = Instant::now();
@@ -230,7 +225,7 @@ impl RelayService {
             mac,
             groups: HashSet::new(),
             last_heard: now,
-            limits: ClientLimits::new(self.rates(), now),
+            limits: ClientLimits::new(policy.rates, now),
         });
         client.last_heard = now;
         // A client that shook hands again (same address) is known by its latest handshake.
@@ -240,7 +235,7 @@ impl RelayService {
             .copied()
             .filter(|group| !client.groups.contains(group))
             .collect();
-        if client.groups.len() + new.len() > self.config.max_groups_per_tunnel {
+        if client.groups.len() + new.len() > policy.max_groups_per_tunnel {
             return false;
         }
         for group in new {
@@ -378,7 +373,7 @@ impl RelayService {
     }
 
     pub(super) fn expire_silent_clients(&self) {
-        let silent = self.config.refresh * 3;
+        let silent = self.policy().refresh * 3;
         let expired: Vec<SocketAddrV6> = self
             .state
             .lock()

@@ -224,14 +224,10 @@ impl RelayService {
             &self.closed,
             |source, _, datagram| match control::decode(datagram) {
                 Ok(Control::Solicit { nonce, node }) => {
-                    let (clients, limit) = {
-                        let state = self.state.lock();
-                        (
-                            state.clients.len(),
-                            state.clients.len() >= self.config.max_tunnels,
-                        )
-                    };
-                    let load = (clients * 1000 / self.config.max_tunnels.max(1)).min(1000) as u16;
+                    let max_tunnels = self.policy().max_tunnels;
+                    let clients = self.state.lock().clients.len();
+                    let limit = clients >= max_tunnels;
+                    let load = (clients * 1000 / max_tunnels.max(1)).min(1000) as u16;
                     let relay = SocketAddrV6::new(
                         *self.config.listen.ip(),
                         self.tunnels_socket.port(),

@@ -30,7 +30,7 @@ use crate::{
     crypto::{SigningKey, Token},
     discovery::{self, CONTROL_PORT, RELAY_PORT, Secrets, ThreadBody, start_threads},
     error::{Error, ErrorKind, Result},
-    ratelimit::{ClientLimits, TokenBucket},
+    ratelimit::{ClientLimits, Rates, TokenBucket},
     socket::{self, Interface, McastSocket, SocketOptions, Waker},
     wire::control::{self, MAX_GROUPS_PER_MESSAGE},
 };
@@ -184,7 +184,9 @@ pub struct Relay {
 }
 
 struct RelayService {
+    /// The settings at spawn. Those that [`Relay::reload`] changes are read from `policy`.
     config: RelayConfig,
+    policy: Mutex<Arc<Policy>>,
     interfaces: Vec<Interface>,
     /// Tunnel control and data, unicast.
     tunnels_socket: McastSocket,
@@ -199,6 +201,33 @@ struct RelayService {
     counters: RelayCounters,
     waker: Waker,
     closed: AtomicBool,
+}
+
+/// The settings of a running relay that [`Relay::reload`] changes: its limits and its keys.
+struct Policy {
+    max_tunnels: usize,
+    max_groups_per_tunnel: usize,
+    refresh: Duration,
+    rates: Rates,
+    identity: Option<SigningKey>,
+    voucher: Option<Token>,
+}
+
+impl Policy {
+    fn of(config: &RelayConfig) -> Self {
+        Self {
+            max_tunnels: config.max_tunnels,
+            max_groups_per_tunnel: config.max_groups_per_tunnel,
+            refresh: config.refresh,
+            rates: Rates {
+                datagrams: config.client_datagrams_per_sec,
+                bytes: config.client_bytes_per_sec,
+                control: config.client_control_per_sec,
+            },
+            identity: config.identity.clone(),
+            voucher: config.voucher,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -252,6 +281,7 @@ impl Relay {
             Instant::now(),
         );
         let service = Arc::new(RelayService {
+            policy: Mutex::new(Arc::new(Policy::of(&config))),
             config,
             interfaces,
             tunnels_socket,
@@ -299,6 +329,44 @@ impl Relay {
         }
     }
 
+    /// Applies `config`'s limits and keys to the running relay: `max_tunnels`,
+    /// `max_groups_per_tunnel`, `refresh`, the per-client rates (for clients already served
+    /// too, whose buckets start full), `signed_challenges_per_sec`, `identity` and `voucher`.
+    /// Clients beyond a lowered `max_tunnels` stay; new ones are refused until there is room.
+    ///
+    /// Returns the names of `config`'s settings that differ from the running relay's but take
+    /// effect only at a restart (its sockets and role: `listen`, `interfaces`, `scope`,
+    /// `data_port`, `hop_limit`, `ssm_repeater`). Fails with [`ErrorKind::InvalidConfig`], and
+    /// changes nothing, for a voucher that [`spawn`](Self::spawn) would refuse.
+    pub fn reload(&self, config: &RelayConfig) -> Result<Vec<&'static str>> {
+        check_voucher(config)?;
+        let running = &self.service.config;
+        let fixed = [
+            ("listen", running.listen != config.listen),
+            ("interfaces", running.interfaces != config.interfaces),
+            ("scope", running.scope != config.scope),
+            ("data_port", running.data_port != config.data_port),
+            ("hop_limit", running.hop_limit != config.hop_limit),
+            ("ssm_repeater", running.ssm_repeater != config.ssm_repeater),
+        ];
+        let policy = Policy::of(config);
+        let now = Instant::now();
+        for client in self.service.state.lock().clients.values_mut() {
+            client.limits = ClientLimits::new(policy.rates, now);
+        }
+        *self.service.signing.lock() = TokenBucket::new(
+            config.signed_challenges_per_sec,
+            config.signed_challenges_per_sec,
+            now,
+        );
+        *self.service.policy.lock() = Arc::new(policy);
+        debug!("relay reloaded its limits and keys");
+        Ok(fixed
+            .into_iter()
+            .filter_map(|(name, differs)| differs.then_some(name))
+            .collect())
+    }
+
     /// Stops the relay: tells every tunnel client that its tunnel is closing (a TEARDOWN with
     /// the tunnel's credentials), so that it fails over to a spare at once instead of after
     /// seconds of silence, and drops every tunnel. Closing twice is harmless.
@@ -337,6 +405,13 @@ fn check_voucher(config: &RelayConfig) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+impl RelayService {
+    /// The limits and keys in force now.
+    fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.lock())
+    }
 }
 
 impl Drop for Relay {
