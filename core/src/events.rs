@@ -143,6 +143,11 @@ impl EventQueue {
         self.arrived.notify_one();
     }
 
+    /// The path last announced, if any.
+    pub(crate) fn current_path(&self) -> Option<CorePath> {
+        self.state.lock().path
+    }
+
     /// Announces `path` if it differs from the last one announced.
     pub(crate) fn path(&self, path: CorePath) {
         let mut state = self.state.lock();

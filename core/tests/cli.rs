@@ -502,6 +502,13 @@ fn listen_serves_its_channels_counters_for_prometheus() {
         after.contains("sixcast_protection_drops_total{reason=\"no_key\"} 0"),
         "{after}"
     );
+    // No Stratum 0: native multicast is the only path.
+    assert_eq!(
+        metric(&after, "sixcast_path{path=\"native\"}"),
+        1,
+        "{after}"
+    );
+    assert_eq!(metric(&after, "sixcast_path{path=\"relay\"}"), 0, "{after}");
     let (status, _) = http_get(&world, "h3", &address, "/elsewhere");
     assert!(status.contains(" 404 "), "{status}");
     let Listener { mut child, .. } = listener;

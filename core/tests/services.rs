@@ -475,6 +475,104 @@ fn a_relay_stopped_by_sigterm_hands_its_clients_to_a_spare_at_once() {
     let _ = listener.child.wait();
 }
 
+#[test]
+fn a_relay_reloads_its_limits_on_sighup_and_keeps_them_when_the_file_is_bad() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let _stratum0 = start_service(&world, "s0", &["stratum0"]);
+    let s0 = format!("[{}]:6447", world.host("s0").addr());
+    let relay_metrics = format!("[{}]:9464", world.host("r1").addr());
+    let config = std::env::temp_dir().join(format!("sixcast-reload-{}.toml", std::process::id()));
+    let write = |table: &str| {
+        std::fs::write(
+            &config,
+            format!("[relay]\nmetrics = \"{relay_metrics}\"\n{table}"),
+        )
+        .unwrap();
+    };
+    // Room for no tunnel at all: the island cannot reach the core.
+    write("max_tunnels = 0\n");
+    let mut relay = start_service(
+        &world,
+        "r1",
+        &["relay", "--config", config.to_str().unwrap()],
+    );
+    let (_, report, _) = probe(&world, "i1", &["--stratum0", &s0]);
+    assert_ne!(
+        report["path"]
+            .as_str()
+            .unwrap_or_default()
+            .split(' ')
+            .next(),
+        Some("relay"),
+        "{report}"
+    );
+
+    let pid = libc::pid_t::try_from(relay.0.id()).unwrap();
+    // Waits (bounded) until the relay has counted one more reload with `outcome`.
+    let sighup = |outcome: &str| {
+        let name = format!("sixcast_config_reloads_total{{outcome=\"{outcome}\"}}");
+        let before = metric(&scrape(&world, "c2", &relay_metrics), &name);
+        // SAFETY: kill(2) of a child process this test started and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while metric(&scrape(&world, "c2", &relay_metrics), &name) == before {
+            assert!(Instant::now() < deadline, "no {outcome} reload counted");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    write("max_tunnels = 2\nno_such_key = 1\n");
+    sighup("failed");
+    write("max_tunnels = 2\n");
+    sighup("applied");
+    std::fs::remove_file(&config).unwrap();
+
+    // The island's listener now gets a tunnel, and says so in its metrics.
+    let listener_metrics = format!("[{}]:9464", world.host("i1").addr());
+    let mut listener = start_listener(
+        &world,
+        "i1",
+        &[
+            "ops",
+            "--timeout",
+            "30",
+            "--stratum0",
+            &s0,
+            "--hops",
+            "8",
+            "--metrics",
+            &listener_metrics,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = scrape(&world, "i1", &listener_metrics);
+        if metric(&text, "sixcast_path{path=\"relay\"}") == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the listener found no relay:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let relay_figures = scrape(&world, "c2", &relay_metrics);
+    assert_eq!(
+        metric(&relay_figures, "sixcast_relay_tunnels"),
+        1,
+        "{relay_figures}"
+    );
+    let _ = listener.child.kill();
+    let _ = listener.child.wait();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert_eq!(
+        wait_for_exit(&mut relay.0, Duration::from_secs(5)).code(),
+        Some(0)
+    );
+}
+
 /// Waits (bounded) for `child` to exit.
 fn wait_for_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
     let deadline = Instant::now() + within;

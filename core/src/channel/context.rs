@@ -24,7 +24,7 @@ use crate::{
     crypto::Protection,
     discovery::{self, ThreadBody},
     error::{Error, ErrorKind, Result},
-    events::{Event, EventQueue},
+    events::{CorePath, Event, EventQueue},
     lead::Lead,
     locate::Stratum0Source,
     ratelimit::Pacer,
@@ -254,6 +254,18 @@ impl Context {
             serving: state.serving.clone(),
             rejected_relays: link.rejected_relays.load(Ordering::Relaxed),
         })
+    }
+
+    /// How the context reaches the multicast core now: the path of the latest
+    /// [`Event::PathChanged`], [`CorePath::Native`] when the configuration names no Stratum 0
+    /// (native multicast is all there is), `None` while a Stratum 0 is configured but the path
+    /// is not known yet.
+    pub fn path(&self) -> Option<CorePath> {
+        let core = &self.shared.core;
+        match core.relay_link {
+            Some(_) => core.events.current_path(),
+            None => Some(CorePath::Native),
+        }
     }
 
     /// The oldest [`Event`] not yet taken, if any. Fails with `Closed` once the context is

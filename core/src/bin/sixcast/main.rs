@@ -130,7 +130,8 @@ enum Command {
     /// Build a private network-namespace world, run several nodes in it and show what arrives
     /// where. Needs root or unprivileged user namespaces; never touches the host's own network.
     Demo,
-    /// Run a Stratum 0 service on a host of the multicast core (until interrupted).
+    /// Run a Stratum 0 service on a host of the multicast core (until SIGTERM or Ctrl-C;
+    /// SIGHUP re-checks the configuration file).
     Stratum0 {
         /// Address and port to answer on [default: [::]:6447].
         #[arg(long)]
@@ -138,7 +139,8 @@ enum Command {
         #[command(flatten)]
         core: service::CoreSide,
     },
-    /// Run a relay on a host of the multicast core (until interrupted).
+    /// Run a relay on a host of the multicast core (until SIGTERM or Ctrl-C; SIGHUP reloads
+    /// the configuration file's limits and keys).
     Relay {
         #[command(flatten)]
         options: service::RelayOptions,
@@ -321,7 +323,7 @@ fn listen(
         Some(source) => channel.join_source(source)?,
         None => channel.join()?,
     }
-    metrics::serve_channel(metrics, &channel)?;
+    metrics::serve_channel(metrics, &context, &channel)?;
     // Scripts and tests wait for this line before they start sending.
     eprintln!(
         "sixcast: listening to {name:?} on [{}]:{} via {}",

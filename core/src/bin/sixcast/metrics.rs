@@ -10,7 +10,9 @@ use prometheus_client::{
     metrics::{counter::ConstCounter, gauge::ConstGauge},
     registry::Registry,
 };
-use sixcast::{Channel, ErrorKind, Stats, discovery::Stratum0Stats, relay::RelayStats};
+use sixcast::{
+    Channel, Context, CorePath, ErrorKind, Stats, discovery::Stratum0Stats, relay::RelayStats,
+};
 
 /// What a figure counts: events since the start (a counter, exported with `_total`), or a
 /// level now (a gauge).
@@ -144,13 +146,47 @@ pub(super) fn serve(
     Ok(())
 }
 
-/// Serves `channel`'s figures at `address`, if one is given.
-pub(super) fn serve_channel(address: Option<SocketAddr>, channel: &Channel) -> sixcast::Result<()> {
+/// Serves `channel`'s figures and `context`'s path at `address`, if one is given.
+pub(super) fn serve_channel(
+    address: Option<SocketAddr>,
+    context: &Context,
+    channel: &Channel,
+) -> sixcast::Result<()> {
     let Some(address) = address else {
         return Ok(());
     };
-    let channel = channel.clone();
-    serve(address, move || channel_figures(&channel.stats()))
+    let (context, channel) = (context.clone(), channel.clone());
+    serve(address, move || {
+        let mut figures = channel_figures(&channel.stats());
+        figures.extend(path_figures(context.path()));
+        figures
+    })
+}
+
+/// The names of [`CorePath`]s, each a label value of `sixcast_path`.
+const PATHS: [&str; 5] = ["native", "relay", "repeater", "gateway", "unreachable"];
+
+/// The path to the core as an enumeration of gauges: 1 for the path now, 0 for the others
+/// (all 0 while it is not known yet).
+fn path_figures(path: Option<CorePath>) -> impl Iterator<Item = Figure> {
+    PATHS.into_iter().map(move |name| Figure {
+        name: "sixcast_path",
+        help: "How this node reaches the multicast core now (1), by path.",
+        kind: Kind::Gauge,
+        label: Some(("path", name)),
+        value: u64::from(path.is_some_and(|path| path.name() == name)),
+    })
+}
+
+/// The figures of configuration reloads (SIGHUP), by outcome.
+pub(super) fn reload_figures(applied: u64, failed: u64) -> [Figure; 2] {
+    [("applied", applied), ("failed", failed)].map(|(outcome, value)| Figure {
+        name: "sixcast_config_reloads",
+        help: "Configuration reloads on SIGHUP, by outcome.",
+        kind: Kind::Counter,
+        label: Some(("outcome", outcome)),
+        value,
+    })
 }
 
 /// A channel's figures, from its [`Stats`].
@@ -353,10 +389,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_path_is_a_label_and_only_the_current_one_is_set() {
+        let relay = CorePath::Relay("[2001:db8::1]:6448".parse().unwrap());
+        let paths = [
+            CorePath::Native,
+            relay,
+            CorePath::Repeater("[2001:db8::1]:6448".parse().unwrap()),
+            CorePath::Gateway("[2001:db8::1]:6448".parse().unwrap()),
+            CorePath::Unreachable,
+        ];
+        for path in paths {
+            let set: Vec<_> = path_figures(Some(path))
+                .filter(|figure| figure.value == 1)
+                .map(|figure| figure.label)
+                .collect();
+            assert_eq!(set, [Some(("path", path.name()))]);
+        }
+        assert!(path_figures(None).all(|figure| figure.value == 0));
+    }
+
+    #[test]
     fn figures_render_as_openmetrics_text() {
         let text = render(Box::new(|| {
             let mut figures = relay_figures(&RelayStats::default());
             figures.push(counter("sixcast_test_events", "Events.", 7));
+            figures.extend(reload_figures(2, 1));
             figures
         }))
         .unwrap();
@@ -367,6 +424,7 @@ mod tests {
             "sixcast_relay_datagrams_down_total 0",
             "sixcast_relay_throttled_total{kind=\"control\"} 0",
             "sixcast_test_events_total 7",
+            "sixcast_config_reloads_total{outcome=\"failed\"} 1",
             "# EOF",
         ] {
             assert!(

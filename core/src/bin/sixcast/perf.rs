@@ -263,7 +263,7 @@ fn receive(
     let channel = context.channel(name)?;
     keys.apply(&channel)?;
     channel.join()?;
-    super::metrics::serve_channel(metrics, &channel)?;
+    super::metrics::serve_channel(metrics, &context, &channel)?;
     // Scripts and tests wait for this line before they start sending.
     eprintln!(
         "sixcast: perf receiving on {name:?} ([{}]:{}) for {} s",

@@ -1,12 +1,15 @@
 //! `sixcast stratum0` and `sixcast relay`: the core's services, configured by flags and the
 //! configuration file's `[stratum0]` and `[relay]` tables (see [`settings`]), serving metrics on
-//! request, and stopping cleanly on SIGTERM or Ctrl-C.
+//! request, reloading their configuration on SIGHUP, and stopping cleanly on SIGTERM or Ctrl-C.
 
 use std::{
     net::{SocketAddr, SocketAddrV6},
     path::PathBuf,
     process::ExitCode,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -77,6 +80,27 @@ pub(super) fn run_stratum0(
     listen: Option<SocketAddrV6>,
     core: &CoreSide,
 ) -> sixcast::Result<ExitCode> {
+    let (config, metrics) = stratum0_config(listen, core)?;
+    let running = (config.clone(), metrics);
+    // Every setting of Stratum 0 is a socket's: a reload checks the file and names what changed.
+    let reload = |_: &Stratum0| {
+        let (config, metrics) = stratum0_config(listen, core)?;
+        Ok(changed([
+            ("listen", running.0.listen != config.listen),
+            ("interfaces", running.0.interfaces != config.interfaces),
+            ("scope", running.0.scope != config.scope),
+            ("hops", running.0.hop_limit != config.hop_limit),
+            ("metrics", running.1 != metrics),
+        ]))
+    };
+    serve(Stratum0::spawn(config)?, metrics, reload)
+}
+
+/// Stratum 0's settings from the flags and the configuration file, and where to serve metrics.
+fn stratum0_config(
+    listen: Option<SocketAddrV6>,
+    core: &CoreSide,
+) -> sixcast::Result<(Stratum0Config, Option<SocketAddr>)> {
     let file = settings::read(core.config.as_deref())?.stratum0;
     let mut config = Stratum0Config::default();
     if let Some(listen) = listen.or(file.listen) {
@@ -89,10 +113,42 @@ pub(super) fn run_stratum0(
     if let Some(hops) = core.hop_limit.or(file.hops) {
         config.hop_limit = hops;
     }
-    serve(Stratum0::spawn(config)?, core.metrics.or(file.metrics))
+    Ok((config, core.metrics.or(file.metrics)))
 }
 
 pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Result<ExitCode> {
+    let (config, metrics) = relay_config(options, core)?;
+    // Limits and keys apply at once; the relay names the settings that need a restart.
+    let reload = |relay: &Relay| {
+        let (config, new_metrics) = relay_config(options, core)?;
+        let mut restart = relay.reload(&config)?;
+        // Named as the configuration file names it.
+        for name in &mut restart {
+            if *name == "hop_limit" {
+                *name = "hops";
+            }
+        }
+        if new_metrics != metrics {
+            restart.push("metrics");
+        }
+        Ok(restart)
+    };
+    serve(Relay::spawn(config)?, metrics, reload)
+}
+
+/// The names of the settings that changed.
+fn changed<const N: usize>(settings: [(&'static str, bool); N]) -> Vec<&'static str> {
+    settings
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+}
+
+/// The relay's settings from the flags and the configuration file, and where to serve metrics.
+fn relay_config(
+    options: &RelayOptions,
+    core: &CoreSide,
+) -> sixcast::Result<(RelayConfig, Option<SocketAddr>)> {
     let file = settings::read(core.config.as_deref())?.relay;
     let mut config = RelayConfig::default();
     if let Some(listen) = options.listen.or(file.listen) {
@@ -163,7 +219,7 @@ pub(super) fn run_relay(options: &RelayOptions, core: &CoreSide) -> sixcast::Res
         }
         config.refresh = Duration::from_secs(seconds);
     }
-    serve(Relay::spawn(config)?, core.metrics.or(file.metrics))
+    Ok((config, core.metrics.or(file.metrics)))
 }
 
 /// What [`serve`] needs of a running service.
@@ -209,29 +265,68 @@ impl Service for Relay {
     }
 }
 
-/// Serves `service` (and its metrics at `metrics_address`) until SIGTERM or SIGINT, then stops
-/// it.
-fn serve<S: Service>(service: S, metrics_address: Option<SocketAddr>) -> sixcast::Result<ExitCode> {
-    let service = Arc::new(Mutex::new(service));
-    if let Some(address) = metrics_address {
-        let service = Arc::clone(&service);
-        metrics::serve(address, move || service.lock().figures())?;
-    }
-    let port = service.lock().port();
-    serve_until_stopped(S::NAME, port)?;
-    service.lock().close();
-    Ok(ExitCode::SUCCESS)
+/// How many configuration reloads were applied and how many failed.
+#[derive(Default)]
+struct Reloads {
+    applied: AtomicU64,
+    failed: AtomicU64,
 }
 
-/// Blocks until SIGTERM or SIGINT arrives; the services run on their own threads.
-fn serve_until_stopped(what: &str, port: u16) -> sixcast::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-        .map_err(|err| sixcast::Error::io("installing signal handlers", err))?;
-    // Scripts and tests wait for this line before they rely on the service.
-    eprintln!("sixcast: {what} running on UDP port {port}; Ctrl-C to stop");
-    if let Some(signal) = signals.forever().next() {
-        eprintln!("sixcast: {what} stopping (signal {signal})");
+/// Serves `service` (and its metrics at `metrics_address`) until SIGTERM or SIGINT, then stops
+/// it. On SIGHUP it calls `reload`, which re-reads the configuration, applies what it can and
+/// names the settings that need a restart; a configuration that fails leaves the service as
+/// it was.
+fn serve<S: Service>(
+    service: S,
+    metrics_address: Option<SocketAddr>,
+    mut reload: impl FnMut(&S) -> sixcast::Result<Vec<&'static str>>,
+) -> sixcast::Result<ExitCode> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let service = Arc::new(Mutex::new(service));
+    let reloads = Arc::new(Reloads::default());
+    if let Some(address) = metrics_address {
+        let (service, reloads) = (Arc::clone(&service), Arc::clone(&reloads));
+        metrics::serve(address, move || {
+            let mut figures = service.lock().figures();
+            let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            figures.extend(metrics::reload_figures(
+                count(&reloads.applied),
+                count(&reloads.failed),
+            ));
+            figures
+        })?;
     }
-    Ok(())
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|err| sixcast::Error::io("installing signal handlers", err))?;
+    let what = S::NAME;
+    // Scripts and tests wait for this line before they rely on the service.
+    eprintln!(
+        "sixcast: {what} running on UDP port {}; Ctrl-C to stop, SIGHUP to reload",
+        service.lock().port()
+    );
+    for signal in signals.forever() {
+        if signal != SIGHUP {
+            eprintln!("sixcast: {what} stopping (signal {signal})");
+            break;
+        }
+        match reload(&service.lock()) {
+            Ok(restart) => {
+                reloads.applied.fetch_add(1, Ordering::Relaxed);
+                if restart.is_empty() {
+                    eprintln!("sixcast: {what} reloaded its configuration");
+                } else {
+                    eprintln!(
+                        "sixcast: {what} reloaded its configuration; a restart is needed for: {}",
+                        restart.join(", ")
+                    );
+                }
+            }
+            Err(err) => {
+                reloads.failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("sixcast: {what} kept its configuration: {err}");
+            }
+        }
+    }
+    service.lock().close();
+    Ok(ExitCode::SUCCESS)
 }
