@@ -295,7 +295,7 @@ fn parity_of(block_len: u16, packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let now = Instant::now();
     let mut sender = RepairSender::new(NodeId(SENDER), config);
     for packet in packets {
-        sender.wrap(packet, now);
+        sender.wrap(packet.clone(), now);
     }
     let mut nack = Vec::new();
     repair::encode_nack(

@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         let now = start + Duration::from_millis(step as u64 * 7);
         // Every input is also sent, so that NACKs and reports find packets to ask about.
         let _ = sender.window(now);
-        let _ = sender.wrap(datagram, now);
+        let _ = sender.wrap(datagram.to_vec(), now);
         match repair::decode(datagram) {
             Ok(Repair::Sequenced(packet)) => check(receiver.on_sequenced(&packet, (), now)),
             Ok(Repair::Parity(parity)) => check(receiver.on_parity(&parity, (), now)),

@@ -194,7 +194,7 @@ impl Core {
         let next = {
             let mut sender = sender.lock();
             for datagram in ready.iter_mut() {
-                *datagram = sender.wrap(datagram, now);
+                *datagram = sender.wrap(std::mem::take(datagram), now);
             }
             sender.poll_timeout()
         };

@@ -36,7 +36,7 @@ impl Core {
             let protection = state.protection.read();
             if protection.protects_sending() {
                 for datagram in ready.iter_mut() {
-                    *datagram = protection.seal(datagram)?;
+                    protection.seal_in_place(datagram)?;
                 }
             }
         }

@@ -41,6 +41,10 @@ pub const SEAL_KEY_CONTEXT: &str = "sixcast 2026-12 channel seal key v2";
 /// Appended to the signed bytes (after the canonical group) so that a sixcast signature can
 /// never be taken for a signature of anything else.
 pub const SIGNATURE_DOMAIN: &[u8] = b"sixcast signed datagram v1";
+/// Bytes [`Protection::seal_in_place`] appends for a moment past the signed datagram: the group
+/// and [`SIGNATURE_DOMAIN`]. Within the spare room [`wire::Packer`]'s datagrams have.
+pub const SIGNING_SCRATCH: usize = 16 + SIGNATURE_DOMAIN.len();
+const _: () = assert!(SIGNING_SCRATCH <= wire::PACKER_SPARE);
 
 /// Why [`Protection::open`] refused a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,58 +282,70 @@ impl Protection {
     ///
     /// Fails with [`ErrorKind::Malformed`] if `plain` is not a plain datagram.
     pub fn seal(&self, plain: &[u8]) -> crate::Result<Vec<u8>> {
-        let header = wire::decode_header(plain)?;
+        let mut datagram = Vec::with_capacity(plain.len() + self.overhead() + SIGNING_SCRATCH);
+        datagram.extend_from_slice(plain);
+        self.seal_in_place(&mut datagram)?;
+        Ok(datagram)
+    }
+
+    /// [`seal`](Self::seal) without a copy: `datagram` becomes the sealed and/or signed one.
+    /// A datagram with room for [`overhead`](Self::overhead) and [`SIGNING_SCRATCH`] more
+    /// bytes (as [`wire::Packer`] makes them) is never reallocated.
+    ///
+    /// Fails with [`ErrorKind::Malformed`], changing nothing, if `datagram` is not a plain
+    /// datagram.
+    pub fn seal_in_place(&self, datagram: &mut Vec<u8>) -> crate::Result<()> {
+        let header = wire::decode_header(datagram)?;
         if header.flags != 0 {
             return Err(DecodeError::Protected.into());
         }
-        let clear_len = HEADER_LEN + fragment_fields_len(header.kind);
-        if plain.len() < clear_len {
+        let fields_end = HEADER_LEN + fragment_fields_len(header.kind);
+        if datagram.len() < fields_end {
             return Err(DecodeError::Truncated.into());
         }
         let send_key = self.send_key.and_then(|id| self.key(id));
-        // Room for the group and domain that signing appends for a moment, too.
-        let mut out =
-            Vec::with_capacity(plain.len() + self.overhead() + 16 + SIGNATURE_DOMAIN.len());
-        out.extend_from_slice(&plain[..HEADER_LEN]);
-        out[FLAGS_FIELD] = send_key.map_or(0, |_| FLAG_SEALED)
+        datagram.reserve(self.overhead() + SIGNING_SCRATCH);
+        datagram[FLAGS_FIELD] = send_key.map_or(0, |_| FLAG_SEALED)
             | self.signer.as_ref().map_or(0, |_| FLAG_SIGNED)
             | self.token.map_or(0, |_| FLAG_TOKEN);
-        match send_key {
-            Some(key) => {
-                out.extend_from_slice(&key.id.0.to_be_bytes());
-                out.extend_from_slice(&plain[HEADER_LEN..clear_len]);
-                let aad = self.associated_data(&out);
-                let nonce = nonce(&out, header.kind);
-                let body_start = out.len();
-                out.extend_from_slice(&plain[clear_len..]);
-                let tag = key
-                    .sender_cipher(&out)
-                    .seal_in_place_separate_tag(nonce, Aad::from(&aad), &mut out[body_start..])
-                    .map_err(|_| {
-                        Error::new(
-                            ErrorKind::MessageTooLarge,
-                            "the datagram is too long to seal",
-                        )
-                    })?;
-                out.extend_from_slice(tag.as_ref());
-            }
-            None => out.extend_from_slice(&plain[HEADER_LEN..]),
+        if let Some(key) = send_key {
+            // The key id goes between the header and the fragment fields.
+            datagram.splice(HEADER_LEN..HEADER_LEN, key.id.0.to_be_bytes());
+            let clear_len = fields_end + KEY_ID_LEN;
+            let aad = AssociatedData::new(&datagram[..clear_len], self.group);
+            let nonce = nonce(&datagram[..clear_len], header.kind);
+            let cipher = key.sender_cipher(datagram);
+            let sealed = cipher.seal_in_place_separate_tag(
+                nonce,
+                Aad::from(aad.as_bytes()),
+                &mut datagram[clear_len..],
+            );
+            let Ok(tag) = sealed else {
+                // Undo the flags and the key id: the datagram is as it was.
+                datagram.drain(HEADER_LEN..HEADER_LEN + KEY_ID_LEN);
+                datagram[FLAGS_FIELD] = 0;
+                return Err(Error::new(
+                    ErrorKind::MessageTooLarge,
+                    "the datagram is too long to seal",
+                ));
+            };
+            datagram.extend_from_slice(tag.as_ref());
         }
         if let Some(signer) = &self.signer {
             if let Some(token) = &self.token {
-                out.extend_from_slice(&token.to_bytes());
+                datagram.extend_from_slice(&token.to_bytes());
             }
-            out.extend_from_slice(&signer.fingerprint.0);
-            let signed_len = out.len();
+            datagram.extend_from_slice(&signer.fingerprint.0);
+            let signed_len = datagram.len();
             // The signed bytes are the datagram so far, the group and the domain; appending them
             // in place avoids a copy, and the signature then takes their place.
-            out.extend_from_slice(&self.group.octets());
-            out.extend_from_slice(SIGNATURE_DOMAIN);
-            let signature = signer.key.dalek().sign(&out);
-            out.truncate(signed_len);
-            out.extend_from_slice(&signature.to_bytes());
+            datagram.extend_from_slice(&self.group.octets());
+            datagram.extend_from_slice(SIGNATURE_DOMAIN);
+            let signature = signer.key.dalek().sign(datagram);
+            datagram.truncate(signed_len);
+            datagram.extend_from_slice(&signature.to_bytes());
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Checks one received datagram against the channel's keys and returns the plain datagram
@@ -392,7 +408,7 @@ impl Protection {
         let key = self
             .key(KeyId(u32::from_be_bytes(id_bytes)))
             .ok_or(Rejected::Dropped(DropReason::NoKey))?;
-        let aad = self.associated_data(&sealed[..clear_len]);
+        let aad = AssociatedData::new(&sealed[..clear_len], self.group);
         let nonce = nonce(&sealed[..clear_len], kind);
         // The plain datagram is built around the ciphertext and its tag, opened in place, and
         // the tag cut off.
@@ -403,7 +419,7 @@ impl Protection {
         let body_start = plain.len();
         plain.extend_from_slice(&sealed[clear_len..]);
         key.sender_cipher(sealed)
-            .open_in_place(nonce, Aad::from(&aad), &mut plain[body_start..])
+            .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut plain[body_start..])
             .map_err(|_| Rejected::Dropped(DropReason::BadTag))?;
         plain.truncate(plain.len() - TAG_LEN);
         Ok(plain)
@@ -458,13 +474,26 @@ impl Protection {
             .verify_strict(&signed, &signature)
             .map_err(|_| bad)
     }
+}
 
-    /// The clear prefix of a sealed datagram (header, key id, fragment fields), then the group.
-    fn associated_data(&self, clear: &[u8]) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(clear.len() + 16);
-        aad.extend_from_slice(clear);
-        aad.extend_from_slice(&self.group.octets());
-        aad
+/// The AEAD's associated data: the clear prefix of a sealed datagram (header, key id, fragment
+/// fields), then the group. On the stack: it is made for every datagram sealed or opened.
+struct AssociatedData {
+    bytes: [u8; HEADER_LEN + KEY_ID_LEN + FRAGMENT_HEADER_LEN + 16],
+    len: usize,
+}
+
+impl AssociatedData {
+    fn new(clear: &[u8], group: Ipv6Addr) -> Self {
+        let mut bytes = [0; HEADER_LEN + KEY_ID_LEN + FRAGMENT_HEADER_LEN + 16];
+        let len = clear.len() + 16;
+        bytes[..clear.len()].copy_from_slice(clear);
+        bytes[clear.len()..len].copy_from_slice(&group.octets());
+        Self { bytes, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 

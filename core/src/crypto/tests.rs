@@ -429,3 +429,36 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_packers_datagrams_are_sealed_and_signed_in_place_as_seal_makes_them() {
+    let signer = signing_key(3);
+    let mut protection = sealing(&channel_key(1, 0x11));
+    protection.sign_with(signer.clone());
+    let issuer = signing_key(4);
+    let token = Token::issue(&issuer, signer.public_key(), GROUP, now());
+    protection.present(token).unwrap();
+    // A packer that leaves room for the overhead, as a channel's does.
+    let mut packer = wire::Packer::new(SENDER, 1232, 4096).unwrap();
+    let mut datagrams = Vec::new();
+    packer
+        .set_overhead(protection.overhead(), &mut datagrams)
+        .unwrap();
+    packer.push(b"hello", &mut datagrams).unwrap();
+    packer.push(&[7; 3000], &mut datagrams).unwrap();
+    packer.flush(&mut datagrams);
+    assert_eq!(datagrams.len(), 5, "a batch and four fragments");
+    for mut datagram in datagrams {
+        let expected = protection.seal(&datagram).unwrap();
+        let before = datagram.as_ptr();
+        protection.seal_in_place(&mut datagram).unwrap();
+        assert_eq!(datagram, expected);
+        assert!(datagram.len() <= 1232);
+        assert_eq!(datagram.as_ptr(), before, "the datagram was reallocated");
+    }
+    // Not a plain datagram: refused, and left as it was.
+    let mut sealed = protection.seal(&plain_datagrams()[0]).unwrap();
+    let copy = sealed.clone();
+    assert!(protection.seal_in_place(&mut sealed).is_err());
+    assert_eq!(sealed, copy);
+}

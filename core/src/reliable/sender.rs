@@ -100,15 +100,16 @@ impl RepairSender {
 
     /// Numbers `datagram` as the next packet, keeps it for repair, and returns the SEQUENCED
     /// datagram to send instead.
-    pub fn wrap(&mut self, datagram: &[u8], now: Instant) -> Vec<u8> {
+    pub fn wrap(&mut self, datagram: Vec<u8>, now: Instant) -> Vec<u8> {
         let packet = self.next_packet;
         self.next_packet += 1;
         let mut wrapped = Vec::new();
-        repair::encode_sequenced(&mut wrapped, self.node, packet, datagram);
+        repair::encode_sequenced(&mut wrapped, self.node, packet, &datagram);
+        let len = datagram.len();
         let block_len = usize::from(self.config.block_len.max(1));
         match self.blocks.back_mut() {
             Some(block) if !block.closed => {
-                block.packets.push(datagram.to_vec());
+                block.packets.push(datagram);
                 block.closed = block.packets.len() >= block_len;
                 if block.closed && self.wanted.contains_key(&block.start) {
                     self.repair_due
@@ -117,15 +118,15 @@ impl RepairSender {
             }
             _ => self.blocks.push_back(Block {
                 start: packet,
-                packets: vec![datagram.to_vec()],
+                packets: vec![datagram],
                 closed: block_len == 1,
                 parity: None,
                 next_parity: 0,
                 last_repair: None,
             }),
         }
-        self.held_bytes += datagram.len();
-        self.flow.sent(datagram.len());
+        self.held_bytes += len;
+        self.flow.sent(len);
         self.evict();
         self.tail = Some((now + self.config.tail_delay, TAIL_ANNOUNCEMENTS));
         wrapped

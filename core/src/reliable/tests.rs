@@ -69,7 +69,7 @@ impl World {
                 let step = until.min(self.now + Duration::from_millis(1)) - self.now;
                 self.run(step.max(Duration::from_micros(1)));
             }
-            let wrapped = self.sender.wrap(&packet(number), self.now);
+            let wrapped = self.sender.wrap(packet(number), self.now);
             self.multicast(&wrapped);
             self.run(Duration::from_micros(10));
         }
@@ -531,7 +531,7 @@ fn before_any_report_the_sender_keeps_within_a_window_then_goes_on_alone() {
     let start = Instant::now();
     let mut sent = 0;
     while sender.window(start).is_ok() {
-        sender.wrap(&[0; 500], start);
+        sender.wrap(vec![0; 500], start);
         sent += 1;
     }
     // Ten packets fill the window; the first report would open it.

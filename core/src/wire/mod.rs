@@ -21,7 +21,7 @@ use std::{fmt, hash::Hash, str::FromStr};
 use crate::error::{Error, ErrorKind};
 
 pub use inbox::{Delivery, Inbox, InboxLimits, InboxStats, MAX_DEDUP_WINDOW};
-pub use packer::{Packer, pack};
+pub use packer::{PACKER_SPARE, Packer, pack};
 
 /// The first two bytes of every datagram: `"6c"`.
 pub const MAGIC: [u8; 2] = *b"6c";

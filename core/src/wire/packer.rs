@@ -29,6 +29,11 @@ pub struct Packer {
     open_count: u16,
 }
 
+/// Spare capacity of every datagram a [`Packer`] makes, past its datagram size: sealing and
+/// signing in place append up to this much for a moment ([`crate::crypto::SIGNING_SCRATCH`]), so that a
+/// protected datagram is never reallocated.
+pub const PACKER_SPARE: usize = 64;
+
 impl Packer {
     /// Creates a packer whose datagrams are at most `max_datagram` bytes (UDP payload) and which
     /// accepts messages of up to `max_message` bytes.
@@ -116,7 +121,7 @@ impl Packer {
                 self.flush(ready);
             }
             if self.open.is_empty() {
-                self.open.reserve_exact(self.max_datagram);
+                self.open.reserve_exact(self.datagram_limit + PACKER_SPARE);
                 write_header(&mut self.open, TYPE_MESSAGES, 0, self.sender, seq);
             }
             write_varint(&mut self.open, payload.len());
@@ -161,7 +166,7 @@ impl Packer {
         let total_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         for (index, chunk) in (0..count).zip(payload.chunks(chunk_capacity)) {
             let offset = u32::from(index) * u32::from(self.chunk_capacity);
-            let mut datagram = Vec::with_capacity(HEADER_LEN + FRAGMENT_HEADER_LEN + chunk.len());
+            let mut datagram = Vec::with_capacity(self.datagram_limit + PACKER_SPARE);
             write_header(&mut datagram, TYPE_FRAGMENT, 0, self.sender, seq);
             datagram.extend_from_slice(&total_len.to_be_bytes());
             datagram.extend_from_slice(&offset.to_be_bytes());

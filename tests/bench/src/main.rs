@@ -11,6 +11,7 @@
 
 mod fanout;
 mod lossless;
+mod protected;
 mod roles;
 mod suite;
 

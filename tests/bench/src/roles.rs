@@ -14,7 +14,8 @@ use std::{
 
 use serde_json::{Value, json};
 use sixcast::{
-    Config, Context, ErrorKind,
+    Channel, Config, Context, ErrorKind,
+    crypto::{ChannelKey, KeyId, SigningKey},
     relay::{Relay, RelayConfig},
     wire::control::{self, Control},
 };
@@ -76,8 +77,14 @@ pub(crate) fn run(spec: &Value) -> Outcome {
         pin_to_cpu(usize::try_from(cpu).map_err(|err| err.to_string())?)?;
     }
     match (get.str("system")?, get.str("role")?) {
-        ("sixcast" | "sixcast-unpacked" | "sixcast-reliable", "send") => sixcast_send(&get),
-        ("sixcast" | "sixcast-unpacked" | "sixcast-reliable", "recv") => sixcast_recv(&get),
+        (
+            "sixcast"
+            | "sixcast-unpacked"
+            | "sixcast-reliable"
+            | "sixcast-reliable-sealed"
+            | "sixcast-reliable-signed",
+            "send" | "recv",
+        ) => sixcast_send_or_recv(&get),
         ("sixcast", "ping" | "pong") => sixcast_ping_pong(&get),
         ("sixcast", "scale-send") => scale_send(&get),
         ("sixcast", "scale-recv") => scale_recv(&get),
@@ -252,7 +259,9 @@ fn sixcast_config(spec: &Spec<'_>) -> Result<Config, String> {
         // Every message in a datagram of its own; the datagrams still leave in batches.
         "sixcast-unpacked" => config.packing = false,
         // Receivers repair what they miss; the sender keeps pace with the slowest.
-        "sixcast-reliable" => config.reliable = true,
+        "sixcast-reliable" | "sixcast-reliable-sealed" | "sixcast-reliable-signed" => {
+            config.reliable = true;
+        }
         _ => {}
     }
     if let Some(stratum0) = spec.0["stratum0"].as_str() {
@@ -261,11 +270,40 @@ fn sixcast_config(spec: &Spec<'_>) -> Result<Config, String> {
     Ok(config)
 }
 
-fn sixcast_send(spec: &Spec<'_>) -> Outcome {
+fn sixcast_send_or_recv(spec: &Spec<'_>) -> Outcome {
     let context = Context::new(sixcast_config(spec)?).map_err(|err| err.to_string())?;
     let channel = context
         .channel(spec.str("channel")?)
         .map_err(|err| err.to_string())?;
+    let sending = spec.str("role")? == "send";
+    protect(spec.str("system")?, &channel, sending).map_err(|err| err.to_string())?;
+    if sending {
+        sixcast_send(&context, &channel, spec)
+    } else {
+        sixcast_recv(&context, &channel, spec)
+    }
+}
+
+/// Keys of the protected systems: every process of a cell derives the same ones.
+fn protect(system: &str, channel: &Channel, sending: bool) -> sixcast::Result<()> {
+    let signer = SigningKey::from_seed([9; 32]);
+    if matches!(
+        system,
+        "sixcast-reliable-sealed" | "sixcast-reliable-signed"
+    ) {
+        channel.set_key(&ChannelKey::from_bytes(KeyId(1), [7; 32]))?;
+    }
+    if system == "sixcast-reliable-signed" {
+        if sending {
+            channel.sign_with(signer)?;
+        } else {
+            channel.trust(signer.public_key())?;
+        }
+    }
+    Ok(())
+}
+
+fn sixcast_send(context: &Context, channel: &Channel, spec: &Spec<'_>) -> Outcome {
     let payload = vec![0x5c; spec.usize("size")?];
     let duration = spec.seconds("seconds")?;
     let mut pacer = Pacer::new(spec, 64)?;
@@ -294,11 +332,7 @@ fn sixcast_send(spec: &Spec<'_>) -> Outcome {
     Ok(report)
 }
 
-fn sixcast_recv(spec: &Spec<'_>) -> Outcome {
-    let context = Context::new(sixcast_config(spec)?).map_err(|err| err.to_string())?;
-    let channel = context
-        .channel(spec.str("channel")?)
-        .map_err(|err| err.to_string())?;
+fn sixcast_recv(context: &Context, channel: &Channel, spec: &Spec<'_>) -> Outcome {
     channel.join().map_err(|err| err.to_string())?;
     if context.reachability().is_some() {
         // Through a relay: ready only once the tunnel is open.

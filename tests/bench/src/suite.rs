@@ -16,7 +16,7 @@ use sixcast::{
 };
 use sixcast_netlab::World;
 
-use crate::{fanout, lossless};
+use crate::{fanout, lossless, protected};
 
 const SIZES: [usize; 3] = [64, 1024, 8192];
 const RECEIVERS: [usize; 3] = [1, 4, 16];
@@ -31,7 +31,7 @@ const DRAIN: f64 = 0.3;
 /// Raw groups are this prefix and the cell number.
 const RAW_GROUP: &str = "ff12::be:";
 const RAW_PORT: u16 = 7999;
-const PARTS: [&str; 8] = [
+const PARTS: [&str; 9] = [
     "throughput",
     "rtt",
     "bindings",
@@ -40,6 +40,7 @@ const PARTS: [&str; 8] = [
     "fanout",
     "lossless",
     "repair",
+    "protected",
 ];
 
 /// Command-line options of `sixcast-bench suite`.
@@ -422,6 +423,13 @@ pub(crate) fn run(options: &Options) -> Result<(), String> {
         let (description, repair_targets) = lossless::repair_cost(&launcher)?;
         results["repair"] = description;
         for (name, value, limit, at_least) in repair_targets {
+            targets.push(target(name, value, limit, at_least));
+        }
+    }
+    if options.wants("protected") {
+        let (description, protected_targets) = protected::run(&launcher, options.seconds)?;
+        results["protected"] = description;
+        for (name, value, limit, at_least) in protected_targets {
             targets.push(target(name, value, limit, at_least));
         }
     }

@@ -1,0 +1,139 @@
+//! What protection costs (issue 17): reliable sixcast plain, sealed (AES-256-GCM under a key
+//! per sender), and sealed and signed (Ed25519 per datagram), side by side in one run, at MTU
+//! 1500 and 9000, 64 B and 1 KiB, to 1 and 4 receivers. Each cell is lossless or has no ratio,
+//! so that a cheaper cell cannot win by dropping what it could not open.
+
+use serde_json::{Value, json};
+use sixcast_netlab::World;
+
+use crate::{
+    lossless::{MTUS, Target},
+    suite::{Cell, Launcher, measure, receiver_hosts, spec},
+};
+
+const SIZES: [usize; 2] = [64, 1024];
+const RECEIVERS: [usize; 2] = [1, 4];
+/// Plain first: the other two are measured against it.
+const SYSTEMS: [&str; 3] = [
+    "sixcast-reliable",
+    "sixcast-reliable-sealed",
+    "sixcast-reliable-signed",
+];
+
+/// Runs every cell; returns the JSON and the targets: sealed at least 0.8x plain in messages
+/// per second per receiver and at most 1.25x its CPU per message at the sender and at the
+/// receivers, sealed and signed at least 0.5x plain.
+pub(crate) fn run(launcher: &Launcher, seconds: f64) -> Result<(Value, Vec<Target>), String> {
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for mtu in MTUS {
+        println!(
+            "protection at MTU {mtu}, lossless: messages per second per receiver, and CPU \
+             seconds per million messages at the sender and over all receivers"
+        );
+        println!(
+            "{:<24} {:>5} {:>4} {:>12} {:>8} {:>9} {:>9}",
+            "system", "size", "rcv", "msg/s/rcv", "lost", "send cpu", "recv cpu"
+        );
+        for receivers in RECEIVERS {
+            let world = World::lan(1 + receivers)
+                .map_err(|err| format!("building the LAN world: {err}"))?;
+            world.set_mtu(mtu).map_err(|err| err.to_string())?;
+            for size in SIZES {
+                let cells = SYSTEMS
+                    .iter()
+                    .map(|system| {
+                        let cell = measure_cell(
+                            launcher,
+                            &world,
+                            (mtu, size, receivers),
+                            system,
+                            seconds,
+                            400 + rows.len(),
+                        )?;
+                        println!(
+                            "{:<24} {:>5} {:>4} {:>12.0} {:>8.5} {:>9.2} {:>9.2}",
+                            system,
+                            size,
+                            receivers,
+                            cell.per_receiver,
+                            cell.loss,
+                            cell.cpu_per_million,
+                            cell.receiver_cpu_per_million
+                        );
+                        rows.push(json!({"mtu": mtu, "cell": cell.to_json()}));
+                        Ok(cell)
+                    })
+                    .collect::<Result<Vec<Cell>, String>>()?;
+                targets.extend(cell_targets(&cells, (mtu, size, receivers)));
+            }
+        }
+        println!();
+    }
+    Ok((json!(rows), targets))
+}
+
+/// One cell of `system`: `seconds` of `size`-byte messages from h1 to `receivers` hosts.
+fn measure_cell(
+    launcher: &Launcher,
+    world: &World,
+    (mtu, size, receivers): (u32, usize, usize),
+    system: &str,
+    seconds: f64,
+    index: usize,
+) -> Result<Cell, String> {
+    // The largest UDP payload of an IPv6 packet of this MTU.
+    let datagram = mtu as usize - 48;
+    let mut sender = spec(system, "send", size, seconds, index, world);
+    sender["datagram"] = json!(datagram);
+    let listeners: Vec<_> = receiver_hosts(receivers)
+        .map(|host| {
+            let mut listener = spec(system, "recv", size, seconds, index, world);
+            listener["datagram"] = json!(datagram);
+            (host, listener)
+        })
+        .collect();
+    measure(world, launcher, ("h1", sender), &[], &listeners)
+}
+
+/// The ratios of one (MTU, size, receivers) triple's cells against the plain one.
+fn cell_targets(cells: &[Cell], (mtu, size, receivers): (u32, usize, usize)) -> Vec<Target> {
+    let [plain, sealed, signed] = cells else {
+        return Vec::new();
+    };
+    let lossless = |cell: &Cell| cell.loss <= 0.0;
+    let ratio = |ours: f64, theirs: f64| {
+        (lossless(plain) && lossless(sealed) && lossless(signed))
+            .then(|| ours / theirs.max(f64::MIN_POSITIVE))
+    };
+    let name = |what: &str| format!("MTU {mtu}, {size} B, {receivers} rcv: {what}");
+    vec![
+        (
+            name("sealed/plain msg/s per receiver"),
+            ratio(sealed.per_receiver, plain.per_receiver),
+            0.8,
+            true,
+        ),
+        (
+            name("sealed/plain sender CPU per message"),
+            ratio(sealed.cpu_per_million, plain.cpu_per_million),
+            1.25,
+            false,
+        ),
+        (
+            name("sealed/plain receiver CPU per message"),
+            ratio(
+                sealed.receiver_cpu_per_million,
+                plain.receiver_cpu_per_million,
+            ),
+            1.25,
+            false,
+        ),
+        (
+            name("sealed+signed/plain msg/s per receiver"),
+            ratio(signed.per_receiver, plain.per_receiver),
+            0.5,
+            true,
+        ),
+    ]
+}
