@@ -523,6 +523,9 @@ export interface Event {
 /** Bytes of a public key's fingerprint. */
 export declare const FINGERPRINT_LEN: number
 
+/** The COVERED bit of a datagram's flag byte: a signed manifest vouches for it. */
+export declare const FLAG_COVERED: number
+
 /** The RELAYED bit of the flag byte of a sixcast-profile group. */
 export declare const FLAG_RELAYED: number
 

@@ -854,6 +854,7 @@ module.exports.DEFAULT_PORT = nativeBinding.DEFAULT_PORT
 module.exports.dropReasons = nativeBinding.dropReasons
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.FINGERPRINT_LEN = nativeBinding.FINGERPRINT_LEN
+module.exports.FLAG_COVERED = nativeBinding.FLAG_COVERED
 module.exports.FLAG_RELAYED = nativeBinding.FLAG_RELAYED
 module.exports.FLAG_SEALED = nativeBinding.FLAG_SEALED
 module.exports.FLAG_SIGNED = nativeBinding.FLAG_SIGNED

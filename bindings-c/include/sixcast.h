@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 // How many reasons `SixcastStats.drops` counts; `sixcast_drop_reason_name` names each.
-#define SIXCAST_DROP_REASONS 8
+#define SIXCAST_DROP_REASONS 9
 
 // What a call of the C API returned: `SIXCAST_STATUS_OK`, one status per error kind of the
 // core (the same names as in every other language), or a misuse of the C API itself.

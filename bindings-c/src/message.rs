@@ -5,7 +5,7 @@ use std::ffi::{CString, c_char};
 use sixcast::crypto::DropReason;
 
 /// How many reasons `SixcastStats.drops` counts; `sixcast_drop_reason_name` names each.
-pub const SIXCAST_DROP_REASONS: usize = 8;
+pub const SIXCAST_DROP_REASONS: usize = 9;
 
 /// A received message. Its pointers stay valid until `sixcast_message_free`; the strings are
 /// NUL-terminated UTF-8.
@@ -194,6 +194,7 @@ const DROP_REASON_NAMES: [&std::ffi::CStr; SIXCAST_DROP_REASONS] = [
     c"bad_signature",
     c"expired",
     c"replay",
+    c"unverified",
 ];
 
 #[cfg(test)]

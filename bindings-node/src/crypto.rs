@@ -27,6 +27,9 @@ pub const FLAG_SIGNED: u8 = wire::FLAG_SIGNED;
 /// The TOKEN bit of a datagram's flag byte.
 #[napi]
 pub const FLAG_TOKEN: u8 = wire::FLAG_TOKEN;
+/// The COVERED bit of a datagram's flag byte: a signed manifest vouches for it.
+#[napi]
+pub const FLAG_COVERED: u8 = wire::FLAG_COVERED;
 /// Bytes of a capability token.
 #[napi]
 pub const TOKEN_LEN: u32 = crypto::TOKEN_LEN as u32;

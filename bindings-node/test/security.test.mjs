@@ -24,6 +24,7 @@ test('constants match the vectors', () => {
   assert.equal(sixcast.FLAG_SEALED, constants.flag_sealed)
   assert.equal(sixcast.FLAG_SIGNED, constants.flag_signed)
   assert.equal(sixcast.FLAG_TOKEN, constants.flag_token)
+  assert.equal(sixcast.FLAG_COVERED, constants.flag_covered)
   assert.equal(sixcast.KEY_ID_LEN, constants.key_id_len)
   assert.equal(sixcast.SEAL_KEY_CONTEXT, constants.seal_key_context)
   assert.equal(sixcast.SEAL_OVERHEAD, constants.seal_overhead)

@@ -401,6 +401,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("FLAG_SEALED", wire::FLAG_SEALED)?;
     module.add("FLAG_SIGNED", wire::FLAG_SIGNED)?;
     module.add("FLAG_TOKEN", wire::FLAG_TOKEN)?;
+    module.add("FLAG_COVERED", wire::FLAG_COVERED)?;
     module.add("TOKEN_LEN", crypto::TOKEN_LEN)?;
     module.add("TOKEN_DOMAIN", PyBytes::new(py, crypto::TOKEN_DOMAIN))?;
     module.add("KEY_ID_LEN", crypto::KEY_ID_LEN)?;

@@ -128,6 +128,7 @@ def test_constants():
     assert sixcast.FLAG_SEALED == constants["flag_sealed"]
     assert sixcast.FLAG_SIGNED == constants["flag_signed"]
     assert sixcast.FLAG_TOKEN == constants["flag_token"]
+    assert sixcast.FLAG_COVERED == constants["flag_covered"]
     assert sixcast.KEY_ID_LEN == constants["key_id_len"]
     assert sixcast.SEAL_KEY_CONTEXT == constants["seal_key_context"]
     assert sixcast.SEAL_OVERHEAD == constants["seal_overhead"]

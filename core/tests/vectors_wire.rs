@@ -367,9 +367,22 @@ fn decode_cases() -> Vec<DecodeCase> {
         ),
         invalid(
             "unknown_flag",
-            "flag 0x08 is not defined by this version: the datagram cannot be read safely",
-            messages(0x08, 9, &[b"x"]),
+            "flag 0x10 is not defined by this version: the datagram cannot be read safely",
+            messages(0x10, 9, &[b"x"]),
             "unknown_flags",
+        ),
+        invalid(
+            "covered_and_signed",
+            "flags 0x0a: a datagram is either signed itself or covered by a manifest, not both",
+            messages(0x0a, 9, &[b"x"]),
+            "unknown_flags",
+        ),
+        invalid(
+            "covered_not_opened",
+            "flag 0x08 (covered): a manifest vouches for it, and it must be opened first \
+             (security.json)",
+            messages(0x08, 9, &[b"x"]),
+            "protected",
         ),
         invalid(
             "sealed_not_opened",

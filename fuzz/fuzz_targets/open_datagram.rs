@@ -1,19 +1,20 @@
 //! Opening sealed and signed datagrams must never panic, and nothing but what was sealed with
 //! the key opens. The first byte picks the receiver's setup; the rest is the datagram, or (mode
-//! 3) messages that are packed, sealed, signed, opened and decoded back.
+//! 3) messages that are packed, sealed, signed together (covered by a manifest), opened and
+//! decoded back.
 #![no_main]
 
 use std::{
     net::Ipv6Addr,
-    sync::LazyLock,
+    sync::{LazyLock, atomic::AtomicU64},
     time::{Duration, SystemTime},
 };
 
 use libfuzzer_sys::fuzz_target;
 use sixcast::{
     NodeId,
-    crypto::{ChannelKey, KeyId, Protection, SigningKey},
-    wire::{self, Datagram},
+    crypto::{self, ChannelKey, KeyId, Protection, SigningKey},
+    wire::{self, Datagram, manifest},
 };
 
 const GROUP: Ipv6Addr = Ipv6Addr::new(0xff1e, 0xc0, 0x1acf, 0x916c, 0x691a, 0xa851, 0x5b62, 0x1339);
@@ -60,8 +61,14 @@ fuzz_target!(|data: &[u8]| {
     };
     match RECEIVERS.get(usize::from(mode % 4)) {
         Some(receiver) => {
-            if let Ok(plain) = receiver.open(rest, now()) {
+            let opened = if receiver.needs_cover(rest) {
+                receiver.open_covered(rest, now())
+            } else {
+                receiver.open(rest, now())
+            };
+            if let Ok(plain) = opened {
                 let _ = wire::decode(&plain);
+                let _ = manifest::decode(&plain);
             }
         }
         None => round_trip(rest),
@@ -74,15 +81,35 @@ fn round_trip(data: &[u8]) {
         return;
     };
     // A few datagrams say as much as many, at a fraction of the signing cost.
-    for plain in datagrams.into_iter().take(4) {
-        let sealed = SENDER.seal(&plain).expect("a packed datagram seals");
-        let opened = RECEIVERS[2]
-            .open(&sealed, now())
-            .expect("what was sealed opens");
-        assert_eq!(opened.as_ref(), plain.as_slice());
+    let mut sent: Vec<Vec<u8>> = datagrams.iter().take(4).cloned().collect();
+    SENDER
+        .seal_batch(&mut sent, 256, 1, &AtomicU64::new(0))
+        .expect("packed datagrams seal");
+    let receiver = &RECEIVERS[2];
+    let (mut opened, mut covered, mut listed) = (Vec::new(), Vec::new(), Vec::new());
+    for datagram in &sent {
+        if manifest::is_manifest(datagram) {
+            let plain = receiver.open(datagram, now()).expect("a manifest opens");
+            let decoded = manifest::decode(&plain).expect("a manifest decodes");
+            listed.extend(decoded.digests());
+        } else if receiver.needs_cover(datagram) {
+            covered.push(crypto::digest(GROUP, datagram));
+            let plain = receiver.open_covered(datagram, now()).expect("it opens");
+            opened.push(plain.into_owned());
+        } else {
+            let plain = receiver
+                .open(datagram, now())
+                .expect("what was sealed opens");
+            opened.push(plain.into_owned());
+        }
+    }
+    assert!(covered.iter().all(|digest| listed.contains(digest)));
+    for (plain, original) in opened.iter().zip(&datagrams) {
+        assert_eq!(plain, original);
         assert!(matches!(
-            wire::decode(&opened),
+            wire::decode(plain),
             Ok(Datagram::Messages(_) | Datagram::Fragment(_))
         ));
     }
+    assert_eq!(opened.len(), datagrams.len().min(4));
 }

@@ -35,6 +35,7 @@ MAX_MESSAGE_SIZE_LIMIT: int
 FLAG_SEALED: int
 FLAG_SIGNED: int
 FLAG_TOKEN: int
+FLAG_COVERED: int
 KEY_ID_LEN: int
 TAG_LEN: int
 SEAL_OVERHEAD: int
@@ -54,6 +55,7 @@ _DropReason: TypeAlias = Literal[
     "bad_signature",
     "expired",
     "replay",
+    "unverified",
 ]
 DROP_REASONS: tuple[_DropReason, ...]
 

@@ -6,9 +6,11 @@
 //! and trusted [`PublicKey`]s of senders or of token issuers, whose signatures it requires.
 //! [`Protection`] applies them to whole datagrams: one AES-256-GCM seal (under a key of the
 //! sender's own) and at most one Ed25519 signature per datagram, however many messages it packs,
-//! so relays forward protected datagrams unchanged. The byte layout and the threat model are in
+//! or one per run of datagrams sent together (a signed manifest of their digests, held for by
+//! [`Covers`]), so relays forward protected datagrams unchanged. The byte layout and the threat model are in
 //! `docs/security.md`.
 
+mod cover;
 mod keys;
 mod protection;
 pub(crate) mod random;
@@ -20,6 +22,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
+pub use cover::{CoverLimits, Covers, DIGEST_CONTEXT, digest};
 pub use keys::{
     CHANNEL_KEY_TAG, ChannelKey, FINGERPRINT_LEN, Fingerprint, KEY_LEN, KeyId, PUBLIC_KEY_TAG,
     PublicKey, SIGNING_KEY_TAG, SigningKey,
@@ -54,6 +57,9 @@ pub enum DropReason {
     /// The message is older than what the receiver remembers of its sender: a replay, or too
     /// late to tell apart from one.
     Replay,
+    /// The channel requires signatures and the datagram was COVERED (its sender's signed
+    /// manifest was to vouch for it), but no verified manifest listed it in time.
+    Unverified,
 }
 
 impl DropReason {
@@ -67,6 +73,7 @@ impl DropReason {
         Self::BadSignature,
         Self::Expired,
         Self::Replay,
+        Self::Unverified,
     ];
 
     /// The stable snake_case name of the reason.
@@ -80,6 +87,7 @@ impl DropReason {
             Self::BadSignature => "bad_signature",
             Self::Expired => "expired",
             Self::Replay => "replay",
+            Self::Unverified => "unverified",
         }
     }
 
@@ -93,6 +101,7 @@ impl DropReason {
             Self::BadSignature => 5,
             Self::Expired => 6,
             Self::Replay => 7,
+            Self::Unverified => 8,
         }
     }
 }
@@ -149,7 +158,13 @@ pub(crate) struct DropCounters {
 
 impl DropCounters {
     pub(crate) fn bump(&self, reason: DropReason) {
-        self.counts[reason.index()].fetch_add(1, Ordering::Relaxed);
+        self.add(reason, 1);
+    }
+
+    pub(crate) fn add(&self, reason: DropReason, count: u64) {
+        if count > 0 {
+            self.counts[reason.index()].fetch_add(count, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Drops {

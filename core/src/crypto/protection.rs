@@ -1,6 +1,15 @@
 //! Sealing, signing and opening datagrams: the byte layout of `docs/security.md`.
 
-use std::{borrow::Cow, collections::HashMap, net::Ipv6Addr, sync::Arc, time::SystemTime};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    net::Ipv6Addr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::SystemTime,
+};
 
 use ed25519_dalek::{Signature, Signer};
 use parking_lot::Mutex;
@@ -15,8 +24,9 @@ use super::{
 use crate::{
     error::{Error, ErrorKind},
     wire::{
-        self, DecodeError, FLAG_SEALED, FLAG_SIGNED, FLAG_TOKEN, FLAGS_FIELD, FRAGMENT_HEADER_LEN,
-        HEADER_LEN, TYPE_FRAGMENT,
+        self, DecodeError, FLAG_COVERED, FLAG_SEALED, FLAG_SIGNED, FLAG_TOKEN, FLAGS_FIELD,
+        FRAGMENT_HEADER_LEN, HEADER_LEN, TYPE_FRAGMENT,
+        manifest::{self, DIGEST_LEN, MAX_DIGESTS},
     },
 };
 
@@ -237,7 +247,8 @@ impl Protection {
         self.issuers.insert(issuer.fingerprint(), issuer);
     }
 
-    fn requires_signatures(&self) -> bool {
+    /// Whether datagrams must be signed by a trusted key (a key or an issuer is trusted).
+    pub fn requires_signatures(&self) -> bool {
         !self.trusted.is_empty() || !self.issuers.is_empty()
     }
 
@@ -295,6 +306,66 @@ impl Protection {
     /// Fails with [`ErrorKind::Malformed`], changing nothing, if `datagram` is not a plain
     /// datagram.
     pub fn seal_in_place(&self, datagram: &mut Vec<u8>) -> crate::Result<()> {
+        self.protect(datagram, true)
+    }
+
+    /// Seals and/or signs `datagrams` in place, as [`seal_in_place`](Self::seal_in_place) does
+    /// each, except that a signing channel signs runs of them together: the datagrams of a run
+    /// are sealed but not signed, flagged COVERED, and followed by `copies` copies of a signed
+    /// MANIFEST ([`wire::manifest`]) listing their [`digest`](super::digest)s. A run is as
+    /// long as a manifest of `datagram_size` bytes has room for (at most [`MAX_DIGESTS`]); a
+    /// datagram alone is signed itself. Manifests are numbered from `numbers`.
+    ///
+    /// Fails like `seal_in_place`; the datagrams are then partly sealed.
+    pub fn seal_batch(
+        &self,
+        datagrams: &mut Vec<Vec<u8>>,
+        datagram_size: usize,
+        copies: usize,
+        numbers: &AtomicU64,
+    ) -> crate::Result<()> {
+        let room = datagram_size.saturating_sub(HEADER_LEN + self.overhead()) / DIGEST_LEN;
+        let run_len = room.min(MAX_DIGESTS);
+        if self.signer.is_none() || datagrams.len() < 2 || run_len < 2 {
+            return datagrams
+                .iter_mut()
+                .try_for_each(|datagram| self.seal_in_place(datagram));
+        }
+        let sender = wire::decode_header(&datagrams[0])?.sender;
+        let plain = std::mem::take(datagrams);
+        datagrams.reserve(plain.len() + copies * plain.len().div_ceil(run_len));
+        let mut digests = Vec::with_capacity(run_len);
+        let mut rest = plain.into_iter().peekable();
+        while rest.peek().is_some() {
+            let run: Vec<_> = rest.by_ref().take(run_len).collect();
+            if let [_] = run.as_slice() {
+                datagrams.extend(run);
+                if let Some(last) = datagrams.last_mut() {
+                    self.seal_in_place(last)?;
+                }
+                continue;
+            }
+            digests.clear();
+            for mut datagram in run {
+                self.protect(&mut datagram, false)?;
+                digests.push(super::digest(self.group, &datagram));
+                datagrams.push(datagram);
+            }
+            let mut signed = Vec::with_capacity(datagram_size + SIGNING_SCRATCH);
+            let number = numbers.fetch_add(1, Ordering::Relaxed);
+            manifest::encode(&mut signed, sender, number, &digests);
+            self.seal_in_place(&mut signed)?;
+            for _ in 1..copies {
+                datagrams.push(signed.clone());
+            }
+            datagrams.push(signed);
+        }
+        Ok(())
+    }
+
+    /// Seals (with a send key) and signs (with a signing key) `datagram` in place; with a signing
+    /// key and `sign` false it is flagged COVERED instead, for a manifest to vouch for it.
+    fn protect(&self, datagram: &mut Vec<u8>, sign: bool) -> crate::Result<()> {
         let header = wire::decode_header(datagram)?;
         if header.flags != 0 {
             return Err(DecodeError::Protected.into());
@@ -305,9 +376,12 @@ impl Protection {
         }
         let send_key = self.send_key.and_then(|id| self.key(id));
         datagram.reserve(self.overhead() + SIGNING_SCRATCH);
+        let signer = self.signer.as_ref().filter(|_| sign);
+        let covered = self.signer.is_some() && !sign;
         datagram[FLAGS_FIELD] = send_key.map_or(0, |_| FLAG_SEALED)
-            | self.signer.as_ref().map_or(0, |_| FLAG_SIGNED)
-            | self.token.map_or(0, |_| FLAG_TOKEN);
+            | signer.map_or(0, |_| FLAG_SIGNED)
+            | signer.and(self.token).map_or(0, |_| FLAG_TOKEN)
+            | if covered { FLAG_COVERED } else { 0 };
         if let Some(key) = send_key {
             // The key id goes between the header and the fragment fields.
             datagram.splice(HEADER_LEN..HEADER_LEN, key.id.0.to_be_bytes());
@@ -331,7 +405,7 @@ impl Protection {
             };
             datagram.extend_from_slice(tag.as_ref());
         }
-        if let Some(signer) = &self.signer {
+        if let Some(signer) = signer {
             if let Some(token) = &self.token {
                 datagram.extend_from_slice(&token.to_bytes());
             }
@@ -356,9 +430,40 @@ impl Protection {
     /// the key (`no_key`), the AEAD tag (`bad_tag`), sealing when a key is held (`not_sealed`),
     /// the signer (`untrusted_signer`), a presented token (`bad_signature`, `expired`) and the
     /// signature (`bad_signature`). A signature on a channel that requires none is stripped
-    /// unchecked.
+    /// unchecked, and so is the COVERED flag; where signatures are required a COVERED datagram
+    /// is `not_signed` here: it can pass only with its manifest
+    /// ([`open_covered`](Self::open_covered)).
     pub fn open<'a>(&self, datagram: &'a [u8], now: SystemTime) -> Result<Cow<'a, [u8]>, Rejected> {
+        self.open_as(datagram, now, false)
+    }
+
+    /// Whether `datagram` is flagged COVERED on a channel that requires signatures: it must wait
+    /// for a verified manifest ([`super::Covers`]) after [`open_covered`](Self::open_covered).
+    pub fn needs_cover(&self, datagram: &[u8]) -> bool {
+        self.requires_signatures()
+            && datagram.len() >= HEADER_LEN
+            && datagram[FLAGS_FIELD] & FLAG_COVERED != 0
+    }
+
+    /// [`open`](Self::open), except that a COVERED datagram passes without a signature: the
+    /// caller holds what it returns until a verified manifest lists the datagram's
+    /// [`digest`](super::digest).
+    pub fn open_covered<'a>(
+        &self,
+        datagram: &'a [u8],
+        now: SystemTime,
+    ) -> Result<Cow<'a, [u8]>, Rejected> {
+        self.open_as(datagram, now, true)
+    }
+
+    fn open_as<'a>(
+        &self,
+        datagram: &'a [u8],
+        now: SystemTime,
+        covered_passes: bool,
+    ) -> Result<Cow<'a, [u8]>, Rejected> {
         let header = wire::decode_header(datagram).map_err(Rejected::Malformed)?;
+        let covered = header.flags & FLAG_COVERED != 0;
         let signed = header.flags & FLAG_SIGNED != 0;
         let sealed = header.flags & FLAG_SEALED != 0;
         let token_len = if header.flags & FLAG_TOKEN != 0 {
@@ -372,14 +477,14 @@ impl Protection {
                 .checked_sub(SIGNATURE_OVERHEAD + token_len)
                 .filter(|&end| end >= HEADER_LEN)
                 .ok_or(Rejected::Malformed(DecodeError::Truncated))?;
-        } else if self.requires_signatures() {
+        } else if self.requires_signatures() && !(covered && covered_passes) {
             return Err(Rejected::Dropped(DropReason::NotSigned));
         }
         let plain = if sealed {
             Cow::Owned(self.unseal(&datagram[..end], header.kind)?)
         } else if !self.keys.is_empty() {
             return Err(Rejected::Dropped(DropReason::NotSealed));
-        } else if signed {
+        } else if signed || covered {
             let mut plain = datagram[..end].to_vec();
             plain[FLAGS_FIELD] = 0;
             Cow::Owned(plain)

@@ -12,6 +12,7 @@
 pub mod control;
 mod dedup;
 mod inbox;
+pub mod manifest;
 mod packer;
 mod reassembly;
 pub mod repair;
@@ -49,8 +50,12 @@ pub const FLAG_SIGNED: u8 = 0x02;
 /// Header flag: the signature trailer starts with a capability token ([`crate::crypto::Token`]).
 /// Only valid with [`FLAG_SIGNED`].
 pub const FLAG_TOKEN: u8 = 0x04;
+/// Header flag: the datagram carries no signature of its own; a signed
+/// [`manifest`](manifest::Manifest) of its sender lists its digest. Not valid with
+/// [`FLAG_SIGNED`].
+pub const FLAG_COVERED: u8 = 0x08;
 /// Every flag this version defines; a datagram with any other flag bit set is dropped.
-const KNOWN_FLAGS: u8 = FLAG_SEALED | FLAG_SIGNED | FLAG_TOKEN;
+const KNOWN_FLAGS: u8 = FLAG_SEALED | FLAG_SIGNED | FLAG_TOKEN | FLAG_COVERED;
 
 /// Datagram type of a batch of whole messages.
 pub(crate) const TYPE_MESSAGES: u8 = 1;
@@ -144,7 +149,8 @@ pub enum DecodeError {
     BadFragment,
     /// A fragment announces a message larger than [`MAX_MESSAGE_SIZE_LIMIT`].
     TooLarge,
-    /// The header sets flag bits this version does not define, or TOKEN without SIGNED.
+    /// The header sets flag bits this version does not define, TOKEN without SIGNED, or
+    /// COVERED with SIGNED.
     UnknownFlags(u8),
     /// The datagram is sealed or signed: [`crate::crypto::Protection::open`] it, then decode what
     /// it returns.
@@ -389,10 +395,11 @@ pub(crate) struct Header {
 }
 
 /// Reads and checks a datagram's header: length, magic, version, type and flags, in this order.
-/// Only message batches and fragments pass; the repair types have [`repair::decode`].
+/// Only the types that may be sealed and signed pass: message batches, fragments and manifests;
+/// the repair types have [`repair::decode`].
 pub(crate) fn decode_header(datagram: &[u8]) -> Result<Header, DecodeError> {
     read_header(datagram, |kind| {
-        kind == TYPE_MESSAGES || kind == TYPE_FRAGMENT
+        kind == TYPE_MESSAGES || kind == TYPE_FRAGMENT || kind == manifest::TYPE_MANIFEST
     })
 }
 
@@ -416,7 +423,8 @@ fn read_header(datagram: &[u8], known: impl Fn(u8) -> bool) -> Result<Header, De
     // A flag changes how the datagram must be read, so guessing past an unknown one is unsafe.
     let flags = reader.u8()?;
     let token_unsigned = flags & FLAG_TOKEN != 0 && flags & FLAG_SIGNED == 0;
-    if flags & !KNOWN_FLAGS != 0 || token_unsigned {
+    let covered_signed = flags & FLAG_COVERED != 0 && flags & FLAG_SIGNED != 0;
+    if flags & !KNOWN_FLAGS != 0 || token_unsigned || covered_signed {
         return Err(DecodeError::UnknownFlags(flags));
     }
     // The reserved byte is for future use: ignored so that older receivers keep accepting it.
@@ -447,10 +455,11 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram<'_>, DecodeError> {
         ..
     } = header;
     let body = Reader::new(&datagram[HEADER_LEN..]);
-    if kind == TYPE_MESSAGES {
-        decode_messages(sender, seq, count, body.rest)
-    } else {
-        decode_fragment(sender, seq, count, body)
+    match kind {
+        TYPE_MESSAGES => decode_messages(sender, seq, count, body.rest),
+        TYPE_FRAGMENT => decode_fragment(sender, seq, count, body),
+        // Manifests carry no messages: manifest::decode reads them.
+        _ => Err(DecodeError::UnknownType(kind)),
     }
 }
 
@@ -685,8 +694,14 @@ mod tests {
         bytes[5] = 0xff;
         assert!(matches!(decode(&bytes), Ok(Datagram::Messages(_))));
         for (flags, expected) in [
-            (0x08, DecodeError::UnknownFlags(0x08)),
+            (0x10, DecodeError::UnknownFlags(0x10)),
             (FLAG_TOKEN, DecodeError::UnknownFlags(FLAG_TOKEN)),
+            (FLAG_COVERED, DecodeError::Protected),
+            (FLAG_COVERED | FLAG_SEALED, DecodeError::Protected),
+            (
+                FLAG_COVERED | FLAG_SIGNED,
+                DecodeError::UnknownFlags(FLAG_COVERED | FLAG_SIGNED),
+            ),
             (FLAG_TOKEN | FLAG_SIGNED, DecodeError::Protected),
             (0x83, DecodeError::UnknownFlags(0x83)),
             (FLAG_SEALED, DecodeError::Protected),
