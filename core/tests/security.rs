@@ -92,14 +92,117 @@ fn only_key_holders_that_trust_the_signer_deliver() {
         "{stats:?}"
     );
 
+    // Datagrams sent together are covered by a signed manifest: the manifest's signer is not
+    // trusted, and the datagrams it covers are given up once they waited for another.
     let (received, stats) = &results[2];
     assert!(received.is_empty());
+    assert!(
+        stats.drops.get(DropReason::UntrustedSigner) >= 1,
+        "{stats:?}"
+    );
     assert_eq!(
-        stats.drops.get(DropReason::UntrustedSigner),
+        stats.drops.get(DropReason::UntrustedSigner) + stats.drops.get(DropReason::Unverified),
         stats.datagrams_received,
         "{stats:?}"
     );
     assert!(stats.datagrams_received >= 2, "{stats:?}");
+}
+
+#[test]
+fn one_signature_covers_a_batch_and_covered_forgeries_are_given_up() {
+    const BURST: usize = 3000;
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    let signer = SigningKey::generate().unwrap();
+    let public = signer.public_key();
+    let start = start_line(3);
+    let second_burst = start_line(2);
+    let listener = {
+        let (start, second_burst) = (Arc::clone(&start), Arc::clone(&second_burst));
+        world.host("h2").spawn(move || {
+            let (_context, channel) = joined(config(), CHANNEL);
+            channel.set_key(&key()).unwrap();
+            channel.trust(public).unwrap();
+            start.wait();
+            let first = collect(&channel, BURST, WAIT);
+            // The forgeries wait a second for a manifest, then are given up; traffic goes on.
+            second_burst.wait();
+            let second = collect(&channel, BURST, WAIT);
+            assert_quiet(&channel, Duration::from_millis(300));
+            (first, second, channel.stats())
+        })
+    };
+    // An insider with the channel key but an untrusted signing key sends two covered datagrams
+    // and their manifest, before the real sender's first burst.
+    let insider = {
+        let start = Arc::clone(&start);
+        let ifindex = world.host("h3").ifindex();
+        world.host("h3").spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            let mut protection = Protection::new(channel.group());
+            protection.set_key(&key());
+            protection.sign_with(SigningKey::generate().unwrap());
+            let sender = NodeId(0xbad);
+            let mut forged: Vec<_> = (0..2)
+                .map(|seq| {
+                    wire::pack(sender, seq, 1232, &[b"forged"])
+                        .unwrap()
+                        .remove(0)
+                })
+                .collect();
+            let numbers = std::sync::atomic::AtomicU64::new(0);
+            protection
+                .seal_batch(&mut forged, 1232, 1, &numbers)
+                .unwrap();
+            assert_eq!(forged.len(), 3, "two covered datagrams and their manifest");
+            let socket = raw_sender(ifindex);
+            let to = SocketAddrV6::new(channel.group(), context.port(), 0, 0).into();
+            start.wait();
+            for datagram in &forged {
+                socket.send_to(datagram, &to).unwrap();
+            }
+        })
+    };
+    world
+        .host("h1")
+        .spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            channel.sign_with(signer).unwrap();
+            let burst = |tag: &str| {
+                for i in 0..BURST {
+                    channel.send(format!("{tag} {i}").as_bytes()).unwrap();
+                }
+                channel.flush().unwrap();
+            };
+            start.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            burst("first");
+            std::thread::sleep(Duration::from_millis(1200));
+            second_burst.wait();
+            burst("second");
+        })
+        .join()
+        .unwrap();
+    insider.join().unwrap();
+    let (first, second, stats) = listener.join().unwrap();
+    for (received, tag) in [(&first, "first"), (&second, "second")] {
+        let expected: Vec<_> = (0..BURST)
+            .map(|i| format!("{tag} {i}").into_bytes())
+            .collect();
+        let payloads: Vec<_> = received.iter().map(|m| m.payload.clone()).collect();
+        assert!(
+            payloads == expected,
+            "{tag}: {} messages: {stats:?}",
+            payloads.len()
+        );
+    }
+    assert_eq!(stats.drops.get(DropReason::Unverified), 2, "{stats:?}");
+    assert_eq!(stats.drops.get(DropReason::UntrustedSigner), 1, "{stats:?}");
+    assert_eq!(stats.drops.total(), 3, "{stats:?}");
 }
 
 /// A raw UDP socket sending to a channel's groups on the host's interface: stands for a sender

@@ -21,7 +21,7 @@ use super::{
 use crate::{
     addr,
     config::Config,
-    crypto::Protection,
+    crypto::{CoverLimits, Covers, Protection},
     discovery::{self, ThreadBody},
     error::{Error, ErrorKind, Result},
     events::{CorePath, Event, EventQueue},
@@ -187,6 +187,9 @@ impl Context {
                 sent_at: None,
             }),
             protection: RwLock::new(Protection::new(group)),
+            next_manifest: AtomicU64::new(0),
+            covers: Mutex::new(Covers::new(CoverLimits::default())),
+            cover_timer: Mutex::new(None),
             readiness: OnceLock::new(),
             inbox: Mutex::new(Inbox::new(InboxLimits {
                 max_message: core.config.max_message_size,

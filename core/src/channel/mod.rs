@@ -27,7 +27,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::{
     config::Config,
-    crypto::{DropCounters, Drops, Protection},
+    crypto::{Covers, DropCounters, Drops, Protection},
     discovery::ProbeReport,
     events::EventQueue,
     gateway::{Gateways, Path},
@@ -42,6 +42,7 @@ use crate::{
 };
 
 mod context;
+mod cover;
 mod handle;
 mod reach;
 mod receive;
@@ -342,6 +343,12 @@ struct ChannelState {
     outbox: Mutex<Outbox>,
     /// Keys; taken after `outbox` where both are needed.
     protection: RwLock<Protection>,
+    /// The number of this node's next manifest on the channel.
+    next_manifest: AtomicU64,
+    /// Covered datagrams waiting for a verified manifest of their sender.
+    covers: Mutex<Covers<Covered>>,
+    /// When the flush thread next gives up covered datagrams, if an entry is queued.
+    cover_timer: Mutex<Option<Instant>>,
     inbox: Mutex<Inbox>,
     queue: Mutex<Inbound>,
     arrived: Condvar,
@@ -374,6 +381,8 @@ enum Due {
     Flush,
     /// Sends due NACKs and repairs and gives up expired holes.
     Repair,
+    /// Gives up covered datagrams no manifest vouched for in time.
+    Cover,
 }
 
 /// How a datagram arrived, kept with reliable packets that wait for repair.
@@ -387,6 +396,14 @@ struct Arrival {
     path: Path,
     /// Whether it came through this node's own tunnel.
     via_relay: bool,
+}
+
+/// A covered datagram, opened, waiting for its manifest.
+struct Covered {
+    arrival: Arrival,
+    plain: Vec<u8>,
+    /// The datagram as it came, for this node to send up its segment's tunnel once vouched for.
+    upload: Option<Vec<u8>>,
 }
 
 struct Outbox {

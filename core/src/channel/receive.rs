@@ -2,9 +2,10 @@
 //! of datagrams and dispatches each to its channel's inbox and queue.
 
 use std::{
+    borrow::Cow,
     net::Ipv6Addr,
     sync::{Arc, atomic::Ordering},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use tracing::{debug, trace, warn};
@@ -247,30 +248,67 @@ impl Core {
             bump(&state.counters.own_dropped, 1);
             return;
         }
+        if wire::manifest::is_manifest(datagram) {
+            self.accept_manifest(state, arrival, datagram, now, upload);
+            return;
+        }
+        let upload = upload && arrival.path == Path::Native;
         // Relayed copies open like originals: the keys are bound to the canonical group.
-        let opened = state
-            .protection
-            .read()
-            .open(datagram, std::time::SystemTime::now());
-        let decoded = match &opened {
-            Ok(plain) => wire::decode(plain).map_err(Rejected::Malformed),
-            Err(rejected) => Err(*rejected),
-        };
+        let protection = state.protection.read();
+        if protection.needs_cover(datagram) {
+            drop(protection);
+            self.accept_covered(state, arrival, datagram, now, upload);
+            return;
+        }
+        let opened = protection.open(datagram, SystemTime::now());
+        drop(protection);
+        if let Some(plain) = self.opened(state, arrival, opened) {
+            self.deliver(state, arrival, &plain, upload.then_some(datagram), now);
+        }
+    }
+
+    /// What `Protection::open` gave, or None with the refusal counted.
+    pub(super) fn opened<'a>(
+        &self,
+        state: &ChannelState,
+        arrival: &Arrival,
+        opened: Result<Cow<'a, [u8]>, Rejected>,
+    ) -> Option<Cow<'a, [u8]>> {
         let (source, group) = (arrival.source, arrival.destination);
-        let decoded = match decoded {
-            Ok(decoded) => decoded,
+        match opened {
+            Ok(plain) => Some(plain),
             Err(Rejected::Malformed(err)) => {
                 bump(&state.counters.malformed, 1);
                 debug!(%source, %group, "dropped a malformed datagram: {err}");
-                return;
+                None
             }
             Err(Rejected::Dropped(reason)) => {
                 state.counters.drops.bump(reason);
                 debug!(%source, %group, %reason, "dropped a datagram the channel's keys refuse");
+                None
+            }
+        }
+    }
+
+    /// Decodes and delivers one opened datagram; sends `upload` (the datagram as it came) up
+    /// this segment's tunnel first, where this node is its gateway.
+    pub(super) fn deliver(
+        &self,
+        state: &ChannelState,
+        arrival: &Arrival,
+        plain: &[u8],
+        upload: Option<&[u8]>,
+        now: Instant,
+    ) {
+        let decoded = match wire::decode(plain) {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                bump(&state.counters.malformed, 1);
+                debug!(source = %arrival.source, group = %arrival.destination, "dropped a malformed datagram: {err}");
                 return;
             }
         };
-        if upload && arrival.path == Path::Native {
+        if let Some(datagram) = upload {
             self.upload(state, datagram);
         }
         let mut messages = Vec::new();

@@ -35,9 +35,14 @@ impl Core {
         {
             let protection = state.protection.read();
             if protection.protects_sending() {
-                for datagram in ready.iter_mut() {
-                    protection.seal_in_place(datagram)?;
-                }
+                // A reliable sender repairs a lost manifest; else a second copy stands in.
+                let copies = if self.config.reliable { 1 } else { 2 };
+                protection.seal_batch(
+                    ready,
+                    self.config.packed_datagram_size(),
+                    copies,
+                    &state.next_manifest,
+                )?;
             }
         }
         self.number_packets(state, ready);
@@ -137,8 +142,8 @@ impl Core {
         }
     }
 
-    /// Sends partly filled datagrams once they have lingered long enough, and runs the repair
-    /// timers of reliable channels.
+    /// Sends partly filled datagrams once they have lingered long enough, runs the repair
+    /// timers of reliable channels, and gives up covered datagrams no manifest vouched for.
     pub(super) fn flush_loop(&self) {
         loop {
             let due = {
@@ -159,9 +164,16 @@ impl Core {
                 }
             };
             let Some((_, state, due)) = due else { continue };
-            if due == Due::Repair {
-                self.drive_repair(&state, Instant::now());
-                continue;
+            match due {
+                Due::Repair => {
+                    self.drive_repair(&state, Instant::now());
+                    continue;
+                }
+                Due::Cover => {
+                    self.expire_covers(&state, Instant::now());
+                    continue;
+                }
+                Due::Flush => {}
             }
             let mut outbox = state.outbox.lock();
             let outbox = &mut *outbox;

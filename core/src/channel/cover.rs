@@ -1,0 +1,138 @@
+//! Signatures that cover runs of datagrams, on the receive path: covered datagrams wait in the
+//! channel's [`Covers`](crate::crypto::Covers) until a verified manifest of their sender lists
+//! them, and are given up (counted `unverified`) when none does in time.
+
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
+
+use tracing::debug;
+
+use super::{Arrival, ChannelState, Core, Covered, Due, bump};
+use crate::{crypto, crypto::DropReason, gateway::Path, wire};
+
+impl Core {
+    /// A covered datagram on a channel that requires signatures: opened (its seal checked), then
+    /// delivered at once if a verified manifest listed it already, else held.
+    pub(super) fn accept_covered(
+        &self,
+        state: &ChannelState,
+        arrival: &Arrival,
+        datagram: &[u8],
+        now: Instant,
+        upload: bool,
+    ) {
+        let (opened, digest) = {
+            let protection = state.protection.read();
+            let opened = protection.open_covered(datagram, SystemTime::now());
+            (opened, crypto::digest(protection.group(), datagram))
+        };
+        let Some(plain) = self.opened(state, arrival, opened) else {
+            return;
+        };
+        let covered = Covered {
+            arrival: arrival.clone(),
+            plain: plain.into_owned(),
+            upload: upload.then(|| datagram.to_vec()),
+        };
+        let len = covered.plain.len();
+        let (vouched, given_up, next) = {
+            let mut covers = state.covers.lock();
+            let (vouched, given_up) = covers.arrive(digest, covered, len, now);
+            (vouched, given_up, covers.next_expiry())
+        };
+        state.counters.drops.add(DropReason::Unverified, given_up);
+        match vouched {
+            Some(covered) => self.deliver_covered(state, covered, now),
+            None => self.arm_cover_timer(state, next),
+        }
+    }
+
+    /// A manifest: verified once (its repeated copy is recognised by its number), it releases
+    /// the covered datagrams it lists. On a channel that requires no signatures it is only
+    /// passed on up the segment's tunnel.
+    pub(super) fn accept_manifest(
+        &self,
+        state: &ChannelState,
+        arrival: &Arrival,
+        datagram: &[u8],
+        now: Instant,
+        upload: bool,
+    ) {
+        let upload = upload && arrival.path == Path::Native;
+        let protection = state.protection.read();
+        if !protection.requires_signatures() {
+            drop(protection);
+            if upload {
+                self.upload(state, datagram);
+            }
+            return;
+        }
+        let repeated = wire::decode_header(datagram)
+            .is_ok_and(|header| state.covers.lock().seen(header.sender, header.seq));
+        if repeated {
+            return;
+        }
+        let opened = protection.open(datagram, SystemTime::now());
+        drop(protection);
+        let Some(plain) = self.opened(state, arrival, opened) else {
+            return;
+        };
+        let manifest = match wire::manifest::decode(&plain) {
+            Ok(manifest) => manifest,
+            Err(err) => {
+                bump(&state.counters.malformed, 1);
+                debug!(source = %arrival.source, "dropped a malformed manifest: {err}");
+                return;
+            }
+        };
+        if upload {
+            self.upload(state, datagram);
+        }
+        let (vouched, given_up) =
+            state
+                .covers
+                .lock()
+                .vouch(manifest.sender, manifest.number, manifest.digests(), now);
+        state.counters.drops.add(DropReason::Unverified, given_up);
+        for covered in vouched {
+            self.deliver_covered(state, covered, now);
+        }
+    }
+
+    fn deliver_covered(&self, state: &ChannelState, covered: Covered, now: Instant) {
+        let upload = covered.upload.as_deref();
+        self.deliver(state, &covered.arrival, &covered.plain, upload, now);
+    }
+
+    /// Has the flush thread give up what still waits at `next`, unless it will sooner.
+    fn arm_cover_timer(&self, state: &ChannelState, next: Option<Instant>) {
+        let Some(next) = next else {
+            return;
+        };
+        {
+            let mut timer = state.cover_timer.lock();
+            if timer.is_some_and(|at| at <= next) {
+                return;
+            }
+            *timer = Some(next);
+        }
+        let shared = self.by_group.read().get(&state.group).cloned();
+        if let Some(shared) = shared {
+            self.schedule(next, &shared, Due::Cover);
+        }
+    }
+
+    /// The cover timer's turn: counts what waited too long, and arms the timer again for what
+    /// still waits.
+    pub(super) fn expire_covers(&self, state: &Arc<ChannelState>, now: Instant) {
+        *state.cover_timer.lock() = None;
+        let (given_up, next) = {
+            let mut covers = state.covers.lock();
+            (covers.expire(now), covers.next_expiry())
+        };
+        state.counters.drops.add(DropReason::Unverified, given_up);
+        self.arm_cover_timer(state, next);
+    }
+}
