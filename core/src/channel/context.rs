@@ -15,8 +15,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use tracing::debug;
 
 use super::{
-    Channel, ChannelState, Context, Core, Counters, Outbox, Reachability, RelayLink, Segment,
-    Shared, Stats,
+    Channel, ChannelState, Context, Core, Counters, Outbox, Reachability, RelayLink, SEND_BATCH,
+    Segment, Shared, Stats,
 };
 use crate::{
     addr,
@@ -185,6 +185,7 @@ impl Context {
                 flush_queued: false,
                 ready: Vec::new(),
                 sent_at: None,
+                batch_len: SEND_BATCH,
             }),
             protection: RwLock::new(Protection::new(group)),
             next_manifest: AtomicU64::new(0),

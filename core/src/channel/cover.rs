@@ -10,7 +10,7 @@ use std::{
 use tracing::debug;
 
 use super::{Arrival, ChannelState, Core, Covered, Due, bump};
-use crate::{crypto, crypto::DropReason, gateway::Path, wire};
+use crate::{crypto::DropReason, gateway::Path, wire};
 
 impl Core {
     /// A covered datagram on a channel that requires signatures: opened (its seal checked), then
@@ -26,7 +26,7 @@ impl Core {
         let (opened, digest) = {
             let protection = state.protection.read();
             let opened = protection.open_covered(datagram, SystemTime::now());
-            (opened, crypto::digest(protection.group(), datagram))
+            (opened, protection.digest(datagram))
         };
         let Some(plain) = self.opened(state, arrival, opened) else {
             return;
@@ -34,7 +34,8 @@ impl Core {
         let covered = Covered {
             arrival: arrival.clone(),
             plain: plain.into_owned(),
-            upload: upload.then(|| datagram.to_vec()),
+            // A copy only where it may go up the tunnel once vouched for.
+            upload: (upload && self.may_upload(state)).then(|| datagram.to_vec()),
         };
         let len = covered.plain.len();
         let (vouched, given_up, next) = {

@@ -12,7 +12,7 @@ use std::{
 use parking_lot::MutexGuard;
 use tracing::debug;
 
-use super::{Channel, Membership, Message, Stats, bump};
+use super::{Channel, Membership, Message, SEND_BATCH, Stats, bump};
 use crate::{
     crypto::{ChannelKey, KeyId, Protection, PublicKey, SigningKey, Token},
     error::{Error, ErrorKind, Result},
@@ -465,6 +465,9 @@ impl Channel {
         outbox
             .packer
             .set_overhead(next.overhead(), &mut outbox.ready)?;
+        outbox.batch_len = next
+            .run_len(core.config.packed_datagram_size())
+            .max(SEND_BATCH);
         let sent = core.send_ready(&self.state, outbox, Instant::now());
         *self.state.protection.write() = next;
         sent

@@ -417,12 +417,16 @@ struct Outbox {
     ready: Vec<Vec<u8>>,
     /// When the last batch left.
     sent_at: Option<Instant>,
+    /// How many datagrams make a full batch: [`SEND_BATCH`], or a signing channel's manifest
+    /// run if longer, so that one signature covers as many datagrams as it can.
+    batch_len: usize,
 }
 
 /// Most datagrams handed to the kernel in one batch: one `sendmmsg`, whose runs of equal
 /// lengths go as UDP GSO sends.
 const SEND_BATCH: usize = socket::BATCH;
-/// Most bytes a channel holds back for a batch.
+/// Most bytes a channel holds back for a batch of [`SEND_BATCH`] datagrams (in proportion for
+/// a longer batch).
 const SEND_BATCH_BYTES: usize = 256 << 10;
 
 impl Outbox {
@@ -435,8 +439,9 @@ impl Outbox {
     /// batch is full, or nothing left for a linger, so that one lone datagram gains nothing by
     /// waiting (sparse large messages keep their latency, streams of them batch).
     fn batch_due(&self, now: Instant, linger: Duration) -> bool {
-        self.ready.len() >= SEND_BATCH
-            || self.ready.iter().map(Vec::len).sum::<usize>() >= SEND_BATCH_BYTES
+        self.ready.len() >= self.batch_len
+            || self.ready.iter().map(Vec::len).sum::<usize>()
+                >= SEND_BATCH_BYTES * self.batch_len / SEND_BATCH
             || self
                 .sent_at
                 .is_none_or(|sent| now.saturating_duration_since(sent) >= linger)

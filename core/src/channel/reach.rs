@@ -605,6 +605,13 @@ impl Core {
         });
     }
 
+    /// Whether this node could be its segment's gateway for `channel` (it reaches the core
+    /// through a relay link, and the profile has a relayed twin): only then is a datagram worth
+    /// keeping for [`upload`](Self::upload).
+    pub(super) fn may_upload(&self, channel: &ChannelState) -> bool {
+        self.relay_link.is_some() && channel.relayed_group.is_some()
+    }
+
     /// As its segment's gateway for `channel`, sends a datagram a neighbour multicast natively
     /// on the channel's group up the tunnel, where this segment's multicast does not reach the
     /// core. Copies on the relayed twin and what came down the tunnel are never uploaded, so

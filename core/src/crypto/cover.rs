@@ -13,18 +13,26 @@ use crate::wire::{
     manifest::{DIGEST_LEN, Digest, MAX_DIGESTS},
 };
 
-/// BLAKE3 key-derivation context of the digests manifests list.
+/// BLAKE3 key-derivation context of the key of a channel's digests.
 pub const DIGEST_CONTEXT: &str = "sixcast 2026-12 manifest digest v1";
 
 /// The digest of `datagram` (as sent: sealed and flagged COVERED) on the channel whose
-/// canonical group is `group`: the first [`DIGEST_LEN`] bytes of BLAKE3 in key-derivation mode
-/// with [`DIGEST_CONTEXT`], over the group's 16 bytes and then the datagram.
+/// canonical group is `group`: the first [`DIGEST_LEN`] bytes of the BLAKE3 keyed hash of the
+/// datagram, keyed with [`digest_key`]`(group)`. [`Protection::digest`](super::Protection::digest)
+/// gives the same with the key derived once.
 pub fn digest(group: Ipv6Addr, datagram: &[u8]) -> Digest {
-    let mut hasher = blake3::Hasher::new_derive_key(DIGEST_CONTEXT);
-    hasher.update(&group.octets());
-    hasher.update(datagram);
+    keyed_digest(&digest_key(group), datagram)
+}
+
+/// The key of a channel's digests: BLAKE3 in key-derivation mode with [`DIGEST_CONTEXT`] over
+/// the canonical group's 16 bytes.
+pub fn digest_key(group: Ipv6Addr) -> [u8; 32] {
+    blake3::derive_key(DIGEST_CONTEXT, &group.octets())
+}
+
+pub(super) fn keyed_digest(key: &[u8; 32], datagram: &[u8]) -> Digest {
     let mut digest = [0; DIGEST_LEN];
-    hasher.finalize_xof().fill(&mut digest);
+    digest.copy_from_slice(&blake3::keyed_hash(key, datagram).as_bytes()[..DIGEST_LEN]);
     digest
 }
 

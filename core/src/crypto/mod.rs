@@ -22,7 +22,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-pub use cover::{CoverLimits, Covers, DIGEST_CONTEXT, digest};
+pub use cover::{CoverLimits, Covers, DIGEST_CONTEXT, digest, digest_key};
 pub use keys::{
     CHANNEL_KEY_TAG, ChannelKey, FINGERPRINT_LEN, Fingerprint, KEY_LEN, KeyId, PUBLIC_KEY_TAG,
     PublicKey, SIGNING_KEY_TAG, SigningKey,

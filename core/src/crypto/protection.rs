@@ -26,7 +26,7 @@ use crate::{
     wire::{
         self, DecodeError, FLAG_COVERED, FLAG_SEALED, FLAG_SIGNED, FLAG_TOKEN, FLAGS_FIELD,
         FRAGMENT_HEADER_LEN, HEADER_LEN, TYPE_FRAGMENT,
-        manifest::{self, DIGEST_LEN, MAX_DIGESTS},
+        manifest::{self, DIGEST_LEN, Digest, MAX_DIGESTS},
     },
 };
 
@@ -86,6 +86,8 @@ impl Rejected {
 #[derive(Debug, Clone)]
 pub struct Protection {
     group: Ipv6Addr,
+    /// The key of the channel's manifest digests ([`super::digest_key`]), derived once.
+    digest_key: [u8; 32],
     send_key: Option<KeyId>,
     keys: Vec<SealKey>,
     signer: Option<SendSigner>,
@@ -167,6 +169,7 @@ impl Protection {
     pub fn new(group: Ipv6Addr) -> Self {
         Self {
             group,
+            digest_key: super::digest_key(group),
             send_key: None,
             keys: Vec::new(),
             signer: None,
@@ -324,9 +327,8 @@ impl Protection {
         copies: usize,
         numbers: &AtomicU64,
     ) -> crate::Result<()> {
-        let room = datagram_size.saturating_sub(HEADER_LEN + self.overhead()) / DIGEST_LEN;
-        let run_len = room.min(MAX_DIGESTS);
-        if self.signer.is_none() || datagrams.len() < 2 || run_len < 2 {
+        let run_len = self.run_len(datagram_size);
+        if run_len < 2 || datagrams.len() < 2 {
             return datagrams
                 .iter_mut()
                 .try_for_each(|datagram| self.seal_in_place(datagram));
@@ -348,7 +350,7 @@ impl Protection {
             digests.clear();
             for mut datagram in run {
                 self.protect(&mut datagram, false)?;
-                digests.push(super::digest(self.group, &datagram));
+                digests.push(self.digest(&datagram));
                 datagrams.push(datagram);
             }
             let mut signed = Vec::with_capacity(datagram_size + SIGNING_SCRATCH);
@@ -361,6 +363,21 @@ impl Protection {
             datagrams.push(signed);
         }
         Ok(())
+    }
+
+    /// The [`digest`](super::digest) of `datagram` on this channel, as a manifest lists it.
+    pub fn digest(&self, datagram: &[u8]) -> Digest {
+        super::cover::keyed_digest(&self.digest_key, datagram)
+    }
+
+    /// How many datagrams [`seal_batch`](Self::seal_batch) covers with one manifest of
+    /// `datagram_size` bytes: 0 without a signing key.
+    pub fn run_len(&self, datagram_size: usize) -> usize {
+        if self.signer.is_none() {
+            return 0;
+        }
+        let room = datagram_size.saturating_sub(HEADER_LEN + self.overhead()) / DIGEST_LEN;
+        room.min(MAX_DIGESTS)
     }
 
     /// Seals (with a send key) and signs (with a signing key) `datagram` in place; with a signing

@@ -462,3 +462,14 @@ fn a_packers_datagrams_are_sealed_and_signed_in_place_as_seal_makes_them() {
     assert!(protection.seal_in_place(&mut sealed).is_err());
     assert_eq!(sealed, copy);
 }
+
+#[test]
+fn a_channels_cached_digest_key_gives_the_defined_digest() {
+    let protection = Protection::new(GROUP);
+    let datagram = plain_datagrams().remove(0);
+    assert_eq!(protection.digest(&datagram), digest(GROUP, &datagram));
+    assert_ne!(
+        Protection::new(OTHER_GROUP).digest(&datagram),
+        digest(GROUP, &datagram)
+    );
+}
