@@ -109,20 +109,7 @@ impl Core {
 
     /// Has the flush thread give up what still waits at `next`, unless it will sooner.
     fn arm_cover_timer(&self, state: &ChannelState, next: Option<Instant>) {
-        let Some(next) = next else {
-            return;
-        };
-        {
-            let mut timer = state.cover_timer.lock();
-            if timer.is_some_and(|at| at <= next) {
-                return;
-            }
-            *timer = Some(next);
-        }
-        let shared = self.by_group.read().get(&state.group).cloned();
-        if let Some(shared) = shared {
-            self.schedule(next, &shared, Due::Cover);
-        }
+        self.arm_timer(state, &state.cover_timer, next, Due::Cover);
     }
 
     /// The cover timer's turn: counts what waited too long, and arms the timer again for what

@@ -203,20 +203,7 @@ impl Core {
 
     /// Has the flush thread look at `state`'s repair timers at `next`, unless it will sooner.
     fn arm_repair_timer(&self, state: &ChannelState, next: Option<Instant>) {
-        let Some(next) = next else {
-            return;
-        };
-        {
-            let mut timer = state.repair_timer.lock();
-            if timer.is_some_and(|at| at <= next) {
-                return;
-            }
-            *timer = Some(next);
-        }
-        let shared = self.by_group.read().get(&state.group).cloned();
-        if let Some(shared) = shared {
-            self.schedule(next, &shared, Due::Repair);
-        }
+        self.arm_timer(state, &state.repair_timer, next, Due::Repair);
     }
 
     /// The repair timers' turn: sends due NACKs and repairs, hands on what waited behind holes

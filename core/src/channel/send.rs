@@ -6,6 +6,7 @@ use std::{
     time::Instant,
 };
 
+use parking_lot::Mutex;
 use tracing::{debug, warn};
 
 use super::{ChannelState, Core, Due, Outbox, bump};
@@ -128,6 +129,31 @@ impl Core {
 
     pub(super) fn schedule_flush(&self, deadline: Instant, state: &Arc<ChannelState>) {
         self.schedule(deadline, state, Due::Flush);
+    }
+
+    /// Has the flush thread do `due` for `state` at `next` (`timer` holding when it is queued
+    /// for), unless an entry already comes sooner.
+    pub(super) fn arm_timer(
+        &self,
+        state: &ChannelState,
+        timer: &Mutex<Option<Instant>>,
+        next: Option<Instant>,
+        due: Due,
+    ) {
+        let Some(next) = next else {
+            return;
+        };
+        {
+            let mut timer = timer.lock();
+            if timer.is_some_and(|at| at <= next) {
+                return;
+            }
+            *timer = Some(next);
+        }
+        let shared = self.by_group.read().get(&state.group).cloned();
+        if let Some(shared) = shared {
+            self.schedule(next, &shared, due);
+        }
     }
 
     /// Has the flush thread do `due` for `state` at `deadline`.
