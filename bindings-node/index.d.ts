@@ -470,6 +470,12 @@ export interface DecodedMessage {
 }
 
 /**
+ * Decodes one plain (opened) MANIFEST datagram. Throws ERR_SIXCAST_MALFORMED, with the stable
+ * `reason` (`bad_count`, `truncated`, ...), when the bytes are not a valid one.
+ */
+export declare function decodeManifest(datagram: Uint8Array): Manifest
+
+/**
  * Decodes one received datagram of a reliable channel. Throws ERR_SIXCAST_MALFORMED, with the
  * stable `reason` (`bad_count`, `truncated`, ...), when the bytes are not a valid one.
  */
@@ -483,6 +489,12 @@ export declare const DEFAULT_MAX_MESSAGE_SIZE: number
 
 /** The UDP port of the sixcast, SSM and embedded-RP profiles unless configured otherwise. */
 export declare const DEFAULT_PORT: number
+
+/** BLAKE3 key-derivation context of the per-channel key of manifest digests. */
+export declare const DIGEST_CONTEXT: string
+
+/** Bytes of one digest of a manifest. */
+export declare const DIGEST_LEN: number
 
 /** Every reason a channel's keys drop a datagram, as counted in `Stats.drops`. */
 export declare function dropReasons(): Array<string>
@@ -553,8 +565,24 @@ export declare const KEY_ID_LEN: number
 /** The UDP port of the librecast profile. */
 export declare const LIBRECAST_PORT: number
 
+/**
+ * A decoded MANIFEST (docs/security.md, section 7): the digests of the datagrams one signature
+ * covers. Manifest numbers are exact up to `Number.MAX_SAFE_INTEGER`.
+ */
+export interface Manifest {
+  /** The node id that sent it and the datagrams it covers, 16 hex digits. */
+  sender: string
+  /** The sender's count of manifests; a repeated copy has the same number. */
+  number: number
+  /** The digests (`DIGEST_LEN` bytes each), in the order their datagrams were sent. */
+  digests: Array<Buffer>
+}
+
 /** The largest datagram size. */
 export declare const MAX_DATAGRAM_SIZE: number
+
+/** Most digests one manifest lists. */
+export declare const MAX_DIGESTS: number
 
 /** No configuration allows messages larger than this. */
 export declare const MAX_MESSAGE_SIZE_LIMIT: number
@@ -799,6 +827,9 @@ export declare const TOKEN_LEN: number
 
 /** What token signatures sign after the token's fields. */
 export declare function tokenDomain(): Buffer
+
+/** Datagram type of a manifest. */
+export declare const TYPE_MANIFEST: number
 
 /** Checks options the way `new Context(options)` does, without opening anything. */
 export declare function validateOptions(options?: ContextOptions): void

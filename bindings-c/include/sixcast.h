@@ -779,6 +779,22 @@ enum SixcastStatus sixcast_decode_repair(const uint8_t *datagram,
                                          char **json_out,
                                          struct SixcastError **error_out);
 
+// Decodes the `datagram_len` bytes at `datagram`, one plain (opened) MANIFEST datagram
+// (`docs/security.md`, section 7), and stores it in `*json_out` as a JSON object (free it with
+// `sixcast_string_free`): `sender` (16 hex digits), `number` (a JSON integer, up to 2^64 - 1:
+// see `sixcast_decode_repair`) and `digests` (lowercase hex, in the order their datagrams were
+// sent). Fails with `SIXCAST_STATUS_MALFORMED`, whose message names the stable reason in
+// parentheses, for example `malformed datagram (bad_count): ...`; `*json_out` is then left as
+// it was.
+//
+// # Safety
+// `datagram` points to `datagram_len` readable bytes (or is NULL with a length of 0);
+// `json_out` is writable; `error_out` is NULL or writable.
+enum SixcastStatus sixcast_decode_manifest(const uint8_t *datagram,
+                                           size_t datagram_len,
+                                           char **json_out,
+                                           struct SixcastError **error_out);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -1,11 +1,15 @@
-//! The datagrams of reliable channels (the core's `wire::repair`) as JSON text, for tools and
-//! conformance tests: the objects have the form of `repair.json`'s `decoded` objects, so new
+//! The datagrams of reliable channels (the core's `wire::repair`) and the manifests of signed
+//! runs (`wire::manifest`) as JSON text, for tools and conformance tests: the objects have the
+//! form of `repair.json`'s `decoded` objects and of `manifest.json`'s valid decode cases, so new
 //! fields never change the ABI. No I/O.
 
 use std::ffi::c_char;
 
 use serde_json::{Value, json};
-use sixcast::wire::repair::{self, Repair};
+use sixcast::wire::{
+    manifest::{self, Manifest},
+    repair::{self, Repair},
+};
 
 use crate::{
     error::{SixcastError, SixcastStatus, guard},
@@ -76,6 +80,43 @@ pub unsafe extern "C" fn sixcast_decode_repair(
     })
 }
 
+/// The decoded manifest with the vectors' field names: the sender as 16 hex digits, the number
+/// as a JSON integer, the digests as lowercase hex.
+fn manifest_to_json(decoded: &Manifest<'_>) -> Value {
+    json!({
+        "sender": decoded.sender.to_string(),
+        "number": decoded.number,
+        "digests": decoded.digests().map(hex::encode).collect::<Vec<_>>(),
+    })
+}
+
+/// Decodes the `datagram_len` bytes at `datagram`, one plain (opened) MANIFEST datagram
+/// (`docs/security.md`, section 7), and stores it in `*json_out` as a JSON object (free it with
+/// `sixcast_string_free`): `sender` (16 hex digits), `number` (a JSON integer, up to 2^64 - 1:
+/// see `sixcast_decode_repair`) and `digests` (lowercase hex, in the order their datagrams were
+/// sent). Fails with `SIXCAST_STATUS_MALFORMED`, whose message names the stable reason in
+/// parentheses, for example `malformed datagram (bad_count): ...`; `*json_out` is then left as
+/// it was.
+///
+/// # Safety
+/// `datagram` points to `datagram_len` readable bytes (or is NULL with a length of 0);
+/// `json_out` is writable; `error_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sixcast_decode_manifest(
+    datagram: *const u8,
+    datagram_len: usize,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut SixcastError,
+) -> SixcastStatus {
+    guard(error_out, || {
+        // SAFETY: per the contract above.
+        let datagram = unsafe { text::bytes(datagram, datagram_len, "datagram") }?;
+        let decoded = manifest::decode(datagram).map_err(sixcast::Error::from)?;
+        // SAFETY: per the contract above.
+        unsafe { text::store_text(json_out, manifest_to_json(&decoded).to_string(), "json_out") }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +137,29 @@ mod tests {
                 "from": "0000000000000099",
                 "target": "0a0b0c0d0e0f1011",
                 "ranges": [[3, 2], [10, 1]],
+            })
+        );
+    }
+
+    #[test]
+    fn a_manifest_has_the_vectors_form() {
+        // manifest.json's "two" case: digests of all 1s and all 2s, manifest number 3.
+        let datagram = hex::decode(concat!(
+            "36630107000000020123456789abcdef0000000000000003",
+            "01010101010101010101010101010101",
+            "02020202020202020202020202020202",
+        ))
+        .unwrap();
+        let decoded = manifest::decode(&datagram).unwrap();
+        assert_eq!(
+            manifest_to_json(&decoded),
+            json!({
+                "sender": "0123456789abcdef",
+                "number": 3,
+                "digests": [
+                    "01010101010101010101010101010101",
+                    "02020202020202020202020202020202",
+                ],
             })
         );
     }

@@ -54,6 +54,9 @@ pub const FINGERPRINT_LEN: u32 = crypto::FINGERPRINT_LEN as u32;
 /// BLAKE3 key-derivation context of the per-channel AEAD key.
 #[napi]
 pub const SEAL_KEY_CONTEXT: &str = crypto::SEAL_KEY_CONTEXT;
+/// BLAKE3 key-derivation context of the per-channel key of manifest digests.
+#[napi]
+pub const DIGEST_CONTEXT: &str = crypto::DIGEST_CONTEXT;
 
 /// What signed bytes end with, so that a sixcast signature means nothing else.
 #[napi]

@@ -1,5 +1,5 @@
-//! The datagram codec (the core's `wire` module, with `wire::repair` and `wire::control`), for
-//! tools and tests; no I/O.
+//! The datagram codec (the core's `wire` module, with `wire::repair`, `wire::manifest` and
+//! `wire::control`), for tools and tests; no I/O.
 
 use std::net::SocketAddrV6;
 
@@ -13,7 +13,7 @@ use sixcast::{
     wire::{
         self,
         control::{self, Control},
-        repair,
+        manifest, repair,
     },
 };
 
@@ -207,6 +207,46 @@ pub fn decode_repair(env: Env, datagram: &[u8]) -> Result<Repair> {
             target: status.target.to_string(),
             group: status.group.to_string(),
             position: status.position as f64,
+        }),
+        Err(err) => Err(malformed_to_js(&env, err)),
+    }
+}
+
+/// Datagram type of a manifest.
+#[napi]
+pub const TYPE_MANIFEST: u8 = manifest::TYPE_MANIFEST;
+/// Bytes of one digest of a manifest.
+#[napi]
+pub const DIGEST_LEN: u32 = manifest::DIGEST_LEN as u32;
+/// Most digests one manifest lists.
+#[napi]
+pub const MAX_DIGESTS: u32 = manifest::MAX_DIGESTS as u32;
+
+/// A decoded MANIFEST (docs/security.md, section 7): the digests of the datagrams one signature
+/// covers. Manifest numbers are exact up to `Number.MAX_SAFE_INTEGER`.
+#[napi(object, object_from_js = false)]
+pub struct Manifest {
+    /// The node id that sent it and the datagrams it covers, 16 hex digits.
+    pub sender: String,
+    /// The sender's count of manifests; a repeated copy has the same number.
+    pub number: f64,
+    /// The digests (`DIGEST_LEN` bytes each), in the order their datagrams were sent.
+    pub digests: Vec<Buffer>,
+}
+
+/// Decodes one plain (opened) MANIFEST datagram. Throws ERR_SIXCAST_MALFORMED, with the stable
+/// `reason` (`bad_count`, `truncated`, ...), when the bytes are not a valid one.
+#[napi]
+pub fn decode_manifest(env: Env, datagram: &[u8]) -> Result<Manifest> {
+    // Manifest numbers become JavaScript numbers: exact below 2^53.
+    match manifest::decode(datagram) {
+        Ok(decoded) => Ok(Manifest {
+            sender: decoded.sender.to_string(),
+            number: decoded.number as f64,
+            digests: decoded
+                .digests()
+                .map(|digest| digest.to_vec().into())
+                .collect(),
         }),
         Err(err) => Err(malformed_to_js(&env, err)),
     }

@@ -411,6 +411,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("SIGNATURE_OVERHEAD", crypto::SIGNATURE_OVERHEAD)?;
     module.add("FINGERPRINT_LEN", crypto::FINGERPRINT_LEN)?;
     module.add("SEAL_KEY_CONTEXT", crypto::SEAL_KEY_CONTEXT)?;
+    module.add("DIGEST_CONTEXT", crypto::DIGEST_CONTEXT)?;
     module.add(
         "SIGNATURE_DOMAIN",
         PyBytes::new(py, crypto::SIGNATURE_DOMAIN),

@@ -1,6 +1,6 @@
 //! The datagram codec, for tools and tests: `decode_datagram`, `pack_messages`, the datagrams
-//! of reliable channels (`decode_repair`), the control messages (`decode_control`,
-//! `control_mac`) and the wire constants. No I/O.
+//! of reliable channels (`decode_repair`), the manifests of signed runs (`decode_manifest`), the
+//! control messages (`decode_control`, `control_mac`) and the wire constants. No I/O.
 
 use std::net::SocketAddrV6;
 
@@ -13,6 +13,7 @@ use sixcast::{
     wire::{
         self, Datagram, DecodeError,
         control::{self, Control},
+        manifest,
         repair::{self, Repair},
     },
 };
@@ -316,6 +317,56 @@ fn decode_repair<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     }
 }
 
+/// A decoded MANIFEST (docs/security.md, section 7): the digests of the datagrams one
+/// signature covers.
+#[pyclass(module = "sixcast", name = "Manifest", frozen)]
+pub(crate) struct PyManifest {
+    /// The id of the node that sent it and the datagrams it covers, 16 hexadecimal digits.
+    #[pyo3(get)]
+    sender: String,
+    /// The sender's count of manifests; a repeated copy has the same number.
+    #[pyo3(get)]
+    number: u64,
+    digests: Vec<Py<PyBytes>>,
+}
+
+#[pymethods]
+impl PyManifest {
+    /// The digests (DIGEST_LEN bytes each), in the order their datagrams were sent.
+    #[getter]
+    fn digests<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.digests.iter().map(|digest| digest.clone_ref(py)))
+    }
+
+    fn __repr__(&self) -> String {
+        let count = self.digests.len();
+        let noun = if count == 1 { "digest" } else { "digests" };
+        format!(
+            "Manifest(sender='{}', number={}, digests=<{count} {noun}>)",
+            self.sender, self.number,
+        )
+    }
+}
+
+/// Decodes one plain (opened) MANIFEST datagram into a Manifest. Raises MalformedError, whose
+/// ``reason`` names the first rule the bytes break (for example "bad_count").
+#[pyfunction]
+fn decode_manifest(data: &Bound<'_, PyAny>) -> PyResult<PyManifest> {
+    let py = data.py();
+    let data = bytes_or_text(data, "data")?;
+    match manifest::decode(&data) {
+        Ok(decoded) => Ok(PyManifest {
+            sender: decoded.sender.to_string(),
+            number: decoded.number,
+            digests: decoded
+                .digests()
+                .map(|digest| PyBytes::new(py, &digest).unbind())
+                .collect(),
+        }),
+        Err(decode_error) => Err(malformed(py, decode_error)),
+    }
+}
+
 /// The MalformedError of `decode_error`, with its stable ``reason`` set.
 pub(crate) fn malformed(py: Python<'_>, decode_error: DecodeError) -> PyErr {
     let err = to_py_err(decode_error.into());
@@ -515,6 +566,8 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<PyNack>()?;
     module.add_class::<PyStatus>()?;
     module.add_function(wrap_pyfunction!(decode_repair, module)?)?;
+    module.add_class::<PyManifest>()?;
+    module.add_function(wrap_pyfunction!(decode_manifest, module)?)?;
     module.add_class::<PyControlMessage>()?;
     module.add_function(wrap_pyfunction!(decode_control, module)?)?;
     module.add_function(wrap_pyfunction!(control_mac, module)?)?;
@@ -530,5 +583,8 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("MAX_DATAGRAM_SIZE", wire::MAX_DATAGRAM_SIZE)?;
     module.add("DEFAULT_MAX_MESSAGE_SIZE", wire::DEFAULT_MAX_MESSAGE_SIZE)?;
     module.add("MAX_MESSAGE_SIZE_LIMIT", wire::MAX_MESSAGE_SIZE_LIMIT)?;
+    module.add("TYPE_MANIFEST", manifest::TYPE_MANIFEST)?;
+    module.add("DIGEST_LEN", manifest::DIGEST_LEN)?;
+    module.add("MAX_DIGESTS", manifest::MAX_DIGESTS)?;
     Ok(())
 }

@@ -28,8 +28,8 @@ pub use crypto::{
 pub use error::{SixcastError, raise_error_kind};
 pub use logging::{LogLevel, Logger, clear_logger, set_logger};
 pub use wire::{
-    BatchRecord, ControlMessage, Datagram, NackRange, Repair, control_mac, decode_control,
-    decode_datagram, decode_repair, pack_messages,
+    BatchRecord, ControlMessage, Datagram, Manifest, NackRange, Repair, control_mac,
+    decode_control, decode_datagram, decode_manifest, decode_repair, pack_messages,
 };
 
 uniffi::setup_scaffolding!();

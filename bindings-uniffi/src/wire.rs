@@ -1,5 +1,6 @@
 //! The datagram codec of the core's `wire` module, the datagrams of reliable channels
-//! (`wire::repair`) and the control messages (`wire::control`), for tools and conformance tests.
+//! (`wire::repair`), the manifests of signed runs (`wire::manifest`) and the control messages
+//! (`wire::control`), for tools and conformance tests.
 
 use std::net::SocketAddrV6;
 
@@ -8,7 +9,7 @@ use sixcast::{
     wire::{
         self,
         control::{self, Control},
-        repair,
+        manifest, repair,
     },
 };
 
@@ -196,6 +197,30 @@ pub fn decode_repair(datagram: Vec<u8>) -> Result<Repair> {
     })
 }
 
+/// A decoded MANIFEST (docs/security.md, section 7): the digests of the datagrams one signature
+/// covers.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Manifest {
+    /// The node that sent it and the datagrams it covers, 16 hex digits.
+    pub sender: String,
+    /// The sender's count of manifests; a repeated copy has the same number.
+    pub number: u64,
+    /// The digests (16 bytes each), in the order their datagrams were sent.
+    pub digests: Vec<Vec<u8>>,
+}
+
+/// Decodes one plain (opened) MANIFEST datagram. Fails with `Malformed`, whose message names the
+/// stable reason in parentheses, for example `malformed datagram (bad_count): ...`.
+#[uniffi::export]
+pub fn decode_manifest(datagram: Vec<u8>) -> Result<Manifest> {
+    let decoded = manifest::decode(&datagram).map_err(sixcast::Error::from)?;
+    Ok(Manifest {
+        sender: decoded.sender.to_string(),
+        number: decoded.number,
+        digests: decoded.digests().map(|digest| digest.to_vec()).collect(),
+    })
+}
+
 /// A decoded control message (Stratum 0 probes, relay requests, the relay tunnel, gateway
 /// announcements): `name` (for example `probe_reply`) and the fields of that message type; the
 /// others are null. Nonces are 16 hex digits, socket addresses `[address]:port`, groups IPv6
@@ -369,6 +394,11 @@ mod tests {
         assert!(
             matches!(&repair, SixcastError::Malformed(m) if m.contains("(truncated)")),
             "{repair:?}"
+        );
+        let manifest = decode_manifest(b"6c\x01\x07".to_vec()).unwrap_err();
+        assert!(
+            matches!(&manifest, SixcastError::Malformed(m) if m.contains("(truncated)")),
+            "{manifest:?}"
         );
         let control = decode_control(vec![0x36, 0x72, 1]).unwrap_err();
         assert!(

@@ -1,6 +1,6 @@
 /* The C API without a network: the shared conformance vectors (addresses, error kinds and the
- * inputs that raise them, the datagrams of reliable channels), configuration, keys, and misuse
- * of the API itself.
+ * inputs that raise them, the datagrams of reliable channels, manifests), configuration, keys,
+ * and misuse of the API itself.
  * Usage: test_api <tests/conformance/vectors directory> */
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -250,14 +250,18 @@ static unsigned char *hex_bytes(const char *hex, size_t *len) {
     return bytes;
 }
 
-/* Decodes a hex datagram with sixcast_decode_repair; returns the status, the parsed JSON in
- * *decoded (NULL on failure or when the text is not JSON) and the error in *error. */
-static SixcastStatus decode_repair_hex(const char *hex, json_t **decoded, SixcastError **error) {
+/* A decoder that gives JSON text: sixcast_decode_repair or sixcast_decode_manifest. */
+typedef SixcastStatus (*JsonDecoder)(const uint8_t *, size_t, char **, SixcastError **);
+
+/* Decodes a hex datagram with `decode`; returns the status, the parsed JSON in *decoded (NULL
+ * on failure or when the text is not JSON) and the error in *error. */
+static SixcastStatus decode_hex(JsonDecoder decode, const char *hex, json_t **decoded,
+                                SixcastError **error) {
     size_t len;
     unsigned char *datagram = hex_bytes(hex, &len);
     char *text = NULL;
     *error = NULL;
-    SixcastStatus status = sixcast_decode_repair(datagram, len, &text, error);
+    SixcastStatus status = decode(datagram, len, &text, error);
     free(datagram);
     *decoded = NULL;
     if (text) {
@@ -283,7 +287,8 @@ static void test_repair_decode(json_t *repair) {
         json_t *expected = json_object_get(entry, "decoded");
         json_t *decoded;
         SixcastError *error;
-        SixcastStatus status = decode_repair_hex(text_field(entry, "datagram"), &decoded, &error);
+        SixcastStatus status =
+            decode_hex(sixcast_decode_repair, text_field(entry, "datagram"), &decoded, &error);
         if (expected) {
             valid++;
             for (int i = 0; i < 4; i++) {
@@ -339,7 +344,8 @@ static void test_repair_parity(json_t *repair) {
         json_array_foreach(parity, i, item) {
             json_t *decoded;
             SixcastError *error;
-            SixcastStatus status = decode_repair_hex(json_string_value(item), &decoded, &error);
+            SixcastStatus status =
+                decode_hex(sixcast_decode_repair, json_string_value(item), &decoded, &error);
             CHECK(status == SIXCAST_STATUS_OK, "%s parity %zu: %s (%s)", name, i,
                   sixcast_status_name(status), sixcast_error_message(error));
             const char *type = text_field(decoded, "type");
@@ -388,7 +394,7 @@ static void test_repair_misuse(json_t *repair) {
     json_t *decoded;
     SixcastError *error;
     const char *inner = text_field(json_object_get(sequenced, "decoded"), "inner");
-    SixcastStatus status = decode_repair_hex(inner, &decoded, &error);
+    SixcastStatus status = decode_hex(sixcast_decode_repair, inner, &decoded, &error);
     CHECK(status == SIXCAST_STATUS_MALFORMED, "a batch decodes as %s", sixcast_status_name(status));
     CHECK(strstr(sixcast_error_message(error), "(unknown_type)") != NULL, "a batch: %s",
           sixcast_error_message(error));
@@ -402,6 +408,89 @@ static void test_repair_misuse(json_t *repair) {
     CHECK_STATUS(sixcast_decode_repair(NULL, 0, &json, &err), SIXCAST_STATUS_MALFORMED);
     CHECK(json == NULL, "nothing stored on failure");
     CHECK_OK(sixcast_decode_repair(datagram, len, &json, &err));
+    CHECK(json != NULL, "stored on success");
+    sixcast_string_free(json);
+    free(datagram);
+}
+
+/* Every decode case of manifest.json: valid ones give the case's `sender`, `number` and
+ * `digests` (json_equal), invalid ones SIXCAST_STATUS_MALFORMED and `(reason)` in the message. */
+static void test_manifest_decode(json_t *manifest) {
+    size_t index, valid = 0, invalid = 0;
+    json_t *entry;
+    json_array_foreach(json_object_get(manifest, "decode"), index, entry) {
+        const char *name = text_field(entry, "name");
+        const char *reason = text_field(entry, "reason");
+        json_t *decoded;
+        SixcastError *error;
+        SixcastStatus status =
+            decode_hex(sixcast_decode_manifest, text_field(entry, "manifest"), &decoded, &error);
+        if (!reason) {
+            valid++;
+            json_t *expected = json_pack("{s:O, s:O, s:O}", "sender",
+                                         json_object_get(entry, "sender"), "number",
+                                         json_object_get(entry, "number"), "digests",
+                                         json_object_get(entry, "digests"));
+            CHECK(expected != NULL, "%s: no sender, number or digests", name);
+            CHECK(status == SIXCAST_STATUS_OK, "%s: %s (%s)", name, sixcast_status_name(status),
+                  sixcast_error_message(error));
+            char *got = decoded ? json_dumps(decoded, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+            char *want = expected ? json_dumps(expected, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+            CHECK(decoded && expected && json_equal(decoded, expected), "%s: %s, expected %s", name,
+                  got ? got : "(nothing)", want ? want : "(nothing)");
+            free(got);
+            free(want);
+            json_decref(expected);
+        } else {
+            invalid++;
+            char in_parentheses[64];
+            snprintf(in_parentheses, sizeof in_parentheses, "(%s)", reason);
+            CHECK(status == SIXCAST_STATUS_MALFORMED, "%s: %s, expected Malformed", name,
+                  sixcast_status_name(status));
+            CHECK(strstr(sixcast_error_message(error), in_parentheses) != NULL,
+                  "%s: message %s, expected the reason %s", name, sixcast_error_message(error),
+                  in_parentheses);
+        }
+        json_decref(decoded);
+        sixcast_error_free(error);
+    }
+    printf("manifest decode cases: %zu valid, %zu invalid\n", valid, invalid);
+    CHECK(valid > 0, "some cases are valid");
+    CHECK(invalid > 0, "some cases are invalid");
+}
+
+/* A datagram of another type is no manifest; the pointers are checked. */
+static void test_manifest_misuse(json_t *manifest) {
+    json_t *first = NULL;
+    size_t index;
+    json_t *entry;
+    json_array_foreach(json_object_get(manifest, "decode"), index, entry) {
+        if (!first && !json_object_get(entry, "reason")) {
+            first = entry;
+        }
+    }
+    CHECK(first != NULL, "no valid manifest case");
+    if (!first) {
+        return;
+    }
+    size_t len;
+    unsigned char *datagram = hex_bytes(text_field(first, "manifest"), &len);
+    char *json = NULL;
+    /* The same bytes with the type of a batch of messages (1). */
+    datagram[3] = 1;
+    SixcastError *error = NULL;
+    CHECK(sixcast_decode_manifest(datagram, len, &json, &error) == SIXCAST_STATUS_MALFORMED,
+          "a batch decodes");
+    CHECK(strstr(sixcast_error_message(error), "(unknown_type)") != NULL, "a batch: %s",
+          sixcast_error_message(error));
+    sixcast_error_free(error);
+    datagram[3] = 7;
+    CHECK_STATUS(sixcast_decode_manifest(datagram, len, NULL, &err),
+                 SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_decode_manifest(NULL, len, &json, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_decode_manifest(NULL, 0, &json, &err), SIXCAST_STATUS_MALFORMED);
+    CHECK(json == NULL, "nothing stored on failure");
+    CHECK_OK(sixcast_decode_manifest(datagram, len, &json, &err));
     CHECK(json != NULL, "stored on success");
     sixcast_string_free(json);
     free(datagram);
@@ -559,12 +648,15 @@ int main(int argc, char **argv) {
     json_t *errors = load_vectors("errors.json");
     json_t *addresses = load_vectors("addresses.json");
     json_t *repair = load_vectors("repair.json");
+    json_t *manifest = load_vectors("manifest.json");
     test_error_kinds(errors);
     test_error_cases(errors);
     test_addresses(addresses);
     test_repair_decode(repair);
     test_repair_parity(repair);
     test_repair_misuse(repair);
+    test_manifest_decode(manifest);
+    test_manifest_misuse(manifest);
     test_config();
     test_config_reliable();
     test_keys();
@@ -572,5 +664,6 @@ int main(int argc, char **argv) {
     json_decref(errors);
     json_decref(addresses);
     json_decref(repair);
+    json_decref(manifest);
     return check_summary("test_api");
 }

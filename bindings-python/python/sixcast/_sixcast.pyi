@@ -30,6 +30,9 @@ DEFAULT_DATAGRAM_SIZE: int
 MAX_DATAGRAM_SIZE: int
 DEFAULT_MAX_MESSAGE_SIZE: int
 MAX_MESSAGE_SIZE_LIMIT: int
+TYPE_MANIFEST: int
+DIGEST_LEN: int
+MAX_DIGESTS: int
 
 # Channel security (the core's `crypto` module).
 FLAG_SEALED: int
@@ -43,6 +46,7 @@ SIGNATURE_LEN: int
 SIGNATURE_OVERHEAD: int
 FINGERPRINT_LEN: int
 SEAL_KEY_CONTEXT: str
+DIGEST_CONTEXT: str
 SIGNATURE_DOMAIN: bytes
 TOKEN_LEN: int
 TOKEN_DOMAIN: bytes
@@ -94,7 +98,7 @@ class MalformedError(Error):
 
     reason: str | None
     """The first rule the bytes break, for example "truncated" (set by decode_datagram,
-    decode_repair, ...)."""
+    decode_repair, decode_manifest, ...)."""
 
 class TimeoutError(Error, builtins.TimeoutError):
     """A blocking call did not complete in time."""
@@ -568,6 +572,19 @@ class Status:
     def position(self) -> int: ...
 
 @final
+class Manifest:
+    """A decoded MANIFEST: the digests of the datagrams one signature covers."""
+
+    @property
+    def sender(self) -> str: ...
+    @property
+    def number(self) -> int:
+        """The sender's count of manifests; a repeated copy has the same number."""
+    @property
+    def digests(self) -> list[bytes]:
+        """DIGEST_LEN bytes each, in the order their datagrams were sent."""
+
+@final
 class ProbeReport:
     """The latest probe of native reachability through Stratum 0."""
 
@@ -710,6 +727,7 @@ def group_address(
 def relayed_address(group: str, profile: _Profile = "sixcast", rp: str | None = None) -> str: ...
 def decode_datagram(data: _BytesLike) -> MessageBatch | Fragment: ...
 def decode_repair(data: _BytesLike) -> Sequenced | Parity | Nack | Status: ...
+def decode_manifest(data: _BytesLike) -> Manifest: ...
 def decode_control(data: _BytesLike) -> ControlMessage: ...
 def control_mac(secret: _BytesLike, address: str, port: int, nonce: str) -> bytes:
     """16 bytes; ``nonce`` is 16 hexadecimal digits."""
