@@ -99,7 +99,8 @@ impl<T> Stream<T> {
                 let count = u32::try_from(present - from).unwrap_or(u32::MAX);
                 holes.push((from, count));
             }
-            from = present + 1;
+            // The last `present` is `end`, which may be 2^64 - 1: nothing follows it.
+            from = present.saturating_add(1);
         }
         holes
     }

@@ -559,3 +559,27 @@ fn a_receiver_that_lost_the_whole_start_asks_for_it() {
     world.run(Duration::from_secs(1));
     world.assert_all_delivered(0..300);
 }
+
+#[test]
+fn a_hole_just_below_the_last_packet_number_is_asked_for() {
+    // The fuzzer found holes() counting past 2^64 - 1 when a stream reached the end of the
+    // packet numbers.
+    let mut receiver = RepairReceiver::new(NodeId(1), GROUP, RepairConfig::default(), 1);
+    let now = Instant::now();
+    for packet in [u64::MAX - 3, u64::MAX - 1] {
+        let sequenced = repair::Sequenced {
+            sender: NodeId(9),
+            packet,
+            inner: b"x",
+        };
+        receiver.on_sequenced(&sequenced, (), now);
+    }
+    let later = now + Duration::from_secs(1);
+    let nack = std::iter::from_fn(|| receiver.poll_transmit(later)).find_map(|(datagram, _)| {
+        match repair::decode(&datagram) {
+            Ok(Repair::Nack(nack)) => Some(nack.ranges().collect::<Vec<_>>()),
+            _ => None,
+        }
+    });
+    assert_eq!(nack, Some(vec![(u64::MAX - 2, 1)]));
+}
