@@ -7,6 +7,7 @@ use std::ffi::c_char;
 
 use serde_json::{Value, json};
 use sixcast::wire::{
+    DecodeError,
     manifest::{self, Manifest},
     repair::{self, Repair},
 };
@@ -71,12 +72,32 @@ pub unsafe extern "C" fn sixcast_decode_repair(
     json_out: *mut *mut c_char,
     error_out: *mut *mut SixcastError,
 ) -> SixcastStatus {
+    // SAFETY: per the contract above.
+    unsafe {
+        decode_to_json(datagram, datagram_len, json_out, error_out, |bytes| {
+            repair::decode(bytes).map(|decoded| to_json(&decoded))
+        })
+    }
+}
+
+/// The body of the decoders: reads the datagram, decodes it with `decode`, and stores the JSON
+/// in `*json_out`, or the decode error (Malformed) in `*error_out`.
+///
+/// # Safety
+/// As for [`sixcast_decode_repair`].
+unsafe fn decode_to_json(
+    datagram: *const u8,
+    datagram_len: usize,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut SixcastError,
+    decode: impl FnOnce(&[u8]) -> Result<Value, DecodeError>,
+) -> SixcastStatus {
     guard(error_out, || {
-        // SAFETY: per the contract above.
+        // SAFETY: per the caller's contract.
         let datagram = unsafe { text::bytes(datagram, datagram_len, "datagram") }?;
-        let decoded = repair::decode(datagram).map_err(sixcast::Error::from)?;
-        // SAFETY: per the contract above.
-        unsafe { text::store_text(json_out, to_json(&decoded).to_string(), "json_out") }
+        let json = decode(datagram).map_err(sixcast::Error::from)?;
+        // SAFETY: per the caller's contract.
+        unsafe { text::store_text(json_out, json.to_string(), "json_out") }
     })
 }
 
@@ -108,13 +129,12 @@ pub unsafe extern "C" fn sixcast_decode_manifest(
     json_out: *mut *mut c_char,
     error_out: *mut *mut SixcastError,
 ) -> SixcastStatus {
-    guard(error_out, || {
-        // SAFETY: per the contract above.
-        let datagram = unsafe { text::bytes(datagram, datagram_len, "datagram") }?;
-        let decoded = manifest::decode(datagram).map_err(sixcast::Error::from)?;
-        // SAFETY: per the contract above.
-        unsafe { text::store_text(json_out, manifest_to_json(&decoded).to_string(), "json_out") }
-    })
+    // SAFETY: per the contract above.
+    unsafe {
+        decode_to_json(datagram, datagram_len, json_out, error_out, |bytes| {
+            manifest::decode(bytes).map(|decoded| manifest_to_json(&decoded))
+        })
+    }
 }
 
 #[cfg(test)]
