@@ -339,12 +339,10 @@ impl Protection {
         let mut digests = Vec::with_capacity(run_len);
         let mut rest = plain.into_iter().peekable();
         while rest.peek().is_some() {
-            let run: Vec<_> = rest.by_ref().take(run_len).collect();
-            if let [_] = run.as_slice() {
-                datagrams.extend(run);
-                if let Some(last) = datagrams.last_mut() {
-                    self.seal_in_place(last)?;
-                }
+            let mut run: Vec<_> = rest.by_ref().take(run_len).collect();
+            if let [single] = run.as_mut_slice() {
+                self.seal_in_place(single)?;
+                datagrams.append(&mut run);
                 continue;
             }
             digests.clear();
