@@ -275,11 +275,7 @@ impl Relay {
         for interface in &interfaces {
             solicitations.join(discovery::relay_group(config.scope), interface)?;
         }
-        let signing = TokenBucket::new(
-            config.signed_challenges_per_sec,
-            config.signed_challenges_per_sec,
-            Instant::now(),
-        );
+        let signing = signing_budget(&config, Instant::now());
         let service = Arc::new(RelayService {
             policy: Mutex::new(Arc::new(Policy::of(&config))),
             config,
@@ -354,11 +350,7 @@ impl Relay {
         for client in self.service.state.lock().clients.values_mut() {
             client.limits = ClientLimits::new(policy.rates, now);
         }
-        *self.service.signing.lock() = TokenBucket::new(
-            config.signed_challenges_per_sec,
-            config.signed_challenges_per_sec,
-            now,
-        );
+        *self.service.signing.lock() = signing_budget(config, now);
         *self.service.policy.lock() = Arc::new(policy);
         debug!("relay reloaded its limits and keys");
         Ok(fixed
@@ -379,6 +371,12 @@ impl Relay {
             let _ = thread.join();
         }
     }
+}
+
+/// The budget of SIGNED_CHALLENGEs of `config`: one second's worth, refilled at the rate.
+fn signing_budget(config: &RelayConfig, now: Instant) -> TokenBucket {
+    let rate = config.signed_challenges_per_sec;
+    TokenBucket::new(rate, rate, now)
 }
 
 /// A voucher must name the relay's identity key and the relay group it solicits on.
