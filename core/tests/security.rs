@@ -205,6 +205,68 @@ fn one_signature_covers_a_batch_and_covered_forgeries_are_given_up() {
     assert_eq!(stats.drops.total(), 3, "{stats:?}");
 }
 
+#[test]
+fn chained_manifests_deliver_a_long_stream_whole_and_in_order() {
+    // A datagram per message: several chains of manifests, each signed once.
+    const COUNT: usize = 3000;
+    let Some(world) = world(|| World::lan(2), false) else {
+        return;
+    };
+    let reliable = || {
+        let mut config = config();
+        config.reliable = true;
+        config
+    };
+    let signer = SigningKey::generate().unwrap();
+    let public = signer.public_key();
+    let start = start_line(2);
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("h2").spawn(move || {
+            let (_context, channel) = joined(reliable(), CHANNEL);
+            channel.set_key(&key()).unwrap();
+            channel.trust(public).unwrap();
+            start.wait();
+            let received = collect(&channel, COUNT, WAIT);
+            (received, channel.stats())
+        })
+    };
+    let message = |i: usize| {
+        let mut payload = format!("{i:06} ").into_bytes();
+        payload.resize(900, b'x');
+        payload
+    };
+    world
+        .host("h1")
+        .spawn(move || {
+            let context = Context::new(reliable()).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            channel.sign_with(signer).unwrap();
+            start.wait();
+            std::thread::sleep(Duration::from_millis(50));
+            for i in 0..COUNT {
+                channel.send(&message(i)).unwrap();
+            }
+            channel.flush().unwrap();
+            // Closing a reliable context waits for the receiver's last repairs.
+            context.close();
+        })
+        .join()
+        .unwrap();
+    let (received, stats) = listener.join().unwrap();
+    let in_order = received
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.payload == message(i));
+    assert!(
+        received.len() == COUNT && in_order,
+        "{} messages, in order: {in_order}: {stats:?}",
+        received.len()
+    );
+    assert_eq!(stats.drops.total(), 0, "{stats:?}");
+}
+
 /// A raw UDP socket sending to a channel's groups on the host's interface: stands for a sender
 /// of another implementation, a relay, and an attacker.
 fn raw_sender(ifindex: u32) -> Socket {

@@ -35,8 +35,10 @@ const COMMENT: [&str; 6] = [
      signing key `signing_key`, whose datagrams are at most `datagram_size` bytes, sends the \
      plain datagrams `plain` together, numbering manifests from `first_number` and sending \
      `copies` copies of each. It sends exactly `sent`: runs of datagrams flagged COVERED (and \
-     sealed), each followed by its manifest; a datagram alone is signed itself. `digests` lists \
-     the digest of every covered datagram, in order.",
+     sealed), each followed by its manifest; manifests are chained (all but the last of a chain \
+     COVERED too, the signed last one listing their digests before its own run's); a datagram \
+     alone is signed itself. `digests` lists the digest of every covered datagram and chained \
+     manifest, in order.",
     "`decode`: `manifest` is an opened (plain) MANIFEST datagram. A valid one has `sender`, \
      `number` and `digests`; an invalid one has `reason`: the header's checks as in wire.json \
      (a flag still set: protected), then bad_count (0 or more than max_digests), truncated, \
@@ -55,9 +57,9 @@ fn signing_key() -> SigningKey {
     SigningKey::from_seed(std::array::from_fn(|i| 0x60 + i as u8))
 }
 
-/// Three batch datagrams of the messages "a", "b", "c" from seq 10 on.
-fn plain_datagrams() -> Vec<Vec<u8>> {
-    (0..3u8)
+/// `count` batch datagrams of the messages "a", "b", "c", ... from seq 10 on.
+fn plain_datagrams(count: u8) -> Vec<Vec<u8>> {
+    (0..count)
         .map(|i| {
             wire::pack(SENDER, 10 + u64::from(i), 1232, &[&[b'a' + i]])
                 .unwrap()
@@ -83,9 +85,15 @@ fn sent(protection: &Protection, plain: &[Vec<u8>], size: usize, copies: usize) 
     datagrams
 }
 
-fn batch_case(name: &str, why: &str, key: Option<ChannelKey>, size: usize, copies: usize) -> Value {
+fn batch_case(
+    name: &str,
+    why: &str,
+    key: Option<ChannelKey>,
+    (count, size): (u8, usize),
+    copies: usize,
+) -> Value {
     let signer = signing_key();
-    let plain = plain_datagrams();
+    let plain = plain_datagrams(count);
     let datagrams = sent(&sender(GROUP, key.as_ref(), &signer), &plain, size, copies);
     let digests: Vec<String> = datagrams
         .iter()
@@ -183,27 +191,40 @@ fn generate_vectors() -> Value {
                 "sealed_signed_run",
                 "three datagrams covered by one sealed, signed manifest sent twice",
                 Some(channel_key()),
-                1232,
+                (3, 1232),
                 2,
             ),
             batch_case(
                 "signed_run",
                 "three datagrams covered by one signed manifest (a reliable sender sends one copy)",
                 None,
-                1232,
+                (3, 1232),
                 1,
             ),
             batch_case(
                 "short_runs",
-                "a manifest with room for two digests covers the first two; the third is signed \
-                 itself",
+                "a manifest with room for two digests covers the first two and is covered \
+                 itself; the signed one lists it and the third",
                 Some(channel_key()),
-                wire::HEADER_LEN + SEAL_OVERHEAD + SIGNATURE_OVERHEAD + 2 * DIGEST_LEN,
+                (3, room_for(2)),
                 1,
+            ),
+            batch_case(
+                "chain",
+                "manifests with room for four digests: the first two cover four datagrams each \
+                 and are covered; the signed third lists them and the ninth datagram",
+                Some(channel_key()),
+                (9, room_for(4)),
+                2,
             ),
         ],
         "decode": decode_cases(),
     })
+}
+
+/// The datagram size at which a sealed and signed manifest has room for `digests` digests.
+fn room_for(digests: usize) -> usize {
+    wire::HEADER_LEN + SEAL_OVERHEAD + SIGNATURE_OVERHEAD + digests * DIGEST_LEN
 }
 
 fn check_batch(entry: &Value) -> Result<(), String> {
@@ -245,34 +266,29 @@ fn check_batch(entry: &Value) -> Result<(), String> {
     receiver.trust(signer.public_key());
     let digests = hex_list(entry, "digests")?;
     let mut listed = Vec::new();
-    let mut opened = Vec::new();
+    let mut plains = Vec::new();
+    // Digests of covered datagrams and chained manifests, which some manifest must list.
+    let mut covered = Vec::new();
     for datagram in &datagrams {
-        if manifest::is_manifest(datagram) {
-            let plain = receiver
-                .open(datagram, SystemTime::now())
-                .map_err(|r| format!("the manifest is refused: {}", r.reason()))?;
-            let decoded = manifest::decode(&plain).map_err(|e| e.to_string())?;
-            listed.extend(decoded.digests().map(|d| d.to_vec()));
-        } else if receiver.needs_cover(datagram) {
+        let opened = if receiver.needs_cover(datagram) {
             let digest = crypto::digest(group, datagram).to_vec();
             if !digests.contains(&digest) {
                 return Err("a covered datagram's digest is not in `digests`".into());
             }
-            let plain = receiver
-                .open_covered(datagram, SystemTime::now())
-                .map_err(|r| r.reason().to_string())?;
-            opened.push((digest, plain.into_owned()));
+            covered.push(digest);
+            receiver.open_covered(datagram, SystemTime::now())
         } else {
-            let plain = receiver
-                .open(datagram, SystemTime::now())
-                .map_err(|r| r.reason().to_string())?;
-            opened.push((Vec::new(), plain.into_owned()));
+            receiver.open(datagram, SystemTime::now())
+        };
+        let opened = opened.map_err(|r| format!("refused: {}", r.reason()))?;
+        if manifest::is_manifest(datagram) {
+            let decoded = manifest::decode(&opened).map_err(|e| e.to_string())?;
+            listed.extend(decoded.digests().map(|d| d.to_vec()));
+        } else {
+            plains.push(opened.into_owned());
         }
     }
-    let vouched = opened
-        .iter()
-        .all(|(digest, _)| digest.is_empty() || listed.contains(digest));
-    let plains: Vec<Vec<u8>> = opened.into_iter().map(|(_, plain)| plain).collect();
+    let vouched = covered.iter().all(|digest| listed.contains(digest));
     if !vouched || plains != plain {
         return Err("the receiver does not get `plain` back, each datagram vouched for".into());
     }
@@ -332,7 +348,7 @@ fn a_hand_edited_vector_is_caught() {
 fn a_forged_covered_datagram_is_listed_by_no_manifest() {
     let signer = signing_key();
     let protection = sender(GROUP, Some(&channel_key()), &signer);
-    let datagrams = sent(&protection, &plain_datagrams(), 1232, 1);
+    let datagrams = sent(&protection, &plain_datagrams(3), 1232, 1);
     let mut receiver = Protection::new(GROUP);
     receiver.add_key(&channel_key());
     receiver.trust(signer.public_key());

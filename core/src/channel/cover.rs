@@ -1,6 +1,7 @@
-//! Signatures that cover runs of datagrams, on the receive path: covered datagrams wait in the
-//! channel's [`Covers`](crate::crypto::Covers) until a verified manifest of their sender lists
-//! them, and are given up (counted `unverified`) when none does in time.
+//! Signatures that cover runs of datagrams, on the receive path: covered datagrams (and the
+//! chained manifests that list them) wait in the channel's [`Covers`](crate::crypto::Covers)
+//! until a verified manifest of their sender lists them, and are given up (counted
+//! `unverified`) when none does in time.
 
 use std::{
     sync::Arc,
@@ -45,14 +46,15 @@ impl Core {
         };
         state.counters.drops.add(DropReason::Unverified, given_up);
         match vouched {
-            Some(covered) => self.deliver_covered(state, covered, now),
+            Some(covered) => self.release(state, vec![covered], now),
             None => self.arm_cover_timer(state, next),
         }
     }
 
-    /// A manifest: verified once (its repeated copy is recognised by its number), it releases
-    /// the covered datagrams it lists. On a channel that requires no signatures it is only
-    /// passed on up the segment's tunnel.
+    /// A manifest. A signed one is verified once (its repeated copy is recognised by its
+    /// number) and releases the covered datagrams it lists; a COVERED one, chained, waits like
+    /// a covered datagram for the signed manifest that lists it. On a channel that requires no
+    /// signatures a manifest is only passed on up the segment's tunnel.
     pub(super) fn accept_manifest(
         &self,
         state: &ChannelState,
@@ -70,6 +72,11 @@ impl Core {
             }
             return;
         }
+        if protection.needs_cover(datagram) {
+            drop(protection);
+            self.accept_covered(state, arrival, datagram, now, upload);
+            return;
+        }
         let repeated = wire::decode_header(datagram)
             .is_ok_and(|header| state.covers.lock().seen(header.sender, header.seq));
         if repeated {
@@ -80,31 +87,56 @@ impl Core {
         let Some(plain) = self.opened(state, arrival, opened) else {
             return;
         };
-        let manifest = match wire::manifest::decode(&plain) {
+        if upload {
+            self.upload(state, datagram);
+        }
+        let released = self.vouched_by(state, arrival, &plain, now);
+        self.release(state, released, now);
+    }
+
+    /// The held datagrams that the opened manifest `plain`, verified or vouched for, lists;
+    /// its digests are remembered for what comes later.
+    fn vouched_by(
+        &self,
+        state: &ChannelState,
+        arrival: &Arrival,
+        plain: &[u8],
+        now: Instant,
+    ) -> Vec<Covered> {
+        let manifest = match wire::manifest::decode(plain) {
             Ok(manifest) => manifest,
             Err(err) => {
                 bump(&state.counters.malformed, 1);
                 debug!(source = %arrival.source, "dropped a malformed manifest: {err}");
-                return;
+                return Vec::new();
             }
         };
-        if upload {
-            self.upload(state, datagram);
-        }
         let (vouched, given_up) =
             state
                 .covers
                 .lock()
                 .vouch(manifest.sender, manifest.number, manifest.digests(), now);
         state.counters.drops.add(DropReason::Unverified, given_up);
-        for covered in vouched {
-            self.deliver_covered(state, covered, now);
-        }
+        vouched
     }
 
-    fn deliver_covered(&self, state: &ChannelState, covered: Covered, now: Instant) {
-        let upload = covered.upload.as_deref();
-        self.deliver(state, &covered.arrival, &covered.plain, upload, now);
+    /// Delivers `released` in order. A chained manifest among them releases its own list in
+    /// its place, so that everything leaves in the order it was sent.
+    fn release(&self, state: &ChannelState, released: Vec<Covered>, now: Instant) {
+        // A stack, next on top.
+        let mut pending: Vec<Covered> = released.into_iter().rev().collect();
+        while let Some(covered) = pending.pop() {
+            let upload = covered.upload.as_deref();
+            if !wire::manifest::is_manifest(&covered.plain) {
+                self.deliver(state, &covered.arrival, &covered.plain, upload, now);
+                continue;
+            }
+            if let Some(datagram) = upload {
+                self.upload(state, datagram);
+            }
+            let listed = self.vouched_by(state, &covered.arrival, &covered.plain, now);
+            pending.extend(listed.into_iter().rev());
+        }
     }
 
     /// Has the flush thread give up what still waits at `next`, unless it will sooner.

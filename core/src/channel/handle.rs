@@ -466,7 +466,7 @@ impl Channel {
             .packer
             .set_overhead(next.overhead(), &mut outbox.ready)?;
         outbox.batch_len = next
-            .run_len(core.config.packed_datagram_size())
+            .chain_len(core.config.packed_datagram_size())
             .max(SEND_BATCH);
         let sent = core.send_ready(&self.state, outbox, Instant::now());
         *self.state.protection.write() = next;

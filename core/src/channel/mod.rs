@@ -417,8 +417,8 @@ struct Outbox {
     ready: Vec<Vec<u8>>,
     /// When the last batch left.
     sent_at: Option<Instant>,
-    /// How many datagrams make a full batch: [`SEND_BATCH`], or a signing channel's manifest
-    /// run if longer, so that one signature covers as many datagrams as it can.
+    /// How many datagrams make a full batch: [`SEND_BATCH`], or a signing channel's chain of
+    /// manifests if longer, so that one signature covers as many datagrams as it can.
     batch_len: usize,
 }
 
@@ -428,6 +428,9 @@ const SEND_BATCH: usize = socket::BATCH;
 /// Most bytes a channel holds back for a batch of [`SEND_BATCH`] datagrams (in proportion for
 /// a longer batch).
 const SEND_BATCH_BYTES: usize = 256 << 10;
+/// Most bytes any batch holds back, however long: a longer batch would leave as a burst that
+/// outruns a reliable sender's flow window and receivers' socket buffers.
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 impl Outbox {
     /// Whether anything waits to be sent.
@@ -441,7 +444,7 @@ impl Outbox {
     fn batch_due(&self, now: Instant, linger: Duration) -> bool {
         self.ready.len() >= self.batch_len
             || self.ready.iter().map(Vec::len).sum::<usize>()
-                >= SEND_BATCH_BYTES * self.batch_len / SEND_BATCH
+                >= (SEND_BATCH_BYTES * self.batch_len / SEND_BATCH).min(MAX_BATCH_BYTES)
             || self
                 .sent_at
                 .is_none_or(|sent| now.saturating_duration_since(sent) >= linger)

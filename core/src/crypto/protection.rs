@@ -55,6 +55,10 @@ pub const SIGNATURE_DOMAIN: &[u8] = b"sixcast signed datagram v1";
 /// and [`SIGNATURE_DOMAIN`]. Within the spare room [`wire::Packer`]'s datagrams have.
 pub const SIGNING_SCRATCH: usize = 16 + SIGNATURE_DOMAIN.len();
 const _: () = assert!(SIGNING_SCRATCH <= wire::PACKER_SPARE);
+/// Most datagrams one signature covers through a chain of manifests: half of what a receiver
+/// holds by default ([`CoverLimits`](super::CoverLimits)), so that two senders signing at full
+/// speed fit.
+pub const MAX_CHAIN_LEN: usize = 2 * MAX_DIGESTS;
 
 /// Why [`Protection::open`] refused a datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,10 +318,14 @@ impl Protection {
 
     /// Seals and/or signs `datagrams` in place, as [`seal_in_place`](Self::seal_in_place) does
     /// each, except that a signing channel signs runs of them together: the datagrams of a run
-    /// are sealed but not signed, flagged COVERED, and followed by `copies` copies of a signed
+    /// are sealed but not signed, flagged COVERED, and followed by `copies` copies of a
     /// MANIFEST ([`wire::manifest`]) listing their [`digest`](super::digest)s. A run is as
-    /// long as a manifest of `datagram_size` bytes has room for (at most [`MAX_DIGESTS`]); a
-    /// datagram alone is signed itself. Manifests are numbered from `numbers`.
+    /// long as a manifest of `datagram_size` bytes has room for (at most [`MAX_DIGESTS`]).
+    ///
+    /// Manifests are chained: all but the last of a chain are COVERED too, and the last, the
+    /// only one signed, lists their digests before its own run's, so that one signature
+    /// covers up to [`chain_len`](Self::chain_len) datagrams. A datagram alone is signed
+    /// itself. Manifests are numbered from `numbers`.
     ///
     /// Fails like `seal_in_place`; the datagrams are then partly sealed.
     pub fn seal_batch(
@@ -334,33 +342,55 @@ impl Protection {
                 .try_for_each(|datagram| self.seal_in_place(datagram));
         }
         let sender = wire::decode_header(&datagrams[0])?.sender;
+        let most_chained = chained_manifests(run_len);
         let plain = std::mem::take(datagrams);
-        datagrams.reserve(plain.len() + copies * plain.len().div_ceil(run_len));
+        datagrams.reserve(plain.len() + copies * plain.len().div_ceil(run_len / 2));
+        // Digests of the chain's covered manifests, which its signed manifest lists first.
+        let mut chained = Vec::with_capacity(most_chained);
         let mut digests = Vec::with_capacity(run_len);
-        let mut rest = plain.into_iter().peekable();
-        while rest.peek().is_some() {
-            let mut run: Vec<_> = rest.by_ref().take(run_len).collect();
-            if let [single] = run.as_mut_slice() {
-                self.seal_in_place(single)?;
-                datagrams.append(&mut run);
+        let mut rest = plain.into_iter();
+        while rest.len() > 0 || !chained.is_empty() {
+            let room = run_len - chained.len();
+            let signs = rest.len() <= room || chained.len() == most_chained;
+            let run = if signs { room } else { run_len };
+            if signs && chained.is_empty() && rest.len() == 1 {
+                if let Some(mut single) = rest.next() {
+                    self.seal_in_place(&mut single)?;
+                    datagrams.push(single);
+                }
                 continue;
             }
             digests.clear();
-            for mut datagram in run {
+            if signs {
+                digests.append(&mut chained);
+            }
+            for mut datagram in rest.by_ref().take(run) {
                 self.protect(&mut datagram, false)?;
                 digests.push(self.digest(&datagram));
                 datagrams.push(datagram);
             }
-            let mut signed = Vec::with_capacity(datagram_size + SIGNING_SCRATCH);
+            let mut manifest = Vec::with_capacity(datagram_size + SIGNING_SCRATCH);
             let number = numbers.fetch_add(1, Ordering::Relaxed);
-            manifest::encode(&mut signed, sender, number, &digests);
-            self.seal_in_place(&mut signed)?;
-            for _ in 1..copies {
-                datagrams.push(signed.clone());
+            manifest::encode(&mut manifest, sender, number, &digests);
+            self.protect(&mut manifest, signs)?;
+            if !signs {
+                chained.push(self.digest(&manifest));
             }
-            datagrams.push(signed);
+            for _ in 1..copies {
+                datagrams.push(manifest.clone());
+            }
+            datagrams.push(manifest);
         }
         Ok(())
+    }
+
+    /// How many datagrams one signature covers at most, through a chain of manifests of
+    /// `datagram_size` bytes (see [`seal_batch`](Self::seal_batch)): a signing channel
+    /// gathers that many before a batch leaves early. 0 without a signing key.
+    pub fn chain_len(&self, datagram_size: usize) -> usize {
+        let run_len = self.run_len(datagram_size);
+        let chained = chained_manifests(run_len);
+        (chained + 1) * run_len - chained
     }
 
     /// The [`digest`](super::digest) of `datagram` on this channel, as a manifest lists it.
@@ -618,6 +648,14 @@ impl AssociatedData {
 }
 
 /// The fragment fields stay in clear after the key id: the nonce needs the fragment index.
+/// How many COVERED manifests one signed manifest lists, for runs of `run_len` datagrams: as
+/// many as keep a chain within [`MAX_CHAIN_LEN`], and at most half a run.
+fn chained_manifests(run_len: usize) -> usize {
+    (MAX_CHAIN_LEN / run_len.max(1))
+        .saturating_sub(1)
+        .min(run_len / 2)
+}
+
 fn fragment_fields_len(kind: u8) -> usize {
     if kind == TYPE_FRAGMENT {
         FRAGMENT_HEADER_LEN
