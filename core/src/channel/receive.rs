@@ -20,6 +20,11 @@ use crate::{
     wire::{self, NodeId},
 };
 
+thread_local! {
+    /// Where a receiving thread opens sealed datagrams: one allocation for all of them.
+    static PLAIN: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 impl ChannelState {
     /// The channel's group and, where the profile has one, its relayed twin.
     pub(super) fn groups(&self) -> Vec<Ipv6Addr> {
@@ -260,11 +265,17 @@ impl Core {
             self.accept_covered(state, arrival, datagram, now, upload);
             return;
         }
-        let opened = protection.open(datagram, SystemTime::now());
+        // The driver thread opens datagram after datagram into one buffer; taken rather than
+        // borrowed, so that a nested receive would allocate a buffer of its own, not panic.
+        let mut scratch = PLAIN.take();
+        let opened = protection
+            .open_into(datagram, SystemTime::now(), &mut scratch)
+            .map(Cow::Borrowed);
         drop(protection);
         if let Some(plain) = self.opened(state, arrival, opened) {
             self.deliver(state, arrival, &plain, upload.then_some(datagram), now);
         }
+        PLAIN.set(scratch);
     }
 
     /// What `Protection::open` gave, or None with the refusal counted.

@@ -479,7 +479,29 @@ impl Protection {
     /// is `not_signed` here: it can pass only with its manifest
     /// ([`open_covered`](Self::open_covered)).
     pub fn open<'a>(&self, datagram: &'a [u8], now: SystemTime) -> Result<Cow<'a, [u8]>, Rejected> {
-        self.open_as(datagram, now, false)
+        let mut plain = Vec::new();
+        let copied = self.open_as(datagram, now, false, &mut plain)?;
+        Ok(if copied {
+            Cow::Owned(plain)
+        } else {
+            Cow::Borrowed(datagram)
+        })
+    }
+
+    /// [`open`](Self::open) into `scratch` (its contents replaced) where the plain datagram is
+    /// not the received one, so that a receive path opening datagram after datagram reuses one
+    /// allocation.
+    pub fn open_into<'a>(
+        &self,
+        datagram: &'a [u8],
+        now: SystemTime,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], Rejected> {
+        Ok(if self.open_as(datagram, now, false, scratch)? {
+            scratch
+        } else {
+            datagram
+        })
     }
 
     /// Whether `datagram` is flagged COVERED on a channel that requires signatures: it must wait
@@ -498,15 +520,24 @@ impl Protection {
         datagram: &'a [u8],
         now: SystemTime,
     ) -> Result<Cow<'a, [u8]>, Rejected> {
-        self.open_as(datagram, now, true)
+        let mut plain = Vec::new();
+        let copied = self.open_as(datagram, now, true, &mut plain)?;
+        Ok(if copied {
+            Cow::Owned(plain)
+        } else {
+            Cow::Borrowed(datagram)
+        })
     }
 
-    fn open_as<'a>(
+    /// Checks `datagram` as [`open`](Self::open) describes; returns whether the plain datagram
+    /// was written to `plain` (true) or is `datagram` itself.
+    fn open_as(
         &self,
-        datagram: &'a [u8],
+        datagram: &[u8],
         now: SystemTime,
         covered_passes: bool,
-    ) -> Result<Cow<'a, [u8]>, Rejected> {
+        plain: &mut Vec<u8>,
+    ) -> Result<bool, Rejected> {
         let header = wire::decode_header(datagram).map_err(Rejected::Malformed)?;
         let covered = header.flags & FLAG_COVERED != 0;
         let signed = header.flags & FLAG_SIGNED != 0;
@@ -525,28 +556,31 @@ impl Protection {
         } else if self.requires_signatures() && !(covered && covered_passes) {
             return Err(Rejected::Dropped(DropReason::NotSigned));
         }
-        let plain = if sealed {
-            Cow::Owned(self.unseal(&datagram[..end], header.kind)?)
+        let copied = if sealed {
+            self.unseal(&datagram[..end], header.kind, plain)?;
+            true
         } else if !self.keys.is_empty() {
             return Err(Rejected::Dropped(DropReason::NotSealed));
         } else if signed || covered {
-            let mut plain = datagram[..end].to_vec();
+            plain.clear();
+            plain.extend_from_slice(&datagram[..end]);
             plain[FLAGS_FIELD] = 0;
-            Cow::Owned(plain)
+            true
         } else {
-            Cow::Borrowed(datagram)
+            false
         };
         if signed && self.requires_signatures() {
             self.verify(datagram, end, token_len, now)?;
         }
-        Ok(plain)
+        Ok(copied)
     }
 
     fn key(&self, id: KeyId) -> Option<&SealKey> {
         self.keys.iter().find(|key| key.id == id)
     }
 
-    fn unseal(&self, sealed: &[u8], kind: u8) -> Result<Vec<u8>, Rejected> {
+    /// Opens `sealed` into `plain` (its contents replaced).
+    fn unseal(&self, sealed: &[u8], kind: u8, plain: &mut Vec<u8>) -> Result<(), Rejected> {
         let clear_len = HEADER_LEN + KEY_ID_LEN + fragment_fields_len(kind);
         let truncated = Rejected::Malformed(DecodeError::Truncated);
         if sealed.len() < clear_len + TAG_LEN {
@@ -562,7 +596,8 @@ impl Protection {
         let nonce = nonce(&sealed[..clear_len], kind);
         // The plain datagram is built around the ciphertext and its tag, opened in place, and
         // the tag cut off.
-        let mut plain = Vec::with_capacity(sealed.len() - KEY_ID_LEN);
+        plain.clear();
+        plain.reserve(sealed.len() - KEY_ID_LEN);
         plain.extend_from_slice(&sealed[..HEADER_LEN]);
         plain[FLAGS_FIELD] = 0;
         plain.extend_from_slice(&sealed[HEADER_LEN + KEY_ID_LEN..clear_len]);
@@ -572,7 +607,7 @@ impl Protection {
             .open_in_place(nonce, Aad::from(aad.as_bytes()), &mut plain[body_start..])
             .map_err(|_| Rejected::Dropped(DropReason::BadTag))?;
         plain.truncate(plain.len() - TAG_LEN);
-        Ok(plain)
+        Ok(())
     }
 
     /// Checks the trailer that starts at `trailer_start`: a token of `token_len` bytes (0 or
