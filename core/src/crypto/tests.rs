@@ -73,6 +73,31 @@ fn sealed_datagrams_open_to_the_plain_ones_and_hide_the_payload() {
 }
 
 #[test]
+fn opening_into_a_reused_buffer_gives_what_open_gives() {
+    let key = channel_key(1, 0x11);
+    let signer = signing_key(0x22);
+    let mut sender = sealing(&key);
+    sender.sign_with(signer.clone());
+    let mut receiver = sealing(&key);
+    receiver.trust(signer.public_key());
+    // Left over from an earlier, longer datagram.
+    let mut scratch = vec![0xee; 4096];
+    for plain in plain_datagrams() {
+        let protected = sender.seal(&plain).unwrap();
+        let opened = receiver.open_into(&protected, now(), &mut scratch).unwrap();
+        assert_eq!(opened, plain.as_slice());
+        // A plain datagram on an open channel is its own plain datagram.
+        let unprotected = Protection::new(GROUP);
+        let opened = unprotected.open_into(&plain, now(), &mut scratch).unwrap();
+        assert!(std::ptr::eq(opened, plain.as_slice()));
+        let mut forged = protected.clone();
+        forged[HEADER_LEN + KEY_ID_LEN] ^= 1;
+        let refused = receiver.open_into(&forged, now(), &mut scratch);
+        assert_eq!(refused.map_err(|r| r.reason()), Err("bad_tag"));
+    }
+}
+
+#[test]
 fn signed_and_sealed_datagrams_open_for_a_receiver_with_key_and_trust() {
     let key = channel_key(1, 0x11);
     let signer = signing_key(0x22);
