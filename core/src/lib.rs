@@ -47,6 +47,7 @@ pub mod crypto;
 pub mod discovery;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod gateway;
 mod lead;
 pub mod locate;

@@ -33,6 +33,12 @@ impl Channel {
         self.state.group
     }
 
+    /// The largest message that travels whole in one datagram of this channel, after what its
+    /// keys add: longer ones are fragmented. File transfers size their chunks by it.
+    pub fn max_whole_message(&self) -> usize {
+        self.state.outbox.lock().packer.largest_whole()
+    }
+
     /// The group relays and gateways re-send this channel's traffic to, if the profile has one.
     pub fn relayed_group(&self) -> Option<Ipv6Addr> {
         self.state.relayed_group

@@ -84,6 +84,21 @@ impl Packer {
         Ok(())
     }
 
+    /// The largest message that travels whole in a datagram of its own, as its only record:
+    /// anything longer is fragmented.
+    pub fn largest_whole(&self) -> usize {
+        let room = self.max_datagram - HEADER_LEN;
+        // A record is its length's varint and the message; the varint of `room` is at least as
+        // long as the answer's, and at most one byte longer.
+        let guess = room - varint_len(room);
+        if varint_len(guess + 1) + guess < room {
+            guess + 1
+        } else {
+            guess
+        }
+        .min(self.max_message)
+    }
+
     /// Makes the next message take sequence number `seq` instead of continuing the count.
     ///
     /// Call it before the first [`push`](Self::push); the conformance vectors use it to show
@@ -255,6 +270,37 @@ mod tests {
             messages.extend(batch.iter().map(|(seq, payload)| (seq, payload.to_vec())));
         }
         messages
+    }
+
+    #[test]
+    fn the_largest_whole_message_fills_one_datagram_and_one_more_byte_fragments() {
+        // Around every varint boundary of the room after the header, and typical sizes.
+        for size in [
+            128, 151, 152, 153, 1232, 1452, 8952, 16_407, 16_408, 16_409, 65_507,
+        ] {
+            let mut packer = packer(size);
+            let whole = packer.largest_whole();
+            let mut ready = Vec::new();
+            packer.push(&vec![1; whole], &mut ready).unwrap();
+            packer.flush(&mut ready);
+            assert_eq!(ready.len(), 1, "{size}");
+            // Full, but for a byte where a longer length would not fit.
+            assert!(
+                size - ready[0].len() <= 1,
+                "{size}: {} bytes",
+                ready[0].len()
+            );
+            assert!(
+                matches!(decode(&ready[0]), Ok(Datagram::Messages(_))),
+                "{size}"
+            );
+            ready.clear();
+            packer.push(&vec![1; whole + 1], &mut ready).unwrap();
+            assert!(
+                matches!(decode(&ready[0]), Ok(Datagram::Fragment(_))),
+                "{size}"
+            );
+        }
     }
 
     #[test]

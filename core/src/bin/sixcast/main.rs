@@ -3,6 +3,7 @@
 
 mod choices;
 mod demo;
+mod files;
 mod keys;
 mod metrics;
 mod node;
@@ -96,6 +97,11 @@ enum Command {
         #[command(flatten)]
         network: Network,
     },
+    /// Send a file to every receiver of a channel at once (reliably; `recv-file` receives it).
+    SendFile(files::SendFile),
+    /// Receive files sent with `send-file` into a folder, each checked against its SHA-256;
+    /// exit code 3 on timeout, 4 when a sender finished before its file was whole here.
+    RecvFile(files::RecvFile),
     /// Write a new channel key (mode 0600), or with `--signing` a signing key and, next to it,
     /// its public key (FILE.pub). Never overwrites a file.
     Keygen {
@@ -216,6 +222,8 @@ fn main() -> ExitCode {
             keys,
             network,
         } => send(&channel, message, &keys, &network),
+        Command::SendFile(args) => files::send_file(&args),
+        Command::RecvFile(args) => files::recv_file(&args),
         Command::Keygen { out, signing } => keys::keygen(&out, signing),
         Command::Token {
             issuer,
@@ -378,27 +386,10 @@ fn send(
     keys: &keys::SendKeys,
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
-    let config = network.config()?;
-    let reaches_core = sixcast::locate::Stratum0Source::of(&config).is_some();
-    let limit = settle_limit(&config);
-    let context = Context::new(config)?;
+    let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
     keys.apply(&channel)?;
-    if reaches_core {
-        // A one-shot send must not leave before the path to the core is known: joined first, so
-        // that a relay's tunnel carries the channel, then sent on the settled path.
-        channel.join()?;
-        let reachability = settled(&context, limit);
-        if path_of(reachability.as_ref()) == "none" {
-            let why = reachability
-                .and_then(|reachability| reachability.last_error)
-                .unwrap_or_else(|| format!("no path settled within {limit:?}"));
-            return Err(sixcast::Error::new(
-                ErrorKind::Io,
-                format!("cannot reach the multicast core, so nothing was sent: {why}"),
-            ));
-        }
-    }
+    await_path(&context, &channel)?;
     match message {
         Some(message) => channel.send(message.as_bytes())?,
         None => {
@@ -417,6 +408,29 @@ fn send(
     );
     context.close();
     Ok(ExitCode::SUCCESS)
+}
+
+/// A one-shot send must not leave before the path to the core is known: where this node
+/// reaches the core through Stratum 0, joins `channel` (so that a relay's tunnel carries it)
+/// and waits until the path is settled; fails, before anything is sent, where none is.
+fn await_path(context: &Context, channel: &sixcast::Channel) -> sixcast::Result<()> {
+    let config = context.config();
+    if sixcast::locate::Stratum0Source::of(config).is_none() {
+        return Ok(());
+    }
+    let limit = settle_limit(config);
+    channel.join()?;
+    let reachability = settled(context, limit);
+    if path_of(reachability.as_ref()) == "none" {
+        let why = reachability
+            .and_then(|reachability| reachability.last_error)
+            .unwrap_or_else(|| format!("no path settled within {limit:?}"));
+        return Err(sixcast::Error::new(
+            ErrorKind::Io,
+            format!("cannot reach the multicast core, so nothing was sent: {why}"),
+        ));
+    }
+    Ok(())
 }
 
 /// How long a context may take to settle on a path to the core: a few probes and a handshake.
