@@ -364,16 +364,21 @@ impl FileReceiver {
         timeout: Duration,
         progress: &mut dyn FnMut(&Progress<'_>),
     ) -> Result<FileOutcome> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock is no limit.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
-            let message =
-                match channel.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(message) => message,
-                    Err(err) => {
-                        self.save_all();
-                        return Err(err);
-                    }
-                };
+            let wait = deadline.map_or(Duration::from_secs(3600), |deadline| {
+                deadline.saturating_duration_since(Instant::now())
+            });
+            let message = match channel.recv_timeout(wait) {
+                Ok(message) => message,
+                Err(err) if err.kind() == ErrorKind::Timeout && deadline.is_none() => continue,
+                Err(err) => {
+                    // Callers that wait in short slices come back often: save what is due only.
+                    self.save(Some(Instant::now()));
+                    return Err(err);
+                }
+            };
             if let Some(outcome) = self.handle(&message, Instant::now(), progress)? {
                 return Ok(outcome);
             }
@@ -539,9 +544,15 @@ impl FileReceiver {
         self.finished.push_back(object);
     }
 
-    /// Records every transfer's chunks, for a later receiver to resume from.
-    fn save_all(&mut self) {
+    /// Records the chunks of every transfer (of those last recorded [`SAVE_INTERVAL`] before
+    /// `due_at`, if given), for a later receiver to resume from.
+    fn save(&mut self, due_at: Option<Instant>) {
         for transfer in self.transfers.values_mut() {
+            if due_at
+                .is_some_and(|now| now.saturating_duration_since(transfer.saved_at) < SAVE_INTERVAL)
+            {
+                continue;
+            }
             // Best effort: a failed save only loses the head start.
             let _ = transfer.partial.save(&transfer.assembly);
             transfer.saved_at = Instant::now();
@@ -551,7 +562,7 @@ impl FileReceiver {
 
 impl Drop for FileReceiver {
     fn drop(&mut self) {
-        self.save_all();
+        self.save(None);
     }
 }
 
