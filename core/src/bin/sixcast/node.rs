@@ -58,6 +58,11 @@ pub(super) struct Network {
     /// Hop limit of sent datagrams [default: 64].
     #[arg(long = "hops")]
     hop_limit: Option<u8>,
+    /// The largest UDP payload sent, in bytes [default: 1232, which every IPv6 path carries];
+    /// 1452 fills an Ethernet MTU of 1500, 8952 a jumbo MTU of 9000. Every node of a channel
+    /// must receive what its senders send: receivers accept up to 65507 whatever this says.
+    #[arg(long, value_name = "BYTES")]
+    datagram_size: Option<usize>,
     /// Do not loop sent datagrams back to other listeners on this host.
     #[arg(long)]
     no_loopback: bool,
@@ -107,6 +112,9 @@ impl Network {
         config.loopback = !self.no_loopback && file.loopback.unwrap_or(true);
         if let Some(hop_limit) = self.hop_limit.or(file.hops) {
             config.hop_limit = hop_limit;
+        }
+        if let Some(size) = self.datagram_size.or(file.datagram_size) {
+            config.max_datagram_size = size;
         }
         if let Some(rate) = self.send_rate_messages.or(file.send_rate_messages) {
             config.send_rate_messages = rate;

@@ -36,6 +36,7 @@ pub(super) struct NodeTable {
     pub(super) interfaces: Option<Vec<String>>,
     pub(super) port: Option<u16>,
     pub(super) hops: Option<u8>,
+    pub(super) datagram_size: Option<usize>,
     pub(super) loopback: Option<bool>,
     pub(super) send_rate_messages: Option<u64>,
     pub(super) send_rate_bytes: Option<u64>,
