@@ -81,6 +81,17 @@ export declare class Channel {
    */
   trustIssuer(issuer: PublicKey): void
   /**
+   * Sends the file at `path` to every receiver of this channel (see `FileReceiver`), and
+   * resolves once every chunk was handed to the channel. Options: `passes` (how many times
+   * the whole file is sent, default 1, so that receivers that joined late complete it) and
+   * `name` (what receivers call it; default the path's last component). Use a `reliable`
+   * context, and close it to wait for the receivers' last repairs. Rejects with
+   * ERR_SIXCAST_INVALID_CONFIG for a name that is not plain (a path, or starting with `.`),
+   * 0 passes or bad options, ERR_SIXCAST_IO when the file cannot be read, and
+   * ERR_SIXCAST_MESSAGE_TOO_LARGE when it has too many chunks for the datagram size.
+   */
+  sendFile(path: string, options?: SendFileOptions): Promise<SentFile>
+  /**
    * The next message. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when
    * unset) and with ERR_SIXCAST_CLOSED when the context closes.
    */
@@ -165,6 +176,31 @@ export declare class Context {
    * rare: the wait takes a thread of napi-rs's blocking pool (not libuv's).
    */
   nextEvent(timeoutMs?: number | undefined | null): Promise<Event>
+}
+
+/**
+ * Receives files sent with `channel.sendFile()` into a folder. It does not join: join the
+ * channel it receives from. A file arrives as `.NAME.sixcast-part` beside
+ * `.NAME.sixcast-state` and is renamed NAME once its SHA-256 matches; what arrived of an
+ * unfinished file is kept, and a later receiver in the same folder resumes it.
+ */
+export declare class FileReceiver {
+  /**
+   * Receives into `dir`, which must be an existing folder (else ERR_SIXCAST_INVALID_CONFIG).
+   * Options: `maxSize` (bytes; larger offers are refused; default no limit) and
+   * `maxTransfers` (files received at once; default 16).
+   */
+  constructor(dir: string, options?: FileReceiverOptions)
+  /**
+   * Receives from `channel` until a transfer ends, and resolves with how it ended. Rejects
+   * with ERR_SIXCAST_TIMEOUT when none ended within `timeoutMs` (no limit when unset; what
+   * arrived is kept and resumed by the next call), ERR_SIXCAST_MALFORMED when a whole file
+   * does not match its SHA-256, ERR_SIXCAST_IO when the folder cannot be written and
+   * ERR_SIXCAST_CLOSED when the context closes. Receives of one receiver take turns.
+   */
+  recv(channel: Channel, timeoutMs?: number | undefined | null): Promise<FileOutcome>
+  /** What this receiver saw, as the last `recv()` that ended left it. */
+  stats(): FileStats
 }
 
 /** A sender's Ed25519 public key, as receivers trust it. */
@@ -532,6 +568,57 @@ export interface Event {
   count?: number
 }
 
+/**
+ * How a transfer ended at a `FileReceiver`. `complete`: the file is whole, its SHA-256
+ * checked, and named `path` (with `sha256`, `sender` and `resumed` set). Not `complete`: its
+ * sender finished before all of it arrived (`missing` bytes); what arrived is kept and
+ * completed by a later sending of the same file.
+ */
+export interface FileOutcome {
+  /** Whether the file arrived whole. */
+  complete: boolean
+  /** The file's name, as its sender gave it. */
+  name: string
+  /** Its length in bytes. */
+  size: number
+  /** Where the file is now (complete). */
+  path?: string
+  /** Its SHA-256, hex (complete). */
+  sha256?: string
+  /** The node id of its sender (complete). */
+  sender?: string
+  /** Bytes an earlier receiver had kept, not received this time (complete). */
+  resumed?: number
+  /** Bytes still missing (not complete). */
+  missing?: number
+}
+
+/** Options of `new FileReceiver()`. */
+export interface FileReceiverOptions {
+  /** Offers of larger files, in bytes, are refused (default: no limit). */
+  maxSize?: number
+  /** Most files received at once (default 16); offers beyond are refused. */
+  maxTransfers?: number
+}
+
+/** What a `FileReceiver` saw. */
+export interface FileStats {
+  /** Messages that were file frames. */
+  frames: number
+  /** Messages that were not (other traffic on the channel). */
+  otherMessages: number
+  /** File frames that did not decode, or whose chunk is not one of its file's. */
+  malformed: number
+  /** Offers refused: too large, too many transfers at once, or a name being received already. */
+  refused: number
+  /** Frames of no transfer this receiver follows (heard before the offer, or after the end). */
+  unfollowed: number
+  /** Chunks written. */
+  chunks: number
+  /** Chunks held already (a later pass). */
+  duplicateChunks: number
+}
+
 /** Bytes of a public key's fingerprint. */
 export declare const FINGERPRINT_LEN: number
 
@@ -757,6 +844,29 @@ export declare const SEAL_OVERHEAD: number
  * and group.
  */
 export declare function sealDatagram(group: string, plain: Uint8Array, channelKey?: ChannelKey | undefined | null, signingKey?: SigningKey | undefined | null, token?: Token | undefined | null): Buffer
+
+/** Options of `channel.sendFile()`. */
+export interface SendFileOptions {
+  /**
+   * How many times the whole file is sent (default 1): receivers that joined late complete it
+   * in a later pass.
+   */
+  passes?: number
+  /** The name receivers give the file; the path's last component when unset. */
+  name?: string
+}
+
+/** What `channel.sendFile()` sent. */
+export interface SentFile {
+  /** The name receivers give the file. */
+  name: string
+  /** Its length in bytes. */
+  size: number
+  /** Its SHA-256, hex. */
+  sha256: string
+  /** Bytes per message (each travels whole in one datagram). */
+  chunk: number
+}
 
 /** Bytes of an Ed25519 signature. */
 export declare const SIGNATURE_LEN: number

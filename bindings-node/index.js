@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.Channel = nativeBinding.Channel
 module.exports.ChannelKey = nativeBinding.ChannelKey
 module.exports.Context = nativeBinding.Context
+module.exports.FileReceiver = nativeBinding.FileReceiver
 module.exports.PublicKey = nativeBinding.PublicKey
 module.exports.SigningKey = nativeBinding.SigningKey
 module.exports.Subscription = nativeBinding.Subscription

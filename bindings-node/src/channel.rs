@@ -30,6 +30,7 @@ use crate::{
     crypto::{ChannelKey, PublicKey, SigningKey, Token},
     error::OrThrow,
     events::Event,
+    files::SentFile,
     message::Message,
     reachability::Reachability,
 };
@@ -141,7 +142,7 @@ impl Context {
 /// context closes.
 #[napi(async_iterator)]
 pub struct Channel {
-    inner: sixcast::Channel,
+    pub(crate) inner: sixcast::Channel,
 }
 
 #[napi]
@@ -246,6 +247,27 @@ impl Channel {
     #[napi]
     pub fn trust_issuer(&self, env: Env, issuer: &PublicKey) -> Result<()> {
         self.inner.trust_issuer(issuer.inner).or_throw(&env)
+    }
+
+    /// Sends the file at `path` to every receiver of this channel (see `FileReceiver`), and
+    /// resolves once every chunk was handed to the channel. Options: `passes` (how many times
+    /// the whole file is sent, default 1, so that receivers that joined late complete it) and
+    /// `name` (what receivers call it; default the path's last component). Use a `reliable`
+    /// context, and close it to wait for the receivers' last repairs. Rejects with
+    /// ERR_SIXCAST_INVALID_CONFIG for a name that is not plain (a path, or starting with `.`),
+    /// 0 passes or bad options, ERR_SIXCAST_IO when the file cannot be read, and
+    /// ERR_SIXCAST_MESSAGE_TOO_LARGE when it has too many chunks for the datagram size.
+    #[napi(
+        ts_args_type = "path: string, options?: SendFileOptions",
+        ts_return_type = "Promise<SentFile>"
+    )]
+    pub fn send_file<'env>(
+        &self,
+        env: &'env Env,
+        path: String,
+        options: Option<Object>,
+    ) -> Result<PromiseRaw<'env, SentFile>> {
+        crate::files::send_file(env, &self.inner, path, options)
     }
 
     /// The next message. Rejects with ERR_SIXCAST_TIMEOUT after `timeoutMs` (no limit when
@@ -474,7 +496,7 @@ impl Shared {
 
 /// Locks `mutex`; a panic elsewhere while holding it leaves only an `Option` and a flag behind,
 /// which are still consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -3,8 +3,9 @@
 //! iteration, callbacks); all behaviour lives in the `sixcast` crate.
 //!
 //! The modules mirror the core's: [`addr`] (names to groups), [`wire`] (the datagram codec),
-//! [`channel`] (`Context`, `Channel`), [`config`] (options), [`crypto`] (keys), [`error`] (error codes) and
-//! [`reachability`] (what `Context.reachability()` reports).
+//! [`channel`] (`Context`, `Channel`), [`config`] (options), [`crypto`] (keys), [`error`] (error codes),
+//! [`files`] (`FileReceiver`, and what `Channel.sendFile()` sends) and [`reachability`] (what
+//! `Context.reachability()` reports).
 
 pub mod addr;
 pub mod channel;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod events;
+pub mod files;
 mod logging;
 pub mod message;
 pub mod reachability;

@@ -1,11 +1,12 @@
-// Tests of the binding's `channel` module (core/src/channel.rs). They need a network, so they
-// start node processes in the namespace hosts of a sixcast-netlab world (`sixcast-netlab run
-// lan:3 -- node --test test/world.test.mjs`; bindings-node/run-tests does that) and never touch
-// the host's own interfaces. Without a world they skip, except under CI, where that fails.
+// Tests of the binding's `channel` and `files` modules (core/src/channel.rs, core/src/files).
+// They need a network, so they start node processes in the namespace hosts of a sixcast-netlab
+// world (`sixcast-netlab run lan:3 -- node --test test/world.test.mjs`; bindings-node/run-tests
+// does that) and never touch the host's own interfaces. Without a world they skip, except under
+// CI, where that fails.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
@@ -207,6 +208,61 @@ for (const role of ['timeout', 'closed', 'too-large', 'thread-pool', 'many-pendi
     await succeeds(peer('h1', role, freshChannel(role)), 15_000)
   })
 }
+
+worldTest('sendFile() and FileReceiver reject bad arguments and silence with their codes', async () => {
+  const folder = await mkdtemp(path.join(tmpdir(), 'sixcast-node-files-'))
+  try {
+    await writeFile(path.join(folder, 'payload'), 'some bytes')
+    await succeeds(peer('h1', 'file-errors', freshChannel('file-errors'), folder), 15_000)
+  } finally {
+    await rm(folder, { recursive: true, force: true })
+  }
+})
+
+worldTest('a file sent from a reliable context arrives whole in another host', async () => {
+  const content = randomBytes(200 * 1024)
+  const digest = createHash('sha256').update(content).digest('hex')
+  const [source, inbox] = await Promise.all(
+    ['source', 'inbox'].map((label) => mkdtemp(path.join(tmpdir(), `sixcast-node-${label}-`))),
+  )
+  try {
+    const file = path.join(source, 'random.bin')
+    await writeFile(file, content)
+    const channel = freshChannel('file')
+    const receiver = peer('h2', 'recv-file', channel, inbox, '20000')
+    assert.deepEqual(await receiver.next(), { ready: true })
+    const sender = peer('h1', 'send-file', channel, file, 'arrived.bin')
+    const { sent, sender: senderId } = await sender.next()
+    await succeeds(sender, 15_000)
+    assert.deepEqual(sent, { name: 'arrived.bin', size: content.length, sha256: digest, chunk: sent.chunk })
+    assert.ok(sent.chunk > 0 && sent.chunk < 65536, `chunk ${sent.chunk}`)
+
+    const { outcome, stats } = await receiver.next()
+    await succeeds(receiver, 20_000)
+    assert.deepEqual(outcome, {
+      complete: true,
+      name: 'arrived.bin',
+      size: content.length,
+      path: path.join(inbox, 'arrived.bin'),
+      sha256: digest,
+      sender: senderId,
+      resumed: 0,
+    })
+    assert.match(senderId, /^[0-9a-f]{16}$/)
+    const received = await readFile(outcome.path)
+    assert.ok(received.equals(content), 'the received bytes differ from the sent ones')
+    assert.equal(createHash('sha256').update(received).digest('hex'), digest)
+    // The partial file was renamed and its state removed.
+    assert.deepEqual(await readdir(inbox), ['arrived.bin'])
+    const chunks = Math.ceil(content.length / sent.chunk)
+    assert.equal(stats.chunks, chunks)
+    // The OFFER and every chunk; the transfer ended with its last chunk, before DONE.
+    assert.ok(stats.frames >= chunks + 1, JSON.stringify(stats))
+    assert.equal(stats.malformed + stats.refused, 0)
+  } finally {
+    await Promise.all([source, inbox].map((folder) => rm(folder, { recursive: true, force: true })))
+  }
+})
 
 worldTest('the conformance agent sends to agents in two other hosts', async () => {
   const channel = freshChannel('agent')

@@ -5,6 +5,7 @@
 use std::{
     collections::HashMap,
     net::{Ipv6Addr, SocketAddrV6},
+    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -26,6 +27,7 @@ use crate::{
     crypto::{PyChannelKey, PyPublicKey, PySigningKey, PyToken},
     error::{OrRaise, to_py_err},
     events::event_dict,
+    files,
     reachability::PyReachability,
 };
 
@@ -224,7 +226,7 @@ impl PyContext {
 /// on entry and leaves on exit.
 #[pyclass(module = "sixcast", name = "Channel", frozen)]
 pub(crate) struct PyChannel {
-    inner: sixcast::Channel,
+    pub(crate) inner: sixcast::Channel,
 }
 
 impl PyChannel {
@@ -236,21 +238,33 @@ impl PyChannel {
         py: Python<'_>,
         deadline: Option<Instant>,
     ) -> PyResult<sixcast::Result<sixcast::Message>> {
-        loop {
-            let slice = deadline.map_or(WAIT_SLICE, |deadline| {
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(WAIT_SLICE)
-            });
-            match py.detach(|| self.inner.recv_timeout(slice)) {
-                Err(err)
-                    if err.kind() == ErrorKind::Timeout
-                        && deadline.is_none_or(|deadline| Instant::now() < deadline) =>
-                {
-                    py.check_signals()?;
-                }
-                result => return Ok(result),
+        in_slices(py, deadline, |slice| self.inner.recv_timeout(slice))
+    }
+}
+
+/// Calls `wait` with the time left until `deadline`, at most [`WAIT_SLICE`] at once and
+/// without the GIL, until it returns anything but a Timeout error or `deadline` passes (never,
+/// if None); in between, signal handlers run, so that Ctrl-C interrupts the wait. The outer
+/// error is such a handler's (KeyboardInterrupt), the inner result `wait`'s.
+pub(crate) fn in_slices<T: Send>(
+    py: Python<'_>,
+    deadline: Option<Instant>,
+    mut wait: impl FnMut(Duration) -> sixcast::Result<T> + Send,
+) -> PyResult<sixcast::Result<T>> {
+    loop {
+        let slice = deadline.map_or(WAIT_SLICE, |deadline| {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .min(WAIT_SLICE)
+        });
+        match py.detach(|| wait(slice)) {
+            Err(err)
+                if err.kind() == ErrorKind::Timeout
+                    && deadline.is_none_or(|deadline| Instant::now() < deadline) =>
+            {
+                py.check_signals()?;
             }
+            result => return Ok(result),
         }
     }
 }
@@ -306,6 +320,26 @@ impl PyChannel {
     /// Sends what waits (the partly filled datagram, a batch) now instead of at the linger time.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.flush()).or_raise()
+    }
+
+    /// Sends the file at ``path`` (str or path-like) to every receiver of this channel (see
+    /// FileReceiver): ``passes`` times in all (default 1; receivers that joined late complete
+    /// it in a later pass), under ``name`` (default: the path's last component). Returns once
+    /// every chunk was handed to the channel, with a dict: ``name``, ``size``, ``sha256`` (hex)
+    /// and ``chunk`` (bytes per message). Use a ``reliable`` context, and close it to wait for
+    /// the receivers' last repairs. Raises InvalidConfigError for a name that is not plain (a
+    /// path, or starting with ".") or 0 passes, IoError when the file cannot be read, and
+    /// MessageTooLargeError when it has too many chunks for the datagram size. Releases the
+    /// GIL; Ctrl-C takes effect once it returns.
+    #[pyo3(signature = (path, *, passes = None, name = None))]
+    fn send_file<'py>(
+        &self,
+        py: Python<'py>,
+        path: PathBuf,
+        passes: Option<u32>,
+        name: Option<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        files::send_file(py, &self.inner, &path, passes, name)
     }
 
     /// Waits for the next message, at most ``timeout`` seconds if given; raises
@@ -448,7 +482,7 @@ impl PyChannel {
 
 /// The deadline `timeout` seconds from now; None waits forever, and so does a timeout too far
 /// in the future to represent.
-fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+pub(crate) fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     Ok(match timeout {
         Some(timeout) => Instant::now().checked_add(seconds(timeout)?),
         None => None,

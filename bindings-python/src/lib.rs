@@ -3,8 +3,8 @@
 //!
 //! The binding is thin: it converts types and errors and adds Python idioms (context managers,
 //! iteration, asyncio); everything else happens in the `sixcast` crate. Its modules mirror the
-//! crate's: `addr`, `channel` (Context, Channel, Message, Stats), `config`, `crypto` (keys), `error`, `reachability` (the core's
-//! `discovery` and `tunnel` reports), `wire`.
+//! crate's: `addr`, `channel` (Context, Channel, Message, Stats), `config`, `crypto` (keys), `error`,
+//! `files` (FileReceiver), `reachability` (the core's `discovery` and `tunnel` reports), `wire`.
 
 mod addr;
 mod channel;
@@ -12,6 +12,7 @@ mod config;
 mod crypto;
 mod error;
 mod events;
+mod files;
 mod reachability;
 mod wire;
 
@@ -36,6 +37,7 @@ fn sixcast_module(module: &Bound<'_, PyModule>) -> PyResult<()> {
     wire::register(module)?;
     crypto::register(module)?;
     channel::register(module)?;
+    files::register(module)?;
     reachability::register(module)?;
     Ok(())
 }

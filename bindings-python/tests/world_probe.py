@@ -10,6 +10,9 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py reachability STRATUM0             STRATUM0: "[address]:port" nobody serves
     world_probe.py protected-send CHANNEL SPEC PAYLOAD...
     world_probe.py protected-recv CHANNEL SPEC COUNT DROPS TIMEOUT   SPEC: a JSON file of keys
+    world_probe.py send-file CHANNEL PATH NAME
+    world_probe.py recv-file CHANNEL DIR TIMEOUT
+    world_probe.py file-errors DIR
 """
 
 import asyncio
@@ -510,6 +513,52 @@ def protected_receive(channel_name, spec_path, count, drops, timeout):
         emit(summary={"received": received, "stats": channel.stats().as_dict()})
 
 
+def send_file(channel_name, path, name):
+    """Sends the file at PATH as NAME on a reliable context; closing it waits for the receivers'
+    last repairs."""
+    with sixcast.Context(reliable=True) as context:
+        sent = context.channel(channel_name).send_file(path, name=name)
+        node_id = context.node_id
+    emit(sent=sent, node_id=node_id)
+
+
+def receive_file(channel_name, folder, timeout):
+    """Receives one file into DIR with a FileReceiver; reports its outcome (or the error) and
+    the receiver's stats."""
+    receiver = sixcast.FileReceiver(folder)
+    with sixcast.Context() as context, context.channel(channel_name) as channel:
+        print("READY", flush=True)
+        try:
+            emit(file=receiver.recv(channel, timeout=float(timeout)))
+        except sixcast.Error as err:  # reported for the test to judge
+            emit(raised=describe_error(err))
+        emit(stats=receiver.stats(), channel_stats=channel.stats().as_dict())
+
+
+def check_file_errors(folder):
+    """What send_file and FileReceiver.recv raise for bad arguments and for silence. FOLDER has
+    a file "payload"."""
+    payload = os.path.join(folder, "payload")
+    with sixcast.Context(reliable=True) as context:
+        channel = context.channel("probe-file-errors")
+        channel.join()
+        receiver = sixcast.FileReceiver(folder)
+        started = time.monotonic()
+        timed_out = outcome(lambda: receiver.recv(channel, timeout=0.3))
+        emit(
+            path_name=outcome(lambda: channel.send_file(payload, name="../x")),
+            hidden_name=outcome(lambda: channel.send_file(payload, name=".x")),
+            no_passes=outcome(lambda: channel.send_file(payload, passes=0)),
+            missing=outcome(lambda: channel.send_file(os.path.join(folder, "missing"))),
+            folder=outcome(lambda: channel.send_file(folder)),
+            negative_timeout=outcome(lambda: receiver.recv(channel, timeout=-1)),
+            recv=timed_out,
+            recv_seconds=time.monotonic() - started,
+            stats=receiver.stats(),
+            sent=channel.stats().messages_sent,
+        )
+
+
 COMMANDS = {
     "send": send,
     "recv": receive,
@@ -525,6 +574,9 @@ COMMANDS = {
     "logging": check_logging,
     "protected-send": protected_send,
     "protected-recv": protected_receive,
+    "send-file": send_file,
+    "recv-file": receive_file,
+    "file-errors": check_file_errors,
 }
 
 if __name__ == "__main__":

@@ -6,9 +6,18 @@ import assert from 'node:assert/strict'
 import { createHash, pbkdf2 } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import path from 'node:path'
 import { promisify } from 'node:util'
 
-import { ChannelKey, Context, MAX_MESSAGE_SIZE_LIMIT, PublicKey, SigningKey, Token } from '../../index.js'
+import {
+  ChannelKey,
+  Context,
+  FileReceiver,
+  MAX_MESSAGE_SIZE_LIMIT,
+  PublicKey,
+  SigningKey,
+  Token,
+} from '../../index.js'
 
 const [role, channelName, ...args] = process.argv.slice(2)
 const print = (object) => process.stdout.write(`${JSON.stringify(object)}\n`)
@@ -362,6 +371,74 @@ const roles = {
     sender.close()
     await Promise.allSettled(pending)
     print({ before, waiting, latencies })
+  },
+
+  /**
+   * `send-file PATH NAME`: sends the file at PATH as NAME from a reliable context, whose close
+   * waits for the receivers' last repairs; prints what was sent and by whom.
+   */
+  async 'send-file'(file, name) {
+    const context = new Context({ reliable: true })
+    const sent = await context.channel(channelName).sendFile(file, { name })
+    const sender = context.nodeId
+    context.close()
+    print({ sent, sender })
+  },
+
+  /** `recv-file DIR TIMEOUT_MS`: receives one file into DIR; prints how it ended and the stats. */
+  async 'recv-file'(folder, timeoutMs) {
+    const receiver = new FileReceiver(folder)
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.join()
+    print({ ready: true })
+    const outcome = await receiver.recv(channel, Number(timeoutMs))
+    print({ outcome, stats: receiver.stats() })
+    context.close()
+  },
+
+  /**
+   * `file-errors DIR` (DIR holds a file `payload`): what sendFile() and FileReceiver.recv()
+   * reject with for bad arguments and for silence; none of it sends anything, and a pending
+   * receive blocks neither the event loop nor stats().
+   */
+  async 'file-errors'(folder) {
+    const context = new Context({ reliable: true })
+    const channel = context.channel(channelName)
+    channel.join()
+    const payload = path.join(folder, 'payload')
+    const invalidConfig = { code: 'ERR_SIXCAST_INVALID_CONFIG', kind: 'InvalidConfig' }
+    await assert.rejects(channel.sendFile(payload, { name: '../x' }), (err) => {
+      assert.equal(err.code, invalidConfig.code)
+      assert.match(err.message, /"\.\.\/x"/)
+      return true
+    })
+    await assert.rejects(channel.sendFile(payload, { name: '.x' }), invalidConfig)
+    await assert.rejects(channel.sendFile(payload, { passes: 0 }), invalidConfig)
+    await assert.rejects(channel.sendFile(payload, { passes: 1.5 }), invalidConfig)
+    await assert.rejects(channel.sendFile(payload, { pases: 2 }), invalidConfig)
+    const io = { code: 'ERR_SIXCAST_IO', kind: 'Io' }
+    await assert.rejects(channel.sendFile(path.join(folder, 'missing')), io)
+    await assert.rejects(channel.sendFile(folder), io)
+
+    const receiver = new FileReceiver(folder)
+    await assert.rejects(receiver.recv(channel, -1), invalidConfig)
+    let ticks = 0
+    const ticker = setInterval(() => (ticks += 1), 10)
+    const started = process.hrtime.bigint()
+    const pending = receiver.recv(channel, 300)
+    assert.equal(receiver.stats().frames, 0, 'stats() while a receive is pending')
+    await assert.rejects(pending, { code: 'ERR_SIXCAST_TIMEOUT', kind: 'Timeout' })
+    const waited = milliseconds(started)
+    clearInterval(ticker)
+    assert.ok(waited >= 290 && waited < 2000, `rejected after ${waited} ms`)
+    assert.ok(ticks >= 5, `only ${ticks} timer ticks while receiving: the event loop was blocked`)
+    assert.equal(receiver.stats().frames, 0)
+    assert.equal(channel.stats().messagesSent, 0, 'a failed sendFile() sent something')
+    context.close()
+    await assert.rejects(receiver.recv(channel, 1000), { code: 'ERR_SIXCAST_CLOSED', kind: 'Closed' })
+    await assert.rejects(channel.sendFile(payload), { code: 'ERR_SIXCAST_CLOSED', kind: 'Closed' })
+    print({ waited, ticks })
   },
 
   /** Two contexts on one host: the channel API and the counters, through multicast loopback. */

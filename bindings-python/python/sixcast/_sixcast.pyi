@@ -1,9 +1,10 @@
 """Type stubs of the extension module; the public names are re-exported by ``sixcast``."""
 
 import builtins
+import os
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from types import TracebackType
-from typing import Any, Literal, final
+from typing import Any, Literal, TypedDict, final
 
 from typing_extensions import Buffer, Self, TypeAlias
 
@@ -387,6 +388,11 @@ class Channel:
     def leave(self) -> None: ...
     def send(self, data: _BytesLike) -> None: ...
     def flush(self) -> None: ...
+    def send_file(
+        self, path: str | os.PathLike[str], *, passes: int | None = None, name: str | None = None
+    ) -> _SentFile:
+        """Sends a file to every receiver of the channel (see FileReceiver); ``passes``
+        defaults to 1, ``name`` to the path's last component."""
     def recv(self, timeout: float | None = None) -> Message: ...
     def try_recv(self) -> Message | None: ...
     def fileno(self) -> int: ...
@@ -410,6 +416,61 @@ class Channel:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool: ...
+
+# Files to every receiver of a channel (the core's `files` module).
+class _SentFile(TypedDict):
+    """What ``Channel.send_file`` sent."""
+
+    name: str
+    size: int
+    sha256: str
+    chunk: int
+
+class _ReceivedFile(TypedDict):
+    """A file received whole, its SHA-256 checked, and named ``path``."""
+
+    complete: Literal[True]
+    name: str
+    path: str
+    size: int
+    sha256: str
+    sender: str
+    resumed: int
+
+class _PartialFile(TypedDict):
+    """A file whose sender finished before all of it arrived; what arrived is kept."""
+
+    complete: Literal[False]
+    name: str
+    size: int
+    missing: int
+
+class _FileStats(TypedDict):
+    """What a FileReceiver saw."""
+
+    frames: int
+    other_messages: int
+    malformed: int
+    refused: int
+    unfollowed: int
+    chunks: int
+    duplicate_chunks: int
+
+@final
+class FileReceiver:
+    """Receives files sent with ``Channel.send_file`` into a folder that exists; does not join
+    the channel. ``max_size`` defaults to no limit, ``max_transfers`` to 16."""
+
+    def __new__(
+        cls,
+        dir: str | os.PathLike[str],
+        *,
+        max_size: int | None = None,
+        max_transfers: int | None = None,
+    ) -> Self: ...
+    def recv(self, channel: Channel, timeout: float | None = None) -> _ReceivedFile | _PartialFile:
+        """Receives until a transfer ends; raises TimeoutError when none ended in time."""
+    def stats(self) -> _FileStats: ...
 
 @final
 class Context:
