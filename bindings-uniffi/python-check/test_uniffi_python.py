@@ -1,6 +1,7 @@
 """The cheap always-on check of the UniFFI layer: the generated Python module (`sixcast_ffi`,
 from the same library as Kotlin and Swift) against the shared address vectors, the error kinds
-table, every errors.json case, and every security.json case. Needs no network and no JVM.
+table, every errors.json case, every security.json case, and the refusals of a FileReceiver.
+Needs no network and no JVM.
 
 Run it after `bindings-uniffi/generate python`: `python3 test_uniffi_python.py` (or pytest).
 """
@@ -9,6 +10,7 @@ import ipaddress
 import json
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -269,6 +271,19 @@ def test_every_open_case_opens_or_is_refused_with_its_reason():
         else:
             assert case["reason"] in reasons, case["name"]
             assert opened == ffi.OpenedDatagram.DROPPED(case["reason"]), case["name"]
+
+
+def test_a_file_receiver_needs_a_folder_that_exists():
+    with tempfile.TemporaryDirectory() as folder:
+        raises_kind("InvalidConfig", ffi.FileReceiver, os.path.join(folder, "missing"))
+        path = os.path.join(folder, "a-file")
+        Path(path).write_bytes(b"x")
+        raises_kind("InvalidConfig", ffi.FileReceiver, path, 10, 1)
+        receiver = ffi.FileReceiver(folder)
+        stats = receiver.stats()
+        assert stats == ffi.FileStats(
+            frames=0, other_messages=0, malformed=0, refused=0, unfollowed=0, chunks=0, duplicate_chunks=0
+        ), stats
 
 
 def main():

@@ -314,7 +314,7 @@ impl From<sixcast::Reachability> for Reachability {
 /// A named channel of a `Context`. Thread-safe; handles to the same name share one queue.
 #[derive(Debug, uniffi::Object)]
 pub struct Channel {
-    inner: sixcast::Channel,
+    pub(crate) inner: sixcast::Channel,
 }
 
 #[uniffi::export]

@@ -3,8 +3,8 @@
 //! This crate only converts: text for addresses, profiles and scopes, plain records for
 //! configuration, messages and counters, objects for keys, and one [`SixcastError`] case per core `ErrorKind`.
 //! All behaviour lives in the core. The modules mirror the core's: [`addr`], [`channel`],
-//! [`config`], [`crypto`], [`wire`] and [`error`], and [`logging`], which hands the library's log
-//! to a logger of the application's.
+//! [`config`], [`crypto`], [`files`], [`wire`] and [`error`], and [`logging`], which hands the
+//! library's log to a logger of the application's.
 //!
 //! The foreign sources are generated from the built library by the `uniffi-bindgen` binary of
 //! this crate (feature `bindgen`); see `bindings-uniffi/README.md`.
@@ -15,6 +15,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod logging;
 pub mod wire;
 
@@ -26,6 +27,7 @@ pub use crypto::{
     seal_datagram,
 };
 pub use error::{SixcastError, raise_error_kind};
+pub use files::{FileOutcome, FileReceiver, FileStats, SentFile};
 pub use logging::{LogLevel, Logger, clear_logger, set_logger};
 pub use wire::{
     BatchRecord, ControlMessage, Datagram, Manifest, NackRange, Repair, control_mac,
