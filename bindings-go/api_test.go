@@ -2,7 +2,10 @@ package sixcast_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +144,41 @@ func TestKeysRoundTripThroughTheirFiles(t *testing.T) {
 func TestVersion(t *testing.T) {
 	if sixcast.Version() == "" {
 		t.Error("no version")
+	}
+}
+
+func TestFileReceiverNeedsAFolderThatExists(t *testing.T) {
+	folder := t.TempDir()
+	if _, err := sixcast.NewFileReceiver(filepath.Join(folder, "missing"), sixcast.FileReceiverOptions{}); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("a missing folder: %v", err)
+	}
+	file := filepath.Join(folder, "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sixcast.NewFileReceiver(file, sixcast.FileReceiverOptions{MaxSize: 10, MaxTransfers: 1}); !errors.Is(err, sixcast.ErrInvalidConfig) {
+		t.Errorf("a file, not a folder: %v", err)
+	}
+	if _, err := sixcast.NewFileReceiver(folder+"\x00", sixcast.FileReceiverOptions{}); !errors.Is(err, sixcast.ErrInvalidArgument) {
+		t.Errorf("a NUL in the folder: %v", err)
+	}
+	receiver, err := sixcast.NewFileReceiver(folder, sixcast.FileReceiverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats, err := receiver.Stats(); err != nil || stats != (sixcast.FileStats{}) {
+		t.Errorf("a new receiver's stats %+v, %v", stats, err)
+	}
+	receiver.Close()
+	receiver.Close()
+	if _, err := receiver.Stats(); !errors.Is(err, sixcast.ErrClosed) {
+		t.Errorf("stats after Close: %v", err)
+	}
+	// Refused before any channel is touched.
+	if _, err := receiver.Recv(context.Background(), nil); !errors.Is(err, sixcast.ErrClosed) {
+		t.Errorf("a receive after Close: %v", err)
+	}
+	if entries, err := os.ReadDir(folder); err != nil || len(entries) != 1 {
+		t.Errorf("the receiver wrote into its folder: %v, %v", entries, err)
 	}
 }

@@ -7,9 +7,14 @@ package sixcast_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -332,4 +337,125 @@ func TestWorldSignedChannelsDropUntrustedSenders(t *testing.T) {
 	if message := recv(t, in); string(message.Payload) != "trusted" {
 		t.Errorf("got %q", message.Payload)
 	}
+}
+
+func TestWorldSendFileRefusesBadNamesBeforeSending(t *testing.T) {
+	inWorld(t)
+	path := filepath.Join(t.TempDir(), "payload.bin")
+	if err := os.WriteFile(path, make([]byte, 100), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := channel(t, open(t), "go-files-refused", false)
+	for _, name := range []string{"../x", "a/b", ".hidden"} {
+		_, err := out.SendFile(path, sixcast.SendFileOptions{Name: name})
+		if !errors.Is(err, sixcast.ErrInvalidConfig) || !strings.Contains(err.Error(), "plain name") {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
+	if _, err := out.SendFile(path+".missing", sixcast.SendFileOptions{}); !errors.Is(err, sixcast.ErrIo) {
+		t.Errorf("a missing file: %v", err)
+	}
+	if _, err := out.SendFile(path, sixcast.SendFileOptions{Name: "a\x00b"}); !errors.Is(err, sixcast.ErrInvalidArgument) {
+		t.Errorf("a NUL in the name: %v", err)
+	}
+	if stats, err := out.Stats(); err != nil || stats.MessagesSent != 0 {
+		t.Errorf("a refused file sent %d messages, %v", stats.MessagesSent, err)
+	}
+}
+
+func TestWorldFileArrivesWholeAtAJoinedReceiver(t *testing.T) {
+	inWorld(t)
+	config := sixcast.NewConfig()
+	for field, value := range map[string]string{"hop_limit": "1", "reliable": "true"} {
+		if err := config.Set(field, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sender, err := sixcast.Open(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Close() })
+	// A FileReceiver does not join: the application does.
+	out, in := channel(t, sender, "go-files", false), channel(t, open(t), "go-files", true)
+	data := make([]byte, 200*1024)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	source := filepath.Join(t.TempDir(), "payload.bin")
+	if err := os.WriteFile(source, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inbox := t.TempDir()
+	receiver, err := sixcast.NewFileReceiver(inbox, sixcast.FileReceiverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer receiver.Close()
+
+	// Nothing is sent yet: a deadline and a cancel end the wait with the context's error.
+	short, cancelShort := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelShort()
+	if _, err := receiver.Recv(short, in); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a deadline gives %v", err)
+	}
+	cancelled, cancelNow := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancelNow)
+	started := time.Now()
+	if _, err := receiver.Recv(cancelled, in); !errors.Is(err, context.Canceled) || time.Since(started) > 3*time.Second {
+		t.Errorf("a cancel gives %v after %v", err, time.Since(started))
+	}
+
+	done := make(chan sentFileResult, 1)
+	go func() {
+		// Not a file: the receiver counts it and passes over it.
+		if err := out.Send([]byte("not a file")); err != nil {
+			done <- sentFileResult{err: err}
+			return
+		}
+		sent, err := out.SendFile(source, sixcast.SendFileOptions{Name: "received.bin"})
+		done <- sentFileResult{sent, err}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	outcome, err := receiver.Recv(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := <-done
+	if result.err != nil {
+		t.Fatal(result.err)
+	}
+	sent := result.sent
+	if sent.Name != "received.bin" || sent.Size != uint64(len(data)) || sent.SHA256 != digest ||
+		sent.Chunk < 64 || sent.Chunk > 1232 {
+		t.Errorf("sent %+v", sent)
+	}
+	if !outcome.Complete || outcome.Name != "received.bin" || outcome.Path != filepath.Join(inbox, "received.bin") ||
+		outcome.Size != uint64(len(data)) || outcome.SHA256 != digest ||
+		outcome.Sender != sender.NodeID() || outcome.Resumed != 0 || outcome.Missing != 0 {
+		t.Errorf("outcome %+v", outcome)
+	}
+	received, err := os.ReadFile(filepath.Join(inbox, "received.bin"))
+	if err != nil || !bytes.Equal(received, data) || sha256.Sum256(received) != sum {
+		t.Errorf("the received file differs from the source (%d bytes, %v)", len(received), err)
+	}
+	// The partial file and its state are gone: only the named file is left.
+	if entries, err := os.ReadDir(inbox); err != nil || len(entries) != 1 || entries[0].Name() != "received.bin" {
+		t.Errorf("the inbox holds %v, %v", entries, err)
+	}
+	chunks := (uint64(len(data)) + uint64(sent.Chunk) - 1) / max(uint64(sent.Chunk), 1)
+	stats, err := receiver.Stats()
+	if err != nil || stats.Chunks != chunks || stats.DuplicateChunks != 0 || stats.OtherMessages != 1 ||
+		stats.Frames < chunks+1 || stats.Malformed != 0 || stats.Refused != 0 {
+		t.Errorf("receiver stats %+v (%d chunks), %v", stats, chunks, err)
+	}
+}
+
+// sentFileResult is what a goroutine's SendFile returned.
+type sentFileResult struct {
+	sent sixcast.SentFile
+	err  error
 }

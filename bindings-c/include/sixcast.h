@@ -63,6 +63,10 @@ typedef struct SixcastContext SixcastContext;
 // An error: its status and a message for people. Free it with `sixcast_error_free`.
 typedef struct SixcastError SixcastError;
 
+// A folder that receives files sent with `sixcast_send_file`. Used by one thread at a time,
+// as a `SixcastConfig` is.
+typedef struct SixcastFileReceiver SixcastFileReceiver;
+
 // A sender's Ed25519 public key, as receivers trust it.
 typedef struct SixcastPublicKey SixcastPublicKey;
 
@@ -730,6 +734,83 @@ enum SixcastStatus sixcast_context_next_event(const struct SixcastContext *conte
 enum SixcastStatus sixcast_context_try_event(const struct SixcastContext *context,
                                              char **json_out,
                                              struct SixcastError **error_out);
+
+// Sends the file at `path` (UTF-8) to every receiver of `channel`, `passes` times (receivers
+// that joined late complete it in a later pass), named `name` at the receivers (NULL: the
+// path's last component). Blocks until every frame was handed to the channel; on a reliable
+// context (`reliable` set) every chunk arrives or its loss is reported, and closing the
+// context waits for the receivers' last repairs. Stores what was sent in `*json_out` as a JSON
+// object (free it with `sixcast_string_free`): `name`, `size`, `sha256` (hex) and `chunk`
+// (bytes per DATA frame).
+//
+// Fails with `SIXCAST_STATUS_INVALID_CONFIG` for a name that is not a plain one (a path, or
+// starting with '.') or 0 passes, `IO` if the file cannot be read, `MESSAGE_TOO_LARGE` if it
+// has too many chunks for the channel's datagram size, and as `sixcast_channel_send` does.
+//
+// # Safety
+// `channel` is a live channel; `path` is a NUL-terminated string; `name` is NULL or one;
+// `json_out` is writable; `error_out` is NULL or writable.
+enum SixcastStatus sixcast_send_file(const struct SixcastChannel *channel,
+                                     const char *path,
+                                     uint32_t passes,
+                                     const char *name,
+                                     char **json_out,
+                                     struct SixcastError **error_out);
+
+// A receiver of files into the folder `dir` (UTF-8), which must exist. Offers of files larger
+// than `max_size` bytes (0: no limit), or beyond `max_transfers` at once (0: 16), are refused.
+// Stores the handle in `*receiver_out`; free it with `sixcast_file_receiver_free`. Fails with
+// `SIXCAST_STATUS_INVALID_CONFIG` if `dir` is not a folder.
+//
+// # Safety
+// `dir` is a NUL-terminated string; `receiver_out` is writable; `error_out` is NULL or
+// writable.
+enum SixcastStatus sixcast_file_receiver_new(const char *dir,
+                                             uint64_t max_size,
+                                             uint32_t max_transfers,
+                                             struct SixcastFileReceiver **receiver_out,
+                                             struct SixcastError **error_out);
+
+// Records what the receiver holds of unfinished files, for a later receiver to resume from,
+// and releases it. NULL is ignored.
+//
+// # Safety
+// `receiver` is NULL or a receiver from `sixcast_file_receiver_new`, freed once, and no other
+// thread uses it any more.
+void sixcast_file_receiver_free(struct SixcastFileReceiver *receiver);
+
+// Receives from `channel` (which the caller joined) until a transfer ends, at most
+// `timeout_ms` milliseconds (negative: no limit), and stores how it ended in `*json_out` as a
+// JSON object (free it with `sixcast_string_free`): `complete` true with `name`, `path`,
+// `size`, `sha256` (hex), `sender` (16 hex digits) and `resumed` (bytes an earlier receiver
+// kept), or `complete` false with `name`, `size` and `missing` when the sender finished before
+// the file was whole here (what arrived is kept for a later sending). Messages that are not
+// files are counted and passed over. Blocks the calling thread.
+//
+// Fails with `SIXCAST_STATUS_TIMEOUT` when no transfer ended in time (what arrived is kept,
+// and resumed by the next call or receiver), `MALFORMED` when a whole file does not match its
+// SHA-256 (it is removed), `IO` when the folder cannot be written, and as
+// `sixcast_channel_recv` does.
+//
+// # Safety
+// `receiver` is a live receiver that no other thread uses during the call; `channel` is a
+// live channel; `json_out` is writable; `error_out` is NULL or writable.
+enum SixcastStatus sixcast_file_receiver_recv(struct SixcastFileReceiver *receiver,
+                                              const struct SixcastChannel *channel,
+                                              int64_t timeout_ms,
+                                              char **json_out,
+                                              struct SixcastError **error_out);
+
+// What the receiver saw so far, as a JSON object in `*json_out` (free it with
+// `sixcast_string_free`): `frames`, `other_messages`, `malformed`, `refused`, `unfollowed`,
+// `chunks` and `duplicate_chunks`.
+//
+// # Safety
+// `receiver` is a live receiver that no other thread uses during the call; `json_out` is
+// writable; `error_out` is NULL or writable.
+enum SixcastStatus sixcast_file_receiver_stats_json(const struct SixcastFileReceiver *receiver,
+                                                    char **json_out,
+                                                    struct SixcastError **error_out);
 
 // Frees a message. NULL is ignored.
 //

@@ -12,7 +12,7 @@ use crate::{
 
 /// A channel of a context. Thread-safe; handles to the same name share one queue.
 pub struct SixcastChannel {
-    inner: sixcast::Channel,
+    pub(crate) inner: sixcast::Channel,
 }
 
 impl SixcastChannel {

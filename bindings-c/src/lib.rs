@@ -16,6 +16,7 @@ pub mod context;
 pub mod crypto;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod message;
 pub mod reachability;
 pub mod text;

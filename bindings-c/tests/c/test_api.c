@@ -1,10 +1,11 @@
 /* The C API without a network: the shared conformance vectors (addresses, error kinds and the
  * inputs that raise them, the datagrams of reliable channels, manifests), configuration, keys,
- * and misuse of the API itself.
+ * the refusals of file transfers, and misuse of the API itself.
  * Usage: test_api <tests/conformance/vectors directory> */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -616,6 +617,50 @@ static void test_keys(void) {
     sixcast_public_key_free(parsed);
 }
 
+/* A file receiver needs a folder that exists; what needs a channel is refused before anything
+ * is read when a handle or an output is missing (test_world sends files on a real channel). */
+static void test_files(void) {
+    char folder[] = "/tmp/sixcast-c-files-XXXXXX";
+    CHECK(mkdtemp(folder) != NULL, "a temporary folder");
+    char missing[sizeof folder + 16], file[sizeof folder + 16];
+    snprintf(missing, sizeof missing, "%s/missing", folder);
+    snprintf(file, sizeof file, "%s/a-file", folder);
+    FILE *written = fopen(file, "w");
+    CHECK(written && fputs("x", written) >= 0 && fclose(written) == 0, "a file in the folder");
+
+    SixcastFileReceiver *receiver = NULL;
+    CHECK_STATUS(sixcast_file_receiver_new(missing, 0, 0, &receiver, &err), SIXCAST_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(sixcast_file_receiver_new(file, 10, 1, &receiver, &err), SIXCAST_STATUS_INVALID_CONFIG);
+    CHECK(receiver == NULL, "nothing stored on failure");
+    CHECK_STATUS(sixcast_file_receiver_new(NULL, 0, 0, &receiver, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_file_receiver_new("\xff", 0, 0, &receiver, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_file_receiver_new(folder, 0, 0, NULL, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_OK(sixcast_file_receiver_new(folder, 0, 0, &receiver, &err));
+
+    char *json = NULL;
+    CHECK_OK(sixcast_file_receiver_stats_json(receiver, &json, &err));
+    json_t *stats = json ? json_loads(json, 0, NULL) : NULL;
+    const char *fields[] = {"frames", "other_messages", "malformed", "refused",
+                            "unfollowed", "chunks", "duplicate_chunks"};
+    CHECK(json_object_size(stats) == sizeof fields / sizeof fields[0], "stats %s", json);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        json_t *value = json_object_get(stats, fields[i]);
+        CHECK(json_is_integer(value) && json_integer_value(value) == 0, "%s in %s", fields[i], json);
+    }
+    json_decref(stats);
+    sixcast_string_free(json);
+    json = NULL;
+    CHECK_STATUS(sixcast_file_receiver_stats_json(receiver, NULL, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_file_receiver_stats_json(NULL, &json, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_file_receiver_recv(receiver, NULL, 0, &json, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_file_receiver_recv(NULL, NULL, 0, &json, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_send_file(NULL, file, 1, NULL, &json, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK(json == NULL, "nothing stored on failure");
+    sixcast_file_receiver_free(receiver);
+    sixcast_file_receiver_free(NULL);
+    CHECK(unlink(file) == 0 && rmdir(folder) == 0, "the receiver left nothing in %s", folder);
+}
+
 static void test_misuse(void) {
     CHECK_STATUS(sixcast_channel_join(NULL, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
     CHECK_STATUS(sixcast_context_open(NULL, NULL, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
@@ -660,6 +705,7 @@ int main(int argc, char **argv) {
     test_config();
     test_config_reliable();
     test_keys();
+    test_files();
     test_misuse();
     json_decref(errors);
     json_decref(addresses);

@@ -1,11 +1,14 @@
 /* The C API on a real network: run inside a host of a network-namespace world (run-tests does
  * that), never on this machine's own interfaces. Two contexts of one host talk through
  * multicast loopback: messages with their metadata, timeouts, the readiness descriptor, signed
- * channels, counters, size limits, and close waking a blocked receive. */
+ * channels, counters, size limits, a file sent to a receiver, and close waking a blocked
+ * receive. */
+#include <dirent.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -342,6 +345,187 @@ static void test_reliable(SixcastContext *receiver) {
     sixcast_context_free(sender);
 }
 
+struct file_sending {
+    SixcastChannel *channel;
+    const char *path;
+    SixcastStatus status;
+    char *json;
+};
+
+/* Sends a message that is not a file, then the file, as `received.bin`. */
+static void *send_file_thread(void *argument) {
+    struct file_sending *sending = argument;
+    SixcastError *error = NULL;
+    sending->status = sixcast_channel_send(sending->channel, (const uint8_t *)"not a file", 10, &error);
+    if (sending->status == SIXCAST_STATUS_OK) {
+        sending->status = sixcast_send_file(sending->channel, sending->path, 1, "received.bin",
+                                            &sending->json, &error);
+    }
+    if (error) {
+        fprintf(stderr, "send_file_thread: %s\n", sixcast_error_message(error));
+    }
+    sixcast_error_free(error);
+    return NULL;
+}
+
+/* The SHA-256 of the file at `path` in hex, as sha256sum computes it (out holds 65 bytes). */
+static int sha256sum(const char *path, char *out) {
+    char command[4200];
+    snprintf(command, sizeof command, "sha256sum '%s'", path);
+    FILE *pipe = popen(command, "r");
+    int ok = pipe && fscanf(pipe, "%64s", out) == 1 && strlen(out) == 64;
+    if (pipe) {
+        ok = pclose(pipe) == 0 && ok;
+    }
+    return ok;
+}
+
+/* The names in `folder`, comma-separated, into `out`. */
+static void list_folder(const char *folder, char *out, size_t size) {
+    out[0] = '\0';
+    DIR *dir = opendir(folder);
+    for (struct dirent *entry; dir && (entry = readdir(dir));) {
+        if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0) {
+            size_t used = strlen(out);
+            snprintf(out + used, size - used, "%s%s", used ? "," : "", entry->d_name);
+        }
+    }
+    if (dir) {
+        closedir(dir);
+    }
+}
+
+/* A reliable sender's file of 200 KiB of random bytes arrives whole in a receiver's folder;
+ * names that are not plain ones, 0 passes and a missing file are refused before any sending. */
+static void test_files(SixcastContext *receiver_context) {
+    SixcastConfig *config = sixcast_config_new();
+    CHECK_OK(sixcast_config_set(config, "hop_limit", "1", &err));
+    CHECK_OK(sixcast_config_set(config, "reliable", "true", &err));
+    SixcastContext *sender = NULL;
+    CHECK_OK(sixcast_context_open(config, &sender, &err));
+    sixcast_config_free(config);
+    char folder[] = "/tmp/sixcast-c-world-XXXXXX";
+    if (!sender || !mkdtemp(folder)) {
+        CHECK(0, "a sender and a folder");
+        sixcast_context_free(sender);
+        return;
+    }
+    char source[64], inbox[64], expected_path[96];
+    snprintf(source, sizeof source, "%s/payload.bin", folder);
+    snprintf(inbox, sizeof inbox, "%s/inbox", folder);
+    snprintf(expected_path, sizeof expected_path, "%s/received.bin", inbox);
+    CHECK(mkdir(inbox, 0700) == 0, "an inbox");
+    enum { SIZE = 200 * 1024 };
+    uint8_t *data = malloc(SIZE);
+    FILE *random = fopen("/dev/urandom", "r");
+    CHECK(random && fread(data, 1, SIZE, random) == SIZE, "random bytes");
+    if (random) {
+        fclose(random);
+    }
+    FILE *written = fopen(source, "w");
+    CHECK(written && fwrite(data, 1, SIZE, written) == SIZE && fclose(written) == 0, "the source");
+    char digest[65] = "";
+    CHECK(sha256sum(source, digest), "sha256sum of the source");
+
+    SixcastChannel *out = channel_of(sender, "c-files");
+    SixcastChannel *in = channel_of(receiver_context, "c-files");
+    char *json = NULL;
+    CHECK_STATUS(sixcast_send_file(out, source, 1, "../x", &json, &err), SIXCAST_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(sixcast_send_file(out, source, 1, ".hidden", &json, &err), SIXCAST_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(sixcast_send_file(out, source, 0, NULL, &json, &err), SIXCAST_STATUS_INVALID_CONFIG);
+    CHECK_STATUS(sixcast_send_file(out, inbox, 1, "missing.bin", &json, &err), SIXCAST_STATUS_IO);
+    CHECK_STATUS(sixcast_send_file(out, source, 1, NULL, NULL, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK(json == NULL, "nothing stored on failure");
+    SixcastStats stats;
+    CHECK_OK(sixcast_channel_stats(out, &stats));
+    CHECK(stats.messages_sent == 0, "a refused file sends nothing: %llu",
+          (unsigned long long)stats.messages_sent);
+
+    /* A FileReceiver does not join: the application does. */
+    CHECK_OK(sixcast_channel_join(in, &err));
+    SixcastFileReceiver *receiver = NULL;
+    CHECK_OK(sixcast_file_receiver_new(inbox, 0, 0, &receiver, &err));
+    CHECK_STATUS(sixcast_file_receiver_recv(receiver, in, 100, &json, &err), SIXCAST_STATUS_TIMEOUT);
+    struct file_sending sending = {.channel = out, .path = source};
+    pthread_t thread;
+    pthread_create(&thread, NULL, send_file_thread, &sending);
+    CHECK_OK(sixcast_file_receiver_recv(receiver, in, 30000, &json, &err));
+    pthread_join(thread, NULL);
+    CHECK(sending.status == SIXCAST_STATUS_OK, "sending: %s", sixcast_status_name(sending.status));
+
+    json_t *sent = sending.json ? json_loads(sending.json, 0, NULL) : NULL;
+    json_t *outcome = json ? json_loads(json, 0, NULL) : NULL;
+    CHECK(sent && outcome, "sent %s, received %s", sending.json, json);
+    const char *sent_name = json_string_value(json_object_get(sent, "name"));
+    const char *sent_sha256 = json_string_value(json_object_get(sent, "sha256"));
+    json_int_t chunk = json_integer_value(json_object_get(sent, "chunk"));
+    CHECK(sent_name && strcmp(sent_name, "received.bin") == 0, "sent as %s", sent_name);
+    CHECK(json_integer_value(json_object_get(sent, "size")) == SIZE, "sent %s", sending.json);
+    CHECK(sent_sha256 && strcmp(sent_sha256, digest) == 0, "sent sha256 %s, not %s", sent_sha256, digest);
+    CHECK(chunk >= 64 && chunk <= 1232, "chunk %lld", (long long)chunk);
+
+    char *node_id = sixcast_context_node_id(sender);
+    const char *name = json_string_value(json_object_get(outcome, "name"));
+    const char *path = json_string_value(json_object_get(outcome, "path"));
+    const char *sha256 = json_string_value(json_object_get(outcome, "sha256"));
+    const char *from = json_string_value(json_object_get(outcome, "sender"));
+    CHECK(json_is_true(json_object_get(outcome, "complete")), "not complete: %s", json);
+    CHECK(name && strcmp(name, "received.bin") == 0, "name %s", name);
+    CHECK(path && strcmp(path, expected_path) == 0, "path %s", path);
+    CHECK(json_integer_value(json_object_get(outcome, "size")) == SIZE, "received %s", json);
+    CHECK(sha256 && strcmp(sha256, digest) == 0, "sha256 %s, not %s", sha256, digest);
+    CHECK(from && node_id && strcmp(from, node_id) == 0, "sender %s, not %s", from, node_id);
+    CHECK(json_is_integer(json_object_get(outcome, "resumed")) &&
+              json_integer_value(json_object_get(outcome, "resumed")) == 0,
+          "resumed in %s", json);
+
+    uint8_t *received = malloc(SIZE + 1);
+    FILE *copy = fopen(expected_path, "r");
+    size_t copied = copy ? fread(received, 1, SIZE + 1, copy) : 0;
+    if (copy) {
+        fclose(copy);
+    }
+    CHECK(copied == SIZE && memcmp(received, data, SIZE) == 0, "the received file holds %zu bytes of "
+          "the source's", copied);
+    char received_digest[65] = "";
+    CHECK(sha256sum(expected_path, received_digest) && strcmp(received_digest, digest) == 0,
+          "sha256sum of the received file %s", received_digest);
+    /* The partial file and its state are gone: only the named file is left. */
+    char names[256];
+    list_folder(inbox, names, sizeof names);
+    CHECK(strcmp(names, "received.bin") == 0, "the inbox holds %s", names);
+
+    char *stats_text = NULL;
+    CHECK_OK(sixcast_file_receiver_stats_json(receiver, &stats_text, &err));
+    json_t *file_stats = stats_text ? json_loads(stats_text, 0, NULL) : NULL;
+    json_int_t chunks = chunk > 0 ? (SIZE + chunk - 1) / chunk : -1;
+    CHECK(json_integer_value(json_object_get(file_stats, "chunks")) == chunks &&
+              json_integer_value(json_object_get(file_stats, "duplicate_chunks")) == 0 &&
+              json_integer_value(json_object_get(file_stats, "other_messages")) == 1 &&
+              json_integer_value(json_object_get(file_stats, "frames")) >= chunks + 1 &&
+              json_integer_value(json_object_get(file_stats, "malformed")) == 0 &&
+              json_integer_value(json_object_get(file_stats, "refused")) == 0,
+          "receiver stats %s (%lld chunks)", stats_text, (long long)chunks);
+
+    json_decref(file_stats);
+    json_decref(sent);
+    json_decref(outcome);
+    sixcast_string_free(stats_text);
+    sixcast_string_free(node_id);
+    sixcast_string_free(sending.json);
+    sixcast_string_free(json);
+    sixcast_file_receiver_free(receiver);
+    sixcast_channel_free(out);
+    sixcast_channel_free(in);
+    /* Closing a reliable context waits for the receivers' last repairs. */
+    sixcast_context_free(sender);
+    free(data);
+    free(received);
+    CHECK(unlink(expected_path) == 0 && rmdir(inbox) == 0 && unlink(source) == 0 &&
+              rmdir(folder) == 0,
+          "the transfer left nothing else in %s", folder);
+}
+
 int main(void) {
     SixcastContext *sender = open_context(NULL);
     SixcastContext *receiver = open_context(NULL);
@@ -353,6 +537,7 @@ int main(void) {
     test_signed(sender, receiver);
     test_reachability(receiver);
     test_reliable(receiver);
+    test_files(receiver);
     SixcastStats totals;
     CHECK_OK(sixcast_context_stats(receiver, &totals));
     CHECK(totals.messages_received >= 8, "context totals %llu",
