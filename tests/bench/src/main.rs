@@ -12,8 +12,10 @@
 mod fanout;
 mod lossless;
 mod protected;
+mod relay;
 mod roles;
 mod suite;
+mod targets;
 
 use std::process::ExitCode;
 

@@ -9,19 +9,18 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use sixcast::{
-    Scope, addr,
-    discovery::{Stratum0, Stratum0Config},
-    relay::{Relay, RelayConfig},
-};
 use sixcast_netlab::World;
 
-use crate::{fanout, lossless, protected};
+use crate::{
+    fanout, lossless, protected,
+    relay::{relay, scale},
+    targets::{print_targets, target, targets},
+};
 
-const SIZES: [usize; 3] = [64, 1024, 8192];
-const RECEIVERS: [usize; 3] = [1, 4, 16];
+pub(crate) const SIZES: [usize; 3] = [64, 1024, 8192];
+pub(crate) const RECEIVERS: [usize; 3] = [1, 4, 16];
 /// Receiver counts of the binding comparisons (interpreted peers are slow to start).
-const BINDING_RECEIVERS: [usize; 2] = [1, 4];
+pub(crate) const BINDING_RECEIVERS: [usize; 2] = [1, 4];
 /// The LAN bridge's MTU: jumbo frames, so an 8 KiB message fits one datagram in every system.
 pub(crate) const MTU: u32 = 9000;
 /// Largest UDP payload in a 9000-byte IPv6 packet.
@@ -126,7 +125,7 @@ fn numbers(flag: &str, list: &str, max: usize) -> Result<Vec<usize>, String> {
 }
 
 /// One process of a measurement, started in a namespace host.
-struct Peer {
+pub(crate) struct Peer {
     name: String,
     child: Child,
     stdin: ChildStdin,
@@ -134,7 +133,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn start(mut command: Command, name: String) -> Result<Self, String> {
+    pub(crate) fn start(mut command: Command, name: String) -> Result<Self, String> {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -162,7 +161,7 @@ impl Peer {
         Ok(line)
     }
 
-    fn ready(&mut self) -> Result<(), String> {
+    pub(crate) fn ready(&mut self) -> Result<(), String> {
         let line = self.line()?;
         if line.trim() == "ready" {
             Ok(())
@@ -171,7 +170,7 @@ impl Peer {
         }
     }
 
-    fn go(&mut self) -> Result<(), String> {
+    pub(crate) fn go(&mut self) -> Result<(), String> {
         writeln!(self.stdin, "go")
             .and_then(|()| self.stdin.flush())
             .map_err(|err| format!("{}: {err}", self.name))
@@ -179,7 +178,7 @@ impl Peer {
 
     /// Reads the peer's figures. The peer may still be finishing (a ZeroMQ publisher delivers
     /// what it queued as it closes): it is waited for when dropped.
-    fn report(&mut self) -> Result<Value, String> {
+    pub(crate) fn report(&mut self) -> Result<Value, String> {
         let line = self.line()?;
         serde_json::from_str(&line).map_err(|err| format!("{}: {err}: {line}", self.name))
     }
@@ -208,7 +207,7 @@ pub(crate) struct Launcher {
 }
 
 impl Launcher {
-    fn start(&self, world: &World, host: &str, spec: &Value) -> Result<Peer, String> {
+    pub(crate) fn start(&self, world: &World, host: &str, spec: &Value) -> Result<Peer, String> {
         let system = spec["system"].as_str().unwrap_or_default();
         let mut command = match system {
             "py-sixcast" | "pyzmq" => {
@@ -243,7 +242,7 @@ pub(crate) struct Cell {
     pub(crate) size: usize,
     pub(crate) receivers: usize,
     pub(crate) per_receiver: f64,
-    total: f64,
+    pub(crate) total: f64,
     pub(crate) loss: f64,
     pub(crate) cpu_per_million: f64,
     /// Receiver CPU time per million messages received, over all receivers.
@@ -269,7 +268,7 @@ impl Cell {
     }
 }
 
-fn number(report: &Value, key: &str) -> Result<f64, String> {
+pub(crate) fn number(report: &Value, key: &str) -> Result<f64, String> {
     report[key]
         .as_f64()
         .ok_or_else(|| format!("report lacks {key}: {report}"))
@@ -466,7 +465,7 @@ pub(crate) fn receiver_hosts(count: usize) -> impl Iterator<Item = String> {
     (0..count).map(|index| format!("h{}", index + 2))
 }
 
-fn print_header(title: &str) {
+pub(crate) fn print_header(title: &str) {
     println!("{title}");
     println!(
         "{:>6} {:>4} {:<17} {:>12} {:>12} {:>7} {:>11} {:>11}",
@@ -474,7 +473,7 @@ fn print_header(title: &str) {
     );
 }
 
-fn print_cell(cell: &Cell) {
+pub(crate) fn print_cell(cell: &Cell) {
     println!(
         "{:>6} {:>4} {:<17} {:>12.0} {:>12.0} {:>7.2} {:>11.3} {:>11.3}",
         cell.size,
@@ -640,490 +639,4 @@ fn round_trip(world: &World, launcher: &Launcher, seconds: f64) -> Result<Vec<Va
     }
     println!();
     Ok(rows)
-}
-
-/// The relay path (c1 multicasts on the core, i1 on the island receives through r1's relay)
-/// beside plain unicast forwarding (c1 sends to a forwarder on r1, which sends on to i1). The
-/// bridges snoop MLD, so c1's multicast reaches the relay's port, not every host of the core.
-fn relay(launcher: &Launcher, seconds: f64) -> Result<Vec<Cell>, String> {
-    let world = World::stratum().map_err(|err| format!("building the stratum world: {err}"))?;
-    snoop(&world)?;
-    let stratum0 = world
-        .host("s0")
-        .run(|| {
-            let mut config = Stratum0Config::default();
-            config.hop_limit = 8;
-            Stratum0::spawn(config)
-        })
-        .map_err(|err| err.to_string())?
-        .map_err(|err| err.to_string())?;
-    let _relay = world
-        .host("r1")
-        .run(|| {
-            let mut config = RelayConfig::default();
-            config.hop_limit = 8;
-            Relay::spawn(config)
-        })
-        .map_err(|err| err.to_string())?
-        .map_err(|err| err.to_string())?;
-    let s0 = format!("[{}]:{}", world.host("s0").addr(), stratum0.port());
-    let r1 = world.host("r1").addr();
-    let i1 = world.host("i1").addr();
-    print_header(
-        "the relay path (c1 -> relay r1 -> tunnel -> i1) beside unicast forwarding (c1 -> forwarder on r1 -> i1)",
-    );
-    let mut cells = Vec::new();
-    for size in SIZES {
-        let base = json!({
-            "size": size, "seconds": seconds, "drain": 0.5, "channel": format!("relay/{size}"),
-            "datagram": sixcast::wire::DEFAULT_DATAGRAM_SIZE, "hops": 8,
-        });
-        let with = |fields: Value| {
-            let mut spec = base.clone();
-            if let (Some(spec), Some(fields)) = (spec.as_object_mut(), fields.as_object()) {
-                spec.extend(fields.clone());
-            }
-            spec
-        };
-        let mut cell = measure(
-            &world,
-            launcher,
-            ("c1", with(json!({"system": "sixcast", "role": "send"}))),
-            &[],
-            &[(
-                "i1".to_owned(),
-                with(json!({"system": "sixcast", "role": "recv", "stratum0": s0})),
-            )],
-        )?;
-        cell.system = "sixcast-relay".into();
-        print_cell(&cell);
-        cells.push(cell);
-        let mut cell = measure(
-            &world,
-            launcher,
-            (
-                "c1",
-                with(json!({"system": "raw", "role": "send", "target": format!("[{r1}]:7997")})),
-            ),
-            &[(
-                "r1",
-                with(json!({"system": "raw", "role": "forward", "port": 7997,
-                            "target": format!("[{i1}]:7996")})),
-            )],
-            &[(
-                "i1".to_owned(),
-                with(json!({"system": "raw", "role": "recv", "port": 7996})),
-            )],
-        )?;
-        cell.system = "udp-forwarding".into();
-        print_cell(&cell);
-        cells.push(cell);
-    }
-    println!();
-    Ok(cells)
-}
-
-/// Tunnel client counts of the relay's scale run.
-const RELAY_CLIENTS: [usize; 3] = [10, 100, 1000];
-/// Hosts the simulated tunnel clients are spread over (each client a socket of its own).
-const CLIENT_HOSTS: usize = 2;
-/// Datagrams a second multicast on the core for the relay to pass down to every client.
-const RELAY_SCALE_RATE: u64 = 50;
-
-/// One relay (a process of its own on h1) serving N tunnel clients simulated on h3 and h4, all
-/// joined to one group that h2 multicasts to at a steady pace: the relay's RSS and its CPU time
-/// per datagram delivered down a tunnel, as N grows.
-fn relay_scale(launcher: &Launcher) -> Result<Vec<Value>, String> {
-    let world =
-        World::lan(2 + CLIENT_HOSTS).map_err(|err| format!("building the LAN world: {err}"))?;
-    let group = addr::group_addr(
-        b"relay-scale",
-        &sixcast::Profile::default(),
-        Scope::default(),
-    )
-    .map_err(|err| err.to_string())?;
-    let relay_address = format!(
-        "[{}]:{}",
-        world.host("h1").addr(),
-        sixcast::discovery::RELAY_PORT
-    );
-    let seconds = 3.0;
-    println!(
-        "one relay (h1) serving N tunnel clients (on h3, h4), {RELAY_SCALE_RATE} datagrams/s of \
-         64 B multicast on the core (h2) to their group"
-    );
-    println!(
-        "{:>6} {:>8} {:>9} {:>10} {:>10} {:>12} {:>14} {:>8}",
-        "N", "tunnels", "heard", "RSS KiB", "peak KiB", "down/s", "CPU µs/dgram", "threads"
-    );
-    let mut rows = Vec::new();
-    for clients in RELAY_CLIENTS {
-        let mut relay = launcher.start(
-            &world,
-            "h1",
-            &json!({"system": "sixcast", "role": "relay", "hops": 8, "seconds": seconds}),
-        )?;
-        relay.ready()?;
-        let mut simulated = Vec::new();
-        for host in 0..CLIENT_HOSTS {
-            let count = clients / CLIENT_HOSTS + usize::from(host < clients % CLIENT_HOSTS);
-            simulated.push(launcher.start(
-                &world,
-                &format!("h{}", host + 3),
-                &json!({"system": "raw", "role": "tunnel-clients", "count": count,
-                        "relay": relay_address, "group": group.to_string(),
-                        "seconds": seconds, "drain": 0.5}),
-            )?);
-        }
-        let mut sender = launcher.start(
-            &world,
-            "h2",
-            &json!({"system": "raw", "role": "paced-send", "size": 64, "seconds": seconds,
-                    "rate": RELAY_SCALE_RATE, "group": group.to_string(),
-                    "port": addr::DEFAULT_PORT}),
-        )?;
-        for peer in &mut simulated {
-            peer.ready()?;
-        }
-        sender.ready()?;
-        relay.go()?;
-        for peer in &mut simulated {
-            peer.go()?;
-        }
-        sender.go()?;
-        sender.report()?;
-        let mut report = relay.report()?;
-        let (mut heard, mut received) = (0, 0);
-        for mut peer in simulated {
-            let figures = peer.report()?;
-            heard += figures["clients_heard"].as_u64().unwrap_or(0);
-            received += figures["received"].as_u64().unwrap_or(0);
-        }
-        let down = number(&report, "datagrams_down")?;
-        let cpu_per_datagram = number(&report, "cpu_seconds")? / down.max(1.0) * 1e6;
-        report["clients"] = json!(clients);
-        report["clients_heard"] = json!(heard);
-        report["received_by_clients"] = json!(received);
-        report["cpu_us_per_datagram_down"] = json!(cpu_per_datagram);
-        report["rate"] = json!(RELAY_SCALE_RATE);
-        println!(
-            "{clients:>6} {:>8} {heard:>9} {:>10} {:>10} {:>12.0} {cpu_per_datagram:>14.2} {:>8}",
-            report["tunnels"],
-            report["rss_kib"],
-            report["rss_peak_kib"],
-            down / number(&report, "seconds")?,
-            report["threads"]
-        );
-        rows.push(report);
-    }
-    println!();
-    Ok(rows)
-}
-
-/// One context on 1,000 channels; reassembly memory under a flood of partial messages.
-fn scale(launcher: &Launcher) -> Result<Value, String> {
-    let world = World::lan(2).map_err(|err| format!("building the LAN world: {err}"))?;
-    let channels = 1000;
-    let base = json!({"system": "sixcast", "seconds": 10.0, "channels": channels,
-                      "datagram": sixcast::wire::DEFAULT_DATAGRAM_SIZE, "hops": 1});
-    let with_role = |base: &Value, role: &str| {
-        let mut spec = base.clone();
-        spec["role"] = json!(role);
-        spec
-    };
-    let mut receiver = launcher.start(&world, "h2", &with_role(&base, "scale-recv"))?;
-    let mut sender = launcher.start(&world, "h1", &with_role(&base, "scale-send"))?;
-    receiver.ready()?;
-    sender.ready()?;
-    receiver.go()?;
-    sender.go()?;
-    sender.report()?;
-    let channels_report = receiver.report()?;
-    println!(
-        "one context on {channels} channels: heard on {} of them, RSS {} KiB, {} threads",
-        channels_report["heard"], channels_report["rss_kib"], channels_report["threads"]
-    );
-
-    let bound: usize = 4 << 20;
-    let group = addr::group_addr(b"flood", &sixcast::Profile::default(), Scope::default())
-        .map_err(|err| err.to_string())?;
-    let flood = json!({"seconds": 2.0, "drain": 0.5, "channel": "flood", "group": group.to_string(),
-                       "port": addr::DEFAULT_PORT, "datagram": sixcast::wire::DEFAULT_DATAGRAM_SIZE,
-                       "hops": 1, "reassembly_memory": bound});
-    let mut floods = Vec::new();
-    for fresh_senders in [false, true] {
-        let mut spec = with_role(&flood, "flood-recv");
-        spec["system"] = json!("sixcast");
-        let mut receiver = launcher.start(&world, "h2", &spec)?;
-        let mut spec = with_role(&flood, "flood-send");
-        spec["system"] = json!("raw");
-        spec["fresh_senders"] = json!(fresh_senders);
-        let mut sender = launcher.start(&world, "h1", &spec)?;
-        receiver.ready()?;
-        sender.ready()?;
-        receiver.go()?;
-        sender.go()?;
-        let sent = sender.report()?;
-        let mut flood_report = receiver.report()?;
-        flood_report["bound_kib"] = json!(bound / 1024);
-        flood_report["partial_messages_sent"] = sent["sent"].clone();
-        flood_report["fresh_senders"] = json!(fresh_senders);
-        println!(
-            "flood of {} partial 1 MiB messages from {}: reassembly charge at most {} KiB \
-             (bound {} KiB), RSS {} -> {} KiB, {} given up",
-            sent["sent"],
-            if fresh_senders {
-                "as many senders"
-            } else {
-                "one sender"
-            },
-            flood_report["reassembly_peak_kib"],
-            bound / 1024,
-            flood_report["rss_before_kib"],
-            flood_report["rss_peak_kib"],
-            flood_report["reassembly_dropped"]
-        );
-        floods.push(flood_report);
-    }
-    println!();
-    let relay = relay_scale(launcher)?;
-    Ok(
-        json!({"channels": channels_report, "flood": floods[0], "flood_fresh_senders": floods[1],
-               "relay": relay}),
-    )
-}
-
-fn find<'a>(cells: &'a [Cell], system: &str, size: usize, receivers: usize) -> Option<&'a Cell> {
-    cells
-        .iter()
-        .find(|cell| cell.system == system && cell.size == size && cell.receivers == receivers)
-}
-
-/// One target of issue 6: what was compared, the measured ratio (or value) and the limit.
-fn target(name: String, value: Option<f64>, limit: f64, at_least: bool) -> Value {
-    let met = value.map(|value| {
-        if at_least {
-            value >= limit
-        } else {
-            value <= limit
-        }
-    });
-    json!({"target": name, "value": value, "limit": limit, "at_least": at_least, "met": met})
-}
-
-fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    Some(a? / b?.max(f64::MIN_POSITIVE))
-}
-
-fn targets(
-    throughput: &[Cell],
-    rtt: &[Value],
-    relayed: &[Cell],
-    scale: &Value,
-    fanout: &[fanout::FanoutCell],
-) -> Vec<Value> {
-    let per =
-        |system, size, receivers| find(throughput, system, size, receivers).map(|c| c.per_receiver);
-    let mut targets = Vec::new();
-    for size in [64, 1024] {
-        for receivers in [4, 16] {
-            targets.push(target(
-                format!("{size} B, {receivers} rcv: sixcast/zmq msg/s per receiver"),
-                ratio(per("sixcast", size, receivers), per("zmq", size, receivers)),
-                1.5,
-                true,
-            ));
-        }
-    }
-    targets.push(target(
-        "8192 B, 16 rcv: sixcast/zmq total msg/s".into(),
-        ratio(
-            find(throughput, "sixcast", 8192, 16).map(|c| c.total),
-            find(throughput, "zmq", 8192, 16).map(|c| c.total),
-        ),
-        3.0,
-        true,
-    ));
-    for (size, rate) in fanout::RATES {
-        // From the fan-out part, steered: the bridge's copying and the receivers' input run on
-        // another CPU, as on a switch and the receivers' own hosts, so the sender's CPU time is
-        // its own. Raw multicast's and ZeroMQ's ratios measured alike stand beside it.
-        let others: Vec<String> = ["raw", "zmq"]
-            .iter()
-            .filter_map(|system| {
-                fanout::cpu_ratio(fanout, true, system, size)
-                    .map(|ratio| format!("{system} {:.2}", ratio.median))
-            })
-            .collect();
-        let others = if others.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", others.join(", "))
-        };
-        targets.push(target(
-            format!(
-                "{size} B at {rate}/s: sixcast sender CPU/M 16 rcv / 1 rcv, fanout steered{others}"
-            ),
-            fanout::cpu_ratio(fanout, true, "sixcast", size).map(|ratio| ratio.median),
-            1.2,
-            false,
-        ));
-    }
-    for size in SIZES {
-        for receivers in RECEIVERS {
-            targets.push(target(
-                format!("{size} B, {receivers} rcv: sixcast-unpacked/raw msg/s per receiver"),
-                ratio(
-                    per("sixcast-unpacked", size, receivers),
-                    per("raw", size, receivers),
-                ),
-                0.9,
-                true,
-            ));
-        }
-    }
-    let p50 = |system: &str| {
-        rtt.iter()
-            .find(|row| row["system"] == system)
-            .and_then(|row| row["p50_us"].as_f64())
-    };
-    targets.push(target(
-        "64 B round trip p50: sixcast/raw".into(),
-        ratio(p50("sixcast"), p50("raw")),
-        1.3,
-        false,
-    ));
-    for (ours, theirs) in [("py-sixcast", "pyzmq"), ("node-sixcast", "zeromq.js")] {
-        for size in SIZES {
-            for receivers in BINDING_RECEIVERS {
-                if find(throughput, ours, size, receivers).is_some() {
-                    targets.push(target(
-                        format!("{size} B, {receivers} rcv: {ours}/{theirs} msg/s per receiver"),
-                        ratio(per(ours, size, receivers), per(theirs, size, receivers)),
-                        1.0,
-                        true,
-                    ));
-                }
-            }
-        }
-    }
-    for size in SIZES {
-        let relay = |system| find(relayed, system, size, 1).map(|c| c.per_receiver);
-        if relay("sixcast-relay").is_some() {
-            targets.push(target(
-                format!("{size} B: relayed/unicast-forwarded msg/s"),
-                ratio(relay("sixcast-relay"), relay("udp-forwarding")),
-                0.7,
-                true,
-            ));
-        }
-    }
-    if let Some(rss) = scale["channels"]["rss_kib"].as_f64() {
-        targets.push(target(
-            "1,000 channels: RSS MiB".into(),
-            Some(rss / 1024.0),
-            32.0,
-            false,
-        ));
-        let complete = scale["channels"]["heard"] == scale["channels"]["channels"];
-        targets.push(target(
-            "1,000 channels: threads (received on all)".into(),
-            scale["channels"]["threads"].as_f64().filter(|_| complete),
-            // The context's receive and flush threads and the main thread: none per channel.
-            3.0,
-            false,
-        ));
-    }
-    for (flood, who) in [
-        ("flood", "one sender"),
-        ("flood_fresh_senders", "a sender each"),
-    ] {
-        let figures = &scale[flood];
-        if let Some(bound) = figures["bound_kib"].as_f64() {
-            targets.push(target(
-                format!("partial-message flood ({who}): peak reassembly charge / bound"),
-                figures["reassembly_peak_kib"]
-                    .as_f64()
-                    .map(|kib| kib / bound),
-                1.0,
-                false,
-            ));
-        }
-    }
-    if let (Some(before), Some(peak), Some(bound)) = (
-        scale["flood"]["rss_before_kib"].as_f64(),
-        scale["flood"]["rss_peak_kib"].as_f64(),
-        scale["flood"]["bound_kib"].as_f64(),
-    ) {
-        // From one sender: nothing but reassembly grows (a sender each also fills the table
-        // of senders, bounded on its own by `max_senders`).
-        targets.push(target(
-            "partial-message flood (one sender): RSS growth / reassembly bound".into(),
-            Some((peak - before) / bound),
-            1.0,
-            false,
-        ));
-    }
-    let relay_row = |clients: usize| {
-        scale["relay"]
-            .as_array()?
-            .iter()
-            .find(|row| row["clients"] == clients)
-    };
-    if let Some(row) = relay_row(1000) {
-        // Every client served and heard from: otherwise the figures describe fewer clients.
-        let complete = row["tunnels"] == 1000 && row["clients_heard"] == 1000;
-        targets.push(target(
-            "relay, 1,000 tunnel clients: RSS MiB (all served)".into(),
-            row["rss_peak_kib"]
-                .as_f64()
-                .filter(|_| complete)
-                .map(|kib| kib / 1024.0),
-            128.0,
-            false,
-        ));
-        // Flat: the CPU one delivered datagram costs grows by at most half from 100 clients to
-        // 1,000 (what one client costs the relay is then flat too, at a steady rate per client).
-        targets.push(target(
-            "relay CPU per datagram down, 1,000 / 100 clients".into(),
-            ratio(
-                row["cpu_us_per_datagram_down"].as_f64(),
-                relay_row(100).and_then(|row| row["cpu_us_per_datagram_down"].as_f64()),
-            ),
-            1.5,
-            false,
-        ));
-    }
-    targets
-}
-
-fn print_targets(targets: &[Value]) {
-    println!("targets of issue 6");
-    let width = targets
-        .iter()
-        .filter_map(|target| target["target"].as_str())
-        .map(|name| name.chars().count())
-        .max()
-        .unwrap_or(0);
-    for target in targets {
-        let verdict = match target["met"].as_bool() {
-            Some(true) => "met",
-            Some(false) => "MISSED",
-            None => "not measured",
-        };
-        let comparison = if target["at_least"] == true {
-            ">="
-        } else {
-            "<="
-        };
-        let value = target["value"]
-            .as_f64()
-            .map_or_else(|| "-".to_owned(), |value| format!("{value:.2}"));
-        println!(
-            "  {:<width$} {:>8} {comparison} {:<5} {verdict}",
-            target["target"].as_str().unwrap_or_default(),
-            value,
-            target["limit"]
-        );
-    }
 }
