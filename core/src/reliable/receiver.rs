@@ -105,6 +105,65 @@ impl<T> Stream<T> {
         holes
     }
 
+    /// The holes to ask for: every hole, less as many per block as parity symbols of that block
+    /// are held here already. Any symbol fills any one hole, so the sender, which sends a block
+    /// as many fresh symbols as a NACK lists holes of it, then sends only what is still needed.
+    fn wanted(&self) -> Vec<(u64, u32)> {
+        let holes = self.holes();
+        // Per block with parity held: its end, and how many of its holes to list.
+        let mut quota: BTreeMap<u64, (u64, u64)> = self
+            .parity
+            .iter()
+            .filter(|(_, block)| !block.symbols.is_empty())
+            .map(|(&start, block)| (start, (start + u64::from(block.len), 0)))
+            .collect();
+        if quota.is_empty() {
+            return holes;
+        }
+        for &(first, count) in &holes {
+            let end = first.saturating_add(u64::from(count));
+            for (&start, (block_end, left)) in quota.range_mut(..end) {
+                *left += (*block_end).min(end).saturating_sub(start.max(first));
+            }
+        }
+        for (start, (_, left)) in &mut quota {
+            let held = self
+                .parity
+                .get(start)
+                .map_or(0, |block| block.symbols.len());
+            *left = left.saturating_sub(held as u64);
+        }
+        let mut wanted = Vec::with_capacity(holes.len());
+        for (first, count) in holes {
+            let end = first.saturating_add(u64::from(count));
+            let mut at = first;
+            while at < end {
+                // The block with parity that `at` is in, or the next one to start in the hole.
+                let inside = quota
+                    .range_mut(..=at)
+                    .next_back()
+                    .filter(|(_, (block_end, _))| *block_end > at);
+                match inside {
+                    Some((_, (block_end, left))) => {
+                        let stop = (*block_end).min(end);
+                        let take = (stop - at).min(*left);
+                        *left -= take;
+                        if take > 0 {
+                            push_range(&mut wanted, at, take);
+                        }
+                        at = stop;
+                    }
+                    None => {
+                        let stop = quota.range(at..end).next().map_or(end, |(&start, _)| start);
+                        push_range(&mut wanted, at, stop - at);
+                        at = stop;
+                    }
+                }
+            }
+        }
+        wanted
+    }
+
     fn missing(&self) -> u64 {
         self.end - self.next - self.waiting.len() as u64
     }
@@ -118,6 +177,26 @@ impl<T> Stream<T> {
 
     fn waiting_bytes(&self) -> usize {
         self.waiting.values().map(|(bytes, _)| bytes.len()).sum()
+    }
+}
+
+/// Appends the range of `count` packets from `first`, joined to the last range if adjacent.
+fn push_range(ranges: &mut Vec<(u64, u32)>, first: u64, count: u64) {
+    let mut first = first;
+    let mut count = count;
+    if let Some((last_first, last_count)) = ranges.last_mut()
+        && *last_first + u64::from(*last_count) == first
+    {
+        let room = u64::from(u32::MAX - *last_count).min(count);
+        *last_count += room as u32;
+        first += room;
+        count -= room;
+    }
+    while count > 0 {
+        let part = count.min(u64::from(u32::MAX));
+        ranges.push((first, part as u32));
+        first += part;
+        count -= part;
     }
 }
 
@@ -220,8 +299,19 @@ impl<T: Clone> RepairReceiver<T> {
         }
         stream
             .waiting
-            .insert(packet.packet, (packet.inner.to_vec(), tag));
+            .insert(packet.packet, (packet.inner.to_vec(), tag.clone()));
         stream.end = stream.end.max(packet.packet + 1);
+        // A packet re-sent (once a block's parity is used up) may be what the parity held here
+        // was waiting for: NACKs do not ask for holes that held parity fills.
+        let block = stream
+            .parity
+            .range(..=packet.packet)
+            .next_back()
+            .filter(|(start, block)| **start + u64::from(block.len) > packet.packet)
+            .map(|(&start, _)| start);
+        if let Some(start) = block {
+            self.decode(packet.sender, start, &tag);
+        }
         self.settle(packet.sender, now, &mut ready);
         ready
     }
@@ -318,8 +408,13 @@ impl<T: Clone> RepairReceiver<T> {
                 continue;
             }
             // Every hole, also those another receiver asked for: the sender repairs each block
-            // by the most holes one receiver has in it.
-            let holes = stream.holes();
+            // by the most holes one receiver has in it; less what held parity fills.
+            let holes = stream.wanted();
+            if holes.is_empty() {
+                let wait = now + stream.backoff;
+                stream.hole_timers.values_mut().for_each(|due| *due = wait);
+                continue;
+            }
             let mut nack = Vec::new();
             repair::encode_nack(&mut nack, self.node, sender, &holes);
             self.out.push_back((nack, None));
