@@ -65,4 +65,4 @@ pub use config::Config;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{CorePath, Event};
 pub use gateway::Path;
-pub use wire::NodeId;
+pub use wire::{NodeId, SenderLoss};

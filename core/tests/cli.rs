@@ -282,6 +282,19 @@ fn listen_and_send_across_a_lan() {
     // A best-effort sender: nothing to repair.
     assert_eq!(summary["nacks_sent"], 0, "{summary}");
     assert_eq!(summary["packets_lost"], 0, "{summary}");
+    // Two sends, two senders (a context each): one message, then two; nothing lost.
+    let mut senders: Vec<_> = summary["senders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sender| (sender["highest_seq"].as_u64(), sender["lost"].as_u64()))
+        .collect();
+    senders.sort_unstable();
+    assert_eq!(
+        senders,
+        [(Some(0), Some(0)), (Some(1), Some(0))],
+        "{summary}"
+    );
     assert_eq!(lines.len(), 3);
     let sender = world.host("h1").addr().to_string();
     let group = "ff1e:".to_string();

@@ -90,6 +90,12 @@ fn skipped_messages_of_a_sender_arrive_as_an_event() {
             );
             assert_eq!(event.name(), "messages_lost");
             assert_eq!(channel.stats().lost, 2);
+            let losses = channel.sender_losses();
+            assert_eq!(losses.len(), 1, "{losses:?}");
+            assert_eq!(
+                (losses[0].sender, losses[0].highest_seq, losses[0].lost),
+                (sender, Some(4), 2)
+            );
             context.close();
             assert_eq!(context.try_event().unwrap_err().kind(), ErrorKind::Closed);
         })

@@ -19,7 +19,7 @@ use crate::{
     lead::Turn,
     queue::Inbound,
     socket::Waker,
-    wire,
+    wire::{self, SenderLoss},
 };
 
 impl Channel {
@@ -376,6 +376,13 @@ impl Channel {
     /// This channel's counters.
     pub fn stats(&self) -> Stats {
         self.state.stats()
+    }
+
+    /// Loss per sender: every sender this channel tracks now (up to 4,096, the least recently
+    /// heard forgotten first), by node id, with its messages never heard. Their sum is [`Stats::lost`] less the losses of
+    /// senders forgotten since.
+    pub fn sender_losses(&self) -> Vec<SenderLoss> {
+        self.state.inbox.lock().sender_losses()
     }
 
     /// Seals everything sent from now on with `key`, and accepts only datagrams sealed with it

@@ -36,6 +36,8 @@ pub(super) struct GapChange {
 #[derive(Debug)]
 pub(super) struct DedupWindow {
     highest: Option<u64>,
+    /// This sender's sequence numbers skipped and not (yet) filled: its share of `lost`.
+    lost: u64,
     size: NonZeroU64,
     /// One bit per sequence number in the window, at position `seq % size`.
     settled: Vec<u64>,
@@ -46,6 +48,7 @@ impl DedupWindow {
         let words = usize::try_from(size.get().div_ceil(64)).unwrap_or(usize::MAX);
         Self {
             highest: None,
+            lost: 0,
             size,
             settled: vec![0; words],
         }
@@ -85,6 +88,15 @@ impl DedupWindow {
     /// says how the sender's gaps changed: sequence numbers skipped by a jump ahead, or a gap
     /// filled by a late arrival. Nothing before the first number settled counts as a gap.
     pub(super) fn settle(&mut self, seq: u64) -> GapChange {
+        let change = self.settle_seq(seq);
+        self.lost = self
+            .lost
+            .saturating_add(change.skipped)
+            .saturating_sub(u64::from(change.filled));
+        change
+    }
+
+    fn settle_seq(&mut self, seq: u64) -> GapChange {
         match self.highest {
             Some(highest) if seq <= highest => {
                 let filled = highest - seq < self.size.get() && !self.bit(seq);
@@ -254,6 +266,13 @@ impl SenderTable {
 
     pub(super) fn len(&self) -> usize {
         self.senders.len()
+    }
+
+    /// Every sender tracked, with the highest sequence number it settled and its messages lost.
+    pub(super) fn losses(&self) -> impl Iterator<Item = (NodeId, Option<u64>, u64)> + '_ {
+        self.senders
+            .iter()
+            .map(|(&id, known)| (id, known.window.highest, known.window.lost))
     }
 
     /// Number of forgotten senders whose floor is still remembered.

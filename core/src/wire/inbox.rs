@@ -103,6 +103,18 @@ pub struct InboxStats {
     pub lost: u64,
 }
 
+/// What a receiver knows of one sender of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SenderLoss {
+    /// The sender's node id.
+    pub sender: NodeId,
+    /// The highest sequence number of it delivered or given up, if any.
+    pub highest_seq: Option<u64>,
+    /// Its messages never heard: its share of [`InboxStats::lost`], counted the same way.
+    pub lost: u64,
+}
+
 /// Receiver side, one per channel: per-sender duplicate windows plus reassembly, bounded in
 /// memory.
 ///
@@ -189,6 +201,22 @@ impl Inbox {
     /// [`InboxLimits::reassembly_memory`].
     pub fn reassembly_bytes(&self) -> usize {
         self.reassembly.bytes()
+    }
+
+    /// What is known of each sender tracked now (at most [`InboxLimits::max_senders`], the
+    /// least recently heard forgotten first), by node id.
+    pub fn sender_losses(&self) -> Vec<SenderLoss> {
+        let mut senders: Vec<SenderLoss> = self
+            .senders
+            .losses()
+            .map(|(sender, highest_seq, lost)| SenderLoss {
+                sender,
+                highest_seq,
+                lost,
+            })
+            .collect();
+        senders.sort_unstable_by_key(|stats| stats.sender);
+        senders
     }
 
     /// Number of senders currently tracked (at most [`InboxLimits::max_senders`]).
@@ -427,6 +455,21 @@ mod tests {
         assert_eq!(inbox.take_gaps(), [(ALICE, 3), (BOB, 3)]);
         assert!(inbox.take_gaps().is_empty(), "reported once");
         assert_eq!(inbox.stats().delivered, 8);
+        // The balance per sender: Alice's gaps all filled, Bob's open.
+        let per_sender = |lost_of: &[(NodeId, Option<u64>, u64)]| {
+            lost_of
+                .iter()
+                .map(|&(sender, highest_seq, lost)| SenderLoss {
+                    sender,
+                    highest_seq,
+                    lost,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            inbox.sender_losses(),
+            per_sender(&[(BOB, Some(4), 3), (ALICE, Some(15), 0)])
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::{fmt, hash::Hash, str::FromStr};
 
 use crate::error::{Error, ErrorKind};
 
-pub use inbox::{Delivery, Inbox, InboxLimits, InboxStats, MAX_DEDUP_WINDOW};
+pub use inbox::{Delivery, Inbox, InboxLimits, InboxStats, MAX_DEDUP_WINDOW, SenderLoss};
 pub use packer::{PACKER_SPARE, Packer, pack};
 
 /// The first two bytes of every datagram: `"6c"`.

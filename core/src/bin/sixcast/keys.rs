@@ -12,7 +12,7 @@ use std::{
 
 use clap::Args;
 use sixcast::{
-    Channel, Error, ErrorKind, Stats,
+    Channel, Error, ErrorKind, SenderLoss, Stats,
     crypto::{ChannelKey, PublicKey, SigningKey, Token},
 };
 
@@ -98,8 +98,9 @@ pub(crate) fn token(path: &Path) -> sixcast::Result<Token> {
     Token::from_file_text(&read(path)?).map_err(|e| at(path, e))
 }
 
-/// The final line of `listen --json`: what the channel dropped, by reason.
-pub(crate) fn drops_json(stats: &Stats) -> String {
+/// The final line of `listen --json`: what the channel dropped, by reason, and what each
+/// sender lost.
+pub(crate) fn drops_json(stats: &Stats, senders: &[SenderLoss]) -> String {
     let mut drops = serde_json::Map::new();
     drops.insert("malformed".into(), stats.malformed.into());
     for (reason, count) in stats.drops.iter() {
@@ -117,6 +118,14 @@ pub(crate) fn drops_json(stats: &Stats) -> String {
         "repairs_received": stats.repairs_received,
         "packets_recovered": stats.packets_recovered,
         "packets_lost": stats.packets_lost,
+        "senders": senders
+            .iter()
+            .map(|sender| serde_json::json!({
+                "sender": sender.sender.to_string(),
+                "lost": sender.lost,
+                "highest_seq": sender.highest_seq,
+            }))
+            .collect::<Vec<_>>(),
     })
     .to_string()
 }

@@ -359,7 +359,11 @@ fn listen(
                         .unwrap_or_default()
                 );
                 if json {
-                    let _ = writeln!(stdout, "{}", keys::drops_json(&channel.stats()));
+                    let _ = writeln!(
+                        stdout,
+                        "{}",
+                        keys::drops_json(&channel.stats(), &channel.sender_losses())
+                    );
                 }
                 return Ok(ExitCode::from(EXIT_TIMEOUT));
             }
@@ -375,7 +379,11 @@ fn listen(
         }
     }
     if json {
-        let _ = writeln!(stdout, "{}", keys::drops_json(&channel.stats()));
+        let _ = writeln!(
+            stdout,
+            "{}",
+            keys::drops_json(&channel.stats(), &channel.sender_losses())
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
