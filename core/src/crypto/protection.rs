@@ -479,13 +479,7 @@ impl Protection {
     /// is `not_signed` here: it can pass only with its manifest
     /// ([`open_covered`](Self::open_covered)).
     pub fn open<'a>(&self, datagram: &'a [u8], now: SystemTime) -> Result<Cow<'a, [u8]>, Rejected> {
-        let mut plain = Vec::new();
-        let copied = self.open_as(datagram, now, false, &mut plain)?;
-        Ok(if copied {
-            Cow::Owned(plain)
-        } else {
-            Cow::Borrowed(datagram)
-        })
+        self.open_owned(datagram, now, false)
     }
 
     /// [`open`](Self::open) into `scratch` (its contents replaced) where the plain datagram is
@@ -520,13 +514,25 @@ impl Protection {
         datagram: &'a [u8],
         now: SystemTime,
     ) -> Result<Cow<'a, [u8]>, Rejected> {
+        self.open_owned(datagram, now, true)
+    }
+
+    /// [`open_as`](Self::open_as) into a buffer of its own, or borrowing `datagram` where it is
+    /// its own plain datagram.
+    fn open_owned<'a>(
+        &self,
+        datagram: &'a [u8],
+        now: SystemTime,
+        covered_passes: bool,
+    ) -> Result<Cow<'a, [u8]>, Rejected> {
         let mut plain = Vec::new();
-        let copied = self.open_as(datagram, now, true, &mut plain)?;
-        Ok(if copied {
-            Cow::Owned(plain)
-        } else {
-            Cow::Borrowed(datagram)
-        })
+        Ok(
+            if self.open_as(datagram, now, covered_passes, &mut plain)? {
+                Cow::Owned(plain)
+            } else {
+                Cow::Borrowed(datagram)
+            },
+        )
     }
 
     /// Checks `datagram` as [`open`](Self::open) describes; returns whether the plain datagram
