@@ -120,18 +120,7 @@ pub(super) fn send_file(args: &SendFile) -> sixcast::Result<ExitCode> {
 }
 
 pub(super) fn recv_file(args: &RecvFile) -> sixcast::Result<ExitCode> {
-    let deadline = match args.timeout {
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-            Some(Instant::now() + Duration::from_secs_f64(seconds))
-        }
-        Some(seconds) => {
-            return Err(sixcast::Error::new(
-                ErrorKind::InvalidConfig,
-                format!("--timeout {seconds} is not a number of seconds >= 0"),
-            ));
-        }
-        None => None,
-    };
+    let deadline = crate::deadline_after(args.timeout)?;
     let mut options = ReceiveOptions::default();
     if let Some(max_size) = args.max_size {
         options.max_size = max_size;

@@ -312,18 +312,7 @@ fn listen(
     network: &Network,
 ) -> sixcast::Result<ExitCode> {
     let json = format == output::Format::Json;
-    let deadline = match timeout {
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
-            Some(Instant::now() + Duration::from_secs_f64(seconds))
-        }
-        Some(seconds) => {
-            return Err(sixcast::Error::new(
-                ErrorKind::InvalidConfig,
-                format!("--timeout {seconds} is not a number of seconds >= 0"),
-            ));
-        }
-        None => None,
-    };
+    let deadline = deadline_after(timeout)?;
     let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
     keys.apply(&channel)?;
@@ -416,6 +405,23 @@ fn send(
     );
     context.close();
     Ok(ExitCode::SUCCESS)
+}
+
+/// When `--timeout SECONDS` ends, counted from now: None without one (or one too long for the
+/// clock); an error unless it is a number of seconds >= 0.
+fn deadline_after(timeout: Option<f64>) -> sixcast::Result<Option<Instant>> {
+    let Some(seconds) = timeout else {
+        return Ok(None);
+    };
+    if !(seconds.is_finite() && seconds >= 0.0) {
+        return Err(sixcast::Error::new(
+            ErrorKind::InvalidConfig,
+            format!("--timeout {seconds} is not a number of seconds >= 0"),
+        ));
+    }
+    Ok(Duration::try_from_secs_f64(seconds)
+        .ok()
+        .and_then(|timeout| Instant::now().checked_add(timeout)))
 }
 
 /// A one-shot send must not leave before the path to the core is known: where this node
@@ -584,4 +590,23 @@ fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_is_a_deadline_none_or_a_clear_error_never_a_panic() {
+        assert_eq!(deadline_after(None).unwrap(), None);
+        let soon = deadline_after(Some(1.5)).unwrap().unwrap();
+        assert!(soon > Instant::now() && soon < Instant::now() + Duration::from_secs(2));
+        // Too long for the clock: no deadline rather than an overflow.
+        assert_eq!(deadline_after(Some(1e30)).unwrap(), None);
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            let err = deadline_after(Some(bad)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{bad}");
+            assert!(err.to_string().contains("--timeout"), "{err}");
+        }
+    }
 }
