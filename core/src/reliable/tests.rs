@@ -25,6 +25,10 @@ struct World {
     /// Datagrams on their way: when they arrive, to whom (None: the sender), what.
     in_flight: Vec<(Instant, Option<usize>, Vec<u8>)>,
     loss: Loss,
+    /// Each datagram from the sender is delayed by up to this much more, at random: packets
+    /// overtake each other, as on a path of several links or queues.
+    reorder: Duration,
+    rng: u64,
 }
 
 fn packet(number: u64) -> Vec<u8> {
@@ -49,6 +53,8 @@ impl World {
             delivered: vec![Vec::new(); receivers],
             in_flight: Vec::new(),
             loss,
+            reorder: Duration::ZERO,
+            rng: 0x2545_f491_4f6c_dd1d,
         }
     }
 
@@ -56,10 +62,23 @@ impl World {
     fn multicast(&mut self, datagram: &[u8]) {
         for receiver in 0..self.receivers.len() {
             if !(self.loss)(receiver, datagram) {
+                let delay = LATENCY + self.reorder_delay();
                 self.in_flight
-                    .push((self.now + LATENCY, Some(receiver), datagram.to_vec()));
+                    .push((self.now + delay, Some(receiver), datagram.to_vec()));
             }
         }
+    }
+
+    /// A random part of `reorder` (xorshift from a fixed seed).
+    fn reorder_delay(&mut self) -> Duration {
+        let micros = u64::try_from(self.reorder.as_micros()).unwrap_or(u64::MAX);
+        if micros == 0 {
+            return Duration::ZERO;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        Duration::from_micros(self.rng % micros)
     }
 
     /// Sends `numbers`, each once the flow window lets it.
@@ -255,6 +274,21 @@ fn receivers_ask_only_for_what_their_parity_does_not_fill() {
             "{percent} %: {repairs:.3} repairs per packet"
         );
     }
+}
+
+#[test]
+fn reordered_packets_still_arrive_once_and_in_order() {
+    // Up to 2 ms of reordering on top of 5 % loss, at 16 receivers. A packet that overtakes
+    // another looks like a loss until the other comes: today such holes are often asked for
+    // and repaired (631 repairs for 1,000 packets here, where 5 % loss alone needs about 11 %);
+    // what must hold is that every packet arrives, once, in order.
+    let mut world = World::new(16, RepairConfig::default(), random_loss(5, 104));
+    world.reorder = Duration::from_millis(2);
+    world.send(0..1000);
+    world.run(Duration::from_secs(10));
+    world.assert_all_delivered(0..1000);
+    let lost: u64 = world.receivers.iter().map(|r| r.stats().packets_lost).sum();
+    assert_eq!(lost, 0);
 }
 
 #[test]
