@@ -106,6 +106,11 @@ export declare class Channel {
   subscribe(callback: (message: Message) => void): Subscription
   /** This channel's counters. */
   stats(): Stats
+  /**
+   * Loss per sender: every sender this channel tracks now (up to 4,096, the least recently
+   * heard forgotten first), sorted by node id, with its messages never heard.
+   */
+  senderLosses(): Array<SenderLoss>
   [globalThis.Symbol.asyncIterator](): globalThis.__NapiRsAsyncGenerator<Channel, Message, void, undefined>
 }
 
@@ -844,6 +849,19 @@ export declare const SEAL_OVERHEAD: number
  * and group.
  */
 export declare function sealDatagram(group: string, plain: Uint8Array, channelKey?: ChannelKey | undefined | null, signingKey?: SigningKey | undefined | null, token?: Token | undefined | null): Buffer
+
+/** What a channel knows of one sender (`Channel.senderLosses()`). */
+export interface SenderLoss {
+  /** The sender's node id, 16 hex digits. */
+  sender: string
+  /**
+   * The highest sequence number of it delivered or given up (exact below 2^53); absent
+   * when none was.
+   */
+  highestSeq?: number
+  /** Its messages never heard: its share of `stats().lost`, counted the same way. */
+  lost: number
+}
 
 /** Options of `channel.sendFile()`. */
 export interface SendFileOptions {

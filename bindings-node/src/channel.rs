@@ -328,6 +328,17 @@ impl Channel {
     pub fn stats(&self) -> Stats {
         self.inner.stats().into()
     }
+
+    /// Loss per sender: every sender this channel tracks now (up to 4,096, the least recently
+    /// heard forgotten first), sorted by node id, with its messages never heard.
+    #[napi]
+    pub fn sender_losses(&self) -> Vec<SenderLoss> {
+        self.inner
+            .sender_losses()
+            .into_iter()
+            .map(SenderLoss::from)
+            .collect()
+    }
 }
 
 #[napi]
@@ -498,6 +509,28 @@ impl Shared {
 /// which are still consistent.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a channel knows of one sender (`Channel.senderLosses()`).
+#[napi(object, object_from_js = false)]
+pub struct SenderLoss {
+    /// The sender's node id, 16 hex digits.
+    pub sender: String,
+    /// The highest sequence number of it delivered or given up (exact below 2^53); absent
+    /// when none was.
+    pub highest_seq: Option<f64>,
+    /// Its messages never heard: its share of `stats().lost`, counted the same way.
+    pub lost: f64,
+}
+
+impl From<sixcast::SenderLoss> for SenderLoss {
+    fn from(loss: sixcast::SenderLoss) -> Self {
+        Self {
+            sender: loss.sender.to_string(),
+            highest_seq: loss.highest_seq.map(|seq| seq as f64),
+            lost: loss.lost as f64,
+        }
+    }
 }
 
 /// Counters of a channel or a whole context; every datagram is accounted for.

@@ -209,6 +209,24 @@ for (const role of ['timeout', 'closed', 'too-large', 'thread-pool', 'many-pendi
   })
 }
 
+worldTest('senderLosses() counts the skipped messages of each sender', async () => {
+  const probing = peer('h1', 'sender-losses', freshChannel('sender-losses'))
+  const { before, received, lost, losses } = await probing.next()
+  assert.deepEqual(before, [])
+  assert.deepEqual(
+    received.map(([sender, seq]) => `${sender}:${seq}`).sort(),
+    ['0000000000000007:0', '0000000000000007:1', '0000000000000007:2',
+      '0000000000000042:0', '0000000000000042:1', '0000000000000042:4'],
+  )
+  assert.equal(lost, 2)
+  // By node id: the sender without a gap first.
+  assert.deepEqual(losses, [
+    { sender: '0000000000000007', highestSeq: 2, lost: 0 },
+    { sender: '0000000000000042', highestSeq: 4, lost: 2 },
+  ])
+  await succeeds(probing, 15_000)
+})
+
 worldTest('sendFile() and FileReceiver reject bad arguments and silence with their codes', async () => {
   const folder = await mkdtemp(path.join(tmpdir(), 'sixcast-node-files-'))
   try {

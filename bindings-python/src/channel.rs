@@ -385,6 +385,24 @@ impl PyChannel {
         self.inner.stats().into()
     }
 
+    /// Loss per sender: a dict for every sender this channel tracks now (up to 4,096, the least
+    /// recently heard forgotten first), sorted by node id: ``sender`` (16 hexadecimal digits),
+    /// ``highest_seq`` (the highest sequence number of it delivered or given up, None if none)
+    /// and ``lost`` (its messages never heard, counted as ``stats().lost`` is).
+    fn sender_losses<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.inner
+            .sender_losses()
+            .iter()
+            .map(|loss| {
+                let dict = PyDict::new(py);
+                dict.set_item("sender", loss.sender.to_string())?;
+                dict.set_item("highest_seq", loss.highest_seq)?;
+                dict.set_item("lost", loss.lost)?;
+                Ok(dict)
+            })
+            .collect()
+    }
+
     /// Seals everything sent from now on with ``key`` (a ChannelKey), and accepts only
     /// datagrams sealed with it or a key added with add_key(). Receivers without the key
     /// deliver nothing and count the drops in ``stats().drops``.

@@ -179,6 +179,22 @@ def test_skipped_messages_arrive_as_an_event(world):
     assert report["dropped"] == 0
 
 
+def test_sender_losses_count_the_skipped_messages_of_each_sender(world):
+    code, lines, stderr = world.run("h1", "world_probe.py", "sender-losses")
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+    assert report["before"] == []
+    assert sorted(map(tuple, report["received"])) == sorted(
+        [("0000000000000042", seq) for seq in (0, 1, 4)] + [("0000000000000007", seq) for seq in (0, 1, 2)]
+    )
+    assert report["lost"] == 2
+    # By node id: the sender without a gap first.
+    assert report["losses"] == [
+        {"sender": "0000000000000007", "highest_seq": 2, "lost": 0},
+        {"sender": "0000000000000042", "highest_seq": 4, "lost": 2},
+    ]
+
+
 def test_ctrl_c_interrupts_a_blocking_recv(world):
     receiver = world.start("h2", "world_probe.py", "recv", "quiet", 1, 60, "recv")
     receiver.wait_ready()

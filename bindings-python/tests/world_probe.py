@@ -7,6 +7,7 @@ public API and prints what it observed as JSON lines, for the test to judge.
     world_probe.py async-cancel-many COUNT
     world_probe.py async-many CHANNELS
     world_probe.py events-lost
+    world_probe.py sender-losses
     world_probe.py reachability STRATUM0             STRATUM0: "[address]:port" nobody serves
     world_probe.py protected-send CHANNEL SPEC PAYLOAD...
     world_probe.py protected-recv CHANNEL SPEC COUNT DROPS TIMEOUT   SPEC: a JSON file of keys
@@ -387,6 +388,26 @@ def check_events_lost():
              timed_out=timed_out, dropped=context.events_dropped)
 
 
+def check_sender_losses():
+    """Sends messages 0, 1 and 4 of one made-up sender and 0, 1 and 2 of another to a channel of
+    this host and reports its losses per sender, before and after."""
+    with sixcast.Context() as context:
+        channel = context.channel("probe-sender-losses")
+        channel.join()
+        before = channel.sender_losses()
+        index = socket.if_nametoindex(context.interfaces[0])
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sender:
+            sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            sender.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+            for node, seq in [("0000000000000042", 0), ("0000000000000042", 1), ("0000000000000042", 4),
+                              ("0000000000000007", 0), ("0000000000000007", 1), ("0000000000000007", 2)]:
+                for datagram in sixcast.pack_messages(node, seq, 1232, [b"numbered"]):
+                    sender.sendto(datagram, (channel.group, context.port))
+        received = [channel.recv(timeout=5) for _ in range(6)]
+        emit(before=before, received=[[message.sender, message.seq] for message in received],
+             lost=channel.stats().lost, losses=channel.sender_losses())
+
+
 def check_io_error():
     """Opens a context on a UDP port that a socket without SO_REUSEADDR holds."""
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as holder:
@@ -569,6 +590,7 @@ COMMANDS = {
     "async-cancel-many": check_async_cancel_many,
     "async-many": check_async_many,
     "events-lost": check_events_lost,
+    "sender-losses": check_sender_losses,
     "io-error": check_io_error,
     "reachability": check_reachability,
     "logging": check_logging,

@@ -4,6 +4,7 @@
 // role succeeded; it reports failures on stderr and exits 1.
 import assert from 'node:assert/strict'
 import { createHash, pbkdf2 } from 'node:crypto'
+import { createSocket } from 'node:dgram'
 import { readdirSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -17,6 +18,7 @@ import {
   PublicKey,
   SigningKey,
   Token,
+  packMessages,
 } from '../../index.js'
 
 const [role, channelName, ...args] = process.argv.slice(2)
@@ -439,6 +441,45 @@ const roles = {
     await assert.rejects(receiver.recv(channel, 1000), { code: 'ERR_SIXCAST_CLOSED', kind: 'Closed' })
     await assert.rejects(channel.sendFile(payload), { code: 'ERR_SIXCAST_CLOSED', kind: 'Closed' })
     print({ waited, ticks })
+  },
+
+  /**
+   * `sender-losses`: sends messages 0, 1 and 4 of one made-up sender and 0, 1 and 2 of
+   * another from a plain UDP socket to a channel of this host (through multicast loopback),
+   * and reports the channel's losses per sender before and after.
+   */
+  async 'sender-losses'() {
+    const context = new Context()
+    const channel = context.channel(channelName)
+    channel.join()
+    const before = channel.senderLosses()
+    const socket = createSocket({ type: 'udp6' })
+    await new Promise((resolve) => socket.bind(0, '::', resolve))
+    socket.setMulticastInterface(`::%${context.interfaces[0]}`)
+    socket.setMulticastLoopback(true)
+    const sent = [
+      ['0000000000000042', 0],
+      ['0000000000000042', 1],
+      ['0000000000000042', 4],
+      ['0000000000000007', 0],
+      ['0000000000000007', 1],
+      ['0000000000000007', 2],
+    ]
+    for (const [sender, seq] of sent) {
+      for (const datagram of packMessages(sender, seq, 1232, ['numbered'])) {
+        await new Promise((resolve, reject) =>
+          socket.send(datagram, context.port, channel.group, (err) => (err ? reject(err) : resolve())),
+        )
+      }
+    }
+    socket.close()
+    const received = []
+    for (let i = 0; i < sent.length; i += 1) {
+      const { sender, seq } = await channel.recv(5000)
+      received.push([sender, seq])
+    }
+    print({ before, received, lost: channel.stats().lost, losses: channel.senderLosses() })
+    context.close()
   },
 
   /** Two contexts on one host: the channel API and the counters, through multicast loopback. */

@@ -373,6 +373,13 @@ class OpenedDatagram:
     def dropped(self) -> _DropReason | None:
         """The drop reason, None when accepted."""
 
+class _SenderLoss(TypedDict):
+    """What a channel knows of one sender (``Channel.sender_losses``)."""
+
+    sender: str
+    highest_seq: int | None
+    lost: int
+
 @final
 class Channel:
     """A named channel of a Context."""
@@ -398,6 +405,8 @@ class Channel:
     def fileno(self) -> int: ...
     def recv_async(self, timeout: float | None = None) -> Awaitable[Message]: ...
     def stats(self) -> Stats: ...
+    def sender_losses(self) -> list[_SenderLoss]:
+        """Every sender the channel tracks, by node id, with its messages never heard."""
     def set_key(self, key: ChannelKey) -> None: ...
     def add_key(self, key: ChannelKey) -> None: ...
     def remove_key(self, id: int) -> bool: ...
