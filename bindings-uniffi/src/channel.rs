@@ -139,6 +139,27 @@ impl From<sixcast::Stats> for Stats {
     }
 }
 
+/// What a channel knows of one sender (`Channel.sender_losses`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SenderLoss {
+    /// The sender's node id, 16 hex digits.
+    pub sender: String,
+    /// The highest sequence number of it delivered or given up; null when none was.
+    pub highest_seq: Option<u64>,
+    /// Its messages never heard: its share of `Stats.lost`, counted the same way.
+    pub lost: u64,
+}
+
+impl From<sixcast::SenderLoss> for SenderLoss {
+    fn from(loss: sixcast::SenderLoss) -> Self {
+        Self {
+            sender: loss.sender.to_string(),
+            highest_seq: loss.highest_seq,
+            lost: loss.lost,
+        }
+    }
+}
+
 /// A context: one socket, one node id, any number of channels. Thread-safe.
 ///
 /// The context stays open until `close` (`shutdown()` in Kotlin, where `close()`
@@ -383,6 +404,16 @@ impl Channel {
     /// This channel's counters.
     pub fn stats(&self) -> Stats {
         self.inner.stats().into()
+    }
+
+    /// Loss per sender: every sender this channel tracks now (up to 4,096, the least recently
+    /// heard forgotten first), sorted by node id, with its messages never heard.
+    pub fn sender_losses(&self) -> Vec<SenderLoss> {
+        self.inner
+            .sender_losses()
+            .into_iter()
+            .map(SenderLoss::from)
+            .collect()
     }
 
     /// Seals everything sent from now on with `key`, and accepts only datagrams sealed with it

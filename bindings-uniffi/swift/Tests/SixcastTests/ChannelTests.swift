@@ -1,6 +1,7 @@
 // Tests of the binding's `channel` module (bindings-uniffi/src/channel.rs) on this machine:
-// two contexts of this process on the loopback interface lo0 (macOS carries multicast there),
-// so nothing is sent on the machine's real network.
+// contexts of this process (and a plain UDP socket, for a made-up sender) on the loopback
+// interface lo0 (macOS carries multicast there), so nothing is sent on the machine's real network.
+import Darwin
 import Foundation
 import Sixcast
 import XCTest
@@ -71,6 +72,76 @@ final class ChannelTests: XCTestCase {
         XCTAssertTrue(context.isClosed())
         assertThrowsKind("Closed", "send") { try channel.send(data: Data([1])) }
         assertThrowsKind("Closed", "channel") { _ = try context.channel(name: "another") }
+    }
+
+    func testSenderLossesCountTheSkippedMessagesOfEachSender() throws {
+        let context = try Context(config: config)
+        defer { context.close() }
+        let channel = try context.channel(name: "swift-\(UUID().uuidString)")
+        try channel.join()
+        XCTAssertEqual(channel.senderLosses(), [])
+        // Messages 0, 1 and 4 of one made-up sender and 0, 1 and 2 of another, from a plain UDP
+        // socket of this process: multicast loopback on lo0 carries them to the channel.
+        let sent: [(sender: String, seq: UInt64)] = [
+            ("0000000000000042", 0), ("0000000000000042", 1), ("0000000000000042", 4),
+            ("0000000000000007", 0), ("0000000000000007", 1), ("0000000000000007", 2),
+        ]
+        var datagrams: [Data] = []
+        for (sender, seq) in sent {
+            datagrams += try packMessages(
+                sender: sender, firstSeq: seq, maxDatagram: 1232, messages: [Data("numbered".utf8)])
+        }
+        try sendToGroup(datagrams, group: channel.group(), port: context.port())
+        var received: Set<String> = []
+        for _ in sent {
+            let message = try channel.recv(timeoutMs: 5000)
+            received.insert("\(message.sender):\(message.seq)")
+        }
+        XCTAssertEqual(received, Set(sent.map { "\($0.sender):\($0.seq)" }))
+        XCTAssertEqual(channel.stats().lost, 2)
+        // By node id: the sender without a gap first.
+        XCTAssertEqual(
+            channel.senderLosses(),
+            [
+                SenderLoss(sender: "0000000000000007", highestSeq: 2, lost: 0),
+                SenderLoss(sender: "0000000000000042", highestSeq: 4, lost: 2),
+            ])
+    }
+
+    /// Sends `datagrams` to the link-scope `group` on lo0 from a plain UDP socket with multicast
+    /// loopback on, as a sender outside sixcast would.
+    private func sendToGroup(_ datagrams: [Data], group: String, port: UInt16) throws {
+        let fd = socket(AF_INET6, SOCK_DGRAM, IPPROTO_UDP)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { Darwin.close(fd) }
+        var index: UInt32 = if_nametoindex("lo0")
+        var loop: UInt32 = 1
+        let optionSize = socklen_t(MemoryLayout<UInt32>.size)
+        guard setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, optionSize) == 0,
+            setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, optionSize) == 0
+        else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        var address = sockaddr_in6()
+        address.sin6_len = UInt8(MemoryLayout<sockaddr_in6>.size)
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = port.bigEndian
+        address.sin6_scope_id = index
+        guard inet_pton(AF_INET6, group, &address.sin6_addr) == 1 else {
+            throw POSIXError(.EINVAL)
+        }
+        for datagram in datagrams {
+            let written = datagram.withUnsafeBytes { bytes in
+                withUnsafePointer(to: address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                        sendto(
+                            fd, bytes.baseAddress, bytes.count, 0, socketAddress,
+                            socklen_t(MemoryLayout<sockaddr_in6>.size))
+                    }
+                }
+            }
+            guard written == datagram.count else {
+                throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            }
+        }
     }
 
     func testASealedChannelReachesOnlyTheReceiverWithItsKey() throws {

@@ -23,6 +23,13 @@ import org.junit.jupiter.api.Tag
 import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.TestInfo
 import java.io.File
+import java.net.InetAddress
+import java.net.InetSocketAddress
+import java.net.NetworkInterface
+import java.net.StandardProtocolFamily
+import java.net.StandardSocketOptions
+import java.nio.ByteBuffer
+import java.nio.channels.DatagramChannel
 import kotlin.concurrent.thread
 
 @Tag("world")
@@ -428,6 +435,41 @@ class ChannelTest {
                 assertEquals(0uL, inbox.stats().lost)
             }
         }
+    }
+
+    @Test
+    fun senderLossesCountTheSkippedMessagesOfEachSender(test: TestInfo) = withContext { context ->
+        val channel = context.channel(channelName(test))
+        channel.join()
+        assertEquals(emptyList<SenderLoss>(), channel.senderLosses())
+        // Messages 0, 1 and 4 of one made-up sender and 0, 1 and 2 of another, from a plain UDP
+        // socket of this host: multicast loopback carries them to the channel.
+        val sent = listOf(
+            "0000000000000042" to 0uL,
+            "0000000000000042" to 1uL,
+            "0000000000000042" to 4uL,
+            "0000000000000007" to 0uL,
+            "0000000000000007" to 1uL,
+            "0000000000000007" to 2uL,
+        )
+        DatagramChannel.open(StandardProtocolFamily.INET6).use { socket ->
+            socket.setOption(StandardSocketOptions.IP_MULTICAST_IF, NetworkInterface.getByName(world.self.ifname))
+            socket.setOption(StandardSocketOptions.IP_MULTICAST_LOOP, true)
+            val group = InetSocketAddress(InetAddress.getByName(channel.group()), context.port().toInt())
+            for ((sender, seq) in sent) {
+                for (datagram in packMessages(sender, seq, 1232u, listOf("numbered".toByteArray()))) {
+                    socket.send(ByteBuffer.wrap(datagram), group)
+                }
+            }
+        }
+        val received = List(sent.size) { channel.recv(5_000u) }.map { it.sender to it.seq }
+        assertEquals(sent.toSet(), received.toSet())
+        assertEquals(2uL, channel.stats().lost)
+        // By node id: the sender without a gap first.
+        assertEquals(
+            listOf(SenderLoss("0000000000000007", 2uL, 0uL), SenderLoss("0000000000000042", 4uL, 2uL)),
+            channel.senderLosses(),
+        )
     }
 
     @Test
