@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"iter"
 	"os"
@@ -257,4 +258,29 @@ func (c *Channel) Stats() (Stats, error) {
 		return C.sixcast_channel_stats(ptr, &cStats)
 	})
 	return statsOf(&cStats), err
+}
+
+// SenderLoss is what a channel knows of one sender (Channel.SenderLosses).
+type SenderLoss struct {
+	// Sender is the sender's node id, 16 hex digits.
+	Sender string `json:"sender"`
+	// HighestSeq is the highest sequence number of it delivered or given up; nil when none was.
+	HighestSeq *uint64 `json:"highest_seq"`
+	// Lost is its messages never heard: its share of Stats.Lost, counted the same way.
+	Lost uint64 `json:"lost"`
+}
+
+// SenderLosses is the loss per sender: every sender the channel tracks now (up to 4,096, the
+// least recently heard forgotten first), sorted by node id, with its messages never heard.
+func (c *Channel) SenderLosses() ([]SenderLoss, error) {
+	var text *C.char
+	err := c.call(func(ptr *C.SixcastChannel, e **C.SixcastError) uint32 {
+		return C.sixcast_channel_sender_losses_json(ptr, &text, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	losses := []SenderLoss{}
+	err = json.Unmarshal([]byte(takeString(text)), &losses)
+	return losses, err
 }

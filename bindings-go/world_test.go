@@ -9,13 +9,19 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,6 +342,85 @@ func TestWorldSignedChannelsDropUntrustedSenders(t *testing.T) {
 	send(t, out, []byte("trusted"))
 	if message := recv(t, in); string(message.Payload) != "trusted" {
 		t.Errorf("got %q", message.Payload)
+	}
+}
+
+// numbered is the MESSAGES datagram of a made-up sender carrying one message, "numbered", of
+// sequence number seq, as docs/wire-format.md lays it out: the 24-byte header (magic, version 1,
+// type 1, no flags, one record, sender, seq), then the record's length and payload.
+func numbered(sender, seq uint64) []byte {
+	datagram := []byte{0x36, 0x63, 1, 1, 0, 0, 0, 1}
+	datagram = binary.BigEndian.AppendUint64(datagram, sender)
+	datagram = binary.BigEndian.AppendUint64(datagram, seq)
+	return append(append(datagram, 8), "numbered"...)
+}
+
+func TestWorldSenderLossesCountTheSkippedMessagesOfEachSender(t *testing.T) {
+	inWorld(t)
+	receiver := open(t)
+	in := channel(t, receiver, "go-sender-losses", true)
+	if losses, err := in.SenderLosses(); err != nil || len(losses) != 0 {
+		t.Errorf("no sender yet: %+v, %v", losses, err)
+	}
+	// Messages 0, 1 and 4 of one made-up sender and 0, 1 and 2 of another, from a plain UDP
+	// socket of this host: multicast loopback on eth0 carries them to the channel.
+	sent := []struct{ sender, seq uint64 }{{0x42, 0}, {0x42, 1}, {0x42, 4}, {0x07, 0}, {0x07, 1}, {0x07, 2}}
+	eth0, err := net.InterfaceByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6unspecified})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var optErr error
+	err = raw.Control(func(fd uintptr) {
+		optErr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_MULTICAST_IF, eth0.Index)
+		if optErr == nil {
+			optErr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_MULTICAST_LOOP, 1)
+		}
+	})
+	if err != nil || optErr != nil {
+		t.Fatal(err, optErr)
+	}
+	group := &net.UDPAddr{IP: net.ParseIP(in.Group()), Port: int(receiver.Port())}
+	for _, message := range sent {
+		if _, err := conn.WriteToUDP(numbered(message.sender, message.seq), group); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heard := map[string]int{}
+	for range sent {
+		message := recv(t, in)
+		heard[fmt.Sprintf("%s:%d", message.Sender, message.Seq)]++
+	}
+	for _, message := range sent {
+		if key := fmt.Sprintf("%016x:%d", message.sender, message.seq); heard[key] != 1 {
+			t.Errorf("%s heard %d times: %v", key, heard[key], heard)
+		}
+	}
+	if stats, err := in.Stats(); err != nil || stats.Lost != 2 {
+		t.Errorf("stats %+v, %v", stats, err)
+	}
+	// By node id: the sender without a gap first.
+	two, four := uint64(2), uint64(4)
+	want := []sixcast.SenderLoss{
+		{Sender: "0000000000000007", HighestSeq: &two, Lost: 0},
+		{Sender: "0000000000000042", HighestSeq: &four, Lost: 2},
+	}
+	losses, err := in.SenderLosses()
+	if err != nil || !reflect.DeepEqual(losses, want) {
+		got, _ := json.Marshal(losses)
+		t.Errorf("sender losses %s, %v", got, err)
+	}
+	in.Close()
+	if _, err := in.SenderLosses(); !errors.Is(err, sixcast.ErrClosed) {
+		t.Errorf("a closed channel reports losses: %v", err)
 	}
 }
 

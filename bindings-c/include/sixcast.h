@@ -313,6 +313,18 @@ enum SixcastStatus sixcast_channel_readiness_fd(const struct SixcastChannel *cha
 enum SixcastStatus sixcast_channel_stats(const struct SixcastChannel *channel,
                                          struct SixcastStats *stats_out);
 
+// Loss per sender, as a JSON array in `*json_out` (free it with `sixcast_string_free`): an
+// object for every sender this channel tracks now (up to 4,096, the least recently heard
+// forgotten first), sorted by node id, with `sender` (16 hex digits), `highest_seq` (the
+// highest sequence number of it delivered or given up; null when none was) and `lost` (its
+// messages never heard: its share of `SixcastStats.lost`, counted the same way).
+//
+// # Safety
+// `channel` is a live channel; `json_out` is writable; `error_out` is NULL or writable.
+enum SixcastStatus sixcast_channel_sender_losses_json(const struct SixcastChannel *channel,
+                                                      char **json_out,
+                                                      struct SixcastError **error_out);
+
 // Seals everything sent from now on with `key`, and accepts only datagrams sealed with it or
 // a key added with `sixcast_channel_add_key`. The caller still owns `key`.
 //

@@ -2,6 +2,8 @@
 
 use std::{ffi::c_char, time::Duration};
 
+use serde_json::{Value, json};
+
 use crate::{
     addr::parse_address,
     crypto::{SixcastChannelKey, SixcastPublicKey, SixcastSigningKey, SixcastToken},
@@ -252,6 +254,41 @@ pub unsafe extern "C" fn sixcast_channel_stats(
         // SAFETY: per the contract above.
         unsafe { text::store(stats_out, channel.inner.stats().into(), "stats_out") }
     })
+}
+
+/// Loss per sender, as a JSON array in `*json_out` (free it with `sixcast_string_free`): an
+/// object for every sender this channel tracks now (up to 4,096, the least recently heard
+/// forgotten first), sorted by node id, with `sender` (16 hex digits), `highest_seq` (the
+/// highest sequence number of it delivered or given up; null when none was) and `lost` (its
+/// messages never heard: its share of `SixcastStats.lost`, counted the same way).
+///
+/// # Safety
+/// `channel` is a live channel; `json_out` is writable; `error_out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sixcast_channel_sender_losses_json(
+    channel: *const SixcastChannel,
+    json_out: *mut *mut c_char,
+    error_out: *mut *mut SixcastError,
+) -> SixcastStatus {
+    with_channel(channel, error_out, |channel| {
+        let json = losses_json(&channel.inner.sender_losses()).to_string();
+        // SAFETY: per the contract above.
+        unsafe { text::store_text(json_out, json, "json_out") }
+    })
+}
+
+/// `losses` as the JSON array of `sixcast_channel_sender_losses_json`.
+fn losses_json(losses: &[sixcast::SenderLoss]) -> Value {
+    losses
+        .iter()
+        .map(|loss| {
+            json!({
+                "sender": loss.sender.to_string(),
+                "highest_seq": loss.highest_seq,
+                "lost": loss.lost,
+            })
+        })
+        .collect()
 }
 
 /// Seals everything sent from now on with `key`, and accepts only datagrams sealed with it or

@@ -1,13 +1,17 @@
 /* The C API on a real network: run inside a host of a network-namespace world (run-tests does
  * that), never on this machine's own interfaces. Two contexts of one host talk through
  * multicast loopback: messages with their metadata, timeouts, the readiness descriptor, signed
- * channels, counters, size limits, a file sent to a receiver, and close waking a blocked
- * receive. */
+ * channels, counters, loss per sender, size limits, a file sent to a receiver, and close waking
+ * a blocked receive. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <jansson.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -253,6 +257,95 @@ static void test_reachability(SixcastContext *plain) {
     json_decref(parsed);
     sixcast_string_free(event);
     sixcast_context_free(context);
+}
+
+/* Writes into `out` the MESSAGES datagram of a made-up `sender` carrying one message, "numbered",
+ * of sequence number `seq`, as docs/wire-format.md lays it out: the 24-byte header (magic,
+ * version 1, type 1, no flags, one record, sender, seq), then the record's length and payload.
+ * Returns its length. */
+static size_t numbered_datagram(uint64_t sender, uint64_t seq, uint8_t out[33]) {
+    const uint8_t head[8] = {0x36, 0x63, 1, 1, 0, 0, 0, 1};
+    memcpy(out, head, sizeof head);
+    for (int i = 0; i < 8; i++) {
+        out[8 + i] = (uint8_t)(sender >> (56 - 8 * i));
+        out[16 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    }
+    out[24] = 8;
+    memcpy(out + 25, "numbered", 8);
+    return 33;
+}
+
+/* Messages 0, 1 and 4 of one made-up sender and 0, 1 and 2 of another, sent from a plain UDP
+ * socket of this host through multicast loopback: the channel reports both senders, by node id,
+ * and the two messages the first skipped. */
+static void test_sender_losses(SixcastContext *receiver) {
+    SixcastChannel *in = channel_of(receiver, "c-sender-losses");
+    CHECK_OK(sixcast_channel_join(in, &err));
+    char *json = NULL;
+    CHECK_OK(sixcast_channel_sender_losses_json(in, &json, &err));
+    CHECK(json && strcmp(json, "[]") == 0, "no sender yet: %s", json ? json : "(null)");
+    sixcast_string_free(json);
+
+    int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    int index = (int)if_nametoindex("eth0"), loop = 1;
+    CHECK(fd >= 0 && index > 0 &&
+              setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, sizeof index) == 0 &&
+              setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof loop) == 0,
+          "a plain UDP socket sending through multicast loopback on eth0");
+    char *group = sixcast_channel_group(in);
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6,
+                              .sin6_port = htons(sixcast_context_port(receiver))};
+    CHECK(group && inet_pton(AF_INET6, group, &to.sin6_addr) == 1, "group %s", group);
+    const struct {
+        uint64_t sender, seq;
+    } sent[] = {{0x42, 0}, {0x42, 1}, {0x42, 4}, {0x07, 0}, {0x07, 1}, {0x07, 2}};
+    enum { SENT = sizeof sent / sizeof sent[0] };
+    for (size_t i = 0; i < SENT; i++) {
+        uint8_t datagram[33];
+        size_t len = numbered_datagram(sent[i].sender, sent[i].seq, datagram);
+        CHECK(sendto(fd, datagram, len, 0, (const struct sockaddr *)&to, sizeof to) == (ssize_t)len,
+              "sent datagram %zu", i);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    int heard[SENT] = {0};
+    for (size_t i = 0; i < SENT; i++) {
+        SixcastMessage *message = NULL;
+        CHECK_OK(sixcast_channel_recv(in, WAIT_MS, &message, &err));
+        for (size_t j = 0; message && j < SENT; j++) {
+            char sender[17];
+            snprintf(sender, sizeof sender, "%016llx", (unsigned long long)sent[j].sender);
+            heard[j] += strcmp(message->sender, sender) == 0 && message->seq == sent[j].seq;
+        }
+        sixcast_message_free(message);
+    }
+    for (size_t j = 0; j < SENT; j++) {
+        CHECK(heard[j] == 1, "message %llu of %016llx heard %d times",
+              (unsigned long long)sent[j].seq, (unsigned long long)sent[j].sender, heard[j]);
+    }
+    SixcastStats stats;
+    CHECK_OK(sixcast_channel_stats(in, &stats));
+    CHECK(stats.lost == 2, "lost %llu", (unsigned long long)stats.lost);
+
+    json = NULL;
+    CHECK_OK(sixcast_channel_sender_losses_json(in, &json, &err));
+    json_t *losses = json ? json_loads(json, 0, NULL) : NULL;
+    /* By node id: the sender without a gap first. */
+    json_t *expected = json_loads("[{\"sender\": \"0000000000000007\", \"highest_seq\": 2, \"lost\": 0},"
+                                  " {\"sender\": \"0000000000000042\", \"highest_seq\": 4, \"lost\": 2}]",
+                                  0, NULL);
+    CHECK(losses && expected && json_equal(losses, expected), "sender losses %s",
+          json ? json : "(null)");
+    json_decref(losses);
+    json_decref(expected);
+    sixcast_string_free(json);
+    CHECK_STATUS(sixcast_channel_sender_losses_json(in, NULL, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    json = NULL;
+    CHECK_STATUS(sixcast_channel_sender_losses_json(NULL, &json, &err),
+                 SIXCAST_STATUS_INVALID_ARGUMENT);
+    sixcast_string_free(group);
+    sixcast_channel_free(in);
 }
 
 static void *receive_until_closed(void *channel) {
@@ -537,6 +630,7 @@ int main(void) {
     test_signed(sender, receiver);
     test_reachability(receiver);
     test_reliable(receiver);
+    test_sender_losses(receiver);
     test_files(receiver);
     SixcastStats totals;
     CHECK_OK(sixcast_context_stats(receiver, &totals));
