@@ -266,7 +266,8 @@ pub struct ReceivedFile {
     pub sha256: [u8; SHA256_LEN],
     /// The node that sent it.
     pub sender: NodeId,
-    /// Bytes that an earlier receiver had kept (resumed), not received this time.
+    /// Bytes not received this time: kept by an earlier receiver (resumed), or the whole
+    /// file when the folder held it already (same name, size and SHA-256).
     pub resumed: u64,
 }
 
@@ -441,8 +442,20 @@ impl FileReceiver {
             self.stats.refused += 1;
             return Ok(None);
         }
-        let (partial, assembly) = Partial::open(&self.dir, &offer)?;
         let object = offer.object;
+        if store::already_there(&self.dir, &offer) {
+            // Sent again to a receiver that has it: nothing to receive.
+            self.remember(object);
+            return Ok(Some(FileOutcome::Complete(ReceivedFile {
+                path: self.dir.join(&offer.name),
+                size: offer.size,
+                sha256: offer.sha256,
+                sender,
+                resumed: offer.size,
+                name: offer.name,
+            })));
+        }
+        let (partial, assembly) = Partial::open(&self.dir, &offer)?;
         let transfer = Transfer {
             resumed: assembly.held_bytes(),
             partial,

@@ -129,6 +129,17 @@ impl Partial {
     }
 }
 
+/// Whether `dir` holds `offer`'s file already: a file of its name, size and SHA-256.
+pub(super) fn already_there(dir: &Path, offer: &Offer) -> bool {
+    let path = dir.join(&offer.name);
+    let same_size = fs::metadata(&path)
+        .is_ok_and(|metadata| metadata.is_file() && metadata.len() == offer.size);
+    same_size
+        && File::open(&path)
+            .and_then(|mut file| sha256(&mut file))
+            .is_ok_and(|digest| digest == offer.sha256)
+}
+
 /// The SHA-256 of what `reader` reads to its end.
 pub(super) fn sha256(reader: &mut impl Read) -> std::io::Result<[u8; SHA256_LEN]> {
     let mut context = Sha256::new(&SHA256);

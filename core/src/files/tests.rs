@@ -229,3 +229,27 @@ fn offers_beyond_the_limits_are_refused() {
     drop(receiver);
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_file_the_folder_holds_already_is_complete_at_its_offer() {
+    let dir = folder("there");
+    let content = vec![5u8; 250];
+    fs::write(dir.join("same.bin"), &content).unwrap();
+    let mut receiver = FileReceiver::new(&dir, ReceiveOptions::default()).unwrap();
+    let outcome = feed(
+        &mut receiver,
+        &offer_message(&offer_of(&content, "same.bin", 1)),
+    )
+    .unwrap();
+    let Some(FileOutcome::Complete(file)) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!((file.size, file.resumed), (250, 250));
+    // The same name with other bytes is received anew.
+    let mut other = offer_of(&[6u8; 250], "same.bin", 1);
+    other.object = 7;
+    assert_eq!(feed(&mut receiver, &offer_message(&other)).unwrap(), None);
+    assert!(dir.join(".same.bin.sixcast-part").exists());
+    drop(receiver);
+    fs::remove_dir_all(&dir).unwrap();
+}
