@@ -67,7 +67,7 @@ impl From<files::SentFile> for SentFile {
         Self {
             name: sent.name,
             size: sent.size as f64,
-            sha256: hex(&sent.sha256),
+            sha256: hex::encode(sent.sha256),
             chunk: sent.chunk,
         }
     }
@@ -105,7 +105,7 @@ impl From<files::FileOutcome> for FileOutcome {
                 name: file.name,
                 size: file.size as f64,
                 path: Some(file.path.to_string_lossy().into_owned()),
-                sha256: Some(hex(&file.sha256)),
+                sha256: Some(hex::encode(file.sha256)),
                 sender: Some(file.sender.to_string()),
                 resumed: Some(file.resumed as f64),
                 missing: None,
@@ -322,8 +322,4 @@ fn checked<T: FromNapiValue>(options: Option<Object>, keys: &[&str]) -> sixcast:
                 err.reason
             ))
         })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

@@ -38,7 +38,7 @@ fn sent_dict<'py>(py: Python<'py>, sent: &SentFile) -> PyResult<Bound<'py, PyDic
     let dict = PyDict::new(py);
     dict.set_item("name", &sent.name)?;
     dict.set_item("size", sent.size)?;
-    dict.set_item("sha256", hex(&sent.sha256))?;
+    dict.set_item("sha256", hex::encode(sent.sha256))?;
     dict.set_item("chunk", sent.chunk)?;
     Ok(dict)
 }
@@ -129,7 +129,7 @@ fn outcome_dict<'py>(py: Python<'py>, outcome: &FileOutcome) -> PyResult<Bound<'
             dict.set_item("name", &file.name)?;
             dict.set_item("path", file.path.as_os_str())?;
             dict.set_item("size", file.size)?;
-            dict.set_item("sha256", hex(&file.sha256))?;
+            dict.set_item("sha256", hex::encode(file.sha256))?;
             dict.set_item("sender", file.sender.to_string())?;
             dict.set_item("resumed", file.resumed)?;
         }
@@ -153,10 +153,6 @@ fn stats_dict<'py>(py: Python<'py>, stats: &FileStats) -> PyResult<Bound<'py, Py
     dict.set_item("chunks", stats.chunks)?;
     dict.set_item("duplicate_chunks", stats.duplicate_chunks)?;
     Ok(dict)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Adds `FileReceiver` to the module.

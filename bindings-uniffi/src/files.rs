@@ -11,11 +11,6 @@ use crate::{channel::Channel, error::Result};
 /// How long a receive without a limit waits: what the core's other receives take for no limit.
 const NO_LIMIT: Duration = Duration::from_secs(u32::MAX as u64);
 
-/// Digests as the command line prints them, and `sha256sum`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// What `Channel.send_file` sent.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct SentFile {
@@ -34,7 +29,7 @@ impl From<files::SentFile> for SentFile {
         Self {
             name: sent.name,
             size: sent.size,
-            sha256: hex(&sent.sha256),
+            sha256: hex::encode(sent.sha256),
             chunk: sent.chunk,
         }
     }
@@ -77,7 +72,7 @@ impl From<files::FileOutcome> for FileOutcome {
                 name: file.name,
                 path: file.path.display().to_string(),
                 size: file.size,
-                sha256: hex(&file.sha256),
+                sha256: hex::encode(file.sha256),
                 sender: file.sender.to_string(),
                 resumed: file.resumed,
             },

@@ -100,7 +100,7 @@ pub(super) fn send_file(args: &SendFile) -> sixcast::Result<ExitCode> {
             serde_json::json!({
                 "name": sent.name,
                 "size": sent.size,
-                "sha256": hex(&sent.sha256),
+                "sha256": hex::encode(sent.sha256),
                 "passes": args.passes,
                 "chunk": sent.chunk,
                 "seconds": seconds,
@@ -113,7 +113,7 @@ pub(super) fn send_file(args: &SendFile) -> sixcast::Result<ExitCode> {
             sent.name,
             sent.size,
             args.passes,
-            hex(&sent.sha256)
+            hex::encode(sent.sha256)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -139,7 +139,8 @@ pub(super) fn recv_file(args: &RecvFile) -> sixcast::Result<ExitCode> {
     let bar = progress_bar();
     let mut received = 0;
     while received < args.count {
-        let wait = deadline.map_or(Duration::from_secs(3600), |deadline| {
+        // No deadline: a wait too long for the clock, which the receiver takes as no limit.
+        let wait = deadline.map_or(Duration::MAX, |deadline| {
             deadline.saturating_duration_since(Instant::now())
         });
         let started = Instant::now();
@@ -161,7 +162,7 @@ pub(super) fn recv_file(args: &RecvFile) -> sixcast::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(EXIT_INCOMPLETE));
             }
-            Err(err) if err.kind() == ErrorKind::Timeout && deadline.is_some() => {
+            Err(err) if err.kind() == ErrorKind::Timeout => {
                 eprintln!(
                     "sixcast: timed out after {received} of {} file(s); what arrived is kept and \
                      resumed by the next recv-file",
@@ -169,7 +170,6 @@ pub(super) fn recv_file(args: &RecvFile) -> sixcast::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(EXIT_TIMEOUT));
             }
-            Err(err) if err.kind() == ErrorKind::Timeout => {}
             Err(err) => return Err(err),
         }
     }
@@ -186,7 +186,7 @@ fn report_file(json: bool, file: &files::ReceivedFile, took: Duration) {
                 "name": file.name,
                 "path": file.path.display().to_string(),
                 "size": file.size,
-                "sha256": hex(&file.sha256),
+                "sha256": hex::encode(file.sha256),
                 "sender": file.sender.to_string(),
                 "resumed": file.resumed,
                 "seconds": took.as_secs_f64(),
@@ -197,7 +197,7 @@ fn report_file(json: bool, file: &files::ReceivedFile, took: Duration) {
             "received {} ({} bytes, sha256 {}) into {}",
             file.name,
             file.size,
-            hex(&file.sha256),
+            hex::encode(file.sha256),
             file.path.display()
         );
     }
@@ -233,8 +233,4 @@ fn show(bar: &ProgressBar, progress: &Progress<'_>) {
         bar.set_message(progress.name.to_owned());
     }
     bar.set_position(progress.bytes);
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
