@@ -334,6 +334,16 @@ fn a_lost_tail_is_found_by_the_announcement() {
     assert!(world.receivers[1].stats().packets_recovered >= 3);
 }
 
+/// Blocks of 4 packets (8 parity symbols each) and short waits: parity is used up quickly.
+fn small_blocks() -> RepairConfig {
+    RepairConfig {
+        block_len: 4,
+        repair_wait: Duration::from_millis(5),
+        repair_wait_max: Duration::from_millis(20),
+        ..RepairConfig::default()
+    }
+}
+
 #[test]
 fn packets_are_resent_once_a_blocks_parity_is_used_up() {
     // The receiver never gets parity, and misses the first copy of packet 3: only the packet
@@ -344,13 +354,7 @@ fn packets_are_resent_once_a_blocks_parity_is_used_up() {
         Ok(Repair::Sequenced(packet)) if packet.packet == 3 => std::mem::take(&mut first_copy),
         _ => false,
     });
-    let config = RepairConfig {
-        block_len: 4,
-        repair_wait: Duration::from_millis(5),
-        repair_wait_max: Duration::from_millis(20),
-        ..RepairConfig::default()
-    };
-    let mut world = World::new(1, config, loss);
+    let mut world = World::new(1, small_blocks(), loss);
     world.send(0..8);
     world.run(Duration::from_secs(2));
     world.assert_all_delivered(0..8);
@@ -371,13 +375,7 @@ fn a_resent_packet_completes_a_block_with_the_parity_held() {
         }
         _ => false,
     });
-    let config = RepairConfig {
-        block_len: 4,
-        repair_wait: Duration::from_millis(5),
-        repair_wait_max: Duration::from_millis(20),
-        ..RepairConfig::default()
-    };
-    let mut world = World::new(1, config, loss);
+    let mut world = World::new(1, small_blocks(), loss);
     world.send(0..4);
     world.run(Duration::from_secs(2));
     world.assert_all_delivered(0..4);
