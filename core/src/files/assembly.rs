@@ -53,9 +53,8 @@ impl Assembly {
             .iter()
             .map(|word| u64::from(word.count_ones()))
             .sum();
-        let last = chunks.checked_sub(1);
         assembly.held_bytes = assembly.held_chunks * u64::from(assembly.offer.chunk);
-        if let Some(last) = last.filter(|&last| assembly.holds(last)) {
+        if let Some(last) = chunks.checked_sub(1).filter(|&last| assembly.holds(last)) {
             // The last chunk is shorter than the others.
             assembly.held_bytes -=
                 u64::from(assembly.offer.chunk) - chunk_len(&assembly.offer, last);
