@@ -79,6 +79,12 @@ fn bad_input_gives_a_clear_error_and_exit_code() {
             1,
             "node.toml",
         ),
+        (
+            &["send", "x", "y", "--datagram-size", "50"],
+            1,
+            "outside 128..=65507",
+        ),
+        (&["send", "x", "y", "--datagram-size", "abc"], 2, "abc"),
         (&["addr", &long_name], 1, "4096"),
         (&["listen", "x", "--iface", "no-such-if0"], 1, "no-such-if0"),
         (&["listen", "x", "--timeout=-1"], 1, "timeout"),
