@@ -73,6 +73,9 @@ pub struct World {
     torn_down: bool,
 }
 
+/// The kernel's default (and largest) count of datagrams one GSO buffer may carry over a veth.
+const GSO_MAX_SEGS: u32 = 65_535;
+
 impl World {
     /// Hosts `h1`..`hN` on one bridged segment (`fd5c:1::/64`).
     pub fn lan(hosts: usize) -> Result<Self> {
@@ -419,6 +422,11 @@ impl World {
     /// Drops each UDP datagram that `host` sends or receives with probability `percent`/100
     /// (nftables on the host's interfaces; 0 removes the rule). Other traffic (neighbour
     /// discovery, MLD) is untouched.
+    ///
+    /// Each datagram is dropped on its own, as on a wire. A UDP GSO send crosses veths and the
+    /// bridge as one buffer of up to 64 datagrams, which a rule would drop whole; so a lossy
+    /// host's links cut such buffers into packets first, as a network card does before the
+    /// wire (`gso_max_segs 1` on both ends of its veths; 0 % restores the default).
     pub fn set_udp_loss(&self, host: &str, percent: u8) -> Result<()> {
         if percent > 100 {
             return Err(NetlabError::InvalidArgument(format!(
@@ -451,7 +459,26 @@ impl World {
         }
         let mut command = host.command(&nft);
         command.args(["-f", "-"]);
-        exec::run(command, Some(&script), exec::COMMAND_TIMEOUT).map(drop)
+        exec::run(command, Some(&script), exec::COMMAND_TIMEOUT)?;
+        self.set_gso_segments(host, if percent > 0 { 1 } else { GSO_MAX_SEGS })
+    }
+
+    /// Sets how many datagrams one buffer may carry over `host`'s links, at both ends.
+    fn set_gso_segments(&self, host: &Host, segments: u32) -> Result<()> {
+        let ip = exec::require(exec::IP)?;
+        let ports: Vec<String> = plan(self.topology)
+            .into_iter()
+            .filter(|plan| plan.name == host.name)
+            .flat_map(|plan| plan.interfaces)
+            .map(|interface| format!("link set dev {} gso_max_segs {segments}", interface.port))
+            .collect();
+        exec::ip_batch(&ip, Some(&self.switch_netns), &ports)?;
+        let links: Vec<String> = host
+            .interfaces
+            .iter()
+            .map(|interface| format!("link set dev {} gso_max_segs {segments}", interface.name))
+            .collect();
+        exec::ip_batch(&ip, Some(&host.netns), &links)
     }
 
     /// Tears the world down now and reports problems (dropping does the same, but can only log).
