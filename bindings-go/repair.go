@@ -17,7 +17,7 @@ import (
 //   - "sequenced", a numbered packet: Sender, Packet and Inner;
 //   - "parity", a Reed-Solomon parity symbol over a block of packets: Sender, BlockStart,
 //     BlockLen, Index and Symbol;
-//   - "nack", a request for repair: From, Target and Ranges;
+//   - "nack", a request for repair: From, Target, Heard and Ranges;
 //   - "status", a receiver's report of how far it got: From, Target, Group and Position.
 //
 // Node ids are 16 hex digits.
@@ -42,6 +42,9 @@ type Repair struct {
 	From string
 	// Target is the sender asked or reported on.
 	Target string
+	// Heard is how far the receiver asking has heard the sender (exclusive): the highest
+	// packet number or block end it has heard of.
+	Heard uint64
 	// Ranges are the missing packets, in the order sent.
 	Ranges []NackRange
 	// Group is the channel's multicast group, IPv6 address text.
@@ -68,6 +71,7 @@ type repairJSON struct {
 	Symbol     string      `json:"symbol"`
 	From       string      `json:"from"`
 	Target     string      `json:"target"`
+	Heard      uint64      `json:"heard"`
 	Ranges     [][2]uint64 `json:"ranges"`
 	Group      string      `json:"group"`
 	Position   uint64      `json:"position"`
@@ -98,6 +102,7 @@ func DecodeRepair(datagram []byte) (*Repair, error) {
 		Index:      decoded.Index,
 		From:       decoded.From,
 		Target:     decoded.Target,
+		Heard:      decoded.Heard,
 		Group:      decoded.Group,
 		Position:   decoded.Position,
 	}

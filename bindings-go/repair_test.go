@@ -56,7 +56,7 @@ func repairAsVector(r *sixcast.Repair) map[string]any {
 		for _, nackRange := range r.Ranges {
 			ranges = append(ranges, [2]uint64{nackRange.First, uint64(nackRange.Count)})
 		}
-		return map[string]any{"type": r.Type, "from": r.From, "target": r.Target, "ranges": ranges}
+		return map[string]any{"type": r.Type, "from": r.From, "target": r.Target, "heard": r.Heard, "ranges": ranges}
 	}
 	return map[string]any{"type": r.Type, "from": r.From, "target": r.Target, "group": r.Group, "position": r.Position}
 }

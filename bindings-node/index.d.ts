@@ -827,7 +827,11 @@ export type Repair =
   symbol: Buffer }
   | { type: 'nack'; /** The node id of the receiver asking, 16 hex digits. */
     from: string; /** The node id of the sender asked, 16 hex digits. */
-    target: string; /** The missing packets as `[first, count]` ranges, in the order sent. */
+    target: string; /**
+     * How far the receiver has heard the sender (exclusive): the highest packet number or
+     * block end it has heard of.
+     */
+    heard: number; /** The missing packets as `[first, count]` ranges, in the order sent. */
   ranges: Array<[number, number]> }
   | { type: 'status'; /** The node id of the receiver reporting, 16 hex digits. */
     from: string; /** The node id of the sender it reports on, 16 hex digits. */

@@ -857,12 +857,12 @@ void sixcast_string_free(char *text);
 // (`docs/reliability.md`), and stores it in `*json_out` as a JSON object (free it with
 // `sixcast_string_free`): `type` is `sequenced` (`sender`, `packet`, `inner`), `parity`
 // (`sender`, `block_start`, `block_len`, `index`, `symbol`), `nack` (`from`, `target`,
-// `ranges`: `[first, count]` pairs) or `status` (`from`, `target`, `group`, `position`). Bytes
-// are lowercase hex, node ids 16 hex digits, packet numbers JSON integers (up to 2^64 - 1: a
-// JSON library that reads 64-bit signed integers only, such as jansson, refuses those above
-// 2^63 - 1). Fails with `SIXCAST_STATUS_MALFORMED`, whose message names the stable reason in
-// parentheses, for example `malformed datagram (bad_count): ...`; `*json_out` is then left
-// as it was.
+// `heard`, `ranges`: `[first, count]` pairs) or `status` (`from`, `target`, `group`,
+// `position`). Bytes are lowercase hex, node ids 16 hex digits, packet numbers JSON integers
+// (up to 2^64 - 1: a JSON library that reads 64-bit signed integers only, such as jansson,
+// refuses those above 2^63 - 1). Fails with `SIXCAST_STATUS_MALFORMED`, whose message names
+// the stable reason in parentheses, for example `malformed datagram (bad_count): ...`;
+// `*json_out` is then left as it was.
 //
 // # Safety
 // `datagram` points to `datagram_len` readable bytes (or is NULL with a length of 0);

@@ -39,6 +39,7 @@ fn to_json(decoded: &Repair<'_>) -> Value {
             "type": "nack",
             "from": nack.from.to_string(),
             "target": nack.target.to_string(),
+            "heard": nack.heard,
             "ranges": nack.ranges().map(|(first, count)| json!([first, count])).collect::<Vec<_>>(),
         }),
         Repair::Status(status) => json!({
@@ -55,12 +56,12 @@ fn to_json(decoded: &Repair<'_>) -> Value {
 /// (`docs/reliability.md`), and stores it in `*json_out` as a JSON object (free it with
 /// `sixcast_string_free`): `type` is `sequenced` (`sender`, `packet`, `inner`), `parity`
 /// (`sender`, `block_start`, `block_len`, `index`, `symbol`), `nack` (`from`, `target`,
-/// `ranges`: `[first, count]` pairs) or `status` (`from`, `target`, `group`, `position`). Bytes
-/// are lowercase hex, node ids 16 hex digits, packet numbers JSON integers (up to 2^64 - 1: a
-/// JSON library that reads 64-bit signed integers only, such as jansson, refuses those above
-/// 2^63 - 1). Fails with `SIXCAST_STATUS_MALFORMED`, whose message names the stable reason in
-/// parentheses, for example `malformed datagram (bad_count): ...`; `*json_out` is then left
-/// as it was.
+/// `heard`, `ranges`: `[first, count]` pairs) or `status` (`from`, `target`, `group`,
+/// `position`). Bytes are lowercase hex, node ids 16 hex digits, packet numbers JSON integers
+/// (up to 2^64 - 1: a JSON library that reads 64-bit signed integers only, such as jansson,
+/// refuses those above 2^63 - 1). Fails with `SIXCAST_STATUS_MALFORMED`, whose message names
+/// the stable reason in parentheses, for example `malformed datagram (bad_count): ...`;
+/// `*json_out` is then left as it was.
 ///
 /// # Safety
 /// `datagram` points to `datagram_len` readable bytes (or is NULL with a length of 0);
@@ -143,9 +144,10 @@ mod tests {
 
     #[test]
     fn a_nack_has_the_vectors_form() {
-        // repair.json's "nack" case: receiver 0x99 misses packets 3-4 and 10 of the sender.
+        // repair.json's "nack" case: receiver 0x99 has heard the sender up to packet 12 and
+        // misses 3-4 and 10.
         let datagram = hex::decode(concat!(
-            "366301050000000200000000000000990000000000000000",
+            "36630105000000020000000000000099000000000000000c",
             "0a0b0c0d0e0f1011000000000000000300000002000000000000000a00000001",
         ))
         .unwrap();
@@ -156,6 +158,7 @@ mod tests {
                 "type": "nack",
                 "from": "0000000000000099",
                 "target": "0a0b0c0d0e0f1011",
+                "heard": 12,
                 "ranges": [[3, 2], [10, 1]],
             })
         );

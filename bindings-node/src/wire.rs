@@ -160,6 +160,9 @@ pub enum Repair {
         from: String,
         /// The node id of the sender asked, 16 hex digits.
         target: String,
+        /// How far the receiver has heard the sender (exclusive): the highest packet number or
+        /// block end it has heard of.
+        heard: f64,
         /// The missing packets as `[first, count]` ranges, in the order sent.
         ranges: Vec<(f64, u32)>,
     },
@@ -197,6 +200,7 @@ pub fn decode_repair(env: Env, datagram: &[u8]) -> Result<Repair> {
         Ok(repair::Repair::Nack(nack)) => Ok(Repair::Nack {
             from: nack.from.to_string(),
             target: nack.target.to_string(),
+            heard: nack.heard as f64,
             ranges: nack
                 .ranges()
                 .map(|(first, count)| (first as f64, count))

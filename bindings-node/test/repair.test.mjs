@@ -24,7 +24,13 @@ function asVector(decoded) {
         symbol: hex(decoded.symbol),
       }
     case 'nack':
-      return { type: decoded.type, from: decoded.from, target: decoded.target, ranges: decoded.ranges }
+      return {
+        type: decoded.type,
+        from: decoded.from,
+        target: decoded.target,
+        heard: decoded.heard,
+        ranges: decoded.ranges,
+      }
     default:
       return {
         type: decoded.type,

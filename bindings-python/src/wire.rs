@@ -213,6 +213,10 @@ pub(crate) struct PyNack {
     /// The id of the sender asked, 16 hexadecimal digits.
     #[pyo3(get)]
     target: String,
+    /// How far the receiver has heard the sender (exclusive): the highest packet number or
+    /// block end it has heard of.
+    #[pyo3(get)]
+    heard: u64,
     /// The missing packets as (first, count) ranges, in the order sent.
     #[pyo3(get)]
     ranges: Vec<(u64, u32)>,
@@ -230,8 +234,8 @@ impl PyNack {
         let count = self.ranges.len();
         let noun = if count == 1 { "range" } else { "ranges" };
         format!(
-            "Nack(from_='{}', target='{}', ranges=<{count} {noun}>)",
-            self.from, self.target,
+            "Nack(from_='{}', target='{}', heard={}, ranges=<{count} {noun}>)",
+            self.from, self.target, self.heard,
         )
     }
 }
@@ -300,6 +304,7 @@ fn decode_repair<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
             let nack = PyNack {
                 from: nack.from.to_string(),
                 target: nack.target.to_string(),
+                heard: nack.heard,
                 ranges: nack.ranges().collect(),
             };
             Ok(Bound::new(py, nack)?.into_any())

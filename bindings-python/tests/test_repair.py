@@ -33,6 +33,7 @@ def as_vector(decoded):
         fields = {
             "from": decoded.from_,
             "target": decoded.target,
+            "heard": decoded.heard,
             "ranges": [list(item) for item in decoded.ranges],
         }
     else:
@@ -118,7 +119,7 @@ def test_reprs_are_short():
             count = len(decoded["ranges"])
             expected = (
                 f"Nack(from_='{decoded['from']}', target='{decoded['target']}', "
-                f"ranges=<{count} range{'' if count == 1 else 's'}>)"
+                f"heard={decoded['heard']}, ranges=<{count} range{'' if count == 1 else 's'}>)"
             )
         else:
             expected = (

@@ -137,6 +137,9 @@ pub enum Repair {
         from: String,
         /// The sender asked, 16 hex digits.
         target: String,
+        /// How far the receiver has heard the sender (exclusive): the highest packet number or
+        /// block end it has heard of.
+        heard: u64,
         /// The missing packets, in the order sent.
         ranges: Vec<NackRange>,
     },
@@ -183,6 +186,7 @@ pub fn decode_repair(datagram: Vec<u8>) -> Result<Repair> {
         repair::Repair::Nack(nack) => Repair::Nack {
             from: nack.from.to_string(),
             target: nack.target.to_string(),
+            heard: nack.heard,
             ranges: nack
                 .ranges()
                 .map(|(first, count)| NackRange { first, count })

@@ -27,7 +27,7 @@ const COMMENT: [&str; 7] = [
     "Bytes are lowercase hex strings. Node ids are 16 hex digits. Numbers are below 2^53.",
     "`decode`: `datagram` is received bytes. A valid one has `decoded`: {type: \"sequenced\", \
      sender, packet, inner} or {type: \"parity\", sender, block_start, block_len, index, symbol} \
-     or {type: \"nack\", from, target, ranges: [[first, count], ...]} or {type: \"status\", \
+     or {type: \"nack\", from, target, heard, ranges: [[first, count], ...]} or {type: \"status\", \
      from, target, group, position}.",
     "An invalid one has `error` (always \"Malformed\") and `reason`, the first rule it breaks: \
      the header's checks as in wire.json (flags must be clear for these types: unknown_flags), \
@@ -167,9 +167,9 @@ fn decode_cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ),
         (
             "nack",
-            "receiver 0x99 misses packets 3-4 and 10 of the sender",
+            "receiver 0x99 has heard the sender up to packet 12 and misses 3-4 and 10",
             with_body(
-                header(nack, 0, 2, 0x99, 0),
+                header(nack, 0, 2, 0x99, 12),
                 &nack_body(SENDER, &[(3, 2), (10, 1)]),
             ),
         ),
@@ -274,6 +274,7 @@ fn decode_outcome(datagram: &[u8]) -> Map<String, Value> {
             "type": "nack",
             "from": nack.from.to_string(),
             "target": nack.target.to_string(),
+            "heard": nack.heard,
             "ranges": nack.ranges().map(|(first, count)| json!([first, count])).collect::<Vec<_>>(),
         }),
         Err(err) => {
@@ -302,6 +303,7 @@ fn parity_of(block_len: u16, packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
         &mut nack,
         NodeId(0x99),
         NodeId(SENDER),
+        packets.len() as u64,
         &[(0, packets.len() as u32)],
     );
     let Ok(Repair::Nack(nack)) = repair::decode(&nack) else {

@@ -622,6 +622,10 @@ class Nack:
     @property
     def target(self) -> str: ...
     @property
+    def heard(self) -> int:
+        """How far the receiver has heard the sender (exclusive): the highest packet number or
+        block end it has heard of."""
+    @property
     def ranges(self) -> list[tuple[int, int]]:
         """The missing packets as (first, count) ranges."""
 

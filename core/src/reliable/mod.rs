@@ -7,7 +7,8 @@
 //! back in order, and multicast a NACK listing what they miss after a short random delay, so
 //! that the first receiver to ask spares the others (RFC 5401's suppression). The sender
 //! answers each block's NACKs with as many fresh Reed-Solomon parity symbols as the worst-off
-//! receiver misses of it: one symbol fills a different hole at each receiver. When a burst ends
+//! receiver misses of it, less the repairs still on their way to it (a NACK says how far its
+//! receiver heard): one symbol fills a different hole at each receiver. When a burst ends
 //! the sender announces its last block with one parity symbol, which also shows receivers any
 //! packets lost at the very end. A hole not repaired within [`RepairConfig::give_up`] is
 //! skipped and counted: the packets after it are handed on, and the messages it held show up as
@@ -21,6 +22,8 @@ use std::time::Duration;
 
 mod fec;
 mod flow;
+#[cfg(test)]
+mod nack_tests;
 mod receiver;
 mod sender;
 #[cfg(test)]
@@ -44,8 +47,9 @@ pub struct RepairConfig {
     pub window_bytes: usize,
     /// How long the sender collects NACKs before it repairs.
     pub nack_holdoff: Duration,
-    /// After a repair, NACKs for the same block within this time only ask for more than it
-    /// sent (they were on their way before it arrived).
+    /// How long a repair counts as on its way to a receiver that had heard the last packet
+    /// before it (with nothing sent after it), and the shortest time between two repairs of
+    /// one block.
     pub repair_guard: Duration,
     /// How long a sender waits after its last packet to announce the end of the burst.
     pub tail_delay: Duration,
@@ -55,7 +59,8 @@ pub struct RepairConfig {
     pub nack_spread: Duration,
     /// How long a receiver waits for a repair before it asks again; doubles each time.
     pub repair_wait: Duration,
-    /// The longest wait between a receiver's NACKs.
+    /// The longest wait between a receiver's NACKs; also how long a repair counts as on its
+    /// way to a receiver that has not heard the packets sent around it.
     pub repair_wait_max: Duration,
     /// How long a hole may stay open before the receiver skips it and counts it lost.
     pub give_up: Duration,

@@ -416,7 +416,7 @@ impl<T: Clone> RepairReceiver<T> {
                 continue;
             }
             let mut nack = Vec::new();
-            repair::encode_nack(&mut nack, self.node, sender, &holes);
+            repair::encode_nack(&mut nack, self.node, sender, stream.end, &holes);
             self.out.push_back((nack, None));
             self.stats.nacks_sent += 1;
             let wait = now + stream.backoff;

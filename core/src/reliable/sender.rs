@@ -2,6 +2,7 @@
 
 use std::{
     collections::{BTreeMap, VecDeque},
+    ops::Range,
     time::Instant,
 };
 
@@ -22,9 +23,20 @@ struct Block {
     parity: Option<Vec<Vec<u8>>>,
     /// The next parity index to send: each repair is a symbol no receiver has had.
     next_parity: u16,
-    /// When the last repair of this block left and how many symbols it had: NACKs sent before
-    /// it arrived must not repair the same holes twice.
-    last_repair: Option<(Instant, usize)>,
+    /// The latest repairs of this block: a NACK sent before one arrived must not have the
+    /// same holes repaired twice.
+    rounds: Vec<Round>,
+}
+
+/// One repair of a block: when it left, and what followed it.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    at: Instant,
+    /// The sender's next packet number when it left: a receiver that has heard this packet
+    /// (or a later one) has had the repair too, or lost it.
+    next_packet: u64,
+    /// Parity symbols (or packets) it sent.
+    count: usize,
 }
 
 impl Block {
@@ -49,7 +61,23 @@ struct Wanted {
     /// The most packets of the block one receiver misses.
     holes: usize,
     /// Packets asked for, for the rare repair past the block's parity.
-    packets: Vec<u64>,
+    packets: Vec<Range<u64>>,
+}
+
+impl Wanted {
+    /// Adds `more` to the packets asked for, each packet once.
+    fn ask(&mut self, more: impl IntoIterator<Item = Range<u64>>) {
+        self.packets.extend(more);
+        self.packets.sort_unstable_by_key(|range| range.start);
+        let mut merged: Vec<Range<u64>> = Vec::with_capacity(self.packets.len());
+        for range in self.packets.drain(..) {
+            match merged.last_mut() {
+                Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                _ => merged.push(range),
+            }
+        }
+        self.packets = merged;
+    }
 }
 
 /// Sender side of a reliable channel, without I/O: [`wrap`](Self::wrap) every datagram before
@@ -122,7 +150,7 @@ impl RepairSender {
                 closed: block_len == 1,
                 parity: None,
                 next_parity: 0,
-                last_repair: None,
+                rounds: Vec::new(),
             }),
         }
         self.held_bytes += len;
@@ -162,40 +190,78 @@ impl RepairSender {
 
     /// Takes a NACK addressed to this node: notes what each block misses, to be repaired after
     /// [`RepairConfig::nack_holdoff`] so that NACKs from other receivers join the same repair.
+    /// Repairs on their way to the receiver when it asked (told by how far it heard) count as
+    /// sent: they fill what it asks for.
     pub fn on_nack(&mut self, nack: &Nack<'_>, now: Instant) {
         if nack.target != self.node {
             return;
         }
         self.stats.nacks_received += 1;
         self.last_active = Some(now);
-        let mut holes: BTreeMap<u64, Wanted> = BTreeMap::new();
+        // Nobody has heard past the last packet sent.
+        let heard = nack.heard.min(self.next_packet);
+        let oldest = self
+            .blocks
+            .front()
+            .map_or(self.next_packet, |block| block.start);
+        // Block by block, not packet by packet: a range may span the whole window.
+        let mut holes: BTreeMap<usize, Wanted> = BTreeMap::new();
         for (first, count) in nack.ranges() {
-            let end = first.saturating_add(u64::from(count));
-            for packet in first..end.min(self.next_packet) {
-                let Some(block) = self.block_of(packet) else {
-                    self.stats.unrepairable += 1;
-                    continue;
-                };
-                let wanted = holes.entry(block.start).or_default();
-                wanted.holes += 1;
-                wanted.packets.push(packet);
+            let end = first.saturating_add(u64::from(count)).min(self.next_packet);
+            self.stats.unrepairable += end.min(oldest).saturating_sub(first);
+            let from = self
+                .blocks
+                .partition_point(|block| block.end() <= first.max(oldest));
+            for (at, block) in self.blocks.iter().enumerate().skip(from) {
+                if block.start >= end {
+                    break;
+                }
+                let asked = first.max(block.start)..end.min(block.end());
+                let wanted = holes.entry(at).or_default();
+                wanted.holes += usize::try_from(asked.end - asked.start).unwrap_or(usize::MAX);
+                wanted.packets.push(asked);
             }
         }
-        for (start, asked) in holes {
-            let wanted = self.wanted.entry(start).or_default();
-            wanted.holes = wanted.holes.max(asked.holes);
-            wanted.packets.extend(asked.packets);
-            wanted.packets.sort_unstable();
-            wanted.packets.dedup();
+        for (at, asked) in holes {
+            let block = &self.blocks[at];
+            let missing = asked
+                .holes
+                .saturating_sub(self.in_flight(block, heard, now));
+            if missing == 0 {
+                continue;
+            }
+            let wanted = self.wanted.entry(block.start).or_default();
+            wanted.holes = wanted.holes.max(missing);
+            wanted.ask(asked.packets);
         }
         if !self.wanted.is_empty() && self.repair_due.is_none() {
             self.repair_due = Some(now + self.config.nack_holdoff);
         }
     }
 
-    fn block_of(&self, packet: u64) -> Option<&Block> {
-        let at = self.blocks.partition_point(|block| block.end() <= packet);
-        self.blocks.get(at).filter(|block| block.start <= packet)
+    /// How many of `block`'s repairs may still be on their way to a receiver that has heard
+    /// this sender up to `heard` (packets leave in order, and a repair carries no number):
+    /// - one it heard a packet sent after of has arrived there, or was lost;
+    /// - one sent after packets it has not heard yet is behind them, on its way, if the
+    ///   receiver is slow: counted for up to [`RepairConfig::repair_wait_max`], and as long
+    ///   when packets followed the repair (the receiver will hear them, or see them announced);
+    /// - one sent right after the last packet it heard, with nothing after it, may be lost:
+    ///   counted for [`RepairConfig::repair_guard`] only.
+    fn in_flight(&self, block: &Block, heard: u64, now: Instant) -> usize {
+        block
+            .rounds
+            .iter()
+            .filter(|round| {
+                let behind = heard < round.next_packet || self.next_packet > round.next_packet;
+                let limit = if behind {
+                    self.config.repair_wait_max
+                } else {
+                    self.config.repair_guard
+                };
+                heard <= round.next_packet && now.saturating_duration_since(round.at) < limit
+            })
+            .map(|round| round.count)
+            .sum()
     }
 
     /// The next datagram to send (a repair, or the announcement of the stream's tail), if any
@@ -262,7 +328,8 @@ impl RepairSender {
     }
 
     fn repair(&mut self, now: Instant) {
-        let guard = self.config.repair_guard;
+        let forget = self.config.repair_wait_max.max(self.config.repair_guard);
+        let mut postponed: Option<Instant> = None;
         for (start, wanted) in std::mem::take(&mut self.wanted) {
             let Some(at) = self.blocks.iter().position(|block| block.start == start) else {
                 continue;
@@ -274,19 +341,37 @@ impl RepairSender {
                 self.wanted.insert(start, wanted);
                 continue;
             }
-            // NACKs sent before the last repair arrived ask again for what it repairs.
-            let covered = match block.last_repair {
-                Some((when, sent)) if now.saturating_duration_since(when) < guard => sent,
-                _ => 0,
-            };
-            let count = wanted.holes.saturating_sub(covered);
-            if count == 0 {
+            // One repair per block per `repair_guard`: however many NACKs come, forged or not,
+            // a block costs at most that.
+            let free = block
+                .rounds
+                .last()
+                .map(|round| round.at + self.config.repair_guard);
+            if let Some(free) = free.filter(|&free| free > now) {
+                self.wanted.insert(start, wanted);
+                postponed = Some(postponed.map_or(free, |at| at.min(free)));
                 continue;
             }
-            let added = send_parity(self.node, block, count, &wanted.packets, &mut self.out);
+            let added = send_parity(
+                self.node,
+                block,
+                wanted.holes,
+                &wanted.packets,
+                &mut self.out,
+            );
+            block
+                .rounds
+                .retain(|round| now.saturating_duration_since(round.at) < forget);
+            block.rounds.push(Round {
+                at: now,
+                next_packet: self.next_packet,
+                count: wanted.holes,
+            });
             self.held_bytes += added;
-            block.last_repair = Some((now, count.max(covered)));
             self.evict();
+        }
+        if let Some(at) = postponed {
+            self.repair_due = Some(self.repair_due.map_or(at, |due| due.min(at)));
         }
     }
 
@@ -321,7 +406,7 @@ fn send_parity(
     node: NodeId,
     block: &mut Block,
     count: usize,
-    asked: &[u64],
+    asked: &[Range<u64>],
     out: &mut VecDeque<Vec<u8>>,
 ) -> usize {
     let mut added = 0;
@@ -349,7 +434,7 @@ fn send_parity(
     }
     if count > available {
         // Every symbol went out and holes remain: the packets themselves.
-        for &packet in asked {
+        for packet in asked.iter().cloned().flatten() {
             let offset = usize::try_from(packet - block.start).unwrap_or(usize::MAX);
             if let Some(bytes) = block.packets.get(offset) {
                 let mut datagram = Vec::new();

@@ -101,6 +101,10 @@ pub struct Nack<'a> {
     pub from: NodeId,
     /// The sender asked.
     pub target: NodeId,
+    /// How far the receiver has heard the sender (exclusive): the highest packet number or
+    /// block end it has heard of. The sender tells by it whether a repair it sent could have
+    /// arrived before the NACK left.
+    pub heard: u64,
     count: u16,
     ranges: &'a [u8],
 }
@@ -225,6 +229,7 @@ pub fn decode(datagram: &[u8]) -> Result<Repair<'_>, DecodeError> {
             let nack = Nack {
                 from: header.sender,
                 target,
+                heard: header.seq,
                 count: header.count,
                 ranges,
             };
@@ -270,17 +275,18 @@ pub fn encode_status(out: &mut Vec<u8>, status: &Status) {
     out.extend_from_slice(&status.group.octets());
 }
 
-/// Writes a NACK from `from` to `target` for at most [`MAX_NACK_RANGES`] of `ranges` (the
-/// first ones); returns how many it took.
+/// Writes a NACK from `from` to `target`, which `from` has heard up to `heard`, for at most
+/// [`MAX_NACK_RANGES`] of `ranges` (the first ones); returns how many it took.
 pub fn encode_nack(
     out: &mut Vec<u8>,
     from: NodeId,
     target: NodeId,
+    heard: u64,
     ranges: &[(u64, u32)],
 ) -> usize {
     let taken = &ranges[..ranges.len().min(usize::from(MAX_NACK_RANGES))];
     let count = u16::try_from(taken.len()).unwrap_or(MAX_NACK_RANGES);
-    write_header(out, TYPE_NACK, count, from, 0);
+    write_header(out, TYPE_NACK, count, from, heard);
     out.extend_from_slice(&target.0.to_be_bytes());
     for &(first, len) in taken {
         out.extend_from_slice(&first.to_be_bytes());
@@ -359,20 +365,20 @@ mod tests {
     #[test]
     fn nack_round_trips_and_checks_its_ranges() {
         let mut out = Vec::new();
-        let taken = encode_nack(&mut out, NodeId(9), SENDER, &[(3, 2), (10, 1)]);
+        let taken = encode_nack(&mut out, NodeId(9), SENDER, 12, &[(3, 2), (10, 1)]);
         assert_eq!(taken, 2);
         let Ok(Repair::Nack(nack)) = decode(&out) else {
             panic!("{out:?} did not decode as a NACK")
         };
         assert_eq!(
-            (nack.from, nack.target, nack.range_count()),
-            (NodeId(9), SENDER, 2)
+            (nack.from, nack.target, nack.heard, nack.range_count()),
+            (NodeId(9), SENDER, 12, 2)
         );
         assert_eq!(nack.ranges().collect::<Vec<_>>(), [(3, 2), (10, 1)]);
 
         let nack_of = |ranges: &[(u64, u32)]| {
             let mut out = Vec::new();
-            encode_nack(&mut out, NodeId(9), SENDER, ranges);
+            encode_nack(&mut out, NodeId(9), SENDER, 0, ranges);
             out
         };
         assert_eq!(reason(&nack_of(&[])), "bad_count");
@@ -386,7 +392,7 @@ mod tests {
         // Only the first MAX_NACK_RANGES ranges go out.
         let many: Vec<_> = (0..100).map(|first| (first * 2, 1)).collect();
         let mut out = Vec::new();
-        assert_eq!(encode_nack(&mut out, NodeId(9), SENDER, &many), 64);
+        assert_eq!(encode_nack(&mut out, NodeId(9), SENDER, 200, &many), 64);
         assert_eq!(reason(&out), "ok");
     }
 

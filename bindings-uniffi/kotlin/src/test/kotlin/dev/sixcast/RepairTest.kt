@@ -94,6 +94,7 @@ class RepairTest {
             "type" to "nack",
             "from" to from,
             "target" to target,
+            "heard" to heard.toLong(),
             "ranges" to ranges.map { listOf(it.first.toLong(), it.count.toLong()) },
         )
         is Repair.Status -> mapOf(

@@ -1,0 +1,157 @@
+//! How NACKs are weighed, on a fake clock, one step at a time: by the sender against the
+//! repairs on their way.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::wire::{
+    NodeId,
+    repair::{self, Repair},
+};
+
+const SENDER: NodeId = NodeId(0x5e5e);
+const GROUP: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0, 0x6c);
+
+fn nack(from: u64, heard: u64, ranges: &[(u64, u32)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    repair::encode_nack(&mut out, NodeId(from), SENDER, heard, ranges);
+    out
+}
+
+fn give_nack(sender: &mut RepairSender, bytes: &[u8], now: Instant) {
+    let Ok(Repair::Nack(nack)) = repair::decode(bytes) else {
+        unreachable!("the library's NACK decodes")
+    };
+    sender.on_nack(&nack, now);
+}
+
+/// Parity symbols the sender sends by `now`.
+fn parity_sent(sender: &mut RepairSender, now: Instant) -> usize {
+    std::iter::from_fn(|| sender.poll_transmit(now))
+        .filter(|datagram| datagram[3] == repair::TYPE_PARITY)
+        .count()
+}
+
+/// Announcing a burst's end only after a minute: every symbol sent is a repair.
+fn quiet_tail() -> RepairConfig {
+    RepairConfig {
+        tail_delay: Duration::from_secs(60),
+        ..RepairConfig::default()
+    }
+}
+
+/// A sender that sent packets `0..count`, each a few bytes, at `now`.
+fn sender_with(count: u64, now: Instant) -> RepairSender {
+    let mut sender = RepairSender::new(SENDER, quiet_tail());
+    for number in 0..count {
+        sender.wrap(number.to_be_bytes().to_vec(), now);
+    }
+    sender
+}
+
+#[test]
+fn a_nack_sent_before_a_repair_arrived_asks_nothing_more() {
+    let config = quiet_tail();
+    let start = Instant::now();
+    let mut sender = sender_with(128, start);
+    // Receiver 1 misses 3 packets of block 0: 3 symbols leave, after the packets up to 128.
+    give_nack(&mut sender, &nack(1, 128, &[(3, 3)]), start);
+    let repaired = start + config.nack_holdoff;
+    assert_eq!(parity_sent(&mut sender, repaired), 3);
+    for number in 128..140u64 {
+        sender.wrap(number.to_be_bytes().to_vec(), repaired);
+    }
+    // Receiver 2 asked for 2 holes before it heard packet 128: the repair was behind that
+    // packet, on its way to it. Nothing more leaves.
+    let later = repaired + Duration::from_millis(30);
+    give_nack(&mut sender, &nack(2, 120, &[(10, 2)]), later);
+    assert_eq!(parity_sent(&mut sender, later + config.nack_holdoff), 0);
+    // Receiver 3 heard packets sent after the repair and still misses 4: it lost 1 of the
+    // repair's symbols at least, or had more holes; 4 fresh symbols leave.
+    give_nack(&mut sender, &nack(3, 135, &[(20, 4)]), later);
+    assert_eq!(parity_sent(&mut sender, later + 2 * config.nack_holdoff), 4);
+}
+
+#[test]
+fn a_repair_counts_as_on_its_way_only_for_a_while() {
+    let config = quiet_tail();
+    let start = Instant::now();
+    let mut sender = sender_with(64, start);
+    give_nack(&mut sender, &nack(1, 64, &[(3, 2)]), start);
+    let repaired = start + config.nack_holdoff;
+    assert_eq!(parity_sent(&mut sender, repaired), 2);
+    // Nothing followed the repair, and the receiver heard the last packet before it: once
+    // `repair_guard` has passed, its NACK means the repair was lost there.
+    let soon = repaired + config.repair_guard / 2;
+    give_nack(&mut sender, &nack(1, 64, &[(3, 2)]), soon);
+    assert_eq!(parity_sent(&mut sender, soon + config.nack_holdoff), 0);
+    let late = repaired + config.repair_guard + config.nack_holdoff;
+    give_nack(&mut sender, &nack(1, 64, &[(3, 2)]), late);
+    assert_eq!(parity_sent(&mut sender, late + config.nack_holdoff), 2);
+    // A receiver that has not heard the packets before a repair is slow: its repair is still
+    // on its way for up to `repair_wait_max`.
+    let slow = late + config.nack_holdoff + config.repair_guard * 2;
+    give_nack(&mut sender, &nack(2, 40, &[(5, 2)]), slow);
+    assert_eq!(parity_sent(&mut sender, slow + config.nack_holdoff), 0);
+    let slower = late + config.repair_wait_max + config.nack_holdoff;
+    give_nack(&mut sender, &nack(2, 40, &[(5, 2)]), slower);
+    assert_eq!(parity_sent(&mut sender, slower + config.nack_holdoff), 2);
+}
+
+/// A receiver that has heard `numbers` of the sender's packets at `now`.
+fn receiver_with(numbers: &[u64], now: Instant) -> RepairReceiver<()> {
+    let mut receiver = RepairReceiver::new(NodeId(1), GROUP, RepairConfig::default(), 7);
+    for &number in numbers {
+        let mut bytes = Vec::new();
+        repair::encode_sequenced(&mut bytes, SENDER, number, b"packet");
+        let Ok(Repair::Sequenced(packet)) = repair::decode(&bytes) else {
+            unreachable!("the library's packet decodes")
+        };
+        receiver.on_sequenced(&packet, (), now);
+    }
+    receiver
+}
+
+/// The NACKs `receiver` sends by `now`, decoded as (heard, ranges).
+fn nacks_by(receiver: &mut RepairReceiver<()>, now: Instant) -> Vec<(u64, Vec<(u64, u32)>)> {
+    std::iter::from_fn(|| receiver.poll_transmit(now))
+        .filter_map(|(bytes, _)| match repair::decode(&bytes) {
+            Ok(Repair::Nack(nack)) => Some((nack.heard, nack.ranges().collect())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_nack_says_how_far_its_receiver_heard() {
+    let config = RepairConfig::default();
+    let start = Instant::now();
+    let mut receiver = receiver_with(&[0, 1, 2, 5, 6], start);
+    let due = start + config.nack_delay + config.nack_spread;
+    assert_eq!(nacks_by(&mut receiver, due), [(7, vec![(3, 2)])]);
+}
+
+#[test]
+fn a_flood_of_nacks_costs_one_repair_per_block_per_guard() {
+    let config = quiet_tail();
+    let start = Instant::now();
+    let mut sender = sender_with(128, start);
+    // NACKs that claim to have heard everything, after the packets that followed each repair,
+    // and ask for every packet of two blocks, one every millisecond: within `repair_guard`,
+    // each block is repaired once.
+    let flood = nack(1, u64::MAX, &[(0, 128)]);
+    give_nack(&mut sender, &flood, start);
+    let first = start + config.nack_holdoff;
+    assert_eq!(parity_sent(&mut sender, first), 2 * 64);
+    sender.wrap(b"after".to_vec(), first);
+    let mut now = first;
+    while now < first + config.repair_guard {
+        give_nack(&mut sender, &flood, now);
+        assert_eq!(parity_sent(&mut sender, now), 0);
+        now += Duration::from_millis(1);
+    }
+    assert_eq!(
+        parity_sent(&mut sender, first + config.repair_guard),
+        2 * 64
+    );
+}
