@@ -256,6 +256,11 @@ struct Core {
     by_name: Mutex<HashMap<Vec<u8>, Arc<ChannelState>>>,
     counters: Counters,
     closed: AtomicBool,
+    /// Whether the last receive filled its batch: datagrams wait unread, and reliable
+    /// channels hold their NACKs until they are read (`RepairReceiver::set_behind`).
+    reading_behind: AtomicBool,
+    /// Whether a channel held NACKs while reading was behind: catching up re-runs its timers.
+    nacks_held: AtomicBool,
     /// Deadlines of the flush thread, in order: lingering datagrams and repair timers.
     flush_queue: Mutex<VecDeque<(Instant, Arc<ChannelState>, Due)>>,
     flush_wanted: Condvar,
@@ -365,6 +370,8 @@ struct ChannelState {
     repair_receiver: Mutex<RepairReceiver<Arrival>>,
     /// When the flush thread next looks at the repair state, if an entry is queued.
     repair_timer: Mutex<Option<Instant>>,
+    /// Whether this channel's NACKs wait for reading to catch up.
+    nacks_held: AtomicBool,
     /// Whether the group is joined only for NACKs (`Membership::for_repair`): what else
     /// arrives is not for the application.
     repair_only: AtomicBool,

@@ -179,8 +179,15 @@ impl Core {
 
     fn dispatch_batch(&self, batch: &RecvBatch) {
         let now = Instant::now();
+        let filled = batch.filled();
+        if filled {
+            self.reading_behind.store(true, Ordering::SeqCst);
+        }
         for (meta, datagram) in batch.iter() {
             self.dispatch(meta, datagram, now, false);
+        }
+        if !filled {
+            self.caught_up(now);
         }
     }
 

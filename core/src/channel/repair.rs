@@ -206,6 +206,20 @@ impl Core {
         self.arm_timer(state, &state.repair_timer, next, Due::Repair);
     }
 
+    /// Reading has caught up with what arrived: the NACKs held meanwhile may go.
+    pub(super) fn caught_up(&self, now: Instant) {
+        self.reading_behind.store(false, Ordering::SeqCst);
+        if !self.nacks_held.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let states: Vec<_> = self.by_group.read().values().cloned().collect();
+        for state in states {
+            if state.nacks_held.swap(false, Ordering::SeqCst) {
+                self.arm_repair_timer(&state, Some(now));
+            }
+        }
+    }
+
     /// The repair timers' turn: sends due NACKs and repairs, hands on what waited behind holes
     /// given up, and arms the next timer.
     pub(super) fn drive_repair(&self, state: &Arc<ChannelState>, now: Instant) {
@@ -222,6 +236,14 @@ impl Core {
         let mut reports = Vec::new();
         {
             let mut receiver = state.repair_receiver.lock();
+            let mut behind = self.reading_behind.load(Ordering::SeqCst);
+            if behind {
+                state.nacks_held.store(true, Ordering::SeqCst);
+                self.nacks_held.store(true, Ordering::SeqCst);
+                // Reading may have caught up before it could see the flags.
+                behind = self.reading_behind.load(Ordering::SeqCst);
+            }
+            receiver.set_behind(behind, now);
             let expired = receiver.poll_expired(now);
             let handed_next = self.hand_on(state, &mut receiver, expired, now);
             next = next.into_iter().chain(handed_next).min();

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 mod fec;
 mod flow;
+mod grid;
 #[cfg(test)]
 mod nack_tests;
 mod receiver;
@@ -59,8 +60,9 @@ pub struct RepairConfig {
     pub nack_spread: Duration,
     /// How long a receiver waits for a repair before it asks again; doubles each time.
     pub repair_wait: Duration,
-    /// The longest wait between a receiver's NACKs; also how long a repair counts as on its
-    /// way to a receiver that has not heard the packets sent around it.
+    /// The longest wait between a receiver's NACKs, and the longest a receiver behind on its
+    /// reading holds them; also how long a repair counts as on its way to a receiver that has
+    /// not heard the packets sent around it.
     pub repair_wait_max: Duration,
     /// How long a hole may stay open before the receiver skips it and counts it lost.
     pub give_up: Duration,

@@ -1,5 +1,5 @@
 //! How NACKs are weighed, on a fake clock, one step at a time: by the sender against the
-//! repairs on their way.
+//! repairs on their way, and by receivers against each other and against their own reading.
 
 use std::time::{Duration, Instant};
 
@@ -129,6 +129,83 @@ fn a_nack_says_how_far_its_receiver_heard() {
     let mut receiver = receiver_with(&[0, 1, 2, 5, 6], start);
     let due = start + config.nack_delay + config.nack_spread;
     assert_eq!(nacks_by(&mut receiver, due), [(7, vec![(3, 2)])]);
+}
+
+#[test]
+fn a_receiver_behind_on_its_reading_holds_its_nacks() {
+    let config = RepairConfig::default();
+    let start = Instant::now();
+    let mut receiver = receiver_with(&[0, 1, 2, 5], start);
+    let due = start + config.nack_delay + config.nack_spread;
+    receiver.set_behind(true, due);
+    assert!(nacks_by(&mut receiver, due).is_empty());
+    assert_eq!(receiver.poll_timeout(), Some(due + config.repair_wait_max));
+    // Caught up: what waited unread did not fill the hole, so the NACK leaves.
+    let caught_up = due + Duration::from_millis(3);
+    receiver.set_behind(false, caught_up);
+    assert_eq!(nacks_by(&mut receiver, caught_up), [(6, vec![(3, 2)])]);
+    // Behind for longer than `repair_wait_max`, it asks anyway.
+    let mut stuck = receiver_with(&[0, 1, 2, 5], start);
+    stuck.set_behind(true, due);
+    assert!(nacks_by(&mut stuck, due + config.repair_wait_max / 2).is_empty());
+    assert_eq!(nacks_by(&mut stuck, due + config.repair_wait_max).len(), 1);
+}
+
+#[test]
+fn a_nack_that_asks_as_much_of_each_block_spares_this_receivers() {
+    let config = RepairConfig::default();
+    let start = Instant::now();
+    let heard = |receiver: &mut RepairReceiver<()>, bytes: &[u8]| {
+        let Ok(Repair::Nack(nack)) = repair::decode(bytes) else {
+            unreachable!("the library's NACK decodes")
+        };
+        receiver.on_nack(&nack, start);
+    };
+    let due = start + config.nack_delay + config.nack_spread;
+    // This receiver misses packet 3 (block 0) and packets 70-71 (block 1).
+    let present: Vec<u64> = (0..80).filter(|n| ![3, 70, 71].contains(n)).collect();
+    // Another receiver misses other packets: one of block 0 spares this one's hole there, but
+    // one of block 1 is less than the two it misses.
+    let mut receiver = receiver_with(&present, start);
+    heard(&mut receiver, &nack(9, 80, &[(40, 1), (100, 1)]));
+    heard(&mut receiver, &nack(9, 80, &[(65, 1)]));
+    assert_eq!(nacks_by(&mut receiver, due), [(80, vec![(3, 1), (70, 2)])]);
+    let mut receiver = receiver_with(&present, start);
+    heard(&mut receiver, &nack(9, 80, &[(40, 1), (64, 2)]));
+    assert!(nacks_by(&mut receiver, due).is_empty());
+    assert_eq!(receiver.stats().nacks_suppressed, 2);
+    // Spared once per NACK of its own: a stream of others' NACKs cannot silence it.
+    heard(&mut receiver, &nack(9, 80, &[(40, 1), (64, 2)]));
+    let wait = start + config.repair_wait;
+    assert_eq!(nacks_by(&mut receiver, wait).len(), 1);
+}
+
+#[test]
+fn progress_brings_the_next_nack_back_to_the_shortest_wait() {
+    let config = RepairConfig::default();
+    let start = Instant::now();
+    // Packets 3 and 10 are missing; NACKs that go unanswered wait longer each time.
+    let mut receiver = receiver_with(&[0, 1, 2, 4, 5, 6, 7, 8, 9, 11], start);
+    let mut now = start + config.nack_delay + config.nack_spread;
+    let mut asked = now;
+    for _ in 0..4 {
+        assert_eq!(nacks_by(&mut receiver, now).len(), 1);
+        asked = now;
+        now = receiver.poll_timeout().expect("a hole is open");
+    }
+    assert!(now - asked > config.repair_wait * 4, "{:?}", now - asked);
+    // Packet 3 arrives during that wait: the position moves, and the next NACK for 10 is a
+    // short wait away.
+    let now = asked + config.repair_wait;
+    let mut bytes = Vec::new();
+    repair::encode_sequenced(&mut bytes, SENDER, 3, b"packet");
+    let Ok(Repair::Sequenced(packet)) = repair::decode(&bytes) else {
+        unreachable!("the library's packet decodes")
+    };
+    assert_eq!(receiver.on_sequenced(&packet, (), now).len(), 7);
+    let soon = now + config.repair_wait;
+    assert!(nacks_by(&mut receiver, soon - Duration::from_millis(1)).is_empty());
+    assert_eq!(nacks_by(&mut receiver, soon), [(12, vec![(10, 1)])]);
 }
 
 #[test]

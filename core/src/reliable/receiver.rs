@@ -2,12 +2,15 @@
 //! is missing with NACKs that other receivers' NACKs can spare, and gives up on a hole in time.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     net::Ipv6Addr,
     time::{Duration, Instant},
 };
 
-use super::{ReceiverStats, RepairConfig, fec};
+use super::{
+    ReceiverStats, RepairConfig, fec,
+    grid::{BlockGrid, count_within},
+};
 use crate::wire::{
     NodeId,
     repair::{self, Nack, Parity, Sequenced, Status},
@@ -47,10 +50,15 @@ struct Stream<T> {
     /// Packets handed on, kept while parity might still need them.
     kept: BTreeMap<u64, Vec<u8>>,
     parity: BTreeMap<u64, ParityBlock>,
+    /// Where the sender's blocks are, to weigh other receivers' NACKs block by block.
+    grid: BlockGrid,
     /// When to ask for each hole, by the hole's first packet when it was found: a random delay
     /// after it was found, or a wait for the repair after it was asked for (by this receiver
     /// or another one heard).
     hole_timers: BTreeMap<u64, Instant>,
+    /// The holes whose timer another receiver's NACK pushed back since this receiver last
+    /// asked: pushed once, so that a stream of others' NACKs cannot silence this one.
+    suppressed: BTreeSet<u64>,
     /// How long to wait for a repair after a NACK: doubles with each unanswered one.
     backoff: Duration,
     /// Since when the oldest hole has been open.
@@ -74,7 +82,9 @@ impl<T> Stream<T> {
             waiting: BTreeMap::new(),
             kept: BTreeMap::new(),
             parity: BTreeMap::new(),
+            grid: BlockGrid::new(config.block_len),
             hole_timers: BTreeMap::new(),
+            suppressed: BTreeSet::new(),
             backoff: config.repair_wait,
             hole_since: None,
             last_heard: now,
@@ -216,6 +226,8 @@ pub struct RepairReceiver<T> {
     rng: u64,
     /// Whether packets are held back because the application is not taking messages.
     held: bool,
+    /// Since when the driver has had datagrams it has not read yet: NACKs wait meanwhile.
+    behind_since: Option<Instant>,
     stats: ReceiverStats,
 }
 
@@ -231,6 +243,7 @@ impl<T: Clone> RepairReceiver<T> {
             out: VecDeque::new(),
             rng: seed | 1,
             held: false,
+            behind_since: None,
             stats: ReceiverStats::default(),
         }
     }
@@ -274,6 +287,25 @@ impl<T: Clone> RepairReceiver<T> {
             self.settle(sender, now, &mut ready);
         }
         ready
+    }
+
+    /// Tells whether the driver has read everything that arrived (`false`) or has datagrams
+    /// waiting unread (`true`). While it is behind, no NACK leaves, for up to
+    /// [`RepairConfig::repair_wait_max`]: what waits unread may fill the holes (a slow reader
+    /// takes parity as long on its way), and a NACK from a stale view asks for repair again.
+    pub fn set_behind(&mut self, behind: bool, now: Instant) {
+        if !behind {
+            self.behind_since = None;
+        } else if self.behind_since.is_none() {
+            self.behind_since = Some(now);
+        }
+    }
+
+    /// Until when NACKs wait for the driver to catch up, if they do at `now`.
+    fn nacks_held_until(&self, now: Instant) -> Option<Instant> {
+        self.behind_since
+            .map(|since| since + self.config.repair_wait_max)
+            .filter(|&until| until > now)
     }
 
     /// Takes a numbered packet; returns the packets now ready, in order (it among them unless
@@ -337,6 +369,7 @@ impl<T: Clone> RepairReceiver<T> {
         }
         self.stats.repairs_received += 1;
         stream.end = stream.end.max(block_end);
+        stream.grid.note(parity.block_start, parity.block_len);
         let block = stream
             .parity
             .entry(parity.block_start)
@@ -361,9 +394,10 @@ impl<T: Clone> RepairReceiver<T> {
         ready
     }
 
-    /// Takes a NACK heard on the channel: what another receiver asked for need not be asked
-    /// again for a while, and a NACK of this receiver's that would ask for nothing more is not
-    /// sent (suppression).
+    /// Takes a NACK heard on the channel from another receiver. The sender answers a block with
+    /// as many fresh parity symbols as the NACK asks of it, and any symbol fills any hole: so
+    /// where it asks at least as much of each block of a hole as this receiver would, this
+    /// receiver's NACK for that hole waits a while (suppression), and the repair fills it.
     pub fn on_nack(&mut self, nack: &Nack<'_>, now: Instant) {
         if nack.from == self.node || !self.config.suppression {
             return;
@@ -371,11 +405,21 @@ impl<T: Clone> RepairReceiver<T> {
         let Some(stream) = self.streams.get_mut(&nack.target) else {
             return;
         };
+        let theirs: Vec<(u64, u32)> = nack.ranges().collect();
+        let mine = stream.wanted();
         let wait = now + stream.backoff;
-        for (first, count) in nack.ranges() {
+        for (first, count) in stream.holes() {
             let end = first.saturating_add(u64::from(count));
-            for (_, due) in stream.hole_timers.range_mut(first..end) {
-                if *due < wait {
+            let covered = stream.grid.blocks_of(first, end).is_some_and(|blocks| {
+                blocks
+                    .into_iter()
+                    .all(|block| count_within(&mine, block) <= count_within(&theirs, block))
+            });
+            if !covered {
+                continue;
+            }
+            for (hole, due) in stream.hole_timers.range_mut(first..end) {
+                if *due < wait && stream.suppressed.insert(*hole) {
                     *due = wait;
                     self.stats.nacks_suppressed += 1;
                 }
@@ -386,6 +430,7 @@ impl<T: Clone> RepairReceiver<T> {
     /// The next datagram to send, if one is due by `now`: a NACK, for the channel's group
     /// (`None`), or a report for the sender, with how its packets arrive (`Some`).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(Vec<u8>, Option<T>)> {
+        let nacks_held = self.nacks_held_until(now).is_some();
         for (&sender, stream) in &mut self.streams {
             if stream.status_at.is_some_and(|at| at <= now) {
                 stream.status_at = None;
@@ -404,7 +449,7 @@ impl<T: Clone> RepairReceiver<T> {
                 self.out.push_back((status, stream.reply_to.clone()));
                 self.stats.statuses_sent += 1;
             }
-            if stream.hole_timers.values().all(|&due| due > now) {
+            if nacks_held || stream.hole_timers.values().all(|&due| due > now) {
                 continue;
             }
             // Every hole, also those another receiver asked for: the sender repairs each block
@@ -413,6 +458,7 @@ impl<T: Clone> RepairReceiver<T> {
             if holes.is_empty() {
                 let wait = now + stream.backoff;
                 stream.hole_timers.values_mut().for_each(|due| *due = wait);
+                stream.suppressed.clear();
                 continue;
             }
             let mut nack = Vec::new();
@@ -421,6 +467,7 @@ impl<T: Clone> RepairReceiver<T> {
             self.stats.nacks_sent += 1;
             let wait = now + stream.backoff;
             stream.hole_timers.values_mut().for_each(|due| *due = wait);
+            stream.suppressed.clear();
             stream.backoff = (stream.backoff * 2).min(self.config.repair_wait_max);
         }
         self.out.pop_front()
@@ -428,11 +475,18 @@ impl<T: Clone> RepairReceiver<T> {
 
     /// When this receiver next has a NACK to send or a hole to give up on.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let held_until = self
+            .behind_since
+            .map(|since| since + self.config.repair_wait_max);
         self.streams
             .values()
             .flat_map(|stream| {
                 [
-                    stream.hole_timers.values().min().copied(),
+                    stream
+                        .hole_timers
+                        .values()
+                        .min()
+                        .map(|&due| held_until.map_or(due, |until| due.max(until))),
                     stream.status_at,
                     stream.hole_since.map(|since| since + self.config.give_up),
                 ]
@@ -480,6 +534,7 @@ impl<T: Clone> RepairReceiver<T> {
     /// (re)arms the NACK timer for what is missing.
     fn settle(&mut self, sender: NodeId, now: Instant, ready: &mut Vec<Ready<T>>) {
         let config = self.config;
+        let before = self.streams.get(&sender).map(|stream| stream.next);
         loop {
             let Some(stream) = self.streams.get_mut(&sender) else {
                 return;
@@ -503,6 +558,7 @@ impl<T: Clone> RepairReceiver<T> {
             stream
                 .parity
                 .retain(|&start, block| start + u64::from(block.len) > next);
+            stream.grid.forget_before(next);
             // Held, the packets behind no hole wait too: the flow window bounds them.
             if self.held || stream.waiting_bytes() <= config.reorder_bytes {
                 break;
@@ -533,11 +589,22 @@ impl<T: Clone> RepairReceiver<T> {
         }
         if stream.missing() == 0 {
             stream.hole_timers.clear();
+            stream.suppressed.clear();
             stream.hole_since = None;
             stream.backoff = config.repair_wait;
             return;
         }
         stream.hole_since.get_or_insert(now);
+        // Progress: repairs come, so the waits start over. Kept long, they would leave a
+        // sender that waits for this receiver's position idle for most of each wait.
+        if before.is_some_and(|before| stream.next > before) {
+            stream.backoff = config.repair_wait;
+            let soon = now + config.repair_wait;
+            stream
+                .hole_timers
+                .values_mut()
+                .for_each(|due| *due = (*due).min(soon));
+        }
         // A timer per hole: kept while any packet of it is missing, new for a new hole.
         let holes = stream.holes();
         let open = |packet: &u64| {
@@ -546,6 +613,7 @@ impl<T: Clone> RepairReceiver<T> {
                 .any(|&(first, count)| (first..first + u64::from(count)).contains(packet))
         };
         stream.hole_timers.retain(|packet, _| open(packet));
+        stream.suppressed.retain(open);
         for (first, count) in holes {
             if stream
                 .hole_timers

@@ -128,6 +128,13 @@ impl RecvBatch {
         }
     }
 
+    /// Whether the last receive filled every buffer: more datagrams were likely waiting.
+    pub(crate) fn filled(&self) -> bool {
+        self.starts
+            .last()
+            .is_some_and(|&(buffer, _)| buffer + 1 == self.buffers.len())
+    }
+
     /// How many datagrams the last receive brought.
     fn len(&self) -> usize {
         self.metas.len()

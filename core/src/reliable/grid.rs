@@ -1,0 +1,120 @@
+//! Where one sender's blocks begin and end, as far as a receiver can tell. A sender fills
+//! blocks of [`RepairConfig::block_len`](super::RepairConfig::block_len) packets from packet 0
+//! and closes one early only where a burst ends, which it announces with parity of that block.
+//! So the blocks heard of through parity, and blocks of the configured length after each of
+//! them, place every packet. Receivers use it to compare NACKs block by block: what another
+//! receiver asks of a block repairs any receiver that misses no more of it.
+
+use std::collections::BTreeMap;
+
+/// The most blocks one hole is placed in; a longer hole is never taken for covered.
+const MAX_BLOCKS_PER_HOLE: u64 = 16;
+
+/// Blocks heard of, by start, with their ends.
+#[derive(Debug)]
+pub(super) struct BlockGrid {
+    block_len: u64,
+    known: BTreeMap<u64, u64>,
+}
+
+impl BlockGrid {
+    pub(super) fn new(block_len: u16) -> Self {
+        Self {
+            block_len: u64::from(block_len.max(1)),
+            known: BTreeMap::new(),
+        }
+    }
+
+    /// Notes a block heard of through its parity.
+    pub(super) fn note(&mut self, start: u64, len: u16) {
+        self.known
+            .insert(start, start.saturating_add(u64::from(len)));
+    }
+
+    /// Forgets the blocks before the one `packet` is in: nothing before it is asked for again.
+    pub(super) fn forget_before(&mut self, packet: u64) {
+        if let Some((&last, _)) = self.known.range(..=packet).next_back() {
+            self.known = self.known.split_off(&last);
+        }
+    }
+
+    /// The block `packet` is in, as `start..end`.
+    pub(super) fn block_of(&self, packet: u64) -> (u64, u64) {
+        let base = match self.known.range(..=packet).next_back() {
+            Some((&start, &end)) if packet < end => return (start, end),
+            Some((_, &end)) => end,
+            None => 0,
+        };
+        let start = base + (packet - base) / self.block_len * self.block_len;
+        let mut end = start.saturating_add(self.block_len);
+        if let Some((&next, _)) = self.known.range(packet.saturating_add(1)..).next() {
+            end = end.min(next);
+        }
+        (start, end)
+    }
+
+    /// The blocks the packets `first..end` fall in, or `None` past
+    /// [`MAX_BLOCKS_PER_HOLE`].
+    pub(super) fn blocks_of(&self, first: u64, end: u64) -> Option<Vec<(u64, u64)>> {
+        let mut blocks = Vec::new();
+        let mut at = first;
+        while at < end {
+            if blocks.len() as u64 == MAX_BLOCKS_PER_HOLE {
+                return None;
+            }
+            let block = self.block_of(at);
+            blocks.push(block);
+            at = block.1;
+        }
+        Some(blocks)
+    }
+}
+
+/// How many packets of `ranges` fall in `start..end`.
+pub(super) fn count_within(ranges: &[(u64, u32)], (start, end): (u64, u64)) -> u64 {
+    ranges
+        .iter()
+        .map(|&(first, count)| {
+            let last = first.saturating_add(u64::from(count));
+            last.min(end).saturating_sub(first.max(start))
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_fall_in_blocks_of_the_configured_length_from_zero() {
+        let grid = BlockGrid::new(64);
+        assert_eq!(grid.block_of(0), (0, 64));
+        assert_eq!(grid.block_of(63), (0, 64));
+        assert_eq!(grid.block_of(64), (64, 128));
+        assert_eq!(grid.blocks_of(60, 70), Some(vec![(0, 64), (64, 128)]));
+        assert_eq!(grid.blocks_of(0, 64 * 17), None);
+    }
+
+    #[test]
+    fn a_block_closed_early_moves_the_blocks_after_it() {
+        let mut grid = BlockGrid::new(64);
+        // A burst ended after packet 99: its last block was 64..100.
+        grid.note(64, 36);
+        assert_eq!(grid.block_of(70), (64, 100));
+        assert_eq!(grid.block_of(100), (100, 164));
+        assert_eq!(grid.block_of(170), (164, 228));
+        // A later block heard of bounds the one before it.
+        grid.note(200, 64);
+        assert_eq!(grid.block_of(170), (164, 200));
+        grid.forget_before(210);
+        assert_eq!(grid.block_of(210), (200, 264));
+    }
+
+    #[test]
+    fn counts_only_what_falls_in_the_block() {
+        let ranges = [(3, 2), (60, 10), (u64::MAX - 1, 1)];
+        assert_eq!(count_within(&ranges, (0, 64)), 6);
+        assert_eq!(count_within(&ranges, (64, 128)), 6);
+        assert_eq!(count_within(&ranges, (128, 192)), 0);
+    }
+}
