@@ -61,7 +61,7 @@ struct Stream<T> {
     suppressed: BTreeSet<u64>,
     /// How long to wait for a repair after a NACK: doubles with each unanswered one.
     backoff: Duration,
-    /// Since when the oldest hole has been open.
+    /// Since when the oldest hole has been the oldest: since the position last moved.
     hole_since: Option<Instant>,
     last_heard: Instant,
     /// How the sender's latest packet arrived: where this receiver's reports go.
@@ -596,8 +596,11 @@ impl<T: Clone> RepairReceiver<T> {
         }
         stream.hole_since.get_or_insert(now);
         // Progress: repairs come, so the waits start over. Kept long, they would leave a
-        // sender that waits for this receiver's position idle for most of each wait.
+        // sender that waits for this receiver's position idle for most of each wait. And the
+        // oldest hole is a new one: under steady loss some hole is always open, and timing
+        // the first one forever skipped fresh holes once `give_up` had passed.
         if before.is_some_and(|before| stream.next > before) {
+            stream.hole_since = Some(now);
             stream.backoff = config.repair_wait;
             let soon = now + config.repair_wait;
             stream

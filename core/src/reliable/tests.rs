@@ -665,3 +665,25 @@ fn a_hole_just_below_the_last_packet_number_is_asked_for() {
     });
     assert_eq!(nack, Some(vec![(u64::MAX - 2, 1)]));
 }
+
+#[test]
+fn steady_loss_for_longer_than_give_up_loses_nothing() {
+    // A packet in ten is lost, one every millisecond, and each takes a few milliseconds to
+    // repair: some hole is open at every moment, for longer than `give_up`. Each is repaired
+    // in time, and none may be given up for the age of the first.
+    let config = RepairConfig {
+        give_up: Duration::from_millis(300),
+        ..RepairConfig::default()
+    };
+    let loss: Loss = Box::new(
+        |_, datagram| matches!(repair::decode(datagram), Ok(Repair::Sequenced(packet)) if packet.packet % 10 == 3),
+    );
+    let mut world = World::new(1, config, loss);
+    for burst in 0..500 {
+        world.send(burst * 10..burst * 10 + 10);
+        world.run(Duration::from_micros(900));
+    }
+    world.run(Duration::from_secs(1));
+    world.assert_all_delivered(0..5000);
+    assert_eq!(world.receivers[0].stats().packets_lost, 0);
+}
