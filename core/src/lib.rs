@@ -51,7 +51,6 @@ pub mod files;
 pub mod gateway;
 mod lead;
 pub mod locate;
-mod queue;
 mod ratelimit;
 pub mod relay;
 pub mod reliable;

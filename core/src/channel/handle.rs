@@ -12,12 +12,11 @@ use std::{
 use parking_lot::MutexGuard;
 use tracing::debug;
 
-use super::{Channel, Membership, Message, SEND_BATCH, Stats, bump};
+use super::{Channel, Membership, Message, SEND_BATCH, Stats, bump, queue::Inbound};
 use crate::{
     crypto::{ChannelKey, KeyId, Protection, PublicKey, SigningKey, Token},
     error::{Error, ErrorKind, Result},
     lead::Turn,
-    queue::Inbound,
     socket::Waker,
     wire::{self, SenderLoss},
 };

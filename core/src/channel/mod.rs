@@ -25,6 +25,7 @@ use std::{
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use self::queue::Inbound;
 use crate::{
     config::Config,
     crypto::{Covers, DropCounters, Drops, Protection},
@@ -33,7 +34,6 @@ use crate::{
     gateway::{Gateways, Path},
     lead::Lead,
     locate::Stratum0Source,
-    queue::Inbound,
     ratelimit::Pacer,
     reliable::{RepairReceiver, RepairSender},
     socket::{self, Interface, McastSocket, RecvBatch, Waker},
@@ -44,6 +44,7 @@ use crate::{
 mod context;
 mod cover;
 mod handle;
+mod queue;
 mod reach;
 mod receive;
 mod repair;

@@ -14,11 +14,8 @@ use std::{
 
 use futures_core::Stream;
 
-use super::{Channel, Message};
-use crate::{
-    error::{Error, Result},
-    queue::Inbound,
-};
+use super::{Channel, Message, queue::Inbound};
+use crate::error::{Error, Result};
 
 /// The future of [`Channel::recv_async`]: the next message.
 #[derive(Debug)]

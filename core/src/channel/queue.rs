@@ -6,7 +6,7 @@
 
 use std::{collections::VecDeque, task::Waker};
 
-use crate::channel::Message;
+use super::Message;
 
 /// The messages waiting, and the payload bytes they hold.
 #[derive(Debug, Default)]
