@@ -24,6 +24,10 @@ pub const MAX_NAME_LEN: usize = 4096;
 /// The UDP port of the sixcast, SSM and embedded-RP profiles unless configured otherwise.
 pub const DEFAULT_PORT: u16 = 6446;
 
+/// The hop limit of sent multicast datagrams unless configured: enough to cross the routers of
+/// a campus or a provider's core, where the kernel's default of 1 never leaves the link.
+pub const DEFAULT_HOP_LIMIT: u8 = 64;
+
 /// The UDP port Librecast uses, and so the port of the [`Profile::Librecast`] profile.
 pub const LIBRECAST_PORT: u16 = 4242;
 

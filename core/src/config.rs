@@ -5,17 +5,15 @@ use std::{
     time::Duration,
 };
 
+pub use crate::addr::DEFAULT_HOP_LIMIT;
 use crate::{
     addr::{Profile, Scope},
     crypto::PublicKey,
     error::{Error, ErrorKind, Result},
+    locate::{self, Stratum0Source},
     reliable::{RELIABLE_OVERHEAD, RepairConfig},
     wire,
 };
-
-/// The hop limit of sent multicast datagrams unless configured: enough to cross the routers of
-/// a campus or a provider's core, where the kernel's default of 1 never leaves the link.
-pub const DEFAULT_HOP_LIMIT: u8 = 64;
 
 /// How long a partly filled datagram may wait for more messages before it is sent.
 pub const DEFAULT_LINGER: Duration = Duration::from_millis(1);
@@ -154,6 +152,21 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Where a context with this configuration finds Stratum 0, in the documented order (see
+    /// [`crate::locate`]), or `None` when it names none (the context then stays native only).
+    pub fn stratum0_source(&self) -> Option<Stratum0Source> {
+        if let Some(stratum0) = self.stratum0 {
+            return Some(Stratum0Source::Configured(stratum0));
+        }
+        if let Some(domain) = &self.domain {
+            return Some(Stratum0Source::Dns {
+                domain: domain.clone(),
+                server: self.dns_server,
+            });
+        }
+        locate::embedded_rp_of(&self.profile, self.scope).map(Stratum0Source::EmbeddedRp)
+    }
+
     /// The UDP port in effect: the configured one or the profile's default.
     pub fn effective_port(&self) -> u16 {
         self.port.unwrap_or_else(|| self.profile.default_port())
@@ -245,7 +258,7 @@ impl Config {
             ));
         }
         if let Some(domain) = &self.domain {
-            crate::locate::check_domain(domain)?;
+            locate::check_domain(domain)?;
         }
         if let Some(server) = self.dns_server {
             if self.domain.is_none() {

@@ -148,7 +148,7 @@ impl Default for Stratum0Config {
             listen: SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, STRATUM0_PORT, 0, 0),
             interfaces: Vec::new(),
             scope: Scope::Global,
-            hop_limit: crate::config::DEFAULT_HOP_LIMIT,
+            hop_limit: addr::DEFAULT_HOP_LIMIT,
         }
     }
 }

@@ -26,7 +26,6 @@ use crate::{
     error::{Error, ErrorKind, Result},
     events::{CorePath, Event, EventQueue},
     lead::Lead,
-    locate::Stratum0Source,
     ratelimit::Pacer,
     reliable::{RepairReceiver, RepairSender},
     socket::{self, McastSocket, RecvBatch, SocketOptions, Waker},
@@ -49,7 +48,7 @@ impl Context {
             recv_buffer: config.recv_buffer,
         })?;
         socket.send_multicast_on(&interfaces);
-        let relay_link = match Stratum0Source::of(&config) {
+        let relay_link = match config.stratum0_source() {
             Some(source) => Some(RelayLink {
                 socket: McastSocket::bind(&SocketOptions {
                     address: Ipv6Addr::UNSPECIFIED,

@@ -1,8 +1,9 @@
 //! Where a node's Stratum 0 is: configured explicitly, published in DNS as SRV records, or the
 //! rendezvous point embedded in an embedded-RP group (see `docs/reachability.md`, section 1).
 //!
-//! The order is fixed: an explicit [`Config::stratum0`] wins; otherwise the SRV records of
-//! `_sixcast._udp.<domain>` ([`Config::domain`]); otherwise, for the embedded-RP profile, the RP
+//! The order is fixed: an explicit [`Config::stratum0`](crate::Config::stratum0) wins;
+//! otherwise the SRV records of `_sixcast._udp.<domain>`
+//! ([`Config::domain`](crate::Config::domain)); otherwise, for the embedded-RP profile, the RP
 //! its groups carry, at [`STRATUM0_PORT`]. DNS answers are ordered as RFC 2782 says: lowest
 //! priority first, and within one priority a random order weighted by the records' weights.
 //!
@@ -17,7 +18,6 @@ use std::{
 
 use crate::{
     addr::{self, Profile},
-    config::Config,
     discovery::STRATUM0_PORT,
     error::{Error, ErrorKind, Result},
 };
@@ -34,11 +34,12 @@ pub const SRV_SERVICE: &str = "_sixcast._udp";
 /// The DNS port a bare server address means.
 pub const DNS_PORT: u16 = 53;
 
-/// Where a node's Stratum 0 comes from, chosen from a [`Config`] by [`Stratum0Source::of`].
+/// Where a node's Stratum 0 comes from, chosen from a [`Config`](crate::Config) by
+/// [`Config::stratum0_source`](crate::Config::stratum0_source).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Stratum0Source {
-    /// [`Config::stratum0`].
+    /// [`Config::stratum0`](crate::Config::stratum0).
     Configured(SocketAddrV6),
     /// The SRV records of `_sixcast._udp.<domain>`, asked of `server` (the system's resolver
     /// when `None`).
@@ -53,21 +54,6 @@ pub enum Stratum0Source {
 }
 
 impl Stratum0Source {
-    /// The source a context with `config` uses, in the documented order, or `None` when the
-    /// configuration names no Stratum 0 at all (the context then stays native only).
-    pub fn of(config: &Config) -> Option<Self> {
-        if let Some(stratum0) = config.stratum0 {
-            return Some(Self::Configured(stratum0));
-        }
-        if let Some(domain) = &config.domain {
-            return Some(Self::Dns {
-                domain: domain.clone(),
-                server: config.dns_server,
-            });
-        }
-        embedded_rp_of(&config.profile, config.scope).map(Self::EmbeddedRp)
-    }
-
     /// The Stratum 0 candidates of this source, best first, found within `within`.
     ///
     /// Fails with [`ErrorKind::InvalidConfig`] when the domain publishes no usable record (no
@@ -99,7 +85,7 @@ impl std::fmt::Display for Stratum0Source {
 
 /// The RP that the groups of an embedded-RP profile carry, read back from one of its groups
 /// (every group of the profile embeds the same RP).
-fn embedded_rp_of(profile: &Profile, scope: addr::Scope) -> Option<Ipv6Addr> {
+pub(crate) fn embedded_rp_of(profile: &Profile, scope: addr::Scope) -> Option<Ipv6Addr> {
     if !matches!(profile, Profile::EmbeddedRp { .. }) {
         return None;
     }
@@ -158,6 +144,7 @@ fn without_dns(domain: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Config;
 
     #[test]
     fn dns_servers_parse_with_and_without_a_port() {
@@ -182,20 +169,20 @@ mod tests {
         let stratum0: SocketAddrV6 = "[2001:db8::1]:6447".parse().unwrap();
         let rp: Ipv6Addr = "2001:db8:5c::5".parse().unwrap();
         let mut config = Config::default();
-        assert_eq!(Stratum0Source::of(&config), None, "nothing configured");
+        assert_eq!(config.stratum0_source(), None, "nothing configured");
         config.profile = Profile::EmbeddedRp { rp, prefix_len: 64 };
         assert_eq!(
-            Stratum0Source::of(&config),
+            config.stratum0_source(),
             Some(Stratum0Source::EmbeddedRp(rp))
         );
         config.domain = Some("example.org".into());
         assert!(matches!(
-            Stratum0Source::of(&config),
+            config.stratum0_source(),
             Some(Stratum0Source::Dns { domain, server: None }) if domain == "example.org"
         ));
         config.stratum0 = Some(stratum0);
         assert_eq!(
-            Stratum0Source::of(&config),
+            config.stratum0_source(),
             Some(Stratum0Source::Configured(stratum0))
         );
         let found = Stratum0Source::EmbeddedRp(rp)

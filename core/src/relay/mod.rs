@@ -97,7 +97,7 @@ impl Default for RelayConfig {
             interfaces: Vec::new(),
             scope: Scope::Global,
             data_port: addr::DEFAULT_PORT,
-            hop_limit: crate::config::DEFAULT_HOP_LIMIT,
+            hop_limit: addr::DEFAULT_HOP_LIMIT,
             max_tunnels: 1024,
             max_groups_per_tunnel: MAX_GROUPS_PER_MESSAGE,
             refresh: Duration::from_secs(10),

@@ -429,7 +429,7 @@ fn deadline_after(timeout: Option<f64>) -> sixcast::Result<Option<Instant>> {
 /// and waits until the path is settled; fails, before anything is sent, where none is.
 fn await_path(context: &Context, channel: &sixcast::Channel) -> sixcast::Result<()> {
     let config = context.config();
-    if sixcast::locate::Stratum0Source::of(config).is_none() {
+    if config.stratum0_source().is_none() {
         return Ok(());
     }
     let limit = settle_limit(config);
@@ -503,7 +503,7 @@ struct Output {
 
 fn probe(json: bool, network: &Network) -> sixcast::Result<ExitCode> {
     let config = network.config()?;
-    if sixcast::locate::Stratum0Source::of(&config).is_none() {
+    if config.stratum0_source().is_none() {
         return Err(sixcast::Error::new(
             ErrorKind::InvalidConfig,
             "probe needs the core's Stratum 0: --stratum0 ADDRESS:PORT, --domain DOMAIN, or the \
