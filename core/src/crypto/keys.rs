@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use super::random;
 use crate::error::{Error, ErrorKind};
+pub use crate::wire::{FINGERPRINT_LEN, Fingerprint};
 
 /// First word of a channel key file.
 pub const CHANNEL_KEY_TAG: &str = "sixcast-channel-key-v1";
@@ -17,8 +18,6 @@ pub const PUBLIC_KEY_TAG: &str = "sixcast-public-key-v1";
 
 /// Bytes of a channel key, a signing key seed and a public key.
 pub const KEY_LEN: usize = 32;
-/// Bytes of a public key's fingerprint.
-pub const FINGERPRINT_LEN: usize = 8;
 
 /// Names a channel key in sealed datagrams, so that receivers holding several keys (during a
 /// rotation) know which one to open a datagram with. Written as 8 hexadecimal digits.
@@ -169,17 +168,6 @@ impl fmt::Debug for SigningKey {
         f.debug_struct("SigningKey")
             .field("fingerprint", &self.public_key().fingerprint())
             .finish_non_exhaustive()
-    }
-}
-
-/// The short name of a public key carried in signed datagrams: the first 8 bytes of the BLAKE3
-/// hash of the key. Written as 16 hexadecimal digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Fingerprint(pub [u8; FINGERPRINT_LEN]);
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
     }
 }
 

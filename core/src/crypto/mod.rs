@@ -22,6 +22,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
+pub use crate::wire::SIGNATURE_LEN;
 pub use cover::{CoverLimits, Covers, DIGEST_CONTEXT, digest, digest_key};
 pub use keys::{
     CHANNEL_KEY_TAG, ChannelKey, FINGERPRINT_LEN, Fingerprint, KEY_LEN, KeyId, PUBLIC_KEY_TAG,
@@ -29,7 +30,7 @@ pub use keys::{
 };
 pub use protection::{
     KEY_ID_LEN, MAX_CHAIN_LEN, Protection, Rejected, SEAL_KEY_CONTEXT, SEAL_OVERHEAD,
-    SIGNATURE_DOMAIN, SIGNATURE_LEN, SIGNATURE_OVERHEAD, SIGNING_SCRATCH, TAG_LEN,
+    SIGNATURE_DOMAIN, SIGNATURE_OVERHEAD, SIGNING_SCRATCH, TAG_LEN,
 };
 pub use token::{TOKEN_DOMAIN, TOKEN_LEN, TOKEN_TAG, Token};
 

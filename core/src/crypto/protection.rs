@@ -18,14 +18,14 @@ use zeroize::Zeroizing;
 
 use super::{
     DropReason,
-    keys::{ChannelKey, FINGERPRINT_LEN, Fingerprint, KeyId, PublicKey, SigningKey},
+    keys::{ChannelKey, Fingerprint, KeyId, PublicKey, SigningKey},
     token::{TOKEN_LEN, Token},
 };
 use crate::{
     error::{Error, ErrorKind},
     wire::{
-        self, DecodeError, FLAG_COVERED, FLAG_SEALED, FLAG_SIGNED, FLAG_TOKEN, FLAGS_FIELD,
-        FRAGMENT_HEADER_LEN, HEADER_LEN, TYPE_FRAGMENT,
+        self, DecodeError, FINGERPRINT_LEN, FLAG_COVERED, FLAG_SEALED, FLAG_SIGNED, FLAG_TOKEN,
+        FLAGS_FIELD, FRAGMENT_HEADER_LEN, HEADER_LEN, SIGNATURE_LEN, TYPE_FRAGMENT,
         manifest::{self, DIGEST_LEN, Digest, MAX_DIGESTS},
     },
 };
@@ -38,8 +38,6 @@ const SEQ_FIELD: usize = 16;
 pub const KEY_ID_LEN: usize = 4;
 /// Bytes of the AEAD tag that ends the sealed part.
 pub const TAG_LEN: usize = 16;
-/// Bytes of an Ed25519 signature.
-pub const SIGNATURE_LEN: usize = 64;
 /// Bytes sealing adds to a datagram.
 pub const SEAL_OVERHEAD: usize = KEY_ID_LEN + TAG_LEN;
 /// Bytes signing adds to a datagram: the signer's fingerprint and the signature.

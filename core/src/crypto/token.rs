@@ -12,9 +12,10 @@ use ed25519_dalek::{Signature, Signer};
 use super::keys::{FINGERPRINT_LEN, Fingerprint, KEY_LEN, PublicKey, SigningKey};
 use crate::error::{Error, ErrorKind};
 
-/// Bytes of a token: subject key (32), group (16), expiry (8), issuer fingerprint (8) and the
-/// issuer's signature (64).
-pub const TOKEN_LEN: usize = KEY_LEN + 16 + 8 + FINGERPRINT_LEN + 64;
+pub use crate::wire::TOKEN_LEN;
+// A token's bytes: subject key (32), group (16), expiry (8), issuer fingerprint (8) and the
+// issuer's signature (64).
+const _: () = assert!(TOKEN_LEN == KEY_LEN + 16 + 8 + FINGERPRINT_LEN + 64);
 /// First word of a token file.
 pub const TOKEN_TAG: &str = "sixcast-token-v1";
 /// Appended to the signed fields, so that a token signature is never taken for anything else.

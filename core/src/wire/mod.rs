@@ -12,6 +12,7 @@
 pub mod control;
 mod dedup;
 mod inbox;
+mod keys;
 pub mod manifest;
 mod packer;
 mod reassembly;
@@ -22,6 +23,7 @@ use std::{fmt, hash::Hash, str::FromStr};
 use crate::error::{Error, ErrorKind};
 
 pub use inbox::{Delivery, Inbox, InboxLimits, InboxStats, MAX_DEDUP_WINDOW, SenderLoss};
+pub use keys::{FINGERPRINT_LEN, Fingerprint, SIGNATURE_LEN, TOKEN_LEN};
 pub use packer::{PACKER_SPARE, Packer, pack};
 
 /// The first two bytes of every datagram: `"6c"`.
@@ -80,15 +82,6 @@ const _: () = assert!(MAX_VARINT_LEN < FRAGMENT_HEADER_LEN);
 /// Written and parsed as exactly 16 hexadecimal digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u64);
-
-impl NodeId {
-    /// A fresh id from the operating system's random number generator, or an
-    /// [`ErrorKind::Io`] error if it fails: ids must not repeat, because
-    /// sealed channels derive their nonces from them.
-    pub fn random() -> crate::Result<Self> {
-        crate::crypto::random::u64().map(Self)
-    }
-}
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -828,7 +821,6 @@ mod tests {
             let err = bad.parse::<NodeId>().expect_err(bad);
             assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         }
-        assert_ne!(NodeId::random().unwrap(), NodeId::random().unwrap());
     }
 
     proptest::proptest! {

@@ -10,10 +10,7 @@ use super::{
     TYPE_PROBE, TYPE_PROBE_REPLY, TYPE_REBIND, TYPE_RELAY_REQUEST, TYPE_SIGNED_CHALLENGE,
     TYPE_SIGNED_HELLO, TYPE_SOLICIT, TYPE_TEARDOWN, VERSION, is_padded_type, padded_len,
 };
-use crate::{
-    crypto::{Fingerprint, TOKEN_LEN},
-    wire::{DecodeError, MAX_DATAGRAM_SIZE, NodeId, Reader},
-};
+use crate::wire::{DecodeError, Fingerprint, MAX_DATAGRAM_SIZE, NodeId, Reader, TOKEN_LEN};
 
 /// Parses and validates one received control datagram.
 ///

@@ -9,8 +9,8 @@ use super::{
     NONCE_LEN, SIGNED_CHALLENGE_LEN, SOCKET_ADDR_LEN, VERSION,
 };
 use crate::{
-    crypto::TOKEN_LEN,
     error::{Error, ErrorKind},
+    wire::TOKEN_LEN,
 };
 
 impl Control<'_> {

@@ -26,8 +26,7 @@
 
 use std::net::{Ipv6Addr, SocketAddrV6};
 
-use super::{MAX_DATAGRAM_SIZE, NodeId};
-use crate::crypto::{FINGERPRINT_LEN, Fingerprint, SIGNATURE_LEN, TOKEN_LEN};
+use super::{FINGERPRINT_LEN, Fingerprint, MAX_DATAGRAM_SIZE, NodeId, SIGNATURE_LEN, TOKEN_LEN};
 
 mod decode;
 mod encode;
