@@ -57,8 +57,9 @@ pub const FLAG_LIMIT: u8 = 0x01;
 /// relay key fingerprint.
 pub const FLAG_VOUCHER: u8 = 0x02;
 /// Flag bit of OFFER: the offering service is an SSM repeater (its channel traffic comes as
-/// source-specific multicast from its address, not down a tunnel).
-pub const FLAG_REPEATER: u8 = 0x02;
+/// source-specific multicast from its address, not down a tunnel). Each flag has a bit of its
+/// own, whatever types carry it.
+pub const FLAG_REPEATER: u8 = 0x04;
 /// Bytes a DATA message adds in front of the sixcast datagram it carries: header and group.
 pub const DATA_OVERHEAD: usize = HEADER_LEN + ADDR_LEN;
 /// The largest sixcast datagram a DATA message can carry.
