@@ -10,7 +10,8 @@ use std::{
 };
 
 use harness::{
-    World, collect, config, joined, relay_on, spoofing_socket, start_line, stratum0_on, world,
+    World, assert_quiet, collect, config, joined, relay_on, spoofing_socket, start_line,
+    stratum0_on, world,
 };
 use sixcast::{
     Config, Context, CorePath, Event,
@@ -175,6 +176,58 @@ fn an_island_reaches_the_core_through_a_relay_both_ways() {
 }
 
 #[test]
+fn what_an_island_sends_before_its_path_is_known_reaches_the_core() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world, "s0", &["r1"]);
+    let s0 = services.address;
+    let start = start_line(2);
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("c2").spawn(move || {
+            let (_context, channel) = joined(config(), "early");
+            start.wait();
+            let received = collect(&channel, 3, WAIT);
+            assert_quiet(&channel, Duration::from_millis(500));
+            received
+        })
+    };
+    let reach = world
+        .host("i1")
+        .spawn(move || {
+            start.wait();
+            let context = Context::new(island_config(s0)).unwrap();
+            let channel = context.channel("early").unwrap();
+            channel.join().unwrap();
+            // At once: Stratum 0 has not answered the probe yet, and no tunnel is open.
+            assert!(context.reachability().unwrap().relay.is_none());
+            for text in ["first", "second", "third"] {
+                channel.send(text.as_bytes()).unwrap();
+            }
+            channel.flush().unwrap();
+            wait_for_path(&context).expect("the island needs a relay");
+            std::thread::sleep(Duration::from_millis(300));
+            context.reachability().unwrap()
+        })
+        .join()
+        .unwrap();
+    let at_core = listener.join().unwrap();
+    assert_eq!(
+        payloads(&at_core),
+        [&b"first"[..], b"second", b"third"],
+        "the core hears each once: {reach:?}"
+    );
+    assert!(at_core.iter().all(|message| message.relayed));
+    assert_eq!(reach.held_dropped, 0);
+    let stats = services.relay_stats();
+    assert!(
+        stats.iter().map(|stats| stats.datagrams_up).sum::<u64>() >= 1,
+        "{stats:?}"
+    );
+}
+
+#[test]
 fn islands_reach_each_other_through_relays() {
     let Some(world) = world(World::stratum2, false) else {
         return;
@@ -191,7 +244,7 @@ fn islands_reach_each_other_through_relays() {
             wait_for_path(&context).expect("island b needs a relay");
             start.wait();
             let received = collect(&channel, 2, WAIT);
-            harness::assert_quiet(&channel, Duration::from_millis(300));
+            assert_quiet(&channel, Duration::from_millis(300));
             received
         })
     };

@@ -259,6 +259,7 @@ impl Context {
             gateway,
             serving: state.serving.clone(),
             rejected_relays: link.rejected_relays.load(Ordering::Relaxed),
+            held_dropped: state.held.dropped(),
         })
     }
 

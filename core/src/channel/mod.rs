@@ -25,7 +25,7 @@ use std::{
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use self::queue::Inbound;
+use self::{held::Held, queue::Inbound};
 use crate::{
     config::Config,
     crypto::{Covers, DropCounters, Drops, Protection},
@@ -44,6 +44,7 @@ use crate::{
 mod context;
 mod cover;
 mod handle;
+mod held;
 mod queue;
 mod reach;
 mod receive;
@@ -313,6 +314,11 @@ struct LinkState {
     last_error: Option<String>,
     /// Groups of the channels this node serves as its segment's gateway.
     serving: Vec<Ipv6Addr>,
+    /// Whether the core is known to be reached without this node's tunnel: natively, or
+    /// through the segment's gateway. Until then, and whenever that stops, what is sent waits
+    /// in `held` for a tunnel too.
+    reached_without_tunnel: bool,
+    held: Held,
 }
 
 /// Where a context stands with the multicast core, as far as it has found out.
@@ -338,6 +344,10 @@ pub struct Reachability {
     /// Relays refused because they proved no pinned identity ([`Config::relay_keys`]): plain
     /// or forged challenges, unpinned keys, and SSM repeaters.
     pub rejected_relays: u64,
+    /// Datagrams sent before the path to the core was known (or while no tunnel carried them)
+    /// whose copy for the tunnel was dropped to stay within 1 MiB: they went out natively only,
+    /// which may not have reached the core.
+    pub held_dropped: u64,
 }
 
 struct ChannelState {

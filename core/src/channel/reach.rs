@@ -363,7 +363,8 @@ impl Core {
     /// 0 unanswered, no relay).
     pub(super) fn publish_path(&self, link: &RelayLink) {
         let channels = self.joined_channels();
-        let state = link.state.lock();
+        let mut state = link.state.lock();
+        self.settle_held(link, &mut state, &channels);
         let Some(report) = &state.report else {
             // Stratum 0 never answered: the core is out of reach until it does.
             if state.last_error.is_some() {
@@ -387,6 +388,24 @@ impl Core {
         self.events.path(path);
     }
 
+    /// What was sent before the path was known (see `held`): up the tunnel once one is open,
+    /// dropped once native multicast or the segment's gateway is known to carry the channels.
+    fn settle_held(&self, link: &RelayLink, state: &mut LinkState, channels: &[Arc<ChannelState>]) {
+        let native = state.report.as_ref().is_some_and(|report| report.native());
+        state.reached_without_tunnel =
+            native || self.serving_gateway(link, state, channels).is_some();
+        if state.reached_without_tunnel {
+            state.held.forget();
+            return;
+        }
+        let LinkState { tunnel, held, .. } = state;
+        if let Some(tunnel) = tunnel {
+            for (relayed, datagram) in held.take() {
+                self.send_up(link, tunnel, relayed, std::slice::from_ref(&datagram));
+            }
+        }
+    }
+
     /// Opens a tunnel to the best relay offered, for the joined channels no gateway serves (the
     /// probe has found native multicast lacking); false if none could be opened.
     pub(super) fn open_tunnel(&self, link: &RelayLink) -> bool {
@@ -405,6 +424,8 @@ impl Core {
         });
         match established {
             Ok((tunnel, offers)) => {
+                // Collected before the link's lock: joins hold channel locks, then take it.
+                let channels = self.joined_channels();
                 let mut state = link.state.lock();
                 state.spares = offers
                     .iter()
@@ -414,6 +435,7 @@ impl Core {
                 state.offers = offers;
                 state.tunnel = Some(tunnel);
                 state.last_error = None;
+                self.settle_held(link, &mut state, &channels);
                 drop(state);
                 // Channels joined while the tunnel was being opened missed it: join them now.
                 self.tunnel_join(&self.unserved_groups(link));

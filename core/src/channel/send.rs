@@ -2,6 +2,7 @@
 //! (the flush thread) or at an explicit flush.
 
 use std::{
+    net::Ipv6Addr,
     sync::{Arc, atomic::Ordering},
     time::Instant,
 };
@@ -9,8 +10,8 @@ use std::{
 use parking_lot::Mutex;
 use tracing::{debug, warn};
 
-use super::{ChannelState, Core, Due, Outbox, bump};
-use crate::{addr, error::Result, socket::Interface};
+use super::{ChannelState, Core, Due, Outbox, RelayLink, bump};
+use crate::{addr, error::Result, socket::Interface, tunnel::Tunnel};
 
 impl Core {
     /// Applies `apply` on every interface; on the first failure undoes the ones that succeeded.
@@ -63,35 +64,51 @@ impl Core {
             Ok(())
         });
         if let (Some(link), Some(relayed)) = (&self.relay_link, state.relayed_group) {
-            let mut link_state = link.state.lock();
+            let mut guard = link.state.lock();
+            let link_state = &mut *guard;
             let native_up = link_state
                 .report
                 .as_ref()
                 .is_some_and(|report| report.native_up);
-            match (link_state.tunnel.as_mut(), native_up) {
-                // A repeater takes it by SSM from this node, on the twin's repeated group.
-                (Some(tunnel), false) if tunnel.repeater => {
-                    if let Ok(repeated) = addr::repeated_addr(relayed) {
-                        for interface in &self.interfaces {
-                            if let Err(err) = self.socket.send_batch(ready, repeated, interface) {
-                                debug!("sending to the repeater: {err}");
-                            }
-                        }
-                    }
-                }
-                // The relay re-sends it on the core to the relayed twin.
-                (Some(tunnel), false) => {
-                    for datagram in ready.iter() {
-                        if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
-                            debug!("sending up the tunnel: {err}");
-                        }
-                    }
+            match (&mut link_state.tunnel, native_up) {
+                (Some(tunnel), false) => self.send_up(link, tunnel, relayed, ready),
+                // The path is not known yet: native multicast may not reach the core, so a copy
+                // waits for the tunnel that may open (see `held`).
+                (None, false) if !link_state.reached_without_tunnel => {
+                    link_state.held.hold(relayed, ready);
                 }
                 _ => {}
             }
         }
         ready.clear();
         result
+    }
+
+    /// Sends `datagrams` of the channel whose relayed group is `relayed` towards the core
+    /// through `tunnel`: to a repeater by SSM from this node, on the twin's repeated group, or
+    /// up a relay's tunnel, which re-sends them on the core to the relayed twin.
+    pub(super) fn send_up(
+        &self,
+        link: &RelayLink,
+        tunnel: &mut Tunnel,
+        relayed: Ipv6Addr,
+        datagrams: &[Vec<u8>],
+    ) {
+        if tunnel.repeater {
+            if let Ok(repeated) = addr::repeated_addr(relayed) {
+                for interface in &self.interfaces {
+                    if let Err(err) = self.socket.send_batch(datagrams, repeated, interface) {
+                        debug!("sending to the repeater: {err}");
+                    }
+                }
+            }
+            return;
+        }
+        for datagram in datagrams {
+            if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
+                debug!("sending up the tunnel: {err}");
+            }
+        }
     }
 
     pub(super) fn flush_channel(&self, state: &ChannelState) -> Result<()> {
