@@ -21,7 +21,7 @@ use super::{
 use crate::{
     addr,
     config::Config,
-    crypto::{self, CoverLimits, Covers, Protection},
+    crypto::{CoverLimits, Covers, Protection},
     discovery::{self, ThreadBody},
     error::{Error, ErrorKind, Result},
     events::{CorePath, Event, EventQueue},
@@ -38,7 +38,7 @@ impl Context {
     pub fn new(config: Config) -> Result<Self> {
         config.validate()?;
         // First, so that a failing random number generator opens no socket.
-        let node = NodeId(crypto::random::u64()?);
+        let node = NodeId::random()?;
         let interfaces = socket::select_interfaces(&config.interfaces)?;
         let mut socket = McastSocket::bind(&SocketOptions {
             address: Ipv6Addr::UNSPECIFIED,

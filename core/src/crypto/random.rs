@@ -4,7 +4,7 @@
 //! attacker could guess (a guessed cookie secret opens the relay to amplification, and a
 //! repeated node id repeats AEAD nonces under a channel key).
 
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, ErrorKind, Result, wire::NodeId};
 
 /// Fills `bytes` from the operating system's random number generator.
 pub(crate) fn fill(bytes: &mut [u8]) -> Result<()> {
@@ -13,6 +13,16 @@ pub(crate) fn fill(bytes: &mut [u8]) -> Result<()> {
         return Err(failed("injected by a test"));
     }
     getrandom::fill(bytes).map_err(|err| failed(&err.to_string()))
+}
+
+impl NodeId {
+    /// A fresh id from the operating system's random number generator, or an
+    /// [`ErrorKind::Io`] error if it fails: ids must not repeat, because sealed channels derive
+    /// their nonces from them. (Defined here, beside the generator: the codec knows no
+    /// randomness.)
+    pub fn random() -> Result<Self> {
+        u64().map(Self)
+    }
 }
 
 /// A random 64-bit number.
