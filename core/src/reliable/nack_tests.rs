@@ -98,9 +98,17 @@ fn a_repair_counts_as_on_its_way_only_for_a_while() {
     assert_eq!(parity_sent(&mut sender, slower + config.nack_holdoff), 2);
 }
 
-/// A receiver that has heard `numbers` of the sender's packets at `now`.
-fn receiver_with(numbers: &[u64], now: Instant) -> RepairReceiver<()> {
-    let mut receiver = RepairReceiver::new(NodeId(1), GROUP, RepairConfig::default(), 7);
+/// Blocks of 8 packets: a few packets close one, and receivers ask only for closed blocks.
+fn blocks_of_8() -> RepairConfig {
+    RepairConfig {
+        block_len: 8,
+        ..RepairConfig::default()
+    }
+}
+
+/// A receiver with `config` that has heard `numbers` of the sender's packets at `now`.
+fn receiver_with(config: RepairConfig, numbers: &[u64], now: Instant) -> RepairReceiver<()> {
+    let mut receiver = RepairReceiver::new(NodeId(1), GROUP, config, 7);
     for &number in numbers {
         let mut bytes = Vec::new();
         repair::encode_sequenced(&mut bytes, SENDER, number, b"packet");
@@ -126,16 +134,20 @@ fn nacks_by(receiver: &mut RepairReceiver<()>, now: Instant) -> Vec<(u64, Vec<(u
 fn a_nack_says_how_far_its_receiver_heard() {
     let config = RepairConfig::default();
     let start = Instant::now();
-    let mut receiver = receiver_with(&[0, 1, 2, 5, 6], start);
+    // Block 0 (packets 0-7) is closed once packet 8 is heard; a hole of an open block waits.
+    let mut receiver = receiver_with(blocks_of_8(), &[0, 1, 2, 5, 6, 7, 8, 11], start);
     let due = start + config.nack_delay + config.nack_spread;
-    assert_eq!(nacks_by(&mut receiver, due), [(7, vec![(3, 2)])]);
+    assert_eq!(nacks_by(&mut receiver, due), [(12, vec![(3, 2), (9, 2)])]);
+    let mut open = receiver_with(blocks_of_8(), &[0, 1, 2, 5, 6], start);
+    assert!(nacks_by(&mut open, due + config.repair_wait_max).is_empty());
 }
 
 #[test]
 fn a_receiver_behind_on_its_reading_holds_its_nacks() {
     let config = RepairConfig::default();
     let start = Instant::now();
-    let mut receiver = receiver_with(&[0, 1, 2, 5], start);
+    let closed = [0, 1, 2, 5, 6, 7, 8];
+    let mut receiver = receiver_with(blocks_of_8(), &closed, start);
     let due = start + config.nack_delay + config.nack_spread;
     receiver.set_behind(true, due);
     assert!(nacks_by(&mut receiver, due).is_empty());
@@ -143,9 +155,9 @@ fn a_receiver_behind_on_its_reading_holds_its_nacks() {
     // Caught up: what waited unread did not fill the hole, so the NACK leaves.
     let caught_up = due + Duration::from_millis(3);
     receiver.set_behind(false, caught_up);
-    assert_eq!(nacks_by(&mut receiver, caught_up), [(6, vec![(3, 2)])]);
+    assert_eq!(nacks_by(&mut receiver, caught_up), [(9, vec![(3, 2)])]);
     // Behind for longer than `repair_wait_max`, it asks anyway.
-    let mut stuck = receiver_with(&[0, 1, 2, 5], start);
+    let mut stuck = receiver_with(blocks_of_8(), &closed, start);
     stuck.set_behind(true, due);
     assert!(nacks_by(&mut stuck, due + config.repair_wait_max / 2).is_empty());
     assert_eq!(nacks_by(&mut stuck, due + config.repair_wait_max).len(), 1);
@@ -162,15 +174,15 @@ fn a_nack_that_asks_as_much_of_each_block_spares_this_receivers() {
         receiver.on_nack(&nack, start);
     };
     let due = start + config.nack_delay + config.nack_spread;
-    // This receiver misses packet 3 (block 0) and packets 70-71 (block 1).
-    let present: Vec<u64> = (0..80).filter(|n| ![3, 70, 71].contains(n)).collect();
+    // This receiver misses packet 3 (block 0) and packets 70-71 (block 1), both closed.
+    let present: Vec<u64> = (0..130).filter(|n| ![3, 70, 71].contains(n)).collect();
     // Another receiver misses other packets: one of block 0 spares this one's hole there, but
     // one of block 1 is less than the two it misses.
-    let mut receiver = receiver_with(&present, start);
+    let mut receiver = receiver_with(RepairConfig::default(), &present, start);
     heard(&mut receiver, &nack(9, 80, &[(40, 1), (100, 1)]));
     heard(&mut receiver, &nack(9, 80, &[(65, 1)]));
-    assert_eq!(nacks_by(&mut receiver, due), [(80, vec![(3, 1), (70, 2)])]);
-    let mut receiver = receiver_with(&present, start);
+    assert_eq!(nacks_by(&mut receiver, due), [(130, vec![(3, 1), (70, 2)])]);
+    let mut receiver = receiver_with(RepairConfig::default(), &present, start);
     heard(&mut receiver, &nack(9, 80, &[(40, 1), (64, 2)]));
     assert!(nacks_by(&mut receiver, due).is_empty());
     assert_eq!(receiver.stats().nacks_suppressed, 2);
@@ -184,8 +196,10 @@ fn a_nack_that_asks_as_much_of_each_block_spares_this_receivers() {
 fn progress_brings_the_next_nack_back_to_the_shortest_wait() {
     let config = RepairConfig::default();
     let start = Instant::now();
-    // Packets 3 and 10 are missing; NACKs that go unanswered wait longer each time.
-    let mut receiver = receiver_with(&[0, 1, 2, 4, 5, 6, 7, 8, 9, 11], start);
+    // Packets 3 and 10 are missing (blocks 0-7 and 8-15, both closed); NACKs that go
+    // unanswered wait longer each time.
+    let heard: Vec<u64> = (0..17).filter(|n| ![3, 10].contains(n)).collect();
+    let mut receiver = receiver_with(blocks_of_8(), &heard, start);
     let mut now = start + config.nack_delay + config.nack_spread;
     let mut asked = now;
     for _ in 0..4 {
@@ -205,7 +219,7 @@ fn progress_brings_the_next_nack_back_to_the_shortest_wait() {
     assert_eq!(receiver.on_sequenced(&packet, (), now).len(), 7);
     let soon = now + config.repair_wait;
     assert!(nacks_by(&mut receiver, soon - Duration::from_millis(1)).is_empty());
-    assert_eq!(nacks_by(&mut receiver, soon), [(12, vec![(10, 1)])]);
+    assert_eq!(nacks_by(&mut receiver, soon), [(17, vec![(10, 1)])]);
 }
 
 #[test]

@@ -618,11 +618,15 @@ impl<T: Clone> RepairReceiver<T> {
         stream.hole_timers.retain(|packet, _| open(packet));
         stream.suppressed.retain(open);
         for (first, count) in holes {
-            if stream
-                .hole_timers
-                .range(first..first + u64::from(count))
-                .next()
-                .is_none()
+            // The sender repairs a block once it is closed: asking sooner gains nothing, and
+            // asking once for all of a block's holes lets other receivers weigh the whole.
+            let block_closed = stream.grid.block_of(first).1 <= stream.end;
+            if block_closed
+                && stream
+                    .hole_timers
+                    .range(first..first + u64::from(count))
+                    .next()
+                    .is_none()
             {
                 let delay = config.nack_delay + nack_backoff(config.nack_spread, &mut self.rng);
                 stream.hole_timers.insert(first, now + delay);
