@@ -26,6 +26,10 @@ type Reachability struct {
 	Serving []string `json:"serving"`
 	// RejectedRelays counts relays refused for proving no pinned or vouched identity.
 	RejectedRelays uint64 `json:"rejected_relays"`
+	// HeldDropped counts datagrams sent before the path to the core was known (or while no
+	// tunnel carried them) whose copy for the tunnel was dropped to stay within 1 MiB: they went
+	// out natively only, which may not have reached the core.
+	HeldDropped uint64 `json:"held_dropped"`
 }
 
 // ProbeReport is the latest probe of native reachability.

@@ -789,6 +789,12 @@ export interface Reachability {
    * when `relay_keys` or `relay_issuers` are configured).
    */
   rejectedRelays: number
+  /**
+   * Datagrams sent before the path to the core was known (or while no tunnel carried them)
+   * whose copy for the tunnel was dropped to stay within 1 MiB: they went out natively only,
+   * which may not have reached the core.
+   */
+  heldDropped: number
 }
 
 /** The relayed form of `group` (the same group with its RELAYED bit set). */

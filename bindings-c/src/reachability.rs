@@ -39,15 +39,16 @@ fn to_json(reachability: &sixcast::Reachability) -> Value {
         "gateway": text(reachability.gateway),
         "serving": reachability.serving.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "rejected_relays": reachability.rejected_relays,
+        "held_dropped": reachability.held_dropped,
     })
 }
 
 /// How the context reaches the multicast core through Stratum 0, as a JSON object in
 /// `*json_out` (free it with `sixcast_string_free`): `stratum0`, `probe` (`answered`, `rtt_ms`,
 /// `native_down`, `native_up`, `observed`), `relay`, `offers` (`address`, `rtt_ms`, `load`,
-/// `repeater`), `last_error`, `gateway`, `serving` and `rejected_relays`, as in
-/// `docs/reachability.md`; absent values are null. `*json_out` is NULL when the configuration
-/// names no Stratum 0 (nor a domain or an embedded RP to find one).
+/// `repeater`), `last_error`, `gateway`, `serving`, `rejected_relays` and `held_dropped`, as
+/// in `docs/reachability.md`; absent values are null. `*json_out` is NULL when the
+/// configuration names no Stratum 0 (nor a domain or an embedded RP to find one).
 ///
 /// # Safety
 /// `context` is a live context; `json_out` is writable; `error_out` is NULL or writable.

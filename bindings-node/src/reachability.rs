@@ -57,6 +57,10 @@ pub struct Reachability {
     /// Relays refused because they could not prove a pinned or vouched identity (only counts
     /// when `relay_keys` or `relay_issuers` are configured).
     pub rejected_relays: f64,
+    /// Datagrams sent before the path to the core was known (or while no tunnel carried them)
+    /// whose copy for the tunnel was dropped to stay within 1 MiB: they went out natively only,
+    /// which may not have reached the core.
+    pub held_dropped: f64,
 }
 
 impl From<sixcast::Reachability> for Reachability {
@@ -91,6 +95,8 @@ impl From<sixcast::Reachability> for Reachability {
             stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
             // A counter: exact below 2^53.
             rejected_relays: reachability.rejected_relays as f64,
+            // A counter: exact below 2^53.
+            held_dropped: reachability.held_dropped as f64,
         }
     }
 }

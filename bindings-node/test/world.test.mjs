@@ -123,6 +123,7 @@ worldTest('reachability() reports a Stratum 0 that does not answer', async () =>
   assert.deepEqual(settled.serving, [])
   assert.equal(settled.stratum0, stratum0, 'the configured Stratum 0 was tried')
   assert.equal(settled.rejectedRelays, 0, 'no relay answered, so none was refused')
+  assert.equal(settled.heldDropped, 0, 'nothing was sent, so no copy was dropped')
   assert.ok(Array.isArray(settled.offers))
   const { event, none, timedOut } = await probing.next()
   assert.equal(event.kind, 'path_changed')

@@ -84,13 +84,17 @@ pub(crate) struct PyReachability {
     /// Relays refused because they could not prove a pinned or vouched identity (only counts
     /// when ``relay_keys`` or ``relay_issuers`` are configured).
     rejected_relays: u64,
+    /// Datagrams sent before the path to the core was known (or while no tunnel carried them)
+    /// whose copy for the tunnel was dropped to stay within 1 MiB: they went out natively only,
+    /// which may not have reached the core.
+    held_dropped: u64,
 }
 
 #[pymethods]
 impl PyReachability {
     fn __repr__(&self) -> String {
         format!(
-            "Reachability(stratum0={:?}, probe={}, relay={:?}, gateway={:?}, offers=<{}>, rejected_relays={}, last_error={:?})",
+            "Reachability(stratum0={:?}, probe={}, relay={:?}, gateway={:?}, offers=<{}>, rejected_relays={}, held_dropped={}, last_error={:?})",
             self.stratum0,
             if self.probe.is_some() {
                 "<ProbeReport>"
@@ -101,6 +105,7 @@ impl PyReachability {
             self.gateway,
             self.offers.len(),
             self.rejected_relays,
+            self.held_dropped,
             self.last_error,
         )
     }
@@ -156,6 +161,7 @@ impl PyReachability {
                 .collect(),
             stratum0: reachability.stratum0.map(|stratum0| stratum0.to_string()),
             rejected_relays: reachability.rejected_relays,
+            held_dropped: reachability.held_dropped,
         })
     }
 }

@@ -227,6 +227,7 @@ def test_reachability_with_a_silent_stratum0(world):
     assert settled["serving"] == []
     assert settled["stratum0"] == stratum0, "the configured Stratum 0 was tried"
     assert settled["rejected_relays"] == 0, "no relay answered, so none was refused"
+    assert settled["held_dropped"] == 0, "nothing was sent, so no copy was dropped"
     assert settled["repr"].startswith("Reachability(")
 
 

@@ -446,6 +446,7 @@ def describe_reachability(reachability):
         "serving": reachability.serving,
         "stratum0": reachability.stratum0,
         "rejected_relays": reachability.rejected_relays,
+        "held_dropped": reachability.held_dropped,
         "repr": repr(reachability),
     }
 

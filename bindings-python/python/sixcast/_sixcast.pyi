@@ -716,6 +716,11 @@ class Reachability:
     @property
     def rejected_relays(self) -> int:
         """Relays refused for want of a pinned or vouched identity."""
+    @property
+    def held_dropped(self) -> int:
+        """Datagrams sent before the path to the core was known (or while no tunnel carried
+        them) whose copy for the tunnel was dropped to stay within 1 MiB: they went out
+        natively only."""
 
 @final
 class ControlMessage:

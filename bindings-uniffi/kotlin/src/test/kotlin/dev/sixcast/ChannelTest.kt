@@ -164,6 +164,7 @@ class ChannelTest {
             assertEquals(emptyList<String>(), settled.serving)
             assertEquals(stratum0, settled.stratum0, "the configured Stratum 0 was tried")
             assertEquals(0uL, settled.rejectedRelays, "no relay answered, so none was refused")
+            assertEquals(0uL, settled.heldDropped, "nothing was sent, so no copy was dropped")
             // The failed attempt arrives as an event: the core is unreachable.
             var event = context.nextEvent(10_000u)
             while (event.kind != "path_changed") event = context.nextEvent(10_000u)
