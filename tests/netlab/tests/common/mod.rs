@@ -3,8 +3,10 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use std::{
+    collections::HashSet,
     io,
     net::{Ipv6Addr, SocketAddrV6, UdpSocket},
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
@@ -207,4 +209,59 @@ pub(crate) fn ssm_receiver(host: &Host, port: u16, source: Ipv6Addr, group: Ipv6
     join_source_group(&socket, host.ifindex(), source, group)
         .unwrap_or_else(|err| panic!("joining ({source}, {group}) in {}: {err}", host.name()));
     socket
+}
+
+/// Whether unicast from `from` reaches `to` within `within`.
+pub(crate) fn unicast_within(from: &Host, to: &Host, port: u16, within: Duration) -> bool {
+    let inbox = receiver(to, port, None);
+    let payload = format!("unicast {} -> {}", from.name(), to.name());
+    let destination = SocketAddrV6::new(to.addr(), port, 0, 0);
+    delivered(
+        &sender(from, 1),
+        &inbox,
+        payload.as_bytes(),
+        destination,
+        from.addr(),
+        within,
+    )
+}
+
+pub(crate) fn unicast_works(from: &Host, to: &Host, port: u16) -> bool {
+    unicast_within(from, to, port, ARRIVAL_TIMEOUT)
+}
+
+/// The namespaces `ip netns list` shows.
+pub(crate) fn listed_namespaces() -> HashSet<String> {
+    let output = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("running ip netns list");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(crate) fn assert_all_gone(namespaces: &[String]) {
+    let listed = listed_namespaces();
+    let left: Vec<&String> = namespaces
+        .iter()
+        .filter(|name| listed.contains(*name))
+        .collect();
+    assert!(left.is_empty(), "namespaces left after teardown: {left:?}");
+}
+
+/// Whether a process whose command line contains `pattern` runs (`pgrep -f`).
+pub(crate) fn process_running(pattern: &str) -> bool {
+    let status = Command::new("pgrep")
+        .args(["-f", "--", pattern])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("running pgrep");
+    match status.code() {
+        Some(0) => true,
+        Some(1) => false,
+        other => panic!("pgrep failed: {other:?}"),
+    }
 }
