@@ -33,8 +33,17 @@ impl BlockGrid {
 
     /// Forgets the blocks before the one `packet` is in: nothing before it is asked for again.
     pub(super) fn forget_before(&mut self, packet: u64) {
-        if let Some((&last, _)) = self.known.range(..=packet).next_back() {
-            self.known = self.known.split_off(&last);
+        // Called for every packet handed on: nothing to do is the common case.
+        while let Some((&first, _)) = self.known.first_key_value() {
+            let next = self
+                .known
+                .range(first.saturating_add(1)..)
+                .next()
+                .map(|(&start, _)| start);
+            if next.is_none_or(|next| next > packet) {
+                break;
+            }
+            self.known.remove(&first);
         }
     }
 
