@@ -61,6 +61,10 @@ const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
 /// How often a node takes part in its segment's gateway election, at least.
 const ELECTION_TICK: Duration = Duration::from_millis(100);
+/// How often a node whose probe found native multicast working looks at the election: it takes
+/// no part, its verdict changes rarely, and an idle context should sleep (gateways' announcements
+/// still wake it at once).
+const IDLE_ELECTION_TICK: Duration = Duration::from_secs(1);
 
 /// A message received on a channel, with where it came from and how it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]

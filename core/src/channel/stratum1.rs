@@ -9,7 +9,7 @@ use std::{
 
 use tracing::{debug, info, warn};
 
-use super::{ChannelState, Core, ELECTION_TICK, RelayLink};
+use super::{ChannelState, Core, ELECTION_TICK, IDLE_ELECTION_TICK, RelayLink};
 use crate::{
     discovery::ProbeReport,
     events::Event,
@@ -29,10 +29,11 @@ impl Core {
         let mut announced: Vec<Ipv6Addr> = Vec::new();
         let mut listened: Vec<Ipv6Addr> = Vec::new();
         let mut next_announcement = Instant::now();
+        let mut tick = ELECTION_TICK;
         while !self.closed.load(Ordering::Acquire) {
             match segment
                 .announcer
-                .recv_batch(&mut batch, &self.waker, Some(ELECTION_TICK))
+                .recv_batch(&mut batch, &self.waker, Some(tick))
             {
                 Ok(Wait::Woken) => break,
                 Ok(Wait::Received(_)) => {
@@ -78,6 +79,17 @@ impl Core {
                 listened = listening;
                 next_announcement = Instant::now() + gateway::ANNOUNCE_INTERVAL;
             }
+            let native = link
+                .state
+                .lock()
+                .report
+                .as_ref()
+                .is_some_and(ProbeReport::native);
+            tick = if native && announced.is_empty() {
+                IDLE_ELECTION_TICK
+            } else {
+                ELECTION_TICK
+            };
         }
         segment.announce(&self.interfaces, self.node, &announced, Duration::ZERO);
     }
