@@ -364,7 +364,8 @@ impl Core {
     pub(super) fn publish_path(&self, link: &RelayLink) {
         let channels = self.joined_channels();
         let mut state = link.state.lock();
-        self.settle_held(link, &mut state, &channels);
+        let gateway = self.serving_gateway(link, &state, &channels);
+        self.settle_held(link, &mut state, gateway.is_some());
         let Some(report) = &state.report else {
             // Stratum 0 never answered: the core is out of reach until it does.
             if state.last_error.is_some() {
@@ -377,7 +378,7 @@ impl Core {
             Some(tunnel) if tunnel.repeater => CorePath::Repeater(tunnel.relay),
             Some(tunnel) => CorePath::Relay(tunnel.relay),
             None if report.native() => CorePath::Native,
-            None => match self.serving_gateway(link, &state, &channels) {
+            None => match gateway {
                 Some(gateway) => CorePath::Gateway(gateway),
                 // Unreachable once an attempt failed; until then a tunnel may still open.
                 None if state.last_error.is_some() => CorePath::Unreachable,
@@ -389,20 +390,19 @@ impl Core {
     }
 
     /// What was sent before the path was known (see `held`): up the tunnel once one is open,
-    /// dropped once native multicast or the segment's gateway is known to carry the channels.
-    fn settle_held(&self, link: &RelayLink, state: &mut LinkState, channels: &[Arc<ChannelState>]) {
+    /// else dropped once native multicast or the segment's gateway (`gateway_serves`) is known
+    /// to carry the channels.
+    fn settle_held(&self, link: &RelayLink, state: &mut LinkState, gateway_serves: bool) {
         let native = state.report.as_ref().is_some_and(|report| report.native());
-        state.reached_without_tunnel =
-            native || self.serving_gateway(link, state, channels).is_some();
-        if state.reached_without_tunnel {
-            state.held.forget();
-            return;
-        }
+        let reached = native || gateway_serves;
+        state.reached_without_tunnel = reached;
         let LinkState { tunnel, held, .. } = state;
         if let Some(tunnel) = tunnel {
             for (relayed, datagram) in held.take() {
                 self.send_up(link, tunnel, relayed, std::slice::from_ref(&datagram));
             }
+        } else if reached {
+            held.forget();
         }
     }
 
@@ -435,7 +435,8 @@ impl Core {
                 state.offers = offers;
                 state.tunnel = Some(tunnel);
                 state.last_error = None;
-                self.settle_held(link, &mut state, &channels);
+                let gateway = self.serving_gateway(link, &state, &channels);
+                self.settle_held(link, &mut state, gateway.is_some());
                 drop(state);
                 // Channels joined while the tunnel was being opened missed it: join them now.
                 self.tunnel_join(&self.unserved_groups(link));
