@@ -301,11 +301,10 @@ impl<T: Clone> RepairReceiver<T> {
         }
     }
 
-    /// Until when NACKs wait for the driver to catch up, if they do at `now`.
-    fn nacks_held_until(&self, now: Instant) -> Option<Instant> {
+    /// Until when NACKs wait for the driver to catch up, while it is behind.
+    fn nacks_held_until(&self) -> Option<Instant> {
         self.behind_since
             .map(|since| since + self.config.repair_wait_max)
-            .filter(|&until| until > now)
     }
 
     /// Takes a numbered packet; returns the packets now ready, in order (it among them unless
@@ -430,7 +429,7 @@ impl<T: Clone> RepairReceiver<T> {
     /// The next datagram to send, if one is due by `now`: a NACK, for the channel's group
     /// (`None`), or a report for the sender, with how its packets arrive (`Some`).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(Vec<u8>, Option<T>)> {
-        let nacks_held = self.nacks_held_until(now).is_some();
+        let nacks_held = self.nacks_held_until().is_some_and(|until| until > now);
         for (&sender, stream) in &mut self.streams {
             if stream.status_at.is_some_and(|at| at <= now) {
                 stream.status_at = None;
@@ -475,9 +474,7 @@ impl<T: Clone> RepairReceiver<T> {
 
     /// When this receiver next has a NACK to send or a hole to give up on.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let held_until = self
-            .behind_since
-            .map(|since| since + self.config.repair_wait_max);
+        let held_until = self.nacks_held_until();
         self.streams
             .values()
             .flat_map(|stream| {
