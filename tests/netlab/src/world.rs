@@ -401,22 +401,9 @@ impl World {
                 "an IPv6 link MTU must be 1280 to 65535 bytes, not {mtu}"
             )));
         }
-        let ip = exec::require(exec::IP)?;
-        let ports: Vec<String> = plan(self.topology)
-            .into_iter()
-            .flat_map(|plan| plan.interfaces)
-            .map(|interface| format!("link set dev {} mtu {mtu}", interface.port))
-            .collect();
-        exec::ip_batch(&ip, Some(&self.switch_netns), &ports)?;
-        for host in &self.hosts {
-            let links: Vec<String> = host
-                .interfaces
-                .iter()
-                .map(|interface| format!("link set dev {} mtu {mtu}", interface.name))
-                .collect();
-            exec::ip_batch(&ip, Some(&host.netns), &links)?;
-        }
-        Ok(())
+        self.hosts
+            .iter()
+            .try_for_each(|host| self.set_link(host, &format!("mtu {mtu}")))
     }
 
     /// Drops each UDP datagram that `host` sends or receives with probability `percent`/100
@@ -465,18 +452,24 @@ impl World {
 
     /// Sets how many datagrams one buffer may carry over `host`'s links, at both ends.
     fn set_gso_segments(&self, host: &Host, segments: u32) -> Result<()> {
+        self.set_link(host, &format!("gso_max_segs {segments}"))
+    }
+
+    /// Applies `setting` (`ip link set dev X <setting>`) to both ends of `host`'s links: its
+    /// interfaces and their ports on the switch.
+    fn set_link(&self, host: &Host, setting: &str) -> Result<()> {
         let ip = exec::require(exec::IP)?;
         let ports: Vec<String> = plan(self.topology)
             .into_iter()
             .filter(|plan| plan.name == host.name)
             .flat_map(|plan| plan.interfaces)
-            .map(|interface| format!("link set dev {} gso_max_segs {segments}", interface.port))
+            .map(|interface| format!("link set dev {} {setting}", interface.port))
             .collect();
         exec::ip_batch(&ip, Some(&self.switch_netns), &ports)?;
         let links: Vec<String> = host
             .interfaces
             .iter()
-            .map(|interface| format!("link set dev {} gso_max_segs {segments}", interface.name))
+            .map(|interface| format!("link set dev {} {setting}", interface.name))
             .collect();
         exec::ip_batch(&ip, Some(&host.netns), &links)
     }
