@@ -335,6 +335,10 @@ impl Shared {
         }
         self.core.flush_all();
         self.core.settle_repairs();
+        let states: Vec<_> = self.core.by_name.lock().values().cloned().collect();
+        for state in states {
+            self.core.leave_streams(&state);
+        }
         self.core.shutdown();
         for handle in self.threads.lock().drain(..) {
             let _ = handle.join();

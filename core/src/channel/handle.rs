@@ -119,6 +119,8 @@ impl Channel {
         core.check_open()?;
         let mut membership = self.state.membership.lock();
         let group = self.state.group;
+        // While the path to the senders is still there.
+        core.leave_streams(&self.state);
         let mut first_error = None;
         if membership.any_source {
             core.tunnel_leave(&self.state.groups());

@@ -3,6 +3,7 @@
 //! is in `crate::reliable`, without I/O.
 
 use std::{
+    net::SocketAddrV6,
     sync::{Arc, atomic::Ordering},
     time::Instant,
 };
@@ -247,18 +248,32 @@ impl Core {
             let expired = receiver.poll_expired(now);
             let handed_next = self.hand_on(state, &mut receiver, expired, now);
             next = next.into_iter().chain(handed_next).min();
-            while let Some((datagram, to)) = receiver.poll_transmit(now) {
-                match to {
-                    // Straight back to a sender heard natively; through the group (and so the
-                    // tunnel) to one heard through a relay, whose address is the relay's.
-                    Some(arrival) if arrival.path == Path::Native && !arrival.via_relay => {
-                        reports.push((datagram, arrival.source));
-                    }
-                    _ => out.push(datagram),
-                }
-            }
+            route_receiver_output(&mut receiver, now, &mut out, &mut reports);
             next = next.into_iter().chain(receiver.poll_timeout()).min();
         }
+        self.send_repair_output(state, out, reports);
+        self.arm_repair_timer(state, next);
+    }
+
+    /// Tells the senders `state`'s receiver reported to that it left the channel, so that none
+    /// waits for it.
+    pub(super) fn leave_streams(&self, state: &ChannelState) {
+        let (mut out, mut reports) = (Vec::new(), Vec::new());
+        {
+            let mut receiver = state.repair_receiver.lock();
+            receiver.leave();
+            route_receiver_output(&mut receiver, Instant::now(), &mut out, &mut reports);
+        }
+        self.send_repair_output(state, out, reports);
+    }
+
+    /// Sends `out` to `state`'s group (and tunnels), and each report to its sender.
+    fn send_repair_output(
+        &self,
+        state: &ChannelState,
+        mut out: Vec<Vec<u8>>,
+        reports: Vec<(Vec<u8>, SocketAddrV6)>,
+    ) {
         if !out.is_empty()
             && let Err(err) = self.send_datagrams(state, &mut out)
         {
@@ -269,11 +284,11 @@ impl Core {
                 debug!(%sender, "reporting progress failed: {err}");
             }
         }
-        self.arm_repair_timer(state, next);
     }
 
     /// Before a reliable context closes: keeps answering NACKs while its channels owe repairs
-    /// (see `RepairSender::busy_until`), for at most [`CLOSE_LINGER`].
+    /// (see `RepairSender::busy_until`: a receiver behind is waited for while it moves), for at
+    /// most [`CLOSE_LINGER`].
     pub(super) fn settle_repairs(&self) {
         let states: Vec<_> = self.by_name.lock().values().cloned().collect();
         let quiet = self.config.repair.repair_wait * 4;
@@ -296,5 +311,26 @@ impl Core {
     }
 }
 
-/// The longest a closing reliable context waits for its receivers' last NACKs.
-const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+/// Takes what `receiver` has to send by `now`: NACKs into `out` (for the group) and reports
+/// into `reports`.
+fn route_receiver_output(
+    receiver: &mut RepairReceiver<Arrival>,
+    now: Instant,
+    out: &mut Vec<Vec<u8>>,
+    reports: &mut Vec<(Vec<u8>, SocketAddrV6)>,
+) {
+    while let Some((datagram, to)) = receiver.poll_transmit(now) {
+        match to {
+            // Straight back to a sender heard natively; through the group (and so the tunnel)
+            // to one heard through a relay, whose address is the relay's.
+            Some(arrival) if arrival.path == Path::Native && !arrival.via_relay => {
+                reports.push((datagram, arrival.source));
+            }
+            _ => out.push(datagram),
+        }
+    }
+}
+
+/// The longest a closing reliable context waits for receivers still catching up: the repair
+/// window (16 MiB by default) at a few megabits a second.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(30);

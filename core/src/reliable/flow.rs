@@ -7,12 +7,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::wire::NodeId;
+use crate::wire::{NodeId, repair};
 
 #[derive(Debug)]
 pub(super) struct Flow {
     window_bytes: u64,
+    /// How long the window waits for a receiver that does not move.
     timeout: Duration,
+    /// How long a receiver that does not move is remembered, for [`Self::catching_up`].
+    patience: Duration,
     /// The oldest packet whose size is still known.
     first: u64,
     /// `ends[i]`: the bytes sent before packet `first + i + 1`.
@@ -22,8 +25,8 @@ pub(super) struct Flow {
     /// The largest packet so far (0 before the first): packets not yet sent are counted as
     /// this large, so that the estimate never lets more through than fit.
     largest: u64,
-    /// Receivers that reported: their position, and when it last moved.
-    receivers: HashMap<NodeId, (u64, Instant)>,
+    /// Receivers that reported within `patience`.
+    receivers: HashMap<NodeId, Reported>,
     /// Packets below this may be sent, as of the last look at the receivers.
     limit: u64,
     /// Whether a report came since `limit` was worked out.
@@ -38,11 +41,22 @@ pub(super) struct Flow {
     pub(super) dropped: u64,
 }
 
+/// What a receiver last reported.
+#[derive(Debug, Clone, Copy)]
+struct Reported {
+    position: u64,
+    /// When `position` last moved.
+    moved: Instant,
+    /// Whether the window waits for it: until it goes `timeout` without moving.
+    waited_for: bool,
+}
+
 impl Flow {
-    pub(super) fn new(window_bytes: usize, timeout: Duration) -> Self {
+    pub(super) fn new(window_bytes: usize, timeout: Duration, patience: Duration) -> Self {
         Self {
             window_bytes: window_bytes as u64,
             timeout,
+            patience,
             first: 0,
             ends: VecDeque::new(),
             base: 0,
@@ -96,14 +110,35 @@ impl Flow {
     }
 
     /// Takes a receiver's report. Every receiver counts, also one first heard far behind (it
-    /// started late, or is catching up): one that does not move is given up after `timeout`.
+    /// started late, or is catching up): one that does not move is given up after `timeout`,
+    /// and waited for again once it moves; one that left is forgotten at once.
     pub(super) fn report(&mut self, from: NodeId, position: u64, now: Instant) {
         self.heard = true;
-        let entry = self.receivers.entry(from).or_insert((position, now));
-        if position > entry.0 {
-            *entry = (position, now);
-        }
         self.stale = true;
+        if position == repair::LEFT {
+            self.receivers.remove(&from);
+            return;
+        }
+        let entry = self.receivers.entry(from).or_insert(Reported {
+            position,
+            moved: now,
+            waited_for: true,
+        });
+        if position > entry.position {
+            *entry = Reported {
+                position,
+                moved: now,
+                waited_for: true,
+            };
+        }
+    }
+
+    /// Takes a NACK from a receiver whose first hole is `first_missing`: one not heard of yet
+    /// (its reports were lost, and it reports only when it moves) counts from now, there.
+    pub(super) fn nacked(&mut self, from: NodeId, first_missing: u64, now: Instant) {
+        if !self.receivers.contains_key(&from) {
+            self.report(from, first_missing, now);
+        }
     }
 
     /// Whether packet `next` may be sent now. `Err` holds when to look again if no report
@@ -113,17 +148,22 @@ impl Flow {
             return Ok(());
         }
         self.stale = false;
-        let timeout = self.timeout;
-        let before = self.receivers.len();
+        let (timeout, patience) = (self.timeout, self.patience);
         self.receivers
-            .retain(|_, (_, moved)| now.saturating_duration_since(*moved) < timeout);
-        self.dropped += (before - self.receivers.len()) as u64;
+            .retain(|_, receiver| now.saturating_duration_since(receiver.moved) < patience);
+        for receiver in self.receivers.values_mut() {
+            if receiver.waited_for && now.saturating_duration_since(receiver.moved) >= timeout {
+                receiver.waited_for = false;
+                self.dropped += 1;
+            }
+        }
         let slowest = self
             .receivers
             .values()
-            .min_by_key(|(position, _)| *position);
+            .filter(|receiver| receiver.waited_for)
+            .min_by_key(|receiver| receiver.position);
         let (position, expiry) = match slowest {
-            Some(&(position, moved)) => (position.min(next), moved + timeout),
+            Some(receiver) => (receiver.position.min(next), receiver.moved + timeout),
             None if !self.heard => {
                 let since = *self.unheard_since.get_or_insert(now);
                 if now >= since + timeout {
@@ -160,14 +200,16 @@ impl Flow {
         }
     }
 
-    /// Until when receivers that reported lately may still catch up with packet `next`.
+    /// Until when receivers behind packet `next` may still catch up, if each keeps moving
+    /// within `patience` (also those the window no longer waits for).
     pub(super) fn catching_up(&self, next: u64, now: Instant) -> Option<Instant> {
         self.receivers
             .values()
-            .filter(|&&(position, moved)| {
-                position < next && now.saturating_duration_since(moved) < self.timeout
+            .filter(|receiver| {
+                receiver.position < next
+                    && now.saturating_duration_since(receiver.moved) < self.patience
             })
-            .map(|&(_, moved)| moved + self.timeout)
+            .map(|receiver| receiver.moved + self.patience)
             .max()
     }
 }

@@ -20,6 +20,8 @@
 
 use std::time::Duration;
 
+#[cfg(test)]
+mod ending_tests;
 mod fec;
 mod flow;
 mod grid;
@@ -27,6 +29,8 @@ mod grid;
 mod nack_tests;
 mod receiver;
 mod sender;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;
 

@@ -3,14 +3,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::*;
+use super::{
+    sim::{SENDER, receiver_with},
+    *,
+};
 use crate::wire::{
     NodeId,
     repair::{self, Repair},
 };
-
-const SENDER: NodeId = NodeId(0x5e5e);
-const GROUP: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0, 0x6c);
 
 fn nack(from: u64, heard: u64, ranges: &[(u64, u32)]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -104,20 +104,6 @@ fn blocks_of_8() -> RepairConfig {
         block_len: 8,
         ..RepairConfig::default()
     }
-}
-
-/// A receiver with `config` that has heard `numbers` of the sender's packets at `now`.
-fn receiver_with(config: RepairConfig, numbers: &[u64], now: Instant) -> RepairReceiver<()> {
-    let mut receiver = RepairReceiver::new(NodeId(1), GROUP, config, 7);
-    for &number in numbers {
-        let mut bytes = Vec::new();
-        repair::encode_sequenced(&mut bytes, SENDER, number, b"packet");
-        let Ok(Repair::Sequenced(packet)) = repair::decode(&bytes) else {
-            unreachable!("the library's packet decodes")
-        };
-        receiver.on_sequenced(&packet, (), now);
-    }
-    receiver
 }
 
 /// The NACKs `receiver` sends by `now`, decoded as (heard, ranges).

@@ -63,6 +63,8 @@ struct Stream<T> {
     backoff: Duration,
     /// Since when the oldest hole has been the oldest: since the position last moved.
     hole_since: Option<Instant>,
+    /// When each open hole opened, by its first packet then.
+    opened: BTreeMap<u64, Instant>,
     last_heard: Instant,
     /// How the sender's latest packet arrived: where this receiver's reports go.
     reply_to: Option<T>,
@@ -87,12 +89,26 @@ impl<T> Stream<T> {
             suppressed: BTreeSet::new(),
             backoff: config.repair_wait,
             hole_since: None,
+            opened: BTreeMap::new(),
             last_heard: now,
             reply_to: None,
             reported: None,
             status_at: None,
             unreported_bytes: 0,
         }
+    }
+
+    /// When the oldest hole is given up: once it has been open, and the position has not
+    /// moved, for `give_up`.
+    fn give_up_at(&self, give_up: Duration) -> Option<Instant> {
+        let since = self.hole_since?;
+        let arrived = self.waiting.keys().next().copied().unwrap_or(self.end);
+        let opened = self
+            .opened
+            .range(self.next..arrived)
+            .map(|(_, &at)| at)
+            .min();
+        Some(opened.map_or(since, |opened| opened.max(since)) + give_up)
     }
 
     /// The packets from `next` to `end` that have not arrived, as `(first, count)` ranges.
@@ -189,6 +205,10 @@ impl<T> Stream<T> {
         self.waiting.values().map(|(bytes, _)| bytes.len()).sum()
     }
 }
+
+/// Copies of each report that a receiver left: reports are not acknowledged, and a sender
+/// that misses all of them waits for the receiver until it gives it up.
+const FAREWELL_COPIES: usize = 3;
 
 /// Appends the range of `count` packets from `first`, joined to the last range if adjacent.
 fn push_range(ranges: &mut Vec<(u64, u32)>, first: u64, count: u64) {
@@ -293,11 +313,20 @@ impl<T: Clone> RepairReceiver<T> {
     /// waiting unread (`true`). While it is behind, no NACK leaves, for up to
     /// [`RepairConfig::repair_wait_max`]: what waits unread may fill the holes (a slow reader
     /// takes parity as long on its way), and a NACK from a stale view asks for repair again.
+    /// Holes are not given up meanwhile: their clocks stand still, as the repairs may wait
+    /// unread behind the packets sent before them.
     pub fn set_behind(&mut self, behind: bool, now: Instant) {
-        if !behind {
-            self.behind_since = None;
-        } else if self.behind_since.is_none() {
-            self.behind_since = Some(now);
+        match (behind, self.behind_since) {
+            (false, Some(since)) => {
+                let paused = now.saturating_duration_since(since);
+                for stream in self.streams.values_mut() {
+                    stream.hole_since = stream.hole_since.map(|at| at + paused);
+                    stream.opened.values_mut().for_each(|at| *at += paused);
+                }
+                self.behind_since = None;
+            }
+            (true, None) => self.behind_since = Some(now),
+            _ => {}
         }
     }
 
@@ -364,6 +393,14 @@ impl<T: Clone> RepairReceiver<T> {
         stream.last_heard = now;
         let block_end = parity.block_start + u64::from(parity.block_len);
         if block_end <= stream.next {
+            // The sender still announces its tail (or repairs its last block for others): it
+            // may be waiting for this receiver, whose report that it has everything was lost.
+            let said_so_lately = stream.reported.is_some_and(|(position, at)| {
+                position < stream.next || now < at + self.config.repair_wait_max
+            });
+            if block_end >= stream.end && !said_so_lately {
+                stream.status_at.get_or_insert(now);
+            }
             return ready;
         }
         self.stats.repairs_received += 1;
@@ -426,6 +463,32 @@ impl<T: Clone> RepairReceiver<T> {
         }
     }
 
+    /// Leaves every sender's stream: queues, for each sender reported to, [`FAREWELL_COPIES`]
+    /// reports that this receiver left (position [`repair::LEFT`]), so that none waits for it.
+    pub fn leave(&mut self) {
+        for (&sender, stream) in &self.streams {
+            if stream.reported.is_none() {
+                continue;
+            }
+            let mut status = Vec::new();
+            repair::encode_status(
+                &mut status,
+                &Status {
+                    from: self.node,
+                    target: sender,
+                    group: self.group,
+                    position: repair::LEFT,
+                },
+            );
+            for _ in 0..FAREWELL_COPIES {
+                self.out
+                    .push_back((status.clone(), stream.reply_to.clone()));
+            }
+            self.stats.statuses_sent += FAREWELL_COPIES as u64;
+        }
+        self.streams.clear();
+    }
+
     /// The next datagram to send, if one is due by `now`: a NACK, for the channel's group
     /// (`None`), or a report for the sender, with how its packets arrive (`Some`).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(Vec<u8>, Option<T>)> {
@@ -485,7 +548,9 @@ impl<T: Clone> RepairReceiver<T> {
                         .min()
                         .map(|&due| held_until.map_or(due, |until| due.max(until))),
                     stream.status_at,
-                    stream.hole_since.map(|since| since + self.config.give_up),
+                    stream
+                        .give_up_at(self.config.give_up)
+                        .filter(|_| self.behind_since.is_none()),
                 ]
             })
             .flatten()
@@ -499,19 +564,34 @@ impl<T: Clone> RepairReceiver<T> {
     pub fn poll_expired(&mut self, now: Instant) -> Vec<Ready<T>> {
         let mut ready = Vec::new();
         let give_up = self.config.give_up;
-        let expired: Vec<NodeId> = self
+        if self.behind_since.is_some() {
+            return ready;
+        }
+        let expired = |stream: &Stream<T>| stream.give_up_at(give_up).is_some_and(|at| at <= now);
+        let senders: Vec<NodeId> = self
             .streams
             .iter()
-            .filter(|(_, stream)| {
-                stream
-                    .hole_since
-                    .is_some_and(|since| since + give_up <= now)
-            })
+            .filter(|(_, stream)| expired(stream))
             .map(|(&sender, _)| sender)
             .collect();
-        for sender in expired {
-            self.skip_hole(sender);
-            self.settle(sender, now, &mut ready);
+        for sender in senders {
+            // Each hole as old as the first goes too (a sender gone leaves many), one at a time:
+            // skipping is not progress, so the position moving past one does not restart the
+            // clock of the next.
+            while let Some(since) = self
+                .streams
+                .get(&sender)
+                .filter(|stream| expired(stream))
+                .and_then(|stream| stream.hole_since)
+            {
+                self.skip_hole(sender);
+                self.settle(sender, now, &mut ready);
+                if let Some(stream) = self.streams.get_mut(&sender)
+                    && stream.hole_since.is_some()
+                {
+                    stream.hole_since = Some(since);
+                }
+            }
         }
         ready
     }
@@ -587,6 +667,7 @@ impl<T: Clone> RepairReceiver<T> {
         if stream.missing() == 0 {
             stream.hole_timers.clear();
             stream.suppressed.clear();
+            stream.opened.clear();
             stream.hole_since = None;
             stream.backoff = config.repair_wait;
             return;
@@ -614,6 +695,13 @@ impl<T: Clone> RepairReceiver<T> {
         };
         stream.hole_timers.retain(|packet, _| open(packet));
         stream.suppressed.retain(open);
+        stream.opened.retain(|packet, _| open(packet));
+        for &(first, count) in &holes {
+            let range = first..first + u64::from(count);
+            if stream.opened.range(range).next().is_none() {
+                stream.opened.insert(first, now);
+            }
+        }
         for (first, count) in holes {
             // The sender repairs a block once it is closed: asking sooner gains nothing, and
             // asking once for all of a block's holes lets other receivers weigh the whole.

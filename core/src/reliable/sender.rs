@@ -121,7 +121,15 @@ impl RepairSender {
             tail: None,
             out: VecDeque::new(),
             last_active: None,
-            flow: Flow::new(config.flow_window_bytes, config.receiver_timeout),
+            // A receiver behind is waited for at the end while it moves at least once per
+            // `give_up` (or the receiver timeout, if longer): a stall that short (a starved
+            // process, a burst of loss) does not cut it off, and past `give_up` it would have
+            // skipped its holes anyway.
+            flow: Flow::new(
+                config.flow_window_bytes,
+                config.receiver_timeout,
+                config.give_up.max(config.receiver_timeout),
+            ),
             stats: SenderStats::default(),
         }
     }
@@ -198,6 +206,9 @@ impl RepairSender {
         }
         self.stats.nacks_received += 1;
         self.last_active = Some(now);
+        if let Some((first_missing, _)) = nack.ranges().next() {
+            self.flow.nacked(nack.from, first_missing, now);
+        }
         // Nobody has heard past the last packet sent.
         let heard = nack.heard.min(self.next_packet);
         let oldest = self
@@ -274,17 +285,19 @@ impl RepairSender {
         if let Some((due, left)) = self.tail
             && due <= now
         {
-            self.announce_tail(now);
-            let again = now + self.config.tail_delay * 4;
+            // A receiver that reported is still behind: its copies of the announcements may all
+            // have been lost, so it may not know what it misses. Keep telling it, less often
+            // (`left` 0), until it catches up or is given up.
+            let behind = self.flow.catching_up(self.next_packet, now).is_some();
+            if left > 0 || behind {
+                self.announce_tail(now);
+            }
             self.tail = if left > 1 {
-                Some((again, left - 1))
+                Some((now + self.config.tail_delay * 4, left - 1))
+            } else if behind {
+                Some((now + self.config.repair_wait_max, 0))
             } else {
-                // A receiver that reported is still behind: its copies of the announcements
-                // may all have been lost, so it may not know what it misses. Keep telling it,
-                // less often, until it catches up or is given up.
-                self.flow
-                    .catching_up(self.next_packet, now)
-                    .map(|_| (now + self.config.repair_wait_max, 1))
+                None
             };
         }
         let datagram = self.out.pop_front()?;
@@ -304,16 +317,21 @@ impl RepairSender {
     }
 
     /// Until when a sender about to stop should keep answering: while a repair or the
-    /// announcement of its last burst is due; while a receiver that reported lately has not
-    /// got everything (until it would be given up, unless its report comes first); and for
-    /// `quiet` after the last NACK or repair, for receivers that never reported. `None`: it
-    /// may stop.
+    /// announcement of its last burst is due; while a receiver that moved lately has not got
+    /// everything (see `Flow::catching_up`), so that one that keeps moving is waited for
+    /// however slowly; and for `quiet` after the last NACK or repair, for receivers that never reported.
+    /// `None`: it may stop.
     pub fn busy_until(&self, now: Instant, quiet: std::time::Duration) -> Option<Instant> {
-        if let Some(due) = self.poll_timeout() {
+        let behind = self.flow.catching_up(self.next_packet, now);
+        // A repeated announcement (`left` 0) is owed only to receivers behind.
+        let tail = self
+            .tail
+            .filter(|&(_, left)| left > 0 || behind.is_some())
+            .map(|(due, _)| due);
+        if let Some(due) = [self.repair_due, tail].into_iter().flatten().min() {
             // Due already: the driver's turn is next.
             return Some(due.max(now + std::time::Duration::from_millis(1)));
         }
-        let behind = self.flow.catching_up(self.next_packet, now);
         let quiet_end = self.last_active.map(|active| active + quiet);
         behind
             .into_iter()
@@ -385,7 +403,10 @@ impl RepairSender {
         if self.wanted.contains_key(&block.start) {
             self.repair_due.get_or_insert(now);
         }
-        let mut added = send_parity(self.node, block, 1, &[], &mut self.out);
+        // Once the block's parity is used up (a long wait for a receiver behind), its last
+        // packet itself says where the stream ends.
+        let last = block.start.max(block.end().saturating_sub(1))..block.end();
+        let mut added = send_parity(self.node, block, 1, &[last], &mut self.out);
         // While no receiver has reported, the first block too: receivers that lost the whole
         // start (a switch still learning who joined, say) hear that the stream began, and ask
         // for it, rather than join late at the end.

@@ -50,8 +50,11 @@ pub enum Repair<'a> {
     Status(Status),
 }
 
+/// The position a receiver reports when it leaves the channel: its senders stop waiting for it.
+pub const LEFT: u64 = u64::MAX;
+
 /// A receiver's report that it has handed on every packet of `target` on the channel of
-/// `group` before `position`. It goes to the sender's address by unicast, so it names the
+/// `group` before `position` (or, at [`LEFT`], that it left). It goes to the sender's address by unicast, so it names the
 /// channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Status {
@@ -61,7 +64,7 @@ pub struct Status {
     pub target: NodeId,
     /// The channel's group.
     pub group: Ipv6Addr,
-    /// The next packet it waits for.
+    /// The next packet it waits for, or [`LEFT`].
     pub position: u64,
 }
 
