@@ -463,8 +463,8 @@ impl<T: Clone> RepairReceiver<T> {
         }
     }
 
-    /// Leaves every sender's stream: queues, for each sender reported to, [`FAREWELL_COPIES`]
-    /// reports that this receiver left (position [`repair::LEFT`]), so that none waits for it.
+    /// Leaves every sender's stream: queues, for each sender reported to, three copies of a
+    /// report that this receiver left (position [`repair::LEFT`]), so that none waits for it.
     pub fn leave(&mut self) {
         for (&sender, stream) in &self.streams {
             if stream.reported.is_none() {
