@@ -9,10 +9,13 @@ use std::{
 };
 
 use super::{
-    sim::{Loss, World, packet, receiver_with},
+    sim::{self, Loss, World, packet, receiver_with},
     *,
 };
-use crate::wire::repair::{self, Repair};
+use crate::wire::{
+    NodeId,
+    repair::{self, Repair},
+};
 
 /// Whether the sender, about to stop, still waits for its receivers.
 fn closing_sender_busy(world: &World) -> bool {
@@ -197,4 +200,29 @@ fn a_receiver_whose_reports_are_lost_is_waited_for_by_its_nacks() {
     world.assert_all_delivered(0..100);
     world.run(Duration::from_secs(3));
     assert!(!closing_sender_busy(&world));
+}
+
+#[test]
+fn a_held_receiver_gives_up_no_hole_while_packets_wait_in_front() {
+    let config = RepairConfig::default();
+    let start = Instant::now();
+    let mut receiver = RepairReceiver::new(NodeId(1), sim::GROUP, config, 7);
+    // The application is slow: packets 0 to 2 wait in front, and 3 and 4 are missing.
+    receiver.hold();
+    for number in [0, 1, 2, 5] {
+        let mut bytes = Vec::new();
+        repair::encode_sequenced(&mut bytes, sim::SENDER, number, b"packet");
+        let Ok(Repair::Sequenced(packet)) = repair::decode(&bytes) else {
+            unreachable!("the library's packet decodes")
+        };
+        receiver.on_sequenced(&packet, (), start);
+    }
+    let late = start + config.give_up * 2;
+    assert!(receiver.poll_expired(late).is_empty());
+    assert_eq!(receiver.stats().packets_lost, 0);
+    // Released, the position moved: the hole behind gets its full time from then.
+    assert_eq!(receiver.release(late).len(), 3);
+    assert!(receiver.poll_expired(late).is_empty());
+    assert_eq!(receiver.poll_expired(late + config.give_up).len(), 1);
+    assert_eq!(receiver.stats().packets_lost, 2);
 }

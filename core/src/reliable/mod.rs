@@ -31,6 +31,7 @@ mod receiver;
 mod sender;
 #[cfg(test)]
 mod sim;
+mod stream;
 #[cfg(test)]
 mod tests;
 

@@ -2,14 +2,15 @@
 //! is missing with NACKs that other receivers' NACKs can spare, and gives up on a hole in time.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     net::Ipv6Addr,
     time::{Duration, Instant},
 };
 
 use super::{
     ReceiverStats, RepairConfig, fec,
-    grid::{BlockGrid, count_within},
+    grid::count_within,
+    stream::{ParityBlock, Stream},
 };
 use crate::wire::{
     NodeId,
@@ -29,205 +30,23 @@ pub struct Ready<T> {
     pub tag: T,
 }
 
-/// Parity symbols heard for one block.
-#[derive(Debug)]
-struct ParityBlock {
-    len: u16,
-    symbols: BTreeMap<u16, Vec<u8>>,
-}
-
-/// What a receiver knows of one sender's packets; `T` is what the caller notes of how each
-/// arrived.
-#[derive(Debug)]
-struct Stream<T> {
-    /// The next packet to hand on; everything before it was handed on or given up.
-    next: u64,
-    /// Where the sender's packets are known to reach (exclusive): the highest packet or block
-    /// end heard of.
-    end: u64,
-    /// Packets from `next` on, waiting for the holes before them.
-    waiting: BTreeMap<u64, (Vec<u8>, T)>,
-    /// Packets handed on, kept while parity might still need them.
-    kept: BTreeMap<u64, Vec<u8>>,
-    parity: BTreeMap<u64, ParityBlock>,
-    /// Where the sender's blocks are, to weigh other receivers' NACKs block by block.
-    grid: BlockGrid,
-    /// When to ask for each hole, by the hole's first packet when it was found: a random delay
-    /// after it was found, or a wait for the repair after it was asked for (by this receiver
-    /// or another one heard).
-    hole_timers: BTreeMap<u64, Instant>,
-    /// The holes whose timer another receiver's NACK pushed back since this receiver last
-    /// asked: pushed once, so that a stream of others' NACKs cannot silence this one.
-    suppressed: BTreeSet<u64>,
-    /// How long to wait for a repair after a NACK: doubles with each unanswered one.
-    backoff: Duration,
-    /// Since when the oldest hole has been the oldest: since the position last moved.
-    hole_since: Option<Instant>,
-    /// When each open hole opened, by its first packet then.
-    opened: BTreeMap<u64, Instant>,
-    last_heard: Instant,
-    /// How the sender's latest packet arrived: where this receiver's reports go.
-    reply_to: Option<T>,
-    /// The position last reported to the sender, and when.
-    reported: Option<(u64, Instant)>,
-    /// When the next report is due, if the position moved since the last.
-    status_at: Option<Instant>,
-    /// Bytes handed on since the last report.
-    unreported_bytes: usize,
-}
-
-impl<T> Stream<T> {
-    fn new(first: u64, now: Instant, config: &RepairConfig) -> Self {
-        Self {
-            next: first,
-            end: first,
-            waiting: BTreeMap::new(),
-            kept: BTreeMap::new(),
-            parity: BTreeMap::new(),
-            grid: BlockGrid::new(config.block_len),
-            hole_timers: BTreeMap::new(),
-            suppressed: BTreeSet::new(),
-            backoff: config.repair_wait,
-            hole_since: None,
-            opened: BTreeMap::new(),
-            last_heard: now,
-            reply_to: None,
-            reported: None,
-            status_at: None,
-            unreported_bytes: 0,
-        }
-    }
-
-    /// When the oldest hole is given up: once it has been open, and the position has not
-    /// moved, for `give_up`.
-    fn give_up_at(&self, give_up: Duration) -> Option<Instant> {
-        let since = self.hole_since?;
-        let arrived = self.waiting.keys().next().copied().unwrap_or(self.end);
-        let opened = self
-            .opened
-            .range(self.next..arrived)
-            .map(|(_, &at)| at)
-            .min();
-        Some(opened.map_or(since, |opened| opened.max(since)) + give_up)
-    }
-
-    /// The packets from `next` to `end` that have not arrived, as `(first, count)` ranges.
-    fn holes(&self) -> Vec<(u64, u32)> {
-        let mut holes = Vec::new();
-        let mut from = self.next;
-        let waiting = self
-            .waiting
-            .keys()
-            .copied()
-            .chain(std::iter::once(self.end));
-        for present in waiting {
-            if present > from {
-                let count = u32::try_from(present - from).unwrap_or(u32::MAX);
-                holes.push((from, count));
-            }
-            // The last `present` is `end`, which may be 2^64 - 1: nothing follows it.
-            from = present.saturating_add(1);
-        }
-        holes
-    }
-
-    /// The holes to ask for: every hole, less as many per block as parity symbols of that block
-    /// are held here already. Any symbol fills any one hole, so the sender, which sends a block
-    /// as many fresh symbols as a NACK lists holes of it, then sends only what is still needed.
-    fn wanted(&self) -> Vec<(u64, u32)> {
-        let holes = self.holes();
-        // Per block with parity held: its end, and how many of its holes to list.
-        let mut quota: BTreeMap<u64, (u64, u64)> = self
-            .parity
-            .iter()
-            .filter(|(_, block)| !block.symbols.is_empty())
-            .map(|(&start, block)| (start, (start + u64::from(block.len), 0)))
-            .collect();
-        if quota.is_empty() {
-            return holes;
-        }
-        for &(first, count) in &holes {
-            let end = first.saturating_add(u64::from(count));
-            for (&start, (block_end, left)) in quota.range_mut(..end) {
-                *left += (*block_end).min(end).saturating_sub(start.max(first));
-            }
-        }
-        for (start, (_, left)) in &mut quota {
-            let held = self
-                .parity
-                .get(start)
-                .map_or(0, |block| block.symbols.len());
-            *left = left.saturating_sub(held as u64);
-        }
-        let mut wanted = Vec::with_capacity(holes.len());
-        for (first, count) in holes {
-            let end = first.saturating_add(u64::from(count));
-            let mut at = first;
-            while at < end {
-                // The block with parity that `at` is in, or the next one to start in the hole.
-                let inside = quota
-                    .range_mut(..=at)
-                    .next_back()
-                    .filter(|(_, (block_end, _))| *block_end > at);
-                match inside {
-                    Some((_, (block_end, left))) => {
-                        let stop = (*block_end).min(end);
-                        let take = (stop - at).min(*left);
-                        *left -= take;
-                        if take > 0 {
-                            push_range(&mut wanted, at, take);
-                        }
-                        at = stop;
-                    }
-                    None => {
-                        let stop = quota.range(at..end).next().map_or(end, |(&start, _)| start);
-                        push_range(&mut wanted, at, stop - at);
-                        at = stop;
-                    }
-                }
-            }
-        }
-        wanted
-    }
-
-    fn missing(&self) -> u64 {
-        self.end - self.next - self.waiting.len() as u64
-    }
-
-    fn have(&self, packet: u64) -> Option<&Vec<u8>> {
-        self.waiting
-            .get(&packet)
-            .map(|(bytes, _)| bytes)
-            .or_else(|| self.kept.get(&packet))
-    }
-
-    fn waiting_bytes(&self) -> usize {
-        self.waiting.values().map(|(bytes, _)| bytes.len()).sum()
-    }
-}
-
 /// Copies of each report that a receiver left: reports are not acknowledged, and a sender
 /// that misses all of them waits for the receiver until it gives it up.
 const FAREWELL_COPIES: usize = 3;
 
-/// Appends the range of `count` packets from `first`, joined to the last range if adjacent.
-fn push_range(ranges: &mut Vec<(u64, u32)>, first: u64, count: u64) {
-    let mut first = first;
-    let mut count = count;
-    if let Some((last_first, last_count)) = ranges.last_mut()
-        && *last_first + u64::from(*last_count) == first
-    {
-        let room = u64::from(u32::MAX - *last_count).min(count);
-        *last_count += room as u32;
-        first += room;
-        count -= room;
-    }
-    while count > 0 {
-        let part = count.min(u64::from(u32::MAX));
-        ranges.push((first, part as u32));
-        first += part;
-        count -= part;
-    }
+/// A STATUS from `from` to `target` on the channel of `group`, at `position`.
+fn status(from: NodeId, target: NodeId, group: Ipv6Addr, position: u64) -> Vec<u8> {
+    let mut status = Vec::new();
+    repair::encode_status(
+        &mut status,
+        &Status {
+            from,
+            target,
+            group,
+            position,
+        },
+    );
+    status
 }
 
 /// Receiver side of reliable channels, without I/O, for every sender of one channel. Give it
@@ -470,16 +289,7 @@ impl<T: Clone> RepairReceiver<T> {
             if stream.reported.is_none() {
                 continue;
             }
-            let mut status = Vec::new();
-            repair::encode_status(
-                &mut status,
-                &Status {
-                    from: self.node,
-                    target: sender,
-                    group: self.group,
-                    position: repair::LEFT,
-                },
-            );
+            let status = status(self.node, sender, self.group, repair::LEFT);
             for _ in 0..FAREWELL_COPIES {
                 self.out
                     .push_back((status.clone(), stream.reply_to.clone()));
@@ -498,16 +308,7 @@ impl<T: Clone> RepairReceiver<T> {
                 stream.status_at = None;
                 stream.reported = Some((stream.next, now));
                 stream.unreported_bytes = 0;
-                let mut status = Vec::new();
-                repair::encode_status(
-                    &mut status,
-                    &Status {
-                        from: self.node,
-                        target: sender,
-                        group: self.group,
-                        position: stream.next,
-                    },
-                );
+                let status = status(self.node, sender, self.group, stream.next);
                 self.out.push_back((status, stream.reply_to.clone()));
                 self.stats.statuses_sent += 1;
             }
@@ -517,19 +318,17 @@ impl<T: Clone> RepairReceiver<T> {
             // Every hole, also those another receiver asked for: the sender repairs each block
             // by the most holes one receiver has in it; less what held parity fills.
             let holes = stream.wanted();
+            // Asked for now, or all filled by parity held: either way, wait for the next look.
+            let wait = now + stream.backoff;
+            stream.hole_timers.values_mut().for_each(|due| *due = wait);
+            stream.suppressed.clear();
             if holes.is_empty() {
-                let wait = now + stream.backoff;
-                stream.hole_timers.values_mut().for_each(|due| *due = wait);
-                stream.suppressed.clear();
                 continue;
             }
             let mut nack = Vec::new();
             repair::encode_nack(&mut nack, self.node, sender, stream.end, &holes);
             self.out.push_back((nack, None));
             self.stats.nacks_sent += 1;
-            let wait = now + stream.backoff;
-            stream.hole_timers.values_mut().for_each(|due| *due = wait);
-            stream.suppressed.clear();
             stream.backoff = (stream.backoff * 2).min(self.config.repair_wait_max);
         }
         self.out.pop_front()
@@ -578,13 +377,20 @@ impl<T: Clone> RepairReceiver<T> {
             // Each hole as old as the first goes too (a sender gone leaves many), one at a time:
             // skipping is not progress, so the position moving past one does not restart the
             // clock of the next.
-            while let Some(since) = self
+            while let Some((since, next)) = self
                 .streams
                 .get(&sender)
                 .filter(|stream| expired(stream))
-                .and_then(|stream| stream.hole_since)
+                .and_then(|stream| Some((stream.hole_since?, stream.next)))
             {
                 self.skip_hole(sender);
+                if self
+                    .streams
+                    .get(&sender)
+                    .is_none_or(|stream| stream.next == next)
+                {
+                    break;
+                }
                 self.settle(sender, now, &mut ready);
                 if let Some(stream) = self.streams.get_mut(&sender)
                     && stream.hole_since.is_some()

@@ -1,0 +1,210 @@
+//! What a receiver knows of one sender's stream: the packets waiting behind holes, the parity
+//! heard, the holes' timers and ages, and what was reported.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, Instant},
+};
+
+use super::{RepairConfig, grid::BlockGrid};
+
+/// Parity symbols heard for one block.
+#[derive(Debug)]
+pub(super) struct ParityBlock {
+    pub(super) len: u16,
+    pub(super) symbols: BTreeMap<u16, Vec<u8>>,
+}
+
+/// What a receiver knows of one sender's packets; `T` is what the caller notes of how each
+/// arrived.
+#[derive(Debug)]
+pub(super) struct Stream<T> {
+    /// The next packet to hand on; everything before it was handed on or given up.
+    pub(super) next: u64,
+    /// Where the sender's packets are known to reach (exclusive): the highest packet or block
+    /// end heard of.
+    pub(super) end: u64,
+    /// Packets from `next` on, waiting for the holes before them.
+    pub(super) waiting: BTreeMap<u64, (Vec<u8>, T)>,
+    /// Packets handed on, kept while parity might still need them.
+    pub(super) kept: BTreeMap<u64, Vec<u8>>,
+    pub(super) parity: BTreeMap<u64, ParityBlock>,
+    /// Where the sender's blocks are, to weigh other receivers' NACKs block by block.
+    pub(super) grid: BlockGrid,
+    /// When to ask for each hole, by the hole's first packet when it was found: a random delay
+    /// after it was found, or a wait for the repair after it was asked for (by this receiver
+    /// or another one heard).
+    pub(super) hole_timers: BTreeMap<u64, Instant>,
+    /// The holes whose timer another receiver's NACK pushed back since this receiver last
+    /// asked: pushed once, so that a stream of others' NACKs cannot silence this one.
+    pub(super) suppressed: BTreeSet<u64>,
+    /// How long to wait for a repair after a NACK: doubles with each unanswered one.
+    pub(super) backoff: Duration,
+    /// Since when the oldest hole has been the oldest: since the position last moved.
+    pub(super) hole_since: Option<Instant>,
+    /// When each open hole opened, by its first packet then.
+    pub(super) opened: BTreeMap<u64, Instant>,
+    pub(super) last_heard: Instant,
+    /// How the sender's latest packet arrived: where this receiver's reports go.
+    pub(super) reply_to: Option<T>,
+    /// The position last reported to the sender, and when.
+    pub(super) reported: Option<(u64, Instant)>,
+    /// When the next report is due, if the position moved since the last.
+    pub(super) status_at: Option<Instant>,
+    /// Bytes handed on since the last report.
+    pub(super) unreported_bytes: usize,
+}
+
+impl<T> Stream<T> {
+    pub(super) fn new(first: u64, now: Instant, config: &RepairConfig) -> Self {
+        Self {
+            next: first,
+            end: first,
+            waiting: BTreeMap::new(),
+            kept: BTreeMap::new(),
+            parity: BTreeMap::new(),
+            grid: BlockGrid::new(config.block_len),
+            hole_timers: BTreeMap::new(),
+            suppressed: BTreeSet::new(),
+            backoff: config.repair_wait,
+            hole_since: None,
+            opened: BTreeMap::new(),
+            last_heard: now,
+            reply_to: None,
+            reported: None,
+            status_at: None,
+            unreported_bytes: 0,
+        }
+    }
+
+    /// When the oldest hole is given up: once it has been open, and the position has not
+    /// moved, for `give_up`.
+    pub(super) fn give_up_at(&self, give_up: Duration) -> Option<Instant> {
+        let since = self.hole_since?;
+        let arrived = self.waiting.keys().next().copied().unwrap_or(self.end);
+        if arrived <= self.next {
+            // No hole in front: packets wait for the application, not for a repair.
+            return None;
+        }
+        let opened = self
+            .opened
+            .range(self.next..arrived)
+            .map(|(_, &at)| at)
+            .min();
+        Some(opened.map_or(since, |opened| opened.max(since)) + give_up)
+    }
+
+    /// The packets from `next` to `end` that have not arrived, as `(first, count)` ranges.
+    pub(super) fn holes(&self) -> Vec<(u64, u32)> {
+        let mut holes = Vec::new();
+        let mut from = self.next;
+        let waiting = self
+            .waiting
+            .keys()
+            .copied()
+            .chain(std::iter::once(self.end));
+        for present in waiting {
+            if present > from {
+                let count = u32::try_from(present - from).unwrap_or(u32::MAX);
+                holes.push((from, count));
+            }
+            // The last `present` is `end`, which may be 2^64 - 1: nothing follows it.
+            from = present.saturating_add(1);
+        }
+        holes
+    }
+
+    /// The holes to ask for: every hole, less as many per block as parity symbols of that block
+    /// are held here already. Any symbol fills any one hole, so the sender, which sends a block
+    /// as many fresh symbols as a NACK lists holes of it, then sends only what is still needed.
+    pub(super) fn wanted(&self) -> Vec<(u64, u32)> {
+        let holes = self.holes();
+        // Per block with parity held: its end, and how many of its holes to list.
+        let mut quota: BTreeMap<u64, (u64, u64)> = self
+            .parity
+            .iter()
+            .filter(|(_, block)| !block.symbols.is_empty())
+            .map(|(&start, block)| (start, (start + u64::from(block.len), 0)))
+            .collect();
+        if quota.is_empty() {
+            return holes;
+        }
+        for &(first, count) in &holes {
+            let end = first.saturating_add(u64::from(count));
+            for (&start, (block_end, left)) in quota.range_mut(..end) {
+                *left += (*block_end).min(end).saturating_sub(start.max(first));
+            }
+        }
+        for (start, (_, left)) in &mut quota {
+            let held = self
+                .parity
+                .get(start)
+                .map_or(0, |block| block.symbols.len());
+            *left = left.saturating_sub(held as u64);
+        }
+        let mut wanted = Vec::with_capacity(holes.len());
+        for (first, count) in holes {
+            let end = first.saturating_add(u64::from(count));
+            let mut at = first;
+            while at < end {
+                // The block with parity that `at` is in, or the next one to start in the hole.
+                let inside = quota
+                    .range_mut(..=at)
+                    .next_back()
+                    .filter(|(_, (block_end, _))| *block_end > at);
+                match inside {
+                    Some((_, (block_end, left))) => {
+                        let stop = (*block_end).min(end);
+                        let take = (stop - at).min(*left);
+                        *left -= take;
+                        if take > 0 {
+                            push_range(&mut wanted, at, take);
+                        }
+                        at = stop;
+                    }
+                    None => {
+                        let stop = quota.range(at..end).next().map_or(end, |(&start, _)| start);
+                        push_range(&mut wanted, at, stop - at);
+                        at = stop;
+                    }
+                }
+            }
+        }
+        wanted
+    }
+
+    pub(super) fn missing(&self) -> u64 {
+        self.end - self.next - self.waiting.len() as u64
+    }
+
+    pub(super) fn have(&self, packet: u64) -> Option<&Vec<u8>> {
+        self.waiting
+            .get(&packet)
+            .map(|(bytes, _)| bytes)
+            .or_else(|| self.kept.get(&packet))
+    }
+
+    pub(super) fn waiting_bytes(&self) -> usize {
+        self.waiting.values().map(|(bytes, _)| bytes.len()).sum()
+    }
+}
+
+/// Appends the range of `count` packets from `first`, joined to the last range if adjacent.
+fn push_range(ranges: &mut Vec<(u64, u32)>, first: u64, count: u64) {
+    let mut first = first;
+    let mut count = count;
+    if let Some((last_first, last_count)) = ranges.last_mut()
+        && *last_first + u64::from(*last_count) == first
+    {
+        let room = u64::from(u32::MAX - *last_count).min(count);
+        *last_count += room as u32;
+        first += room;
+        count -= room;
+    }
+    while count > 0 {
+        let part = count.min(u64::from(u32::MAX));
+        ranges.push((first, part as u32));
+        first += part;
+        count -= part;
+    }
+}
