@@ -228,6 +228,60 @@ fn what_an_island_sends_before_its_path_is_known_reaches_the_core() {
 }
 
 #[test]
+fn an_island_node_sends_through_its_relay_to_a_channel_it_has_not_joined() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world, "s0", &["r1"]);
+    let s0 = services.address;
+    let start = start_line(2);
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("c2").spawn(move || {
+            let (_context, channel) = joined(config(), "announcements");
+            start.wait();
+            let received = collect(&channel, 3, WAIT);
+            assert_quiet(&channel, Duration::from_millis(500));
+            received
+        })
+    };
+    let (reach, stats) = world
+        .host("i1")
+        .spawn(move || {
+            start.wait();
+            let context = Context::new(island_config(s0)).unwrap();
+            // Its tunnel carries the channel it listens to; it only sends to the other.
+            context.channel("alerts").unwrap().join().unwrap();
+            let channel = context.channel("announcements").unwrap();
+            wait_for_path(&context).expect("the island needs a relay");
+            for text in ["first", "second", "third"] {
+                channel.send(text.as_bytes()).unwrap();
+            }
+            channel.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            (context.reachability().unwrap(), channel.stats())
+        })
+        .join()
+        .unwrap();
+    assert!(reach.relay.is_some(), "{reach:?}");
+    let at_core = listener.join().unwrap();
+    let relays = services.relay_stats();
+    assert_eq!(
+        payloads(&at_core),
+        [&b"first"[..], b"second", b"third"],
+        "the core hears each once: {reach:?} {stats:?} {relays:?}"
+    );
+    // Not joined, the sender is sent nothing of the channel.
+    assert_eq!(stats.messages_received, 0);
+    let relays = services.relay_stats();
+    assert_eq!(
+        relays.iter().map(|stats| stats.rejected).sum::<u64>(),
+        0,
+        "{relays:?}"
+    );
+}
+
+#[test]
 fn islands_reach_each_other_through_relays() {
     let Some(world) = world(World::stratum2, false) else {
         return;

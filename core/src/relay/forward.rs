@@ -55,7 +55,9 @@ impl RelayService {
     }
 
     /// A datagram a client sends up: multicast on the core and passed to the group's other
-    /// clients.
+    /// clients. The client need not have joined the group: a node may send to a channel it
+    /// does not listen to, and joining would only bring it the channel's traffic. Joining
+    /// first and sending then was open to any client anyway; its rate limits bound both.
     pub(super) fn forward_up(&self, source: SocketAddrV6, group: Ipv6Addr, datagram: &[u8]) {
         let others: Vec<SocketAddrV6> = {
             let mut state = self.state.lock();
@@ -63,10 +65,6 @@ impl RelayService {
                 add(&self.counters.rejected, 1);
                 return;
             };
-            if !client.groups.contains(&group) {
-                add(&self.counters.rejected, 1);
-                return;
-            }
             let now = Instant::now();
             client.last_heard = now;
             if !client.limits.allow_data(datagram.len(), now) {

@@ -132,7 +132,7 @@ pub struct RelayStats {
     pub bytes_down: u64,
     /// Payload bytes received up tunnels.
     pub bytes_up: u64,
-    /// Datagrams dropped: malformed, from unknown clients, or for groups the client never joined.
+    /// Datagrams dropped: malformed, from unknown clients, or messages a relay does not take.
     pub rejected: u64,
     /// Tunnels moved to a client's new address after a NAT rebinding (proven by REBIND).
     pub rebinds: u64,
