@@ -119,6 +119,9 @@ pub(crate) struct Tunnel {
     nonce: u64,
     mac: Mac,
     groups: HashSet<Ipv6Addr>,
+    /// Whether the relay keeps state for this node: from its first JOIN on, also one of no
+    /// group (a node that only sends).
+    client: bool,
     pub(crate) last_heard: Instant,
     last_sent: Instant,
     last_keepalive: Instant,
@@ -308,6 +311,7 @@ pub(crate) fn open(
                         nonce,
                         mac,
                         groups: HashSet::new(),
+                        client: false,
                         last_heard: now,
                         last_sent: now,
                         last_keepalive: now,
@@ -316,12 +320,8 @@ pub(crate) fn open(
                         rebinding: None,
                         closed_by_relay: false,
                     };
-                    if groups.is_empty() {
-                        // Nothing to join yet: the relay keeps no state for this node until its
-                        // first JOIN, which a channel's join sends.
-                        info!(%relay, "tunnel ready");
-                        return Ok(opened);
-                    }
+                    // Also with no group yet: the JOIN makes this node a client, which may
+                    // send to channels it does not listen to.
                     opened.join(socket, groups)?;
                     tunnel = Some(opened);
                 }
@@ -360,19 +360,27 @@ impl Tunnel {
             .copied()
             .filter(|group| !self.groups.contains(group))
             .collect();
-        if new.is_empty() {
+        if new.is_empty() && self.client {
             return Ok(());
         }
-        if self.groups.is_empty() {
+        if !self.client {
             // The relay's silence is measured from its first client state on.
             self.last_heard = Instant::now();
+            self.client = true;
         }
         self.groups.extend(new.iter().copied());
         self.send_joins(socket, &new)
     }
 
     fn send_joins(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
-        for chunk in groups.chunks(control::MAX_GROUPS_PER_MESSAGE) {
+        // No group at all still takes one JOIN: it keeps the node a client.
+        let empty: [&[Ipv6Addr]; 1] = [&[]];
+        let chunks: Vec<&[Ipv6Addr]> = if groups.is_empty() {
+            empty.to_vec()
+        } else {
+            groups.chunks(control::MAX_GROUPS_PER_MESSAGE).collect()
+        };
+        for chunk in chunks {
             let join = Control::Join {
                 nonce: self.nonce,
                 mac: self.mac,
@@ -412,10 +420,10 @@ impl Tunnel {
         Ok(())
     }
 
-    /// Keepalives and join refreshes that are due (none while nothing is joined: the relay has
+    /// Keepalives and join refreshes that are due (none before the first JOIN: the relay has
     /// no state for this node then).
     pub(crate) fn maintain(&mut self, socket: &McastSocket) -> Result<()> {
-        if self.groups.is_empty() {
+        if !self.client {
             return Ok(());
         }
         if self.last_refresh.elapsed() >= self.refresh {
@@ -529,9 +537,9 @@ impl Tunnel {
         Ok(())
     }
 
-    /// Sends a keepalive now (the relay answers with one), if anything is joined.
+    /// Sends a keepalive now (the relay answers with one), if this node is a client.
     pub(crate) fn send_keepalive(&mut self, socket: &McastSocket) -> Result<()> {
-        if self.groups.is_empty() {
+        if !self.client {
             return Ok(());
         }
         send_control(
@@ -549,7 +557,7 @@ impl Tunnel {
         self.groups.contains(&group)
     }
 
-    /// Whether the tunnel carries no group (the relay keeps no state for it then).
+    /// Whether the tunnel carries no group.
     pub(crate) fn is_idle(&self) -> bool {
         self.groups.is_empty()
     }
@@ -559,7 +567,7 @@ impl Tunnel {
     pub(crate) fn failure(&self) -> Option<&'static str> {
         if self.closed_by_relay {
             Some("the relay closed the tunnel")
-        } else if !self.groups.is_empty() && self.last_heard.elapsed() >= SILENCE_LIMIT {
+        } else if self.client && self.last_heard.elapsed() >= SILENCE_LIMIT {
             Some("the relay went silent")
         } else {
             None
@@ -618,6 +626,7 @@ mod tests {
             nonce: 7,
             mac: [1; control::MAC_LEN],
             groups: HashSet::from(["ff1e::5c".parse().unwrap()]),
+            client: true,
             last_heard: now,
             last_sent: now,
             last_keepalive: now,
@@ -680,8 +689,14 @@ mod tests {
         tunnel.groups.clear();
         assert_eq!(
             tunnel.failure(),
+            Some("the relay went silent"),
+            "a client of no group hears the relay's answers to its keepalives too"
+        );
+        tunnel.client = false;
+        assert_eq!(
+            tunnel.failure(),
             None,
-            "an idle tunnel is not expected to hear anything"
+            "before its first JOIN, a tunnel is not expected to hear anything"
         );
     }
 }

@@ -746,7 +746,7 @@ fn a_hand_edited_vector_is_caught() {
     assert_eq!(problems.len(), 5, "{problems:#?}");
     let starts = [
         "encode[0] \"probe_without_beacon\": datagram",
-        "encode_refused[0] \"join_no_group\": error",
+        "encode_refused[0] \"leave_no_group\": error",
         "decode[0] \"flags_and_reserved_ignored\": decoded",
         "decode[5] \"truncated_header\": reason",
         "mac[0] \"base\": mac",

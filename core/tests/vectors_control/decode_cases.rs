@@ -228,10 +228,20 @@ pub(super) fn decode_cases() -> Vec<DecodeCase> {
             reply(1)[..34].to_vec(),
             "truncated",
         ),
-        invalid(
-            "join_count_0",
-            "a join must name at least one group",
+        valid(
+            "join_no_group",
+            "a join of no group makes a client that only sends",
             raw(11, &join_body(0, &[])),
+            Control::Join {
+                nonce: NONCE,
+                mac: MAC,
+                groups: Vec::new(),
+            },
+        ),
+        invalid(
+            "leave_count_0",
+            "a leave must name at least one group",
+            raw(12, &join_body(0, &[])),
             "bad_count",
         ),
         invalid(

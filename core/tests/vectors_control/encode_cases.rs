@@ -155,6 +155,14 @@ pub(super) fn encode_cases<'a>(
             },
         ),
         (
+            "join_no_group",
+            Control::Join {
+                nonce: NONCE,
+                mac: MAC,
+                groups: Vec::new(),
+            },
+        ),
+        (
             "join_most_groups",
             Control::Join {
                 nonce: NONCE,
@@ -233,8 +241,8 @@ pub(super) fn refused_cases() -> Vec<(&'static str, Control<'static>, &'static s
     let unicast = *node().ip();
     vec![
         (
-            "join_no_group",
-            Control::Join {
+            "leave_no_group",
+            Control::Leave {
                 nonce: NONCE,
                 mac: MAC,
                 groups: Vec::new(),

@@ -102,15 +102,16 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
             refresh_secs: reader.u16()?,
             limit,
         },
+        // A JOIN of no group makes a client that only sends.
         TYPE_JOIN => Control::Join {
             nonce: reader.u64()?,
             mac: reader.array()?,
-            groups: read_groups(&mut reader)?,
+            groups: read_groups(&mut reader, 0)?,
         },
         TYPE_LEAVE => Control::Leave {
             nonce: reader.u64()?,
             mac: reader.array()?,
-            groups: read_groups(&mut reader)?,
+            groups: read_groups(&mut reader, 1)?,
         },
         TYPE_DATA => {
             let group = read_group(&mut reader)?;
@@ -132,7 +133,7 @@ pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
         TYPE_GATEWAY => Control::Gateway {
             gateway: NodeId(reader.u64()?),
             hold_ms: reader.u16()?,
-            groups: read_groups(&mut reader)?,
+            groups: read_groups(&mut reader, 1)?,
         },
         TYPE_REBIND => Control::Rebind {
             nonce: reader.u64()?,
@@ -188,9 +189,10 @@ fn read_group(reader: &mut Reader<'_>) -> Result<Ipv6Addr, DecodeError> {
     }
 }
 
-fn read_groups(reader: &mut Reader<'_>) -> Result<Vec<Ipv6Addr>, DecodeError> {
+/// A group count of at least `least`, then that many groups.
+fn read_groups(reader: &mut Reader<'_>, least: usize) -> Result<Vec<Ipv6Addr>, DecodeError> {
     let count = usize::from(reader.u16()?);
-    if count == 0 || count > MAX_GROUPS_PER_MESSAGE {
+    if count < least || count > MAX_GROUPS_PER_MESSAGE {
         return Err(DecodeError::BadCount);
     }
     let mut groups = Vec::with_capacity(count);

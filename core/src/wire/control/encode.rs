@@ -22,8 +22,8 @@ impl Control<'_> {
     /// Checks the rules [`encode`](Self::encode) enforces, without encoding. `Ok` exactly for
     /// the messages [`decode`](super::decode) can give back.
     ///
-    /// Only four messages can break a rule, and only by a mistake of their builder: a JOIN,
-    /// LEAVE or GATEWAY with no group or more than [`MAX_GROUPS_PER_MESSAGE`]
+    /// Only four messages can break a rule, and only by a mistake of their builder: a LEAVE or
+    /// GATEWAY with no group, a JOIN, LEAVE or GATEWAY with more than [`MAX_GROUPS_PER_MESSAGE`]
     /// ([`ErrorKind::InvalidConfig`]), a JOIN, LEAVE, GATEWAY or DATA naming a group that is not
     /// multicast ([`ErrorKind::InvalidAddress`]), and a DATA whose datagram is empty
     /// ([`ErrorKind::InvalidConfig`]) or longer than [`MAX_DATA_DATAGRAM`]
@@ -33,12 +33,14 @@ impl Control<'_> {
             Self::Join { groups, .. }
             | Self::Leave { groups, .. }
             | Self::Gateway { groups, .. } => {
-                if groups.is_empty() || groups.len() > MAX_GROUPS_PER_MESSAGE {
+                // A JOIN of no group makes a client that only sends.
+                let least = usize::from(!matches!(self, Self::Join { .. }));
+                if groups.len() < least || groups.len() > MAX_GROUPS_PER_MESSAGE {
                     return Err(Error::new(
                         ErrorKind::InvalidConfig,
                         format!(
-                            "a {} names 1 to {MAX_GROUPS_PER_MESSAGE} groups, not {}; split \
-                             longer lists over several messages",
+                            "a {} names {least} to {MAX_GROUPS_PER_MESSAGE} groups, not {}; \
+                             split longer lists over several messages",
                             self.name(),
                             groups.len()
                         ),

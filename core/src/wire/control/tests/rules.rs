@@ -71,9 +71,11 @@ fn heard_beacon_is_0_or_1() {
 
 #[test]
 fn group_list_rules() {
+    // A JOIN of no group makes a client that only sends; a LEAVE of none means nothing.
+    assert!(decode(&raw(TYPE_JOIN, &join_body(0, &[]))).is_ok());
+    assert_eq!(reason(&raw(TYPE_LEAVE, &join_body(0, &[]))), "bad_count");
     for kind in [TYPE_JOIN, TYPE_LEAVE] {
         assert!(decode(&raw(kind, &join_body(1, &[GROUP]))).is_ok());
-        assert_eq!(reason(&raw(kind, &join_body(0, &[]))), "bad_count");
         let most = vec![GROUP; MAX_GROUPS_PER_MESSAGE];
         assert!(decode(&raw(kind, &join_body(64, &most))).is_ok());
         let too_many = vec![GROUP; MAX_GROUPS_PER_MESSAGE + 1];
@@ -168,7 +170,7 @@ fn encode_refuses_what_decode_rejects() {
     let oversized = vec![0; MAX_DATA_DATAGRAM + 1];
     let cases = [
         (
-            Control::Join {
+            Control::Leave {
                 nonce: 1,
                 mac: MAC,
                 groups: Vec::new(),
@@ -257,7 +259,7 @@ fn every_control_reason_has_a_failing_case_and_reasons_are_distinct() {
             bytes
         },
         raw(0, &[0; 8]),
-        raw(TYPE_JOIN, &join_body(0, &[])),
+        raw(TYPE_LEAVE, &join_body(0, &[])),
         raw(TYPE_ECHO, &[0; 9]),
         raw(TYPE_HELLO, &[0; 8]),
         padded(raw(TYPE_HELLO, &[0; 9]))
