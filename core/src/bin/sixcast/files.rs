@@ -85,7 +85,7 @@ pub(super) fn send_file(args: &SendFile) -> sixcast::Result<ExitCode> {
     let context = Context::new(config)?;
     let channel = context.channel(&args.channel)?;
     args.keys.apply(&channel)?;
-    crate::await_path(&context, &channel)?;
+    crate::await_path(&context)?;
     let started = Instant::now();
     let bar = progress_bar();
     let sent = outgoing.send(&channel, &mut |progress| show(&bar, progress))?;

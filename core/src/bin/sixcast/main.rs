@@ -386,7 +386,7 @@ fn send(
     let context = Context::new(network.config()?)?;
     let channel = context.channel(name)?;
     keys.apply(&channel)?;
-    await_path(&context, &channel)?;
+    await_path(&context)?;
     match message {
         Some(message) => channel.send(message.as_bytes())?,
         None => {
@@ -425,15 +425,15 @@ fn deadline_after(timeout: Option<f64>) -> sixcast::Result<Option<Instant>> {
 }
 
 /// A one-shot send must not leave before the path to the core is known: where this node
-/// reaches the core through Stratum 0, joins `channel` (so that a relay's tunnel carries it)
-/// and waits until the path is settled; fails, before anything is sent, where none is.
-fn await_path(context: &Context, channel: &sixcast::Channel) -> sixcast::Result<()> {
+/// reaches the core through Stratum 0, waits until the path is settled; fails, before anything
+/// is sent, where none is. It need not join the channel: a relay takes a client's DATA for any
+/// group, and not joining spares it the channel's traffic.
+fn await_path(context: &Context) -> sixcast::Result<()> {
     let config = context.config();
     if config.stratum0_source().is_none() {
         return Ok(());
     }
     let limit = settle_limit(config);
-    channel.join()?;
     let reachability = settled(context, limit);
     if path_of(reachability.as_ref()) == "none" {
         let why = reachability
