@@ -159,7 +159,8 @@ impl Channel {
     /// or at [`flush`](Self::flush); after a linger without sending, the next complete datagram
     /// leaves at once. With a send rate configured
     /// ([`Config::send_rate_messages`](crate::Config::send_rate_messages), `send_rate_bytes`),
-    /// `send` first waits for its turn.
+    /// `send` first waits for its turn. The channel need not be joined to send to it, also
+    /// through a relay.
     pub fn send(&self, payload: &[u8]) -> Result<()> {
         let core = &self.shared.core;
         core.check_open()?;
