@@ -291,7 +291,6 @@ impl Core {
     /// most [`CLOSE_LINGER`].
     pub(super) fn settle_repairs(&self) {
         let states: Vec<_> = self.by_name.lock().values().cloned().collect();
-        let quiet = self.config.repair.repair_wait * 4;
         let deadline = Instant::now() + CLOSE_LINGER;
         for state in states {
             let Some(sender) = &state.repair_sender else {
@@ -299,7 +298,7 @@ impl Core {
             };
             let mut sender = sender.lock();
             // Woken by each receiver's report; otherwise at the next thing to look at.
-            while let Some(until) = sender.busy_until(Instant::now(), quiet) {
+            while let Some(until) = sender.busy_until(Instant::now()) {
                 if Instant::now() >= deadline {
                     return;
                 }

@@ -9,29 +9,21 @@ use std::{
 };
 
 use super::{
-    sim::{self, Loss, World, packet, receiver_with},
+    sim::{Loss, World, hear, packet, receiver_with, switchable_loss},
     *,
 };
-use crate::wire::{
-    NodeId,
-    repair::{self, Repair},
-};
+use crate::wire::repair::{self, Repair};
 
 /// Whether the sender, about to stop, still waits for its receivers.
 fn closing_sender_busy(world: &World) -> bool {
-    let quiet = RepairConfig::default().repair_wait * 4;
-    world.sender.busy_until(world.now, quiet).is_some()
+    world.sender.busy_until(world.now).is_some()
 }
 
 #[test]
 fn a_closing_sender_waits_for_a_receiver_that_stalls_shorter_than_give_up() {
     // The receiver hears nothing for 2.5 s from packet 300 on (a starved process): longer than
     // the receiver timeout, shorter than `give_up`.
-    let deaf = Rc::new(Cell::new(false));
-    let loss: Loss = Box::new({
-        let deaf = deaf.clone();
-        move |_, _| deaf.get()
-    });
+    let (deaf, loss) = switchable_loss(|_| true);
     let config = RepairConfig {
         flow_window_bytes: 50_000,
         ..RepairConfig::default()
@@ -58,11 +50,7 @@ fn a_closing_sender_waits_for_a_receiver_that_stalls_shorter_than_give_up() {
 
 #[test]
 fn a_closing_sender_stops_waiting_for_a_receiver_silent_past_give_up() {
-    let gone = Rc::new(Cell::new(false));
-    let loss: Loss = Box::new({
-        let gone = gone.clone();
-        move |_, _| gone.get()
-    });
+    let (gone, loss) = switchable_loss(|_| true);
     let mut world = World::new(1, RepairConfig::default(), loss);
     world.send(0..100);
     world.run(Duration::from_millis(50));
@@ -106,11 +94,7 @@ fn a_receiver_whose_last_report_was_lost_says_it_again() {
 
 #[test]
 fn a_receiver_that_leaves_is_not_waited_for() {
-    let gone = Rc::new(Cell::new(false));
-    let loss: Loss = Box::new({
-        let gone = gone.clone();
-        move |receiver, _| receiver == 1 && gone.get()
-    });
+    let (gone, loss) = switchable_loss(|receiver| receiver == 1);
     let config = RepairConfig {
         flow_window_bytes: 50_000,
         ..RepairConfig::default()
@@ -206,17 +190,10 @@ fn a_receiver_whose_reports_are_lost_is_waited_for_by_its_nacks() {
 fn a_held_receiver_gives_up_no_hole_while_packets_wait_in_front() {
     let config = RepairConfig::default();
     let start = Instant::now();
-    let mut receiver = RepairReceiver::new(NodeId(1), sim::GROUP, config, 7);
+    let mut receiver = receiver_with(config, &[], start);
     // The application is slow: packets 0 to 2 wait in front, and 3 and 4 are missing.
     receiver.hold();
-    for number in [0, 1, 2, 5] {
-        let mut bytes = Vec::new();
-        repair::encode_sequenced(&mut bytes, sim::SENDER, number, b"packet");
-        let Ok(Repair::Sequenced(packet)) = repair::decode(&bytes) else {
-            unreachable!("the library's packet decodes")
-        };
-        receiver.on_sequenced(&packet, (), start);
-    }
+    hear(&mut receiver, &[0, 1, 2, 5], start);
     let late = start + config.give_up * 2;
     assert!(receiver.poll_expired(late).is_empty());
     assert_eq!(receiver.stats().packets_lost, 0);

@@ -377,18 +377,13 @@ impl<T: Clone> RepairReceiver<T> {
             // Each hole as old as the first goes too (a sender gone leaves many), one at a time:
             // skipping is not progress, so the position moving past one does not restart the
             // clock of the next.
-            while let Some((since, next)) = self
+            while let Some(since) = self
                 .streams
                 .get(&sender)
                 .filter(|stream| expired(stream))
-                .and_then(|stream| Some((stream.hole_since?, stream.next)))
+                .and_then(|stream| stream.hole_since)
             {
-                self.skip_hole(sender);
-                if self
-                    .streams
-                    .get(&sender)
-                    .is_none_or(|stream| stream.next == next)
-                {
+                if !self.skip_hole(sender) {
                     break;
                 }
                 self.settle(sender, now, &mut ready);
@@ -402,15 +397,17 @@ impl<T: Clone> RepairReceiver<T> {
         ready
     }
 
-    /// Moves past the oldest hole of `sender`, counting its packets lost.
-    fn skip_hole(&mut self, sender: NodeId) {
+    /// Moves past the oldest hole of `sender`, counting its packets lost; whether it moved.
+    fn skip_hole(&mut self, sender: NodeId) -> bool {
         let Some(stream) = self.streams.get_mut(&sender) else {
-            return;
+            return false;
         };
         let resume = stream.waiting.keys().next().copied().unwrap_or(stream.end);
         self.stats.packets_lost += resume - stream.next;
+        let moved = resume > stream.next;
         stream.next = resume;
         stream.hole_since = None;
+        moved
     }
 
     /// Hands on the packets of `sender` that no hole holds back, keeps them for parity, and

@@ -319,9 +319,9 @@ impl RepairSender {
     /// Until when a sender about to stop should keep answering: while a repair or the
     /// announcement of its last burst is due; while a receiver that moved lately has not got
     /// everything (see `Flow::catching_up`), so that one that keeps moving is waited for
-    /// however slowly; and for `quiet` after the last NACK or repair, for receivers that never reported.
-    /// `None`: it may stop.
-    pub fn busy_until(&self, now: Instant, quiet: std::time::Duration) -> Option<Instant> {
+    /// however slowly; and for four `repair_wait` after the last NACK or repair, for receivers
+    /// that never reported. `None`: it may stop.
+    pub fn busy_until(&self, now: Instant) -> Option<Instant> {
         let behind = self.flow.catching_up(self.next_packet, now);
         // A repeated announcement (`left` 0) is owed only to receivers behind.
         let tail = self
@@ -332,7 +332,9 @@ impl RepairSender {
             // Due already: the driver's turn is next.
             return Some(due.max(now + std::time::Duration::from_millis(1)));
         }
-        let quiet_end = self.last_active.map(|active| active + quiet);
+        let quiet_end = self
+            .last_active
+            .map(|active| active + self.config.repair_wait * 4);
         behind
             .into_iter()
             .chain(quiet_end)

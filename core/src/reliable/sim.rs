@@ -1,7 +1,11 @@
 //! A fake-clock world for the repair protocol's tests: one sender, several receivers, chosen
 //! losses, datagrams in flight with a latency.
 
-use std::time::{Duration, Instant};
+use std::{
+    cell::Cell,
+    rc::Rc,
+    time::{Duration, Instant},
+};
 
 use super::*;
 use crate::wire::{
@@ -220,6 +224,12 @@ pub(super) fn receiver_with(
     now: Instant,
 ) -> RepairReceiver<()> {
     let mut receiver = RepairReceiver::new(NodeId(1), GROUP, config, 7);
+    hear(&mut receiver, numbers, now);
+    receiver
+}
+
+/// Gives `receiver` the sender's packets `numbers` at `now`.
+pub(super) fn hear(receiver: &mut RepairReceiver<()>, numbers: &[u64], now: Instant) {
     for &number in numbers {
         let mut bytes = Vec::new();
         repair::encode_sequenced(&mut bytes, SENDER, number, b"packet");
@@ -228,5 +238,15 @@ pub(super) fn receiver_with(
         };
         receiver.on_sequenced(&packet, (), now);
     }
-    receiver
+}
+
+/// A loss that drops everything to the receivers `only` picks while the switch it returns is
+/// on (off at first): a receiver that stalls, or goes away.
+pub(super) fn switchable_loss(only: fn(usize) -> bool) -> (Rc<Cell<bool>>, Loss) {
+    let on = Rc::new(Cell::new(false));
+    let loss: Loss = Box::new({
+        let on = Rc::clone(&on);
+        move |receiver, _| only(receiver) && on.get()
+    });
+    (on, loss)
 }
