@@ -5,7 +5,8 @@ mod harness;
 
 use std::{
     net::SocketAddrV6,
-    sync::Arc,
+    sync::{Arc, Barrier},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -14,7 +15,7 @@ use harness::{
     stratum0_on, world,
 };
 use sixcast::{
-    Config, Context, CorePath, Event,
+    Channel, Config, Context, CorePath, Event,
     discovery::Stratum0,
     relay::{Relay, RelayStats},
     wire::control::{self, Control},
@@ -77,6 +78,34 @@ fn wait_for_path(context: &Context) -> Option<SocketAddrV6> {
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("no path settled: {:?}", context.reachability());
+}
+
+/// What the tests that count messages at the core send.
+const THREE: [&str; 3] = ["first", "second", "third"];
+
+/// Sends the [`THREE`] messages on `channel`, and flushes.
+fn send_three(channel: &Channel) {
+    for text in THREE {
+        channel.send(text.as_bytes()).unwrap();
+    }
+    channel.flush().unwrap();
+}
+
+/// On the core host c2, a listener joined to `name` that collects three messages once `start`
+/// opens, then checks that no more follow.
+fn three_heard_on_c2(
+    world: &World,
+    name: &'static str,
+    start: &Arc<Barrier>,
+) -> JoinHandle<Vec<sixcast::Message>> {
+    let start = Arc::clone(start);
+    world.host("c2").spawn(move || {
+        let (_context, channel) = joined(config(), name);
+        start.wait();
+        let received = collect(&channel, 3, WAIT);
+        assert_quiet(&channel, Duration::from_millis(500));
+        received
+    })
 }
 
 fn payloads(messages: &[sixcast::Message]) -> Vec<&[u8]> {
@@ -183,16 +212,7 @@ fn what_an_island_sends_before_its_path_is_known_reaches_the_core() {
     let services = core_services(&world, "s0", &["r1"]);
     let s0 = services.address;
     let start = start_line(2);
-    let listener = {
-        let start = Arc::clone(&start);
-        world.host("c2").spawn(move || {
-            let (_context, channel) = joined(config(), "early");
-            start.wait();
-            let received = collect(&channel, 3, WAIT);
-            assert_quiet(&channel, Duration::from_millis(500));
-            received
-        })
-    };
+    let listener = three_heard_on_c2(&world, "early", &start);
     let reach = world
         .host("i1")
         .spawn(move || {
@@ -202,10 +222,7 @@ fn what_an_island_sends_before_its_path_is_known_reaches_the_core() {
             channel.join().unwrap();
             // At once: Stratum 0 has not answered the probe yet, and no tunnel is open.
             assert!(context.reachability().unwrap().relay.is_none());
-            for text in ["first", "second", "third"] {
-                channel.send(text.as_bytes()).unwrap();
-            }
-            channel.flush().unwrap();
+            send_three(&channel);
             wait_for_path(&context).expect("the island needs a relay");
             std::thread::sleep(Duration::from_millis(300));
             context.reachability().unwrap()
@@ -215,7 +232,7 @@ fn what_an_island_sends_before_its_path_is_known_reaches_the_core() {
     let at_core = listener.join().unwrap();
     assert_eq!(
         payloads(&at_core),
-        [&b"first"[..], b"second", b"third"],
+        THREE.map(str::as_bytes),
         "the core hears each once: {reach:?}"
     );
     assert!(at_core.iter().all(|message| message.relayed));
@@ -235,16 +252,7 @@ fn an_island_node_that_joined_nothing_sends_through_its_relay() {
     let services = core_services(&world, "s0", &["r1"]);
     let s0 = services.address;
     let start = start_line(2);
-    let listener = {
-        let start = Arc::clone(&start);
-        world.host("c2").spawn(move || {
-            let (_context, channel) = joined(config(), "announcements");
-            start.wait();
-            let received = collect(&channel, 3, WAIT);
-            assert_quiet(&channel, Duration::from_millis(500));
-            received
-        })
-    };
+    let listener = three_heard_on_c2(&world, "announcements", &start);
     let (reach, stats) = world
         .host("i1")
         .spawn(move || {
@@ -252,10 +260,7 @@ fn an_island_node_that_joined_nothing_sends_through_its_relay() {
             let context = Context::new(island_config(s0)).unwrap();
             let channel = context.channel("announcements").unwrap();
             wait_for_path(&context).expect("the island needs a relay");
-            for text in ["first", "second", "third"] {
-                channel.send(text.as_bytes()).unwrap();
-            }
-            channel.flush().unwrap();
+            send_three(&channel);
             std::thread::sleep(Duration::from_millis(300));
             (context.reachability().unwrap(), channel.stats())
         })
@@ -266,12 +271,11 @@ fn an_island_node_that_joined_nothing_sends_through_its_relay() {
     let relays = services.relay_stats();
     assert_eq!(
         payloads(&at_core),
-        [&b"first"[..], b"second", b"third"],
+        THREE.map(str::as_bytes),
         "the core hears each once: {reach:?} {stats:?} {relays:?}"
     );
     // Not joined, the sender is sent nothing of the channel.
     assert_eq!(stats.messages_received, 0);
-    let relays = services.relay_stats();
     assert_eq!(
         relays.iter().map(|stats| stats.rejected).sum::<u64>(),
         0,
