@@ -9,6 +9,10 @@
 //! own tunnel (opening one if needed), so when the gateway leaves (a withdrawing announcement, or
 //! silence for [`HOLD`]) the others take over and elect again.
 //!
+//! Sending counts as using a channel: a gateway uploads only the channels it serves, so a node
+//! that sent to a channel no gateway serves within [`SENDING_HOLD`] keeps (or opens) a tunnel
+//! of its own for what it sends, though it joins nothing there for that channel.
+//!
 //! A gateway re-sends onto its segment only what some neighbour listens to: every node that has
 //! joined a channel it does not serve says so every [`ANNOUNCE_INTERVAL`] with a withdrawing
 //! announcement of that channel (hold 0: "I do not serve it", harmless to every receiver), and
@@ -38,6 +42,10 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_millis(500);
 pub const HOLD: Duration = Duration::from_millis(1500);
 /// How long a node listens for gateways before it opens a tunnel of its own: two intervals.
 pub const LISTEN_WINDOW: Duration = Duration::from_millis(1000);
+/// How long a node counts a channel it sent to as used, joined or not: while no gateway serves
+/// it, the node keeps (or opens) a tunnel to carry what it sends. Long enough that a periodic
+/// sender (a check every few seconds) keeps its tunnel between sends.
+pub const SENDING_HOLD: Duration = Duration::from_secs(30);
 /// At most this many channels' gateways are remembered, so a flood of announcements cannot
 /// grow memory; announcements of further channels are ignored until some expire.
 const MAX_CHANNELS_HEARD: usize = 4096;
@@ -120,6 +128,9 @@ pub(crate) struct Plan {
     pub(crate) carry: Vec<Ipv6Addr>,
     /// Some channel has no gateway and there is no tunnel: open one.
     pub(crate) open_tunnel: bool,
+    /// A channel sent to lately (see [`SENDING_HOLD`]) has no gateway: the tunnel carries what
+    /// is sent to it, so it stays open though it may carry no joined channel.
+    pub(crate) keep_tunnel: bool,
     /// Channels this node serves as the segment's gateway: announce them.
     pub(crate) serve: Vec<Ipv6Addr>,
 }
@@ -225,15 +236,26 @@ impl Gateways {
 
     /// Decides, for a node that needs the core's multicast, which of its joined `channels`
     /// (channel groups) it serves, which it leaves to a better gateway, and which still need a
-    /// tunnel. `carried` says whether the tunnel (if `tunnel`) carries a channel now.
+    /// tunnel; and whether the channels it only `sends_to` need one. `carried` says whether
+    /// the tunnel (if `tunnel`) carries a channel now.
     pub(crate) fn plan(
         &self,
         channels: &[Ipv6Addr],
+        sends_to: &[Ipv6Addr],
         carried: impl Fn(Ipv6Addr) -> bool,
         tunnel: bool,
         now: Instant,
     ) -> Plan {
         let mut plan = Plan::default();
+        // What this node sends to an unserved channel goes up its own tunnel; it joins nothing
+        // for that, so it neither carries nor serves the channel.
+        if sends_to
+            .iter()
+            .any(|&channel| self.serving(channel, now).is_none())
+        {
+            plan.keep_tunnel = tunnel;
+            plan.open_tunnel = !tunnel;
+        }
         for &channel in channels {
             let gateway = self.serving(channel, now);
             if tunnel && carried(channel) {
@@ -408,7 +430,7 @@ mod tests {
         assert!(!gateways.listened(now));
         assert!(gateways.listened(now + LISTEN_WINDOW));
         // Nobody serves: without a tunnel, open one; with one, carry the channel.
-        let plan = gateways.plan(&[CHANNEL], |_| false, false, now);
+        let plan = gateways.plan(&[CHANNEL], &[], |_| false, false, now);
         assert_eq!(
             plan,
             Plan {
@@ -416,25 +438,53 @@ mod tests {
                 ..Plan::default()
             }
         );
-        let plan = gateways.plan(&[CHANNEL], |_| false, true, now);
+        let plan = gateways.plan(&[CHANNEL], &[], |_| false, true, now);
         assert_eq!(plan.carry, [CHANNEL]);
         // Carrying and unchallenged: serve.
-        let plan = gateways.plan(&[CHANNEL], |_| true, true, now);
+        let plan = gateways.plan(&[CHANNEL], &[], |_| true, true, now);
         assert_eq!(plan.serve, [CHANNEL]);
         // A higher id announces too: keep serving (it stands down).
         gateways.heard(from(3), &announce(90, 1500, &[CHANNEL]), now);
-        let plan = gateways.plan(&[CHANNEL], |_| true, true, now);
+        let plan = gateways.plan(&[CHANNEL], &[], |_| true, true, now);
         assert_eq!(plan.serve, [CHANNEL]);
         // A lower id serves CHANNEL: stand down, and do not open a tunnel for it.
         gateways.heard(from(2), &announce(20, 1500, &[CHANNEL]), now);
-        let plan = gateways.plan(&[CHANNEL, OTHER], |group| group == CHANNEL, true, now);
+        let plan = gateways.plan(&[CHANNEL, OTHER], &[], |group| group == CHANNEL, true, now);
         assert_eq!(plan.stand_down, [CHANNEL]);
         assert!(plan.serve.is_empty());
         assert_eq!(plan.carry, [OTHER]);
-        let plan = gateways.plan(&[CHANNEL], |_| false, false, now);
+        let plan = gateways.plan(&[CHANNEL], &[], |_| false, false, now);
         assert_eq!(plan, Plan::default(), "served by a gateway: no tunnel");
         // Once every announcement has expired, the node needs a tunnel again.
-        let plan = gateways.plan(&[CHANNEL], |_| false, false, now + HOLD);
+        let plan = gateways.plan(&[CHANNEL], &[], |_| false, false, now + HOLD);
         assert!(plan.open_tunnel);
+    }
+
+    #[test]
+    fn a_channel_only_sent_to_needs_a_tunnel_while_no_gateway_serves_it() {
+        let now = Instant::now();
+        let mut gateways = Gateways::new(NodeId(50), now);
+        gateways.heard(from(2), &announce(20, 1500, &[CHANNEL]), now);
+        // CHANNEL is joined and served; OTHER, only sent to, is not: a tunnel for what is sent.
+        let plan = gateways.plan(&[CHANNEL], &[OTHER], |_| false, false, now);
+        assert_eq!(
+            plan,
+            Plan {
+                open_tunnel: true,
+                ..Plan::default()
+            }
+        );
+        // With one open, keep it, but neither carry nor serve the channel: nothing is joined.
+        let plan = gateways.plan(&[CHANNEL], &[OTHER], |_| false, true, now);
+        assert_eq!(
+            plan,
+            Plan {
+                keep_tunnel: true,
+                ..Plan::default()
+            }
+        );
+        // Sending to a served channel needs nothing: the gateway uploads it.
+        let plan = gateways.plan(&[], &[CHANNEL], |_| false, false, now);
+        assert_eq!(plan, Plan::default());
     }
 }

@@ -352,6 +352,63 @@ fn numbers(messages: &[Message], prefix: &str) -> Vec<usize> {
 }
 
 #[test]
+fn a_served_host_sends_to_a_channel_its_gateway_does_not_serve_through_a_tunnel_of_its_own() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world);
+    let s0 = services.address;
+    let _gateway = world
+        .host("i1")
+        .run(|| {
+            let (context, channel) = harness::joined(island_config(s0), "alerts");
+            wait_until(&context, is_gateway);
+            (context, channel)
+        })
+        .unwrap();
+    let (_listener_context, listener) = world
+        .host("c2")
+        .run(|| harness::joined(config(), "deploys"))
+        .unwrap();
+    std::thread::sleep(harness::ROUTER_JOIN_DELAY);
+    // i2's only joined channel is served by i1, so it holds no tunnel; nobody on the segment
+    // joined "deploys", so no gateway uploads what i2 multicasts there.
+    let (served_context, _alerts, deploys) = world
+        .host("i2")
+        .run(|| {
+            let (context, alerts) = harness::joined(island_config(s0), "alerts");
+            wait_until(&context, is_served);
+            let deploys = context.channel("deploys").unwrap();
+            (context, alerts, deploys)
+        })
+        .unwrap();
+    assert_eq!(services.settle_tunnels(1), 1, "{:?}", services.stats());
+    let sent_at = Instant::now();
+    for text in ["release 1", "release 2", "release 3"] {
+        deploys.send(text.as_bytes()).unwrap();
+        deploys.flush().unwrap();
+    }
+    let received = collect(&listener, 3, WAIT);
+    let arrived_after = sent_at.elapsed();
+    assert_eq!(
+        payloads(&received),
+        [&b"release 1"[..], b"release 2", b"release 3"],
+        "{:?}",
+        served_context.reachability()
+    );
+    assert_quiet(&listener, Duration::from_millis(500));
+    // The tunnel opened for what i2 sends stays; its joined channel stays with the gateway.
+    assert_eq!(services.settle_tunnels(2), 2, "{:?}", services.stats());
+    let reach = served_context.reachability().unwrap();
+    assert!(
+        reach.relay.is_some() && reach.serving.is_empty(),
+        "{reach:?}"
+    );
+    assert_eq!(reach.held_dropped, 0, "{reach:?}");
+    eprintln!("sent to an unserved channel: all three at the core {arrived_after:?} after");
+}
+
+#[test]
 fn a_gateway_resends_only_while_a_neighbour_listens() {
     let Some(world) = world(World::stratum, false) else {
         return;

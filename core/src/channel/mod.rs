@@ -31,7 +31,7 @@ use crate::{
     crypto::{Covers, DropCounters, Drops, Protection},
     discovery::ProbeReport,
     events::EventQueue,
-    gateway::{Gateways, Path},
+    gateway::{self, Gateways, Path},
     lead::Lead,
     locate::Stratum0Source,
     ratelimit::Pacer,
@@ -286,7 +286,7 @@ struct RelayLink {
     source: Stratum0Source,
     state: Mutex<LinkState>,
     segment: Segment,
-    /// Set when a joined channel has neither a gateway nor the tunnel: open one now.
+    /// Set when a channel joined or sent to has neither a gateway nor the tunnel: open one now.
     tunnel_wanted: AtomicBool,
     /// Wakes the reach thread: a tunnel is wanted, or the context closes.
     nudge: Waker,
@@ -318,11 +318,31 @@ struct LinkState {
     last_error: Option<String>,
     /// Groups of the channels this node serves as its segment's gateway.
     serving: Vec<Ipv6Addr>,
-    /// Whether the core is known to be reached without this node's tunnel: natively, or
-    /// through the segment's gateway. Until then, and whenever that stops, what is sent waits
-    /// in `held` for a tunnel too.
-    reached_without_tunnel: bool,
+    /// Whether the core is known to be reached natively. Until then, and whenever that stops,
+    /// what is sent to a channel no gateway of the segment serves waits in `held` for a tunnel
+    /// too.
+    reached_natively: bool,
     held: Held,
+    /// The groups of the channels this node sent to, with when it last did: sending counts as
+    /// using a channel in the gateway election for `gateway::SENDING_HOLD`.
+    sent_to: HashMap<Ipv6Addr, Instant>,
+}
+
+impl LinkState {
+    /// The groups of the channels sent to lately that are not among the `joined`, in a stable
+    /// order; forgets the channels sent to longer ago.
+    fn sends_only_to(&mut self, joined: &[Ipv6Addr], now: Instant) -> Vec<Ipv6Addr> {
+        self.sent_to
+            .retain(|_, at| now.saturating_duration_since(*at) < gateway::SENDING_HOLD);
+        let mut groups: Vec<Ipv6Addr> = self
+            .sent_to
+            .keys()
+            .filter(|group| !joined.contains(group))
+            .copied()
+            .collect();
+        groups.sort_unstable();
+        groups
+    }
 }
 
 /// Where a context stands with the multicast core, as far as it has found out.

@@ -301,7 +301,8 @@ impl Core {
     }
 
     /// Whether this node needs a tunnel of its own, once it has listened for the segment's
-    /// gateways: some joined channel has no gateway (or no channel is joined yet).
+    /// gateways: some joined channel, or one sent to lately, has no gateway (or no channel is
+    /// joined yet).
     fn tunnel_needed(&self, link: &RelayLink) -> bool {
         // Waits out the listening window; no tunnel is open, so nothing arrives meanwhile that
         // anyone needs.
@@ -324,12 +325,13 @@ impl Core {
             .iter()
             .map(|state| state.group)
             .collect();
+        let sends_to = link.state.lock().sends_only_to(&channels, Instant::now());
         channels.is_empty()
             || link
                 .segment
                 .gateways
                 .lock()
-                .plan(&channels, |_| false, false, Instant::now())
+                .plan(&channels, &sends_to, |_| false, false, Instant::now())
                 .open_tunnel
     }
 
@@ -365,7 +367,7 @@ impl Core {
         let channels = self.joined_channels();
         let mut state = link.state.lock();
         let gateway = self.serving_gateway(link, &state, &channels);
-        self.settle_held(link, &mut state, gateway.is_some());
+        self.settle_held(link, &mut state);
         let Some(report) = &state.report else {
             // Stratum 0 never answered: the core is out of reach until it does.
             if state.last_error.is_some() {
@@ -390,19 +392,23 @@ impl Core {
     }
 
     /// What was sent before the path was known (see `held`): up the tunnel once one is open,
-    /// else dropped once native multicast or the segment's gateway (`gateway_serves`) is known
-    /// to carry the channels.
-    fn settle_held(&self, link: &RelayLink, state: &mut LinkState, gateway_serves: bool) {
+    /// else dropped once native multicast, or for a channel the segment's gateway, is known to
+    /// carry it.
+    fn settle_held(&self, link: &RelayLink, state: &mut LinkState) {
         let native = state.report.as_ref().is_some_and(|report| report.native());
-        let reached = native || gateway_serves;
-        state.reached_without_tunnel = reached;
+        state.reached_natively = native;
         let LinkState { tunnel, held, .. } = state;
         if let Some(tunnel) = tunnel {
-            for (relayed, datagram) in held.take() {
-                self.send_up(link, tunnel, relayed, std::slice::from_ref(&datagram));
+            for datagram in held.take() {
+                let bytes = std::slice::from_ref(&datagram.bytes);
+                self.send_up(link, tunnel, datagram.relayed, bytes);
             }
-        } else if reached {
-            held.forget();
+        } else if native {
+            held.forget(|_| true);
+        } else {
+            let gateways = link.segment.gateways.lock();
+            let now = Instant::now();
+            held.forget(|group| gateways.serving(group, now).is_some());
         }
     }
 
@@ -424,8 +430,6 @@ impl Core {
         });
         match established {
             Ok((tunnel, offers)) => {
-                // Collected before the link's lock: joins hold channel locks, then take it.
-                let channels = self.joined_channels();
                 let mut state = link.state.lock();
                 state.spares = offers
                     .iter()
@@ -435,8 +439,7 @@ impl Core {
                 state.offers = offers;
                 state.tunnel = Some(tunnel);
                 state.last_error = None;
-                let gateway = self.serving_gateway(link, &state, &channels);
-                self.settle_held(link, &mut state, gateway.is_some());
+                self.settle_held(link, &mut state);
                 drop(state);
                 // Channels joined while the tunnel was being opened missed it: join them now.
                 self.tunnel_join(&self.unserved_groups(link));

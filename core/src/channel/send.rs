@@ -70,12 +70,22 @@ impl Core {
                 .report
                 .as_ref()
                 .is_some_and(|report| report.native_up);
+            let now = Instant::now();
+            link_state.sent_to.insert(state.group, now);
             match (&mut link_state.tunnel, native_up) {
                 (Some(tunnel), false) => self.send_up(link, tunnel, relayed, ready),
-                // The path is not known yet: native multicast may not reach the core, so a copy
-                // waits for the tunnel that may open (see `held`).
-                (None, false) if !link_state.reached_without_tunnel => {
-                    link_state.held.hold(relayed, ready);
+                // Native multicast may not reach the core and no gateway is known to serve the
+                // channel, so a copy waits for the tunnel that may open (see `held`).
+                (None, false)
+                    if !link_state.reached_natively
+                        && link
+                            .segment
+                            .gateways
+                            .lock()
+                            .serving(state.group, now)
+                            .is_none() =>
+                {
+                    link_state.held.hold(state.group, relayed, ready);
                 }
                 _ => {}
             }

@@ -108,9 +108,9 @@ impl Core {
     }
 
     /// One round of the election, for a node that needs the core: stops carrying channels a
-    /// better gateway serves (closing the tunnel when it carries none of the joined channels),
-    /// carries unserved channels in the tunnel or asks for one, and returns the groups of the
-    /// channels served.
+    /// better gateway serves (closing the tunnel when it carries none of the joined channels
+    /// and no channel sent to needs it), carries unserved channels in the tunnel or asks for
+    /// one, and returns the groups of the channels served.
     fn take_part(&self, link: &RelayLink) -> Vec<Ipv6Addr> {
         let channels: Vec<Arc<ChannelState>> = self
             .joined_channels()
@@ -135,12 +135,14 @@ impl Core {
             state.serving.clear();
             return Vec::new();
         }
+        let sends_to = state.sends_only_to(&groups, now);
         let plan = {
             let mut gateways = link.segment.gateways.lock();
             gateways.expire(now);
             let tunnel = state.tunnel.as_ref();
             let plan = gateways.plan(
                 &groups,
+                &sends_to,
                 |group| tunnel.is_some_and(|tunnel| tunnel.carries(group)),
                 tunnel.is_some(),
                 now,
@@ -162,11 +164,13 @@ impl Core {
                 debug!("joining through the tunnel: {err}");
             }
         }
-        // A tunnel that carries none of the joined channels (gateways serve them all) is closed:
-        // one kept idle would hold a MAC that expires, and a node on it would not be served.
+        // A tunnel that carries none of the joined channels (gateways serve them all) is closed
+        // unless what this node sends needs it: one kept idle would hold a MAC that expires, and
+        // a node on it would not be served.
         let idle = state.tunnel.as_ref().is_some_and(Tunnel::is_idle);
         if !groups.is_empty()
             && idle
+            && !plan.keep_tunnel
             && let Some(tunnel) = state.tunnel.take()
         {
             info!(relay = %tunnel.relay, "the segment's gateway carries every channel; closing the tunnel");
