@@ -1,7 +1,8 @@
 //! What protection costs (issue 17): reliable sixcast plain, sealed (AES-256-GCM under a key
-//! per sender), and sealed and signed (Ed25519 per datagram), side by side in one run, at MTU
-//! 1500 and 9000, 64 B and 1 KiB, to 1 and 4 receivers. Each cell is lossless or has no ratio,
-//! so that a cheaper cell cannot win by dropping what it could not open.
+//! per sender), and sealed and signed (Ed25519 over runs of datagrams), side by side in one
+//! run with ZeroMQ PUB/SUB plain and over CURVE (its encrypted, authenticated transport), at
+//! MTU 1500 and 9000, 64 B and 1 KiB, to 1 and 4 receivers. Each cell is lossless or has no
+//! ratio, so that a cheaper cell cannot win by dropping what it could not open.
 
 use serde_json::{Value, json};
 use sixcast_netlab::World;
@@ -13,11 +14,14 @@ use crate::{
 
 const SIZES: [usize; 2] = [64, 1024];
 const RECEIVERS: [usize; 2] = [1, 4];
-/// Plain first: the other two are measured against it.
-const SYSTEMS: [&str; 3] = [
+/// Plain sixcast first: the other two sixcast rows are measured against it, sealed sixcast
+/// against ZeroMQ over CURVE, and CURVE against plain ZeroMQ.
+const SYSTEMS: [&str; 5] = [
     "sixcast-reliable",
     "sixcast-reliable-sealed",
     "sixcast-reliable-signed",
+    "zmq",
+    "zmq-curve",
 ];
 
 /// Runs every cell; returns the JSON and the targets: sealed at least 0.8x plain in messages
@@ -86,19 +90,34 @@ fn measure_cell(
     let datagram = mtu as usize - 48;
     let mut sender = spec(system, "send", size, seconds, index, world);
     sender["datagram"] = json!(datagram);
+    // A ZeroMQ publisher starts once every subscriber has subscribed.
+    sender["subscribers"] = json!(receivers);
+    // A fresh CURVE key pair for the publisher of each cell; subscribers make their own.
+    let curve = if system == "zmq-curve" {
+        let pair = zmq::CurveKeyPair::new().map_err(|err| format!("CURVE keys: {err}"))?;
+        let z85 = |key: &[u8]| zmq::z85_encode(key).map_err(|err| format!("Z85: {err:?}"));
+        sender["curve_secret"] = json!(z85(&pair.secret_key)?);
+        Some(z85(&pair.public_key)?)
+    } else {
+        None
+    };
     let listeners: Vec<_> = receiver_hosts(receivers)
         .map(|host| {
             let mut listener = spec(system, "recv", size, seconds, index, world);
             listener["datagram"] = json!(datagram);
+            if let Some(public) = &curve {
+                listener["curve_server"] = json!(public);
+            }
             (host, listener)
         })
         .collect();
     measure(world, launcher, ("h1", sender), &[], &listeners)
 }
 
-/// The ratios of one (MTU, size, receivers) triple's cells against the plain one.
+/// The ratios of one (MTU, size, receivers) triple's cells: sixcast's protected rows against
+/// its plain one, and sealed sixcast against ZeroMQ over CURVE (at least as fast, lossless).
 fn cell_targets(cells: &[Cell], (mtu, size, receivers): (u32, usize, usize)) -> Vec<Target> {
-    let [plain, sealed, signed] = cells else {
+    let [plain, sealed, signed, _, curve] = cells else {
         return Vec::new();
     };
     let lossless = |cell: &Cell| cell.loss <= 0.0;
@@ -106,6 +125,8 @@ fn cell_targets(cells: &[Cell], (mtu, size, receivers): (u32, usize, usize)) -> 
         (lossless(plain) && lossless(sealed) && lossless(signed))
             .then(|| ours / theirs.max(f64::MIN_POSITIVE))
     };
+    let against_curve = (lossless(sealed) && lossless(curve))
+        .then(|| sealed.per_receiver / curve.per_receiver.max(f64::MIN_POSITIVE));
     let name = |what: &str| format!("MTU {mtu}, {size} B, {receivers} rcv: {what}");
     vec![
         (
@@ -133,6 +154,12 @@ fn cell_targets(cells: &[Cell], (mtu, size, receivers): (u32, usize, usize)) -> 
             name("sealed+signed/plain msg/s per receiver"),
             ratio(signed.per_receiver, plain.per_receiver),
             0.5,
+            true,
+        ),
+        (
+            name("sealed/ZeroMQ CURVE msg/s per receiver"),
+            against_curve,
+            1.0,
             true,
         ),
     ]

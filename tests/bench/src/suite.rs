@@ -512,7 +512,7 @@ pub(crate) fn spec(
             spec["group"] = json!(format!("{RAW_GROUP}{cell:x}"));
             spec["port"] = json!(RAW_PORT);
         }
-        "zmq" | "pyzmq" | "zeromq.js" => {
+        "zmq" | "zmq-curve" | "pyzmq" | "zeromq.js" => {
             let port = 5600 + cell;
             spec["port"] = json!(port);
             spec["connect"] = json!(format!("tcp://[{}]:{port}", world.host("h1").addr()));

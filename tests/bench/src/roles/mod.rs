@@ -105,8 +105,8 @@ pub(crate) fn run(spec: &Value) -> Outcome {
         ("raw", "tunnel-clients") => tunnel_clients(&get),
         ("raw", "paced-send") => paced_send(&get),
         ("raw", "ping" | "pong") => raw_ping_pong(&get),
-        ("zmq", "send") => zmq_send(&get),
-        ("zmq", "recv") => zmq_recv(&get),
+        ("zmq" | "zmq-curve", "send") => zmq_send(&get),
+        ("zmq" | "zmq-curve", "recv") => zmq_recv(&get),
         ("zmq", "ping" | "pong") => zmq_ping_pong(&get),
         (system, role) => Err(format!("no role {role} for system {system}")),
     }

@@ -1,9 +1,39 @@
-//! ZeroMQ PUB/SUB over TCP (libzmq through the zmq crate), the peer of the headline tables.
+//! ZeroMQ PUB/SUB over TCP (libzmq through the zmq crate), the peer of the headline tables,
+//! plain or with CURVE (its encrypted and authenticated transport).
 
 use super::*;
 
 pub(super) fn zmq_error(err: zmq::Error) -> String {
     err.to_string()
+}
+
+/// The publisher's CURVE secret key (Z85) if the spec protects the cell: then the publisher is
+/// a CURVE server, and every subscriber encrypts to it (ZeroMQ's protected transport).
+fn curve_server(socket: &zmq::Socket, spec: &Spec<'_>) -> Result<(), String> {
+    let Some(secret) = spec.0["curve_secret"].as_str() else {
+        return Ok(());
+    };
+    socket.set_curve_server(true).map_err(zmq_error)?;
+    socket
+        .set_curve_secretkey(secret.as_bytes())
+        .map_err(zmq_error)
+}
+
+/// A subscriber of a CURVE publisher (its public key in the spec) with a key pair of its own.
+fn curve_client(socket: &zmq::Socket, spec: &Spec<'_>) -> Result<(), String> {
+    let Some(server) = spec.0["curve_server"].as_str() else {
+        return Ok(());
+    };
+    let own = zmq::CurveKeyPair::new().map_err(zmq_error)?;
+    socket
+        .set_curve_serverkey(server.as_bytes())
+        .map_err(zmq_error)?;
+    socket
+        .set_curve_publickey(&own.public_key)
+        .map_err(zmq_error)?;
+    socket
+        .set_curve_secretkey(&own.secret_key)
+        .map_err(zmq_error)
 }
 
 /// Lossless PUB: an XPUB that blocks at its high-water mark instead of dropping, and that starts
@@ -26,6 +56,7 @@ pub(super) fn zmq_send(spec: &Spec<'_>) -> Outcome {
     if set != 0 {
         return Err("cannot set ZMQ_XPUB_NODROP".into());
     }
+    curve_server(&socket, spec)?;
     socket
         .bind(&format!("tcp://[::]:{}", spec.u64("port")?))
         .map_err(zmq_error)?;
@@ -60,6 +91,7 @@ pub(super) fn zmq_recv(spec: &Spec<'_>) -> Outcome {
     let socket = context.socket(zmq::SUB).map_err(zmq_error)?;
     socket.set_ipv6(true).map_err(zmq_error)?;
     socket.set_rcvtimeo(100).map_err(zmq_error)?;
+    curve_client(&socket, spec)?;
     socket.connect(spec.str("connect")?).map_err(zmq_error)?;
     socket.set_subscribe(b"").map_err(zmq_error)?;
     // Lossless: wait for the end mark, however late, up to a generous bound.
