@@ -45,7 +45,7 @@ impl TokenBucket {
 
 /// Paces a sender to at most `messages` and `bytes` per second (0: no limit on that), allowing a
 /// burst of [`PACING_BURST`] worth. Each send reserves its share of time; the caller waits out
-/// the delay [`reserve`](Self::reserve) returns (virtual scheduling, as GCRA).
+/// the delay [`reserve_by`](Self::reserve_by) returns (virtual scheduling, as GCRA).
 #[derive(Debug, Clone)]
 pub(crate) struct Pacer {
     /// Seconds one message costs, and when the next one is due; `None` without a limit.
@@ -68,21 +68,36 @@ impl Pacer {
         (pacer.per_message.is_some() || pacer.per_byte.is_some()).then_some(pacer)
     }
 
-    /// Reserves the time a message of `len` payload bytes costs and returns how long, from
-    /// `now`, its sender must wait before sending it.
-    pub(crate) fn reserve(&mut self, len: usize, now: Instant) -> Duration {
-        let mut wait = Duration::ZERO;
+    /// Reserves the time a message of `len` payload bytes costs if its turn comes by `deadline`
+    /// (`None`: whenever it comes), and returns how long, from `now`, its sender must wait
+    /// before sending it; `None`, with nothing reserved, if the turn comes later.
+    pub(crate) fn reserve_by(
+        &mut self,
+        len: usize,
+        now: Instant,
+        deadline: Option<Instant>,
+    ) -> Option<Duration> {
+        // Idle time earns no credit beyond the burst: the schedule restarts at `now`.
+        let start = |slot: Option<(f64, Instant)>| slot.map(|(_, due)| due.max(now));
+        let wait = [start(self.per_message), start(self.per_byte)]
+            .into_iter()
+            .flatten()
+            .map(|start| start.saturating_duration_since(now + PACING_BURST))
+            .max()
+            .unwrap_or_default();
+        // A turn that is due now is never late, however soon the deadline was.
+        if !wait.is_zero() && deadline.is_some_and(|deadline| now + wait > deadline) {
+            return None;
+        }
         for (slot, units) in [
             (&mut self.per_message, 1.0),
             (&mut self.per_byte, len as f64),
         ] {
-            let Some((cost, due)) = slot else { continue };
-            // Idle time earns no credit beyond the burst: the schedule restarts at `now`.
-            let start = (*due).max(now);
-            wait = wait.max(start.saturating_duration_since(now + PACING_BURST));
-            *due = start + Duration::from_secs_f64(*cost * units);
+            if let Some((cost, due)) = slot {
+                *due = (*due).max(now) + Duration::from_secs_f64(*cost * units);
+            }
         }
-        wait
+        Some(wait)
     }
 }
 
@@ -232,12 +247,17 @@ mod tests {
         assert!(!limits.allow_data(10, start));
     }
 
+    /// The wait for a message of `len` bytes sent at `now`, with no deadline.
+    fn reserve(pacer: &mut Pacer, len: usize, now: Instant) -> Duration {
+        pacer.reserve_by(len, now, None).unwrap()
+    }
+
     /// Sends `count` messages of `len` bytes as fast as `pacer` lets them, on a fake clock, and
     /// returns how long that took.
     fn paced(pacer: &mut Pacer, count: usize, len: usize, start: Instant) -> Duration {
         let mut now = start;
         for _ in 0..count {
-            now += pacer.reserve(len, now);
+            now += reserve(pacer, len, now);
         }
         now - start
     }
@@ -252,9 +272,9 @@ mod tests {
         let start = Instant::now();
         let mut pacer = Pacer::new(100, 0, start).unwrap();
         // 10 ms apart; the first two fit the 10 ms burst.
-        assert_eq!(pacer.reserve(64, start), Duration::ZERO);
-        assert_eq!(pacer.reserve(64, start), Duration::ZERO);
-        assert_eq!(pacer.reserve(64, start), Duration::from_millis(10));
+        assert_eq!(reserve(&mut pacer, 64, start), Duration::ZERO);
+        assert_eq!(reserve(&mut pacer, 64, start), Duration::ZERO);
+        assert_eq!(reserve(&mut pacer, 64, start), Duration::from_millis(10));
         let mut pacer = Pacer::new(100, 0, start).unwrap();
         let took = paced(&mut pacer, 1001, 64, start);
         assert!((took.as_secs_f64() - 9.99).abs() < 0.001, "{took:?}");
@@ -282,12 +302,34 @@ mod tests {
         let start = Instant::now();
         let mut pacer = Pacer::new(100, 0, start).unwrap();
         let later = start + Duration::from_secs(10);
-        assert_eq!(pacer.reserve(1, later), Duration::ZERO);
-        assert_eq!(pacer.reserve(1, later), Duration::ZERO);
+        assert_eq!(reserve(&mut pacer, 1, later), Duration::ZERO);
+        assert_eq!(reserve(&mut pacer, 1, later), Duration::ZERO);
         assert_eq!(
-            pacer.reserve(1, later),
+            reserve(&mut pacer, 1, later),
             Duration::from_millis(10),
             "no saved-up burst"
         );
+    }
+
+    #[test]
+    fn a_turn_after_the_deadline_reserves_nothing() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(100, 1000, start).unwrap();
+        let past = start.checked_sub(Duration::from_millis(1)).unwrap();
+        assert_eq!(pacer.reserve_by(5, start, Some(past)), Some(Duration::ZERO));
+        assert_eq!(
+            pacer.reserve_by(5, start, Some(start)),
+            Some(Duration::ZERO)
+        );
+        // The third message's turn is 10 ms away: refused at a deadline of 9 ms, taken at 10.
+        let soon = start + Duration::from_millis(9);
+        assert_eq!(pacer.reserve_by(5, start, Some(soon)), None);
+        let in_turn = start + Duration::from_millis(10);
+        assert_eq!(
+            pacer.reserve_by(5, start, Some(in_turn)),
+            Some(Duration::from_millis(10)),
+            "the refusal reserved nothing, in messages or in bytes"
+        );
+        assert_eq!(reserve(&mut pacer, 5, start), Duration::from_millis(20));
     }
 }

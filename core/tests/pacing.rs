@@ -9,7 +9,7 @@ use std::{
 };
 
 use harness::{World, collect, config, joined, start_line, world};
-use sixcast::Context;
+use sixcast::{Context, ErrorKind};
 
 /// Sends `count` messages of `size` bytes from h1 to h2 with `rates` (messages/s, bytes/s);
 /// returns how long sending took and how many messages arrived.
@@ -73,4 +73,60 @@ fn a_byte_rate_paces_by_payload_size() {
     assert_eq!(arrived, 100);
     assert!(took >= Duration::from_millis(1900), "{took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn try_send_refuses_what_the_rate_would_delay_and_queues_nothing_of_it() {
+    let Some(world) = world(|| World::lan(2), false) else {
+        return;
+    };
+    let start = start_line(2);
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("h2").spawn(move || {
+            let (_context, channel) = joined(config(), "paced-try");
+            start.wait();
+            let got = collect(&channel, 10, Duration::from_secs(5));
+            got.into_iter()
+                .map(|message| message.payload)
+                .collect::<Vec<_>>()
+        })
+    };
+    let (refused, waited, stats) = world
+        .host("h1")
+        .spawn(move || {
+            let mut paced = config();
+            // One message every 100 ms; the 10 ms burst lets the first go at once.
+            paced.send_rate_messages = 10;
+            let context = Context::new(paced).unwrap();
+            let channel = context.channel("paced-try").unwrap();
+            start.wait();
+            channel.try_send(b"first").unwrap();
+            let refused = channel.try_send(b"refused").unwrap_err().kind();
+            let too_short = channel
+                .send_timeout(b"also refused", Duration::from_millis(50))
+                .unwrap_err()
+                .kind();
+            let began = Instant::now();
+            channel
+                .send_timeout(b"second", Duration::from_millis(500))
+                .unwrap();
+            let waited = began.elapsed();
+            channel.flush().unwrap();
+            ([refused, too_short], waited, channel.stats())
+        })
+        .join()
+        .unwrap();
+    assert_eq!(refused, [ErrorKind::Timeout; 2]);
+    // The second waited for its turn (100 ms after the first, less the burst), not longer.
+    assert!(
+        waited >= Duration::from_millis(80) && waited < Duration::from_millis(400),
+        "{waited:?}"
+    );
+    assert_eq!(stats.messages_sent, 2, "{stats:?}");
+    assert_eq!(
+        listener.join().unwrap(),
+        [b"first".to_vec(), b"second".to_vec()],
+        "the refused messages never left"
+    );
 }

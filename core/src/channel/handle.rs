@@ -159,16 +159,50 @@ impl Channel {
     /// or at [`flush`](Self::flush); after a linger without sending, the next complete datagram
     /// leaves at once. With a send rate configured
     /// ([`Config::send_rate_messages`](crate::Config::send_rate_messages), `send_rate_bytes`),
-    /// `send` first waits for its turn. The channel need not be joined to send to it, also
-    /// through a relay.
+    /// `send` first waits for its turn; on a [reliable](crate::Config::reliable) channel it
+    /// also waits while the flow window is closed (a receiver is too far behind). The channel
+    /// need not be joined to send to it, also through a relay.
     pub fn send(&self, payload: &[u8]) -> Result<()> {
+        self.send_by(payload, None)
+    }
+
+    /// As [`send`](Self::send), but waits at most `timeout` for the pacer's turn and the flow
+    /// window; fails with [`ErrorKind::Timeout`], queueing nothing, if either comes later
+    /// (ZeroMQ's send timeout). A zero timeout never waits: see [`try_send`](Self::try_send).
+    pub fn send_timeout(&self, payload: &[u8], timeout: Duration) -> Result<()> {
+        // A timeout too far ahead to represent is no timeout.
+        self.send_by(payload, Instant::now().checked_add(timeout))
+    }
+
+    /// Sends without waiting: fails with [`ErrorKind::Timeout`], queueing nothing, when the
+    /// pacer or the flow window of a reliable channel would make [`send`](Self::send) wait
+    /// (ZeroMQ's `DONTWAIT`).
+    pub fn try_send(&self, payload: &[u8]) -> Result<()> {
+        self.send_timeout(payload, Duration::ZERO)
+    }
+
+    fn send_by(&self, payload: &[u8], deadline: Option<Instant>) -> Result<()> {
         let core = &self.shared.core;
         core.check_open()?;
-        // Paced before any lock is taken; a message too large to send is refused unpaced below.
+        // The window first: it reserves nothing, so a refusal leaves the pacer's schedule as
+        // it was.
+        if core.config.profile.has_header() {
+            core.wait_for_window(&self.state, deadline)?;
+        }
+        // Paced before the outbox's lock is taken; a message too large to send is refused
+        // unpaced below.
         if let Some(pacer) = &core.pacer
             && payload.len() <= core.config.max_message_size
         {
-            let wait = pacer.lock().reserve(payload.len(), Instant::now());
+            let turn = pacer
+                .lock()
+                .reserve_by(payload.len(), Instant::now(), deadline);
+            let Some(wait) = turn else {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "the send rate's next turn comes after the send timeout; nothing was queued",
+                ));
+            };
             if !wait.is_zero() {
                 std::thread::sleep(wait);
             }
@@ -176,7 +210,6 @@ impl Channel {
         if !core.config.profile.has_header() {
             return self.send_raw(payload);
         }
-        core.wait_for_window(&self.state)?;
         let linger = core.config.linger;
         let mut outbox = self.state.outbox.lock();
         let outbox = &mut *outbox;

@@ -169,17 +169,31 @@ impl Core {
     }
 
     /// Waits until the flow window of a reliable channel lets `send` go on: the slowest
-    /// receiver is close enough, or was given up for making no progress.
-    pub(super) fn wait_for_window(&self, state: &ChannelState) -> crate::Result<()> {
+    /// receiver is close enough, or was given up for making no progress. Fails with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) if it is still closed at `deadline`.
+    pub(super) fn wait_for_window(
+        &self,
+        state: &ChannelState,
+        deadline: Option<Instant>,
+    ) -> crate::Result<()> {
         let Some(sender) = &state.repair_sender else {
             return Ok(());
         };
         let mut sender = sender.lock();
         loop {
             self.check_open()?;
-            match sender.window(Instant::now()) {
+            let now = Instant::now();
+            match sender.window(now) {
                 Ok(()) => return Ok(()),
+                Err(_) if deadline.is_some_and(|deadline| now >= deadline) => {
+                    return Err(crate::Error::new(
+                        crate::ErrorKind::Timeout,
+                        "the flow window stayed closed (a receiver is behind) until the send \
+                         timeout; nothing was queued",
+                    ));
+                }
                 Err(until) => {
+                    let until = deadline.map_or(until, |deadline| until.min(deadline));
                     state.window_opened.wait_until(&mut sender, until);
                 }
             }
