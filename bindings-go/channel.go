@@ -120,11 +120,39 @@ func (c *Channel) Leave() error {
 
 // Send queues data for the channel (copied before it returns). Small messages are packed
 // together and large ones fragmented; datagrams leave within the configured linger time or at
-// Flush. It fails with ErrMessageTooLarge above the configured maximum message size.
+// Flush. It fails with ErrMessageTooLarge above the configured maximum message size. It blocks
+// while the send rate or a reliable channel's flow window holds the message back; see
+// SendTimeout and TrySend.
 func (c *Channel) Send(data []byte) error {
 	return c.call(func(ptr *C.SixcastChannel, e **C.SixcastError) uint32 {
 		bytes, length := cBytes(data)
 		status := C.sixcast_channel_send(ptr, bytes, length, e)
+		runtime.KeepAlive(data)
+		return status
+	})
+}
+
+// SendTimeout is Send, but waits at most timeout (to the millisecond, rounded down) for the
+// send rate's turn (send_rate_messages, send_rate_bytes) and for a reliable channel's flow
+// window, holding an OS thread meanwhile. If either comes later it fails with ErrTimeout and
+// queues nothing of the message (ZeroMQ's send timeout); a timeout of zero or less never waits,
+// as TrySend.
+func (c *Channel) SendTimeout(data []byte, timeout time.Duration) error {
+	ms := max(timeout.Milliseconds(), 0)
+	return c.call(func(ptr *C.SixcastChannel, e **C.SixcastError) uint32 {
+		bytes, length := cBytes(data)
+		status := C.sixcast_channel_send_timeout(ptr, bytes, length, C.int64_t(ms), e)
+		runtime.KeepAlive(data)
+		return status
+	})
+}
+
+// TrySend is Send, but never waits: it fails with ErrTimeout, queueing nothing, when the send
+// rate or a reliable channel's flow window would make Send wait (ZeroMQ's DONTWAIT).
+func (c *Channel) TrySend(data []byte) error {
+	return c.call(func(ptr *C.SixcastChannel, e **C.SixcastError) uint32 {
+		bytes, length := cBytes(data)
+		status := C.sixcast_channel_try_send(ptr, bytes, length, e)
 		runtime.KeepAlive(data)
 		return status
 	})

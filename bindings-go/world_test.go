@@ -173,6 +173,66 @@ func TestWorldReliableSenderCountsItsRepairs(t *testing.T) {
 	}
 }
 
+func TestWorldSendRateRefusesTrySendAndShortSendTimeouts(t *testing.T) {
+	inWorld(t)
+	config := sixcast.NewConfig()
+	// One message every 100 ms; the pacer's 10 ms burst lets the first go at once.
+	for field, value := range map[string]string{"hop_limit": "1", "send_rate_messages": "10"} {
+		if err := config.Set(field, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paced, err := sixcast.Open(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { paced.Close() })
+	receiver := open(t)
+	out, in := channel(t, paced, "go-paced", false), channel(t, receiver, "go-paced", true)
+
+	if err := out.TrySend([]byte("first")); err != nil {
+		t.Fatalf("the first TrySend: %v", err)
+	}
+	err = out.TrySend([]byte("refused"))
+	var refusal *sixcast.Error
+	if !errors.Is(err, sixcast.ErrTimeout) || !errors.As(err, &refusal) || refusal.Kind != sixcast.ErrTimeout {
+		t.Errorf("a second TrySend gives %v", err)
+	}
+	if err := out.SendTimeout([]byte("also refused"), 50*time.Millisecond); !errors.Is(err, sixcast.ErrTimeout) {
+		t.Errorf("SendTimeout(50 ms) gives %v", err)
+	}
+	started := time.Now()
+	if err := out.SendTimeout([]byte("second"), 500*time.Millisecond); err != nil {
+		t.Errorf("SendTimeout(500 ms) gives %v", err)
+	}
+	// The turn comes 100 ms after the first message, less the pacer's burst.
+	if waited := time.Since(started); waited < 80*time.Millisecond || waited >= 400*time.Millisecond {
+		t.Errorf("SendTimeout(500 ms) returned after %v", waited)
+	}
+	if err := out.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := out.Stats(); err != nil || sent.MessagesSent != 2 {
+		t.Errorf("sender stats %+v, %v", sent, err)
+	}
+	if first, second := recv(t, in), recv(t, in); string(first.Payload) != "first" || string(second.Payload) != "second" {
+		t.Errorf("payloads %q %q", first.Payload, second.Payload)
+	}
+	// The refused messages were never queued, so they never left.
+	quiet, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if message, err := in.Recv(quiet); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a third message %v, %v", message, err)
+	}
+	out.Close()
+	if err := out.TrySend([]byte("late")); !errors.Is(err, sixcast.ErrClosed) {
+		t.Errorf("TrySend after Close gives %v", err)
+	}
+	if err := out.SendTimeout([]byte("late"), time.Second); !errors.Is(err, sixcast.ErrClosed) {
+		t.Errorf("SendTimeout after Close gives %v", err)
+	}
+}
+
 func TestWorldReceiversWaitWithoutAThreadEach(t *testing.T) {
 	inWorld(t)
 	sender, receiver := open(t), open(t)

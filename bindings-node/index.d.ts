@@ -44,9 +44,18 @@ export declare class Channel {
    * Queues a message (a string is sent as UTF-8). Small messages are packed together (unless
    * `packing` is off) and large ones fragmented; datagrams leave in batches within `lingerMs`
    * or at `flush()`, and after a linger without sending the next complete one leaves at once.
-   * Never waits for receivers.
+   * Never waits for receivers, but blocks while the send rate (`sendRateMessages`,
+   * `sendRateBytes`) or a reliable channel's flow window holds the message back: at most
+   * `timeoutMs` (no limit when unset), then throws ERR_SIXCAST_TIMEOUT and queues nothing of
+   * the message.
    */
-  send(data: string | Uint8Array): void
+  send(data: string | Uint8Array, timeoutMs?: number | undefined | null): void
+  /**
+   * Sends like `send()`, but never waits: throws ERR_SIXCAST_TIMEOUT, queueing nothing, when
+   * the send rate or a reliable channel's flow window would make `send()` wait (ZeroMQ's
+   * DONTWAIT).
+   */
+  trySend(data: string | Uint8Array): void
   /** Sends what waits (the partly filled datagram, a batch) now. */
   flush(): void
   /**

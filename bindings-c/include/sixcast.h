@@ -253,7 +253,9 @@ enum SixcastStatus sixcast_channel_leave(const struct SixcastChannel *channel,
 // Queues the `len` bytes at `data` for the channel (copied; NULL is allowed with 0). Small
 // messages are packed together and large ones fragmented; datagrams leave within the
 // configured linger time or at `sixcast_channel_flush`. Fails with
-// `SIXCAST_STATUS_MESSAGE_TOO_LARGE` above the configured maximum message size.
+// `SIXCAST_STATUS_MESSAGE_TOO_LARGE` above the configured maximum message size. Blocks while
+// the send rate or a reliable channel's flow window holds the message back; see
+// `sixcast_channel_send_timeout` and `sixcast_channel_try_send`.
 //
 // # Safety
 // `channel` is a live channel; `data` points to `len` readable bytes; `error_out` is NULL or
@@ -262,6 +264,32 @@ enum SixcastStatus sixcast_channel_send(const struct SixcastChannel *channel,
                                         const uint8_t *data,
                                         size_t len,
                                         struct SixcastError **error_out);
+
+// As `sixcast_channel_send`, but waits at most `timeout_ms` milliseconds (negative: no limit)
+// for the send rate's turn (`send_rate_messages`, `send_rate_bytes`) and for a reliable
+// channel's flow window; fails with `SIXCAST_STATUS_TIMEOUT`, queueing nothing of the
+// message, if either comes later (ZeroMQ's send timeout). Blocks the calling thread.
+//
+// # Safety
+// `channel` is a live channel; `data` points to `len` readable bytes; `error_out` is NULL or
+// writable.
+enum SixcastStatus sixcast_channel_send_timeout(const struct SixcastChannel *channel,
+                                                const uint8_t *data,
+                                                size_t len,
+                                                int64_t timeout_ms,
+                                                struct SixcastError **error_out);
+
+// As `sixcast_channel_send`, but never waits: fails with `SIXCAST_STATUS_TIMEOUT`, queueing
+// nothing, when the send rate or a reliable channel's flow window would make
+// `sixcast_channel_send` wait (ZeroMQ's `DONTWAIT`).
+//
+// # Safety
+// `channel` is a live channel; `data` points to `len` readable bytes; `error_out` is NULL or
+// writable.
+enum SixcastStatus sixcast_channel_try_send(const struct SixcastChannel *channel,
+                                            const uint8_t *data,
+                                            size_t len,
+                                            struct SixcastError **error_out);
 
 // Sends what waits (the partly filled datagram, a batch) now.
 //

@@ -133,7 +133,9 @@ pub unsafe extern "C" fn sixcast_channel_leave(
 /// Queues the `len` bytes at `data` for the channel (copied; NULL is allowed with 0). Small
 /// messages are packed together and large ones fragmented; datagrams leave within the
 /// configured linger time or at `sixcast_channel_flush`. Fails with
-/// `SIXCAST_STATUS_MESSAGE_TOO_LARGE` above the configured maximum message size.
+/// `SIXCAST_STATUS_MESSAGE_TOO_LARGE` above the configured maximum message size. Blocks while
+/// the send rate or a reliable channel's flow window holds the message back; see
+/// `sixcast_channel_send_timeout` and `sixcast_channel_try_send`.
 ///
 /// # Safety
 /// `channel` is a live channel; `data` points to `len` readable bytes; `error_out` is NULL or
@@ -150,6 +152,56 @@ pub unsafe extern "C" fn sixcast_channel_send(
         Ok(channel
             .inner
             .send(unsafe { text::bytes(data, len, "data") }?)?)
+    })
+}
+
+/// As `sixcast_channel_send`, but waits at most `timeout_ms` milliseconds (negative: no limit)
+/// for the send rate's turn (`send_rate_messages`, `send_rate_bytes`) and for a reliable
+/// channel's flow window; fails with `SIXCAST_STATUS_TIMEOUT`, queueing nothing of the
+/// message, if either comes later (ZeroMQ's send timeout). Blocks the calling thread.
+///
+/// # Safety
+/// `channel` is a live channel; `data` points to `len` readable bytes; `error_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sixcast_channel_send_timeout(
+    channel: *const SixcastChannel,
+    data: *const u8,
+    len: usize,
+    timeout_ms: i64,
+    error_out: *mut *mut SixcastError,
+) -> SixcastStatus {
+    with_channel(channel, error_out, |channel| {
+        // SAFETY: per the contract above.
+        let payload = unsafe { text::bytes(data, len, "data") }?;
+        Ok(match u64::try_from(timeout_ms) {
+            Ok(ms) => channel
+                .inner
+                .send_timeout(payload, Duration::from_millis(ms)),
+            Err(_) => channel.inner.send(payload),
+        }?)
+    })
+}
+
+/// As `sixcast_channel_send`, but never waits: fails with `SIXCAST_STATUS_TIMEOUT`, queueing
+/// nothing, when the send rate or a reliable channel's flow window would make
+/// `sixcast_channel_send` wait (ZeroMQ's `DONTWAIT`).
+///
+/// # Safety
+/// `channel` is a live channel; `data` points to `len` readable bytes; `error_out` is NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sixcast_channel_try_send(
+    channel: *const SixcastChannel,
+    data: *const u8,
+    len: usize,
+    error_out: *mut *mut SixcastError,
+) -> SixcastStatus {
+    with_channel(channel, error_out, |channel| {
+        // SAFETY: per the contract above.
+        Ok(channel
+            .inner
+            .try_send(unsafe { text::bytes(data, len, "data") }?)?)
     })
 }
 

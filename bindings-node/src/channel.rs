@@ -188,10 +188,32 @@ impl Channel {
     /// Queues a message (a string is sent as UTF-8). Small messages are packed together (unless
     /// `packing` is off) and large ones fragmented; datagrams leave in batches within `lingerMs`
     /// or at `flush()`, and after a linger without sending the next complete one leaves at once.
-    /// Never waits for receivers.
+    /// Never waits for receivers, but blocks while the send rate (`sendRateMessages`,
+    /// `sendRateBytes`) or a reliable channel's flow window holds the message back: at most
+    /// `timeoutMs` (no limit when unset), then throws ERR_SIXCAST_TIMEOUT and queues nothing of
+    /// the message.
     #[napi]
-    pub fn send(&self, env: Env, data: Either<String, &[u8]>) -> Result<()> {
-        self.inner.send(bytes_of(&data)).or_throw(&env)
+    pub fn send(
+        &self,
+        env: Env,
+        data: Either<String, &[u8]>,
+        timeout_ms: Option<f64>,
+    ) -> Result<()> {
+        let payload = bytes_of(&data);
+        match timeout_ms.map(|ms| millis_or_forever("timeoutMs", ms)) {
+            None | Some(Ok(None)) => self.inner.send(payload),
+            Some(Ok(Some(timeout))) => self.inner.send_timeout(payload, timeout),
+            Some(Err(err)) => Err(err),
+        }
+        .or_throw(&env)
+    }
+
+    /// Sends like `send()`, but never waits: throws ERR_SIXCAST_TIMEOUT, queueing nothing, when
+    /// the send rate or a reliable channel's flow window would make `send()` wait (ZeroMQ's
+    /// DONTWAIT).
+    #[napi]
+    pub fn try_send(&self, env: Env, data: Either<String, &[u8]>) -> Result<()> {
+        self.inner.try_send(bytes_of(&data)).or_throw(&env)
     }
 
     /// Sends what waits (the partly filled datagram, a batch) now.

@@ -204,7 +204,7 @@ worldTest('a process exits by itself once it closed its context', async () => {
   assert.ok(lingered < 2000, `the process lived ${lingered} ms after closing its context`)
 })
 
-for (const role of ['timeout', 'closed', 'too-large', 'thread-pool', 'many-pending', 'local']) {
+for (const role of ['timeout', 'paced', 'closed', 'too-large', 'thread-pool', 'many-pending', 'local']) {
   worldTest(`in one host: ${role}`, async () => {
     await succeeds(peer('h1', role, freshChannel(role)), 15_000)
   })

@@ -312,9 +312,31 @@ impl PyChannel {
     /// batches within the context's linger time or at flush(), and after a linger without
     /// sending the next complete one leaves at once. Raises MessageTooLargeError above
     /// max_message_size.
-    fn send(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    ///
+    /// Waits while the context's send rate (``send_rate_messages``, ``send_rate_bytes``) holds
+    /// the message back, and while a reliable channel's flow window is closed: with
+    /// ``timeout`` (seconds), at most that long, then raises sixcast.TimeoutError and queues
+    /// nothing of the message (pyzmq's send timeout). Releases the GIL while waiting.
+    #[pyo3(signature = (data, timeout = None))]
+    fn send(&self, data: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<()> {
         let payload = bytes_or_text(data, "data")?;
-        data.py().detach(|| self.inner.send(&payload)).or_raise()
+        let timeout = timeout.map(seconds).transpose()?;
+        data.py()
+            .detach(|| match timeout {
+                None => self.inner.send(&payload),
+                Some(timeout) => self.inner.send_timeout(&payload, timeout),
+            })
+            .or_raise()
+    }
+
+    /// Sends ``data`` like send(), but never waits: raises sixcast.TimeoutError, queueing
+    /// nothing, when the send rate or a reliable channel's flow window would make send() wait
+    /// (ZeroMQ's DONTWAIT).
+    fn try_send(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let payload = bytes_or_text(data, "data")?;
+        data.py()
+            .detach(|| self.inner.try_send(&payload))
+            .or_raise()
     }
 
     /// Sends what waits (the partly filled datagram, a batch) now instead of at the linger time.

@@ -122,6 +122,26 @@ def test_send_too_large_raises_message_too_large_error(world):
     assert report["at_limit"] == {"returned": "None"}
 
 
+def test_try_send_and_send_timeout_refuse_what_the_send_rate_would_delay(world):
+    code, lines, stderr = world.run("h1", "world_probe.py", "paced")
+    assert code == 0, stderr
+    (report,) = json_lines(lines)
+    assert report["first"] == {"returned": "None"}
+    for refusal in ("refused", "too_short"):
+        raised = report[refusal]["raised"]
+        assert (raised["class"], raised["module"], raised["kind"]) == ("TimeoutError", "sixcast", "Timeout"), refusal
+        assert raised["is_sixcast_error"] and raised["is_builtin_timeout"], refusal
+    assert report["negative"]["raised"]["class"] == "ValueError"
+    assert report["waited"] == {"returned": "None"}
+    # The turn comes 100 ms after the first message, less the pacer's 10 ms burst.
+    assert 0.08 <= report["waited_seconds"] < 0.4, report["waited_seconds"]
+    # The GIL was released: another thread ran while send() waited.
+    assert report["ticks"] >= 3, report["ticks"]
+    # The refused messages were never queued, so they never left.
+    assert report["sent"] == 2
+    assert report["received"] == ["first", "second"]
+
+
 def test_os_errors_raise_io_error_with_errno(world):
     code, lines, stderr = world.run("h1", "world_probe.py", "io-error")
     assert code == 0, stderr

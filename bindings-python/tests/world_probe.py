@@ -3,7 +3,7 @@ public API and prints what it observed as JSON lines, for the test to judge.
 
     world_probe.py send CHANNEL PAYLOAD...          PAYLOAD: text:WORDS | empty | pattern:SIZE
     world_probe.py recv CHANNEL COUNT TIMEOUT MODE  MODE: recv | iterate | async
-    world_probe.py timeout | closed | too-large | async-cancel | io-error
+    world_probe.py timeout | closed | too-large | async-cancel | io-error | paced
     world_probe.py async-cancel-many COUNT
     world_probe.py async-many CHANNELS
     world_probe.py events-lost
@@ -262,6 +262,53 @@ def check_too_large():
                     bytes(sixcast.DEFAULT_MAX_MESSAGE_SIZE + 1)
                 )
             ),
+        )
+
+
+def check_paced():
+    """A context that sends 10 messages a second: try_send() sends the first at once and
+    refuses the second, send(timeout=0.05) refuses too, and send(timeout=0.5) waits for the
+    turn, while another thread keeps running. A second context receives what left."""
+    with sixcast.Context() as receiver, sixcast.Context(send_rate_messages=10) as paced:
+        inbox = receiver.channel("probe-paced")
+        inbox.join()
+        outbox = paced.channel("probe-paced")
+        first = outcome(lambda: outbox.try_send(b"first"))
+        refused = outcome(lambda: outbox.try_send(b"refused"))
+        too_short = outcome(lambda: outbox.send(b"also refused", timeout=0.05))
+        negative = outcome(lambda: outbox.send(b"bad timeout", timeout=-1))
+        ticks = 0
+        ticking = threading.Event()
+
+        def tick():
+            nonlocal ticks
+            while not ticking.wait(0.005):
+                ticks += 1
+
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        started = time.monotonic()
+        waited = outcome(lambda: outbox.send(b"second", timeout=0.5))
+        waited_seconds = time.monotonic() - started
+        ticking.set()
+        ticker.join(5)
+        outbox.flush()
+        received = []
+        for _ in range(3):
+            try:
+                received.append(inbox.recv(timeout=1 if len(received) < 2 else 0.3).payload.decode())
+            except sixcast.TimeoutError:
+                break
+        emit(
+            first=first,
+            refused=refused,
+            too_short=too_short,
+            negative=negative,
+            waited=waited,
+            waited_seconds=waited_seconds,
+            ticks=ticks,
+            sent=outbox.stats().messages_sent,
+            received=received,
         )
 
 
@@ -587,6 +634,7 @@ COMMANDS = {
     "timeout": check_timeout,
     "closed": check_closed,
     "too-large": check_too_large,
+    "paced": check_paced,
     "async-cancel": check_async_cancel,
     "async-cancel-many": check_async_cancel_many,
     "async-many": check_async_many,

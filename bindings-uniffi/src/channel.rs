@@ -381,8 +381,26 @@ impl Channel {
     /// off) and large ones fragmented; datagrams leave in batches within the configured linger
     /// time or at `flush`, and after a linger without sending the next complete one leaves at
     /// once. Fails with `MessageTooLarge` above the configured maximum message size.
+    ///
+    /// Blocks while the send rate (`send_rate_messages`, `send_rate_bytes`) or a reliable
+    /// channel's flow window holds the message back; see `send_timeout` and `try_send`.
     pub fn send(&self, data: Vec<u8>) -> Result<()> {
         Ok(self.inner.send(&data)?)
+    }
+
+    /// As `send`, but waits at most `timeout_ms` milliseconds for the send rate's turn and a
+    /// reliable channel's flow window; fails with `Timeout`, queueing nothing of the message,
+    /// if either comes later (ZeroMQ's send timeout).
+    pub fn send_timeout(&self, data: Vec<u8>, timeout_ms: u64) -> Result<()> {
+        Ok(self
+            .inner
+            .send_timeout(&data, Duration::from_millis(timeout_ms))?)
+    }
+
+    /// As `send`, but never waits: fails with `Timeout`, queueing nothing, when the send rate
+    /// or a reliable channel's flow window would make `send` wait (ZeroMQ's `DONTWAIT`).
+    pub fn try_send(&self, data: Vec<u8>) -> Result<()> {
+        Ok(self.inner.try_send(&data)?)
     }
 
     /// Sends what waits (the partly filled datagram, a batch) now.

@@ -676,6 +676,9 @@ static void test_misuse(void) {
     sixcast_string_free(NULL);
     /* A failing call without a place for the error still returns its status. */
     CHECK(sixcast_channel_flush(NULL, NULL) == SIXCAST_STATUS_INVALID_ARGUMENT, "no error_out");
+    CHECK_STATUS(sixcast_channel_try_send(NULL, NULL, 0, &err), SIXCAST_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(sixcast_channel_send_timeout(NULL, NULL, 0, 0, &err),
+                 SIXCAST_STATUS_INVALID_ARGUMENT);
     for (size_t i = 0; i < SIXCAST_DROP_REASONS; i++) {
         CHECK(sixcast_drop_reason_name(i) != NULL, "drop reason %zu", i);
     }

@@ -1,8 +1,8 @@
 /* The C API on a real network: run inside a host of a network-namespace world (run-tests does
  * that), never on this machine's own interfaces. Two contexts of one host talk through
  * multicast loopback: messages with their metadata, timeouts, the readiness descriptor, signed
- * channels, counters, loss per sender, size limits, a file sent to a receiver, and close waking
- * a blocked receive. */
+ * channels, counters, loss per sender, size limits, a send rate refusing try_send and
+ * send_timeout, a file sent to a receiver, and close waking a blocked receive. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <jansson.h>
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -379,11 +380,66 @@ static void test_close(void) {
     CHECK(readable(fd, WAIT_MS), "closing wakes the readiness descriptor");
     CHECK(sixcast_context_is_closed(context), "closed");
     CHECK_STATUS(sixcast_channel_flush(channel, &err), SIXCAST_STATUS_CLOSED);
+    CHECK_STATUS(sixcast_channel_try_send(channel, (const uint8_t *)"late", 4, &err),
+                 SIXCAST_STATUS_CLOSED);
+    CHECK_STATUS(sixcast_channel_send_timeout(channel, (const uint8_t *)"late", 4, 100, &err),
+                 SIXCAST_STATUS_CLOSED);
     SixcastChannel *late = NULL;
     CHECK_STATUS(sixcast_context_channel(context, "late", &late, &err), SIXCAST_STATUS_CLOSED);
     sixcast_context_close(context);
     sixcast_channel_free(channel);
     sixcast_context_free(context);
+}
+
+static double milliseconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+/* A context that sends 10 messages a second: try_send sends the first at once and refuses the
+ * second, send_timeout refuses with 50 ms and waits for the turn with 500 ms. The receiver
+ * gets only what was sent. */
+static void test_paced(SixcastContext *receiver) {
+    SixcastConfig *config = sixcast_config_new();
+    CHECK_OK(sixcast_config_set(config, "hop_limit", "1", &err));
+    /* One message every 100 ms; the pacer's 10 ms burst lets the first go at once. */
+    CHECK_OK(sixcast_config_set(config, "send_rate_messages", "10", &err));
+    SixcastContext *paced = NULL;
+    CHECK_OK(sixcast_context_open(config, &paced, &err));
+    sixcast_config_free(config);
+    if (!paced) {
+        return;
+    }
+    SixcastChannel *out = channel_of(paced, "c-paced");
+    SixcastChannel *in = channel_of(receiver, "c-paced");
+    CHECK_OK(sixcast_channel_join(in, &err));
+
+    CHECK_OK(sixcast_channel_try_send(out, (const uint8_t *)"first", 5, &err));
+    CHECK_STATUS(sixcast_channel_try_send(out, (const uint8_t *)"refused", 7, &err),
+                 SIXCAST_STATUS_TIMEOUT);
+    CHECK_STATUS(sixcast_channel_send_timeout(out, (const uint8_t *)"also refused", 12, 50, &err),
+                 SIXCAST_STATUS_TIMEOUT);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    CHECK_OK(sixcast_channel_send_timeout(out, (const uint8_t *)"second", 6, 500, &err));
+    double waited = milliseconds_since(&start);
+    CHECK(waited >= 80 && waited < 400, "send_timeout(500) returned after %.1f ms", waited);
+    CHECK_OK(sixcast_channel_flush(out, &err));
+
+    SixcastStats sent;
+    CHECK_OK(sixcast_channel_stats(out, &sent));
+    CHECK(sent.messages_sent == 2, "sent %llu", (unsigned long long)sent.messages_sent);
+    sixcast_message_free(expect_text(in, "first"));
+    sixcast_message_free(expect_text(in, "second"));
+    /* The refused messages were never queued, so they never left. */
+    SixcastMessage *none = NULL;
+    CHECK_STATUS(sixcast_channel_recv(in, 300, &none, &err), SIXCAST_STATUS_TIMEOUT);
+    CHECK(none == NULL, "nothing else arrives");
+    sixcast_message_free(none);
+    sixcast_channel_free(out);
+    sixcast_channel_free(in);
+    sixcast_context_free(paced);
 }
 
 /* A reliable sender numbers its packets and announces the end of each burst with parity; an
@@ -630,6 +686,7 @@ int main(void) {
     test_signed(sender, receiver);
     test_reachability(receiver);
     test_reliable(receiver);
+    test_paced(receiver);
     test_sender_losses(receiver);
     test_files(receiver);
     SixcastStats totals;

@@ -285,6 +285,38 @@ const roles = {
     print({ waited, ticks })
   },
 
+  /**
+   * A context that sends 10 messages a second: `trySend` sends the first at once and refuses
+   * the second, `send(data, 50)` refuses too, and `send(data, 500)` waits for the turn. A
+   * second context receives only what was sent.
+   */
+  async paced() {
+    const receiver = new Context()
+    const inbox = receiver.channel(channelName)
+    inbox.join()
+    const paced = new Context({ sendRateMessages: 10 })
+    const outbox = paced.channel(channelName)
+    const timeout = { code: 'ERR_SIXCAST_TIMEOUT', kind: 'Timeout' }
+    outbox.trySend('first')
+    assert.throws(() => outbox.trySend('refused'), timeout)
+    assert.throws(() => outbox.send('also refused', 50), timeout)
+    assert.throws(() => outbox.send('bad timeout', -1), { code: 'ERR_SIXCAST_INVALID_CONFIG' })
+    const started = process.hrtime.bigint()
+    outbox.send(Buffer.from('second'), 500)
+    const waited = milliseconds(started)
+    // The turn comes 100 ms after the first message, less the pacer's 10 ms burst.
+    assert.ok(waited >= 80 && waited < 400, `send(data, 500) returned after ${waited} ms`)
+    outbox.flush()
+    assert.equal(outbox.stats().messagesSent, 2)
+    const received = [(await inbox.recv(2000)).payload.toString(), (await inbox.recv(2000)).payload.toString()]
+    assert.deepEqual(received, ['first', 'second'])
+    // The refused messages were never queued, so they never left.
+    await assert.rejects(inbox.recv(300), timeout)
+    paced.close()
+    receiver.close()
+    print({ waited, received })
+  },
+
   /** Every call after close fails with CLOSED. */
   async closed() {
     const context = new Context()
@@ -298,6 +330,8 @@ const roles = {
     assert.throws(() => channel.join(), closed)
     assert.throws(() => channel.leave(), closed)
     assert.throws(() => channel.send('late'), closed)
+    assert.throws(() => channel.send('late', 100), closed)
+    assert.throws(() => channel.trySend('late'), closed)
     assert.throws(() => channel.flush(), closed)
     assert.throws(() => channel.tryRecv(), closed)
     await assert.rejects(channel.recv(), closed)

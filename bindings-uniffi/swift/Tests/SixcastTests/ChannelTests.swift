@@ -71,7 +71,38 @@ final class ChannelTests: XCTestCase {
         context.close()
         XCTAssertTrue(context.isClosed())
         assertThrowsKind("Closed", "send") { try channel.send(data: Data([1])) }
+        assertThrowsKind("Closed", "trySend") { try channel.trySend(data: Data([1])) }
         assertThrowsKind("Closed", "channel") { _ = try context.channel(name: "another") }
+    }
+
+    func testTrySendAndSendTimeoutRefuseWhatTheSendRateWouldDelay() throws {
+        let receiver = try Context(config: config)
+        // One message every 100 ms; the pacer's 10 ms burst lets the first go at once.
+        let paced = try Context(
+            config: Config(scope: "link", interfaces: ["lo0"], hopLimit: 1, sendRateMessages: 10))
+        defer {
+            paced.close()
+            receiver.close()
+        }
+        let name = "swift-\(UUID().uuidString)"
+        let inbox = try receiver.channel(name: name)
+        try inbox.join()
+        let outbox = try paced.channel(name: name)
+        try outbox.trySend(data: Data("first".utf8))
+        assertThrowsKind("Timeout", "trySend") { try outbox.trySend(data: Data("refused".utf8)) }
+        assertThrowsKind("Timeout", "sendTimeout(50)") {
+            try outbox.sendTimeout(data: Data("also refused".utf8), timeoutMs: 50)
+        }
+        let started = Date()
+        try outbox.sendTimeout(data: Data("second".utf8), timeoutMs: 500)
+        let waited = Date().timeIntervalSince(started)
+        XCTAssertTrue(waited >= 0.08 && waited < 0.4, "sendTimeout(500) returned after \(waited) s")
+        try outbox.flush()
+        XCTAssertEqual(outbox.stats().messagesSent, 2)
+        XCTAssertEqual(try inbox.recv(timeoutMs: 5000).payload, Data("first".utf8))
+        XCTAssertEqual(try inbox.recv(timeoutMs: 5000).payload, Data("second".utf8))
+        // The refused messages were never queued, so they never left.
+        assertThrowsKind("Timeout", "a third message") { _ = try inbox.recv(timeoutMs: 300) }
     }
 
     func testSenderLossesCountTheSkippedMessagesOfEachSender() throws {

@@ -258,6 +258,32 @@ class ChannelTest {
     }
 
     @Test
+    fun trySendAndSendTimeoutRefuseWhatTheSendRateWouldDelay(test: TestInfo) {
+        val name = channelName(test)
+        withContext { receiver ->
+            // One message every 100 ms; the pacer's 10 ms burst lets the first go at once.
+            withContext(Config(sendRateMessages = 10u)) { paced ->
+                val inbox = receiver.channel(name)
+                inbox.join()
+                val outbox = paced.channel(name)
+                outbox.trySend("first".toByteArray())
+                assertThrowsKind("Timeout", "trySend") { outbox.trySend("refused".toByteArray()) }
+                assertThrowsKind("Timeout", "sendTimeout(50)") { outbox.sendTimeout("also refused".toByteArray(), 50u) }
+                val started = System.nanoTime()
+                outbox.sendTimeout("second".toByteArray(), 500u)
+                val waitedMs = (System.nanoTime() - started) / 1_000_000
+                assertTrue(waitedMs in 80L until 400L, "sendTimeout(500) returned after $waitedMs ms")
+                outbox.flush()
+                assertEquals(2uL, outbox.stats().messagesSent)
+                val received = List(2) { inbox.recv(5_000u).payload.decodeToString() }
+                assertEquals(listOf("first", "second"), received)
+                // The refused messages were never queued, so they never left.
+                assertThrowsKind("Timeout", "a third message") { inbox.recv(300u) }
+            }
+        }
+    }
+
+    @Test
     fun theDefaultMaximumIsOneMebibyte(test: TestInfo) = withContext { context ->
         val channel = context.channel(channelName(test))
         assertThrowsKind("MessageTooLarge", "1 MiB + 1") { channel.send(ByteArray((1 shl 20) + 1)) }
@@ -271,6 +297,8 @@ class ChannelTest {
         context.shutdown()
         assertTrue(context.isClosed())
         assertThrowsKind("Closed", "send") { channel.send(byteArrayOf(1)) }
+        assertThrowsKind("Closed", "sendTimeout") { channel.sendTimeout(byteArrayOf(1), 100u) }
+        assertThrowsKind("Closed", "trySend") { channel.trySend(byteArrayOf(1)) }
         assertThrowsKind("Closed", "flush") { channel.flush() }
         assertThrowsKind("Closed", "join") { channel.join() }
         assertThrowsKind("Closed", "recv") { channel.recv(100u) }
