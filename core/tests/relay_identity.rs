@@ -104,14 +104,14 @@ fn occupy(relay: SocketAddrV6) -> UdpSocket {
 /// collects `count` messages; returns them with how long the tunnel took and the reachability.
 fn island_node(
     world: &World,
-    host: &str,
+    (host, channel): (&str, &'static str),
     config: Config,
     start: Arc<std::sync::Barrier>,
     count: usize,
 ) -> JoinHandle<(Vec<Vec<u8>>, Duration, Reachability)> {
     world.host(host).spawn(move || {
         let context = Context::new(config).unwrap();
-        let channel = context.channel("pinned").unwrap();
+        let channel = context.channel(channel).unwrap();
         let joined_at = Instant::now();
         channel.join().unwrap();
         let reach = wait_until(&context, WAIT, |reach| reach.relay.is_some());
@@ -146,16 +146,18 @@ fn a_pinned_node_tunnels_only_through_the_genuine_relay_even_when_a_rogue_looks_
     );
     let _occupant = world.host("c2").run(|| occupy(genuine_at)).unwrap();
     let start = start_line(3);
+    // A channel each, so that neither node is served by the other as the segment's gateway:
+    // each must open a tunnel of its own.
     let pinned = island_node(
         &world,
-        "i1",
+        ("i1", "pinned"),
         island_config(s0, vec![genuine_key().public_key()]),
         Arc::clone(&start),
         3,
     );
     let unpinned = island_node(
         &world,
-        "i2",
+        ("i2", "unpinned"),
         island_config(s0, Vec::new()),
         Arc::clone(&start),
         3,
@@ -164,11 +166,13 @@ fn a_pinned_node_tunnels_only_through_the_genuine_relay_even_when_a_rogue_looks_
         .host("c1")
         .spawn(move || {
             let context = Context::new(config()).unwrap();
-            let channel = context.channel("pinned").unwrap();
+            let channels = ["pinned", "unpinned"].map(|name| context.channel(name).unwrap());
             start.wait();
             for text in ["one", "two", "three"] {
-                channel.send(text.as_bytes()).unwrap();
-                channel.flush().unwrap();
+                for channel in &channels {
+                    channel.send(text.as_bytes()).unwrap();
+                    channel.flush().unwrap();
+                }
             }
         })
         .join()
@@ -391,7 +395,13 @@ fn a_node_trusting_an_issuer_takes_the_relay_it_vouched_for_over_a_foreign_vouch
     );
     let _occupant = world.host("c2").run(|| occupy(genuine_at)).unwrap();
     let start = start_line(2);
-    let node = island_node(&world, "i1", issuer_config(s0), Arc::clone(&start), 2);
+    let node = island_node(
+        &world,
+        ("i1", "pinned"),
+        issuer_config(s0),
+        Arc::clone(&start),
+        2,
+    );
     world
         .host("c1")
         .spawn(move || {
