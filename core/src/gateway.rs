@@ -206,6 +206,20 @@ impl Gateways {
         self.listened_to.retain(|_, until| *until > now);
     }
 
+    /// When, after `now`, the next announcement heard runs out (or the listening window ends),
+    /// if ever: the election has something new to decide then, whatever else happens.
+    pub(crate) fn next_change(&self, now: Instant) -> Option<Instant> {
+        let listening_ends = self.listening_since + LISTEN_WINDOW;
+        self.heard
+            .values()
+            .flatten()
+            .map(|entry| entry.expires)
+            .chain(self.listened_to.values().copied())
+            .chain(std::iter::once(listening_ends))
+            .filter(|at| *at > now)
+            .min()
+    }
+
     /// Whether another node of the segment said within [`HOLD`] that it listens to `group`: only
     /// then does the gateway of `group` re-send it onto the segment.
     pub(crate) fn listened_to(&self, group: Ipv6Addr, now: Instant) -> bool {
@@ -458,6 +472,34 @@ mod tests {
         // Once every announcement has expired, the node needs a tunnel again.
         let plan = gateways.plan(&[CHANNEL], &[], |_| false, false, now + HOLD);
         assert!(plan.open_tunnel);
+    }
+
+    #[test]
+    fn the_next_change_is_the_first_expiry_or_the_end_of_listening() {
+        let start = Instant::now();
+        let mut gateways = Gateways::new(NodeId(50), start);
+        assert_eq!(gateways.next_change(start), Some(start + LISTEN_WINDOW));
+        let later = start + LISTEN_WINDOW;
+        assert_eq!(
+            gateways.next_change(later),
+            None,
+            "nothing heard: nothing changes"
+        );
+        gateways.heard(from(2), &announce(20, 1500, &[CHANNEL]), later);
+        gateways.heard(
+            from(3),
+            &announce(90, 0, &[OTHER]),
+            later + Duration::from_millis(200),
+        );
+        assert_eq!(
+            gateways.next_change(later),
+            Some(later + HOLD),
+            "the gateway's hold runs out before the listener signal's"
+        );
+        assert_eq!(
+            gateways.next_change(later + HOLD),
+            Some(later + Duration::from_millis(200) + HOLD)
+        );
     }
 
     #[test]

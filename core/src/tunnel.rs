@@ -557,6 +557,29 @@ impl Tunnel {
         self.groups.contains(&group)
     }
 
+    /// When [`maintain`](Self::maintain) or [`failure`](Self::failure) next has something to
+    /// do if nothing is sent or heard meanwhile (what is sent or heard only moves it later),
+    /// so that the driver sleeps until then instead of polling; `None` before the first JOIN,
+    /// when neither has anything to do.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        if !self.client {
+            return None;
+        }
+        let rebind = self.last_heard + REBIND_AFTER;
+        let rebind = self.rebinding.as_ref().map_or(rebind, |rebinding| {
+            rebind.max(rebinding.sent_at + REBIND_RETRY)
+        });
+        [
+            self.last_refresh + self.refresh,
+            self.last_sent + KEEPALIVE_INTERVAL,
+            self.last_heard.max(self.last_keepalive) + KEEPALIVE_INTERVAL,
+            rebind,
+            self.last_heard + SILENCE_LIMIT,
+        ]
+        .into_iter()
+        .min()
+    }
+
     /// Whether the tunnel carries no group.
     pub(crate) fn is_idle(&self) -> bool {
         self.groups.is_empty()
@@ -698,5 +721,37 @@ mod tests {
             None,
             "before its first JOIN, a tunnel is not expected to hear anything"
         );
+    }
+
+    #[test]
+    fn the_next_due_time_is_the_earliest_keepalive_rebinding_or_silence() {
+        let now = Instant::now();
+        let mut tunnel = tunnel(now);
+        assert_eq!(tunnel.next_due(), Some(now + KEEPALIVE_INTERVAL));
+        // Sending keeps the keepalive out quiet; only hearing nothing still asks for one.
+        tunnel.last_sent = now + Duration::from_millis(800);
+        assert_eq!(tunnel.next_due(), Some(now + KEEPALIVE_INTERVAL));
+        tunnel.last_keepalive = now + Duration::from_millis(900);
+        assert_eq!(
+            tunnel.next_due(),
+            Some(now + REBIND_AFTER),
+            "heard nothing since: rebinding is next"
+        );
+        tunnel.rebinding = Some(Rebinding {
+            nonce: 9,
+            sent_at: now + REBIND_AFTER,
+            mac: None,
+        });
+        assert_eq!(
+            tunnel.next_due(),
+            Some(now + Duration::from_millis(1800)),
+            "a keepalive a second after the last send comes before the rebinding's retry"
+        );
+        // Sending a keepalive is sending.
+        tunnel.last_sent = now + Duration::from_millis(1900);
+        tunnel.last_keepalive = tunnel.last_sent;
+        assert_eq!(tunnel.next_due(), Some(now + REBIND_AFTER + REBIND_RETRY));
+        tunnel.client = false;
+        assert_eq!(tunnel.next_due(), None);
     }
 }

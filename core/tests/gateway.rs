@@ -409,6 +409,76 @@ fn a_served_host_sends_to_a_channel_its_gateway_does_not_serve_through_a_tunnel_
 }
 
 #[test]
+fn an_idle_gateway_and_the_host_it_serves_sleep() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world);
+    let s0 = services.address;
+    let mut hosts = Vec::new();
+    for (host, settled) in [
+        ("i1", is_gateway as fn(&Reachability) -> bool),
+        ("i2", is_served),
+    ] {
+        let (context, channel, threads) = world
+            .host(host)
+            .run(|| {
+                let (context, channel) = harness::joined(island_config(s0), "idle");
+                wait_until(&context, settled);
+                // The context's threads: the relays and Stratum 0 run on other hosts.
+                let threads: Vec<u32> = [
+                    "sixcast-recv",
+                    "sixcast-flush",
+                    "sixcast-reach",
+                    "sixcast-gateway",
+                ]
+                .iter()
+                .flat_map(|name| harness::host_threads(name))
+                .collect();
+                (context, channel, threads)
+            })
+            .unwrap();
+        assert_eq!(threads.len(), 4, "{host}: {threads:?}");
+        hosts.push((host, threads, context, channel));
+    }
+    let window = Duration::from_secs(3);
+    let at_start: Vec<Vec<u64>> = hosts
+        .iter()
+        .map(|(_, threads, ..)| threads.iter().map(|tid| harness::wakeups(*tid)).collect())
+        .collect();
+    std::thread::sleep(window);
+    for ((host, threads, ..), at_start) in hosts.iter().zip(at_start) {
+        let rates: Vec<(String, f64)> = threads
+            .iter()
+            .zip(at_start)
+            .map(|(tid, before)| {
+                let woken = harness::wakeups(*tid).saturating_sub(before);
+                (
+                    harness::thread_name(*tid),
+                    woken as f64 / window.as_secs_f64(),
+                )
+            })
+            .collect();
+        let total: f64 = rates.iter().map(|(_, rate)| rate).sum();
+        let each: Vec<String> = rates
+            .iter()
+            .map(|(name, rate)| format!("{name} {rate:.1}"))
+            .collect();
+        eprintln!(
+            "{host}: {total:.1} idle wake-ups a second ({})",
+            each.join(", ")
+        );
+        // Announcements (2 a second each way), the tunnel's keepalive and its answer: a few.
+        // An election on a 100 ms tick alone would be 10.
+        assert!(
+            total < 10.0,
+            "{host}: {total:.1} a second ({})",
+            each.join(", ")
+        );
+    }
+}
+
+#[test]
 fn a_gateway_resends_only_while_a_neighbour_listens() {
     let Some(world) = world(World::stratum, false) else {
         return;

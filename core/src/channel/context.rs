@@ -369,6 +369,7 @@ impl Core {
         self.events.close();
         if let Some(link) = &self.relay_link {
             link.nudge.wake();
+            link.segment.nudge.wake();
         }
         self.lead.close();
         // Taking each lock before notifying guarantees no waiter misses the wake-up.

@@ -78,6 +78,7 @@ impl Channel {
         }
         core.tunnel_join(&groups);
         membership.any_source = true;
+        core.memberships_changed();
         debug!(group = %self.state.group, "joined");
         Ok(())
     }
@@ -141,6 +142,7 @@ impl Channel {
         }
         *membership = Membership::default();
         self.state.repair_only.store(false, Ordering::Release);
+        core.memberships_changed();
         first_error.map_or(Ok(()), Err)
     }
 

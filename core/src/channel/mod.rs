@@ -59,12 +59,13 @@ pub use stream::{Messages, Readable, Recv};
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How soon a node without a way to the core tries again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
-/// How often a node takes part in its segment's gateway election, at least.
-const ELECTION_TICK: Duration = Duration::from_millis(100);
-/// How often a node whose probe found native multicast working looks at the election: it takes
-/// no part, its verdict changes rarely, and an idle context should sleep (gateways' announcements
-/// still wake it at once).
-const IDLE_ELECTION_TICK: Duration = Duration::from_secs(1);
+/// The longest the gateway thread sleeps. Announcements, their hold running out and nudges
+/// (joins, leaves, first sends, the tunnel, the probe) wake it; this bounds how late it sees a
+/// change that nothing announces (a channel's sending hold running out).
+const ELECTION_BACKSTOP: Duration = Duration::from_secs(1);
+/// The shortest sleep of the reach and gateway threads, so that a deadline just past never
+/// makes them spin.
+const MIN_WAIT: Duration = Duration::from_millis(5);
 
 /// A message received on a channel, with where it came from and how it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,6 +302,9 @@ struct Segment {
     /// Re-sends what the tunnel brings onto the segment, with hop limit 1 so it stays there.
     resender: McastSocket,
     gateways: Mutex<Gateways>,
+    /// Wakes the gateway thread: a channel was joined, left or first sent to, the tunnel or the
+    /// probe's verdict changed, or the context closes.
+    nudge: Waker,
 }
 
 #[derive(Default)]

@@ -10,7 +10,7 @@ use std::{
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{ChannelState, Core, LinkState, RETRY_INTERVAL, RelayLink, Segment};
+use super::{ChannelState, Core, LinkState, MIN_WAIT, RETRY_INTERVAL, RelayLink, Segment};
 use crate::{
     addr,
     config::Config,
@@ -18,16 +18,13 @@ use crate::{
     error::{Error, ErrorKind, Result},
     events::{CorePath, Event},
     gateway::{self, Gateways},
-    socket::{Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait},
+    socket::{Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     tunnel::{self, Pinning, Tunnel},
     wire::{
         NodeId,
         control::{self, Control},
     },
 };
-
-/// How often the reach thread looks after an open tunnel (keepalives, silence, rebinding).
-const TUNNEL_TICK: Duration = Duration::from_millis(250);
 
 impl Segment {
     pub(super) fn open(config: &Config, interfaces: &[Interface], node: NodeId) -> Result<Self> {
@@ -48,6 +45,7 @@ impl Segment {
             // Bound to the data port, because multicast goes to the sending socket's port.
             resender: McastSocket::bind(&options(config.effective_port()))?,
             gateways: Mutex::new(Gateways::new(node, Instant::now())),
+            nudge: Waker::new()?,
         })
     }
 
@@ -105,6 +103,13 @@ impl Core {
             .filter(|state| gateways.serving(state.group, now).is_none())
             .flat_map(|state| state.groups())
             .collect()
+    }
+
+    /// A channel was joined or left: the gateway election looks again at once.
+    pub(super) fn memberships_changed(&self) {
+        if let Some(link) = &self.relay_link {
+            link.segment.nudge.wake();
+        }
     }
 
     pub(super) fn tunnel_join(&self, groups: &[Ipv6Addr]) {
@@ -201,13 +206,16 @@ impl Core {
             {
                 next_attempt = next_attempt.max(Instant::now() + RETRY_INTERVAL);
             }
-            // A tunnel needs its keepalives and silence checks; without one, nothing happens
-            // before the next attempt but a nudge (a tunnel wanted, or the close).
-            let wait = if link.state.lock().tunnel.is_some() {
-                TUNNEL_TICK
-            } else {
-                next_attempt.saturating_duration_since(Instant::now())
-            };
+            // Nothing happens before the next attempt, or the tunnel's next keepalive, rebinding
+            // step or silence check, but a datagram or a nudge (a tunnel wanted, or the close).
+            let due = link
+                .state
+                .lock()
+                .tunnel
+                .as_ref()
+                .and_then(Tunnel::next_due)
+                .map_or(next_attempt, |due| due.min(next_attempt));
+            let wait = due.saturating_duration_since(Instant::now()).max(MIN_WAIT);
             match link.socket.recv_batch(&mut batch, &link.nudge, Some(wait)) {
                 Ok(Wait::Woken) => {
                     link.nudge.reset();
@@ -293,6 +301,7 @@ impl Core {
             state.report = Some(report);
             state.last_error = None;
         }
+        link.segment.nudge.wake();
         if native || !self.tunnel_needed(link) || self.open_tunnel(link) {
             self.config.probe_interval
         } else {
@@ -443,6 +452,7 @@ impl Core {
                 drop(state);
                 // Channels joined while the tunnel was being opened missed it: join them now.
                 self.tunnel_join(&self.unserved_groups(link));
+                link.segment.nudge.wake();
                 true
             }
             Err(err) => {
@@ -519,6 +529,7 @@ impl Core {
                     }
                 }
                 state.report = Some(report);
+                link.segment.nudge.wake();
             }
             Err(err) if err.kind() == ErrorKind::Closed => {}
             // Stratum 0 may be briefly unreachable; the tunnel stays as it is.
@@ -599,6 +610,7 @@ impl Core {
             self.retire(tunnel);
             failed = tunnel.relay;
             state.tunnel = None;
+            link.segment.nudge.wake();
             std::mem::take(&mut state.spares)
         };
         // No lock is held while handshaking: channels keep sending natively meanwhile, and
@@ -613,13 +625,16 @@ impl Core {
                     let mut state = link.state.lock();
                     state.tunnel = Some(tunnel);
                     state.spares = spares;
-                    drop(state);
-                    // Channels joined during the handshake missed it: join them now.
-                    self.tunnel_join(&self.unserved_groups(link));
+                    // Under the lock: the path published from the new tunnel (by any thread)
+                    // comes after the failover in the application's events.
                     self.events.push(Event::RelayFailover {
                         from: failed,
                         to: Some(spare.address),
                     });
+                    drop(state);
+                    // Channels joined during the handshake missed it: join them now.
+                    self.tunnel_join(&self.unserved_groups(link));
+                    link.segment.nudge.wake();
                     return;
                 }
                 Err(err) => debug!(relay = %spare.address, "spare unusable: {err}"),

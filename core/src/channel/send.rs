@@ -71,7 +71,10 @@ impl Core {
                 .as_ref()
                 .is_some_and(|report| report.native_up);
             let now = Instant::now();
-            link_state.sent_to.insert(state.group, now);
+            if link_state.sent_to.insert(state.group, now).is_none() {
+                // A channel newly sent to may need a tunnel: the election decides at once.
+                link.segment.nudge.wake();
+            }
             match (&mut link_state.tunnel, native_up) {
                 (Some(tunnel), false) => self.send_up(link, tunnel, relayed, ready),
                 // Native multicast may not reach the core and no gateway is known to serve the

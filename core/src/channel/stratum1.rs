@@ -9,7 +9,7 @@ use std::{
 
 use tracing::{debug, info, warn};
 
-use super::{ChannelState, Core, ELECTION_TICK, IDLE_ELECTION_TICK, RelayLink};
+use super::{ChannelState, Core, ELECTION_BACKSTOP, MIN_WAIT, RelayLink};
 use crate::{
     discovery::ProbeReport,
     events::Event,
@@ -29,13 +29,18 @@ impl Core {
         let mut announced: Vec<Ipv6Addr> = Vec::new();
         let mut listened: Vec<Ipv6Addr> = Vec::new();
         let mut next_announcement = Instant::now();
-        let mut tick = ELECTION_TICK;
+        let mut wait = Duration::ZERO;
         while !self.closed.load(Ordering::Acquire) {
             match segment
                 .announcer
-                .recv_batch(&mut batch, &self.waker, Some(tick))
+                .recv_batch(&mut batch, &segment.nudge, Some(wait))
             {
-                Ok(Wait::Woken) => break,
+                Ok(Wait::Woken) => {
+                    if self.closed.load(Ordering::Acquire) {
+                        break;
+                    }
+                    segment.nudge.reset();
+                }
                 Ok(Wait::Received(_)) => {
                     let now = Instant::now();
                     let mut gateways = segment.gateways.lock();
@@ -79,17 +84,18 @@ impl Core {
                 listened = listening;
                 next_announcement = Instant::now() + gateway::ANNOUNCE_INTERVAL;
             }
-            let native = link
-                .state
-                .lock()
-                .report
-                .as_ref()
-                .is_some_and(ProbeReport::native);
-            tick = if native && announced.is_empty() {
-                IDLE_ELECTION_TICK
-            } else {
-                ELECTION_TICK
-            };
+            // Sleeps until something can change: an announcement is due, one heard runs out,
+            // a datagram comes, or a nudge (a join, a leave, a first send, the tunnel or the
+            // probe); at most the backstop.
+            let now = Instant::now();
+            let mut due = now + ELECTION_BACKSTOP;
+            if !announced.is_empty() || !listened.is_empty() {
+                due = due.min(next_announcement);
+            }
+            if let Some(change) = segment.gateways.lock().next_change(now) {
+                due = due.min(change);
+            }
+            wait = due.saturating_duration_since(now).max(MIN_WAIT);
         }
         segment.announce(&self.interfaces, self.node, &announced, Duration::ZERO);
     }

@@ -79,6 +79,42 @@ pub(crate) fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
+/// The ids of this process's threads named `name` that run in the network namespace of the
+/// calling thread's host (each world host is a namespace, which a context's threads inherit):
+/// tests running in parallel in other worlds do not count.
+pub(crate) fn host_threads(name: &str) -> Vec<u32> {
+    let namespace = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let named = std::fs::read_to_string(path.join("comm")).ok()?.trim() == name;
+            let here = std::fs::read_link(path.join("ns/net")).ok()? == namespace;
+            (named && here).then(|| path.file_name()?.to_str()?.parse().ok())?
+        })
+        .collect()
+}
+
+/// How often the thread `tid` of this process has gone to sleep so far (its voluntary context
+/// switches): each wake-up of a sleeping thread counts once, and preemption on a busy machine
+/// does not.
+pub(crate) fn wakeups(tid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The name of the thread `tid` of this process.
+pub(crate) fn thread_name(tid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 /// A barrier for `parties` threads: listeners wait on it after joining, the sender before
 /// sending, so nothing is sent before every listener is in its group.
 pub(crate) fn start_line(parties: usize) -> Arc<Barrier> {
