@@ -1,5 +1,5 @@
-//! Finding the multicast core: the Stratum 0 service, and a node's probe of whether native
-//! multicast reaches the core in each direction (see `docs/reachability.md`).
+//! The Stratum 0 service, and the well-known groups, ports and helpers that Stratum 0, the probe
+//! (`probe`) and the relays share (see `docs/reachability.md`).
 //!
 //! Stratum 0 carries no channel traffic. It answers probes (and echoes each one on the probe
 //! group, so the node learns whether the core's multicast reaches it), notes the beacons nodes
@@ -23,8 +23,8 @@ use tracing::{debug, warn};
 use crate::{
     addr::{self, Profile, Scope},
     crypto::random,
-    error::{Error, ErrorKind, Result},
-    socket::{self, Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
+    error::{Error, Result},
+    socket::{self, Interface, McastSocket, RecvBatch, SocketOptions, Wait, Waker},
     wire::control::{self, Control},
 };
 
@@ -481,142 +481,4 @@ impl Stratum0Service {
             self.waker.wake();
         }
     }
-}
-
-/// What a probe found out about the path between a node and the multicast core.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ProbeReport {
-    /// The Stratum 0 asked.
-    pub stratum0: SocketAddrV6,
-    /// Whether Stratum 0 answered at all.
-    pub answered: bool,
-    /// Round trip of the first answered probe.
-    pub rtt: Option<Duration>,
-    /// Whether the core's multicast reaches this node (Stratum 0's echo arrived natively).
-    pub native_down: bool,
-    /// Whether this node's multicast reaches the core (Stratum 0 heard its beacon).
-    pub native_up: bool,
-    /// This node's address and port as Stratum 0 saw them.
-    pub observed: Option<SocketAddrV6>,
-}
-
-impl ProbeReport {
-    /// Whether native multicast works both ways, so no relay is needed.
-    pub fn native(&self) -> bool {
-        self.native_down && self.native_up
-    }
-}
-
-/// How a node probes: where Stratum 0 is and how long to try.
-#[derive(Debug, Clone)]
-pub(crate) struct ProbeSettings {
-    pub(crate) stratum0: SocketAddrV6,
-    pub(crate) scope: Scope,
-    pub(crate) hop_limit: u8,
-    pub(crate) interfaces: Vec<Interface>,
-    pub(crate) within: Duration,
-}
-
-/// Tests native reachability of the core in both directions, within `settings.within`.
-/// Datagrams on the unicast socket that are not Stratum 0's answers go to `other` (a tunnel's
-/// traffic, when probing while one is open).
-pub(crate) fn probe(
-    settings: &ProbeSettings,
-    unicast: &McastSocket,
-    waker: &Waker,
-    other: &mut dyn FnMut(&RecvMeta, &[u8]),
-) -> Result<ProbeReport> {
-    // Loopback on, so that a Stratum 0 on this very host hears the beacon.
-    let listener = McastSocket::bind(&SocketOptions {
-        address: Ipv6Addr::UNSPECIFIED,
-        port: CONTROL_PORT,
-        hop_limit: settings.hop_limit,
-        loopback: true,
-        recv_buffer: 1 << 20,
-    })?;
-    let group = probe_group(settings.scope);
-    for interface in &settings.interfaces {
-        listener.join(group, interface)?;
-    }
-    let mut report = ProbeReport {
-        stratum0: settings.stratum0,
-        answered: false,
-        rtt: None,
-        native_down: false,
-        native_up: false,
-        observed: None,
-    };
-    let deadline = Instant::now() + settings.within;
-    let mut batch = RecvBatch::new();
-    let mut sent_nonces = Vec::new();
-    // A probe a few times a second: one lost datagram must not decide the outcome.
-    while Instant::now() < deadline && !(report.native_down && report.native_up) {
-        let (nonce, beacon) = (nonce()?, nonce()?);
-        sent_nonces.push(nonce);
-        multicast_control(
-            &listener,
-            &settings.interfaces,
-            &Control::Beacon { nonce: beacon },
-            group,
-        )?;
-        // Give the beacon a head start over the probe that asks about it.
-        std::thread::sleep(Duration::from_millis(30));
-        let sent_at = Instant::now();
-        send_control(
-            unicast,
-            &Control::Probe {
-                nonce,
-                beacon_nonce: beacon,
-            },
-            settings.stratum0,
-        )?;
-        let round_end = (sent_at + Duration::from_millis(300)).min(deadline);
-        while Instant::now() < round_end {
-            // Short waits on each socket in turn, so neither answer waits for the other.
-            let slice = round_end
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(20));
-            if receive(unicast, &mut batch, waker, slice)? {
-                for (meta, datagram) in batch.iter() {
-                    if meta.source != settings.stratum0 {
-                        other(meta, datagram);
-                        continue;
-                    }
-                    if let Ok(Control::ProbeReply {
-                        nonce: echoed,
-                        heard_beacon,
-                        observed,
-                    }) = control::decode(datagram)
-                        && sent_nonces.contains(&echoed)
-                    {
-                        report.answered = true;
-                        report.rtt.get_or_insert(sent_at.elapsed());
-                        report.native_up |= heard_beacon;
-                        report.observed = Some(observed);
-                    }
-                }
-            }
-            if receive(&listener, &mut batch, waker, Duration::ZERO)? {
-                for (_, datagram) in batch.iter() {
-                    if let Ok(Control::Echo { nonce: echoed }) = control::decode(datagram) {
-                        report.native_down |= sent_nonces.contains(&echoed);
-                    }
-                }
-            }
-        }
-    }
-    if !report.answered {
-        return Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "Stratum 0 at {} did not answer within {:?}; check the address and that UDP \
-                 port {} is open on the way",
-                settings.stratum0,
-                settings.within,
-                settings.stratum0.port()
-            ),
-        ));
-    }
-    Ok(report)
 }

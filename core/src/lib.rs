@@ -51,6 +51,7 @@ pub mod files;
 pub mod gateway;
 mod lead;
 pub mod locate;
+pub mod probe;
 mod ratelimit;
 pub mod relay;
 pub mod reliable;

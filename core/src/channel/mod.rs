@@ -29,11 +29,11 @@ use self::{held::Held, queue::Inbound};
 use crate::{
     config::Config,
     crypto::{Covers, DropCounters, Drops, Protection},
-    discovery::ProbeReport,
     events::EventQueue,
     gateway::{self, Gateways, Path},
     lead::Lead,
     locate::Stratum0Source,
+    probe::ProbeReport,
     ratelimit::Pacer,
     reliable::{RepairReceiver, RepairSender},
     socket::{self, Interface, McastSocket, RecvBatch, Waker},

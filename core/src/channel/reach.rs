@@ -14,10 +14,11 @@ use super::{ChannelState, Core, LinkState, MIN_WAIT, RETRY_INTERVAL, RelayLink, 
 use crate::{
     addr,
     config::Config,
-    discovery::{self, ProbeSettings},
+    discovery,
     error::{Error, ErrorKind, Result},
     events::{CorePath, Event},
     gateway::{self, Gateways},
+    probe::{self, ProbeSettings},
     socket::{Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
     tunnel::{self, Pinning, Tunnel},
     wire::{
@@ -288,7 +289,7 @@ impl Core {
         };
         // No tunnel is open yet, so nothing else arrives on the socket.
         let settings = self.probe_settings(stratum0);
-        let report = match discovery::probe(&settings, &link.socket, &self.waker, &mut |_, _| {}) {
+        let report = match probe::probe(&settings, &link.socket, &self.waker, &mut |_, _| {}) {
             Ok(report) => report,
             Err(err) => {
                 self.attempt_failed(link, &err);
@@ -508,7 +509,7 @@ impl Core {
         let Some(stratum0) = link.state.lock().candidates.first().copied() else {
             return RETRY_INTERVAL;
         };
-        let probed = discovery::probe(
+        let probed = probe::probe(
             &self.probe_settings(stratum0),
             &link.socket,
             &self.waker,

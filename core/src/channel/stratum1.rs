@@ -11,9 +11,9 @@ use tracing::{debug, info, warn};
 
 use super::{ChannelState, Core, ELECTION_BACKSTOP, MIN_WAIT, RelayLink};
 use crate::{
-    discovery::ProbeReport,
     events::Event,
     gateway,
+    probe::ProbeReport,
     socket::{RecvBatch, Wait},
     tunnel::Tunnel,
     wire::control,

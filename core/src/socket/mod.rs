@@ -348,6 +348,23 @@ impl McastSocket {
     }
 }
 
+/// Waits, without receiving, until one of `sockets` (at most four) has a datagram, `waker` is
+/// woken, or `timeout` passes: `Ok(None)` when some socket is readable (receive from each with
+/// a zero timeout), else why the wait ended. A driver of several sockets thus sleeps on all of
+/// them at once instead of in turns.
+pub(crate) fn wait_any(
+    sockets: &[&McastSocket],
+    waker: &Waker,
+    timeout: Option<Duration>,
+) -> Result<Option<Wait>> {
+    let fds: Vec<_> = sockets
+        .iter()
+        .map(|socket| socket.socket.as_raw_fd())
+        .collect();
+    unix::wait_any_readable(&fds, waker.as_raw_fd(), timeout)
+        .map_err(|err| Error::io("waiting for datagrams", err))
+}
+
 /// Link-local and interface-local groups need the interface as scope id when sent to.
 fn is_link_scoped(group: Ipv6Addr) -> bool {
     matches!(group.octets()[1] & 0x0f, 1 | 2)

@@ -169,24 +169,42 @@ pub(super) fn wait_readable(
     waker: RawFd,
     timeout: Option<Duration>,
 ) -> io::Result<Option<Wait>> {
-    let mut fds = [
-        libc::pollfd {
-            fd: socket,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: waker,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+    wait_any_readable(&[socket], waker, timeout)
+}
+
+/// The most sockets [`wait_any_readable`] watches at once.
+pub(super) const MAX_WATCHED: usize = 4;
+
+/// Waits until one of `sockets` (at most [`MAX_WATCHED`]) is readable, `waker` is readable or
+/// `timeout` passes. `None` means some socket has data.
+pub(super) fn wait_any_readable(
+    sockets: &[RawFd],
+    waker: RawFd,
+    timeout: Option<Duration>,
+) -> io::Result<Option<Wait>> {
+    if sockets.len() > MAX_WATCHED {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("at most {MAX_WATCHED} sockets are watched at once"),
+        ));
+    }
+    let entry = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let mut fds = [entry(-1); MAX_WATCHED + 1];
+    fds[0] = entry(waker);
+    for (slot, socket) in fds[1..].iter_mut().zip(sockets) {
+        *slot = entry(*socket);
+    }
+    let watched = 1 + sockets.len();
     let timeout_ms = timeout.map_or(-1, |timeout| {
         // Round up so that a short timeout never becomes a busy loop of zero-length polls.
         i32::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
     });
-    // SAFETY: `fds` is a live array of two pollfd.
-    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
+    // SAFETY: `fds` is a live array of pollfd, of which the first `watched` are passed.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), watched as libc::nfds_t, timeout_ms) };
     if ready < 0 {
         let err = io::Error::last_os_error();
         return if err.kind() == io::ErrorKind::Interrupted {
@@ -195,10 +213,10 @@ pub(super) fn wait_readable(
             Err(err)
         };
     }
-    if fds[1].revents != 0 {
+    if fds[0].revents != 0 {
         return Ok(Some(Wait::Woken));
     }
-    if ready == 0 || fds[0].revents == 0 {
+    if ready == 0 || fds[1..watched].iter().all(|fd| fd.revents == 0) {
         return Ok(Some(Wait::TimedOut));
     }
     Ok(None)
