@@ -26,10 +26,10 @@ use crate::{
     wire::control::{self, Control, Mac},
 };
 
-/// How long a node collects relay offers after the first one arrives.
-const OFFER_WINDOW: Duration = Duration::from_millis(200);
-/// How long a node waits for Stratum 0's cookie and the relays' offers.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+mod request;
+
+use request::request_relays;
+
 /// How long a handshake with one relay may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Keepalives are sent this often on an otherwise quiet tunnel.
@@ -141,78 +141,6 @@ struct Rebinding {
     sent_at: Instant,
     /// The CHALLENGE's MAC, once it came: the REBIND is sent, the relay's KEEPALIVE awaited.
     mac: Option<Mac>,
-}
-
-/// Asks Stratum 0 for relays (answering its cookie first) and collects the offers, best first.
-pub(crate) fn request_relays(
-    socket: &McastSocket,
-    waker: &Waker,
-    stratum0: SocketAddrV6,
-) -> Result<Vec<RelayOffer>> {
-    let nonce = discovery::nonce()?;
-    let mut batch = RecvBatch::new();
-    let started = Instant::now();
-    let deadline = started + REQUEST_TIMEOUT;
-    send_control(
-        socket,
-        &Control::RelayRequest {
-            nonce,
-            cookie: [0; control::MAC_LEN],
-        },
-        stratum0,
-    )?;
-    let mut offers: Vec<RelayOffer> = Vec::new();
-    let mut first_offer: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        let until = first_offer.map_or(deadline, |first| (first + OFFER_WINDOW).min(deadline));
-        if now >= until {
-            break;
-        }
-        if discovery::receive(socket, &mut batch, waker, until - now)? {
-            for (meta, datagram) in batch.iter() {
-                match control::decode(datagram) {
-                    Ok(Control::Cookie {
-                        nonce: echoed,
-                        cookie,
-                    }) if echoed == nonce && meta.source == stratum0 => {
-                        send_control(socket, &Control::RelayRequest { nonce, cookie }, stratum0)?;
-                    }
-                    Ok(Control::Offer {
-                        nonce: echoed,
-                        load,
-                        limit,
-                        repeater,
-                        ..
-                    }) if echoed == nonce && !limit => {
-                        first_offer.get_or_insert_with(Instant::now);
-                        if !offers.iter().any(|offer| offer.address == meta.source) {
-                            offers.push(RelayOffer {
-                                address: meta.source,
-                                rtt: started.elapsed(),
-                                load,
-                                repeater,
-                            });
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    if offers.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "no relay offered to serve this node within {REQUEST_TIMEOUT:?}; is a relay \
-                 running on the core, next to Stratum 0 at {stratum0}?"
-            ),
-        ));
-    }
-    // Repeaters first (one copy serves every client), then the lowest round trip; among
-    // similar ones (within 1 ms) the least loaded.
-    offers.sort_by_key(|offer| (!offer.repeater, offer.rtt.as_millis(), offer.load));
-    Ok(offers)
 }
 
 /// Opens a tunnel to the relay or repeater of `offer` with the return-routability handshake and

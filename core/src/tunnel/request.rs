@@ -1,0 +1,271 @@
+//! Asking Stratum 0 for relays (`docs/reachability.md`, section 3): a RELAY_REQUEST, answered
+//! with a COOKIE that the node echoes in a second RELAY_REQUEST (so that Stratum 0 never asks
+//! the relays on behalf of an address that did not prove itself), then the relays' OFFERs,
+//! collected for a short window after the first.
+//!
+//! `RelayRequest` is the protocol without I/O, fed with datagrams and the time and tested on a
+//! fake clock; `request_relays` drives it on the node's unicast socket.
+
+use std::{
+    net::SocketAddrV6,
+    time::{Duration, Instant},
+};
+
+use super::RelayOffer;
+use crate::{
+    discovery::{self, send_control},
+    error::{Error, ErrorKind, Result},
+    socket::{McastSocket, RecvBatch, Wait, Waker},
+    wire::control::{self, Control},
+};
+
+/// How long a node collects relay offers after the first one arrives.
+const OFFER_WINDOW: Duration = Duration::from_millis(200);
+/// How long a node waits for Stratum 0's cookie and the relays' offers.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One relay request, without I/O.
+#[derive(Debug)]
+pub(super) struct RelayRequest {
+    stratum0: SocketAddrV6,
+    nonce: u64,
+    started: Instant,
+    /// The requests to send: the first, then one echoing each cookie.
+    outbox: Vec<Control<'static>>,
+    offers: Vec<RelayOffer>,
+    first_offer: Option<Instant>,
+}
+
+impl RelayRequest {
+    /// A request to `stratum0` with `nonce`, starting at `now` with the first RELAY_REQUEST.
+    pub(super) fn new(stratum0: SocketAddrV6, nonce: u64, now: Instant) -> Self {
+        Self {
+            stratum0,
+            nonce,
+            started: now,
+            outbox: vec![Control::RelayRequest {
+                nonce,
+                cookie: [0; control::MAC_LEN],
+            }],
+            offers: Vec::new(),
+            first_offer: None,
+        }
+    }
+
+    /// The next message for Stratum 0, if one waits.
+    pub(super) fn poll_transmit(&mut self) -> Option<Control<'static>> {
+        (!self.outbox.is_empty()).then(|| self.outbox.remove(0))
+    }
+
+    /// When the request ends: the offer window after the first offer, or the timeout.
+    pub(super) fn poll_timeout(&self) -> Instant {
+        let deadline = self.started + REQUEST_TIMEOUT;
+        self.first_offer
+            .map_or(deadline, |first| (first + OFFER_WINDOW).min(deadline))
+    }
+
+    /// Takes a datagram from `source` at `now`: Stratum 0's cookie for this request, or a
+    /// relay's offer (a relay at its limit offers nothing); anything else is ignored.
+    pub(super) fn on_datagram(&mut self, source: SocketAddrV6, datagram: &[u8], now: Instant) {
+        match control::decode(datagram) {
+            Ok(Control::Cookie { nonce, cookie })
+                if nonce == self.nonce && source == self.stratum0 =>
+            {
+                self.outbox.push(Control::RelayRequest { nonce, cookie });
+            }
+            Ok(Control::Offer {
+                nonce,
+                load,
+                limit,
+                repeater,
+                ..
+            }) if nonce == self.nonce && !limit => {
+                self.first_offer.get_or_insert(now);
+                if !self.offers.iter().any(|offer| offer.address == source) {
+                    self.offers.push(RelayOffer {
+                        address: source,
+                        rtt: now.saturating_duration_since(self.started),
+                        load,
+                        repeater,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Once the request has ended at `now`: the offers, best first, or a timeout if none came.
+    /// Repeaters come first (one copy serves every client), then the lowest round trip; among
+    /// similar ones (within 1 ms) the least loaded.
+    pub(super) fn outcome(&self, now: Instant) -> Option<Result<Vec<RelayOffer>>> {
+        if now < self.poll_timeout() {
+            return None;
+        }
+        if self.offers.is_empty() {
+            return Some(Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "no relay offered to serve this node within {REQUEST_TIMEOUT:?}; is a relay \
+                     running on the core, next to Stratum 0 at {}?",
+                    self.stratum0
+                ),
+            )));
+        }
+        let mut offers = self.offers.clone();
+        offers.sort_by_key(|offer| (!offer.repeater, offer.rtt.as_millis(), offer.load));
+        Some(Ok(offers))
+    }
+}
+
+/// Asks Stratum 0 for relays (answering its cookie first) and collects the offers, best first.
+pub(crate) fn request_relays(
+    socket: &McastSocket,
+    waker: &Waker,
+    stratum0: SocketAddrV6,
+) -> Result<Vec<RelayOffer>> {
+    let mut request = RelayRequest::new(stratum0, discovery::nonce()?, Instant::now());
+    let mut batch = RecvBatch::new();
+    loop {
+        while let Some(message) = request.poll_transmit() {
+            send_control(socket, &message, stratum0)?;
+        }
+        let now = Instant::now();
+        if let Some(outcome) = request.outcome(now) {
+            return outcome;
+        }
+        let left = request.poll_timeout().saturating_duration_since(now);
+        match socket.recv_batch(&mut batch, waker, Some(left))? {
+            Wait::Woken => return Err(Error::closed()),
+            Wait::TimedOut => {}
+            Wait::Received(_) => {
+                let now = Instant::now();
+                for (meta, datagram) in batch.iter() {
+                    request.on_datagram(meta.source, datagram, now);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv6Addr;
+
+    use super::*;
+
+    const NONCE: u64 = 0x5c;
+
+    fn at(last: u16, port: u16) -> SocketAddrV6 {
+        SocketAddrV6::new(Ipv6Addr::new(0xfd5c, 0xc, 0, 0, 0, 0, 0, last), port, 0, 0)
+    }
+
+    fn stratum0() -> SocketAddrV6 {
+        at(0x10, 6447)
+    }
+
+    fn cookie(nonce: u64, byte: u8) -> Vec<u8> {
+        Control::Cookie {
+            nonce,
+            cookie: [byte; control::MAC_LEN],
+        }
+        .to_vec()
+        .unwrap()
+    }
+
+    fn offer(nonce: u64, load: u16, limit: bool, repeater: bool) -> Vec<u8> {
+        Control::Offer {
+            nonce,
+            relay: at(0x21, 6448),
+            load,
+            limit,
+            repeater,
+        }
+        .to_vec()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_cookie_is_echoed_and_offers_are_taken_for_a_window_after_the_first() {
+        let start = Instant::now();
+        let mut request = RelayRequest::new(stratum0(), NONCE, start);
+        assert_eq!(
+            request.poll_transmit(),
+            Some(Control::RelayRequest {
+                nonce: NONCE,
+                cookie: [0; control::MAC_LEN]
+            })
+        );
+        assert_eq!(request.poll_transmit(), None);
+        assert_eq!(request.poll_timeout(), start + REQUEST_TIMEOUT);
+        request.on_datagram(
+            stratum0(),
+            &cookie(NONCE, 7),
+            start + Duration::from_millis(1),
+        );
+        assert_eq!(
+            request.poll_transmit(),
+            Some(Control::RelayRequest {
+                nonce: NONCE,
+                cookie: [7; control::MAC_LEN]
+            })
+        );
+        let first = start + Duration::from_millis(3);
+        request.on_datagram(at(0x21, 6448), &offer(NONCE, 500, false, false), first);
+        assert_eq!(request.poll_timeout(), first + OFFER_WINDOW);
+        assert!(
+            request
+                .outcome(first + OFFER_WINDOW - Duration::from_millis(1))
+                .is_none()
+        );
+        // Later offers within the window count; one relay's second offer does not.
+        request.on_datagram(at(0x22, 6448), &offer(NONCE, 100, false, false), first);
+        request.on_datagram(at(0x21, 6448), &offer(NONCE, 0, false, false), first);
+        let offers = request.outcome(first + OFFER_WINDOW).unwrap().unwrap();
+        let ranked: Vec<(SocketAddrV6, u16)> = offers
+            .iter()
+            .map(|offer| (offer.address, offer.load))
+            .collect();
+        assert_eq!(
+            ranked,
+            [(at(0x22, 6448), 100), (at(0x21, 6448), 500)],
+            "similar round trips: the least loaded first"
+        );
+        assert_eq!(offers[0].rtt, Duration::from_millis(3));
+    }
+
+    #[test]
+    fn repeaters_rank_first_then_the_lowest_round_trip() {
+        let start = Instant::now();
+        let mut request = RelayRequest::new(stratum0(), NONCE, start);
+        let ms = |n| start + Duration::from_millis(n);
+        request.on_datagram(at(0x21, 6448), &offer(NONCE, 0, false, false), ms(2));
+        request.on_datagram(at(0x22, 6448), &offer(NONCE, 0, false, false), ms(9));
+        request.on_datagram(at(0x23, 6448), &offer(NONCE, 900, false, true), ms(50));
+        let offers = request.outcome(ms(2) + OFFER_WINDOW).unwrap().unwrap();
+        let order: Vec<SocketAddrV6> = offers.iter().map(|offer| offer.address).collect();
+        assert_eq!(order, [at(0x23, 6448), at(0x21, 6448), at(0x22, 6448)]);
+    }
+
+    #[test]
+    fn full_relays_wrong_nonces_forged_cookies_and_junk_are_ignored_until_the_timeout() {
+        let start = Instant::now();
+        let mut request = RelayRequest::new(stratum0(), NONCE, start);
+        request.poll_transmit();
+        let now = start + Duration::from_millis(5);
+        request.on_datagram(at(0x21, 6448), &offer(NONCE, 0, true, false), now);
+        request.on_datagram(at(0x22, 6448), &offer(NONCE + 1, 0, false, false), now);
+        // A cookie that is not Stratum 0's, or not for this request, is not echoed.
+        request.on_datagram(at(0x21, 6448), &cookie(NONCE, 1), now);
+        request.on_datagram(stratum0(), &cookie(NONCE + 1, 1), now);
+        request.on_datagram(stratum0(), b"junk", now);
+        assert_eq!(request.poll_transmit(), None);
+        assert_eq!(request.poll_timeout(), start + REQUEST_TIMEOUT);
+        assert!(request.outcome(now).is_none());
+        let err = request
+            .outcome(start + REQUEST_TIMEOUT)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert!(err.to_string().contains("no relay offered"), "{err}");
+    }
+}
