@@ -119,7 +119,8 @@ impl Core {
         let Some(tunnel) = state.tunnel.as_mut() else {
             return;
         };
-        if let Err(err) = tunnel.join(&link.socket, groups) {
+        tunnel.join(groups, Instant::now());
+        if let Err(err) = tunnel.transmit(&link.socket) {
             debug!("joining through the tunnel: {err}");
         }
         if tunnel.repeater {
@@ -133,7 +134,8 @@ impl Core {
         let Some(tunnel) = state.tunnel.as_mut() else {
             return;
         };
-        if let Err(err) = tunnel.leave(&link.socket, groups) {
+        tunnel.leave(groups, Instant::now());
+        if let Err(err) = tunnel.transmit(&link.socket) {
             debug!("leaving through the tunnel: {err}");
         }
         if tunnel.repeater {
@@ -236,8 +238,9 @@ impl Core {
             self.maintain_tunnel(link);
             self.publish_path(link);
         }
-        let state = link.state.lock();
-        if let (Some(tunnel), Some(report)) = (&state.tunnel, &state.report)
+        let mut state = link.state.lock();
+        let state = &mut *state;
+        if let (Some(tunnel), Some(report)) = (&mut state.tunnel, &state.report)
             && let Some(observed) = report.observed
         {
             tunnel.close(&link.socket, observed);
@@ -501,10 +504,11 @@ impl Core {
     fn reprobe(&self, link: &RelayLink) -> Duration {
         // A keepalive now, so that its answer (during the probe) keeps the relay from looking
         // silent while the probe holds this thread.
-        if let Some(tunnel) = link.state.lock().tunnel.as_mut()
-            && let Err(err) = tunnel.send_keepalive(&link.socket)
-        {
-            debug!("keeping the tunnel up: {err}");
+        if let Some(tunnel) = link.state.lock().tunnel.as_mut() {
+            tunnel.send_keepalive(Instant::now());
+            if let Err(err) = tunnel.transmit(&link.socket) {
+                debug!("keeping the tunnel up: {err}");
+            }
         }
         let Some(stratum0) = link.state.lock().candidates.first().copied() else {
             return RETRY_INTERVAL;
@@ -584,9 +588,8 @@ impl Core {
                 self.dispatch(&relayed, datagram, now, true);
             }
             Ok(message) => {
-                if let Err(err) =
-                    tunnel.on_control(&link.socket, &message, now, &link.rejected_relays)
-                {
+                tunnel.on_control(&message, now, &link.rejected_relays);
+                if let Err(err) = tunnel.transmit(&link.socket) {
                     debug!("answering the relay: {err}");
                 }
             }
@@ -601,10 +604,14 @@ impl Core {
             let Some(tunnel) = state.tunnel.as_mut() else {
                 return;
             };
-            if let Err(err) = tunnel.maintain(&link.socket) {
+            let now = Instant::now();
+            let maintained = tunnel
+                .maintain(now, &mut discovery::nonce)
+                .and_then(|()| tunnel.transmit(&link.socket));
+            if let Err(err) = maintained {
                 debug!("keeping the tunnel up: {err}");
             }
-            let Some(why) = tunnel.failure() else {
+            let Some(why) = tunnel.failure(now) else {
                 return;
             };
             warn!(relay = %tunnel.relay, "{why}; failing over to a spare");

@@ -162,12 +162,11 @@ impl Core {
         if let Some(tunnel) = state.tunnel.as_mut() {
             if !plan.stand_down.is_empty() {
                 info!(channels = ?plan.stand_down, "a better gateway serves the segment; standing down");
-                if let Err(err) = tunnel.leave(&link.socket, &twins(&plan.stand_down)) {
-                    debug!("leaving through the tunnel: {err}");
-                }
+                tunnel.leave(&twins(&plan.stand_down), now);
             }
-            if let Err(err) = tunnel.join(&link.socket, &twins(&plan.carry)) {
-                debug!("joining through the tunnel: {err}");
+            tunnel.join(&twins(&plan.carry), now);
+            if let Err(err) = tunnel.transmit(&link.socket) {
+                debug!("changing what the tunnel carries: {err}");
             }
         }
         // A tunnel that carries none of the joined channels (gateways serve them all) is closed
@@ -177,7 +176,7 @@ impl Core {
         if !groups.is_empty()
             && idle
             && !plan.keep_tunnel
-            && let Some(tunnel) = state.tunnel.take()
+            && let Some(mut tunnel) = state.tunnel.take()
         {
             info!(relay = %tunnel.relay, "the segment's gateway carries every channel; closing the tunnel");
             if let Some(observed) = state.report.as_ref().and_then(|report| report.observed) {

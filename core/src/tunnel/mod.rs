@@ -131,6 +131,9 @@ pub(crate) struct Tunnel {
     rebinding: Option<Rebinding>,
     /// Whether the relay closed the tunnel (it is stopping): fail over at once.
     closed_by_relay: bool,
+    /// Control messages for the relay, queued by the protocol and sent by the driver
+    /// ([`transmit`](Self::transmit)): the protocol itself does no I/O.
+    outbox: Vec<Control<'static>>,
 }
 
 /// A handshake from the node's current address that will move the tunnel there.
@@ -247,10 +250,12 @@ pub(crate) fn open(
                         last_refresh: now,
                         rebinding: None,
                         closed_by_relay: false,
+                        outbox: Vec::new(),
                     };
                     // Also with no group yet: the JOIN makes this node a client, which may
                     // send to channels it does not listen to.
-                    opened.join(socket, groups)?;
+                    opened.join(groups, now);
+                    opened.transmit(socket)?;
                     tunnel = Some(opened);
                 }
                 // The relay acknowledges the JOIN with a keepalive: the tunnel is up.
@@ -280,27 +285,45 @@ fn hello(nonce: u64, signed: bool) -> Control<'static> {
 }
 
 impl Tunnel {
+    /// Sends what the protocol queued for the relay.
+    pub(crate) fn transmit(&mut self, socket: &McastSocket) -> Result<()> {
+        while let Some(message) = self.poll_transmit() {
+            send_control(socket, &message, self.relay)?;
+        }
+        Ok(())
+    }
+
+    /// The next control message queued for the relay.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Control<'static>> {
+        (!self.outbox.is_empty()).then(|| self.outbox.remove(0))
+    }
+
+    fn queue(&mut self, message: Control<'static>, now: Instant) {
+        self.outbox.push(message);
+        self.last_sent = now;
+    }
+
     /// Asks the relay for `groups` as well (a JOIN covers at most 64 groups).
     /// Groups already joined are skipped, so joining the same list twice sends nothing.
-    pub(crate) fn join(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
+    pub(crate) fn join(&mut self, groups: &[Ipv6Addr], now: Instant) {
         let new: Vec<Ipv6Addr> = groups
             .iter()
             .copied()
             .filter(|group| !self.groups.contains(group))
             .collect();
         if new.is_empty() && self.client {
-            return Ok(());
+            return;
         }
         if !self.client {
             // The relay's silence is measured from its first client state on.
-            self.last_heard = Instant::now();
+            self.last_heard = now;
             self.client = true;
         }
         self.groups.extend(new.iter().copied());
-        self.send_joins(socket, &new)
+        self.send_joins(&new, now);
     }
 
-    fn send_joins(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
+    fn send_joins(&mut self, groups: &[Ipv6Addr], now: Instant) {
         // No group at all still takes one JOIN: it keeps the node a client.
         let empty: [&[Ipv6Addr]; 1] = [&[]];
         let chunks: Vec<&[Ipv6Addr]> = if groups.is_empty() {
@@ -314,14 +337,12 @@ impl Tunnel {
                 mac: self.mac,
                 groups: chunk.to_vec(),
             };
-            send_control(socket, &join, self.relay)?;
+            self.queue(join, now);
         }
-        self.last_sent = Instant::now();
-        Ok(())
     }
 
     /// Asks the relay to stop sending `groups`.
-    pub(crate) fn leave(&mut self, socket: &McastSocket, groups: &[Ipv6Addr]) -> Result<()> {
+    pub(crate) fn leave(&mut self, groups: &[Ipv6Addr], now: Instant) {
         for group in groups {
             self.groups.remove(group);
         }
@@ -331,9 +352,8 @@ impl Tunnel {
                 mac: self.mac,
                 groups: chunk.to_vec(),
             };
-            send_control(socket, &leave, self.relay)?;
+            self.queue(leave, now);
         }
-        Ok(())
     }
 
     /// Sends one channel datagram up the tunnel, for `group` (the channel's relayed twin).
@@ -348,34 +368,40 @@ impl Tunnel {
         Ok(())
     }
 
-    /// Keepalives and join refreshes that are due (none before the first JOIN: the relay has
-    /// no state for this node then).
-    pub(crate) fn maintain(&mut self, socket: &McastSocket) -> Result<()> {
+    /// Queues the keepalives, join refreshes and rebinding HELLOs due at `now` (none before
+    /// the first JOIN: the relay has no state for this node then); `fresh` gives a rebinding
+    /// its nonce.
+    pub(crate) fn maintain(
+        &mut self,
+        now: Instant,
+        fresh: &mut dyn FnMut() -> Result<u64>,
+    ) -> Result<()> {
         if !self.client {
             return Ok(());
         }
-        if self.last_refresh.elapsed() >= self.refresh {
-            self.last_refresh = Instant::now();
+        let since = |then: Instant| now.saturating_duration_since(then);
+        if since(self.last_refresh) >= self.refresh {
+            self.last_refresh = now;
             let groups: Vec<Ipv6Addr> = self.groups.iter().copied().collect();
-            self.send_joins(socket, &groups)?;
+            self.send_joins(&groups, now);
         }
         // Also when only this node sends: the relay's answer is then all it hears.
-        let quiet_out = self.last_sent.elapsed() >= KEEPALIVE_INTERVAL;
-        let quiet_in = self.last_heard.elapsed() >= KEEPALIVE_INTERVAL
-            && self.last_keepalive.elapsed() >= KEEPALIVE_INTERVAL;
+        let quiet_out = since(self.last_sent) >= KEEPALIVE_INTERVAL;
+        let quiet_in = since(self.last_heard) >= KEEPALIVE_INTERVAL
+            && since(self.last_keepalive) >= KEEPALIVE_INTERVAL;
         if quiet_out || quiet_in {
-            self.send_keepalive(socket)?;
+            self.send_keepalive(now);
         }
         let retry_due = self
             .rebinding
             .as_ref()
-            .is_none_or(|rebinding| rebinding.sent_at.elapsed() >= REBIND_RETRY);
-        if self.last_heard.elapsed() >= REBIND_AFTER && retry_due {
-            let nonce = discovery::nonce()?;
-            send_control(socket, &hello(nonce, self.identity.is_some()), self.relay)?;
+            .is_none_or(|rebinding| since(rebinding.sent_at) >= REBIND_RETRY);
+        if since(self.last_heard) >= REBIND_AFTER && retry_due {
+            let nonce = fresh()?;
+            self.queue(hello(nonce, self.identity.is_some()), now);
             self.rebinding = Some(Rebinding {
                 nonce,
-                sent_at: Instant::now(),
+                sent_at: now,
                 mac: None,
             });
         }
@@ -385,18 +411,12 @@ impl Tunnel {
     /// Handles a control message from the relay (DATA excepted): keepalives, and the steps of a
     /// rebinding. A tunnel opened with a proven identity takes only challenges signed by that
     /// key; others that answer its rebinding are counted in `rejected`.
-    pub(crate) fn on_control(
-        &mut self,
-        socket: &McastSocket,
-        message: &Control<'_>,
-        now: Instant,
-        rejected: &AtomicU64,
-    ) -> Result<()> {
+    pub(crate) fn on_control(&mut self, message: &Control<'_>, now: Instant, rejected: &AtomicU64) {
         match *message {
             Control::Keepalive { nonce } => {
                 self.last_heard = now;
                 let Some(rebinding) = &self.rebinding else {
-                    return Ok(());
+                    return;
                 };
                 if let (true, Some(mac)) = (nonce == rebinding.nonce, rebinding.mac) {
                     // The relay verified the new address and moved the tunnel there.
@@ -421,7 +441,7 @@ impl Tunnel {
                 ..
             } => {
                 let Some(rebinding) = self.rebinding.as_mut().filter(|r| r.nonce == nonce) else {
-                    return Ok(());
+                    return;
                 };
                 if let Some(identity) = self.identity {
                     // The node's address may have changed: only its form can be checked.
@@ -437,7 +457,7 @@ impl Tunnel {
                     if let Err(why) = verified {
                         rejected.fetch_add(1, Ordering::Relaxed);
                         warn!(relay = %self.relay, "rebinding challenge refused: {why}");
-                        return Ok(());
+                        return;
                     }
                 }
                 rebinding.mac = Some(mac);
@@ -447,7 +467,7 @@ impl Tunnel {
                     old_nonce: self.nonce,
                     old_mac: self.mac,
                 };
-                send_control(socket, &rebind, self.relay)?;
+                self.queue(rebind, now);
             }
             // Only the relay knows the tunnel's nonce and MAC besides this node.
             Control::Teardown { nonce, mac, .. }
@@ -462,22 +482,15 @@ impl Tunnel {
             }
             _ => {}
         }
-        Ok(())
     }
 
-    /// Sends a keepalive now (the relay answers with one), if this node is a client.
-    pub(crate) fn send_keepalive(&mut self, socket: &McastSocket) -> Result<()> {
+    /// Queues a keepalive at `now` (the relay answers with one), if this node is a client.
+    pub(crate) fn send_keepalive(&mut self, now: Instant) {
         if !self.client {
-            return Ok(());
+            return;
         }
-        send_control(
-            socket,
-            &Control::Keepalive { nonce: self.nonce },
-            self.relay,
-        )?;
-        self.last_sent = Instant::now();
-        self.last_keepalive = self.last_sent;
-        Ok(())
+        self.queue(Control::Keepalive { nonce: self.nonce }, now);
+        self.last_keepalive = now;
     }
 
     /// Whether the tunnel carries `group`.
@@ -515,25 +528,26 @@ impl Tunnel {
 
     /// Why the tunnel must be given up, if it must: the relay closed it, or has been silent for
     /// too long.
-    pub(crate) fn failure(&self) -> Option<&'static str> {
+    pub(crate) fn failure(&self, now: Instant) -> Option<&'static str> {
         if self.closed_by_relay {
             Some("the relay closed the tunnel")
-        } else if self.client && self.last_heard.elapsed() >= SILENCE_LIMIT {
+        } else if self.client && now.saturating_duration_since(self.last_heard) >= SILENCE_LIMIT {
             Some("the relay went silent")
         } else {
             None
         }
     }
 
-    /// Ends the tunnel politely (best effort: the relay also forgets silent clients). `old` is
-    /// this node's address as the core sees it.
-    pub(crate) fn close(&self, socket: &McastSocket, old: SocketAddrV6) {
+    /// Ends the tunnel politely (best effort: the relay also forgets silent clients), sending
+    /// what was queued and a TEARDOWN. `old` is this node's address as the core sees it.
+    pub(crate) fn close(&mut self, socket: &McastSocket, old: SocketAddrV6) {
         let teardown = Control::Teardown {
             nonce: self.nonce,
             mac: self.mac,
             old,
         };
-        if let Err(err) = send_control(socket, &teardown, self.relay) {
+        self.queue(teardown, Instant::now());
+        if let Err(err) = self.transmit(socket) {
             debug!("tearing down the tunnel to {}: {err}", self.relay);
         }
     }
@@ -566,7 +580,6 @@ pub(crate) fn establish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::socket::SocketOptions;
 
     fn tunnel(now: Instant) -> Tunnel {
         Tunnel {
@@ -585,34 +598,26 @@ mod tests {
             last_refresh: now,
             rebinding: None,
             closed_by_relay: false,
+            outbox: Vec::new(),
         }
     }
 
     #[test]
     fn only_the_relays_own_teardown_closes_the_tunnel() {
-        // Bound to loopback only; nothing is sent when a TEARDOWN arrives.
-        let socket = McastSocket::bind(&SocketOptions {
-            address: Ipv6Addr::LOCALHOST,
-            port: 0,
-            hop_limit: 1,
-            loopback: false,
-            recv_buffer: 1 << 16,
-        })
-        .unwrap();
         let now = Instant::now();
         let mut tunnel = tunnel(now);
         let rejected = AtomicU64::new(0);
         let node: SocketAddrV6 = "[fd5c:1a::11]:40000".parse().unwrap();
-        assert_eq!(tunnel.failure(), None);
+        assert_eq!(tunnel.failure(now), None);
         for (nonce, mac) in [(8, [1; control::MAC_LEN]), (7, [2; control::MAC_LEN])] {
             let forged = Control::Teardown {
                 nonce,
                 mac,
                 old: node,
             };
-            tunnel.on_control(&socket, &forged, now, &rejected).unwrap();
+            tunnel.on_control(&forged, now, &rejected);
             assert_eq!(
-                tunnel.failure(),
+                tunnel.failure(now),
                 None,
                 "a forged teardown closed the tunnel"
             );
@@ -623,32 +628,152 @@ mod tests {
             mac: [1; control::MAC_LEN],
             old: node,
         };
-        tunnel
-            .on_control(&socket, &genuine, now, &rejected)
-            .unwrap();
-        assert_eq!(tunnel.failure(), Some("the relay closed the tunnel"));
+        tunnel.on_control(&genuine, now, &rejected);
+        assert_eq!(tunnel.failure(now), Some("the relay closed the tunnel"));
         assert_eq!(rejected.load(Ordering::Relaxed), 2);
+        assert_eq!(tunnel.poll_transmit(), None, "a teardown is not answered");
     }
 
     #[test]
     fn a_silent_relay_fails_the_tunnel_after_the_limit() {
         let now = Instant::now();
         let mut tunnel = tunnel(now);
-        assert_eq!(tunnel.failure(), None);
-        tunnel.last_heard = now.checked_sub(SILENCE_LIMIT).unwrap();
-        assert_eq!(tunnel.failure(), Some("the relay went silent"));
+        assert_eq!(tunnel.failure(now), None);
+        let later = now + SILENCE_LIMIT;
+        assert_eq!(tunnel.failure(later), Some("the relay went silent"));
         tunnel.groups.clear();
         assert_eq!(
-            tunnel.failure(),
+            tunnel.failure(later),
             Some("the relay went silent"),
             "a client of no group hears the relay's answers to its keepalives too"
         );
         tunnel.client = false;
         assert_eq!(
-            tunnel.failure(),
+            tunnel.failure(later),
             None,
             "before its first JOIN, a tunnel is not expected to hear anything"
         );
+    }
+
+    /// Nonces 100, 101, ... for rebinding HELLOs.
+    fn nonces() -> impl FnMut() -> Result<u64> {
+        let mut next = 99;
+        move || {
+            next += 1;
+            Ok(next)
+        }
+    }
+
+    /// Runs `maintain` at `now` and returns what it queued.
+    fn maintained(
+        tunnel: &mut Tunnel,
+        now: Instant,
+        fresh: &mut dyn FnMut() -> Result<u64>,
+    ) -> Vec<Control<'static>> {
+        tunnel.maintain(now, fresh).unwrap();
+        std::iter::from_fn(|| tunnel.poll_transmit()).collect()
+    }
+
+    #[test]
+    fn a_quiet_tunnel_sends_a_keepalive_a_second_and_refreshes_its_joins() {
+        let start = Instant::now();
+        let mut tunnel = tunnel(start);
+        let mut fresh = nonces();
+        let keepalive = Control::Keepalive { nonce: 7 };
+        assert!(maintained(&mut tunnel, start + Duration::from_millis(999), &mut fresh).is_empty());
+        let second = start + KEEPALIVE_INTERVAL;
+        let sent = maintained(&mut tunnel, second, &mut fresh);
+        assert_eq!(sent, std::slice::from_ref(&keepalive));
+        // The relay answers: heard, and nothing more is due for another second.
+        tunnel.on_control(&keepalive, second, &AtomicU64::new(0));
+        assert!(
+            maintained(&mut tunnel, second + Duration::from_millis(500), &mut fresh).is_empty()
+        );
+        assert_eq!(tunnel.next_due(), Some(second + KEEPALIVE_INTERVAL));
+        // Sending data counts as sending, but hearing nothing still asks for a keepalive.
+        tunnel.last_sent = second + Duration::from_millis(900);
+        assert_eq!(
+            maintained(&mut tunnel, second + KEEPALIVE_INTERVAL, &mut fresh),
+            [keepalive]
+        );
+        let refresh = start + tunnel.refresh;
+        tunnel.on_control(
+            &Control::Keepalive { nonce: 7 },
+            refresh,
+            &AtomicU64::new(0),
+        );
+        let sent = maintained(&mut tunnel, refresh, &mut fresh);
+        assert!(
+            matches!(&sent[..], [Control::Join { nonce: 7, groups, .. }] if groups.len() == 1),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn a_relay_silent_past_the_rebinding_time_is_asked_to_move_the_tunnel() {
+        let start = Instant::now();
+        let mut tunnel = tunnel(start);
+        let mut fresh = nonces();
+        let rejected = AtomicU64::new(0);
+        // A keepalive goes out after a second; the relay does not answer it.
+        let sent = maintained(&mut tunnel, start + KEEPALIVE_INTERVAL, &mut fresh);
+        assert_eq!(sent, [Control::Keepalive { nonce: 7 }]);
+        let silent = start + REBIND_AFTER;
+        let sent = maintained(&mut tunnel, silent, &mut fresh);
+        assert_eq!(sent, [hello(100, false)], "a HELLO with a fresh nonce");
+        // Unanswered, the HELLO is repeated after REBIND_RETRY, with another nonce.
+        assert!(maintained(&mut tunnel, silent + REBIND_RETRY / 2, &mut fresh).is_empty());
+        let retried = maintained(&mut tunnel, silent + REBIND_RETRY, &mut fresh);
+        assert!(retried.contains(&hello(101, false)), "{retried:?}");
+        // The relay, hearing this node from its new address, challenges it: REBIND proves both
+        // the old tunnel's credentials and the new address.
+        let now = silent + REBIND_RETRY + Duration::from_millis(5);
+        let challenge = Control::Challenge {
+            nonce: 101,
+            mac: [9; control::MAC_LEN],
+            refresh_secs: 60,
+            limit: false,
+        };
+        tunnel.on_control(&challenge, now, &rejected);
+        assert_eq!(
+            tunnel.poll_transmit(),
+            Some(Control::Rebind {
+                nonce: 101,
+                mac: [9; control::MAC_LEN],
+                old_nonce: 7,
+                old_mac: [1; control::MAC_LEN],
+            })
+        );
+        // Its keepalive under the new nonce says the tunnel moved: the new credentials hold.
+        tunnel.on_control(&Control::Keepalive { nonce: 101 }, now, &rejected);
+        assert_eq!((tunnel.nonce, tunnel.mac), (101, [9; control::MAC_LEN]));
+        assert!(tunnel.rebinding.is_none());
+        assert_eq!(tunnel.failure(now), None);
+        assert_eq!(rejected.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_relay_that_still_hears_the_tunnel_ends_the_rebinding_and_a_stale_challenge_is_ignored() {
+        let start = Instant::now();
+        let mut tunnel = tunnel(start);
+        let mut fresh = nonces();
+        let silent = start + REBIND_AFTER;
+        maintained(&mut tunnel, silent, &mut fresh);
+        assert!(tunnel.rebinding.is_some());
+        // A challenge for another nonce is not this rebinding's: nothing is sent.
+        let stale = Control::Challenge {
+            nonce: 55,
+            mac: [9; control::MAC_LEN],
+            refresh_secs: 60,
+            limit: false,
+        };
+        tunnel.on_control(&stale, silent, &AtomicU64::new(0));
+        assert_eq!(tunnel.poll_transmit(), None);
+        // The old tunnel's keepalive answer arrives after all: nothing to move.
+        tunnel.on_control(&Control::Keepalive { nonce: 7 }, silent, &AtomicU64::new(0));
+        assert!(tunnel.rebinding.is_none());
+        assert_eq!(tunnel.nonce, 7);
+        assert_eq!(tunnel.failure(silent + Duration::from_secs(1)), None);
     }
 
     #[test]
