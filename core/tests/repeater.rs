@@ -198,3 +198,61 @@ fn a_repeater_whose_ssm_does_not_arrive_is_passed_over_for_a_relay() {
     );
     assert_eq!(repeater.stats().datagrams_down, 0);
 }
+
+#[test]
+fn a_node_that_joined_nothing_sends_through_its_repeater() {
+    let Some(world) = world(World::routed_ssm, true) else {
+        return;
+    };
+    let (stratum0, repeater) = world
+        .host("a1")
+        .run(|| {
+            let mut s0 = Stratum0Config::default();
+            s0.hop_limit = 8;
+            let mut repeater = RelayConfig::default();
+            repeater.hop_limit = 8;
+            repeater.ssm_repeater = true;
+            (
+                Stratum0::spawn(s0).unwrap(),
+                Relay::spawn(repeater).unwrap(),
+            )
+        })
+        .unwrap();
+    let s0 = SocketAddrV6::new(world.host("a1").addr(), stratum0.port(), 0, 0);
+    let start = start_line(2);
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("a2").spawn(move || {
+            let context = Context::new(config()).unwrap();
+            let channel = context.channel("ssm-send").unwrap();
+            channel.join().unwrap();
+            start.wait();
+            collect(&channel, 3, WAIT)
+        })
+    };
+    let reach = world
+        .host("b1")
+        .spawn(move || {
+            let mut config = config();
+            config.stratum0 = Some(s0);
+            let context = Context::new(config).unwrap();
+            // Not joined: the repeater was never asked for this channel's (S, G).
+            let channel = context.channel("ssm-send").unwrap();
+            wait_for_relay(&context);
+            start.wait();
+            for text in ["one", "two", "three"] {
+                channel.send(text.as_bytes()).unwrap();
+                channel.flush().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            context.reachability().unwrap()
+        })
+        .join()
+        .unwrap();
+    let at_core = listener.join().unwrap();
+    let payloads: Vec<&[u8]> = at_core.iter().map(|m| m.payload.as_slice()).collect();
+    assert_eq!(payloads, [&b"one"[..], b"two", b"three"], "{reach:?}");
+    assert!(reach.offers.iter().all(|offer| offer.repeater), "{reach:?}");
+    assert_eq!(repeater.stats().datagrams_up, 3, "{:?}", repeater.stats());
+    drop(stratum0);
+}

@@ -107,7 +107,9 @@ impl Core {
         relayed: Ipv6Addr,
         datagrams: &[Vec<u8>],
     ) {
-        if tunnel.repeater {
+        // A repeater hears this node's SSM on a channel only once asked to (the channel was
+        // joined through it); what a node sends without joining goes up by unicast instead.
+        if tunnel.repeater && tunnel.carries(relayed) {
             if let Ok(repeated) = addr::repeated_addr(relayed) {
                 for interface in &self.interfaces {
                     if let Err(err) = self.socket.send_batch(datagrams, repeated, interface) {
