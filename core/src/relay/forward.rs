@@ -61,15 +61,16 @@ impl RelayService {
     pub(super) fn forward_up(&self, source: SocketAddrV6, group: Ipv6Addr, datagram: &[u8]) {
         let others: Vec<SocketAddrV6> = {
             let mut state = self.state.lock();
-            let Some(client) = state.clients.get_mut(&source) else {
-                add(&self.counters.rejected, 1);
-                return;
-            };
-            let now = Instant::now();
-            client.last_heard = now;
-            if !client.limits.allow_data(datagram.len(), now) {
-                add(&self.counters.throttled, 1);
-                return;
+            match state.admit_data(source, datagram.len(), Instant::now()) {
+                None => {
+                    add(&self.counters.rejected, 1);
+                    return;
+                }
+                Some(false) => {
+                    add(&self.counters.throttled, 1);
+                    return;
+                }
+                Some(true) => {}
             }
             let members = state.members.get(&group);
             members

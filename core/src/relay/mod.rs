@@ -12,7 +12,6 @@
 //! fields beside it).
 
 use std::{
-    collections::{HashMap, HashSet},
     net::{Ipv6Addr, SocketAddrV6},
     sync::{
         Arc,
@@ -32,11 +31,13 @@ use crate::{
     error::{Error, ErrorKind, Result},
     ratelimit::{ClientLimits, Rates, TokenBucket},
     socket::{self, Interface, McastSocket, SocketOptions, Waker},
-    wire::control::{self, MAX_GROUPS_PER_MESSAGE},
+    wire::control::MAX_GROUPS_PER_MESSAGE,
 };
 
 mod clients;
 mod forward;
+
+use clients::Tunnels;
 
 /// Settings of a [`Relay`].
 #[derive(Debug, Clone)]
@@ -228,25 +229,6 @@ impl Policy {
             voucher: config.voucher,
         }
     }
-}
-
-#[derive(Default)]
-struct Tunnels {
-    clients: HashMap<SocketAddrV6, Client>,
-    /// Which clients want each group; a group is joined on the core while it has any.
-    members: HashMap<Ipv6Addr, HashSet<SocketAddrV6>>,
-    /// A repeater's repeated groups, each with the group it repeats.
-    repeated: HashMap<Ipv6Addr, Ipv6Addr>,
-}
-
-struct Client {
-    /// The nonce and MAC of the client's handshake, accepted in its first JOIN: its tunnel's
-    /// credentials, which stay valid after the relay's secret has rotated.
-    nonce: u64,
-    mac: control::Mac,
-    groups: HashSet<Ipv6Addr>,
-    last_heard: Instant,
-    limits: ClientLimits,
 }
 
 impl Relay {
