@@ -16,8 +16,8 @@ use std::{
 
 use sixcast::{
     Config, Context, ErrorKind,
-    discovery::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
+    stratum0::{Stratum0, Stratum0Config},
 };
 use sixcast_netlab::World;
 

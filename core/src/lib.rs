@@ -56,6 +56,7 @@ mod ratelimit;
 pub mod relay;
 pub mod reliable;
 mod socket;
+pub mod stratum0;
 pub mod tunnel;
 pub mod wire;
 

@@ -10,7 +10,7 @@ use std::{
 use harness::{World, config, relay_on, world};
 use sixcast::{
     Context,
-    discovery::{Stratum0, Stratum0Config},
+    stratum0::{Stratum0, Stratum0Config},
 };
 
 const WAIT: Duration = Duration::from_secs(15);

@@ -13,8 +13,8 @@ use std::{
 use harness::{World, assert_quiet, collect, config, relay_on, start_line, stratum0_on, world};
 use sixcast::{
     Config, Context, Event, Message, Path, Reachability,
-    discovery::Stratum0,
     relay::{Relay, RelayStats},
+    stratum0::Stratum0,
 };
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -16,8 +16,8 @@ use harness::{
 };
 use sixcast::{
     Channel, Config, Context, CorePath, Event,
-    discovery::Stratum0,
     relay::{Relay, RelayStats},
+    stratum0::Stratum0,
     wire::control::{self, Control},
 };
 

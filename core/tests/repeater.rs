@@ -14,8 +14,8 @@ use std::{
 use harness::{World, collect, config, relay_on, relay_with, start_line, stratum0_on, world};
 use sixcast::{
     Context,
-    discovery::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
+    stratum0::{Stratum0, Stratum0Config},
 };
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -96,8 +96,7 @@ mod tests {
             [
                 crate::Context::new(crate::Config::default()).err(),
                 crate::relay::Relay::spawn(crate::relay::RelayConfig::default()).err(),
-                crate::discovery::Stratum0::spawn(crate::discovery::Stratum0Config::default())
-                    .err(),
+                crate::stratum0::Stratum0::spawn(crate::stratum0::Stratum0Config::default()).err(),
                 crate::crypto::ChannelKey::generate().err(),
                 crate::crypto::SigningKey::generate().err(),
             ]

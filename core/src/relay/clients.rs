@@ -411,7 +411,7 @@ impl RelayService {
             }
             // The MAC was issued to the old address, which a client behind a rebinding NAT has lost.
             Ok(Control::Teardown { nonce, mac, old })
-                if self.secrets.lock().verify(old, nonce, &mac) =>
+                if self.secrets.lock().verify(old, nonce, &mac, Instant::now()) =>
             {
                 self.drop_client(old);
             }
@@ -455,7 +455,7 @@ impl RelayService {
     /// hello with `nonce`; counts the challenge.
     fn challenge_fields(&self, source: SocketAddrV6, nonce: u64) -> (control::Mac, u16, bool) {
         add(&self.counters.challenges, 1);
-        let mac = self.secrets.lock().mac(source, nonce);
+        let mac = self.secrets.lock().mac(source, nonce, Instant::now());
         let policy = self.policy();
         let limit = self.state.lock().clients.len() >= policy.max_tunnels;
         let refresh_secs = u16::try_from(policy.refresh.as_secs()).unwrap_or(u16::MAX);
@@ -470,7 +470,9 @@ impl RelayService {
     /// Whether `mac` proves that `source` received our CHALLENGE to `nonce`: under a current
     /// secret, or as the credentials of the client already at `source`.
     fn verify(&self, source: SocketAddrV6, nonce: u64, mac: &control::Mac) -> bool {
-        self.secrets.lock().verify(source, nonce, mac)
+        self.secrets
+            .lock()
+            .verify(source, nonce, mac, Instant::now())
             || self.state.lock().is_credential(source, nonce, mac)
     }
 
@@ -516,7 +518,11 @@ impl RelayService {
         (nonce, mac): (u64, &control::Mac),
         old: (u64, &control::Mac),
     ) -> bool {
-        if !self.secrets.lock().verify(source, nonce, mac) {
+        if !self
+            .secrets
+            .lock()
+            .verify(source, nonce, mac, Instant::now())
+        {
             return false;
         }
         let mut changes = Vec::new();

@@ -239,7 +239,7 @@ impl Relay {
     pub fn spawn(config: RelayConfig) -> Result<Self> {
         check_voucher(&config)?;
         // First, so that a failing random number generator opens no socket.
-        let secrets = Secrets::new()?;
+        let secrets = Secrets::new(Instant::now())?;
         let interfaces = socket::select_interfaces(&config.interfaces)?;
         let options = |address, port, loopback| SocketOptions {
             address,

@@ -14,8 +14,8 @@ use std::{
 
 use sixcast::{
     Channel, Config, Context, ErrorKind, Message,
-    discovery::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
+    stratum0::{Stratum0, Stratum0Config},
 };
 pub(crate) use sixcast_netlab::World;
 

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use sixcast::{
     Scope, addr,
-    discovery::{Stratum0, Stratum0Config},
+    stratum0::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
 };
 use sixcast_netlab::World;

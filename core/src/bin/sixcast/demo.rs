@@ -12,8 +12,8 @@ use std::{
 
 use sixcast::{
     Config, Context, ErrorKind, Message,
-    discovery::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
+    stratum0::{Stratum0, Stratum0Config},
 };
 use sixcast_netlab::{Host, World};
 

@@ -11,7 +11,7 @@ use prometheus_client::{
     registry::Registry,
 };
 use sixcast::{
-    Channel, Context, CorePath, ErrorKind, Stats, discovery::Stratum0Stats, relay::RelayStats,
+    Channel, Context, CorePath, ErrorKind, Stats, relay::RelayStats, stratum0::Stratum0Stats,
 };
 
 /// What a figure counts: events since the start (a counter, exported with `_total`), or a

@@ -16,8 +16,8 @@ use std::{
 use clap::Args;
 use parking_lot::Mutex;
 use sixcast::{
-    discovery::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
+    stratum0::{Stratum0, Stratum0Config},
 };
 
 use crate::{choices::ScopeChoice, keys, metrics, settings};

@@ -1,0 +1,516 @@
+//! Stratum 0: the service on the multicast core that answers probes (and echoes each one on
+//! the probe group, so that the node learns whether the core's multicast reaches it), notes the
+//! beacons nodes multicast (so that the node learns whether its multicast reaches the core), and
+//! passes verified relay requests to the relays on the relay group. It carries no channel
+//! traffic (see `docs/reachability.md`, sections 2 and 3).
+//!
+//! `Responder` is the protocol without I/O, fed with datagrams and the time and tested on a
+//! fake clock; [`Stratum0`] runs it on two threads, one per socket.
+
+use std::{
+    collections::HashMap,
+    net::{Ipv6Addr, SocketAddrV6},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+use tracing::{debug, warn};
+
+use crate::{
+    addr::{self, Scope},
+    discovery::{
+        CONTROL_PORT, STRATUM0_PORT, Secrets, ThreadBody, multicast_control, probe_group,
+        relay_group, send_control, serve, start_threads,
+    },
+    error::Result,
+    socket::{self, Interface, McastSocket, SocketOptions, Waker},
+    wire::control::{self, Control},
+};
+
+/// How long Stratum 0 remembers a beacon it heard.
+const BEACON_MEMORY: Duration = Duration::from_secs(30);
+/// At most this many beacons are remembered, so a flood of them cannot grow memory.
+const MAX_BEACONS: usize = 4096;
+
+/// What Stratum 0 sends in answer to a datagram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// To the datagram's source.
+    Reply(Control<'static>),
+    /// To a group (the probe or the relay group), on every core interface.
+    Multicast(Control<'static>, Ipv6Addr),
+}
+
+/// What a datagram was, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heard {
+    Probe,
+    /// A relay request without a valid cookie: answered with one.
+    Cookie,
+    /// A verified relay request: passed to the relays.
+    Solicitation,
+    Beacon,
+    /// Stratum 0's own echo, heard back through loopback.
+    OwnEcho,
+    /// Malformed, or a message Stratum 0 does not take.
+    Rejected,
+}
+
+/// Stratum 0's protocol without I/O: the beacons heard and the cookie secrets.
+pub(crate) struct Responder {
+    scope: Scope,
+    beacons: HashMap<u64, Instant>,
+    secrets: Secrets,
+}
+
+impl Responder {
+    /// Fails only if the random generator does (no cookie secret, no Stratum 0).
+    pub(crate) fn new(scope: Scope, now: Instant) -> Result<Self> {
+        Ok(Self {
+            scope,
+            beacons: HashMap::new(),
+            secrets: Secrets::new(now)?,
+        })
+    }
+
+    /// Takes a datagram from `source` on the unicast socket at `now`; `answers` gets what to
+    /// send. A probe is answered (with whether its beacon was heard, and the address seen) and
+    /// echoed on the probe group; a relay request gets a cookie, or with a valid one is passed
+    /// to the relays. Nothing unverified is answered with more than it sent.
+    pub(crate) fn on_unicast(
+        &mut self,
+        source: SocketAddrV6,
+        datagram: &[u8],
+        now: Instant,
+        answers: &mut Vec<Answer>,
+    ) -> Heard {
+        match control::decode(datagram) {
+            Ok(Control::Probe {
+                nonce,
+                beacon_nonce,
+            }) => {
+                answers.push(Answer::Multicast(
+                    Control::Echo { nonce },
+                    probe_group(self.scope),
+                ));
+                answers.push(Answer::Reply(Control::ProbeReply {
+                    nonce,
+                    heard_beacon: beacon_nonce != 0 && self.beacons.contains_key(&beacon_nonce),
+                    observed: source,
+                }));
+                Heard::Probe
+            }
+            Ok(Control::RelayRequest { nonce, cookie }) => {
+                if self.secrets.verify(source, nonce, &cookie, now) {
+                    answers.push(Answer::Multicast(
+                        Control::Solicit {
+                            nonce,
+                            node: source,
+                        },
+                        relay_group(self.scope),
+                    ));
+                    Heard::Solicitation
+                } else {
+                    let cookie = self.secrets.mac(source, nonce, now);
+                    answers.push(Answer::Reply(Control::Cookie { nonce, cookie }));
+                    Heard::Cookie
+                }
+            }
+            Ok(other) => {
+                debug!(%source, kind = other.name(), "stratum 0 does not take this message");
+                Heard::Rejected
+            }
+            Err(err) => {
+                debug!(%source, "malformed control datagram: {err}");
+                Heard::Rejected
+            }
+        }
+    }
+
+    /// Takes a datagram heard on the probe group at `now`: a beacon is remembered for
+    /// [`BEACON_MEMORY`], at most [`MAX_BEACONS`] at once.
+    pub(crate) fn on_probe_group(&mut self, datagram: &[u8], now: Instant) -> Heard {
+        match control::decode(datagram) {
+            Ok(Control::Beacon { nonce }) => {
+                if self.beacons.len() >= MAX_BEACONS {
+                    self.forget_old_beacons(now);
+                }
+                if self.beacons.len() < MAX_BEACONS {
+                    self.beacons.insert(nonce, now);
+                }
+                Heard::Beacon
+            }
+            Ok(Control::Echo { .. }) => Heard::OwnEcho,
+            _ => Heard::Rejected,
+        }
+    }
+
+    /// Forgets the beacons heard more than [`BEACON_MEMORY`] before `now`.
+    pub(crate) fn forget_old_beacons(&mut self, now: Instant) {
+        self.beacons
+            .retain(|_, heard| now.saturating_duration_since(*heard) < BEACON_MEMORY);
+    }
+}
+
+/// Settings of a [`Stratum0`] service.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Stratum0Config {
+    /// Address and port to answer on.
+    pub listen: SocketAddrV6,
+    /// Core interfaces to multicast on; empty means every multicast interface.
+    pub interfaces: Vec<String>,
+    /// Scope of the probe and relay groups.
+    pub scope: Scope,
+    /// Hop limit of the echoes and solicitations it multicasts.
+    pub hop_limit: u8,
+}
+
+impl Default for Stratum0Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, STRATUM0_PORT, 0, 0),
+            interfaces: Vec::new(),
+            scope: Scope::Global,
+            hop_limit: addr::DEFAULT_HOP_LIMIT,
+        }
+    }
+}
+
+/// Counters of a [`Stratum0`] service.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stratum0Stats {
+    /// Probes answered.
+    pub probes: u64,
+    /// Beacons heard on the probe group.
+    pub beacons: u64,
+    /// Cookies sent to unverified relay requests.
+    pub cookies: u64,
+    /// Verified relay requests passed to the relays.
+    pub solicitations: u64,
+    /// Datagrams that were not valid control messages, or not ones Stratum 0 takes.
+    pub rejected: u64,
+}
+
+#[derive(Default)]
+struct Stratum0Counters {
+    probes: AtomicU64,
+    beacons: AtomicU64,
+    cookies: AtomicU64,
+    solicitations: AtomicU64,
+    rejected: AtomicU64,
+}
+
+/// The Stratum 0 service: answers probes and verified relay requests. Runs on background
+/// threads until [`close`](Self::close) or drop.
+pub struct Stratum0 {
+    service: Arc<Stratum0Service>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+struct Stratum0Service {
+    unicast: McastSocket,
+    multicast: McastSocket,
+    interfaces: Vec<Interface>,
+    /// The protocol's state, shared by the answering and the beacon thread.
+    responder: Mutex<Responder>,
+    counters: Stratum0Counters,
+    waker: Waker,
+    closed: AtomicBool,
+}
+
+impl Stratum0 {
+    /// Binds the service's sockets, joins the probe group and starts answering.
+    pub fn spawn(config: Stratum0Config) -> Result<Self> {
+        // First, so that a failing random number generator opens no socket.
+        let responder = Responder::new(config.scope, Instant::now())?;
+        let interfaces = socket::select_interfaces(&config.interfaces)?;
+        let unicast = McastSocket::bind(&SocketOptions {
+            address: *config.listen.ip(),
+            port: config.listen.port(),
+            hop_limit: config.hop_limit,
+            loopback: false,
+            recv_buffer: 1 << 20,
+        })?;
+        // Loopback on: a relay may run on the same host and must hear the solicitations.
+        let multicast = McastSocket::bind(&SocketOptions {
+            address: Ipv6Addr::UNSPECIFIED,
+            port: CONTROL_PORT,
+            hop_limit: config.hop_limit,
+            loopback: true,
+            recv_buffer: 1 << 20,
+        })?;
+        let probe_group = probe_group(config.scope);
+        for interface in &interfaces {
+            multicast.join(probe_group, interface)?;
+        }
+        let service = Arc::new(Stratum0Service {
+            unicast,
+            multicast,
+            interfaces,
+            responder: Mutex::new(responder),
+            counters: Stratum0Counters::default(),
+            waker: Waker::new()?,
+            closed: AtomicBool::new(false),
+        });
+        let bodies: [ThreadBody<Stratum0Service>; 2] = [
+            ("sixcast-s0", Stratum0Service::answer_loop),
+            ("sixcast-s0-beacons", Stratum0Service::beacon_loop),
+        ];
+        let threads = start_threads(&service, &bodies, Stratum0Service::shutdown)?;
+        debug!(listen = %config.listen, "stratum 0 started");
+        Ok(Self { service, threads })
+    }
+
+    /// The port the service answers on.
+    pub fn port(&self) -> u16 {
+        self.service.unicast.port()
+    }
+
+    /// The service's counters.
+    pub fn stats(&self) -> Stratum0Stats {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let counters = &self.service.counters;
+        Stratum0Stats {
+            probes: get(&counters.probes),
+            beacons: get(&counters.beacons),
+            cookies: get(&counters.cookies),
+            solicitations: get(&counters.solicitations),
+            rejected: get(&counters.rejected),
+        }
+    }
+
+    /// Stops the service. Closing twice is harmless.
+    pub fn close(&mut self) {
+        self.service.shutdown();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Stratum0 {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Stratum0Service {
+    fn answer_loop(&self) {
+        let mut answers = Vec::new();
+        serve(
+            &self.unicast,
+            &self.waker,
+            &self.closed,
+            |source, _, datagram| {
+                let heard = self.responder.lock().on_unicast(
+                    source,
+                    datagram,
+                    Instant::now(),
+                    &mut answers,
+                );
+                self.count(heard);
+                for answer in answers.drain(..) {
+                    self.send(&answer, source);
+                }
+            },
+            || {},
+        );
+    }
+
+    fn send(&self, answer: &Answer, source: SocketAddrV6) {
+        match answer {
+            Answer::Reply(reply) => {
+                if let Err(err) = send_control(&self.unicast, reply, source) {
+                    debug!("answering {source}: {err}");
+                }
+            }
+            Answer::Multicast(message, group) => {
+                let sent = multicast_control(&self.multicast, &self.interfaces, message, *group);
+                if let Err(err) = sent {
+                    warn!("multicasting {}: {err}", message.name());
+                }
+            }
+        }
+    }
+
+    fn count(&self, heard: Heard) {
+        let counters = &self.counters;
+        let counter = match heard {
+            Heard::Probe => &counters.probes,
+            Heard::Cookie => &counters.cookies,
+            Heard::Solicitation => &counters.solicitations,
+            Heard::Beacon => &counters.beacons,
+            Heard::Rejected => &counters.rejected,
+            Heard::OwnEcho => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn beacon_loop(&self) {
+        serve(
+            &self.multicast,
+            &self.waker,
+            &self.closed,
+            |source, _, datagram| {
+                let heard = self
+                    .responder
+                    .lock()
+                    .on_probe_group(datagram, Instant::now());
+                if heard == Heard::Rejected {
+                    debug!(%source, "unexpected datagram on the probe group");
+                }
+                self.count(heard);
+            },
+            || self.responder.lock().forget_old_beacons(Instant::now()),
+        );
+    }
+
+    fn shutdown(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(port: u16) -> SocketAddrV6 {
+        SocketAddrV6::new(Ipv6Addr::new(0xfd5c, 0x1a, 0, 0, 0, 0, 0, 0x11), port, 0, 0)
+    }
+
+    fn encoded(message: &Control<'_>) -> Vec<u8> {
+        message.to_vec().unwrap()
+    }
+
+    fn probe(nonce: u64, beacon_nonce: u64) -> Vec<u8> {
+        encoded(&Control::Probe {
+            nonce,
+            beacon_nonce,
+        })
+    }
+
+    #[test]
+    fn a_probe_is_echoed_and_answered_with_whether_its_beacon_was_heard() {
+        let now = Instant::now();
+        let mut responder = Responder::new(Scope::Global, now).unwrap();
+        let mut answers = Vec::new();
+        assert_eq!(
+            responder.on_unicast(node(1), &probe(5, 6), now, &mut answers),
+            Heard::Probe
+        );
+        let reply = |heard_beacon| {
+            Answer::Reply(Control::ProbeReply {
+                nonce: 5,
+                heard_beacon,
+                observed: node(1),
+            })
+        };
+        let echo = Answer::Multicast(Control::Echo { nonce: 5 }, probe_group(Scope::Global));
+        assert_eq!(answers, [echo.clone(), reply(false)]);
+        let beacon = encoded(&Control::Beacon { nonce: 6 });
+        assert_eq!(responder.on_probe_group(&beacon, now), Heard::Beacon);
+        answers.clear();
+        responder.on_unicast(node(1), &probe(5, 6), now, &mut answers);
+        assert_eq!(answers, [echo, reply(true)]);
+        // A probe that asks about no beacon (0) never hears one.
+        let zero = encoded(&Control::Beacon { nonce: 0 });
+        responder.on_probe_group(&zero, now);
+        answers.clear();
+        responder.on_unicast(node(1), &probe(5, 0), now, &mut answers);
+        assert_eq!(answers[1], reply(false));
+    }
+
+    #[test]
+    fn beacons_are_forgotten_after_their_memory_and_bounded_in_number() {
+        let start = Instant::now();
+        let mut responder = Responder::new(Scope::Global, start).unwrap();
+        for nonce in 1..=MAX_BEACONS as u64 + 10 {
+            responder.on_probe_group(&encoded(&Control::Beacon { nonce }), start);
+        }
+        assert_eq!(
+            responder.beacons.len(),
+            MAX_BEACONS,
+            "a flood cannot grow memory"
+        );
+        let later = start + BEACON_MEMORY;
+        // Once the flood is old, a new beacon makes room by forgetting it.
+        let fresh = encoded(&Control::Beacon { nonce: 1 << 40 });
+        responder.on_probe_group(&fresh, later);
+        assert_eq!(responder.beacons.len(), 1);
+        responder.forget_old_beacons(later + BEACON_MEMORY);
+        assert!(responder.beacons.is_empty());
+    }
+
+    #[test]
+    fn a_relay_request_gets_a_cookie_and_only_its_echo_from_that_address_reaches_the_relays() {
+        let now = Instant::now();
+        let mut responder = Responder::new(Scope::Global, now).unwrap();
+        let request = |cookie| encoded(&Control::RelayRequest { nonce: 9, cookie });
+        let mut answers = Vec::new();
+        let first =
+            responder.on_unicast(node(1), &request([0; control::MAC_LEN]), now, &mut answers);
+        assert_eq!(first, Heard::Cookie);
+        let [Answer::Reply(Control::Cookie { nonce: 9, cookie })] = answers[..] else {
+            panic!("{answers:?}");
+        };
+        answers.clear();
+        // Echoed from another address (a spoofer relaying someone else's cookie): another cookie.
+        let spoofed = responder.on_unicast(node(2), &request(cookie), now, &mut answers);
+        assert_eq!(spoofed, Heard::Cookie);
+        answers.clear();
+        let verified = responder.on_unicast(node(1), &request(cookie), now, &mut answers);
+        assert_eq!(verified, Heard::Solicitation);
+        assert_eq!(
+            answers,
+            [Answer::Multicast(
+                Control::Solicit {
+                    nonce: 9,
+                    node: node(1)
+                },
+                relay_group(Scope::Global)
+            )]
+        );
+        // A cookie outlives one rotation of the secret, not two.
+        let rotated = now + crate::discovery::SECRET_ROTATION;
+        answers.clear();
+        assert_eq!(
+            responder.on_unicast(node(1), &request(cookie), rotated, &mut answers),
+            Heard::Solicitation
+        );
+        let twice = rotated + crate::discovery::SECRET_ROTATION;
+        assert_eq!(
+            responder.on_unicast(node(1), &request(cookie), twice, &mut answers),
+            Heard::Cookie
+        );
+    }
+
+    #[test]
+    fn junk_and_messages_for_others_are_rejected_and_own_echoes_ignored() {
+        let now = Instant::now();
+        let mut responder = Responder::new(Scope::Global, now).unwrap();
+        let mut answers = Vec::new();
+        let keepalive = encoded(&Control::Keepalive { nonce: 1 });
+        assert_eq!(
+            responder.on_unicast(node(1), &keepalive, now, &mut answers),
+            Heard::Rejected
+        );
+        assert_eq!(
+            responder.on_unicast(node(1), b"junk", now, &mut answers),
+            Heard::Rejected
+        );
+        assert!(answers.is_empty(), "nothing answered");
+        let echo = encoded(&Control::Echo { nonce: 3 });
+        assert_eq!(responder.on_probe_group(&echo, now), Heard::OwnEcho);
+        assert_eq!(responder.on_probe_group(&keepalive, now), Heard::Rejected);
+        assert!(responder.beacons.is_empty());
+    }
+}
