@@ -2,6 +2,7 @@
 //! real processes in network-namespace worlds, probed, listened through, scraped and stopped.
 
 mod cli_support;
+#[path = "../../tests/harness/mod.rs"]
 mod harness;
 
 use std::{

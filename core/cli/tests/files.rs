@@ -3,6 +3,7 @@
 //! a later sending, and bad input is refused clearly.
 
 mod cli_support;
+#[path = "../../tests/harness/mod.rs"]
 mod harness;
 
 use std::{

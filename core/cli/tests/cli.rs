@@ -2,6 +2,7 @@
 //! network-namespace hosts.
 
 mod cli_support;
+#[path = "../../tests/harness/mod.rs"]
 mod harness;
 
 use std::{

@@ -3,6 +3,7 @@
 //! receiver stops on time. The figures themselves are not judged here: that is the benchmarks'
 //! job.
 
+#[path = "../../tests/harness/mod.rs"]
 mod harness;
 
 use std::{
