@@ -756,3 +756,126 @@ fn keys_are_refused_where_they_cannot_work() {
         .join()
         .unwrap();
 }
+
+#[test]
+fn a_sealed_reliable_channel_heeds_only_the_nacks_and_reports_of_key_holders() {
+    const COUNT: usize = 2000;
+    let Some(world) = world(|| World::lan(3), false) else {
+        return;
+    };
+    // Loss both ways at the receiver: its NACKs and reports, each with the key's MAC, matter.
+    world.set_udp_loss("h2", 5).unwrap();
+    let reliable = || {
+        let mut config = config();
+        config.reliable = true;
+        config
+    };
+    // A datagram each: enough of them lost that receivers must ask.
+    let message = |i: usize| {
+        let mut payload = format!("{i:05} sealed and repaired ").into_bytes();
+        payload.resize(1000, b'r');
+        payload
+    };
+    let (start, forged, counted) = (start_line(2), start_line(2), start_line(2));
+    let (receiver_tx, receiver_rx) = std::sync::mpsc::channel();
+    let listener = {
+        let start = Arc::clone(&start);
+        world.host("h2").spawn(move || {
+            let (context, channel) = joined(reliable(), CHANNEL);
+            channel.set_key(&key()).unwrap();
+            receiver_tx.send(context.node_id()).unwrap();
+            start.wait();
+            let received = collect(&channel, COUNT, WAIT * 4);
+            (received, channel.stats())
+        })
+    };
+    let receiver = receiver_rx.recv_timeout(WAIT).unwrap();
+    let (sender_tx, sender_rx) = std::sync::mpsc::channel();
+    let sender = {
+        let (forged, counted) = (Arc::clone(&forged), Arc::clone(&counted));
+        world.host("h1").spawn(move || {
+            let context = Context::new(reliable()).unwrap();
+            let channel = context.channel(CHANNEL).unwrap();
+            channel.set_key(&key()).unwrap();
+            start.wait();
+            for i in 0..COUNT {
+                channel.send(&message(i)).unwrap();
+            }
+            channel.flush().unwrap();
+            let before = channel.stats();
+            sender_tx
+                .send((context.node_id(), context.port(), channel.group()))
+                .unwrap();
+            forged.wait();
+            std::thread::sleep(Duration::from_millis(300));
+            let after = channel.stats();
+            let unread = context.stats().malformed;
+            counted.wait();
+            context.close();
+            (before, after, unread)
+        })
+    };
+    // Someone without the key asks h1 to repair a burst, and says h2 left.
+    let (target, port, group) = sender_rx.recv_timeout(WAIT * 4).unwrap();
+    let ifindex = world.host("h3").ifindex();
+    let h1 = world.host("h1").addr();
+    world
+        .host("h3")
+        .run(|| {
+            let socket = raw_sender(ifindex);
+            let mut nack = Vec::new();
+            wire::repair::encode_nack(&mut nack, receiver, target, 100, &[(0, 100)]);
+            let mut left = Vec::new();
+            let status = wire::repair::Status {
+                from: receiver,
+                target,
+                group,
+                position: wire::repair::LEFT,
+            };
+            wire::repair::encode_status(&mut left, &status);
+            let to_group = SocketAddrV6::new(group, port, 0, ifindex).into();
+            socket.send_to(&nack, &to_group).unwrap();
+            let mut tagged = nack.clone();
+            tagged.extend_from_slice(&[0xa5; 16]);
+            socket.send_to(&tagged, &to_group).unwrap();
+            let to_sender = SocketAddrV6::new(h1, port, 0, 0).into();
+            socket.send_to(&left, &to_sender).unwrap();
+        })
+        .unwrap();
+    forged.wait();
+    counted.wait();
+    let (before, after, unread) = sender.join().unwrap();
+    let (received, receiver_stats) = listener.join().unwrap();
+    world.set_udp_loss("h2", 0).unwrap();
+    let in_order = received
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.payload == message(i));
+    assert!(
+        received.len() == COUNT && in_order,
+        "{} of {COUNT} in order: {in_order}; {receiver_stats:?}",
+        received.len()
+    );
+    assert!(
+        receiver_stats.nacks_sent > 0,
+        "loss was repaired: {receiver_stats:?}"
+    );
+    let dropped = |stats: &sixcast::Stats, reason| stats.drops.get(reason);
+    assert_eq!(
+        (
+            dropped(&after, DropReason::NotSealed) - dropped(&before, DropReason::NotSealed),
+            dropped(&after, DropReason::BadTag) - dropped(&before, DropReason::BadTag)
+        ),
+        (0, 3),
+        "the untagged NACK and report (their last bytes taken for a MAC), and the NACK with a \
+         made-up MAC: {after:?}"
+    );
+    // The key holder's NACKs, each with its MAC, were taken and answered, and its reports to
+    // the sender's address were read, not taken for malformed.
+    assert!(
+        after.nacks_received > 0 && after.repairs_sent > 0,
+        "{after:?}"
+    );
+    assert_eq!(unread, 0);
+    assert_eq!(after.drops.total() - before.drops.total(), 3, "{after:?}");
+}

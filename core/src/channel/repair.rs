@@ -12,6 +12,7 @@ use tracing::{debug, warn};
 
 use super::{Arrival, ChannelState, Core, Due, Path, bump};
 use crate::{
+    crypto::{CONTROL_TAG_LEN, Protection},
     reliable::{Ready, RepairReceiver},
     wire::repair::{self, Repair},
 };
@@ -25,7 +26,21 @@ impl Core {
         datagram: &[u8],
         now: Instant,
     ) {
-        let decoded = match repair::decode(datagram) {
+        // A sealed channel's NACKs and reports carry the MAC of a channel key: checked and
+        // removed here, so that nobody without the key makes senders repair, wait or forget.
+        let message = if repair::is_control(datagram) {
+            match state.protection.read().check_control(datagram) {
+                Ok(message) => message,
+                Err(reason) => {
+                    state.counters.drops.bump(reason);
+                    debug!(source = %arrival.source, %reason, "dropped an unauthenticated NACK or report");
+                    return;
+                }
+            }
+        } else {
+            datagram
+        };
+        let decoded = match repair::decode(message) {
             Ok(decoded) => decoded,
             Err(err) => {
                 bump(&state.counters.malformed, 1);
@@ -149,15 +164,30 @@ impl Core {
 
     /// A receiver's report, sent to this node's address: for the channel it names.
     pub(super) fn dispatch_unicast_repair(&self, datagram: &[u8], now: Instant) {
-        match repair::decode(datagram) {
-            Ok(Repair::Status(status)) if status.target == self.node => {
-                let state = self.by_group.read().get(&status.group).cloned();
-                if let Some(state) = state {
-                    self.take_status(&state, &status, now);
-                }
-            }
+        // A sealed channel's report ends in a MAC: the channel it names is read from the message
+        // before it, and the MAC checked with that channel's keys.
+        let named = repair::decode(datagram).ok().or_else(|| {
+            let message = datagram.get(..datagram.len().checked_sub(CONTROL_TAG_LEN)?)?;
+            repair::decode(message).ok()
+        });
+        let Some(Repair::Status(named)) = named
+            .filter(|named| matches!(named, Repair::Status(status) if status.target == self.node))
+        else {
             // Nothing else of the repair layer is sent to an address.
-            _ => bump(&self.counters.malformed, 1),
+            bump(&self.counters.malformed, 1);
+            return;
+        };
+        let Some(state) = self.by_group.read().get(&named.group).cloned() else {
+            return;
+        };
+        let checked = state.protection.read().check_control(datagram);
+        match checked.map(repair::decode) {
+            Ok(Ok(Repair::Status(status))) => self.take_status(&state, &status, now),
+            Ok(_) => bump(&state.counters.malformed, 1),
+            Err(reason) => {
+                state.counters.drops.bump(reason);
+                debug!(%reason, "dropped an unauthenticated report");
+            }
         }
     }
 
@@ -262,7 +292,13 @@ impl Core {
             let expired = receiver.poll_expired(now);
             let handed_next = self.hand_on(state, &mut receiver, expired, now);
             next = next.into_iter().chain(handed_next).min();
-            route_receiver_output(&mut receiver, now, &mut out, &mut reports);
+            route_receiver_output(
+                &mut receiver,
+                &state.protection.read(),
+                now,
+                &mut out,
+                &mut reports,
+            );
             next = next.into_iter().chain(receiver.poll_timeout()).min();
         }
         self.send_repair_output(state, out, reports);
@@ -276,7 +312,14 @@ impl Core {
         {
             let mut receiver = state.repair_receiver.lock();
             receiver.leave();
-            route_receiver_output(&mut receiver, Instant::now(), &mut out, &mut reports);
+            let protection = state.protection.read();
+            route_receiver_output(
+                &mut receiver,
+                &protection,
+                Instant::now(),
+                &mut out,
+                &mut reports,
+            );
         }
         self.send_repair_output(state, out, reports);
     }
@@ -325,14 +368,16 @@ impl Core {
 }
 
 /// Takes what `receiver` has to send by `now`: NACKs into `out` (for the group) and reports
-/// into `reports`.
+/// into `reports`, each with the MAC of the channel's send key if it has one.
 fn route_receiver_output(
     receiver: &mut RepairReceiver<Arrival>,
+    protection: &Protection,
     now: Instant,
     out: &mut Vec<Vec<u8>>,
     reports: &mut Vec<(Vec<u8>, SocketAddrV6)>,
 ) {
-    while let Some((datagram, to)) = receiver.poll_transmit(now) {
+    while let Some((mut datagram, to)) = receiver.poll_transmit(now) {
+        protection.tag_control(&mut datagram);
         match to {
             // Straight back to a sender heard natively; through the group (and so the tunnel)
             // to one heard through a relay, whose address is the relay's.

@@ -46,6 +46,11 @@ pub const SIGNATURE_OVERHEAD: usize = FINGERPRINT_LEN + SIGNATURE_LEN;
 /// BLAKE3 key-derivation context of the per-channel seal key, from which each sender's
 /// AES-256-GCM key is derived.
 pub const SEAL_KEY_CONTEXT: &str = "sixcast 2026-12 channel seal key v2";
+/// BLAKE3 key-derivation context of the key (from the channel's seal key) of the MACs on a
+/// sealed reliable channel's NACKs and reports.
+pub const CONTROL_MAC_CONTEXT: &str = "sixcast 2026-12 repair control mac v1";
+/// Bytes of the MAC a sealed channel appends to its NACKs and reports.
+pub const CONTROL_TAG_LEN: usize = 16;
 /// Appended to the signed bytes (after the canonical group) so that a sixcast signature can
 /// never be taken for a signature of anything else.
 pub const SIGNATURE_DOMAIN: &[u8] = b"sixcast signed datagram v1";
@@ -108,6 +113,8 @@ struct SealKey {
     /// The channel's seal key: the key of a BLAKE3 keyed hash that gives each sender its own
     /// AES-256-GCM key.
     root: Zeroizing<[u8; 32]>,
+    /// The key of the MACs on repair control messages, derived from `root`.
+    control: Zeroizing<[u8; 32]>,
     /// The keys of the senders seen last, newest first.
     recent: Mutex<Vec<(u64, Arc<LessSafeKey>)>>,
 }
@@ -116,9 +123,19 @@ impl SealKey {
     fn new(id: KeyId, root: Zeroizing<[u8; 32]>) -> Self {
         Self {
             id,
+            control: Zeroizing::new(blake3::derive_key(CONTROL_MAC_CONTEXT, root.as_ref())),
             root,
             recent: Mutex::new(Vec::with_capacity(RECENT_SENDERS)),
         }
+    }
+
+    /// The MAC of a repair control message under this key.
+    fn control_tag(&self, message: &[u8]) -> [u8; CONTROL_TAG_LEN] {
+        let mut tag = [0; CONTROL_TAG_LEN];
+        tag.copy_from_slice(
+            &blake3::keyed_hash(&self.control, message).as_bytes()[..CONTROL_TAG_LEN],
+        );
+        tag
     }
 
     /// The AES-256-GCM key of the sender whose datagram starts with `clear`.
@@ -199,6 +216,48 @@ impl Protection {
         match self.keys.iter_mut().find(|known| known.id == key.id()) {
             Some(known) => *known = sealing,
             None => self.keys.push(sealing),
+        }
+    }
+
+    /// Appends a channel key's MAC to a repair control message (a NACK or a report) that this
+    /// node sends, so that senders act only on those of the channel's key holders: the send
+    /// key's, or else the first key held (a member that only accepts keys still receives
+    /// reliably). Without keys, nothing is appended.
+    pub fn tag_control(&self, message: &mut Vec<u8>) {
+        let send_key = self
+            .send_key
+            .and_then(|id| self.keys.iter().find(|key| key.id == id));
+        let Some(key) = send_key.or(self.keys.first()) else {
+            return;
+        };
+        let tag = key.control_tag(message);
+        message.extend_from_slice(&tag);
+    }
+
+    /// A repair control message heard on the channel, its MAC checked against each key held
+    /// and removed. Without keys (nothing sealed), the message as it is. With keys, one too
+    /// short to carry a MAC is refused as `NotSealed`, and one whose last bytes are no key's
+    /// MAC (a made-up one, or none) as `BadTag`.
+    pub fn check_control<'a>(&self, message: &'a [u8]) -> Result<&'a [u8], DropReason> {
+        if self.keys.is_empty() {
+            return Ok(message);
+        }
+        let Some(split) = message.len().checked_sub(CONTROL_TAG_LEN) else {
+            return Err(DropReason::NotSealed);
+        };
+        let (body, tag) = message.split_at(split);
+        let Ok(tag) = <[u8; CONTROL_TAG_LEN]>::try_from(tag) else {
+            return Err(DropReason::NotSealed);
+        };
+        // In constant time: a forger learns nothing from how long the comparison took.
+        let genuine = self
+            .keys
+            .iter()
+            .any(|key| wire::control::mac_matches(&key.control_tag(body), &tag));
+        if genuine {
+            Ok(body)
+        } else {
+            Err(DropReason::BadTag)
         }
     }
 

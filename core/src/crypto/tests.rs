@@ -498,3 +498,58 @@ fn a_channels_cached_digest_key_gives_the_defined_digest() {
         digest(GROUP, &datagram)
     );
 }
+
+#[test]
+fn nacks_and_reports_carry_a_mac_that_only_the_channels_key_holders_accept() {
+    let mut nack = Vec::new();
+    wire::repair::encode_nack(&mut nack, SENDER, NodeId(9), 40, &[(3, 2)]);
+    let sealed = sealing(&channel_key(1, 0x11));
+    let mut tagged = nack.clone();
+    sealed.tag_control(&mut tagged);
+    assert_eq!(tagged.len(), nack.len() + CONTROL_TAG_LEN);
+    assert_eq!(sealed.check_control(&tagged), Ok(nack.as_slice()));
+    // Another key, the same key on another channel, a changed byte, no MAC, a runt: refused.
+    let mut other_channel = Protection::new(OTHER_GROUP);
+    other_channel.set_key(&channel_key(1, 0x11));
+    for refuser in [&sealing(&channel_key(1, 0x22)), &other_channel] {
+        assert_eq!(refuser.check_control(&tagged), Err(DropReason::BadTag));
+    }
+    let mut changed = tagged.clone();
+    changed[HEADER_LEN] ^= 1;
+    assert_eq!(sealed.check_control(&changed), Err(DropReason::BadTag));
+    assert_eq!(sealed.check_control(&nack), Err(DropReason::BadTag));
+    assert_eq!(
+        sealed.check_control(&[0x36; 15]),
+        Err(DropReason::NotSealed)
+    );
+    // A channel without keys neither adds nor wants a MAC.
+    let plain = Protection::new(GROUP);
+    let mut untagged = nack.clone();
+    plain.tag_control(&mut untagged);
+    assert_eq!(untagged, nack);
+    assert_eq!(plain.check_control(&nack), Ok(nack.as_slice()));
+}
+
+#[test]
+fn during_a_rotation_either_key_authenticates_and_a_member_that_only_accepts_keys_tags_too() {
+    let (old, new) = (channel_key(1, 0x11), channel_key(2, 0x22));
+    let mut report = Vec::new();
+    let status = wire::repair::Status {
+        from: SENDER,
+        target: NodeId(9),
+        group: GROUP,
+        position: 41,
+    };
+    wire::repair::encode_status(&mut report, &status);
+    let mut rotating = sealing(&new);
+    rotating.add_key(&old);
+    let mut from_old = report.clone();
+    sealing(&old).tag_control(&mut from_old);
+    assert_eq!(rotating.check_control(&from_old), Ok(report.as_slice()));
+    // Keys accepted only (no send key): its reports still carry a key's MAC.
+    let mut accepting = Protection::new(GROUP);
+    accepting.add_key(&old);
+    let mut from_accepting = report.clone();
+    accepting.tag_control(&mut from_accepting);
+    assert_eq!(from_accepting, from_old);
+}

@@ -139,6 +139,15 @@ pub fn is_repair(datagram: &[u8]) -> bool {
     )
 }
 
+/// Whether `datagram` claims to be a NACK or a STATUS: what receivers send, which a sealed
+/// channel authenticates with a MAC after the message (`Protection::check_control`).
+pub fn is_control(datagram: &[u8]) -> bool {
+    matches!(
+        datagram,
+        [b'6', b'c', super::VERSION, TYPE_NACK | TYPE_STATUS, ..]
+    )
+}
+
 /// Parses and validates a repair-layer datagram. Never panics and never allocates.
 ///
 /// Checks, in order: the header (as for every datagram; its flags must be clear, since these
