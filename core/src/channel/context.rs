@@ -193,6 +193,8 @@ impl Context {
             covers: Mutex::new(Covers::new(CoverLimits::default())),
             cover_timer: Mutex::new(None),
             readiness: OnceLock::new(),
+            wake_owed: AtomicBool::new(false),
+            readiness_owed: AtomicBool::new(false),
             inbox: Mutex::new(Inbox::new(InboxLimits {
                 max_message: core.config.max_message_size,
                 reassembly_timeout: core.config.reassembly_timeout,

@@ -398,6 +398,10 @@ struct ChannelState {
     arrived: Condvar,
     /// Polls readable once the queue turns non-empty, for event loops (made on first use).
     readiness: OnceLock<Waker>,
+    /// Messages were queued during a batch being dispatched, whose receivers are woken once at
+    /// its end (see `receive`); and whether the queue was empty before them.
+    wake_owed: AtomicBool,
+    readiness_owed: AtomicBool,
     membership: Mutex<Membership>,
     counters: Counters,
     /// Arrival counter standing in for sequence numbers where the profile carries none.
