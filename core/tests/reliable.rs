@@ -92,18 +92,25 @@ fn every_message_arrives_in_order_at_each_loss_rate() {
                 "{loss} %"
             );
             // At 1 % a receiver may be lucky (about 900 datagrams both ways); at 5 % none is.
+            // It need not ask itself: where the others' NACKs ask at least as much of each block
+            // as it would, its own are suppressed and their repairs fill its holes.
             if loss > 1 {
-                assert!(
-                    stats.nacks_sent > 0 && stats.repairs_received > 0,
-                    "{loss} %: {stats:?}"
-                );
+                assert!(stats.repairs_received > 0, "{loss} %: {stats:?}");
             }
         }
-        let repaired: u64 = results
-            .iter()
-            .map(|(_, stats)| stats.repairs_received)
-            .sum();
-        assert!(repaired > 0, "{loss} %: no receiver needed a repair?");
+        let total = |count: fn(&Stats) -> u64| -> u64 {
+            results.iter().map(|(_, stats)| count(stats)).sum()
+        };
+        assert!(
+            total(|stats| stats.repairs_received) > 0,
+            "{loss} %: no receiver needed a repair?"
+        );
+        if loss > 1 {
+            assert!(
+                total(|stats| stats.nacks_sent) > 0,
+                "{loss} %: nobody asked"
+            );
+        }
     }
 }
 
@@ -179,6 +186,34 @@ fn a_reliable_context_needs_the_header() {
     assert!(err.to_string().contains("reliable"), "{err}");
 }
 
+/// A reader on h2 with a 500-message queue that takes `count` messages of `channel` (after
+/// `start`), pausing 20 ms every 1,000: much slower than an unpaced sender.
+fn slow_reader(
+    world: &World,
+    channel: &'static str,
+    count: usize,
+    start: &Arc<std::sync::Barrier>,
+) -> std::thread::JoinHandle<(Vec<Vec<u8>>, Stats)> {
+    let start = Arc::clone(start);
+    world.host("h2").spawn(move || {
+        let mut small = config();
+        small.queue_capacity = 500;
+        let (_context, channel) = joined(small, channel);
+        start.wait();
+        let mut got = Vec::new();
+        while got.len() < count {
+            match channel.recv_timeout(Duration::from_secs(10)) {
+                Ok(message) => got.push(message.payload),
+                Err(_) => break,
+            }
+            if got.len() % 1000 == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        (got, channel.stats())
+    })
+}
+
 #[test]
 fn a_slow_reader_gets_everything_because_the_sender_waits_for_it() {
     let Some(world) = world(|| World::lan(2), false) else {
@@ -186,27 +221,7 @@ fn a_slow_reader_gets_everything_because_the_sender_waits_for_it() {
     };
     let count = 20_000;
     let start = start_line(2);
-    let reader = {
-        let start = Arc::clone(&start);
-        world.host("h2").spawn(move || {
-            let mut small = config();
-            small.queue_capacity = 500;
-            let (_context, channel) = joined(small, "slow-reader");
-            start.wait();
-            let mut got = Vec::new();
-            while got.len() < count {
-                match channel.recv_timeout(Duration::from_secs(10)) {
-                    Ok(message) => got.push(message.payload),
-                    Err(_) => break,
-                }
-                // Much slower than an unpaced sender.
-                if got.len() % 1000 == 0 {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-            (got, channel.stats())
-        })
-    };
+    let reader = slow_reader(&world, "slow-reader", count, &start);
     world.host("h1").spawn(move || {
         let context = Context::new(reliable()).unwrap();
         let channel = context.channel("slow-reader").unwrap();
@@ -234,26 +249,7 @@ fn try_send_refuses_while_the_window_is_closed_and_what_it_took_arrives_once() {
     };
     let count = 20_000;
     let start = start_line(2);
-    let reader = {
-        let start = Arc::clone(&start);
-        world.host("h2").spawn(move || {
-            let mut small = config();
-            small.queue_capacity = 500;
-            let (_context, channel) = joined(small, "try-window");
-            start.wait();
-            let mut got = Vec::new();
-            while got.len() < count {
-                match channel.recv_timeout(Duration::from_secs(10)) {
-                    Ok(message) => got.push(message.payload),
-                    Err(_) => break,
-                }
-                if got.len() % 1000 == 0 {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-            got
-        })
-    };
+    let reader = slow_reader(&world, "try-window", count, &start);
     let refused = world
         .host("h1")
         .spawn(move || {
@@ -281,7 +277,7 @@ fn try_send_refuses_while_the_window_is_closed_and_what_it_took_arrives_once() {
         })
         .join()
         .unwrap();
-    let got = reader.join().unwrap();
+    let (got, _) = reader.join().unwrap();
     assert!(refused > 0, "the window never closed");
     let expected: Vec<_> = (0..count).map(message).collect();
     assert!(
