@@ -33,11 +33,8 @@ fn wait_for_relay(context: &Context) -> SocketAddrV6 {
     }
 }
 
-#[test]
-fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
-    let Some(world) = world(World::routed_ssm, true) else {
-        return;
-    };
+/// Stratum 0 and an SSM repeater on the core host a1; returns them with Stratum 0's address.
+fn core_on_a1(world: &World) -> (Stratum0, Relay, SocketAddrV6) {
     let (stratum0, repeater) = world
         .host("a1")
         .run(|| {
@@ -53,6 +50,15 @@ fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
         })
         .unwrap();
     let s0 = SocketAddrV6::new(world.host("a1").addr(), stratum0.port(), 0, 0);
+    (stratum0, repeater, s0)
+}
+
+#[test]
+fn nodes_behind_an_ssm_only_router_use_a_repeater_instead_of_tunnels() {
+    let Some(world) = world(World::routed_ssm, true) else {
+        return;
+    };
+    let (_stratum0, repeater, s0) = core_on_a1(&world);
     let repeater_address = SocketAddrV6::new(world.host("a1").addr(), repeater.port(), 0, 0);
     // Everyone ready (each island has heard the warm-up through the repeater, the sender has
     // stopped it), then the counters are read, then the measured messages go.
@@ -204,21 +210,7 @@ fn a_node_that_joined_nothing_sends_through_its_repeater() {
     let Some(world) = world(World::routed_ssm, true) else {
         return;
     };
-    let (stratum0, repeater) = world
-        .host("a1")
-        .run(|| {
-            let mut s0 = Stratum0Config::default();
-            s0.hop_limit = 8;
-            let mut repeater = RelayConfig::default();
-            repeater.hop_limit = 8;
-            repeater.ssm_repeater = true;
-            (
-                Stratum0::spawn(s0).unwrap(),
-                Relay::spawn(repeater).unwrap(),
-            )
-        })
-        .unwrap();
-    let s0 = SocketAddrV6::new(world.host("a1").addr(), stratum0.port(), 0, 0);
+    let (_stratum0, repeater, s0) = core_on_a1(&world);
     let start = start_line(2);
     let listener = {
         let start = Arc::clone(&start);
@@ -254,5 +246,4 @@ fn a_node_that_joined_nothing_sends_through_its_repeater() {
     assert_eq!(payloads, [&b"one"[..], b"two", b"three"], "{reach:?}");
     assert!(reach.offers.iter().all(|offer| offer.repeater), "{reach:?}");
     assert_eq!(repeater.stats().datagrams_up, 3, "{:?}", repeater.stats());
-    drop(stratum0);
 }
