@@ -4,6 +4,7 @@
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     net::Ipv6Addr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -24,8 +25,8 @@ pub struct Ready<T> {
     pub sender: NodeId,
     /// Its number.
     pub packet: u64,
-    /// The datagram it carries.
-    pub datagram: Vec<u8>,
+    /// The datagram it carries, shared with the copy kept for parity while that may need it.
+    pub datagram: Arc<[u8]>,
     /// How it arrived (for a rebuilt one: how the parity that completed it arrived).
     pub tag: T,
 }
@@ -178,7 +179,7 @@ impl<T: Clone> RepairReceiver<T> {
         }
         stream
             .waiting
-            .insert(packet.packet, (packet.inner.to_vec(), tag.clone()));
+            .insert(packet.packet, (Arc::from(packet.inner), tag.clone()));
         stream.end = stream.end.max(packet.packet + 1);
         // A packet re-sent (once a block's parity is used up) may be what the parity held here
         // was waiting for: NACKs do not ask for holes that held parity fills.
@@ -422,7 +423,7 @@ impl<T: Clone> RepairReceiver<T> {
             while !self.held
                 && let Some((packet, tag)) = stream.waiting.remove(&stream.next)
             {
-                stream.kept.insert(stream.next, packet.clone());
+                stream.kept.insert(stream.next, Arc::clone(&packet));
                 stream.unreported_bytes += packet.len();
                 ready.push(Ready {
                     sender,
@@ -433,7 +434,13 @@ impl<T: Clone> RepairReceiver<T> {
                 stream.next += 1;
             }
             let keep_from = stream.next.saturating_sub(u64::from(config.block_len) * 2);
-            stream.kept = stream.kept.split_off(&keep_from);
+            // One packet or two leave per packet handed on: removed in place, not by splitting
+            // the map into a new one (an allocation per packet).
+            while let Some(oldest) = stream.kept.first_entry()
+                && *oldest.key() < keep_from
+            {
+                oldest.remove();
+            }
             let next = stream.next;
             stream
                 .parity
@@ -532,7 +539,7 @@ impl<T: Clone> RepairReceiver<T> {
         };
         let len = u64::from(block.len);
         let present: Vec<(usize, &[u8])> = (0..len)
-            .filter_map(|offset| Some((offset as usize, stream.have(start + offset)?.as_slice())))
+            .filter_map(|offset| Some((offset as usize, stream.have(start + offset)?)))
             .collect();
         if present.len() as u64 == len {
             stream.parity.remove(&start);
@@ -558,7 +565,9 @@ impl<T: Clone> RepairReceiver<T> {
             let number = start + offset as u64;
             if number >= stream.next {
                 self.stats.packets_recovered += 1;
-                stream.waiting.insert(number, (packet, tag.clone()));
+                stream
+                    .waiting
+                    .insert(number, (Arc::from(packet), tag.clone()));
             }
         }
     }

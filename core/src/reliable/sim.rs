@@ -123,7 +123,8 @@ impl World {
             }
             for receiver in 0..self.receivers.len() {
                 let ready = self.receivers[receiver].poll_expired(self.now);
-                self.delivered[receiver].extend(ready.into_iter().map(|ready| ready.datagram));
+                self.delivered[receiver]
+                    .extend(ready.into_iter().map(|ready| ready.datagram.to_vec()));
                 while let Some((datagram, to)) = self.receivers[receiver].poll_transmit(self.now) {
                     if !(self.uplink_loss)(receiver, &datagram) {
                         self.in_flight
@@ -170,11 +171,13 @@ impl World {
             (Some(receiver), Repair::Nack(nack)) => self.receivers[receiver].on_nack(&nack, now),
             (Some(receiver), Repair::Sequenced(packet)) => {
                 let ready = self.receivers[receiver].on_sequenced(&packet, (), now);
-                self.delivered[receiver].extend(ready.into_iter().map(|ready| ready.datagram));
+                self.delivered[receiver]
+                    .extend(ready.into_iter().map(|ready| ready.datagram.to_vec()));
             }
             (Some(receiver), Repair::Parity(parity)) => {
                 let ready = self.receivers[receiver].on_parity(&parity, (), now);
-                self.delivered[receiver].extend(ready.into_iter().map(|ready| ready.datagram));
+                self.delivered[receiver]
+                    .extend(ready.into_iter().map(|ready| ready.datagram.to_vec()));
             }
             (None, _) | (Some(_), Repair::Status(_)) => {}
         }

@@ -3,6 +3,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -25,9 +26,9 @@ pub(super) struct Stream<T> {
     /// end heard of.
     pub(super) end: u64,
     /// Packets from `next` on, waiting for the holes before them.
-    pub(super) waiting: BTreeMap<u64, (Vec<u8>, T)>,
+    pub(super) waiting: BTreeMap<u64, (Arc<[u8]>, T)>,
     /// Packets handed on, kept while parity might still need them.
-    pub(super) kept: BTreeMap<u64, Vec<u8>>,
+    pub(super) kept: BTreeMap<u64, Arc<[u8]>>,
     pub(super) parity: BTreeMap<u64, ParityBlock>,
     /// Where the sender's blocks are, to weigh other receivers' NACKs block by block.
     pub(super) grid: BlockGrid,
@@ -177,11 +178,11 @@ impl<T> Stream<T> {
         self.end - self.next - self.waiting.len() as u64
     }
 
-    pub(super) fn have(&self, packet: u64) -> Option<&Vec<u8>> {
+    pub(super) fn have(&self, packet: u64) -> Option<&[u8]> {
         self.waiting
             .get(&packet)
-            .map(|(bytes, _)| bytes)
-            .or_else(|| self.kept.get(&packet))
+            .map(|(bytes, _)| &bytes[..])
+            .or_else(|| self.kept.get(&packet).map(|bytes| &bytes[..]))
     }
 
     pub(super) fn waiting_bytes(&self) -> usize {

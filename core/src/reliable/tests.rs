@@ -383,7 +383,7 @@ fn a_held_receiver_stops_reporting_and_hands_everything_on_when_released() {
     assert_eq!(world.delivered[0].len(), 20);
     let now = world.now;
     let released = world.receivers[0].release(now);
-    world.delivered[0].extend(released.into_iter().map(|ready| ready.datagram));
+    world.delivered[0].extend(released.into_iter().map(|ready| ready.datagram.to_vec()));
     world.assert_all_delivered(0..sent);
 }
 
@@ -399,11 +399,11 @@ fn packets_put_back_are_handed_on_again_in_order() {
     // The application had room for three: the other seven go back.
     let unused = released.split_off(3);
     world.receivers[0].put_back(unused);
-    world.delivered[0].extend(released.into_iter().map(|ready| ready.datagram));
+    world.delivered[0].extend(released.into_iter().map(|ready| ready.datagram.to_vec()));
     world.send(10..12);
     world.run(Duration::from_millis(1));
     let again = world.receivers[0].release(world.now);
-    world.delivered[0].extend(again.into_iter().map(|ready| ready.datagram));
+    world.delivered[0].extend(again.into_iter().map(|ready| ready.datagram.to_vec()));
     world.assert_all_delivered(0..12);
 }
 
