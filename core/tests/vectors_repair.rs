@@ -343,7 +343,10 @@ fn rebuild(
             delivered.extend(receiver.on_parity(&symbol, (), now + Duration::from_millis(1)));
         }
     }
-    delivered.into_iter().map(|ready| ready.datagram.to_vec()).collect()
+    delivered
+        .into_iter()
+        .map(|ready| ready.datagram.to_vec())
+        .collect()
 }
 
 fn parity_case() -> Value {
