@@ -83,24 +83,16 @@ impl Tunnels {
         if !self.clients.contains_key(&source) && self.clients.len() >= policy.max_tunnels {
             return Err(Refusal::NoRoom);
         }
-        let held = self
-            .clients
-            .get(&source)
-            .map_or(0, |client| client.groups.len());
-        let new: Vec<Ipv6Addr> = {
-            let mut seen = HashSet::new();
-            groups
-                .iter()
-                .copied()
-                .filter(|group| {
-                    seen.insert(*group)
-                        && !self
-                            .clients
-                            .get(&source)
-                            .is_some_and(|client| client.groups.contains(group))
-                })
-                .collect()
-        };
+        let known = self.clients.get(&source).map(|client| &client.groups);
+        let held = known.map_or(0, HashSet::len);
+        let mut seen = HashSet::new();
+        let new: Vec<Ipv6Addr> = groups
+            .iter()
+            .copied()
+            .filter(|group| {
+                !known.is_some_and(|known| known.contains(group)) && seen.insert(*group)
+            })
+            .collect();
         if held + new.len() > policy.max_groups_per_tunnel {
             return Err(Refusal::TooManyGroups);
         }
