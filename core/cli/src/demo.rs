@@ -5,7 +5,7 @@ use std::{
     net::SocketAddrV6,
     os::unix::process::CommandExt,
     process::{Command, ExitCode},
-    sync::mpsc,
+    sync::{Arc, Barrier, mpsc},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -139,16 +139,20 @@ fn exchange(
     stratum0: Option<SocketAddrV6>,
 ) -> sixcast::Result<()> {
     let (ready_tx, ready_rx) = mpsc::channel();
+    // Every listener's window opens together, once the slowest has found its path: one that
+    // found its own sooner must not stop listening before the sender starts.
+    let go = Arc::new(Barrier::new(receivers.len() + 1));
     let listeners: Vec<(String, JoinHandle<sixcast::Result<Vec<Message>>>)> = receivers
         .iter()
         .map(|name| {
             let ready = ready_tx.clone();
+            let go = Arc::clone(&go);
             let expected = messages.len();
             (
                 name.to_string(),
                 world
                     .host(name)
-                    .spawn(move || listen(expected, stratum0, &ready)),
+                    .spawn(move || listen(expected, stratum0, &ready, &go)),
             )
         })
         .collect();
@@ -158,6 +162,7 @@ fn exchange(
             .recv_timeout(Duration::from_secs(15))
             .map_err(|_| fail("a listener did not start".into()))??;
     }
+    go.wait();
     let host: &Host = world.host(sender);
     let to_send = messages.to_vec();
     let sent = host
@@ -224,6 +229,7 @@ fn listen(
     expected: usize,
     stratum0: Option<SocketAddrV6>,
     ready: &mpsc::Sender<sixcast::Result<()>>,
+    go: &Barrier,
 ) -> sixcast::Result<Vec<Message>> {
     let joined = Context::new(demo_config(stratum0)).and_then(|context| {
         let channel = context.channel(CHANNEL)?;
@@ -234,6 +240,7 @@ fn listen(
     let (_context, channel) = match joined {
         Ok(joined) => {
             let _ = ready.send(Ok(()));
+            go.wait();
             joined
         }
         Err(err) => {

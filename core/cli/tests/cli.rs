@@ -801,3 +801,28 @@ fn tokens_admit_senders_until_they_expire() {
     assert_eq!(lines[1]["drops"]["expired"], 1, "{stdout}");
     assert_eq!(lines[1]["drops"]["untrusted_signer"], 1, "{stdout}");
 }
+
+#[test]
+fn the_demo_delivers_natively_and_through_the_relay() {
+    if let Err(reason) = sixcast_netlab::check_environment(false) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must build worlds: {reason}"
+        );
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let (code, stdout, stderr) = run(&["demo"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // World 4's core host c2 listens natively beside the island host i1, which finds its path
+    // later: both windows stay open until the sender has sent.
+    for heard in [
+        "h3: seq 3",
+        "b1: seq 1",
+        "b1: nothing arrived",
+        "c2: seq 1",
+        "i1: seq 1 from node",
+    ] {
+        assert!(stdout.contains(heard), "no {heard:?} in:\n{stdout}");
+    }
+}
