@@ -124,8 +124,15 @@ fn a_nack_says_how_far_its_receiver_heard() {
     let mut receiver = receiver_with(blocks_of_8(), &[0, 1, 2, 5, 6, 7, 8, 11], start);
     let due = start + config.nack_delay + config.nack_spread;
     assert_eq!(nacks_by(&mut receiver, due), [(12, vec![(3, 2), (9, 2)])]);
+    // It waits until the sender, quiet since, would have closed the block: the announcement
+    // that it did may be what was lost here.
     let mut open = receiver_with(blocks_of_8(), &[0, 1, 2, 5, 6], start);
-    assert!(nacks_by(&mut open, due + config.repair_wait_max).is_empty());
+    let quiet = start + config.tail_delay + config.repair_wait;
+    assert!(nacks_by(&mut open, quiet - Duration::from_millis(1)).is_empty());
+    assert_eq!(open.poll_timeout(), Some(quiet));
+    assert!(nacks_by(&mut open, quiet).is_empty());
+    let asked = quiet + config.nack_delay + config.nack_spread;
+    assert_eq!(nacks_by(&mut open, asked), [(7, vec![(3, 2)])]);
 }
 
 #[test]

@@ -313,6 +313,17 @@ impl<T: Clone> RepairReceiver<T> {
                 self.out.push_back((status, stream.reply_to.clone()));
                 self.stats.statuses_sent += 1;
             }
+            if stream.hole_timers.is_empty()
+                && !stream.opened.is_empty()
+                && now >= stream.quiet_after(&self.config)
+            {
+                // Holes only in a block that seems open: a sender quiet for this long closed
+                // it, and its announcement of that was lost here. They are asked for now.
+                let due = now
+                    + self.config.nack_delay
+                    + nack_backoff(self.config.nack_spread, &mut self.rng);
+                stream.hole_timers = stream.opened.keys().map(|&first| (first, due)).collect();
+            }
             if nacks_held || stream.hole_timers.values().all(|&due| due > now) {
                 continue;
             }
@@ -348,6 +359,8 @@ impl<T: Clone> RepairReceiver<T> {
                         .min()
                         .map(|&due| held_until.map_or(due, |until| due.max(until))),
                     stream.status_at,
+                    (stream.hole_timers.is_empty() && !stream.opened.is_empty())
+                        .then(|| stream.quiet_after(&self.config)),
                     stream
                         .give_up_at(self.config.give_up)
                         .filter(|_| self.behind_since.is_none()),
