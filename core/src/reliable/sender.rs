@@ -405,19 +405,24 @@ impl RepairSender {
         if self.wanted.contains_key(&block.start) {
             self.repair_due.get_or_insert(now);
         }
-        // Once the block's parity is used up (a long wait for a receiver behind), its last
-        // packet itself says where the stream ends.
-        let last = block.start.max(block.end().saturating_sub(1))..block.end();
-        let mut added = send_parity(self.node, block, 1, &[last], &mut self.out);
+        let mut added = 0;
         // While no receiver has reported, the first block too: receivers that lost the whole
         // start (a switch still learning who joined, say) hear that the stream began, and ask
-        // for it, rather than join late at the end.
+        // for it, rather than join late at the end. It goes first, so that such a receiver
+        // follows the sender already when the tail's symbol comes, and takes it.
         if !self.flow.heard()
             && self.blocks.len() > 1
             && let Some(first) = self.blocks.front_mut().filter(|block| block.start == 0)
         {
             added += send_parity(self.node, first, 1, &[], &mut self.out);
         }
+        let Some(block) = self.blocks.back_mut() else {
+            return;
+        };
+        // Once the block's parity is used up (a long wait for a receiver behind), its last
+        // packet itself says where the stream ends.
+        let last = block.start.max(block.end().saturating_sub(1))..block.end();
+        added += send_parity(self.node, block, 1, &[last], &mut self.out);
         self.held_bytes += added;
         self.evict();
     }
