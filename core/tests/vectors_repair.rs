@@ -36,7 +36,7 @@ const COMMENT: [&str; 7] = [
     "`parity`: a sender with node id `sender` and blocks of `block_len` packets sends `packets` \
      (each a whole inner datagram, numbered from 0) and, asked for all of them, answers with \
      `parity`: PARITY datagrams with indices 0, 1, ... Reed-Solomon over GF(2^16) as in \
-     Leopard-RS, 2 x block_len symbols per block, each source symbol = length (u16) + packet + \
+     Leopard-RS, max(block_len, min(2 x block_len, 64)) symbols per block, each source symbol = length (u16) + packet + \
      zeros to the symbol length (longest packet + 2, rounded up to even).",
     "A receiver holding the packets `kept` (indices into `packets`) and the parity datagrams \
      `used` (indices into `parity`) must rebuild every packet.",
@@ -131,6 +131,26 @@ fn decode_cases() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "parity_index_too_high",
             "index 8 of a block of 4",
             with_body(header(parity, 0, 4, SENDER, 0), &[0, 8, 1, 2]),
+        ),
+        (
+            "parity_mid_block_last_index",
+            "a block of 40 has 64 parity indices: twice its packets, at most 64",
+            with_body(header(parity, 0, 40, SENDER, 0), &[0, 63, 1, 2]),
+        ),
+        (
+            "parity_mid_block_index_too_high",
+            "index 64 of a block of 40",
+            with_body(header(parity, 0, 40, SENDER, 0), &[0, 64, 1, 2]),
+        ),
+        (
+            "parity_big_block_last_index",
+            "a block of 100 has as many parity indices as packets: 0 to 99",
+            with_body(header(parity, 0, 100, SENDER, 0), &[0, 99, 1, 2]),
+        ),
+        (
+            "parity_big_block_index_too_high",
+            "index 100 of a block of 100",
+            with_body(header(parity, 0, 100, SENDER, 0), &[0, 100, 1, 2]),
         ),
         (
             "parity_odd_symbol",

@@ -47,7 +47,8 @@ pub const RELIABLE_OVERHEAD: usize = 32;
 /// milliseconds away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepairConfig {
-    /// Packets per block: more spreads parity over more holes, fewer decodes sooner.
+    /// Packets per block: more spreads parity over more holes and decodes less often (a decode
+    /// costs about the same for any block, see [`crate::wire::repair::parity_count`]); fewer decode sooner.
     pub block_len: u16,
     /// Packet (and computed parity) bytes the sender keeps for repair.
     pub window_bytes: usize,
@@ -93,7 +94,7 @@ pub struct RepairConfig {
 impl Default for RepairConfig {
     fn default() -> Self {
         Self {
-            block_len: 64,
+            block_len: 128,
             window_bytes: 16 << 20,
             nack_holdoff: Duration::from_millis(2),
             repair_guard: Duration::from_millis(10),

@@ -32,9 +32,11 @@ fn parity_sent(sender: &mut RepairSender, now: Instant) -> usize {
         .count()
 }
 
-/// Announcing a burst's end only after a minute: every symbol sent is a repair.
+/// Announcing a burst's end only after a minute: every symbol sent is a repair, and only a
+/// full block of 64 packets closes.
 fn quiet_tail() -> RepairConfig {
     RepairConfig {
+        block_len: 64,
         tail_delay: Duration::from_secs(60),
         ..RepairConfig::default()
     }
@@ -221,12 +223,12 @@ fn a_flood_of_nacks_costs_one_repair_per_block_per_guard() {
     let start = Instant::now();
     let mut sender = sender_with(128, start);
     // NACKs that claim to have heard everything, after the packets that followed each repair,
-    // and ask for every packet of two blocks, one every millisecond: within `repair_guard`,
-    // each block is repaired once.
-    let flood = nack(1, u64::MAX, &[(0, 128)]);
+    // and ask for 16 packets of each of two blocks, one every millisecond: within
+    // `repair_guard`, each block is repaired once.
+    let flood = nack(1, u64::MAX, &[(0, 16), (64, 16)]);
     give_nack(&mut sender, &flood, start);
     let first = start + config.nack_holdoff;
-    assert_eq!(parity_sent(&mut sender, first), 2 * 64);
+    assert_eq!(parity_sent(&mut sender, first), 2 * 16);
     sender.wrap(b"after".to_vec(), first);
     let mut now = first;
     while now < first + config.repair_guard {
@@ -236,6 +238,6 @@ fn a_flood_of_nacks_costs_one_repair_per_block_per_guard() {
     }
     assert_eq!(
         parity_sent(&mut sender, first + config.repair_guard),
-        2 * 64
+        2 * 16
     );
 }

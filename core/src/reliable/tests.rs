@@ -217,9 +217,9 @@ fn a_late_joiner_starts_where_it_comes_in() {
     let seen = std::rc::Rc::clone(&joined);
     let loss: Loss = Box::new(move |receiver, datagram| {
         if receiver == 1 && !seen.get() {
-            // Receiver 1 hears nothing before packet 100.
+            // Receiver 1 hears nothing before packet 200, past the first block.
             let first = repair::decode(datagram)
-                .is_ok_and(|d| matches!(d, Repair::Sequenced(p) if p.packet == 100));
+                .is_ok_and(|d| matches!(d, Repair::Sequenced(p) if p.packet == 200));
             seen.set(first);
             return !first;
         }
@@ -232,7 +232,7 @@ fn a_late_joiner_starts_where_it_comes_in() {
     assert_eq!(world.delivered[0], (0..300).map(packet).collect::<Vec<_>>());
     assert_eq!(
         world.delivered[1],
-        (100..300).map(packet).collect::<Vec<_>>()
+        (200..300).map(packet).collect::<Vec<_>>()
     );
     assert_eq!(world.nacks_sent(), 0);
 }

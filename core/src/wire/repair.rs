@@ -30,12 +30,25 @@ pub const MAX_NACK_RANGES: u16 = 64;
 /// Bytes of one NACK range: the first packet number (u64) and how many follow it (u32).
 const NACK_RANGE_LEN: usize = 12;
 
-/// How many parity symbols a block of `block_len` packets has: twice its packets, so that a
-/// receiver that lost a whole block can still be repaired after a first repair was lost too.
-/// Sender and receivers must agree on it, because the code depends on it.
+/// How many parity symbols a block of `block_len` packets has: as many as its packets, so that
+/// a receiver that lost the whole block can be repaired by parity alone, and at least
+/// [`SMALL_BLOCK_PARITY`] up to twice its packets, so that a small block (a burst's tail) can
+/// be repaired again after a first repair was lost too. Not more: the decoder's work grows with
+/// the parity count (twice the packets cost twice the time per decode, measured), and past the
+/// last symbol a sender sends the packets asked for again. Sender and receivers must agree on
+/// it, because the code depends on it.
 pub const fn parity_count(block_len: u16) -> u16 {
-    block_len.saturating_mul(2)
+    let small = block_len.saturating_mul(2);
+    let small = if small < SMALL_BLOCK_PARITY {
+        small
+    } else {
+        SMALL_BLOCK_PARITY
+    };
+    if block_len > small { block_len } else { small }
 }
+
+/// The parity count of a small block is twice its packets, up to this many symbols.
+pub const SMALL_BLOCK_PARITY: u16 = 64;
 
 /// One decoded repair-layer datagram, borrowing from the received bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
