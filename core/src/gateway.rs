@@ -31,7 +31,7 @@ use crate::{
     addr::{self, Profile, Scope},
     wire::{
         NodeId,
-        control::{Control, MAX_GROUPS_PER_MESSAGE},
+        control::{self, Control, MAX_GROUPS_PER_MESSAGE},
     },
 };
 
@@ -91,10 +91,12 @@ pub(crate) fn announcements(
     let hold_ms = u16::try_from(hold.as_millis()).unwrap_or(u16::MAX);
     groups
         .chunks(MAX_GROUPS_PER_MESSAGE)
-        .map(|chunk| Control::Gateway {
-            gateway: me,
-            hold_ms,
-            groups: chunk.to_vec(),
+        .map(|chunk| {
+            Control::Gateway(control::Gateway {
+                gateway: me,
+                hold_ms,
+                groups: chunk.to_vec(),
+            })
         })
         .collect()
 }
@@ -148,11 +150,11 @@ impl Gateways {
     /// Takes an announcement heard from `from`. Our own (heard back through loopback) is ignored.
     /// A withdrawal also says that its sender listens to the groups for [`HOLD`].
     pub(crate) fn heard(&mut self, from: SocketAddrV6, announcement: &Control<'_>, now: Instant) {
-        let Control::Gateway {
+        let Control::Gateway(control::Gateway {
             gateway,
             hold_ms,
             groups,
-        } = announcement
+        }) = announcement
         else {
             return;
         };
@@ -308,11 +310,11 @@ mod tests {
     }
 
     fn announce(node: u64, hold_ms: u16, groups: &[Ipv6Addr]) -> Control<'static> {
-        Control::Gateway {
+        Control::Gateway(control::Gateway {
             gateway: NodeId(node),
             hold_ms,
             groups: groups.to_vec(),
-        }
+        })
     }
 
     #[test]
@@ -333,11 +335,11 @@ mod tests {
         for message in &sent {
             let bytes = message.to_vec().unwrap();
             match control::decode(&bytes).unwrap() {
-                Control::Gateway {
+                Control::Gateway(control::Gateway {
                     gateway,
                     hold_ms,
                     groups,
-                } => {
+                }) => {
                     assert_eq!((gateway, hold_ms), (NodeId(7), 1500));
                     back.extend(groups);
                 }
@@ -374,7 +376,11 @@ mod tests {
         assert_eq!(gateways.serving(CHANNEL, now), None);
         gateways.heard(from(9), &announce(50, 1500, &[CHANNEL]), now);
         assert_eq!(gateways.serving(CHANNEL, now), None);
-        gateways.heard(from(9), &Control::Keepalive { nonce: 1 }, now);
+        gateways.heard(
+            from(9),
+            &Control::Keepalive(control::Keepalive { nonce: 1 }),
+            now,
+        );
         assert_eq!(gateways.serving(CHANNEL, now), None);
     }
 

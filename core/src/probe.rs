@@ -136,16 +136,18 @@ impl Prober {
                     at: now + BEACON_LEAD,
                     beacon,
                 };
-                Ok(Some(Transmit::Multicast(Control::Beacon { nonce: beacon })))
+                Ok(Some(Transmit::Multicast(Control::Beacon(
+                    control::Beacon { nonce: beacon },
+                ))))
             }
             Step::Probe { at, beacon } if now >= at => {
                 let nonce = fresh()?;
                 self.sent.push((nonce, now));
                 self.step = Step::Listen((now + ROUND).min(self.deadline));
-                Ok(Some(Transmit::ToStratum0(Control::Probe {
+                Ok(Some(Transmit::ToStratum0(Control::Probe(control::Probe {
                     nonce,
                     beacon_nonce: beacon,
-                })))
+                }))))
             }
             _ => Ok(None),
         }
@@ -171,11 +173,11 @@ impl Prober {
         if source != self.report.stratum0 {
             return false;
         }
-        if let Ok(Control::ProbeReply {
+        if let Ok(Control::ProbeReply(control::ProbeReply {
             nonce,
             heard_beacon,
             observed,
-        }) = control::decode(datagram)
+        })) = control::decode(datagram)
             && let Some((_, sent_at)) = self.sent.iter().find(|(sent, _)| *sent == nonce)
         {
             self.report.answered = true;
@@ -191,7 +193,7 @@ impl Prober {
     /// Takes a datagram heard on the probe group: an ECHO of one of this node's probes says the
     /// core's multicast reaches it.
     pub(crate) fn on_probe_group(&mut self, datagram: &[u8]) {
-        if let Ok(Control::Echo { nonce }) = control::decode(datagram) {
+        if let Ok(Control::Echo(control::Echo { nonce })) = control::decode(datagram) {
             self.report.native_down |= self.sent.iter().any(|(sent, _)| *sent == nonce);
         }
     }
@@ -302,17 +304,17 @@ mod tests {
     }
 
     fn reply(nonce: u64, heard_beacon: bool) -> Vec<u8> {
-        Control::ProbeReply {
+        Control::ProbeReply(control::ProbeReply {
             nonce,
             heard_beacon,
             observed: OBSERVED,
-        }
+        })
         .to_vec()
         .unwrap()
     }
 
     fn echo(nonce: u64) -> Vec<u8> {
-        Control::Echo { nonce }.to_vec().unwrap()
+        Control::Echo(control::Echo { nonce }).to_vec().unwrap()
     }
 
     /// Polls at `now` until nothing more is due; returns what was sent.
@@ -331,17 +333,19 @@ mod tests {
         let mut prober = Prober::new(STRATUM0, WITHIN, start);
         assert_eq!(
             sent_at(&mut prober, start, &mut fresh),
-            [Transmit::Multicast(Control::Beacon { nonce: 1 })]
+            [Transmit::Multicast(Control::Beacon(control::Beacon {
+                nonce: 1
+            }))]
         );
         // The probe waits for the beacon's head start, and says when.
         assert_eq!(prober.poll_timeout(), start + BEACON_LEAD);
         let probe_at = start + BEACON_LEAD;
         assert_eq!(
             sent_at(&mut prober, probe_at, &mut fresh),
-            [Transmit::ToStratum0(Control::Probe {
+            [Transmit::ToStratum0(Control::Probe(control::Probe {
                 nonce: 2,
                 beacon_nonce: 1
-            })]
+            }))]
         );
         assert_eq!(prober.poll_timeout(), probe_at + ROUND);
         let answered_at = probe_at + Duration::from_millis(4);

@@ -90,34 +90,37 @@ impl Responder {
         answers: &mut Vec<Answer>,
     ) -> Heard {
         match control::decode(datagram) {
-            Ok(Control::Probe {
+            Ok(Control::Probe(control::Probe {
                 nonce,
                 beacon_nonce,
-            }) => {
+            })) => {
                 answers.push(Answer::Multicast(
-                    Control::Echo { nonce },
+                    Control::Echo(control::Echo { nonce }),
                     probe_group(self.scope),
                 ));
-                answers.push(Answer::Reply(Control::ProbeReply {
+                answers.push(Answer::Reply(Control::ProbeReply(control::ProbeReply {
                     nonce,
                     heard_beacon: beacon_nonce != 0 && self.beacons.contains_key(&beacon_nonce),
                     observed: source,
-                }));
+                })));
                 Heard::Probe
             }
-            Ok(Control::RelayRequest { nonce, cookie }) => {
+            Ok(Control::RelayRequest(control::RelayRequest { nonce, cookie })) => {
                 if self.secrets.verify(source, nonce, &cookie, now) {
                     answers.push(Answer::Multicast(
-                        Control::Solicit {
+                        Control::Solicit(control::Solicit {
                             nonce,
                             node: source,
-                        },
+                        }),
                         relay_group(self.scope),
                     ));
                     Heard::Solicitation
                 } else {
                     let cookie = self.secrets.mac(source, nonce, now);
-                    answers.push(Answer::Reply(Control::Cookie { nonce, cookie }));
+                    answers.push(Answer::Reply(Control::Cookie(control::Cookie {
+                        nonce,
+                        cookie,
+                    })));
                     Heard::Cookie
                 }
             }
@@ -136,7 +139,7 @@ impl Responder {
     /// [`BEACON_MEMORY`], at most [`MAX_BEACONS`] at once.
     pub(crate) fn on_probe_group(&mut self, datagram: &[u8], now: Instant) -> Heard {
         match control::decode(datagram) {
-            Ok(Control::Beacon { nonce }) => {
+            Ok(Control::Beacon(control::Beacon { nonce })) => {
                 if self.beacons.len() >= MAX_BEACONS {
                     self.forget_old_beacons(now);
                 }
@@ -145,7 +148,7 @@ impl Responder {
                 }
                 Heard::Beacon
             }
-            Ok(Control::Echo { .. }) => Heard::OwnEcho,
+            Ok(Control::Echo(_)) => Heard::OwnEcho,
             _ => Heard::Rejected,
         }
     }
@@ -392,10 +395,10 @@ mod tests {
     }
 
     fn probe(nonce: u64, beacon_nonce: u64) -> Vec<u8> {
-        encoded(&Control::Probe {
+        encoded(&Control::Probe(control::Probe {
             nonce,
             beacon_nonce,
-        })
+        }))
     }
 
     #[test]
@@ -408,21 +411,24 @@ mod tests {
             Heard::Probe
         );
         let reply = |heard_beacon| {
-            Answer::Reply(Control::ProbeReply {
+            Answer::Reply(Control::ProbeReply(control::ProbeReply {
                 nonce: 5,
                 heard_beacon,
                 observed: node(1),
-            })
+            }))
         };
-        let echo = Answer::Multicast(Control::Echo { nonce: 5 }, probe_group(Scope::Global));
+        let echo = Answer::Multicast(
+            Control::Echo(control::Echo { nonce: 5 }),
+            probe_group(Scope::Global),
+        );
         assert_eq!(answers, [echo.clone(), reply(false)]);
-        let beacon = encoded(&Control::Beacon { nonce: 6 });
+        let beacon = encoded(&Control::Beacon(control::Beacon { nonce: 6 }));
         assert_eq!(responder.on_probe_group(&beacon, now), Heard::Beacon);
         answers.clear();
         responder.on_unicast(node(1), &probe(5, 6), now, &mut answers);
         assert_eq!(answers, [echo, reply(true)]);
         // A probe that asks about no beacon (0) never hears one.
-        let zero = encoded(&Control::Beacon { nonce: 0 });
+        let zero = encoded(&Control::Beacon(control::Beacon { nonce: 0 }));
         responder.on_probe_group(&zero, now);
         answers.clear();
         responder.on_unicast(node(1), &probe(5, 0), now, &mut answers);
@@ -434,7 +440,7 @@ mod tests {
         let start = Instant::now();
         let mut responder = Responder::new(Scope::Global, start).unwrap();
         for nonce in 1..=MAX_BEACONS as u64 + 10 {
-            responder.on_probe_group(&encoded(&Control::Beacon { nonce }), start);
+            responder.on_probe_group(&encoded(&Control::Beacon(control::Beacon { nonce })), start);
         }
         assert_eq!(
             responder.beacons.len(),
@@ -443,7 +449,7 @@ mod tests {
         );
         let later = start + BEACON_MEMORY;
         // Once the flood is old, a new beacon makes room by forgetting it.
-        let fresh = encoded(&Control::Beacon { nonce: 1 << 40 });
+        let fresh = encoded(&Control::Beacon(control::Beacon { nonce: 1 << 40 }));
         responder.on_probe_group(&fresh, later);
         assert_eq!(responder.beacons.len(), 1);
         responder.forget_old_beacons(later + BEACON_MEMORY);
@@ -454,12 +460,18 @@ mod tests {
     fn a_relay_request_gets_a_cookie_and_only_its_echo_from_that_address_reaches_the_relays() {
         let now = Instant::now();
         let mut responder = Responder::new(Scope::Global, now).unwrap();
-        let request = |cookie| encoded(&Control::RelayRequest { nonce: 9, cookie });
+        let request = |cookie| {
+            encoded(&Control::RelayRequest(control::RelayRequest {
+                nonce: 9,
+                cookie,
+            }))
+        };
         let mut answers = Vec::new();
         let first =
             responder.on_unicast(node(1), &request([0; control::MAC_LEN]), now, &mut answers);
         assert_eq!(first, Heard::Cookie);
-        let [Answer::Reply(Control::Cookie { nonce: 9, cookie })] = answers[..] else {
+        let [Answer::Reply(Control::Cookie(control::Cookie { nonce: 9, cookie }))] = answers[..]
+        else {
             panic!("{answers:?}");
         };
         answers.clear();
@@ -472,10 +484,10 @@ mod tests {
         assert_eq!(
             answers,
             [Answer::Multicast(
-                Control::Solicit {
+                Control::Solicit(control::Solicit {
                     nonce: 9,
                     node: node(1)
-                },
+                }),
                 relay_group(Scope::Global)
             )]
         );
@@ -498,7 +510,7 @@ mod tests {
         let now = Instant::now();
         let mut responder = Responder::new(Scope::Global, now).unwrap();
         let mut answers = Vec::new();
-        let keepalive = encoded(&Control::Keepalive { nonce: 1 });
+        let keepalive = encoded(&Control::Keepalive(control::Keepalive { nonce: 1 }));
         assert_eq!(
             responder.on_unicast(node(1), &keepalive, now, &mut answers),
             Heard::Rejected
@@ -508,7 +520,7 @@ mod tests {
             Heard::Rejected
         );
         assert!(answers.is_empty(), "nothing answered");
-        let echo = encoded(&Control::Echo { nonce: 3 });
+        let echo = encoded(&Control::Echo(control::Echo { nonce: 3 }));
         assert_eq!(responder.on_probe_group(&echo, now), Heard::OwnEcho);
         assert_eq!(responder.on_probe_group(&keepalive, now), Heard::Rejected);
         assert!(responder.beacons.is_empty());

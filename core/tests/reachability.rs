@@ -481,7 +481,9 @@ fn a_spoofed_relay_request_draws_no_traffic_to_the_spoofed_address() {
             let attacker = spoofing_socket(victim);
             let mut sent = 0;
             for (nonce, cookie) in [(1u64, [0u8; 16]), (2, [0x5c; 16]), (3, [0; 16])] {
-                let request = Control::RelayRequest { nonce, cookie }.to_vec().unwrap();
+                let request = Control::RelayRequest(control::RelayRequest { nonce, cookie })
+                    .to_vec()
+                    .unwrap();
                 sent += attacker.send_to(&request, s0).unwrap();
             }
             sent

@@ -50,12 +50,12 @@ fn names(received: &[(usize, Vec<u8>)]) -> Vec<&'static str> {
 
 /// HELLO from `socket`; the relay's CHALLENGE MAC for its address.
 fn challenge(socket: &UdpSocket, relay: SocketAddrV6, nonce: u64) -> Mac {
-    let hello = Control::Hello { nonce }.to_vec().unwrap();
+    let hello = Control::Hello(control::Hello { nonce }).to_vec().unwrap();
     socket.send_to(&hello, relay).unwrap();
     for (_, bytes) in drain(socket, Duration::from_millis(500)) {
-        if let Ok(Control::Challenge {
+        if let Ok(Control::Challenge(control::Challenge {
             nonce: echoed, mac, ..
-        }) = control::decode(&bytes)
+        })) = control::decode(&bytes)
             && echoed == nonce
         {
             return mac;
@@ -84,11 +84,11 @@ fn a_rebound_client_keeps_its_joins_only_after_proving_its_new_address() {
         .unwrap();
     let (nonce, fresh_nonce) = (0x0101_0101_0101_0101, 0x0202_0202_0202_0202);
     let mac = challenge(&old, relay, nonce);
-    let join = Control::Join {
+    let join = Control::Join(control::Join {
         nonce,
         mac,
         groups: vec![group],
-    };
+    });
     old.send_to(&join.to_vec().unwrap(), relay).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let sender = keep_sending(
@@ -104,7 +104,9 @@ fn a_rebound_client_keeps_its_joins_only_after_proving_its_new_address() {
 
     // The NAT now maps the client to another port: what it sends comes from `new`. Before
     // proving that address, nothing it sends draws anything there but a CHALLENGE.
-    let keepalive = Control::Keepalive { nonce }.to_vec().unwrap();
+    let keepalive = Control::Keepalive(control::Keepalive { nonce })
+        .to_vec()
+        .unwrap();
     new.send_to(&keepalive, relay).unwrap();
     new.send_to(&join.to_vec().unwrap(), relay).unwrap();
     let fresh_mac = challenge(&new, relay, fresh_nonce);
@@ -115,12 +117,12 @@ fn a_rebound_client_keeps_its_joins_only_after_proving_its_new_address() {
         (fresh_nonce ^ 1, fresh_mac, nonce, mac),
     ];
     for (fresh_nonce, fresh_mac, old_nonce, old_mac) in forged {
-        let rebind = Control::Rebind {
+        let rebind = Control::Rebind(control::Rebind {
             nonce: fresh_nonce,
             mac: fresh_mac,
             old_nonce,
             old_mac,
-        };
+        });
         new.send_to(&rebind.to_vec().unwrap(), relay).unwrap();
     }
     let before = drain(&new, Duration::from_millis(500));
@@ -130,12 +132,12 @@ fn a_rebound_client_keeps_its_joins_only_after_proving_its_new_address() {
 
     // The real REBIND: the relay moves the tunnel, and the joined group flows to the new port
     // without a new JOIN.
-    let rebind = Control::Rebind {
+    let rebind = Control::Rebind(control::Rebind {
         nonce: fresh_nonce,
         mac: fresh_mac,
         old_nonce: nonce,
         old_mac: mac,
-    };
+    });
     new.send_to(&rebind.to_vec().unwrap(), relay).unwrap();
     let after = drain(&new, Duration::from_millis(600));
     let heard = names(&after);

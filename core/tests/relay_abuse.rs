@@ -48,21 +48,21 @@ fn try_open_tunnel(socket: UdpSocket, relay: SocketAddrV6, nonce: u64) -> Option
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
     socket
-        .send(&Control::Hello { nonce }.to_vec().unwrap())
+        .send(&Control::Hello(control::Hello { nonce }).to_vec().unwrap())
         .unwrap();
     let challenge = receive(&socket).expect("a CHALLENGE");
-    let Ok(Control::Challenge { mac, .. }) = control::decode(&challenge) else {
+    let Ok(Control::Challenge(control::Challenge { mac, .. })) = control::decode(&challenge) else {
         panic!("not a CHALLENGE: {challenge:02x?}");
     };
-    let join = Control::Join {
+    let join = Control::Join(control::Join {
         nonce,
         mac,
         groups: vec![GROUP],
-    };
+    });
     socket.send(&join.to_vec().unwrap()).unwrap();
     let keepalive = receive(&socket)?;
     assert!(
-        matches!(control::decode(&keepalive), Ok(Control::Keepalive { .. })),
+        matches!(control::decode(&keepalive), Ok(Control::Keepalive(_))),
         "not a KEEPALIVE: {keepalive:02x?}"
     );
     Some(socket)
@@ -73,10 +73,10 @@ fn data(tag: u8, seq: u32) -> Vec<u8> {
     let mut datagram = vec![0x36, 0x63, tag];
     datagram.extend_from_slice(&seq.to_be_bytes());
     datagram.resize(200, 0);
-    Control::Data {
+    Control::Data(control::Data {
         group: GROUP,
         datagram: &datagram,
-    }
+    })
     .to_vec()
     .unwrap()
 }
@@ -126,7 +126,11 @@ fn a_flooding_tunnel_client_is_capped_while_another_client_still_gets_through() 
             // Control messages beyond the control rate draw no answer.
             for nonce in 0..100 {
                 tunnel
-                    .send(&Control::Keepalive { nonce }.to_vec().unwrap())
+                    .send(
+                        &Control::Keepalive(control::Keepalive { nonce })
+                            .to_vec()
+                            .unwrap(),
+                    )
                     .unwrap();
             }
             began.elapsed()
@@ -308,51 +312,51 @@ impl<'a> CoreCounter<'a> {
 fn unverified_requests(nonce: u64, victim: SocketAddrV6) -> Vec<(bool, Vec<u8>)> {
     let bad_mac = [0x5c; control::MAC_LEN];
     let to_s0 = [
-        Control::Probe {
+        Control::Probe(control::Probe {
             nonce,
             beacon_nonce: 0,
-        },
-        Control::Probe {
+        }),
+        Control::Probe(control::Probe {
             nonce,
             beacon_nonce: nonce + 1,
-        },
-        Control::RelayRequest {
+        }),
+        Control::RelayRequest(control::RelayRequest {
             nonce,
             cookie: [0; control::MAC_LEN],
-        },
-        Control::RelayRequest {
+        }),
+        Control::RelayRequest(control::RelayRequest {
             nonce,
             cookie: bad_mac,
-        },
+        }),
     ];
     let to_relay = [
-        Control::Hello { nonce },
-        Control::Join {
+        Control::Hello(control::Hello { nonce }),
+        Control::Join(control::Join {
             nonce,
             mac: bad_mac,
             groups: vec![GROUP],
-        },
-        Control::Leave {
+        }),
+        Control::Leave(control::Leave {
             nonce,
             mac: bad_mac,
             groups: vec![GROUP],
-        },
-        Control::Data {
+        }),
+        Control::Data(control::Data {
             group: GROUP,
             datagram: &[0x36, 0x63, 1, 1],
-        },
-        Control::Keepalive { nonce },
-        Control::Teardown {
+        }),
+        Control::Keepalive(control::Keepalive { nonce }),
+        Control::Teardown(control::Teardown {
             nonce,
             mac: bad_mac,
             old: victim,
-        },
-        Control::Rebind {
+        }),
+        Control::Rebind(control::Rebind {
             nonce,
             mac: bad_mac,
             old_nonce: nonce + 1,
             old_mac: bad_mac,
-        },
+        }),
     ];
     let mut requests: Vec<(bool, Vec<u8>)> = to_s0
         .iter()
@@ -364,7 +368,7 @@ fn unverified_requests(nonce: u64, victim: SocketAddrV6) -> Vec<(bool, Vec<u8>)>
         )
         .collect();
     // Hostile shapes: an unpadded HELLO and PROBE, junk, and a large datagram.
-    let mut short_hello = Control::Hello { nonce }.to_vec().unwrap();
+    let mut short_hello = Control::Hello(control::Hello { nonce }).to_vec().unwrap();
     short_hello.truncate(16);
     let mut short_probe = to_s0[0].to_vec().unwrap();
     short_probe.truncate(24);
@@ -502,7 +506,9 @@ fn keepalives_spoofed_in_a_clients_name_are_answered_at_most_at_its_control_rate
             let attacker = spoofing_socket(victim);
             let began = Instant::now();
             for nonce in 0..SPOOFED {
-                let keepalive = Control::Keepalive { nonce }.to_vec().unwrap();
+                let keepalive = Control::Keepalive(control::Keepalive { nonce })
+                    .to_vec()
+                    .unwrap();
                 attacker.send_to(&keepalive, relay_address).unwrap();
             }
             began.elapsed()
@@ -513,7 +519,7 @@ fn keepalives_spoofed_in_a_clients_name_are_answered_at_most_at_its_control_rate
     while Instant::now() < deadline {
         if let Some(datagram) = receive(&tunnel) {
             assert!(
-                matches!(control::decode(&datagram), Ok(Control::Keepalive { .. })),
+                matches!(control::decode(&datagram), Ok(Control::Keepalive(_))),
                 "{datagram:02x?}"
             );
             answers += 1;

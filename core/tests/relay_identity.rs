@@ -79,23 +79,27 @@ fn occupy(relay: SocketAddrV6) -> UdpSocket {
         .unwrap();
     let nonce = 0x0123_4567_89ab_cdef;
     socket
-        .send_to(&Control::Hello { nonce }.to_vec().unwrap(), relay)
+        .send_to(
+            &Control::Hello(control::Hello { nonce }).to_vec().unwrap(),
+            relay,
+        )
         .unwrap();
     let mut buffer = [0; 256];
     let len = socket.recv(&mut buffer).unwrap();
-    let Ok(Control::Challenge { mac, .. }) = control::decode(&buffer[..len]) else {
+    let Ok(Control::Challenge(control::Challenge { mac, .. })) = control::decode(&buffer[..len])
+    else {
         panic!("no challenge from {relay}");
     };
-    let join = Control::Join {
+    let join = Control::Join(control::Join {
         nonce,
         mac,
         groups: vec![Ipv6Addr::new(0xff1e, 0, 0, 0, 0, 0, 0x5ca, 0xfe)],
-    };
+    });
     socket.send_to(&join.to_vec().unwrap(), relay).unwrap();
     let len = socket.recv(&mut buffer).unwrap();
     assert!(matches!(
         control::decode(&buffer[..len]),
-        Ok(Control::Keepalive { .. })
+        Ok(Control::Keepalive(_))
     ));
     socket
 }
@@ -496,7 +500,9 @@ fn signed_hellos_spoofed_in_a_victims_name_are_not_amplified() {
             let attacker = harness::spoofing_socket(victim);
             let mut sent = 0;
             for nonce in 0..rounds {
-                let hello = Control::SignedHello { nonce }.to_vec().unwrap();
+                let hello = Control::SignedHello(control::SignedHello { nonce })
+                    .to_vec()
+                    .unwrap();
                 sent += attacker.send_to(&hello, relay_at).unwrap();
                 // Padded only as far as a plain HELLO: refused as too short for its answer.
                 let short = &hello[..control::UNVERIFIED_MIN_LEN];
@@ -515,10 +521,10 @@ fn signed_hellos_spoofed_in_a_victims_name_are_not_amplified() {
             assert!(
                 matches!(
                     answer,
-                    Ok(Control::SignedChallenge {
+                    Ok(Control::SignedChallenge(control::SignedChallenge {
                         voucher: Some(_),
                         ..
-                    })
+                    }))
                 ),
                 "{answer:?}"
             );
@@ -567,7 +573,9 @@ fn a_relay_signs_at_most_its_signing_budget_and_still_serves_pinned_nodes() {
                 .set_read_timeout(Some(Duration::from_millis(300)))
                 .unwrap();
             for nonce in 0..flood {
-                let hello = Control::SignedHello { nonce }.to_vec().unwrap();
+                let hello = Control::SignedHello(control::SignedHello { nonce })
+                    .to_vec()
+                    .unwrap();
                 attacker.send_to(&hello, relay_at).unwrap();
             }
             let mut buffer = [0u8; 2048];

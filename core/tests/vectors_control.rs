@@ -156,7 +156,7 @@ fn example_voucher() -> [u8; TOKEN_LEN] {
 /// signing path) by the example relay key.
 fn signed_challenge(limit: bool, voucher: Option<&[u8; TOKEN_LEN]>) -> Control<'_> {
     let relay = SigningKey::from_seed(relay_seed());
-    let mut challenge = Control::SignedChallenge {
+    let mut challenge = Control::SignedChallenge(control::SignedChallenge {
         nonce: NONCE,
         mac: control::mac(&counting_secret(), node(), NONCE),
         refresh_secs: 60,
@@ -165,15 +165,15 @@ fn signed_challenge(limit: bool, voucher: Option<&[u8; TOKEN_LEN]>) -> Control<'
         relay_key: relay.public_key().fingerprint(),
         voucher,
         signature: [0; 64],
-    };
+    });
     let signed = challenge.signed_fields().expect("a signed challenge");
     assert!(signed.ends_with(SIGNED_CHALLENGE_DOMAIN));
     let signature = ed25519_dalek::SigningKey::from_bytes(&relay_seed())
         .sign(&signed)
         .to_bytes();
-    if let Control::SignedChallenge {
+    if let Control::SignedChallenge(control::SignedChallenge {
         signature: slot, ..
-    } = &mut challenge
+    }) = &mut challenge
     {
         *slot = signature;
     }
@@ -307,82 +307,82 @@ fn message_from_json<'a>(message: &Value, storage: &'a mut Vec<u8>) -> Result<Co
     };
     let kind = field("type")?.as_str().unwrap_or_default();
     Ok(match kind {
-        "probe" => Control::Probe {
+        "probe" => Control::Probe(control::Probe {
             nonce: nonce()?,
             beacon_nonce: nonce_field("beacon_nonce")?,
-        },
-        "echo" => Control::Echo { nonce: nonce()? },
-        "beacon" => Control::Beacon { nonce: nonce()? },
-        "probe_reply" => Control::ProbeReply {
+        }),
+        "echo" => Control::Echo(control::Echo { nonce: nonce()? }),
+        "beacon" => Control::Beacon(control::Beacon { nonce: nonce()? }),
+        "probe_reply" => Control::ProbeReply(control::ProbeReply {
             nonce: nonce()?,
             heard_beacon: flag("heard_beacon")?,
             observed: socket("observed")?,
-        },
-        "relay_request" => Control::RelayRequest {
+        }),
+        "relay_request" => Control::RelayRequest(control::RelayRequest {
             nonce: nonce()?,
             cookie: mac("cookie")?,
-        },
-        "cookie" => Control::Cookie {
+        }),
+        "cookie" => Control::Cookie(control::Cookie {
             nonce: nonce()?,
             cookie: mac("cookie")?,
-        },
-        "solicit" => Control::Solicit {
+        }),
+        "solicit" => Control::Solicit(control::Solicit {
             nonce: nonce()?,
             node: socket("node")?,
-        },
-        "offer" => Control::Offer {
+        }),
+        "offer" => Control::Offer(control::Offer {
             nonce: nonce()?,
             relay: socket("relay")?,
             load: number("load")?,
             limit: flag("limit")?,
             repeater: flag("repeater")?,
-        },
-        "hello" => Control::Hello { nonce: nonce()? },
-        "challenge" => Control::Challenge {
+        }),
+        "hello" => Control::Hello(control::Hello { nonce: nonce()? }),
+        "challenge" => Control::Challenge(control::Challenge {
             nonce: nonce()?,
             mac: mac("mac")?,
             refresh_secs: number("refresh_secs")?,
             limit: flag("limit")?,
-        },
-        "join" => Control::Join {
+        }),
+        "join" => Control::Join(control::Join {
             nonce: nonce()?,
             mac: mac("mac")?,
             groups: groups()?,
-        },
-        "leave" => Control::Leave {
+        }),
+        "leave" => Control::Leave(control::Leave {
             nonce: nonce()?,
             mac: mac("mac")?,
             groups: groups()?,
-        },
+        }),
         "data" => {
             let group = ip(field("group")?)?;
             *storage = field("datagram")?
                 .as_str()
                 .and_then(|text| hex::decode(text).ok())
                 .ok_or("datagram is not hex")?;
-            Control::Data {
+            Control::Data(control::Data {
                 group,
                 datagram: storage,
-            }
+            })
         }
-        "keepalive" => Control::Keepalive { nonce: nonce()? },
-        "teardown" => Control::Teardown {
+        "keepalive" => Control::Keepalive(control::Keepalive { nonce: nonce()? }),
+        "teardown" => Control::Teardown(control::Teardown {
             nonce: nonce()?,
             mac: mac("mac")?,
             old: socket("old")?,
-        },
-        "gateway" => Control::Gateway {
+        }),
+        "gateway" => Control::Gateway(control::Gateway {
             gateway: NodeId(nonce_field("gateway")?),
             hold_ms: number("hold_ms")?,
             groups: groups()?,
-        },
-        "rebind" => Control::Rebind {
+        }),
+        "rebind" => Control::Rebind(control::Rebind {
             nonce: nonce()?,
             mac: mac("mac")?,
             old_nonce: nonce_field("old_nonce")?,
             old_mac: mac("old_mac")?,
-        },
-        "signed_hello" => Control::SignedHello { nonce: nonce()? },
+        }),
+        "signed_hello" => Control::SignedHello(control::SignedHello { nonce: nonce()? }),
         "signed_challenge" => {
             let hex_field = |name: &str| -> Result<Vec<u8>, String> {
                 field(name)?
@@ -410,7 +410,7 @@ fn message_from_json<'a>(message: &Value, storage: &'a mut Vec<u8>) -> Result<Co
                         .map_err(|_| "voucher is not 128 bytes")?,
                 )
             };
-            Control::SignedChallenge {
+            Control::SignedChallenge(control::SignedChallenge {
                 nonce: nonce()?,
                 mac: mac("mac")?,
                 refresh_secs: number("refresh_secs")?,
@@ -419,7 +419,7 @@ fn message_from_json<'a>(message: &Value, storage: &'a mut Vec<u8>) -> Result<Co
                 relay_key,
                 voucher,
                 signature,
-            }
+            })
         }
         other => return Err(format!("unknown message type {other:?}")),
     })

@@ -559,7 +559,7 @@ impl Core {
             return;
         };
         match control::decode(datagram) {
-            Ok(Control::Data { group, datagram }) => {
+            Ok(Control::Data(control::Data { group, datagram })) => {
                 tunnel.last_heard = now;
                 // As the segment's gateway, re-send it there on the relayed twin.
                 let cut_off = state

@@ -16,7 +16,7 @@ use super::{
     keys::{PublicKey, SigningKey},
     token::Token,
 };
-use crate::wire::control::{Control, Mac};
+use crate::wire::control::{self, Control, Mac};
 
 /// Whom a node takes as a relay.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +73,7 @@ pub(crate) fn sign_challenge<'a>(
     limit: bool,
     observed: SocketAddrV6,
 ) -> Control<'a> {
-    let mut challenge = Control::SignedChallenge {
+    let mut challenge = Control::SignedChallenge(control::SignedChallenge {
         nonce,
         mac,
         refresh_secs,
@@ -82,8 +82,8 @@ pub(crate) fn sign_challenge<'a>(
         relay_key: identity.public_key().fingerprint(),
         voucher: voucher.map(Token::as_bytes),
         signature: [0; super::SIGNATURE_LEN],
-    };
-    if let (Some(fields), Control::SignedChallenge { signature, .. }) =
+    });
+    if let (Some(fields), Control::SignedChallenge(control::SignedChallenge { signature, .. })) =
         (challenge.signed_fields(), &mut challenge)
     {
         *signature = identity.dalek().sign(&fields).to_bytes();
@@ -100,13 +100,13 @@ pub(crate) fn verify_challenge(
     trust: &RelayTrust<'_>,
     plausible: impl FnOnce(SocketAddrV6) -> bool,
 ) -> Result<PublicKey, RelayRefusal> {
-    let Control::SignedChallenge {
+    let Control::SignedChallenge(control::SignedChallenge {
         observed,
         relay_key,
         voucher,
         signature,
         ..
-    } = answer
+    }) = answer
     else {
         return Err(RelayRefusal::Unsigned);
     };
@@ -220,12 +220,12 @@ mod tests {
         let pinned = [identity.public_key()];
         let trust = trust(&pinned, &[]);
         let anywhere = |_| true;
-        let plain = Control::Challenge {
+        let plain = Control::Challenge(control::Challenge {
             nonce: 7,
             mac: [0xab; control::MAC_LEN],
             refresh_secs: 10,
             limit: false,
-        };
+        });
         assert_eq!(
             verify_challenge(&plain, &trust, anywhere),
             Err(RelayRefusal::Unsigned)
@@ -236,7 +236,8 @@ mod tests {
         );
         // A rogue relay naming the pinned key's fingerprint but signing with its own key.
         let mut impostor = challenge(&key(3), None);
-        if let Control::SignedChallenge { relay_key, .. } = &mut impostor {
+        if let Control::SignedChallenge(control::SignedChallenge { relay_key, .. }) = &mut impostor
+        {
             *relay_key = identity.public_key().fingerprint();
         }
         assert_eq!(
@@ -281,9 +282,9 @@ mod tests {
         // The voucher is signed by the relay too: replacing it breaks the signature.
         let later = voucher(&issuer, &relay, GROUP, 120);
         let mut swapped = challenge(&relay, Some(&vouched));
-        if let Control::SignedChallenge {
+        if let Control::SignedChallenge(control::SignedChallenge {
             voucher: carried, ..
-        } = &mut swapped
+        }) = &mut swapped
         {
             *carried = Some(later.as_bytes());
         }

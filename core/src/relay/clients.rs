@@ -295,7 +295,7 @@ impl RelayService {
     /// multicast to the repeater group at the client's port, so that the client hears it only
     /// where SSM from this host reaches it.
     fn answer_keepalive(&self, nonce: u64, client: SocketAddrV6) {
-        let keepalive = Control::Keepalive { nonce };
+        let keepalive = Control::Keepalive(control::Keepalive { nonce });
         if !self.config.ssm_repeater {
             self.send(&keepalive, client);
             return;
@@ -343,20 +343,20 @@ impl RelayService {
 
     pub(super) fn handle_client(&self, source: SocketAddrV6, datagram: &[u8]) {
         match control::decode(datagram) {
-            Ok(Control::Hello { nonce }) => {
+            Ok(Control::Hello(control::Hello { nonce })) => {
                 let (mac, refresh_secs, limit) = self.challenge_fields(source, nonce);
                 self.send(
-                    &Control::Challenge {
+                    &Control::Challenge(control::Challenge {
                         nonce,
                         mac,
                         refresh_secs,
                         limit,
-                    },
+                    }),
                     source,
                 );
             }
             // Padded to the answer's length: signing for an unverified address amplifies nothing.
-            Ok(Control::SignedHello { nonce }) => {
+            Ok(Control::SignedHello(control::SignedHello { nonce })) => {
                 let policy = self.policy();
                 let Some(identity) = &policy.identity else {
                     add(&self.counters.rejected, 1);
@@ -377,7 +377,7 @@ impl RelayService {
                 );
                 self.send(&challenge, source);
             }
-            Ok(Control::Join { nonce, mac, groups }) => {
+            Ok(Control::Join(control::Join { nonce, mac, groups })) => {
                 if !self.verify(source, nonce, &mac) {
                     add(&self.counters.refused, 1);
                     return;
@@ -394,7 +394,9 @@ impl RelayService {
                 // The first KEEPALIVE tells the client its tunnel is up.
                 self.answer_keepalive(nonce, source);
             }
-            Ok(Control::Leave { nonce, mac, groups }) if self.verify(source, nonce, &mac) => {
+            Ok(Control::Leave(control::Leave { nonce, mac, groups }))
+                if self.verify(source, nonce, &mac) =>
+            {
                 if self.allow_control(source) {
                     self.leave(source, &groups);
                 } else {
@@ -402,17 +404,17 @@ impl RelayService {
                 }
             }
             // The MAC was issued to the old address, which a client behind a rebinding NAT has lost.
-            Ok(Control::Teardown { nonce, mac, old })
+            Ok(Control::Teardown(control::Teardown { nonce, mac, old }))
                 if self.secrets.lock().verify(old, nonce, &mac, Instant::now()) =>
             {
                 self.drop_client(old);
             }
-            Ok(Control::Rebind {
+            Ok(Control::Rebind(control::Rebind {
                 nonce,
                 mac,
                 old_nonce,
                 old_mac,
-            }) => {
+            })) => {
                 if self.rebind(source, (nonce, &mac), (old_nonce, &old_mac)) {
                     // Sent only now that the new address is proven: the client's sign to switch.
                     self.answer_keepalive(nonce, source);
@@ -420,7 +422,7 @@ impl RelayService {
                     add(&self.counters.refused, 1);
                 }
             }
-            Ok(Control::Keepalive { nonce }) => {
+            Ok(Control::Keepalive(control::Keepalive { nonce })) => {
                 if !self.touch(source) {
                     add(&self.counters.rejected, 1);
                 } else if self.allow_control(source) {
@@ -431,7 +433,9 @@ impl RelayService {
                     add(&self.counters.throttled_control, 1);
                 }
             }
-            Ok(Control::Data { group, datagram }) => self.forward_up(source, group, datagram),
+            Ok(Control::Data(control::Data { group, datagram })) => {
+                self.forward_up(source, group, datagram);
+            }
             Ok(other) => {
                 add(&self.counters.rejected, 1);
                 debug!(%source, kind = other.name(), "a relay does not take this message");

@@ -39,11 +39,11 @@ impl RelayService {
             .map(|(address, client)| (*address, client.nonce, client.mac))
             .collect();
         for (address, nonce, mac) in clients {
-            let teardown = Control::Teardown {
+            let teardown = Control::Teardown(control::Teardown {
                 nonce,
                 mac,
                 old: address,
-            };
+            });
             self.send(&teardown, address);
         }
     }
@@ -111,7 +111,7 @@ impl RelayService {
             }
             return;
         }
-        let message = match (Control::Data { group, datagram }).to_vec() {
+        let message = match (Control::Data(control::Data { group, datagram })).to_vec() {
             Ok(message) => message,
             Err(err) => {
                 // An empty or oversized datagram: nothing a client could use.
@@ -222,7 +222,7 @@ impl RelayService {
             &self.waker,
             &self.closed,
             |source, _, datagram| match control::decode(datagram) {
-                Ok(Control::Solicit { nonce, node }) => {
+                Ok(Control::Solicit(control::Solicit { nonce, node })) => {
                     let max_tunnels = self.policy().max_tunnels;
                     let clients = self.state.lock().clients.len();
                     let limit = clients >= max_tunnels;
@@ -235,13 +235,13 @@ impl RelayService {
                     );
                     add(&self.counters.offers, 1);
                     self.send(
-                        &Control::Offer {
+                        &Control::Offer(control::Offer {
                             nonce,
                             relay,
                             load,
                             limit,
                             repeater: self.config.ssm_repeater,
-                        },
+                        }),
                         node,
                     );
                 }

@@ -204,19 +204,19 @@ pub(crate) fn open(
             let answer = control::decode(datagram);
             match answer {
                 Ok(
-                    ref challenge @ (Control::Challenge {
+                    ref challenge @ (Control::Challenge(control::Challenge {
                         nonce: echoed,
                         mac,
                         refresh_secs,
                         limit,
-                    }
-                    | Control::SignedChallenge {
+                    })
+                    | Control::SignedChallenge(control::SignedChallenge {
                         nonce: echoed,
                         mac,
                         refresh_secs,
                         limit,
                         ..
-                    }),
+                    })),
                 ) if echoed == nonce => {
                     let identity = if pinning.is_on() {
                         let verified =
@@ -259,7 +259,7 @@ pub(crate) fn open(
                     tunnel = Some(opened);
                 }
                 // The relay acknowledges the JOIN with a keepalive: the tunnel is up.
-                Ok(Control::Keepalive { nonce: echoed }) if echoed == nonce => {
+                Ok(Control::Keepalive(control::Keepalive { nonce: echoed })) if echoed == nonce => {
                     if let Some(tunnel) = tunnel {
                         info!(%relay, "tunnel open");
                         return Ok(tunnel);
@@ -278,9 +278,9 @@ pub(crate) fn open(
 /// The hello that starts a handshake: signed where the relay must prove its identity.
 fn hello(nonce: u64, signed: bool) -> Control<'static> {
     if signed {
-        Control::SignedHello { nonce }
+        Control::SignedHello(control::SignedHello { nonce })
     } else {
-        Control::Hello { nonce }
+        Control::Hello(control::Hello { nonce })
     }
 }
 
@@ -332,11 +332,11 @@ impl Tunnel {
             groups.chunks(control::MAX_GROUPS_PER_MESSAGE).collect()
         };
         for chunk in chunks {
-            let join = Control::Join {
+            let join = Control::Join(control::Join {
                 nonce: self.nonce,
                 mac: self.mac,
                 groups: chunk.to_vec(),
-            };
+            });
             self.queue(join, now);
         }
     }
@@ -347,11 +347,11 @@ impl Tunnel {
             self.groups.remove(group);
         }
         for chunk in groups.chunks(control::MAX_GROUPS_PER_MESSAGE) {
-            let leave = Control::Leave {
+            let leave = Control::Leave(control::Leave {
                 nonce: self.nonce,
                 mac: self.mac,
                 groups: chunk.to_vec(),
-            };
+            });
             self.queue(leave, now);
         }
     }
@@ -363,7 +363,11 @@ impl Tunnel {
         group: Ipv6Addr,
         datagram: &[u8],
     ) -> Result<()> {
-        send_control(socket, &Control::Data { group, datagram }, self.relay)?;
+        send_control(
+            socket,
+            &Control::Data(control::Data { group, datagram }),
+            self.relay,
+        )?;
         self.last_sent = Instant::now();
         Ok(())
     }
@@ -413,7 +417,7 @@ impl Tunnel {
     /// key; others that answer its rebinding are counted in `rejected`.
     pub(crate) fn on_control(&mut self, message: &Control<'_>, now: Instant, rejected: &AtomicU64) {
         match *message {
-            Control::Keepalive { nonce } => {
+            Control::Keepalive(control::Keepalive { nonce }) => {
                 self.last_heard = now;
                 let Some(rebinding) = &self.rebinding else {
                     return;
@@ -428,18 +432,18 @@ impl Tunnel {
                     self.rebinding = None;
                 }
             }
-            Control::Challenge {
+            Control::Challenge(control::Challenge {
                 nonce,
                 mac,
                 limit: false,
                 ..
-            }
-            | Control::SignedChallenge {
+            })
+            | Control::SignedChallenge(control::SignedChallenge {
                 nonce,
                 mac,
                 limit: false,
                 ..
-            } => {
+            }) => {
                 let Some(rebinding) = self.rebinding.as_mut().filter(|r| r.nonce == nonce) else {
                     return;
                 };
@@ -461,22 +465,22 @@ impl Tunnel {
                     }
                 }
                 rebinding.mac = Some(mac);
-                let rebind = Control::Rebind {
+                let rebind = Control::Rebind(control::Rebind {
                     nonce,
                     mac,
                     old_nonce: self.nonce,
                     old_mac: self.mac,
-                };
+                });
                 self.queue(rebind, now);
             }
             // Only the relay knows the tunnel's nonce and MAC besides this node.
-            Control::Teardown { nonce, mac, .. }
+            Control::Teardown(control::Teardown { nonce, mac, .. })
                 if nonce == self.nonce && control::mac_matches(&self.mac, &mac) =>
             {
                 info!(relay = %self.relay, "the relay closed the tunnel");
                 self.closed_by_relay = true;
             }
-            Control::Teardown { .. } => {
+            Control::Teardown(_) => {
                 rejected.fetch_add(1, Ordering::Relaxed);
                 warn!(relay = %self.relay, "a teardown with wrong credentials was ignored");
             }
@@ -489,7 +493,10 @@ impl Tunnel {
         if !self.client {
             return;
         }
-        self.queue(Control::Keepalive { nonce: self.nonce }, now);
+        self.queue(
+            Control::Keepalive(control::Keepalive { nonce: self.nonce }),
+            now,
+        );
         self.last_keepalive = now;
     }
 
@@ -541,11 +548,11 @@ impl Tunnel {
     /// Ends the tunnel politely (best effort: the relay also forgets silent clients), sending
     /// what was queued and a TEARDOWN. `old` is this node's address as the core sees it.
     pub(crate) fn close(&mut self, socket: &McastSocket, old: SocketAddrV6) {
-        let teardown = Control::Teardown {
+        let teardown = Control::Teardown(control::Teardown {
             nonce: self.nonce,
             mac: self.mac,
             old,
-        };
+        });
         self.queue(teardown, Instant::now());
         if let Err(err) = self.transmit(socket) {
             debug!("tearing down the tunnel to {}: {err}", self.relay);
@@ -610,11 +617,11 @@ mod tests {
         let node: SocketAddrV6 = "[fd5c:1a::11]:40000".parse().unwrap();
         assert_eq!(tunnel.failure(now), None);
         for (nonce, mac) in [(8, [1; control::MAC_LEN]), (7, [2; control::MAC_LEN])] {
-            let forged = Control::Teardown {
+            let forged = Control::Teardown(control::Teardown {
                 nonce,
                 mac,
                 old: node,
-            };
+            });
             tunnel.on_control(&forged, now, &rejected);
             assert_eq!(
                 tunnel.failure(now),
@@ -623,11 +630,11 @@ mod tests {
             );
         }
         assert_eq!(rejected.load(Ordering::Relaxed), 2);
-        let genuine = Control::Teardown {
+        let genuine = Control::Teardown(control::Teardown {
             nonce: 7,
             mac: [1; control::MAC_LEN],
             old: node,
-        };
+        });
         tunnel.on_control(&genuine, now, &rejected);
         assert_eq!(tunnel.failure(now), Some("the relay closed the tunnel"));
         assert_eq!(rejected.load(Ordering::Relaxed), 2);
@@ -679,7 +686,7 @@ mod tests {
         let start = Instant::now();
         let mut tunnel = tunnel(start);
         let mut fresh = nonces();
-        let keepalive = Control::Keepalive { nonce: 7 };
+        let keepalive = Control::Keepalive(control::Keepalive { nonce: 7 });
         assert!(maintained(&mut tunnel, start + Duration::from_millis(999), &mut fresh).is_empty());
         let second = start + KEEPALIVE_INTERVAL;
         let sent = maintained(&mut tunnel, second, &mut fresh);
@@ -698,13 +705,13 @@ mod tests {
         );
         let refresh = start + tunnel.refresh;
         tunnel.on_control(
-            &Control::Keepalive { nonce: 7 },
+            &Control::Keepalive(control::Keepalive { nonce: 7 }),
             refresh,
             &AtomicU64::new(0),
         );
         let sent = maintained(&mut tunnel, refresh, &mut fresh);
         assert!(
-            matches!(&sent[..], [Control::Join { nonce: 7, groups, .. }] if groups.len() == 1),
+            matches!(&sent[..], [Control::Join(control::Join { nonce: 7, groups, .. })] if groups.len() == 1),
             "{sent:?}"
         );
     }
@@ -717,7 +724,7 @@ mod tests {
         let rejected = AtomicU64::new(0);
         // A keepalive goes out after a second; the relay does not answer it.
         let sent = maintained(&mut tunnel, start + KEEPALIVE_INTERVAL, &mut fresh);
-        assert_eq!(sent, [Control::Keepalive { nonce: 7 }]);
+        assert_eq!(sent, [Control::Keepalive(control::Keepalive { nonce: 7 })]);
         let silent = start + REBIND_AFTER;
         let sent = maintained(&mut tunnel, silent, &mut fresh);
         assert_eq!(sent, [hello(100, false)], "a HELLO with a fresh nonce");
@@ -728,24 +735,28 @@ mod tests {
         // The relay, hearing this node from its new address, challenges it: REBIND proves both
         // the old tunnel's credentials and the new address.
         let now = silent + REBIND_RETRY + Duration::from_millis(5);
-        let challenge = Control::Challenge {
+        let challenge = Control::Challenge(control::Challenge {
             nonce: 101,
             mac: [9; control::MAC_LEN],
             refresh_secs: 60,
             limit: false,
-        };
+        });
         tunnel.on_control(&challenge, now, &rejected);
         assert_eq!(
             tunnel.poll_transmit(),
-            Some(Control::Rebind {
+            Some(Control::Rebind(control::Rebind {
                 nonce: 101,
                 mac: [9; control::MAC_LEN],
                 old_nonce: 7,
                 old_mac: [1; control::MAC_LEN],
-            })
+            }))
         );
         // Its keepalive under the new nonce says the tunnel moved: the new credentials hold.
-        tunnel.on_control(&Control::Keepalive { nonce: 101 }, now, &rejected);
+        tunnel.on_control(
+            &Control::Keepalive(control::Keepalive { nonce: 101 }),
+            now,
+            &rejected,
+        );
         assert_eq!((tunnel.nonce, tunnel.mac), (101, [9; control::MAC_LEN]));
         assert!(tunnel.rebinding.is_none());
         assert_eq!(tunnel.failure(now), None);
@@ -761,16 +772,20 @@ mod tests {
         maintained(&mut tunnel, silent, &mut fresh);
         assert!(tunnel.rebinding.is_some());
         // A challenge for another nonce is not this rebinding's: nothing is sent.
-        let stale = Control::Challenge {
+        let stale = Control::Challenge(control::Challenge {
             nonce: 55,
             mac: [9; control::MAC_LEN],
             refresh_secs: 60,
             limit: false,
-        };
+        });
         tunnel.on_control(&stale, silent, &AtomicU64::new(0));
         assert_eq!(tunnel.poll_transmit(), None);
         // The old tunnel's keepalive answer arrives after all: nothing to move.
-        tunnel.on_control(&Control::Keepalive { nonce: 7 }, silent, &AtomicU64::new(0));
+        tunnel.on_control(
+            &Control::Keepalive(control::Keepalive { nonce: 7 }),
+            silent,
+            &AtomicU64::new(0),
+        );
         assert!(tunnel.rebinding.is_none());
         assert_eq!(tunnel.nonce, 7);
         assert_eq!(tunnel.failure(silent + Duration::from_secs(1)), None);

@@ -43,10 +43,10 @@ impl RelayRequest {
             stratum0,
             nonce,
             started: now,
-            outbox: vec![Control::RelayRequest {
+            outbox: vec![Control::RelayRequest(control::RelayRequest {
                 nonce,
                 cookie: [0; control::MAC_LEN],
-            }],
+            })],
             offers: Vec::new(),
             first_offer: None,
         }
@@ -68,18 +68,22 @@ impl RelayRequest {
     /// relay's offer (a relay at its limit offers nothing); anything else is ignored.
     pub(super) fn on_datagram(&mut self, source: SocketAddrV6, datagram: &[u8], now: Instant) {
         match control::decode(datagram) {
-            Ok(Control::Cookie { nonce, cookie })
+            Ok(Control::Cookie(control::Cookie { nonce, cookie }))
                 if nonce == self.nonce && source == self.stratum0 =>
             {
-                self.outbox.push(Control::RelayRequest { nonce, cookie });
+                self.outbox
+                    .push(Control::RelayRequest(control::RelayRequest {
+                        nonce,
+                        cookie,
+                    }));
             }
-            Ok(Control::Offer {
+            Ok(Control::Offer(control::Offer {
                 nonce,
                 load,
                 limit,
                 repeater,
                 ..
-            }) if nonce == self.nonce && !limit => {
+            })) if nonce == self.nonce && !limit => {
                 self.first_offer.get_or_insert(now);
                 if !self.offers.iter().any(|offer| offer.address == source) {
                     self.offers.push(RelayOffer {
@@ -164,22 +168,22 @@ mod tests {
     }
 
     fn cookie(nonce: u64, byte: u8) -> Vec<u8> {
-        Control::Cookie {
+        Control::Cookie(control::Cookie {
             nonce,
             cookie: [byte; control::MAC_LEN],
-        }
+        })
         .to_vec()
         .unwrap()
     }
 
     fn offer(nonce: u64, load: u16, limit: bool, repeater: bool) -> Vec<u8> {
-        Control::Offer {
+        Control::Offer(control::Offer {
             nonce,
             relay: at(0x21, 6448),
             load,
             limit,
             repeater,
-        }
+        })
         .to_vec()
         .unwrap()
     }
@@ -190,10 +194,10 @@ mod tests {
         let mut request = RelayRequest::new(stratum0(), NONCE, start);
         assert_eq!(
             request.poll_transmit(),
-            Some(Control::RelayRequest {
+            Some(Control::RelayRequest(control::RelayRequest {
                 nonce: NONCE,
                 cookie: [0; control::MAC_LEN]
-            })
+            }))
         );
         assert_eq!(request.poll_transmit(), None);
         assert_eq!(request.poll_timeout(), start + REQUEST_TIMEOUT);
@@ -204,10 +208,10 @@ mod tests {
         );
         assert_eq!(
             request.poll_transmit(),
-            Some(Control::RelayRequest {
+            Some(Control::RelayRequest(control::RelayRequest {
                 nonce: NONCE,
                 cookie: [7; control::MAC_LEN]
-            })
+            }))
         );
         let first = start + Duration::from_millis(3);
         request.on_datagram(at(0x21, 6448), &offer(NONCE, 500, false, false), first);

@@ -78,7 +78,7 @@ pub(super) fn decode_cases() -> Vec<DecodeCase> {
                 bytes.extend(NONCE.to_be_bytes());
                 bytes
             },
-            Control::Keepalive { nonce: NONCE },
+            Control::Keepalive(control::Keepalive { nonce: NONCE }),
         ),
         valid(
             "offer_limit_with_unknown_flags",
@@ -88,13 +88,13 @@ pub(super) fn decode_cases() -> Vec<DecodeCase> {
                 bytes.extend(nonce_then(&[&socket_bytes(relay()), &[0x03, 0xe8]]));
                 bytes
             },
-            Control::Offer {
+            Control::Offer(control::Offer {
                 nonce: NONCE,
                 relay: relay(),
                 load: 1000,
                 limit: true,
                 repeater: true,
-            },
+            }),
         ),
         valid(
             "challenge_unknown_flag_only",
@@ -104,18 +104,18 @@ pub(super) fn decode_cases() -> Vec<DecodeCase> {
                 bytes.extend(nonce_then(&[&MAC, &[0, 60]]));
                 bytes
             },
-            Control::Challenge {
+            Control::Challenge(control::Challenge {
                 nonce: NONCE,
                 mac: MAC,
                 refresh_secs: 60,
                 limit: false,
-            },
+            }),
         ),
         valid(
             "hello_padded_beyond_64",
             "padding may be longer than the minimum, as long as it is zero",
             padded(raw(9, &NONCE.to_be_bytes()), 200),
-            Control::Hello { nonce: NONCE },
+            Control::Hello(control::Hello { nonce: NONCE }),
         ),
         invalid("empty", "no bytes at all", Vec::new(), "truncated"),
         invalid(
@@ -232,11 +232,11 @@ pub(super) fn decode_cases() -> Vec<DecodeCase> {
             "join_no_group",
             "a join of no group makes a client that only sends",
             raw(11, &join_body(0, &[])),
-            Control::Join {
+            Control::Join(control::Join {
                 nonce: NONCE,
                 mac: MAC,
                 groups: Vec::new(),
-            },
+            }),
         ),
         invalid(
             "leave_count_0",

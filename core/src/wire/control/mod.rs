@@ -21,20 +21,38 @@
 //! DATA can break a rule (group count, multicast groups, datagram length), and only by a mistake
 //! of their builder; every other message always encodes.
 //!
-//! The message types and their fields live here; [`decode`] and [`Control::encode`] in files of
-//! their own.
+//! **Layout of this module.** Each message type is a struct with its own codec (the `Message`
+//! trait: type byte, name, flags, body), in a file per family: `probe.rs`, the relay
+//! `request.rs`, `tunnel.rs`, the `signed.rs` handshake and the `gateway.rs` announcement.
+//! [`Control`] is the enum of them all; the code that dispatches over it (names, lengths,
+//! writing, reading) is generated from one list, so that a new message is a struct, its type
+//! byte and a line in that list. The header checks, [`decode`] and [`Control::encode`] live in
+//! files of their own, and the field codecs the messages share in `field.rs`.
 
 use std::net::{Ipv6Addr, SocketAddrV6};
 
-use super::{FINGERPRINT_LEN, Fingerprint, MAX_DATAGRAM_SIZE, NodeId, SIGNATURE_LEN, TOKEN_LEN};
+use super::{
+    DecodeError, FINGERPRINT_LEN, Fingerprint, MAX_DATAGRAM_SIZE, NodeId, Reader, SIGNATURE_LEN,
+    TOKEN_LEN,
+};
 
 mod decode;
 mod encode;
+mod field;
+mod gateway;
+mod probe;
+mod request;
+mod signed;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 
 pub use decode::decode;
-use encode::{put_socket_addr, put_u64};
+pub use gateway::Gateway;
+pub use probe::{Beacon, Echo, Probe, ProbeReply};
+pub use request::{Cookie, Offer, RelayRequest, Solicit};
+pub use signed::{SignedChallenge, SignedHello};
+pub use tunnel::{Challenge, Data, Hello, Join, Keepalive, Leave, Rebind, Teardown};
 
 /// The first two bytes of every control datagram: `"6r"`.
 pub const MAGIC: [u8; 2] = *b"6r";
@@ -85,6 +103,19 @@ const SOCKET_ADDR_LEN: usize = ADDR_LEN + 2;
 const NONCE_LEN: usize = 8;
 const COUNT_LEN: usize = 2;
 
+/// Length of the body fields of a JOIN or LEAVE before its group list.
+const GROUP_LIST_FIXED_LEN: usize = NONCE_LEN + MAC_LEN + COUNT_LEN;
+/// Length of the body fields of a GATEWAY before its group list: node id, hold, count.
+const GATEWAY_FIXED_LEN: usize = NONCE_LEN + 2 + COUNT_LEN;
+
+// The largest JOIN still fits a datagram that IPv6 never fragments.
+const _: () = assert!(
+    HEADER_LEN + GROUP_LIST_FIXED_LEN + MAX_GROUPS_PER_MESSAGE * ADDR_LEN
+        <= super::DEFAULT_DATAGRAM_SIZE
+);
+const _: () = assert!(MAX_GROUPS_PER_MESSAGE <= u16::MAX as usize);
+
+/// The type byte of each message, the registry of this protocol version.
 const TYPE_PROBE: u8 = 1;
 const TYPE_ECHO: u8 = 2;
 const TYPE_BEACON: u8 = 3;
@@ -105,203 +136,147 @@ const TYPE_REBIND: u8 = 17;
 const TYPE_SIGNED_HELLO: u8 = 18;
 const TYPE_SIGNED_CHALLENGE: u8 = 19;
 /// The highest type byte of this version.
+#[cfg(test)]
 const TYPE_LAST: u8 = TYPE_SIGNED_CHALLENGE;
 
-/// Length of the body fields of a JOIN or LEAVE before its group list.
-const GROUP_LIST_FIXED_LEN: usize = NONCE_LEN + MAC_LEN + COUNT_LEN;
-/// Length of the body fields of a GATEWAY before its group list: node id, hold, count.
-const GATEWAY_FIXED_LEN: usize = NONCE_LEN + 2 + COUNT_LEN;
+/// One control message type: its type byte and name, and how its body is read. Messages with
+/// fields that borrow from the datagram (DATA, SIGNED_CHALLENGE) borrow for `'a`.
+pub(super) trait Message<'a>: Body<'a> + Sized {
+    /// The type byte.
+    const TYPE: u8;
+    /// The type's name in lower snake case, as in the vectors.
+    const NAME: &'static str;
+    /// For a message sent to an address not yet verified: the length it is padded to, and the
+    /// least a received one may have. 0 for the others.
+    const PADDED_LEN: usize = 0;
 
-// The largest JOIN still fits a datagram that IPv6 never fragments.
-const _: () = assert!(
-    HEADER_LEN + GROUP_LIST_FIXED_LEN + MAX_GROUPS_PER_MESSAGE * ADDR_LEN
-        <= super::DEFAULT_DATAGRAM_SIZE
-);
-const _: () = assert!(MAX_GROUPS_PER_MESSAGE <= u16::MAX as usize);
+    /// Reads the body fields, after the header (whose flags byte is `flags`), checking each
+    /// as it is read. What follows the fields is checked by [`decode`].
+    fn read(body: &mut Reader<'a>, flags: u8) -> Result<Self, DecodeError>;
+}
 
-/// One control message. DATA borrows the datagram it carries.
-///
-/// Socket addresses travel as address and port only: their flow info and scope id are not sent
-/// and decode as 0.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Control<'a> {
-    /// Type 1, node → Stratum 0 (padded): asks for an ECHO on the probe group, and whether
-    /// Stratum 0 heard the BEACON with `beacon_nonce` (0 = no beacon to ask about).
-    Probe {
-        /// Chosen by the node; echoed in ECHO and PROBE_REPLY.
-        nonce: u64,
-        /// The nonce of a BEACON the node sent, or 0.
-        beacon_nonce: u64,
-    },
+/// The half of a message's codec that does not depend on its type: what [`Control`] calls on
+/// whichever message it holds.
+pub(super) trait Body<'a> {
+    /// The flags byte of the header.
+    fn flags(&self) -> u8 {
+        0
+    }
+    /// Length of the body fields, without padding.
+    fn body_len(&self) -> usize;
+    /// Appends the body fields as they are, valid or not.
+    fn write_body(&self, out: &mut Vec<u8>);
+    /// Fills in the fields this type has.
+    fn fill<'s>(&'s self, fields: &mut ControlFields<'s>);
+    /// Checks what [`decode`] would check of the fields: only group lists and DATA can fail.
+    fn validate(&self) -> crate::Result<()> {
+        Ok(())
+    }
+}
+
+/// Declares [`Control`] and the code that dispatches over its messages, from one list.
+macro_rules! control_messages {
+    ($($(#[$doc:meta])* $variant:ident($message:ty),)*) => {
+        /// One control message. DATA and SIGNED_CHALLENGE borrow from the datagram they were
+        /// decoded from.
+        ///
+        /// Socket addresses travel as address and port only: their flow info and scope id are
+        /// not sent and decode as 0.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Control<'a> {
+            $($(#[$doc])* $variant($message),)*
+        }
+
+        impl<'a> Control<'a> {
+            /// The message type's name in lower snake case (`"probe_reply"`), as in the vectors.
+            pub const fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => <$message as Message<'a>>::NAME,)*
+                }
+            }
+
+            /// The type byte of the message.
+            pub const fn type_code(&self) -> u8 {
+                match self {
+                    $(Self::$variant(_) => <$message as Message<'a>>::TYPE,)*
+                }
+            }
+
+            /// The message this holds, as its codec.
+            fn body(&self) -> &dyn Body<'a> {
+                match self {
+                    $(Self::$variant(message) => message,)*
+                }
+            }
+
+            /// The length a message of type `kind` is padded to; 0 for types that are not
+            /// padded, and for unknown ones.
+            const fn padded_len_of(kind: u8) -> usize {
+                $(if kind == <$message as Message<'a>>::TYPE {
+                    return <$message as Message<'a>>::PADDED_LEN;
+                })*
+                0
+            }
+
+            /// Whether `kind` is a type byte of this version.
+            const fn is_known_type(kind: u8) -> bool {
+                $(if kind == <$message as Message<'a>>::TYPE {
+                    return true;
+                })*
+                false
+            }
+
+            /// Reads the body of a message of type `kind`.
+            fn read_body(kind: u8, body: &mut Reader<'a>, flags: u8) -> Result<Self, DecodeError> {
+                $(if kind == <$message as Message<'a>>::TYPE {
+                    return Ok(Self::$variant(<$message as Message<'a>>::read(body, flags)?));
+                })*
+                Err(DecodeError::UnknownType(kind))
+            }
+        }
+    };
+}
+
+control_messages! {
+    /// Type 1, node → Stratum 0 (padded): asks for an ECHO on the probe group.
+    Probe(Probe),
     /// Type 2, Stratum 0 → probe group: proves that multicast reaches the node.
-    Echo {
-        /// The PROBE's nonce.
-        nonce: u64,
-    },
+    Echo(Echo),
     /// Type 3, node → probe group: proves that the node's multicast reaches the core.
-    Beacon {
-        /// Chosen by the node; asked about in a later PROBE.
-        nonce: u64,
-    },
+    Beacon(Beacon),
     /// Type 4, Stratum 0 → node: the answer to a PROBE.
-    ProbeReply {
-        /// The PROBE's nonce.
-        nonce: u64,
-        /// Whether Stratum 0 heard the BEACON the PROBE asked about.
-        heard_beacon: bool,
-        /// The source address and port Stratum 0 saw, for NAT detection.
-        observed: SocketAddrV6,
-    },
+    ProbeReply(ProbeReply),
     /// Type 5, node → Stratum 0 (padded): asks for relays.
-    RelayRequest {
-        /// Chosen by the node.
-        nonce: u64,
-        /// All zero on the first try, then the COOKIE's.
-        cookie: Mac,
-    },
-    /// Type 6, Stratum 0 → node: `mac(secret, node address, nonce)`, to send back.
-    Cookie {
-        /// The RELAY_REQUEST's nonce.
-        nonce: u64,
-        /// The cookie.
-        cookie: Mac,
-    },
+    RelayRequest(RelayRequest),
+    /// Type 6, Stratum 0 → node: a cookie to send back.
+    Cookie(Cookie),
     /// Type 7, Stratum 0 → relay group: a verified node wants relays.
-    Solicit {
-        /// The RELAY_REQUEST's nonce.
-        nonce: u64,
-        /// Where the node sent the request from, and where relays send their offers.
-        node: SocketAddrV6,
-    },
+    Solicit(Solicit),
     /// Type 8, relay → node: an offer to relay.
-    Offer {
-        /// The SOLICIT's nonce.
-        nonce: u64,
-        /// Where to open the tunnel.
-        relay: SocketAddrV6,
-        /// Per mille of the relay's capacity in use.
-        load: u16,
-        /// Flag [`FLAG_LIMIT`]: the relay takes no new clients.
-        limit: bool,
-        /// Flag [`FLAG_REPEATER`]: an SSM repeater rather than a relay.
-        repeater: bool,
-    },
+    Offer(Offer),
     /// Type 9, node → relay (padded): opens a tunnel.
-    Hello {
-        /// Chosen by the node.
-        nonce: u64,
-    },
-    /// Type 10, relay → node: `mac(relay secret, node address, nonce)`, to send back in JOIN,
-    /// LEAVE and TEARDOWN.
-    Challenge {
-        /// The HELLO's nonce.
-        nonce: u64,
-        /// The MAC.
-        mac: Mac,
-        /// How often the node must refresh its membership, in seconds.
-        refresh_secs: u16,
-        /// Flag [`FLAG_LIMIT`]: the relay takes no new clients.
-        limit: bool,
-    },
-    /// Type 11, node → relay: groups to receive (1 to [`MAX_GROUPS_PER_MESSAGE`] multicast
-    /// addresses).
-    Join {
-        /// The HELLO's nonce.
-        nonce: u64,
-        /// The CHALLENGE's MAC.
-        mac: Mac,
-        /// The groups.
-        groups: Vec<Ipv6Addr>,
-    },
-    /// Type 12, node → relay: groups to stop receiving (1 to [`MAX_GROUPS_PER_MESSAGE`]
-    /// multicast addresses).
-    Leave {
-        /// The HELLO's nonce.
-        nonce: u64,
-        /// The CHALLENGE's MAC.
-        mac: Mac,
-        /// The groups.
-        groups: Vec<Ipv6Addr>,
-    },
+    Hello(Hello),
+    /// Type 10, relay → node: the MAC to send back in JOIN, LEAVE and TEARDOWN.
+    Challenge(Challenge),
+    /// Type 11, node → relay: groups to receive.
+    Join(Join),
+    /// Type 12, node → relay: groups to stop receiving.
+    Leave(Leave),
     /// Type 13, both ways: one sixcast datagram of a multicast group.
-    Data {
-        /// The group the datagram was or is to be sent to.
-        group: Ipv6Addr,
-        /// The sixcast datagram: 1 to [`MAX_DATA_DATAGRAM`] bytes.
-        datagram: &'a [u8],
-    },
+    Data(Data<'a>),
     /// Type 14, both ways: keeps the tunnel (and any NAT binding) alive.
-    Keepalive {
-        /// Chosen by the sender.
-        nonce: u64,
-    },
-    /// Type 15, closes a tunnel. Node → relay, from the node's new address: closes the tunnel of
-    /// its old address (NAT rebinding, AMT §5.1.7), or the node's own tunnel when it goes back to
-    /// native. Relay → node: the relay is stopping and closes the node's tunnel, so that the node
-    /// fails over at once.
-    Teardown {
-        /// The nonce of the tunnel's HELLO.
-        nonce: u64,
-        /// The MAC the relay issued for the tunnel's address.
-        mac: Mac,
-        /// The tunnel's (node's) address and port, as the relay sees it.
-        old: SocketAddrV6,
-    },
-    /// Type 16, Stratum 1 gateway → link-scope gateway group: the sender serves these channels
-    /// (1 to [`MAX_GROUPS_PER_MESSAGE`] channel groups) on its segment through its tunnel.
-    Gateway {
-        /// The gateway's node id: the lowest id among a segment's gateways of a channel wins.
-        gateway: NodeId,
-        /// How long, in milliseconds, the announcement stays valid; 0 withdraws it at once.
-        hold_ms: u16,
-        /// The groups of the channels served.
-        groups: Vec<Ipv6Addr>,
-    },
-    /// Type 17, node → relay, from the node's new address after a NAT rebinding: moves the
-    /// tunnel, with its joins, to the new address. Proves both that the node receives at the new
-    /// address (a fresh HELLO's nonce and the CHALLENGE's MAC for the new address) and that it
-    /// owns the tunnel (the tunnel's nonce and the MAC issued for the old address).
-    Rebind {
-        /// The nonce of the HELLO just sent from the new address.
-        nonce: u64,
-        /// The CHALLENGE's MAC for the new address.
-        mac: Mac,
-        /// The tunnel's nonce (of the HELLO that opened it, or of the last rebinding).
-        old_nonce: u64,
-        /// The MAC the relay issued for the old address.
-        old_mac: Mac,
-    },
-    /// Type 18, node → relay (padded to [`SIGNED_HELLO_MIN_LEN`]): opens a tunnel, or starts a
-    /// rebinding, with a relay that must prove its identity: a relay with an identity key
-    /// answers SIGNED_CHALLENGE, one without ignores it.
-    SignedHello {
-        /// Chosen by the node.
-        nonce: u64,
-    },
-    /// Type 19, relay → node: a CHALLENGE signed by the relay's identity key, bound to the
-    /// node's nonce and to the address the relay saw it at, so that it cannot be replayed to
-    /// another node or session.
-    SignedChallenge {
-        /// The SIGNED_HELLO's nonce.
-        nonce: u64,
-        /// `mac(relay secret, node address, nonce)`, as in CHALLENGE.
-        mac: Mac,
-        /// How often the node must refresh its membership, in seconds.
-        refresh_secs: u16,
-        /// Flag [`FLAG_LIMIT`]: the relay takes no new clients.
-        limit: bool,
-        /// The source address and port the relay saw the SIGNED_HELLO come from.
-        observed: SocketAddrV6,
-        /// The fingerprint of the relay's identity key.
-        relay_key: Fingerprint,
-        /// Flag [`FLAG_VOUCHER`]: a capability token of an issuer (Stratum 0's operator) for the
-        /// relay's key on the relay group, which nodes that trust the issuer accept instead of a
-        /// pinned key. Checked by the node, not by the decoder.
-        voucher: Option<&'a [u8; TOKEN_LEN]>,
-        /// Ed25519 signature of the relay's identity key over [`Control::signed_fields`].
-        signature: [u8; SIGNATURE_LEN],
-    },
+    Keepalive(Keepalive),
+    /// Type 15: closes a tunnel.
+    Teardown(Teardown),
+    /// Type 16, Stratum 1 gateway → link-scope gateway group: the channels it serves.
+    Gateway(Gateway),
+    /// Type 17, node → relay, from its new address: moves the tunnel there.
+    Rebind(Rebind),
+    /// Type 18, node → relay (padded): opens a tunnel with a relay that proves its identity.
+    SignedHello(SignedHello),
+    /// Type 19, relay → node: a CHALLENGE signed by the relay's identity key.
+    SignedChallenge(SignedChallenge<'a>),
 }
 
 /// The fields of a control message, flattened: each message type fills the fields it has and
@@ -360,218 +335,32 @@ pub struct ControlFields<'a> {
 }
 
 impl Control<'_> {
-    /// The message type's name in lower snake case (`"probe_reply"`), as in the vectors.
-    pub const fn name(&self) -> &'static str {
-        match self {
-            Self::Probe { .. } => "probe",
-            Self::Echo { .. } => "echo",
-            Self::Beacon { .. } => "beacon",
-            Self::ProbeReply { .. } => "probe_reply",
-            Self::RelayRequest { .. } => "relay_request",
-            Self::Cookie { .. } => "cookie",
-            Self::Solicit { .. } => "solicit",
-            Self::Offer { .. } => "offer",
-            Self::Hello { .. } => "hello",
-            Self::Challenge { .. } => "challenge",
-            Self::Join { .. } => "join",
-            Self::Leave { .. } => "leave",
-            Self::Data { .. } => "data",
-            Self::Keepalive { .. } => "keepalive",
-            Self::Teardown { .. } => "teardown",
-            Self::Gateway { .. } => "gateway",
-            Self::Rebind { .. } => "rebind",
-            Self::SignedHello { .. } => "signed_hello",
-            Self::SignedChallenge { .. } => "signed_challenge",
-        }
-    }
-
     /// The message's fields, flattened (see [`ControlFields`]).
     pub fn fields(&self) -> ControlFields<'_> {
         let mut fields = ControlFields::default();
-        match self {
-            Self::Probe {
-                nonce,
-                beacon_nonce,
-            } => {
-                fields.nonce = Some(*nonce);
-                fields.beacon_nonce = Some(*beacon_nonce);
-            }
-            Self::Echo { nonce }
-            | Self::Beacon { nonce }
-            | Self::Hello { nonce }
-            | Self::SignedHello { nonce }
-            | Self::Keepalive { nonce } => fields.nonce = Some(*nonce),
-            Self::ProbeReply {
-                nonce,
-                heard_beacon,
-                observed,
-            } => {
-                fields.nonce = Some(*nonce);
-                fields.heard_beacon = Some(*heard_beacon);
-                fields.observed = Some(*observed);
-            }
-            Self::RelayRequest { nonce, cookie } | Self::Cookie { nonce, cookie } => {
-                fields.nonce = Some(*nonce);
-                fields.cookie = Some(cookie);
-            }
-            Self::Solicit { nonce, node } => {
-                fields.nonce = Some(*nonce);
-                fields.node = Some(*node);
-            }
-            Self::Offer {
-                nonce,
-                relay,
-                load,
-                limit,
-                repeater,
-            } => {
-                fields.nonce = Some(*nonce);
-                fields.relay = Some(*relay);
-                fields.load = Some(*load);
-                fields.limit = Some(*limit);
-                fields.repeater = Some(*repeater);
-            }
-            Self::Challenge {
-                nonce,
-                mac,
-                refresh_secs,
-                limit,
-            } => {
-                fields.nonce = Some(*nonce);
-                fields.mac = Some(mac);
-                fields.refresh_secs = Some(*refresh_secs);
-                fields.limit = Some(*limit);
-            }
-            Self::Join { nonce, mac, groups } | Self::Leave { nonce, mac, groups } => {
-                fields.nonce = Some(*nonce);
-                fields.mac = Some(mac);
-                fields.groups = Some(groups);
-            }
-            Self::Data { group, datagram } => {
-                fields.group = Some(*group);
-                fields.datagram = Some(datagram);
-            }
-            Self::Teardown { nonce, mac, old } => {
-                fields.nonce = Some(*nonce);
-                fields.mac = Some(mac);
-                fields.old = Some(*old);
-            }
-            Self::Gateway {
-                gateway,
-                hold_ms,
-                groups,
-            } => {
-                fields.gateway = Some(*gateway);
-                fields.hold_ms = Some(*hold_ms);
-                fields.groups = Some(groups);
-            }
-            Self::Rebind {
-                nonce,
-                mac,
-                old_nonce,
-                old_mac,
-            } => {
-                fields.nonce = Some(*nonce);
-                fields.mac = Some(mac);
-                fields.old_nonce = Some(*old_nonce);
-                fields.old_mac = Some(old_mac);
-            }
-            Self::SignedChallenge {
-                nonce,
-                mac,
-                refresh_secs,
-                limit,
-                observed,
-                relay_key,
-                voucher,
-                signature,
-            } => {
-                fields.nonce = Some(*nonce);
-                fields.mac = Some(mac);
-                fields.refresh_secs = Some(*refresh_secs);
-                fields.limit = Some(*limit);
-                fields.observed = Some(*observed);
-                fields.relay_key = Some(*relay_key);
-                fields.voucher = *voucher;
-                fields.signature = Some(signature);
-            }
-        }
+        self.body().fill(&mut fields);
         fields
-    }
-
-    /// The type byte of the message.
-    pub const fn type_code(&self) -> u8 {
-        match self {
-            Self::Probe { .. } => TYPE_PROBE,
-            Self::Echo { .. } => TYPE_ECHO,
-            Self::Beacon { .. } => TYPE_BEACON,
-            Self::ProbeReply { .. } => TYPE_PROBE_REPLY,
-            Self::RelayRequest { .. } => TYPE_RELAY_REQUEST,
-            Self::Cookie { .. } => TYPE_COOKIE,
-            Self::Solicit { .. } => TYPE_SOLICIT,
-            Self::Offer { .. } => TYPE_OFFER,
-            Self::Hello { .. } => TYPE_HELLO,
-            Self::Challenge { .. } => TYPE_CHALLENGE,
-            Self::Join { .. } => TYPE_JOIN,
-            Self::Leave { .. } => TYPE_LEAVE,
-            Self::Data { .. } => TYPE_DATA,
-            Self::Keepalive { .. } => TYPE_KEEPALIVE,
-            Self::Teardown { .. } => TYPE_TEARDOWN,
-            Self::Gateway { .. } => TYPE_GATEWAY,
-            Self::Rebind { .. } => TYPE_REBIND,
-            Self::SignedHello { .. } => TYPE_SIGNED_HELLO,
-            Self::SignedChallenge { .. } => TYPE_SIGNED_CHALLENGE,
-        }
     }
 
     /// Whether the message is sent to addresses that have not proven they receive there, and so
     /// is padded to [`padded_len`](Self::padded_len) bytes.
     pub const fn is_padded(&self) -> bool {
-        is_padded_type(self.type_code())
+        self.padded_len() > 0
     }
 
     /// The length a padded message is padded to ([`UNVERIFIED_MIN_LEN`], or
     /// [`SIGNED_HELLO_MIN_LEN`] for SIGNED_HELLO); 0 for the others.
     pub const fn padded_len(&self) -> usize {
-        padded_len(self.type_code())
+        Self::padded_len_of(self.type_code())
     }
 
-    /// The bytes a relay's identity key signs for a SIGNED_CHALLENGE: nonce (8), MAC (16),
-    /// refresh (2), flags (1), observed address (16) and port (2), key fingerprint (8), the
-    /// voucher (128, if any), then [`SIGNED_CHALLENGE_DOMAIN`]. `None` for every other message.
+    /// The bytes a relay's identity key signs for a SIGNED_CHALLENGE (see
+    /// [`SignedChallenge::signed_fields`]); `None` for every other message.
     pub fn signed_fields(&self) -> Option<Vec<u8>> {
-        let Self::SignedChallenge {
-            nonce,
-            mac,
-            refresh_secs,
-            observed,
-            relay_key,
-            voucher,
-            ..
-        } = self
-        else {
-            return None;
-        };
-        let mut out = Vec::with_capacity(
-            NONCE_LEN
-                + TOKEN_LEN
-                + MAC_LEN
-                + 3
-                + SOCKET_ADDR_LEN
-                + FINGERPRINT_LEN
-                + SIGNED_CHALLENGE_DOMAIN.len(),
-        );
-        put_u64(&mut out, *nonce);
-        out.extend_from_slice(mac);
-        out.extend_from_slice(&refresh_secs.to_be_bytes());
-        out.push(self.flags());
-        put_socket_addr(&mut out, *observed);
-        out.extend_from_slice(&relay_key.0);
-        if let Some(voucher) = voucher {
-            out.extend_from_slice(*voucher);
+        match self {
+            Self::SignedChallenge(challenge) => Some(challenge.signed_fields()),
+            _ => None,
         }
-        out.extend_from_slice(SIGNED_CHALLENGE_DOMAIN);
-        Some(out)
     }
 }
 
@@ -605,17 +394,4 @@ pub fn mac_matches(a: &Mac, b: &Mac) -> bool {
         wide
     };
     blake3::Hash::from_bytes(widen(a)) == widen(b)
-}
-
-pub(super) const fn is_padded_type(kind: u8) -> bool {
-    padded_len(kind) > 0
-}
-
-/// The length a padded type is padded to; 0 for types that are not padded.
-pub(super) const fn padded_len(kind: u8) -> usize {
-    match kind {
-        TYPE_PROBE | TYPE_RELAY_REQUEST | TYPE_HELLO => UNVERIFIED_MIN_LEN,
-        TYPE_SIGNED_HELLO => SIGNED_HELLO_MIN_LEN,
-        _ => 0,
-    }
 }

@@ -403,9 +403,9 @@ pub(super) fn tunnel_clients(spec: &Spec<'_>) -> Outcome {
         for (socket, client) in sockets.iter().zip(&clients) {
             if !client.open {
                 let _ = socket.send_to(
-                    &encode(&Control::Hello {
+                    &encode(&Control::Hello(control::Hello {
                         nonce: client.nonce,
-                    })?,
+                    }))?,
                     relay,
                 );
             }
@@ -416,20 +416,20 @@ pub(super) fn tunnel_clients(spec: &Spec<'_>) -> Outcome {
                 while let Ok((length, _)) = sockets[index].recv_from(&mut buffer) {
                     let client = &mut clients[index];
                     match control::decode(&buffer[..length]) {
-                        Ok(Control::Challenge {
+                        Ok(Control::Challenge(control::Challenge {
                             nonce,
                             mac,
                             limit: false,
                             ..
-                        }) if nonce == client.nonce => {
-                            let join = Control::Join {
+                        })) if nonce == client.nonce => {
+                            let join = Control::Join(control::Join {
                                 nonce,
                                 mac,
                                 groups: vec![group],
-                            };
+                            });
                             let _ = sockets[index].send_to(&encode(&join)?, relay);
                         }
-                        Ok(Control::Keepalive { nonce })
+                        Ok(Control::Keepalive(control::Keepalive { nonce }))
                             if nonce == client.nonce && !client.open =>
                         {
                             client.open = true;
@@ -448,7 +448,7 @@ pub(super) fn tunnel_clients(spec: &Spec<'_>) -> Outcome {
     while began.elapsed() < until {
         for index in readable(&sockets, Duration::from_millis(50)) {
             while let Ok((length, _)) = sockets[index].recv_from(&mut buffer) {
-                if matches!(control::decode(&buffer[..length]), Ok(Control::Data { .. })) {
+                if matches!(control::decode(&buffer[..length]), Ok(Control::Data(_))) {
                     received[index] += 1;
                 }
             }

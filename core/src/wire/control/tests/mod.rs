@@ -19,95 +19,95 @@ fn node() -> SocketAddrV6 {
 /// One message of every type (two for those with a LIMIT flag).
 fn samples() -> Vec<Control<'static>> {
     vec![
-        Control::Probe {
+        Control::Probe(Probe {
             nonce: NONCE,
             beacon_nonce: 0,
-        },
-        Control::Echo { nonce: NONCE },
-        Control::Beacon { nonce: NONCE },
-        Control::ProbeReply {
+        }),
+        Control::Echo(Echo { nonce: NONCE }),
+        Control::Beacon(Beacon { nonce: NONCE }),
+        Control::ProbeReply(ProbeReply {
             nonce: NONCE,
             heard_beacon: true,
             observed: node(),
-        },
-        Control::RelayRequest {
+        }),
+        Control::RelayRequest(RelayRequest {
             nonce: NONCE,
             cookie: [0; MAC_LEN],
-        },
-        Control::Cookie {
+        }),
+        Control::Cookie(Cookie {
             nonce: NONCE,
             cookie: MAC,
-        },
-        Control::Solicit {
+        }),
+        Control::Solicit(Solicit {
             nonce: NONCE,
             node: node(),
-        },
-        Control::Offer {
+        }),
+        Control::Offer(Offer {
             nonce: NONCE,
             relay: node(),
             load: 250,
             limit: false,
             repeater: false,
-        },
-        Control::Offer {
+        }),
+        Control::Offer(Offer {
             nonce: NONCE,
             relay: node(),
             load: 0,
             limit: false,
             repeater: true,
-        },
-        Control::Offer {
+        }),
+        Control::Offer(Offer {
             nonce: NONCE,
             relay: node(),
             load: 1000,
             limit: true,
             repeater: false,
-        },
-        Control::Hello { nonce: NONCE },
-        Control::Challenge {
+        }),
+        Control::Hello(Hello { nonce: NONCE }),
+        Control::Challenge(Challenge {
             nonce: NONCE,
             mac: MAC,
             refresh_secs: 60,
             limit: false,
-        },
-        Control::Challenge {
+        }),
+        Control::Challenge(Challenge {
             nonce: NONCE,
             mac: MAC,
             refresh_secs: 60,
             limit: true,
-        },
-        Control::Join {
+        }),
+        Control::Join(Join {
             nonce: NONCE,
             mac: MAC,
             groups: vec![GROUP, Ipv6Addr::new(0xff1e, 0x8000, 0, 0, 0, 0, 0, 0x42)],
-        },
-        Control::Leave {
+        }),
+        Control::Leave(Leave {
             nonce: NONCE,
             mac: MAC,
             groups: vec![GROUP],
-        },
-        Control::Data {
+        }),
+        Control::Data(Data {
             group: GROUP,
             datagram: DATAGRAM,
-        },
-        Control::Keepalive { nonce: NONCE },
-        Control::Teardown {
+        }),
+        Control::Keepalive(Keepalive { nonce: NONCE }),
+        Control::Teardown(Teardown {
             nonce: NONCE,
             mac: MAC,
             old: node(),
-        },
-        Control::Gateway {
+        }),
+        Control::Gateway(Gateway {
             gateway: NodeId(NONCE),
             hold_ms: 1500,
             groups: vec![GROUP],
-        },
-        Control::Rebind {
+        }),
+        Control::Rebind(Rebind {
             nonce: NONCE,
             mac: MAC,
             old_nonce: 0x1112_1314_1516_1718,
             old_mac: [0xcd; MAC_LEN],
-        },
-        Control::SignedHello { nonce: NONCE },
+        }),
+        Control::SignedHello(SignedHello { nonce: NONCE }),
         signed_challenge(false),
         signed_challenge(true),
         vouched_challenge(),
@@ -115,7 +115,7 @@ fn samples() -> Vec<Control<'static>> {
 }
 
 fn signed_challenge(limit: bool) -> Control<'static> {
-    Control::SignedChallenge {
+    Control::SignedChallenge(SignedChallenge {
         nonce: NONCE,
         mac: MAC,
         refresh_secs: 60,
@@ -124,12 +124,12 @@ fn signed_challenge(limit: bool) -> Control<'static> {
         relay_key: Fingerprint([0x5a; FINGERPRINT_LEN]),
         voucher: None,
         signature: [0xee; SIGNATURE_LEN],
-    }
+    })
 }
 
 fn vouched_challenge() -> Control<'static> {
     let mut challenge = signed_challenge(false);
-    if let Control::SignedChallenge { voucher, .. } = &mut challenge {
+    if let Control::SignedChallenge(SignedChallenge { voucher, .. }) = &mut challenge {
         *voucher = Some(&[0x7c; TOKEN_LEN]);
     }
     challenge
@@ -184,32 +184,32 @@ fn every_message_round_trips() {
 
 #[test]
 fn encoded_layout_matches_the_documentation() {
-    let probe = encoded(&Control::Probe {
+    let probe = encoded(&Control::Probe(Probe {
         nonce: NONCE,
         beacon_nonce: 0x1112_1314_1516_1718,
-    });
+    }));
     let mut expected = raw(TYPE_PROBE, &NONCE.to_be_bytes());
     expected.extend_from_slice(&0x1112_1314_1516_1718u64.to_be_bytes());
     assert_eq!(probe, padded(expected));
 
-    let offer = encoded(&Control::Offer {
+    let offer = encoded(&Control::Offer(Offer {
         nonce: NONCE,
         relay: node(),
         load: 0x0102,
         limit: true,
         repeater: true,
-    });
+    }));
     let mut expected = raw(TYPE_OFFER, &NONCE.to_be_bytes());
     expected[4] = FLAG_LIMIT | FLAG_REPEATER;
     expected.extend_from_slice(&node().ip().octets());
     expected.extend_from_slice(&[0x9c, 0x40, 0x01, 0x02]);
     assert_eq!(offer, expected);
 
-    let reply = encoded(&Control::ProbeReply {
+    let reply = encoded(&Control::ProbeReply(ProbeReply {
         nonce: NONCE,
         heard_beacon: true,
         observed: node(),
-    });
+    }));
     assert_eq!(reply[16], 1);
     assert_eq!(&reply[17..33], &node().ip().octets());
 }
@@ -247,11 +247,11 @@ fn encoded_lengths_match_the_size_table() {
         ("signed_challenge", 252),
     ];
     assert_eq!(lengths, expected);
-    let largest_join = Control::Join {
+    let largest_join = Control::Join(Join {
         nonce: 0,
         mac: MAC,
         groups: vec![GROUP; MAX_GROUPS_PER_MESSAGE],
-    };
+    });
     assert_eq!(encoded(&largest_join).len(), 1058);
 }
 
@@ -260,22 +260,22 @@ fn encoded_lengths_match_the_size_table() {
 #[test]
 fn answers_to_unverified_senders_are_never_longer_than_the_request() {
     let requests = [
-        Control::Probe {
+        Control::Probe(Probe {
             nonce: 0,
             beacon_nonce: 0,
-        },
-        Control::RelayRequest {
+        }),
+        Control::RelayRequest(RelayRequest {
             nonce: 0,
             cookie: [0; MAC_LEN],
-        },
-        Control::Hello { nonce: 0 },
+        }),
+        Control::Hello(Hello { nonce: 0 }),
     ];
     for request in &requests {
         assert!(request.is_padded());
         assert_eq!(encoded(request).len(), UNVERIFIED_MIN_LEN, "{request:?}");
     }
-    let signed_hello = encoded(&Control::SignedHello { nonce: 0 });
-    let signed_answer = encoded(&Control::SignedChallenge {
+    let signed_hello = encoded(&Control::SignedHello(SignedHello { nonce: 0 }));
+    let signed_answer = encoded(&Control::SignedChallenge(SignedChallenge {
         nonce: u64::MAX,
         mac: [0xff; MAC_LEN],
         refresh_secs: u16::MAX,
@@ -284,36 +284,36 @@ fn answers_to_unverified_senders_are_never_longer_than_the_request() {
         relay_key: Fingerprint([0xff; FINGERPRINT_LEN]),
         voucher: Some(&[0xff; TOKEN_LEN]),
         signature: [0xff; SIGNATURE_LEN],
-    });
+    }));
     assert_eq!(signed_answer.len(), VOUCHED_CHALLENGE_LEN);
     assert!(signed_answer.len() <= signed_hello.len());
     assert_eq!(signed_hello.len(), SIGNED_HELLO_MIN_LEN);
     let far = SocketAddrV6::new(Ipv6Addr::from(u128::MAX), u16::MAX, 0, 0);
     // The answers with every field at its largest; only JOIN, LEAVE and DATA vary in length.
     let answers = [
-        Control::ProbeReply {
+        Control::ProbeReply(ProbeReply {
             nonce: u64::MAX,
             heard_beacon: true,
             observed: far,
-        },
-        Control::Echo { nonce: u64::MAX },
-        Control::Cookie {
+        }),
+        Control::Echo(Echo { nonce: u64::MAX }),
+        Control::Cookie(Cookie {
             nonce: u64::MAX,
             cookie: [0xff; MAC_LEN],
-        },
-        Control::Offer {
+        }),
+        Control::Offer(Offer {
             nonce: u64::MAX,
             relay: far,
             load: u16::MAX,
             limit: true,
             repeater: true,
-        },
-        Control::Challenge {
+        }),
+        Control::Challenge(Challenge {
             nonce: u64::MAX,
             mac: [0xff; MAC_LEN],
             refresh_secs: u16::MAX,
             limit: true,
-        },
+        }),
     ];
     for answer in &answers {
         assert!(!answer.is_padded());
@@ -328,7 +328,7 @@ fn answers_to_unverified_senders_are_never_longer_than_the_request() {
 
 #[test]
 fn header_errors() {
-    let valid = encoded(&Control::Keepalive { nonce: 1 });
+    let valid = encoded(&Control::Keepalive(Keepalive { nonce: 1 }));
     assert_eq!(reason(&[]), "truncated");
     assert_eq!(reason(&valid[..HEADER_LEN - 1]), "truncated");
     let with = |position: usize, byte: u8| {
@@ -354,17 +354,17 @@ fn flags_and_reserved_bytes_are_ignored_except_limit_and_repeater() {
     for message in samples() {
         let mut bytes = encoded(&message);
         let meaningful = match message {
-            Control::Offer { .. } => FLAG_LIMIT | FLAG_REPEATER,
-            Control::SignedChallenge { .. } => FLAG_LIMIT | FLAG_VOUCHER,
+            Control::Offer(_) => FLAG_LIMIT | FLAG_REPEATER,
+            Control::SignedChallenge(_) => FLAG_LIMIT | FLAG_VOUCHER,
             _ => FLAG_LIMIT,
         };
         bytes[4] |= !meaningful;
         bytes[5..8].copy_from_slice(&[0xff; 3]);
         assert_eq!(decode(&bytes), Ok(message.clone()), "{message:?}");
     }
-    let mut limited = encoded(&Control::Hello { nonce: 3 });
+    let mut limited = encoded(&Control::Hello(Hello { nonce: 3 }));
     limited[4] = 0xff;
-    assert_eq!(decode(&limited), Ok(Control::Hello { nonce: 3 }));
+    assert_eq!(decode(&limited), Ok(Control::Hello(Hello { nonce: 3 })));
 }
 
 #[test]
@@ -385,10 +385,10 @@ fn padding_rules() {
         assert_eq!(reason(&longer), "bad_padding");
     }
     // The first padding byte right after the fields counts too.
-    let mut hello = encoded(&Control::Hello { nonce: 5 });
+    let mut hello = encoded(&Control::Hello(Hello { nonce: 5 }));
     hello[HEADER_LEN + NONCE_LEN] = 0x80;
     assert_eq!(reason(&hello), "bad_padding");
-    let mut signed = encoded(&Control::SignedHello { nonce: 5 });
+    let mut signed = encoded(&Control::SignedHello(SignedHello { nonce: 5 }));
     signed[HEADER_LEN + NONCE_LEN] = 0x80;
     assert_eq!(reason(&signed), "bad_padding");
     // A SIGNED_HELLO padded only as far as a HELLO could draw an amplified answer.
@@ -398,14 +398,14 @@ fn padding_rules() {
     long_enough.resize(SIGNED_HELLO_MIN_LEN, 0);
     assert_eq!(
         decode(&long_enough),
-        Ok(Control::SignedHello { nonce: NONCE })
+        Ok(Control::SignedHello(SignedHello { nonce: NONCE }))
     );
 }
 
 #[test]
 fn fixed_length_messages_must_have_exactly_their_length() {
     for message in samples() {
-        if message.is_padded() || matches!(message, Control::Data { .. }) {
+        if message.is_padded() || matches!(message, Control::Data(_)) {
             continue;
         }
         let bytes = encoded(&message);

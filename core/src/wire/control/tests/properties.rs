@@ -57,76 +57,76 @@ fn fields(groups: impl Strategy<Value = Vec<Ipv6Addr>>) -> impl Strategy<Value =
 fn build(f: &Fields) -> Control<'_> {
     let nonce = f.nonce;
     match f.kind {
-        TYPE_PROBE => Control::Probe {
+        TYPE_PROBE => Control::Probe(Probe {
             nonce,
             beacon_nonce: f.other_nonce,
-        },
-        TYPE_ECHO => Control::Echo { nonce },
-        TYPE_BEACON => Control::Beacon { nonce },
-        TYPE_PROBE_REPLY => Control::ProbeReply {
+        }),
+        TYPE_ECHO => Control::Echo(Echo { nonce }),
+        TYPE_BEACON => Control::Beacon(Beacon { nonce }),
+        TYPE_PROBE_REPLY => Control::ProbeReply(ProbeReply {
             nonce,
             heard_beacon: f.flag,
             observed: f.addr,
-        },
-        TYPE_RELAY_REQUEST => Control::RelayRequest {
+        }),
+        TYPE_RELAY_REQUEST => Control::RelayRequest(RelayRequest {
             nonce,
             cookie: f.mac,
-        },
-        TYPE_COOKIE => Control::Cookie {
+        }),
+        TYPE_COOKIE => Control::Cookie(Cookie {
             nonce,
             cookie: f.mac,
-        },
-        TYPE_SOLICIT => Control::Solicit {
+        }),
+        TYPE_SOLICIT => Control::Solicit(Solicit {
             nonce,
             node: f.addr,
-        },
-        TYPE_OFFER => Control::Offer {
+        }),
+        TYPE_OFFER => Control::Offer(Offer {
             nonce,
             relay: f.addr,
             load: f.number,
             limit: f.flag,
             repeater: f.nonce & 1 == 1,
-        },
-        TYPE_HELLO => Control::Hello { nonce },
-        TYPE_CHALLENGE => Control::Challenge {
+        }),
+        TYPE_HELLO => Control::Hello(Hello { nonce }),
+        TYPE_CHALLENGE => Control::Challenge(Challenge {
             nonce,
             mac: f.mac,
             refresh_secs: f.number,
             limit: f.flag,
-        },
-        TYPE_JOIN => Control::Join {
+        }),
+        TYPE_JOIN => Control::Join(Join {
             nonce,
             mac: f.mac,
             groups: f.groups.clone(),
-        },
-        TYPE_LEAVE => Control::Leave {
+        }),
+        TYPE_LEAVE => Control::Leave(Leave {
             nonce,
             mac: f.mac,
             groups: f.groups.clone(),
-        },
-        TYPE_DATA => Control::Data {
+        }),
+        TYPE_DATA => Control::Data(Data {
             group: f.groups.first().copied().unwrap_or(*f.addr.ip()),
             datagram: &f.datagram,
-        },
-        TYPE_KEEPALIVE => Control::Keepalive { nonce },
-        TYPE_GATEWAY => Control::Gateway {
+        }),
+        TYPE_KEEPALIVE => Control::Keepalive(Keepalive { nonce }),
+        TYPE_GATEWAY => Control::Gateway(Gateway {
             gateway: NodeId(nonce),
             hold_ms: f.number,
             groups: f.groups.clone(),
-        },
-        TYPE_TEARDOWN => Control::Teardown {
+        }),
+        TYPE_TEARDOWN => Control::Teardown(Teardown {
             nonce,
             mac: f.mac,
             old: f.addr,
-        },
-        TYPE_REBIND => Control::Rebind {
+        }),
+        TYPE_REBIND => Control::Rebind(Rebind {
             nonce,
             mac: f.mac,
             old_nonce: f.other_nonce,
             old_mac: f.mac,
-        },
-        TYPE_SIGNED_HELLO => Control::SignedHello { nonce },
-        _ => Control::SignedChallenge {
+        }),
+        TYPE_SIGNED_HELLO => Control::SignedHello(SignedHello { nonce }),
+        _ => Control::SignedChallenge(SignedChallenge {
             nonce,
             mac: f.mac,
             refresh_secs: f.number,
@@ -135,7 +135,7 @@ fn build(f: &Fields) -> Control<'_> {
             relay_key: Fingerprint(f.other_nonce.to_be_bytes()),
             voucher: (nonce & 2 == 2).then_some(&[0x42; TOKEN_LEN]),
             signature: [f.mac[0]; SIGNATURE_LEN],
-        },
+        }),
     }
 }
 
@@ -191,10 +191,10 @@ proptest! {
             Err(err) => {
                 let variable = matches!(
                     message,
-                    Control::Join { .. }
-                        | Control::Leave { .. }
-                        | Control::Data { .. }
-                        | Control::Gateway { .. }
+                    Control::Join(_)
+                        | Control::Leave(_)
+                        | Control::Data(_)
+                        | Control::Gateway(_)
                 );
                 prop_assert!(variable);
                 prop_assert!(err.kind() != ErrorKind::Malformed);

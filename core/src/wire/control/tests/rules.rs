@@ -30,7 +30,7 @@ fn signed_challenge_layout_and_signed_fields() {
         message.signed_fields(),
         "the limit flag is signed"
     );
-    assert_eq!(Control::Hello { nonce: 1 }.signed_fields(), None);
+    assert_eq!(Control::Hello(Hello { nonce: 1 }).signed_fields(), None);
     // A voucher sits between fingerprint and signature, flagged, and is signed too.
     let vouched = encoded(&vouched_challenge());
     assert_eq!(vouched[4], FLAG_VOUCHER);
@@ -59,11 +59,11 @@ fn signed_challenge_layout_and_signed_fields() {
 
 #[test]
 fn heard_beacon_is_0_or_1() {
-    let mut bytes = encoded(&Control::ProbeReply {
+    let mut bytes = encoded(&Control::ProbeReply(ProbeReply {
         nonce: NONCE,
         heard_beacon: false,
         observed: node(),
-    });
+    }));
     assert_eq!(bytes[HEADER_LEN + NONCE_LEN], 0);
     bytes[HEADER_LEN + NONCE_LEN] = 2;
     assert_eq!(reason(&bytes), "bad_field");
@@ -95,11 +95,11 @@ fn group_list_rules() {
 
 #[test]
 fn gateway_layout_and_group_list_rules() {
-    let bytes = encoded(&Control::Gateway {
+    let bytes = encoded(&Control::Gateway(Gateway {
         gateway: NodeId(NONCE),
         hold_ms: 0x0102,
         groups: vec![GROUP],
-    });
+    }));
     let mut body = NONCE.to_be_bytes().to_vec();
     body.extend_from_slice(&[0x01, 0x02, 0x00, 0x01]);
     body.extend_from_slice(&GROUP.octets());
@@ -130,20 +130,20 @@ fn gateway_layout_and_group_list_rules() {
         reason(&raw(TYPE_GATEWAY, &gateway_body(1, &[GROUP, GROUP]))),
         "trailing_bytes"
     );
-    let empty = Control::Gateway {
+    let empty = Control::Gateway(Gateway {
         gateway: NodeId(1),
         hold_ms: 0,
         groups: Vec::new(),
-    };
+    });
     assert_eq!(empty.to_vec().unwrap_err().kind(), ErrorKind::InvalidConfig);
 }
 
 #[test]
 fn data_rules() {
-    let bytes = encoded(&Control::Data {
+    let bytes = encoded(&Control::Data(Data {
         group: GROUP,
         datagram: b"x",
-    });
+    }));
     assert_eq!(bytes.len(), DATA_OVERHEAD + 1);
     assert_eq!(reason(&bytes[..DATA_OVERHEAD]), "truncated");
     assert_eq!(reason(&bytes[..DATA_OVERHEAD - 1]), "truncated");
@@ -152,10 +152,10 @@ fn data_rules() {
     assert_eq!(reason(&unicast), "not_multicast");
 
     let largest = vec![0x55; MAX_DATA_DATAGRAM];
-    let message = Control::Data {
+    let message = Control::Data(Data {
         group: GROUP,
         datagram: &largest,
-    };
+    });
     let bytes = encoded(&message);
     assert_eq!(bytes.len(), MAX_DATAGRAM_SIZE);
     assert_eq!(decode(&bytes), Ok(message));
@@ -170,53 +170,53 @@ fn encode_refuses_what_decode_rejects() {
     let oversized = vec![0; MAX_DATA_DATAGRAM + 1];
     let cases = [
         (
-            Control::Leave {
+            Control::Leave(Leave {
                 nonce: 1,
                 mac: MAC,
                 groups: Vec::new(),
-            },
+            }),
             ErrorKind::InvalidConfig,
             "bad_count",
         ),
         (
-            Control::Leave {
+            Control::Leave(Leave {
                 nonce: 1,
                 mac: MAC,
                 groups: vec![GROUP; MAX_GROUPS_PER_MESSAGE + 1],
-            },
+            }),
             ErrorKind::InvalidConfig,
             "bad_count",
         ),
         (
-            Control::Join {
+            Control::Join(Join {
                 nonce: 1,
                 mac: MAC,
                 groups: vec![GROUP, unicast],
-            },
+            }),
             ErrorKind::InvalidAddress,
             "not_multicast",
         ),
         (
-            Control::Data {
+            Control::Data(Data {
                 group: unicast,
                 datagram: b"x",
-            },
+            }),
             ErrorKind::InvalidAddress,
             "not_multicast",
         ),
         (
-            Control::Data {
+            Control::Data(Data {
                 group: GROUP,
                 datagram: b"",
-            },
+            }),
             ErrorKind::InvalidConfig,
             "truncated",
         ),
         (
-            Control::Data {
+            Control::Data(Data {
                 group: GROUP,
                 datagram: &oversized,
-            },
+            }),
             ErrorKind::MessageTooLarge,
             "oversized",
         ),
@@ -239,12 +239,12 @@ fn encode_refuses_what_decode_rejects() {
 #[test]
 fn encode_appends() {
     let mut out = b"kept".to_vec();
-    Control::Echo { nonce: 1 }.encode(&mut out).unwrap();
-    Control::Hello { nonce: 2 }.encode(&mut out).unwrap();
+    Control::Echo(Echo { nonce: 1 }).encode(&mut out).unwrap();
+    Control::Hello(Hello { nonce: 2 }).encode(&mut out).unwrap();
     assert_eq!(out.len(), 4 + 16 + UNVERIFIED_MIN_LEN);
     assert_eq!(&out[..4], b"kept");
-    assert_eq!(decode(&out[4..20]), Ok(Control::Echo { nonce: 1 }));
-    assert_eq!(decode(&out[20..]), Ok(Control::Hello { nonce: 2 }));
+    assert_eq!(decode(&out[4..20]), Ok(Control::Echo(Echo { nonce: 1 })));
+    assert_eq!(decode(&out[20..]), Ok(Control::Hello(Hello { nonce: 2 })));
 }
 
 #[test]
