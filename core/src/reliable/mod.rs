@@ -62,7 +62,9 @@ pub struct RepairConfig {
     pub tail_delay: Duration,
     /// The shortest wait of a receiver before it NACKs a hole.
     pub nack_delay: Duration,
-    /// The random part of that wait, over which receivers' NACKs spread out.
+    /// How receivers' NACKs spread out beyond `nack_delay`: up to this long more the less of
+    /// a block a receiver misses (so that the one that misses most asks first), and up to this
+    /// long more at random.
     pub nack_spread: Duration,
     /// How long a receiver waits for a repair before it asks again; doubles each time.
     pub repair_wait: Duration,

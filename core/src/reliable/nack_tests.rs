@@ -124,7 +124,7 @@ fn a_nack_says_how_far_its_receiver_heard() {
     let start = Instant::now();
     // Block 0 (packets 0-7) is closed once packet 8 is heard; a hole of an open block waits.
     let mut receiver = receiver_with(blocks_of_8(), &[0, 1, 2, 5, 6, 7, 8, 11], start);
-    let due = start + config.nack_delay + config.nack_spread;
+    let due = start + config.nack_delay + 2 * config.nack_spread;
     assert_eq!(nacks_by(&mut receiver, due), [(12, vec![(3, 2), (9, 2)])]);
     // It waits until the sender, quiet since, would have closed the block: the announcement
     // that it did may be what was lost here.
@@ -143,7 +143,7 @@ fn a_receiver_behind_on_its_reading_holds_its_nacks() {
     let start = Instant::now();
     let closed = [0, 1, 2, 5, 6, 7, 8];
     let mut receiver = receiver_with(blocks_of_8(), &closed, start);
-    let due = start + config.nack_delay + config.nack_spread;
+    let due = start + config.nack_delay + 2 * config.nack_spread;
     receiver.set_behind(true, due);
     assert!(nacks_by(&mut receiver, due).is_empty());
     assert_eq!(receiver.poll_timeout(), Some(due + config.repair_wait_max));
@@ -168,7 +168,7 @@ fn a_nack_that_asks_as_much_of_each_block_spares_this_receivers() {
         };
         receiver.on_nack(&nack, start);
     };
-    let due = start + config.nack_delay + config.nack_spread;
+    let due = start + config.nack_delay + 2 * config.nack_spread;
     // This receiver misses packet 3 (block 0) and packets 70-71 (block 1), both closed.
     let present: Vec<u64> = (0..130).filter(|n| ![3, 70, 71].contains(n)).collect();
     // Another receiver misses other packets: one of block 0 spares this one's hole there, but
@@ -195,7 +195,7 @@ fn progress_brings_the_next_nack_back_to_the_shortest_wait() {
     // unanswered wait longer each time.
     let heard: Vec<u64> = (0..17).filter(|n| ![3, 10].contains(n)).collect();
     let mut receiver = receiver_with(blocks_of_8(), &heard, start);
-    let mut now = start + config.nack_delay + config.nack_spread;
+    let mut now = start + config.nack_delay + 2 * config.nack_spread;
     let mut asked = now;
     for _ in 0..4 {
         assert_eq!(nacks_by(&mut receiver, now).len(), 1);
@@ -240,4 +240,32 @@ fn a_flood_of_nacks_costs_one_repair_per_block_per_guard() {
         parity_sent(&mut sender, first + config.repair_guard),
         2 * 16
     );
+}
+
+#[test]
+fn the_receiver_that_misses_most_of_a_block_asks_first() {
+    let config = blocks_of_8();
+    let start = Instant::now();
+    // One receiver misses 1 packet of block 0, another 4: whoever asks first spares the other
+    // only if it asks at least as much, so the one missing 4 should most often go first.
+    let few: Vec<u64> = (0..9).filter(|&n| n != 3).collect();
+    let many: Vec<u64> = (0..9).filter(|n| !(2..6).contains(n)).collect();
+    let mut first_by_many = 0;
+    for seed in 1..=100 {
+        let due = |present: &[u64], node: u64| {
+            let seed = seed * 1000 + node;
+            let mut receiver = RepairReceiver::new(NodeId(node), sim::GROUP, config, seed);
+            sim::hear(&mut receiver, present, start);
+            // The first moment, in steps of 50 µs, at which it sends its NACK.
+            (0..400)
+                .map(|step| start + Duration::from_micros(50 * step))
+                .find(|&now| !nacks_by(&mut receiver, now).is_empty())
+                .expect("a NACK within 20 ms")
+        };
+        if due(&many, 2) < due(&few, 1) {
+            first_by_many += 1;
+        }
+    }
+    // 94 % in theory (each draws its random part); in random order it would be half.
+    assert!(first_by_many >= 85, "{first_by_many} of 100");
 }

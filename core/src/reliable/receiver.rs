@@ -525,19 +525,31 @@ impl<T: Clone> RepairReceiver<T> {
                 stream.opened.insert(first, now);
             }
         }
-        for (first, count) in holes {
+        for &(first, count) in &holes {
             // The sender repairs a block once it is closed: asking sooner gains nothing, and
             // asking once for all of a block's holes lets other receivers weigh the whole.
-            let block_closed = stream.grid.block_of(first).1 <= stream.end;
-            if block_closed
+            let block = stream.grid.block_of(first);
+            if block.1 <= stream.end
                 && stream
                     .hole_timers
                     .range(first..first + u64::from(count))
                     .next()
                     .is_none()
             {
-                let delay = config.nack_delay + nack_backoff(config.nack_spread, &mut self.rng);
-                stream.hole_timers.insert(first, now + delay);
+                let held = stream
+                    .parity
+                    .get(&block.0)
+                    .map_or(0, |b| b.symbols.len() as u64);
+                let missing = count_within(&holes, block).saturating_sub(held);
+                let wait = nack_wait(
+                    config.nack_spread,
+                    missing,
+                    block.1 - block.0,
+                    &mut self.rng,
+                );
+                stream
+                    .hole_timers
+                    .insert(first, now + config.nack_delay + wait);
             }
         }
     }
@@ -627,6 +639,18 @@ impl<T: Clone> RepairReceiver<T> {
 fn nack_backoff(spread: Duration, rng: &mut u64) -> Duration {
     let spread_ns = u64::try_from(spread.as_nanos()).unwrap_or(u64::MAX).max(1);
     Duration::from_nanos(next_random(rng) % spread_ns)
+}
+
+/// How long a hole of a block missing `missing` of its `len` packets waits: the more a
+/// receiver misses, the sooner it asks, so that the first NACK of a block is most often the one
+/// that asks the most, which spares every other receiver's (suppression). Up to `spread` that
+/// falls with the logarithm of what is missing (all of it for one packet, none for the whole
+/// block), and up to `spread` more is random, to part receivers that miss as much (a loss at
+/// the sender's end: every receiver misses the same).
+fn nack_wait(spread: Duration, missing: u64, len: u64, rng: &mut u64) -> Duration {
+    let scale = f64::from(u32::try_from(len.max(2)).unwrap_or(u32::MAX)).log2();
+    let weight = f64::from(u32::try_from(missing.max(1)).unwrap_or(u32::MAX)).log2() / scale;
+    spread.mul_f64(1.0 - weight.min(1.0)) + nack_backoff(spread, rng)
 }
 
 /// xorshift64: NACK delays need spread, not secrecy.
