@@ -1,4 +1,4 @@
-// Tests of the binding's `addr` module (core/src/addr.rs): every vector of addresses.json.
+// Tests of the binding's `addr` module (core/proto/src/addr.rs): every vector of addresses.json.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 

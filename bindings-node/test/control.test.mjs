@@ -1,4 +1,4 @@
-// Tests of the control-message codec (core/src/wire/control.rs): every case of control.json.
+// Tests of the control-message codec (core/proto/src/wire/control/): every case of control.json.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 

@@ -1,4 +1,4 @@
-// Tests of the binding's `error` module (core/src/error.rs): the code of every kind, and every
+// Tests of the binding's `error` module (core/proto/src/error.rs): the code of every kind, and every
 // case of errors.json run through the JavaScript API.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'

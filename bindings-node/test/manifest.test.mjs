@@ -1,4 +1,4 @@
-// Tests of the codec of MANIFEST datagrams (core/src/wire/manifest.rs): every decode case of
+// Tests of the codec of MANIFEST datagrams (core/proto/src/wire/manifest.rs): every decode case of
 // manifest.json, and its constants.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'

@@ -1,4 +1,4 @@
-// Tests of the codec of reliable channels' datagrams (core/src/wire/repair.rs): every vector of
+// Tests of the codec of reliable channels' datagrams (core/proto/src/wire/repair.rs): every vector of
 // repair.json.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'

@@ -1,4 +1,4 @@
-// Tests of the binding's `crypto` module (core/src/crypto): every vector of security.json (key
+// Tests of the binding's `crypto` module (core/proto/src/crypto): every vector of security.json (key
 // files, tokens, sealing, signing, opening), key file round trips and their errors.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'

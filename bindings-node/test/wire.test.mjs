@@ -1,4 +1,4 @@
-// Tests of the binding's `wire` module (core/src/wire): every vector of wire.json.
+// Tests of the binding's `wire` module (core/proto/src/wire): every vector of wire.json.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 

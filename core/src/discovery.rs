@@ -221,3 +221,30 @@ pub(crate) fn serve(
         tick();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sixcast_proto::crypto::random::failure;
+
+    use crate::ErrorKind;
+
+    /// Every service that needs a secret or an id refuses to start without randomness, and
+    /// says why, before it opens a socket.
+    #[test]
+    fn nothing_opens_without_randomness() {
+        let refusals = failure::while_failing(|| {
+            [
+                crate::Context::new(crate::Config::default()).err(),
+                crate::relay::Relay::spawn(crate::relay::RelayConfig::default()).err(),
+                crate::stratum0::Stratum0::spawn(crate::stratum0::Stratum0Config::default()).err(),
+                crate::crypto::ChannelKey::generate().err(),
+                crate::crypto::SigningKey::generate().err(),
+            ]
+        });
+        for refusal in refusals {
+            let err = refusal.expect("opened without randomness");
+            assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+            assert!(err.to_string().contains("injected by a test"), "{err}");
+        }
+    }
+}

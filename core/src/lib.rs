@@ -40,25 +40,22 @@
 //! datagram codec (no I/O), `socket` holds all operating-system socket code, and [`channel`]
 //! ties them together behind [`Context`] and [`Channel`].
 
-pub mod addr;
 pub mod channel;
 pub mod config;
-pub mod crypto;
 pub mod discovery;
-pub mod error;
 pub mod events;
 pub mod files;
 pub mod gateway;
 mod lead;
 pub mod locate;
 pub mod probe;
-mod ratelimit;
 pub mod relay;
-pub mod reliable;
 mod socket;
 pub mod stratum0;
 pub mod tunnel;
-pub mod wire;
+
+use sixcast_proto::ratelimit;
+pub use sixcast_proto::{addr, crypto, error, reliable, wire};
 
 pub use addr::{Profile, Scope};
 pub use channel::{Channel, Context, Message, Reachability, Stats};

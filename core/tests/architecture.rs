@@ -1,6 +1,7 @@
-//! The crate's top-level modules import each other one way only: a module never reaches,
-//! through its imports, back to itself. Read from the sources (test code left out), so that a
-//! new circle fails here rather than in a reviewer's head.
+//! The top-level modules of each crate (`sixcast` in `core/src`, `sixcast-proto` in
+//! `core/proto/src`) import each other one way only: a module never reaches, through its
+//! imports, back to itself. Read from the sources (test code left out), so that a new circle
+//! fails here rather than in a reviewer's head.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -8,11 +9,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// Top-level modules of `core/src`, each with the top-level modules its non-test code names.
-fn imports() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// Top-level modules of the crate whose sources are in `src` (relative to `core/`), each with
+/// the top-level modules of that crate its non-test code names.
+fn imports(src: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
     let mut modules = BTreeMap::new();
-    for entry in fs::read_dir(&src).expect("core/src is readable") {
+    for entry in fs::read_dir(&src).expect("the sources are readable") {
         let path = entry.expect("a directory entry").path();
         let name = path
             .file_stem()
@@ -137,17 +139,21 @@ fn find_circle(modules: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<Strin
 
 #[test]
 fn top_level_modules_import_each_other_one_way() {
-    let modules = imports();
-    // The reading finds imports at all: channel uses config, wire and crypto.
-    let channel = &modules["channel"];
-    assert!(
-        ["config", "wire", "crypto"]
-            .iter()
-            .all(|name| channel.contains(*name)),
-        "{channel:?}"
-    );
-    if let Some(circle) = find_circle(&modules) {
-        panic!("an import circle: {}", circle.join(" -> "));
+    // The reading finds imports at all: the library's channel uses config and socket, the
+    // protocol's crypto uses wire and error.
+    for (src, module, uses) in [
+        ("src", "channel", ["config", "socket"]),
+        ("proto/src", "crypto", ["wire", "error"]),
+    ] {
+        let modules = imports(src);
+        let names = &modules[module];
+        assert!(
+            uses.iter().all(|name| names.contains(*name)),
+            "{module}: {names:?}"
+        );
+        if let Some(circle) = find_circle(&modules) {
+            panic!("an import circle in {src}: {}", circle.join(" -> "));
+        }
     }
 }
 

@@ -20,20 +20,20 @@ use crate::wire::control::{self, Control, Mac};
 
 /// Whom a node takes as a relay.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RelayTrust<'a> {
+pub struct RelayTrust<'a> {
     /// Pinned relay keys.
-    pub(crate) keys: &'a [PublicKey],
+    pub keys: &'a [PublicKey],
     /// Trusted voucher issuers.
-    pub(crate) issuers: &'a [PublicKey],
+    pub issuers: &'a [PublicKey],
     /// The relay group of the node's scope: what a voucher must be for.
-    pub(crate) group: Ipv6Addr,
+    pub group: Ipv6Addr,
     /// The node's clock, for voucher expiry.
-    pub(crate) now: SystemTime,
+    pub now: SystemTime,
 }
 
 /// Why a node refused a relay's answer to its SIGNED_HELLO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RelayRefusal {
+pub enum RelayRefusal {
     /// A plain CHALLENGE (or anything but a SIGNED_CHALLENGE): the relay proved no identity.
     Unsigned,
     /// Signed by a key that is not pinned, without a voucher of a trusted issuer.
@@ -66,7 +66,7 @@ impl fmt::Display for RelayRefusal {
 
 /// A SIGNED_CHALLENGE answering `nonce` from `observed`, signed by `identity`, presenting
 /// `voucher`.
-pub(crate) fn sign_challenge<'a>(
+pub fn sign_challenge<'a>(
     (identity, voucher): (&SigningKey, Option<&'a Token>),
     (nonce, mac): (u64, Mac),
     refresh_secs: u16,
@@ -95,7 +95,7 @@ pub(crate) fn sign_challenge<'a>(
 /// SIGNED_CHALLENGE by a key of `trust` (pinned, or vouched for by a trusted issuer with an
 /// unexpired voucher for the relay group), with a signature that verifies (strictly) and an
 /// observed address that `plausible` accepts. Returns the relay's key.
-pub(crate) fn verify_challenge(
+pub fn verify_challenge(
     answer: &Control<'_>,
     trust: &RelayTrust<'_>,
     plausible: impl FnOnce(SocketAddrV6) -> bool,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 /// A token bucket: holds at most `burst` tokens, refills at `rate` tokens per second, and
 /// grants a request only when it can pay for all of it.
 #[derive(Debug, Clone)]
-pub(crate) struct TokenBucket {
+pub struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -14,7 +14,7 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket at `now`. A `rate` of 0 means no limit.
-    pub(crate) fn new(rate: u64, burst: u64, now: Instant) -> Self {
+    pub fn new(rate: u64, burst: u64, now: Instant) -> Self {
         let burst = burst.max(1) as f64;
         Self {
             rate: rate as f64,
@@ -25,7 +25,7 @@ impl TokenBucket {
     }
 
     /// Takes `amount` tokens at `now` if the bucket holds them; otherwise takes nothing.
-    pub(crate) fn take(&mut self, amount: u64, now: Instant) -> bool {
+    pub fn take(&mut self, amount: u64, now: Instant) -> bool {
         if self.rate == 0.0 {
             return true;
         }
@@ -47,7 +47,7 @@ impl TokenBucket {
 /// burst of [`PACING_BURST`] worth. Each send reserves its share of time; the caller waits out
 /// the delay [`reserve_by`](Self::reserve_by) returns (virtual scheduling, as GCRA).
 #[derive(Debug, Clone)]
-pub(crate) struct Pacer {
+pub struct Pacer {
     /// Seconds one message costs, and when the next one is due; `None` without a limit.
     per_message: Option<(f64, Instant)>,
     /// Seconds one payload byte costs, and when the next byte is due.
@@ -55,11 +55,11 @@ pub(crate) struct Pacer {
 }
 
 /// How far ahead of its schedule a pacer lets a sender run.
-pub(crate) const PACING_BURST: Duration = Duration::from_millis(10);
+pub const PACING_BURST: Duration = Duration::from_millis(10);
 
 impl Pacer {
     /// A pacer that starts on schedule at `now`; `None` when neither rate is limited.
-    pub(crate) fn new(messages: u64, bytes: u64, now: Instant) -> Option<Self> {
+    pub fn new(messages: u64, bytes: u64, now: Instant) -> Option<Self> {
         let cost = |rate: u64| (rate > 0).then(|| (1.0 / rate as f64, now));
         let pacer = Self {
             per_message: cost(messages),
@@ -71,7 +71,7 @@ impl Pacer {
     /// Reserves the time a message of `len` payload bytes costs if its turn comes by `deadline`
     /// (`None`: whenever it comes), and returns how long, from `now`, its sender must wait
     /// before sending it; `None`, with nothing reserved, if the turn comes later.
-    pub(crate) fn reserve_by(
+    pub fn reserve_by(
         &mut self,
         len: usize,
         now: Instant,
@@ -103,7 +103,7 @@ impl Pacer {
 
 /// The buckets of one relay client: datagrams and bytes it sends up, and control messages.
 #[derive(Debug, Clone)]
-pub(crate) struct ClientLimits {
+pub struct ClientLimits {
     datagrams: TokenBucket,
     bytes: TokenBucket,
     control: TokenBucket,
@@ -112,14 +112,14 @@ pub(crate) struct ClientLimits {
 /// Per-second rates of a [`ClientLimits`]; each bucket holds one second's worth (at least
 /// one datagram of the largest size for bytes). 0 disables a limit.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Rates {
-    pub(crate) datagrams: u64,
-    pub(crate) bytes: u64,
-    pub(crate) control: u64,
+pub struct Rates {
+    pub datagrams: u64,
+    pub bytes: u64,
+    pub control: u64,
 }
 
 impl ClientLimits {
-    pub(crate) fn new(rates: Rates, now: Instant) -> Self {
+    pub fn new(rates: Rates, now: Instant) -> Self {
         let largest = crate::wire::control::MAX_DATA_DATAGRAM as u64;
         Self {
             datagrams: TokenBucket::new(rates.datagrams, rates.datagrams, now),
@@ -129,7 +129,7 @@ impl ClientLimits {
     }
 
     /// Whether a datagram of `len` bytes may go up now; a refused one costs nothing.
-    pub(crate) fn allow_data(&mut self, len: usize, now: Instant) -> bool {
+    pub fn allow_data(&mut self, len: usize, now: Instant) -> bool {
         let len = len as u64;
         // Check both before paying either, so a refusal leaves both buckets untouched.
         let mut datagrams = self.datagrams.clone();
@@ -143,7 +143,7 @@ impl ClientLimits {
     }
 
     /// Whether a control message may be handled now.
-    pub(crate) fn allow_control(&mut self, now: Instant) -> bool {
+    pub fn allow_control(&mut self, now: Instant) -> bool {
         self.control.take(1, now)
     }
 }

@@ -378,19 +378,26 @@ impl Fragment<'_> {
 }
 
 /// The header fields of a datagram, checked up to its flags but not its body.
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Header {
-    pub(crate) kind: u8,
-    pub(crate) flags: u8,
-    pub(crate) count: u16,
-    pub(crate) sender: NodeId,
-    pub(crate) seq: u64,
+pub struct Header {
+    /// The datagram type.
+    pub kind: u8,
+    /// The flags byte.
+    pub flags: u8,
+    /// Messages in a batch, or the fragment's index.
+    pub count: u16,
+    /// The sending node.
+    pub sender: NodeId,
+    /// The sender's sequence number of the datagram.
+    pub seq: u64,
 }
 
 /// Reads and checks a datagram's header: length, magic, version, type and flags, in this order.
 /// Only the types that may be sealed and signed pass: message batches, fragments and manifests;
 /// the repair types have [`repair::decode`].
-pub(crate) fn decode_header(datagram: &[u8]) -> Result<Header, DecodeError> {
+#[doc(hidden)]
+pub fn decode_header(datagram: &[u8]) -> Result<Header, DecodeError> {
     read_header(datagram, |kind| {
         kind == TYPE_MESSAGES || kind == TYPE_FRAGMENT || kind == manifest::TYPE_MANIFEST
     })

@@ -124,7 +124,9 @@ impl Error {
         self.source.as_ref()
     }
 
-    pub(crate) fn closed() -> Self {
+    /// The error of an operation on a closed context.
+    #[doc(hidden)]
+    pub fn closed() -> Self {
         Self::new(
             ErrorKind::Closed,
             "the context is closed; create a new one to continue",

@@ -78,7 +78,7 @@ impl Token {
     }
 
     /// The token's bytes, borrowed (as a relay's voucher in a SIGNED_CHALLENGE).
-    pub(crate) fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
+    pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
         &self.bytes
     }
 

@@ -81,7 +81,7 @@ pub struct RepairConfig {
     /// How long a sender may be silent before it may be forgotten.
     pub sender_idle: Duration,
     /// Bytes a sender may be ahead of its slowest receiver; `send` waits beyond that. Less
-    /// than a receiver's socket buffer ([`Config::recv_buffer`](crate::Config::recv_buffer)),
+    /// than a receiver's socket buffer (`sixcast::Config::recv_buffer`),
     /// which also pays the kernel's overhead per datagram.
     pub flow_window_bytes: usize,
     /// How often, at most, a receiver reports how far it got.

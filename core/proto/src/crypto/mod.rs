@@ -13,8 +13,10 @@
 mod cover;
 mod keys;
 mod protection;
-pub(crate) mod random;
-pub(crate) mod relay_identity;
+#[doc(hidden)]
+pub mod random;
+#[doc(hidden)]
+pub mod relay_identity;
 mod token;
 
 use std::{
@@ -153,23 +155,27 @@ impl std::ops::AddAssign for Drops {
 }
 
 /// Lock-free [`Drops`], for counting on the receive path.
+#[doc(hidden)]
 #[derive(Debug, Default)]
-pub(crate) struct DropCounters {
+pub struct DropCounters {
     counts: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl DropCounters {
-    pub(crate) fn bump(&self, reason: DropReason) {
+    /// Counts one datagram dropped for `reason`.
+    pub fn bump(&self, reason: DropReason) {
         self.add(reason, 1);
     }
 
-    pub(crate) fn add(&self, reason: DropReason, count: u64) {
+    /// Counts `count` datagrams dropped for `reason`.
+    pub fn add(&self, reason: DropReason, count: u64) {
         if count > 0 {
             self.counts[reason.index()].fetch_add(count, Ordering::Relaxed);
         }
     }
 
-    pub(crate) fn snapshot(&self) -> Drops {
+    /// The counts so far.
+    pub fn snapshot(&self) -> Drops {
         Drops {
             counts: self
                 .counts

@@ -304,11 +304,11 @@ pub fn name_digest(name: &[u8]) -> [u8; 32] {
 /// and as [`Profile::validate`] does for a bad embedded RP.
 ///
 /// ```
-/// use sixcast::addr::{Profile, Scope, group_addr};
+/// use sixcast_proto::addr::{Profile, Scope, group_addr};
 ///
 /// let group = group_addr(b"webservers", &Profile::Sixcast, Scope::Global)?;
 /// assert_eq!(group.to_string(), "ff1e:c0:1acf:916c:691a:a851:5b62:1339");
-/// # Ok::<(), sixcast::Error>(())
+/// # Ok::<(), sixcast_proto::Error>(())
 /// ```
 pub fn group_addr(name: &[u8], profile: &Profile, scope: Scope) -> Result<Ipv6Addr> {
     if name.len() > MAX_NAME_LEN {

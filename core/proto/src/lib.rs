@@ -1,0 +1,22 @@
+//! # sixcast-proto
+//!
+//! The protocol of sixcast without I/O: no sockets, threads or async runtime. [`addr`] maps
+//! channel names to IPv6 multicast groups, [`wire`] holds the codecs of data, control and
+//! repair datagrams, [`crypto`] the keys, sealing and signatures, and [`reliable`] the state
+//! machines of reliable channels, which take the time as an argument. Every failure is an
+//! [`Error`] with a stable [`ErrorKind`].
+//!
+//! The `sixcast` crate drives all of this with its sockets and threads, and re-exports these
+//! modules under the same paths.
+
+pub mod addr;
+pub mod crypto;
+pub mod error;
+#[doc(hidden)]
+pub mod ratelimit;
+pub mod reliable;
+pub mod wire;
+
+pub use addr::{Profile, Scope};
+pub use error::{Error, ErrorKind, Result};
+pub use wire::{NodeId, SenderLoss};
