@@ -45,7 +45,6 @@ pub mod config;
 pub mod discovery;
 pub mod events;
 pub mod files;
-pub mod gateway;
 mod lead;
 pub mod locate;
 pub mod probe;
@@ -55,7 +54,7 @@ pub mod stratum0;
 pub mod tunnel;
 
 use sixcast_proto::ratelimit;
-pub use sixcast_proto::{addr, crypto, error, reliable, wire};
+pub use sixcast_proto::{addr, crypto, error, gateway, reliable, wire};
 
 pub use addr::{Profile, Scope};
 pub use channel::{Channel, Context, Message, Reachability, Stats};

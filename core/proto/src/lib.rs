@@ -2,8 +2,9 @@
 //!
 //! The protocol of sixcast without I/O: no sockets, threads or async runtime. [`addr`] maps
 //! channel names to IPv6 multicast groups, [`wire`] holds the codecs of data, control and
-//! repair datagrams, [`crypto`] the keys, sealing and signatures, and [`reliable`] the state
-//! machines of reliable channels, which take the time as an argument. Every failure is an
+//! repair datagrams, [`crypto`] the keys, sealing and signatures, [`reliable`] the state
+//! machines of reliable channels and [`gateway`] the election of a segment's gateways, which
+//! take the time as an argument. Every failure is an
 //! [`Error`] with a stable [`ErrorKind`].
 //!
 //! The `sixcast` crate drives all of this with its sockets and threads, and re-exports these
@@ -12,6 +13,7 @@
 pub mod addr;
 pub mod crypto;
 pub mod error;
+pub mod gateway;
 #[doc(hidden)]
 pub mod ratelimit;
 pub mod reliable;

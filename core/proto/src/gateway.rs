@@ -19,7 +19,8 @@
 //! a gateway that heard one for a channel within [`HOLD`] keeps re-sending it. Alone on its
 //! segment, a gateway spares the segment (and itself) every copy.
 //!
-//! This module holds the bookkeeping and the decisions; the channel layer does the I/O.
+//! This module holds the bookkeeping and the decisions, with the time as an argument; the
+//! `sixcast` crate's channel layer does the I/O.
 
 use std::{
     collections::HashMap,
@@ -83,11 +84,7 @@ pub fn gateway_group() -> Ipv6Addr {
 
 /// The announcements a gateway sends for `groups` (several when it serves more than a message
 /// holds). `hold` of zero withdraws them.
-pub(crate) fn announcements(
-    me: NodeId,
-    groups: &[Ipv6Addr],
-    hold: Duration,
-) -> Vec<Control<'static>> {
+pub fn announcements(me: NodeId, groups: &[Ipv6Addr], hold: Duration) -> Vec<Control<'static>> {
     let hold_ms = u16::try_from(hold.as_millis()).unwrap_or(u16::MAX);
     groups
         .chunks(MAX_GROUPS_PER_MESSAGE)
@@ -103,16 +100,17 @@ pub(crate) fn announcements(
 
 /// A gateway heard announcing a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Heard {
-    pub(crate) node: NodeId,
+pub struct Heard {
+    /// Its node id.
+    pub node: NodeId,
     /// Where its announcements come from.
-    pub(crate) address: SocketAddrV6,
+    pub address: SocketAddrV6,
     expires: Instant,
 }
 
 /// The gateways a node has heard on its segment, per channel group.
 #[derive(Debug)]
-pub(crate) struct Gateways {
+pub struct Gateways {
     me: NodeId,
     heard: HashMap<Ipv6Addr, Vec<Heard>>,
     /// Per channel group, until when some other node of the segment listens to it (its latest
@@ -123,22 +121,23 @@ pub(crate) struct Gateways {
 
 /// What a node should do about its channels, given the gateways it hears (see [`Gateways::plan`]).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Plan {
+pub struct Plan {
     /// Channels this node carries but a lower id serves: stop carrying them.
-    pub(crate) stand_down: Vec<Ipv6Addr>,
+    pub stand_down: Vec<Ipv6Addr>,
     /// Channels nobody serves that the open tunnel should carry.
-    pub(crate) carry: Vec<Ipv6Addr>,
+    pub carry: Vec<Ipv6Addr>,
     /// Some channel has no gateway and there is no tunnel: open one.
-    pub(crate) open_tunnel: bool,
+    pub open_tunnel: bool,
     /// A channel sent to lately (see [`SENDING_HOLD`]) has no gateway: the tunnel carries what
     /// is sent to it, so it stays open though it may carry no joined channel.
-    pub(crate) keep_tunnel: bool,
+    pub keep_tunnel: bool,
     /// Channels this node serves as the segment's gateway: announce them.
-    pub(crate) serve: Vec<Ipv6Addr>,
+    pub serve: Vec<Ipv6Addr>,
 }
 
 impl Gateways {
-    pub(crate) fn new(me: NodeId, now: Instant) -> Self {
+    /// The bookkeeping of node `me`, which starts listening at `now`.
+    pub fn new(me: NodeId, now: Instant) -> Self {
         Self {
             me,
             heard: HashMap::new(),
@@ -149,7 +148,7 @@ impl Gateways {
 
     /// Takes an announcement heard from `from`. Our own (heard back through loopback) is ignored.
     /// A withdrawal also says that its sender listens to the groups for [`HOLD`].
-    pub(crate) fn heard(&mut self, from: SocketAddrV6, announcement: &Control<'_>, now: Instant) {
+    pub fn heard(&mut self, from: SocketAddrV6, announcement: &Control<'_>, now: Instant) {
         let Control::Gateway(control::Gateway {
             gateway,
             hold_ms,
@@ -200,7 +199,7 @@ impl Gateways {
     }
 
     /// Forgets announcements and listeners whose hold has passed.
-    pub(crate) fn expire(&mut self, now: Instant) {
+    pub fn expire(&mut self, now: Instant) {
         for entries in self.heard.values_mut() {
             entries.retain(|entry| entry.expires > now);
         }
@@ -210,7 +209,7 @@ impl Gateways {
 
     /// When, after `now`, the next announcement heard runs out (or the listening window ends),
     /// if ever: the election has something new to decide then, whatever else happens.
-    pub(crate) fn next_change(&self, now: Instant) -> Option<Instant> {
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
         let listening_ends = self.listening_since + LISTEN_WINDOW;
         self.heard
             .values()
@@ -224,14 +223,14 @@ impl Gateways {
 
     /// Whether another node of the segment said within [`HOLD`] that it listens to `group`: only
     /// then does the gateway of `group` re-send it onto the segment.
-    pub(crate) fn listened_to(&self, group: Ipv6Addr, now: Instant) -> bool {
+    pub fn listened_to(&self, group: Ipv6Addr, now: Instant) -> bool {
         self.listened_to
             .get(&group)
             .is_some_and(|until| *until > now)
     }
 
     /// The gateway serving `group` on this segment, other than this node: the lowest id heard.
-    pub(crate) fn serving(&self, group: Ipv6Addr, now: Instant) -> Option<Heard> {
+    pub fn serving(&self, group: Ipv6Addr, now: Instant) -> Option<Heard> {
         self.heard
             .get(&group)?
             .iter()
@@ -241,12 +240,12 @@ impl Gateways {
     }
 
     /// Whether this node has listened long enough to know the segment's gateways.
-    pub(crate) fn listened(&self, now: Instant) -> bool {
+    pub fn listened(&self, now: Instant) -> bool {
         self.listening_left(now).is_zero()
     }
 
     /// How much longer this node must listen to know the segment's gateways.
-    pub(crate) fn listening_left(&self, now: Instant) -> Duration {
+    pub fn listening_left(&self, now: Instant) -> Duration {
         LISTEN_WINDOW.saturating_sub(now.duration_since(self.listening_since))
     }
 
@@ -254,7 +253,7 @@ impl Gateways {
     /// (channel groups) it serves, which it leaves to a better gateway, and which still need a
     /// tunnel; and whether the channels it only `sends_to` need one. `carried` says whether
     /// the tunnel (if `tunnel`) carries a channel now.
-    pub(crate) fn plan(
+    pub fn plan(
         &self,
         channels: &[Ipv6Addr],
         sends_to: &[Ipv6Addr],
