@@ -3,8 +3,8 @@
 //! The protocol of sixcast without I/O: no sockets, threads or async runtime. [`addr`] maps
 //! channel names to IPv6 multicast groups, [`wire`] holds the codecs of data, control and
 //! repair datagrams, [`crypto`] the keys, sealing and signatures, [`reliable`] the state
-//! machines of reliable channels and [`gateway`] the election of a segment's gateways, which
-//! take the time as an argument. Every failure is an
+//! machines of reliable channels, [`gateway`] the election of a segment's gateways and
+//! [`probe`] the probe of native reachability, which take the time as an argument. Every failure is an
 //! [`Error`] with a stable [`ErrorKind`].
 //!
 //! The `sixcast` crate drives all of this with its sockets and threads, and re-exports these
@@ -14,6 +14,7 @@ pub mod addr;
 pub mod crypto;
 pub mod error;
 pub mod gateway;
+pub mod probe;
 #[doc(hidden)]
 pub mod ratelimit;
 pub mod reliable;
