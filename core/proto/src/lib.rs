@@ -3,8 +3,9 @@
 //! The protocol of sixcast without I/O: no sockets, threads or async runtime. [`addr`] maps
 //! channel names to IPv6 multicast groups, [`wire`] holds the codecs of data, control and
 //! repair datagrams, [`crypto`] the keys, sealing and signatures, [`reliable`] the state
-//! machines of reliable channels, [`gateway`] the election of a segment's gateways and
-//! [`probe`] the probe of native reachability, which take the time as an argument. Every failure is an
+//! machines of reliable channels, [`gateway`] the election of a segment's gateways,
+//! [`probe`] the probe of native reachability and [`relay_request`] a node's request for
+//! relays, which take the time as an argument. Every failure is an
 //! [`Error`] with a stable [`ErrorKind`].
 //!
 //! The `sixcast` crate drives all of this with its sockets and threads, and re-exports these
@@ -17,6 +18,7 @@ pub mod gateway;
 pub mod probe;
 #[doc(hidden)]
 pub mod ratelimit;
+pub mod relay_request;
 pub mod reliable;
 pub mod wire;
 

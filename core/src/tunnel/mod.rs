@@ -28,6 +28,8 @@ use crate::{
 
 mod request;
 
+pub use sixcast_proto::relay_request::RelayOffer;
+
 use request::request_relays;
 
 /// How long a handshake with one relay may take.
@@ -41,21 +43,6 @@ pub(crate) const SILENCE_LIMIT: Duration = Duration::from_secs(3);
 pub(crate) const REBIND_AFTER: Duration = Duration::from_millis(1500);
 /// How often a rebinding HELLO is repeated while no CHALLENGE answers it.
 const REBIND_RETRY: Duration = Duration::from_millis(400);
-
-/// A relay that offered to serve this node.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RelayOffer {
-    /// Where to open the tunnel: the offer's source address.
-    pub address: SocketAddrV6,
-    /// From the relay request to the offer's arrival.
-    pub rtt: Duration,
-    /// Share of the relay's capacity in use, in per mille.
-    pub load: u16,
-    /// Whether it is an SSM repeater: its traffic comes as source-specific multicast from its
-    /// address instead of down a tunnel.
-    pub repeater: bool,
-}
 
 /// What a node requires of the relays it tunnels through.
 #[derive(Debug, Clone, Copy)]
