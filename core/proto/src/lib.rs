@@ -13,6 +13,7 @@
 
 pub mod addr;
 pub mod crypto;
+pub mod discovery;
 pub mod error;
 pub mod gateway;
 pub mod probe;
@@ -20,6 +21,7 @@ pub mod probe;
 pub mod ratelimit;
 pub mod relay_request;
 pub mod reliable;
+pub mod stratum0;
 pub mod wire;
 
 pub use addr::{Profile, Scope};
