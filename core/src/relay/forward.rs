@@ -223,7 +223,7 @@ impl RelayService {
             &self.closed,
             |source, _, datagram| match control::decode(datagram) {
                 Ok(Control::Solicit(control::Solicit { nonce, node })) => {
-                    let max_tunnels = self.policy().max_tunnels;
+                    let max_tunnels = self.policy().limits.max_tunnels;
                     let clients = self.state.lock().clients.len();
                     let limit = clients >= max_tunnels;
                     let load = (clients * 1000 / max_tunnels.max(1)).min(1000) as u16;

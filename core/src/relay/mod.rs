@@ -22,6 +22,7 @@ use std::{
 };
 
 use parking_lot::Mutex;
+use sixcast_proto::relay::{TunnelLimits, Tunnels};
 use tracing::debug;
 
 use crate::{
@@ -36,8 +37,6 @@ use crate::{
 
 mod clients;
 mod forward;
-
-use clients::Tunnels;
 
 /// Settings of a [`Relay`].
 #[derive(Debug, Clone)]
@@ -206,10 +205,8 @@ struct RelayService {
 
 /// The settings of a running relay that [`Relay::reload`] changes: its limits and its keys.
 struct Policy {
-    max_tunnels: usize,
-    max_groups_per_tunnel: usize,
+    limits: TunnelLimits,
     refresh: Duration,
-    rates: Rates,
     identity: Option<SigningKey>,
     voucher: Option<Token>,
 }
@@ -217,14 +214,16 @@ struct Policy {
 impl Policy {
     fn of(config: &RelayConfig) -> Self {
         Self {
-            max_tunnels: config.max_tunnels,
-            max_groups_per_tunnel: config.max_groups_per_tunnel,
-            refresh: config.refresh,
-            rates: Rates {
-                datagrams: config.client_datagrams_per_sec,
-                bytes: config.client_bytes_per_sec,
-                control: config.client_control_per_sec,
+            limits: TunnelLimits {
+                max_tunnels: config.max_tunnels,
+                max_groups_per_tunnel: config.max_groups_per_tunnel,
+                rates: Rates {
+                    datagrams: config.client_datagrams_per_sec,
+                    bytes: config.client_bytes_per_sec,
+                    control: config.client_control_per_sec,
+                },
             },
+            refresh: config.refresh,
             identity: config.identity.clone(),
             voucher: config.voucher,
         }
@@ -330,7 +329,7 @@ impl Relay {
         let policy = Policy::of(config);
         let now = Instant::now();
         for client in self.service.state.lock().clients.values_mut() {
-            client.limits = ClientLimits::new(policy.rates, now);
+            client.limits = ClientLimits::new(policy.limits.rates, now);
         }
         *self.service.signing.lock() = signing_budget(config, now);
         *self.service.policy.lock() = Arc::new(policy);
