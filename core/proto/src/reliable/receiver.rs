@@ -313,9 +313,9 @@ impl<T: Clone> RepairReceiver<T> {
                 self.out.push_back((status, stream.reply_to.clone()));
                 self.stats.statuses_sent += 1;
             }
-            if stream.hole_timers.is_empty()
-                && !stream.opened.is_empty()
-                && now >= stream.quiet_after(&self.config)
+            if stream
+                .unasked_until(&self.config)
+                .is_some_and(|until| now >= until)
             {
                 // Holes only in a block that seems open: a sender quiet for this long closed
                 // it, and its announcement of that was lost here. They are asked for now.
@@ -359,8 +359,7 @@ impl<T: Clone> RepairReceiver<T> {
                         .min()
                         .map(|&due| held_until.map_or(due, |until| due.max(until))),
                     stream.status_at,
-                    (stream.hole_timers.is_empty() && !stream.opened.is_empty())
-                        .then(|| stream.quiet_after(&self.config)),
+                    stream.unasked_until(&self.config),
                     stream
                         .give_up_at(self.config.give_up)
                         .filter(|_| self.behind_since.is_none()),

@@ -398,18 +398,12 @@ impl RepairSender {
     /// Closes the block being filled and sends one parity symbol of the newest block, which
     /// tells receivers how far the stream goes (and fills one hole at each).
     fn announce_tail(&mut self, now: Instant) {
-        let Some(block) = self.blocks.back_mut() else {
-            return;
-        };
-        block.closed = true;
-        if self.wanted.contains_key(&block.start) {
-            self.repair_due.get_or_insert(now);
-        }
         let mut added = 0;
-        // While no receiver has reported, the first block too: receivers that lost the whole
-        // start (a switch still learning who joined, say) hear that the stream began, and ask
-        // for it, rather than join late at the end. It goes first, so that such a receiver
-        // follows the sender already when the tail's symbol comes, and takes it.
+        // While no receiver has reported, the first block too (closed already, when it is not
+        // the last): receivers that lost the whole start (a switch still learning who joined,
+        // say) hear that the stream began, and ask for it, rather than join late at the end.
+        // It goes first, so that such a receiver follows the sender already when the tail's
+        // symbol comes, and takes it.
         if !self.flow.heard()
             && self.blocks.len() > 1
             && let Some(first) = self.blocks.front_mut().filter(|block| block.start == 0)
@@ -419,6 +413,10 @@ impl RepairSender {
         let Some(block) = self.blocks.back_mut() else {
             return;
         };
+        block.closed = true;
+        if self.wanted.contains_key(&block.start) {
+            self.repair_due.get_or_insert(now);
+        }
         // Once the block's parity is used up (a long wait for a receiver behind), its last
         // packet itself says where the stream ends.
         let last = block.start.max(block.end().saturating_sub(1))..block.end();

@@ -118,10 +118,13 @@ impl<T> Stream<T> {
     /// The holes to ask for: every hole, less as many per block as parity symbols of that block
     /// are held here already. Any symbol fills any one hole, so the sender, which sends a block
     /// as many fresh symbols as a NACK lists holes of it, then sends only what is still needed.
-    /// When a sender heard last at `last_heard` has surely closed the block it was filling:
-    /// after its tail delay, and a repair wait for the announcement to arrive.
-    pub(super) fn quiet_after(&self, config: &RepairConfig) -> Instant {
-        self.last_heard + config.tail_delay + config.repair_wait
+    /// When holes that have no NACK timer (all in a block that seems open) get one: once a
+    /// sender heard last at `last_heard` has surely closed the block it was filling, after its
+    /// tail delay and a repair wait for the announcement to arrive. `None` while every hole has
+    /// a timer, or there is none.
+    pub(super) fn unasked_until(&self, config: &RepairConfig) -> Option<Instant> {
+        (self.hole_timers.is_empty() && !self.opened.is_empty())
+            .then(|| self.last_heard + config.tail_delay + config.repair_wait)
     }
 
     pub(super) fn wanted(&self) -> Vec<(u64, u32)> {
