@@ -19,21 +19,27 @@ use sixcast::{
 };
 pub(crate) use sixcast_netlab::World;
 
-/// Builds a world, or explains why this machine cannot. Skipping is allowed only outside CI:
-/// there a missing capability is a broken setup, not a reason to pass.
-pub(crate) fn world(
-    build: fn() -> sixcast_netlab::Result<World>,
-    routes_multicast: bool,
-) -> Option<World> {
+/// Whether this machine can build test worlds; if not, says why (the test then skips).
+/// Skipping is allowed only outside CI: there a missing capability is a broken setup, not a
+/// reason to pass.
+pub(crate) fn worlds_available(routes_multicast: bool) -> bool {
     if let Err(reason) = sixcast_netlab::check_environment(routes_multicast) {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must be able to build test worlds: {reason}"
         );
         eprintln!("skipped: {reason}");
-        return None;
+        return false;
     }
-    Some(build().expect("building the test world"))
+    true
+}
+
+/// Builds a world, or `None` where [`worlds_available`] says this machine cannot.
+pub(crate) fn world(
+    build: fn() -> sixcast_netlab::Result<World>,
+    routes_multicast: bool,
+) -> Option<World> {
+    worlds_available(routes_multicast).then(|| build().expect("building the test world"))
 }
 
 /// A configuration for test worlds: enough hops to cross one router.
