@@ -405,17 +405,7 @@ pub fn decode_header(datagram: &[u8]) -> Result<Header, DecodeError> {
 
 /// [`decode_header`] for the datagram types `known` accepts.
 fn read_header(datagram: &[u8], known: impl Fn(u8) -> bool) -> Result<Header, DecodeError> {
-    let mut reader = Reader::new(datagram);
-    if datagram.len() < HEADER_LEN {
-        return Err(DecodeError::Truncated);
-    }
-    if reader.array::<2>()? != MAGIC {
-        return Err(DecodeError::BadMagic);
-    }
-    let version = reader.u8()?;
-    if version != VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
+    let mut reader = Reader::after_preamble(datagram, HEADER_LEN, MAGIC, VERSION)?;
     let kind = reader.u8()?;
     if !known(kind) {
         return Err(DecodeError::UnknownType(kind));
@@ -553,6 +543,29 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader past the preamble every datagram starts with, data or control: fails when
+    /// `datagram` is shorter than its header (`header_len`), or its magic or version is not
+    /// `magic` or `version`, checked in this order.
+    fn after_preamble(
+        datagram: &'a [u8],
+        header_len: usize,
+        magic: [u8; 2],
+        version: u8,
+    ) -> Result<Self, DecodeError> {
+        if datagram.len() < header_len {
+            return Err(DecodeError::Truncated);
+        }
+        let mut reader = Self::new(datagram);
+        if reader.array::<2>()? != magic {
+            return Err(DecodeError::BadMagic);
+        }
+        let found = reader.u8()?;
+        if found != version {
+            return Err(DecodeError::UnsupportedVersion(found));
+        }
+        Ok(reader)
+    }
+
     fn new(bytes: &'a [u8]) -> Self {
         Self { rest: bytes }
     }

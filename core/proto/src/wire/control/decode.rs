@@ -20,17 +20,7 @@ use crate::wire::{DecodeError, MAX_DATAGRAM_SIZE, Reader};
 ///
 /// Never panics; allocates only the group list of a JOIN or LEAVE (at most 64 addresses).
 pub fn decode(datagram: &[u8]) -> Result<Control<'_>, DecodeError> {
-    if datagram.len() < HEADER_LEN {
-        return Err(DecodeError::Truncated);
-    }
-    let mut reader = Reader::new(datagram);
-    if reader.array::<2>()? != MAGIC {
-        return Err(DecodeError::BadMagic);
-    }
-    let version = reader.u8()?;
-    if version != VERSION {
-        return Err(DecodeError::UnsupportedVersion(version));
-    }
+    let mut reader = Reader::after_preamble(datagram, HEADER_LEN, MAGIC, VERSION)?;
     let kind = reader.u8()?;
     let flags = reader.u8()?;
     // Reserved for future use: ignored so that older receivers keep accepting what sets them.
