@@ -56,22 +56,6 @@ pub(crate) fn start_threads<S: Send + Sync + 'static>(
     Ok(threads)
 }
 
-/// Waits for datagrams on `socket` for at most `timeout`: `Ok(true)` when the batch holds some,
-/// `Ok(false)` when none came, and [`ErrorKind::Closed`] when the owner is shutting down, so
-/// that a probe or handshake in progress ends at once.
-pub(crate) fn receive(
-    socket: &McastSocket,
-    batch: &mut RecvBatch,
-    waker: &Waker,
-    timeout: Duration,
-) -> Result<bool> {
-    match socket.recv_batch(batch, waker, Some(timeout))? {
-        Wait::Received(_) => Ok(true),
-        Wait::TimedOut => Ok(false),
-        Wait::Woken => Err(Error::closed()),
-    }
-}
-
 /// Encodes `message` and sends it to a unicast peer.
 pub(crate) fn send_control(
     socket: &McastSocket,

@@ -4,8 +4,8 @@
 //! channel names to IPv6 multicast groups, [`wire`] holds the codecs of data, control and
 //! repair datagrams, [`crypto`] the keys, sealing and signatures, [`reliable`] the state
 //! machines of reliable channels, [`gateway`] the election of a segment's gateways,
-//! [`probe`] the probe of native reachability and [`relay_request`] a node's request for
-//! relays, which take the time as an argument. Every failure is an
+//! [`probe`] the probe of native reachability, [`relay_request`] a node's request for
+//! relays and [`tunnel`] its tunnel to one, which take the time as an argument. Every failure is an
 //! [`Error`] with a stable [`ErrorKind`].
 //!
 //! The `sixcast` crate drives all of this with its sockets and threads, and re-exports these
@@ -23,6 +23,7 @@ pub mod relay;
 pub mod relay_request;
 pub mod reliable;
 pub mod stratum0;
+pub mod tunnel;
 pub mod wire;
 
 pub use addr::{Profile, Scope};

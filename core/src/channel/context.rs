@@ -255,7 +255,7 @@ impl Context {
         Some(Reachability {
             stratum0: state.stratum0,
             probe: state.report.clone(),
-            relay: state.tunnel.as_ref().map(|tunnel| tunnel.relay),
+            relay: state.tunnel.as_ref().map(|tunnel| tunnel.relay()),
             offers: state.offers.clone(),
             last_error: state.last_error.clone(),
             gateway,

@@ -120,10 +120,10 @@ impl Core {
             return;
         };
         tunnel.join(groups, Instant::now());
-        if let Err(err) = tunnel.transmit(&link.socket) {
+        if let Err(err) = tunnel::transmit(tunnel, &link.socket) {
             debug!("joining through the tunnel: {err}");
         }
-        if tunnel.repeater {
+        if tunnel.is_repeater() {
             self.repeated_membership(tunnel, groups, true);
         }
     }
@@ -135,10 +135,10 @@ impl Core {
             return;
         };
         tunnel.leave(groups, Instant::now());
-        if let Err(err) = tunnel.transmit(&link.socket) {
+        if let Err(err) = tunnel::transmit(tunnel, &link.socket) {
             debug!("leaving through the tunnel: {err}");
         }
-        if tunnel.repeater {
+        if tunnel.is_repeater() {
             self.repeated_membership(tunnel, groups, false);
         }
     }
@@ -150,7 +150,7 @@ impl Core {
             for interface in &self.interfaces {
                 let _ = self
                     .socket
-                    .leave_source(repeated, *tunnel.relay.ip(), interface);
+                    .leave_source(repeated, *tunnel.relay().ip(), interface);
             }
             tunnel.repeated.remove(&repeated);
         }
@@ -159,7 +159,7 @@ impl Core {
     /// Joins (or leaves) the repeated groups of `groups` from the repeater of `tunnel`, on the
     /// context's socket: where the repeater's copies arrive.
     fn repeated_membership(&self, tunnel: &mut Tunnel, groups: &[Ipv6Addr], join: bool) {
-        let source = *tunnel.relay.ip();
+        let source = *tunnel.relay().ip();
         for repeated in groups
             .iter()
             .filter_map(|group| addr::repeated_addr(*group).ok())
@@ -243,7 +243,7 @@ impl Core {
         if let (Some(tunnel), Some(report)) = (&mut state.tunnel, &state.report)
             && let Some(observed) = report.observed
         {
-            tunnel.close(&link.socket, observed);
+            tunnel::close(tunnel, &link.socket, observed);
         }
     }
 
@@ -390,8 +390,8 @@ impl Core {
             return;
         };
         let path = match &state.tunnel {
-            Some(tunnel) if tunnel.repeater => CorePath::Repeater(tunnel.relay),
-            Some(tunnel) => CorePath::Relay(tunnel.relay),
+            Some(tunnel) if tunnel.is_repeater() => CorePath::Repeater(tunnel.relay()),
+            Some(tunnel) => CorePath::Relay(tunnel.relay()),
             None if report.native() => CorePath::Native,
             None => match gateway {
                 Some(gateway) => CorePath::Gateway(gateway),
@@ -446,7 +446,7 @@ impl Core {
                 let mut state = link.state.lock();
                 state.spares = offers
                     .iter()
-                    .filter(|offer| offer.address != tunnel.relay)
+                    .filter(|offer| offer.address != tunnel.relay())
                     .cloned()
                     .collect();
                 state.offers = offers;
@@ -506,7 +506,7 @@ impl Core {
         // silent while the probe holds this thread.
         if let Some(tunnel) = link.state.lock().tunnel.as_mut() {
             tunnel.send_keepalive(Instant::now());
-            if let Err(err) = tunnel.transmit(&link.socket) {
+            if let Err(err) = tunnel::transmit(tunnel, &link.socket) {
                 debug!("keeping the tunnel up: {err}");
             }
         }
@@ -528,9 +528,9 @@ impl Core {
                     && let Some(mut tunnel) = state.tunnel.take()
                 {
                     self.retire(&mut tunnel);
-                    info!(relay = %tunnel.relay, "native multicast reaches the core again; closing the tunnel");
+                    info!(relay = %tunnel.relay(), "native multicast reaches the core again; closing the tunnel");
                     if let Some(observed) = report.observed {
-                        tunnel.close(&link.socket, observed);
+                        tunnel::close(&mut tunnel, &link.socket, observed);
                     }
                 }
                 state.report = Some(report);
@@ -554,13 +554,13 @@ impl Core {
         let Some(tunnel) = state
             .tunnel
             .as_mut()
-            .filter(|tunnel| tunnel.relay == meta.source)
+            .filter(|tunnel| tunnel.relay() == meta.source)
         else {
             return;
         };
         match control::decode(datagram) {
             Ok(Control::Data(control::Data { group, datagram })) => {
-                tunnel.last_heard = now;
+                tunnel.data_heard(now);
                 // As the segment's gateway, re-send it there on the relayed twin.
                 let cut_off = state
                     .report
@@ -589,7 +589,7 @@ impl Core {
             }
             Ok(message) => {
                 tunnel.on_control(&message, now, &link.rejected_relays);
-                if let Err(err) = tunnel.transmit(&link.socket) {
+                if let Err(err) = tunnel::transmit(tunnel, &link.socket) {
                     debug!("answering the relay: {err}");
                 }
             }
@@ -607,16 +607,16 @@ impl Core {
             let now = Instant::now();
             let maintained = tunnel
                 .maintain(now, &mut discovery::nonce)
-                .and_then(|()| tunnel.transmit(&link.socket));
+                .and_then(|()| tunnel::transmit(tunnel, &link.socket));
             if let Err(err) = maintained {
                 debug!("keeping the tunnel up: {err}");
             }
             let Some(why) = tunnel.failure(now) else {
                 return;
             };
-            warn!(relay = %tunnel.relay, "{why}; failing over to a spare");
+            warn!(relay = %tunnel.relay(), "{why}; failing over to a spare");
             self.retire(tunnel);
-            failed = tunnel.relay;
+            failed = tunnel.relay();
             state.tunnel = None;
             link.segment.nudge.wake();
             std::mem::take(&mut state.spares)
@@ -676,7 +676,7 @@ impl Core {
             return;
         }
         if let Some(tunnel) = state.tunnel.as_mut()
-            && let Err(err) = tunnel.send_data(&link.socket, relayed, datagram)
+            && let Err(err) = tunnel::send_data(tunnel, &link.socket, relayed, datagram)
         {
             debug!("uploading for the segment: {err}");
         }

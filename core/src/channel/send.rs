@@ -11,7 +11,12 @@ use parking_lot::Mutex;
 use tracing::{debug, warn};
 
 use super::{ChannelState, Core, Due, Outbox, RelayLink, bump};
-use crate::{addr, error::Result, socket::Interface, tunnel::Tunnel};
+use crate::{
+    addr,
+    error::Result,
+    socket::Interface,
+    tunnel::{self, Tunnel},
+};
 
 impl Core {
     /// Applies `apply` on every interface; on the first failure undoes the ones that succeeded.
@@ -109,7 +114,7 @@ impl Core {
     ) {
         // A repeater hears this node's SSM on a channel only once asked to (the channel was
         // joined through it); what a node sends without joining goes up by unicast instead.
-        if tunnel.repeater && tunnel.carries(relayed) {
+        if tunnel.is_repeater() && tunnel.carries(relayed) {
             if let Ok(repeated) = addr::repeated_addr(relayed) {
                 for interface in &self.interfaces {
                     if let Err(err) = self.socket.send_batch(datagrams, repeated, interface) {
@@ -120,7 +125,7 @@ impl Core {
             return;
         }
         for datagram in datagrams {
-            if let Err(err) = tunnel.send_data(&link.socket, relayed, datagram) {
+            if let Err(err) = tunnel::send_data(tunnel, &link.socket, relayed, datagram) {
                 debug!("sending up the tunnel: {err}");
             }
         }

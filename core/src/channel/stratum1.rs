@@ -15,7 +15,7 @@ use crate::{
     gateway,
     probe::ProbeReport,
     socket::{RecvBatch, Wait},
-    tunnel::Tunnel,
+    tunnel::{self, Tunnel},
     wire::control,
 };
 
@@ -136,7 +136,10 @@ impl Core {
         let state = &mut *state;
         // Only a node that needs the core (the probe found native multicast lacking) takes part.
         // Nor does one served by an SSM repeater: its copies reach every node of the segment.
-        let repeated = state.tunnel.as_ref().is_some_and(|tunnel| tunnel.repeater);
+        let repeated = state
+            .tunnel
+            .as_ref()
+            .is_some_and(|tunnel| tunnel.is_repeater());
         if repeated || state.report.as_ref().is_none_or(ProbeReport::native) {
             state.serving.clear();
             return Vec::new();
@@ -165,7 +168,7 @@ impl Core {
                 tunnel.leave(&twins(&plan.stand_down), now);
             }
             tunnel.join(&twins(&plan.carry), now);
-            if let Err(err) = tunnel.transmit(&link.socket) {
+            if let Err(err) = tunnel::transmit(tunnel, &link.socket) {
                 debug!("changing what the tunnel carries: {err}");
             }
         }
@@ -178,9 +181,9 @@ impl Core {
             && !plan.keep_tunnel
             && let Some(mut tunnel) = state.tunnel.take()
         {
-            info!(relay = %tunnel.relay, "the segment's gateway carries every channel; closing the tunnel");
+            info!(relay = %tunnel.relay(), "the segment's gateway carries every channel; closing the tunnel");
             if let Some(observed) = state.report.as_ref().and_then(|report| report.observed) {
-                tunnel.close(&link.socket, observed);
+                tunnel::close(&mut tunnel, &link.socket, observed);
             }
         }
         let mut serving = plan.serve;
