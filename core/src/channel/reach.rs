@@ -20,7 +20,7 @@ use crate::{
     gateway::{self, Gateways},
     probe::{self, ProbeSettings},
     socket::{Interface, McastSocket, RecvBatch, RecvMeta, SocketOptions, Wait, Waker},
-    tunnel::{self, Pinning, Tunnel},
+    tunnel::{self, Connector, Pinning, Tunnel},
     wire::{
         NodeId,
         control::{self, Control},
@@ -192,7 +192,9 @@ impl Core {
         let mut batch = RecvBatch::new();
         let mut next_attempt = Instant::now();
         while !self.closed.load(Ordering::Acquire) {
-            if Instant::now() >= next_attempt {
+            // A failover ends with a tunnel, or with none and a next attempt.
+            let failing_over = link.state.lock().failover.is_some();
+            if !failing_over && Instant::now() >= next_attempt {
                 let tunnelled = link.state.lock().tunnel.is_some();
                 let wait = if tunnelled {
                     self.reprobe(link)
@@ -203,21 +205,29 @@ impl Core {
             }
             // The segment's gateway left (or never served a channel joined since): take over at
             // once, on the probe's standing verdict.
-            if link.tunnel_wanted.swap(false, Ordering::AcqRel)
+            if !failing_over
+                && link.tunnel_wanted.swap(false, Ordering::AcqRel)
                 && link.state.lock().tunnel.is_none()
                 && !self.open_tunnel(link)
             {
                 next_attempt = next_attempt.max(Instant::now() + RETRY_INTERVAL);
             }
-            // Nothing happens before the next attempt, or the tunnel's next keepalive, rebinding
-            // step or silence check, but a datagram or a nudge (a tunnel wanted, or the close).
-            let due = link
-                .state
-                .lock()
-                .tunnel
-                .as_ref()
-                .and_then(Tunnel::next_due)
-                .map_or(next_attempt, |due| due.min(next_attempt));
+            // Nothing happens before the next attempt, the tunnel's next keepalive, rebinding
+            // step or silence check, or a failover's handshake timeout, but a datagram or a
+            // nudge (a tunnel wanted, or the close).
+            let due = {
+                let state = link.state.lock();
+                let tunnel_due = state.tunnel.as_ref().and_then(Tunnel::next_due);
+                let failover_due = state
+                    .failover
+                    .as_ref()
+                    .and_then(|(_, connector)| connector.poll_timeout());
+                [Some(next_attempt), tunnel_due, failover_due]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(next_attempt)
+            };
             let wait = due.saturating_duration_since(Instant::now()).max(MIN_WAIT);
             match link.socket.recv_batch(&mut batch, &link.nudge, Some(wait)) {
                 Ok(Wait::Woken) => {
@@ -236,6 +246,7 @@ impl Core {
                 }
             }
             self.maintain_tunnel(link);
+            self.fail_over(link);
             self.publish_path(link);
         }
         let mut state = link.state.lock();
@@ -431,14 +442,13 @@ impl Core {
         let groups = self.unserved_groups(link);
         let network = (self.config.scope, self.interfaces.as_slice());
         let established = self.stratum0(link).and_then(|stratum0| {
-            let pinning = self.pinning(link);
             tunnel::establish(
                 &link.socket,
                 &self.waker,
                 stratum0,
                 &groups,
                 network,
-                pinning,
+                (self.pinning(link), &link.rejected_relays),
             )
         });
         match established {
@@ -467,7 +477,7 @@ impl Core {
     }
 
     /// What relays must prove to this context: its pinned keys, and the address Stratum 0 saw.
-    fn pinning<'a>(&'a self, link: &'a RelayLink) -> Pinning<'a> {
+    fn pinning(&self, link: &RelayLink) -> Pinning {
         let seen_as = link
             .state
             .lock()
@@ -476,11 +486,10 @@ impl Core {
             .and_then(|report| report.observed)
             .map(|observed| *observed.ip());
         Pinning {
-            keys: &self.config.relay_keys,
-            issuers: &self.config.relay_issuers,
+            keys: self.config.relay_keys.clone(),
+            issuers: self.config.relay_issuers.clone(),
             group: discovery::relay_group(self.config.scope),
             seen_as,
-            rejected: &link.rejected_relays,
         }
     }
 
@@ -551,6 +560,10 @@ impl Core {
         now: Instant,
     ) {
         let mut state = link.state.lock();
+        if let Some((_, connector)) = &mut state.failover {
+            connector.on_datagram(meta.source, datagram, now, &link.rejected_relays);
+            return;
+        }
         let Some(tunnel) = state
             .tunnel
             .as_mut()
@@ -597,9 +610,10 @@ impl Core {
         }
     }
 
+    /// Keeps the tunnel up; when its relay closed it or went silent, gives it up and starts a
+    /// failover to the spares.
     fn maintain_tunnel(&self, link: &RelayLink) {
-        let failed;
-        let mut spares = {
+        let (failed, spares) = {
             let mut state = link.state.lock();
             let Some(tunnel) = state.tunnel.as_mut() else {
                 return;
@@ -616,42 +630,60 @@ impl Core {
             };
             warn!(relay = %tunnel.relay(), "{why}; failing over to a spare");
             self.retire(tunnel);
-            failed = tunnel.relay();
+            let failed = tunnel.relay();
             state.tunnel = None;
             link.segment.nudge.wake();
-            std::mem::take(&mut state.spares)
+            (failed, std::mem::take(&mut state.spares))
         };
-        // No lock is held while handshaking: channels keep sending natively meanwhile, and
-        // collecting the joined groups takes channel locks that joins hold before this one.
+        // Collecting the joined groups takes channel locks that joins hold before the link's.
         let groups = self.unserved_groups(link);
-        while !spares.is_empty() {
-            let spare = spares.remove(0);
-            let network = (self.config.scope, self.interfaces.as_slice());
-            let pinning = self.pinning(link);
-            match tunnel::open(&link.socket, &self.waker, &spare, &groups, network, pinning) {
-                Ok(tunnel) => {
-                    let mut state = link.state.lock();
-                    state.tunnel = Some(tunnel);
-                    state.spares = spares;
-                    // Under the lock: the path published from the new tunnel (by any thread)
-                    // comes after the failover in the application's events.
-                    self.events.push(Event::RelayFailover {
-                        from: failed,
-                        to: Some(spare.address),
-                    });
-                    drop(state);
-                    // Channels joined during the handshake missed it: join them now.
-                    self.tunnel_join(&self.unserved_groups(link));
-                    link.segment.nudge.wake();
-                    return;
-                }
-                Err(err) => debug!(relay = %spare.address, "spare unusable: {err}"),
+        let connector = Connector::new(spares, &groups, self.config.scope, self.pinning(link));
+        link.state.lock().failover = Some((failed, connector));
+    }
+
+    /// Moves a failover on: the handshakes with the spares run beside the loop's other work
+    /// (channels send natively, or hold what they send, meanwhile). Announces its end.
+    fn fail_over(&self, link: &RelayLink) {
+        let mut state = link.state.lock();
+        let Some((failed, connector)) = &mut state.failover else {
+            return;
+        };
+        let failed = *failed;
+        let network = (self.config.scope, self.interfaces.as_slice());
+        let ended = tunnel::advance(
+            connector,
+            &link.socket,
+            network,
+            &link.rejected_relays,
+            Instant::now(),
+        );
+        match ended {
+            None => {}
+            Some(Ok((tunnel, untried))) => {
+                let to = tunnel.relay();
+                state.failover = None;
+                state.tunnel = Some(tunnel);
+                state.spares = untried;
+                // Under the lock: the path published from the new tunnel (by any thread) comes
+                // after the failover in the application's events.
+                self.events.push(Event::RelayFailover {
+                    from: failed,
+                    to: Some(to),
+                });
+                drop(state);
+                // Channels joined during the handshake missed it: join them now.
+                self.tunnel_join(&self.unserved_groups(link));
+                link.segment.nudge.wake();
+            }
+            Some(Err(err)) => {
+                debug!("no spare relay opened a tunnel: {err}");
+                state.failover = None;
+                self.events.push(Event::RelayFailover {
+                    from: failed,
+                    to: None,
+                });
             }
         }
-        self.events.push(Event::RelayFailover {
-            from: failed,
-            to: None,
-        });
     }
 
     /// Whether this node could be its segment's gateway for `channel` (it reaches the core

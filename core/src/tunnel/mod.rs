@@ -7,6 +7,7 @@
 
 use std::{
     net::{Ipv6Addr, SocketAddrV6},
+    sync::atomic::AtomicU64,
     time::Instant,
 };
 
@@ -15,7 +16,7 @@ use tracing::debug;
 use crate::{
     addr::Scope,
     discovery::{self, send_control},
-    error::{Error, ErrorKind, Result},
+    error::{Error, Result},
     socket::{Interface, McastSocket, RecvBatch, Wait, Waker},
     wire::control::{self, Control},
 };
@@ -23,120 +24,110 @@ use crate::{
 use sixcast_proto::relay_request::RelayRequest;
 pub use sixcast_proto::{
     relay_request::RelayOffer,
-    tunnel::{Handshake, Pinning, Tunnel},
+    tunnel::{Connector, Pinning, Progress, Tunnel},
 };
 
-/// One exchange of the protocol with a single unicast peer, as a state machine without I/O.
-trait Exchange {
-    type Outcome;
-    fn poll_transmit(&mut self) -> Option<Control<'static>>;
-    fn poll_timeout(&self) -> Instant;
-    fn on_datagram(&mut self, source: SocketAddrV6, datagram: &[u8], now: Instant);
-    fn finish(&mut self, now: Instant) -> Option<Result<Self::Outcome>>;
-}
-
-impl Exchange for RelayRequest {
-    type Outcome = Vec<RelayOffer>;
-    fn poll_transmit(&mut self) -> Option<Control<'static>> {
-        Self::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Instant {
-        Self::poll_timeout(self)
-    }
-    fn on_datagram(&mut self, source: SocketAddrV6, datagram: &[u8], now: Instant) {
-        Self::on_datagram(self, source, datagram, now);
-    }
-    fn finish(&mut self, now: Instant) -> Option<Result<Vec<RelayOffer>>> {
-        self.outcome(now)
-    }
-}
-
-impl Exchange for Handshake<'_> {
-    type Outcome = Tunnel;
-    fn poll_transmit(&mut self) -> Option<Control<'static>> {
-        Self::poll_transmit(self)
-    }
-    fn poll_timeout(&self) -> Instant {
-        Self::poll_timeout(self)
-    }
-    fn on_datagram(&mut self, source: SocketAddrV6, datagram: &[u8], now: Instant) {
-        Self::on_datagram(self, source, datagram, now);
-    }
-    fn finish(&mut self, now: Instant) -> Option<Result<Tunnel>> {
-        Self::finish(self, now)
-    }
-}
-
-/// Drives `machine` on `socket` with `peer` until it ends: sends what it queues, feeds it what
-/// arrives, and sleeps until a datagram, its deadline, or the owner's close (`waker`).
-fn exchange<E: Exchange>(
+/// Sleeps on `socket` until a datagram, `deadline` or the owner's close (`waker`), and hands
+/// what arrived to `feed`.
+fn receive_until(
     socket: &McastSocket,
     waker: &Waker,
-    peer: SocketAddrV6,
-    machine: &mut E,
-) -> Result<E::Outcome> {
+    batch: &mut RecvBatch,
+    deadline: Instant,
+    mut feed: impl FnMut(SocketAddrV6, &[u8], Instant),
+) -> Result<()> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match socket.recv_batch(batch, waker, Some(left))? {
+        Wait::Woken => Err(Error::closed()),
+        Wait::TimedOut => Ok(()),
+        Wait::Received(_) => {
+            let now = Instant::now();
+            for (meta, datagram) in batch.iter() {
+                feed(meta.source, datagram, now);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Asks Stratum 0 for relays (answering its cookie first) and collects the offers, best first.
+fn request_relays(
+    socket: &McastSocket,
+    waker: &Waker,
+    stratum0: SocketAddrV6,
+) -> Result<Vec<RelayOffer>> {
+    let mut request = RelayRequest::new(stratum0, discovery::nonce()?, Instant::now());
     let mut batch = RecvBatch::new();
     loop {
-        while let Some(message) = machine.poll_transmit() {
-            send_control(socket, &message, peer)?;
+        while let Some(message) = request.poll_transmit() {
+            send_control(socket, &message, stratum0)?;
         }
-        let now = Instant::now();
-        if let Some(outcome) = machine.finish(now) {
+        if let Some(outcome) = request.outcome(Instant::now()) {
             return outcome;
         }
-        let left = machine.poll_timeout().saturating_duration_since(now);
-        match socket.recv_batch(&mut batch, waker, Some(left))? {
-            Wait::Woken => return Err(Error::closed()),
-            Wait::TimedOut => {}
-            Wait::Received(_) => {
-                let now = Instant::now();
-                for (meta, datagram) in batch.iter() {
-                    machine.on_datagram(meta.source, datagram, now);
-                }
-            }
-        }
+        receive_until(
+            socket,
+            waker,
+            &mut batch,
+            request.poll_timeout(),
+            |source, datagram, now| {
+                request.on_datagram(source, datagram, now);
+            },
+        )?;
     }
 }
 
-/// Opens a tunnel to the relay or repeater of `offer` with the return-routability handshake and
-/// joins `groups`. A repeater answers by SSM from its address on the repeater group, which
-/// `socket` joins on `interfaces` first: the tunnel opens only where that SSM arrives.
-pub(crate) fn open(
+/// Moves `connector` on at `now`: joins a repeater's group on `interfaces` before its handshake
+/// (the repeater answers by SSM), and sends what it queued. Once it ends: the open tunnel with
+/// the offers not tried, or why no relay opened one. Relays that prove no pinned identity are
+/// counted in `rejected`.
+pub(crate) fn advance(
+    connector: &mut Connector,
     socket: &McastSocket,
-    waker: &Waker,
-    offer: &RelayOffer,
-    groups: &[Ipv6Addr],
     (scope, interfaces): (Scope, &[Interface]),
-    pinning: Pinning<'_>,
-) -> Result<Tunnel> {
-    // A repeater's JOIN acknowledgment (by SSM) is the proof that SSM from it arrives: a node
-    // with no channel yet joins the repeater group itself to get one.
-    let check = [discovery::repeater_group(scope)];
-    let groups = if offer.repeater && groups.is_empty() {
-        &check[..]
-    } else {
-        groups
-    };
-    let mut handshake = Handshake::new(offer, groups, discovery::nonce()?, pinning, Instant::now());
-    if let Some(refused) = handshake.finish(Instant::now()) {
-        return refused;
-    }
-    if offer.repeater {
-        for interface in interfaces {
-            match socket.join_source(
-                discovery::repeater_group(scope),
-                *offer.address.ip(),
-                interface,
-            ) {
-                // Joined before, for an earlier attempt with this repeater.
-                Err(err)
-                    if err.io_error().and_then(std::io::Error::raw_os_error)
-                        == Some(libc::EADDRINUSE) => {}
-                joined => joined?,
+    rejected: &AtomicU64,
+    now: Instant,
+) -> Option<Result<(Tunnel, Vec<RelayOffer>)>> {
+    while let Some(progress) = connector.poll(now, &mut discovery::nonce, rejected) {
+        match progress {
+            Progress::Trying(offer) if offer.repeater => {
+                // Where the join fails, no SSM arrives and the handshake times out.
+                if let Err(err) = join_repeater(socket, scope, interfaces, offer.address) {
+                    debug!(repeater = %offer.address, "joining the repeater group: {err}");
+                }
             }
+            Progress::Trying(_) => {}
+            Progress::Opened { tunnel, untried } => return Some(Ok((*tunnel, untried))),
+            Progress::Failed(err) => return Some(Err(err)),
         }
     }
-    exchange(socket, waker, offer.address, &mut handshake)
+    while let Some((message, relay)) = connector.poll_transmit() {
+        // A message that did not leave is lost like one dropped on the way: the handshake times
+        // out and the next relay is tried.
+        if let Err(err) = send_control(socket, &message, relay) {
+            debug!(%relay, "opening a tunnel: {err}");
+        }
+    }
+    None
+}
+
+/// Joins the repeater group of `scope` from `repeater`, source-specifically, on `interfaces`.
+fn join_repeater(
+    socket: &McastSocket,
+    scope: Scope,
+    interfaces: &[Interface],
+    repeater: SocketAddrV6,
+) -> Result<()> {
+    for interface in interfaces {
+        match socket.join_source(discovery::repeater_group(scope), *repeater.ip(), interface) {
+            // Joined before, for an earlier attempt with this repeater.
+            Err(err)
+                if err.io_error().and_then(std::io::Error::raw_os_error)
+                    == Some(libc::EADDRINUSE) => {}
+            joined => joined?,
+        }
+    }
+    Ok(())
 }
 
 /// Asks Stratum 0 for relays and opens a tunnel to the best one that completes the handshake
@@ -147,21 +138,26 @@ pub(crate) fn establish(
     stratum0: SocketAddrV6,
     groups: &[Ipv6Addr],
     network: (Scope, &[Interface]),
-    pinning: Pinning<'_>,
+    (pinning, rejected): (Pinning, &AtomicU64),
 ) -> Result<(Tunnel, Vec<RelayOffer>)> {
-    let mut request = RelayRequest::new(stratum0, discovery::nonce()?, Instant::now());
-    let offers = exchange(socket, waker, stratum0, &mut request)?;
-    let mut last_error = None;
-    for offer in &offers {
-        match open(socket, waker, offer, groups, network, pinning) {
-            Ok(tunnel) => return Ok((tunnel, offers)),
-            Err(err) => {
-                debug!(relay = %offer.address, "{err}");
-                last_error = Some(err);
-            }
+    let offers = request_relays(socket, waker, stratum0)?;
+    let mut connector = Connector::new(offers.clone(), groups, network.0, pinning);
+    let mut batch = RecvBatch::new();
+    loop {
+        if let Some(opened) = advance(&mut connector, socket, network, rejected, Instant::now()) {
+            return opened.map(|(tunnel, _)| (tunnel, offers));
         }
+        let deadline = connector.poll_timeout().unwrap_or_else(Instant::now);
+        receive_until(
+            socket,
+            waker,
+            &mut batch,
+            deadline,
+            |source, datagram, now| {
+                connector.on_datagram(source, datagram, now, rejected);
+            },
+        )?;
     }
-    Err(last_error.unwrap_or_else(|| Error::new(ErrorKind::Timeout, "no relay could be reached")))
 }
 
 /// Sends what `tunnel`'s protocol queued for its relay.

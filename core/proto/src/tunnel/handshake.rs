@@ -23,36 +23,35 @@ use crate::{
 };
 
 /// What a node requires of the relays it tunnels through.
-#[derive(Debug, Clone, Copy)]
-pub struct Pinning<'a> {
+#[derive(Debug, Clone)]
+pub struct Pinning {
     /// The pinned relay identity keys.
-    pub keys: &'a [PublicKey],
+    pub keys: Vec<PublicKey>,
     /// Trusted voucher issuers. With neither keys nor issuers, any relay will do (plain HELLO).
-    pub issuers: &'a [PublicKey],
+    pub issuers: Vec<PublicKey>,
     /// The relay group of the node's scope, which vouchers must be for.
     pub group: Ipv6Addr,
     /// The address Stratum 0 saw this node at, if known: a signed challenge must name it.
     pub seen_as: Option<Ipv6Addr>,
-    /// Counts relays refused for proving no pinned identity (and repeaters, which cannot).
-    pub rejected: &'a AtomicU64,
 }
 
-impl Pinning<'_> {
+impl Pinning {
     fn is_on(&self) -> bool {
         !self.keys.is_empty() || !self.issuers.is_empty()
     }
 
     fn trust(&self) -> RelayTrust<'_> {
         RelayTrust {
-            keys: self.keys,
-            issuers: self.issuers,
+            keys: &self.keys,
+            issuers: &self.issuers,
             group: self.group,
             now: SystemTime::now(),
         }
     }
 
-    fn refuse(&self, relay: SocketAddrV6, why: &dyn std::fmt::Display) -> Error {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
+    /// Refuses `relay`, counted in `rejected`.
+    fn refuse(relay: SocketAddrV6, why: &dyn std::fmt::Display, rejected: &AtomicU64) -> Error {
+        rejected.fetch_add(1, Ordering::Relaxed);
         warn!(%relay, "relay refused: {why}");
         Error::new(
             ErrorKind::Unsupported,
@@ -64,15 +63,16 @@ impl Pinning<'_> {
 /// One handshake with the relay or repeater of an offer, without I/O.
 ///
 /// With relay keys pinned, the handshake is SIGNED_HELLO and SIGNED_CHALLENGE, and a relay whose
-/// answer does not prove a pinned identity is refused at once (counted in the pinning), as is
-/// any repeater: SSM service cannot prove who sends it. A repeater answers by SSM from its
-/// address, which the driver must have joined before it sends the HELLO.
+/// answer does not prove a pinned identity is refused at once, as is any repeater: SSM service
+/// cannot prove who sends it. Refusals are counted in the `rejected` the methods take. A
+/// repeater answers by SSM from its address, which the driver must have joined before it sends
+/// the HELLO.
 #[derive(Debug)]
-pub struct Handshake<'a> {
+pub struct Handshake {
     offer: RelayOffer,
     groups: Vec<Ipv6Addr>,
     nonce: u64,
-    pinning: Pinning<'a>,
+    pinning: Pinning,
     started: Instant,
     outbox: Vec<Control<'static>>,
     /// The tunnel, from the relay's CHALLENGE on: its JOIN awaits the relay's KEEPALIVE.
@@ -81,35 +81,40 @@ pub struct Handshake<'a> {
     ended: Option<Result<Tunnel>>,
 }
 
-impl<'a> Handshake<'a> {
+impl Handshake {
     /// A handshake with `offer`'s relay, with `nonce`, starting at `now` with the HELLO; the
-    /// tunnel joins `groups` (none makes the node a client that only sends).
+    /// tunnel joins `groups` (none makes the node a client that only sends). A repeater is
+    /// refused at once where relay keys are pinned (counted in `rejected`).
     pub fn new(
         offer: &RelayOffer,
         groups: &[Ipv6Addr],
         nonce: u64,
-        pinning: Pinning<'a>,
+        pinning: Pinning,
         now: Instant,
-    ) -> Self {
-        let mut handshake = Self {
+        rejected: &AtomicU64,
+    ) -> Result<Self> {
+        if pinning.is_on() && offer.repeater {
+            return Err(Pinning::refuse(
+                offer.address,
+                &"it is an SSM repeater, which cannot prove an identity",
+                rejected,
+            ));
+        }
+        Ok(Self {
             offer: offer.clone(),
             groups: groups.to_vec(),
             nonce,
+            outbox: vec![hello(nonce, pinning.is_on())],
             pinning,
             started: now,
-            outbox: Vec::new(),
             opened: None,
             ended: None,
-        };
-        if pinning.is_on() && offer.repeater {
-            handshake.ended = Some(Err(pinning.refuse(
-                offer.address,
-                &"it is an SSM repeater, which cannot prove an identity",
-            )));
-        } else {
-            handshake.outbox.push(hello(nonce, pinning.is_on()));
-        }
-        handshake
+        })
+    }
+
+    /// The relay this handshake is with.
+    pub fn relay(&self) -> SocketAddrV6 {
+        self.offer.address
     }
 
     /// The next message for the relay, if one waits.
@@ -127,7 +132,14 @@ impl<'a> Handshake<'a> {
 
     /// Takes a datagram from `source` at `now`: the relay's CHALLENGE to this HELLO, or its
     /// KEEPALIVE acknowledging the JOIN; anything else, and anything from elsewhere, is ignored.
-    pub fn on_datagram(&mut self, source: SocketAddrV6, datagram: &[u8], now: Instant) {
+    /// A challenge that proves no pinned identity is counted in `rejected`.
+    pub fn on_datagram(
+        &mut self,
+        source: SocketAddrV6,
+        datagram: &[u8],
+        now: Instant,
+        rejected: &AtomicU64,
+    ) {
         let relay = self.offer.address;
         if source != relay || self.ended.is_some() {
             return;
@@ -158,7 +170,7 @@ impl<'a> Handshake<'a> {
                     match verified {
                         Ok(identity) => Some(identity),
                         Err(why) => {
-                            self.ended = Some(Err(self.pinning.refuse(relay, &why)));
+                            self.ended = Some(Err(Pinning::refuse(relay, &why, rejected)));
                             return;
                         }
                     }
@@ -225,7 +237,7 @@ impl<'a> Handshake<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::crypto::SigningKey;
 
@@ -252,29 +264,29 @@ mod tests {
         }
     }
 
-    fn pinning<'a>(keys: &'a [PublicKey], rejected: &'a AtomicU64) -> Pinning<'a> {
+    pub(crate) fn pinning(keys: &[PublicKey]) -> Pinning {
         Pinning {
-            keys,
-            issuers: &[],
+            keys: keys.to_vec(),
+            issuers: Vec::new(),
             group: "ff1e::1".parse().unwrap(),
             seen_as: Some(*node().ip()),
-            rejected,
         }
     }
 
-    fn handshake<'a>(
+    fn handshake(
         repeater: bool,
         groups: &[Ipv6Addr],
-        keys: &'a [PublicKey],
-        rejected: &'a AtomicU64,
+        keys: &[PublicKey],
+        rejected: &AtomicU64,
         now: Instant,
-    ) -> Handshake<'a> {
+    ) -> Result<Handshake> {
         Handshake::new(
             &offer(repeater),
             groups,
             NONCE,
-            pinning(keys, rejected),
+            pinning(keys),
             now,
+            rejected,
         )
     }
 
@@ -295,7 +307,7 @@ mod tests {
             .unwrap()
     }
 
-    fn sent(handshake: &mut Handshake<'_>) -> Vec<Control<'static>> {
+    fn sent(handshake: &mut Handshake) -> Vec<Control<'static>> {
         std::iter::from_fn(|| handshake.poll_transmit()).collect()
     }
 
@@ -303,19 +315,19 @@ mod tests {
     fn hello_challenge_join_and_keepalive_open_the_tunnel() {
         let rejected = AtomicU64::new(0);
         let start = Instant::now();
-        let mut handshake = handshake(false, &[group()], &[], &rejected, start);
+        let mut handshake = handshake(false, &[group()], &[], &rejected, start).unwrap();
         assert_eq!(
             sent(&mut handshake),
             [Control::Hello(control::Hello { nonce: NONCE })]
         );
         let step = |n| start + Duration::from_millis(n);
         // Neither a keepalive before the challenge, another nonce, nor another source counts.
-        handshake.on_datagram(relay(), &keepalive(NONCE), step(1));
-        handshake.on_datagram(relay(), &challenge(NONCE + 1, false), step(2));
-        handshake.on_datagram(node(), &challenge(NONCE, false), step(3));
+        handshake.on_datagram(relay(), &keepalive(NONCE), step(1), &rejected);
+        handshake.on_datagram(relay(), &challenge(NONCE + 1, false), step(2), &rejected);
+        handshake.on_datagram(node(), &challenge(NONCE, false), step(3), &rejected);
         assert!(sent(&mut handshake).is_empty());
         assert!(handshake.finish(step(4)).is_none());
-        handshake.on_datagram(relay(), &challenge(NONCE, false), step(5));
+        handshake.on_datagram(relay(), &challenge(NONCE, false), step(5), &rejected);
         assert_eq!(
             sent(&mut handshake),
             [Control::Join(control::Join {
@@ -328,7 +340,7 @@ mod tests {
             handshake.finish(step(6)).is_none(),
             "the JOIN is not acknowledged yet"
         );
-        handshake.on_datagram(relay(), &keepalive(NONCE), step(7));
+        handshake.on_datagram(relay(), &keepalive(NONCE), step(7), &rejected);
         let tunnel = handshake.finish(step(8)).unwrap().unwrap();
         assert_eq!(tunnel.relay(), relay());
         assert!(tunnel.carries(group()) && !tunnel.is_repeater());
@@ -340,9 +352,9 @@ mod tests {
     fn a_node_that_joins_nothing_still_becomes_a_client() {
         let rejected = AtomicU64::new(0);
         let start = Instant::now();
-        let mut handshake = handshake(false, &[], &[], &rejected, start);
+        let mut handshake = handshake(false, &[], &[], &rejected, start).unwrap();
         sent(&mut handshake);
-        handshake.on_datagram(relay(), &challenge(NONCE, false), start);
+        handshake.on_datagram(relay(), &challenge(NONCE, false), start, &rejected);
         assert_eq!(
             sent(&mut handshake),
             [Control::Join(control::Join {
@@ -357,9 +369,9 @@ mod tests {
     fn a_relay_at_its_limit_ends_the_handshake_at_once() {
         let rejected = AtomicU64::new(0);
         let start = Instant::now();
-        let mut handshake = handshake(false, &[group()], &[], &rejected, start);
+        let mut handshake = handshake(false, &[group()], &[], &rejected, start).unwrap();
         sent(&mut handshake);
-        handshake.on_datagram(relay(), &challenge(NONCE, true), start);
+        handshake.on_datagram(relay(), &challenge(NONCE, true), start, &rejected);
         assert!(sent(&mut handshake).is_empty(), "no JOIN to a full relay");
         let err = handshake.finish(start).unwrap().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
@@ -370,7 +382,7 @@ mod tests {
     fn a_silent_relay_times_the_handshake_out() {
         let rejected = AtomicU64::new(0);
         let start = Instant::now();
-        let mut handshake = handshake(false, &[group()], &[], &rejected, start);
+        let mut handshake = handshake(false, &[group()], &[], &rejected, start).unwrap();
         assert_eq!(handshake.poll_timeout(), start + HANDSHAKE_TIMEOUT);
         let just_before = start + HANDSHAKE_TIMEOUT - Duration::from_millis(1);
         assert!(handshake.finish(just_before).is_none());
@@ -386,9 +398,7 @@ mod tests {
         let keys = [SigningKey::generate().unwrap().public_key()];
         let rejected = AtomicU64::new(0);
         let start = Instant::now();
-        let mut handshake = handshake(true, &[group()], &keys, &rejected, start);
-        assert!(sent(&mut handshake).is_empty());
-        let err = handshake.finish(start).unwrap().unwrap_err();
+        let err = handshake(true, &[group()], &keys, &rejected, start).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported);
         assert_eq!(rejected.load(Ordering::Relaxed), 1);
     }
@@ -416,13 +426,13 @@ mod tests {
             (signed(&other), false),
             (signed(&pinned), true),
         ] {
-            let mut handshake = handshake(false, &[group()], &keys, &rejected, start);
+            let mut handshake = handshake(false, &[group()], &keys, &rejected, start).unwrap();
             assert_eq!(
                 sent(&mut handshake),
                 [Control::SignedHello(control::SignedHello { nonce: NONCE })]
             );
-            handshake.on_datagram(relay(), &answer, start);
-            handshake.on_datagram(relay(), &keepalive(NONCE), start);
+            handshake.on_datagram(relay(), &answer, start, &rejected);
+            handshake.on_datagram(relay(), &keepalive(NONCE), start, &rejected);
             let opened = handshake.finish(start).unwrap();
             assert_eq!(opened.is_ok(), opens, "{opened:?}");
         }

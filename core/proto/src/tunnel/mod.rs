@@ -1,5 +1,6 @@
 //! A node's side of a tunnel to a relay, without I/O (`docs/reachability.md`, section 4): the
-//! return-routability [`Handshake`] that opens it, then the [`Tunnel`] itself, which joins and
+//! return-routability [`Handshake`] that opens it, the [`Connector`] that tries the offered
+//! relays in turn, then the [`Tunnel`] itself, which joins and
 //! leaves groups, keeps the relay's state alive with keepalives and join refreshes, follows the
 //! node through NAT rebindings, and says when the relay is gone. Both are fed with the relay's
 //! control messages and the time, queue what to send for [`poll_transmit`](Tunnel::poll_transmit),
@@ -24,8 +25,10 @@ use crate::{
     wire::control::{self, Control, Mac},
 };
 
+mod connect;
 mod handshake;
 
+pub use connect::{Connector, Progress};
 pub use handshake::{Handshake, Pinning};
 
 /// How long a handshake with one relay may take.
