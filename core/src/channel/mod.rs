@@ -37,7 +37,7 @@ use crate::{
     ratelimit::Pacer,
     reliable::{RepairReceiver, RepairSender},
     socket::{self, Interface, McastSocket, RecvBatch, Waker},
-    tunnel::{Connector, RelayOffer, Tunnel},
+    tunnel::{RelayOffer, Tunnel},
     wire::{Inbox, NodeId, Packer},
 };
 
@@ -45,6 +45,7 @@ mod context;
 mod cover;
 mod handle;
 mod held;
+mod link;
 mod queue;
 mod reach;
 mod receive;
@@ -319,8 +320,6 @@ struct LinkState {
     offers: Vec<RelayOffer>,
     /// Offered relays not yet tried since the last request.
     spares: Vec<RelayOffer>,
-    /// A failover under way: the relay that failed, and the handshakes with the spares.
-    failover: Option<(SocketAddrV6, Connector)>,
     last_error: Option<String>,
     /// Groups of the channels this node serves as its segment's gateway.
     serving: Vec<Ipv6Addr>,

@@ -7,17 +7,75 @@ use std::{
     time::{Duration, Instant},
 };
 
+use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{ChannelState, Core, ELECTION_BACKSTOP, MIN_WAIT, RelayLink};
+use super::{ChannelState, Core, ELECTION_BACKSTOP, MIN_WAIT, RelayLink, Segment};
 use crate::{
+    config::Config,
+    discovery,
+    error::Result,
     events::Event,
-    gateway,
+    gateway::{self, Gateways},
     probe::ProbeReport,
-    socket::{RecvBatch, Wait},
+    socket::{Interface, McastSocket, RecvBatch, SocketOptions, Wait, Waker},
     tunnel::{self, Tunnel},
-    wire::control,
+    wire::{NodeId, control},
 };
+
+impl Segment {
+    pub(super) fn open(config: &Config, interfaces: &[Interface], node: NodeId) -> Result<Self> {
+        // Hop limit 1: announcements and re-sends never leave the segment.
+        let options = |port| SocketOptions {
+            address: Ipv6Addr::UNSPECIFIED,
+            port,
+            hop_limit: 1,
+            loopback: config.loopback,
+            recv_buffer: 1 << 16,
+        };
+        let announcer = McastSocket::bind(&options(discovery::CONTROL_PORT))?;
+        for interface in interfaces {
+            announcer.join(gateway::gateway_group(), interface)?;
+        }
+        Ok(Self {
+            announcer,
+            // Bound to the data port, because multicast goes to the sending socket's port.
+            resender: McastSocket::bind(&options(config.effective_port()))?,
+            gateways: Mutex::new(Gateways::new(node, Instant::now())),
+            nudge: Waker::new()?,
+        })
+    }
+
+    /// Announces `groups` (withdraws them when `hold` is zero) on the gateway group.
+    pub(super) fn announce(
+        &self,
+        interfaces: &[Interface],
+        node: NodeId,
+        groups: &[Ipv6Addr],
+        hold: Duration,
+    ) {
+        for message in gateway::announcements(node, groups, hold) {
+            if let Err(err) = discovery::multicast_control(
+                &self.announcer,
+                interfaces,
+                &message,
+                gateway::gateway_group(),
+            ) {
+                debug!("announcing the gateway: {err}");
+            }
+        }
+    }
+
+    /// Re-sends a datagram that came down the tunnel onto the segment, to the relayed twin.
+    pub(super) fn resend(&self, interfaces: &[Interface], relayed: Ipv6Addr, datagram: &[u8]) {
+        let copy = [datagram.to_vec()];
+        for interface in interfaces {
+            if let Err(err) = self.resender.send_batch(&copy, relayed, interface) {
+                debug!("re-sending onto the segment: {err}");
+            }
+        }
+    }
+}
 
 impl Core {
     /// Hears the segment's gateway announcements, takes part in the election, and announces

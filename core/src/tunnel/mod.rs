@@ -1,9 +1,8 @@
-//! A node's side of the relay fallback, on its unicast socket: asks Stratum 0 for relays
-//! (answering its cookie first), opens a tunnel to the best one that completes the handshake,
-//! and sends what the tunnel's protocol queues (see `docs/reachability.md`). The protocol itself, without I/O, is
-//! `sixcast_proto::relay_request` and `sixcast_proto::tunnel`.
-//!
-//! The channel layer decides what to send up the tunnel and dispatches what comes down it.
+//! A node's side of the relay fallback on its unicast socket: handshakes with the offered relays
+//! (joining a repeater's group first), and sends what the tunnel's protocol queues and channel
+//! datagrams up the tunnel (see `docs/reachability.md`). The protocol itself, without I/O, is
+//! `sixcast_proto::relay_request` and `sixcast_proto::tunnel`; the reach thread
+//! (`channel/reach.rs`) drives it beside its other steps.
 
 use std::{
     net::{Ipv6Addr, SocketAddrV6},
@@ -16,66 +15,15 @@ use tracing::debug;
 use crate::{
     addr::Scope,
     discovery::{self, send_control},
-    error::{Error, Result},
-    socket::{Interface, McastSocket, RecvBatch, Wait, Waker},
+    error::Result,
+    socket::{Interface, McastSocket},
     wire::control::{self, Control},
 };
 
-use sixcast_proto::relay_request::RelayRequest;
 pub use sixcast_proto::{
     relay_request::RelayOffer,
     tunnel::{Connector, Pinning, Progress, Tunnel},
 };
-
-/// Sleeps on `socket` until a datagram, `deadline` or the owner's close (`waker`), and hands
-/// what arrived to `feed`.
-fn receive_until(
-    socket: &McastSocket,
-    waker: &Waker,
-    batch: &mut RecvBatch,
-    deadline: Instant,
-    mut feed: impl FnMut(SocketAddrV6, &[u8], Instant),
-) -> Result<()> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    match socket.recv_batch(batch, waker, Some(left))? {
-        Wait::Woken => Err(Error::closed()),
-        Wait::TimedOut => Ok(()),
-        Wait::Received(_) => {
-            let now = Instant::now();
-            for (meta, datagram) in batch.iter() {
-                feed(meta.source, datagram, now);
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Asks Stratum 0 for relays (answering its cookie first) and collects the offers, best first.
-fn request_relays(
-    socket: &McastSocket,
-    waker: &Waker,
-    stratum0: SocketAddrV6,
-) -> Result<Vec<RelayOffer>> {
-    let mut request = RelayRequest::new(stratum0, discovery::nonce()?, Instant::now());
-    let mut batch = RecvBatch::new();
-    loop {
-        while let Some(message) = request.poll_transmit() {
-            send_control(socket, &message, stratum0)?;
-        }
-        if let Some(outcome) = request.outcome(Instant::now()) {
-            return outcome;
-        }
-        receive_until(
-            socket,
-            waker,
-            &mut batch,
-            request.poll_timeout(),
-            |source, datagram, now| {
-                request.on_datagram(source, datagram, now);
-            },
-        )?;
-    }
-}
 
 /// Moves `connector` on at `now`: joins a repeater's group on `interfaces` before its handshake
 /// (the repeater answers by SSM), and sends what it queued. Once it ends: the open tunnel with
@@ -128,36 +76,6 @@ fn join_repeater(
         }
     }
     Ok(())
-}
-
-/// Asks Stratum 0 for relays and opens a tunnel to the best one that completes the handshake
-/// (and, with keys pinned, proves a pinned identity); returns it with every offer received.
-pub(crate) fn establish(
-    socket: &McastSocket,
-    waker: &Waker,
-    stratum0: SocketAddrV6,
-    groups: &[Ipv6Addr],
-    network: (Scope, &[Interface]),
-    (pinning, rejected): (Pinning, &AtomicU64),
-) -> Result<(Tunnel, Vec<RelayOffer>)> {
-    let offers = request_relays(socket, waker, stratum0)?;
-    let mut connector = Connector::new(offers.clone(), groups, network.0, pinning);
-    let mut batch = RecvBatch::new();
-    loop {
-        if let Some(opened) = advance(&mut connector, socket, network, rejected, Instant::now()) {
-            return opened.map(|(tunnel, _)| (tunnel, offers));
-        }
-        let deadline = connector.poll_timeout().unwrap_or_else(Instant::now);
-        receive_until(
-            socket,
-            waker,
-            &mut batch,
-            deadline,
-            |source, datagram, now| {
-                connector.on_datagram(source, datagram, now, rejected);
-            },
-        )?;
-    }
 }
 
 /// Sends what `tunnel`'s protocol queued for its relay.
