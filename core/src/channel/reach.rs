@@ -6,7 +6,7 @@
 
 use std::{
     mem,
-    net::SocketAddrV6,
+    net::{Ipv6Addr, SocketAddrV6},
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
@@ -33,8 +33,15 @@ enum Step {
     Probing(ProbeRun),
     /// Listening for the segment's gateways, one of which may make a tunnel needless.
     Listening,
-    /// Asking this Stratum 0 for relays.
-    Requesting(RelayRequest, SocketAddrV6),
+    /// Asking Stratum 0 for relays, for a tunnel that will join `groups`: the channels no
+    /// gateway served when the node found it needed a tunnel. They are taken then, not when the
+    /// offers come, so that neighbours who decided together all carry their channels and the
+    /// election settles on the lowest node id, rather than on whose tunnel opened first.
+    Requesting {
+        request: RelayRequest,
+        stratum0: SocketAddrV6,
+        groups: Vec<Ipv6Addr>,
+    },
     /// Handshaking with the offered relays: every offer of a request (`offers`), or the spares
     /// when the tunnel to `failed` was given up.
     Connecting {
@@ -52,7 +59,7 @@ impl Step {
             Self::Waiting => Some(next_attempt),
             Self::Probing(run) => Some(run.poll_timeout()),
             Self::Listening => Some(now + link.segment.gateways.lock().listening_left(now)),
-            Self::Requesting(request, _) => Some(request.poll_timeout()),
+            Self::Requesting { request, .. } => Some(request.poll_timeout()),
             Self::Connecting { connector, .. } => connector.poll_timeout(),
         }
     }
@@ -171,7 +178,7 @@ impl Core {
     ) -> bool {
         match step {
             Step::Probing(run) => run.on_unicast(meta.source, datagram, now),
-            Step::Requesting(request, _) => {
+            Step::Requesting { request, .. } => {
                 request.on_datagram(meta.source, datagram, now);
                 false
             }
@@ -224,7 +231,11 @@ impl Core {
                     Step::Waiting
                 }
             }
-            Step::Requesting(mut request, stratum0) => {
+            Step::Requesting {
+                mut request,
+                stratum0,
+                groups,
+            } => {
                 let mut outcome = None;
                 while let Some(message) = request.poll_transmit() {
                     if let Err(err) = send_control(&link.socket, &message, stratum0) {
@@ -232,9 +243,12 @@ impl Core {
                     }
                 }
                 match outcome.or_else(|| request.outcome(now)) {
-                    None => Step::Requesting(request, stratum0),
+                    None => Step::Requesting {
+                        request,
+                        stratum0,
+                        groups,
+                    },
                     Some(Ok(offers)) => {
-                        let groups = self.unserved_groups(link);
                         let connector = Box::new(Connector::new(
                             offers.clone(),
                             &groups,
@@ -386,10 +400,11 @@ impl Core {
     /// Starts a relay request to the Stratum 0 in use.
     fn start_request(&self, link: &RelayLink, next_attempt: &mut Instant, now: Instant) -> Step {
         let started = self.stratum0(link).and_then(|stratum0| {
-            Ok(Step::Requesting(
-                RelayRequest::new(stratum0, discovery::nonce()?, now),
+            Ok(Step::Requesting {
+                request: RelayRequest::new(stratum0, discovery::nonce()?, now),
                 stratum0,
-            ))
+                groups: self.unserved_groups(link),
+            })
         });
         started.unwrap_or_else(|err| self.attempt_failed(link, &err, next_attempt, now))
     }
