@@ -429,19 +429,14 @@ fn an_idle_gateway_and_the_host_it_serves_sleep() {
                 let (context, channel) = harness::joined(island_config(s0), "idle");
                 wait_until(&context, settled);
                 // The context's threads: the relays and Stratum 0 run on other hosts.
-                let threads: Vec<u32> = [
-                    "sixcast-recv",
-                    "sixcast-flush",
-                    "sixcast-reach",
-                    "sixcast-gateway",
-                ]
-                .iter()
-                .flat_map(|name| harness::host_threads(name))
-                .collect();
+                let threads: Vec<u32> = ["sixcast-recv", "sixcast-flush", "sixcast-reach"]
+                    .iter()
+                    .flat_map(|name| harness::host_threads(name))
+                    .collect();
                 (context, channel, threads)
             })
             .unwrap();
-        assert_eq!(threads.len(), 4, "{host}: {threads:?}");
+        assert_eq!(threads.len(), 3, "{host}: {threads:?}");
         hosts.push((host, threads, context, channel));
     }
     let window = Duration::from_secs(3);

@@ -96,7 +96,6 @@ impl Context {
         ];
         if core.relay_link.is_some() {
             bodies.push(("sixcast-reach", Core::reach_loop));
-            bodies.push(("sixcast-gateway", Core::gateway_loop));
         }
         let threads = discovery::start_threads(&core, &bodies, Core::shutdown)?;
         debug!(node = %core.node, port = core.socket.port(), "context opened");
@@ -371,7 +370,6 @@ impl Core {
         self.events.close();
         if let Some(link) = &self.relay_link {
             link.nudge.wake();
-            link.segment.nudge.wake();
         }
         self.lead.close();
         // Taking each lock before notifying guarantees no waiter misses the wake-up.

@@ -47,7 +47,7 @@ impl Core {
     /// A channel was joined or left: the gateway election looks again at once.
     pub(super) fn memberships_changed(&self) {
         if let Some(link) = &self.relay_link {
-            link.segment.nudge.wake();
+            link.nudge.wake();
         }
     }
 
@@ -274,7 +274,7 @@ impl Core {
         self.retire(tunnel);
         let failed = tunnel.relay();
         state.tunnel = None;
-        link.segment.nudge.wake();
+        link.nudge.wake();
         Some((failed, std::mem::take(&mut state.spares)))
     }
 

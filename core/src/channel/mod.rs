@@ -60,12 +60,11 @@ pub use stream::{Messages, Readable, Recv};
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 /// How soon a node without a way to the core tries again.
 const RETRY_INTERVAL: Duration = Duration::from_secs(5);
-/// The longest the gateway thread sleeps. Announcements, their hold running out and nudges
-/// (joins, leaves, first sends, the tunnel, the probe) wake it; this bounds how late it sees a
-/// change that nothing announces (a channel's sending hold running out).
+/// The longest the reach thread sleeps between rounds of the gateway election. Announcements,
+/// their hold running out and nudges (joins, leaves, first sends) wake it; this bounds how late
+/// it sees a change that nothing announces (a channel's sending hold running out).
 const ELECTION_BACKSTOP: Duration = Duration::from_secs(1);
-/// The shortest sleep of the reach and gateway threads, so that a deadline just past never
-/// makes them spin.
+/// The shortest sleep of the reach thread, so that a deadline just past never makes it spin.
 const MIN_WAIT: Duration = Duration::from_millis(5);
 
 /// A message received on a channel, with where it came from and how it arrived.
@@ -290,7 +289,8 @@ struct RelayLink {
     segment: Segment,
     /// Set when a channel joined or sent to has neither a gateway nor the tunnel: open one now.
     tunnel_wanted: AtomicBool,
-    /// Wakes the reach thread: a tunnel is wanted, or the context closes.
+    /// Wakes the reach thread: a channel was joined, left or first sent to (the election looks
+    /// again), or the context closes.
     nudge: Waker,
     /// Relays refused for proving no pinned identity.
     rejected_relays: AtomicU64,
@@ -303,9 +303,6 @@ struct Segment {
     /// Re-sends what the tunnel brings onto the segment, with hop limit 1 so it stays there.
     resender: McastSocket,
     gateways: Mutex<Gateways>,
-    /// Wakes the gateway thread: a channel was joined, left or first sent to, the tunnel or the
-    /// probe's verdict changed, or the context closes.
-    nudge: Waker,
 }
 
 #[derive(Default)]

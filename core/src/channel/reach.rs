@@ -1,8 +1,9 @@
 //! The reach thread: probing Stratum 0, listening for the segment's gateways, asking for relays,
 //! opening a tunnel, failing over to a spare, and going back to native. Each of these is a
-//! step that the thread's one loop moves on while it also keeps the tunnel and dispatches what
-//! comes down it; the loop sleeps on its sockets until a datagram, a nudge or the earliest
-//! deadline, and no step blocks it.
+//! step that the thread's one loop moves on while it also keeps the tunnel, dispatches what
+//! comes down it, and takes part in the segment's gateway election (`stratum1.rs`); the loop
+//! sleeps on its sockets until a datagram, a nudge or the earliest deadline, and no step blocks
+//! it.
 
 use std::{
     mem,
@@ -14,7 +15,7 @@ use std::{
 use sixcast_proto::relay_request::RelayRequest;
 use tracing::{debug, info, warn};
 
-use super::{Core, MIN_WAIT, RETRY_INTERVAL, RelayLink};
+use super::{Core, MIN_WAIT, RETRY_INTERVAL, RelayLink, stratum1::Election};
 use crate::{
     discovery::{self, send_control},
     error::{Error, ErrorKind, Result},
@@ -73,6 +74,7 @@ impl Core {
         let mut batch = RecvBatch::new();
         let mut step = Step::Waiting;
         let mut next_attempt = Instant::now();
+        let mut election = Election::new(next_attempt);
         while !self.closed.load(Ordering::Acquire) {
             if let Some((failed, spares)) = self.maintain_tunnel(link) {
                 // A probe under way gives way; the next attempt starts it again.
@@ -89,6 +91,8 @@ impl Core {
                     failed: Some(failed),
                 };
             }
+            // Before the steps: the election may want a tunnel at once.
+            let election_due = self.election_round(link, &mut election);
             // A step that begins sends at once: move on until the step stays the same.
             loop {
                 let before = mem::discriminant(&step);
@@ -100,11 +104,15 @@ impl Core {
             self.publish_path(link);
             let now = Instant::now();
             let tunnel_due = link.state.lock().tunnel.as_ref().and_then(Tunnel::next_due);
-            let due = [step.due(link, next_attempt, now), tunnel_due]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next_attempt);
+            let due = [
+                step.due(link, next_attempt, now),
+                tunnel_due,
+                Some(election_due),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next_attempt);
             let wait = due.saturating_duration_since(now).max(MIN_WAIT);
             self.wait_and_read(link, &mut step, &mut batch, wait);
         }
@@ -115,11 +123,12 @@ impl Core {
         {
             tunnel::close(tunnel, &link.socket, observed);
         }
+        self.leave_election(link, &election);
     }
 
-    /// Sleeps until a datagram on the link's socket (or the probe's listener), a nudge (a
-    /// tunnel wanted, or the close) or `wait` has passed, and hands what came to the step and
-    /// to the tunnel.
+    /// Sleeps until a datagram on the link's socket, the gateway group (or the probe's
+    /// listener), a nudge (a join, a leave, a first send, or the close) or `wait` has passed,
+    /// and hands what came to the step, the tunnel and the election.
     fn wait_and_read(
         &self,
         link: &RelayLink,
@@ -131,7 +140,8 @@ impl Core {
             Step::Probing(run) => Some(run.listener()),
             _ => None,
         };
-        let sockets: Vec<&McastSocket> = [Some(&link.socket), listener]
+        let announcer = &link.segment.announcer;
+        let sockets: Vec<&McastSocket> = [Some(&link.socket), Some(announcer), listener]
             .into_iter()
             .flatten()
             .collect();
@@ -160,6 +170,7 @@ impl Core {
                 }
             }
         }
+        self.hear_gateways(link, batch);
         if let Step::Probing(run) = step
             && let Err(err) = run.read_probe_group(batch, &link.nudge)
         {
@@ -369,7 +380,7 @@ impl Core {
             state.last_error = None;
         }
         drop(state);
-        link.segment.nudge.wake();
+        link.nudge.wake();
         if native || tunnelled {
             *next_attempt = now + self.config.probe_interval;
             Step::Waiting
@@ -444,7 +455,7 @@ impl Core {
         drop(state);
         // Channels joined during the handshake missed it: join them now.
         self.tunnel_join(&self.unserved_groups(link));
-        link.segment.nudge.wake();
+        link.nudge.wake();
     }
 
     /// How to probe the Stratum 0 at `stratum0`.

@@ -78,7 +78,7 @@ impl Core {
             let now = Instant::now();
             if link_state.sent_to.insert(state.group, now).is_none() {
                 // A channel newly sent to may need a tunnel: the election decides at once.
-                link.segment.nudge.wake();
+                link.nudge.wake();
             }
             match (&mut link_state.tunnel, native_up) {
                 (Some(tunnel), false) => self.send_up(link, tunnel, relayed, ready),

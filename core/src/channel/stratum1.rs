@@ -10,7 +10,7 @@ use std::{
 use parking_lot::Mutex;
 use tracing::{debug, info, warn};
 
-use super::{ChannelState, Core, ELECTION_BACKSTOP, MIN_WAIT, RelayLink, Segment};
+use super::{ChannelState, Core, ELECTION_BACKSTOP, RelayLink, Segment};
 use crate::{
     config::Config,
     discovery,
@@ -18,7 +18,7 @@ use crate::{
     events::Event,
     gateway::{self, Gateways},
     probe::ProbeReport,
-    socket::{Interface, McastSocket, RecvBatch, SocketOptions, Wait, Waker},
+    socket::{Interface, McastSocket, RecvBatch, SocketOptions, Wait},
     tunnel::{self, Tunnel},
     wire::{NodeId, control},
 };
@@ -42,7 +42,6 @@ impl Segment {
             // Bound to the data port, because multicast goes to the sending socket's port.
             resender: McastSocket::bind(&options(config.effective_port()))?,
             gateways: Mutex::new(Gateways::new(node, Instant::now())),
-            nudge: Waker::new()?,
         })
     }
 
@@ -77,85 +76,98 @@ impl Segment {
     }
 }
 
-impl Core {
-    /// Hears the segment's gateway announcements, takes part in the election, and announces
-    /// the channels this node serves (withdrawing them when it stops, and when it closes).
-    pub(super) fn gateway_loop(&self) {
-        let Some(link) = &self.relay_link else { return };
-        let segment = &link.segment;
-        let mut batch = RecvBatch::new();
-        let mut announced: Vec<Ipv6Addr> = Vec::new();
-        let mut listened: Vec<Ipv6Addr> = Vec::new();
-        let mut next_announcement = Instant::now();
-        let mut wait = Duration::ZERO;
-        while !self.closed.load(Ordering::Acquire) {
-            match segment
-                .announcer
-                .recv_batch(&mut batch, &segment.nudge, Some(wait))
-            {
-                Ok(Wait::Woken) => {
-                    if self.closed.load(Ordering::Acquire) {
-                        break;
-                    }
-                    segment.nudge.reset();
-                }
-                Ok(Wait::Received(_)) => {
-                    let now = Instant::now();
-                    let mut gateways = segment.gateways.lock();
-                    for (meta, datagram) in batch.iter() {
-                        match control::decode(datagram) {
-                            Ok(announcement) => gateways.heard(meta.source, &announcement, now),
-                            Err(err) => {
-                                debug!(source = %meta.source, "on the gateway group: {err}");
-                            }
-                        }
-                    }
-                }
-                Ok(Wait::TimedOut) => {}
-                Err(err) => {
-                    warn!("{err}");
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-            let serving = self.take_part(link);
-            if serving != announced {
-                self.events.push(Event::GatewayRole {
-                    serving: serving.clone(),
-                });
-            }
-            // Checked every round: a gateway heard or lost changes the path too.
-            self.publish_path(link);
-            let listening = self.listening(&serving);
-            if serving != announced || listening != listened || Instant::now() >= next_announcement
-            {
-                // What it stopped serving, and what it listens to without serving (so that
-                // the gateway re-sends it), go out as withdrawals.
-                let mut withdrawn: Vec<Ipv6Addr> = announced
-                    .iter()
-                    .filter(|group| !serving.contains(group) && !listening.contains(group))
-                    .copied()
-                    .collect();
-                withdrawn.extend_from_slice(&listening);
-                segment.announce(&self.interfaces, self.node, &withdrawn, Duration::ZERO);
-                segment.announce(&self.interfaces, self.node, &serving, gateway::HOLD);
-                announced = serving;
-                listened = listening;
-                next_announcement = Instant::now() + gateway::ANNOUNCE_INTERVAL;
-            }
-            // Sleeps until something can change: an announcement is due, one heard runs out,
-            // a datagram comes, or a nudge (a join, a leave, a first send, the tunnel or the
-            // probe); at most the backstop.
-            let now = Instant::now();
-            let mut due = now + ELECTION_BACKSTOP;
-            if !announced.is_empty() || !listened.is_empty() {
-                due = due.min(next_announcement);
-            }
-            if let Some(change) = segment.gateways.lock().next_change(now) {
-                due = due.min(change);
-            }
-            wait = due.saturating_duration_since(now).max(MIN_WAIT);
+/// This node's part in its segment's gateway election, kept by the reach thread.
+pub(super) struct Election {
+    announced: Vec<Ipv6Addr>,
+    listened: Vec<Ipv6Addr>,
+    next_announcement: Instant,
+}
+
+impl Election {
+    pub(super) fn new(now: Instant) -> Self {
+        Self {
+            announced: Vec::new(),
+            listened: Vec::new(),
+            next_announcement: now,
         }
-        segment.announce(&self.interfaces, self.node, &announced, Duration::ZERO);
+    }
+}
+
+impl Core {
+    /// Hears what came on the gateway group, without waiting.
+    pub(super) fn hear_gateways(&self, link: &RelayLink, batch: &mut RecvBatch) {
+        let segment = &link.segment;
+        match segment
+            .announcer
+            .recv_batch(batch, &link.nudge, Some(Duration::ZERO))
+        {
+            Ok(Wait::Received(_)) => {
+                let now = Instant::now();
+                let mut gateways = segment.gateways.lock();
+                for (meta, datagram) in batch.iter() {
+                    match control::decode(datagram) {
+                        Ok(announcement) => gateways.heard(meta.source, &announcement, now),
+                        Err(err) => debug!(source = %meta.source, "on the gateway group: {err}"),
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(err) => warn!("{err}"),
+        }
+    }
+
+    /// One round of this node's part in the election: takes part, and announces the channels
+    /// it serves (withdrawing those it stopped serving) when that changed or is due. Returns
+    /// when the next round is due if nothing happens meanwhile: an announcement is due, or one
+    /// heard runs out; at most the backstop.
+    pub(super) fn election_round(&self, link: &RelayLink, election: &mut Election) -> Instant {
+        let serving = self.take_part(link);
+        if serving != election.announced {
+            self.events.push(Event::GatewayRole {
+                serving: serving.clone(),
+            });
+        }
+        let listening = self.listening(&serving);
+        let now = Instant::now();
+        if serving != election.announced
+            || listening != election.listened
+            || now >= election.next_announcement
+        {
+            // What it stopped serving, and what it listens to without serving (so that the
+            // gateway re-sends it), go out as withdrawals.
+            let mut withdrawn: Vec<Ipv6Addr> = election
+                .announced
+                .iter()
+                .filter(|group| !serving.contains(group) && !listening.contains(group))
+                .copied()
+                .collect();
+            withdrawn.extend_from_slice(&listening);
+            let segment = &link.segment;
+            segment.announce(&self.interfaces, self.node, &withdrawn, Duration::ZERO);
+            segment.announce(&self.interfaces, self.node, &serving, gateway::HOLD);
+            election.announced = serving;
+            election.listened = listening;
+            election.next_announcement = now + gateway::ANNOUNCE_INTERVAL;
+        }
+        let mut due = now + ELECTION_BACKSTOP;
+        if !election.announced.is_empty() || !election.listened.is_empty() {
+            due = due.min(election.next_announcement);
+        }
+        if let Some(change) = link.segment.gateways.lock().next_change(now) {
+            due = due.min(change);
+        }
+        due
+    }
+
+    /// Withdraws what this node announces: it is closing.
+    pub(super) fn leave_election(&self, link: &RelayLink, election: &Election) {
+        let segment = &link.segment;
+        segment.announce(
+            &self.interfaces,
+            self.node,
+            &election.announced,
+            Duration::ZERO,
+        );
     }
 
     /// The groups of the joined channels (with a relayed twin) this node does not serve: what it
@@ -215,8 +227,8 @@ impl Core {
                 now,
             );
             if plan.open_tunnel && gateways.listened(now) {
+                // The reach step that follows this round asks for relays.
                 link.tunnel_wanted.store(true, Ordering::Release);
-                link.nudge.wake();
             }
             plan
         };
