@@ -4,7 +4,7 @@
 //!
 //! The protocol is `sixcast_proto::probe::Prober`, without I/O: fed datagrams and the time, it
 //! says what to send, when it next needs the clock, and the outcome; it is tested on a fake
-//! clock. [`ProbeRun`] here gives it the node's unicast socket and a listener on the probe
+//! clock. `ProbeRun` here gives it the node's unicast socket and a listener on the probe
 //! group, for the reach thread, which sleeps on both (and on its tunnel) at once.
 
 use std::{
