@@ -1,5 +1,6 @@
-//! The Stratum 1 gateway role: taking part in the segment's gateway election and serving the
-//! segment's channels that no neighbour serves.
+//! The Stratum 1 gateway role: the segment's sockets, this node's part in the segment's gateway
+//! election (a round of it in every pass of the reach thread's loop) and serving the segment's
+//! channels that no neighbour serves.
 
 use std::{
     net::Ipv6Addr,
