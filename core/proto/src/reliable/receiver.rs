@@ -318,10 +318,17 @@ impl<T: Clone> RepairReceiver<T> {
                 .is_some_and(|until| now >= until)
             {
                 // Holes only in a block that seems open: a sender quiet for this long closed
-                // it, and its announcement of that was lost here. They are asked for now.
+                // it, and its announcement of that was lost here. They are asked for now, the
+                // receiver that misses most of it first, as for a closed block.
+                let holes = stream.holes();
+                let (len, missing) = stream
+                    .opened
+                    .keys()
+                    .next()
+                    .map_or((1, 0), |&first| stream.need_in_block(first, &holes));
                 let due = now
                     + self.config.nack_delay
-                    + nack_backoff(self.config.nack_spread, &mut self.rng);
+                    + nack_wait(self.config.nack_spread, missing, len, &mut self.rng);
                 stream.hole_timers = stream.opened.keys().map(|&first| (first, due)).collect();
             }
             if nacks_held || stream.hole_timers.values().all(|&due| due > now) {
@@ -535,17 +542,8 @@ impl<T: Clone> RepairReceiver<T> {
                     .next()
                     .is_none()
             {
-                let held = stream
-                    .parity
-                    .get(&block.0)
-                    .map_or(0, |b| b.symbols.len() as u64);
-                let missing = count_within(&holes, block).saturating_sub(held);
-                let wait = nack_wait(
-                    config.nack_spread,
-                    missing,
-                    block.1 - block.0,
-                    &mut self.rng,
-                );
+                let (len, missing) = stream.need_in_block(first, &holes);
+                let wait = nack_wait(config.nack_spread, missing, len, &mut self.rng);
                 stream
                     .hole_timers
                     .insert(first, now + config.nack_delay + wait);

@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{RepairConfig, grid::BlockGrid};
+use super::{
+    RepairConfig,
+    grid::{BlockGrid, count_within},
+};
 
 /// Parity symbols heard for one block.
 #[derive(Debug)]
@@ -125,6 +128,20 @@ impl<T> Stream<T> {
     pub(super) fn unasked_until(&self, config: &RepairConfig) -> Option<Instant> {
         (self.hole_timers.is_empty() && !self.opened.is_empty())
             .then(|| self.last_heard + config.tail_delay + config.repair_wait)
+    }
+
+    /// The block of the hole at `first`, as its length and how many of its packets are missing
+    /// here (of `holes`), less the parity symbols of it held: what this receiver would ask of it.
+    pub(super) fn need_in_block(&self, first: u64, holes: &[(u64, u32)]) -> (u64, u64) {
+        let block = self.grid.block_of(first);
+        let held = self
+            .parity
+            .get(&block.0)
+            .map_or(0, |parity| parity.symbols.len() as u64);
+        (
+            block.1 - block.0,
+            count_within(holes, block).saturating_sub(held),
+        )
     }
 
     pub(super) fn wanted(&self) -> Vec<(u64, u32)> {
