@@ -242,14 +242,12 @@ fn a_flood_of_nacks_costs_one_repair_per_block_per_guard() {
     );
 }
 
-#[test]
-fn the_receiver_that_misses_most_of_a_block_asks_first() {
+/// Of 100 seeds, how often the receiver that heard `many` (missing more) sends its first NACK
+/// before the one that heard `few`, both hearing their packets at the same moment; each must
+/// send one `within` that moment.
+fn times_missing_more_asks_first(few: &[u64], many: &[u64], within: Duration) -> u32 {
     let config = blocks_of_8();
     let start = Instant::now();
-    // One receiver misses 1 packet of block 0, another 4: whoever asks first spares the other
-    // only if it asks at least as much, so the one missing 4 should most often go first.
-    let few: Vec<u64> = (0..9).filter(|&n| n != 3).collect();
-    let many: Vec<u64> = (0..9).filter(|n| !(2..6).contains(n)).collect();
     let mut first_by_many = 0;
     for seed in 1..=100 {
         let due = |present: &[u64], node: u64| {
@@ -257,42 +255,37 @@ fn the_receiver_that_misses_most_of_a_block_asks_first() {
             let mut receiver = RepairReceiver::new(NodeId(node), sim::GROUP, config, seed);
             sim::hear(&mut receiver, present, start);
             // The first moment, in steps of 50 µs, at which it sends its NACK.
-            (0..400)
-                .map(|step| start + Duration::from_micros(50 * step))
+            let step = Duration::from_micros(50);
+            (0..within.as_micros() / step.as_micros())
+                .map(|n| start + step * u32::try_from(n).unwrap())
                 .find(|&now| !nacks_by(&mut receiver, now).is_empty())
-                .expect("a NACK within 20 ms")
+                .unwrap_or_else(|| panic!("a NACK within {within:?}"))
         };
-        if due(&many, 2) < due(&few, 1) {
+        if due(many, 2) < due(few, 1) {
             first_by_many += 1;
         }
     }
+    first_by_many
+}
+
+#[test]
+fn the_receiver_that_misses_most_of_a_block_asks_first() {
+    // One receiver misses 1 packet of block 0, another 4: whoever asks first spares the other
+    // only if it asks at least as much, so the one missing 4 should most often go first.
+    let few: Vec<u64> = (0..9).filter(|&n| n != 3).collect();
+    let many: Vec<u64> = (0..9).filter(|n| !(2..6).contains(n)).collect();
+    let first_by_many = times_missing_more_asks_first(&few, &many, Duration::from_millis(20));
     // 94 % in theory (each draws its random part); in random order it would be half.
     assert!(first_by_many >= 85, "{first_by_many} of 100");
 }
 
 #[test]
 fn in_a_block_that_seems_open_the_receiver_that_misses_most_asks_first() {
-    let config = blocks_of_8();
-    let start = Instant::now();
     // Both heard up to packet 13 of block 1 (8..16), whose end the sender's lost announcement
     // would have told: one misses packet 11, the other 9 to 12. Once the sender has been quiet
     // long enough they ask; the one missing 4 should most often go first, as in a closed block.
     let few: Vec<u64> = (0..14).filter(|&n| n != 11).collect();
     let many: Vec<u64> = (0..14).filter(|n| !(9..13).contains(n)).collect();
-    let mut first_by_many = 0;
-    for seed in 1..=100 {
-        let due = |present: &[u64], node: u64| {
-            let seed = seed * 1000 + node;
-            let mut receiver = RepairReceiver::new(NodeId(node), sim::GROUP, config, seed);
-            sim::hear(&mut receiver, present, start);
-            (0..2000)
-                .map(|step| start + Duration::from_micros(50 * step))
-                .find(|&now| !nacks_by(&mut receiver, now).is_empty())
-                .expect("a NACK within 100 ms")
-        };
-        if due(&many, 2) < due(&few, 1) {
-            first_by_many += 1;
-        }
-    }
+    let first_by_many = times_missing_more_asks_first(&few, &many, Duration::from_millis(100));
     assert!(first_by_many >= 85, "{first_by_many} of 100");
 }
