@@ -63,6 +63,11 @@ impl RelayRequest {
         }
     }
 
+    /// The Stratum 0 asked, where every message of [`poll_transmit`](Self::poll_transmit) goes.
+    pub fn stratum0(&self) -> SocketAddrV6 {
+        self.stratum0
+    }
+
     /// The next message for Stratum 0, if one waits.
     pub fn poll_transmit(&mut self) -> Option<Control<'static>> {
         (!self.outbox.is_empty()).then(|| self.outbox.remove(0))

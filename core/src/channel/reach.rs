@@ -40,7 +40,6 @@ enum Step {
     /// election settles on the lowest node id, rather than on whose tunnel opened first.
     Requesting {
         request: RelayRequest,
-        stratum0: SocketAddrV6,
         groups: Vec<Ipv6Addr>,
     },
     /// Handshaking with the offered relays: every offer of a request (`offers`), or the spares
@@ -244,21 +243,16 @@ impl Core {
             }
             Step::Requesting {
                 mut request,
-                stratum0,
                 groups,
             } => {
                 let mut outcome = None;
                 while let Some(message) = request.poll_transmit() {
-                    if let Err(err) = send_control(&link.socket, &message, stratum0) {
+                    if let Err(err) = send_control(&link.socket, &message, request.stratum0()) {
                         outcome = Some(Err(err));
                     }
                 }
                 match outcome.or_else(|| request.outcome(now)) {
-                    None => Step::Requesting {
-                        request,
-                        stratum0,
-                        groups,
-                    },
+                    None => Step::Requesting { request, groups },
                     Some(Ok(offers)) => {
                         let connector = Box::new(Connector::new(
                             offers.clone(),
@@ -413,7 +407,6 @@ impl Core {
         let started = self.stratum0(link).and_then(|stratum0| {
             Ok(Step::Requesting {
                 request: RelayRequest::new(stratum0, discovery::nonce()?, now),
-                stratum0,
                 groups: self.unserved_groups(link),
             })
         });
