@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod probe;
 #[doc(hidden)]
 pub mod ratelimit;
+pub mod reach;
 pub mod relay;
 pub mod relay_request;
 pub mod reliable;

@@ -95,6 +95,11 @@ impl Prober {
         }
     }
 
+    /// The Stratum 0 this probe asks.
+    pub fn stratum0(&self) -> SocketAddrV6 {
+        self.report.stratum0
+    }
+
     fn finished(&self, now: Instant) -> bool {
         self.report.native() || now >= self.deadline
     }

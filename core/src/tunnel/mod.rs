@@ -1,12 +1,11 @@
-//! A node's side of the relay fallback on its unicast socket: handshakes with the offered relays
-//! (joining a repeater's group first), and sends what the tunnel's protocol queues and channel
-//! datagrams up the tunnel (see `docs/reachability.md`). The protocol itself, without I/O, is
-//! `sixcast_proto::relay_request` and `sixcast_proto::tunnel`; the reach thread
-//! (`channel/reach.rs`) drives it beside its other steps.
+//! A node's side of the relay fallback on its unicast socket: joins a repeater's group before
+//! its handshake, and sends what the tunnel's protocol queues and channel datagrams up the
+//! tunnel (see `docs/reachability.md`). The protocol itself, without I/O, is
+//! `sixcast_proto::tunnel`, and choosing a relay is a step of `sixcast_proto::reach`, which the
+//! reach thread (`channel/reach.rs`) drives.
 
 use std::{
     net::{Ipv6Addr, SocketAddrV6},
-    sync::atomic::AtomicU64,
     time::Instant,
 };
 
@@ -22,48 +21,13 @@ use crate::{
 
 pub use sixcast_proto::{
     relay_request::RelayOffer,
-    tunnel::{Connector, Pinning, Progress, Tunnel},
+    tunnel::{Pinning, Tunnel},
 };
 
-/// Moves `connector` on at `now`: joins a repeater's group on `interfaces` before its handshake
-/// (the repeater answers by SSM), and sends what it queued. Once it ends: the open tunnel with
-/// the offers not tried, or why no relay opened one. Relays that prove no pinned identity are
-/// counted in `rejected`.
-pub(crate) fn advance(
-    connector: &mut Connector,
+/// Joins the repeater group of `scope` from `repeater`, source-specifically, on `interfaces`.
+pub(crate) fn join_repeater(
     socket: &McastSocket,
     (scope, interfaces): (Scope, &[Interface]),
-    rejected: &AtomicU64,
-    now: Instant,
-) -> Option<Result<(Tunnel, Vec<RelayOffer>)>> {
-    while let Some(progress) = connector.poll(now, &mut discovery::nonce, rejected) {
-        match progress {
-            Progress::Trying(offer) if offer.repeater => {
-                // Where the join fails, no SSM arrives and the handshake times out.
-                if let Err(err) = join_repeater(socket, scope, interfaces, offer.address) {
-                    debug!(repeater = %offer.address, "joining the repeater group: {err}");
-                }
-            }
-            Progress::Trying(_) => {}
-            Progress::Opened { tunnel, untried } => return Some(Ok((*tunnel, untried))),
-            Progress::Failed(err) => return Some(Err(err)),
-        }
-    }
-    while let Some((message, relay)) = connector.poll_transmit() {
-        // A message that did not leave is lost like one dropped on the way: the handshake times
-        // out and the next relay is tried.
-        if let Err(err) = send_control(socket, &message, relay) {
-            debug!(%relay, "opening a tunnel: {err}");
-        }
-    }
-    None
-}
-
-/// Joins the repeater group of `scope` from `repeater`, source-specifically, on `interfaces`.
-fn join_repeater(
-    socket: &McastSocket,
-    scope: Scope,
-    interfaces: &[Interface],
     repeater: SocketAddrV6,
 ) -> Result<()> {
     for interface in interfaces {
