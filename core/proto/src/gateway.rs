@@ -291,6 +291,84 @@ impl Gateways {
     }
 }
 
+/// This node's part in its segment's gateway election: what it last announced, and when it
+/// announces again. Each round the driver says which channels the node serves (from
+/// [`Gateways::plan`]) and which it listens to without serving; the round says what to send.
+#[derive(Debug)]
+pub struct Election {
+    announced: Vec<Ipv6Addr>,
+    listened: Vec<Ipv6Addr>,
+    next_announcement: Instant,
+}
+
+/// What a round of the [`Election`] sends on the gateway group.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Announcement {
+    /// Withdrawn (hold zero): what the node stopped serving, and what it listens to without
+    /// serving, which tells the segment's gateway to keep re-sending it.
+    pub withdraw: Vec<Ipv6Addr>,
+    /// Served, for [`HOLD`].
+    pub serve: Vec<Ipv6Addr>,
+}
+
+impl Election {
+    /// A node that has announced nothing, and announces at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            announced: Vec::new(),
+            listened: Vec::new(),
+            next_announcement: now,
+        }
+    }
+
+    /// The channels last announced as served: withdrawn when the node leaves.
+    pub fn announced(&self) -> &[Ipv6Addr] {
+        &self.announced
+    }
+
+    /// A round at `now`, given the groups served and those listened to without serving, each
+    /// in a stable order: what to announce when either changed or an announcement is due.
+    pub fn round(
+        &mut self,
+        serving: Vec<Ipv6Addr>,
+        listening: Vec<Ipv6Addr>,
+        now: Instant,
+    ) -> Option<Announcement> {
+        if serving == self.announced && listening == self.listened && now < self.next_announcement {
+            return None;
+        }
+        let mut withdraw: Vec<Ipv6Addr> = self
+            .announced
+            .iter()
+            .filter(|group| !serving.contains(group) && !listening.contains(group))
+            .copied()
+            .collect();
+        withdraw.extend_from_slice(&listening);
+        let announcement = Announcement {
+            withdraw,
+            serve: serving.clone(),
+        };
+        self.announced = serving;
+        self.listened = listening;
+        self.next_announcement = now + ANNOUNCE_INTERVAL;
+        Some(announcement)
+    }
+
+    /// When the next round is due if nothing changes meanwhile: an announcement is due, or one
+    /// heard in `gateways` runs out; at most `backstop` after `now`, which bounds how late a
+    /// change nothing announces is seen.
+    pub fn poll_timeout(&self, gateways: &Gateways, now: Instant, backstop: Duration) -> Instant {
+        let mut due = now + backstop;
+        if !self.announced.is_empty() || !self.listened.is_empty() {
+            due = due.min(self.next_announcement);
+        }
+        if let Some(change) = gateways.next_change(now) {
+            due = due.min(change);
+        }
+        due
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,5 +611,80 @@ mod tests {
         // Sending to a served channel needs nothing: the gateway uploads it.
         let plan = gateways.plan(&[], &[CHANNEL], |_| false, false, now);
         assert_eq!(plan, Plan::default());
+    }
+
+    #[test]
+    fn an_election_announces_on_change_and_each_interval_and_withdraws_what_it_left() {
+        let start = Instant::now();
+        let backstop = Duration::from_secs(1);
+        let gateways = Gateways::new(NodeId(1), start);
+        let mut election = Election::new(start);
+        assert_eq!(
+            election.poll_timeout(&gateways, start, backstop),
+            start + backstop
+        );
+        let serve = |groups: &[Ipv6Addr]| {
+            Some(Announcement {
+                withdraw: Vec::new(),
+                serve: groups.to_vec(),
+            })
+        };
+        assert_eq!(
+            election.round(vec![CHANNEL], Vec::new(), start),
+            serve(&[CHANNEL])
+        );
+        let soon = start + ANNOUNCE_INTERVAL / 2;
+        assert_eq!(
+            election.round(vec![CHANNEL], Vec::new(), soon),
+            None,
+            "unchanged"
+        );
+        assert_eq!(
+            election.poll_timeout(&gateways, soon, backstop),
+            start + ANNOUNCE_INTERVAL
+        );
+        let due = start + ANNOUNCE_INTERVAL;
+        assert_eq!(
+            election.round(vec![CHANNEL], Vec::new(), due),
+            serve(&[CHANNEL])
+        );
+        // It serves another channel instead, then none, listening to the first.
+        assert_eq!(
+            election.round(vec![OTHER], Vec::new(), due),
+            Some(Announcement {
+                withdraw: vec![CHANNEL],
+                serve: vec![OTHER],
+            })
+        );
+        assert_eq!(
+            election.round(Vec::new(), vec![CHANNEL], due),
+            Some(Announcement {
+                withdraw: vec![OTHER, CHANNEL],
+                serve: Vec::new(),
+            })
+        );
+        assert!(election.announced().is_empty());
+        // Listening is said again every interval, so the gateway keeps re-sending.
+        let later = due + ANNOUNCE_INTERVAL;
+        assert_eq!(election.poll_timeout(&gateways, due, backstop), later);
+        assert_eq!(
+            election.round(Vec::new(), vec![CHANNEL], later),
+            Some(Announcement {
+                withdraw: vec![CHANNEL],
+                serve: Vec::new(),
+            })
+        );
+    }
+
+    #[test]
+    fn an_election_wakes_when_a_gateway_heard_runs_out() {
+        let start = Instant::now();
+        let mut gateways = Gateways::new(NodeId(5), start);
+        gateways.heard(from(2), &announce(2, 1000, &[CHANNEL]), start);
+        let election = Election::new(start);
+        assert_eq!(
+            election.poll_timeout(&gateways, start, Duration::from_secs(5)),
+            start + Duration::from_millis(1000)
+        );
     }
 }

@@ -13,11 +13,12 @@ use std::{
 use sixcast_proto::reach::{Node, Reach, ReachEvent, Spares, Timing, Transmit};
 use tracing::{debug, info, warn};
 
-use super::{Core, MIN_WAIT, RETRY_INTERVAL, RelayLink, stratum1::Election};
+use super::{Core, MIN_WAIT, RETRY_INTERVAL, RelayLink};
 use crate::{
     discovery::{self, multicast_control, probe_group, send_control},
     error::{Error, ErrorKind, Result},
     events::Event,
+    gateway::Election,
     probe::{self, ProbeReport},
     socket::{self, McastSocket, RecvBatch, Wait},
     tunnel::{self, Pinning, Tunnel},

@@ -17,7 +17,7 @@ use crate::{
     discovery,
     error::Result,
     events::Event,
-    gateway::{self, Gateways},
+    gateway::{self, Election, Gateways},
     probe::ProbeReport,
     socket::{Interface, McastSocket, RecvBatch, SocketOptions, Wait},
     tunnel::{self, Tunnel},
@@ -77,23 +77,6 @@ impl Segment {
     }
 }
 
-/// This node's part in its segment's gateway election, kept by the reach thread.
-pub(super) struct Election {
-    announced: Vec<Ipv6Addr>,
-    listened: Vec<Ipv6Addr>,
-    next_announcement: Instant,
-}
-
-impl Election {
-    pub(super) fn new(now: Instant) -> Self {
-        Self {
-            announced: Vec::new(),
-            listened: Vec::new(),
-            next_announcement: now,
-        }
-    }
-}
-
 impl Core {
     /// Hears what came on the gateway group, without waiting.
     pub(super) fn hear_gateways(&self, link: &RelayLink, batch: &mut RecvBatch) {
@@ -119,45 +102,29 @@ impl Core {
 
     /// One round of this node's part in the election: takes part, and announces the channels
     /// it serves (withdrawing those it stopped serving) when that changed or is due. Returns
-    /// when the next round is due if nothing happens meanwhile: an announcement is due, or one
-    /// heard runs out; at most the backstop.
+    /// when the next round is due if nothing happens meanwhile.
     pub(super) fn election_round(&self, link: &RelayLink, election: &mut Election) -> Instant {
         let serving = self.take_part(link);
-        if serving != election.announced {
+        if serving != election.announced() {
             self.events.push(Event::GatewayRole {
                 serving: serving.clone(),
             });
         }
         let listening = self.listening(&serving);
         let now = Instant::now();
-        if serving != election.announced
-            || listening != election.listened
-            || now >= election.next_announcement
-        {
-            // What it stopped serving, and what it listens to without serving (so that the
-            // gateway re-sends it), go out as withdrawals.
-            let mut withdrawn: Vec<Ipv6Addr> = election
-                .announced
-                .iter()
-                .filter(|group| !serving.contains(group) && !listening.contains(group))
-                .copied()
-                .collect();
-            withdrawn.extend_from_slice(&listening);
-            let segment = &link.segment;
-            segment.announce(&self.interfaces, self.node, &withdrawn, Duration::ZERO);
-            segment.announce(&self.interfaces, self.node, &serving, gateway::HOLD);
-            election.announced = serving;
-            election.listened = listening;
-            election.next_announcement = now + gateway::ANNOUNCE_INTERVAL;
+        let segment = &link.segment;
+        if let Some(announcement) = election.round(serving, listening, now) {
+            let node = self.node;
+            segment.announce(
+                &self.interfaces,
+                node,
+                &announcement.withdraw,
+                Duration::ZERO,
+            );
+            segment.announce(&self.interfaces, node, &announcement.serve, gateway::HOLD);
         }
-        let mut due = now + ELECTION_BACKSTOP;
-        if !election.announced.is_empty() || !election.listened.is_empty() {
-            due = due.min(election.next_announcement);
-        }
-        if let Some(change) = link.segment.gateways.lock().next_change(now) {
-            due = due.min(change);
-        }
-        due
+        let gateways = segment.gateways.lock();
+        election.poll_timeout(&gateways, now, ELECTION_BACKSTOP)
     }
 
     /// Withdraws what this node announces: it is closing.
@@ -166,7 +133,7 @@ impl Core {
         segment.announce(
             &self.interfaces,
             self.node,
-            &election.announced,
+            election.announced(),
             Duration::ZERO,
         );
     }
