@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::{
     Channel, ChannelState, Context, Core, Counters, Outbox, Reachability, RelayLink, SEND_BATCH,
-    Segment, Shared, Stats,
+    Segment, Shared, Stats, route::RouteCell,
 };
 use crate::{
     addr,
@@ -61,6 +61,7 @@ impl Context {
                 tunnel_wanted: AtomicBool::new(false),
                 nudge: Waker::new()?,
                 rejected_relays: AtomicU64::new(0),
+                epoch: Instant::now(),
                 source,
                 state: Mutex::default(),
             }),
@@ -203,6 +204,7 @@ impl Context {
             queue: Mutex::default(),
             arrived: Condvar::new(),
             membership: Mutex::default(),
+            route: RouteCell::default(),
             counters: Counters::default(),
             raw_seq: AtomicU64::new(0),
             repair_sender: core

@@ -153,9 +153,11 @@ impl Core {
     /// 0 unanswered, no relay).
     pub(super) fn publish_path(&self, link: &RelayLink) {
         let channels = self.joined_channels();
+        let every_channel = self.all_channels();
         let mut state = link.state.lock();
         let gateway = self.serving_gateway(link, &state, &channels);
         self.settle_held(link, &mut state);
+        self.publish_routes(link, &every_channel, &state);
         let Some(report) = &state.report else {
             // Stratum 0 never answered: the core is out of reach until it does.
             if state.last_error.is_some() {

@@ -25,12 +25,12 @@ use std::{
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use self::{held::Held, queue::Inbound};
+use self::{held::Held, queue::Inbound, route::RouteCell};
 use crate::{
     config::Config,
     crypto::{Covers, DropCounters, Drops, Protection},
     events::EventQueue,
-    gateway::{self, Gateways, Path},
+    gateway::{Gateways, Path},
     lead::Lead,
     locate::Stratum0Source,
     probe::ProbeReport,
@@ -50,6 +50,7 @@ mod queue;
 mod reach;
 mod receive;
 mod repair;
+mod route;
 mod send;
 mod stratum1;
 mod stream;
@@ -294,6 +295,8 @@ struct RelayLink {
     nudge: Waker,
     /// Relays refused for proving no pinned identity.
     rejected_relays: AtomicU64,
+    /// When the link was made: channels note their last send as a time after it (`route`).
+    epoch: Instant,
 }
 
 /// This node's side of the Stratum 1 gateways of its segment (see `gateway`).
@@ -325,26 +328,6 @@ struct LinkState {
     /// too.
     reached_natively: bool,
     held: Held,
-    /// The groups of the channels this node sent to, with when it last did: sending counts as
-    /// using a channel in the gateway election for `gateway::SENDING_HOLD`.
-    sent_to: HashMap<Ipv6Addr, Instant>,
-}
-
-impl LinkState {
-    /// The groups of the channels sent to lately that are not among the `joined`, in a stable
-    /// order; forgets the channels sent to longer ago.
-    fn sends_only_to(&mut self, joined: &[Ipv6Addr], now: Instant) -> Vec<Ipv6Addr> {
-        self.sent_to
-            .retain(|_, at| now.saturating_duration_since(*at) < gateway::SENDING_HOLD);
-        let mut groups: Vec<Ipv6Addr> = self
-            .sent_to
-            .keys()
-            .filter(|group| !joined.contains(group))
-            .copied()
-            .collect();
-        groups.sort_unstable();
-        groups
-    }
 }
 
 /// Where a context stands with the multicast core, as far as it has found out.
@@ -401,6 +384,8 @@ struct ChannelState {
     wake_owed: AtomicBool,
     readiness_owed: AtomicBool,
     membership: Mutex<Membership>,
+    /// The channel's path to the core, published by the reach thread (`route`).
+    route: RouteCell,
     counters: Counters,
     /// Arrival counter standing in for sequence numbers where the profile carries none.
     raw_seq: AtomicU64,

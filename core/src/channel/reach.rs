@@ -282,7 +282,7 @@ impl Core {
             .iter()
             .map(|state| state.group)
             .collect();
-        let sends_to = link.state.lock().sends_only_to(&channels, now);
+        let sends_to = self.sends_only_to(link, &channels, now);
         channels.is_empty()
             || link
                 .segment

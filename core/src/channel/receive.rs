@@ -265,7 +265,7 @@ impl Core {
         let path = if via_relay || repeated {
             Path::Relay
         } else if relayed {
-            let Some(path) = self.native_copy_path(&state) else {
+            let Some(path) = state.route.get().native_copy_path() else {
                 bump(&state.counters.own_dropped, 1);
                 return;
             };
@@ -409,43 +409,6 @@ impl Core {
         if arrival.via_relay {
             self.lead.queued_elsewhere();
         }
-    }
-
-    /// How a relayed copy of `channel` heard natively came: from this segment's gateway (a
-    /// gateway of the segment serves the channel, this node's tunnel does not carry it, and the
-    /// core's multicast with the relays' copies is not known to reach this node), else from a
-    /// relay. `None` when this node is the channel's gateway: its tunnel brings everything, and
-    /// such copies are its own re-sends heard back (or a rival's during an election).
-    fn native_copy_path(&self, channel: &ChannelState) -> Option<Path> {
-        let Some(link) = &self.relay_link else {
-            return Some(Path::Relay);
-        };
-        let state = link.state.lock();
-        if state.serving.contains(&channel.group) {
-            return None;
-        }
-        let cut_off = state
-            .report
-            .as_ref()
-            .is_none_or(|report| !report.native_down);
-        let carried = state
-            .tunnel
-            .as_ref()
-            .is_some_and(|tunnel| tunnel.carries(channel.group));
-        drop(state);
-        let through_gateway = cut_off
-            && !carried
-            && link
-                .segment
-                .gateways
-                .lock()
-                .serving(channel.group, Instant::now())
-                .is_some();
-        Some(if through_gateway {
-            Path::Gateway
-        } else {
-            Path::Relay
-        })
     }
 
     /// The name of interface `index`: from the joined interfaces, or asked of the kernel for

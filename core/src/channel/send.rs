@@ -10,7 +10,7 @@ use std::{
 use parking_lot::Mutex;
 use tracing::{debug, warn};
 
-use super::{ChannelState, Core, Due, Outbox, RelayLink, bump};
+use super::{ChannelState, Core, Due, Outbox, RelayLink, bump, route::Route};
 use crate::{
     addr,
     error::Result,
@@ -69,17 +69,19 @@ impl Core {
             Ok(())
         });
         if let (Some(link), Some(relayed)) = (&self.relay_link, state.relayed_group) {
+            let now = Instant::now();
+            link.note_sent(state, now);
+            if state.route.get().has(Route::NATIVE_UP) {
+                // Native multicast reaches the core: nothing more to send, nor to lock.
+                ready.clear();
+                return result;
+            }
             let mut guard = link.state.lock();
             let link_state = &mut *guard;
             let native_up = link_state
                 .report
                 .as_ref()
                 .is_some_and(|report| report.native_up);
-            let now = Instant::now();
-            if link_state.sent_to.insert(state.group, now).is_none() {
-                // A channel newly sent to may need a tunnel: the election decides at once.
-                link.nudge.wake();
-            }
             match (&mut link_state.tunnel, native_up) {
                 (Some(tunnel), false) => self.send_up(link, tunnel, relayed, ready),
                 // Native multicast may not reach the core and no gateway is known to serve the

@@ -170,6 +170,7 @@ impl Core {
                 .collect()
         };
         let now = Instant::now();
+        let sends_to = self.sends_only_to(link, &groups, now);
         let mut state = link.state.lock();
         let state = &mut *state;
         // Only a node that needs the core (the probe found native multicast lacking) takes part.
@@ -182,7 +183,6 @@ impl Core {
             state.serving.clear();
             return Vec::new();
         }
-        let sends_to = state.sends_only_to(&groups, now);
         let plan = {
             let mut gateways = link.segment.gateways.lock();
             gateways.expire(now);
