@@ -439,41 +439,76 @@ fn an_idle_gateway_and_the_host_it_serves_sleep() {
         assert_eq!(threads.len(), 3, "{host}: {threads:?}");
         hosts.push((host, threads, context, channel));
     }
-    let window = Duration::from_secs(3);
-    let at_start: Vec<Vec<u64>> = hosts
+    let threads: Vec<Vec<u32>> = hosts
         .iter()
-        .map(|(_, threads, ..)| threads.iter().map(|tid| harness::wakeups(*tid)).collect())
+        .map(|(_, threads, ..)| threads.clone())
         .collect();
-    std::thread::sleep(window);
-    for ((host, threads, ..), at_start) in hosts.iter().zip(at_start) {
-        let rates: Vec<(String, f64)> = threads
-            .iter()
-            .zip(at_start)
-            .map(|(tid, before)| {
-                let woken = harness::wakeups(*tid).saturating_sub(before);
-                (
-                    harness::thread_name(*tid),
-                    woken as f64 / window.as_secs_f64(),
-                )
-            })
-            .collect();
+    for ((host, ..), rates) in hosts.iter().zip(idle_wakeups(&threads)) {
         let total: f64 = rates.iter().map(|(_, rate)| rate).sum();
-        let each: Vec<String> = rates
-            .iter()
-            .map(|(name, rate)| format!("{name} {rate:.1}"))
-            .collect();
-        eprintln!(
-            "{host}: {total:.1} idle wake-ups a second ({})",
-            each.join(", ")
-        );
+        let each = describe(&rates);
+        eprintln!("{host}: {total:.1} idle wake-ups a second ({each})");
         // Announcements (2 a second each way), the tunnel's keepalive and its answer: a few.
         // An election on a 100 ms tick alone would be 10.
-        assert!(
-            total < 10.0,
-            "{host}: {total:.1} a second ({})",
-            each.join(", ")
-        );
+        assert!(total < 10.0, "{host}: {total:.1} a second ({each})");
     }
+}
+
+/// Wake-ups a second of each thread of each group in `threads`, named, over 3 s.
+fn idle_wakeups(threads: &[Vec<u32>]) -> Vec<Vec<(String, f64)>> {
+    let window = Duration::from_secs(3);
+    let at_start: Vec<Vec<u64>> = threads
+        .iter()
+        .map(|tids| tids.iter().map(|tid| harness::wakeups(*tid)).collect())
+        .collect();
+    std::thread::sleep(window);
+    threads
+        .iter()
+        .zip(at_start)
+        .map(|(tids, at_start)| {
+            tids.iter()
+                .zip(at_start)
+                .map(|(tid, before)| {
+                    let woken = harness::wakeups(*tid).saturating_sub(before);
+                    let rate = woken as f64 / window.as_secs_f64();
+                    (harness::thread_name(*tid), rate)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn describe(rates: &[(String, f64)]) -> String {
+    let each: Vec<String> = rates
+        .iter()
+        .map(|(name, rate)| format!("{name} {rate:.1}"))
+        .collect();
+    each.join(", ")
+}
+
+#[test]
+fn a_native_core_host_stays_off_the_gateway_group_and_its_reach_thread_sleeps() {
+    let Some(world) = world(World::stratum, false) else {
+        return;
+    };
+    let services = core_services(&world);
+    let s0 = services.address;
+    let (_context, _channel, reach) = world
+        .host("c1")
+        .run(|| {
+            let (context, channel) = harness::joined(island_config(s0), "idle");
+            wait_until(&context, |reach| {
+                reach.probe.as_ref().is_some_and(|probe| probe.native())
+            });
+            (context, channel, harness::host_threads("sixcast-reach"))
+        })
+        .unwrap();
+    assert_eq!(reach.len(), 1, "{reach:?}");
+    let rates = idle_wakeups(&[reach]).remove(0);
+    eprintln!("c1: {}", describe(&rates));
+    // Native both ways, it needs no gateway: it neither serves nor listens, so it announces
+    // nothing (it used to say twice a second that it listens, and hear itself), and nothing is
+    // due before its next probe, 30 s away.
+    assert!(rates[0].1 < 0.5, "c1: {}", describe(&rates));
 }
 
 #[test]

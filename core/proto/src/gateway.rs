@@ -14,7 +14,8 @@
 //! of its own for what it sends, though it joins nothing there for that channel.
 //!
 //! A gateway re-sends onto its segment only what some neighbour listens to: every node that has
-//! joined a channel it does not serve says so every [`ANNOUNCE_INTERVAL`] with a withdrawing
+//! joined a channel it does not serve (unless native multicast reaches the core from it both
+//! ways: it needs no gateway) says so every [`ANNOUNCE_INTERVAL`] with a withdrawing
 //! announcement of that channel (hold 0: "I do not serve it", harmless to every receiver), and
 //! a gateway that heard one for a channel within [`HOLD`] keeps re-sending it. Alone on its
 //! segment, a gateway spares the segment (and itself) every copy.

@@ -110,7 +110,21 @@ impl Core {
                 serving: serving.clone(),
             });
         }
-        let listening = self.listening(&serving);
+        // A node whose multicast reaches the core both ways needs no gateway: it neither serves
+        // nor listens, so it says nothing on the gateway group, where on a core segment every
+        // announcement would wake every node, and it has nothing to look at before its next
+        // probe.
+        let native = link
+            .state
+            .lock()
+            .report
+            .as_ref()
+            .is_some_and(ProbeReport::native);
+        let (listening, backstop) = if native {
+            (Vec::new(), self.config.probe_interval)
+        } else {
+            (self.listening(&serving), ELECTION_BACKSTOP)
+        };
         let now = Instant::now();
         let segment = &link.segment;
         if let Some(announcement) = election.round(serving, listening, now) {
@@ -124,7 +138,7 @@ impl Core {
             segment.announce(&self.interfaces, node, &announcement.serve, gateway::HOLD);
         }
         let gateways = segment.gateways.lock();
-        election.poll_timeout(&gateways, now, ELECTION_BACKSTOP)
+        election.poll_timeout(&gateways, now, backstop)
     }
 
     /// Withdraws what this node announces: it is closing.
