@@ -29,8 +29,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tracing::info;
+
 use crate::{
     addr::{self, Profile, Scope},
+    tunnel::Tunnel,
     wire::{
         NodeId,
         control::{self, Control, MAX_GROUPS_PER_MESSAGE},
@@ -289,6 +292,29 @@ impl Gateways {
             }
         }
         plan
+    }
+}
+
+impl Plan {
+    /// Changes what `tunnel` carries as the plan says, at `now`: leaves the channels it stands
+    /// down from and joins those it carries, each with the groups `twins` gives for channels
+    /// (a channel's group and its relayed twin). True when the tunnel should then be closed: it
+    /// carries nothing, though some channel is `joined` (gateways serve them all), and nothing
+    /// this node sends needs it. One kept idle would hold a MAC that expires, and a node on it
+    /// would not be served.
+    pub fn apply(
+        &self,
+        tunnel: &mut Tunnel,
+        joined: bool,
+        twins: impl Fn(&[Ipv6Addr]) -> Vec<Ipv6Addr>,
+        now: Instant,
+    ) -> bool {
+        if !self.stand_down.is_empty() {
+            info!(channels = ?self.stand_down, "a better gateway serves the segment; standing down");
+            tunnel.leave(&twins(&self.stand_down), now);
+        }
+        tunnel.join(&twins(&self.carry), now);
+        joined && tunnel.is_idle() && !self.keep_tunnel
     }
 }
 
@@ -687,5 +713,37 @@ mod tests {
             election.poll_timeout(&gateways, start, Duration::from_secs(5)),
             start + Duration::from_millis(1000)
         );
+    }
+
+    #[test]
+    fn a_plan_changes_what_the_tunnel_carries_and_says_when_to_close_it() {
+        let now = Instant::now();
+        let mut tunnel = crate::tunnel::tests::tunnel(now);
+        let helper_group: Ipv6Addr = "ff1e::5c".parse().unwrap();
+        let twins = |channels: &[Ipv6Addr]| channels.to_vec();
+        let carry = Plan {
+            carry: vec![CHANNEL],
+            ..Plan::default()
+        };
+        assert!(!carry.apply(&mut tunnel, true, twins, now));
+        assert!(tunnel.carries(CHANNEL) && tunnel.carries(helper_group));
+        assert!(
+            matches!(tunnel.poll_transmit(), Some(Control::Join(join)) if join.groups == [CHANNEL])
+        );
+        let stand_down = Plan {
+            stand_down: vec![CHANNEL, helper_group],
+            ..Plan::default()
+        };
+        // Kept for what this node sends, or with no channel joined: not closed.
+        let kept = Plan {
+            stand_down: vec![CHANNEL, helper_group],
+            keep_tunnel: true,
+            ..Plan::default()
+        };
+        assert!(!kept.apply(&mut tunnel, true, twins, now));
+        assert!(!tunnel.carries(CHANNEL) && tunnel.is_idle());
+        assert!(matches!(tunnel.poll_transmit(), Some(Control::Leave(_))));
+        assert!(!stand_down.apply(&mut tunnel, false, twins, now));
+        assert!(stand_down.apply(&mut tunnel, true, twins, now));
     }
 }

@@ -20,7 +20,7 @@ use crate::{
     gateway::{self, Election, Gateways},
     probe::ProbeReport,
     socket::{Interface, McastSocket, RecvBatch, SocketOptions, Wait},
-    tunnel::{self, Tunnel},
+    tunnel,
     wire::{NodeId, control},
 };
 
@@ -214,25 +214,14 @@ impl Core {
             }
             plan
         };
-        if let Some(tunnel) = state.tunnel.as_mut() {
-            if !plan.stand_down.is_empty() {
-                info!(channels = ?plan.stand_down, "a better gateway serves the segment; standing down");
-                tunnel.leave(&twins(&plan.stand_down), now);
-            }
-            tunnel.join(&twins(&plan.carry), now);
+        let close = state.tunnel.as_mut().is_some_and(|tunnel| {
+            let close = plan.apply(tunnel, !groups.is_empty(), twins, now);
             if let Err(err) = tunnel::transmit(tunnel, &link.socket) {
                 debug!("changing what the tunnel carries: {err}");
             }
-        }
-        // A tunnel that carries none of the joined channels (gateways serve them all) is closed
-        // unless what this node sends needs it: one kept idle would hold a MAC that expires, and
-        // a node on it would not be served.
-        let idle = state.tunnel.as_ref().is_some_and(Tunnel::is_idle);
-        if !groups.is_empty()
-            && idle
-            && !plan.keep_tunnel
-            && let Some(mut tunnel) = state.tunnel.take()
-        {
+            close
+        });
+        if close && let Some(mut tunnel) = state.tunnel.take() {
             info!(relay = %tunnel.relay(), "the segment's gateway carries every channel; closing the tunnel");
             if let Some(observed) = state.report.as_ref().and_then(|report| report.observed) {
                 tunnel::close(&mut tunnel, &link.socket, observed);

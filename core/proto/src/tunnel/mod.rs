@@ -370,10 +370,11 @@ impl Tunnel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn tunnel(now: Instant) -> Tunnel {
+    /// An open tunnel to a relay, joined to `ff1e::5c`.
+    pub(crate) fn tunnel(now: Instant) -> Tunnel {
         Tunnel {
             relay: "[fd5c:c::21]:6448".parse().unwrap(),
             identity: None,
