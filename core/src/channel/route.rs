@@ -10,7 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicU8, AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use super::{ChannelState, Core, LinkState, RelayLink};
@@ -85,8 +85,7 @@ impl RelayLink {
     pub(super) fn note_sent(&self, channel: &ChannelState, now: Instant) {
         let stamp = self.stamp(now);
         let before = channel.route.last_sent.swap(stamp, Ordering::Relaxed);
-        let hold = u64::try_from(gateway::SENDING_HOLD.as_millis()).unwrap_or(u64::MAX);
-        if before == 0 || stamp.saturating_sub(before) >= hold {
+        if !within_sending_hold(before, stamp) {
             self.nudge.wake();
         }
     }
@@ -94,9 +93,13 @@ impl RelayLink {
     /// Whether `channel` was sent to within the sending hold before `now`.
     fn sent_lately(&self, channel: &ChannelState, now: Instant) -> bool {
         let before = channel.route.last_sent.load(Ordering::Relaxed);
-        let hold = u64::try_from(gateway::SENDING_HOLD.as_millis()).unwrap_or(u64::MAX);
-        before != 0 && self.stamp(now).saturating_sub(before) < hold
+        within_sending_hold(before, self.stamp(now))
     }
+}
+
+/// Whether a send stamped `before` (zero: none) is within `gateway::SENDING_HOLD` of `stamp`.
+fn within_sending_hold(before: u64, stamp: u64) -> bool {
+    before != 0 && Duration::from_millis(stamp.saturating_sub(before)) < gateway::SENDING_HOLD
 }
 
 impl Core {
@@ -177,5 +180,14 @@ mod tests {
         assert_eq!(path(Route::GATEWAY | Route::CARRIED), Some(Path::Relay));
         assert_eq!(path(Route::SERVED_HERE | Route::GATEWAY), None);
         assert_eq!(path(Route::SERVED_HERE | Route::NATIVE_UP), None);
+    }
+
+    #[test]
+    fn a_send_counts_for_the_sending_hold_and_no_longer() {
+        let hold = u64::try_from(gateway::SENDING_HOLD.as_millis()).unwrap();
+        assert!(!within_sending_hold(0, 5), "never sent");
+        assert!(within_sending_hold(5, 5));
+        assert!(within_sending_hold(5, 5 + hold - 1));
+        assert!(!within_sending_hold(5, 5 + hold));
     }
 }
