@@ -251,6 +251,7 @@ impl Reach {
     /// probe starts again at the next attempt).
     pub fn fail_over(&mut self, failed: SocketAddrV6, spares: Vec<RelayOffer>, node: &dyn Node) {
         let connector = Connector::new(spares, &node.unserved_groups(), self.scope, node.pinning());
+        // A send failure of the step given up is not the next probe's or request's.
         self.unsent = None;
         self.step = Step::Connecting {
             connector: Box::new(connector),
@@ -302,7 +303,6 @@ impl Reach {
     ) -> (Step, Option<ReachEvent>) {
         match node.stratum0(tunnelled) {
             Ok(stratum0) => {
-                self.unsent = None;
                 let prober = Prober::new(stratum0, self.timing.probe_within, now);
                 (Step::Probing(prober), Some(ReachEvent::ProbeStarted))
             }
@@ -342,10 +342,12 @@ impl Reach {
             Ok(()) => prober.outcome(now),
             Err(err) => Some(Err(err)),
         };
+        let Some(outcome) = outcome else {
+            return (Step::Probing(prober), None);
+        };
         let tunnelled = node.tunnelled();
         match outcome {
-            None => (Step::Probing(prober), None),
-            Some(Ok(report)) => {
+            Ok(report) => {
                 let native = report.native();
                 let step = if native || tunnelled {
                     self.next_attempt = now + self.timing.probe_interval;
@@ -355,12 +357,12 @@ impl Reach {
                 };
                 (step, Some(ReachEvent::Probed(report)))
             }
-            Some(Err(err)) if tunnelled => {
+            Err(err) if tunnelled => {
                 debug!("probing again: {err}");
                 self.next_attempt = now + self.timing.probe_interval;
                 (Step::Waiting, None)
             }
-            Some(Err(err)) => self.attempt_failed(err, now),
+            Err(err) => self.attempt_failed(err, now),
         }
     }
 
@@ -371,7 +373,6 @@ impl Reach {
             .and_then(|stratum0| Ok(RelayRequest::new(stratum0, node.nonce()?, now)));
         match started {
             Ok(request) => {
-                self.unsent = None;
                 let groups = node.unserved_groups();
                 (Step::Requesting { request, groups }, None)
             }
