@@ -2,13 +2,10 @@
 //! blocks of [`RepairConfig::block_len`](super::RepairConfig::block_len) packets from packet 0
 //! and closes one early only where a burst ends, which it announces with parity of that block.
 //! So the blocks heard of through parity, and blocks of the configured length after each of
-//! them, place every packet. Receivers use it to compare NACKs block by block: what another
-//! receiver asks of a block repairs any receiver that misses no more of it.
+//! them, place every packet. Receivers use it to time their NACKs by block and to weigh what
+//! they miss of one.
 
 use std::collections::BTreeMap;
-
-/// The most blocks one hole is placed in; a longer hole is never taken for covered.
-const MAX_BLOCKS_PER_HOLE: u64 = 16;
 
 /// Blocks heard of, by start, with their ends.
 #[derive(Debug)]
@@ -61,22 +58,6 @@ impl BlockGrid {
         }
         (start, end)
     }
-
-    /// The blocks the packets `first..end` fall in, or `None` past
-    /// [`MAX_BLOCKS_PER_HOLE`].
-    pub(super) fn blocks_of(&self, first: u64, end: u64) -> Option<Vec<(u64, u64)>> {
-        let mut blocks = Vec::new();
-        let mut at = first;
-        while at < end {
-            if blocks.len() as u64 == MAX_BLOCKS_PER_HOLE {
-                return None;
-            }
-            let block = self.block_of(at);
-            blocks.push(block);
-            at = block.1;
-        }
-        Some(blocks)
-    }
 }
 
 /// How many packets of `ranges` fall in `start..end`.
@@ -100,8 +81,6 @@ mod tests {
         assert_eq!(grid.block_of(0), (0, 64));
         assert_eq!(grid.block_of(63), (0, 64));
         assert_eq!(grid.block_of(64), (64, 128));
-        assert_eq!(grid.blocks_of(60, 70), Some(vec![(0, 64), (64, 128)]));
-        assert_eq!(grid.blocks_of(0, 64 * 17), None);
     }
 
     #[test]

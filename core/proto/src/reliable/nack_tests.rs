@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    sim::{SENDER, receiver_with},
+    sim::{GROUP, SENDER, hear, receiver_with},
     *,
 };
 use crate::wire::{
@@ -159,7 +159,7 @@ fn a_receiver_behind_on_its_reading_holds_its_nacks() {
 }
 
 #[test]
-fn a_nack_that_asks_as_much_of_each_block_spares_this_receivers() {
+fn another_receivers_nack_holds_this_ones_back_once() {
     let config = RepairConfig::default();
     let start = Instant::now();
     let heard = |receiver: &mut RepairReceiver<()>, bytes: &[u8]| {
@@ -171,20 +171,54 @@ fn a_nack_that_asks_as_much_of_each_block_spares_this_receivers() {
     let due = start + config.nack_delay + 2 * config.nack_spread;
     // This receiver misses packet 3 (block 0) and packets 70-71 (block 1), both closed.
     let present: Vec<u64> = (0..130).filter(|n| ![3, 70, 71].contains(n)).collect();
-    // Another receiver misses other packets: one of block 0 spares this one's hole there, but
-    // one of block 1 is less than the two it misses.
-    let mut receiver = receiver_with(RepairConfig::default(), &present, start);
-    heard(&mut receiver, &nack(9, 80, &[(40, 1), (100, 1)]));
-    heard(&mut receiver, &nack(9, 80, &[(65, 1)]));
+    let mut receiver = receiver_with(config, &present, start);
     assert_eq!(nacks_by(&mut receiver, due), [(130, vec![(3, 1), (70, 2)])]);
-    let mut receiver = receiver_with(RepairConfig::default(), &present, start);
-    heard(&mut receiver, &nack(9, 80, &[(40, 1), (64, 2)]));
+    // Another receiver asks less of block 1 and nothing of block 0: its repair may fill the
+    // holes of block 1 here, and what it leaves goes with the hole of block 0, in one NACK
+    // after one backoff.
+    let mut receiver = receiver_with(config, &present, start);
+    heard(&mut receiver, &nack(9, 80, &[(65, 1)]));
     assert!(nacks_by(&mut receiver, due).is_empty());
     assert_eq!(receiver.stats().nacks_suppressed, 2);
-    // Spared once per NACK of its own: a stream of others' NACKs cannot silence it.
+    // Held back once per NACK of its own: a stream of others' NACKs cannot silence it.
     heard(&mut receiver, &nack(9, 80, &[(40, 1), (64, 2)]));
     let wait = start + config.repair_wait;
-    assert_eq!(nacks_by(&mut receiver, wait).len(), 1);
+    assert!(nacks_by(&mut receiver, wait - Duration::from_micros(1)).is_empty());
+    assert_eq!(
+        nacks_by(&mut receiver, wait),
+        [(130, vec![(3, 1), (70, 2)])]
+    );
+    // Without suppression (a control, to measure what it saves) nothing waits.
+    let control = RepairConfig {
+        suppression: false,
+        ..config
+    };
+    let mut receiver = receiver_with(control, &present, start);
+    heard(&mut receiver, &nack(9, 80, &[(65, 1)]));
+    assert_eq!(nacks_by(&mut receiver, due).len(), 1);
+}
+
+#[test]
+fn the_holes_of_a_block_share_one_wait_so_receivers_ask_at_spread_times() {
+    let config = RepairConfig::default();
+    let start = Instant::now();
+    // Sixteen receivers each miss 24 packets of the first block of 128 (other ones at each),
+    // so each weighs as much missing.
+    let asks_at = |index: u64| {
+        let lost: Vec<u64> = (0..24).map(|k| (k * 5 + index) % 128).collect();
+        let present: Vec<u64> = (0..129).filter(|n| !lost.contains(n)).collect();
+        let receiver = (config, index + 1, index * 7919 + 3);
+        first_nack(receiver, &present, start, Duration::from_millis(10))
+    };
+    let times: Vec<Instant> = (0..16).map(asks_at).collect();
+    let (first, last) = (times.iter().min(), times.iter().max());
+    let spread = last.zip(first).map(|(last, first)| *last - *first);
+    // With a draw per hole, the earliest of each receiver's 24 draws made them all ask within
+    // about half a millisecond: too close for one NACK to reach the others first.
+    assert!(
+        spread.is_some_and(|spread| spread >= config.nack_spread / 2),
+        "sixteen receivers' first NACKs spread over {spread:?}"
+    );
 }
 
 #[test]
@@ -242,6 +276,23 @@ fn a_flood_of_nacks_costs_one_repair_per_block_per_guard() {
     );
 }
 
+/// When a receiver `node` with `config` and NACK seed `seed`, hearing `present` at `start`,
+/// sends its first NACK, in steps of 50 µs; it must send one `within` that moment.
+fn first_nack(
+    (config, node, seed): (RepairConfig, u64, u64),
+    present: &[u64],
+    start: Instant,
+    within: Duration,
+) -> Instant {
+    let mut receiver = RepairReceiver::new(NodeId(node), GROUP, config, seed);
+    hear(&mut receiver, present, start);
+    let step = Duration::from_micros(50);
+    (0..within.as_micros() / step.as_micros())
+        .map(|n| start + step * u32::try_from(n).unwrap())
+        .find(|&now| !nacks_by(&mut receiver, now).is_empty())
+        .unwrap_or_else(|| panic!("a NACK within {within:?}"))
+}
+
 /// Of 100 seeds, how often the receiver that heard `many` (missing more) sends its first NACK
 /// before the one that heard `few`, both hearing their packets at the same moment; each must
 /// send one `within` that moment.
@@ -251,15 +302,7 @@ fn times_missing_more_asks_first(few: &[u64], many: &[u64], within: Duration) ->
     let mut first_by_many = 0;
     for seed in 1..=100 {
         let due = |present: &[u64], node: u64| {
-            let seed = seed * 1000 + node;
-            let mut receiver = RepairReceiver::new(NodeId(node), sim::GROUP, config, seed);
-            sim::hear(&mut receiver, present, start);
-            // The first moment, in steps of 50 µs, at which it sends its NACK.
-            let step = Duration::from_micros(50);
-            (0..within.as_micros() / step.as_micros())
-                .map(|n| start + step * u32::try_from(n).unwrap())
-                .find(|&now| !nacks_by(&mut receiver, now).is_empty())
-                .unwrap_or_else(|| panic!("a NACK within {within:?}"))
+            first_nack((config, node, seed * 1000 + node), present, start, within)
         };
         if due(many, 2) < due(few, 1) {
             first_by_many += 1;

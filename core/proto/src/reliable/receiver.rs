@@ -10,7 +10,6 @@ use std::{
 
 use super::{
     ReceiverStats, RepairConfig, fec,
-    grid::count_within,
     stream::{ParityBlock, Stream},
 };
 use crate::wire::{
@@ -250,10 +249,12 @@ impl<T: Clone> RepairReceiver<T> {
         ready
     }
 
-    /// Takes a NACK heard on the channel from another receiver. The sender answers a block with
-    /// as many fresh parity symbols as the NACK asks of it, and any symbol fills any hole: so
-    /// where it asks at least as much of each block of a hole as this receiver would, this
-    /// receiver's NACK for that hole waits a while (suppression), and the repair fills it.
+    /// Takes a NACK heard on the channel from another receiver: this receiver's own NACK waits
+    /// one backoff, once per NACK of its own (suppression). The sender answers each block by the
+    /// most any receiver asks of it, and any symbol fills any hole, so the repair that NACK
+    /// brings often fills this receiver's holes of the same blocks too; what it leaves, and the
+    /// holes of blocks it did not ask of, go in one NACK after the wait rather than in one each
+    /// time another receiver's NACK leaves some out.
     pub fn on_nack(&mut self, nack: &Nack<'_>, now: Instant) {
         if nack.from == self.node || !self.config.suppression {
             return;
@@ -261,24 +262,11 @@ impl<T: Clone> RepairReceiver<T> {
         let Some(stream) = self.streams.get_mut(&nack.target) else {
             return;
         };
-        let theirs: Vec<(u64, u32)> = nack.ranges().collect();
-        let mine = stream.wanted();
         let wait = now + stream.backoff;
-        for (first, count) in stream.holes() {
-            let end = first.saturating_add(u64::from(count));
-            let covered = stream.grid.blocks_of(first, end).is_some_and(|blocks| {
-                blocks
-                    .into_iter()
-                    .all(|block| count_within(&mine, block) <= count_within(&theirs, block))
-            });
-            if !covered {
-                continue;
-            }
-            for (hole, due) in stream.hole_timers.range_mut(first..end) {
-                if *due < wait && stream.suppressed.insert(*hole) {
-                    *due = wait;
-                    self.stats.nacks_suppressed += 1;
-                }
+        for (hole, due) in &mut stream.hole_timers {
+            if *due < wait && stream.suppressed.insert(*hole) {
+                *due = wait;
+                self.stats.nacks_suppressed += 1;
             }
         }
     }
@@ -542,11 +530,20 @@ impl<T: Clone> RepairReceiver<T> {
                     .next()
                     .is_none()
             {
-                let (len, missing) = stream.need_in_block(first, &holes);
-                let wait = nack_wait(config.nack_spread, missing, len, &mut self.rng);
-                stream
+                // One wait per block, shared by its holes: with a draw per hole, the earliest
+                // of a block's many draws came early at every receiver alike, and their NACKs
+                // crossed before any could spare another.
+                let shared = stream
                     .hole_timers
-                    .insert(first, now + config.nack_delay + wait);
+                    .range(block.0..block.1)
+                    .map(|(_, &due)| due)
+                    .min();
+                let due = shared.unwrap_or_else(|| {
+                    let (len, missing) = stream.need_in_block(first, &holes);
+                    now + config.nack_delay
+                        + nack_wait(config.nack_spread, missing, len, &mut self.rng)
+                });
+                stream.hole_timers.insert(first, due);
             }
         }
     }
