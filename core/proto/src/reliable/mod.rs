@@ -142,7 +142,8 @@ pub struct ReceiverStats {
     pub nacks_sent: u64,
     /// Reports of how far this receiver got.
     pub statuses_sent: u64,
-    /// NACKs not sent because another receiver asked for as much.
+    /// Hole timers held back by another receiver's NACK (suppression), each once per NACK of
+    /// this receiver's own.
     pub nacks_suppressed: u64,
     /// Parity symbols received for blocks still open here.
     pub repairs_received: u64,

@@ -313,8 +313,9 @@ fn times_missing_more_asks_first(few: &[u64], many: &[u64], within: Duration) ->
 
 #[test]
 fn the_receiver_that_misses_most_of_a_block_asks_first() {
-    // One receiver misses 1 packet of block 0, another 4: whoever asks first spares the other
-    // only if it asks at least as much, so the one missing 4 should most often go first.
+    // One receiver misses 1 packet of block 0, another 4: whoever asks first holds the other
+    // back, and its repair fills the other's holes only if it asks at least as much, so the one
+    // missing 4 should most often go first.
     let few: Vec<u64> = (0..9).filter(|&n| n != 3).collect();
     let many: Vec<u64> = (0..9).filter(|n| !(2..6).contains(n)).collect();
     let first_by_many = times_missing_more_asks_first(&few, &many, Duration::from_millis(20));
