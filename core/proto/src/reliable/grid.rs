@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 pub(super) struct BlockGrid {
     block_len: u64,
     known: BTreeMap<u64, u64>,
+    /// Counts the changes to `known`, so that a receiver can tell when blocks moved.
+    edits: u64,
 }
 
 impl BlockGrid {
@@ -19,13 +21,21 @@ impl BlockGrid {
         Self {
             block_len: u64::from(block_len.max(1)),
             known: BTreeMap::new(),
+            edits: 0,
         }
+    }
+
+    /// How many times the blocks known changed.
+    pub(super) fn edits(&self) -> u64 {
+        self.edits
     }
 
     /// Notes a block heard of through its parity.
     pub(super) fn note(&mut self, start: u64, len: u16) {
-        self.known
-            .insert(start, start.saturating_add(u64::from(len)));
+        let end = start.saturating_add(u64::from(len));
+        if self.known.insert(start, end) != Some(end) {
+            self.edits += 1;
+        }
     }
 
     /// Forgets the blocks before the one `packet` is in: nothing before it is asked for again.
@@ -41,6 +51,7 @@ impl BlockGrid {
                 break;
             }
             self.known.remove(&first);
+            self.edits += 1;
         }
     }
 

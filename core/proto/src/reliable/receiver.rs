@@ -110,9 +110,7 @@ impl<T: Clone> RepairReceiver<T> {
             {
                 stream.kept.remove(&ready.packet);
                 stream.next = stream.next.min(ready.packet);
-                stream
-                    .waiting
-                    .insert(ready.packet, (ready.datagram, ready.tag));
+                stream.wait(ready.packet, ready.datagram, ready.tag);
             }
         }
     }
@@ -167,7 +165,7 @@ impl<T: Clone> RepairReceiver<T> {
         };
         stream.last_heard = now;
         stream.reply_to = Some(tag.clone());
-        if packet.packet < stream.next || stream.waiting.contains_key(&packet.packet) {
+        if packet.packet < stream.next || stream.is_waiting(packet.packet) {
             self.stats.duplicates += 1;
             return ready;
         }
@@ -176,10 +174,7 @@ impl<T: Clone> RepairReceiver<T> {
             self.stats.overrun += 1;
             return ready;
         }
-        stream
-            .waiting
-            .insert(packet.packet, (Arc::from(packet.inner), tag.clone()));
-        stream.end = stream.end.max(packet.packet + 1);
+        stream.wait(packet.packet, Arc::from(packet.inner), tag.clone());
         // A packet re-sent (once a block's parity is used up) may be what the parity held here
         // was waiting for: NACKs do not ask for holes that held parity fills.
         let block = stream
@@ -223,7 +218,7 @@ impl<T: Clone> RepairReceiver<T> {
             return ready;
         }
         self.stats.repairs_received += 1;
-        stream.end = stream.end.max(block_end);
+        stream.extend_to(block_end);
         stream.grid.note(parity.block_start, parity.block_len);
         let block = stream
             .parity
@@ -410,7 +405,7 @@ impl<T: Clone> RepairReceiver<T> {
         let Some(stream) = self.streams.get_mut(&sender) else {
             return false;
         };
-        let resume = stream.waiting.keys().next().copied().unwrap_or(stream.end);
+        let resume = stream.first_waiting().unwrap_or(stream.end);
         self.stats.packets_lost += resume - stream.next;
         let moved = resume > stream.next;
         stream.next = resume;
@@ -428,7 +423,7 @@ impl<T: Clone> RepairReceiver<T> {
                 return;
             };
             while !self.held
-                && let Some((packet, tag)) = stream.waiting.remove(&stream.next)
+                && let Some((packet, tag)) = stream.take_next()
             {
                 stream.kept.insert(stream.next, Arc::clone(&packet));
                 stream.unreported_bytes += packet.len();
@@ -487,6 +482,7 @@ impl<T: Clone> RepairReceiver<T> {
             stream.opened.clear();
             stream.hole_since = None;
             stream.backoff = config.repair_wait;
+            stream.timers_emptied();
             return;
         }
         stream.hole_since.get_or_insert(now);
@@ -502,6 +498,9 @@ impl<T: Clone> RepairReceiver<T> {
                 .hole_timers
                 .values_mut()
                 .for_each(|due| *due = (*due).min(soon));
+        }
+        if !stream.needs_fitting() {
+            return;
         }
         // A timer per hole: kept while any packet of it is missing, new for a new hole.
         let holes = stream.holes();
@@ -584,9 +583,7 @@ impl<T: Clone> RepairReceiver<T> {
             let number = start + offset as u64;
             if number >= stream.next {
                 self.stats.packets_recovered += 1;
-                stream
-                    .waiting
-                    .insert(number, (Arc::from(packet), tag.clone()));
+                stream.wait(number, Arc::from(packet), tag.clone());
             }
         }
     }

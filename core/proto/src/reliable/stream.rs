@@ -28,8 +28,17 @@ pub(super) struct Stream<T> {
     /// Where the sender's packets are known to reach (exclusive): the highest packet or block
     /// end heard of.
     pub(super) end: u64,
-    /// Packets from `next` on, waiting for the holes before them.
-    pub(super) waiting: BTreeMap<u64, (Arc<[u8]>, T)>,
+    /// Packets from `next` on, waiting for the holes before them: changed through
+    /// [`Self::wait`] and [`Self::take_next`].
+    waiting: BTreeMap<u64, (Arc<[u8]>, T)>,
+    /// Their bytes, kept as they come and go: checked for every packet.
+    waiting_bytes: usize,
+    /// Counts the changes to the holes other than the stream growing at its end or moving its
+    /// position: a packet or a block end past `end`, a hole filled.
+    hole_edits: u64,
+    /// What the hole timers were last fitted to (see [`Self::needs_fitting`]): until it changes, fitting
+    /// them again would change nothing, and costs a pass over every waiting packet.
+    fitted: Option<Fit>,
     /// Packets handed on, kept while parity might still need them.
     pub(super) kept: BTreeMap<u64, Arc<[u8]>>,
     pub(super) parity: BTreeMap<u64, ParityBlock>,
@@ -65,6 +74,9 @@ impl<T> Stream<T> {
             next: first,
             end: first,
             waiting: BTreeMap::new(),
+            waiting_bytes: 0,
+            hole_edits: 0,
+            fitted: None,
             kept: BTreeMap::new(),
             parity: BTreeMap::new(),
             grid: BlockGrid::new(config.block_len),
@@ -212,8 +224,75 @@ impl<T> Stream<T> {
     }
 
     pub(super) fn waiting_bytes(&self) -> usize {
-        self.waiting.values().map(|(bytes, _)| bytes.len()).sum()
+        self.waiting_bytes
     }
+
+    pub(super) fn is_waiting(&self, packet: u64) -> bool {
+        self.waiting.contains_key(&packet)
+    }
+
+    /// The first packet waiting, if any.
+    pub(super) fn first_waiting(&self) -> Option<u64> {
+        self.waiting.keys().next().copied()
+    }
+
+    /// Puts `packet` among those waiting (replacing a copy already there), and moves `end`
+    /// past it.
+    pub(super) fn wait(&mut self, packet: u64, datagram: Arc<[u8]>, tag: T) {
+        if packet != self.end {
+            self.hole_edits += 1;
+        }
+        self.end = self.end.max(packet.saturating_add(1));
+        self.waiting_bytes += datagram.len();
+        if let Some((replaced, _)) = self.waiting.insert(packet, (datagram, tag)) {
+            self.waiting_bytes -= replaced.len();
+        }
+    }
+
+    /// Takes the packet at `next`, if it is waiting (the caller moves `next` on).
+    pub(super) fn take_next(&mut self) -> Option<(Arc<[u8]>, T)> {
+        let taken = self.waiting.remove(&self.next)?;
+        self.waiting_bytes -= taken.0.len();
+        Some(taken)
+    }
+
+    /// Moves `end` to at least `end`: a block end heard, whose missing packets are holes.
+    pub(super) fn extend_to(&mut self, end: u64) {
+        if end > self.end {
+            self.end = end;
+            self.hole_edits += 1;
+        }
+    }
+
+    /// Whether the hole timers need fitting to the holes again, noting that they are about to
+    /// be. They need it when the holes changed, or a block closed (its holes are asked for
+    /// then): both show in the position, the count of hole edits, the block grid and the block
+    /// that `end` is in.
+    pub(super) fn needs_fitting(&mut self) -> bool {
+        let now = Some(Fit {
+            next: self.next,
+            hole_edits: self.hole_edits,
+            grid_edits: self.grid.edits(),
+            open_block: self.grid.block_of(self.end).0,
+        });
+        let changed = now != self.fitted;
+        self.fitted = now;
+        changed
+    }
+
+    /// Notes that the hole timers were emptied: the next look fits them again.
+    pub(super) fn timers_emptied(&mut self) {
+        self.fitted = None;
+    }
+}
+
+/// See [`Stream::needs_fitting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fit {
+    next: u64,
+    hole_edits: u64,
+    grid_edits: u64,
+    open_block: u64,
 }
 
 /// Appends the range of `count` packets from `first`, joined to the last range if adjacent.
@@ -233,5 +312,73 @@ fn push_range(ranges: &mut Vec<(u64, u32)>, first: u64, count: u64) {
         ranges.push((first, part as u32));
         first += part;
         count -= part;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> Stream<()> {
+        let config = RepairConfig {
+            block_len: 8,
+            ..RepairConfig::default()
+        };
+        Stream::new(0, Instant::now(), &config)
+    }
+
+    fn wait(stream: &mut Stream<()>, packet: u64) {
+        stream.wait(packet, Arc::from(vec![0; 10 + packet as usize]), ());
+    }
+
+    #[test]
+    fn the_timers_are_fitted_again_only_when_the_holes_or_the_blocks_change() {
+        let mut stream = stream();
+        wait(&mut stream, 1);
+        assert!(stream.needs_fitting(), "the first look");
+        assert!(!stream.needs_fitting(), "nothing changed");
+        wait(&mut stream, 2);
+        assert!(!stream.needs_fitting(), "the stream grew at its end");
+        wait(&mut stream, 5);
+        assert!(stream.needs_fitting(), "a new hole: 3 and 4");
+        wait(&mut stream, 3);
+        assert!(stream.needs_fitting(), "a hole filled");
+        stream.extend_to(7);
+        assert!(stream.needs_fitting(), "a block end heard: 6 is missing");
+        stream.extend_to(7);
+        assert!(!stream.needs_fitting(), "the same end again");
+        wait(&mut stream, 7);
+        assert!(
+            stream.needs_fitting(),
+            "the stream reached the next block: the first one closed"
+        );
+        stream.grid.note(8, 4);
+        assert!(stream.needs_fitting(), "a block closed early");
+        stream.take_next();
+        stream.next += 1;
+        assert!(stream.needs_fitting(), "the position moved");
+        assert!(!stream.needs_fitting());
+        stream.timers_emptied();
+        assert!(
+            stream.needs_fitting(),
+            "the timers were emptied: fitted again"
+        );
+    }
+
+    #[test]
+    fn waiting_bytes_follow_the_packets_in_and_out() {
+        let mut stream = stream();
+        wait(&mut stream, 0);
+        wait(&mut stream, 2);
+        wait(&mut stream, 2);
+        assert_eq!(stream.waiting_bytes(), 10 + 12);
+        assert_eq!(stream.take_next().map(|(bytes, _)| bytes.len()), Some(10));
+        assert_eq!(stream.waiting_bytes(), 12);
+        assert!(
+            stream.take_next().is_none(),
+            "packet 0 is gone, 1 never came"
+        );
+        assert_eq!(stream.first_waiting(), Some(2));
+        assert!(stream.is_waiting(2) && !stream.is_waiting(1));
     }
 }
