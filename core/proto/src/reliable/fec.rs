@@ -137,11 +137,13 @@ impl Engine for FewErasures {
     /// `truncated_size` are filled: the high-rate decoder, the one that passes a truncated size,
     /// reads no others. The low-rate decoder passes the whole field and keeps the transforms.
     fn eval_poly(erasures: &mut [GfElement; GF_ORDER], truncated_size: usize) {
-        let erased: Vec<usize> = (0..truncated_size.min(GF_ORDER))
+        if truncated_size >= GF_ORDER {
+            return DefaultEngine::eval_poly(erasures, truncated_size);
+        }
+        let erased: Vec<usize> = (0..truncated_size)
             .filter(|&point| erasures[point] != 0)
             .collect();
-        let sparse = truncated_size < GF_ORDER
-            && erased.len() * truncated_size <= MAX_LOCATOR_SUMS
+        let sparse = erased.len() * truncated_size <= MAX_LOCATOR_SUMS
             && erased.iter().all(|&point| erasures[point] == 1);
         if !sparse {
             return DefaultEngine::eval_poly(erasures, truncated_size);

@@ -36,8 +36,9 @@ pub(super) struct Stream<T> {
     /// Counts the changes to the holes other than the stream growing at its end or moving its
     /// position: a packet or a block end past `end`, a hole filled.
     hole_edits: u64,
-    /// What the hole timers were last fitted to (see [`Self::needs_fitting`]): until it changes, fitting
-    /// them again would change nothing, and costs a pass over every waiting packet.
+    /// What the hole timers were last fitted to (see [`Self::needs_fitting`]): until it
+    /// changes, fitting them again would change nothing, and costs a pass over every waiting
+    /// packet.
     fitted: Option<Fit>,
     /// Packets handed on, kept while parity might still need them.
     pub(super) kept: BTreeMap<u64, Arc<[u8]>>,
