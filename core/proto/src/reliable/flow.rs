@@ -76,6 +76,11 @@ impl Flow {
         self.heard
     }
 
+    /// How many receivers report, as far as this sender knows.
+    pub(super) fn receivers(&self) -> usize {
+        self.receivers.len()
+    }
+
     /// Notes the next packet, of `len` bytes.
     pub(super) fn sent(&mut self, len: usize) {
         let len = len as u64;

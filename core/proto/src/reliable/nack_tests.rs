@@ -9,7 +9,7 @@ use super::{
 };
 use crate::wire::{
     NodeId,
-    repair::{self, Repair},
+    repair::{self, Repair, Status},
 };
 
 fn nack(from: u64, heard: u64, ranges: &[(u64, u32)]) -> Vec<u8> {
@@ -98,6 +98,55 @@ fn a_repair_counts_as_on_its_way_only_for_a_while() {
     let slower = late + config.repair_wait_max + config.nack_holdoff;
     give_nack(&mut sender, &nack(2, 40, &[(5, 2)]), slower);
     assert_eq!(parity_sent(&mut sender, slower + config.nack_holdoff), 2);
+}
+
+#[test]
+fn once_several_receivers_report_a_first_repair_sends_what_most_blocks_lately_needed() {
+    let config = quiet_tail();
+    let start = Instant::now();
+    let blocks = 36;
+    let mut lone = sender_with(64 * blocks, start);
+    let mut group = sender_with(64 * blocks, start);
+    for (sender, receivers) in [(&mut lone, 1), (&mut group, 3)] {
+        for from in 1..=receivers {
+            let mut bytes = Vec::new();
+            let report = Status {
+                from: NodeId(from),
+                target: SENDER,
+                group: GROUP,
+                position: 0,
+            };
+            repair::encode_status(&mut bytes, &report);
+            let Ok(Repair::Status(status)) = repair::decode(&bytes) else {
+                unreachable!("the library's report decodes")
+            };
+            sender.on_status(&status, start);
+        }
+    }
+    let heard = 64 * blocks;
+    let mut now = start;
+    for block in 0..blocks {
+        // The first NACK of blocks 0 to 7 misses 5, of block 8 (a burst lost) 20, of the
+        // rest 1.
+        let ask = match block {
+            0..=7 => 5,
+            8 => 20,
+            _ => 1,
+        };
+        let asking = nack(1, heard, &[(block * 64 + 3, ask)]);
+        give_nack(&mut lone, &asking, now);
+        give_nack(&mut group, &asking, now);
+        now += config.nack_holdoff;
+        // A lone receiver gets what it asks for. The group gets 5 while eight of the last 32
+        // blocks asked at least that; the burst's 20 pads no block after it.
+        let padded = match block {
+            0..=7 | 9..=33 => 5,
+            8 => 20,
+            _ => 1,
+        };
+        assert_eq!(parity_sent(&mut lone, now), ask as usize, "block {block}");
+        assert_eq!(parity_sent(&mut group, now), padded, "block {block}");
+    }
 }
 
 /// Blocks of 8 packets: a few packets close one, and receivers ask only for closed blocks.

@@ -26,6 +26,8 @@ struct Block {
     /// The latest repairs of this block: a NACK sent before one arrived must not have the
     /// same holes repaired twice.
     rounds: Vec<Round>,
+    /// Whether NACKs brought it a repair yet.
+    repaired: bool,
 }
 
 /// One repair of a block: when it left, and what followed it.
@@ -102,6 +104,9 @@ pub struct RepairSender {
     /// How far ahead of its receivers this sender may be.
     flow: Flow,
     stats: SenderStats,
+    /// Parity symbols a block has lately needed in all, to fill every receiver's holes: what
+    /// its first repair sends at least when more than one receiver listens (`first_repair`).
+    group_need: GroupNeed,
 }
 
 /// How many times the tail of a burst is announced.
@@ -131,6 +136,7 @@ impl RepairSender {
                 config.give_up.max(config.receiver_timeout),
             ),
             stats: SenderStats::default(),
+            group_need: GroupNeed::default(),
         }
     }
 
@@ -159,6 +165,7 @@ impl RepairSender {
                 parity: None,
                 next_parity: 0,
                 rounds: Vec::new(),
+                repaired: false,
             }),
         }
         self.held_bytes += len;
@@ -372,20 +379,23 @@ impl RepairSender {
                 postponed = Some(postponed.map_or(free, |at| at.min(free)));
                 continue;
             }
-            let added = send_parity(
-                self.node,
-                block,
-                wanted.holes,
-                &wanted.packets,
-                &mut self.out,
-            );
+            let count = if block.repaired {
+                wanted.holes
+            } else {
+                let available = parity_count(block.len()).saturating_sub(block.next_parity);
+                let receivers = self.flow.receivers();
+                self.group_need
+                    .first_repair(wanted.holes, receivers, available)
+            };
+            let added = send_parity(self.node, block, count, &wanted.packets, &mut self.out);
+            block.repaired = true;
             block
                 .rounds
                 .retain(|round| now.saturating_duration_since(round.at) < forget);
             block.rounds.push(Round {
                 at: now,
                 next_packet: self.next_packet,
-                count: wanted.holes,
+                count,
             });
             self.held_bytes += added;
             self.evict();
@@ -423,6 +433,51 @@ impl RepairSender {
         added += send_parity(self.node, block, 1, &[last], &mut self.out);
         self.held_bytes += added;
         self.evict();
+    }
+}
+
+/// What the first repairs of the latest blocks asked, to size the next one's for the group.
+/// One NACK, the first of the group (the others held back by it), tells one receiver's holes;
+/// receivers that lose independently miss other packets, and some of them more. A first repair
+/// as large as most blocks lately needed fills theirs too, rather than in one more NACK and
+/// repair each.
+#[derive(Debug, Default)]
+struct GroupNeed {
+    /// The most asked of each of the latest blocks at its first repair, newest last.
+    asked: VecDeque<usize>,
+}
+
+/// Blocks whose first repairs size the next one.
+const GROUP_NEED_BLOCKS: usize = 32;
+
+/// Which of those blocks' asks the next first repair sends at least, counted from the
+/// largest: the 8th of 32 (three blocks in four asked no more). Not the largest: one block that
+/// a receiver lost a burst of, or a forged NACK, does not pad the blocks after it; and a file
+/// sent at the link's rate, which pays for every symbol in time, sent 1.27-1.32 bytes per
+/// file byte with the 2nd or 4th largest, against 1.22 without padding and 1.23 with this.
+const GROUP_NEED_RANK: usize = 8;
+
+impl GroupNeed {
+    /// How many symbols a block's first repair sends, for `asked` (the most any NACK misses
+    /// of it so far), within the block's `available` parity: past it, repairs re-send the
+    /// packets asked for, and only those. A single receiver's NACK tells exactly what it
+    /// misses, and it gets just that.
+    fn first_repair(&mut self, asked: usize, receivers: usize, available: u16) -> usize {
+        let mut latest: Vec<usize> = self.asked.iter().copied().collect();
+        latest.sort_unstable_by(|a, b| b.cmp(a));
+        let need = latest
+            .get(GROUP_NEED_RANK - 1)
+            .or(latest.last())
+            .map_or(0, |&need| need.min(usize::from(available)));
+        if self.asked.len() == GROUP_NEED_BLOCKS {
+            self.asked.pop_front();
+        }
+        self.asked.push_back(asked);
+        if receivers > 1 {
+            asked.max(need)
+        } else {
+            asked
+        }
     }
 }
 

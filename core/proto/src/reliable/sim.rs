@@ -92,6 +92,11 @@ impl World {
 
     /// Sends `numbers`, each once the flow window lets it.
     pub(super) fn send(&mut self, numbers: std::ops::Range<u64>) {
+        self.send_paced(numbers, Duration::from_micros(10));
+    }
+
+    /// Sends `numbers` `gap` apart, each once the flow window lets it.
+    pub(super) fn send_paced(&mut self, numbers: std::ops::Range<u64>, gap: Duration) {
         for number in numbers {
             while let Err(until) = self.sender.window(self.now) {
                 let step = until.min(self.now + Duration::from_millis(1)) - self.now;
@@ -99,7 +104,7 @@ impl World {
             }
             let wrapped = self.sender.wrap(packet(number), self.now);
             self.multicast(&wrapped);
-            self.run(Duration::from_micros(10));
+            self.run(gap);
         }
     }
 
