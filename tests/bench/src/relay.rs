@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 use sixcast::{
     Scope, addr,
-    stratum0::{Stratum0, Stratum0Config},
     relay::{Relay, RelayConfig},
+    stratum0::{Stratum0, Stratum0Config},
 };
 use sixcast_netlab::World;
 
