@@ -336,6 +336,15 @@ impl McastSocket {
         imp::send_each(self.socket.as_raw_fd(), sends, sent);
     }
 
+    /// Whether datagrams have arrived that nobody read yet (looks without waiting).
+    pub(crate) fn has_unread(&self) -> bool {
+        // No waker (-1: poll ignores it) and no wait.
+        matches!(
+            unix::wait_readable(self.socket.as_raw_fd(), -1, Some(Duration::ZERO)),
+            Ok(None)
+        )
+    }
+
     /// Waits until datagrams arrive, `waker` fires or `timeout` passes, then receives a batch.
     pub(crate) fn recv_batch(
         &self,

@@ -234,8 +234,7 @@ fn send_to_each(send_each: SendEach) {
     let waker = Waker::new().unwrap();
     for (receiver, parity) in [(first, 0), (second, 1)] {
         let received = receive_up_to(&receiver, BATCH, &waker);
-        let expected: Vec<Vec<u8>> =
-            datagrams.iter().skip(parity).step_by(2).cloned().collect();
+        let expected: Vec<Vec<u8>> = datagrams.iter().skip(parity).step_by(2).cloned().collect();
         assert_eq!(received, expected);
     }
     // A run to one target, all of one length but the last (what GSO carries as one), still
@@ -367,4 +366,19 @@ fn source_specific_joins_are_refused_where_unsupported() {
     )
     .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+}
+
+#[test]
+fn unread_datagrams_are_seen_without_waiting() {
+    let socket = McastSocket::bind(&options(0)).unwrap();
+    assert!(!socket.has_unread());
+    let target = SocketAddrV6::new(Ipv6Addr::LOCALHOST, socket.port(), 0, 0);
+    // Loopback queues the datagram at the receiving socket before `send_to` returns.
+    socket.send_to(b"unread", target).unwrap();
+    assert!(socket.has_unread());
+    let waker = Waker::new().unwrap();
+    let mut batch = RecvBatch::new();
+    let wait = socket.recv_batch(&mut batch, &waker, Some(Duration::from_secs(1)));
+    assert_eq!(wait.unwrap(), Wait::Received(1));
+    assert!(!socket.has_unread());
 }

@@ -147,6 +147,11 @@ impl<T: Clone> RepairReceiver<T> {
         }
     }
 
+    /// Whether some sender's stream misses packets.
+    pub fn has_holes(&self) -> bool {
+        self.streams.values().any(|stream| stream.missing() > 0)
+    }
+
     /// Until when NACKs wait for the driver to catch up, while it is behind.
     fn nacks_held_until(&self) -> Option<Instant> {
         self.behind_since
