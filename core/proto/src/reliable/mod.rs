@@ -64,7 +64,8 @@ pub struct RepairConfig {
     pub nack_delay: Duration,
     /// How receivers' NACKs spread out beyond `nack_delay`: up to this long more the less of
     /// a block a receiver misses (so that the one that misses most asks first), and up to this
-    /// long more at random.
+    /// long more at random; each times 1 + log2 of the receivers a receiver has heard NACKs
+    /// from lately, itself included (up to 64), so that more receivers spread over more time.
     pub nack_spread: Duration,
     /// How long a receiver waits for a repair before it asks again; doubles each time.
     pub repair_wait: Duration,

@@ -325,6 +325,50 @@ fn a_flood_of_nacks_costs_one_repair_per_block_per_guard() {
     );
 }
 
+#[test]
+fn the_more_receivers_are_heard_the_more_their_nacks_spread() {
+    let config = blocks_of_8();
+    let start = Instant::now();
+    let within = config.nack_delay + 2 * 7 * config.nack_spread;
+    // Over 50 seeds, the longest and the mean wait before the first NACK, of a receiver that
+    // heard `peers` other receivers' NACKs (for another sender: none spares its own).
+    let waits = |peers: u64, heard_at: Instant| {
+        let waits: Vec<Duration> = (1..=50)
+            .map(|seed| {
+                let mut receiver = RepairReceiver::new(NodeId(1), GROUP, config, seed);
+                for peer in 0..peers {
+                    let mut bytes = Vec::new();
+                    repair::encode_nack(&mut bytes, NodeId(100 + peer), NodeId(9), 8, &[(1, 1)]);
+                    let Ok(Repair::Nack(other)) = repair::decode(&bytes) else {
+                        unreachable!("the library's NACK decodes")
+                    };
+                    receiver.on_nack(&other, heard_at);
+                }
+                hear(&mut receiver, &[0, 2, 3, 4, 5, 6, 7, 8], start);
+                let step = Duration::from_micros(50);
+                (1..=within.as_micros() / step.as_micros())
+                    .map(|n| step * u32::try_from(n).unwrap())
+                    .find(|&after| !nacks_by(&mut receiver, start + after).is_empty())
+                    .unwrap_or_else(|| panic!("a NACK within {within:?}"))
+            })
+            .collect();
+        let longest = *waits.iter().max().unwrap();
+        (longest, waits.iter().sum::<Duration>() / 50)
+    };
+    let (alone_longest, alone_mean) = waits(0, start);
+    // Fifteen others: 1 + log2(16) = 5 times the spread.
+    let (among_longest, among_mean) = waits(15, start);
+    assert!(alone_longest <= config.nack_delay + 2 * config.nack_spread);
+    assert!(among_longest <= config.nack_delay + 2 * 5 * config.nack_spread);
+    assert!(
+        among_mean > 3 * alone_mean,
+        "mean first NACK {alone_mean:?} alone, {among_mean:?} among 16"
+    );
+    // Receivers not heard for a while no longer count.
+    let (_, long_ago_mean) = waits(15, start - Duration::from_secs(6));
+    assert!(long_ago_mean <= alone_mean + Duration::from_micros(50));
+}
+
 /// When a receiver `node` with `config` and NACK seed `seed`, hearing `present` at `start`,
 /// sends its first NACK, in steps of 50 µs; it must send one `within` that moment.
 fn first_nack(

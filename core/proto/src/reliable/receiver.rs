@@ -68,7 +68,17 @@ pub struct RepairReceiver<T> {
     /// Since when the driver has had datagrams it has not read yet: NACKs wait meanwhile.
     behind_since: Option<Instant>,
     stats: ReceiverStats,
+    /// The other receivers heard sending NACKs, each with when it was last heard: how many
+    /// share the channel, as far as NACKs tell.
+    peers: HashMap<NodeId, Instant>,
 }
+
+/// How long a receiver heard sending a NACK counts as sharing the channel.
+const PEER_WINDOW: Duration = Duration::from_secs(5);
+
+/// The most other receivers counted: NACKs spread over at most 1 + log2(64) = 7 times
+/// `nack_spread`, however many receivers (or forged NACKs) there are.
+const MAX_PEERS: usize = 63;
 
 impl<T: Clone> RepairReceiver<T> {
     /// A receiver of the channel of `group` that sends its NACKs and reports as `node`; `seed`
@@ -84,6 +94,7 @@ impl<T: Clone> RepairReceiver<T> {
             held: false,
             behind_since: None,
             stats: ReceiverStats::default(),
+            peers: HashMap::new(),
         }
     }
 
@@ -259,6 +270,13 @@ impl<T: Clone> RepairReceiver<T> {
         if nack.from == self.node || !self.config.suppression {
             return;
         }
+        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&nack.from) {
+            self.peers
+                .retain(|_, heard| now.saturating_duration_since(*heard) < PEER_WINDOW);
+        }
+        if self.peers.len() < MAX_PEERS || self.peers.contains_key(&nack.from) {
+            self.peers.insert(nack.from, now);
+        }
         let Some(stream) = self.streams.get_mut(&nack.target) else {
             return;
         };
@@ -292,6 +310,7 @@ impl<T: Clone> RepairReceiver<T> {
     /// (`None`), or a report for the sender, with how its packets arrive (`Some`).
     pub fn poll_transmit(&mut self, now: Instant) -> Option<(Vec<u8>, Option<T>)> {
         let nacks_held = self.nacks_held_until().is_some_and(|until| until > now);
+        let spread = |peers| nack_spread(peers, self.config.nack_spread, now);
         for (&sender, stream) in &mut self.streams {
             if stream.status_at.is_some_and(|at| at <= now) {
                 stream.status_at = None;
@@ -316,7 +335,7 @@ impl<T: Clone> RepairReceiver<T> {
                     .map_or((1, 0), |&first| stream.need_in_block(first, &holes));
                 let due = now
                     + self.config.nack_delay
-                    + nack_wait(self.config.nack_spread, missing, len, &mut self.rng);
+                    + nack_wait(spread(&self.peers), missing, len, &mut self.rng);
                 stream.hole_timers = stream.opened.keys().map(|&first| (first, due)).collect();
             }
             if nacks_held || stream.hole_timers.values().all(|&due| due > now) {
@@ -507,6 +526,7 @@ impl<T: Clone> RepairReceiver<T> {
         if !stream.needs_fitting() {
             return;
         }
+        let spread = nack_spread(&self.peers, config.nack_spread, now);
         // A timer per hole: kept while any packet of it is missing, new for a new hole.
         let holes = stream.holes();
         let open = |packet: &u64| {
@@ -544,8 +564,7 @@ impl<T: Clone> RepairReceiver<T> {
                     .min();
                 let due = shared.unwrap_or_else(|| {
                     let (len, missing) = stream.need_in_block(first, &holes);
-                    now + config.nack_delay
-                        + nack_wait(config.nack_spread, missing, len, &mut self.rng)
+                    now + config.nack_delay + nack_wait(spread, missing, len, &mut self.rng)
                 });
                 stream.hole_timers.insert(first, due);
             }
@@ -627,6 +646,19 @@ impl<T: Clone> RepairReceiver<T> {
             };
         }
     }
+}
+
+/// How far NACKs spread, for a receiver that heard NACKs from `peers`: `nack_spread` times
+/// 1 + log2 of the receivers it knows of (itself included). The more receivers may ask, the
+/// more time their first NACK needs to reach the others before their own timers fire; a lone
+/// receiver keeps the shortest wait. (RFC 5401's backoff grows with the group's size too.)
+fn nack_spread(peers: &HashMap<NodeId, Instant>, nack_spread: Duration, now: Instant) -> Duration {
+    let heard = peers
+        .values()
+        .filter(|&&heard| now.saturating_duration_since(heard) < PEER_WINDOW)
+        .count();
+    let receivers = f64::from(u32::try_from(heard + 1).unwrap_or(u32::MAX));
+    nack_spread.mul_f64(1.0 + receivers.log2())
 }
 
 /// A random wait within `spread`, uniformly: the first receiver to draw an early time is heard

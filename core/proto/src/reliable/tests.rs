@@ -138,15 +138,17 @@ fn independent_losses_are_repaired_for_the_group_at_once() {
         (world.nacks_sent(), world.sender.stats().repair_bytes)
     };
     let ((one, _), (sixteen, repair_bytes)) = (run(1), run(16));
-    // A block's first repair as large as most blocks lately needed fills more receivers' holes
-    // at once. Sized by the first NACK alone, each receiver that misses more than that one
-    // asks again: 144 NACKs at 16 receivers against 44 at one, rather than 125.
+    // Two things keep the sixteen's NACKs down. A block's first repair as large as most
+    // blocks lately needed fills more receivers' holes at once; and NACKs spread over more
+    // time the more receivers a receiver hears, so that the first reaches the others before
+    // their own timers fire. 102 NACKs at 16 receivers against 44 at one; 110 without the
+    // first, 125 without the second, 144 without either.
     assert!(
-        sixteen * 10 <= 30 * one,
+        sixteen * 10 <= 24 * one,
         "NACKs: {one} at 1 receiver, {sixteen} at 16"
     );
-    // At no cost in repair bytes: 18.0 % of the packets' bytes, against 18.1 % without
-    // (symbols are as long as a block's longest packet, twice the average here).
+    // At no cost in repair bytes: 18.0 % of the packets' bytes, against 17.8 % without the
+    // first (symbols are as long as a block's longest packet, twice the average here).
     let payload: u64 = (0..8000).map(|number| packet(number).len() as u64).sum();
     assert!(
         repair_bytes * 100 <= payload * 20,
