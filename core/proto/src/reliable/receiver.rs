@@ -270,12 +270,16 @@ impl<T: Clone> RepairReceiver<T> {
         if nack.from == self.node || !self.config.suppression {
             return;
         }
-        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&nack.from) {
-            self.peers
-                .retain(|_, heard| now.saturating_duration_since(*heard) < PEER_WINDOW);
-        }
-        if self.peers.len() < MAX_PEERS || self.peers.contains_key(&nack.from) {
-            self.peers.insert(nack.from, now);
+        if let Some(heard) = self.peers.get_mut(&nack.from) {
+            *heard = now;
+        } else {
+            if self.peers.len() >= MAX_PEERS {
+                self.peers
+                    .retain(|_, heard| now.saturating_duration_since(*heard) < PEER_WINDOW);
+            }
+            if self.peers.len() < MAX_PEERS {
+                self.peers.insert(nack.from, now);
+            }
         }
         let Some(stream) = self.streams.get_mut(&nack.target) else {
             return;
