@@ -25,6 +25,30 @@ fn give_nack(sender: &mut RepairSender, bytes: &[u8], now: Instant) {
     sender.on_nack(&nack, now);
 }
 
+/// Gives `receiver` another receiver's NACK `bytes` at `now`.
+fn hear_nack(receiver: &mut RepairReceiver<()>, bytes: &[u8], now: Instant) {
+    let Ok(Repair::Nack(nack)) = repair::decode(bytes) else {
+        unreachable!("the library's NACK decodes")
+    };
+    receiver.on_nack(&nack, now);
+}
+
+/// Gives `sender` a report from receiver `from` at `now`, that it is at packet 0.
+fn give_report(sender: &mut RepairSender, from: u64, now: Instant) {
+    let mut bytes = Vec::new();
+    let report = Status {
+        from: NodeId(from),
+        target: SENDER,
+        group: GROUP,
+        position: 0,
+    };
+    repair::encode_status(&mut bytes, &report);
+    let Ok(Repair::Status(status)) = repair::decode(&bytes) else {
+        unreachable!("the library's report decodes")
+    };
+    sender.on_status(&status, now);
+}
+
 /// Parity symbols the sender sends by `now`.
 fn parity_sent(sender: &mut RepairSender, now: Instant) -> usize {
     std::iter::from_fn(|| sender.poll_transmit(now))
@@ -109,18 +133,7 @@ fn once_several_receivers_report_a_first_repair_sends_what_most_blocks_lately_ne
     let mut group = sender_with(64 * blocks, start);
     for (sender, receivers) in [(&mut lone, 1), (&mut group, 3)] {
         for from in 1..=receivers {
-            let mut bytes = Vec::new();
-            let report = Status {
-                from: NodeId(from),
-                target: SENDER,
-                group: GROUP,
-                position: 0,
-            };
-            repair::encode_status(&mut bytes, &report);
-            let Ok(Repair::Status(status)) = repair::decode(&bytes) else {
-                unreachable!("the library's report decodes")
-            };
-            sender.on_status(&status, start);
+            give_report(sender, from, start);
         }
     }
     let heard = 64 * blocks;
@@ -211,12 +224,6 @@ fn a_receiver_behind_on_its_reading_holds_its_nacks() {
 fn another_receivers_nack_holds_this_ones_back_once() {
     let config = RepairConfig::default();
     let start = Instant::now();
-    let heard = |receiver: &mut RepairReceiver<()>, bytes: &[u8]| {
-        let Ok(Repair::Nack(nack)) = repair::decode(bytes) else {
-            unreachable!("the library's NACK decodes")
-        };
-        receiver.on_nack(&nack, start);
-    };
     let due = start + config.nack_delay + 2 * config.nack_spread;
     // This receiver misses packet 3 (block 0) and packets 70-71 (block 1), both closed.
     let present: Vec<u64> = (0..130).filter(|n| ![3, 70, 71].contains(n)).collect();
@@ -226,11 +233,11 @@ fn another_receivers_nack_holds_this_ones_back_once() {
     // holes of block 1 here, and what it leaves goes with the hole of block 0, in one NACK
     // after one backoff.
     let mut receiver = receiver_with(config, &present, start);
-    heard(&mut receiver, &nack(9, 80, &[(65, 1)]));
+    hear_nack(&mut receiver, &nack(9, 80, &[(65, 1)]), start);
     assert!(nacks_by(&mut receiver, due).is_empty());
     assert_eq!(receiver.stats().nacks_suppressed, 2);
     // Held back once per NACK of its own: a stream of others' NACKs cannot silence it.
-    heard(&mut receiver, &nack(9, 80, &[(40, 1), (64, 2)]));
+    hear_nack(&mut receiver, &nack(9, 80, &[(40, 1), (64, 2)]), start);
     let wait = start + config.repair_wait;
     assert!(nacks_by(&mut receiver, wait - Duration::from_micros(1)).is_empty());
     assert_eq!(
@@ -243,7 +250,7 @@ fn another_receivers_nack_holds_this_ones_back_once() {
         ..config
     };
     let mut receiver = receiver_with(control, &present, start);
-    heard(&mut receiver, &nack(9, 80, &[(65, 1)]));
+    hear_nack(&mut receiver, &nack(9, 80, &[(65, 1)]), start);
     assert_eq!(nacks_by(&mut receiver, due).len(), 1);
 }
 
@@ -329,7 +336,8 @@ fn a_flood_of_nacks_costs_one_repair_per_block_per_guard() {
 fn the_more_receivers_are_heard_the_more_their_nacks_spread() {
     let config = blocks_of_8();
     let start = Instant::now();
-    let within = config.nack_delay + 2 * 7 * config.nack_spread;
+    // Long enough to see a wait past the bound, rather than stop at it.
+    let within = config.nack_delay + 2 * 12 * config.nack_spread;
     // Over 50 seeds, the longest and the mean wait before the first NACK, of a receiver that
     // heard `peers` other receivers' NACKs (for another sender: none spares its own).
     let waits = |peers: u64, heard_at: Instant| {
@@ -337,12 +345,9 @@ fn the_more_receivers_are_heard_the_more_their_nacks_spread() {
             .map(|seed| {
                 let mut receiver = RepairReceiver::new(NodeId(1), GROUP, config, seed);
                 for peer in 0..peers {
-                    let mut bytes = Vec::new();
-                    repair::encode_nack(&mut bytes, NodeId(100 + peer), NodeId(9), 8, &[(1, 1)]);
-                    let Ok(Repair::Nack(other)) = repair::decode(&bytes) else {
-                        unreachable!("the library's NACK decodes")
-                    };
-                    receiver.on_nack(&other, heard_at);
+                    let mut other = Vec::new();
+                    repair::encode_nack(&mut other, NodeId(100 + peer), NodeId(9), 8, &[(1, 1)]);
+                    hear_nack(&mut receiver, &other, heard_at);
                 }
                 hear(&mut receiver, &[0, 2, 3, 4, 5, 6, 7, 8], start);
                 let step = Duration::from_micros(50);
@@ -364,6 +369,10 @@ fn the_more_receivers_are_heard_the_more_their_nacks_spread() {
         among_mean > 3 * alone_mean,
         "mean first NACK {alone_mean:?} alone, {among_mean:?} among 16"
     );
+    // However many NACK senders there are (forged, say), 64 receivers at most are counted:
+    // at most 7 times the spread.
+    let (flooded_longest, _) = waits(500, start);
+    assert!(flooded_longest <= config.nack_delay + 2 * 7 * config.nack_spread);
     // Receivers not heard for a while no longer count.
     let (_, long_ago_mean) = waits(15, start - Duration::from_secs(6));
     assert!(long_ago_mean <= alone_mean + Duration::from_micros(50));
